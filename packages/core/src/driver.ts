@@ -1,0 +1,101 @@
+import type { ToolSpec } from './capability.js';
+import { EverrunsError } from './errors.js';
+import type { Message, ToolCall } from './message.js';
+import type { LlmProviderType, ModelWithProvider } from './model.js';
+
+/** What the reason step sends to a driver. */
+export interface LlmRequest {
+  /** The model to call, with its credential and base URL. */
+  model: ModelWithProvider;
+  /** The assembled system prompt. */
+  systemPrompt: string;
+  /** The session history, oldest first. Drivers must not mutate it. */
+  messages: readonly Message[];
+  /** Tools the model may call. */
+  tools: readonly ToolSpec[];
+  sessionId: string;
+  turnId: string;
+  /** 1-based iteration of the turn. */
+  iteration: number;
+  /** Upper bound on generated tokens, when the caller sets one. */
+  maxOutputTokens?: number;
+}
+
+/** Token usage of one model call. */
+export interface LlmUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** Why the model stopped. */
+export type LlmStopReason = 'end_turn' | 'tool_calls' | 'max_tokens' | 'content_filter' | 'other';
+
+/** A driver's complete answer. */
+export interface LlmResponse {
+  text: string;
+  toolCalls: ToolCall[];
+  usage: LlmUsage;
+  responseId?: string;
+  stopReason: LlmStopReason;
+  /** The model that answered, when the provider says. */
+  model?: string;
+}
+
+/** One streamed piece of an answer. The last event is always `finish` with the whole response. */
+export type LlmStreamEvent =
+  | { type: 'text_delta'; text: string }
+  | { type: 'tool_call_delta'; index: number; id?: string; name?: string; argumentsDelta: string }
+  | { type: 'finish'; response: LlmResponse };
+
+/** Options of one driver call. */
+export interface LlmCallOptions {
+  /** Cancels the call; the driver rejects with `ABORTED`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A model provider. Errors are `EverrunsError` with code `LLM_ERROR` (or `ABORTED`), carrying the
+ * provider's message with any credential redacted.
+ */
+export interface LlmDriver {
+  /** The provider type this driver serves, the key in the {@link DriverRegistry}. */
+  readonly providerType: LlmProviderType;
+  /** Calls the model and resolves with the whole answer. */
+  generate(request: LlmRequest, options?: LlmCallOptions): Promise<LlmResponse>;
+  /** Streams the answer; optional. */
+  stream?(request: LlmRequest, options?: LlmCallOptions): AsyncIterable<LlmStreamEvent>;
+}
+
+/** Drivers by provider type. */
+export class DriverRegistry {
+  readonly #drivers = new Map<string, LlmDriver>();
+
+  /** Registers a driver under its `providerType`, replacing any earlier one. */
+  register(driver: LlmDriver): this {
+    this.#drivers.set(driver.providerType, driver);
+    return this;
+  }
+
+  /** The driver for `providerType`; throws `DRIVER_NOT_FOUND`. */
+  get(providerType: LlmProviderType): LlmDriver {
+    const driver = this.#drivers.get(providerType);
+    if (!driver) {
+      throw new EverrunsError({
+        code: 'DRIVER_NOT_FOUND',
+        message: `No driver is registered for provider type ${providerType}`,
+        details: { providerType },
+      });
+    }
+    return driver;
+  }
+
+  /** Whether a driver is registered for `providerType`. */
+  has(providerType: LlmProviderType): boolean {
+    return this.#drivers.has(providerType);
+  }
+
+  /** Registered provider types. */
+  providerTypes(): string[] {
+    return [...this.#drivers.keys()];
+  }
+}

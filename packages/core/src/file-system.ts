@@ -1,0 +1,191 @@
+import type { FileEncoding, InitialFile } from './domain.js';
+import { EverrunsError } from './errors.js';
+
+/** Metadata of a file or directory in a session workspace. */
+export interface FileStat {
+  /** Normalised workspace path with a leading slash, for example `/src/a.ts`. */
+  path: string;
+  /** Last path segment (`''` for the root). */
+  name: string;
+  isDirectory: boolean;
+  isReadonly: boolean;
+  /** Size in bytes (0 for directories). */
+  size: number;
+  /** ISO timestamp of the last change. */
+  updatedAt: string;
+}
+
+/** A file read from a workspace. */
+export interface FileContent extends FileStat {
+  /** The content in `encoding`: what was written comes back unchanged. */
+  content: string;
+  encoding: FileEncoding;
+  /** When the read was paged: the total number of lines of the file. */
+  totalLines?: number;
+  /** True when `offset`/`limit` left lines out. */
+  truncated?: boolean;
+}
+
+/** Options of {@link SessionFileSystem.readFile}. */
+export interface ReadFileOptions {
+  /** Encoding wanted; by default the encoding the file was written with. */
+  encoding?: FileEncoding;
+  /** First line to return, 0-based (text only). */
+  offset?: number;
+  /** Most lines to return (text only). */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+/** One grep hit. */
+export interface GrepMatch {
+  path: string;
+  /** 1-based line number. */
+  lineNumber: number;
+  line: string;
+}
+
+/** Options of {@link SessionFileSystem.grepFiles}. */
+export interface GrepOptions {
+  /** Stop after this many matches. Default 1,000. */
+  maxMatches?: number;
+  /** Case-insensitive matching. */
+  ignoreCase?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Operations the contract considers destructive (gated by approval decorators). */
+export const DESTRUCTIVE_FILE_OPERATIONS = [
+  'writeFile',
+  'writeFileIfContentMatches',
+  'editFile',
+  'appendFile',
+  'deleteFile',
+  'moveFile',
+] as const;
+
+/**
+ * A session's workspace. Paths are workspace paths: absolute with a leading slash, `/workspace/x`
+ * means `/x`, and `..` segments are an `INVALID_PATH` error (see {@link normalizeWorkspacePath}).
+ *
+ * Every method throws {@link EverrunsError} with a documented code: `INVALID_PATH`,
+ * `PATH_OUTSIDE_ROOT`, `FILE_NOT_FOUND`, `IS_A_DIRECTORY`, `NOT_A_DIRECTORY`,
+ * `NOT_A_REGULAR_FILE`, `FILE_READ_ONLY`, `FILE_TOO_LARGE`, `CONTENT_MISMATCH`, `WRITE_BLOCKED`,
+ * `APPROVAL_DENIED`, `FILE_ALREADY_EXISTS`.
+ */
+export interface SessionFileSystem {
+  /** Reads a file. Throws `FILE_NOT_FOUND`, `IS_A_DIRECTORY`, `FILE_TOO_LARGE`. */
+  readFile(path: string, options?: ReadFileOptions): Promise<FileContent>;
+  /** Creates or replaces a file, creating parent directories. Throws `FILE_READ_ONLY`, `IS_A_DIRECTORY`. */
+  writeFile(path: string, content: string, encoding?: FileEncoding): Promise<FileStat>;
+  /**
+   * Compare-and-set: writes only when the current content equals `expected` (`null` = the file
+   * must not exist). Throws `CONTENT_MISMATCH` otherwise.
+   */
+  writeFileIfContentMatches(
+    path: string,
+    expected: string | null,
+    content: string,
+    encoding?: FileEncoding,
+  ): Promise<FileStat>;
+  /**
+   * Replaces `oldText` with `newText` in a text file. Exactly one occurrence must exist unless
+   * `replaceAll`; otherwise throws `CONTENT_MISMATCH` naming the count.
+   */
+  editFile(
+    path: string,
+    oldText: string,
+    newText: string,
+    options?: { replaceAll?: boolean },
+  ): Promise<FileStat>;
+  /** Appends text, creating the file when absent. */
+  appendFile(path: string, content: string): Promise<FileStat>;
+  /** Deletes a file, or a directory (non-empty only with `recursive`). Deleting `/` is `INVALID_PATH`. Returns false when nothing existed. */
+  deleteFile(path: string, recursive?: boolean): Promise<boolean>;
+  /** Moves or renames. Throws `FILE_ALREADY_EXISTS` unless `overwrite`. */
+  moveFile(from: string, to: string, options?: { overwrite?: boolean }): Promise<FileStat>;
+  /** Entries directly under a directory, sorted by name. */
+  listDirectory(path: string): Promise<FileStat[]>;
+  /** Metadata, or `null` when nothing is there. */
+  statFile(path: string): Promise<FileStat | null>;
+  /** Files whose path matches a glob (`*`, `**`, `?`), sorted by path. */
+  globFiles(pattern: string, options?: { signal?: AbortSignal }): Promise<FileStat[]>;
+  /** Lines matching a regular expression, in files whose path matches `pathPattern` (a glob). */
+  grepFiles(pattern: string, pathPattern?: string, options?: GrepOptions): Promise<GrepMatch[]>;
+  /** Creates a directory and its parents; no error when it exists. */
+  createDirectory(path: string): Promise<FileStat>;
+  /** Places an initial file (used when a session is created); may write read-only files. */
+  seedInitialFile(file: InitialFile): Promise<void>;
+}
+
+/** Yields the file system of each session. Configured on the `PlatformDefinition`. */
+export interface SessionFileSystemFactory {
+  /** The workspace of `sessionId`. May return the same instance for the same session. */
+  forSession(sessionId: string): Promise<SessionFileSystem> | SessionFileSystem;
+}
+
+const WINDOWS_DRIVE = /^[a-zA-Z]:/;
+
+/**
+ * Normalises a workspace path: a leading slash is added, `/workspace` is stripped, `.` and
+ * repeated slashes are dropped, a trailing slash is removed. Rejects with `INVALID_PATH` empty or
+ * whitespace-only paths, NUL and other control characters, `..` segments, backslashes and Windows
+ * drive or UNC forms. `/` is the root.
+ */
+export function normalizeWorkspacePath(path: string): string {
+  if (typeof path !== 'string') throw new TypeError('path must be a string');
+  const invalid = (reason: string) =>
+    new EverrunsError({
+      code: 'INVALID_PATH',
+      message: `Invalid path ${JSON.stringify(path)}: ${reason}`,
+      details: { path },
+    });
+  if (path.trim() === '') throw invalid('empty');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are refused
+  if (/[\u0000-\u001f\u007f]/.test(path)) throw invalid('control characters are not allowed');
+  if (path.includes('\\')) throw invalid('backslashes are not allowed');
+  if (WINDOWS_DRIVE.test(path)) throw invalid('drive letters are not allowed');
+  const segments: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') throw invalid('".." segments are not allowed');
+    segments.push(segment);
+  }
+  if (segments[0] === 'workspace') segments.shift();
+  return `/${segments.join('/')}`;
+}
+
+/** Parent of a normalised path (`/` for top-level entries and for `/`). */
+export function parentWorkspacePath(path: string): string {
+  const index = path.lastIndexOf('/');
+  return index <= 0 ? '/' : path.slice(0, index);
+}
+
+/** Last segment of a normalised path (`''` for `/`). */
+export function workspaceBaseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/**
+ * Compiles a glob (`**` any depth, `*` within a segment, `?` one character) to a RegExp that
+ * matches normalised workspace paths. A pattern without a leading slash matches at any depth.
+ */
+export function globToRegExp(pattern: string): RegExp {
+  let source = '';
+  const anchored = pattern.startsWith('/');
+  const body = anchored ? pattern.slice(1) : pattern;
+  for (let index = 0; index < body.length; index++) {
+    const char = body[index] as string;
+    if (char === '*') {
+      if (body[index + 1] === '*') {
+        index++;
+        if (body[index + 1] === '/') {
+          index++;
+          source += '(?:.*/)?';
+        } else source += '.*';
+      } else source += '[^/]*';
+    } else if (char === '?') source += '[^/]';
+    else source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(anchored ? `^/${source}$` : `^(?:.*/)?${source}$`);
+}

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+/** Provider types with drivers shipped by everruns-ts. Third-party drivers may use any other name. */
+export const LLM_PROVIDER_TYPES = ['llmsim', 'openai', 'anthropic'] as const;
+
+/**
+ * The provider type a model runs on. It is the key under which a driver is registered in the
+ * `DriverRegistry`. Known values are listed in {@link LLM_PROVIDER_TYPES}; any non-empty name works.
+ */
+export type LlmProviderType = (typeof LLM_PROVIDER_TYPES)[number] | (string & {});
+
+/** Schema of {@link LlmProviderType}. */
+export const llmProviderTypeSchema = z.string().min(1) as z.ZodType<LlmProviderType>;
+
+/** Schema of {@link ModelWithProvider}. */
+export const modelWithProviderSchema = z.object({
+  /** The provider's model name, for example `gpt-4.1` or `llmsim-model`. */
+  model: z.string().min(1),
+  /** Which driver runs this model. */
+  providerType: llmProviderTypeSchema,
+  /** Credential for the provider; drivers fall back to their environment variable. Never logged. */
+  apiKey: z.string().optional(),
+  /** Base URL of an API-compatible server. */
+  baseUrl: z.string().url().optional(),
+});
+
+/** A model resolved together with what is needed to call it. */
+export type ModelWithProvider = z.infer<typeof modelWithProviderSchema>;
+
+/** The model the runtime falls back to for `llmSim(...)` when no default model is given. */
+export const LLMSIM_DEFAULT_MODEL: ModelWithProvider = Object.freeze({
+  model: 'llmsim-model',
+  providerType: 'llmsim',
+  apiKey: 'fake-key',
+});

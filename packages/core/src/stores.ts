@@ -1,0 +1,172 @@
+import type { Agent, CapabilityConfig, Harness, Session, SessionStatus } from './domain.js';
+import type { EventBus } from './event.js';
+import type { InputMessage, Message, MessageRole, NewMessage } from './message.js';
+import type { ModelWithProvider } from './model.js';
+
+/**
+ * Harness definitions. Throws `EverrunsError` codes: `DUPLICATE_ID` from `addHarness` when the
+ * id exists; `HARNESS_NOT_FOUND` from `getHarnessChain` for a missing harness or parent.
+ */
+export interface RuntimeHarnessStore {
+  /** The harness, or `null`. */
+  getHarness(harnessId: string): Promise<Harness | null>;
+  /**
+   * The harness and its ancestors through `parentHarnessId`, **root first**. A parent cycle is an
+   * `INVALID_INPUT` error.
+   */
+  getHarnessChain(harnessId: string): Promise<Harness[]>;
+  /** Stores a new harness. */
+  addHarness(harness: Harness): Promise<void>;
+  /** Every harness, sorted by id. */
+  listHarnesses(): Promise<Harness[]>;
+}
+
+/** Agent definitions. `addAgent` throws `DUPLICATE_ID` when the id exists. */
+export interface RuntimeAgentStore {
+  getAgent(agentId: string): Promise<Agent | null>;
+  addAgent(agent: Agent): Promise<void>;
+  /** Every agent, sorted by id. */
+  listAgents(): Promise<Agent[]>;
+}
+
+/**
+ * Sessions. `createSession` throws `DUPLICATE_ID`; the update methods throw
+ * `SESSION_NOT_FOUND` and return the updated session.
+ */
+export interface RuntimeSessionStore {
+  getSession(sessionId: string): Promise<Session | null>;
+  createSession(session: Session): Promise<Session>;
+  updateSessionTitle(sessionId: string, title: string): Promise<Session>;
+  updateSessionStatus(sessionId: string, status: SessionStatus): Promise<Session>;
+  updateSessionCapabilities(sessionId: string, capabilities: CapabilityConfig[]): Promise<Session>;
+  /** Every session, sorted by id (creation order for generated ids). */
+  listSessions(): Promise<Session[]>;
+}
+
+/** Options of {@link RuntimeMessageStore.storeMessage}. */
+export interface StoreMessageOptions {
+  /**
+   * The position the caller expects the message to take. When another writer took it first the
+   * store throws `STORE_CONFLICT` (retryable) and writes nothing.
+   */
+  expectedSeq?: number;
+}
+
+/** A page request of {@link RuntimeMessageStore.loadPage}. */
+export interface MessagePageRequest {
+  /** Return messages with `seq` greater than this. Default 0. */
+  afterSeq?: number;
+  /** Page size, 1..1000. */
+  limit: number;
+}
+
+/** A page of messages. */
+export interface MessagePage {
+  messages: Message[];
+  /** `afterSeq` of the next page, or `null` at the end. */
+  nextAfterSeq: number | null;
+}
+
+/** Filter of {@link RuntimeMessageStore.loadFiltered}. */
+export interface MessageFilter {
+  roles?: MessageRole[];
+  turnId?: string;
+}
+
+/**
+ * Append-only messages of sessions. Positions (`seq`) are 1, 2, 3 … per session without gaps.
+ * Appends to different sessions are independent. Every method on an unknown session behaves as
+ * on an empty one (sessions live in the session store).
+ */
+export interface RuntimeMessageStore {
+  /** Appends the user's input as a `user` message. */
+  addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message>;
+  /**
+   * Appends a message at the next position. When `message.idempotencyKey` is set and a message
+   * with that key exists in the session, returns the existing message and appends nothing.
+   */
+  storeMessage(
+    sessionId: string,
+    message: NewMessage,
+    options?: StoreMessageOptions,
+  ): Promise<Message>;
+  /** Appends several messages atomically (all or none), in order; idempotency as `storeMessage`. */
+  storeMessages(sessionId: string, messages: NewMessage[]): Promise<Message[]>;
+  /** One message, or `null`. */
+  get(sessionId: string, messageId: string): Promise<Message | null>;
+  /** The message with this idempotency key, or `null`. */
+  getByIdempotencyKey(sessionId: string, idempotencyKey: string): Promise<Message | null>;
+  /** The whole history in `seq` order. */
+  load(sessionId: string): Promise<Message[]>;
+  /** A page in `seq` order. */
+  loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage>;
+  /** Messages matching the filter, in `seq` order. */
+  loadFiltered(sessionId: string, filter: MessageFilter): Promise<Message[]>;
+  /** Number of messages. */
+  count(sessionId: string): Promise<number>;
+}
+
+/** Models and the default model. */
+export interface RuntimeProviderStore {
+  /** The model registered under `modelId`, or `null`. */
+  getModelWithProvider(modelId: string): Promise<ModelWithProvider | null>;
+  /** Registers or replaces a model under an id. */
+  addModel(modelId: string, model: ModelWithProvider): Promise<void>;
+  /** The default model, or `null` when none was set. */
+  getDefaultModel(): Promise<ModelWithProvider | null>;
+  setDefaultModel(model: ModelWithProvider): Promise<void>;
+}
+
+/**
+ * Per-session key/value storage and secrets. Keys are opaque strings; listings are sorted.
+ * Secret values are only returned by `getSecret`; listings return keys only.
+ */
+export interface SessionStorageStore {
+  getValue(sessionId: string, key: string): Promise<string | null>;
+  setValue(sessionId: string, key: string, value: string): Promise<void>;
+  /** Returns false when nothing was stored. */
+  deleteValue(sessionId: string, key: string): Promise<boolean>;
+  /** Keys starting with `prefix` (literally), sorted. */
+  listKeys(sessionId: string, prefix?: string): Promise<string[]>;
+  getSecret(sessionId: string, key: string): Promise<string | null>;
+  setSecret(sessionId: string, key: string, value: string): Promise<void>;
+  deleteSecret(sessionId: string, key: string): Promise<boolean>;
+  /** Secret keys starting with `prefix`, sorted. */
+  listSecretKeys(sessionId: string, prefix?: string): Promise<string[]>;
+}
+
+/** One remembered fact of the memory capability. */
+export interface MemoryEntry {
+  key: string;
+  content: string;
+  tags: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Long-lived memory, per scope (for example an agent id or a session id). */
+export interface MemoryStore {
+  /** Creates or replaces the entry under `entry.key`. */
+  remember(
+    scope: string,
+    entry: { key: string; content: string; tags?: string[] },
+  ): Promise<MemoryEntry>;
+  /** Entries whose key, content or tags contain `query` (case-insensitive), newest first. */
+  recall(scope: string, query?: string, limit?: number): Promise<MemoryEntry[]>;
+  /** Returns false when nothing was stored under `key`. */
+  forget(scope: string, key: string): Promise<boolean>;
+}
+
+/** Every store the runtime needs, as one bundle. */
+export interface RuntimeBackends {
+  harnesses: RuntimeHarnessStore;
+  agents: RuntimeAgentStore;
+  sessions: RuntimeSessionStore;
+  messages: RuntimeMessageStore;
+  providers: RuntimeProviderStore;
+  storage: SessionStorageStore;
+  memory: MemoryStore;
+  events: EventBus;
+  /** Releases connections; optional. */
+  close?(): Promise<void>;
+}

@@ -48,6 +48,11 @@ export interface ToolDefinition<TInput = unknown, TConfig = unknown> {
   idempotent?: boolean;
   /** Per-call timeout in milliseconds; the context signal fires when it passes. */
   timeoutMs?: number;
+  /**
+   * A client-side tool is not run by the runtime: the turn waits for the host to submit its
+   * result (`waiting_for_tool_results`).
+   */
+  clientSide?: boolean;
 }
 
 /** A tool as the model sees it. */
@@ -147,6 +152,7 @@ export function defineTool<TSchema extends z.ZodType, TConfig = unknown>(tool: {
   execute(input: z.output<TSchema>, context: ToolContext<TConfig>): Promise<unknown> | unknown;
   idempotent?: boolean;
   timeoutMs?: number;
+  clientSide?: boolean;
 }): ToolDefinition<never, TConfig> {
   return tool as unknown as ToolDefinition<never, TConfig>;
 }

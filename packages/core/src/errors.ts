@@ -62,6 +62,8 @@ export const ERROR_CODES = [
   'LIMIT_EXCEEDED',
   /** A harness or agent the session depends on is missing or disabled. */
   'DEPENDENCY_BLOCKED',
+  /** A capability failed while building its system-prompt contribution (details name it). */
+  'CAPABILITY_FAILED',
   /** Anything else: a bug or an unexpected failure of a dependency. */
   'INTERNAL',
 ] as const;

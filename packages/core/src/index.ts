@@ -1,4 +1,6 @@
+export * from './atoms.js';
 export * from './capability.js';
+export * from './dependency-blocker.js';
 export * from './domain.js';
 export * from './driver.js';
 export * from './errors.js';
@@ -7,5 +9,7 @@ export * from './file-system.js';
 export * from './ids.js';
 export * from './message.js';
 export * from './model.js';
+export * from './overlay.js';
 export * from './platform.js';
 export * from './stores.js';
+export * from './turn-context.js';

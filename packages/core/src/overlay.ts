@@ -1,0 +1,66 @@
+import type { Agent, CapabilityConfig, Harness, InitialFile, Session } from './domain.js';
+
+/** A session's effective settings: harness chain (root first), then agent, then session. */
+export interface SessionOverlay {
+  /** The harness chain, root first. */
+  harnessChain: readonly Harness[];
+  agent: Agent | null;
+  session: Session;
+  /** Non-empty system prompts in overlay order (harnesses root first, agent, session). */
+  systemPrompts: string[];
+  /** Capability configs in overlay order, each id once; a later layer's config wins. */
+  capabilities: CapabilityConfig[];
+  /** Model id: session, else agent, else the nearest harness that sets one. */
+  modelId: string | undefined;
+  /** Iteration limit: session, else agent, else the nearest harness that sets one. */
+  maxIterations: number | undefined;
+  /** Initial files by path; a later layer's file replaces an earlier one at the same path. */
+  initialFiles: InitialFile[];
+  /** Tool allow-list of the agent (empty = every tool of the enabled capabilities). */
+  toolAllowList: string[];
+}
+
+/** Folds harness chain → agent → session into one {@link SessionOverlay}. */
+export function foldOverlay(
+  harnessChain: readonly Harness[],
+  agent: Agent | null,
+  session: Session,
+): SessionOverlay {
+  const layers: Array<{
+    systemPrompt?: string | undefined;
+    capabilities: CapabilityConfig[];
+    initialFiles: InitialFile[];
+    maxIterations?: number | undefined;
+    modelId?: string | undefined;
+  }> = [
+    ...harnessChain.map((harness) => ({ ...harness, modelId: harness.defaultModelId })),
+    ...(agent ? [{ ...agent, modelId: agent.defaultModelId }] : []),
+    { ...session, modelId: session.modelId },
+  ];
+  const systemPrompts: string[] = [];
+  const capabilities = new Map<string, CapabilityConfig>();
+  const files = new Map<string, InitialFile>();
+  let maxIterations: number | undefined;
+  let modelId: string | undefined;
+  for (const layer of layers) {
+    if (layer.systemPrompt?.trim()) systemPrompts.push(layer.systemPrompt);
+    for (const capability of layer.capabilities) {
+      capabilities.delete(capability.id);
+      capabilities.set(capability.id, capability);
+    }
+    for (const file of layer.initialFiles) files.set(file.path, file);
+    if (layer.maxIterations !== undefined) maxIterations = layer.maxIterations;
+    if (layer.modelId !== undefined) modelId = layer.modelId;
+  }
+  return {
+    harnessChain,
+    agent,
+    session,
+    systemPrompts,
+    capabilities: [...capabilities.values()],
+    modelId,
+    maxIterations,
+    initialFiles: [...files.values()],
+    toolAllowList: agent?.tools ?? [],
+  };
+}

@@ -15,7 +15,6 @@ import {
 import {
   type AtomDependencies,
   assembleTurnContext,
-  dependencyBlockedError,
   resolveTurnSetup,
   type TurnTool,
 } from './turn-context.js';

@@ -1,0 +1,203 @@
+import {
+  everrunsError,
+  type InputMessage,
+  type Message,
+  type MessageFilter,
+  type MessagePage,
+  type MessagePageRequest,
+  type MessageRole,
+  type NewMessage,
+  newId,
+  type RuntimeMessageStore,
+  type StoreMessageOptions,
+} from '@everruns-ts/core';
+import { freezeCopy } from './freeze-copy.js';
+
+const ROLES: ReadonlySet<MessageRole> = new Set(['user', 'agent', 'tool_result']);
+const MAX_PAGE_SIZE = 1000;
+
+interface SessionMessages {
+  /** Messages in `seq` order: the message with `seq` n is at index n - 1. */
+  readonly list: Message[];
+  readonly byId: Map<string, Message>;
+  readonly byIdempotencyKey: Map<string, Message>;
+}
+
+const EMPTY: readonly Message[] = Object.freeze([]);
+
+/**
+ * Append-only message histories kept in memory.
+ *
+ * Messages are frozen copies made once when stored, so reads hand out the stored objects without
+ * copying them: `load` costs one array copy, `get`, `getByIdempotencyKey` and `count` are
+ * constant time and `loadPage` is index arithmetic (`seq` n lives at index n - 1).
+ */
+export class InMemoryMessageStore implements RuntimeMessageStore {
+  readonly #sessions = new Map<string, SessionMessages>();
+
+  /** Appends the user's input as a `user` message. */
+  async addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message> {
+    const message: NewMessage = { role: 'user', content: input.content };
+    if (turnId !== undefined) message.turnId = turnId;
+    if (input.metadata !== undefined) message.metadata = input.metadata;
+    return this.#append(sessionId, [message])[0] as Message;
+  }
+
+  /**
+   * Appends a message at the next position, or returns the existing message with the same
+   * idempotency key. Throws `STORE_CONFLICT` (retryable) when `options.expectedSeq` is not the
+   * next position, `DUPLICATE_ID` when a message with the given id exists in the session and
+   * `INVALID_INPUT` for a message without a known role or a content array.
+   */
+  async storeMessage(
+    sessionId: string,
+    message: NewMessage,
+    options: StoreMessageOptions = {},
+  ): Promise<Message> {
+    return this.#append(sessionId, [message], options.expectedSeq)[0] as Message;
+  }
+
+  /** Appends several messages in order, all or none. Errors as {@link storeMessage}. */
+  async storeMessages(sessionId: string, messages: NewMessage[]): Promise<Message[]> {
+    return this.#append(sessionId, messages);
+  }
+
+  /** One message, or `null`. */
+  async get(sessionId: string, messageId: string): Promise<Message | null> {
+    return this.#sessions.get(sessionId)?.byId.get(messageId) ?? null;
+  }
+
+  /** The message stored with this idempotency key, or `null`. */
+  async getByIdempotencyKey(sessionId: string, idempotencyKey: string): Promise<Message | null> {
+    return this.#sessions.get(sessionId)?.byIdempotencyKey.get(idempotencyKey) ?? null;
+  }
+
+  /** The whole history in `seq` order (a new array of the stored, frozen messages). */
+  async load(sessionId: string): Promise<Message[]> {
+    return (this.#sessions.get(sessionId)?.list ?? EMPTY).slice();
+  }
+
+  /** A page in `seq` order. Throws `INVALID_INPUT` for a limit outside 1..1000 or a negative `afterSeq`. */
+  async loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage> {
+    const afterSeq = page.afterSeq ?? 0;
+    const { limit } = page;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw everrunsError('INVALID_INPUT', `limit must be an integer in 1..${MAX_PAGE_SIZE}`, {
+        details: { limit },
+      });
+    }
+    if (!Number.isInteger(afterSeq) || afterSeq < 0) {
+      throw everrunsError('INVALID_INPUT', 'afterSeq must be a non-negative integer', {
+        details: { afterSeq },
+      });
+    }
+    const list = this.#sessions.get(sessionId)?.list ?? EMPTY;
+    const end = afterSeq + limit;
+    return {
+      messages: list.slice(afterSeq, end),
+      nextAfterSeq: end < list.length ? end : null,
+    };
+  }
+
+  /** Messages with one of `filter.roles` and the given `filter.turnId`, in `seq` order. */
+  async loadFiltered(sessionId: string, filter: MessageFilter): Promise<Message[]> {
+    const list = this.#sessions.get(sessionId)?.list ?? EMPTY;
+    const roles = filter.roles === undefined ? undefined : new Set(filter.roles);
+    const { turnId } = filter;
+    const result: Message[] = [];
+    for (const message of list) {
+      if (roles !== undefined && !roles.has(message.role)) continue;
+      if (turnId !== undefined && message.turnId !== turnId) continue;
+      result.push(message);
+    }
+    return result;
+  }
+
+  /** Number of messages in the session. */
+  async count(sessionId: string): Promise<number> {
+    return this.#sessions.get(sessionId)?.list.length ?? 0;
+  }
+
+  /**
+   * Validates every message first and then appends them in one synchronous step, so a batch is
+   * all or none and concurrent callers cannot interleave.
+   */
+  #append(sessionId: string, messages: NewMessage[], expectedSeq?: number): Message[] {
+    let session = this.#sessions.get(sessionId);
+    const list = session?.list ?? EMPTY;
+    const results: Message[] = [];
+    const fresh: Message[] = [];
+    const batchIds = new Set<string>();
+    const batchKeys = new Map<string, Message>();
+    let nextSeq = list.length + 1;
+    const now = new Date().toISOString();
+
+    for (const message of messages) {
+      if (message === null || typeof message !== 'object') {
+        throw everrunsError('INVALID_INPUT', 'A message must be an object');
+      }
+      const key = message.idempotencyKey;
+      if (key !== undefined) {
+        const existing = session?.byIdempotencyKey.get(key) ?? batchKeys.get(key);
+        if (existing !== undefined) {
+          results.push(existing);
+          continue;
+        }
+      }
+      if (!ROLES.has(message.role) || !Array.isArray(message.content)) {
+        throw everrunsError('INVALID_INPUT', 'A message needs a known role and a content array', {
+          details: { sessionId, role: message.role },
+        });
+      }
+      if (expectedSeq !== undefined && expectedSeq !== nextSeq) {
+        throw everrunsError(
+          'STORE_CONFLICT',
+          `Expected to append at seq ${expectedSeq} but the next seq of session ${sessionId} is ${nextSeq}`,
+          { retryable: true, details: { sessionId, expectedSeq, actualSeq: nextSeq } },
+        );
+      }
+      const id = message.id ?? newId('msg');
+      if (session?.byId.has(id) || batchIds.has(id)) {
+        throw everrunsError(
+          'DUPLICATE_ID',
+          `Message ${id} already exists in session ${sessionId}`,
+          {
+            details: { sessionId, messageId: id },
+          },
+        );
+      }
+      const stored: Message = {
+        id,
+        sessionId,
+        seq: nextSeq,
+        role: message.role,
+        content: message.content,
+        createdAt: message.createdAt ?? now,
+      };
+      if (message.turnId !== undefined) stored.turnId = message.turnId;
+      if (key !== undefined) stored.idempotencyKey = key;
+      if (message.metadata !== undefined) stored.metadata = message.metadata;
+      const frozen = freezeCopy(stored);
+      nextSeq++;
+      batchIds.add(id);
+      if (key !== undefined) batchKeys.set(key, frozen);
+      fresh.push(frozen);
+      results.push(frozen);
+    }
+
+    if (fresh.length > 0) {
+      if (session === undefined) {
+        session = { list: [], byId: new Map(), byIdempotencyKey: new Map() };
+        this.#sessions.set(sessionId, session);
+      }
+      for (const message of fresh) {
+        session.list.push(message);
+        session.byId.set(message.id, message);
+        if (message.idempotencyKey !== undefined) {
+          session.byIdempotencyKey.set(message.idempotencyKey, message);
+        }
+      }
+    }
+    return results;
+  }
+}

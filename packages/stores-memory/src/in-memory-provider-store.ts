@@ -1,0 +1,43 @@
+import type { ModelWithProvider, RuntimeProviderStore } from '@everruns-ts/core';
+import { freezeCopy } from './freeze-copy.js';
+
+/** Options of {@link InMemoryProviderStore}. */
+export interface InMemoryProviderStoreOptions {
+  /** The default model to start with. */
+  defaultModel?: ModelWithProvider;
+  /** Models to register up front, by id. */
+  models?: Record<string, ModelWithProvider>;
+}
+
+/** Models and the default model, kept in memory as frozen copies. */
+export class InMemoryProviderStore implements RuntimeProviderStore {
+  readonly #models = new Map<string, ModelWithProvider>();
+  #defaultModel: ModelWithProvider | null = null;
+
+  constructor(options: InMemoryProviderStoreOptions = {}) {
+    if (options.defaultModel !== undefined) this.#defaultModel = freezeCopy(options.defaultModel);
+    for (const [modelId, model] of Object.entries(options.models ?? {})) {
+      this.#models.set(modelId, freezeCopy(model));
+    }
+  }
+
+  /** The model registered under `modelId`, or `null`. */
+  async getModelWithProvider(modelId: string): Promise<ModelWithProvider | null> {
+    return this.#models.get(modelId) ?? null;
+  }
+
+  /** Registers or replaces a model under an id. */
+  async addModel(modelId: string, model: ModelWithProvider): Promise<void> {
+    this.#models.set(modelId, freezeCopy(model));
+  }
+
+  /** The default model, or `null` when none was set. */
+  async getDefaultModel(): Promise<ModelWithProvider | null> {
+    return this.#defaultModel;
+  }
+
+  /** Sets the default model. */
+  async setDefaultModel(model: ModelWithProvider): Promise<void> {
+    this.#defaultModel = freezeCopy(model);
+  }
+}

@@ -1,0 +1,541 @@
+import {
+  everrunsError,
+  type FileContent,
+  type FileEncoding,
+  type FileStat,
+  type GrepMatch,
+  type GrepOptions,
+  globToRegExp,
+  type InitialFile,
+  normalizeWorkspacePath,
+  parentWorkspacePath,
+  type ReadFileOptions,
+  type SessionFileSystem,
+  throwIfAborted,
+  workspaceBaseName,
+} from '@everruns-ts/core';
+import { compareStrings } from './freeze-copy.js';
+
+/** Default of {@link InMemorySessionFileStoreOptions.maxFileBytes}: 10 MiB. */
+export const DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024;
+/** Default of {@link InMemorySessionFileStoreOptions.maxGrepFiles}. */
+export const DEFAULT_MAX_GREP_FILES = 10_000;
+const DEFAULT_MAX_MATCHES = 1000;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Options of {@link InMemorySessionFileStore}. */
+export interface InMemorySessionFileStoreOptions {
+  /** Largest file in bytes; bigger writes and reads throw `FILE_TOO_LARGE`. Default 10 MiB. */
+  maxFileBytes?: number;
+  /** Most files `grepFiles` looks into before it stops. Default 10,000. */
+  maxGrepFiles?: number;
+}
+
+interface FileNode {
+  kind: 'file';
+  /** Text as written (encoding `text`) or the decoded bytes (encoding `base64`). */
+  data: string | Buffer;
+  encoding: FileEncoding;
+  size: number;
+  isReadonly: boolean;
+  updatedAt: string;
+}
+
+interface DirectoryNode {
+  kind: 'directory';
+  children: Map<string, Node>;
+  updatedAt: string;
+}
+
+type Node = FileNode | DirectoryNode;
+
+/**
+ * A session workspace held in memory: a tree of directories and files.
+ *
+ * Text files keep the string written; base64 files keep the decoded bytes and read back as
+ * canonical base64. Paths go through `normalizeWorkspacePath`, so `/workspace/a` is `/a` and
+ * `..`, backslashes, drive letters and control characters are `INVALID_PATH`. Every method
+ * throws the `EverrunsError` codes documented on `SessionFileSystem`.
+ */
+export class InMemorySessionFileStore implements SessionFileSystem {
+  readonly #root: DirectoryNode = { kind: 'directory', children: new Map(), updatedAt: now() };
+  readonly #maxFileBytes: number;
+  readonly #maxGrepFiles: number;
+
+  constructor(options: InMemorySessionFileStoreOptions = {}) {
+    this.#maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.#maxGrepFiles = options.maxGrepFiles ?? DEFAULT_MAX_GREP_FILES;
+  }
+
+  /**
+   * Reads a file in the encoding asked for (by default the one it was written with). With
+   * `offset`/`limit` a text read returns those lines only, with `totalLines` and `truncated`.
+   */
+  async readFile(path: string, options: ReadFileOptions = {}): Promise<FileContent> {
+    throwIfAborted(options.signal);
+    const normalized = normalizeWorkspacePath(path);
+    const file = this.#requireFile(normalized);
+    if (file.size > this.#maxFileBytes) throw this.#tooLarge(normalized, file.size);
+    const encoding = options.encoding ?? file.encoding;
+    let content = render(file, encoding);
+    const result: FileContent = { ...statOf(normalized, file), content, encoding };
+    if (encoding === 'text' && (options.offset !== undefined || options.limit !== undefined)) {
+      const offset = Math.max(0, Math.trunc(options.offset ?? 0));
+      const lines = splitLines(content);
+      const end =
+        options.limit === undefined
+          ? lines.length
+          : offset + Math.max(0, Math.trunc(options.limit));
+      content = lines.slice(offset, end).join('');
+      result.content = content;
+      result.totalLines = lines.length;
+      result.truncated = offset > 0 || end < lines.length;
+    }
+    return result;
+  }
+
+  /** Creates or replaces a file, creating parents. */
+  async writeFile(
+    path: string,
+    content: string,
+    encoding: FileEncoding = 'text',
+  ): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    return this.#write(normalized, encodeData(normalized, content, encoding), encoding, false);
+  }
+
+  /** Writes only when the current content (in `encoding`) equals `expected`; `null` = absent. */
+  async writeFileIfContentMatches(
+    path: string,
+    expected: string | null,
+    content: string,
+    encoding: FileEncoding = 'text',
+  ): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    const data = encodeData(normalized, content, encoding);
+    const node = this.#lookup(normalized);
+    if (node?.kind === 'directory') throw isDirectory(normalized);
+    const current = node === undefined ? null : render(node, encoding);
+    if (current !== expected) {
+      throw everrunsError(
+        'CONTENT_MISMATCH',
+        expected === null
+          ? `${normalized} exists but was expected to be absent`
+          : current === null
+            ? `${normalized} does not exist`
+            : `${normalized} does not hold the expected content`,
+        { details: { path: normalized, exists: current !== null } },
+      );
+    }
+    return this.#write(normalized, data, encoding, false);
+  }
+
+  /** Replaces one occurrence (or all with `replaceAll`) of `oldText`; the file becomes text. */
+  async editFile(
+    path: string,
+    oldText: string,
+    newText: string,
+    options: { replaceAll?: boolean } = {},
+  ): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    if (oldText === '') {
+      throw everrunsError('INVALID_INPUT', 'oldText must not be empty', {
+        details: { path: normalized },
+      });
+    }
+    const file = this.#requireFile(normalized);
+    if (file.isReadonly) throw readOnly(normalized);
+    const text = render(file, 'text');
+    const count = countOccurrences(text, oldText);
+    if (count === 0 || (count > 1 && !options.replaceAll)) {
+      throw everrunsError(
+        'CONTENT_MISMATCH',
+        `Expected exactly one occurrence of the text in ${normalized}, found ${count}`,
+        { details: { path: normalized, count } },
+      );
+    }
+    const updated = options.replaceAll
+      ? text.split(oldText).join(newText)
+      : text.replace(oldText, () => newText);
+    return this.#write(normalized, updated, 'text', false);
+  }
+
+  /** Appends text, creating the file when absent. */
+  async appendFile(path: string, content: string): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    const node = this.#lookup(normalized);
+    if (node === undefined) return this.#write(normalized, content, 'text', false);
+    if (node.kind === 'directory') throw isDirectory(normalized);
+    if (node.isReadonly) throw readOnly(normalized);
+    if (typeof node.data === 'string') {
+      return this.#write(normalized, node.data + content, 'text', false);
+    }
+    return this.#write(
+      normalized,
+      Buffer.concat([node.data, Buffer.from(content, 'utf8')]),
+      'base64',
+      false,
+    );
+  }
+
+  /**
+   * Deletes a file or directory; false when nothing was there. A non-empty directory needs
+   * `recursive` (else `IS_A_DIRECTORY`); a read-only file anywhere below refuses the delete
+   * (`FILE_READ_ONLY`); `/` is `INVALID_PATH`.
+   */
+  async deleteFile(path: string, recursive = false): Promise<boolean> {
+    const normalized = normalizeWorkspacePath(path);
+    if (normalized === '/') {
+      throw everrunsError('INVALID_PATH', 'The workspace root cannot be deleted', {
+        details: { path: normalized },
+      });
+    }
+    const node = this.#lookup(normalized);
+    if (node === undefined) return false;
+    if (node.kind === 'directory') {
+      if (node.children.size > 0 && !recursive) {
+        throw everrunsError(
+          'IS_A_DIRECTORY',
+          `${normalized} is a non-empty directory; delete it recursively`,
+          { details: { path: normalized } },
+        );
+      }
+      const locked = firstReadonly(normalized, node);
+      if (locked !== undefined) throw readOnly(locked);
+    } else if (node.isReadonly) {
+      throw readOnly(normalized);
+    }
+    const parent = this.#lookup(parentWorkspacePath(normalized)) as DirectoryNode;
+    parent.children.delete(workspaceBaseName(normalized));
+    parent.updatedAt = now();
+    return true;
+  }
+
+  /** Moves a file or directory, creating the target's parents. */
+  async moveFile(
+    from: string,
+    to: string,
+    options: { overwrite?: boolean } = {},
+  ): Promise<FileStat> {
+    const source = normalizeWorkspacePath(from);
+    const target = normalizeWorkspacePath(to);
+    if (source === '/' || target === '/') {
+      throw everrunsError('INVALID_PATH', 'The workspace root cannot be moved or replaced', {
+        details: { from: source, to: target },
+      });
+    }
+    const node = this.#lookup(source);
+    if (node === undefined) throw notFound(source);
+    if (source === target) return statOf(source, node);
+    if (target.startsWith(`${source}/`)) {
+      throw everrunsError('INVALID_PATH', `Cannot move ${source} into itself`, {
+        details: { from: source, to: target },
+      });
+    }
+    if (node.kind === 'file' ? node.isReadonly : firstReadonly(source, node) !== undefined) {
+      throw readOnly(source);
+    }
+    const existing = this.#lookup(target);
+    if (existing !== undefined) {
+      if (!options.overwrite) {
+        throw everrunsError('FILE_ALREADY_EXISTS', `${target} already exists`, {
+          details: { path: target },
+        });
+      }
+      if (existing.kind === 'directory') throw isDirectory(target);
+      if (existing.isReadonly) throw readOnly(target);
+    }
+    const targetParent = this.#ensureDirectory(parentWorkspacePath(target));
+    const sourceParent = this.#lookup(parentWorkspacePath(source)) as DirectoryNode;
+    sourceParent.children.delete(workspaceBaseName(source));
+    const stamp = now();
+    sourceParent.updatedAt = stamp;
+    node.updatedAt = stamp;
+    targetParent.children.set(workspaceBaseName(target), node);
+    targetParent.updatedAt = stamp;
+    return statOf(target, node);
+  }
+
+  /** Entries directly under a directory, sorted by name. */
+  async listDirectory(path: string): Promise<FileStat[]> {
+    const normalized = normalizeWorkspacePath(path);
+    const node = this.#lookup(normalized);
+    if (node === undefined) throw notFound(normalized);
+    if (node.kind !== 'directory') {
+      throw everrunsError('NOT_A_DIRECTORY', `${normalized} is not a directory`, {
+        details: { path: normalized },
+      });
+    }
+    const names = [...node.children.keys()].sort(compareStrings);
+    const base = normalized === '/' ? '' : normalized;
+    return names.map((name) => statOf(`${base}/${name}`, node.children.get(name) as Node));
+  }
+
+  /** Metadata, or `null` when nothing is there. */
+  async statFile(path: string): Promise<FileStat | null> {
+    const normalized = normalizeWorkspacePath(path);
+    const node = this.#lookup(normalized);
+    return node === undefined ? null : statOf(normalized, node);
+  }
+
+  /** Files whose path matches the glob, sorted by path. */
+  async globFiles(pattern: string, options: { signal?: AbortSignal } = {}): Promise<FileStat[]> {
+    const regex = globToRegExp(pattern);
+    const result: FileStat[] = [];
+    for (const [path, file] of this.#files(options.signal)) {
+      if (regex.test(path)) result.push(statOf(path, file));
+    }
+    return result;
+  }
+
+  /**
+   * Lines matching the regular expression `pattern` in text files whose path matches the glob
+   * `pathPattern`, in path then line order. Base64 files are skipped. Stops after
+   * `maxMatches` matches or after looking into `maxGrepFiles` files. An invalid expression is
+   * `INVALID_INPUT`.
+   */
+  async grepFiles(
+    pattern: string,
+    pathPattern?: string,
+    options: GrepOptions = {},
+  ): Promise<GrepMatch[]> {
+    let regex: RegExp;
+    try {
+      regex = new RegExp(pattern, options.ignoreCase ? 'i' : '');
+    } catch (error) {
+      throw everrunsError(
+        'INVALID_INPUT',
+        `Invalid regular expression ${JSON.stringify(pattern)}`,
+        {
+          cause: error,
+          details: { pattern },
+        },
+      );
+    }
+    const pathRegex =
+      pathPattern === undefined || pathPattern === '' ? undefined : globToRegExp(pathPattern);
+    const maxMatches = options.maxMatches ?? DEFAULT_MAX_MATCHES;
+    const matches: GrepMatch[] = [];
+    if (maxMatches <= 0) return matches;
+    let visited = 0;
+    for (const [path, file] of this.#files(options.signal)) {
+      if (pathRegex !== undefined && !pathRegex.test(path)) continue;
+      if (typeof file.data !== 'string') continue;
+      if (++visited > this.#maxGrepFiles) break;
+      const lines = file.data.split('\n');
+      for (let index = 0; index < lines.length; index++) {
+        let line = lines[index] as string;
+        if (index === lines.length - 1 && line === '') break;
+        if (line.endsWith('\r')) line = line.slice(0, -1);
+        if (regex.test(line)) {
+          matches.push({ path, lineNumber: index + 1, line });
+          if (matches.length >= maxMatches) return matches;
+        }
+      }
+    }
+    return matches;
+  }
+
+  /** Creates a directory and its parents; returns the existing one when it is there. */
+  async createDirectory(path: string): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    if (this.#lookup(normalized)?.kind === 'file') {
+      throw everrunsError('FILE_ALREADY_EXISTS', `${normalized} exists and is a file`, {
+        details: { path: normalized },
+      });
+    }
+    return statOf(normalized, this.#ensureDirectory(normalized));
+  }
+
+  /** Places an initial file, replacing whatever is there (even a read-only file). */
+  async seedInitialFile(file: InitialFile): Promise<void> {
+    const normalized = normalizeWorkspacePath(file.path);
+    const encoding = file.encoding ?? 'text';
+    this.#write(
+      normalized,
+      encodeData(normalized, file.content, encoding),
+      encoding,
+      file.isReadonly ?? false,
+      true,
+    );
+  }
+
+  #lookup(path: string): Node | undefined {
+    if (path === '/') return this.#root;
+    let node: Node = this.#root;
+    for (const segment of path.slice(1).split('/')) {
+      if (node.kind !== 'directory') return undefined;
+      const child: Node | undefined = node.children.get(segment);
+      if (child === undefined) return undefined;
+      node = child;
+    }
+    return node;
+  }
+
+  #requireFile(path: string): FileNode {
+    const node = this.#lookup(path);
+    if (node === undefined) throw notFound(path);
+    if (node.kind === 'directory') throw isDirectory(path);
+    return node;
+  }
+
+  /** Walks to `path`, creating missing directories. */
+  #ensureDirectory(path: string): DirectoryNode {
+    let node: DirectoryNode = this.#root;
+    if (path === '/') return node;
+    let walked = '';
+    for (const segment of path.slice(1).split('/')) {
+      walked += `/${segment}`;
+      const child = node.children.get(segment);
+      if (child === undefined) {
+        const created: DirectoryNode = { kind: 'directory', children: new Map(), updatedAt: now() };
+        node.children.set(segment, created);
+        node.updatedAt = created.updatedAt;
+        node = created;
+      } else if (child.kind === 'file') {
+        throw everrunsError('NOT_A_DIRECTORY', `${walked} is a file, not a directory`, {
+          details: { path: walked },
+        });
+      } else {
+        node = child;
+      }
+    }
+    return node;
+  }
+
+  #write(
+    path: string,
+    data: string | Buffer,
+    encoding: FileEncoding,
+    isReadonly: boolean,
+    seeding = false,
+  ): FileStat {
+    if (path === '/') throw isDirectory(path);
+    const size = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
+    if (size > this.#maxFileBytes) throw this.#tooLarge(path, size);
+    const existing = this.#lookup(path);
+    if (existing?.kind === 'directory') throw isDirectory(path);
+    if (existing?.isReadonly && !seeding) throw readOnly(path);
+    const parent = this.#ensureDirectory(parentWorkspacePath(path));
+    const file: FileNode = { kind: 'file', data, encoding, size, isReadonly, updatedAt: now() };
+    parent.children.set(workspaceBaseName(path), file);
+    parent.updatedAt = file.updatedAt;
+    return statOf(path, file);
+  }
+
+  /** Files in path order, depth first. */
+  *#files(signal: AbortSignal | undefined): Generator<[string, FileNode]> {
+    const stack: [string, DirectoryNode][] = [['', this.#root]];
+    const files: [string, FileNode][] = [];
+    while (stack.length > 0) {
+      throwIfAborted(signal);
+      const [base, directory] = stack.pop() as [string, DirectoryNode];
+      for (const [name, node] of directory.children) {
+        if (node.kind === 'directory') stack.push([`${base}/${name}`, node]);
+        else files.push([`${base}/${name}`, node]);
+      }
+    }
+    files.sort((left, right) => compareStrings(left[0], right[0]));
+    for (const entry of files) {
+      throwIfAborted(signal);
+      yield entry;
+    }
+  }
+
+  #tooLarge(path: string, size: number) {
+    return everrunsError(
+      'FILE_TOO_LARGE',
+      `${path} is ${size} bytes; the limit is ${this.#maxFileBytes}`,
+      { details: { path, size, maxFileBytes: this.#maxFileBytes } },
+    );
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function statOf(path: string, node: Node): FileStat {
+  return {
+    path,
+    name: workspaceBaseName(path),
+    isDirectory: node.kind === 'directory',
+    isReadonly: node.kind === 'file' && node.isReadonly,
+    size: node.kind === 'file' ? node.size : 0,
+    updatedAt: node.updatedAt,
+  };
+}
+
+function encodeData(path: string, content: string, encoding: FileEncoding): string | Buffer {
+  if (typeof content !== 'string') throw new TypeError('content must be a string');
+  if (encoding === 'text') return content;
+  if (encoding !== 'base64') {
+    throw everrunsError('INVALID_INPUT', `Unknown encoding ${JSON.stringify(encoding)}`, {
+      details: { path, encoding },
+    });
+  }
+  if (!BASE64.test(content)) {
+    throw everrunsError('INVALID_INPUT', `Content for ${path} is not valid base64`, {
+      details: { path },
+    });
+  }
+  return Buffer.from(content, 'base64');
+}
+
+function render(file: FileNode, encoding: FileEncoding): string {
+  if (typeof file.data === 'string') {
+    return encoding === 'text' ? file.data : Buffer.from(file.data, 'utf8').toString('base64');
+  }
+  return file.data.toString(encoding === 'text' ? 'utf8' : 'base64');
+}
+
+/** Lines with their line ends; a final line end does not start another line. */
+function splitLines(text: string): string[] {
+  if (text === '') return [];
+  const lines: string[] = [];
+  let start = 0;
+  for (;;) {
+    const end = text.indexOf('\n', start);
+    if (end === -1) {
+      if (start < text.length) lines.push(text.slice(start));
+      return lines;
+    }
+    lines.push(text.slice(start, end + 1));
+    start = end + 1;
+  }
+}
+
+function countOccurrences(text: string, needle: string): number {
+  let count = 0;
+  let index = text.indexOf(needle);
+  while (index !== -1) {
+    count++;
+    index = text.indexOf(needle, index + needle.length);
+  }
+  return count;
+}
+
+function firstReadonly(base: string, directory: DirectoryNode): string | undefined {
+  for (const [name, node] of directory.children) {
+    const path = `${base}/${name}`;
+    if (node.kind === 'file') {
+      if (node.isReadonly) return path;
+    } else {
+      const found = firstReadonly(path, node);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+function notFound(path: string) {
+  return everrunsError('FILE_NOT_FOUND', `${path} not found`, { details: { path } });
+}
+
+function isDirectory(path: string) {
+  return everrunsError('IS_A_DIRECTORY', `${path} is a directory`, { details: { path } });
+}
+
+function readOnly(path: string) {
+  return everrunsError('FILE_READ_ONLY', `${path} is read-only`, { details: { path } });
+}

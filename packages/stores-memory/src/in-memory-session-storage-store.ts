@@ -1,0 +1,60 @@
+import type { SessionStorageStore } from '@everruns-ts/core';
+import { sortedKeysWithPrefix } from './freeze-copy.js';
+
+/**
+ * Per-session key/value storage and secrets in memory. Values and secrets live in separate maps,
+ * so a secret never shows up in `listKeys` or `getValue`. Prefixes are compared literally.
+ */
+export class InMemorySessionStorageStore implements SessionStorageStore {
+  readonly #values = new Map<string, Map<string, string>>();
+  readonly #secrets = new Map<string, Map<string, string>>();
+
+  /** The value under `key`, or `null`. */
+  async getValue(sessionId: string, key: string): Promise<string | null> {
+    return this.#values.get(sessionId)?.get(key) ?? null;
+  }
+
+  /** Creates or replaces the value under `key`. */
+  async setValue(sessionId: string, key: string, value: string): Promise<void> {
+    mapOf(this.#values, sessionId).set(key, value);
+  }
+
+  /** Deletes the value; false when nothing was stored. */
+  async deleteValue(sessionId: string, key: string): Promise<boolean> {
+    return this.#values.get(sessionId)?.delete(key) ?? false;
+  }
+
+  /** Value keys starting with `prefix`, sorted. */
+  async listKeys(sessionId: string, prefix?: string): Promise<string[]> {
+    return sortedKeysWithPrefix(this.#values.get(sessionId), prefix);
+  }
+
+  /** The secret under `key`, or `null`. */
+  async getSecret(sessionId: string, key: string): Promise<string | null> {
+    return this.#secrets.get(sessionId)?.get(key) ?? null;
+  }
+
+  /** Creates or replaces the secret under `key`. */
+  async setSecret(sessionId: string, key: string, value: string): Promise<void> {
+    mapOf(this.#secrets, sessionId).set(key, value);
+  }
+
+  /** Deletes the secret; false when nothing was stored. */
+  async deleteSecret(sessionId: string, key: string): Promise<boolean> {
+    return this.#secrets.get(sessionId)?.delete(key) ?? false;
+  }
+
+  /** Secret keys starting with `prefix`, sorted. */
+  async listSecretKeys(sessionId: string, prefix?: string): Promise<string[]> {
+    return sortedKeysWithPrefix(this.#secrets.get(sessionId), prefix);
+  }
+}
+
+function mapOf(maps: Map<string, Map<string, string>>, sessionId: string): Map<string, string> {
+  let map = maps.get(sessionId);
+  if (map === undefined) {
+    map = new Map();
+    maps.set(sessionId, map);
+  }
+  return map;
+}

@@ -221,8 +221,8 @@ export class CapabilityRegistry {
   readonly #capabilities = new Map<string, Capability>();
 
   /** Registers a capability. Throws `DUPLICATE_ID` when the id is taken, `CAPABILITY_CYCLE` on a cycle. */
-  register(capability: Capability<never> | Capability): this {
-    const cap = capability as Capability;
+  register<TConfig>(capability: Capability<TConfig>): this {
+    const cap = capability as unknown as Capability;
     if (this.#capabilities.has(cap.id)) {
       throw new EverrunsError({
         code: 'DUPLICATE_ID',

@@ -1,0 +1,325 @@
+import {
+  type Agent,
+  agentSchema,
+  type CapabilityConfig,
+  EverrunsError,
+  formatZodError,
+  type Harness,
+  harnessSchema,
+  type InitialFile,
+  newId,
+  type Session,
+  sessionSchema,
+} from '@everruns-ts/core';
+import type { z } from 'zod';
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new EverrunsError({
+      code: 'INVALID_INPUT',
+      message: `Invalid ${what}: ${formatZodError(parsed.error)}`,
+    });
+  }
+  return parsed.data;
+}
+
+function textFile(path: string, content: string, isReadonly = false): InitialFile {
+  return { path, content, encoding: 'text', isReadonly };
+}
+
+/** Builds a {@link Harness}. The id is generated unless `id(...)` is called. */
+export class HarnessBuilder {
+  #value: z.input<typeof harnessSchema>;
+
+  constructor(name: string, systemPrompt: string) {
+    this.#value = {
+      id: newId('harness'),
+      name,
+      systemPrompt,
+      capabilities: [],
+      initialFiles: [],
+      tags: [],
+    };
+  }
+
+  /** Sets a stable id. */
+  id(id: string): this {
+    this.#value.id = id;
+    return this;
+  }
+  /** The id the harness will have. */
+  harnessId(): string {
+    return this.#value.id;
+  }
+  displayName(displayName: string): this {
+    this.#value.displayName = displayName;
+    return this;
+  }
+  description(description: string): this {
+    this.#value.description = description;
+    return this;
+  }
+  /** Switches a capability on, with optional configuration. */
+  capability(id: string, config?: unknown): this {
+    this.#value.capabilities = [...(this.#value.capabilities ?? []), capabilityConfig(id, config)];
+    return this;
+  }
+  /** Makes this harness inherit from another. */
+  parent(parentHarnessId: string): this {
+    this.#value.parentHarnessId = parentHarnessId;
+    return this;
+  }
+  defaultModel(modelId: string): this {
+    this.#value.defaultModelId = modelId;
+    return this;
+  }
+  maxIterations(maxIterations: number): this {
+    this.#value.maxIterations = maxIterations;
+    return this;
+  }
+  tag(tag: string): this {
+    this.#value.tags = [...(this.#value.tags ?? []), tag];
+    return this;
+  }
+  /** Adds a text file every session of this harness starts with. */
+  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
+    this.#value.initialFiles = [
+      ...(this.#value.initialFiles ?? []),
+      textFile(path, content, options.isReadonly),
+    ];
+    return this;
+  }
+  /** Validates and returns the harness. Throws `INVALID_INPUT`. */
+  build(): Harness {
+    return parse(harnessSchema, this.#value, 'harness');
+  }
+}
+
+/** Builds an {@link Agent}. The id is generated unless `id(...)` is called. */
+export class AgentBuilder {
+  #value: z.input<typeof agentSchema>;
+
+  constructor(name: string, systemPrompt: string) {
+    this.#value = {
+      id: newId('agent'),
+      name,
+      systemPrompt,
+      capabilities: [],
+      initialFiles: [],
+      tags: [],
+      tools: [],
+    };
+  }
+
+  id(id: string): this {
+    this.#value.id = id;
+    return this;
+  }
+  /** The id the agent will have. */
+  agentId(): string {
+    return this.#value.id;
+  }
+  displayName(displayName: string): this {
+    this.#value.displayName = displayName;
+    return this;
+  }
+  description(description: string): this {
+    this.#value.description = description;
+    return this;
+  }
+  capability(id: string, config?: unknown): this {
+    this.#value.capabilities = [...(this.#value.capabilities ?? []), capabilityConfig(id, config)];
+    return this;
+  }
+  /** Restricts the agent to the named tools (call once per tool). */
+  tool(name: string): this {
+    this.#value.tools = [...(this.#value.tools ?? []), name];
+    return this;
+  }
+  defaultModel(modelId: string): this {
+    this.#value.defaultModelId = modelId;
+    return this;
+  }
+  maxIterations(maxIterations: number): this {
+    this.#value.maxIterations = maxIterations;
+    return this;
+  }
+  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
+    this.#value.initialFiles = [
+      ...(this.#value.initialFiles ?? []),
+      textFile(path, content, options.isReadonly),
+    ];
+    return this;
+  }
+  /** Validates and returns the agent. Throws `INVALID_INPUT`. */
+  build(): Agent {
+    return parse(agentSchema, this.#value, 'agent');
+  }
+}
+
+/** Builds a {@link Session} of a harness. The id is generated unless `id(...)` is called. */
+export class SessionBuilder {
+  #value: z.input<typeof sessionSchema>;
+
+  constructor(harnessId: string) {
+    this.#value = { id: newId('session'), harnessId, capabilities: [], initialFiles: [], tags: [] };
+  }
+
+  id(id: string): this {
+    this.#value.id = id;
+    return this;
+  }
+  /** The id the session will have. */
+  sessionId(): string {
+    return this.#value.id;
+  }
+  agent(agentId: string): this {
+    this.#value.agentId = agentId;
+    return this;
+  }
+  title(title: string): this {
+    this.#value.title = title;
+    return this;
+  }
+  locale(locale: string): this {
+    this.#value.locale = locale;
+    return this;
+  }
+  model(modelId: string): this {
+    this.#value.modelId = modelId;
+    return this;
+  }
+  systemPrompt(systemPrompt: string): this {
+    this.#value.systemPrompt = systemPrompt;
+    return this;
+  }
+  capability(id: string, config?: unknown): this {
+    this.#value.capabilities = [...(this.#value.capabilities ?? []), capabilityConfig(id, config)];
+    return this;
+  }
+  maxIterations(maxIterations: number): this {
+    this.#value.maxIterations = maxIterations;
+    return this;
+  }
+  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
+    this.#value.initialFiles = [
+      ...(this.#value.initialFiles ?? []),
+      textFile(path, content, options.isReadonly),
+    ];
+    return this;
+  }
+  /** Validates and returns the session. Throws `INVALID_INPUT`. */
+  build(): Session {
+    return parse(sessionSchema, this.#value, 'session');
+  }
+}
+
+/**
+ * The compact way to describe one harness, one optional agent and one session, as used by
+ * `InProcessRuntimeBuilder.singleSession(s => …)`.
+ */
+export class SingleSessionBuilder {
+  #harness: HarnessBuilder = new HarnessBuilder('default', '');
+  #agent: AgentBuilder | undefined;
+  #session: SessionBuilder | undefined;
+  #sessionEdits: Array<(session: SessionBuilder) => void> = [];
+  readonly #seeds: InitialFile[] = [];
+
+  /** Names the harness and sets its system prompt. */
+  harness(name: string, systemPrompt: string): this {
+    const id = this.#harness.harnessId();
+    this.#harness = new HarnessBuilder(name, systemPrompt).id(id);
+    return this;
+  }
+  harnessId(id: string): this {
+    this.#harness.id(id);
+    return this;
+  }
+  harnessDisplayName(displayName: string): this {
+    this.#harness.displayName(displayName);
+    return this;
+  }
+  harnessDescription(description: string): this {
+    this.#harness.description(description);
+    return this;
+  }
+  /** Switches a capability on at the harness level. */
+  withCapability(id: string, config?: unknown): this {
+    this.#harness.capability(id, config);
+    return this;
+  }
+  /** Adds an agent with a name and system prompt. */
+  agent(name: string, systemPrompt: string): this {
+    const id = this.#agent?.agentId();
+    this.#agent = new AgentBuilder(name, systemPrompt);
+    if (id) this.#agent.id(id);
+    return this;
+  }
+  agentId(id: string): this {
+    this.#requireAgent().id(id);
+    return this;
+  }
+  agentDisplayName(displayName: string): this {
+    this.#requireAgent().displayName(displayName);
+    return this;
+  }
+  agentMaxIterations(maxIterations: number): this {
+    this.#requireAgent().maxIterations(maxIterations);
+    return this;
+  }
+  agentCapability(id: string, config?: unknown): this {
+    this.#requireAgent().capability(id, config);
+    return this;
+  }
+  sessionId(id: string): this {
+    this.#sessionEdits.push((session) => session.id(id));
+    return this;
+  }
+  sessionTitle(title: string): this {
+    this.#sessionEdits.push((session) => session.title(title));
+    return this;
+  }
+  sessionLocale(locale: string): this {
+    this.#sessionEdits.push((session) => session.locale(locale));
+    return this;
+  }
+  sessionModel(modelId: string): this {
+    this.#sessionEdits.push((session) => session.model(modelId));
+    return this;
+  }
+  maxIterations(maxIterations: number): this {
+    this.#sessionEdits.push((session) => session.maxIterations(maxIterations));
+    return this;
+  }
+  /** Adds a text file to the session's initial files. */
+  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
+    this.#sessionEdits.push((session) => session.initialFile(path, content, options));
+    return this;
+  }
+  /** Writes a text file into the workspace after the session is created. */
+  seedTextFile(path: string, content: string): this {
+    this.#seeds.push(textFile(path, content));
+    return this;
+  }
+
+  /** Validates everything and returns the definitions. Throws `INVALID_INPUT`. */
+  build(): { harness: Harness; agent: Agent | null; session: Session; seeds: InitialFile[] } {
+    const harness = this.#harness.build();
+    const agent = this.#agent?.build() ?? null;
+    if (!this.#session) this.#session = new SessionBuilder(harness.id);
+    for (const edit of this.#sessionEdits) edit(this.#session);
+    this.#sessionEdits = [];
+    if (agent) this.#session.agent(agent.id);
+    return { harness, agent, session: this.#session.build(), seeds: [...this.#seeds] };
+  }
+
+  #requireAgent(): AgentBuilder {
+    if (!this.#agent) this.#agent = new AgentBuilder('default-agent', '');
+    return this.#agent;
+  }
+}
+
+function capabilityConfig(id: string, config: unknown): CapabilityConfig {
+  return config === undefined ? { id } : { id, config };
+}

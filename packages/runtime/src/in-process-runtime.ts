@@ -1,0 +1,591 @@
+import {
+  type Agent,
+  type AssembledTurnContext,
+  agentSchema,
+  assembleTurnContext,
+  type Capability,
+  DEFAULT_TURN_LIMITS,
+  type DriverRegistry,
+  EverrunsError,
+  type FileContent,
+  foldOverlay,
+  formatZodError,
+  type Harness,
+  harnessSchema,
+  type InitialFile,
+  type InputMessage,
+  inputMessageSchema,
+  LLMSIM_DEFAULT_MODEL,
+  type LlmDriver,
+  type Message,
+  type ModelWithProvider,
+  modelWithProviderSchema,
+  newId,
+  PlatformDefinition,
+  type RuntimeBackends,
+  type RuntimeEvent,
+  type Session,
+  type SessionFileSystem,
+  type SessionFileSystemFactory,
+  type SessionInput,
+  sessionSchema,
+  type TurnLimits,
+  type TurnSetup,
+} from '@everruns-ts/core';
+import { type LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
+import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts/stores-memory';
+import { z } from 'zod';
+import { SessionBuilder, SingleSessionBuilder } from './builders.js';
+import {
+  executeActActivity,
+  executeInputActivity,
+  executeReasonActivity,
+  type RuntimeHostAdapter,
+  RuntimeSessionLifecycle,
+} from './host.js';
+import {
+  initialTurnState,
+  planNextHostTurn,
+  type RuntimeTurnPlan,
+  type RuntimeTurnState,
+  type TurnStopReason,
+} from './turn-plan.js';
+
+/** The outcome of one turn. */
+export interface TurnResult {
+  turnId: string;
+  /** The model's final text. */
+  response: string;
+  /** Reason steps run. */
+  iterations: number;
+  toolCallsCount: number;
+  /** False when the model failed, the session is blocked or a limit stopped the turn. */
+  success: boolean;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+  stopReason: TurnStopReason;
+}
+
+/** Options of {@link InProcessRuntime.runTurn}. */
+export interface RunTurnOptions {
+  /** Cancels the turn: model calls and tools see it; the turn rejects with `ABORTED`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link InProcessRuntime}. */
+export interface InProcessRuntimeOptions {
+  /** How many finished turns keep their assembled context for inspection. Default 100. */
+  keepTurnContexts?: number;
+}
+
+const sessionIdSchema = z.string().min(1, 'must not be empty');
+
+/**
+ * An agent runtime inside the host process. Build one with {@link InProcessRuntimeBuilder}.
+ * Turns of different sessions run concurrently; a second turn on a busy session is refused.
+ */
+export class InProcessRuntime {
+  readonly backends: RuntimeBackends;
+  readonly platform: PlatformDefinition;
+  readonly #adapter: RuntimeHostAdapter;
+  readonly #defaultSessionId: string | undefined;
+  readonly #running = new Set<string>();
+  readonly #turnContexts = new Map<string, AssembledTurnContext>();
+  readonly #latestContext = new Map<string, AssembledTurnContext>();
+  readonly #keepTurnContexts: number;
+
+  /** @internal Use {@link InProcessRuntimeBuilder}. */
+  constructor(
+    platform: PlatformDefinition,
+    backends: RuntimeBackends,
+    fileSystems: SessionFileSystemFactory,
+    limits: TurnLimits,
+    defaultSessionId: string | undefined,
+    options: InProcessRuntimeOptions = {},
+  ) {
+    this.platform = platform;
+    this.backends = backends;
+    this.#defaultSessionId = defaultSessionId;
+    this.#keepTurnContexts = options.keepTurnContexts ?? 100;
+    this.#adapter = {
+      backends,
+      capabilities: platform.capabilities,
+      drivers: platform.drivers,
+      fileSystems,
+      limits,
+      setupCache: new Map<string, TurnSetup>(),
+      onContextAssembled: (context) => {
+        if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
+      },
+    };
+  }
+
+  /** The adapter this runtime runs turns with; a durable host can reuse the same pieces. */
+  get hostAdapter(): RuntimeHostAdapter {
+    return this.#adapter;
+  }
+
+  /** The session created by `singleSession(...)`, if any. */
+  defaultSessionId(): string | undefined {
+    return this.#defaultSessionId;
+  }
+
+  /**
+   * Runs one turn: input → reason → (act → reason)* → complete, with the same activities and
+   * planner a durable host uses. Throws `INVALID_INPUT`, `SESSION_NOT_FOUND` and
+   * `TURN_IN_PROGRESS` before changing anything, and `ABORTED` when `signal` fires. A failing
+   * model, a blocked session or a limit resolve with `success: false` instead of throwing.
+   */
+  async runTurn(
+    sessionId: string,
+    input: InputMessage,
+    options: RunTurnOptions = {},
+  ): Promise<TurnResult> {
+    const id = sessionIdSchema.safeParse(sessionId);
+    if (!id.success) throw invalid('session id', id.error);
+    const parsedInput = inputMessageSchema.safeParse(input);
+    if (!parsedInput.success) throw invalid('input message', parsedInput.error);
+    if (this.#running.has(sessionId)) {
+      throw new EverrunsError({
+        code: 'TURN_IN_PROGRESS',
+        message: `A turn is already running on session ${sessionId}`,
+        details: { sessionId },
+      });
+    }
+    this.#running.add(sessionId);
+    const signal = options.signal;
+    let state: RuntimeTurnState | undefined;
+    try {
+      if (signal?.aborted) throw abortError(signal);
+      const turnId = newId('turn');
+      const inputResult = await executeInputActivity(this.#adapter, {
+        sessionId,
+        input: parsedInput.data,
+        turnId,
+      });
+      state = initialTurnState({
+        sessionId,
+        turnId,
+        maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+        maxIterations: this.#adapter.limits.maxIterations,
+      });
+      let plan: RuntimeTurnPlan = planNextHostTurn('input', state, inputResult, 0, {
+        trusted: true,
+      });
+      for (;;) {
+        state = plan.state;
+        switch (plan.kind) {
+          case 'scheduleReason': {
+            const output = await executeReasonActivity(
+              this.#adapter,
+              plan.state,
+              signal ? { signal } : {},
+            );
+            plan = planNextHostTurn('reason', plan.state, output, 0, { trusted: true });
+            break;
+          }
+          case 'scheduleAct': {
+            const output = await executeActActivity(
+              this.#adapter,
+              plan.act,
+              signal ? { signal } : {},
+            );
+            plan = planNextHostTurn('act', plan.state, output, 0, { trusted: true });
+            break;
+          }
+          case 'waitForToolResults': {
+            await new RuntimeSessionLifecycle(this.#adapter, sessionId).waitingForToolResults(
+              plan.state.turnId,
+            );
+            return toTurnResult(plan.state, {
+              success: true,
+              response: plan.state.lastResponseText,
+              stopReason: 'waiting_for_tool_results',
+            });
+          }
+          case 'complete': {
+            await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(
+              plan.state,
+              plan.outcome,
+            );
+            return toTurnResult(plan.state, plan.outcome);
+          }
+        }
+      }
+    } catch (error) {
+      if (state && (EverrunsError.hasCode(error, 'ABORTED') || signal?.aborted)) {
+        await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(state, {
+          success: false,
+          response: state.lastResponseText,
+          stopReason: 'aborted',
+          error: { code: 'ABORTED', message: 'The turn was aborted' },
+        });
+        throw EverrunsError.hasCode(error, 'ABORTED') ? error : abortError(signal as AbortSignal);
+      }
+      throw error;
+    } finally {
+      this.#running.delete(sessionId);
+      if (state) this.#finishTurn(sessionId, state.turnId);
+    }
+  }
+
+  /** {@link runTurn} with a plain user text. */
+  runTextTurn(sessionId: string, text: string, options: RunTurnOptions = {}): Promise<TurnResult> {
+    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    return this.runTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
+  }
+
+  /**
+   * The context the next reason step of a session would send: overlay, system prompt, tools with
+   * JSON Schemas, messages and model. Throws `SESSION_NOT_FOUND`.
+   */
+  loadContext(sessionId: string): Promise<AssembledTurnContext> {
+    return assembleTurnContext(this.#adapter, sessionId);
+  }
+
+  /** The last context a finished turn sent to the model (kept for the most recent turns), or `undefined`. */
+  turnContext(turnId: string): AssembledTurnContext | undefined {
+    return this.#turnContexts.get(turnId);
+  }
+
+  /** The messages of a session, oldest first. */
+  messages(sessionId: string): Promise<Message[]> {
+    return this.backends.messages.load(sessionId);
+  }
+
+  /** Events the event bus kept (all sessions, or one), in order. */
+  events(sessionId?: string): RuntimeEvent[] {
+    return this.backends.events.collectedEvents?.(sessionId) ?? [];
+  }
+
+  /** The session, or `null`. */
+  getSession(sessionId: string): Promise<Session | null> {
+    return this.backends.sessions.getSession(sessionId);
+  }
+
+  /** The workspace of a session. */
+  async fileSystem(sessionId: string): Promise<SessionFileSystem> {
+    return this.#adapter.fileSystems.forSession(sessionId);
+  }
+
+  /** Reads a workspace file of a session. Throws `FILE_NOT_FOUND`. */
+  async readFile(sessionId: string, path: string): Promise<FileContent> {
+    return (await this.fileSystem(sessionId)).readFile(path);
+  }
+
+  /** Writes a text file into a session's workspace. */
+  async seedTextFile(sessionId: string, path: string, content: string): Promise<void> {
+    await (await this.fileSystem(sessionId)).writeFile(path, content, 'text');
+  }
+
+  /** Adds a harness at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */
+  async createHarness(harness: z.input<typeof harnessSchema>): Promise<Harness> {
+    const parsed = harnessSchema.safeParse(harness);
+    if (!parsed.success) throw invalid('harness', parsed.error);
+    await this.backends.harnesses.addHarness(parsed.data);
+    return parsed.data;
+  }
+
+  /** Adds an agent at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */
+  async createAgent(agent: z.input<typeof agentSchema>): Promise<Agent> {
+    const parsed = agentSchema.safeParse(agent);
+    if (!parsed.success) throw invalid('agent', parsed.error);
+    await this.backends.agents.addAgent(parsed.data);
+    return parsed.data;
+  }
+
+  /**
+   * Creates a session at run time and seeds its initial files (harness chain, agent and session
+   * files, folded). Accepts a session object (id generated when absent) or a {@link SessionBuilder}.
+   * Throws `INVALID_INPUT`, `HARNESS_NOT_FOUND`, `AGENT_NOT_FOUND`, `DUPLICATE_ID`.
+   */
+  async createSession(
+    session: (Omit<SessionInput, 'id'> & { id?: string }) | SessionBuilder,
+  ): Promise<Session> {
+    const value =
+      session instanceof SessionBuilder ? session.build() : { id: newId('session'), ...session };
+    const parsed = sessionSchema.safeParse(value);
+    if (!parsed.success) throw invalid('session', parsed.error);
+    return createAndSeedSession(this.backends, this.#adapter.fileSystems, parsed.data, []);
+  }
+
+  /** Releases the backends. */
+  async close(): Promise<void> {
+    await this.backends.close?.();
+  }
+
+  #finishTurn(sessionId: string, turnId: string): void {
+    this.#adapter.setupCache?.delete(`${sessionId}/${turnId}`);
+    const context = this.#latestContext.get(turnId);
+    this.#latestContext.delete(turnId);
+    if (!context) return;
+    this.#turnContexts.set(turnId, context);
+    if (this.#turnContexts.size > this.#keepTurnContexts) {
+      const oldest = this.#turnContexts.keys().next().value;
+      if (oldest !== undefined) this.#turnContexts.delete(oldest);
+    }
+  }
+}
+
+function toTurnResult(
+  state: RuntimeTurnState,
+  outcome: {
+    success: boolean;
+    response: string;
+    stopReason: TurnStopReason;
+    error?: TurnResult['error'];
+  },
+): TurnResult {
+  const result: TurnResult = {
+    turnId: state.turnId,
+    response: outcome.response,
+    iterations: state.iteration,
+    toolCallsCount: state.toolCallsCount,
+    success: outcome.success,
+    stopReason: outcome.stopReason,
+  };
+  if (outcome.error) result.error = outcome.error;
+  return result;
+}
+
+function invalid(what: string, error: z.ZodError): EverrunsError {
+  return new EverrunsError({
+    code: 'INVALID_INPUT',
+    message: `Invalid ${what}: ${formatZodError(error)}`,
+  });
+}
+
+function abortError(signal: AbortSignal): EverrunsError {
+  return new EverrunsError({
+    code: 'ABORTED',
+    message: 'The turn was aborted',
+    cause: signal.reason,
+  });
+}
+
+async function createAndSeedSession(
+  backends: RuntimeBackends,
+  fileSystems: SessionFileSystemFactory,
+  session: Session,
+  seeds: InitialFile[],
+): Promise<Session> {
+  const chain = await backends.harnesses.getHarnessChain(session.harnessId);
+  let agent: Agent | null = null;
+  if (session.agentId) {
+    agent = await backends.agents.getAgent(session.agentId);
+    if (!agent) {
+      throw new EverrunsError({
+        code: 'AGENT_NOT_FOUND',
+        message: `Agent ${session.agentId} does not exist`,
+        details: { agentId: session.agentId },
+      });
+    }
+  }
+  const created = await backends.sessions.createSession(session);
+  const overlay = foldOverlay(chain, agent, created);
+  const fileSystem = await fileSystems.forSession(created.id);
+  for (const file of overlay.initialFiles) await fileSystem.seedInitialFile(file);
+  for (const file of seeds) await fileSystem.writeFile(file.path, file.content, file.encoding);
+  return created;
+}
+
+/**
+ * Configures and builds an {@link InProcessRuntime}: platform (capabilities, drivers, workspace
+ * factory), default model, backends (in-memory unless given), and the harnesses, agents and
+ * sessions to seed.
+ */
+export class InProcessRuntimeBuilder {
+  #platform: PlatformDefinition | undefined;
+  readonly #capabilities: Capability[] = [];
+  readonly #drivers: LlmDriver[] = [];
+  #driverRegistry: DriverRegistry | undefined;
+  #defaultModel: ModelWithProvider | undefined;
+  readonly #models = new Map<string, ModelWithProvider>();
+  #backends: RuntimeBackends | undefined;
+  #fileSystemFactory: SessionFileSystemFactory | undefined;
+  #llmSim: LlmSimConfig | undefined;
+  readonly #harnesses: Harness[] = [];
+  readonly #agents: Agent[] = [];
+  readonly #sessions: Session[] = [];
+  readonly #seeds: Array<{ sessionId: string; path: string; content: string }> = [];
+  #single: SingleSessionBuilder | undefined;
+  #limits: TurnLimits = { ...DEFAULT_TURN_LIMITS };
+  #options: InProcessRuntimeOptions = {};
+
+  /** Uses the host's platform: its capability registry, driver registry and workspace factory. */
+  platformDefinition(platform: PlatformDefinition): this {
+    this.#platform = platform;
+    return this;
+  }
+  /** Registers one more capability (on top of the platform's). */
+  capability(capability: Capability<never> | Capability): this {
+    this.#capabilities.push(capability as Capability);
+    return this;
+  }
+  /** Uses this driver registry instead of the platform's. */
+  driverRegistry(registry: DriverRegistry): this {
+    this.#driverRegistry = registry;
+    return this;
+  }
+  /** Registers one more driver. */
+  driver(driver: LlmDriver): this {
+    this.#drivers.push(driver);
+    return this;
+  }
+  /** Registers the simulated model with this script; sets `llmsim-model` as default when none is given. */
+  llmSim(config: LlmSimConfig): this {
+    this.#llmSim = config;
+    return this;
+  }
+  /** The model sessions use when their overlay names none. Throws `INVALID_INPUT` at `build()` when malformed. */
+  defaultModel(model: ModelWithProvider): this {
+    this.#defaultModel = model;
+    return this;
+  }
+  /** Registers a model under an id that harnesses, agents and sessions may name. */
+  model(modelId: string, model: ModelWithProvider): this {
+    this.#models.set(modelId, model);
+    return this;
+  }
+  /** Uses these stores instead of fresh in-memory ones. */
+  backends(backends: RuntimeBackends): this {
+    this.#backends = backends;
+    return this;
+  }
+  /** Where session workspaces live (overrides the platform's). */
+  fileSystemFactory(factory: SessionFileSystemFactory): this {
+    this.#fileSystemFactory = factory;
+    return this;
+  }
+  /** Overrides turn limits. */
+  limits(limits: Partial<TurnLimits>): this {
+    this.#limits = { ...this.#limits, ...limits };
+    return this;
+  }
+  /** Runtime options. */
+  options(options: InProcessRuntimeOptions): this {
+    this.#options = { ...this.#options, ...options };
+    return this;
+  }
+  harness(harness: z.input<typeof harnessSchema> | Harness): this {
+    this.#harnesses.push(parseWith(harnessSchema, harness, 'harness'));
+    return this;
+  }
+  agent(agent: z.input<typeof agentSchema> | Agent): this {
+    this.#agents.push(parseWith(agentSchema, agent, 'agent'));
+    return this;
+  }
+  session(session: SessionInput | Session): this {
+    this.#sessions.push(parseWith(sessionSchema, session, 'session'));
+    return this;
+  }
+  /** Describes one harness, agent and session; its id becomes `defaultSessionId()`. */
+  singleSession(configure: (builder: SingleSessionBuilder) => unknown): this {
+    const builder = new SingleSessionBuilder();
+    configure(builder);
+    this.#single = builder;
+    return this;
+  }
+  /** Writes a text file into a session's workspace once the session exists. */
+  seedTextFile(sessionId: string, path: string, content: string): this {
+    this.#seeds.push({ sessionId, path, content });
+    return this;
+  }
+
+  /**
+   * Builds the runtime: registers capabilities and drivers, checks capability dependencies,
+   * resolves the default model (`CONFIGURATION` error when there is none), stores the
+   * harnesses, agents and sessions in the backends and seeds their workspaces.
+   */
+  async build(): Promise<InProcessRuntime> {
+    const platform = this.#platform ?? new PlatformDefinition();
+    const drivers = this.#driverRegistry ?? platform.drivers;
+    for (const capability of this.#capabilities) platform.capabilities.register(capability);
+    platform.capabilities.validate();
+    for (const driver of this.#drivers) drivers.register(driver);
+    let defaultModel = this.#defaultModel;
+    if (this.#llmSim) {
+      drivers.register(new LlmSimDriver(this.#llmSim));
+      defaultModel ??= LLMSIM_DEFAULT_MODEL;
+    }
+    const backends = this.#backends ?? inMemoryBackends();
+    if (defaultModel) {
+      const parsed = modelWithProviderSchema.safeParse(defaultModel);
+      if (!parsed.success) throw invalid('default model', parsed.error);
+      await backends.providers.setDefaultModel(parsed.data);
+    } else if (!(await backends.providers.getDefaultModel())) {
+      throw new EverrunsError({
+        code: 'CONFIGURATION',
+        message:
+          'No default model: call defaultModel(...) or llmSim(...) on the builder, or use backends whose provider store has one',
+      });
+    }
+    for (const [modelId, model] of this.#models) {
+      const parsed = modelWithProviderSchema.safeParse(model);
+      if (!parsed.success) throw invalid(`model ${modelId}`, parsed.error);
+      await backends.providers.addModel(modelId, parsed.data);
+    }
+    const effectivePlatform =
+      drivers === platform.drivers
+        ? platform
+        : new PlatformDefinition(platform.capabilities, drivers, {
+            ...(platform.fileSystemFactory
+              ? { fileSystemFactory: platform.fileSystemFactory }
+              : {}),
+          });
+    const fileSystems =
+      this.#fileSystemFactory ??
+      platform.fileSystemFactory ??
+      new InMemorySessionFileSystemFactory();
+    for (const harness of this.#harnesses)
+      await addIfAbsent(() => backends.harnesses.addHarness(harness));
+    for (const agent of this.#agents) await addIfAbsent(() => backends.agents.addAgent(agent));
+    const sessions: Array<{ session: Session; seeds: InitialFile[] }> = this.#sessions.map(
+      (session) => ({
+        session,
+        seeds: [],
+      }),
+    );
+    let defaultSessionId: string | undefined;
+    if (this.#single) {
+      const single = this.#single.build();
+      await addIfAbsent(() => backends.harnesses.addHarness(single.harness));
+      if (single.agent) {
+        const agent = single.agent;
+        await addIfAbsent(() => backends.agents.addAgent(agent));
+      }
+      sessions.push({ session: single.session, seeds: single.seeds });
+      defaultSessionId = single.session.id;
+    }
+    for (const { session, seeds } of sessions) {
+      if (await backends.sessions.getSession(session.id)) continue;
+      await createAndSeedSession(backends, fileSystems, session, seeds);
+    }
+    for (const seed of this.#seeds) {
+      const fileSystem = await fileSystems.forSession(seed.sessionId);
+      await fileSystem.writeFile(seed.path, seed.content, 'text');
+    }
+    return new InProcessRuntime(
+      effectivePlatform,
+      backends,
+      fileSystems,
+      this.#limits,
+      defaultSessionId,
+      this.#options,
+    );
+  }
+}
+
+async function addIfAbsent(add: () => Promise<void>): Promise<void> {
+  try {
+    await add();
+  } catch (error) {
+    // A definition seeded by an earlier process into durable backends is kept as it is.
+    if (!EverrunsError.hasCode(error, 'DUPLICATE_ID')) throw error;
+  }
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalid(what, parsed.error);
+  return parsed.data;
+}

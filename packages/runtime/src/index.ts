@@ -1,0 +1,13 @@
+export {
+  type AssembledTurnContext,
+  InputMessage,
+  type ModelWithProvider,
+  PlatformDefinition,
+  type RuntimeBackends,
+} from '@everruns-ts/core';
+export { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
+export { inMemoryBackends } from '@everruns-ts/stores-memory';
+export * from './builders.js';
+export * from './host.js';
+export * from './in-process-runtime.js';
+export * from './turn-plan.js';

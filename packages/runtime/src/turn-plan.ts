@@ -1,0 +1,309 @@
+import {
+  type ActAtomResult,
+  DEFAULT_TURN_LIMITS,
+  EverrunsError,
+  formatZodError,
+  type InputAtomResult,
+  type ReasonAtomResult,
+  toolCallSchema,
+} from '@everruns-ts/core';
+import { z } from 'zod';
+
+/** Why a turn ended. */
+export const turnStopReasonSchema = z.enum([
+  'end_turn',
+  'max_iterations',
+  'repeated_tool_calls',
+  'waiting_for_tool_results',
+  'llm_error',
+  'dependency_blocked',
+  'blocked',
+  'aborted',
+  'error',
+]);
+/** See {@link turnStopReasonSchema}. */
+export type TurnStopReason = z.infer<typeof turnStopReasonSchema>;
+
+/** Schema of {@link RuntimeTurnState}. */
+export const runtimeTurnStateSchema = z.object({
+  sessionId: z.string().min(1),
+  turnId: z.string().min(1),
+  inputMessageId: z.string().optional(),
+  /** Iteration of the next or running reason step, 1-based; 0 before the first. */
+  iteration: z.number().int().nonnegative(),
+  /** The limit in force, fixed when the turn started (a resumed host cannot reset it). */
+  maxIterations: z.number().int().positive(),
+  maxRepeatedToolCalls: z.number().int().positive(),
+  toolCallsCount: z.number().int().nonnegative(),
+  /** Signature of the last act step's calls and how many consecutive steps had it. */
+  lastCallSignature: z.string().optional(),
+  repeatedCallCount: z.number().int().nonnegative(),
+  /** Text of the last model answer. */
+  lastResponseText: z.string(),
+  usage: z.object({ inputTokens: z.number(), outputTokens: z.number() }),
+});
+/** What a host carries between the steps of one turn: plain JSON. */
+export type RuntimeTurnState = z.infer<typeof runtimeTurnStateSchema>;
+
+/** Schema of {@link RuntimeActPlan}. */
+export const runtimeActPlanSchema = z.object({
+  sessionId: z.string().min(1),
+  turnId: z.string().min(1),
+  iteration: z.number().int().positive(),
+  toolCalls: z.array(toolCallSchema),
+});
+/** The payload of an act step. */
+export type RuntimeActPlan = z.infer<typeof runtimeActPlanSchema>;
+
+/** How a completed turn ended. */
+export interface RuntimeTurnOutcome {
+  success: boolean;
+  response: string;
+  stopReason: TurnStopReason;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** The planner's decision. */
+export type RuntimeTurnPlan =
+  | { kind: 'scheduleReason'; state: RuntimeTurnState }
+  | { kind: 'scheduleAct'; state: RuntimeTurnState; act: RuntimeActPlan }
+  | { kind: 'waitForToolResults'; state: RuntimeTurnState }
+  | { kind: 'complete'; state: RuntimeTurnState; outcome: RuntimeTurnOutcome };
+
+/** The activities a planner decision can follow. */
+export type CompletedActivity = 'input' | 'reason' | 'act';
+
+/** The state of a turn before its input step. */
+export function initialTurnState(options: {
+  sessionId: string;
+  turnId: string;
+  maxIterations?: number;
+  maxRepeatedToolCalls?: number;
+}): RuntimeTurnState {
+  return {
+    sessionId: options.sessionId,
+    turnId: options.turnId,
+    iteration: 0,
+    maxIterations: options.maxIterations ?? DEFAULT_TURN_LIMITS.maxIterations,
+    maxRepeatedToolCalls: options.maxRepeatedToolCalls ?? DEFAULT_TURN_LIMITS.maxRepeatedToolCalls,
+    toolCallsCount: 0,
+    repeatedCallCount: 0,
+    lastResponseText: '',
+    usage: { inputTokens: 0, outputTokens: 0 },
+  };
+}
+
+const inputOutputSchema = z.object({
+  turnId: z.string().min(1),
+  messageId: z.string().min(1),
+  seq: z.number().int(),
+  maxIterations: z.number().int().positive().optional(),
+});
+const reasonOutputSchema = z.object({
+  success: z.boolean(),
+  messageId: z.string().optional(),
+  text: z.string(),
+  toolCalls: z.array(toolCallSchema),
+  usage: z.object({ inputTokens: z.number(), outputTokens: z.number() }).optional(),
+  stopReason: z.string().optional(),
+  responseId: z.string().optional(),
+  replayed: z.boolean(),
+  error: z
+    .object({
+      code: z.string(),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    })
+    .optional(),
+});
+const actOutputSchema = z.object({
+  results: z.array(
+    z.object({ toolCallId: z.string(), toolName: z.string(), isError: z.boolean() }).loose(),
+  ),
+  waitingForToolResults: z.boolean(),
+  blocked: z.boolean(),
+  callSignature: z.string(),
+});
+
+function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string, trusted: boolean): T {
+  if (trusted) return value as T;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new EverrunsError({
+      code: 'STATE_INVALID',
+      message: `Cannot plan the next step: the ${what} does not parse: ${formatZodError(parsed.error)}`,
+    });
+  }
+  return parsed.data;
+}
+
+/** Options of {@link planNextHostTurn}. */
+export interface PlanOptions {
+  /**
+   * Skip validation because `state` and `output` come straight from this process's own
+   * activities (the in-process runtime does this). Hosts reading them from a queue must not.
+   */
+  trusted?: boolean;
+}
+
+/**
+ * Decides the next step of a turn after an activity finished. Pure and deterministic: the same
+ * arguments always give the same plan, so a host may persist `state` and `output`, crash, and
+ * plan again in another process. A `state` or `output` that does not parse is a `STATE_INVALID`
+ * error, never a guess.
+ *
+ * Rules (upstream's, plus the iteration limit enforced from the persisted state):
+ * - after `input`: reason, iteration 1;
+ * - after `reason`: a failure completes the turn unsuccessfully (`llm_error`, or
+ *   `dependency_blocked`); tool calls schedule an act; otherwise, user messages that arrived
+ *   meanwhile schedule another reason (within the limit); otherwise the turn completes;
+ * - after `act`: a blocked act completes the turn; client-side tools wait for results; the same
+ *   calls repeated `maxRepeatedToolCalls` times in a row stop the turn; reaching `maxIterations`
+ *   completes the turn successfully with stop reason `max_iterations`; otherwise reason again.
+ */
+export function planNextHostTurn(
+  completedActivity: CompletedActivity,
+  state: RuntimeTurnState,
+  output: unknown,
+  pendingUserMessages = 0,
+  options: PlanOptions = {},
+): RuntimeTurnPlan {
+  const trusted = options.trusted === true;
+  const current = parseOrThrow(runtimeTurnStateSchema, state, 'turn state', trusted);
+  switch (completedActivity) {
+    case 'input': {
+      const result = parseOrThrow(
+        inputOutputSchema,
+        output,
+        'input output',
+        trusted,
+      ) as InputAtomResult & {
+        maxIterations?: number;
+      };
+      return {
+        kind: 'scheduleReason',
+        state: {
+          ...current,
+          turnId: result.turnId,
+          inputMessageId: result.messageId,
+          iteration: 1,
+          ...(result.maxIterations !== undefined && current.iteration === 0
+            ? { maxIterations: result.maxIterations }
+            : {}),
+        },
+      };
+    }
+    case 'reason': {
+      const result = parseOrThrow(
+        reasonOutputSchema,
+        output,
+        'reason output',
+        trusted,
+      ) as ReasonAtomResult;
+      const next: RuntimeTurnState = {
+        ...current,
+        lastResponseText: result.text,
+        usage: {
+          inputTokens: current.usage.inputTokens + (result.usage?.inputTokens ?? 0),
+          outputTokens: current.usage.outputTokens + (result.usage?.outputTokens ?? 0),
+        },
+      };
+      if (!result.success) {
+        const blocked = result.error?.code === 'DEPENDENCY_BLOCKED';
+        return {
+          kind: 'complete',
+          state: next,
+          outcome: {
+            success: false,
+            response: result.text,
+            stopReason: blocked ? 'dependency_blocked' : 'llm_error',
+            error: result.error ?? { code: 'llm_error', message: 'The model call failed' },
+          },
+        };
+      }
+      if (result.toolCalls.length > 0) {
+        return {
+          kind: 'scheduleAct',
+          state: { ...next, toolCallsCount: current.toolCallsCount + result.toolCalls.length },
+          act: {
+            sessionId: current.sessionId,
+            turnId: current.turnId,
+            iteration: current.iteration,
+            toolCalls: result.toolCalls,
+          },
+        };
+      }
+      if (pendingUserMessages > 0 && current.iteration < current.maxIterations) {
+        return { kind: 'scheduleReason', state: { ...next, iteration: current.iteration + 1 } };
+      }
+      return {
+        kind: 'complete',
+        state: next,
+        outcome: { success: true, response: result.text, stopReason: 'end_turn' },
+      };
+    }
+    case 'act': {
+      const result = parseOrThrow(
+        actOutputSchema,
+        output,
+        'act output',
+        trusted,
+      ) as unknown as ActAtomResult;
+      if (result.blocked) {
+        return {
+          kind: 'complete',
+          state: current,
+          outcome: {
+            success: false,
+            response: current.lastResponseText,
+            stopReason: 'blocked',
+            error: {
+              code: 'blocked',
+              message: 'The act step could not run: the session is blocked',
+            },
+          },
+        };
+      }
+      if (result.waitingForToolResults) return { kind: 'waitForToolResults', state: current };
+      const repeatedCallCount =
+        current.lastCallSignature === result.callSignature ? current.repeatedCallCount + 1 : 1;
+      const next: RuntimeTurnState = {
+        ...current,
+        lastCallSignature: result.callSignature,
+        repeatedCallCount,
+      };
+      if (repeatedCallCount >= current.maxRepeatedToolCalls) {
+        return {
+          kind: 'complete',
+          state: next,
+          outcome: {
+            success: false,
+            response: current.lastResponseText,
+            stopReason: 'repeated_tool_calls',
+            error: {
+              code: 'LIMIT_EXCEEDED',
+              message: `The model repeated the same tool calls ${repeatedCallCount} times in a row`,
+            },
+          },
+        };
+      }
+      if (current.iteration >= current.maxIterations) {
+        return {
+          kind: 'complete',
+          state: next,
+          outcome: {
+            success: true,
+            response: current.lastResponseText,
+            stopReason: 'max_iterations',
+          },
+        };
+      }
+      return { kind: 'scheduleReason', state: { ...next, iteration: current.iteration + 1 } };
+    }
+    default:
+      throw new EverrunsError({
+        code: 'STATE_INVALID',
+        message: `Unknown completed activity ${JSON.stringify(completedActivity)}`,
+      });
+  }
+}

@@ -417,7 +417,7 @@ export class InProcessRuntimeBuilder {
     return this;
   }
   /** Registers one more capability (on top of the platform's). */
-  capability(capability: Capability<never> | Capability): this {
+  capability<TConfig>(capability: Capability<TConfig>): this {
     this.#capabilities.push(capability as Capability);
     return this;
   }

@@ -1,0 +1,967 @@
+import { randomUUID } from 'node:crypto';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  DriverRegistry,
+  EverrunsError,
+  type LlmRequest,
+  type LlmStreamEvent,
+  type Message,
+  type ToolSpec,
+} from '@everruns-ts/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OPENAI_DEFAULT_BASE_URL, OpenAiDriver, type RetryInfo } from './index.js';
+
+// ---------------------------------------------------------------------------------------------
+// A fake Chat Completions server on 127.0.0.1 that records every request and replies from a
+// script, one reply per request.
+
+interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: unknown;
+}
+
+type Reply = (response: ServerResponse, request: IncomingMessage) => Promise<void> | void;
+
+interface FakeServer {
+  baseUrl: string;
+  requests: RecordedRequest[];
+  /** Resolves when a request's connection has closed, whether it finished or not. */
+  closedConnections: Promise<void>[];
+  /** The server side of each request, to cut a connection from the test. */
+  responses: ServerResponse[];
+  close(): Promise<void>;
+}
+
+const servers: FakeServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function startServer(replies: Reply[]): Promise<FakeServer> {
+  const requests: RecordedRequest[] = [];
+  const closedConnections: Promise<void>[] = [];
+  const responses: ServerResponse[] = [];
+  const server = createServer((request, response) => {
+    responses.push(response);
+    closedConnections.push(new Promise((resolve) => response.on('close', () => resolve())));
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      requests.push({
+        method: request.method ?? '',
+        path: request.url ?? '',
+        headers: request.headers,
+        body: text === '' ? undefined : JSON.parse(text),
+      });
+      const reply = replies[requests.length - 1];
+      if (!reply) {
+        response.writeHead(599).end('no scripted reply');
+        return;
+      }
+      Promise.resolve(reply(response, request)).catch(() => response.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const fake: FakeServer = {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    requests,
+    closedConnections,
+    responses,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  servers.push(fake);
+  return fake;
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
+  return (response) => {
+    response.writeHead(status, { 'content-type': 'application/json', ...headers });
+    response.end(JSON.stringify(body));
+  };
+}
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, 2));
+
+/**
+ * Replies with an event stream written in the given pieces, pausing between them so the client
+ * reads them separately. `end: 'cut'` destroys the socket after the last piece, `end: 'hold'`
+ * keeps the response open until the client goes away.
+ */
+function sse(pieces: Array<string | Buffer>, end: 'finish' | 'cut' | 'hold' = 'finish'): Reply {
+  return async (response) => {
+    response.socket?.setNoDelay(true);
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    response.flushHeaders();
+    for (const piece of pieces) {
+      response.write(piece);
+      await pause();
+    }
+    if (end === 'finish') response.end();
+    else if (end === 'cut') response.socket?.destroy();
+  };
+}
+
+/** Splits `text` (as UTF-8 bytes) right after each given byte offset. */
+function splitBytes(text: string, offsets: number[]): Buffer[] {
+  const bytes = Buffer.from(text, 'utf8');
+  const pieces: Buffer[] = [];
+  let start = 0;
+  for (const offset of [...offsets].sort((left, right) => left - right)) {
+    pieces.push(bytes.subarray(start, offset));
+    start = offset;
+  }
+  pieces.push(bytes.subarray(start));
+  return pieces;
+}
+
+/** A `fetch` that hands the driver the response body one byte at a time. */
+const byteByByteFetch: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  const source = response.body;
+  if (!source) return response;
+  const reader = source.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      for (const byte of value) controller.enqueue(new Uint8Array([byte]));
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: shapes as the OpenAI API sends them.
+
+const API_KEY = `sk-test-${randomUUID().replaceAll('-', '')}`;
+const MODEL = 'gpt-4.1-mini';
+
+const ADD_TOOL: ToolSpec = {
+  name: 'add',
+  description: 'Adds two numbers',
+  inputSchema: {
+    type: 'object',
+    properties: { a: { type: 'number' }, b: { type: 'number' } },
+    required: ['a', 'b'],
+    additionalProperties: false,
+  },
+};
+const MULTIPLY_TOOL: ToolSpec = { ...ADD_TOOL, name: 'multiply', description: 'Multiplies' };
+
+function newMessage(
+  sessionId: string,
+  seq: number,
+  role: Message['role'],
+  content: Message['content'],
+): Message {
+  return {
+    id: `msg_${randomUUID().replaceAll('-', '')}`,
+    sessionId,
+    seq,
+    role,
+    content,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function llmRequest(baseUrl: string, overrides: Partial<LlmRequest> = {}): LlmRequest {
+  const sessionId = `session_${randomUUID().replaceAll('-', '')}`;
+  return {
+    model: { model: MODEL, providerType: 'openai', apiKey: API_KEY, baseUrl },
+    systemPrompt: 'You are a calculator.',
+    messages: [newMessage(sessionId, 1, 'user', [{ type: 'text', text: 'What is 2 + 2?' }])],
+    tools: [ADD_TOOL],
+    sessionId,
+    turnId: `turn_${randomUUID().replaceAll('-', '')}`,
+    iteration: 1,
+    ...overrides,
+  };
+}
+
+const CHUNK_ID = 'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG';
+
+/** One `chat.completion.chunk` event line pair. */
+function chunkEvent(
+  delta: Record<string, unknown>,
+  finishReason: string | null = null,
+  extra: Record<string, unknown> = {},
+): string {
+  const chunk = {
+    id: CHUNK_ID,
+    object: 'chat.completion.chunk',
+    created: 1741570283,
+    model: 'gpt-4.1-mini-2025-04-14',
+    service_tier: 'default',
+    system_fingerprint: 'fp_eb9dce56a8',
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    usage: null,
+    ...extra,
+  };
+  return `data: ${JSON.stringify(chunk)}\n\n`;
+}
+
+function usageEvent(promptTokens: number, completionTokens: number): string {
+  const chunk = {
+    id: CHUNK_ID,
+    object: 'chat.completion.chunk',
+    created: 1741570283,
+    model: 'gpt-4.1-mini-2025-04-14',
+    service_tier: 'default',
+    system_fingerprint: 'fp_eb9dce56a8',
+    choices: [],
+    usage: {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
+    },
+  };
+  return `data: ${JSON.stringify(chunk)}\n\n`;
+}
+
+const DONE = 'data: [DONE]\n\n';
+
+function toolCallDelta(
+  index: number,
+  argumentsDelta: string,
+  start?: { id: string; name: string },
+): Record<string, unknown> {
+  const call: Record<string, unknown> = { index, function: { arguments: argumentsDelta } };
+  if (start) {
+    call.id = start.id;
+    call.type = 'function';
+    call.function = { name: start.name, arguments: argumentsDelta };
+  }
+  return { tool_calls: [call] };
+}
+
+function textStream(parts: string[]): string {
+  return (
+    chunkEvent({ role: 'assistant', content: '', refusal: null }) +
+    parts.map((part) => chunkEvent({ content: part })).join('') +
+    chunkEvent({}, 'stop') +
+    usageEvent(19, 10) +
+    DONE
+  );
+}
+
+function toolCallStream(): string {
+  return (
+    chunkEvent({
+      role: 'assistant',
+      content: null,
+      ...toolCallDelta(0, '', { id: 'call_w1TNkOGmU3rx8TuQ4uNtBLwS', name: 'add' }),
+      refusal: null,
+    }) +
+    chunkEvent(toolCallDelta(0, '{"')) +
+    chunkEvent(toolCallDelta(0, 'a":2,"b')) +
+    chunkEvent(toolCallDelta(0, '":2}')) +
+    chunkEvent({}, 'tool_calls') +
+    usageEvent(82, 18) +
+    DONE
+  );
+}
+
+async function collect(iterable: AsyncIterable<LlmStreamEvent>): Promise<LlmStreamEvent[]> {
+  const events: LlmStreamEvent[] = [];
+  for await (const event of iterable) events.push(event);
+  return events;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<EverrunsError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (EverrunsError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('OpenAiDriver requests', () => {
+  it('sends the whole history, system prompt and tools as one Chat Completions request', async () => {
+    const server = await startServer([
+      json(200, {
+        id: 'chatcmpl-AbC123',
+        object: 'chat.completion',
+        created: 1741569952,
+        model: 'gpt-4.1-mini-2025-04-14',
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: 'assistant',
+              content: 'The answer is 4.',
+              refusal: null,
+              annotations: [],
+            },
+            logprobs: null,
+            finish_reason: 'stop',
+          },
+        ],
+        usage: {
+          prompt_tokens: 120,
+          completion_tokens: 7,
+          total_tokens: 127,
+          prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+          completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
+        },
+        service_tier: 'default',
+        system_fingerprint: 'fp_6f2eabb9a5',
+      }),
+    ]);
+    const sessionId = `session_${randomUUID().replaceAll('-', '')}`;
+    const request = llmRequest(server.baseUrl, {
+      sessionId,
+      maxOutputTokens: 256,
+      tools: [ADD_TOOL, MULTIPLY_TOOL],
+      messages: [
+        newMessage(sessionId, 1, 'user', [
+          { type: 'text', text: 'What is 2 + 2? And what is on this picture?' },
+          { type: 'image', mediaType: 'image/png', data: 'iVBORw0KGgo=' },
+        ]),
+        newMessage(sessionId, 2, 'agent', [
+          { type: 'text', text: 'Let me compute.' },
+          { type: 'tool_call', id: 'call_1', name: 'add', arguments: { a: 2, b: 2 } },
+          { type: 'tool_call', id: 'call_2', name: 'multiply', arguments: '{"a": 2,' },
+        ]),
+        newMessage(sessionId, 3, 'tool_result', [
+          { type: 'tool_result', toolCallId: 'call_1', content: '4', isError: false },
+          {
+            type: 'tool_result',
+            toolCallId: 'call_2',
+            content: 'Invalid arguments: not JSON',
+            isError: true,
+          },
+        ]),
+        newMessage(sessionId, 4, 'agent', [
+          { type: 'tool_call', id: 'call_3', name: 'add', arguments: {} },
+        ]),
+        newMessage(sessionId, 5, 'tool_result', [
+          { type: 'tool_result', toolCallId: 'call_3', content: '0', isError: false },
+        ]),
+        newMessage(sessionId, 6, 'agent', [{ type: 'text', text: '2 + 2 = 4.' }]),
+        newMessage(sessionId, 7, 'user', [{ type: 'text', text: 'Thanks! Say it once more.' }]),
+      ],
+    });
+    const driver = new OpenAiDriver({ streaming: false });
+
+    const response = await driver.generate(request);
+
+    expect(response).toEqual({
+      text: 'The answer is 4.',
+      toolCalls: [],
+      usage: { inputTokens: 120, outputTokens: 7 },
+      responseId: 'chatcmpl-AbC123',
+      stopReason: 'end_turn',
+      model: 'gpt-4.1-mini-2025-04-14',
+    });
+    expect(server.requests).toHaveLength(1);
+    const [sent] = server.requests;
+    expect(sent?.method).toBe('POST');
+    expect(sent?.path).toBe('/v1/chat/completions');
+    expect(sent?.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    expect(sent?.headers['content-type']).toBe('application/json');
+    expect(sent?.headers.accept).toBe('application/json');
+    expect(sent?.body).toEqual({
+      model: MODEL,
+      messages: [
+        { role: 'system', content: 'You are a calculator.' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is 2 + 2? And what is on this picture?' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: 'Let me compute.',
+          tool_calls: [
+            {
+              id: 'call_1',
+              type: 'function',
+              function: { name: 'add', arguments: '{"a":2,"b":2}' },
+            },
+            {
+              id: 'call_2',
+              type: 'function',
+              function: { name: 'multiply', arguments: '{"a": 2,' },
+            },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'call_1', content: '4' },
+        { role: 'tool', tool_call_id: 'call_2', content: 'Invalid arguments: not JSON' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: 'call_3', type: 'function', function: { name: 'add', arguments: '{}' } },
+          ],
+        },
+        { role: 'tool', tool_call_id: 'call_3', content: '0' },
+        { role: 'assistant', content: '2 + 2 = 4.' },
+        { role: 'user', content: 'Thanks! Say it once more.' },
+      ],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'add',
+            description: 'Adds two numbers',
+            parameters: ADD_TOOL.inputSchema,
+          },
+        },
+        {
+          type: 'function',
+          function: {
+            name: 'multiply',
+            description: 'Multiplies',
+            parameters: MULTIPLY_TOOL.inputSchema,
+          },
+        },
+      ],
+      max_completion_tokens: 256,
+    });
+  });
+
+  it('sends a streaming request with usage and reads a streamed text answer', async () => {
+    const server = await startServer([sse([textStream(['2 + 2', ' = ', '4.'])])]);
+    const driver = new OpenAiDriver();
+
+    const events = await collect(driver.stream(llmRequest(server.baseUrl, { tools: [] })));
+
+    expect(events).toEqual([
+      { type: 'text_delta', text: '2 + 2' },
+      { type: 'text_delta', text: ' = ' },
+      { type: 'text_delta', text: '4.' },
+      {
+        type: 'finish',
+        response: {
+          text: '2 + 2 = 4.',
+          toolCalls: [],
+          usage: { inputTokens: 19, outputTokens: 10 },
+          responseId: CHUNK_ID,
+          stopReason: 'end_turn',
+          model: 'gpt-4.1-mini-2025-04-14',
+        },
+      },
+    ]);
+    const [sent] = server.requests;
+    expect(sent?.headers.accept).toBe('text/event-stream');
+    expect(sent?.body).toEqual({
+      model: MODEL,
+      messages: [
+        { role: 'system', content: 'You are a calculator.' },
+        { role: 'user', content: 'What is 2 + 2?' },
+      ],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+  });
+
+  it('uses max_tokens and leaves out stream_options when configured for an older server', async () => {
+    const server = await startServer([sse([textStream(['ok'])])]);
+    const driver = new OpenAiDriver({ maxTokensParameter: 'max_tokens', streamUsage: false });
+
+    await driver.generate(llmRequest(server.baseUrl, { maxOutputTokens: 64, systemPrompt: '' }));
+
+    expect(server.requests[0]?.body).toEqual({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'What is 2 + 2?' }],
+      tools: [expect.objectContaining({ type: 'function' })],
+      max_tokens: 64,
+      stream: true,
+    });
+  });
+
+  it('keeps the query string of a gateway base URL and sends extra headers', async () => {
+    const server = await startServer([sse([textStream(['ok'])])]);
+    const driver = new OpenAiDriver({ headers: { 'x-gateway-tenant': 'tenant-7' } });
+
+    await driver.generate(llmRequest(`${server.baseUrl}/?api-version=2024-10-21`));
+
+    expect(server.requests[0]?.path).toBe('/v1/chat/completions?api-version=2024-10-21');
+    expect(server.requests[0]?.headers['x-gateway-tenant']).toBe('tenant-7');
+  });
+});
+
+describe('OpenAiDriver credentials', () => {
+  it('reads the key and base URL from OPENAI_API_KEY and OPENAI_BASE_URL when the model has none', async () => {
+    const server = await startServer([sse([textStream(['hi'])])]);
+    const saved = { key: process.env.OPENAI_API_KEY, url: process.env.OPENAI_BASE_URL };
+    const environmentKey = `sk-env-${randomUUID().replaceAll('-', '')}`;
+    process.env.OPENAI_API_KEY = environmentKey;
+    process.env.OPENAI_BASE_URL = server.baseUrl;
+    try {
+      const request = llmRequest(server.baseUrl);
+      request.model = { model: MODEL, providerType: 'openai' };
+      const response = await new OpenAiDriver().generate(request);
+      expect(response.text).toBe('hi');
+      expect(server.requests[0]?.headers.authorization).toBe(`Bearer ${environmentKey}`);
+    } finally {
+      if (saved.key === undefined) delete process.env.OPENAI_API_KEY;
+      else process.env.OPENAI_API_KEY = saved.key;
+      if (saved.url === undefined) delete process.env.OPENAI_BASE_URL;
+      else process.env.OPENAI_BASE_URL = saved.url;
+    }
+  });
+
+  it('sends no Authorization header to a keyless compatible server', async () => {
+    const server = await startServer([sse([textStream(['hi'])])]);
+    const saved = process.env.OPENAI_API_KEY;
+    delete process.env.OPENAI_API_KEY;
+    try {
+      const request = llmRequest(server.baseUrl);
+      request.model = { model: 'llama3.2', providerType: 'ollama', baseUrl: server.baseUrl };
+      const driver = new OpenAiDriver({ providerType: 'ollama' });
+      expect(new DriverRegistry().register(driver).get('ollama')).toBe(driver);
+      await driver.generate(request);
+      expect(server.requests[0]?.headers.authorization).toBeUndefined();
+    } finally {
+      if (saved !== undefined) process.env.OPENAI_API_KEY = saved;
+    }
+  });
+
+  it('refuses to call api.openai.com without a key', async () => {
+    const saved = { key: process.env.OPENAI_API_KEY, url: process.env.OPENAI_BASE_URL };
+    delete process.env.OPENAI_API_KEY;
+    delete process.env.OPENAI_BASE_URL;
+    try {
+      const request = llmRequest(OPENAI_DEFAULT_BASE_URL);
+      request.model = { model: MODEL, providerType: 'openai' };
+      const error = await rejection(new OpenAiDriver().generate(request));
+      expect(error.code).toBe('CONFIGURATION');
+    } finally {
+      if (saved.key !== undefined) process.env.OPENAI_API_KEY = saved.key;
+      if (saved.url !== undefined) process.env.OPENAI_BASE_URL = saved.url;
+    }
+  });
+
+  it('registers under the openai provider type', () => {
+    const registry = new DriverRegistry().register(new OpenAiDriver());
+    expect(registry.get('openai').providerType).toBe('openai');
+  });
+});
+
+describe('OpenAiDriver streaming', () => {
+  it('assembles an answer split inside a UTF-8 character and inside the JSON of tool arguments', async () => {
+    const text = 'Ça fait 4 🙂, größer als 3.';
+    const body =
+      chunkEvent({ role: 'assistant', content: '' }) +
+      chunkEvent({ content: text }) +
+      chunkEvent(toolCallDelta(0, '', { id: 'call_split', name: 'add' })) +
+      chunkEvent(toolCallDelta(0, '{"a": 2, "b": 2, "note": "naïve ✓"}')) +
+      chunkEvent({}, 'tool_calls') +
+      usageEvent(30, 12) +
+      DONE;
+    const bytes = Buffer.from(body, 'utf8');
+    const emoji = bytes.indexOf(Buffer.from('🙂', 'utf8'));
+    const cedilla = bytes.indexOf(Buffer.from('Ç', 'utf8'));
+    const checkMark = bytes.indexOf(Buffer.from('✓', 'utf8'));
+    const insideArgumentKey = bytes.indexOf(Buffer.from('\\"note', 'utf8')) + 3;
+    expect(Math.min(emoji, cedilla, checkMark, insideArgumentKey - 3)).toBeGreaterThan(0);
+    const offsets = [cedilla + 1, emoji + 1, emoji + 3, insideArgumentKey, checkMark + 2];
+    const server = await startServer([sse(splitBytes(body, offsets))]);
+
+    const events = await collect(new OpenAiDriver().stream(llmRequest(server.baseUrl)));
+    const finish = events.at(-1);
+
+    expect(finish?.type).toBe('finish');
+    if (finish?.type !== 'finish') return;
+    expect(finish.response.text).toBe(text);
+    expect(finish.response.toolCalls).toEqual([
+      { id: 'call_split', name: 'add', arguments: { a: 2, b: 2, note: 'naïve ✓' } },
+    ]);
+    expect(finish.response.stopReason).toBe('tool_calls');
+    expect(finish.response.usage).toEqual({ inputTokens: 30, outputTokens: 12 });
+  });
+
+  it('gives the same answer when every byte of the stream arrives on its own', async () => {
+    const body = toolCallStream();
+    const server = await startServer([sse([body]), sse([body])]);
+    const request = llmRequest(server.baseUrl);
+
+    const whole = await new OpenAiDriver().generate(request);
+    const byteByByte = await new OpenAiDriver({ fetch: byteByByteFetch }).generate(request);
+
+    expect(byteByByte).toEqual(whole);
+    expect(whole.toolCalls).toEqual([
+      { id: 'call_w1TNkOGmU3rx8TuQ4uNtBLwS', name: 'add', arguments: { a: 2, b: 2 } },
+    ]);
+    expect(whole.usage).toEqual({ inputTokens: 82, outputTokens: 18 });
+  });
+
+  it('assembles parallel tool calls whose argument pieces interleave', async () => {
+    const body =
+      chunkEvent({
+        role: 'assistant',
+        content: null,
+        ...toolCallDelta(0, '', { id: 'call_add', name: 'add' }),
+      }) +
+      chunkEvent(toolCallDelta(0, '{"a":1,')) +
+      chunkEvent(toolCallDelta(1, '', { id: 'call_multiply', name: 'multiply' })) +
+      chunkEvent(toolCallDelta(1, '{"a":3,')) +
+      chunkEvent(toolCallDelta(0, '"b":2}')) +
+      chunkEvent(toolCallDelta(1, '"b":4}')) +
+      chunkEvent({}, 'tool_calls') +
+      usageEvent(90, 40) +
+      DONE;
+    const server = await startServer([sse([body])]);
+
+    const events = await collect(
+      new OpenAiDriver().stream(llmRequest(server.baseUrl, { tools: [ADD_TOOL, MULTIPLY_TOOL] })),
+    );
+
+    expect(events.filter((event) => event.type === 'tool_call_delta')).toEqual([
+      { type: 'tool_call_delta', index: 0, id: 'call_add', name: 'add', argumentsDelta: '' },
+      { type: 'tool_call_delta', index: 0, argumentsDelta: '{"a":1,' },
+      {
+        type: 'tool_call_delta',
+        index: 1,
+        id: 'call_multiply',
+        name: 'multiply',
+        argumentsDelta: '',
+      },
+      { type: 'tool_call_delta', index: 1, argumentsDelta: '{"a":3,' },
+      { type: 'tool_call_delta', index: 0, argumentsDelta: '"b":2}' },
+      { type: 'tool_call_delta', index: 1, argumentsDelta: '"b":4}' },
+    ]);
+    const finish = events.at(-1);
+    expect(finish).toEqual({
+      type: 'finish',
+      response: {
+        text: '',
+        toolCalls: [
+          { id: 'call_add', name: 'add', arguments: { a: 1, b: 2 } },
+          { id: 'call_multiply', name: 'multiply', arguments: { a: 3, b: 4 } },
+        ],
+        usage: { inputTokens: 90, outputTokens: 40 },
+        responseId: CHUNK_ID,
+        stopReason: 'tool_calls',
+        model: 'gpt-4.1-mini-2025-04-14',
+      },
+    });
+  });
+
+  it('passes unparseable tool arguments through as the raw string and empty ones as {}', async () => {
+    const body =
+      chunkEvent(toolCallDelta(0, '{"a": 2, "b":', { id: 'call_bad', name: 'add' })) +
+      chunkEvent(toolCallDelta(1, '', { id: 'call_empty', name: 'add' })) +
+      chunkEvent({}, 'tool_calls') +
+      DONE;
+    const server = await startServer([sse([body])]);
+
+    const response = await new OpenAiDriver().generate(llmRequest(server.baseUrl));
+
+    expect(response.toolCalls).toEqual([
+      { id: 'call_bad', name: 'add', arguments: '{"a": 2, "b":' },
+      { id: 'call_empty', name: 'add', arguments: {} },
+    ]);
+    expect(response.usage).toEqual({ inputTokens: 0, outputTokens: 0 });
+  });
+
+  it('maps finish reasons to stop reasons', async () => {
+    const server = await startServer([
+      sse([chunkEvent({ content: 'cut sh' }, 'length') + DONE]),
+      sse([chunkEvent({ content: '' }, 'content_filter') + DONE]),
+      // Some compatible servers answer `stop` although they called a tool.
+      sse([chunkEvent(toolCallDelta(0, '{}', { id: 'call_x', name: 'add' }), 'stop') + DONE]),
+    ]);
+    const driver = new OpenAiDriver();
+    const request = llmRequest(server.baseUrl);
+
+    expect((await driver.generate(request)).stopReason).toBe('max_tokens');
+    expect((await driver.generate(request)).stopReason).toBe('content_filter');
+    expect((await driver.generate(request)).stopReason).toBe('tool_calls');
+  });
+
+  it('fails with a typed error when the server reports an error inside the stream', async () => {
+    const server = await startServer([
+      sse([
+        chunkEvent({ content: 'Hel' }) +
+          `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`,
+      ]),
+    ]);
+
+    const error = await rejection(new OpenAiDriver().generate(llmRequest(server.baseUrl)));
+
+    expect(error.code).toBe('LLM_ERROR');
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain('The server had an error while processing your request.');
+    expect(error.details).toMatchObject({ providerErrorType: 'server_error', retryable: true });
+  });
+});
+
+describe('OpenAiDriver failures and retries', () => {
+  const rateLimited = (retryAfter: string) =>
+    json(
+      429,
+      {
+        error: {
+          message: 'Rate limit reached for gpt-4.1-mini on tokens per min (TPM).',
+          type: 'tokens',
+          param: null,
+          code: 'rate_limit_exceeded',
+        },
+      },
+      { 'retry-after': retryAfter },
+    );
+
+  it('retries a 429 after the wait retry-after asks for, then succeeds', async () => {
+    const server = await startServer([rateLimited('0'), sse([textStream(['4'])])]);
+    const retries: RetryInfo[] = [];
+    // The backoff base is an hour: the test only finishes because retry-after (0 s) wins.
+    const driver = new OpenAiDriver({
+      retryBaseDelayMs: 3_600_000,
+      maxRetryDelayMs: 3_600_000,
+      onRetry: (info) => retries.push(info),
+    });
+
+    const response = await driver.generate(llmRequest(server.baseUrl));
+
+    expect(response.text).toBe('4');
+    expect(server.requests).toHaveLength(2);
+    expect(server.requests[1]?.body).toEqual(server.requests[0]?.body);
+    expect(retries).toEqual([
+      {
+        attempt: 1,
+        delayMs: 0,
+        status: 429,
+        message: expect.stringContaining('Rate limit reached'),
+      },
+    ]);
+  });
+
+  it('caps a long retry-after, in seconds or as an HTTP date', async () => {
+    const inAnHour = new Date(Date.now() + 3_600_000).toUTCString();
+    const server = await startServer([
+      rateLimited('120'),
+      rateLimited(inAnHour),
+      sse([textStream(['4'])]),
+    ]);
+    const retries: RetryInfo[] = [];
+    const driver = new OpenAiDriver({
+      maxRetryDelayMs: 3,
+      onRetry: (info) => retries.push(info),
+    });
+
+    await driver.generate(llmRequest(server.baseUrl));
+
+    expect(retries.map((retry) => [retry.attempt, retry.delayMs])).toEqual([
+      [1, 3],
+      [2, 3],
+    ]);
+  });
+
+  it('gives up after a 500 three times with a retryable typed error', async () => {
+    const serverError = json(500, {
+      error: {
+        message: 'The server had an error processing your request.',
+        type: 'server_error',
+        param: null,
+        code: null,
+      },
+    });
+    const server = await startServer([serverError, serverError, serverError, serverError]);
+    const driver = new OpenAiDriver({ retryBaseDelayMs: 1 });
+
+    const error = await rejection(driver.generate(llmRequest(server.baseUrl)));
+
+    expect(server.requests).toHaveLength(3);
+    expect(error.code).toBe('LLM_ERROR');
+    expect(error.retryable).toBe(true);
+    expect(error.details).toEqual({
+      provider: 'openai',
+      status: 500,
+      providerErrorType: 'server_error',
+      providerErrorMessage: 'The server had an error processing your request.',
+      retryable: true,
+      attempts: 3,
+    });
+  });
+
+  it('surfaces the message of a 400 without retrying and with the key redacted', async () => {
+    const server = await startServer([
+      json(400, {
+        error: {
+          message: `Invalid 'messages[1].content': string too long. Request made with key ${API_KEY}.`,
+          type: 'invalid_request_error',
+          param: 'messages[1].content',
+          code: 'string_above_max_length',
+        },
+      }),
+    ]);
+
+    const error = await rejection(new OpenAiDriver().generate(llmRequest(server.baseUrl)));
+
+    expect(server.requests).toHaveLength(1);
+    expect(error.code).toBe('LLM_ERROR');
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain("Invalid 'messages[1].content': string too long.");
+    expect(error.message).toContain('invalid_request_error');
+    expect(error.details).toMatchObject({
+      status: 400,
+      providerErrorType: 'invalid_request_error',
+      providerErrorCode: 'string_above_max_length',
+      retryable: false,
+    });
+    const everything = JSON.stringify({ message: error.message, details: error.details });
+    expect(everything).not.toContain(API_KEY);
+    expect(everything).toContain('[REDACTED]');
+  });
+
+  it('redacts a half-masked key echoed by a 401', async () => {
+    const masked = `${API_KEY.slice(0, 10)}**********${API_KEY.slice(-4)}`;
+    const server = await startServer([
+      json(401, {
+        error: {
+          message: `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+          type: 'invalid_request_error',
+          param: null,
+          code: 'invalid_api_key',
+        },
+      }),
+    ]);
+
+    const error = await rejection(new OpenAiDriver().generate(llmRequest(server.baseUrl)));
+
+    expect(error.details.status).toBe(401);
+    expect(error.message).toContain('Incorrect API key provided: [REDACTED].');
+    expect(error.message).not.toContain(API_KEY.slice(-4));
+  });
+
+  it('fails with a retryable typed error when the stream is cut in the middle', async () => {
+    const body = toolCallStream();
+    // Cut inside the JSON string of the tool arguments, which arrive escaped: `a\":2,\"b`.
+    const cutAt = body.indexOf('a\\":2') + 3;
+    expect(cutAt).toBeGreaterThan(3);
+    const server = await startServer([
+      sse([body.slice(0, cutAt)], 'cut'),
+      sse([body.slice(0, cutAt)], 'hold'),
+    ]);
+    const driver = new OpenAiDriver();
+
+    const error = await rejection(driver.generate(llmRequest(server.baseUrl)));
+    expect(error.code).toBe('LLM_ERROR');
+    expect(error.retryable).toBe(true);
+    expect(server.requests).toHaveLength(1);
+
+    // Through stream(): the deltas before the cut arrive, the finish event never does.
+    const events: LlmStreamEvent[] = [];
+    const streamError = await rejection(
+      (async () => {
+        for await (const event of driver.stream(llmRequest(server.baseUrl))) {
+          events.push(event);
+          // The connection drops once the first delta has been read.
+          server.responses[1]?.socket?.destroy();
+        }
+      })(),
+    );
+    expect(streamError.code).toBe('LLM_ERROR');
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.some((event) => event.type === 'finish')).toBe(false);
+  });
+
+  it('fails when the stream ends cleanly before the answer is complete', async () => {
+    const server = await startServer([sse([chunkEvent({ content: 'The answer is' })])]);
+
+    const error = await rejection(new OpenAiDriver().generate(llmRequest(server.baseUrl)));
+
+    expect(error.code).toBe('LLM_ERROR');
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain('ended before the answer was complete');
+  });
+
+  it('retries a refused connection and then fails with a retryable typed error', async () => {
+    const closed = await startServer([]);
+    await closed.close();
+    const retries: RetryInfo[] = [];
+    const driver = new OpenAiDriver({
+      retryBaseDelayMs: 1,
+      onRetry: (info) => retries.push(info),
+    });
+
+    const error = await rejection(driver.generate(llmRequest(closed.baseUrl)));
+
+    expect(error.code).toBe('LLM_ERROR');
+    expect(error.retryable).toBe(true);
+    expect(retries).toHaveLength(2);
+    expect(retries[0]?.status).toBeUndefined();
+  });
+
+  it('stops reading and rejects with ABORTED when aborted mid-stream', async () => {
+    const server = await startServer([sse([chunkEvent({ content: 'Thinking' })], 'hold')]);
+    const controller = new AbortController();
+    const events: LlmStreamEvent[] = [];
+
+    const error = await rejection(
+      (async () => {
+        const stream = new OpenAiDriver().stream(llmRequest(server.baseUrl), {
+          signal: controller.signal,
+        });
+        for await (const event of stream) {
+          events.push(event);
+          controller.abort(new Error('user pressed stop'));
+        }
+      })(),
+    );
+
+    expect(error.code).toBe('ABORTED');
+    expect(events).toEqual([{ type: 'text_delta', text: 'Thinking' }]);
+    // The driver dropped the connection.
+    await server.closedConnections[0];
+  });
+
+  it('rejects with ABORTED while waiting between retries', async () => {
+    const server = await startServer([rateLimited('3600')]);
+    const controller = new AbortController();
+    const driver = new OpenAiDriver({
+      maxRetryDelayMs: 3_600_000,
+      onRetry: () => controller.abort(),
+    });
+
+    const error = await rejection(
+      driver.generate(llmRequest(server.baseUrl), { signal: controller.signal }),
+    );
+
+    expect(error.code).toBe('ABORTED');
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('rejects with ABORTED without calling the server when the signal has already fired', async () => {
+    const server = await startServer([]);
+
+    const error = await rejection(
+      new OpenAiDriver().generate(llmRequest(server.baseUrl), { signal: AbortSignal.abort() }),
+    );
+
+    expect(error.code).toBe('ABORTED');
+    expect(server.requests).toHaveLength(0);
+  });
+});

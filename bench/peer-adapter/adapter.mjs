@@ -1,0 +1,106 @@
+// everruns-ts in the peer benchmark (see ../../../shared/peer-bench/README.md for the contract).
+// The scenario: one tool add(a, b) with a zod schema; a stateless fake model answers a tool
+// result with "4" and anything else with the call add({a:2,b:2}).
+//
+// Variants:
+//   default  one InProcessRuntime per conversation (fresh in-memory stores), so a dropped
+//            conversation is garbage like in the peers' caller-owned histories
+//   shared   one runtime for every conversation: each conversation is a session in the same
+//            in-memory stores, which keep every message and event (a store's job)
+import { createRequire } from 'node:module';
+import { defineCapability, defineTool, PlatformDefinition } from '@everruns-ts/core';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { z } from 'zod';
+
+const require = createRequire(import.meta.url);
+const version = (name) => {
+  try {
+    return require(`${name}/package.json`).version;
+  } catch {
+    return '?';
+  }
+};
+
+export async function createAdapter(variant = 'default') {
+  const counters = { model: 0, tool: 0 };
+  let callSeq = 0;
+  const calculator = defineCapability({
+    id: 'calculator',
+    name: 'Calculator',
+    description: 'Adds numbers',
+    tools: [
+      defineTool({
+        name: 'add',
+        description: 'Add two numbers',
+        inputSchema: z.object({ a: z.number(), b: z.number() }),
+        idempotent: true,
+        execute: ({ a, b }) => {
+          counters.tool++;
+          return a + b;
+        },
+      }),
+    ],
+  });
+  const usage = { inputTokens: 0, outputTokens: 0 };
+  const fakeModel = {
+    providerType: 'fake',
+    async generate(request) {
+      counters.model++;
+      const last = request.messages[request.messages.length - 1];
+      if (last?.role === 'tool_result') {
+        return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
+      }
+      return {
+        text: '',
+        toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    },
+  };
+
+  const buildRuntime = () => {
+    const platform = new PlatformDefinition();
+    platform.capabilities.register(calculator);
+    platform.drivers.register(fakeModel);
+    return new InProcessRuntimeBuilder()
+      .platformDefinition(platform)
+      .defaultModel({ model: 'fake-model', providerType: 'fake' })
+      .harness({
+        id: 'harness_calculator',
+        name: 'calculator',
+        systemPrompt: 'You are a calculator. Use the add tool.',
+        capabilities: [{ id: 'calculator' }],
+      })
+      .options({ keepTurnContexts: 0 })
+      .build();
+  };
+
+  const shared = variant === 'shared' ? await buildRuntime() : undefined;
+
+  return {
+    name: 'everruns-ts',
+    version: `@everruns-ts/runtime ${version('@everruns-ts/runtime')} + zod ${version('zod')}`,
+    variantLabel:
+      variant === 'shared' ? 'one runtime, a session per conversation' : 'a runtime per conversation',
+    counters,
+    newConversation() {
+      let turns = 0;
+      const ready = (async () => {
+        const runtime = shared ?? (await buildRuntime());
+        const session = await runtime.createSession({ harnessId: 'harness_calculator' });
+        return { runtime, sessionId: session.id };
+      })();
+      return {
+        async turn(text) {
+          const { runtime, sessionId } = await ready;
+          const result = await runtime.runTextTurn(sessionId, text);
+          turns++;
+          return result.response;
+        },
+        // One turn appends 4 messages (user, tool call, tool result, answer), as in the peers.
+        historyLength: () => turns * 4,
+      };
+    },
+  };
+}

@@ -480,6 +480,7 @@ async function runToolCall(
     fileSystem: scope.fileSystem,
     storage: dependencies.backends.storage,
     memory: dependencies.backends.memory,
+    sessions: dependencies.backends.sessions,
     config: turnTool.config,
     signal: controller.signal,
   };

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { CapabilityConfig, Session } from './domain.js';
 import { EverrunsError } from './errors.js';
 import type { SessionFileSystem } from './file-system.js';
-import type { MemoryStore, SessionStorageStore } from './stores.js';
+import type { MemoryStore, RuntimeSessionStore, SessionStorageStore } from './stores.js';
 
 /** What a tool sees when it runs. */
 export interface ToolContext<TConfig = unknown> {
@@ -19,6 +19,11 @@ export interface ToolContext<TConfig = unknown> {
   storage: SessionStorageStore;
   /** Long-lived memory. */
   memory: MemoryStore;
+  /**
+   * The session store, for tools that read or update the session itself (title, info). Set by
+   * the runtime's act step; optional so contexts built elsewhere (tests, other hosts) stay valid.
+   */
+  sessions?: RuntimeSessionStore;
   /** This capability's validated configuration for the session. */
   config: TConfig;
   /** Fires when the turn is cancelled or the tool's timeout passes. */

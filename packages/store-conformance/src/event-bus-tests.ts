@@ -1,0 +1,90 @@
+import type { RuntimeEvent } from '@everruns-ts/core';
+import { expect, it } from 'vitest';
+import { randomId, TRICKY_TEXT } from './helpers.js';
+import { defineRuntimeArea } from './runtime-area.js';
+import type { RuntimeStoreInitializer } from './types.js';
+
+const range = (count: number) => Array.from({ length: count }, (_, index) => index + 1);
+
+/**
+ * Tests of `EventBus`: ids, per-session `seq` 1, 2, 3 … (also under concurrent emits), ISO
+ * timestamps, data round-trip; and, where the bus has them, `collectedEvents` and `subscribe`
+ * (a throwing listener never breaks `emit`).
+ */
+export function eventBusTests(initializer: RuntimeStoreInitializer): void {
+  defineRuntimeArea(initializer, 'event bus', ({ backends }) => {
+    it('stamps events with an id, a per-session seq and an ISO timestamp', async () => {
+      const { events } = backends();
+      const [one, two] = [randomId('session'), randomId('session')];
+      const turnId = randomId('turn');
+      const first = await events.emit({
+        type: 'turn.started',
+        sessionId: one,
+        turnId,
+        data: { text: TRICKY_TEXT, nested: { list: [1, null, 'x'] } },
+      });
+      const other = await events.emit({ type: 'turn.started', sessionId: two, data: {} });
+      const second = await events.emit({ type: 'turn.completed', sessionId: one, data: {} });
+      expect(first).toMatchObject({
+        type: 'turn.started',
+        sessionId: one,
+        turnId,
+        seq: 1,
+        data: { text: TRICKY_TEXT, nested: { list: [1, null, 'x'] } },
+      });
+      expect(typeof first.id).toBe('string');
+      expect(first.id.length).toBeGreaterThan(0);
+      expect(new Set([first.id, other.id, second.id]).size).toBe(3);
+      expect(new Date(first.ts).toISOString()).toBe(first.ts);
+      expect(other.seq).toBe(1);
+      expect(second.seq).toBe(2);
+      expect(second.turnId).toBeUndefined();
+    });
+
+    it('numbers concurrent emits of one session contiguously', async () => {
+      const { events } = backends();
+      const sessionId = randomId('session');
+      const emitted = await Promise.all(
+        range(30).map(() => events.emit({ type: 'tool.started', sessionId, data: {} })),
+      );
+      expect(emitted.map((event) => event.seq).sort((a, b) => a - b)).toEqual(range(30));
+    });
+
+    it('keeps emitted events in order where collectedEvents is implemented', async () => {
+      const { events } = backends();
+      if (events.collectedEvents === undefined) return;
+      const [one, two] = [randomId('session'), randomId('session')];
+      const emitted: RuntimeEvent[] = [];
+      emitted.push(await events.emit({ type: 'input.message', sessionId: one, data: {} }));
+      emitted.push(await events.emit({ type: 'input.message', sessionId: two, data: {} }));
+      emitted.push(await events.emit({ type: 'turn.started', sessionId: one, data: {} }));
+      expect(events.collectedEvents(one)).toEqual([emitted[0], emitted[2]]);
+      expect(events.collectedEvents(two)).toEqual([emitted[1]]);
+      const all = events.collectedEvents().filter((event) => [one, two].includes(event.sessionId));
+      expect(all).toEqual(emitted);
+    });
+
+    it('delivers to subscribers until unsubscribed, despite a throwing listener, where subscribe is implemented', async () => {
+      const { events } = backends();
+      if (events.subscribe === undefined) return;
+      const sessionId = randomId('session');
+      const received: RuntimeEvent[] = [];
+      const stopThrowing = events.subscribe(() => {
+        throw new Error('listener failure');
+      });
+      const stop = events.subscribe((event) => {
+        if (event.sessionId === sessionId) received.push(event);
+      });
+      try {
+        const first = await events.emit({ type: 'reason.started', sessionId, data: {} });
+        expect(received).toEqual([first]);
+        stop();
+        await events.emit({ type: 'reason.completed', sessionId, data: {} });
+        expect(received).toEqual([first]);
+      } finally {
+        stop();
+        stopThrowing();
+      }
+    });
+  });
+}

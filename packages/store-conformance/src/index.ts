@@ -1,0 +1,25 @@
+export { agentStoreTests } from './agent-store-tests.js';
+export { eventBusTests } from './event-bus-tests.js';
+export { harnessStoreTests } from './harness-store-tests.js';
+export {
+  expectErrorCode,
+  HOSTILE_STRINGS,
+  makeAgent,
+  makeHarness,
+  makeSession,
+  randomId,
+  TRICKY_TEXT,
+} from './helpers.js';
+export { memoryStoreTests } from './memory-store-tests.js';
+export { messageStoreTests } from './message-store-tests.js';
+export { providerStoreTests } from './provider-store-tests.js';
+export { runtimeStoreConformance } from './runtime-store-conformance.js';
+export { sessionStorageTests } from './session-storage-tests.js';
+export { sessionStoreTests } from './session-store-tests.js';
+export type {
+  RuntimeStoreInitializer,
+  RuntimeStoreTestContext,
+  SessionFileSystemCapabilities,
+  SessionFileSystemInitializer,
+  SessionFileSystemTestContext,
+} from './types.js';

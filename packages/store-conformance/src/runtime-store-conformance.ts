@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe } from 'vitest';
+import { agentStoreTests } from './agent-store-tests.js';
+import { eventBusTests } from './event-bus-tests.js';
+import { harnessStoreTests } from './harness-store-tests.js';
+import { memoryStoreTests } from './memory-store-tests.js';
+import { messageStoreTests } from './message-store-tests.js';
+import { providerStoreTests } from './provider-store-tests.js';
+import { asPartOfAggregate, defineRuntimeArea } from './runtime-area.js';
+import { sessionStorageTests } from './session-storage-tests.js';
+import { sessionStoreTests } from './session-store-tests.js';
+import type { RuntimeStoreInitializer } from './types.js';
+
+/**
+ * Registers the whole runtime-store conformance suite for a backend: every area
+ * (harnesses, agents, sessions, messages, providers, session storage, memory, event bus) and the
+ * initializer's `additionalTests`. Call it at the top level of a vitest file.
+ *
+ * @example
+ * runtimeStoreConformance({ name: 'memory', create: () => inMemoryBackends() });
+ */
+export function runtimeStoreConformance(initializer: RuntimeStoreInitializer): void {
+  describe(`${initializer.name}: runtime store conformance`, () => {
+    beforeAll(async () => {
+      await initializer.beforeAll?.();
+    });
+    afterAll(async () => {
+      await initializer.afterAll?.();
+    });
+    asPartOfAggregate(() => {
+      harnessStoreTests(initializer);
+      agentStoreTests(initializer);
+      sessionStoreTests(initializer);
+      messageStoreTests(initializer);
+      providerStoreTests(initializer);
+      sessionStorageTests(initializer);
+      memoryStoreTests(initializer);
+      eventBusTests(initializer);
+      const { additionalTests } = initializer;
+      if (additionalTests !== undefined) {
+        defineRuntimeArea(initializer, 'additional tests', additionalTests);
+      }
+    });
+  });
+}

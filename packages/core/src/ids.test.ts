@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { isIdWithPrefix, newId, uuidV7Hex } from './index.js';
+
+describe('ids', () => {
+  it('makes prefixed UUID v7 ids that sort in creation order', () => {
+    const ids = Array.from({ length: 5000 }, () => newId('msg'));
+    for (const id of ids) expect(id).toMatch(/^msg_[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}$/);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('encodes the current time in the first 48 bits', () => {
+    const before = Date.now();
+    const hex = uuidV7Hex();
+    expect(Number.parseInt(hex.slice(0, 12), 16)).toBeGreaterThanOrEqual(before);
+  });
+
+  it('recognises generated ids by prefix', () => {
+    expect(isIdWithPrefix(newId('session'), 'session')).toBe(true);
+    expect(isIdWithPrefix(newId('session'), 'agent')).toBe(false);
+    expect(isIdWithPrefix('session_1', 'session')).toBe(false);
+  });
+});

@@ -1,0 +1,8 @@
+export {
+  ANTHROPIC_API_VERSION,
+  ANTHROPIC_DEFAULT_BASE_URL,
+  ANTHROPIC_DEFAULT_MAX_TOKENS,
+  AnthropicDriver,
+  type AnthropicDriverOptions,
+} from './anthropic-driver.js';
+export type { RetryInfo } from './http.js';

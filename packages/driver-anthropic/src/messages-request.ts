@@ -1,0 +1,126 @@
+import type { ContentPart, LlmRequest, Message } from '@everruns-ts/core';
+
+/** One content block of a Messages API request. */
+export type AnthropicContentBlock =
+  | { type: 'text'; text: string }
+  | {
+      type: 'image';
+      source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
+    }
+  | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> }
+  | { type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean };
+
+/** One message of a Messages API request. */
+export interface AnthropicMessage {
+  role: 'user' | 'assistant';
+  content: AnthropicContentBlock[];
+}
+
+/** The request body of `POST /v1/messages`. */
+export interface MessagesRequestBody {
+  model: string;
+  max_tokens: number;
+  system?: string;
+  messages: AnthropicMessage[];
+  tools?: Array<{ name: string; description: string; input_schema: Record<string, unknown> }>;
+  stream?: boolean;
+}
+
+/** How the request body is shaped. */
+export interface MessagesRequestShape {
+  stream: boolean;
+  /** `max_tokens` when the request sets no `maxOutputTokens`. */
+  defaultMaxTokens: number;
+}
+
+/**
+ * A `tool_use` block's `input` must be an object. Arguments that were not (a raw string the
+ * driver could not parse, or another JSON value) are sent as `{}`; the tool result that follows
+ * already tells the model what went wrong.
+ */
+function toolInput(value: unknown): Record<string, unknown> {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    return value as Record<string, unknown>;
+  }
+  return {};
+}
+
+function block(part: ContentPart, role: Message['role']): AnthropicContentBlock | undefined {
+  switch (part.type) {
+    case 'text':
+      // The API rejects empty text blocks.
+      return part.text === '' ? undefined : { type: 'text', text: part.text };
+    case 'image':
+      if (role === 'agent') return undefined;
+      if (part.data) {
+        return {
+          type: 'image',
+          source: { type: 'base64', media_type: part.mediaType, data: part.data },
+        };
+      }
+      if (part.url) return { type: 'image', source: { type: 'url', url: part.url } };
+      return undefined;
+    case 'tool_call':
+      if (role !== 'agent') return undefined;
+      return { type: 'tool_use', id: part.id, name: part.name, input: toolInput(part.arguments) };
+    case 'tool_result':
+      if (role === 'agent') return undefined;
+      return {
+        type: 'tool_result',
+        tool_use_id: part.toolCallId,
+        content: part.content,
+        ...(part.isError ? { is_error: true } : {}),
+      };
+  }
+}
+
+/**
+ * Converts the session history to Messages API messages: `agent` is `assistant`, tool results
+ * travel in `user` messages, and consecutive messages of one role are merged (the API wants
+ * roles to alternate), with tool results first in a merged user message.
+ */
+export function toAnthropicMessages(messages: readonly Message[]): AnthropicMessage[] {
+  const result: AnthropicMessage[] = [];
+  for (const message of messages) {
+    const role = message.role === 'agent' ? 'assistant' : 'user';
+    const blocks: AnthropicContentBlock[] = [];
+    for (const part of message.content) {
+      const converted = block(part, message.role);
+      if (converted) blocks.push(converted);
+    }
+    if (blocks.length === 0) continue;
+    const previous = result.at(-1);
+    if (previous && previous.role === role) previous.content.push(...blocks);
+    else result.push({ role, content: blocks });
+  }
+  for (const message of result) {
+    if (message.role !== 'user') continue;
+    const results = message.content.filter((entry) => entry.type === 'tool_result');
+    if (results.length === 0 || results.length === message.content.length) continue;
+    const others = message.content.filter((entry) => entry.type !== 'tool_result');
+    message.content = [...results, ...others];
+  }
+  return result;
+}
+
+/** Translates a driver request into the body of `POST /v1/messages`. */
+export function toMessagesRequest(
+  request: LlmRequest,
+  shape: MessagesRequestShape,
+): MessagesRequestBody {
+  const body: MessagesRequestBody = {
+    model: request.model.model,
+    max_tokens: request.maxOutputTokens ?? shape.defaultMaxTokens,
+    messages: toAnthropicMessages(request.messages),
+  };
+  if (request.systemPrompt.trim() !== '') body.system = request.systemPrompt;
+  if (request.tools.length > 0) {
+    body.tools = request.tools.map((tool) => ({
+      name: tool.name,
+      description: tool.description,
+      input_schema: tool.inputSchema,
+    }));
+  }
+  if (shape.stream) body.stream = true;
+  return body;
+}

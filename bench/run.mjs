@@ -67,7 +67,8 @@ const abc = lines(path.join(resultDir, 'abc.jsonl'));
 const cold = lines(path.join(resultDir, 'coldstart.jsonl'));
 const pick = (peer, measure, key) =>
   median(abc.filter((row) => row.peer === peer && row.measure === measure).map((row) => row[key]));
-const pickCold = (peer) => median(cold.filter((row) => row.peer === peer).map((row) => row.wall_s * 1000));
+const pickCold = (peer) =>
+  median(cold.filter((row) => row.peer === peer).map((row) => row.wall_s * 1000));
 const rows = [
   ['A median µs/turn', (peer) => pick(peer, 'A', 'median_us')],
   ['A p99 µs/turn', (peer) => pick(peer, 'A', 'p99_us')],
@@ -78,8 +79,10 @@ const rows = [
   ['C peak RSS MB', (peer) => pick(peer, 'C', 'rss_peak_mb')],
   ['D cold start ms', (peer) => pickCold(peer)],
 ];
-const fmt = (value) => (Number.isFinite(value) ? (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2)) : '-');
-let table = '| measure | everruns-ts | ai-sdk (telemetry off) | baseline | ÷ ai-sdk | ÷ baseline |\n|---|---|---|---|---|---|\n';
+const fmt = (value) =>
+  Number.isFinite(value) ? (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2)) : '-';
+let table =
+  '| measure | everruns-ts | ai-sdk (telemetry off) | baseline | ÷ ai-sdk | ÷ baseline |\n|---|---|---|---|---|---|\n';
 for (const [label, get] of rows) {
   const ours = get('everruns-ts');
   const ai = get('ai-sdk');

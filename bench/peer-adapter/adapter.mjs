@@ -82,7 +82,9 @@ export async function createAdapter(variant = 'default') {
     name: 'everruns-ts',
     version: `@everruns-ts/runtime ${version('@everruns-ts/runtime')} + zod ${version('zod')}`,
     variantLabel:
-      variant === 'shared' ? 'one runtime, a session per conversation' : 'a runtime per conversation',
+      variant === 'shared'
+        ? 'one runtime, a session per conversation'
+        : 'a runtime per conversation',
     counters,
     newConversation() {
       let turns = 0;

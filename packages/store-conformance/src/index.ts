@@ -14,6 +14,7 @@ export { memoryStoreTests } from './memory-store-tests.js';
 export { messageStoreTests } from './message-store-tests.js';
 export { providerStoreTests } from './provider-store-tests.js';
 export { runtimeStoreConformance } from './runtime-store-conformance.js';
+export { sessionFileSystemConformance } from './session-file-system-conformance.js';
 export { sessionStorageTests } from './session-storage-tests.js';
 export { sessionStoreTests } from './session-store-tests.js';
 export type {

@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import {
   DriverRegistry,
   EverrunsError,
@@ -14,6 +15,12 @@ import {
   type Message,
   type ToolSpec,
 } from '@everruns-ts/core';
+import {
+  AgentBuilder,
+  HarnessBuilder,
+  InProcessRuntimeBuilder,
+  SessionBuilder,
+} from '@everruns-ts/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ANTHROPIC_DEFAULT_BASE_URL,
@@ -854,5 +861,108 @@ describe('AnthropicDriver failures and retries', () => {
 
     expect(error.code).toBe('ABORTED');
     expect(server.requests).toHaveLength(1);
+  });
+});
+
+describe('AnthropicDriver in the runtime', () => {
+  it('runs the math session end to end: a tool call to add, then the answer 4', async () => {
+    const server = await startServer([sse([toolUseStream()]), sse([textStream(['4'])])]);
+    const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');
+    const agent = new AgentBuilder('math-agent', 'Use tools when they help.').maxIterations(8);
+    const session = new SessionBuilder(harness.harnessId()).agent(agent.agentId());
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(testMathCapability)
+      .driver(new AnthropicDriver())
+      .defaultModel({
+        model: MODEL,
+        providerType: 'anthropic',
+        apiKey: API_KEY,
+        baseUrl: server.baseUrl,
+      })
+      .harness(harness.build())
+      .agent(agent.build())
+      .session(session.build())
+      .build();
+
+    const result = await runtime.runTextTurn(session.sessionId(), 'What is 2 + 2?');
+
+    expect(result).toMatchObject({
+      success: true,
+      response: '4',
+      toolCallsCount: 1,
+      iterations: 2,
+    });
+    expect(server.requests).toHaveLength(2);
+    const first = server.requests[0]?.body as Record<string, unknown> & { tools: unknown[] };
+    expect(first.system).toContain('You are a math assistant.');
+    expect(first.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] },
+    ]);
+    expect(first.tools).toContainEqual(
+      expect.objectContaining({ name: 'add', input_schema: expect.any(Object) }),
+    );
+    expect(server.requests[1]?.body).toMatchObject({
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'text', text: 'I will add them.' },
+            {
+              type: 'tool_use',
+              id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6',
+              name: 'add',
+              input: { a: 2, b: 2 },
+            },
+          ],
+        },
+        {
+          role: 'user',
+          content: [
+            {
+              type: 'tool_result',
+              tool_use_id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6',
+              content: expect.stringContaining('"result":4'),
+            },
+          ],
+        },
+      ],
+    });
+    const agentMessages = (await runtime.messages(session.sessionId())).filter(
+      (message) => message.role === 'agent',
+    );
+    expect(agentMessages.map((message) => message.metadata?.usage)).toEqual([
+      { inputTokens: 472, outputTokens: 89 },
+      { inputTokens: 21, outputTokens: 12 },
+    ]);
+    await runtime.close();
+  });
+
+  it('fails the turn with llm_error and records no agent message when the stream is cut', async () => {
+    const body = toolUseStream();
+    const server = await startServer([sse([body.slice(0, body.length / 2)], 'cut')]);
+    const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');
+    const session = new SessionBuilder(harness.harnessId());
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(testMathCapability)
+      .driver(new AnthropicDriver())
+      .defaultModel({
+        model: MODEL,
+        providerType: 'anthropic',
+        apiKey: API_KEY,
+        baseUrl: server.baseUrl,
+      })
+      .harness(harness.build())
+      .session(session.build())
+      .build();
+
+    const result = await runtime.runTextTurn(session.sessionId(), 'What is 2 + 2?');
+
+    expect(result.success).toBe(false);
+    expect(result.error?.code).toBe('llm_error');
+    expect(JSON.stringify(result.error)).not.toContain(API_KEY);
+    const messages = await runtime.messages(session.sessionId());
+    expect(messages.map((message) => message.role)).toEqual(['user']);
+    await runtime.close();
   });
 });

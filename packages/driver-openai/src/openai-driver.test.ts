@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import {
   DriverRegistry,
   EverrunsError,
@@ -14,6 +15,12 @@ import {
   type Message,
   type ToolSpec,
 } from '@everruns-ts/core';
+import {
+  AgentBuilder,
+  HarnessBuilder,
+  InProcessRuntimeBuilder,
+  SessionBuilder,
+} from '@everruns-ts/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OPENAI_DEFAULT_BASE_URL, OpenAiDriver, type RetryInfo } from './index.js';
 
@@ -963,5 +970,104 @@ describe('OpenAiDriver failures and retries', () => {
 
     expect(error.code).toBe('ABORTED');
     expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('OpenAiDriver in the runtime', () => {
+  it('runs the math session end to end: a tool call to add, then the answer 4', async () => {
+    const server = await startServer([sse([toolCallStream()]), sse([textStream(['4'])])]);
+    const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');
+    const agent = new AgentBuilder('math-agent', 'Use tools when they help.').maxIterations(8);
+    const session = new SessionBuilder(harness.harnessId()).agent(agent.agentId());
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(testMathCapability)
+      .driver(new OpenAiDriver())
+      .defaultModel({
+        model: MODEL,
+        providerType: 'openai',
+        apiKey: API_KEY,
+        baseUrl: server.baseUrl,
+      })
+      .harness(harness.build())
+      .agent(agent.build())
+      .session(session.build())
+      .build();
+
+    const result = await runtime.runTextTurn(session.sessionId(), 'What is 2 + 2?');
+
+    expect(result).toMatchObject({
+      success: true,
+      response: '4',
+      toolCallsCount: 1,
+      iterations: 2,
+    });
+    expect(server.requests).toHaveLength(2);
+    const first = server.requests[0]?.body as {
+      messages: Array<Record<string, unknown>>;
+      tools: unknown[];
+    };
+    expect(first.messages[0]).toMatchObject({ role: 'system' });
+    expect(first.messages[0]?.content).toContain('You are a math assistant.');
+    expect(first.messages.slice(1)).toEqual([{ role: 'user', content: 'What is 2 + 2?' }]);
+    expect(first.tools).toContainEqual({
+      type: 'function',
+      function: expect.objectContaining({ name: 'add', parameters: expect.any(Object) }),
+    });
+    const second = server.requests[1]?.body as { messages: Array<Record<string, unknown>> };
+    expect(second.messages.slice(1)).toEqual([
+      { role: 'user', content: 'What is 2 + 2?' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: 'call_w1TNkOGmU3rx8TuQ4uNtBLwS',
+            type: 'function',
+            function: { name: 'add', arguments: '{"a":2,"b":2}' },
+          },
+        ],
+      },
+      {
+        role: 'tool',
+        tool_call_id: 'call_w1TNkOGmU3rx8TuQ4uNtBLwS',
+        content: expect.stringContaining('"result":4'),
+      },
+    ]);
+    const agentMessages = (await runtime.messages(session.sessionId())).filter(
+      (message) => message.role === 'agent',
+    );
+    expect(agentMessages.map((message) => message.metadata?.usage)).toEqual([
+      { inputTokens: 82, outputTokens: 18 },
+      { inputTokens: 19, outputTokens: 10 },
+    ]);
+    await runtime.close();
+  });
+
+  it('fails the turn with llm_error and records no agent message when the stream is cut', async () => {
+    const body = toolCallStream();
+    const server = await startServer([sse([body.slice(0, body.length / 2)], 'cut')]);
+    const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');
+    const session = new SessionBuilder(harness.harnessId());
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(testMathCapability)
+      .driver(new OpenAiDriver())
+      .defaultModel({
+        model: MODEL,
+        providerType: 'openai',
+        apiKey: API_KEY,
+        baseUrl: server.baseUrl,
+      })
+      .harness(harness.build())
+      .session(session.build())
+      .build();
+
+    const result = await runtime.runTextTurn(session.sessionId(), 'What is 2 + 2?');
+
+    expect(result.success).toBe(false);
+    expect(result.error?.code).toBe('llm_error');
+    expect(JSON.stringify(result.error)).not.toContain(API_KEY);
+    const messages = await runtime.messages(session.sessionId());
+    expect(messages.map((message) => message.role)).toEqual(['user']);
+    await runtime.close();
   });
 });

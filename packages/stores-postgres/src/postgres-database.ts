@@ -1,0 +1,178 @@
+import { EverrunsError } from '@everruns-ts/core';
+import type pg from 'pg';
+import { isConnectionError, isTransactionRetryable, translateError } from './postgres-errors.js';
+
+/** How failed statements are retried. */
+export interface PostgresRetryOptions {
+  /**
+   * Attempts per operation (the first included) when the database reports a serialization
+   * failure (`40001`), a deadlock (`40P01`) or a lost connection. Default 8.
+   */
+  maxAttempts?: number;
+  /** Delay before the second attempt; it doubles each time, with jitter. Default 20 ms. */
+  initialDelayMs?: number;
+  /** Upper bound of one delay. Default 1,000 ms. */
+  maxDelayMs?: number;
+}
+
+/** Something that runs one SQL statement. */
+export interface Queryable {
+  query<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<Row>>;
+}
+
+/** Facts about the current attempt of a retried operation. */
+export interface Attempt {
+  /** 1 for the first attempt. */
+  number: number;
+  /**
+   * True when an earlier attempt lost its connection: its write may have been committed even
+   * though no answer arrived, so a unique violation on an id this operation generated means the
+   * earlier attempt succeeded.
+   */
+  afterConnectionLoss: boolean;
+}
+
+const NOOP = () => {};
+
+/** Waits `milliseconds`. */
+export function sleep(milliseconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, milliseconds));
+}
+
+/** Quotes an SQL identifier. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The pool, the schema and the retry policy every store shares. Every statement goes through
+ * {@link PostgresDatabase.run} or {@link PostgresDatabase.transaction}, which retry and translate
+ * driver errors into `EverrunsError`s.
+ */
+export class PostgresDatabase {
+  readonly pool: pg.Pool;
+  /** Schema name as given. */
+  readonly schemaName: string;
+  /** Schema name quoted for SQL. */
+  readonly schema: string;
+  readonly #maxAttempts: number;
+  readonly #initialDelayMs: number;
+  readonly #maxDelayMs: number;
+  #queries = 0;
+  #closed = false;
+
+  constructor(pool: pg.Pool, schemaName: string, retry: PostgresRetryOptions = {}) {
+    this.pool = pool;
+    this.schemaName = schemaName;
+    this.schema = quoteIdentifier(schemaName);
+    this.#maxAttempts = Math.max(1, retry.maxAttempts ?? 8);
+    this.#initialDelayMs = Math.max(0, retry.initialDelayMs ?? 20);
+    this.#maxDelayMs = Math.max(this.#initialDelayMs, retry.maxDelayMs ?? 1000);
+  }
+
+  /** Number of statements sent so far (round trips to the server). */
+  get queryCount(): number {
+    return this.#queries;
+  }
+
+  /** A table of the store's schema, quoted. */
+  table(name: string): string {
+    return `${this.schema}.${quoteIdentifier(name)}`;
+  }
+
+  /** Marks the database closed: later operations fail with `STORE_UNAVAILABLE`. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+
+  /**
+   * Runs `work` (statements sent one by one through the pool, each in its own implicit
+   * transaction) with retries.
+   */
+  run<T>(operation: string, work: (db: Queryable, attempt: Attempt) => Promise<T>): Promise<T> {
+    const db: Queryable = {
+      query: (text, values) => {
+        this.#queries++;
+        return this.pool.query(text, values);
+      },
+    };
+    return this.#withRetries(operation, (attempt) => work(db, attempt));
+  }
+
+  /** Runs `work` inside one transaction on one connection, with retries of the whole transaction. */
+  transaction<T>(
+    operation: string,
+    work: (client: Queryable, attempt: Attempt) => Promise<T>,
+    options: { isolation?: 'read committed' | 'repeatable read' | 'serializable' } = {},
+  ): Promise<T> {
+    return this.#withRetries(operation, async (attempt) => {
+      const client = await this.pool.connect();
+      client.on('error', NOOP);
+      let broken: Error | undefined;
+      const db: Queryable = {
+        query: (text, values) => {
+          this.#queries++;
+          return client.query(text, values);
+        },
+      };
+      try {
+        await db.query(
+          options.isolation ? `BEGIN ISOLATION LEVEL ${options.isolation.toUpperCase()}` : 'BEGIN',
+        );
+        const result = await work(db, attempt);
+        await db.query('COMMIT');
+        return result;
+      } catch (error) {
+        if (isConnectionError(error)) broken = error instanceof Error ? error : new Error('lost');
+        else {
+          try {
+            await db.query('ROLLBACK');
+          } catch (rollbackError) {
+            broken = rollbackError instanceof Error ? rollbackError : new Error('rollback failed');
+          }
+        }
+        throw error;
+      } finally {
+        client.off('error', NOOP);
+        client.release(broken);
+      }
+    });
+  }
+
+  async #withRetries<T>(operation: string, work: (attempt: Attempt) => Promise<T>): Promise<T> {
+    let afterConnectionLoss = false;
+    for (let number = 1; ; number++) {
+      if (this.#closed) {
+        throw new EverrunsError({
+          code: 'STORE_UNAVAILABLE',
+          message: `PostgreSQL store: ${operation} called after close()`,
+          details: { operation },
+        });
+      }
+      try {
+        return await work({ number, afterConnectionLoss });
+      } catch (error) {
+        const connectionLost = isConnectionError(error);
+        const retryable = connectionLost || isTransactionRetryable(error);
+        if (!retryable || number >= this.#maxAttempts || this.#closed) {
+          const translated = translateError(error, operation);
+          if (retryable && !EverrunsError.isInstance(error)) {
+            translated.details.attempts = number;
+          }
+          throw translated;
+        }
+        if (connectionLost) afterConnectionLoss = true;
+        await sleep(this.backoff(number));
+      }
+    }
+  }
+
+  /** Delay after failed attempt `number`: exponential with jitter, bounded. */
+  backoff(number: number): number {
+    const ceiling = Math.min(this.#maxDelayMs, this.#initialDelayMs * 2 ** (number - 1));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+}

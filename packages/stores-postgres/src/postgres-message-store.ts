@@ -1,0 +1,571 @@
+import {
+  EverrunsError,
+  everrunsError,
+  type InputMessage,
+  type Message,
+  type MessageFilter,
+  type MessagePage,
+  type MessagePageRequest,
+  type MessageRole,
+  type NewMessage,
+  newId,
+  type RuntimeMessageStore,
+  type StoreMessageOptions,
+} from '@everruns-ts/core';
+import type { Attempt, Queryable } from './postgres-database.js';
+import { sleep } from './postgres-database.js';
+import { violatedConstraint } from './postgres-errors.js';
+import {
+  checkSize,
+  parseStored,
+  requireString,
+  type StoreContext,
+  stringifyForStore,
+} from './store-context.js';
+import { decodeText, encodeOptionalText, encodeText, textDigest } from './text-codec.js';
+
+const ROLES: ReadonlySet<MessageRole> = new Set(['user', 'agent', 'tool_result']);
+const MAX_PAGE_SIZE = 1000;
+
+/** Columns a message is read from. */
+export const MESSAGE_COLUMNS =
+  'seq, id, idempotency_key, turn_id, role, content, metadata, created_at';
+
+/** A row of the `messages` table as {@link MESSAGE_COLUMNS} selects it. */
+export interface MessageRow {
+  seq: number;
+  id: string;
+  idempotency_key: string | null;
+  turn_id: string | null;
+  role: string;
+  content: string;
+  metadata: string | null;
+  created_at: string;
+}
+
+/** Builds a message from its row. */
+export function messageFromRow(sessionId: string, row: MessageRow): Message {
+  const message: Message = {
+    id: decodeText(row.id),
+    sessionId,
+    seq: row.seq,
+    role: row.role as MessageRole,
+    content: parseStored<Message['content']>(row.content, 'message content'),
+    createdAt: decodeText(row.created_at),
+  };
+  if (row.turn_id !== null) message.turnId = decodeText(row.turn_id);
+  if (row.idempotency_key !== null) message.idempotencyKey = decodeText(row.idempotency_key);
+  if (row.metadata !== null) {
+    message.metadata = parseStored<Record<string, unknown>>(row.metadata, 'message metadata');
+  }
+  return message;
+}
+
+/** Options of {@link PostgresMessageStore}. */
+export interface PostgresMessageStoreOptions {
+  /**
+   * How many times an append without `expectedSeq` tries again after another writer took the
+   * position it computed. Default 100; then it throws `STORE_CONFLICT`.
+   */
+  maxAppendAttempts?: number;
+}
+
+/** A message validated and encoded, ready for its INSERT. */
+interface PreparedMessage {
+  id: string;
+  idHash: Buffer;
+  idempotencyKey: string | undefined;
+  idempotencyHash: Buffer | null;
+  row: Omit<MessageRow, 'seq'>;
+}
+
+const CONSTRAINT_SEQ = 'messages_session_seq';
+const CONSTRAINT_ID = 'messages_session_id';
+const CONSTRAINT_IDEMPOTENCY = 'messages_session_idempotency';
+
+/**
+ * Append-only messages in the `messages` table. The primary key `(session, seq)` makes two writers
+ * unable to take the same position: an append computes `max(seq) + 1` inside its INSERT; when
+ * another writer got there first the INSERT fails on the key and the append is retried (or, with
+ * `expectedSeq`, reported as `STORE_CONFLICT` with nothing written). Idempotency keys and message
+ * ids are unique per session, so a retried write after a lost connection never duplicates.
+ */
+export class PostgresMessageStore implements RuntimeMessageStore {
+  readonly #context: StoreContext;
+  readonly #maxAppendAttempts: number;
+
+  constructor(context: StoreContext, options: PostgresMessageStoreOptions = {}) {
+    this.#context = context;
+    this.#maxAppendAttempts = Math.max(1, options.maxAppendAttempts ?? 100);
+  }
+
+  /** Appends the user's input as a `user` message. */
+  addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message> {
+    const message: NewMessage = { role: 'user', content: input.content };
+    if (turnId !== undefined) message.turnId = turnId;
+    if (input.metadata !== undefined) message.metadata = input.metadata;
+    return this.storeMessage(sessionId, message);
+  }
+
+  /**
+   * Appends a message at the next position, or returns the existing message with the same
+   * idempotency key. Throws `STORE_CONFLICT` (retryable, nothing written) when
+   * `options.expectedSeq` is not the next position, `DUPLICATE_ID` when a message with the given
+   * id exists in the session, `INVALID_INPUT` for a malformed message and `VALUE_TOO_LARGE` above
+   * the size limit.
+   */
+  async storeMessage(
+    sessionId: string,
+    message: NewMessage,
+    options: StoreMessageOptions = {},
+  ): Promise<Message> {
+    requireString(sessionId, 'sessionId');
+    const { expectedSeq } = options;
+    if (expectedSeq !== undefined && (!Number.isInteger(expectedSeq) || expectedSeq < 1)) {
+      throw everrunsError('INVALID_INPUT', 'expectedSeq must be a positive integer', {
+        details: { expectedSeq },
+      });
+    }
+    const prepared = this.#prepare(sessionId, message, new Date().toISOString());
+    const sessionHash = textDigest(sessionId);
+    const { db } = this.#context;
+    return db.run('storeMessage', async (client, attempt) => {
+      for (let round = 1; ; round++) {
+        try {
+          const result = await client.query<{ seq: number }>(
+            `INSERT INTO ${db.table('messages')}
+               (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
+                content, metadata, created_at)
+             SELECT $1, COALESCE($2::integer, COALESCE(MAX(seq), 0) + 1), $3, $4, $5, $6, $7, $8,
+                    $9, $10, $11
+               FROM ${db.table('messages')} WHERE session_hash = $1
+             HAVING $2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer
+             RETURNING seq`,
+            [
+              sessionHash,
+              expectedSeq ?? null,
+              prepared.idHash,
+              prepared.row.id,
+              prepared.idempotencyHash,
+              prepared.row.idempotency_key,
+              prepared.row.turn_id,
+              prepared.row.role,
+              prepared.row.content,
+              prepared.row.metadata,
+              prepared.row.created_at,
+            ],
+          );
+          const inserted = result.rows[0];
+          if (inserted) return messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq });
+          // Only with expectedSeq: the next position is not the expected one.
+          const existing = await this.#existingForKey(client, sessionHash, sessionId, prepared);
+          if (existing) return existing;
+          throw await this.#seqConflict(client, sessionHash, sessionId, expectedSeq!);
+        } catch (error) {
+          const constraint = violatedConstraint(error);
+          if (constraint === undefined) throw error;
+          const existing = await this.#resolveViolation(
+            client,
+            attempt,
+            constraint,
+            sessionHash,
+            sessionId,
+            prepared,
+          );
+          if (existing) return existing;
+          if (expectedSeq !== undefined) {
+            throw await this.#seqConflict(client, sessionHash, sessionId, expectedSeq, error);
+          }
+          if (round >= this.#maxAppendAttempts) {
+            throw everrunsError(
+              'STORE_CONFLICT',
+              `Appending to session ${sessionId} lost the race for a position ${round} times`,
+              { retryable: true, cause: error, details: { sessionId, attempts: round } },
+            );
+          }
+          await sleep(Math.random() * Math.min(20, round));
+        }
+      }
+    });
+  }
+
+  /**
+   * Appends several messages in order, all or none, in one statement. A message whose
+   * idempotency key exists is not appended again: its stored copy takes its place in the result.
+   */
+  async storeMessages(sessionId: string, messages: NewMessage[]): Promise<Message[]> {
+    requireString(sessionId, 'sessionId');
+    if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+    const now = new Date().toISOString();
+    const prepared = messages.map((message) => this.#prepare(sessionId, message, now));
+    if (prepared.length === 0) return [];
+    const sessionHash = textDigest(sessionId);
+    const { db } = this.#context;
+    const keyHashes = prepared.flatMap((entry) =>
+      entry.idempotencyHash === null ? [] : [entry.idempotencyHash],
+    );
+    return db.run('storeMessages', async (client, attempt) => {
+      for (let round = 1; ; round++) {
+        const existingByKey = new Map<string, Message>();
+        if (keyHashes.length > 0) {
+          const found = await client.query<MessageRow>(
+            `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+              WHERE session_hash = $1 AND idempotency_hash = ANY($2::bytea[])`,
+            [sessionHash, keyHashes],
+          );
+          for (const row of found.rows) {
+            const stored = messageFromRow(sessionId, row);
+            existingByKey.set(stored.idempotencyKey!, stored);
+          }
+        }
+        const fresh: PreparedMessage[] = [];
+        const plan: Array<{ existing: Message } | { fresh: number }> = [];
+        const batchKeys = new Map<string, number>();
+        const batchIds = new Set<string>();
+        for (const entry of prepared) {
+          const key = entry.idempotencyKey;
+          if (key !== undefined) {
+            const existing = existingByKey.get(key);
+            if (existing) {
+              plan.push({ existing });
+              continue;
+            }
+            const earlier = batchKeys.get(key);
+            if (earlier !== undefined) {
+              plan.push({ fresh: earlier });
+              continue;
+            }
+            batchKeys.set(key, fresh.length);
+          }
+          if (batchIds.has(entry.id)) {
+            throw everrunsError('DUPLICATE_ID', `Message ${entry.id} appears twice in the batch`, {
+              details: { sessionId, messageId: entry.id },
+            });
+          }
+          batchIds.add(entry.id);
+          plan.push({ fresh: fresh.length });
+          fresh.push(entry);
+        }
+        if (fresh.length === 0)
+          return plan.map((step) => ('existing' in step ? step.existing : unreachable()));
+        try {
+          const result = await client.query<{ seq: number; ordinality: string }>(
+            `WITH base AS (
+               SELECT COALESCE(MAX(seq), 0) AS last_seq FROM ${db.table('messages')}
+                WHERE session_hash = $1
+             )
+             INSERT INTO ${db.table('messages')}
+               (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
+                content, metadata, created_at)
+             SELECT $1, base.last_seq + input.ordinality, input.id_hash, input.id,
+                    input.idempotency_hash, input.idempotency_key, input.turn_id, input.role,
+                    input.content, input.metadata, input.created_at
+               FROM base,
+                    unnest($2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+                           $8::text[], $9::text[], $10::text[])
+                      WITH ORDINALITY AS input(id_hash, id, idempotency_hash, idempotency_key,
+                                               turn_id, role, content, metadata, created_at,
+                                               ordinality)
+             RETURNING seq`,
+            [
+              sessionHash,
+              fresh.map((entry) => entry.idHash),
+              fresh.map((entry) => entry.row.id),
+              fresh.map((entry) => entry.idempotencyHash),
+              fresh.map((entry) => entry.row.idempotency_key),
+              fresh.map((entry) => entry.row.turn_id),
+              fresh.map((entry) => entry.row.role),
+              fresh.map((entry) => entry.row.content),
+              fresh.map((entry) => entry.row.metadata),
+              fresh.map((entry) => entry.row.created_at),
+            ],
+          );
+          const seqs = result.rows.map((row) => row.seq).sort((left, right) => left - right);
+          const stored = fresh.map((entry, index) =>
+            messageFromRow(sessionId, { ...entry.row, seq: seqs[index]! }),
+          );
+          return plan.map((step) => ('existing' in step ? step.existing : stored[step.fresh]!));
+        } catch (error) {
+          const constraint = violatedConstraint(error);
+          if (constraint === undefined) throw error;
+          if (constraint === CONSTRAINT_ID) {
+            if (attempt.afterConnectionLoss) {
+              const committed = await this.#loadByIds(client, sessionHash, sessionId, fresh);
+              if (committed) {
+                return plan.map((step) =>
+                  'existing' in step ? step.existing : committed[step.fresh]!,
+                );
+              }
+            }
+            throw everrunsError(
+              'DUPLICATE_ID',
+              `A message of the batch already exists in session ${sessionId}`,
+              { cause: error, details: { sessionId } },
+            );
+          }
+          // A position or an idempotency key was taken meanwhile: look again and retry.
+          if (round >= this.#maxAppendAttempts) {
+            throw everrunsError(
+              'STORE_CONFLICT',
+              `Appending a batch to session ${sessionId} lost the race ${round} times`,
+              { retryable: true, cause: error, details: { sessionId, attempts: round } },
+            );
+          }
+          await sleep(Math.random() * Math.min(20, round));
+        }
+      }
+    });
+  }
+
+  /** One message, or `null`. */
+  async get(sessionId: string, messageId: string): Promise<Message | null> {
+    requireString(sessionId, 'sessionId');
+    requireString(messageId, 'messageId');
+    const { db } = this.#context;
+    const result = await db.run('get', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')} WHERE session_hash = $1 AND id_hash = $2`,
+        [textDigest(sessionId), textDigest(messageId)],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? messageFromRow(sessionId, row) : null;
+  }
+
+  /** The message stored with this idempotency key, or `null`. */
+  async getByIdempotencyKey(sessionId: string, idempotencyKey: string): Promise<Message | null> {
+    requireString(sessionId, 'sessionId');
+    requireString(idempotencyKey, 'idempotencyKey');
+    const { db } = this.#context;
+    const result = await db.run('getByIdempotencyKey', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+          WHERE session_hash = $1 AND idempotency_hash = $2`,
+        [textDigest(sessionId), textDigest(idempotencyKey)],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? messageFromRow(sessionId, row) : null;
+  }
+
+  /** The whole history in `seq` order. */
+  async load(sessionId: string): Promise<Message[]> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const result = await db.run('load', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')} WHERE session_hash = $1 ORDER BY seq`,
+        [textDigest(sessionId)],
+      ),
+    );
+    return result.rows.map((row) => messageFromRow(sessionId, row));
+  }
+
+  /** A page in `seq` order. Throws `INVALID_INPUT` for a limit outside 1..1000 or a negative `afterSeq`. */
+  async loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage> {
+    requireString(sessionId, 'sessionId');
+    const afterSeq = page.afterSeq ?? 0;
+    const { limit } = page;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw everrunsError('INVALID_INPUT', `limit must be an integer in 1..${MAX_PAGE_SIZE}`, {
+        details: { limit },
+      });
+    }
+    if (!Number.isInteger(afterSeq) || afterSeq < 0) {
+      throw everrunsError('INVALID_INPUT', 'afterSeq must be a non-negative integer', {
+        details: { afterSeq },
+      });
+    }
+    const { db } = this.#context;
+    const result = await db.run('loadPage', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+          WHERE session_hash = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+        [textDigest(sessionId), Math.min(afterSeq, 2 ** 31 - 1), limit + 1],
+      ),
+    );
+    const rows = result.rows.slice(0, limit);
+    const messages = rows.map((row) => messageFromRow(sessionId, row));
+    return {
+      messages,
+      nextAfterSeq: result.rows.length > limit ? afterSeq + limit : null,
+    };
+  }
+
+  /** Messages with one of `filter.roles` and the given `filter.turnId`, in `seq` order. */
+  async loadFiltered(sessionId: string, filter: MessageFilter): Promise<Message[]> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const result = await db.run('loadFiltered', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+          WHERE session_hash = $1
+            AND ($2::text[] IS NULL OR role = ANY($2::text[]))
+            AND ($3::text IS NULL OR turn_id = $3::text)
+          ORDER BY seq`,
+        [
+          textDigest(sessionId),
+          filter.roles === undefined ? null : filter.roles.map(String),
+          encodeOptionalText(filter.turnId),
+        ],
+      ),
+    );
+    return result.rows.map((row) => messageFromRow(sessionId, row));
+  }
+
+  /** Number of messages in the session (its last `seq`: positions have no gaps). */
+  async count(sessionId: string): Promise<number> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const result = await db.run('count', (client) =>
+      client.query<{ last: number | null }>(
+        `SELECT MAX(seq) AS last FROM ${db.table('messages')} WHERE session_hash = $1`,
+        [textDigest(sessionId)],
+      ),
+    );
+    return result.rows[0]?.last ?? 0;
+  }
+
+  #prepare(sessionId: string, message: NewMessage, now: string): PreparedMessage {
+    if (message === null || typeof message !== 'object') {
+      throw everrunsError('INVALID_INPUT', 'A message must be an object');
+    }
+    if (!ROLES.has(message.role) || !Array.isArray(message.content)) {
+      throw everrunsError('INVALID_INPUT', 'A message needs a known role and a content array', {
+        details: { sessionId, role: message.role },
+      });
+    }
+    const id = message.id ?? newId('msg');
+    requireString(id, 'message.id');
+    const content = stringifyForStore(message.content, 'message content');
+    const metadata =
+      message.metadata === undefined
+        ? null
+        : stringifyForStore(message.metadata, 'message metadata');
+    checkSize(this.#context, content, 'Message content');
+    if (metadata !== null) checkSize(this.#context, metadata, 'Message metadata');
+    const key = message.idempotencyKey;
+    if (key !== undefined) requireString(key, 'message.idempotencyKey');
+    return {
+      id,
+      idHash: textDigest(id),
+      idempotencyKey: key,
+      idempotencyHash: key === undefined ? null : textDigest(key),
+      row: {
+        id: encodeText(id),
+        idempotency_key: encodeOptionalText(key),
+        turn_id: encodeOptionalText(message.turnId),
+        role: message.role,
+        content,
+        metadata,
+        created_at: encodeText(message.createdAt ?? now),
+      },
+    };
+  }
+
+  /** The stored message with the prepared message's idempotency key, if any. */
+  async #existingForKey(
+    client: Queryable,
+    sessionHash: Buffer,
+    sessionId: string,
+    prepared: PreparedMessage,
+  ): Promise<Message | null> {
+    if (prepared.idempotencyHash === null) return null;
+    const { db } = this.#context;
+    const result = await client.query<MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+        WHERE session_hash = $1 AND idempotency_hash = $2`,
+      [sessionHash, prepared.idempotencyHash],
+    );
+    const row = result.rows[0];
+    return row ? messageFromRow(sessionId, row) : null;
+  }
+
+  /**
+   * After a unique violation: the existing message when the write is a repeat (same idempotency
+   * key, or our own id after a lost connection), `null` when the position was taken (retry), or a
+   * `DUPLICATE_ID` error.
+   */
+  async #resolveViolation(
+    client: Queryable,
+    attempt: Attempt,
+    constraint: string,
+    sessionHash: Buffer,
+    sessionId: string,
+    prepared: PreparedMessage,
+  ): Promise<Message | null> {
+    const existing = await this.#existingForKey(client, sessionHash, sessionId, prepared);
+    if (existing) return existing;
+    if (constraint === CONSTRAINT_ID) {
+      if (attempt.afterConnectionLoss) {
+        const { db } = this.#context;
+        const result = await client.query<MessageRow>(
+          `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+            WHERE session_hash = $1 AND id_hash = $2`,
+          [sessionHash, prepared.idHash],
+        );
+        const row = result.rows[0];
+        if (row) return messageFromRow(sessionId, row);
+      }
+      throw everrunsError(
+        'DUPLICATE_ID',
+        `Message ${prepared.id} already exists in session ${sessionId}`,
+        { details: { sessionId, messageId: prepared.id } },
+      );
+    }
+    if (constraint !== CONSTRAINT_SEQ && constraint !== CONSTRAINT_IDEMPOTENCY) {
+      throw everrunsError('INTERNAL', `Unexpected unique violation on ${constraint}`, {
+        details: { sessionId, constraint },
+      });
+    }
+    return null;
+  }
+
+  async #seqConflict(
+    client: Queryable,
+    sessionHash: Buffer,
+    sessionId: string,
+    expectedSeq: number,
+    cause?: unknown,
+  ): Promise<EverrunsError> {
+    const { db } = this.#context;
+    const result = await client.query<{ last: number | null }>(
+      `SELECT MAX(seq) AS last FROM ${db.table('messages')} WHERE session_hash = $1`,
+      [sessionHash],
+    );
+    const actualSeq = (result.rows[0]?.last ?? 0) + 1;
+    return everrunsError(
+      'STORE_CONFLICT',
+      `Expected to append at seq ${expectedSeq} but the next seq of session ${sessionId} is ${actualSeq}`,
+      { retryable: true, cause, details: { sessionId, expectedSeq, actualSeq } },
+    );
+  }
+
+  /** The batch's messages by id when all of them are stored (an earlier attempt committed). */
+  async #loadByIds(
+    client: Queryable,
+    sessionHash: Buffer,
+    sessionId: string,
+    fresh: PreparedMessage[],
+  ): Promise<Message[] | null> {
+    const { db } = this.#context;
+    const result = await client.query<MessageRow & { id_hash: Buffer }>(
+      `SELECT ${MESSAGE_COLUMNS}, id_hash FROM ${db.table('messages')}
+        WHERE session_hash = $1 AND id_hash = ANY($2::bytea[])`,
+      [sessionHash, fresh.map((entry) => entry.idHash)],
+    );
+    if (result.rows.length !== fresh.length) return null;
+    const byHash = new Map(result.rows.map((row) => [row.id_hash.toString('hex'), row]));
+    const messages: Message[] = [];
+    for (const entry of fresh) {
+      const row = byHash.get(entry.idHash.toString('hex'));
+      if (!row) return null;
+      messages.push(messageFromRow(sessionId, row));
+    }
+    return messages;
+  }
+}
+
+function unreachable(): never {
+  throw new EverrunsError({ code: 'INTERNAL', message: 'unreachable' });
+}

@@ -1,0 +1,162 @@
+import type { SessionStorageStore } from '@everruns-ts/core';
+import { checkSize, compareStrings, requireString, type StoreContext } from './store-context.js';
+import { decodeText, encodeText, textDigest } from './text-codec.js';
+
+/**
+ * Per-session key/value storage (`session_values`) and secrets (`session_secrets`). Secrets are
+ * encrypted with AES-256-GCM under the configured key, whose id is stored beside each value; the
+ * ciphertext is bound to its session and key, so it cannot be moved to another row. Prefix
+ * listings compare the prefix literally (`starts_with`), so `%`, `_` and `\` are plain characters.
+ */
+export class PostgresSessionStorageStore implements SessionStorageStore {
+  readonly #context: StoreContext;
+
+  constructor(context: StoreContext) {
+    this.#context = context;
+  }
+
+  /** The value under `key`, or `null`. */
+  async getValue(sessionId: string, key: string): Promise<string | null> {
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    const { db } = this.#context;
+    const result = await db.run('getValue', (client) =>
+      client.query<{ value: string }>(
+        `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
+        [textDigest(sessionId), textDigest(key)],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? decodeText(row.value) : null;
+  }
+
+  /** Creates or replaces the value under `key`. Throws `VALUE_TOO_LARGE` above the limit. */
+  async setValue(sessionId: string, key: string, value: string): Promise<void> {
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    requireString(value, 'value');
+    const encodedKey = encodeText(key);
+    const encodedValue = encodeText(value);
+    checkSize(this.#context, encodedKey, 'Storage key');
+    checkSize(this.#context, encodedValue, `Value of ${key}`);
+    const { db } = this.#context;
+    await db.run('setValue', (client) =>
+      client.query(
+        `INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (session_hash, key_hash) DO UPDATE SET value = EXCLUDED.value`,
+        [textDigest(sessionId), textDigest(key), encodedKey, encodedValue],
+      ),
+    );
+  }
+
+  /** Deletes the value; false when nothing was stored. */
+  deleteValue(sessionId: string, key: string): Promise<boolean> {
+    return this.#delete('deleteValue', 'session_values', sessionId, key);
+  }
+
+  /** Value keys starting with `prefix` (literally), sorted. */
+  listKeys(sessionId: string, prefix?: string): Promise<string[]> {
+    return this.#list('listKeys', 'session_values', sessionId, prefix);
+  }
+
+  /**
+   * The secret under `key`, or `null`. Throws `SECRET_KEY_MISMATCH` when it was encrypted with a
+   * key that is not configured or differs from the configured key of the same id.
+   */
+  async getSecret(sessionId: string, key: string): Promise<string | null> {
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    const { db, cipher } = this.#context;
+    const sessionHash = textDigest(sessionId);
+    const keyHash = textDigest(key);
+    const result = await db.run('getSecret', (client) =>
+      client.query<{ key_id: string; sealed: Buffer }>(
+        `SELECT key_id, sealed FROM ${db.table('session_secrets')}
+          WHERE session_hash = $1 AND key_hash = $2`,
+        [sessionHash, keyHash],
+      ),
+    );
+    const row = result.rows[0];
+    if (!row) return null;
+    return cipher.open(
+      { keyId: row.key_id, sealed: row.sealed },
+      secretContext(sessionHash, keyHash),
+      `Secret ${key}`,
+    );
+  }
+
+  /** Encrypts and stores the secret under `key`, replacing any earlier one. */
+  async setSecret(sessionId: string, key: string, value: string): Promise<void> {
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    requireString(value, 'value');
+    const encodedKey = encodeText(key);
+    checkSize(this.#context, encodedKey, 'Secret key');
+    checkSize(this.#context, encodeText(value), `Secret ${key}`);
+    const sessionHash = textDigest(sessionId);
+    const keyHash = textDigest(key);
+    const sealed = this.#context.cipher.seal(value, secretContext(sessionHash, keyHash));
+    const { db } = this.#context;
+    await db.run('setSecret', (client) =>
+      client.query(
+        `INSERT INTO ${db.table('session_secrets')} (session_hash, key_hash, key, key_id, sealed)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (session_hash, key_hash) DO UPDATE
+           SET key_id = EXCLUDED.key_id, sealed = EXCLUDED.sealed`,
+        [sessionHash, keyHash, encodedKey, sealed.keyId, sealed.sealed],
+      ),
+    );
+  }
+
+  /** Deletes the secret; false when nothing was stored. */
+  deleteSecret(sessionId: string, key: string): Promise<boolean> {
+    return this.#delete('deleteSecret', 'session_secrets', sessionId, key);
+  }
+
+  /** Secret keys starting with `prefix` (literally), sorted. */
+  listSecretKeys(sessionId: string, prefix?: string): Promise<string[]> {
+    return this.#list('listSecretKeys', 'session_secrets', sessionId, prefix);
+  }
+
+  async #delete(
+    operation: string,
+    table: string,
+    sessionId: string,
+    key: string,
+  ): Promise<boolean> {
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    const { db } = this.#context;
+    const result = await db.run(operation, (client) =>
+      client.query(`DELETE FROM ${db.table(table)} WHERE session_hash = $1 AND key_hash = $2`, [
+        textDigest(sessionId),
+        textDigest(key),
+      ]),
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async #list(
+    operation: string,
+    table: string,
+    sessionId: string,
+    prefix: string | undefined,
+  ): Promise<string[]> {
+    requireString(sessionId, 'sessionId');
+    if (prefix !== undefined) requireString(prefix, 'prefix');
+    const { db } = this.#context;
+    const result = await db.run(operation, (client) =>
+      client.query<{ key: string }>(
+        `SELECT key FROM ${db.table(table)}
+          WHERE session_hash = $1 AND ($2::text IS NULL OR starts_with(key, $2::text))`,
+        [textDigest(sessionId), prefix === undefined || prefix === '' ? null : encodeText(prefix)],
+      ),
+    );
+    return result.rows.map((row) => decodeText(row.key)).sort(compareStrings);
+  }
+}
+
+function secretContext(sessionHash: Buffer, keyHash: Buffer): Buffer {
+  return Buffer.concat([Buffer.from('session-secret\u0000', 'utf8'), sessionHash, keyHash]);
+}

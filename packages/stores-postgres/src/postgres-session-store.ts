@@ -1,0 +1,174 @@
+import {
+  type CapabilityConfig,
+  everrunsError,
+  type RuntimeSessionStore,
+  type Session,
+  type SessionStatus,
+} from '@everruns-ts/core';
+import { violatedConstraint } from './postgres-errors.js';
+import {
+  checkSize,
+  compareStrings,
+  parseStored,
+  requireString,
+  type StoreContext,
+  stringifyForStore,
+} from './store-context.js';
+import { decodeText, encodeOptionalText, encodeText, textDigest } from './text-codec.js';
+
+/** Columns a session is read from. */
+export const SESSION_COLUMNS = 'title, status, capabilities, updated_at, data';
+
+/** A row of the `sessions` table as {@link SESSION_COLUMNS} selects it. */
+export interface SessionRow {
+  title: string | null;
+  status: string;
+  capabilities: string;
+  updated_at: string;
+  data: string;
+}
+
+/**
+ * Builds a session from its row. The fields the store updates (title, status, capabilities,
+ * updatedAt) have their own columns, so each update is one statement; the rest is one JSON
+ * document.
+ */
+export function sessionFromRow(row: SessionRow): Session {
+  const session = parseStored<Session>(row.data, 'session');
+  if (row.title !== null) session.title = decodeText(row.title);
+  session.status = row.status as SessionStatus;
+  session.capabilities = parseStored<CapabilityConfig[]>(row.capabilities, 'session capabilities');
+  session.updatedAt = row.updated_at;
+  return session;
+}
+
+/** Sessions in the `sessions` table. */
+export class PostgresSessionStore implements RuntimeSessionStore {
+  readonly #context: StoreContext;
+
+  constructor(context: StoreContext) {
+    this.#context = context;
+  }
+
+  /** The session, or `null`. */
+  async getSession(sessionId: string): Promise<Session | null> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const result = await db.run('getSession', (client) =>
+      client.query<SessionRow>(
+        `SELECT ${SESSION_COLUMNS} FROM ${db.table('sessions')} WHERE id_hash = $1`,
+        [textDigest(sessionId)],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? sessionFromRow(row) : null;
+  }
+
+  /** Stores a new session and returns the stored copy. Throws `DUPLICATE_ID` when the id exists. */
+  async createSession(session: Session): Promise<Session> {
+    requireString(session?.id, 'session.id');
+    const { title, status, capabilities, updatedAt, ...rest } = session;
+    const data = stringifyForStore(rest, 'session');
+    const capabilitiesJson = stringifyForStore(capabilities ?? [], 'session capabilities');
+    checkSize(this.#context, data, `Session ${session.id}`);
+    checkSize(this.#context, capabilitiesJson, `Capabilities of session ${session.id}`);
+    const row: SessionRow = {
+      title: encodeOptionalText(title),
+      status: status ?? 'started',
+      capabilities: capabilitiesJson,
+      updated_at: updatedAt ?? new Date().toISOString(),
+      data,
+    };
+    const { db } = this.#context;
+    await db.run('createSession', async (client, attempt) => {
+      try {
+        await client.query(
+          `INSERT INTO ${db.table('sessions')}
+             (id_hash, id, harness_hash, agent_hash, title, status, capabilities, updated_at, data)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          [
+            textDigest(session.id),
+            encodeText(session.id),
+            textDigest(String(session.harnessId)),
+            session.agentId === undefined ? null : textDigest(session.agentId),
+            row.title,
+            row.status,
+            row.capabilities,
+            row.updated_at,
+            row.data,
+          ],
+        );
+      } catch (error) {
+        if (violatedConstraint(error) === undefined) throw error;
+        if (attempt.afterConnectionLoss) {
+          const stored = await this.getSession(session.id);
+          if (
+            stored &&
+            stringifyForStore(stored, 'session') ===
+              stringifyForStore(sessionFromRow(row), 'session')
+          )
+            return;
+        }
+        throw everrunsError('DUPLICATE_ID', `Session ${session.id} already exists`, {
+          details: { sessionId: session.id },
+        });
+      }
+    });
+    return sessionFromRow(row);
+  }
+
+  /** Sets the title. Throws `SESSION_NOT_FOUND`. */
+  updateSessionTitle(sessionId: string, title: string): Promise<Session> {
+    requireString(title, 'title');
+    const encoded = encodeText(title);
+    checkSize(this.#context, encoded, `Title of session ${sessionId}`);
+    return this.#update('updateSessionTitle', sessionId, 'title', encoded);
+  }
+
+  /** Sets the status. Throws `SESSION_NOT_FOUND`. */
+  updateSessionStatus(sessionId: string, status: SessionStatus): Promise<Session> {
+    requireString(status, 'status');
+    return this.#update('updateSessionStatus', sessionId, 'status', status);
+  }
+
+  /** Replaces the session's capabilities. Throws `SESSION_NOT_FOUND`. */
+  updateSessionCapabilities(sessionId: string, capabilities: CapabilityConfig[]): Promise<Session> {
+    const json = stringifyForStore(capabilities, 'session capabilities');
+    checkSize(this.#context, json, `Capabilities of session ${sessionId}`);
+    return this.#update('updateSessionCapabilities', sessionId, 'capabilities', json);
+  }
+
+  /** Every session, sorted by id. */
+  async listSessions(): Promise<Session[]> {
+    const { db } = this.#context;
+    const result = await db.run('listSessions', (client) =>
+      client.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM ${db.table('sessions')}`),
+    );
+    return result.rows.map(sessionFromRow).sort((left, right) => compareStrings(left.id, right.id));
+  }
+
+  /** One `UPDATE … RETURNING`: atomic without a transaction, safe to repeat. */
+  async #update(
+    operation: string,
+    sessionId: string,
+    column: 'title' | 'status' | 'capabilities',
+    value: string,
+  ): Promise<Session> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const result = await db.run(operation, (client) =>
+      client.query<SessionRow>(
+        `UPDATE ${db.table('sessions')} SET ${column} = $2, updated_at = $3
+          WHERE id_hash = $1 RETURNING ${SESSION_COLUMNS}`,
+        [textDigest(sessionId), value, new Date().toISOString()],
+      ),
+    );
+    const row = result.rows[0];
+    if (!row) {
+      throw everrunsError('SESSION_NOT_FOUND', `Session ${sessionId} not found`, {
+        details: { sessionId },
+      });
+    }
+    return sessionFromRow(row);
+  }
+}

@@ -1,0 +1,117 @@
+import {
+  type Agent,
+  EverrunsError,
+  type Harness,
+  type Message,
+  type Session,
+} from '@everruns-ts/core';
+import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
+import { messageFromRow } from './postgres-message-store.js';
+import { sessionFromRow } from './postgres-session-store.js';
+import { parseStored, requireString, type StoreContext } from './store-context.js';
+import { textDigest } from './text-codec.js';
+
+/** Everything a turn reads about its session, loaded together. */
+export interface TurnSnapshot {
+  session: Session;
+  /**
+   * The session's harness chain, root first; `null` when its harness or an ancestor is missing
+   * (as `resolveTurnSetup` in core treats `HARNESS_NOT_FOUND`).
+   */
+  harnessChain: Harness[] | null;
+  /** The session's agent; `null` when it has none or it is missing. */
+  agent: Agent | null;
+  /** The whole history in `seq` order. */
+  messages: Message[];
+}
+
+interface SnapshotRow {
+  kind: 'agent' | 'harness' | 'message' | 'session';
+  ord: number;
+  a: string | null;
+  b: string | null;
+  c: string | null;
+  d: string | null;
+  e: string | null;
+  f: string | null;
+  g: string | null;
+  flag: boolean | null;
+}
+
+/**
+ * Loads a session, its harness chain, its agent and its messages in one statement (one round
+ * trip), consistent with each other (one snapshot). Returns `null` for an unknown session; throws
+ * `INVALID_INPUT` when the harness parents form a cycle.
+ */
+export async function loadTurnSnapshot(
+  context: StoreContext,
+  sessionId: string,
+): Promise<TurnSnapshot | null> {
+  requireString(sessionId, 'sessionId');
+  const { db } = context;
+  const result = await db.run('loadTurnSnapshot', (client) =>
+    client.query<SnapshotRow>(
+      `WITH RECURSIVE snapshot_session AS (
+         SELECT harness_hash, agent_hash, title, status, capabilities, updated_at, data
+           FROM ${db.table('sessions')} WHERE id_hash = $1
+       ),
+       ${harnessChainCte(db.table('harnesses'), '(SELECT harness_hash FROM snapshot_session)')}
+       SELECT 'session' AS kind, 0 AS ord, data AS a, title AS b, status AS c, capabilities AS d,
+              updated_at AS e, NULL::text AS f, NULL::text AS g, NULL::boolean AS flag
+         FROM snapshot_session
+       UNION ALL
+       SELECT 'harness', depth, data, NULL, NULL, NULL, NULL, NULL, NULL, cycle
+         FROM chain WHERE EXISTS (SELECT 1 FROM snapshot_session)
+       UNION ALL
+       SELECT 'agent', 0, agent.data, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM snapshot_session JOIN ${db.table('agents')} agent
+           ON agent.id_hash = snapshot_session.agent_hash
+       UNION ALL
+       SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
+         FROM ${db.table('messages')} WHERE session_hash = $1
+       ORDER BY kind DESC, ord`,
+      [textDigest(sessionId)],
+    ),
+  );
+  let session: Session | null = null;
+  const chainRows: ChainRow[] = [];
+  let agent: Agent | null = null;
+  const messages: Message[] = [];
+  for (const row of result.rows) {
+    if (row.kind === 'session') {
+      session = sessionFromRow({
+        data: row.a!,
+        title: row.b,
+        status: row.c!,
+        capabilities: row.d!,
+        updated_at: row.e!,
+      });
+    } else if (row.kind === 'harness') {
+      chainRows.push({ depth: row.ord, data: row.a, cycle: row.flag === true });
+    } else if (row.kind === 'agent') {
+      agent = parseStored<Agent>(row.a!, 'agent');
+    } else {
+      messages.push(
+        messageFromRow(sessionId, {
+          seq: row.ord,
+          content: row.a!,
+          id: row.b!,
+          idempotency_key: row.c,
+          turn_id: row.d,
+          role: row.e!,
+          metadata: row.f,
+          created_at: row.g!,
+        }),
+      );
+    }
+  }
+  if (session === null) return null;
+  let harnessChain: Harness[] | null;
+  try {
+    harnessChain = foldHarnessChain(session.harnessId, chainRows);
+  } catch (error) {
+    if (!EverrunsError.hasCode(error, 'HARNESS_NOT_FOUND')) throw error;
+    harnessChain = null;
+  }
+  return { session, harnessChain, agent, messages };
+}

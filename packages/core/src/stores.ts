@@ -63,7 +63,10 @@ export interface MessagePageRequest {
 /** A page of messages. */
 export interface MessagePage {
   messages: Message[];
-  /** `afterSeq` of the next page, or `null` at the end. */
+  /**
+   * `afterSeq` of the next page (the `seq` of this page's last message), or `null` when this
+   * page reaches the end of the history: paging never ends on an empty page.
+   */
   nextAfterSeq: number | null;
 }
 
@@ -83,7 +86,9 @@ export interface RuntimeMessageStore {
   addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message>;
   /**
    * Appends a message at the next position. When `message.idempotencyKey` is set and a message
-   * with that key exists in the session, returns the existing message and appends nothing.
+   * with that key exists in the session, returns the existing message and appends nothing (this
+   * check comes before `expectedSeq`, so a retried write is answered, not refused). Throws
+   * `DUPLICATE_ID` when an explicit `message.id` is already used in the session.
    */
   storeMessage(
     sessionId: string,
@@ -98,7 +103,7 @@ export interface RuntimeMessageStore {
   getByIdempotencyKey(sessionId: string, idempotencyKey: string): Promise<Message | null>;
   /** The whole history in `seq` order. */
   load(sessionId: string): Promise<Message[]>;
-  /** A page in `seq` order. */
+  /** A page in `seq` order. Throws `INVALID_INPUT` for a `limit` outside 1..1000. */
   loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage>;
   /** Messages matching the filter, in `seq` order. */
   loadFiltered(sessionId: string, filter: MessageFilter): Promise<Message[]>;

@@ -1,0 +1,316 @@
+import {
+  type Message,
+  type SessionFileSystemFactory,
+  type ToolResultPart,
+  toolSpec,
+} from '@everruns-ts/core';
+import { LlmSimConfig, type LlmSimToolCall } from '@everruns-ts/driver-llmsim';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
+import { describe, expect, it } from 'vitest';
+import { FILE_SYSTEM_CAPABILITY_ID, fileSystemCapability } from './index.js';
+
+type Results = Map<string, { content: string; isError: boolean; json: unknown }>;
+
+function toolResults(messages: Message[]): Results {
+  const results: Results = new Map();
+  for (const message of messages) {
+    for (const part of message.content) {
+      if (part.type !== 'tool_result') continue;
+      const result = part as ToolResultPart;
+      let json: unknown;
+      try {
+        json = JSON.parse(result.content);
+      } catch {
+        json = undefined;
+      }
+      results.set(result.toolCallId, { content: result.content, isError: result.isError, json });
+    }
+  }
+  return results;
+}
+
+/**
+ * Runs one real turn whose model calls `calls` (all in one step) and then answers "done"; returns
+ * the tool results by call id and the session's workspace.
+ */
+async function runCalls(
+  calls: LlmSimToolCall[],
+  options: {
+    factory?: SessionFileSystemFactory;
+    seed?: Record<string, string>;
+    config?: unknown;
+  } = {},
+) {
+  const builder = new InProcessRuntimeBuilder()
+    .capability(fileSystemCapability)
+    .llmSim(LlmSimConfig.sequence(['', 'done']).withToolCallSequence([calls, []]))
+    .singleSession((session) => {
+      session
+        .harness('files', 'You work with files.')
+        .withCapability(FILE_SYSTEM_CAPABILITY_ID, options.config);
+      for (const [path, content] of Object.entries(options.seed ?? {}))
+        session.seedTextFile(path, content);
+    });
+  if (options.factory) builder.fileSystemFactory(options.factory);
+  const runtime = await builder.build();
+  const sessionId = runtime.defaultSessionId() as string;
+  const result = await runtime.runTextTurn(sessionId, 'work on the files');
+  expect(result).toMatchObject({ success: true, response: 'done', iterations: 2 });
+  return {
+    runtime,
+    sessionId,
+    results: toolResults(await runtime.messages(sessionId)),
+    fileSystem: await runtime.fileSystem(sessionId),
+  };
+}
+
+function jsonOf<T>(results: Results, id: string): T {
+  const result = results.get(id);
+  if (!result) throw new Error(`no result for ${id}`);
+  return result.json as T;
+}
+
+const call = (id: string, name: string, args: unknown): LlmSimToolCall => ({
+  id,
+  name,
+  arguments: args as Record<string, unknown>,
+});
+
+/** The behaviour every workspace backend must give the tools. */
+function describeToolsOn(backend: string, makeFactory: () => Promise<SessionFileSystemFactory>) {
+  describe(`file system tools on ${backend}`, () => {
+    it('writes, reads, edits, stats, lists, greps and deletes through a real turn', async () => {
+      const { results, fileSystem } = await runCalls(
+        [
+          call('w', 'write_file', { path: '/docs/a.md', content: 'alpha\nbeta\ngamma\n' }),
+          call('r', 'read_file', { path: '/workspace/docs/a.md' }),
+          call('e', 'edit_file', { path: '/docs/a.md', old_text: 'beta', new_text: 'BETA' }),
+          call('s', 'stat_file', { path: '/docs/a.md' }),
+          call('s2', 'stat_file', { path: '/docs/missing.md' }),
+          call('l', 'list_directory', { path: '/docs' }),
+          call('l2', 'list_directory', {}),
+          call('g', 'grep_files', { pattern: 'BE.A', path_pattern: '*.md' }),
+          call('w2', 'write_file', { path: '/tmp/x.txt', content: 'x' }),
+          call('d', 'delete_file', { path: '/tmp', recursive: true }),
+        ],
+        { factory: await makeFactory() },
+      );
+      for (const [id, result] of results)
+        expect(result.isError, `${id}: ${result.content}`).toBe(false);
+      expect(results.get('w')?.json).toMatchObject({ path: '/docs/a.md', created: true });
+      expect(results.get('r')?.json).toMatchObject({
+        path: '/docs/a.md',
+        content: 'alpha\nbeta\ngamma\n',
+        total_lines: 3,
+        lines_shown: { start: 1, end: 3 },
+        truncated: false,
+      });
+      expect(results.get('e')?.json).toMatchObject({ path: '/docs/a.md', replacements: 1 });
+      expect(results.get('s')?.json).toMatchObject({
+        exists: true,
+        path: '/docs/a.md',
+        is_directory: false,
+        size_bytes: 17,
+      });
+      expect(results.get('s2')?.json).toEqual({ path: '/docs/missing.md', exists: false });
+      expect(results.get('l')?.json).toMatchObject({
+        entries: [{ name: 'a.md', path: '/docs/a.md', is_directory: false }],
+        count: 1,
+      });
+      expect(
+        jsonOf<{ entries: { name: string }[] }>(results, 'l2').entries.map((e) => e.name),
+      ).toContain('docs');
+      expect(results.get('g')?.json).toEqual({
+        matches: [{ path: '/docs/a.md', line_number: 2, line: 'BETA' }],
+        count: 1,
+        truncated: false,
+      });
+      expect(results.get('d')?.json).toEqual({ path: '/tmp', deleted: true });
+      expect((await fileSystem.readFile('/docs/a.md')).content).toBe('alpha\nBETA\ngamma\n');
+      expect(await fileSystem.statFile('/tmp')).toBeNull();
+    });
+
+    it('pages a large file with offset and limit and caps a page by size', async () => {
+      const lines = Array.from({ length: 50 }, (_, index) => `line ${index + 1}`);
+      const { results } = await runCalls(
+        [
+          call('p1', 'read_file', { path: '/big.txt', limit: 10 }),
+          call('p2', 'read_file', { path: '/big.txt', offset: 45 }),
+          call('cap', 'read_file', { path: '/big.txt' }),
+          call('past', 'read_file', { path: '/big.txt', offset: 80 }),
+        ],
+        {
+          factory: await makeFactory(),
+          seed: { '/big.txt': `${lines.join('\n')}\n` },
+          config: { maxReadChars: 40 },
+        },
+      );
+      expect(results.get('p1')?.json).toMatchObject({
+        total_lines: 50,
+        lines_shown: { start: 1, end: 5 },
+        truncated: true,
+        next_offset: 5,
+      });
+      expect(results.get('p2')?.json).toMatchObject({
+        content: 'line 46\nline 47\nline 48\nline 49\nline 50\n',
+        lines_shown: { start: 46, end: 50 },
+        truncated: true,
+      });
+      expect(jsonOf<Record<string, unknown>>(results, 'p2').next_offset).toBeUndefined();
+      const capped = jsonOf<{ content: string; next_offset: number }>(results, 'cap');
+      expect(capped.content.length).toBeLessThanOrEqual(40);
+      expect(capped.content.endsWith('\n')).toBe(true);
+      expect(capped.next_offset).toBe(capped.content.split('\n').length - 1);
+      expect(results.get('past')?.json).toMatchObject({
+        content: '',
+        lines_shown: { start: 0, end: 0 },
+      });
+    });
+
+    it('reports a missing or ambiguous edit, and edits every occurrence with replace_all', async () => {
+      const { results, fileSystem } = await runCalls(
+        [
+          call('missing', 'edit_file', { path: '/a.txt', old_text: 'zeta', new_text: 'x' }),
+          call('ambiguous', 'edit_file', { path: '/a.txt', old_text: 'one', new_text: 'x' }),
+          call('all', 'edit_file', {
+            path: '/b.txt',
+            old_text: 'one',
+            new_text: 'two',
+            replace_all: true,
+          }),
+        ],
+        { factory: await makeFactory(), seed: { '/a.txt': 'one one', '/b.txt': 'one one' } },
+      );
+      expect(results.get('missing')).toMatchObject({
+        isError: true,
+        content: expect.stringContaining('old_text was not found in /a.txt'),
+      });
+      expect(results.get('ambiguous')).toMatchObject({
+        isError: true,
+        content: expect.stringContaining('ambiguous, it occurs 2 times in /a.txt'),
+      });
+      expect(results.get('all')).toMatchObject({ isError: false });
+      expect((await fileSystem.readFile('/a.txt')).content).toBe('one one');
+      expect((await fileSystem.readFile('/b.txt')).content).toBe('two two');
+    });
+
+    it('turns bad input and file-system errors into tool errors naming the problem, and the turn goes on', async () => {
+      const { results } = await runCalls(
+        [
+          call('no-path', 'read_file', {}),
+          call('wrong-type', 'read_file', { path: 42 }),
+          call('extra', 'write_file', { path: '/a', content: 'x', mode: 'fast' }),
+          call('negative', 'read_file', { path: '/a', offset: -1 }),
+          call('dotdot', 'read_file', { path: '/../etc/passwd' }),
+          call('dotdot-write', 'write_file', { path: '/docs/../../x', content: 'x' }),
+          call('not-found', 'read_file', { path: '/nope.txt' }),
+          call('dir', 'read_file', { path: '/docs' }),
+          call('delete-missing', 'delete_file', { path: '/ghost' }),
+          call('delete-root', 'delete_file', { path: '/', recursive: true }),
+          call('non-empty', 'delete_file', { path: '/docs' }),
+          call('bad-regex', 'grep_files', { pattern: '([' }),
+          call('list-file', 'list_directory', { path: '/docs/a.md' }),
+        ],
+        { factory: await makeFactory(), seed: { '/docs/a.md': 'a' } },
+      );
+      const error = (id: string) => {
+        const result = results.get(id);
+        expect(result?.isError, `${id}: ${result?.content}`).toBe(true);
+        return result?.content ?? '';
+      };
+      expect(error('no-path')).toMatch(/Invalid arguments for read_file: path:/);
+      expect(error('wrong-type')).toMatch(/read_file: path: .*string/);
+      expect(error('extra')).toMatch(/write_file: .*mode/);
+      expect(error('negative')).toMatch(/read_file: offset:/);
+      expect(error('dotdot')).toContain('read_file failed (INVALID_PATH)');
+      expect(error('dotdot-write')).toContain('write_file failed (INVALID_PATH)');
+      expect(error('not-found')).toContain('read_file failed (FILE_NOT_FOUND)');
+      expect(error('dir')).toContain('read_file failed (IS_A_DIRECTORY)');
+      expect(error('delete-missing')).toContain('delete_file failed (FILE_NOT_FOUND)');
+      expect(error('delete-root')).toContain('delete_file failed (INVALID_PATH)');
+      expect(error('non-empty')).toContain('delete_file failed');
+      expect(error('bad-regex')).toContain('grep_files failed (INVALID_INPUT)');
+      expect(error('list-file')).toContain('list_directory failed (NOT_A_DIRECTORY)');
+    });
+
+    it('refuses to change a read-only file', async () => {
+      const factory = await makeFactory();
+      const builder = new InProcessRuntimeBuilder()
+        .capability(fileSystemCapability)
+        .fileSystemFactory(factory)
+        .llmSim(
+          LlmSimConfig.sequence(['', 'done']).withToolCallSequence([
+            [
+              call('w', 'write_file', { path: '/locked.md', content: 'changed' }),
+              call('e', 'edit_file', { path: '/locked.md', old_text: 'fixed', new_text: 'x' }),
+              call('d', 'delete_file', { path: '/locked.md' }),
+            ],
+            [],
+          ]),
+        )
+        .singleSession((session) =>
+          session
+            .harness('files', '')
+            .withCapability(FILE_SYSTEM_CAPABILITY_ID)
+            .initialFile('/locked.md', 'fixed', { isReadonly: true }),
+        );
+      const runtime = await builder.build();
+      const sessionId = runtime.defaultSessionId() as string;
+      await runtime.runTextTurn(sessionId, 'try');
+      const results = toolResults(await runtime.messages(sessionId));
+      for (const id of ['w', 'e', 'd'])
+        expect(results.get(id)).toMatchObject({
+          isError: true,
+          content: expect.stringContaining('(FILE_READ_ONLY)'),
+        });
+      expect((await runtime.readFile(sessionId, '/locked.md')).content).toBe('fixed');
+    });
+  });
+}
+
+describeToolsOn('the in-memory workspace', async () => new InMemorySessionFileSystemFactory());
+
+describe('fileSystemCapability', () => {
+  it('is session_file_system with the upstream tool names and strict schemas', () => {
+    expect(fileSystemCapability.id).toBe('session_file_system');
+    expect(fileSystemCapability.tools.map((tool) => tool.name)).toEqual([
+      'read_file',
+      'write_file',
+      'edit_file',
+      'delete_file',
+      'list_directory',
+      'stat_file',
+      'grep_files',
+    ]);
+    for (const tool of fileSystemCapability.tools)
+      expect(toolSpec(tool).inputSchema).toMatchObject({ additionalProperties: false });
+  });
+
+  it('adds its guidance to the system prompt and its tools to the context', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(fileSystemCapability)
+      .llmSim(LlmSimConfig.fixed('ok'))
+      .singleSession((session) =>
+        session.harness('h', '').withCapability(FILE_SYSTEM_CAPABILITY_ID),
+      )
+      .build();
+    const context = await runtime.loadContext(runtime.defaultSessionId() as string);
+    expect(context.systemPrompt).toContain('<capability id="session_file_system">');
+    expect(context.tools.map((tool) => tool.name)).toContain('edit_file');
+  });
+
+  it('rejects an invalid configuration with a typed error naming the field', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(fileSystemCapability)
+      .llmSim(LlmSimConfig.fixed('ok'))
+      .singleSession((session) =>
+        session.harness('h', '').withCapability(FILE_SYSTEM_CAPABILITY_ID, { maxReadChars: -1 }),
+      )
+      .build();
+    await expect(runtime.loadContext(runtime.defaultSessionId() as string)).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+      message: expect.stringContaining('maxReadChars'),
+    });
+  });
+});

@@ -1,0 +1,8 @@
+export {
+  type DirectoryEntry,
+  FILE_SYSTEM_CAPABILITY_ID,
+  type FileSystemCapabilityConfig,
+  fileSystemCapability,
+  fileSystemCapabilityConfigSchema,
+  type ReadFileResult,
+} from './file-system-capability.js';

@@ -1,0 +1,12 @@
+export {
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_WALK_ENTRIES,
+  RealDiskFileStore,
+  type RealDiskFileStoreOptions,
+  type RealDiskResolution,
+} from './real-disk-file-store.js';
+export {
+  RealDiskSessionFileSystemFactory,
+  type RealDiskSessionFileSystemFactoryOptions,
+  type RealDiskStoreSettings,
+} from './real-disk-session-file-system-factory.js';

@@ -65,6 +65,21 @@ export function abortedError(signal: AbortSignal | undefined, cause?: unknown): 
   });
 }
 
+/** A network failure's message with the cause `fetch` hides behind it (`ECONNREFUSED`, …). */
+function networkErrorMessage(error: unknown): string {
+  const message = errorMessage(error);
+  const cause =
+    error instanceof Error ? (error.cause as { code?: unknown; message?: unknown }) : undefined;
+  if (!cause || typeof cause !== 'object') return message;
+  const detail =
+    typeof cause.code === 'string'
+      ? cause.code
+      : typeof cause.message === 'string'
+        ? cause.message
+        : undefined;
+  return detail && !message.includes(detail) ? `${message} (${detail})` : message;
+}
+
 /** True when `error` is what `fetch` or a body reader throws on abort. */
 function isAbortError(error: unknown): boolean {
   return (
@@ -217,7 +232,7 @@ export async function postWithRetries(request: PostRequest): Promise<Response> {
         providerName: request.providerName,
         providerType: request.providerType,
         apiKey: request.apiKey,
-        message: `${request.providerName} request failed: ${errorMessage(error)}`,
+        message: `${request.providerName} request failed: ${networkErrorMessage(error)}`,
         retryable: true,
         attempts: attempt,
       });
@@ -247,7 +262,7 @@ export async function readJsonBody(
     if (context.signal?.aborted || isAbortError(error)) throw abortedError(context.signal, error);
     throw llmError({
       ...context,
-      message: `${context.providerName} response was cut off: ${errorMessage(error)}`,
+      message: `${context.providerName} response was cut off: ${networkErrorMessage(error)}`,
       retryable: true,
       status: response.status,
     });
@@ -299,7 +314,7 @@ export async function* readServerSentEvents(
         }
         throw llmError({
           ...context,
-          message: `${context.providerName} stream was interrupted: ${errorMessage(error)}`,
+          message: `${context.providerName} stream was interrupted: ${networkErrorMessage(error)}`,
           retryable: true,
           status: response.status,
         });

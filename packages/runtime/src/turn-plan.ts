@@ -17,7 +17,6 @@ export const turnStopReasonSchema = z.enum([
   'waiting_for_tool_results',
   'llm_error',
   'dependency_blocked',
-  'blocked',
   'aborted',
   'error',
 ]);
@@ -63,11 +62,22 @@ export interface RuntimeTurnOutcome {
   error?: { code: string; message: string; details?: Record<string, unknown> };
 }
 
-/** The planner's decision. */
+/**
+ * The planner's decision. `state` is always the state the turn has reached; hosts persist it (or
+ * `resume`) and hand it to the next step.
+ */
 export type RuntimeTurnPlan =
   | { kind: 'scheduleReason'; state: RuntimeTurnState }
   | { kind: 'scheduleAct'; state: RuntimeTurnState; act: RuntimeActPlan }
-  | { kind: 'waitForToolResults'; state: RuntimeTurnState }
+  | {
+      kind: 'waitForToolResults';
+      state: RuntimeTurnState;
+      /**
+       * The state to continue from once the client has submitted its tool results: the next
+       * iteration (as upstream). Plan the continuation with {@link planResumeAfterToolResults}.
+       */
+      resume: RuntimeTurnState;
+    }
   | { kind: 'complete'; state: RuntimeTurnState; outcome: RuntimeTurnOutcome };
 
 /** The activities a planner decision can follow. */
@@ -123,6 +133,9 @@ const actOutputSchema = z.object({
   waitingForToolResults: z.boolean(),
   blocked: z.boolean(),
   callSignature: z.string(),
+  blocker: z
+    .object({ code: z.string(), message: z.string(), dependencyId: z.string().optional() })
+    .optional(),
 });
 
 function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string, trusted: boolean): T {
@@ -157,9 +170,13 @@ export interface PlanOptions {
  * - after `reason`: a failure completes the turn unsuccessfully (`llm_error`, or
  *   `dependency_blocked`); tool calls schedule an act; otherwise, user messages that arrived
  *   meanwhile schedule another reason (within the limit); otherwise the turn completes;
- * - after `act`: a blocked act completes the turn; client-side tools wait for results; the same
- *   calls repeated `maxRepeatedToolCalls` times in a row stop the turn; reaching `maxIterations`
- *   completes the turn successfully with stop reason `max_iterations`; otherwise reason again.
+ * - after `act`: a blocked act completes the turn (`dependency_blocked`); client-side tools wait
+ *   for results (the `resume` state is the next iteration); the same calls repeated
+ *   `maxRepeatedToolCalls` times in a row stop the turn; reaching `maxIterations` completes the
+ *   turn successfully with stop reason `max_iterations`; otherwise reason again with the
+ *   iteration + 1.
+ *
+ * Unknown activities and unparseable `state` or `output` throw `STATE_INVALID`.
  */
 export function planNextHostTurn(
   completedActivity: CompletedActivity,
@@ -169,6 +186,9 @@ export function planNextHostTurn(
   options: PlanOptions = {},
 ): RuntimeTurnPlan {
   const trusted = options.trusted === true;
+  if (!Number.isInteger(pendingUserMessages) || pendingUserMessages < 0) {
+    throw new TypeError('pendingUserMessages must be a non-negative integer');
+  }
   const current = parseOrThrow(runtimeTurnStateSchema, state, 'turn state', trusted);
   switch (completedActivity) {
     case 'input': {
@@ -180,6 +200,13 @@ export function planNextHostTurn(
       ) as InputAtomResult & {
         maxIterations?: number;
       };
+      if (result.turnId !== current.turnId) {
+        throw new EverrunsError({
+          code: 'STATE_INVALID',
+          message: `Cannot plan the next step: the input output belongs to turn ${result.turnId}, the state to turn ${current.turnId}`,
+          details: { turnId: current.turnId, outputTurnId: result.turnId },
+        });
+      }
       return {
         kind: 'scheduleReason',
         state: {
@@ -250,21 +277,32 @@ export function planNextHostTurn(
         trusted,
       ) as unknown as ActAtomResult;
       if (result.blocked) {
+        // As upstream's act activity: a session whose harness or agent went away while the turn
+        // ran ends the turn as failed with the blocker's message.
+        const blocker = (result as { blocker?: { code: string; message: string } }).blocker;
+        const message = blocker?.message ?? 'The act step could not run: the session is blocked';
         return {
           kind: 'complete',
           state: current,
           outcome: {
             success: false,
-            response: current.lastResponseText,
-            stopReason: 'blocked',
+            response: message,
+            stopReason: 'dependency_blocked',
             error: {
-              code: 'blocked',
-              message: 'The act step could not run: the session is blocked',
+              code: 'DEPENDENCY_BLOCKED',
+              message,
+              ...(blocker ? { details: { blocker } } : {}),
             },
           },
         };
       }
-      if (result.waitingForToolResults) return { kind: 'waitForToolResults', state: current };
+      if (result.waitingForToolResults) {
+        return {
+          kind: 'waitForToolResults',
+          state: current,
+          resume: { ...current, iteration: current.iteration + 1 },
+        };
+      }
       const repeatedCallCount =
         current.lastCallSignature === result.callSignature ? current.repeatedCallCount + 1 : 1;
       const next: RuntimeTurnState = {
@@ -306,4 +344,30 @@ export function planNextHostTurn(
         message: `Unknown completed activity ${JSON.stringify(completedActivity)}`,
       });
   }
+}
+
+/**
+ * Plans the continuation of a turn that waited for client-side tool results, from the `resume`
+ * state of a `waitForToolResults` plan: reason again, or complete with `max_iterations` when the
+ * persisted limit is already reached. Throws `STATE_INVALID` when `resume` does not parse.
+ */
+export function planResumeAfterToolResults(
+  resume: RuntimeTurnState,
+  options: PlanOptions = {},
+): RuntimeTurnPlan {
+  const current = parseOrThrow(
+    runtimeTurnStateSchema,
+    resume,
+    'turn state',
+    options.trusted === true,
+  );
+  if (current.iteration > current.maxIterations) {
+    const state = { ...current, iteration: current.maxIterations };
+    return {
+      kind: 'complete',
+      state,
+      outcome: { success: true, response: current.lastResponseText, stopReason: 'max_iterations' },
+    };
+  }
+  return { kind: 'scheduleReason', state: current };
 }

@@ -1,0 +1,51 @@
+import type { SessionStorageStore } from '@everruns-ts/core';
+
+/**
+ * Where a host records that a tool call started, so that a host resuming the turn after a crash
+ * (possibly in another process) knows the call may have run. A call that has a started record
+ * but no stored result is re-run when its tool is idempotent and otherwise gets a synthetic
+ * error result; it is never run twice by accident.
+ */
+export interface ToolCallJournal {
+  /**
+   * Records that the call starts now, unless a record exists. Resolves `true` when this caller
+   * made the record (it may run the call) and `false` when the call was started before, by an
+   * earlier attempt or by another host. Implementations backed by a database make this one atomic
+   * insert-if-absent so two hosts racing on one call cannot both get `true`.
+   */
+  claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean>;
+  /** Drops the records of a finished turn; optional, best effort. */
+  forgetTurn?(sessionId: string, turnId: string): Promise<void>;
+}
+
+/** The reserved session-storage key prefix under which {@link SessionStorageToolCallJournal} records started calls. */
+export const TOOL_CALL_JOURNAL_KEY_PREFIX = 'everruns:runtime/tool-started/';
+
+/**
+ * A {@link ToolCallJournal} kept in the session storage store under
+ * {@link TOOL_CALL_JOURNAL_KEY_PREFIX}, so it is as durable as that store (PostgreSQL storage
+ * makes it visible to every process). Read-then-write: safe for one host per session at a time
+ * (the in-process runtime refuses concurrent turns on a session); hosts that may race on one
+ * session should use a journal with an atomic claim, as `@everruns-ts/host-pgboss` does.
+ */
+export class SessionStorageToolCallJournal implements ToolCallJournal {
+  readonly #storage: SessionStorageStore;
+
+  constructor(storage: SessionStorageStore) {
+    this.#storage = storage;
+  }
+
+  async claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
+    const key = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/${toolCallId}`;
+    if ((await this.#storage.getValue(sessionId, key)) !== null) return false;
+    await this.#storage.setValue(sessionId, key, new Date().toISOString());
+    return true;
+  }
+
+  async forgetTurn(sessionId: string, turnId: string): Promise<void> {
+    const prefix = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/`;
+    for (const key of await this.#storage.listKeys(sessionId, prefix)) {
+      await this.#storage.deleteValue(sessionId, key);
+    }
+  }
+}

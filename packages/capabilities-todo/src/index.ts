@@ -1,0 +1,7 @@
+export {
+  TODO_CAPABILITY_ID,
+  type TodoItem,
+  todoCapability,
+  todoItemSchema,
+  type WriteTodosResult,
+} from './todo-capability.js';

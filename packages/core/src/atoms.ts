@@ -456,16 +456,24 @@ async function runToolCall(
     return fail(`Invalid arguments for ${call.name}: ${formatZodError(parsed.error)}`);
   }
   const timeoutMs = turnTool.tool.timeoutMs ?? dependencies.limits.toolTimeoutMs;
-  const controller = new AbortController();
+  // The tool's AbortController is made only when the tool reads `context.signal`.
+  let controller: AbortController | undefined;
+  let abortReason: unknown;
+  let aborted = false;
+  const abort = (reason: unknown) => {
+    aborted = true;
+    abortReason = reason;
+    controller?.abort(reason);
+  };
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
   const interrupted = new Promise<'timeout' | 'aborted'>((resolve) => {
     timer = setTimeout(() => {
-      controller.abort(new EverrunsError({ code: 'LIMIT_EXCEEDED', message: 'tool timeout' }));
+      abort(new EverrunsError({ code: 'LIMIT_EXCEEDED', message: 'tool timeout' }));
       resolve('timeout');
     }, timeoutMs);
     onAbort = () => {
-      controller.abort(scope.signal?.reason);
+      abort(scope.signal?.reason);
       resolve('aborted');
     };
     if (scope.signal?.aborted) onAbort();
@@ -479,10 +487,16 @@ async function runToolCall(
     iteration: scope.iteration,
     fileSystem: scope.fileSystem,
     storage: dependencies.backends.storage,
-    memory: dependencies.backends.memory,
     sessions: dependencies.backends.sessions,
+    memory: dependencies.backends.memory,
     config: turnTool.config,
-    signal: controller.signal,
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (aborted) controller.abort(abortReason);
+      }
+      return controller.signal;
+    },
   };
   try {
     const execution = Promise.resolve().then(() =>

@@ -15,7 +15,7 @@ import {
   type RetryInfo,
   readJsonBody,
   readServerSentEvents,
-} from './http.js';
+} from '@everruns-ts/driver-http';
 import { toMessagesRequest } from './messages-request.js';
 import {
   fromMessage,

@@ -1,3 +1,4 @@
+export type { RetryInfo } from '@everruns-ts/driver-http';
 export {
   ANTHROPIC_API_VERSION,
   ANTHROPIC_DEFAULT_BASE_URL,
@@ -5,4 +6,3 @@ export {
   AnthropicDriver,
   type AnthropicDriverOptions,
 } from './anthropic-driver.js';
-export type { RetryInfo } from './http.js';

@@ -1,5 +1,5 @@
 import type { LlmResponse, LlmStopReason, LlmStreamEvent, ToolCall } from '@everruns-ts/core';
-import type { ProviderErrorBody } from './http.js';
+import type { ProviderErrorBody } from '@everruns-ts/driver-http';
 
 type Json = Record<string, unknown>;
 

@@ -7,12 +7,6 @@ import {
   type LlmResponse,
   type LlmStreamEvent,
 } from '@everruns-ts/core';
-import { toChatCompletionRequest } from './chat-completions-request.js';
-import {
-  ChatCompletionStreamAssembler,
-  fromChatCompletion,
-  parseChatErrorBody,
-} from './chat-completions-response.js';
 import {
   abortedError,
   llmError,
@@ -21,7 +15,13 @@ import {
   type RetryInfo,
   readJsonBody,
   readServerSentEvents,
-} from './http.js';
+} from '@everruns-ts/driver-http';
+import { toChatCompletionRequest } from './chat-completions-request.js';
+import {
+  ChatCompletionStreamAssembler,
+  fromChatCompletion,
+  parseChatErrorBody,
+} from './chat-completions-response.js';
 
 /** The OpenAI API root used when neither the model, the options nor `OPENAI_BASE_URL` set one. */
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';

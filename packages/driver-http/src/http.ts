@@ -13,7 +13,7 @@ export interface RetryInfo {
   message: string;
 }
 
-/** Retry settings shared by the drivers of this package. */
+/** Retry settings of a driver. */
 export interface RetrySettings {
   maxRetries: number;
   retryBaseDelayMs: number;

@@ -1,4 +1,4 @@
-import net from 'node:net';
+import * as net from 'node:net';
 
 /** ReadyForQuery: the server has finished the statement (and committed an implicit transaction). */
 const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5]);

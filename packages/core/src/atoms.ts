@@ -106,8 +106,9 @@ const DUPLICATE_MARKER = '__duplicate_';
  * Assembles the turn context, calls the model and persists its answer (text and tool calls) as
  * one agent message, idempotently by `turnId` + iteration: once stored, the model is never called
  * again for that step. A model failure resolves with `success: false` and code `llm_error`; a
- * dependency blocker stores the blocker's message and resolves with code `DEPENDENCY_BLOCKED`.
- * Throws only for programmer or store errors and `ABORTED`.
+ * dependency blocker stores the blocker's message and resolves with code `DEPENDENCY_BLOCKED`; a
+ * capability whose prompt function throws resolves with code `CAPABILITY_FAILED` (details name
+ * the capability) and stores nothing. Throws only for programmer or store errors and `ABORTED`.
  */
 export async function reason(
   dependencies: AtomDependencies,
@@ -127,6 +128,17 @@ export async function reason(
       ...(request.signal ? { signal: request.signal } : {}),
     });
   } catch (error) {
+    if (EverrunsError.hasCode(error, 'CAPABILITY_FAILED')) {
+      // A capability's prompt failed: the turn fails with the typed error; nothing is stored, so
+      // a later turn (or a resumed host) tries again.
+      return {
+        success: false,
+        text: '',
+        toolCalls: [],
+        replayed: false,
+        error: { code: error.code, message: error.message, details: error.details },
+      };
+    }
     if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
     const blocker = error.details.blocker as { message: string; code: string };
     const stored = await backends.messages.storeMessage(sessionId, {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { idSchema } from './ids.js';
+import { isoNow } from './time.js';
 
 /** Schema of {@link CapabilityConfig}. */
 export const capabilityConfigSchema = z.object({
@@ -29,8 +30,8 @@ export const initialFileSchema = z.object({
 export type InitialFile = z.infer<typeof initialFileSchema>;
 
 const timestamps = {
-  createdAt: z.string().default(() => new Date().toISOString()),
-  updatedAt: z.string().default(() => new Date().toISOString()),
+  createdAt: z.string().default(isoNow),
+  updatedAt: z.string().default(isoNow),
 };
 
 /** Status of a harness or agent. A disabled one blocks the sessions that depend on it. */

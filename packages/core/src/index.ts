@@ -12,4 +12,5 @@ export * from './model.js';
 export * from './overlay.js';
 export * from './platform.js';
 export * from './stores.js';
+export * from './time.js';
 export * from './turn-context.js';

@@ -1,4 +1,10 @@
-import { type EventBus, type EventRequest, newId, type RuntimeEvent } from '@everruns-ts/core';
+import {
+  type EventBus,
+  type EventRequest,
+  isoNow,
+  newId,
+  type RuntimeEvent,
+} from '@everruns-ts/core';
 import { freezeCopy } from './freeze-copy.js';
 
 /** Options of {@link CollectingEventBus}. */
@@ -39,7 +45,7 @@ export class CollectingEventBus implements EventBus {
       type: request.type,
       sessionId: request.sessionId,
       seq,
-      ts: new Date().toISOString(),
+      ts: isoNow(),
       data: request.data ?? {},
     };
     if (request.turnId !== undefined) event.turnId = request.turnId;

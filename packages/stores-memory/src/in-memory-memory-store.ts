@@ -1,4 +1,4 @@
-import type { MemoryEntry, MemoryStore } from '@everruns-ts/core';
+import { isoNow, type MemoryEntry, type MemoryStore } from '@everruns-ts/core';
 import { freezeCopy } from './freeze-copy.js';
 
 interface StoredEntry {
@@ -22,7 +22,7 @@ export class InMemoryMemoryStore implements MemoryStore {
       entries = new Map();
       this.#scopes.set(scope, entries);
     }
-    const now = new Date().toISOString();
+    const now = isoNow();
     const stored = freezeCopy({
       key: entry.key,
       content: entry.content,

@@ -1,6 +1,7 @@
 import {
   everrunsError,
   type InputMessage,
+  isoNow,
   type Message,
   type MessageFilter,
   type MessagePage,
@@ -130,7 +131,7 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
     const batchIds = new Set<string>();
     const batchKeys = new Map<string, Message>();
     let nextSeq = list.length + 1;
-    const now = new Date().toISOString();
+    const now = isoNow();
 
     for (const message of messages) {
       if (message === null || typeof message !== 'object') {

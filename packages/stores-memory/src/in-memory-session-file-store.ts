@@ -7,6 +7,7 @@ import {
   type GrepOptions,
   globToRegExp,
   type InitialFile,
+  isoNow,
   normalizeWorkspacePath,
   parentWorkspacePath,
   type ReadFileOptions,
@@ -452,7 +453,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
 }
 
 function now(): string {
-  return new Date().toISOString();
+  return isoNow();
 }
 
 function statOf(path: string, node: Node): FileStat {

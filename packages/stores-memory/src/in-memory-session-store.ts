@@ -1,6 +1,7 @@
 import {
   type CapabilityConfig,
   everrunsError,
+  isoNow,
   type RuntimeSessionStore,
   type Session,
   type SessionStatus,
@@ -61,7 +62,7 @@ export class InMemorySessionStore implements RuntimeSessionStore {
         details: { sessionId },
       });
     }
-    const updated = freezeCopy({ ...current, ...change, updatedAt: new Date().toISOString() });
+    const updated = freezeCopy({ ...current, ...change, updatedAt: isoNow() });
     this.#sessions.set(sessionId, updated);
     return updated;
   }

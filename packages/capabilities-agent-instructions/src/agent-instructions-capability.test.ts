@@ -1,0 +1,74 @@
+import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { describe, expect, it } from 'vitest';
+import {
+  AGENT_INSTRUCTIONS_CAPABILITY_ID,
+  agentInstructionsCapability,
+  formatAgentInstructions,
+  MAX_AGENTS_MD_CHARS,
+} from './index.js';
+
+async function instructionsRuntime(agentsMd?: string) {
+  const driver = new LlmSimDriver(LlmSimConfig.fixed('ok'));
+  const runtime = await new InProcessRuntimeBuilder()
+    .capability(agentInstructionsCapability)
+    .driver(driver)
+    .defaultModel({ model: 'llmsim-model', providerType: 'llmsim' })
+    .singleSession((session) => {
+      session.harness('coder', 'You write code.').withCapability(AGENT_INSTRUCTIONS_CAPABILITY_ID);
+      if (agentsMd !== undefined) session.seedTextFile('/AGENTS.md', agentsMd);
+    })
+    .build();
+  return { runtime, driver, sessionId: runtime.defaultSessionId() as string };
+}
+
+describe('agentInstructionsCapability', () => {
+  it('puts AGENTS.md into the system prompt the model receives', async () => {
+    const marker = crypto.randomUUID();
+    const { runtime, driver, sessionId } = await instructionsRuntime(
+      `# Conventions\nUse tabs. ${marker}\n`,
+    );
+    const result = await runtime.runTextTurn(sessionId, 'hello');
+    expect(result.success).toBe(true);
+    const sent = driver.requests.at(-1)?.systemPrompt ?? '';
+    expect(sent).toContain('You write code.');
+    expect(sent).toContain(
+      `<capability id="agent_instructions">\n<agent-instructions source="AGENTS.md">\n# Conventions\nUse tabs. ${marker}\n</agent-instructions>\n</capability>`,
+    );
+    expect(runtime.turnContext(result.turnId)?.capabilityPrompts).toEqual([
+      { capabilityId: 'agent_instructions', text: expect.stringContaining(marker) },
+    ]);
+  });
+
+  it('re-reads the file every turn, so an edit is seen by the next turn', async () => {
+    const { runtime, driver, sessionId } = await instructionsRuntime('first version');
+    await runtime.runTextTurn(sessionId, 'one');
+    await runtime.seedTextFile(sessionId, '/AGENTS.md', 'second version');
+    await runtime.runTextTurn(sessionId, 'two');
+    expect(driver.requests[0]?.systemPrompt).toContain('first version');
+    expect(driver.requests[1]?.systemPrompt).toContain('second version');
+    expect(driver.requests[1]?.systemPrompt).not.toContain('first version');
+  });
+
+  it('adds nothing when AGENTS.md is absent or blank', async () => {
+    for (const content of [undefined, '  \n\n ']) {
+      const { runtime, sessionId } = await instructionsRuntime(content);
+      const context = await runtime.loadContext(sessionId);
+      expect(context.capabilityPrompts).toEqual([]);
+      expect(context.systemPrompt).toBe('You write code.');
+      expect((await runtime.runTextTurn(sessionId, 'hi')).success).toBe(true);
+    }
+  });
+
+  it('cuts a file longer than 32 KiB with a notice', () => {
+    const formatted = formatAgentInstructions('x'.repeat(MAX_AGENTS_MD_CHARS + 100)) ?? '';
+    expect(formatted.match(/x/g)).toHaveLength(MAX_AGENTS_MD_CHARS);
+    expect(formatted).toContain('[AGENTS.md was cut');
+    expect(formatted.endsWith('</agent-instructions>')).toBe(true);
+  });
+
+  it('has no tools and no static prompt', () => {
+    expect(agentInstructionsCapability.tools).toEqual([]);
+    expect(typeof agentInstructionsCapability.systemPrompt).toBe('function');
+  });
+});

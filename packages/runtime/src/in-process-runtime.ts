@@ -508,17 +508,16 @@ export class InProcessRuntimeBuilder {
       defaultModel ??= LLMSIM_DEFAULT_MODEL;
     }
     const backends = this.#backends ?? inMemoryBackends();
-    if (defaultModel) {
-      const parsed = modelWithProviderSchema.safeParse(defaultModel);
-      if (!parsed.success) throw invalid('default model', parsed.error);
-      await backends.providers.setDefaultModel(parsed.data);
-    } else if (!(await backends.providers.getDefaultModel())) {
+    if (!defaultModel) {
       throw new EverrunsError({
         code: 'CONFIGURATION',
         message:
-          'No default model: call defaultModel(...) or llmSim(...) on the builder, or use backends whose provider store has one',
+          'The in-process runtime needs a default model: call defaultModel(...) or llmSim(...) on the builder',
       });
     }
+    const parsedModel = modelWithProviderSchema.safeParse(defaultModel);
+    if (!parsedModel.success) throw invalid('default model', parsedModel.error);
+    await backends.providers.setDefaultModel(parsedModel.data);
     for (const [modelId, model] of this.#models) {
       const parsed = modelWithProviderSchema.safeParse(model);
       if (!parsed.success) throw invalid(`model ${modelId}`, parsed.error);

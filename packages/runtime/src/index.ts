@@ -10,4 +10,6 @@ export { inMemoryBackends } from '@everruns-ts/stores-memory';
 export * from './builders.js';
 export * from './host.js';
 export * from './in-process-runtime.js';
+export * from './tool-call-journal.js';
 export * from './turn-plan.js';
+export * from './turn-step.js';

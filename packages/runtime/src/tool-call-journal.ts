@@ -18,6 +18,8 @@ export interface ToolCallJournal {
   forgetTurn?(sessionId: string, turnId: string): Promise<void>;
 }
 
+const claimsInFlight = new WeakMap<SessionStorageStore, Map<string, Promise<void>>>();
+
 /** The reserved session-storage key prefix under which {@link SessionStorageToolCallJournal} records started calls. */
 export const TOOL_CALL_JOURNAL_KEY_PREFIX = 'everruns:runtime/tool-started/';
 
@@ -35,8 +37,30 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
     this.#storage = storage;
   }
 
-  async claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
+  claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
     const key = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/${toolCallId}`;
+    // Claims of one key through one store are serialised inside this process, so concurrent
+    // hosts sharing a store object cannot both win.
+    let pending = claimsInFlight.get(this.#storage);
+    if (!pending) {
+      pending = new Map();
+      claimsInFlight.set(this.#storage, pending);
+    }
+    const lockKey = `${sessionId}\u0000${key}`;
+    const previous = pending.get(lockKey) ?? Promise.resolve();
+    const claim = previous.then(() => this.#claimOnce(sessionId, key));
+    const done: Promise<void> = claim.then(
+      () => undefined,
+      () => undefined,
+    );
+    pending.set(lockKey, done);
+    void done.then(() => {
+      if (pending.get(lockKey) === done) pending.delete(lockKey);
+    });
+    return claim;
+  }
+
+  async #claimOnce(sessionId: string, key: string): Promise<boolean> {
     if ((await this.#storage.getValue(sessionId, key)) !== null) return false;
     await this.#storage.setValue(sessionId, key, new Date().toISOString());
     return true;

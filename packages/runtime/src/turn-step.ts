@@ -1,0 +1,197 @@
+import {
+  DEFAULT_TURN_LIMITS,
+  EverrunsError,
+  formatZodError,
+  type InputMessage,
+  inputMessageSchema,
+} from '@everruns-ts/core';
+import { z } from 'zod';
+import {
+  executeActActivity,
+  executeInputActivity,
+  executeReasonActivity,
+  type RuntimeHostAdapter,
+  RuntimeSessionLifecycle,
+} from './host.js';
+import type { TurnResult } from './in-process-runtime.js';
+import {
+  initialTurnState,
+  planNextHostTurn,
+  type RuntimeTurnOutcome,
+  type RuntimeTurnPlan,
+  type RuntimeTurnState,
+  runtimeActPlanSchema,
+  runtimeTurnStateSchema,
+} from './turn-plan.js';
+
+/** Schema of {@link RuntimeTurnStep}. */
+export const runtimeTurnStepSchema = z.discriminatedUnion('activity', [
+  z.object({
+    activity: z.literal('input'),
+    state: runtimeTurnStateSchema,
+    input: inputMessageSchema,
+  }),
+  z.object({ activity: z.literal('reason'), state: runtimeTurnStateSchema }),
+  z.object({
+    activity: z.literal('act'),
+    state: runtimeTurnStateSchema,
+    act: runtimeActPlanSchema,
+  }),
+]);
+
+/**
+ * One step of a turn as a host persists it before running it (a queue job, a checkpoint row):
+ * plain JSON. Running the same step twice, in one process or two, stores nothing twice.
+ */
+export type RuntimeTurnStep = z.infer<typeof runtimeTurnStepSchema>;
+
+/** Parses a persisted step. Throws `STATE_INVALID` (never guesses) when it does not parse. */
+export function parseRuntimeTurnStep(value: unknown): RuntimeTurnStep {
+  const parsed = runtimeTurnStepSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new EverrunsError({
+      code: 'STATE_INVALID',
+      message: `The persisted turn step does not parse: ${formatZodError(parsed.error)}`,
+    });
+  }
+  const step = parsed.data;
+  if (
+    step.activity === 'act' &&
+    (step.act.sessionId !== step.state.sessionId ||
+      step.act.turnId !== step.state.turnId ||
+      step.act.iteration !== step.state.iteration)
+  ) {
+    throw new EverrunsError({
+      code: 'STATE_INVALID',
+      message: 'The persisted act step names another session, turn or iteration than its state',
+      details: { sessionId: step.state.sessionId, turnId: step.state.turnId },
+    });
+  }
+  return step;
+}
+
+/** The first step of a new turn: the input activity with the turn's initial state. */
+export function initialTurnStep(options: {
+  sessionId: string;
+  turnId: string;
+  input: InputMessage;
+  /** Default limits of the host; the session's overlay may set its own `maxIterations`. */
+  maxIterations?: number;
+  maxRepeatedToolCalls?: number;
+}): RuntimeTurnStep {
+  return {
+    activity: 'input',
+    input: options.input,
+    state: initialTurnState({
+      sessionId: options.sessionId,
+      turnId: options.turnId,
+      maxIterations: options.maxIterations ?? DEFAULT_TURN_LIMITS.maxIterations,
+      maxRepeatedToolCalls:
+        options.maxRepeatedToolCalls ?? DEFAULT_TURN_LIMITS.maxRepeatedToolCalls,
+    }),
+  };
+}
+
+/**
+ * A deterministic name of a step, `turnId/activity/iteration`: the same step always has the same
+ * key, so a host can derive idempotent job ids or checkpoint keys from it.
+ */
+export function turnStepKey(step: RuntimeTurnStep): string {
+  return `${step.state.turnId}/${step.activity}/${step.state.iteration}`;
+}
+
+/** Options of {@link executeTurnStep}. */
+export interface ExecuteTurnStepOptions {
+  signal?: AbortSignal;
+  /** User messages that arrived while the turn ran (see `planNextHostTurn`). Default 0. */
+  pendingUserMessages?: number;
+}
+
+/** What {@link executeTurnStep} did and what comes next. */
+export interface TurnStepOutcome {
+  /** The activity's output (plain JSON). */
+  output: unknown;
+  /** The planner's decision. */
+  plan: RuntimeTurnPlan;
+  /** The step to run next, or `null` when the plan waits or completes (then call {@link settleTurn}). */
+  next: RuntimeTurnStep | null;
+}
+
+/**
+ * Runs one persisted step (its activity, then `planNextHostTurn`) and says what comes next. The
+ * step is validated first (`STATE_INVALID` when it does not parse). Replaying a step whose writes
+ * are already stored returns the same plan without calling the model or re-running tools.
+ */
+export async function executeTurnStep(
+  adapter: RuntimeHostAdapter,
+  persisted: unknown,
+  options: ExecuteTurnStepOptions = {},
+): Promise<TurnStepOutcome> {
+  const step = parseRuntimeTurnStep(persisted);
+  const pending = options.pendingUserMessages ?? 0;
+  const signal = options.signal ? { signal: options.signal } : {};
+  let output: unknown;
+  switch (step.activity) {
+    case 'input':
+      output = await executeInputActivity(adapter, {
+        sessionId: step.state.sessionId,
+        turnId: step.state.turnId,
+        input: step.input,
+      });
+      break;
+    case 'reason':
+      output = await executeReasonActivity(adapter, step.state, signal);
+      break;
+    case 'act':
+      output = await executeActActivity(adapter, step.act, signal);
+      break;
+  }
+  const plan = planNextHostTurn(step.activity, step.state, output, pending, { trusted: true });
+  return { output, plan, next: nextTurnStep(plan) };
+}
+
+/** The step a `scheduleReason` or `scheduleAct` plan asks for; `null` for the others. */
+export function nextTurnStep(plan: RuntimeTurnPlan): RuntimeTurnStep | null {
+  if (plan.kind === 'scheduleReason') return { activity: 'reason', state: plan.state };
+  if (plan.kind === 'scheduleAct') return { activity: 'act', state: plan.state, act: plan.act };
+  return null;
+}
+
+/**
+ * Applies a final plan: `waitForToolResults` marks the session as waiting; `complete` ends the
+ * turn (`turn.completed` / `turn.failed`, then `session.idled`). Returns the turn's result.
+ * Throws `TypeError` for a plan that schedules another step.
+ */
+export async function settleTurn(
+  adapter: RuntimeHostAdapter,
+  plan: RuntimeTurnPlan,
+): Promise<TurnResult> {
+  const lifecycle = new RuntimeSessionLifecycle(adapter, plan.state.sessionId);
+  if (plan.kind === 'waitForToolResults') {
+    await lifecycle.waitingForToolResults(plan.state.turnId);
+    return turnResultOf(plan.state, {
+      success: true,
+      response: plan.state.lastResponseText,
+      stopReason: 'waiting_for_tool_results',
+    });
+  }
+  if (plan.kind === 'complete') {
+    await lifecycle.turnEnded(plan.state, plan.outcome);
+    return turnResultOf(plan.state, plan.outcome);
+  }
+  throw new TypeError(`settleTurn needs a final plan, got ${plan.kind}`);
+}
+
+/** The {@link TurnResult} of a turn state and its outcome. */
+export function turnResultOf(state: RuntimeTurnState, outcome: RuntimeTurnOutcome): TurnResult {
+  const result: TurnResult = {
+    turnId: state.turnId,
+    response: outcome.response,
+    iterations: state.iteration,
+    toolCallsCount: state.toolCallsCount,
+    success: outcome.success,
+    stopReason: outcome.stopReason,
+  };
+  if (outcome.error) result.error = outcome.error;
+  return result;
+}

@@ -1,3 +1,4 @@
+import { defineCapability } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { describe, expect, it } from 'vitest';
@@ -70,5 +71,59 @@ describe('agentInstructionsCapability', () => {
   it('has no tools and no static prompt', () => {
     expect(agentInstructionsCapability.tools).toEqual([]);
     expect(typeof agentInstructionsCapability.systemPrompt).toBe('function');
+  });
+
+  it('fails the turn with CAPABILITY_FAILED naming a capability whose prompt throws, and the session stays usable', async () => {
+    const broken = defineCapability({
+      id: 'broken_prompt',
+      name: 'Broken',
+      description: 'its prompt function throws',
+      systemPrompt: ({ fileSystem }) =>
+        fileSystem.readFile('/config.json').then(({ content }) => JSON.parse(content)),
+      tools: [],
+    });
+    const driver = new LlmSimDriver(LlmSimConfig.fixed('ok'));
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(agentInstructionsCapability)
+      .capability(broken)
+      .driver(driver)
+      .defaultModel({ model: 'llmsim-model', providerType: 'llmsim' })
+      .singleSession((session) =>
+        session
+          .harness('h', '')
+          .withCapability(AGENT_INSTRUCTIONS_CAPABILITY_ID)
+          .withCapability('broken_prompt')
+          .seedTextFile('/config.json', '{ not json'),
+      )
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    await expect(runtime.loadContext(sessionId)).rejects.toMatchObject({
+      code: 'CAPABILITY_FAILED',
+      details: { capabilityId: 'broken_prompt' },
+    });
+    const result = await runtime.runTextTurn(sessionId, 'hello');
+    expect(result).toMatchObject({ success: false });
+    expect(result.error).toMatchObject({
+      code: 'CAPABILITY_FAILED',
+      message: expect.stringContaining(
+        'Capability broken_prompt failed to build its system prompt',
+      ),
+      details: { capabilityId: 'broken_prompt' },
+    });
+    expect(driver.requests).toHaveLength(0);
+    expect((await runtime.getSession(sessionId))?.status).toBe('idle');
+    const types = runtime.events(sessionId).map((event) => event.type);
+    expect(types.slice(-2)).toEqual(['turn.failed', 'session.idled']);
+    expect(
+      runtime.events(sessionId).find((event) => event.type === 'turn.failed')?.data,
+    ).toMatchObject({
+      errorCode: 'CAPABILITY_FAILED',
+    });
+    // Once the workspace is fixed, the next turn runs.
+    await runtime.seedTextFile(sessionId, '/config.json', '"fixed"');
+    expect(await runtime.runTextTurn(sessionId, 'again')).toMatchObject({
+      success: true,
+      response: 'ok',
+    });
   });
 });

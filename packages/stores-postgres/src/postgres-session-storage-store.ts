@@ -1,6 +1,6 @@
 import type { SessionStorageStore } from '@everruns-ts/core';
 import { checkSize, compareStrings, requireString, type StoreContext } from './store-context.js';
-import { decodeText, encodeText, textDigest } from './text-codec.js';
+import { decodeText, encodePrefix, encodeText, textDigest } from './text-codec.js';
 
 /**
  * Per-session key/value storage (`session_values`) and secrets (`session_secrets`). Secrets are
@@ -150,10 +150,14 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
       client.query<{ key: string }>(
         `SELECT key FROM ${db.table(table)}
           WHERE session_hash = $1 AND ($2::text IS NULL OR starts_with(key, $2::text))`,
-        [textDigest(sessionId), prefix === undefined || prefix === '' ? null : encodeText(prefix)],
+        [
+          textDigest(sessionId),
+          prefix === undefined || prefix === '' ? null : encodePrefix(prefix),
+        ],
       ),
     );
-    return result.rows.map((row) => decodeText(row.key)).sort(compareStrings);
+    const keys = result.rows.map((row) => decodeText(row.key));
+    return (prefix ? keys.filter((key) => key.startsWith(prefix)) : keys).sort(compareStrings);
   }
 }
 

@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
  * The encoding is a prefix code that keeps code-point order among the escaped characters:
  * U+0000 becomes `\u0001` `0`, U+0001 becomes `\u0001` `1`, a lone surrogate becomes `\u0001` `u`
  * plus four hex digits; every other character stands for itself. So `encodeText(p)` is a prefix
- * of `encodeText(s)` exactly when `p` is a prefix of `s`, and prefix queries work on the encoded
- * form. Strings without these characters (nearly all) are stored unchanged.
+ * of `encodeText(s)` when `p` is a prefix of `s` (unless `p` ends inside a surrogate pair of `s`:
+ * see {@link encodePrefix}), and prefix queries work on the encoded form. Strings without these
+ * characters (nearly all) are stored unchanged.
  *
  * JSON documents need none of this: `JSON.stringify` already escapes U+0000, U+0001 and lone
  * surrogates.
@@ -19,70 +20,54 @@ const ESCAPE = '\u0001';
 const isWellFormed = (String.prototype as unknown as { isWellFormed?: (this: string) => boolean })
   .isWellFormed;
 
+const SPECIAL =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding NUL and U+0001 is the point
+  /[\u0000\u0001]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0001 is the escape character
+const ESCAPED = /\u0001(?:([01])|u([0-9a-f]{4}))/g;
+
 function needsEncoding(value: string): boolean {
   if (value.includes('\u0000') || value.includes(ESCAPE)) return true;
   if (isWellFormed) return !isWellFormed.call(value);
-  return /[\ud800-\udfff]/.test(value) && hasLoneSurrogate(value);
+  SPECIAL.lastIndex = 0;
+  return SPECIAL.test(value);
 }
 
-function hasLoneSurrogate(value: string): boolean {
-  for (let index = 0; index < value.length; index++) {
-    const code = value.charCodeAt(index);
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = value.charCodeAt(index + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) index++;
-      else return true;
-    } else if (code >= 0xdc00 && code <= 0xdfff) return true;
-  }
-  return false;
+function escapeSpecial(char: string): string {
+  if (char === '\u0000') return `${ESCAPE}0`;
+  if (char === ESCAPE) return `${ESCAPE}1`;
+  return `${ESCAPE}u${char.charCodeAt(0).toString(16)}`;
+}
+
+function unescapeSpecial(
+  _match: string,
+  digit: string | undefined,
+  hex: string | undefined,
+): string {
+  if (digit === '0') return '\u0000';
+  if (digit === '1') return ESCAPE;
+  return String.fromCharCode(Number.parseInt(hex as string, 16));
 }
 
 /** Encodes any string into one PostgreSQL `text` can store; see the module comment. */
 export function encodeText(value: string): string {
-  if (!needsEncoding(value)) return value;
-  let out = '';
-  for (let index = 0; index < value.length; index++) {
-    const code = value.charCodeAt(index);
-    if (code === 0) out += `${ESCAPE}0`;
-    else if (code === 1) out += `${ESCAPE}1`;
-    else if (code >= 0xd800 && code <= 0xdbff) {
-      const next = value.charCodeAt(index + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        out += value[index]! + value[index + 1]!;
-        index++;
-      } else out += `${ESCAPE}u${code.toString(16)}`;
-    } else if (code >= 0xdc00 && code <= 0xdfff) out += `${ESCAPE}u${code.toString(16)}`;
-    else out += value[index]!;
-  }
-  return out;
+  return needsEncoding(value) ? value.replace(SPECIAL, escapeSpecial) : value;
 }
 
 /** Reverses {@link encodeText}. */
 export function decodeText(value: string): string {
-  if (!value.includes(ESCAPE)) return value;
-  let out = '';
-  for (let index = 0; index < value.length; index++) {
-    const char = value[index]!;
-    if (char !== ESCAPE) {
-      out += char;
-      continue;
-    }
-    const kind = value[index + 1];
-    if (kind === '0') {
-      out += '\u0000';
-      index += 1;
-    } else if (kind === '1') {
-      out += ESCAPE;
-      index += 1;
-    } else if (kind === 'u') {
-      out += String.fromCharCode(Number.parseInt(value.slice(index + 2, index + 6), 16));
-      index += 5;
-    } else {
-      // Not produced by encodeText (written by something else): keep it as it is.
-      out += char;
-    }
-  }
-  return out;
+  return value.includes(ESCAPE) ? value.replace(ESCAPED, unescapeSpecial) : value;
+}
+
+/**
+ * The encoded form of a prefix for a `starts_with` query. A prefix ending in a high surrogate may
+ * stop in the middle of a surrogate pair of a stored string, whose encoded form keeps the pair
+ * whole; that last code unit is left out here, and the caller filters the rows with
+ * `String.prototype.startsWith`.
+ */
+export function encodePrefix(prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  return encodeText(last >= 0xd800 && last <= 0xdbff ? prefix.slice(0, -1) : prefix);
 }
 
 /** Encodes an optional string; `undefined` and `null` become SQL `NULL`. */

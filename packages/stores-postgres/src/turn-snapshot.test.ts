@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type Agent,
+  agentSchema,
+  EverrunsError,
+  type Harness,
+  harnessSchema,
+  InputMessage,
+  type Session,
+  sessionSchema,
+} from '@everruns-ts/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresBackends } from './postgres-backends.js';
+import { createTestBackends, destroyTestBackends } from './test-support/database.js';
+
+const random = () => randomBytes(8).toString('hex');
+
+const harness = (overrides: Partial<Harness> = {}): Harness =>
+  harnessSchema.parse({ id: `harness_${random()}`, name: 'h', ...overrides });
+const agent = (overrides: Partial<Agent> = {}): Agent =>
+  agentSchema.parse({ id: `agent_${random()}`, name: 'a', ...overrides });
+const session = (overrides: Partial<Session> & { harnessId: string }): Session =>
+  sessionSchema.parse({ id: `session_${random()}`, ...overrides });
+
+describe('postgres loadTurnSnapshot', () => {
+  let backends: PostgresBackends;
+
+  beforeAll(async () => {
+    backends = await createTestBackends();
+  });
+  afterAll(async () => {
+    await destroyTestBackends(backends);
+  });
+
+  it('loads session, harness chain (root first), agent and messages in one round trip', async () => {
+    const root = harness({ systemPrompt: 'root' });
+    const middle = harness({ parentHarnessId: root.id });
+    const leaf = harness({ parentHarnessId: middle.id, defaultModelId: 'm' });
+    for (const entry of [root, middle, leaf]) await backends.harnesses.addHarness(entry);
+    const theAgent = agent({ systemPrompt: 'agent' });
+    await backends.agents.addAgent(theAgent);
+    const theSession = session({ harnessId: leaf.id, agentId: theAgent.id, title: 't' });
+    await backends.sessions.createSession(theSession);
+    await backends.sessions.updateSessionStatus(theSession.id, 'active');
+    await backends.messages.addInputMessage(theSession.id, InputMessage.user('hi'), 'turn_1');
+    await backends.messages.storeMessage(theSession.id, {
+      role: 'agent',
+      content: [{ type: 'text', text: 'hello' }],
+      turnId: 'turn_1',
+      metadata: { usage: 1 },
+    });
+
+    const before = backends.queryCount();
+    const snapshot = await backends.loadTurnSnapshot(theSession.id);
+    expect(backends.queryCount() - before).toBe(1);
+
+    expect(snapshot).toEqual({
+      session: await backends.sessions.getSession(theSession.id),
+      harnessChain: await backends.harnesses.getHarnessChain(leaf.id),
+      agent: await backends.agents.getAgent(theAgent.id),
+      messages: await backends.messages.load(theSession.id),
+    });
+    expect(snapshot?.harnessChain?.map((entry) => entry.id)).toEqual([root.id, middle.id, leaf.id]);
+    expect(snapshot?.session.status).toBe('active');
+    expect(snapshot?.messages.map((message) => message.seq)).toEqual([1, 2]);
+  });
+
+  it('returns null for an unknown session', async () => {
+    expect(await backends.loadTurnSnapshot(`session_${random()}`)).toBeNull();
+  });
+
+  it('gives a null chain when a harness of the chain is missing and a null agent when it is missing', async () => {
+    const orphan = harness({ parentHarnessId: `harness_${random()}` });
+    await backends.harnesses.addHarness(orphan);
+    const withMissingParent = session({ harnessId: orphan.id, agentId: `agent_${random()}` });
+    await backends.sessions.createSession(withMissingParent);
+    const snapshot = await backends.loadTurnSnapshot(withMissingParent.id);
+    expect(snapshot).toMatchObject({ harnessChain: null, agent: null, messages: [] });
+
+    const withMissingHarness = session({ harnessId: `harness_${random()}` });
+    await backends.sessions.createSession(withMissingHarness);
+    expect((await backends.loadTurnSnapshot(withMissingHarness.id))?.harnessChain).toBeNull();
+  });
+
+  it('refuses a harness cycle with INVALID_INPUT, as getHarnessChain does', async () => {
+    const [first, second] = [`harness_${random()}`, `harness_${random()}`];
+    await backends.harnesses.addHarness(harness({ id: first, parentHarnessId: second }));
+    await backends.harnesses.addHarness(harness({ id: second, parentHarnessId: first }));
+    const cyclic = session({ harnessId: first });
+    await backends.sessions.createSession(cyclic);
+    for (const attempt of [
+      () => backends.loadTurnSnapshot(cyclic.id),
+      () => backends.harnesses.getHarnessChain(first),
+    ]) {
+      const error = await attempt().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(EverrunsError.hasCode(error, 'INVALID_INPUT'), String(error)).toBe(true);
+    }
+  });
+
+  it('reads a long chain in one statement', async () => {
+    let parent: string | undefined;
+    const ids: string[] = [];
+    for (let index = 0; index < 50; index++) {
+      const entry = harness(parent === undefined ? {} : { parentHarnessId: parent });
+      await backends.harnesses.addHarness(entry);
+      ids.push(entry.id);
+      parent = entry.id;
+    }
+    const before = backends.queryCount();
+    const chain = await backends.harnesses.getHarnessChain(parent!);
+    expect(backends.queryCount() - before).toBe(1);
+    expect(chain.map((entry) => entry.id)).toEqual(ids);
+  });
+});

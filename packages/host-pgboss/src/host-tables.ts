@@ -1,0 +1,57 @@
+import type pg from 'pg';
+
+/** Version of the host tables this code writes. */
+export const HOST_TABLES_VERSION = 1;
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
+/** True when `schema` is a plain PostgreSQL identifier the host accepts. */
+export function isValidSchemaName(schema: string): boolean {
+  return SCHEMA_NAME.test(schema);
+}
+
+/**
+ * Creates the host's tables when missing, under a transaction-scoped advisory lock so that many
+ * processes may start at once:
+ * - `turns`: one row per submitted turn with its status, the next step (checkpoint), its result;
+ *   a partial unique index allows one running turn per session;
+ * - `tool_calls`: the tool-call journal (a primary key makes each claim an atomic insert).
+ */
+export async function createHostTables(pool: pg.Pool, schema: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`everruns-host:${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS "${schema}".turns (
+        turn_id text PRIMARY KEY,
+        session_id text NOT NULL,
+        status text NOT NULL,
+        step jsonb NOT NULL,
+        step_order integer NOT NULL DEFAULT 0,
+        generation integer NOT NULL DEFAULT 0,
+        result jsonb,
+        error jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    await client.query(`
+      CREATE UNIQUE INDEX IF NOT EXISTS turns_one_running_turn_per_session
+        ON "${schema}".turns (session_id) WHERE status = 'running'`);
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS "${schema}".tool_calls (
+        session_id text NOT NULL,
+        turn_id text NOT NULL,
+        tool_call_id text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (session_id, turn_id, tool_call_id)
+      )`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,217 @@
+import { InputMessage, newId } from '@everruns-ts/core';
+import { initialTurnStep } from '@everruns-ts/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgBossHost, stepJobId } from './index.js';
+import { adminQuery } from './test-support/database.js';
+import {
+  createTestEnvironment,
+  historyProblems,
+  type TestEnvironment,
+  toolResult,
+} from './test-support/environment.js';
+import { type FixtureHost, startFixtureHost } from './test-support/fixture.js';
+
+let environment: TestEnvironment;
+const started: FixtureHost[] = [];
+
+async function fixtureHost(overrides: Parameters<TestEnvironment['configFor']>[0] = {}) {
+  const fixture = await startFixtureHost(environment.configFor(overrides));
+  started.push(fixture);
+  return fixture;
+}
+
+beforeAll(async () => {
+  environment = await createTestEnvironment('hostpgb');
+});
+
+afterAll(async () => {
+  for (const fixture of started) await fixture.close().catch(() => {});
+  await environment?.destroy();
+});
+
+describe('PgBossHost', () => {
+  it('runs a turn as jobs and resolves the handle with the result', async () => {
+    const { host } = await fixtureHost();
+    await host.work({ concurrency: 2 });
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'append and flag');
+    const result = await handle.result({ timeoutMs: 20_000 });
+    expect(result).toMatchObject({
+      turnId: handle.turnId,
+      success: true,
+      response: 'done',
+      iterations: 2,
+      toolCallsCount: 2,
+      stopReason: 'end_turn',
+    });
+    const messages = await environment.backends.messages.load(sessionId);
+    expect(messages.map((message) => message.role)).toEqual([
+      'user',
+      'agent',
+      'tool_result',
+      'tool_result',
+      'agent',
+    ]);
+    expect(historyProblems(messages)).toEqual([]);
+    expect(await handle.status()).toMatchObject({
+      status: 'completed',
+      sessionId,
+      step: `${handle.turnId}/reason/2`,
+      result,
+    });
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+    const events = await environment.backends.events.collectedEvents?.(sessionId);
+    void events;
+  });
+
+  it('shares the steps of many turns between two worker hosts', async () => {
+    const config = environment.configFor();
+    const first = await startFixtureHost(config);
+    const second = await startFixtureHost(config);
+    started.push(first, second);
+    await first.host.work({ concurrency: 2 });
+    await second.host.work({ concurrency: 2 });
+    const sessions = await Promise.all(
+      Array.from({ length: 12 }, () => environment.createSession()),
+    );
+    const handles = await Promise.all(
+      sessions.map((sessionId) => first.host.submitTextTurn(sessionId, 'work')),
+    );
+    const results = await Promise.all(
+      handles.map((handle) => handle.result({ timeoutMs: 30_000 })),
+    );
+    expect(results.every((result) => result.success && result.response === 'done')).toBe(true);
+    for (const sessionId of sessions) {
+      expect(historyProblems(await environment.backends.messages.load(sessionId))).toEqual([]);
+    }
+  });
+
+  it('refuses bad input, an unknown session and a second running turn before running anything', async () => {
+    const { host } = await fixtureHost();
+    const sessionId = await environment.createSession();
+    await expect(host.submitTurn(sessionId, { role: 'user', content: [] })).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+    });
+    await expect(host.submitTextTurn('session_missing', 'hi')).rejects.toMatchObject({
+      code: 'SESSION_NOT_FOUND',
+    });
+    const handle = await host.submitTextTurn(sessionId, 'first');
+    await expect(host.submitTextTurn(sessionId, 'second')).rejects.toMatchObject({
+      code: 'TURN_IN_PROGRESS',
+    });
+    await expect(
+      host.submitTextTurn(await environment.createSession(), 'again', { turnId: handle.turnId }),
+    ).rejects.toMatchObject({ code: 'DUPLICATE_ID' });
+    expect(await handle.status()).toMatchObject({
+      status: 'running',
+      step: `${handle.turnId}/input/0`,
+    });
+    expect(await environment.backends.messages.count(sessionId)).toBe(0);
+    await expect(host.turn('turn_unknown').status()).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+    });
+  });
+
+  it('derives one job id per step, queue and generation', () => {
+    const step = initialTurnStep({ sessionId: 's', turnId: 't', input: InputMessage.user('x') });
+    const id = stepJobId('q', step, 0);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(stepJobId('q', step, 0)).toBe(id);
+    expect(new Set([id, stepJobId('q', step, 1), stepJobId('r', step, 0)]).size).toBe(3);
+  });
+
+  it('retries a step whose store failed and finishes the turn', async () => {
+    const { host } = await fixtureHost({ failAgentStores: 2 });
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'flaky store');
+    expect(await handle.result({ timeoutMs: 30_000 })).toMatchObject({
+      success: true,
+      response: 'done',
+    });
+    const messages = await environment.backends.messages.load(sessionId);
+    expect(historyProblems(messages)).toEqual([]);
+    // The model answered each time the store failed: its answer had not been stored.
+    const calls = await environment.modelCalls(sessionId);
+    expect(calls.map((call) => call.iteration)).toEqual([1, 1, 1, 2]);
+    expect(calls.every((call) => !call.answerAlreadyStored)).toBe(true);
+  });
+
+  it('fails the turn when a step fails every retry, and says why', async () => {
+    const { host } = await fixtureHost({
+      failAgentStores: 100,
+      retry: { limit: 1, delaySeconds: 0, backoff: false },
+    });
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'doomed');
+    await expect(handle.result({ timeoutMs: 30_000 })).rejects.toMatchObject({
+      code: 'STORE_UNAVAILABLE',
+    });
+    expect(await handle.status()).toMatchObject({
+      status: 'failed',
+      error: { code: 'STORE_UNAVAILABLE', message: 'injected store outage' },
+    });
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+    // A new turn may start on the session.
+    const { host: healthy } = await fixtureHost();
+    await healthy.work({ concurrency: 1 });
+    const next = await healthy.submitTextTurn(sessionId, 'after the outage');
+    expect(await next.result({ timeoutMs: 30_000 })).toMatchObject({ success: true });
+  });
+
+  it('fails a turn whose persisted step does not parse with STATE_INVALID, never guessing', async () => {
+    const config = environment.configFor();
+    const fixture = await startFixtureHost(config);
+    started.push(fixture);
+    const sessionId = await environment.createSession();
+    const handle = await fixture.host.submitTextTurn(sessionId, 'corrupted');
+    await adminQuery(
+      `UPDATE "${config.bossSchema}".job SET data = jsonb_set(data, '{step,state,iteration}', '"one"')
+        WHERE name = $1`,
+      [config.queue],
+    );
+    await fixture.host.work({ concurrency: 1 });
+    await expect(handle.result({ timeoutMs: 20_000 })).rejects.toMatchObject({
+      code: 'STATE_INVALID',
+    });
+    expect(await environment.backends.messages.count(sessionId)).toBe(0);
+    expect(await environment.modelCalls(sessionId)).toEqual([]);
+  });
+
+  it('resumes a turn as a new generation while the first still runs, storing everything once', async () => {
+    const { host } = await fixtureHost();
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'resume me');
+    await host.resumeTurn(handle.turnId);
+    await host.resumeTurn(handle.turnId);
+    expect((await handle.status()).generation).toBe(2);
+    await host.work({ concurrency: 4 });
+    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({
+      success: true,
+      response: 'done',
+    });
+    const messages = await environment.backends.messages.load(sessionId);
+    expect(historyProblems(messages)).toEqual([]);
+    expect(
+      (await environment.effects(sessionId)).filter((e) => e.tool === 'append_line'),
+    ).toHaveLength(1);
+    expect(toolResult(messages, 'append')?.content).toMatch(/appended x|interrupted/);
+    // Resuming a completed turn does nothing; an unknown one is an error.
+    await host.resumeTurn(handle.turnId);
+    expect((await handle.status()).generation).toBe(2);
+    await expect(host.resumeTurn(newId('turn'))).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+
+  it('stops with steps left for other workers and refuses work afterwards', async () => {
+    const config = environment.configFor();
+    const fixture = await startFixtureHost(config);
+    await fixture.close();
+    await expect(fixture.host.submitTextTurn('x', 'y')).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+    });
+    await expect(
+      PgBossHost.start({ ...({} as never), connectionString: 'x', queue: 'bad name!' }),
+    ).rejects.toMatchObject({ code: 'CONFIGURATION' });
+  });
+});

@@ -1,0 +1,631 @@
+import { createHash } from 'node:crypto';
+import {
+  DEFAULT_TURN_LIMITS,
+  ERROR_CODES,
+  type ErrorCode,
+  EverrunsError,
+  errorMessage,
+  formatZodError,
+  type InputMessage,
+  inputMessageSchema,
+  newId,
+  type PlatformDefinition,
+  type RuntimeBackends,
+  type SessionFileSystemFactory,
+  type TurnLimits,
+  type TurnSetup,
+} from '@everruns-ts/core';
+import {
+  executeTurnStep,
+  initialTurnState,
+  initialTurnStep,
+  parseRuntimeTurnStep,
+  type RuntimeHostAdapter,
+  RuntimeSessionLifecycle,
+  type RuntimeTurnStep,
+  settleTurn,
+  type TurnResult,
+  turnStepKey,
+} from '@everruns-ts/runtime';
+import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
+import pg from 'pg';
+import PgBoss from 'pg-boss';
+import { createHostTables, isValidSchemaName } from './host-tables.js';
+import { PostgresToolCallJournal } from './postgres-tool-call-journal.js';
+import {
+  type HostTurnStatus,
+  TurnRecords as Records,
+  TURN_CHANNEL,
+  type TurnRecords,
+} from './turn-records.js';
+
+/** How failing steps are retried. */
+export interface PgBossRetryOptions {
+  /** Retries after the first attempt. Default 5. */
+  limit?: number;
+  /** Delay before the first retry, in seconds. Default 1. */
+  delaySeconds?: number;
+  /** Double the delay after each retry (with jitter). Default true. */
+  backoff?: boolean;
+}
+
+/** Options of {@link PgBossHost.start}. */
+export interface PgBossHostOptions {
+  /** The PostgreSQL server of the queue and of the host's tables, usually the stores' server. */
+  connectionString: string;
+  /**
+   * The stores turns run on, shared by every process: normally
+   * `postgresBackends(...)` of `@everruns-ts/stores-postgres`, migrated.
+   */
+  backends: RuntimeBackends;
+  /** Capabilities and drivers; every worker must register the same ones. */
+  platform: PlatformDefinition;
+  /**
+   * Session workspaces. Defaults to the platform's factory, else an in-memory one (which workers
+   * do not share: use a shared one, such as `@everruns-ts/fs-realdisk` on a shared volume).
+   */
+  fileSystems?: SessionFileSystemFactory;
+  /** Turn limits; `maxIterations` is fixed into each turn's state when it is submitted. */
+  limits?: Partial<TurnLimits>;
+  /** Name of the step queue; the dead-letter queue is `<queue>-dead`. Default `everruns-turn-steps`. */
+  queue?: string;
+  /** Schema of pg-boss's tables. Default `pgboss`. */
+  bossSchema?: string;
+  /** Schema of the host's `turns` and `tool_calls` tables. Default `everruns_host`. */
+  schema?: string;
+  /** Retries of a failing step. */
+  retry?: PgBossRetryOptions;
+  /**
+   * A step still active after this many seconds (for example because its worker was killed) is
+   * failed and retried. Default 900.
+   */
+  stepTimeoutSeconds?: number;
+  /** How often pg-boss looks for timed-out steps, in seconds. Default 30. */
+  maintenanceIntervalSeconds?: number;
+  /** How often an idle worker polls for steps, in seconds (at least 0.5). Default 1. */
+  pollingIntervalSeconds?: number;
+  /**
+   * Whether this instance takes part in pg-boss maintenance (expiring timed-out steps). Default
+   * true; a client that only submits turns may pass false.
+   */
+  supervise?: boolean;
+  /** Pool size of the host's own connection pool. Default 4. */
+  poolSize?: number;
+  /** Receives errors that have no caller to go to (queue polling, notifications). */
+  onError?: (error: unknown) => void;
+}
+
+/** Options of {@link PgBossHost.work}. */
+export interface PgBossWorkOptions {
+  /** How many steps this process runs at once. Default 4. */
+  concurrency?: number;
+}
+
+/** Options of {@link PgBossHost.submitTurn}. */
+export interface SubmitTurnOptions {
+  /** The turn id; generated when absent. */
+  turnId?: string;
+}
+
+/** Options of {@link TurnHandle.result}. */
+export interface TurnResultOptions {
+  /** Stops waiting (rejects with `ABORTED`). */
+  signal?: AbortSignal;
+  /** Gives up waiting after this many milliseconds (rejects with `LIMIT_EXCEEDED`). */
+  timeoutMs?: number;
+}
+
+/** A submitted turn: await its result or poll its status. */
+export interface TurnHandle {
+  readonly turnId: string;
+  readonly sessionId: string;
+  /** The turn as the host's table has it now. */
+  status(): Promise<HostTurnStatus>;
+  /**
+   * Waits until the turn completes (or waits for client tool results) and resolves with its
+   * result; rejects with the host's error when the turn `failed`.
+   */
+  result(options?: TurnResultOptions): Promise<TurnResult>;
+}
+
+interface StepJobData {
+  step: unknown;
+  generation: number;
+}
+
+interface DeadJobData {
+  step?: unknown;
+}
+
+const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+const PERMANENT_CODES = new Set(['STATE_INVALID', 'SESSION_NOT_FOUND', 'INVALID_INPUT']);
+
+/**
+ * A durable, multi-process host on pg-boss: each step of a turn (`input`, `reason`, `act`) is a
+ * job; after a step, `planNextHostTurn` decides and the next step is enqueued with an id derived
+ * from the step, so a step replayed after a crash enqueues nothing twice. Any number of worker
+ * processes may call {@link PgBossHost.work} on the same queue.
+ *
+ * Crash safety comes from the runtime: every write of a step is idempotent by a deterministic key,
+ * tool calls are claimed in the `tool_calls` table before they run, and a step whose worker died
+ * is retried by pg-boss after `stepTimeoutSeconds`.
+ */
+export class PgBossHost {
+  /** The pg-boss instance (for monitoring; do not work its queues yourself). */
+  readonly boss: PgBoss;
+  /** The tool-call journal of this host. */
+  readonly journal: PostgresToolCallJournal;
+  readonly #pool: pg.Pool;
+  readonly #turns: TurnRecords;
+  readonly #adapter: RuntimeHostAdapter;
+  readonly #queue: string;
+  readonly #deadQueue: string;
+  readonly #schema: string;
+  readonly #connectionString: string;
+  readonly #onError: (error: unknown) => void;
+  readonly #workerIds: string[] = [];
+  readonly #waiters = new Map<string, Set<() => void>>();
+  #listener: Promise<pg.Client | null> | undefined;
+  #stopped = false;
+
+  private constructor(
+    boss: PgBoss,
+    pool: pg.Pool,
+    adapter: RuntimeHostAdapter,
+    options: PgBossHostOptions,
+    names: { queue: string; schema: string },
+  ) {
+    this.boss = boss;
+    this.#pool = pool;
+    this.#adapter = adapter;
+    this.#queue = names.queue;
+    this.#deadQueue = `${names.queue}-dead`;
+    this.#schema = names.schema;
+    this.#connectionString = options.connectionString;
+    this.#onError = options.onError ?? (() => {});
+    this.#turns = new Records(pool, names.schema);
+    this.journal = adapter.toolCallJournal as PostgresToolCallJournal;
+  }
+
+  /**
+   * Connects, creates pg-boss's schema, the host's tables and the queues when missing (safe from
+   * many processes at once) and returns the host. Throws `CONFIGURATION` for bad names or limits.
+   */
+  static async start(options: PgBossHostOptions): Promise<PgBossHost> {
+    const queue = options.queue ?? 'everruns-turn-steps';
+    const schema = options.schema ?? 'everruns_host';
+    const bossSchema = options.bossSchema ?? 'pgboss';
+    if (!QUEUE_NAME.test(queue)) {
+      throw configuration(`Invalid queue name ${JSON.stringify(queue)}`, { queue });
+    }
+    for (const name of [schema, bossSchema]) {
+      if (!isValidSchemaName(name)) {
+        throw configuration(`Invalid PostgreSQL schema name ${JSON.stringify(name)}`, {
+          schema: name,
+        });
+      }
+    }
+    const retry = options.retry ?? {};
+    const limits: TurnLimits = { ...DEFAULT_TURN_LIMITS, ...options.limits };
+    const pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 4,
+      application_name: 'everruns-host-pgboss',
+    });
+    pool.on('error', (error) => options.onError?.(error));
+    const journal = new PostgresToolCallJournal(pool, schema);
+    const adapter: RuntimeHostAdapter = {
+      backends: options.backends,
+      capabilities: options.platform.capabilities,
+      drivers: options.platform.drivers,
+      fileSystems:
+        options.fileSystems ??
+        options.platform.fileSystemFactory ??
+        new InMemorySessionFileSystemFactory(),
+      limits,
+      toolCallJournal: journal,
+    };
+    const boss = new PgBoss({
+      connectionString: options.connectionString,
+      schema: bossSchema,
+      max: options.poolSize ?? 4,
+      application_name: 'everruns-host-pgboss',
+      schedule: false,
+      supervise: options.supervise ?? true,
+      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 30,
+      pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1,
+    });
+    boss.on('error', (error) => options.onError?.(error));
+    try {
+      await createHostTables(pool, schema);
+      await boss.start();
+      const queueOptions = {
+        retryLimit: retry.limit ?? 5,
+        retryDelay: retry.delaySeconds ?? 1,
+        retryBackoff: retry.backoff ?? true,
+        expireInSeconds: options.stepTimeoutSeconds ?? 900,
+      };
+      await boss.createQueue(`${queue}-dead`, { name: `${queue}-dead`, ...queueOptions });
+      await boss.createQueue(queue, { name: queue, ...queueOptions, deadLetter: `${queue}-dead` });
+    } catch (error) {
+      await boss.stop({ graceful: false, wait: true }).catch(() => {});
+      await pool.end().catch(() => {});
+      throw error;
+    }
+    return new PgBossHost(boss, pool, adapter, options, { queue, schema });
+  }
+
+  /** The adapter steps run with (stores, registries, journal). */
+  get hostAdapter(): RuntimeHostAdapter {
+    return this.#adapter;
+  }
+
+  /**
+   * Makes this process a worker: it runs up to `concurrency` steps at once, and marks turns whose
+   * steps exhausted their retries as failed.
+   */
+  async work(options: PgBossWorkOptions = {}): Promise<void> {
+    this.#assertRunning();
+    const concurrency = options.concurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new TypeError('concurrency must be a positive integer');
+    }
+    const workOptions = { batchSize: 1, includeMetadata: true as const };
+    for (let index = 0; index < concurrency; index++) {
+      this.#workerIds.push(
+        await this.boss.work<StepJobData>(this.#queue, workOptions, async ([job]) => {
+          if (job) await this.#runStepJob(job);
+        }),
+      );
+    }
+    this.#workerIds.push(
+      await this.boss.work<DeadJobData>(this.#deadQueue, workOptions, async ([job]) => {
+        if (job) await this.#onDeadStep(job.data);
+      }),
+    );
+  }
+
+  /**
+   * Submits a turn: records it and enqueues its input step. Throws `INVALID_INPUT`,
+   * `SESSION_NOT_FOUND`, `TURN_IN_PROGRESS` (a turn of the session is still running) and
+   * `DUPLICATE_ID` before anything runs.
+   */
+  async submitTurn(
+    sessionId: string,
+    input: InputMessage,
+    options: SubmitTurnOptions = {},
+  ): Promise<TurnHandle> {
+    this.#assertRunning();
+    if (typeof sessionId !== 'string' || sessionId.length === 0) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: 'sessionId must be a non-empty string',
+      });
+    }
+    const parsed = inputMessageSchema.safeParse(input);
+    if (!parsed.success) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: `Invalid input message: ${formatZodError(parsed.error)}`,
+      });
+    }
+    if (!(await this.#adapter.backends.sessions.getSession(sessionId))) {
+      throw new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} does not exist`,
+        details: { sessionId },
+      });
+    }
+    const turnId = options.turnId ?? newId('turn');
+    const step = initialTurnStep({
+      sessionId,
+      turnId,
+      input: parsed.data,
+      maxIterations: this.#adapter.limits.maxIterations,
+      maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+    });
+    await this.#turns.insert(turnId, sessionId, step);
+    try {
+      await this.#send(step, 0);
+    } catch (error) {
+      await this.#turns.delete(turnId).catch(() => {});
+      throw error;
+    }
+    return this.turn(turnId, sessionId);
+  }
+
+  /** {@link submitTurn} with a plain user text. */
+  submitTextTurn(
+    sessionId: string,
+    text: string,
+    options: SubmitTurnOptions = {},
+  ): Promise<TurnHandle> {
+    return this.submitTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
+  }
+
+  /** A handle on a turn submitted earlier (by any process). */
+  turn(turnId: string, sessionId = ''): TurnHandle {
+    return {
+      turnId,
+      sessionId,
+      status: async () => {
+        const status = await this.turnStatus(turnId);
+        if (!status) {
+          throw new EverrunsError({
+            code: 'INVALID_INPUT',
+            message: `Turn ${turnId} is unknown to this host`,
+            details: { turnId },
+          });
+        }
+        return status;
+      },
+      result: (options) => this.#awaitResult(turnId, options ?? {}),
+    };
+  }
+
+  /** The turn as the host's table has it, or `null` for an unknown turn. */
+  async turnStatus(turnId: string): Promise<HostTurnStatus | null> {
+    const row = await this.#turns.get(turnId);
+    if (!row) return null;
+    const { stepValue: _step, ...status } = row;
+    return status;
+  }
+
+  /**
+   * Resumes a turn from its checkpoint as a new generation of jobs: for a turn whose steps failed
+   * every retry, or one an operator believes stuck. Safe while the old generation still runs: the
+   * steps' writes are idempotent, so racing generations store everything once. Does nothing for a
+   * completed turn. Throws `INVALID_INPUT` for an unknown turn.
+   */
+  async resumeTurn(turnId: string): Promise<void> {
+    this.#assertRunning();
+    const next = await this.#turns.nextGeneration(turnId);
+    if (!next) return;
+    await this.#send(parseRuntimeTurnStep(next.step), next.generation);
+  }
+
+  /** Deletes tool-call journal entries older than `before` (they are kept after turns end). */
+  pruneToolCallJournal(before: Date): Promise<number> {
+    return this.journal.prune(before);
+  }
+
+  /**
+   * Stops working and closes the connections. Steps in progress get up to `timeoutMs` to finish;
+   * the rest are retried by another worker.
+   */
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.boss.stop({ graceful: true, wait: true, timeout: options.timeoutMs ?? 10_000 });
+    const listener = await this.#listener?.catch(() => null);
+    await listener?.end().catch(() => {});
+    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+    await this.#pool.end().catch(() => {});
+  }
+
+  async #send(step: RuntimeTurnStep, generation: number): Promise<void> {
+    const data: StepJobData = { step, generation };
+    await this.boss.send(this.#queue, data as unknown as object, {
+      id: stepJobId(this.#queue, step, generation),
+    });
+    for (const id of this.#workerIds) this.boss.notifyWorker(id);
+  }
+
+  async #runStepJob(job: PgBoss.JobWithMetadata<StepJobData>): Promise<void> {
+    const data = job.data;
+    let step: RuntimeTurnStep;
+    try {
+      step = parseRuntimeTurnStep(data?.step);
+    } catch (error) {
+      await this.#failFromRawStep(data?.step, error);
+      return;
+    }
+    const { turnId } = step.state;
+    const row = await this.#turns.get(turnId);
+    if (row?.status !== 'running') return;
+    const generation = typeof data.generation === 'number' ? data.generation : 0;
+    const adapter: RuntimeHostAdapter = {
+      ...this.#adapter,
+      setupCache: new Map<string, TurnSetup>(),
+    };
+    try {
+      const outcome = await executeTurnStep(adapter, step);
+      if (outcome.next) {
+        await this.#turns.checkpoint(turnId, outcome.next);
+        await this.#send(outcome.next, generation);
+        return;
+      }
+      const current = await this.#turns.get(turnId);
+      if (current?.status !== 'running') return;
+      const result = await settleTurn(adapter, outcome.plan);
+      await this.#turns.finish(
+        turnId,
+        outcome.plan.kind === 'waitForToolResults' ? 'waiting_for_tool_results' : 'completed',
+        result,
+        null,
+      );
+    } catch (error) {
+      const summary = summarize(error);
+      if (EverrunsError.isInstance(error) && PERMANENT_CODES.has(error.code)) {
+        await this.#failTurn(row.sessionId, turnId, step, summary);
+        return;
+      }
+      await this.#turns.recordError(turnId, summary).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** A step failed every retry (or its worker died on the last one): the turn fails. */
+  async #onDeadStep(data: DeadJobData | undefined): Promise<void> {
+    let step: RuntimeTurnStep;
+    try {
+      step = parseRuntimeTurnStep(data?.step);
+    } catch (error) {
+      await this.#failFromRawStep(data?.step, error);
+      return;
+    }
+    const row = await this.#turns.get(step.state.turnId);
+    if (row?.status !== 'running') return;
+    await this.#failTurn(
+      row.sessionId,
+      row.turnId,
+      step,
+      row.error ?? { code: 'INTERNAL', message: `Step ${turnStepKey(step)} failed every retry` },
+    );
+  }
+
+  async #failFromRawStep(raw: unknown, error: unknown): Promise<void> {
+    const turnId = (raw as { state?: { turnId?: unknown } })?.state?.turnId;
+    if (typeof turnId !== 'string') return;
+    const row = await this.#turns.get(turnId);
+    if (row?.status !== 'running') return;
+    await this.#failTurn(row.sessionId, turnId, null, summarize(error));
+  }
+
+  async #failTurn(
+    sessionId: string,
+    turnId: string,
+    step: RuntimeTurnStep | null,
+    error: { code: string; message: string },
+  ): Promise<void> {
+    const state = step?.state ?? initialTurnState({ sessionId, turnId });
+    try {
+      await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(state, {
+        success: false,
+        response: state.lastResponseText,
+        stopReason: 'error',
+        error,
+      });
+    } catch (lifecycleError) {
+      this.#onError(lifecycleError);
+    }
+    await this.#turns.finish(turnId, 'failed', null, error);
+  }
+
+  async #awaitResult(turnId: string, options: TurnResultOptions): Promise<TurnResult> {
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    await this.#listen();
+    for (;;) {
+      if (options.signal?.aborted) {
+        throw new EverrunsError({
+          code: 'ABORTED',
+          message: 'Stopped waiting for the turn',
+          cause: options.signal.reason,
+        });
+      }
+      const status = await this.turnStatus(turnId);
+      if (!status) {
+        throw new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `Turn ${turnId} is unknown to this host`,
+          details: { turnId },
+        });
+      }
+      if (status.result && status.status !== 'running') return status.result;
+      if (status.status === 'failed') {
+        const code = status.error?.code;
+        throw new EverrunsError({
+          code: code && isErrorCode(code) ? code : 'INTERNAL',
+          message: status.error?.message ?? `Turn ${turnId} failed`,
+          details: { turnId, ...(code ? { errorCode: code } : {}) },
+        });
+      }
+      if (this.#stopped)
+        throw new EverrunsError({ code: 'ABORTED', message: 'The host was stopped' });
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new EverrunsError({
+          code: 'LIMIT_EXCEEDED',
+          message: `Turn ${turnId} did not finish within ${options.timeoutMs} ms`,
+          details: { turnId },
+        });
+      }
+      await this.#waitForChange(turnId, Math.min(remaining, 1_000), options.signal);
+    }
+  }
+
+  #waitForChange(turnId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(turnId);
+      if (!waiters) {
+        waiters = new Set();
+        this.#waiters.set(turnId, waiters);
+      }
+      const set = waiters;
+      const wake = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', wake);
+        set.delete(wake);
+        if (set.size === 0 && this.#waiters.get(turnId) === set) this.#waiters.delete(turnId);
+        resolve();
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      signal?.addEventListener('abort', wake, { once: true });
+      set.add(wake);
+    });
+  }
+
+  /** One LISTEN connection per host wakes waiting handles; polling covers a lost connection. */
+  #listen(): Promise<pg.Client | null> {
+    this.#listener ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#connectionString });
+      client.on('error', (error) => {
+        this.#onError(error);
+        this.#listener = undefined;
+      });
+      client.on('notification', (message) => {
+        const prefix = `${this.#schema}:`;
+        if (!message.payload?.startsWith(prefix)) return;
+        const waiters = this.#waiters.get(message.payload.slice(prefix.length));
+        for (const wake of [...(waiters ?? [])]) wake();
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${TURN_CHANNEL}`);
+        return client;
+      } catch (error) {
+        this.#onError(error);
+        this.#listener = undefined;
+        await client.end().catch(() => {});
+        return null;
+      }
+    })();
+    return this.#listener;
+  }
+
+  #assertRunning(): void {
+    if (this.#stopped)
+      throw new EverrunsError({ code: 'CONFIGURATION', message: 'The host was stopped' });
+  }
+}
+
+/**
+ * The job id of a step: a UUID derived from the queue, the step (`turnId/activity/iteration`) and
+ * the generation, so enqueueing the same step twice inserts one job.
+ */
+export function stepJobId(queue: string, step: RuntimeTurnStep, generation: number): string {
+  const hex = createHash('sha256')
+    .update(`${queue}\n${turnStepKey(step)}\n${generation}`)
+    .digest('hex')
+    .slice(0, 32)
+    .split('');
+  hex[12] = '8';
+  hex[16] = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
+  const value = hex.join('');
+  return `${value.slice(0, 8)}-${value.slice(8, 12)}-${value.slice(12, 16)}-${value.slice(16, 20)}-${value.slice(20)}`;
+}
+
+function summarize(error: unknown): { code: string; message: string } {
+  return {
+    code: EverrunsError.isInstance(error) ? error.code : 'INTERNAL',
+    message: errorMessage(error),
+  };
+}
+
+function configuration(message: string, details: Record<string, unknown>): EverrunsError {
+  return new EverrunsError({ code: 'CONFIGURATION', message, details });
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(code);
+}

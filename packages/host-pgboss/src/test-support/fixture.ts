@@ -1,0 +1,288 @@
+/**
+ * The platform the host-pgboss tests run: a scripted model that records every call, tools whose
+ * side effects are rows, and kill points that end the process with SIGKILL at a chosen moment.
+ * Used in the test process and in the worker processes it starts (`worker.ts`).
+ */
+import {
+  CapabilityRegistry,
+  DriverRegistry,
+  defineCapability,
+  defineTool,
+  EverrunsError,
+  type LlmDriver,
+  type LlmRequest,
+  type LlmResponse,
+  type Message,
+  messageText,
+  type NewMessage,
+  PlatformDefinition,
+  type RuntimeMessageStore,
+} from '@everruns-ts/core';
+import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
+import pg from 'pg';
+import { z } from 'zod';
+import { PgBossHost } from '../index.js';
+
+/** Where a worker kills itself (SIGKILL), once. */
+export type KillPointName =
+  | 'after-input-stored'
+  | 'before-model-call'
+  | 'after-model-call'
+  | 'after-model-response-stored'
+  | 'after-tool-started'
+  | 'after-tool-side-effect'
+  | 'after-idempotent-tool-side-effect'
+  | 'mid-multi-message-append'
+  | 'after-tool-result-stored';
+
+/** A kill point, optionally only at one iteration. */
+export interface KillPoint {
+  name: KillPointName;
+  iteration?: number;
+}
+
+/** Everything a fixture host needs; plain JSON so a worker process gets it on its command line. */
+export interface FixtureConfig {
+  databaseUrl: string;
+  storesSchema: string;
+  bossSchema: string;
+  hostSchema: string;
+  /** Schema of the test's own tables (`model_calls`, `effects`). */
+  testSchema: string;
+  queue: string;
+  secretKeyHex: string;
+  killPoint?: KillPoint;
+  concurrency?: number;
+  maxIterations?: number;
+  stepTimeoutSeconds?: number;
+  retry?: { limit?: number; delaySeconds?: number; backoff?: boolean };
+  /** The first N stores of agent messages fail with STORE_UNAVAILABLE (in this process). */
+  failAgentStores?: number;
+}
+
+/** The model id the fixture registers as default. */
+export const SCRIPTED_MODEL = { model: 'scripted-model', providerType: 'scripted' } as const;
+
+/** Creates the test's own tables. */
+export async function createFixtureTables(pool: pg.Pool, testSchema: string): Promise<void> {
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS "${testSchema}"`);
+  await pool.query(`
+    CREATE TABLE IF NOT EXISTS "${testSchema}".model_calls (
+      id bigserial PRIMARY KEY,
+      session_id text NOT NULL,
+      turn_id text NOT NULL,
+      iteration integer NOT NULL,
+      answer_already_stored boolean NOT NULL,
+      pid integer NOT NULL
+    )`);
+  await pool.query(`
+    CREATE TABLE IF NOT EXISTS "${testSchema}".effects (
+      id bigserial PRIMARY KEY,
+      session_id text NOT NULL,
+      turn_id text NOT NULL,
+      tool_call_id text NOT NULL,
+      tool text NOT NULL
+    )`);
+}
+
+function kill(): never {
+  process.kill(process.pid, 'SIGKILL');
+  // SIGKILL is not deliverable late; this only satisfies the type checker.
+  throw new Error('unreachable');
+}
+
+/** A fixture host (not yet working) with its stores. */
+export interface FixtureHost {
+  host: PgBossHost;
+  backends: PostgresBackends;
+  pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+/** Builds the platform, the stores and the host of one process. */
+export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHost> {
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
+  pool.on('error', () => {});
+  const backends = postgresBackends(
+    { connectionString: config.databaseUrl, poolConfig: { max: 6 } },
+    { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
+  );
+  const killAt = (name: KillPointName, iteration?: number) => {
+    const point = config.killPoint;
+    if (!point || point.name !== name) return;
+    if (point.iteration !== undefined && point.iteration !== iteration) return;
+    kill();
+  };
+  let agentStoreFailures = config.failAgentStores ?? 0;
+  const messages = faultInjectingMessages(backends.messages, {
+    afterStore(message) {
+      const iteration = message.metadata?.iteration as number | undefined;
+      if (message.role === 'user') killAt('after-input-stored');
+      if (message.role === 'agent') killAt('after-model-response-stored', iteration);
+      if (message.role === 'tool_result') {
+        killAt('after-tool-result-stored', iteration);
+        const part = message.content[0];
+        if (part?.type === 'tool_result' && part.toolCallId === 'append') {
+          killAt('mid-multi-message-append', iteration);
+        }
+      }
+    },
+    beforeStore(message) {
+      if (message.role === 'agent' && agentStoreFailures > 0) {
+        agentStoreFailures -= 1;
+        throw new EverrunsError({
+          code: 'STORE_UNAVAILABLE',
+          message: 'injected store outage',
+          retryable: true,
+        });
+      }
+    },
+  });
+  const stores: PostgresBackends = {
+    ...backends,
+    messages: messages as PostgresBackends['messages'],
+  };
+
+  const record = (sessionId: string, turnId: string, toolCallId: string, tool: string) =>
+    pool.query(
+      `INSERT INTO "${config.testSchema}".effects (session_id, turn_id, tool_call_id, tool) VALUES ($1, $2, $3, $4)`,
+      [sessionId, turnId, toolCallId, tool],
+    );
+  const effects = defineCapability({
+    id: 'effects',
+    name: 'Effects',
+    description: 'Tools whose side effects are rows.',
+    tools: [
+      defineTool({
+        name: 'append_line',
+        description: 'Appends a line (not idempotent).',
+        inputSchema: z.object({ line: z.string() }),
+        execute: async ({ line }, context) => {
+          killAt('after-tool-started', context.iteration);
+          await record(context.sessionId, context.turnId, context.toolCallId, 'append_line');
+          killAt('after-tool-side-effect', context.iteration);
+          return `appended ${line}`;
+        },
+      }),
+      defineTool({
+        name: 'set_flag',
+        description: 'Sets a flag (idempotent).',
+        idempotent: true,
+        inputSchema: z.object({ flag: z.string() }),
+        execute: async ({ flag }, context) => {
+          await record(context.sessionId, context.turnId, context.toolCallId, 'set_flag');
+          killAt('after-idempotent-tool-side-effect', context.iteration);
+          return `set ${flag}`;
+        },
+      }),
+    ],
+  });
+
+  const driver: LlmDriver = {
+    providerType: SCRIPTED_MODEL.providerType,
+    async generate(request: LlmRequest): Promise<LlmResponse> {
+      killAt('before-model-call', request.iteration);
+      const stored = await backends.messages.getByIdempotencyKey(
+        request.sessionId,
+        `${request.turnId}/reason/${request.iteration}`,
+      );
+      await pool.query(
+        `INSERT INTO "${config.testSchema}".model_calls (session_id, turn_id, iteration, answer_already_stored, pid)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [request.sessionId, request.turnId, request.iteration, stored !== null, process.pid],
+      );
+      const response = scriptedAnswer(request);
+      killAt('after-model-call', request.iteration);
+      return response;
+    },
+  };
+
+  const capabilities = new CapabilityRegistry().register(effects);
+  const drivers = new DriverRegistry().register(driver);
+  const host = await PgBossHost.start({
+    connectionString: config.databaseUrl,
+    backends: stores,
+    platform: new PlatformDefinition(capabilities, drivers),
+    queue: config.queue,
+    schema: config.hostSchema,
+    bossSchema: config.bossSchema,
+    stepTimeoutSeconds: config.stepTimeoutSeconds ?? 3,
+    maintenanceIntervalSeconds: 1,
+    pollingIntervalSeconds: 0.5,
+    retry: config.retry ?? { limit: 5, delaySeconds: 0, backoff: false },
+    ...(config.maxIterations ? { limits: { maxIterations: config.maxIterations } } : {}),
+  });
+  return {
+    host,
+    backends,
+    pool,
+    async close() {
+      await host.stop({ timeoutMs: 2_000 });
+      await backends.close();
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+/**
+ * The scripted model. A turn whose first user message starts with `loop` calls `set_flag` at every
+ * iteration; any other turn calls `append_line` and `set_flag` once, then answers `done`.
+ */
+export function scriptedAnswer(request: LlmRequest): LlmResponse {
+  const firstUser = request.messages.findLast(
+    (message) => message.role === 'user' && message.turnId === request.turnId,
+  );
+  const usage = { inputTokens: 1, outputTokens: 1 };
+  if (firstUser && messageText(firstUser).startsWith('loop')) {
+    return {
+      text: `step ${request.iteration}`,
+      toolCalls: [
+        {
+          id: `flag${request.iteration}`,
+          name: 'set_flag',
+          arguments: { flag: `f${request.iteration}` },
+        },
+      ],
+      usage,
+      stopReason: 'tool_calls',
+    };
+  }
+  if (request.iteration === 1) {
+    return {
+      text: 'working',
+      toolCalls: [
+        { id: 'append', name: 'append_line', arguments: { line: 'x' } },
+        { id: 'flag', name: 'set_flag', arguments: { flag: 'y' } },
+      ],
+      usage,
+      stopReason: 'tool_calls',
+    };
+  }
+  return { text: 'done', toolCalls: [], usage, stopReason: 'end_turn' };
+}
+
+interface MessageFaults {
+  beforeStore(message: NewMessage): void;
+  afterStore(message: Message): void;
+}
+
+/** The real message store with fault points around appends (a decorator, not a fake). */
+function faultInjectingMessages(
+  store: RuntimeMessageStore,
+  faults: MessageFaults,
+): RuntimeMessageStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'storeMessage') {
+        return async (sessionId: string, message: NewMessage, options?: never) => {
+          faults.beforeStore(message);
+          const stored = await target.storeMessage(sessionId, message, options);
+          faults.afterStore(stored);
+          return stored;
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

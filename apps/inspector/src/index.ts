@@ -1,0 +1,35 @@
+export {
+  type ApprovalDecision,
+  type DecidedApproval,
+  FileApprovalQueue,
+  type FileApprovalQueueOptions,
+  type FileApprovalRequestLike,
+  type PendingApproval,
+} from './approval-queue.js';
+export { createInspectorDemo, type InspectorDemo } from './demo.js';
+export {
+  type BackendsInspectorSourceOptions,
+  backendsInspectorSource,
+  type InspectorSource,
+  type RuntimeInspectorSourceOptions,
+  runtimeInspectorSource,
+  type TurnContextView,
+} from './inspector-source.js';
+export { openPostgresSource, type PostgresSourceOptions } from './postgres-source.js';
+export {
+  type InspectorServer,
+  type InspectorServerOptions,
+  startInspectorServer,
+} from './server.js';
+export {
+  buildTimeline,
+  buildTurns,
+  callSignature,
+  type HostPlanStep,
+  type HostPlanView,
+  type ReplayLimits,
+  replayHostPlan,
+  type TimelineEntry,
+  type ToolCallView,
+  type TurnView,
+} from './session-view.js';

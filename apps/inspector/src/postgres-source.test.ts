@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
+import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
+import { postgresBackends } from '@everruns-ts/stores-postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TurnContextView } from './inspector-source.js';
+import { openPostgresSource } from './postgres-source.js';
+import { startInspectorServer } from './server.js';
+import type { HostPlanView, TurnView } from './session-view.js';
+
+interface SessionDetail {
+  turns: TurnView[];
+  events: Array<{ type: string }>;
+  hostPlan: HostPlanView;
+  contextError?: unknown;
+}
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schema = `inspector_test_${randomBytes(6).toString('hex')}`;
+const secretKey = { id: 'inspector-test', key: randomBytes(32) };
+
+describe('the inspector over PostgreSQL', () => {
+  const writer = postgresBackends({ connectionString: DATABASE_URL }, { schema, secretKey });
+  let sessionId: string;
+  let turnId: string;
+
+  beforeAll(async () => {
+    try {
+      await writer.migrate();
+    } catch (error) {
+      throw new Error(
+        `PostgreSQL is not reachable at DATABASE_URL (${(error as Error).message}); the inspector's PostgreSQL test never skips.`,
+      );
+    }
+    // Another process ran this session: the inspector only sees what the stores hold.
+    const runtime = await new InProcessRuntimeBuilder()
+      .backends(writer)
+      .capability(testMathCapability)
+      .llmSim(
+        LlmSimConfig.sequence(['', '4']).withToolCallSequence([
+          [{ name: 'add', arguments: { a: 2, b: 2 } }],
+          [],
+        ]),
+      )
+      .singleSession((session) =>
+        session.harness('math', 'You are a math assistant.').withCapability('test_math'),
+      )
+      .build();
+    sessionId = runtime.defaultSessionId() as string;
+    turnId = (await runtime.runTextTurn(sessionId, 'What is 2 + 2?')).turnId;
+  });
+
+  afterAll(async () => {
+    await writer.pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await writer.close();
+  });
+
+  it('lists the stored sessions and shows their turns, events, host plan and current context', async () => {
+    const source = await openPostgresSource({ connectionString: DATABASE_URL, schema, secretKey });
+    const server = await startInspectorServer({ source, port: 0 });
+    try {
+      const sessions = (await (await fetch(`${server.url}api/sessions`)).json()) as Array<{
+        id: string;
+      }>;
+      expect(sessions.map((session) => session.id)).toEqual([sessionId]);
+
+      const detail = (await (
+        await fetch(`${server.url}api/sessions/${sessionId}`)
+      ).json()) as SessionDetail;
+      expect(detail.contextError).toBeUndefined();
+      expect(detail.turns).toHaveLength(1);
+      expect(detail.turns[0]).toMatchObject({
+        turnId,
+        status: 'completed',
+        response: '4',
+        toolCalls: [{ name: 'add', status: 'completed', isError: false }],
+      });
+      expect(detail.turns[0]?.toolCalls[0]?.durationMs).toEqual(expect.any(Number));
+      expect(detail.events.map((event) => event.type)).toContain('turn.completed');
+      expect(detail.hostPlan.plan).toMatchObject({
+        kind: 'complete',
+        outcome: { stopReason: 'end_turn' },
+      });
+
+      const context = (await (
+        await fetch(`${server.url}api/sessions/${sessionId}/turns/${turnId}/context`)
+      ).json()) as TurnContextView;
+      expect(context.source).toBe('current');
+      expect(context.contexts[0]?.systemPrompt).toBe('You are a math assistant.');
+      expect(context.contexts[0]?.tools.map((tool) => tool.name)).toEqual([
+        'add',
+        'subtract',
+        'multiply',
+        'divide',
+      ]);
+      expect(context.contexts[0]?.messages).toHaveLength(4);
+    } finally {
+      await server.close();
+      await source.close?.();
+    }
+  });
+});

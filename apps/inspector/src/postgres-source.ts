@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { fileSystemCapability } from '@everruns-ts/capabilities-file-system';
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
+import { CapabilityRegistry } from '@everruns-ts/core';
+import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
+import { backendsInspectorSource, type InspectorSource } from './inspector-source.js';
+
+/** Options of {@link openPostgresSource}. */
+export interface PostgresSourceOptions {
+  /** For example `postgres://postgres@127.0.0.1:5432/app`. */
+  connectionString: string;
+  /** Schema of the stores. Default `everruns`. */
+  schema?: string;
+  /**
+   * The key the stores were written with; only needed to show contexts whose model carries an
+   * API key. Default: `EVERRUNS_SECRET_KEY` / `EVERRUNS_SECRET_KEY_ID`, else a throwaway key.
+   */
+  secretKey?: SecretKey;
+  /**
+   * The capabilities the sessions use, to assemble their contexts. Default: `test_math` and
+   * `session_file_system`.
+   */
+  capabilities?: CapabilityRegistry;
+}
+
+/**
+ * Opens the PostgreSQL stores of `@everruns-ts/stores-postgres` read-only for the inspector.
+ * It never migrates: a database without the schema shows an error instead of being changed.
+ */
+export async function openPostgresSource(options: PostgresSourceOptions): Promise<InspectorSource> {
+  const backends = postgresBackends(
+    { connectionString: options.connectionString, poolConfig: { max: 4 } },
+    {
+      ...(options.schema ? { schema: options.schema } : {}),
+      secretKey: options.secretKey ?? secretKeyFromEnvironment(),
+    },
+  );
+  return backendsInspectorSource({
+    backends,
+    capabilities:
+      options.capabilities ??
+      new CapabilityRegistry().register(testMathCapability).register(fileSystemCapability),
+    label: `postgres (${backends.schema})`,
+    close: () => backends.close(),
+  });
+}
+
+function secretKeyFromEnvironment(): SecretKey {
+  const value = process.env.EVERRUNS_SECRET_KEY;
+  if (!value) return { id: 'inspector-throwaway', key: randomBytes(32) };
+  const key = /^[0-9a-f]{64}$/i.test(value)
+    ? Buffer.from(value, 'hex')
+    : Buffer.from(value, 'base64');
+  return { id: process.env.EVERRUNS_SECRET_KEY_ID ?? 'k1', key };
+}

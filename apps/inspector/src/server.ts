@@ -1,0 +1,328 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EverrunsError, errorMessage } from '@everruns-ts/core';
+import type { ApprovalDecision } from './approval-queue.js';
+import type { InspectorSource } from './inspector-source.js';
+import { buildTimeline, buildTurns, replayHostPlan } from './session-view.js';
+
+/** Options of {@link startInspectorServer}. */
+export interface InspectorServerOptions {
+  /** Where sessions are read from. */
+  source: InspectorSource;
+  /** TCP port; `0` picks a free one. Default 4780. */
+  port?: number;
+  /**
+   * Address to listen on. Default `127.0.0.1`: only this machine can connect. Anything else
+   * exposes every session's messages to the network; set it deliberately.
+   */
+  host?: string;
+  /**
+   * Let the page approve or deny pending file operations. Default false: the buttons are
+   * disabled and `POST /api/approvals/:id` answers 403.
+   */
+  allowApprovals?: boolean;
+  /**
+   * Further `Host` header values to accept (for a proxy or a DNS name). On a loopback address
+   * only `127.0.0.1:<port>`, `localhost:<port>` and `[::1]:<port>` are accepted, which stops
+   * other web sites from reading the API through DNS rebinding.
+   */
+  allowedHosts?: string[];
+}
+
+/** A running inspector. */
+export interface InspectorServer {
+  /** For example `http://127.0.0.1:4780/`. */
+  readonly url: string;
+  readonly port: number;
+  readonly host: string;
+  readonly server: Server;
+  /** Stops listening and closes open connections. Does not close the source. */
+  close(): Promise<void>;
+}
+
+const PUBLIC_DIR = new URL('../public/', import.meta.url);
+const STATIC_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+};
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const MAX_BODY_BYTES = 16 * 1024;
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * Starts the inspector: a small HTTP server for the page (`/`) and its JSON API (`/api/...`).
+ * Read-only unless `allowApprovals` is set; listens on 127.0.0.1 unless `host` says otherwise.
+ */
+export async function startInspectorServer(
+  options: InspectorServerOptions,
+): Promise<InspectorServer> {
+  const host = options.host ?? '127.0.0.1';
+  const allowApprovals = options.allowApprovals === true;
+  const { source } = options;
+  let port = 0;
+  const allowedHosts = () => {
+    const hosts = new Set(options.allowedHosts ?? []);
+    for (const name of ['127.0.0.1', 'localhost', '[::1]']) hosts.add(`${name}:${port}`);
+    if (!LOOPBACK.has(host)) hosts.add(`${host.includes(':') ? `[${host}]` : host}:${port}`);
+    return hosts;
+  };
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => sendError(response, error));
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const hostHeader = request.headers.host ?? '';
+    if (LOOPBACK.has(host) && !allowedHosts().has(hostHeader)) {
+      throw new HttpError(421, 'HOST_NOT_ALLOWED', `Host ${hostHeader} is not served here`);
+    }
+    const url = new URL(request.url ?? '/', `http://${hostHeader || 'localhost'}`);
+    const path = url.pathname;
+    const method = request.method ?? 'GET';
+
+    if (method === 'GET' && STATIC_FILES[path]) {
+      const entry = STATIC_FILES[path];
+      const body = await readFile(new URL(entry.file, PUBLIC_DIR));
+      response.writeHead(200, {
+        'content-type': entry.type,
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        'content-security-policy':
+          "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+      });
+      response.end(body);
+      return;
+    }
+    if (!path.startsWith('/api/')) throw new HttpError(404, 'NOT_FOUND', `No page at ${path}`);
+    const segments = path.slice('/api/'.length).split('/').map(decodeURIComponent);
+
+    if (method === 'POST') {
+      if (segments[0] === 'approvals' && segments.length === 2) {
+        checkSameOrigin(request, hostHeader);
+        if (!allowApprovals) {
+          throw new HttpError(
+            403,
+            'APPROVALS_DISABLED',
+            'This inspector is read-only: start it with --allow-approvals (allowApprovals: true) to decide approvals',
+          );
+        }
+        if (!source.approvals) throw new HttpError(404, 'NO_APPROVALS', 'No approval queue');
+        const body = await readJsonBody(request);
+        const decision = (body as { decision?: unknown }).decision;
+        if (decision !== 'approve' && decision !== 'deny') {
+          throw new HttpError(400, 'INVALID_INPUT', 'decision must be "approve" or "deny"');
+        }
+        const decided = await source.approvals.decide(
+          segments[1] as string,
+          decision as ApprovalDecision,
+        );
+        if (!decided) {
+          throw new HttpError(404, 'APPROVAL_NOT_FOUND', `No pending approval ${segments[1]}`);
+        }
+        sendJson(response, 200, decided);
+        return;
+      }
+      throw new HttpError(404, 'NOT_FOUND', `No endpoint POST ${path}`);
+    }
+    if (method !== 'GET') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} not allowed`);
+
+    if (segments[0] === 'info' && segments.length === 1) {
+      sendJson(response, 200, {
+        label: source.label,
+        allowApprovals,
+        approvalsAvailable: source.approvals !== undefined,
+      });
+      return;
+    }
+    if (segments[0] === 'approvals' && segments.length === 1) {
+      sendJson(response, 200, {
+        allowApprovals,
+        pending: source.approvals?.pending() ?? [],
+        decided: source.approvals?.decided() ?? [],
+      });
+      return;
+    }
+    if (segments[0] === 'sessions' && segments.length === 1) {
+      const sessions = await source.listSessions();
+      sendJson(
+        response,
+        200,
+        sessions.map((session) => ({
+          id: session.id,
+          title: session.title,
+          status: session.status,
+          harnessId: session.harnessId,
+          agentId: session.agentId,
+          createdAt: session.createdAt,
+          updatedAt: session.updatedAt,
+          pendingApprovals: source.approvals?.pending(session.id).length ?? 0,
+        })),
+      );
+      return;
+    }
+    if (segments[0] === 'sessions' && segments.length >= 2) {
+      const sessionId = segments[1] as string;
+      const session = await source.getSession(sessionId);
+      if (!session) throw new HttpError(404, 'SESSION_NOT_FOUND', `No session ${sessionId}`);
+      if (segments.length === 2) {
+        sendJson(response, 200, await sessionDetail(source, session.id, session.status));
+        return;
+      }
+      if (segments[2] === 'context' && segments.length === 3) {
+        sendJson(response, 200, {
+          source: 'current',
+          contexts: [await source.loadContext(sessionId)],
+        });
+        return;
+      }
+      if (segments[2] === 'turns' && segments[4] === 'context' && segments.length === 5) {
+        sendJson(response, 200, await source.turnContexts(sessionId, segments[3] as string));
+        return;
+      }
+      if (segments[2] === 'files' && segments.length === 3) {
+        sendJson(response, 200, source.listFiles ? await source.listFiles(sessionId) : []);
+        return;
+      }
+    }
+    throw new HttpError(404, 'NOT_FOUND', `No endpoint GET ${path}`);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 4780, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${port}/`,
+    port,
+    host,
+    server,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function sessionDetail(source: InspectorSource, sessionId: string, status: string) {
+  const [session, messages, events] = await Promise.all([
+    source.getSession(sessionId),
+    source.messages(sessionId),
+    source.events(sessionId),
+  ]);
+  let maxIterations = source.limits().maxIterations;
+  let contextError: { code: string; message: string } | undefined;
+  try {
+    maxIterations = (await source.loadContext(sessionId)).maxIterations;
+  } catch (error) {
+    contextError = describeError(error);
+  }
+  let hostPlan: ReturnType<typeof replayHostPlan>;
+  let hostPlanError: { code: string; message: string } | undefined;
+  try {
+    hostPlan = replayHostPlan(sessionId, messages, events, {
+      maxIterations,
+      maxRepeatedToolCalls: source.limits().maxRepeatedToolCalls,
+      sessionStatus: status,
+    });
+  } catch (error) {
+    hostPlanError = describeError(error);
+  }
+  let files: unknown[] = [];
+  let filesError: { code: string; message: string } | undefined;
+  try {
+    files = source.listFiles ? await source.listFiles(sessionId) : [];
+  } catch (error) {
+    filesError = describeError(error);
+  }
+  return {
+    session,
+    messages,
+    events,
+    timeline: buildTimeline(messages, events),
+    turns: buildTurns(messages, events),
+    hostPlan,
+    hostPlanError,
+    contextError,
+    files,
+    filesError,
+    approvals: {
+      pending: source.approvals?.pending(sessionId) ?? [],
+      decided: source.approvals?.decided(sessionId) ?? [],
+    },
+  };
+}
+
+function checkSameOrigin(request: IncomingMessage, hostHeader: string): void {
+  const origin = request.headers.origin;
+  if (origin !== undefined && origin !== `http://${hostHeader}`) {
+    throw new HttpError(403, 'CROSS_ORIGIN', 'Requests from other origins are refused');
+  }
+  const type = request.headers['content-type'] ?? '';
+  if (!type.toLowerCase().startsWith('application/json')) {
+    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send application/json');
+  }
+}
+
+async function readJsonBody(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'TOO_LARGE', 'Body too large');
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    if (value === null || typeof value !== 'object') throw new Error('not an object');
+    return value;
+  } catch {
+    throw new HttpError(400, 'INVALID_INPUT', 'The body must be a JSON object');
+  }
+}
+
+function describeError(error: unknown): { code: string; message: string } {
+  if (EverrunsError.isInstance(error)) return { code: error.code, message: error.message };
+  if (error instanceof HttpError) return { code: error.code, message: error.message };
+  return { code: 'INTERNAL', message: errorMessage(error) };
+}
+
+function sendJson(response: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  response.end(body);
+}
+
+function sendError(response: ServerResponse, error: unknown): void {
+  let status = 500;
+  if (error instanceof HttpError) status = error.status;
+  else if (EverrunsError.isInstance(error)) {
+    status = error.code.endsWith('_NOT_FOUND') ? 404 : error.code === 'INVALID_INPUT' ? 400 : 500;
+  }
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  sendJson(response, status, { error: describeError(error) });
+}

@@ -1,7 +1,7 @@
 import { InputMessage, newId } from '@everruns-ts/core';
 import { initialTurnStep } from '@everruns-ts/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PgBossHost, stepJobId } from './index.js';
+import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
 import { adminQuery } from './test-support/database.js';
 import {
   createTestEnvironment,
@@ -60,8 +60,6 @@ describe('PgBossHost', () => {
       result,
     });
     expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
-    const events = await environment.backends.events.collectedEvents?.(sessionId);
-    void events;
   });
 
   it('shares the steps of many turns between two worker hosts', async () => {
@@ -203,7 +201,7 @@ describe('PgBossHost', () => {
     await expect(host.resumeTurn(newId('turn'))).rejects.toMatchObject({ code: 'INVALID_INPUT' });
   });
 
-  it('stops with steps left for other workers and refuses work afterwards', async () => {
+  it('refuses work once stopped, and bad queue names at start', async () => {
     const config = environment.configFor();
     const fixture = await startFixtureHost(config);
     await fixture.close();
@@ -211,7 +209,7 @@ describe('PgBossHost', () => {
       code: 'CONFIGURATION',
     });
     await expect(
-      PgBossHost.start({ ...({} as never), connectionString: 'x', queue: 'bad name!' }),
+      PgBossHost.start({ connectionString: 'x', queue: 'bad name!' } as PgBossHostOptions),
     ).rejects.toMatchObject({ code: 'CONFIGURATION' });
   });
 });

@@ -1,3 +1,13 @@
+import { agentInstructionsCapability } from '@everruns-ts/capabilities-agent-instructions';
+import { currentTimeCapability } from '@everruns-ts/capabilities-current-time';
+import { fileSystemCapability } from '@everruns-ts/capabilities-file-system';
+import { memoryCapability } from '@everruns-ts/capabilities-memory';
+import { sessionCapability, sessionStorageCapability } from '@everruns-ts/capabilities-session';
+import { skillsCapability } from '@everruns-ts/capabilities-skills';
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
+import { testWeatherCapability } from '@everruns-ts/capabilities-test-weather';
+import { todoCapability } from '@everruns-ts/capabilities-todo';
+import { webFetchCapability } from '@everruns-ts/capabilities-web-fetch';
 import {
   type Agent,
   type AssembledTurnContext,
@@ -389,6 +399,26 @@ async function createAndSeedSession(
 }
 
 /**
+ * The capabilities {@link InProcessRuntimeBuilder} registers when no `PlatformDefinition` is
+ * given, as upstream's `CapabilityRegistry::with_builtins()`. They are only registered: a session
+ * uses the ones its overlay switches on. A `PlatformDefinition` replaces them all; a capability
+ * passed to `builder.capability(...)` replaces the built-in of the same id.
+ */
+export const BUILTIN_CAPABILITIES: readonly Capability[] = Object.freeze([
+  currentTimeCapability,
+  fileSystemCapability as Capability,
+  agentInstructionsCapability,
+  skillsCapability,
+  sessionCapability,
+  sessionStorageCapability,
+  todoCapability,
+  webFetchCapability as Capability,
+  memoryCapability as Capability,
+  testMathCapability,
+  testWeatherCapability as Capability,
+]);
+
+/**
  * Configures and builds an {@link InProcessRuntime}: platform (capabilities, drivers, workspace
  * factory), default model, backends (in-memory unless given), and the harnesses, agents and
  * sessions to seed.
@@ -497,7 +527,13 @@ export class InProcessRuntimeBuilder {
    * harnesses, agents and sessions in the backends and seeds their workspaces.
    */
   async build(): Promise<InProcessRuntime> {
-    const platform = this.#platform ?? new PlatformDefinition();
+    let platform = this.#platform;
+    if (!platform) {
+      platform = new PlatformDefinition();
+      const own = new Set(this.#capabilities.map((capability) => capability.id));
+      for (const builtin of BUILTIN_CAPABILITIES)
+        if (!own.has(builtin.id)) platform.capabilities.register(builtin);
+    }
     const drivers = this.#driverRegistry ?? platform.drivers;
     for (const capability of this.#capabilities) platform.capabilities.register(capability);
     platform.capabilities.validate();

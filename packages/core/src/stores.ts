@@ -162,6 +162,17 @@ export interface MemoryStore {
   forget(scope: string, key: string): Promise<boolean>;
 }
 
+/** Everything the reason step reads about a session, loaded together. */
+export interface TurnSnapshot {
+  session: Session;
+  /** The harness chain, root first; `null` when the session's harness or a parent is missing. */
+  harnessChain: Harness[] | null;
+  /** The session's agent; `null` when it has none or it is missing. */
+  agent: Agent | null;
+  /** The whole history in `seq` order. */
+  messages: Message[];
+}
+
 /** Every store the runtime needs, as one bundle. */
 export interface RuntimeBackends {
   harnesses: RuntimeHarnessStore;
@@ -172,6 +183,12 @@ export interface RuntimeBackends {
   storage: SessionStorageStore;
   memory: MemoryStore;
   events: EventBus;
+  /**
+   * Loads session, harness chain, agent and history in one round trip (`null` for an unknown
+   * session). Optional: a backend over a network offers it so a reason step costs one request
+   * instead of four; the runtime falls back to the single stores without it.
+   */
+  loadTurnSnapshot?(sessionId: string): Promise<TurnSnapshot | null>;
   /** Releases connections; optional. */
   close?(): Promise<void>;
 }

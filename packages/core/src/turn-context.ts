@@ -13,7 +13,7 @@ import type { SessionFileSystem, SessionFileSystemFactory } from './file-system.
 import type { Message } from './message.js';
 import type { ModelWithProvider } from './model.js';
 import { foldOverlay, type SessionOverlay } from './overlay.js';
-import type { RuntimeBackends } from './stores.js';
+import type { RuntimeBackends, TurnSnapshot } from './stores.js';
 
 /** Limits of a turn. */
 export interface TurnLimits {
@@ -99,28 +99,27 @@ export async function resolveTurnSetup(
   dependencies: AtomDependencies,
   sessionId: string,
   turnId?: string,
+  snapshot?: TurnSnapshot,
 ): Promise<TurnSetup> {
   const cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;
   const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
   if (cached) return cached;
   const { backends } = dependencies;
-  const session = await backends.sessions.getSession(sessionId);
-  if (!session) {
-    throw new EverrunsError({
-      code: 'SESSION_NOT_FOUND',
-      message: `Session ${sessionId} does not exist`,
-      details: { sessionId },
-    });
-  }
+  const session = snapshot ? snapshot.session : await backends.sessions.getSession(sessionId);
+  if (!session) throw sessionNotFound(sessionId);
   let chain: Harness[] | null = null;
-  try {
-    chain = await backends.harnesses.getHarnessChain(session.harnessId);
-  } catch (error) {
-    if (!EverrunsError.hasCode(error, 'HARNESS_NOT_FOUND')) throw error;
+  let agent: Agent | null = null;
+  if (snapshot) {
+    chain = snapshot.harnessChain;
+    agent = snapshot.agent;
+  } else {
+    try {
+      chain = await backends.harnesses.getHarnessChain(session.harnessId);
+    } catch (error) {
+      if (!EverrunsError.hasCode(error, 'HARNESS_NOT_FOUND')) throw error;
+    }
+    agent = session.agentId ? await backends.agents.getAgent(session.agentId) : null;
   }
-  const agent: Agent | null = session.agentId
-    ? await backends.agents.getAgent(session.agentId)
-    : null;
   const blocker = detectDependencyBlocker(session, chain, agent);
   if (blocker) throw dependencyBlockedError(blocker);
   const overlay = foldOverlay(chain ?? [], agent, session);
@@ -147,6 +146,14 @@ export async function resolveTurnSetup(
   return setup;
 }
 
+function sessionNotFound(sessionId: string): EverrunsError {
+  return new EverrunsError({
+    code: 'SESSION_NOT_FOUND',
+    message: `Session ${sessionId} does not exist`,
+    details: { sessionId },
+  });
+}
+
 /** The `DEPENDENCY_BLOCKED` error for a blocker. */
 export function dependencyBlockedError(blocker: DependencyBlocker): EverrunsError {
   return new EverrunsError({
@@ -166,7 +173,13 @@ export async function assembleTurnContext(
   sessionId: string,
   options: { turnId?: string; iteration?: number; signal?: AbortSignal } = {},
 ): Promise<AssembledTurnContext> {
-  const setup = await resolveTurnSetup(dependencies, sessionId, options.turnId);
+  const { backends } = dependencies;
+  let snapshot: TurnSnapshot | undefined;
+  if (backends.loadTurnSnapshot) {
+    snapshot = (await backends.loadTurnSnapshot(sessionId)) ?? undefined;
+    if (!snapshot) throw sessionNotFound(sessionId);
+  }
+  const setup = await resolveTurnSetup(dependencies, sessionId, options.turnId, snapshot);
   const capabilityPrompts: CapabilityPromptContribution[] = [];
   for (const { capability, config } of setup.capabilities) {
     let text: string | null | undefined;
@@ -196,7 +209,9 @@ export async function assembleTurnContext(
     );
   }
   const model = await resolveModel(dependencies, setup.overlay.modelId);
-  const messages = repairHistory(await dependencies.backends.messages.load(sessionId));
+  const messages = repairHistory(
+    snapshot ? snapshot.messages : await backends.messages.load(sessionId),
+  );
   const context: AssembledTurnContext = {
     sessionId,
     overlay: setup.overlay,

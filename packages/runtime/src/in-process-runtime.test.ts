@@ -10,7 +10,7 @@ import {
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { InProcessRuntimeBuilder } from './index.js';
+import { InProcessRuntimeBuilder, inMemoryBackends } from './index.js';
 
 const add = (a: number, b: number, id?: string) => ({
   ...(id ? { id } : {}),
@@ -407,5 +407,40 @@ describe('InProcessRuntimeBuilder', () => {
     expect(context.capabilityPrompts).toEqual([
       { capabilityId: 'noted', text: 'Remember the notes.' },
     ]);
+  });
+});
+
+describe('batched context loading', () => {
+  it('uses the backend snapshot for the reason step instead of one read per store', async () => {
+    const backends = inMemoryBackends();
+    let snapshots = 0;
+    let loads = 0;
+    const load = backends.messages.load.bind(backends.messages);
+    backends.messages.load = async (sessionId) => {
+      loads++;
+      return load(sessionId);
+    };
+    const withSnapshot = {
+      ...backends,
+      async loadTurnSnapshot(sessionId: string) {
+        snapshots++;
+        const session = await backends.sessions.getSession(sessionId);
+        if (!session) return null;
+        return {
+          session,
+          harnessChain: await backends.harnesses.getHarnessChain(session.harnessId),
+          agent: session.agentId ? await backends.agents.getAgent(session.agentId) : null,
+          messages: await load(sessionId),
+        };
+      },
+    };
+    const { runtime, sessionId } = await mathRuntime(
+      LlmSimConfig.sequence(['', '4']).withToolCallSequence([[add(2, 2)], []]),
+      (builder) => builder.backends(withSnapshot),
+    );
+    const result = await runtime.runTextTurn(sessionId, 'What is 2 + 2?');
+    expect(result.response).toBe('4');
+    expect(snapshots).toBe(2);
+    expect(loads).toBe(0);
   });
 });

@@ -1,7 +1,12 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineCapability } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
+import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   AGENT_INSTRUCTIONS_CAPABILITY_ID,
   agentInstructionsCapability,
@@ -125,5 +130,48 @@ describe('agentInstructionsCapability', () => {
       success: true,
       response: 'ok',
     });
+  });
+});
+
+describe('agentInstructionsCapability on a real directory', () => {
+  const directories: string[] = [];
+  afterAll(async () => {
+    for (const directory of directories) await rm(directory, { recursive: true, force: true });
+  });
+
+  async function realDiskRuntime(prepare: (root: string) => Promise<void>) {
+    const root = await mkdtemp(join(tmpdir(), 'everruns-agents-md-'));
+    directories.push(root);
+    await prepare(root);
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(agentInstructionsCapability)
+      .fileSystemFactory(new RealDiskSessionFileSystemFactory({ root }))
+      .llmSim(LlmSimConfig.fixed('ok'))
+      .singleSession((session) =>
+        session.harness('h', 'Base.').withCapability(AGENT_INSTRUCTIONS_CAPABILITY_ID),
+      )
+      .build();
+    return { runtime, sessionId: runtime.defaultSessionId() as string };
+  }
+
+  it('reads AGENTS.md from the workspace directory on disk', async () => {
+    const { runtime, sessionId } = await realDiskRuntime((root) =>
+      writeFile(join(root, 'AGENTS.md'), 'Run pnpm test before committing.'),
+    );
+    const context = await runtime.loadContext(sessionId);
+    expect(context.systemPrompt).toContain('Run pnpm test before committing.');
+  });
+
+  it('fails the turn with CAPABILITY_FAILED naming agent_instructions when AGENTS.md is a FIFO', async () => {
+    const { runtime, sessionId } = await realDiskRuntime(async (root) => {
+      execFileSync('mkfifo', [join(root, 'AGENTS.md')]);
+    });
+    const result = await runtime.runTextTurn(sessionId, 'hi');
+    expect(result.success).toBe(false);
+    expect(result.error).toMatchObject({
+      code: 'CAPABILITY_FAILED',
+      details: { capabilityId: 'agent_instructions' },
+    });
+    expect((await runtime.getSession(sessionId))?.status).toBe('idle');
   });
 });

@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   type Message,
   type SessionFileSystemFactory,
@@ -5,9 +8,10 @@ import {
   toolSpec,
 } from '@everruns-ts/core';
 import { LlmSimConfig, type LlmSimToolCall } from '@everruns-ts/driver-llmsim';
+import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { FILE_SYSTEM_CAPABILITY_ID, fileSystemCapability } from './index.js';
 
 type Results = Map<string, { content: string; isError: boolean; json: unknown }>;
@@ -269,7 +273,49 @@ function describeToolsOn(backend: string, makeFactory: () => Promise<SessionFile
   });
 }
 
+const temporaryDirectories: string[] = [];
+async function temporaryDirectory(): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), 'everruns-fs-tools-'));
+  temporaryDirectories.push(directory);
+  return directory;
+}
+afterAll(async () => {
+  for (const directory of temporaryDirectories)
+    await rm(directory, { recursive: true, force: true });
+});
+
 describeToolsOn('the in-memory workspace', async () => new InMemorySessionFileSystemFactory());
+describeToolsOn(
+  'a real temp directory',
+  async () =>
+    new RealDiskSessionFileSystemFactory({ sessionsDirectory: await temporaryDirectory() }),
+);
+
+describe('file system tools on a real directory with escapes', () => {
+  it('reports a symlink out of the workspace as PATH_OUTSIDE_ROOT and reads nothing outside', async () => {
+    const outside = await temporaryDirectory();
+    await writeFile(join(outside, 'secret.txt'), 'TOP-SECRET-CONTENT');
+    const root = await temporaryDirectory();
+    await mkdir(join(root, 'docs'));
+    await symlink(join(outside, 'secret.txt'), join(root, 'docs', 'link.txt'));
+    await symlink(outside, join(root, 'out'));
+    const { results } = await runCalls(
+      [
+        call('file-link', 'read_file', { path: '/docs/link.txt' }),
+        call('dir-link', 'read_file', { path: '/out/secret.txt' }),
+        call('write-through', 'write_file', { path: '/out/new.txt', content: 'x' }),
+        call('list-through', 'list_directory', { path: '/out' }),
+      ],
+      { factory: new RealDiskSessionFileSystemFactory({ root }) },
+    );
+    for (const id of ['file-link', 'dir-link', 'write-through', 'list-through']) {
+      const result = results.get(id);
+      expect(result?.isError, `${id}: ${result?.content}`).toBe(true);
+      expect(result?.content).toContain('(PATH_OUTSIDE_ROOT)');
+      expect(result?.content).not.toContain('TOP-SECRET-CONTENT');
+    }
+  });
+});
 
 describe('fileSystemCapability', () => {
   it('is session_file_system with the upstream tool names and strict schemas', () => {

@@ -13,8 +13,8 @@ export function isValidSchemaName(schema: string): boolean {
 /**
  * Creates the host's tables when missing, under a transaction-scoped advisory lock so that many
  * processes may start at once:
- * - `turns`: one row per submitted turn with its status, the next step (checkpoint), its result;
- *   a partial unique index allows one running turn per session;
+ * - `turns`: one row per submitted turn with its status, the next step (checkpoint), the job that
+ *   claimed its ending, its result; a partial unique index allows one running turn per session;
  * - `tool_calls`: the tool-call journal (a primary key makes each claim an atomic insert).
  */
 export async function createHostTables(pool: pg.Pool, schema: string): Promise<void> {
@@ -31,11 +31,13 @@ export async function createHostTables(pool: pg.Pool, schema: string): Promise<v
         step jsonb NOT NULL,
         step_order integer NOT NULL DEFAULT 0,
         generation integer NOT NULL DEFAULT 0,
+        finishing_job text,
         result jsonb,
         error jsonb,
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
+    await client.query(`ALTER TABLE "${schema}".turns ADD COLUMN IF NOT EXISTS finishing_job text`);
     await client.query(`
       CREATE UNIQUE INDEX IF NOT EXISTS turns_one_running_turn_per_session
         ON "${schema}".turns (session_id) WHERE status = 'running'`);

@@ -245,8 +245,10 @@ export class PgBossHost {
         retryBackoff: retry.backoff ?? true,
         expireInSeconds: options.stepTimeoutSeconds ?? 900,
       };
-      await boss.createQueue(`${queue}-dead`, { name: `${queue}-dead`, ...queueOptions });
-      await boss.createQueue(queue, { name: queue, ...queueOptions, deadLetter: `${queue}-dead` });
+      await createQueues(pool, boss, bossSchema, [
+        { name: `${queue}-dead`, ...queueOptions },
+        { name: queue, ...queueOptions, deadLetter: `${queue}-dead` },
+      ]);
     } catch (error) {
       await boss.stop({ graceful: false, wait: true }).catch(() => {});
       await pool.end().catch(() => {});
@@ -435,8 +437,7 @@ export class PgBossHost {
         await this.#send(outcome.next, generation);
         return;
       }
-      const current = await this.#turns.get(turnId);
-      if (current?.status !== 'running') return;
+      if (!(await this.#turns.claimEnding(turnId, job.id))) return;
       const result = await settleTurn(adapter, outcome.plan);
       await this.#turns.finish(
         turnId,
@@ -596,6 +597,32 @@ export class PgBossHost {
   #assertRunning(): void {
     if (this.#stopped)
       throw new EverrunsError({ code: 'CONFIGURATION', message: 'The host was stopped' });
+  }
+}
+
+/**
+ * Creates missing queues one process at a time: pg-boss adds a partition per queue, and two
+ * processes doing that at once can deadlock.
+ */
+async function createQueues(
+  pool: pg.Pool,
+  boss: PgBoss,
+  bossSchema: string,
+  queues: Array<PgBoss.Queue & { name: string }>,
+): Promise<void> {
+  const missing: typeof queues = [];
+  for (const queue of queues) if (!(await boss.getQueue(queue.name))) missing.push(queue);
+  if (missing.length === 0) return;
+  const client = await pool.connect();
+  const lock = `everruns-host-pgboss-queues:${bossSchema}`;
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock]);
+    for (const queue of missing) {
+      if (!(await boss.getQueue(queue.name))) await boss.createQueue(queue.name, queue);
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]).catch(() => {});
+    client.release();
   }
 }
 

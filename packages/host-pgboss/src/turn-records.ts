@@ -133,6 +133,20 @@ export class TurnRecords {
   }
 
   /**
+   * Claims the ending of a running turn for one job: true for the first job to ask, and again for
+   * that same job when pg-boss retries it after a crash; false for every other job. So racing
+   * generations end a turn (and emit its lifecycle events) once.
+   */
+  async claimEnding(turnId: string, jobId: string): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(
+      `UPDATE ${this.#table} SET finishing_job = $2, updated_at = now()
+        WHERE turn_id = $1 AND status = 'running' AND (finishing_job IS NULL OR finishing_job = $2)`,
+      [turnId, jobId],
+    );
+    return rowCount === 1;
+  }
+
+  /**
    * Ends a running turn. Returns false when it had ended already (another worker won): the first
    * outcome stays. Announces the change on {@link TURN_CHANNEL}.
    */

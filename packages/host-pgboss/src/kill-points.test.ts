@@ -1,0 +1,243 @@
+import { INTERRUPTED_TOOL_RESULT_TEXT, type Message } from '@everruns-ts/core';
+import type { TurnResult } from '@everruns-ts/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestEnvironment,
+  historyProblems,
+  type TestEnvironment,
+  toolResult,
+} from './test-support/environment.js';
+import { type KillPointName, startFixtureHost } from './test-support/fixture.js';
+import { startWorker, type WorkerProcess } from './test-support/processes.js';
+
+/**
+ * Real worker processes on the real PostgreSQL: a worker is killed with SIGKILL at a chosen
+ * moment of a turn, a fresh worker takes over, and the turn must finish with every write stored
+ * exactly once.
+ */
+
+let environment: TestEnvironment;
+const workers = new Set<WorkerProcess>();
+
+beforeAll(async () => {
+  environment = await createTestEnvironment('hostkill');
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...workers].map((worker) => worker.stop()));
+  await environment?.destroy();
+}, 60_000);
+
+function track(worker: WorkerProcess): WorkerProcess {
+  workers.add(worker);
+  void worker.exited.then(() => workers.delete(worker));
+  return worker;
+}
+
+interface Expectation {
+  /** Model calls per iteration: 2 where the killed worker had the answer but had not stored it. */
+  modelCalls: number[];
+  /** How often each tool call's side effect happened. */
+  effects: Record<string, number>;
+  /** Whether `append` ended with the synthetic "interrupted" result. */
+  appendInterrupted: boolean;
+}
+
+const MATRIX: Array<[KillPointName, Expectation]> = [
+  [
+    'after-input-stored',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+  [
+    'before-model-call',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+  [
+    'after-model-call',
+    { modelCalls: [2, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+  [
+    'after-model-response-stored',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+  [
+    'after-tool-started',
+    { modelCalls: [1, 1], effects: { append: 0, flag: 1 }, appendInterrupted: true },
+  ],
+  [
+    'after-tool-side-effect',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: true },
+  ],
+  [
+    'after-idempotent-tool-side-effect',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 2 }, appendInterrupted: false },
+  ],
+  [
+    'mid-multi-message-append',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+];
+const RUNS_PER_POINT = 3;
+
+describe.concurrent('kill-point matrix', () => {
+  it.each(MATRIX)(
+    'a worker killed %s: the turn finishes, nothing lost or duplicated',
+    async (point, expected) => {
+      const runs = await Promise.all(
+        Array.from({ length: RUNS_PER_POINT }, () => killAndRecover(point)),
+      );
+      for (const { messages, result, modelCalls, effects } of runs) {
+        expect(result).toMatchObject({ success: true, response: 'done', iterations: 2 });
+        expect(historyProblems(messages)).toEqual([]);
+        expect(messages.map((message) => message.role)).toEqual([
+          'user',
+          'agent',
+          'tool_result',
+          'tool_result',
+          'agent',
+        ]);
+        expect(
+          [1, 2].map(
+            (iteration) => modelCalls.filter((call) => call.iteration === iteration).length,
+          ),
+        ).toEqual(expected.modelCalls);
+        expect(modelCalls.filter((call) => call.answerAlreadyStored)).toEqual([]);
+        expect({
+          append: effects.filter((effect) => effect.toolCallId === 'append').length,
+          flag: effects.filter((effect) => effect.toolCallId === 'flag').length,
+        }).toEqual(expected.effects);
+        const append = toolResult(messages, 'append');
+        if (expected.appendInterrupted) {
+          expect(append).toMatchObject({ content: INTERRUPTED_TOOL_RESULT_TEXT, isError: true });
+        } else {
+          expect(append).toMatchObject({ content: 'appended x', isError: false });
+        }
+        expect(toolResult(messages, 'flag')).toMatchObject({ content: 'set y', isError: false });
+      }
+    },
+    120_000,
+  );
+});
+
+async function killAndRecover(
+  point: KillPointName,
+  options: { text?: string; maxIterations?: number; iteration?: number } = {},
+) {
+  const config = environment.configFor();
+  const sessionId = await environment.createSession(
+    options.maxIterations ? { maxIterations: options.maxIterations } : {},
+  );
+  const submitter = await startFixtureHost(config);
+  try {
+    const doomed = track(
+      startWorker({
+        ...config,
+        killPoint: { name: point, ...(options.iteration ? { iteration: options.iteration } : {}) },
+        concurrency: 1,
+      }),
+    );
+    await doomed.ready;
+    const handle = await submitter.host.submitTextTurn(
+      sessionId,
+      options.text ?? 'append and flag',
+    );
+    const exit = await doomed.exited;
+    expect(exit.signal, doomed.stderr()).toBe('SIGKILL');
+    const rescuer = track(startWorker({ ...config, concurrency: 1 }));
+    await rescuer.ready;
+    let result: TurnResult;
+    try {
+      result = await handle.result({ timeoutMs: 60_000 });
+    } finally {
+      await rescuer.stop();
+    }
+    const messages: Message[] = await environment.backends.messages.load(sessionId);
+    return {
+      sessionId,
+      result,
+      messages,
+      modelCalls: await environment.modelCalls(sessionId),
+      effects: await environment.effects(sessionId),
+    };
+  } finally {
+    await submitter.close();
+  }
+}
+
+describe('limits and races across processes', () => {
+  it('keeps maxIterations = 5 across a crash after iteration 3: two more iterations, not five', async () => {
+    const { result, messages, modelCalls } = await killAndRecover('after-tool-result-stored', {
+      text: 'loop',
+      maxIterations: 5,
+      iteration: 3,
+    });
+    expect(result).toMatchObject({ success: true, stopReason: 'max_iterations', iterations: 5 });
+    expect(modelCalls.map((call) => call.iteration)).toEqual([1, 2, 3, 4, 5]);
+    expect(modelCalls.filter((call) => call.answerAlreadyStored)).toEqual([]);
+    expect(historyProblems(messages)).toEqual([]);
+    expect(messages.filter((message) => message.role === 'agent')).toHaveLength(5);
+  }, 120_000);
+
+  it('lets two workers resume the same turns at once, 100 trials: no duplicate rows, one outcome', async () => {
+    const config = environment.configFor();
+    const first = track(startWorker({ ...config, concurrency: 4 }));
+    const second = track(startWorker({ ...config, concurrency: 4 }));
+    const submitter = await startFixtureHost(config);
+    try {
+      await Promise.all([first.ready, second.ready]);
+      const trials = await Promise.all(
+        Array.from({ length: 100 }, async (_, trial) => {
+          const sessionId = await environment.createSession();
+          const handle = await submitter.host.submitTextTurn(sessionId, `race ${trial}`);
+          // Two more generations of the same turn, started together (after a short pause for
+          // some trials), race the first one through the steps still to run.
+          if (trial % 2 === 1) await new Promise((resolve) => setTimeout(resolve, trial % 20));
+          await Promise.all([
+            submitter.host.resumeTurn(handle.turnId),
+            submitter.host.resumeTurn(handle.turnId),
+          ]);
+          const result = await handle.result({ timeoutMs: 90_000 });
+          return { sessionId, handle, result };
+        }),
+      );
+      const problems: string[] = [];
+      for (const { sessionId, handle, result } of trials) {
+        const messages = await environment.backends.messages.load(sessionId);
+        const status = await handle.status();
+        const effects = await environment.effects(sessionId);
+        const appends = effects.filter((effect) => effect.toolCallId === 'append').length;
+        const roles = messages.map((message) => message.role).join(',');
+        const events = await environment.backends.events.loadEvents(sessionId);
+        const ends = events.filter(
+          (event) => event.type === 'turn.completed' || event.type === 'turn.failed',
+        ).length;
+        const issues = [
+          ...historyProblems(messages),
+          ...(roles === 'user,agent,tool_result,tool_result,agent' ? [] : [`roles ${roles}`]),
+          ...(appends === 1 ? [] : [`append ran ${appends} times`]),
+          ...(status.status === 'completed' && result.success && result.response === 'done'
+            ? []
+            : [`outcome ${JSON.stringify(status)}`]),
+          ...(JSON.stringify(status.result) === JSON.stringify(result) ? [] : ['two outcomes']),
+          ...(ends === 1 ? [] : [`the turn ended ${ends} times`]),
+        ];
+        if (issues.length > 0) problems.push(`${sessionId}: ${issues.join('; ')}`);
+      }
+      expect(problems).toEqual([]);
+      // The generations really raced: far more step jobs ran than the 400 of 100 plain turns.
+      const jobs = await environment.pool.query<{ count: string }>(
+        `SELECT count(*) FROM "${config.bossSchema}".job WHERE name = $1`,
+        [config.queue],
+      );
+      expect(Number(jobs.rows[0]?.count)).toBeGreaterThan(800);
+      // Both processes did their share of the work.
+      const pids = await environment.pool.query(
+        `SELECT DISTINCT pid FROM "${config.testSchema}".model_calls`,
+      );
+      expect(pids.rowCount).toBe(2);
+    } finally {
+      await submitter.close();
+      await Promise.all([first.stop(), second.stop()]);
+    }
+  }, 180_000);
+});

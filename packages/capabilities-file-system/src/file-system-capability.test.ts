@@ -317,6 +317,48 @@ describe('file system tools on a real directory with escapes', () => {
   });
 });
 
+describe('every file system tool', () => {
+  const valid: Record<string, Record<string, unknown>> = {
+    read_file: { path: '/a.txt' },
+    write_file: { path: '/b.txt', content: 'b' },
+    edit_file: { path: '/a.txt', old_text: 'a', new_text: 'A' },
+    delete_file: { path: '/c.txt' },
+    list_directory: { path: '/' },
+    stat_file: { path: '/a.txt' },
+    grep_files: { pattern: 'a' },
+  };
+
+  it('refuses an extra field, a wrong type and a missing field, naming it, and the turn goes on', async () => {
+    const calls: LlmSimToolCall[] = [];
+    for (const [name, args] of Object.entries(valid)) {
+      calls.push(call(`${name}-extra`, name, { ...args, unexpected: true }));
+      const [first] = Object.keys(args);
+      calls.push(call(`${name}-type`, name, { ...args, [first as string]: 12 }));
+      if (name !== 'list_directory') {
+        const { [first as string]: _dropped, ...rest } = args;
+        calls.push(call(`${name}-missing`, name, rest));
+      }
+    }
+    const { results } = await runCalls(calls, { seed: { '/a.txt': 'a', '/c.txt': 'c' } });
+    for (const [name, args] of Object.entries(valid)) {
+      const [first] = Object.keys(args);
+      expect(results.get(`${name}-extra`)).toMatchObject({
+        isError: true,
+        content: expect.stringMatching(new RegExp(`Invalid arguments for ${name}: .*unexpected`)),
+      });
+      expect(results.get(`${name}-type`)).toMatchObject({
+        isError: true,
+        content: expect.stringContaining(`${first}: Invalid input: expected string`),
+      });
+      if (name !== 'list_directory')
+        expect(results.get(`${name}-missing`)).toMatchObject({
+          isError: true,
+          content: expect.stringContaining(`${first}:`),
+        });
+    }
+  });
+});
+
 describe('fileSystemCapability', () => {
   it('is session_file_system with the upstream tool names and strict schemas', () => {
     expect(fileSystemCapability.id).toBe('session_file_system');

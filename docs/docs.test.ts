@@ -2,7 +2,8 @@
 // workspace packages' sources, and every block not marked `no-run` is run with Node (tsx). A
 // block may be followed by a ```text output block: the run's standard output must then equal it.
 // `file=<name>.ts` saves a block under that name, so later blocks of the same page can import it
-// (`import { runtime } from './<name>.js'`), as a reader who saves the files would.
+// (`import { runtime } from './<name>.js'`), as a reader who saves the files would. A block
+// marked `vitest` is a test file: it is run with vitest instead of Node.
 //
 // The blocks are written to docs/node_modules/.doc-snippets/ (ignored by git and Biome), and
 // docs/node_modules/ links every workspace package, as a package manager would, so the blocks
@@ -37,6 +38,8 @@ interface Snippet {
   line: number;
   code: string;
   run: boolean;
+  /** Run with vitest (a test file) instead of Node. */
+  vitest: boolean;
   /** Expected standard output, from a ```text output block right after. */
   output: string | undefined;
   /** Path inside WORK: one folder per page. */
@@ -82,7 +85,7 @@ function extractSnippets(markdown: string, page: string): Snippet[] {
       .replace(/\.md$/, '')
       .replace(/[^A-Za-z0-9]+/g, '-');
     const named = flags.find((flag) => flag.startsWith('file='))?.slice('file='.length);
-    if (named !== undefined && !/^[A-Za-z0-9_-]+\.ts$/.test(named)) {
+    if (named !== undefined && !/^[A-Za-z0-9_-]+(\.test)?\.ts$/.test(named)) {
       throw new Error(`${page}:${index + 1}: file= must name a .ts file in the same folder`);
     }
     snippets.push({
@@ -90,6 +93,7 @@ function extractSnippets(markdown: string, page: string): Snippet[] {
       line: start + 1,
       code,
       run: !flags.includes('no-run'),
+      vitest: flags.includes('vitest'),
       output,
       file: `${slug}/${named ?? `L${start + 1}.mts`}`,
     });
@@ -191,6 +195,17 @@ beforeAll(() => {
   mkdirSync(WORK, { recursive: true });
   linkPackages();
   writeFileSync(join(WORK, 'package.json'), '{ "private": true, "type": "module" }\n');
+  // For `vitest` blocks: the blocks live under node_modules/, which vitest ignores by default.
+  writeFileSync(
+    join(WORK, 'vitest.config.mjs'),
+    `export default {
+  resolve: { conditions: ['@everruns-ts/source'] },
+  ssr: { resolve: { conditions: ['@everruns-ts/source'] } },
+  server: { deps: { inline: [/doc-snippets/] } },
+  test: { root: ${JSON.stringify(WORK)}, include: ['**/*.test.ts'], exclude: [], testTimeout: 30000 },
+};
+`,
+  );
   for (const snippet of snippets) {
     mkdirSync(dirname(join(WORK, snippet.file)), { recursive: true });
     writeFileSync(join(WORK, snippet.file), `${snippet.code}\n`);
@@ -240,11 +255,23 @@ describe('docs', () => {
     it(
       `runs ${snippet.page}:${snippet.line}`,
       async () => {
-        const result = await exec(
-          process.execPath,
-          ['--conditions=@everruns-ts/source', '--import', 'tsx', join(WORK, snippet.file)],
-          { timeout: RUN_TIMEOUT_MS },
-        );
+        const result = snippet.vitest
+          ? await exec(
+              process.execPath,
+              [
+                join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'),
+                'run',
+                '--config',
+                join(WORK, 'vitest.config.mjs'),
+                join(WORK, snippet.file),
+              ],
+              { timeout: RUN_TIMEOUT_MS },
+            )
+          : await exec(
+              process.execPath,
+              ['--conditions=@everruns-ts/source', '--import', 'tsx', join(WORK, snippet.file)],
+              { timeout: RUN_TIMEOUT_MS },
+            );
         if (result.code !== 0) {
           throw new Error(
             `${snippet.page}:${snippet.line} exited with ${result.code}\n${result.stderr}${result.stdout}`,

@@ -497,7 +497,13 @@ async function runToolCall(
     toolCallId: call.id,
     idempotencyKey: `${scope.sessionId}/${scope.turnId}/${call.id}`,
     iteration: scope.iteration,
-    fileSystem: scope.fileSystem,
+    fileSystem:
+      dependencies.fileSystems.forToolCall?.(scope.fileSystem, {
+        sessionId: scope.sessionId,
+        turnId: scope.turnId,
+        toolCallId: call.id,
+        iteration: scope.iteration,
+      }) ?? scope.fileSystem,
     storage: dependencies.backends.storage,
     sessions: dependencies.backends.sessions,
     memory: dependencies.backends.memory,

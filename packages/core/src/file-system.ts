@@ -118,10 +118,25 @@ export interface SessionFileSystem {
   seedInitialFile(file: InitialFile): Promise<void>;
 }
 
+/** Which tool call a file system is handed to (see {@link SessionFileSystemFactory.forToolCall}). */
+export interface ToolCallScope {
+  sessionId: string;
+  turnId: string;
+  toolCallId: string;
+  /** 1-based iteration of the turn. */
+  iteration: number;
+}
+
 /** Yields the file system of each session. Configured on the `PlatformDefinition`. */
 export interface SessionFileSystemFactory {
   /** The workspace of `sessionId`. May return the same instance for the same session. */
   forSession(sessionId: string): Promise<SessionFileSystem> | SessionFileSystem;
+  /**
+   * The file system one tool call sees, given its session's workspace; optional (the workspace
+   * itself when absent). Lets a decorator know which call an operation belongs to, for example to
+   * give a pending approval a deterministic id that a re-run of the call after a crash finds again.
+   */
+  forToolCall?(workspace: SessionFileSystem, scope: ToolCallScope): SessionFileSystem;
 }
 
 const WINDOWS_DRIVE = /^[a-zA-Z]:/;

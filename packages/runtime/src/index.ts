@@ -8,6 +8,7 @@ export {
 export { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 export { inMemoryBackends } from '@everruns-ts/stores-memory';
 export * from './builders.js';
+export * from './durable-file-approvals.js';
 export * from './host.js';
 export * from './in-process-runtime.js';
 export * from './tool-call-journal.js';

@@ -20,10 +20,20 @@ if (!existsSync(source)) {
   process.exit(1);
 }
 
-execFileSync('pnpm', ['turbo', 'run', 'build', '--filter=@everruns-ts/peer-adapter...'], {
-  cwd: root,
-  stdio: 'inherit',
-});
+execFileSync(
+  'pnpm',
+  [
+    'turbo',
+    'run',
+    'build',
+    '--filter=@everruns-ts/bench...',
+    '--filter=@everruns-ts/peer-adapter...',
+  ],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 
 mkdirSync(harness, { recursive: true });
 for (const entry of readdirSync(source)) {
@@ -50,7 +60,7 @@ const run = spawnSync('bash', [path.join(harness, 'run-all.sh'), ...configs], {
 process.stderr.write(run.stderr ?? '');
 if (run.status !== 0) process.exit(run.status ?? 1);
 const resultDir = /results in (.*)$/m.exec(run.stderr ?? '')?.[1]?.trim();
-if (!resultDir) process.exit(0);
+if (!resultDir) process.exit(1);
 
 const median = (values) => {
   const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
@@ -92,3 +102,16 @@ for (const [label, get] of rows) {
 table += `\nB growth turn 500 ÷ turn 10 (everruns-ts): ${fmt(pick('everruns-ts', 'B', 'w500_us') / pick('everruns-ts', 'B', 'w10_us'))}\n`;
 writeFileSync(path.join(resultDir, 'ratios.md'), table);
 console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
+
+// The stores (memory vs PostgreSQL) and, when present, the durable host, in the same run.
+for (const script of ['stores.mjs', 'host-pgboss.mjs']) {
+  const file = path.join(root, 'bench', script);
+  if (!existsSync(file)) continue;
+  console.log(`\n## ${script}\n`);
+  const result = spawnSync(process.execPath, [file], {
+    cwd: root,
+    stdio: 'inherit',
+    env: process.env,
+  });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// Stores benchmark (issue 4): the math turn (2 model calls + 1 tool call) through the in-process
+// runtime on the in-memory stores and on PostgreSQL, in one run: turns/s with 1 session and with
+// 32 concurrent sessions, and statements sent to PostgreSQL per turn.
+//
+//   node bench/stores.mjs            (after `pnpm build`; `pnpm bench` runs it)
+//   DATABASE_URL=postgres://… TURNS=200 node bench/stores.mjs
+import { randomBytes } from 'node:crypto';
+import { defineCapability, defineTool, PlatformDefinition } from '@everruns-ts/core';
+import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
+import { postgresBackends } from '@everruns-ts/stores-postgres';
+import pg from 'pg';
+import { z } from 'zod';
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const TURNS = Number(process.env.TURNS ?? 200);
+
+const calculator = defineCapability({
+  id: 'calculator',
+  name: 'Calculator',
+  description: 'Adds numbers',
+  tools: [
+    defineTool({
+      name: 'add',
+      description: 'Add two numbers',
+      inputSchema: z.object({ a: z.number(), b: z.number() }),
+      execute: ({ a, b }) => a + b,
+    }),
+  ],
+});
+const usage = { inputTokens: 0, outputTokens: 0 };
+let callSeq = 0;
+const fakeModel = {
+  providerType: 'fake',
+  async generate(request) {
+    const last = request.messages[request.messages.length - 1];
+    if (last?.role === 'tool_result')
+      return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
+    return {
+      text: '',
+      toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
+      usage,
+      stopReason: 'tool_calls',
+    };
+  },
+};
+
+async function runtimeOn(backends) {
+  const platform = new PlatformDefinition();
+  platform.capabilities.register(calculator);
+  platform.drivers.register(fakeModel);
+  return new InProcessRuntimeBuilder()
+    .platformDefinition(platform)
+    .defaultModel({ model: 'fake-model', providerType: 'fake' })
+    .backends(backends)
+    .harness({ id: 'harness_bench', name: 'bench', capabilities: [{ id: 'calculator' }] })
+    .options({ keepTurnContexts: 0 })
+    .build();
+}
+
+async function measure(runtime, sessions) {
+  const ids = [];
+  for (let index = 0; index < sessions; index++) {
+    ids.push((await runtime.createSession({ harnessId: 'harness_bench' })).id);
+  }
+  const perSession = Math.max(1, Math.floor(TURNS / sessions));
+  const started = performance.now();
+  await Promise.all(
+    ids.map(async (sessionId) => {
+      for (let turn = 0; turn < perSession; turn++) {
+        const result = await runtime.runTextTurn(sessionId, 'What is 2 + 2?');
+        if (result.response !== '4') throw new Error(`unexpected answer ${result.response}`);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { turns: perSession * sessions, turnsPerSecond: (perSession * sessions) / seconds };
+}
+
+const rows = [];
+const memory = await runtimeOn(inMemoryBackends({ events: { keepEvents: false } }));
+for (let round = 0; round < 5; round++) await measure(memory, 32); // warm-up (JIT)
+for (const sessions of [1, 32]) {
+  const result = await measure(memory, sessions);
+  rows.push({ store: 'memory', sessions, ...result, queriesPerTurn: 0 });
+}
+
+const schema = `bench_${randomBytes(5).toString('hex')}`;
+const backends = postgresBackends(
+  { connectionString: DATABASE_URL, poolConfig: { max: 16 } },
+  { schema, secretKey: { id: 'bench', key: randomBytes(32) } },
+);
+try {
+  await backends.migrate();
+  const postgres = await runtimeOn(backends);
+  await measure(postgres, 1); // warm-up
+  for (const sessions of [1, 32]) {
+    const before = backends.queryCount();
+    const result = await measure(postgres, sessions);
+    const queries = backends.queryCount() - before;
+    rows.push({ store: 'postgres', sessions, ...result, queriesPerTurn: queries / result.turns });
+  }
+} finally {
+  await backends.close();
+  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin.end();
+}
+
+let table =
+  '| store | concurrent sessions | turns | turns/s | statements/turn (incl. session creation) |\n|---|---|---|---|---|\n';
+for (const row of rows) {
+  table += `| ${row.store} | ${row.sessions} | ${row.turns} | ${row.turnsPerSecond.toFixed(0)} | ${row.store === 'memory' ? '-' : row.queriesPerTurn.toFixed(1)} |\n`;
+}
+console.log(table);

@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { INTERRUPTED_TOOL_RESULT_TEXT, type Message } from '@everruns-ts/core';
 import type { TurnResult } from '@everruns-ts/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -164,7 +167,7 @@ async function killAndRecover(
   }
 }
 
-describe('limits and races across processes', () => {
+describe('limits, races and approvals across processes', () => {
   it('keeps maxIterations = 5 across a crash after iteration 3: two more iterations, not five', async () => {
     const { result, messages, modelCalls } = await killAndRecover('after-tool-result-stored', {
       text: 'loop',
@@ -240,4 +243,76 @@ describe('limits and races across processes', () => {
       await Promise.all([first.stop(), second.stop()]);
     }
   }, 180_000);
+
+  it('keeps a delete waiting for approval across a worker kill: same approval id, nothing runs before the decision', async () => {
+    const workspaces = await mkdtemp(join(tmpdir(), 'everruns-host-pgboss-'));
+    const config = environment.configFor({
+      workspacesDirectory: workspaces,
+      stepTimeoutSeconds: 5,
+    });
+    const sessionId = await environment.createSession();
+    const notes = join(workspaces, sessionId, 'notes.txt');
+    await mkdir(join(workspaces, sessionId));
+    await writeFile(notes, 'keep?');
+    const submitter = await startFixtureHost(config);
+    const count = async (type: string) =>
+      (await environment.backends.events.loadEvents(sessionId)).filter(
+        (event) => event.type === type,
+      ).length;
+    try {
+      const doomed = track(startWorker({ ...config, concurrency: 1 }));
+      await doomed.ready;
+      const handle = await submitter.host.submitTextTurn(sessionId, 'cleanup the notes');
+      const [pending] = await poll(async () => {
+        const list = await submitter.approvals.pending(sessionId);
+        return list.length > 0 ? list : undefined;
+      });
+      expect(pending).toMatchObject({
+        approvalId: `${sessionId}/${handle.turnId}/remove/deleteFile`,
+        operation: 'deleteFile',
+        path: '/notes.txt',
+      });
+      doomed.child.kill('SIGKILL');
+      await doomed.exited;
+      expect(await readFile(notes, 'utf8')).toBe('keep?');
+
+      const rescuer = track(startWorker({ ...config, concurrency: 1 }));
+      try {
+        await rescuer.ready;
+        // The rescuer re-ran the (idempotent) call and waits on the same request.
+        await poll(async () => ((await count('tool.started')) >= 2 ? true : undefined));
+        expect(
+          (await submitter.approvals.pending(sessionId)).map((record) => record.approvalId),
+        ).toEqual([pending?.approvalId]);
+        expect(await count('approval.requested')).toBe(1);
+        expect(await readFile(notes, 'utf8')).toBe('keep?');
+
+        await submitter.approvals.decide(sessionId, pending?.approvalId as string, 'approve');
+        expect(await handle.result({ timeoutMs: 60_000 })).toMatchObject({
+          success: true,
+          response: 'cleaned',
+        });
+      } finally {
+        await rescuer.stop();
+      }
+      await expect(readFile(notes, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(await count('approval.decided')).toBe(1);
+      const messages = await environment.backends.messages.load(sessionId);
+      expect(historyProblems(messages)).toEqual([]);
+      expect(toolResult(messages, 'remove')).toMatchObject({ content: 'removed /notes.txt' });
+    } finally {
+      await submitter.close();
+      await rm(workspaces, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
+
+async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -17,7 +17,11 @@ import {
   type NewMessage,
   PlatformDefinition,
   type RuntimeMessageStore,
+  type SessionFileSystem,
+  type SessionFileSystemFactory,
 } from '@everruns-ts/core';
+import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
+import { DurableFileApprovals, type FileApprovalQuestion } from '@everruns-ts/runtime';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
 import { z } from 'zod';
@@ -58,6 +62,8 @@ export interface FixtureConfig {
   retry?: { limit?: number; delaySeconds?: number; backoff?: boolean };
   /** The first N stores of agent messages fail with STORE_UNAVAILABLE (in this process). */
   failAgentStores?: number;
+  /** Directory holding one workspace directory per session (deletes there need approval). */
+  workspacesDirectory?: string;
 }
 
 /** The model id the fixture registers as default. */
@@ -96,6 +102,7 @@ export interface FixtureHost {
   host: PgBossHost;
   backends: PostgresBackends;
   pool: pg.Pool;
+  approvals: DurableFileApprovals;
   close(): Promise<void>;
 }
 
@@ -165,6 +172,16 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
         },
       }),
       defineTool({
+        name: 'remove_file',
+        description: 'Deletes a workspace file (idempotent; needs approval).',
+        idempotent: true,
+        inputSchema: z.object({ path: z.string() }),
+        execute: async ({ path }, context) => {
+          const removed = await context.fileSystem.deleteFile(path);
+          return removed ? `removed ${path}` : `${path} was already gone`;
+        },
+      }),
+      defineTool({
         name: 'set_flag',
         description: 'Sets a flag (idempotent).',
         idempotent: true,
@@ -199,10 +216,26 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
 
   const capabilities = new CapabilityRegistry().register(effects);
   const drivers = new DriverRegistry().register(driver);
+  const approvals = new DurableFileApprovals({
+    storage: backends.storage,
+    events: backends.events,
+    pollIntervalMs: 100,
+  });
+  let fileSystems: SessionFileSystemFactory | undefined;
+  if (config.workspacesDirectory) {
+    const disk = new RealDiskSessionFileSystemFactory({
+      sessionsDirectory: config.workspacesDirectory,
+    });
+    fileSystems = {
+      forSession: (sessionId) => disk.forSession(sessionId),
+      forToolCall: (workspace, scope) => gateDeletes(workspace, approvals.gateFor(scope)),
+    };
+  }
   const host = await PgBossHost.start({
     connectionString: config.databaseUrl,
     backends: stores,
     platform: new PlatformDefinition(capabilities, drivers),
+    ...(fileSystems ? { fileSystems } : {}),
     queue: config.queue,
     schema: config.hostSchema,
     bossSchema: config.bossSchema,
@@ -216,6 +249,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     host,
     backends,
     pool,
+    approvals,
     async close() {
       await host.stop({ timeoutMs: 2_000 });
       await backends.close();
@@ -233,6 +267,17 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
     (message) => message.role === 'user' && message.turnId === request.turnId,
   );
   const usage = { inputTokens: 1, outputTokens: 1 };
+  if (firstUser && messageText(firstUser).startsWith('cleanup')) {
+    if (request.iteration === 1) {
+      return {
+        text: 'removing',
+        toolCalls: [{ id: 'remove', name: 'remove_file', arguments: { path: '/notes.txt' } }],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    }
+    return { text: 'cleaned', toolCalls: [], usage, stopReason: 'end_turn' };
+  }
   if (firstUser && messageText(firstUser).startsWith('loop')) {
     return {
       text: `step ${request.iteration}`,
@@ -259,6 +304,35 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
     };
   }
   return { text: 'done', toolCalls: [], usage, stopReason: 'end_turn' };
+}
+
+/** Deletes wait for a recorded approval; the rest of the workspace passes through. */
+function gateDeletes(
+  workspace: SessionFileSystem,
+  gate: (question: FileApprovalQuestion) => Promise<'approve' | 'deny'>,
+): SessionFileSystem {
+  return new Proxy(workspace, {
+    get(target, property) {
+      if (property === 'deleteFile') {
+        return async (path: string, recursive?: boolean) => {
+          const decision = await gate({
+            operation: 'deleteFile',
+            path,
+            recursive: recursive ?? false,
+          });
+          if (decision !== 'approve') {
+            throw new EverrunsError({
+              code: 'APPROVAL_DENIED',
+              message: `Deleting ${path} was denied`,
+            });
+          }
+          return target.deleteFile(path, recursive);
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 interface MessageFaults {

@@ -659,6 +659,7 @@ export class RealDiskFileStore implements SessionFileSystem {
     return this.#withScope(normalized, async (scope) => {
       const directory = await this.#openExistingDirectory(scope, normalized);
       const names = (await readdir(this.#directoryPath(directory))).sort();
+      await this.#verifyChain(directory, normalized);
       if (names.length > this.maxWalkEntries) throw this.#walkLimit(normalized);
       const entries: FileStat[] = [];
       for (const name of names) {
@@ -690,6 +691,7 @@ export class RealDiskFileStore implements SessionFileSystem {
     const normalized = normalizeWorkspacePath(path);
     return this.#withScope(normalized, async (scope) => {
       const target = await this.#resolve(scope, normalized, FOLLOW);
+      if (target.parent) await this.#verifyChain(target.parent, normalized);
       if (target.blocked || !target.stat) return null;
       if (!target.stat.isDirectory() && !target.stat.isFile()) {
         throw this.#notRegular(normalized, target.stat);
@@ -833,6 +835,7 @@ export class RealDiskFileStore implements SessionFileSystem {
 
   /** Writes an initial file, replacing even a read-only one; `isReadonly` sets mode `0444`. */
   async seedInitialFile(file: InitialFile): Promise<void> {
+    if (typeof file?.path === 'string') normalizeWorkspacePath(file.path);
     const parsed = initialFileSchema.safeParse(file);
     if (!parsed.success) {
       throw new EverrunsError({
@@ -983,8 +986,38 @@ export class RealDiskFileStore implements SessionFileSystem {
       throw changedDuringOperation(path);
     }
     this.#checkRegular(path, stat);
+    if (!this.#allowHardLinks) await this.#verifySingleLink(path, parent, name, handle, stat);
     await this.#verifyChain(parent, path);
     return { handle, stat };
+  }
+
+  /**
+   * Closes the one window the link-count check leaves open. While another process unlinks a
+   * second name of a file, the kernel drops the link count before the name disappears, so the
+   * name can still be opened with a count of 1. Unlinking holds the parent directory's lock until
+   * the name is gone; looking up a name that is in no cache (a random one) takes that lock too.
+   * After that barrier the opened file must still be what `name` leads to, with one link; only
+   * then is it read or written.
+   */
+  async #verifySingleLink(
+    path: string,
+    parent: DirectoryRef,
+    name: string,
+    handle: FileHandle,
+    opened: BigIntStats,
+  ): Promise<void> {
+    const barrier = this.#entry(parent, `${TEMP_PREFIX}barrier-${randomBytes(12).toString('hex')}`);
+    await lstat(barrier).catch(() => undefined);
+    let named: BigIntStats;
+    try {
+      named = await lstat(this.#entry(parent, name), { bigint: true });
+    } catch (error) {
+      throw changedDuringOperation(path, error);
+    }
+    const current = await handle.stat({ bigint: true });
+    if (!sameFile(named, opened) || !sameFile(current, opened)) throw changedDuringOperation(path);
+    this.#checkRegular(path, named);
+    this.#checkRegular(path, current);
   }
 
   /**
@@ -1175,6 +1208,7 @@ export class RealDiskFileStore implements SessionFileSystem {
       if (seen.has(key)) return;
       seen.add(key);
       const names = (await readdir(this.#directoryPath(directory))).sort();
+      await this.#verifyChain(directory, path);
       for (const name of names) {
         if (stopped) return;
         throwIfAborted(signal);

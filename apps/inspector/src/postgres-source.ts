@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { fileSystemCapability } from '@everruns-ts/capabilities-file-system';
-import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import { CapabilityRegistry } from '@everruns-ts/core';
+import { BUILTIN_CAPABILITIES } from '@everruns-ts/runtime';
 import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
 import { backendsInspectorSource, type InspectorSource } from './inspector-source.js';
 
@@ -17,8 +16,8 @@ export interface PostgresSourceOptions {
    */
   secretKey?: SecretKey;
   /**
-   * The capabilities the sessions use, to assemble their contexts. Default: `test_math` and
-   * `session_file_system`.
+   * The capabilities the sessions use, to assemble their contexts. Default: the runtime's
+   * built-in capabilities (`BUILTIN_CAPABILITIES`).
    */
   capabilities?: CapabilityRegistry;
 }
@@ -37,12 +36,16 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
   );
   return backendsInspectorSource({
     backends,
-    capabilities:
-      options.capabilities ??
-      new CapabilityRegistry().register(testMathCapability).register(fileSystemCapability),
+    capabilities: options.capabilities ?? builtInRegistry(),
     label: `postgres (${backends.schema})`,
     close: () => backends.close(),
   });
+}
+
+function builtInRegistry(): CapabilityRegistry {
+  const registry = new CapabilityRegistry();
+  for (const capability of BUILTIN_CAPABILITIES) registry.register(capability);
+  return registry;
 }
 
 function secretKeyFromEnvironment(): SecretKey {

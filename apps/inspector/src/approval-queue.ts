@@ -1,34 +1,11 @@
 import type { EventBus } from '@everruns-ts/core';
-
-/** A decision on a pending file operation. */
-export type ApprovalDecision = 'approve' | 'deny';
-
-/** What a file approval gate is asked: a destructive operation on a workspace path. */
-export interface FileApprovalRequestLike {
-  /** The operation, for example `deleteFile` or `writeFile`. */
-  operation: string;
-  /** The workspace path it touches. */
-  path: string;
-  /** Anything else the gate was told (content before and after, `recursive`, …). */
-  [key: string]: unknown;
-}
-
-/** One request waiting for a person's decision. */
-export interface PendingApproval {
-  /** Id to decide it with. */
-  id: string;
-  /** The session whose workspace the operation touches, when known. */
-  sessionId: string | undefined;
-  request: FileApprovalRequestLike;
-  /** ISO timestamp. */
-  requestedAt: string;
-}
-
-/** A request that was decided. */
-export interface DecidedApproval extends PendingApproval {
-  decision: ApprovalDecision;
-  decidedAt: string;
-}
+import type {
+  ApprovalDecision,
+  DecidedApproval,
+  FileApprovalRequestLike,
+  InspectorApprovals,
+  PendingApproval,
+} from './inspector-approvals.js';
 
 /** Options of {@link FileApprovalQueue}. */
 export interface FileApprovalQueueOptions {
@@ -48,12 +25,14 @@ interface Waiting {
 let counter = 0;
 
 /**
- * File approvals as a queue a person works through: {@link FileApprovalQueue.gate} is the
+ * In-process file approvals as a queue a person works through: {@link FileApprovalQueue.gate} is the
  * approval callback to hand to a gating file store; each call waits, listed by
  * {@link FileApprovalQueue.pending}, until {@link FileApprovalQueue.decide} answers it. The
- * inspector server lists the queue and decides from its approve/deny buttons.
+ * inspector server lists the queue and decides from its approve/deny buttons. Nothing is stored:
+ * for approvals that survive a restart use the runtime's `DurableFileApprovals` with
+ * `durableApprovalsView`.
  */
-export class FileApprovalQueue {
+export class FileApprovalQueue implements InspectorApprovals {
   readonly #waiting = new Map<string, Waiting>();
   readonly #decided: DecidedApproval[] = [];
   readonly #listeners = new Set<(entry: PendingApproval) => void>();
@@ -83,14 +62,19 @@ export class FileApprovalQueue {
   ): Promise<ApprovalDecision> => this.#ask(undefined, request, options?.signal);
 
   /** Requests waiting for a decision, oldest first. */
-  pending(sessionId?: string): PendingApproval[] {
+  async pending(sessionId?: string): Promise<PendingApproval[]> {
+    return this.pendingNow(sessionId);
+  }
+
+  /** {@link FileApprovalQueue.pending}, synchronously. */
+  pendingNow(sessionId?: string): PendingApproval[] {
     return [...this.#waiting.values()]
       .map((waiting) => waiting.entry)
       .filter((entry) => sessionId === undefined || entry.sessionId === sessionId);
   }
 
   /** Requests decided so far, oldest first. */
-  decided(sessionId?: string): DecidedApproval[] {
+  async decided(sessionId?: string): Promise<DecidedApproval[]> {
     return this.#decided.filter(
       (entry) => sessionId === undefined || entry.sessionId === sessionId,
     );
@@ -106,7 +90,7 @@ export class FileApprovalQueue {
 
   /** Waits until a request is pending (for tests and demos); resolves with it. */
   nextRequest(): Promise<PendingApproval> {
-    const first = this.pending()[0];
+    const first = this.pendingNow()[0];
     if (first) return Promise.resolve(first);
     return new Promise((resolve) => {
       const unsubscribe = this.onRequest((entry) => {

@@ -3,14 +3,9 @@ import {
   fileSystemCapability,
 } from '@everruns-ts/capabilities-file-system';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
+import type { LlmRequest, SessionFileSystemFactory } from '@everruns-ts/core';
 import {
-  DESTRUCTIVE_FILE_OPERATIONS,
-  EverrunsError,
-  type LlmRequest,
-  type SessionFileSystem,
-  type SessionFileSystemFactory,
-} from '@everruns-ts/core';
-import {
+  DurableFileApprovals,
   HarnessBuilder,
   type InProcessRuntime,
   InProcessRuntimeBuilder,
@@ -20,14 +15,18 @@ import {
   type TurnResult,
 } from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
-import { FileApprovalQueue, type FileApprovalRequestLike } from './approval-queue.js';
+import { gateDestructive } from './gate-destructive.js';
+import { durableApprovalsView, type InspectorApprovals } from './inspector-approvals.js';
 import { type InspectorSource, runtimeInspectorSource } from './inspector-source.js';
 
 /** The demo: a runtime with finished and running turns, and a delete waiting for approval. */
 export interface InspectorDemo {
   runtime: InProcessRuntime;
   source: InspectorSource;
-  approvals: FileApprovalQueue;
+  /** The approvals as the inspector sees them. */
+  approvals: InspectorApprovals;
+  /** The runtime's durable approvals the workspace gate asks. */
+  durableApprovals: DurableFileApprovals;
   /** A math session with one finished turn (two tool calls, one of them an error). */
   mathSessionId: string;
   /** A workspace session whose turn waits for approval to delete `/drafts/old-notes.md`. */
@@ -45,16 +44,20 @@ const PENDING_DELETE_PATH = '/drafts/old-notes.md';
 /**
  * Builds the inspector's demo: an in-memory runtime scripted with the simulated model, a math
  * session with a finished turn, and a workspace session whose turn is blocked on a pending file
- * delete in the approval queue.
+ * delete. Each tool call's workspace asks the runtime's `DurableFileApprovals` before a
+ * destructive operation (approval records in session storage, ids derived from the tool call).
  */
 export async function createInspectorDemo(): Promise<InspectorDemo> {
   const backends = inMemoryBackends();
-  const approvals = new FileApprovalQueue({ events: backends.events });
+  const durableApprovals = new DurableFileApprovals({
+    storage: backends.storage,
+    events: backends.events,
+  });
+  const approvals = durableApprovalsView(durableApprovals, backends);
   const workspaces = new InMemorySessionFileSystemFactory();
   const fileSystems: SessionFileSystemFactory = {
-    async forSession(sessionId) {
-      return gateDestructive(await workspaces.forSession(sessionId), approvals.gateFor(sessionId));
-    },
+    forSession: (sessionId) => workspaces.forSession(sessionId),
+    forToolCall: (workspace, scope) => gateDestructive(workspace, durableApprovals.gateFor(scope)),
   };
 
   const mathHarness = new HarnessBuilder(
@@ -91,20 +94,28 @@ export async function createInspectorDemo(): Promise<InspectorDemo> {
   const mathSessionId = mathSession.sessionId();
   const filesSessionId = filesSession.sessionId();
   await runtime.runTextTurn(mathSessionId, 'What is 2 + 2? And what is 1 divided by 0?');
+  const requested = new Promise<void>((resolve) => {
+    const unsubscribe = backends.events.subscribe((event) => {
+      if (event.type !== 'approval.requested') return;
+      unsubscribe();
+      resolve();
+    });
+  });
   const pendingTurn = runtime.runTextTurn(filesSessionId, `Delete ${PENDING_DELETE_PATH}.`);
   pendingTurn.catch(() => undefined);
-  await approvals.nextRequest();
+  await Promise.race([requested, pendingTurn]);
 
   return {
     runtime,
     source,
     approvals,
+    durableApprovals,
     mathSessionId,
     filesSessionId,
     pendingDeletePath: PENDING_DELETE_PATH,
     pendingTurn,
     async close() {
-      for (const entry of approvals.pending()) await approvals.decide(entry.id, 'deny');
+      for (const entry of await approvals.pending()) await approvals.decide(entry.id, 'deny');
       await pendingTurn.catch(() => undefined);
       await runtime.close();
     },
@@ -137,39 +148,4 @@ function demoModel(request: LlmRequest) {
   return result?.type === 'tool_result' && result.isError
     ? `I could not delete ${PENDING_DELETE_PATH}: ${result.content}`
     : `Deleted ${PENDING_DELETE_PATH}.`;
-}
-
-const DESTRUCTIVE = new Set<string>(DESTRUCTIVE_FILE_OPERATIONS);
-
-/**
- * Asks `gate` before every destructive operation of `inner` and refuses a denied one with
- * `APPROVAL_DENIED`; everything else passes through.
- */
-function gateDestructive(
-  inner: SessionFileSystem,
-  gate: (request: FileApprovalRequestLike) => Promise<'approve' | 'deny'>,
-): SessionFileSystem {
-  return new Proxy(inner, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target) as unknown;
-      if (typeof value !== 'function') return value;
-      const method = value as (...args: unknown[]) => unknown;
-      if (typeof property !== 'string' || !DESTRUCTIVE.has(property)) return method.bind(target);
-      return async (...args: unknown[]) => {
-        const path = String(args[0]);
-        const request: FileApprovalRequestLike = { operation: property, path };
-        if (property === 'deleteFile') request.recursive = args[1] === true;
-        if (property === 'moveFile') request.to = String(args[1]);
-        const decision = await gate(request);
-        if (decision !== 'approve') {
-          throw new EverrunsError({
-            code: 'APPROVAL_DENIED',
-            message: `The user denied ${property} of ${path}`,
-            details: { path, operation: property },
-          });
-        }
-        return method.apply(target, args);
-      };
-    },
-  });
 }

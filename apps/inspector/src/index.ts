@@ -1,12 +1,13 @@
+export { FileApprovalQueue, type FileApprovalQueueOptions } from './approval-queue.js';
+export { createInspectorDemo, type InspectorDemo } from './demo.js';
 export {
   type ApprovalDecision,
   type DecidedApproval,
-  FileApprovalQueue,
-  type FileApprovalQueueOptions,
+  durableApprovalsView,
   type FileApprovalRequestLike,
+  type InspectorApprovals,
   type PendingApproval,
-} from './approval-queue.js';
-export { createInspectorDemo, type InspectorDemo } from './demo.js';
+} from './inspector-approvals.js';
 export {
   type BackendsInspectorSourceOptions,
   backendsInspectorSource,

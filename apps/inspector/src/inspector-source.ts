@@ -16,7 +16,7 @@ import {
 } from '@everruns-ts/core';
 import type { InProcessRuntime } from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
-import type { FileApprovalQueue } from './approval-queue.js';
+import type { InspectorApprovals } from './inspector-approvals.js';
 
 /** The contexts the model received in one turn, and where the inspector found them. */
 export interface TurnContextView {
@@ -47,7 +47,7 @@ export interface InspectorSource {
   /** The session's turn limits, for replaying the host planner. */
   limits(): Readonly<TurnLimits>;
   /** Pending file approvals the page can decide. */
-  readonly approvals?: FileApprovalQueue;
+  readonly approvals?: InspectorApprovals;
   /** Releases what the source opened (a database pool). */
   close?(): Promise<void>;
 }
@@ -64,7 +64,7 @@ export interface BackendsInspectorSourceOptions {
   fileSystems?: SessionFileSystemFactory;
   limits?: Partial<TurnLimits>;
   label?: string;
-  approvals?: FileApprovalQueue;
+  approvals?: InspectorApprovals;
   /** Called by `close()`. */
   close?(): Promise<void>;
 }
@@ -110,7 +110,7 @@ export interface RuntimeInspectorSourceOptions {
   /** How many turns keep their recorded contexts. Default 200. */
   keepTurns?: number;
   label?: string;
-  approvals?: FileApprovalQueue;
+  approvals?: InspectorApprovals;
 }
 
 /**
@@ -160,7 +160,7 @@ interface SourceParts {
   loadContext(sessionId: string): Promise<AssembledTurnContext>;
   keptContext(turnId: string): AssembledTurnContext | undefined;
   recorded: Map<string, AssembledTurnContext[]> | undefined;
-  approvals?: FileApprovalQueue;
+  approvals?: InspectorApprovals;
   close?(): Promise<void>;
 }
 

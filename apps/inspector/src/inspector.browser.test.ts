@@ -177,9 +177,9 @@ describe('the inspector page in Chromium', () => {
       expect(await pending.getByTestId('approve').isDisabled()).toBe(true);
       expect(await pending.getByTestId('deny').isDisabled()).toBe(true);
 
-      const approvalId = demo.approvals.pending()[0]?.id as string;
+      const approvalId = (await demo.approvals.pending())[0]?.id as string;
       const status = await page.evaluate(async (id) => {
-        const response = await fetch(`/api/approvals/${id}`, {
+        const response = await fetch(`/api/approvals/${encodeURIComponent(id)}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ decision: 'approve' }),
@@ -187,7 +187,7 @@ describe('the inspector page in Chromium', () => {
         return response.status;
       }, approvalId);
       expect(status).toBe(403);
-      expect(demo.approvals.pending().map((entry) => entry.id)).toEqual([approvalId]);
+      expect((await demo.approvals.pending()).map((entry) => entry.id)).toEqual([approvalId]);
       const workspace = await demo.runtime.fileSystem(demo.filesSessionId);
       expect(await workspace.statFile(demo.pendingDeletePath)).not.toBeNull();
       await page.close();

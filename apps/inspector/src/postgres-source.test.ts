@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { FILE_SYSTEM_CAPABILITY_ID } from '@everruns-ts/capabilities-file-system';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
-import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
+import type { SessionFileSystemFactory } from '@everruns-ts/core';
+import { DurableFileApprovals, InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
+import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gateDestructive } from './gate-destructive.js';
+import type { PendingApproval } from './inspector-approvals.js';
 import type { TurnContextView } from './inspector-source.js';
 import { openPostgresSource } from './postgres-source.js';
 import { startInspectorServer } from './server.js';
@@ -94,6 +99,86 @@ describe('the inspector over PostgreSQL', () => {
         'divide',
       ]);
       expect(context.contexts[0]?.messages).toHaveLength(4);
+    } finally {
+      await server.close();
+      await source.close?.();
+    }
+  });
+
+  it('decides a durable file approval in the database, releasing the gate waiting in the runtime', async () => {
+    // The process running the turn: its workspace asks DurableFileApprovals, whose records live
+    // in the PostgreSQL session storage.
+    const workspaces = new InMemorySessionFileSystemFactory();
+    let durable: DurableFileApprovals | undefined;
+    const fileSystems: SessionFileSystemFactory = {
+      forSession: (id) => workspaces.forSession(id),
+      forToolCall: (workspace, scope) =>
+        gateDestructive(workspace, (durable as DurableFileApprovals).gateFor(scope)),
+    };
+    const runtime = await new InProcessRuntimeBuilder()
+      .backends(writer)
+      .fileSystemFactory(fileSystems)
+      .llmSim(
+        LlmSimConfig.fromFunction((request) =>
+          request.messages.at(-1)?.role === 'user'
+            ? { toolCalls: [{ name: 'delete_file', arguments: { path: '/old.txt' } }] }
+            : 'done',
+        ),
+      )
+      .singleSession((session) =>
+        session
+          .harness('cleanup', 'You tidy up.')
+          .withCapability(FILE_SYSTEM_CAPABILITY_ID)
+          .initialFile('/old.txt', 'old'),
+      )
+      .build();
+    durable = new DurableFileApprovals({
+      storage: writer.storage,
+      events: writer.events,
+      pollIntervalMs: 20,
+    });
+    const cleanupSessionId = runtime.defaultSessionId() as string;
+    const requested = new Promise<void>((resolve) => {
+      const unsubscribe = writer.events.subscribe((event) => {
+        if (event.type === 'approval.requested' && event.sessionId === cleanupSessionId) {
+          unsubscribe();
+          resolve();
+        }
+      });
+    });
+    const turn = runtime.runTextTurn(cleanupSessionId, 'Delete /old.txt');
+    await requested;
+
+    // The inspector: its own connection pool, approvals allowed.
+    const source = await openPostgresSource({ connectionString: DATABASE_URL, schema, secretKey });
+    const server = await startInspectorServer({ source, port: 0, allowApprovals: true });
+    try {
+      const listed = (await (await fetch(`${server.url}api/approvals`)).json()) as {
+        pending: PendingApproval[];
+      };
+      expect(listed.pending).toHaveLength(1);
+      const [pending] = listed.pending;
+      expect(pending).toMatchObject({
+        sessionId: cleanupSessionId,
+        request: { operation: 'deleteFile', path: '/old.txt' },
+      });
+      const response = await fetch(
+        `${server.url}api/approvals/${encodeURIComponent(pending?.id as string)}`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ decision: 'approve' }),
+        },
+      );
+      expect(response.status).toBe(200);
+      expect(await turn).toMatchObject({ success: true, response: 'done' });
+      const workspace = await runtime.fileSystem(cleanupSessionId);
+      expect(await workspace.statFile('/old.txt')).toBeNull();
+      const after = (await (
+        await fetch(`${server.url}api/sessions/${cleanupSessionId}`)
+      ).json()) as { approvals: { pending: unknown[]; decided: Array<{ decision: string }> } };
+      expect(after.approvals.pending).toEqual([]);
+      expect(after.approvals.decided.map((entry) => entry.decision)).toEqual(['approve']);
     } finally {
       await server.close();
       await source.close?.();

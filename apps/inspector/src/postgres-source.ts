@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { CapabilityRegistry } from '@everruns-ts/core';
-import { BUILTIN_CAPABILITIES } from '@everruns-ts/runtime';
+import { BUILTIN_CAPABILITIES, DurableFileApprovals } from '@everruns-ts/runtime';
 import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
+import { durableApprovalsView } from './inspector-approvals.js';
 import { backendsInspectorSource, type InspectorSource } from './inspector-source.js';
 
 /** Options of {@link openPostgresSource}. */
@@ -23,8 +24,11 @@ export interface PostgresSourceOptions {
 }
 
 /**
- * Opens the PostgreSQL stores of `@everruns-ts/stores-postgres` read-only for the inspector.
- * It never migrates: a database without the schema shows an error instead of being changed.
+ * Opens the PostgreSQL stores of `@everruns-ts/stores-postgres` for the inspector. It never
+ * migrates (a database without the schema shows an error instead of being changed) and writes
+ * only decisions on file approvals, and only when the server allows approvals: the runtime's
+ * `DurableFileApprovals` records in session storage, so a decision releases a gate waiting in
+ * any process (a durable host's worker).
  */
 export async function openPostgresSource(options: PostgresSourceOptions): Promise<InspectorSource> {
   const backends = postgresBackends(
@@ -38,6 +42,10 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
     backends,
     capabilities: options.capabilities ?? builtInRegistry(),
     label: `postgres (${backends.schema})`,
+    approvals: durableApprovalsView(
+      new DurableFileApprovals({ storage: backends.storage, events: backends.events }),
+      backends,
+    ),
     close: () => backends.close(),
   });
 }

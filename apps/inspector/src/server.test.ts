@@ -98,21 +98,21 @@ describe('the inspector server', () => {
   });
 
   it('answers 403 to a decision when approvals are not allowed, and leaves the request pending', async () => {
-    const [pending] = demo.approvals.pending();
+    const [pending] = await demo.approvals.pending();
     expect(pending).toBeDefined();
     const response = await raw(readOnly, {
       method: 'POST',
-      path: `/api/approvals/${pending?.id}`,
+      path: `/api/approvals/${encodeURIComponent(pending?.id as string)}`,
       headers: json,
       body: JSON.stringify({ decision: 'approve' }),
     });
     expect(response.status).toBe(403);
     expect(JSON.parse(response.body).error.code).toBe('APPROVALS_DISABLED');
-    expect(demo.approvals.pending()).toHaveLength(1);
+    expect(await demo.approvals.pending()).toHaveLength(1);
   });
 
   it('refuses decisions from another origin, without JSON, or with an unknown decision', async () => {
-    const id = demo.approvals.pending()[0]?.id as string;
+    const id = encodeURIComponent((await demo.approvals.pending())[0]?.id as string);
     const crossOrigin = await raw(approving, {
       method: 'POST',
       path: `/api/approvals/${id}`,
@@ -141,7 +141,7 @@ describe('the inspector server', () => {
       body: JSON.stringify({ decision: 'deny' }),
     });
     expect(unknownId.status).toBe(404);
-    expect(demo.approvals.pending()).toHaveLength(1);
+    expect(await demo.approvals.pending()).toHaveLength(1);
   });
 
   it('answers 404 for an unknown session and for unknown paths', async () => {
@@ -178,7 +178,7 @@ describe('the inspector server', () => {
   });
 
   it('denies through the API: the tool reports the denial and the file stays', async () => {
-    const id = demo.approvals.pending()[0]?.id as string;
+    const id = encodeURIComponent((await demo.approvals.pending())[0]?.id as string);
     const response = await raw(approving, {
       method: 'POST',
       path: `/api/approvals/${id}`,
@@ -186,7 +186,10 @@ describe('the inspector server', () => {
       body: JSON.stringify({ decision: 'deny' }),
     });
     expect(response.status).toBe(200);
-    expect(JSON.parse(response.body)).toMatchObject({ id, decision: 'deny' });
+    expect(JSON.parse(response.body)).toMatchObject({
+      id: decodeURIComponent(id),
+      decision: 'deny',
+    });
     const result = await demo.pendingTurn;
     expect(result.success).toBe(true);
     expect(result.response).toContain('APPROVAL_DENIED');

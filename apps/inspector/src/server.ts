@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EverrunsError, errorMessage } from '@everruns-ts/core';
-import type { ApprovalDecision } from './approval-queue.js';
+import { EverrunsError, errorMessage, type Session } from '@everruns-ts/core';
+import type { ApprovalDecision } from './inspector-approvals.js';
 import type { InspectorSource } from './inspector-source.js';
 import { buildTimeline, buildTurns, replayHostPlan } from './session-view.js';
 
@@ -149,13 +149,18 @@ export async function startInspectorServer(
     if (segments[0] === 'approvals' && segments.length === 1) {
       sendJson(response, 200, {
         allowApprovals,
-        pending: source.approvals?.pending() ?? [],
-        decided: source.approvals?.decided() ?? [],
+        pending: (await source.approvals?.pending()) ?? [],
+        decided: (await source.approvals?.decided()) ?? [],
       });
       return;
     }
     if (segments[0] === 'sessions' && segments.length === 1) {
       const sessions = await source.listSessions();
+      const pendingBySession = new Map<string, number>();
+      for (const entry of (await source.approvals?.pending()) ?? []) {
+        if (entry.sessionId === undefined) continue;
+        pendingBySession.set(entry.sessionId, (pendingBySession.get(entry.sessionId) ?? 0) + 1);
+      }
       sendJson(
         response,
         200,
@@ -167,7 +172,7 @@ export async function startInspectorServer(
           agentId: session.agentId,
           createdAt: session.createdAt,
           updatedAt: session.updatedAt,
-          pendingApprovals: source.approvals?.pending(session.id).length ?? 0,
+          pendingApprovals: pendingBySession.get(session.id) ?? 0,
         })),
       );
       return;
@@ -177,7 +182,7 @@ export async function startInspectorServer(
       const session = await source.getSession(sessionId);
       if (!session) throw new HttpError(404, 'SESSION_NOT_FOUND', `No session ${sessionId}`);
       if (segments.length === 2) {
-        sendJson(response, 200, await sessionDetail(source, session.id, session.status));
+        sendJson(response, 200, await sessionDetail(source, session));
         return;
       }
       if (segments[2] === 'context' && segments.length === 3) {
@@ -221,9 +226,10 @@ export async function startInspectorServer(
   };
 }
 
-async function sessionDetail(source: InspectorSource, sessionId: string, status: string) {
-  const [session, messages, events] = await Promise.all([
-    source.getSession(sessionId),
+async function sessionDetail(source: InspectorSource, session: Session) {
+  const sessionId = session.id;
+  const status = session.status;
+  const [messages, events] = await Promise.all([
     source.messages(sessionId),
     source.events(sessionId),
   ]);
@@ -264,8 +270,8 @@ async function sessionDetail(source: InspectorSource, sessionId: string, status:
     files,
     filesError,
     approvals: {
-      pending: source.approvals?.pending(sessionId) ?? [],
-      decided: source.approvals?.decided(sessionId) ?? [],
+      pending: (await source.approvals?.pending(sessionId)) ?? [],
+      decided: (await source.approvals?.decided(sessionId)) ?? [],
     },
   };
 }

@@ -28,190 +28,144 @@ function textFile(path: string, content: string, isReadonly = false): InitialFil
   return { path, content, encoding: 'text', isReadonly };
 }
 
-/** Builds a {@link Harness}. The id is generated unless `id(...)` is called. */
-export class HarnessBuilder {
-  #value: z.input<typeof harnessSchema>;
+type DefinitionInput = {
+  id: string;
+  displayName?: string | undefined;
+  description?: string | undefined;
+  capabilities?: CapabilityConfig[] | undefined;
+  initialFiles?: z.input<typeof harnessSchema>['initialFiles'];
+  maxIterations?: number | undefined;
+};
 
-  constructor(name: string, systemPrompt: string) {
-    this.#value = {
-      id: newId('harness'),
-      name,
-      systemPrompt,
-      capabilities: [],
-      initialFiles: [],
-      tags: [],
-    };
+/** What the harness, agent and session builders share: id, capabilities, files, limits. */
+abstract class DefinitionBuilder<TInput extends DefinitionInput, TOutput> {
+  protected value: TInput;
+  readonly #schema: z.ZodType<TOutput>;
+  readonly #what: string;
+
+  protected constructor(value: TInput, schema: z.ZodType<TOutput>, what: string) {
+    this.value = value;
+    this.#schema = schema;
+    this.#what = what;
   }
 
-  /** Sets a stable id. */
+  /** Sets a stable id instead of the generated one. */
   id(id: string): this {
-    this.#value.id = id;
-    return this;
-  }
-  /** The id the harness will have. */
-  harnessId(): string {
-    return this.#value.id;
-  }
-  displayName(displayName: string): this {
-    this.#value.displayName = displayName;
-    return this;
-  }
-  description(description: string): this {
-    this.#value.description = description;
+    this.value.id = id;
     return this;
   }
   /** Switches a capability on, with optional configuration. */
   capability(id: string, config?: unknown): this {
-    this.#value.capabilities = [...(this.#value.capabilities ?? []), capabilityConfig(id, config)];
+    this.value.capabilities = [...(this.value.capabilities ?? []), capabilityConfig(id, config)];
+    return this;
+  }
+  /** Limits the reason/act iterations of a turn. */
+  maxIterations(maxIterations: number): this {
+    this.value.maxIterations = maxIterations;
+    return this;
+  }
+  /** Adds a text file the session's workspace starts with. */
+  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
+    this.value.initialFiles = [
+      ...(this.value.initialFiles ?? []),
+      textFile(path, content, options.isReadonly),
+    ];
+    return this;
+  }
+  /** Validates and returns the definition. Throws `INVALID_INPUT`. */
+  build(): TOutput {
+    return parse(this.#schema, this.value, this.#what);
+  }
+}
+
+/** Builds a {@link Harness}. The id is generated unless `id(...)` is called. */
+export class HarnessBuilder extends DefinitionBuilder<z.input<typeof harnessSchema>, Harness> {
+  constructor(name: string, systemPrompt: string) {
+    super({ id: newId('harness'), name, systemPrompt }, harnessSchema, 'harness');
+  }
+  /** The id the harness will have. */
+  harnessId(): string {
+    return this.value.id;
+  }
+  displayName(displayName: string): this {
+    this.value.displayName = displayName;
+    return this;
+  }
+  description(description: string): this {
+    this.value.description = description;
     return this;
   }
   /** Makes this harness inherit from another. */
   parent(parentHarnessId: string): this {
-    this.#value.parentHarnessId = parentHarnessId;
+    this.value.parentHarnessId = parentHarnessId;
     return this;
   }
   defaultModel(modelId: string): this {
-    this.#value.defaultModelId = modelId;
-    return this;
-  }
-  maxIterations(maxIterations: number): this {
-    this.#value.maxIterations = maxIterations;
+    this.value.defaultModelId = modelId;
     return this;
   }
   tag(tag: string): this {
-    this.#value.tags = [...(this.#value.tags ?? []), tag];
+    this.value.tags = [...(this.value.tags ?? []), tag];
     return this;
-  }
-  /** Adds a text file every session of this harness starts with. */
-  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
-    this.#value.initialFiles = [
-      ...(this.#value.initialFiles ?? []),
-      textFile(path, content, options.isReadonly),
-    ];
-    return this;
-  }
-  /** Validates and returns the harness. Throws `INVALID_INPUT`. */
-  build(): Harness {
-    return parse(harnessSchema, this.#value, 'harness');
   }
 }
 
 /** Builds an {@link Agent}. The id is generated unless `id(...)` is called. */
-export class AgentBuilder {
-  #value: z.input<typeof agentSchema>;
-
+export class AgentBuilder extends DefinitionBuilder<z.input<typeof agentSchema>, Agent> {
   constructor(name: string, systemPrompt: string) {
-    this.#value = {
-      id: newId('agent'),
-      name,
-      systemPrompt,
-      capabilities: [],
-      initialFiles: [],
-      tags: [],
-      tools: [],
-    };
-  }
-
-  id(id: string): this {
-    this.#value.id = id;
-    return this;
+    super({ id: newId('agent'), name, systemPrompt }, agentSchema, 'agent');
   }
   /** The id the agent will have. */
   agentId(): string {
-    return this.#value.id;
+    return this.value.id;
   }
   displayName(displayName: string): this {
-    this.#value.displayName = displayName;
+    this.value.displayName = displayName;
     return this;
   }
   description(description: string): this {
-    this.#value.description = description;
-    return this;
-  }
-  capability(id: string, config?: unknown): this {
-    this.#value.capabilities = [...(this.#value.capabilities ?? []), capabilityConfig(id, config)];
+    this.value.description = description;
     return this;
   }
   /** Restricts the agent to the named tools (call once per tool). */
   tool(name: string): this {
-    this.#value.tools = [...(this.#value.tools ?? []), name];
+    this.value.tools = [...(this.value.tools ?? []), name];
     return this;
   }
   defaultModel(modelId: string): this {
-    this.#value.defaultModelId = modelId;
+    this.value.defaultModelId = modelId;
     return this;
-  }
-  maxIterations(maxIterations: number): this {
-    this.#value.maxIterations = maxIterations;
-    return this;
-  }
-  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
-    this.#value.initialFiles = [
-      ...(this.#value.initialFiles ?? []),
-      textFile(path, content, options.isReadonly),
-    ];
-    return this;
-  }
-  /** Validates and returns the agent. Throws `INVALID_INPUT`. */
-  build(): Agent {
-    return parse(agentSchema, this.#value, 'agent');
   }
 }
 
 /** Builds a {@link Session} of a harness. The id is generated unless `id(...)` is called. */
-export class SessionBuilder {
-  #value: z.input<typeof sessionSchema>;
-
+export class SessionBuilder extends DefinitionBuilder<z.input<typeof sessionSchema>, Session> {
   constructor(harnessId: string) {
-    this.#value = { id: newId('session'), harnessId, capabilities: [], initialFiles: [], tags: [] };
-  }
-
-  id(id: string): this {
-    this.#value.id = id;
-    return this;
+    super({ id: newId('session'), harnessId }, sessionSchema, 'session');
   }
   /** The id the session will have. */
   sessionId(): string {
-    return this.#value.id;
+    return this.value.id;
   }
   agent(agentId: string): this {
-    this.#value.agentId = agentId;
+    this.value.agentId = agentId;
     return this;
   }
   title(title: string): this {
-    this.#value.title = title;
+    this.value.title = title;
     return this;
   }
   locale(locale: string): this {
-    this.#value.locale = locale;
+    this.value.locale = locale;
     return this;
   }
   model(modelId: string): this {
-    this.#value.modelId = modelId;
+    this.value.modelId = modelId;
     return this;
   }
   systemPrompt(systemPrompt: string): this {
-    this.#value.systemPrompt = systemPrompt;
+    this.value.systemPrompt = systemPrompt;
     return this;
-  }
-  capability(id: string, config?: unknown): this {
-    this.#value.capabilities = [...(this.#value.capabilities ?? []), capabilityConfig(id, config)];
-    return this;
-  }
-  maxIterations(maxIterations: number): this {
-    this.#value.maxIterations = maxIterations;
-    return this;
-  }
-  initialFile(path: string, content: string, options: { isReadonly?: boolean } = {}): this {
-    this.#value.initialFiles = [
-      ...(this.#value.initialFiles ?? []),
-      textFile(path, content, options.isReadonly),
-    ];
-    return this;
-  }
-  /** Validates and returns the session. Throws `INVALID_INPUT`. */
-  build(): Session {
-    return parse(sessionSchema, this.#value, 'session');
   }
 }
 

@@ -28,7 +28,8 @@ function textFile(path: string, content: string, isReadonly = false): InitialFil
   return { path, content, encoding: 'text', isReadonly };
 }
 
-type DefinitionInput = {
+/** The fields every definition builder sets. */
+export type DefinitionInput = {
   id: string;
   displayName?: string | undefined;
   description?: string | undefined;
@@ -38,7 +39,7 @@ type DefinitionInput = {
 };
 
 /** What the harness, agent and session builders share: id, capabilities, files, limits. */
-abstract class DefinitionBuilder<TInput extends DefinitionInput, TOutput> {
+export abstract class DefinitionBuilder<TInput extends DefinitionInput, TOutput> {
   protected value: TInput;
   readonly #schema: z.ZodType<TOutput>;
   readonly #what: string;

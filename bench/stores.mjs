@@ -6,44 +6,16 @@
 //   node bench/stores.mjs            (after `pnpm build`; `pnpm bench` runs it)
 //   DATABASE_URL=postgres://… TURNS=200 node bench/stores.mjs
 import { randomBytes } from 'node:crypto';
-import { defineCapability, defineTool, PlatformDefinition } from '@everruns-ts/core';
+import { PlatformDefinition } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
-import { z } from 'zod';
+import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 200);
 
-const calculator = defineCapability({
-  id: 'calculator',
-  name: 'Calculator',
-  description: 'Adds numbers',
-  tools: [
-    defineTool({
-      name: 'add',
-      description: 'Add two numbers',
-      inputSchema: z.object({ a: z.number(), b: z.number() }),
-      execute: ({ a, b }) => a + b,
-    }),
-  ],
-});
-const usage = { inputTokens: 0, outputTokens: 0 };
-let callSeq = 0;
-const fakeModel = {
-  providerType: 'fake',
-  async generate(request) {
-    const last = request.messages[request.messages.length - 1];
-    if (last?.role === 'tool_result')
-      return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
-    return {
-      text: '',
-      toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
-      usage,
-      stopReason: 'tool_calls',
-    };
-  },
-};
+const { calculator, fakeModel } = createScenario();
 
 async function runtimeOn(backends) {
   const platform = new PlatformDefinition();

@@ -8,9 +8,9 @@
 //   shared   one runtime for every conversation: each conversation is a session in the same
 //            in-memory stores, which keep every message and event (a store's job)
 import { createRequire } from 'node:module';
-import { defineCapability, defineTool, PlatformDefinition } from '@everruns-ts/core';
+import { PlatformDefinition } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
-import { z } from 'zod';
+import { createScenario } from './scenario.mjs';
 
 const require = createRequire(import.meta.url);
 const version = (name) => {
@@ -22,42 +22,7 @@ const version = (name) => {
 };
 
 export async function createAdapter(variant = 'default') {
-  const counters = { model: 0, tool: 0 };
-  let callSeq = 0;
-  const calculator = defineCapability({
-    id: 'calculator',
-    name: 'Calculator',
-    description: 'Adds numbers',
-    tools: [
-      defineTool({
-        name: 'add',
-        description: 'Add two numbers',
-        inputSchema: z.object({ a: z.number(), b: z.number() }),
-        idempotent: true,
-        execute: ({ a, b }) => {
-          counters.tool++;
-          return a + b;
-        },
-      }),
-    ],
-  });
-  const usage = { inputTokens: 0, outputTokens: 0 };
-  const fakeModel = {
-    providerType: 'fake',
-    async generate(request) {
-      counters.model++;
-      const last = request.messages[request.messages.length - 1];
-      if (last?.role === 'tool_result') {
-        return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
-      }
-      return {
-        text: '',
-        toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
-        usage,
-        stopReason: 'tool_calls',
-      };
-    },
-  };
+  const { counters, calculator, fakeModel } = createScenario();
 
   const buildRuntime = () => {
     const platform = new PlatformDefinition();

@@ -1,0 +1,45 @@
+// The benchmark scenario shared by the peer adapter and the stores benchmark: one capability with
+// the tool add(a, b) (a zod schema) and a stateless fake model that answers a tool result with "4"
+// and anything else with the call add({a:2,b:2}).
+import { defineCapability, defineTool } from '@everruns-ts/core';
+import { z } from 'zod';
+
+/** Builds the capability and the fake model; `counters` counts model and tool calls. */
+export function createScenario(counters = { model: 0, tool: 0 }) {
+  let callSeq = 0;
+  const calculator = defineCapability({
+    id: 'calculator',
+    name: 'Calculator',
+    description: 'Adds numbers',
+    tools: [
+      defineTool({
+        name: 'add',
+        description: 'Add two numbers',
+        inputSchema: z.object({ a: z.number(), b: z.number() }),
+        idempotent: true,
+        execute: ({ a, b }) => {
+          counters.tool++;
+          return a + b;
+        },
+      }),
+    ],
+  });
+  const usage = { inputTokens: 0, outputTokens: 0 };
+  const fakeModel = {
+    providerType: 'fake',
+    async generate(request) {
+      counters.model++;
+      const last = request.messages[request.messages.length - 1];
+      if (last?.role === 'tool_result') {
+        return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
+      }
+      return {
+        text: '',
+        toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    },
+  };
+  return { counters, calculator, fakeModel };
+}

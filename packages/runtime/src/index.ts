@@ -7,6 +7,7 @@ export {
 } from '@everruns-ts/core';
 export { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 export { inMemoryBackends } from '@everruns-ts/stores-memory';
+export * from './approval-gating-file-store.js';
 export * from './builders.js';
 export * from './durable-file-approvals.js';
 export * from './host.js';
@@ -14,3 +15,4 @@ export * from './in-process-runtime.js';
 export * from './tool-call-journal.js';
 export * from './turn-plan.js';
 export * from './turn-step.js';
+export * from './write-blocklist-file-store.js';

@@ -1,0 +1,307 @@
+import {
+  type DESTRUCTIVE_FILE_OPERATIONS,
+  EverrunsError,
+  type FileContent,
+  type FileEncoding,
+  type FileStat,
+  type GrepMatch,
+  type GrepOptions,
+  type InitialFile,
+  newId,
+  normalizeWorkspacePath,
+  type ReadFileOptions,
+  type SessionFileSystem,
+} from '@everruns-ts/core';
+
+/** A destructive operation of the contract (see `DESTRUCTIVE_FILE_OPERATIONS` in core). */
+export type DestructiveFileOperation = (typeof DESTRUCTIVE_FILE_OPERATIONS)[number];
+
+/**
+ * What a {@link FileApprovalGate} is asked: one destructive operation on an existing file, with
+ * what it would do. Plain JSON, so a gate can persist it and ask a human later.
+ */
+export type FileApprovalRequest = {
+  operation: DestructiveFileOperation;
+  /** Normalised workspace path the operation changes (the source of a move). */
+  path: string;
+  /** Target of a move. */
+  toPath?: string;
+  /** The session the workspace belongs to (`''` when the store was not told). */
+  sessionId: string;
+  /** Id of this request; deterministic when the store's `approvalId` option computes it. */
+  approvalId: string;
+  /** New content of `writeFile` and `writeFileIfContentMatches`, text appended by `appendFile`. */
+  content?: string;
+  /** Encoding of `content`. */
+  encoding?: FileEncoding;
+  /** Text `editFile` replaces, and what replaces it. */
+  oldText?: string;
+  newText?: string;
+  replaceAll?: boolean;
+  /** Whether `deleteFile` removes a directory with its contents. */
+  recursive?: boolean;
+  /** Whether `moveFile` replaces an existing target. */
+  overwrite?: boolean;
+};
+
+/** A gate's answer: `approve`, `deny`, or either with a reason shown with the denial. */
+export type FileApprovalGateResult =
+  | 'approve'
+  | 'deny'
+  | { decision: 'approve' | 'deny'; reason?: string };
+
+/**
+ * The embedder's decision on a destructive file operation: a terminal prompt, a web page, a
+ * policy, `DurableFileApprovals.gateFor(scope)`. Anything but an approval denies. A gate that
+ * throws fails the operation with its error; nothing changes either way.
+ */
+export type FileApprovalGate = (
+  request: FileApprovalRequest,
+) => Promise<FileApprovalGateResult> | FileApprovalGateResult;
+
+/** Options of {@link ApprovalGatingFileStore}. */
+export interface ApprovalGatingFileStoreOptions {
+  /** Session id put in every request. Default `''`. */
+  sessionId?: string;
+  /**
+   * Computes the approval id of a request; `occurrence` counts the requests for the same
+   * operation made through this store, from 1 (so a re-run of the same calls gets the same ids).
+   * Default: a fresh `appr_…` id per request.
+   */
+  approvalId?: (request: Omit<FileApprovalRequest, 'approvalId'>, occurrence: number) => string;
+}
+
+type RealPathResolver = { resolveRealPath(path: string): Promise<string> };
+
+/**
+ * A decorator that makes destructive operations wait for the embedder's {@link FileApprovalGate}:
+ * replacing an existing file (`writeFile`, `writeFileIfContentMatches`), `editFile`, appending
+ * to an existing file, `deleteFile` of something that exists, and `moveFile`. Creating a new file,
+ * `createDirectory`, `seedInitialFile` and every read pass straight through, and so does an
+ * operation the inner store is bound to refuse (on a read-only file or a directory), so nobody
+ * is asked about it. A denial throws `EverrunsError` `APPROVAL_DENIED` (a tool error for the
+ * model) and changes nothing.
+ *
+ * New files are created with compare-and-set (`expected: null`), so a file that appears between
+ * the check and the write is never replaced without approval.
+ *
+ * @example
+ * const files = new ApprovalGatingFileStore(new WriteBlocklistFileStore(realDisk), async (request) =>
+ *   request.operation === 'deleteFile' ? 'deny' : 'approve',
+ * );
+ */
+export class ApprovalGatingFileStore implements SessionFileSystem {
+  readonly #inner: SessionFileSystem;
+  readonly #gate: FileApprovalGate;
+  readonly #sessionId: string;
+  readonly #approvalId: ApprovalGatingFileStoreOptions['approvalId'];
+  readonly #occurrences = new Map<string, number>();
+
+  constructor(
+    inner: SessionFileSystem,
+    gate: FileApprovalGate,
+    options: ApprovalGatingFileStoreOptions = {},
+  ) {
+    if (typeof gate !== 'function') throw new TypeError('gate must be a function');
+    this.#inner = inner;
+    this.#gate = gate;
+    this.#sessionId = options.sessionId ?? '';
+    this.#approvalId = options.approvalId;
+  }
+
+  /** Passes through. */
+  readFile(path: string, options?: ReadFileOptions): Promise<FileContent> {
+    return this.#inner.readFile(path, options);
+  }
+
+  /** Asks the gate when the file exists; creates a new file without asking. */
+  async writeFile(
+    path: string,
+    content: string,
+    encoding: FileEncoding = 'text',
+  ): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    const existing = await this.#inner.statFile(normalized);
+    if (existing === null) {
+      try {
+        return await this.#inner.writeFileIfContentMatches(normalized, null, content, encoding);
+      } catch (error) {
+        if (!EverrunsError.hasCode(error, 'CONTENT_MISMATCH')) throw error;
+        // Created meanwhile: now it is a replacement.
+      }
+    } else if (existing.isDirectory || existing.isReadonly) {
+      return this.#inner.writeFile(normalized, content, encoding);
+    }
+    await this.#ask({ operation: 'writeFile', path: normalized, content, encoding });
+    return this.#inner.writeFile(normalized, content, encoding);
+  }
+
+  /**
+   * `expected: null` creates a new file and passes through. Otherwise the content is compared
+   * first (a mismatch is `CONTENT_MISMATCH` without asking), then the gate is asked.
+   */
+  async writeFileIfContentMatches(
+    path: string,
+    expected: string | null,
+    content: string,
+    encoding: FileEncoding = 'text',
+  ): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    if (expected === null) {
+      return this.#inner.writeFileIfContentMatches(normalized, null, content, encoding);
+    }
+    const existing = await this.#inner.statFile(normalized);
+    if (existing === null || existing.isDirectory || existing.isReadonly) {
+      return this.#inner.writeFileIfContentMatches(normalized, expected, content, encoding);
+    }
+    const current = await this.#inner.readFile(normalized, { encoding });
+    if (current.content !== expected) {
+      throw new EverrunsError({
+        code: 'CONTENT_MISMATCH',
+        message: `${normalized} does not hold the expected content`,
+        details: { path: normalized, exists: true },
+      });
+    }
+    await this.#ask({
+      operation: 'writeFileIfContentMatches',
+      path: normalized,
+      content,
+      encoding,
+    });
+    return this.#inner.writeFileIfContentMatches(normalized, expected, content, encoding);
+  }
+
+  /** Asks the gate when the file exists (a missing file fails in the inner store). */
+  async editFile(
+    path: string,
+    oldText: string,
+    newText: string,
+    options: { replaceAll?: boolean } = {},
+  ): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    const existing = await this.#inner.statFile(normalized);
+    if (existing !== null && !existing.isDirectory && !existing.isReadonly) {
+      await this.#ask({
+        operation: 'editFile',
+        path: normalized,
+        oldText,
+        newText,
+        replaceAll: options.replaceAll ?? false,
+      });
+    }
+    return this.#inner.editFile(normalized, oldText, newText, options);
+  }
+
+  /** Asks the gate when the file exists; creates a new file without asking. */
+  async appendFile(path: string, content: string): Promise<FileStat> {
+    const normalized = normalizeWorkspacePath(path);
+    const existing = await this.#inner.statFile(normalized);
+    if (existing === null) {
+      try {
+        return await this.#inner.writeFileIfContentMatches(normalized, null, content, 'text');
+      } catch (error) {
+        if (!EverrunsError.hasCode(error, 'CONTENT_MISMATCH')) throw error;
+      }
+    } else if (existing.isDirectory || existing.isReadonly) {
+      return this.#inner.appendFile(normalized, content);
+    }
+    await this.#ask({ operation: 'appendFile', path: normalized, content, encoding: 'text' });
+    return this.#inner.appendFile(normalized, content);
+  }
+
+  /** Asks the gate when something exists at `path`. */
+  async deleteFile(path: string, recursive = false): Promise<boolean> {
+    const normalized = normalizeWorkspacePath(path);
+    const existing = normalized === '/' ? null : await this.#inner.statFile(normalized);
+    if (existing !== null && !existing.isReadonly) {
+      await this.#ask({ operation: 'deleteFile', path: normalized, recursive });
+    }
+    return this.#inner.deleteFile(normalized, recursive);
+  }
+
+  /** Asks the gate when the source exists. */
+  async moveFile(
+    from: string,
+    to: string,
+    options: { overwrite?: boolean } = {},
+  ): Promise<FileStat> {
+    const source = normalizeWorkspacePath(from);
+    const target = normalizeWorkspacePath(to);
+    const existing = source === '/' || target === '/' ? null : await this.#inner.statFile(source);
+    if (existing !== null && !existing.isReadonly) {
+      await this.#ask({
+        operation: 'moveFile',
+        path: source,
+        toPath: target,
+        overwrite: options.overwrite ?? false,
+      });
+    }
+    return this.#inner.moveFile(source, target, options);
+  }
+
+  /** Passes through. */
+  listDirectory(path: string): Promise<FileStat[]> {
+    return this.#inner.listDirectory(path);
+  }
+
+  /** Passes through. */
+  statFile(path: string): Promise<FileStat | null> {
+    return this.#inner.statFile(path);
+  }
+
+  /** Passes through. */
+  globFiles(pattern: string, options?: { signal?: AbortSignal }): Promise<FileStat[]> {
+    return this.#inner.globFiles(pattern, options);
+  }
+
+  /** Passes through. */
+  grepFiles(pattern: string, pathPattern?: string, options?: GrepOptions): Promise<GrepMatch[]> {
+    return this.#inner.grepFiles(pattern, pathPattern, options);
+  }
+
+  /** Passes through (creating a directory destroys nothing). */
+  createDirectory(path: string): Promise<FileStat> {
+    return this.#inner.createDirectory(path);
+  }
+
+  /** Passes through (initial files come from the embedder, not the model). */
+  seedInitialFile(file: InitialFile): Promise<void> {
+    return this.#inner.seedInitialFile(file);
+  }
+
+  /** The inner store's real path of `path` (links resolved), or the normalised path. */
+  resolveRealPath(path: string): Promise<string> {
+    const inner = this.#inner as Partial<RealPathResolver>;
+    if (typeof inner.resolveRealPath === 'function') return inner.resolveRealPath(path);
+    return Promise.resolve(normalizeWorkspacePath(path));
+  }
+
+  async #ask(question: Omit<FileApprovalRequest, 'approvalId' | 'sessionId'>): Promise<void> {
+    const withoutId = { ...question, sessionId: this.#sessionId };
+    const occurrence = (this.#occurrences.get(question.operation) ?? 0) + 1;
+    this.#occurrences.set(question.operation, occurrence);
+    const approvalId = this.#approvalId ? this.#approvalId(withoutId, occurrence) : newId('appr');
+    const request: FileApprovalRequest = { ...withoutId, approvalId };
+    const answer = await this.#gate(request);
+    const decision = typeof answer === 'object' && answer !== null ? answer.decision : answer;
+    if (decision === 'approve') return;
+    const reason =
+      typeof answer === 'object' && answer !== null && typeof answer.reason === 'string'
+        ? answer.reason
+        : undefined;
+    const target =
+      request.toPath === undefined ? request.path : `${request.path} to ${request.toPath}`;
+    throw new EverrunsError({
+      code: 'APPROVAL_DENIED',
+      message: `${request.operation} of ${target} was not approved${reason ? `: ${reason}` : ''}`,
+      details: {
+        operation: request.operation,
+        path: request.path,
+        ...(request.toPath === undefined ? {} : { toPath: request.toPath }),
+        approvalId,
+        sessionId: this.#sessionId,
+        ...(reason === undefined ? {} : { reason }),
+      },
+    });
+  }
+}

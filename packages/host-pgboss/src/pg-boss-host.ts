@@ -51,8 +51,17 @@ export interface PgBossRetryOptions {
 
 /** Options of {@link PgBossHost.start}. */
 export interface PgBossHostOptions {
-  /** The PostgreSQL server of the queue and of the host's tables, usually the stores' server. */
-  connectionString: string;
+  /**
+   * The PostgreSQL server of the queue and of the host's tables, usually the stores' server. Give
+   * this or `pool`.
+   */
+  connectionString?: string;
+  /**
+   * A pool the caller owns (for example the stores' `backends.pool`), used for the queue and the
+   * host's tables instead of a pool of the host's own; the host never ends it. Give this or
+   * `connectionString`.
+   */
+  pool?: pg.Pool;
   /**
    * The stores turns run on, shared by every process: normally
    * `postgresBackends(...)` of `@everruns-ts/stores-postgres`, migrated.
@@ -89,7 +98,7 @@ export interface PgBossHostOptions {
    * true; a client that only submits turns may pass false.
    */
   supervise?: boolean;
-  /** Pool size of the host's own connection pool. Default 4. */
+  /** Size of the host's own pool when `connectionString` is given. Default 4. */
   poolSize?: number;
   /** Receives errors that have no caller to go to (queue polling, notifications). */
   onError?: (error: unknown) => void;
@@ -161,7 +170,8 @@ export class PgBossHost {
   readonly #queue: string;
   readonly #deadQueue: string;
   readonly #schema: string;
-  readonly #connectionString: string;
+  readonly #ownsPool: boolean;
+  readonly #listenerConfig: string | pg.ClientConfig;
   readonly #onError: (error: unknown) => void;
   readonly #workerIds: string[] = [];
   readonly #waiters = new Map<string, Set<() => void>>();
@@ -173,7 +183,7 @@ export class PgBossHost {
     pool: pg.Pool,
     adapter: RuntimeHostAdapter,
     options: PgBossHostOptions,
-    names: { queue: string; schema: string },
+    names: { queue: string; schema: string; ownsPool: boolean },
   ) {
     this.boss = boss;
     this.#pool = pool;
@@ -181,7 +191,9 @@ export class PgBossHost {
     this.#queue = names.queue;
     this.#deadQueue = `${names.queue}-dead`;
     this.#schema = names.schema;
-    this.#connectionString = options.connectionString;
+    this.#ownsPool = names.ownsPool;
+    this.#listenerConfig =
+      options.connectionString ?? (pool as unknown as { options: pg.ClientConfig }).options;
     this.#onError = options.onError ?? (() => {});
     this.#turns = new Records(pool, names.schema);
     this.journal = adapter.toolCallJournal as PostgresToolCallJournal;
@@ -205,14 +217,20 @@ export class PgBossHost {
         });
       }
     }
+    if ((options.pool === undefined) === (options.connectionString === undefined)) {
+      throw configuration('Give PgBossHost.start either connectionString or pool', {});
+    }
     const retry = options.retry ?? {};
     const limits: TurnLimits = { ...DEFAULT_TURN_LIMITS, ...options.limits };
-    const pool = new pg.Pool({
-      connectionString: options.connectionString,
-      max: options.poolSize ?? 4,
-      application_name: 'everruns-host-pgboss',
-    });
-    pool.on('error', (error) => options.onError?.(error));
+    const ownsPool = options.pool === undefined;
+    const pool =
+      options.pool ??
+      new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.poolSize ?? 4,
+        application_name: 'everruns-host-pgboss',
+      });
+    if (ownsPool) pool.on('error', (error) => options.onError?.(error));
     const journal = new PostgresToolCallJournal(pool, schema);
     const adapter: RuntimeHostAdapter = {
       backends: options.backends,
@@ -226,35 +244,39 @@ export class PgBossHost {
       toolCallJournal: journal,
     };
     const boss = new PgBoss({
-      connectionString: options.connectionString,
+      // pg-boss runs its statements on the same pool.
+      db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
       schema: bossSchema,
-      max: options.poolSize ?? 4,
-      application_name: 'everruns-host-pgboss',
       schedule: false,
       supervise: options.supervise ?? true,
       maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 30,
       pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1,
     });
     boss.on('error', (error) => options.onError?.(error));
+    const queueOptions = {
+      retryLimit: retry.limit ?? 5,
+      retryDelay: retry.delaySeconds ?? 1,
+      retryBackoff: retry.backoff ?? true,
+      expireInSeconds: options.stepTimeoutSeconds ?? 900,
+    };
+    const clientConfig =
+      options.connectionString ?? (pool as unknown as { options: pg.ClientConfig }).options;
     try {
-      await createHostTables(pool, schema);
-      await boss.start();
-      const queueOptions = {
-        retryLimit: retry.limit ?? 5,
-        retryDelay: retry.delaySeconds ?? 1,
-        retryBackoff: retry.backoff ?? true,
-        expireInSeconds: options.stepTimeoutSeconds ?? 900,
-      };
-      await createQueues(pool, boss, bossSchema, [
-        { name: `${queue}-dead`, ...queueOptions },
-        { name: queue, ...queueOptions, deadLetter: `${queue}-dead` },
-      ]);
+      // pg-boss creates its schema without IF NOT EXISTS: processes starting together take turns.
+      await withAdvisoryLock(clientConfig, `everruns-host-pgboss-start:${bossSchema}`, async () => {
+        await createHostTables(pool, schema);
+        await boss.start();
+        await createQueues(boss, [
+          { name: `${queue}-dead`, ...queueOptions },
+          { name: queue, ...queueOptions, deadLetter: `${queue}-dead` },
+        ]);
+      });
     } catch (error) {
       await boss.stop({ graceful: false, wait: true }).catch(() => {});
-      await pool.end().catch(() => {});
+      if (ownsPool) await pool.end().catch(() => {});
       throw error;
     }
-    return new PgBossHost(boss, pool, adapter, options, { queue, schema });
+    return new PgBossHost(boss, pool, adapter, options, { queue, schema, ownsPool });
   }
 
   /** The adapter steps run with (stores, registries, journal). */
@@ -402,7 +424,7 @@ export class PgBossHost {
     const listener = await this.#listener?.catch(() => null);
     await listener?.end().catch(() => {});
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
-    await this.#pool.end().catch(() => {});
+    if (this.#ownsPool) await this.#pool.end().catch(() => {});
   }
 
   async #send(step: RuntimeTurnStep, generation: number): Promise<void> {
@@ -569,7 +591,7 @@ export class PgBossHost {
   /** One LISTEN connection per host wakes waiting handles; polling covers a lost connection. */
   #listen(): Promise<pg.Client | null> {
     this.#listener ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#connectionString });
+      const client = new pg.Client(this.#listenerConfig);
       client.on('error', (error) => {
         this.#onError(error);
         this.#listener = undefined;
@@ -600,29 +622,34 @@ export class PgBossHost {
   }
 }
 
-/**
- * Creates missing queues one process at a time: pg-boss adds a partition per queue, and two
- * processes doing that at once can deadlock.
- */
+/** Creates the queues that are missing. */
 async function createQueues(
-  pool: pg.Pool,
   boss: PgBoss,
-  bossSchema: string,
   queues: Array<PgBoss.Queue & { name: string }>,
 ): Promise<void> {
-  const missing: typeof queues = [];
-  for (const queue of queues) if (!(await boss.getQueue(queue.name))) missing.push(queue);
-  if (missing.length === 0) return;
-  const client = await pool.connect();
-  const lock = `everruns-host-pgboss-queues:${bossSchema}`;
+  for (const queue of queues) {
+    if (!(await boss.getQueue(queue.name))) await boss.createQueue(queue.name, queue);
+  }
+}
+
+/**
+ * Runs `task` while holding a session-level advisory lock on a connection of its own: pg-boss
+ * creates its schema and each queue's partition without IF NOT EXISTS, so processes starting at
+ * the same time take turns.
+ */
+async function withAdvisoryLock<T>(
+  clientConfig: string | pg.ClientConfig,
+  key: string,
+  task: () => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client(clientConfig);
+  client.on('error', () => {});
+  await client.connect();
   try {
-    await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock]);
-    for (const queue of missing) {
-      if (!(await boss.getQueue(queue.name))) await boss.createQueue(queue.name, queue);
-    }
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [key]);
+    return await task();
   } finally {
-    await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]).catch(() => {});
-    client.release();
+    await client.end().catch(() => {});
   }
 }
 

@@ -28,10 +28,10 @@ export async function createTestEnvironment(name: string): Promise<TestEnvironme
   const hostSchema = randomSchemaName(`${name}_host`);
   const testSchema = randomSchemaName(`${name}_test`);
   const secretKeyHex = randomBytes(32).toString('hex');
-  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 3 });
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
   pool.on('error', () => {});
   const backends = postgresBackends(
-    { connectionString: DATABASE_URL, poolConfig: { max: 4 } },
+    { pool },
     { schema: storesSchema, secretKey: { id: 'test', key: secretKeyHex } },
   );
   await backends.migrate();

@@ -64,6 +64,8 @@ export interface FixtureConfig {
   failAgentStores?: number;
   /** Directory holding one workspace directory per session (deletes there need approval). */
   workspacesDirectory?: string;
+  /** Connections of the process's one pool. Default 4. */
+  poolSize?: number;
 }
 
 /** The model id the fixture registers as default. */
@@ -108,10 +110,11 @@ export interface FixtureHost {
 
 /** Builds the platform, the stores and the host of one process. */
 export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHost> {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
+  // One small pool per process for the stores, the queue, the host and the test tables.
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.poolSize ?? 4 });
   pool.on('error', () => {});
   const backends = postgresBackends(
-    { connectionString: config.databaseUrl, poolConfig: { max: 6 } },
+    { pool },
     { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
   );
   const killAt = (name: KillPointName, iteration?: number) => {
@@ -232,7 +235,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     };
   }
   const host = await PgBossHost.start({
-    connectionString: config.databaseUrl,
+    pool,
     backends: stores,
     platform: new PlatformDefinition(capabilities, drivers),
     ...(fileSystems ? { fileSystems } : {}),

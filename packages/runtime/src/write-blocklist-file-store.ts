@@ -195,7 +195,7 @@ export class WriteBlocklistFileStore implements SessionFileSystem {
       const via = checked === path ? '' : ` (it leads to ${checked})`;
       throw new EverrunsError({
         code: 'WRITE_BLOCKED',
-        message: `${operation} of ${path} is blocked: writes into ${segment}/ are not allowed${via}`,
+        message: `Changing ${path} is blocked: writes into ${segment}/ are not allowed${via}`,
         details: {
           operation,
           path,

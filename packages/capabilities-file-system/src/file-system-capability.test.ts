@@ -3,13 +3,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type Message,
+  type SessionFileSystem,
   type SessionFileSystemFactory,
   type ToolResultPart,
   toolSpec,
 } from '@everruns-ts/core';
 import { LlmSimConfig, type LlmSimToolCall } from '@everruns-ts/driver-llmsim';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import {
+  ApprovalGatingFileStore,
+  type FileApprovalGate,
+  type FileApprovalRequest,
+  InProcessRuntimeBuilder,
+  WriteBlocklistFileStore,
+} from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FILE_SYSTEM_CAPABILITY_ID, fileSystemCapability } from './index.js';
@@ -44,6 +51,8 @@ async function runCalls(
     factory?: SessionFileSystemFactory;
     seed?: Record<string, string>;
     config?: unknown;
+    /** Runs after the session exists and before the turn. */
+    beforeTurn?: (sessionId: string) => Promise<void>;
   } = {},
 ) {
   const builder = new InProcessRuntimeBuilder()
@@ -59,6 +68,7 @@ async function runCalls(
   if (options.factory) builder.fileSystemFactory(options.factory);
   const runtime = await builder.build();
   const sessionId = runtime.defaultSessionId() as string;
+  await options.beforeTurn?.(sessionId);
   const result = await runtime.runTextTurn(sessionId, 'work on the files');
   expect(result).toMatchObject({ success: true, response: 'done', iterations: 2 });
   return {
@@ -290,6 +300,123 @@ describeToolsOn(
   async () =>
     new RealDiskSessionFileSystemFactory({ sessionsDirectory: await temporaryDirectory() }),
 );
+
+/** Each session's workspace behind the write blocklist and the approval gate, as an embedder composes them. */
+function decoratedFactory(
+  inner: SessionFileSystemFactory,
+  gate: FileApprovalGate,
+): SessionFileSystemFactory {
+  const stores = new Map<string, SessionFileSystem>();
+  return {
+    async forSession(sessionId) {
+      let store = stores.get(sessionId);
+      if (!store) {
+        const base = await inner.forSession(sessionId);
+        store = new ApprovalGatingFileStore(new WriteBlocklistFileStore(base), gate, { sessionId });
+        stores.set(sessionId, store);
+      }
+      return store;
+    },
+  };
+}
+
+describeToolsOn(
+  'approval gating over the blocklist over a real directory (approving everything)',
+  async () =>
+    decoratedFactory(
+      new RealDiskSessionFileSystemFactory({ sessionsDirectory: await temporaryDirectory() }),
+      () => 'approve',
+    ),
+);
+
+describe('file system tools behind the approval gate and the write blocklist', () => {
+  for (const [backend, makeInner] of [
+    ['memory', async () => new InMemorySessionFileSystemFactory()],
+    [
+      'a real directory',
+      async () =>
+        new RealDiskSessionFileSystemFactory({ sessionsDirectory: await temporaryDirectory() }),
+    ],
+  ] as const) {
+    it(`reports blocked paths and denied approvals as tool errors naming them, on ${backend}`, async () => {
+      const inner = await makeInner();
+      const asked: FileApprovalRequest[] = [];
+      const gate: FileApprovalGate = (request) => {
+        asked.push(request);
+        return request.path === '/keep.md'
+          ? { decision: 'deny', reason: 'keep.md is curated by hand' }
+          : 'approve';
+      };
+      const { results, fileSystem, sessionId } = await runCalls(
+        [
+          call('blocked-write', 'write_file', { path: '/node_modules/pkg/index.js', content: 'x' }),
+          call('blocked-git', 'write_file', { path: '/src/.git/HEAD', content: 'x' }),
+          call('blocked-edit', 'edit_file', {
+            path: '/dist/out.js',
+            old_text: 'built',
+            new_text: 'hacked',
+          }),
+          call('blocked-delete', 'delete_file', { path: '/dist', recursive: true }),
+          call('denied-edit', 'edit_file', {
+            path: '/keep.md',
+            old_text: 'curated',
+            new_text: 'changed',
+          }),
+          call('denied-write', 'write_file', { path: '/keep.md', content: 'replaced' }),
+          call('denied-delete', 'delete_file', { path: '/keep.md' }),
+          call('approved-edit', 'edit_file', {
+            path: '/notes.md',
+            old_text: 'draft',
+            new_text: 'final',
+          }),
+          call('new-file', 'write_file', { path: '/fresh.md', content: 'new' }),
+          call('read-blocked-dir', 'read_file', { path: '/dist/out.js' }),
+        ],
+        {
+          factory: decoratedFactory(inner, gate),
+          seed: { '/keep.md': 'curated', '/notes.md': 'draft' },
+          // The build output is put there by the host, around the blocklist.
+          beforeTurn: async (id) => {
+            await (await inner.forSession(id)).writeFile('/dist/out.js', 'built');
+          },
+        },
+      );
+      for (const id of ['blocked-write', 'blocked-git', 'blocked-edit', 'blocked-delete'])
+        expect(results.get(id), id).toMatchObject({
+          isError: true,
+          content: expect.stringContaining('failed (WRITE_BLOCKED)'),
+        });
+      expect(results.get('blocked-write')?.content).toContain('node_modules');
+      for (const id of ['denied-edit', 'denied-write', 'denied-delete'])
+        expect(results.get(id), id).toMatchObject({
+          isError: true,
+          content: expect.stringMatching(
+            /failed \(APPROVAL_DENIED\): .* of \/keep\.md was not approved: keep\.md is curated by hand/,
+          ),
+        });
+      expect(results.get('approved-edit')).toMatchObject({ isError: false });
+      expect(results.get('new-file')).toMatchObject({ isError: false });
+      expect(results.get('read-blocked-dir')).toMatchObject({
+        isError: false,
+        json: { content: 'built' },
+      });
+      expect((await fileSystem.readFile('/keep.md')).content).toBe('curated');
+      expect((await fileSystem.readFile('/dist/out.js')).content).toBe('built');
+      expect((await fileSystem.readFile('/notes.md')).content).toBe('final');
+      expect(await fileSystem.statFile('/node_modules')).toBeNull();
+      // (The gate sits outside the blocklist, so it may also be asked about blocked paths.)
+      expect(asked.map((request) => [request.operation, request.path])).toEqual(
+        expect.arrayContaining([
+          ['editFile', '/keep.md'],
+          ['writeFile', '/keep.md'],
+          ['deleteFile', '/keep.md'],
+          ['editFile', '/notes.md'],
+        ]),
+      );
+      expect(asked.every((request) => request.sessionId === sessionId)).toBe(true);
+    });
+  }
+});
 
 describe('file system tools on a real directory with escapes', () => {
   it('reports a symlink out of the workspace as PATH_OUTSIDE_ROOT and reads nothing outside', async () => {

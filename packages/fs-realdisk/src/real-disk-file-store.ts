@@ -1187,6 +1187,7 @@ export class RealDiskFileStore implements SessionFileSystem {
    * Depth-first walk under `start` in name order, never following links, each directory opened
    * inside its parent and checked. Stops with `LIMIT_EXCEEDED` past `maxWalkEntries` entries or
    * {@link MAX_WALK_DEPTH} levels; a directory seen twice (a bind-mount loop) is not re-entered.
+   * `visit` returning `'stop'` ends the walk.
    */
   async #walk(
     scope: Scope,

@@ -174,6 +174,9 @@ export class PgBossHost {
   readonly #listenerConfig: string | pg.ClientConfig;
   readonly #onError: (error: unknown) => void;
   readonly #workerIds: string[] = [];
+  /** The step loops of this process (one pg-boss worker each) and whether each runs a step. */
+  readonly #loops: Array<{ id: string | undefined; busy: boolean }> = [];
+  readonly #stepPayload: string;
   readonly #waiters = new Map<string, Set<() => void>>();
   #listener: Promise<pg.Client | null> | undefined;
   #stopped = false;
@@ -196,6 +199,7 @@ export class PgBossHost {
       options.connectionString ?? (pool as unknown as { options: pg.ClientConfig }).options;
     this.#onError = options.onError ?? (() => {});
     this.#turns = new Records(pool, names.schema);
+    this.#stepPayload = `${names.schema}:${names.queue}`;
     this.journal = adapter.toolCallJournal as PostgresToolCallJournal;
   }
 
@@ -295,12 +299,24 @@ export class PgBossHost {
       throw new TypeError('concurrency must be a positive integer');
     }
     const workOptions = { batchSize: 1, includeMetadata: true as const };
+    // Steps other processes enqueue wake this one through NOTIFY instead of waiting for a poll.
+    await this.#listen();
     for (let index = 0; index < concurrency; index++) {
-      this.#workerIds.push(
-        await this.boss.work<StepJobData>(this.#queue, workOptions, async ([job]) => {
-          if (job) await this.#runStepJob(job);
-        }),
-      );
+      const loop: { id: string | undefined; busy: boolean } = { id: undefined, busy: false };
+      this.#loops.push(loop);
+      loop.id = await this.boss.work<StepJobData>(this.#queue, workOptions, async ([job]) => {
+        if (!job) return;
+        loop.busy = true;
+        try {
+          await this.#runStepJob(job);
+        } finally {
+          loop.busy = false;
+          // Fetch again at once instead of sleeping a polling interval: more steps are likely
+          // waiting (this step's successor among them). An empty fetch ends the streak.
+          if (loop.id) this.boss.notifyWorker(loop.id);
+        }
+      });
+      this.#workerIds.push(loop.id);
     }
     this.#workerIds.push(
       await this.boss.work<DeadJobData>(this.#deadQueue, workOptions, async ([job]) => {
@@ -350,7 +366,7 @@ export class PgBossHost {
     });
     await this.#turns.insert(turnId, sessionId, step);
     try {
-      await this.#send(step, 0);
+      await this.#send(step, 0, true);
     } catch (error) {
       await this.#turns.delete(turnId).catch(() => {});
       throw error;
@@ -405,7 +421,7 @@ export class PgBossHost {
     this.#assertRunning();
     const next = await this.#turns.nextGeneration(turnId);
     if (!next) return;
-    await this.#send(parseRuntimeTurnStep(next.step), next.generation);
+    await this.#send(parseRuntimeTurnStep(next.step), next.generation, true);
   }
 
   /** Deletes tool-call journal entries older than `before` (they are kept after turns end). */
@@ -427,12 +443,34 @@ export class PgBossHost {
     if (this.#ownsPool) await this.#pool.end().catch(() => {});
   }
 
-  async #send(step: RuntimeTurnStep, generation: number): Promise<void> {
+  /**
+   * Enqueues a step. A step sent from a step job is fetched by that job's loop as soon as the job
+   * ends; other processes are woken with a NOTIFY when asked (`wakeOthers`, for steps sent by a
+   * client) or when no loop of this process is idle.
+   */
+  async #send(step: RuntimeTurnStep, generation: number, wakeOthers = false): Promise<void> {
     const data: StepJobData = { step, generation };
     await this.boss.send(this.#queue, data as unknown as object, {
       id: stepJobId(this.#queue, step, generation),
     });
-    for (const id of this.#workerIds) this.boss.notifyWorker(id);
+    const wokeLocal = wakeOthers ? this.#wakeIdleLoop() : this.#hasIdleLoop();
+    if (wakeOthers || !wokeLocal) {
+      await this.#pool
+        .query('SELECT pg_notify($1, $2)', [STEP_CHANNEL, this.#stepPayload])
+        .catch((error: unknown) => this.#onError(error));
+    }
+  }
+
+  #hasIdleLoop(): boolean {
+    return this.#loops.some((loop) => !loop.busy);
+  }
+
+  /** Wakes one idle step loop of this process; false when none is idle. */
+  #wakeIdleLoop(): boolean {
+    const idle = this.#loops.find((loop) => !loop.busy && loop.id !== undefined);
+    if (!idle?.id) return false;
+    this.boss.notifyWorker(idle.id);
+    return true;
   }
 
   async #runStepJob(job: PgBoss.JobWithMetadata<StepJobData>): Promise<void> {
@@ -597,6 +635,10 @@ export class PgBossHost {
         this.#listener = undefined;
       });
       client.on('notification', (message) => {
+        if (message.channel === STEP_CHANNEL) {
+          if (message.payload === this.#stepPayload) this.#wakeIdleLoop();
+          return;
+        }
         const prefix = `${this.#schema}:`;
         if (!message.payload?.startsWith(prefix)) return;
         const waiters = this.#waiters.get(message.payload.slice(prefix.length));
@@ -604,7 +646,7 @@ export class PgBossHost {
       });
       try {
         await client.connect();
-        await client.query(`LISTEN ${TURN_CHANNEL}`);
+        await client.query(`LISTEN ${TURN_CHANNEL}; LISTEN ${STEP_CHANNEL}`);
         return client;
       } catch (error) {
         this.#onError(error);
@@ -621,6 +663,9 @@ export class PgBossHost {
       throw new EverrunsError({ code: 'CONFIGURATION', message: 'The host was stopped' });
   }
 }
+
+/** The channel that announces new steps (payload `hostSchema:queue`). */
+const STEP_CHANNEL = 'everruns_host_step';
 
 /** Creates the queues that are missing. */
 async function createQueues(

@@ -5,6 +5,7 @@ import {
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import type { LlmRequest, SessionFileSystemFactory } from '@everruns-ts/core';
 import {
+  ApprovalGatingFileStore,
   DurableFileApprovals,
   HarnessBuilder,
   type InProcessRuntime,
@@ -15,7 +16,6 @@ import {
   type TurnResult,
 } from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
-import { gateDestructive } from './gate-destructive.js';
 import { durableApprovalsView, type InspectorApprovals } from './inspector-approvals.js';
 import { type InspectorSource, runtimeInspectorSource } from './inspector-source.js';
 
@@ -44,8 +44,8 @@ const PENDING_DELETE_PATH = '/drafts/old-notes.md';
 /**
  * Builds the inspector's demo: an in-memory runtime scripted with the simulated model, a math
  * session with a finished turn, and a workspace session whose turn is blocked on a pending file
- * delete. Each tool call's workspace asks the runtime's `DurableFileApprovals` before a
- * destructive operation (approval records in session storage, ids derived from the tool call).
+ * delete. Each tool call's workspace is an `ApprovalGatingFileStore` asking the runtime's
+ * `DurableFileApprovals` (approval records in session storage, ids derived from the tool call).
  */
 export async function createInspectorDemo(): Promise<InspectorDemo> {
   const backends = inMemoryBackends();
@@ -57,7 +57,10 @@ export async function createInspectorDemo(): Promise<InspectorDemo> {
   const workspaces = new InMemorySessionFileSystemFactory();
   const fileSystems: SessionFileSystemFactory = {
     forSession: (sessionId) => workspaces.forSession(sessionId),
-    forToolCall: (workspace, scope) => gateDestructive(workspace, durableApprovals.gateFor(scope)),
+    forToolCall: (workspace, scope) =>
+      new ApprovalGatingFileStore(workspace, durableApprovals.gateFor(scope), {
+        sessionId: scope.sessionId,
+      }),
   };
 
   const mathHarness = new HarnessBuilder(

@@ -2,11 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { FILE_SYSTEM_CAPABILITY_ID } from '@everruns-ts/capabilities-file-system';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import type { SessionFileSystemFactory } from '@everruns-ts/core';
-import { DurableFileApprovals, InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
+import {
+  ApprovalGatingFileStore,
+  DurableFileApprovals,
+  InProcessRuntimeBuilder,
+  LlmSimConfig,
+} from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gateDestructive } from './gate-destructive.js';
 import type { PendingApproval } from './inspector-approvals.js';
 import type { TurnContextView } from './inspector-source.js';
 import { openPostgresSource } from './postgres-source.js';
@@ -113,7 +117,7 @@ describe('the inspector over PostgreSQL', () => {
     const fileSystems: SessionFileSystemFactory = {
       forSession: (id) => workspaces.forSession(id),
       forToolCall: (workspace, scope) =>
-        gateDestructive(workspace, (durable as DurableFileApprovals).gateFor(scope)),
+        new ApprovalGatingFileStore(workspace, (durable as DurableFileApprovals).gateFor(scope)),
     };
     const runtime = await new InProcessRuntimeBuilder()
       .backends(writer)

@@ -230,6 +230,21 @@ describe('docs', () => {
     expect(snippets.length).toBeGreaterThan(0);
   });
 
+  it('links only to files that exist (the generated API reference aside)', () => {
+    const broken: string[] = [];
+    for (const path of markdownFiles(DOCS)) {
+      const markdown = readFileSync(path, 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const match of markdown.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = (match[1] as string).split('#')[0] as string;
+        if (target === '' || /^[a-z]+:/.test(target)) continue;
+        const resolved = join(dirname(path), target);
+        if (relative(DOCS, resolved).startsWith('api')) continue;
+        if (!existsSync(resolved)) broken.push(`${relative(ROOT, path)}: ${match[1]}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it('type-checks every TypeScript block', async () => {
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     const result = await exec(process.execPath, [tsc, '-p', join(WORK, 'tsconfig.json')], {

@@ -16,6 +16,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const SCREENSHOTS = new URL('../screenshots/', import.meta.url);
+/** The page renders asynchronously; a loaded machine may take a while. */
+const POLL = { timeout: 20_000, interval: 50 };
 
 function requireChromium(): void {
   try {
@@ -66,8 +68,10 @@ describe('the inspector page in Chromium', () => {
       page.on('pageerror', (error) => pageErrors.push(error.message));
 
       await page.goto(`${server.url}#/sessions/${demo.mathSessionId}`);
-      await expect.poll(() => page.locator('[data-testid=session-link]').count()).toBe(2);
-      await expect.poll(() => page.getByTestId('mode').textContent()).toBe('approvals enabled');
+      await expect.poll(() => page.locator('[data-testid=session-link]').count(), POLL).toBe(2);
+      await expect
+        .poll(() => page.getByTestId('mode').textContent(), POLL)
+        .toBe('approvals enabled');
 
       // The timeline: every message and event of the math session, in order.
       const lastEntry = page.locator(
@@ -91,7 +95,7 @@ describe('the inspector page in Chromium', () => {
 
       // Tool calls with arguments, results, durations and errors.
       const add = page.locator('[data-testid=tool-call][data-tool-name=add]');
-      await expect.poll(() => add.textContent()).toContain('"result":4');
+      await expect.poll(() => add.textContent(), POLL).toContain('"result":4');
       const divide = page.locator('[data-testid=tool-call][data-tool-name=divide]');
       expect(await divide.textContent()).toContain('Division by zero');
       expect(await divide.locator('.badge.error').count()).toBe(1);
@@ -151,11 +155,15 @@ describe('the inspector page in Chromium', () => {
       // After a refresh the page shows the finished turn and the planner's final decision.
       await page.locator('#refresh').click();
       await expect
-        .poll(() => page.getByTestId('plan-decision').textContent())
+        .poll(() => page.getByTestId('plan-decision').textContent(), POLL)
         .toBe('complete (end_turn)');
       await expect
-        .poll(() =>
-          page.locator('[data-testid=timeline-entry][data-event-type="approval.decided"]').count(),
+        .poll(
+          () =>
+            page
+              .locator('[data-testid=timeline-entry][data-event-type="approval.decided"]')
+              .count(),
+          POLL,
         )
         .toBe(1);
       await page.screenshot({

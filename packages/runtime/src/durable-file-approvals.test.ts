@@ -1,11 +1,9 @@
 import {
   defineCapability,
   defineTool,
-  EverrunsError,
   INTERRUPTED_TOOL_RESULT_TEXT,
   InputMessage,
   newId,
-  type SessionFileSystem,
   type SessionFileSystemFactory,
 } from '@everruns-ts/core';
 import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
@@ -16,8 +14,6 @@ import {
   DurableFileApprovals,
   executeTurnStep,
   FILE_APPROVAL_KEY_PREFIX,
-  type FileApprovalDecision,
-  type FileApprovalQuestion,
   fileApprovalId,
   InProcessRuntimeBuilder,
   initialTurnStep,
@@ -27,42 +23,13 @@ import {
   type TurnResult,
 } from './index.js';
 
-type Gate = (
-  question: FileApprovalQuestion,
-  options?: { signal?: AbortSignal },
-) => Promise<FileApprovalDecision>;
-
-/** Deletes go through the gate; everything else passes. */
-function gateDeletes(workspace: SessionFileSystem, gate: Gate): SessionFileSystem {
-  return new Proxy(workspace, {
-    get(target, property) {
-      if (property === 'deleteFile') {
-        return async (path: string, recursive?: boolean) => {
-          if (
-            (await gate({ operation: 'deleteFile', path, recursive: recursive ?? false })) !==
-            'approve'
-          ) {
-            throw new EverrunsError({
-              code: 'APPROVAL_DENIED',
-              message: `Deleting ${path} was denied`,
-            });
-          }
-          return target.deleteFile(path, recursive);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
 async function approvalRuntime(options: { idempotent: boolean }) {
   const workspaces = new InMemorySessionFileSystemFactory();
   let approvals: DurableFileApprovals | undefined;
   const factory: SessionFileSystemFactory = {
     forSession: (sessionId) => workspaces.forSession(sessionId),
     forToolCall: (workspace, scope) =>
-      gateDeletes(workspace, (approvals as DurableFileApprovals).gateFor(scope)),
+      (approvals as DurableFileApprovals).gatedFileSystem(workspace, scope),
   };
   const files = defineCapability({
     id: 'cleanup',
@@ -205,7 +172,10 @@ describe('DurableFileApprovals', () => {
       message.content.filter((part) => part.type === 'tool_result'),
     );
     expect(results).toEqual([
-      expect.objectContaining({ isError: true, content: expect.stringContaining('denied') }),
+      expect.objectContaining({
+        isError: true,
+        content: expect.stringContaining('was not approved'),
+      }),
     ]);
     expect(
       runtime.events(sessionId).filter((event) => event.type === 'approval.decided'),

@@ -1,9 +1,11 @@
 import {
   type EventBus,
   EverrunsError,
+  type SessionFileSystem,
   type SessionStorageStore,
   type ToolCallScope,
 } from '@everruns-ts/core';
+import { ApprovalGatingFileStore } from './approval-gating-file-store.js';
 
 /** A decision on a destructive file operation. */
 export type FileApprovalDecision = 'approve' | 'deny';
@@ -55,8 +57,15 @@ export interface DurableFileApprovalsOptions {
  * answers `approve` for a record whose decision `approve` is stored: nothing runs without a
  * recorded decision.
  *
- * Wire it in through `SessionFileSystemFactory.forToolCall`: wrap the call's workspace in an
- * approval-gating decorator with the gate of {@link DurableFileApprovals.gateFor}.
+ * Wire it in through `SessionFileSystemFactory.forToolCall`:
+ *
+ * ```ts
+ * const approvals = new DurableFileApprovals({ storage: backends.storage, events: backends.events });
+ * const fileSystems: SessionFileSystemFactory = {
+ *   forSession: (sessionId) => workspaces.forSession(sessionId),
+ *   forToolCall: (workspace, scope) => approvals.gatedFileSystem(workspace, scope),
+ * };
+ * ```
  */
 export class DurableFileApprovals {
   readonly #storage: SessionStorageStore;
@@ -68,6 +77,17 @@ export class DurableFileApprovals {
     this.#storage = options.storage;
     this.#events = options.events;
     this.#pollIntervalMs = options.pollIntervalMs ?? 250;
+  }
+
+  /**
+   * The workspace one tool call sees: an {@link ApprovalGatingFileStore} whose requests carry this
+   * call's deterministic approval ids and wait on {@link DurableFileApprovals.gateFor}.
+   */
+  gatedFileSystem(workspace: SessionFileSystem, scope: ToolCallScope): ApprovalGatingFileStore {
+    return new ApprovalGatingFileStore(workspace, this.gateFor(scope), {
+      sessionId: scope.sessionId,
+      approvalId: (request, occurrence) => fileApprovalId(scope, request.operation, occurrence),
+    });
   }
 
   /**

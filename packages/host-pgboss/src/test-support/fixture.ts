@@ -17,11 +17,10 @@ import {
   type NewMessage,
   PlatformDefinition,
   type RuntimeMessageStore,
-  type SessionFileSystem,
   type SessionFileSystemFactory,
 } from '@everruns-ts/core';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
-import { DurableFileApprovals, type FileApprovalQuestion } from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
 import { z } from 'zod';
@@ -231,7 +230,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     });
     fileSystems = {
       forSession: (sessionId) => disk.forSession(sessionId),
-      forToolCall: (workspace, scope) => gateDeletes(workspace, approvals.gateFor(scope)),
+      forToolCall: (workspace, scope) => approvals.gatedFileSystem(workspace, scope),
     };
   }
   const host = await PgBossHost.start({
@@ -307,35 +306,6 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
     };
   }
   return { text: 'done', toolCalls: [], usage, stopReason: 'end_turn' };
-}
-
-/** Deletes wait for a recorded approval; the rest of the workspace passes through. */
-function gateDeletes(
-  workspace: SessionFileSystem,
-  gate: (question: FileApprovalQuestion) => Promise<'approve' | 'deny'>,
-): SessionFileSystem {
-  return new Proxy(workspace, {
-    get(target, property) {
-      if (property === 'deleteFile') {
-        return async (path: string, recursive?: boolean) => {
-          const decision = await gate({
-            operation: 'deleteFile',
-            path,
-            recursive: recursive ?? false,
-          });
-          if (decision !== 'approve') {
-            throw new EverrunsError({
-              code: 'APPROVAL_DENIED',
-              message: `Deleting ${path} was denied`,
-            });
-          }
-          return target.deleteFile(path, recursive);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
 }
 
 interface MessageFaults {

@@ -30,7 +30,13 @@ export async function adminQuery<Row extends pg.QueryResultRow = pg.QueryResultR
   }
 }
 
-/** Drops schemas and everything in them. */
+/** Drops schemas and everything in them; tries every one before reporting a failure. */
 export async function dropSchemas(...schemas: string[]): Promise<void> {
-  for (const schema of schemas) await adminQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  const failures: unknown[] = [];
+  for (const schema of schemas) {
+    await adminQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch((error: unknown) =>
+      failures.push(error),
+    );
+  }
+  if (failures.length > 0) throw failures[0];
 }

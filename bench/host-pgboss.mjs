@@ -11,11 +11,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { PlatformDefinition } from '@everruns-ts/core';
+// bench/package.json does not list the host; its build output is imported directly.
+import { PgBossHost } from '@everruns-ts/host-pgboss';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
-// bench/package.json does not list the host; its build output is imported directly.
-import { PgBossHost } from '../packages/host-pgboss/dist/index.js';
 import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -107,7 +107,7 @@ describe('agentInstructionsCapability', () => {
       details: { capabilityId: 'broken_prompt' },
     });
     const result = await runtime.runTextTurn(sessionId, 'hello');
-    expect(result).toMatchObject({ success: false });
+    expect(result).toMatchObject({ success: false, stopReason: 'error' });
     expect(result.error).toMatchObject({
       code: 'CAPABILITY_FAILED',
       message: expect.stringContaining(

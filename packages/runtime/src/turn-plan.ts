@@ -167,7 +167,8 @@ export interface PlanOptions {
  *
  * Rules (upstream's, plus the iteration limit enforced from the persisted state):
  * - after `input`: reason, iteration 1;
- * - after `reason`: a failure completes the turn unsuccessfully (`llm_error`, or
+ * - after `reason`: a failure completes the turn unsuccessfully (`llm_error`; `error` when a
+ *   capability failed to build its prompt; or
  *   `dependency_blocked`); tool calls schedule an act; otherwise, user messages that arrived
  *   meanwhile schedule another reason (within the limit); otherwise the turn completes;
  * - after `act`: a blocked act completes the turn (`dependency_blocked`); client-side tools wait
@@ -243,7 +244,11 @@ export function planNextHostTurn(
           outcome: {
             success: false,
             response: result.text,
-            stopReason: blocked ? 'dependency_blocked' : 'llm_error',
+            stopReason: blocked
+              ? 'dependency_blocked'
+              : result.error?.code === 'CAPABILITY_FAILED'
+                ? 'error'
+                : 'llm_error',
             error: result.error ?? { code: 'llm_error', message: 'The model call failed' },
           },
         };

@@ -16,6 +16,8 @@ export default defineConfig({
       'bench/**/*.test.ts',
     ],
     exclude: ['**/node_modules/**', '**/dist/**'],
+    // The JSON report feeds the closing line CI prints (scripts/print-test-summary.mjs).
+    reporters: ['default', ['json', { outputFile: 'node_modules/.vitest/results.json' }]],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

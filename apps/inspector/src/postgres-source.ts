@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CapabilityRegistry } from '@everruns-ts/core';
-import { BUILTIN_CAPABILITIES, DurableFileApprovals } from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime';
+import { BUILTIN_CAPABILITIES } from '@everruns-ts/runtime/builtins';
 import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
 import { durableApprovalsView } from './inspector-approvals.js';
 import { backendsInspectorSource, type InspectorSource } from './inspector-source.js';

@@ -8,8 +8,6 @@ import {
   type ToolContext,
   toolError,
 } from '@everruns-ts/core';
-import { convert as htmlToText } from 'html-to-text';
-import { NodeHtmlMarkdown } from 'node-html-markdown';
 import { z } from 'zod';
 import {
   hostMatches,
@@ -311,9 +309,12 @@ const webFetchTool = defineTool({
       let content = decode(response.body, contentType);
       const isHtml = /html/i.test(contentType ?? '') || /^\s*<(!doctype html|html)/i.test(content);
       if (isHtml && input.as_markdown) {
+        // The converters load on first use: importing the capability stays cheap.
+        const { NodeHtmlMarkdown } = await import('node-html-markdown');
         content = NodeHtmlMarkdown.translate(content);
         result.format = 'markdown';
       } else if (isHtml && input.as_text) {
+        const { convert: htmlToText } = await import('html-to-text');
         content = htmlToText(content, { wordwrap: false });
         result.format = 'text';
       }

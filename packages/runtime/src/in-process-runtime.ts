@@ -1,13 +1,3 @@
-import { agentInstructionsCapability } from '@everruns-ts/capabilities-agent-instructions';
-import { currentTimeCapability } from '@everruns-ts/capabilities-current-time';
-import { fileSystemCapability } from '@everruns-ts/capabilities-file-system';
-import { memoryCapability } from '@everruns-ts/capabilities-memory';
-import { sessionCapability, sessionStorageCapability } from '@everruns-ts/capabilities-session';
-import { skillsCapability } from '@everruns-ts/capabilities-skills';
-import { testMathCapability } from '@everruns-ts/capabilities-test-math';
-import { testWeatherCapability } from '@everruns-ts/capabilities-test-weather';
-import { todoCapability } from '@everruns-ts/capabilities-todo';
-import { webFetchCapability } from '@everruns-ts/capabilities-web-fetch';
 import {
   type Agent,
   type AssembledTurnContext,
@@ -399,26 +389,6 @@ async function createAndSeedSession(
 }
 
 /**
- * The capabilities {@link InProcessRuntimeBuilder} registers when no `PlatformDefinition` is
- * given, as upstream's `CapabilityRegistry::with_builtins()`. They are only registered: a session
- * uses the ones its overlay switches on. A `PlatformDefinition` replaces them all; a capability
- * passed to `builder.capability(...)` replaces the built-in of the same id.
- */
-export const BUILTIN_CAPABILITIES: readonly Capability[] = Object.freeze([
-  currentTimeCapability,
-  fileSystemCapability as Capability,
-  agentInstructionsCapability,
-  skillsCapability,
-  sessionCapability,
-  sessionStorageCapability,
-  todoCapability,
-  webFetchCapability as Capability,
-  memoryCapability as Capability,
-  testMathCapability,
-  testWeatherCapability as Capability,
-]);
-
-/**
  * Configures and builds an {@link InProcessRuntime}: platform (capabilities, drivers, workspace
  * factory), default model, backends (in-memory unless given), and the harnesses, agents and
  * sessions to seed.
@@ -531,6 +501,8 @@ export class InProcessRuntimeBuilder {
     if (!platform) {
       platform = new PlatformDefinition();
       const own = new Set(this.#capabilities.map((capability) => capability.id));
+      // Loaded on first use, so importing the runtime costs nothing for hosts with their own platform.
+      const { BUILTIN_CAPABILITIES } = await import('./builtins.js');
       for (const builtin of BUILTIN_CAPABILITIES)
         if (!own.has(builtin.id)) platform.capabilities.register(builtin);
     }

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { Message } from '@everruns-ts/core';
 import {
-  BUILTIN_CAPABILITIES,
   InProcessRuntimeBuilder,
   LlmSimConfig,
   LlmSimDriver,
   PlatformDefinition,
 } from '@everruns-ts/runtime';
+import { BUILTIN_CAPABILITIES } from '@everruns-ts/runtime/builtins';
 import { describe, expect, it } from 'vitest';
 import { addEntry, CHANGELOG_CAPABILITY_ID, changelogCapability } from './index.js';
 

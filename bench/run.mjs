@@ -8,7 +8,15 @@
 //   REPS=3 pnpm bench               # what RESULTS.md used
 //   BENCH_CONFIGS="x:y ..." pnpm bench
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,9 +52,62 @@ for (const entry of readdirSync(source)) {
   });
 }
 
-const ours = `${path.join(root, 'bench/peer-adapter')}:default`;
+// Our adapter runs from an npm install of the packed packages, as an npm user would have it, so
+// the harness can measure its installed size and cold start like the peers' (`npm ls` does not
+// understand a pnpm workspace folder).
+const tarballs = path.join(root, 'bench/results/tarballs');
+const installed = path.join(root, 'bench/results/everruns-ts');
+rmSync(tarballs, { recursive: true, force: true });
+rmSync(installed, { recursive: true, force: true });
+mkdirSync(tarballs, { recursive: true });
+mkdirSync(installed, { recursive: true });
+execFileSync(
+  'pnpm',
+  ['-r', '--filter', './packages/*', 'exec', 'pnpm', 'pack', '--pack-destination', tarballs],
+  {
+    cwd: root,
+    stdio: 'ignore',
+  },
+);
+const packed = Object.fromEntries(
+  readdirSync(tarballs).map((file) => [
+    `@everruns-ts/${file.replace(/^everruns-ts-/, '').replace(/-\d+\.\d+\.\d+\.tgz$/, '')}`,
+    `file:../tarballs/${file}`,
+  ]),
+);
+const zodVersion = JSON.parse(readFileSync(path.join(root, 'packages/core/package.json'), 'utf8'))
+  .devDependencies.zod;
+writeFileSync(
+  path.join(installed, 'package.json'),
+  `${JSON.stringify(
+    {
+      name: 'everruns-ts-peer-adapter',
+      private: true,
+      type: 'module',
+      dependencies: {
+        '@everruns-ts/core': packed['@everruns-ts/core'],
+        '@everruns-ts/runtime': packed['@everruns-ts/runtime'],
+        zod: zodVersion,
+      },
+      overrides: packed,
+    },
+    null,
+    2,
+  )}\n`,
+);
+for (const file of ['adapter.mjs', 'scenario.mjs']) {
+  cpSync(path.join(root, 'bench/peer-adapter', file), path.join(installed, file));
+}
+execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
+  cwd: installed,
+  stdio: 'inherit',
+});
+
+const ours = `${installed}:default`;
+const oursNoEventLog = `${installed}:noeventlog`;
 const configs = process.env.BENCH_CONFIGS?.split(/\s+/).filter(Boolean) ?? [
   ours,
+  oursNoEventLog,
   'ai-sdk:telemetryoff',
   'baseline:default',
 ];
@@ -75,31 +136,47 @@ const lines = (file) =>
     : [];
 const abc = lines(path.join(resultDir, 'abc.jsonl'));
 const cold = lines(path.join(resultDir, 'coldstart.jsonl'));
-const pick = (peer, measure, key) =>
-  median(abc.filter((row) => row.peer === peer && row.measure === measure).map((row) => row[key]));
-const pickCold = (peer) =>
-  median(cold.filter((row) => row.peer === peer).map((row) => row.wall_s * 1000));
+// A column is one (peer, variant) pair; the everruns-ts variants are told apart by their label.
+const columns = [
+  { label: 'everruns-ts', peer: 'everruns-ts', variant: 'a runtime per conversation' },
+  {
+    label: 'everruns-ts, no event log',
+    peer: 'everruns-ts',
+    variant: 'a runtime per conversation, no in-memory event log',
+  },
+  { label: 'ai-sdk (telemetry off)', peer: 'ai-sdk' },
+  { label: 'baseline', peer: 'baseline' },
+];
+const matches = (row, column) =>
+  row.peer === column.peer && (column.variant === undefined || row.variant === column.variant);
+const pick = (column, measure, key) =>
+  median(
+    abc.filter((row) => matches(row, column) && row.measure === measure).map((row) => row[key]),
+  );
+const pickCold = (column) =>
+  median(cold.filter((row) => matches(row, column)).map((row) => row.wall_s * 1000));
 const rows = [
-  ['A median µs/turn', (peer) => pick(peer, 'A', 'median_us')],
-  ['A p99 µs/turn', (peer) => pick(peer, 'A', 'p99_us')],
-  ['A heap KB kept/turn', (peer) => pick(peer, 'A', 'heap_growth_kb_per_turn')],
-  ['B turn 10 µs', (peer) => pick(peer, 'B', 'w10_us')],
-  ['B turn 500 µs', (peer) => pick(peer, 'B', 'w500_us')],
-  ['C wall ms', (peer) => pick(peer, 'C', 'wall_ms')],
-  ['C peak RSS MB', (peer) => pick(peer, 'C', 'rss_peak_mb')],
-  ['D cold start ms', (peer) => pickCold(peer)],
+  ['A median µs/turn', (column) => pick(column, 'A', 'median_us')],
+  ['A p99 µs/turn', (column) => pick(column, 'A', 'p99_us')],
+  ['A heap KB kept/turn', (column) => pick(column, 'A', 'heap_growth_kb_per_turn')],
+  ['B turn 10 µs (10-turn median)', (column) => pick(column, 'B', 'w10_us')],
+  ['B turn 500 µs (10-turn median)', (column) => pick(column, 'B', 'w500_us')],
+  ['C wall ms', (column) => pick(column, 'C', 'wall_ms')],
+  ['C peak RSS MB', (column) => pick(column, 'C', 'rss_peak_mb')],
+  ['C heap KB retained/conversation', (column) => pick(column, 'C', 'retained_kb_per_conv')],
+  ['D cold start ms', (column) => pickCold(column)],
 ];
 const fmt = (value) =>
   Number.isFinite(value) ? (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2)) : '-';
-let table =
-  '| measure | everruns-ts | ai-sdk (telemetry off) | baseline | ÷ ai-sdk | ÷ baseline |\n|---|---|---|---|---|---|\n';
+const [ours, oursNoLog, aiSdk, baseline] = columns;
+let table = `| measure | ${columns.map((column) => column.label).join(' | ')} | ours ÷ ai-sdk | ours ÷ baseline | no-log ÷ ai-sdk |\n`;
+table += `|${'---|'.repeat(columns.length + 4)}\n`;
 for (const [label, get] of rows) {
-  const ours = get('everruns-ts');
-  const ai = get('ai-sdk');
-  const base = get('baseline');
-  table += `| ${label} | ${fmt(ours)} | ${fmt(ai)} | ${fmt(base)} | ${fmt(ours / ai)} | ${fmt(ours / base)} |\n`;
+  const values = columns.map(get);
+  const [a, b, c, d] = [get(ours), get(oursNoLog), get(aiSdk), get(baseline)];
+  table += `| ${label} | ${values.map(fmt).join(' | ')} | ${fmt(a / c)} | ${fmt(a / d)} | ${fmt(b / c)} |\n`;
 }
-table += `\nB growth turn 500 ÷ turn 10 (everruns-ts): ${fmt(pick('everruns-ts', 'B', 'w500_us') / pick('everruns-ts', 'B', 'w10_us'))}\n`;
+table += `\nB turn 500 ÷ turn 10 (everruns-ts): ${fmt(pick(ours, 'B', 'w500_us') / pick(ours, 'B', 'w10_us'))}\n`;
 writeFileSync(path.join(resultDir, 'ratios.md'), table);
 console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
 

@@ -5,11 +5,14 @@
 // Variants:
 //   default  one InProcessRuntime per conversation (fresh in-memory stores), so a dropped
 //            conversation is garbage like in the peers' caller-owned histories
+//   noeventlog  as default, with the in-memory event bus keeping no event log
+//            (`inMemoryBackends({ events: { keepEvents: false } })`, a documented option for hosts
+//            that send events elsewhere); like ai-sdk's telemetryoff variant
 //   shared   one runtime for every conversation: each conversation is a session in the same
 //            in-memory stores, which keep every message and event (a store's job)
 import { createRequire } from 'node:module';
 import { PlatformDefinition } from '@everruns-ts/core';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { createScenario } from './scenario.mjs';
 
 const require = createRequire(import.meta.url);
@@ -38,6 +41,7 @@ export async function createAdapter(variant = 'default') {
         capabilities: [{ id: 'calculator' }],
       })
       .options({ keepTurnContexts: 0 })
+      .backends(inMemoryBackends(variant === 'noeventlog' ? { events: { keepEvents: false } } : {}))
       .build();
   };
 

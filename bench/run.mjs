@@ -168,15 +168,15 @@ const rows = [
 ];
 const fmt = (value) =>
   Number.isFinite(value) ? (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2)) : '-';
-const [ours, oursNoLog, aiSdk, baseline] = columns;
+const [oursColumn, noLogColumn, aiSdkColumn, baselineColumn] = columns;
 let table = `| measure | ${columns.map((column) => column.label).join(' | ')} | ours ÷ ai-sdk | ours ÷ baseline | no-log ÷ ai-sdk |\n`;
 table += `|${'---|'.repeat(columns.length + 4)}\n`;
 for (const [label, get] of rows) {
   const values = columns.map(get);
-  const [a, b, c, d] = [get(ours), get(oursNoLog), get(aiSdk), get(baseline)];
+  const [a, b, c, d] = [get(oursColumn), get(noLogColumn), get(aiSdkColumn), get(baselineColumn)];
   table += `| ${label} | ${values.map(fmt).join(' | ')} | ${fmt(a / c)} | ${fmt(a / d)} | ${fmt(b / c)} |\n`;
 }
-table += `\nB turn 500 ÷ turn 10 (everruns-ts): ${fmt(pick(ours, 'B', 'w500_us') / pick(ours, 'B', 'w10_us'))}\n`;
+table += `\nB turn 500 ÷ turn 10 (everruns-ts): ${fmt(pick(oursColumn, 'B', 'w500_us') / pick(oursColumn, 'B', 'w10_us'))}\n`;
 writeFileSync(path.join(resultDir, 'ratios.md'), table);
 console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
 

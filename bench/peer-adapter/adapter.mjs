@@ -53,7 +53,9 @@ export async function createAdapter(variant = 'default') {
     variantLabel:
       variant === 'shared'
         ? 'one runtime, a session per conversation'
-        : 'a runtime per conversation',
+        : variant === 'noeventlog'
+          ? 'a runtime per conversation, no in-memory event log'
+          : 'a runtime per conversation',
     counters,
     newConversation() {
       let turns = 0;

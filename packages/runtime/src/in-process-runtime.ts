@@ -37,6 +37,14 @@ import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts
 import { z } from 'zod';
 import { SessionBuilder, SingleSessionBuilder } from './builders.js';
 import {
+  type ClientToolResult,
+  clientToolResultsSchema,
+  forgetWaitingTurn,
+  loadWaitingTurn,
+  rememberWaitingTurn,
+  storeClientToolResults,
+} from './client-tool-results.js';
+import {
   executeActActivity,
   executeInputActivity,
   executeReasonActivity,
@@ -46,6 +54,7 @@ import {
 import {
   initialTurnState,
   planNextHostTurn,
+  planResumeAfterToolResults,
   type RuntimeTurnPlan,
   type RuntimeTurnState,
   type TurnStopReason,
@@ -79,6 +88,28 @@ export interface InProcessRuntimeOptions {
 
 const sessionIdSchema = z.string().min(1, 'must not be empty');
 
+/** What {@link InProcessRuntime.steer} resolves with: where the steering message was stored. */
+export interface SteeringReceipt {
+  turnId: string;
+  messageId: string;
+  seq: number;
+}
+
+interface QueuedSteering {
+  input: InputMessage;
+  resolve(receipt: SteeringReceipt): void;
+  reject(error: unknown): void;
+}
+
+interface RunningTurn {
+  sessionId: string;
+  turnId: string;
+  /** Steering messages waiting for a point where the history may take them. */
+  queue: QueuedSteering[];
+  /** Steering messages stored so far (numbers their idempotency keys). */
+  steered: number;
+}
+
 /**
  * An agent runtime inside the host process. Build one with {@link InProcessRuntimeBuilder}.
  * Turns of different sessions run concurrently; a second turn on a busy session is refused.
@@ -88,7 +119,7 @@ export class InProcessRuntime {
   readonly platform: PlatformDefinition;
   readonly #adapter: RuntimeHostAdapter;
   readonly #defaultSessionId: string | undefined;
-  readonly #running = new Set<string>();
+  readonly #running = new Map<string, RunningTurn>();
   readonly #turnContexts = new Map<string, AssembledTurnContext>();
   readonly #latestContext = new Map<string, AssembledTurnContext>();
   readonly #keepTurnContexts: number;
@@ -144,6 +175,130 @@ export class InProcessRuntime {
     if (!id.success) throw invalid('session id', id.error);
     const parsedInput = inputMessageSchema.safeParse(input);
     if (!parsedInput.success) throw invalid('input message', parsedInput.error);
+    this.#assertIdle(sessionId);
+    const turnId = newId('turn');
+    const entry = this.#enter(sessionId, turnId);
+    const signal = options.signal;
+    const holder: { state?: RuntimeTurnState } = {};
+    try {
+      if (signal?.aborted) throw abortError(signal);
+      const inputResult = await executeInputActivity(this.#adapter, {
+        sessionId,
+        input: parsedInput.data,
+        turnId,
+      });
+      const state = initialTurnState({
+        sessionId,
+        turnId,
+        maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+        maxIterations: this.#adapter.limits.maxIterations,
+      });
+      holder.state = state;
+      const plan = planNextHostTurn('input', state, inputResult, 0, { trusted: true });
+      return await this.#drive(entry, plan, holder, signal);
+    } catch (error) {
+      throw await this.#onTurnError(sessionId, holder.state, error, signal);
+    } finally {
+      this.#leave(sessionId, entry, holder.state);
+    }
+  }
+
+  /**
+   * Submits the results of client-side tool calls of a turn that paused with stop reason
+   * `waiting_for_tool_results`, then continues the turn (same planner and activities as
+   * {@link runTurn}) until it completes or waits again. Stores one `tool_result` message per call
+   * (idempotent by `<turnId>/tool/<callId>`); while some calls still lack results, resolves at once
+   * with `waiting_for_tool_results` again. Throws, writing nothing: `INVALID_INPUT` (bad
+   * arguments, a turn that is not waiting, a call id that is not pending), `SESSION_NOT_FOUND`,
+   * `TURN_IN_PROGRESS`; and `ABORTED` when `signal` fires.
+   */
+  async submitToolResults(
+    sessionId: string,
+    turnId: string,
+    results: ClientToolResult[],
+    options: RunTurnOptions = {},
+  ): Promise<TurnResult> {
+    const id = sessionIdSchema.safeParse(sessionId);
+    if (!id.success) throw invalid('session id', id.error);
+    const turn = sessionIdSchema.safeParse(turnId);
+    if (!turn.success) throw invalid('turn id', turn.error);
+    const parsedResults = clientToolResultsSchema.safeParse(results);
+    if (!parsedResults.success) throw invalid('tool results', parsedResults.error);
+    if (!(await this.backends.sessions.getSession(sessionId))) {
+      throw new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} does not exist`,
+        details: { sessionId },
+      });
+    }
+    this.#assertIdle(sessionId);
+    const entry = this.#enter(sessionId, turnId);
+    const signal = options.signal;
+    const holder: { state?: RuntimeTurnState } = {};
+    try {
+      const resume = await loadWaitingTurn(this.#adapter, sessionId, turnId);
+      if (!resume) {
+        throw new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `Turn ${turnId} of session ${sessionId} does not wait for tool results`,
+          details: { sessionId, turnId },
+        });
+      }
+      if (signal?.aborted) throw abortError(signal);
+      const { remaining } = await storeClientToolResults(this.#adapter, resume, parsedResults.data);
+      const waitingState = { ...resume, iteration: resume.iteration - 1 };
+      if (remaining.length > 0) {
+        return toTurnResult(waitingState, {
+          success: true,
+          response: resume.lastResponseText,
+          stopReason: 'waiting_for_tool_results',
+        });
+      }
+      holder.state = waitingState;
+      await forgetWaitingTurn(this.#adapter, sessionId, turnId);
+      await this.backends.sessions.updateSessionStatus(sessionId, 'active');
+      const plan = planResumeAfterToolResults(resume, { trusted: true });
+      return await this.#drive(entry, plan, holder, signal);
+    } catch (error) {
+      throw await this.#onTurnError(sessionId, holder.state, error, signal);
+    } finally {
+      this.#leave(sessionId, entry, holder.state);
+    }
+  }
+
+  /**
+   * Steering: adds a user message to the turn running on a session. The message is stored at the
+   * next point where the history allows it (never between a tool call and its result); the next
+   * planner decision sees it, so a model answer without tool calls is followed by another reason
+   * step instead of ending the turn (within `maxIterations`). Resolves once the message is stored.
+   * Throws `INVALID_INPUT` for a bad message or when no turn runs on the session; rejects with
+   * `INVALID_INPUT` when the turn ends or pauses for client tool results before taking it.
+   */
+  steer(sessionId: string, input: InputMessage): Promise<SteeringReceipt> {
+    const parsedInput = inputMessageSchema.safeParse(input);
+    if (!parsedInput.success) return Promise.reject(invalid('input message', parsedInput.error));
+    const entry = this.#running.get(sessionId);
+    if (!entry) {
+      return Promise.reject(
+        new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `No turn is running on session ${sessionId} to steer; start a turn instead`,
+          details: { sessionId },
+        }),
+      );
+    }
+    return new Promise<SteeringReceipt>((resolve, reject) => {
+      entry.queue.push({ input: parsedInput.data, resolve, reject });
+    });
+  }
+
+  /** {@link steer} with a plain user text. */
+  steerText(sessionId: string, text: string): Promise<SteeringReceipt> {
+    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    return this.steer(sessionId, { role: 'user', content: [{ type: 'text', text }] });
+  }
+
+  #assertIdle(sessionId: string): void {
     if (this.#running.has(sessionId)) {
       throw new EverrunsError({
         code: 'TURN_IN_PROGRESS',
@@ -151,81 +306,125 @@ export class InProcessRuntime {
         details: { sessionId },
       });
     }
-    this.#running.add(sessionId);
-    const signal = options.signal;
-    let state: RuntimeTurnState | undefined;
-    try {
-      if (signal?.aborted) throw abortError(signal);
-      const turnId = newId('turn');
-      const inputResult = await executeInputActivity(this.#adapter, {
-        sessionId,
-        input: parsedInput.data,
-        turnId,
-      });
-      state = initialTurnState({
-        sessionId,
-        turnId,
-        maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
-        maxIterations: this.#adapter.limits.maxIterations,
-      });
-      let plan: RuntimeTurnPlan = planNextHostTurn('input', state, inputResult, 0, {
-        trusted: true,
-      });
-      for (;;) {
-        state = plan.state;
-        switch (plan.kind) {
-          case 'scheduleReason': {
-            const output = await executeReasonActivity(
-              this.#adapter,
-              plan.state,
-              signal ? { signal } : {},
-            );
-            plan = planNextHostTurn('reason', plan.state, output, 0, { trusted: true });
-            break;
-          }
-          case 'scheduleAct': {
-            const output = await executeActActivity(
-              this.#adapter,
-              plan.act,
-              signal ? { signal } : {},
-            );
-            plan = planNextHostTurn('act', plan.state, output, 0, { trusted: true });
-            break;
-          }
-          case 'waitForToolResults': {
-            await new RuntimeSessionLifecycle(this.#adapter, sessionId).waitingForToolResults(
-              plan.state.turnId,
-            );
-            return toTurnResult(plan.state, {
-              success: true,
-              response: plan.state.lastResponseText,
-              stopReason: 'waiting_for_tool_results',
-            });
-          }
-          case 'complete': {
-            await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(
-              plan.state,
-              plan.outcome,
-            );
-            return toTurnResult(plan.state, plan.outcome);
-          }
+  }
+
+  #enter(sessionId: string, turnId: string): RunningTurn {
+    const entry: RunningTurn = { sessionId, turnId, queue: [], steered: 0 };
+    this.#running.set(sessionId, entry);
+    return entry;
+  }
+
+  #leave(sessionId: string, entry: RunningTurn, state: RuntimeTurnState | undefined): void {
+    if (this.#running.get(sessionId) === entry) this.#running.delete(sessionId);
+    for (const waiting of entry.queue.splice(0)) {
+      waiting.reject(
+        new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `Turn ${entry.turnId} stopped before it could take the steering message; start a turn instead`,
+          details: { sessionId, turnId: entry.turnId },
+        }),
+      );
+    }
+    if (state) this.#finishTurn(sessionId, state.turnId);
+  }
+
+  /** Stores the queued steering messages of a turn; returns how many. */
+  async #takeSteering(entry: RunningTurn): Promise<number> {
+    let count = 0;
+    while (entry.queue.length > 0) {
+      const waiting = entry.queue.shift() as QueuedSteering;
+      try {
+        const index = ++entry.steered;
+        const message = await this.backends.messages.storeMessage(entry.sessionId, {
+          role: 'user',
+          turnId: entry.turnId,
+          content: waiting.input.content,
+          idempotencyKey: `${entry.turnId}/steer/${index}`,
+          metadata: { ...waiting.input.metadata, steering: true },
+        });
+        await this.backends.events.emit({
+          type: 'input.message',
+          sessionId: entry.sessionId,
+          turnId: entry.turnId,
+          data: { messageId: message.id, seq: message.seq, steering: true },
+        });
+        waiting.resolve({ turnId: entry.turnId, messageId: message.id, seq: message.seq });
+        count++;
+      } catch (error) {
+        waiting.reject(error);
+        throw error;
+      }
+    }
+    return count;
+  }
+
+  /** The step loop shared by {@link runTurn} and {@link submitToolResults}. */
+  async #drive(
+    entry: RunningTurn,
+    first: RuntimeTurnPlan,
+    holder: { state?: RuntimeTurnState },
+    signal: AbortSignal | undefined,
+  ): Promise<TurnResult> {
+    const { sessionId } = entry;
+    const options = signal ? { signal } : {};
+    let plan = first;
+    for (;;) {
+      holder.state = plan.state;
+      switch (plan.kind) {
+        case 'scheduleReason': {
+          // Steering messages that arrived during the previous step join the history first.
+          await this.#takeSteering(entry);
+          const output = await executeReasonActivity(this.#adapter, plan.state, options);
+          // Messages that arrived while the model answered: stored now unless tool calls must
+          // get their results first (they are then stored before the next reason step).
+          const pending =
+            output.success && output.toolCalls.length === 0 ? await this.#takeSteering(entry) : 0;
+          plan = planNextHostTurn('reason', plan.state, output, pending, { trusted: true });
+          break;
+        }
+        case 'scheduleAct': {
+          const output = await executeActActivity(this.#adapter, plan.act, options);
+          plan = planNextHostTurn('act', plan.state, output, 0, { trusted: true });
+          break;
+        }
+        case 'waitForToolResults': {
+          await rememberWaitingTurn(this.#adapter, plan.resume);
+          await new RuntimeSessionLifecycle(this.#adapter, sessionId).waitingForToolResults(
+            plan.state.turnId,
+          );
+          return toTurnResult(plan.state, {
+            success: true,
+            response: plan.state.lastResponseText,
+            stopReason: 'waiting_for_tool_results',
+          });
+        }
+        case 'complete': {
+          await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(
+            plan.state,
+            plan.outcome,
+          );
+          return toTurnResult(plan.state, plan.outcome);
         }
       }
-    } catch (error) {
-      if (state && (EverrunsError.hasCode(error, 'ABORTED') || signal?.aborted)) {
-        await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(state, {
-          success: false,
-          response: state.lastResponseText,
-          stopReason: 'aborted',
-          error: { code: 'ABORTED', message: 'The turn was aborted' },
-        });
-        throw EverrunsError.hasCode(error, 'ABORTED') ? error : abortError(signal as AbortSignal);
-      }
-      throw error;
-    } finally {
-      this.#running.delete(sessionId);
-      if (state) this.#finishTurn(sessionId, state.turnId);
     }
+  }
+
+  async #onTurnError(
+    sessionId: string,
+    state: RuntimeTurnState | undefined,
+    error: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (state && (EverrunsError.hasCode(error, 'ABORTED') || signal?.aborted)) {
+      await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(state, {
+        success: false,
+        response: state.lastResponseText,
+        stopReason: 'aborted',
+        error: { code: 'ABORTED', message: 'The turn was aborted' },
+      });
+      return EverrunsError.hasCode(error, 'ABORTED') ? error : abortError(signal as AbortSignal);
+    }
+    return error;
   }
 
   /** {@link runTurn} with a plain user text. */

@@ -1,32 +1,14 @@
 import type { LlmResponse, LlmStopReason, LlmStreamEvent, ToolCall } from '@everruns-ts/core';
-import type { ProviderErrorBody } from '@everruns-ts/driver-http';
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function stringOrUndefined(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
-}
-
-/**
- * Parses the JSON text a streamed `tool_use` block accumulated. Empty text means "no arguments"
- * (`{}`); text that is not JSON is returned as the raw string.
- */
-export function parseToolInput(text: string): unknown {
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+import {
+  isJsonObject,
+  type JsonObject,
+  type ProviderErrorBody,
+  parseToolArgumentsText,
+  type StreamProtocol,
+  stringOrUndefined,
+  tokenCount,
+  toLlmResponse,
+} from '@everruns-ts/driver-http';
 
 /** Maps a Messages API `stop_reason`. */
 export function mapStopReason(reason: unknown, hasToolCalls: boolean): LlmStopReason {
@@ -48,8 +30,8 @@ export function mapStopReason(reason: unknown, hasToolCalls: boolean): LlmStopRe
 
 /** Reads `{ type: 'error', error: { type, message } }`, the Messages API error body. */
 export function parseMessagesErrorBody(body: unknown): ProviderErrorBody {
-  if (!isObject(body)) return {};
-  const error = isObject(body.error) ? body.error : body;
+  if (!isJsonObject(body)) return {};
+  const error = isJsonObject(body.error) ? body.error : body;
   return {
     type: stringOrUndefined(error.type),
     message: stringOrUndefined(error.message),
@@ -61,31 +43,31 @@ export function parseMessagesErrorBody(body: unknown): ProviderErrorBody {
  * prompt tokens together (comparable with OpenAI's `prompt_tokens`).
  */
 function usageOf(value: unknown, previous?: LlmResponse['usage']): LlmResponse['usage'] {
-  if (!isObject(value)) return previous ?? { inputTokens: 0, outputTokens: 0 };
+  if (!isJsonObject(value)) return previous ?? { inputTokens: 0, outputTokens: 0 };
   const hasInput =
     value.input_tokens !== undefined ||
     value.cache_creation_input_tokens !== undefined ||
     value.cache_read_input_tokens !== undefined;
   const inputTokens =
-    count(value.input_tokens) +
-    count(value.cache_creation_input_tokens) +
-    count(value.cache_read_input_tokens);
+    tokenCount(value.input_tokens) +
+    tokenCount(value.cache_creation_input_tokens) +
+    tokenCount(value.cache_read_input_tokens);
   return {
     inputTokens: hasInput ? inputTokens : (previous?.inputTokens ?? 0),
     outputTokens:
       value.output_tokens !== undefined
-        ? count(value.output_tokens)
+        ? tokenCount(value.output_tokens)
         : (previous?.outputTokens ?? 0),
   };
 }
 
 /** Maps a whole (non-streamed) Messages API response. */
-export function fromMessage(body: Json): LlmResponse {
+export function fromMessage(body: JsonObject): LlmResponse {
   let text = '';
   const toolCalls: ToolCall[] = [];
   const content = Array.isArray(body.content) ? body.content : [];
   for (const entry of content) {
-    if (!isObject(entry)) continue;
+    if (!isJsonObject(entry)) continue;
     if (entry.type === 'text') text += stringOrUndefined(entry.text) ?? '';
     else if (entry.type === 'tool_use') {
       toolCalls.push({
@@ -95,17 +77,14 @@ export function fromMessage(body: Json): LlmResponse {
       });
     }
   }
-  const response: LlmResponse = {
+  return toLlmResponse({
     text,
     toolCalls,
     usage: usageOf(body.usage),
     stopReason: mapStopReason(body.stop_reason, toolCalls.length > 0),
-  };
-  const id = stringOrUndefined(body.id);
-  if (id) response.responseId = id;
-  const model = stringOrUndefined(body.model);
-  if (model) response.model = model;
-  return response;
+    responseId: stringOrUndefined(body.id),
+    model: stringOrUndefined(body.model),
+  });
 }
 
 interface PartialToolCall {
@@ -139,18 +118,18 @@ export class MessagesStreamAssembler {
   }
 
   /** Takes one event (its `type` and parsed data) and returns the deltas it carries. */
-  accept(type: string, data: Json): LlmStreamEvent[] {
+  accept(type: string, data: JsonObject): LlmStreamEvent[] {
     switch (type) {
       case 'message_start': {
-        const message = isObject(data.message) ? data.message : {};
+        const message = isJsonObject(data.message) ? data.message : {};
         this.#responseId = stringOrUndefined(message.id);
         this.#model = stringOrUndefined(message.model);
         this.#usage = usageOf(message.usage);
         return [];
       }
       case 'content_block_start': {
-        const index = count(data.index);
-        const block = isObject(data.content_block) ? data.content_block : {};
+        const index = tokenCount(data.index);
+        const block = isJsonObject(data.content_block) ? data.content_block : {};
         if (block.type === 'text') {
           const text = stringOrUndefined(block.text) ?? '';
           if (text === '') return [];
@@ -180,7 +159,7 @@ export class MessagesStreamAssembler {
         return [];
       }
       case 'content_block_delta': {
-        const delta = isObject(data.delta) ? data.delta : {};
+        const delta = isJsonObject(data.delta) ? data.delta : {};
         if (delta.type === 'text_delta') {
           const text = stringOrUndefined(delta.text) ?? '';
           if (text === '') return [];
@@ -188,7 +167,7 @@ export class MessagesStreamAssembler {
           return [{ type: 'text_delta', text }];
         }
         if (delta.type === 'input_json_delta') {
-          const partial = this.#blocks.get(count(data.index));
+          const partial = this.#blocks.get(tokenCount(data.index));
           const json = stringOrUndefined(delta.partial_json) ?? '';
           if (!partial) return [];
           partial.inputJson += json;
@@ -198,7 +177,7 @@ export class MessagesStreamAssembler {
         return [];
       }
       case 'message_delta': {
-        const delta = isObject(data.delta) ? data.delta : {};
+        const delta = isJsonObject(data.delta) ? data.delta : {};
         if (delta.stop_reason !== undefined && delta.stop_reason !== null) {
           this.#stopReason = delta.stop_reason;
         }
@@ -222,18 +201,46 @@ export class MessagesStreamAssembler {
         id: call.id,
         name: call.name,
         arguments:
-          call.inputJson === '' && isObject(call.startInput)
+          call.inputJson === '' && isJsonObject(call.startInput)
             ? call.startInput
-            : parseToolInput(call.inputJson),
+            : parseToolArgumentsText(call.inputJson),
       }));
-    const response: LlmResponse = {
+    return toLlmResponse({
       text: this.#text,
       toolCalls,
       usage: this.#usage,
       stopReason: mapStopReason(this.#stopReason, toolCalls.length > 0),
-    };
-    if (this.#responseId) response.responseId = this.#responseId;
-    if (this.#model) response.model = this.#model;
-    return response;
+      responseId: this.#responseId,
+      model: this.#model,
+    });
   }
+}
+
+/** Stream error types that may succeed when the call is made again. */
+const RETRYABLE_STREAM_ERRORS = new Set([
+  'overloaded_error',
+  'api_error',
+  'rate_limit_error',
+  'timeout_error',
+]);
+
+/** An event's type: its `type` member, else its SSE event name. */
+function eventType(data: JsonObject, event: string | undefined): string {
+  return typeof data.type === 'string' ? data.type : (event ?? '');
+}
+
+/**
+ * How a Messages API event stream is read: reading stops at `message_stop`, and an event of type
+ * `error` is a provider error.
+ */
+export function messagesStreamProtocol(assembler = new MessagesStreamAssembler()): StreamProtocol {
+  return {
+    stopWhenComplete: true,
+    errorOf: (data, event) =>
+      eventType(data, event) === 'error' ? parseMessagesErrorBody(data) : undefined,
+    isRetryableError: (type) => RETRYABLE_STREAM_ERRORS.has(type),
+    accept: (data, event) => assembler.accept(eventType(data, event), data),
+    isComplete: () => assembler.stopped,
+    response: () => assembler.response(),
+  };
 }

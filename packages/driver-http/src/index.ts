@@ -1,1 +1,3 @@
+export * from './driver-call.js';
 export * from './http.js';
+export * from './json.js';

@@ -1,32 +1,14 @@
 import type { LlmResponse, LlmStopReason, LlmStreamEvent, ToolCall } from '@everruns-ts/core';
-import type { ProviderErrorBody } from '@everruns-ts/driver-http';
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function stringOrUndefined(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
-function count(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
-}
-
-/**
- * Parses a tool call's argument text. Empty text means "no arguments" (`{}`); text that is not
- * JSON is returned as the raw string, which the act step reports to the model as a tool error.
- */
-export function parseToolArguments(text: string): unknown {
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+import {
+  isJsonObject,
+  type JsonObject,
+  type ProviderErrorBody,
+  parseToolArgumentsText,
+  type StreamProtocol,
+  stringOrUndefined,
+  tokenCount,
+  toLlmResponse,
+} from '@everruns-ts/driver-http';
 
 /**
  * Maps a Chat Completions `finish_reason`. Some compatible servers answer `stop` although the
@@ -50,8 +32,8 @@ export function mapFinishReason(reason: unknown, hasToolCalls: boolean): LlmStop
 
 /** Reads `{ error: { message, type, code } }`, the error body of OpenAI and most compatibles. */
 export function parseChatErrorBody(body: unknown): ProviderErrorBody {
-  if (!isObject(body)) return {};
-  const error = isObject(body.error) ? body.error : body;
+  if (!isJsonObject(body)) return {};
+  const error = isJsonObject(body.error) ? body.error : body;
   const code = error.code;
   return {
     type: stringOrUndefined(error.type),
@@ -64,8 +46,11 @@ export function parseChatErrorBody(body: unknown): ProviderErrorBody {
 }
 
 function usageOf(value: unknown): LlmResponse['usage'] {
-  if (!isObject(value)) return { inputTokens: 0, outputTokens: 0 };
-  return { inputTokens: count(value.prompt_tokens), outputTokens: count(value.completion_tokens) };
+  if (!isJsonObject(value)) return { inputTokens: 0, outputTokens: 0 };
+  return {
+    inputTokens: tokenCount(value.prompt_tokens),
+    outputTokens: tokenCount(value.completion_tokens),
+  };
 }
 
 let generatedIds = 0;
@@ -77,34 +62,31 @@ function fallbackToolCallId(index: number): string {
 }
 
 /** Maps a whole (non-streamed) chat completion; `undefined` when it has no choice. */
-export function fromChatCompletion(body: Json): LlmResponse | undefined {
+export function fromChatCompletion(body: JsonObject): LlmResponse | undefined {
   const choices = Array.isArray(body.choices) ? body.choices : [];
   const choice = choices[0];
-  if (!isObject(choice)) return undefined;
-  const message = isObject(choice.message) ? choice.message : {};
+  if (!isJsonObject(choice)) return undefined;
+  const message = isJsonObject(choice.message) ? choice.message : {};
   const toolCalls: ToolCall[] = [];
   const wireCalls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
   wireCalls.forEach((call, index) => {
-    if (!isObject(call)) return;
-    const fn = isObject(call.function) ? call.function : {};
+    if (!isJsonObject(call)) return;
+    const fn = isJsonObject(call.function) ? call.function : {};
     const id = stringOrUndefined(call.id);
     toolCalls.push({
       id: id && id !== '' ? id : fallbackToolCallId(index),
       name: stringOrUndefined(fn.name) ?? '',
-      arguments: parseToolArguments(stringOrUndefined(fn.arguments) ?? ''),
+      arguments: parseToolArgumentsText(stringOrUndefined(fn.arguments) ?? ''),
     });
   });
-  const response: LlmResponse = {
+  return toLlmResponse({
     text: stringOrUndefined(message.content) ?? '',
     toolCalls,
     usage: usageOf(body.usage),
     stopReason: mapFinishReason(choice.finish_reason, toolCalls.length > 0),
-  };
-  const id = stringOrUndefined(body.id);
-  if (id) response.responseId = id;
-  const model = stringOrUndefined(body.model);
-  if (model) response.model = model;
-  return response;
+    responseId: stringOrUndefined(body.id),
+    model: stringOrUndefined(body.model),
+  });
 }
 
 interface PartialToolCall {
@@ -131,15 +113,15 @@ export class ChatCompletionStreamAssembler {
   }
 
   /** Takes one chunk and returns the deltas it carries. */
-  accept(chunk: Json): LlmStreamEvent[] {
+  accept(chunk: JsonObject): LlmStreamEvent[] {
     const events: LlmStreamEvent[] = [];
     this.#responseId ??= stringOrUndefined(chunk.id) || undefined;
     this.#model ??= stringOrUndefined(chunk.model) || undefined;
-    if (isObject(chunk.usage)) this.#usage = usageOf(chunk.usage);
+    if (isJsonObject(chunk.usage)) this.#usage = usageOf(chunk.usage);
     const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
     for (const choice of choices) {
-      if (!isObject(choice) || (choice.index !== undefined && choice.index !== 0)) continue;
-      const delta = isObject(choice.delta) ? choice.delta : {};
+      if (!isJsonObject(choice) || (choice.index !== undefined && choice.index !== 0)) continue;
+      const delta = isJsonObject(choice.delta) ? choice.delta : {};
       const content = stringOrUndefined(delta.content);
       if (content) {
         this.#text += content;
@@ -147,9 +129,9 @@ export class ChatCompletionStreamAssembler {
       }
       const calls = Array.isArray(delta.tool_calls) ? delta.tool_calls : [];
       for (const call of calls) {
-        if (!isObject(call)) continue;
+        if (!isJsonObject(call)) continue;
         const index = typeof call.index === 'number' ? call.index : this.#toolCalls.size;
-        const fn = isObject(call.function) ? call.function : {};
+        const fn = isJsonObject(call.function) ? call.function : {};
         let partial = this.#toolCalls.get(index);
         if (!partial) {
           partial = { id: undefined, name: '', arguments: '' };
@@ -181,16 +163,34 @@ export class ChatCompletionStreamAssembler {
       .map(([index, call]) => ({
         id: call.id ?? fallbackToolCallId(index),
         name: call.name,
-        arguments: parseToolArguments(call.arguments),
+        arguments: parseToolArgumentsText(call.arguments),
       }));
-    const response: LlmResponse = {
+    return toLlmResponse({
       text: this.#text,
       toolCalls,
       usage: this.#usage,
       stopReason: mapFinishReason(this.#finishReason, toolCalls.length > 0),
-    };
-    if (this.#responseId) response.responseId = this.#responseId;
-    if (this.#model) response.model = this.#model;
-    return response;
+      responseId: this.#responseId,
+      model: this.#model,
+    });
   }
+}
+
+/**
+ * How a Chat Completions event stream is read: it ends with `data: [DONE]` (or, from servers that
+ * send none, once a choice has finished); an event with an `error` member, or of SSE type `error`,
+ * is a provider error.
+ */
+export function chatCompletionStreamProtocol(
+  assembler = new ChatCompletionStreamAssembler(),
+): StreamProtocol {
+  return {
+    doneMarker: '[DONE]',
+    errorOf: (chunk, event) =>
+      chunk.error !== undefined || event === 'error' ? parseChatErrorBody(chunk) : undefined,
+    isRetryableError: (type) => /server|overload|rate_limit|timeout/.test(type),
+    accept: (chunk) => assembler.accept(chunk),
+    isComplete: () => assembler.finished,
+    response: () => assembler.response(),
+  };
 }

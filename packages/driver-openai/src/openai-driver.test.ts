@@ -1,20 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import {
-  createServer,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
+import { DriverRegistry, type LlmRequest, type LlmStreamEvent } from '@everruns-ts/core';
 import {
-  DriverRegistry,
-  EverrunsError,
-  type LlmRequest,
-  type LlmStreamEvent,
-  type Message,
-  type ToolSpec,
-} from '@everruns-ts/core';
+  ADD_TOOL,
+  byteByByteFetch,
+  closeFakeServers,
+  collect,
+  json,
+  MULTIPLY_TOOL,
+  newMessage,
+  type Reply,
+  rejection,
+  splitBytes,
+  sse,
+  startFakeServer,
+} from '@everruns-ts/driver-http/test-support';
 import {
   AgentBuilder,
   HarnessBuilder,
@@ -26,172 +26,17 @@ import { OPENAI_DEFAULT_BASE_URL, OpenAiDriver, type RetryInfo } from './index.j
 
 // ---------------------------------------------------------------------------------------------
 // A fake Chat Completions server on 127.0.0.1 that records every request and replies from a
-// script, one reply per request.
+// script, one reply per request (`@everruns-ts/driver-http/test-support`).
 
-interface RecordedRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: unknown;
-}
+afterEach(closeFakeServers);
 
-type Reply = (response: ServerResponse, request: IncomingMessage) => Promise<void> | void;
-
-interface FakeServer {
-  baseUrl: string;
-  requests: RecordedRequest[];
-  /** Resolves when a request's connection has closed, whether it finished or not. */
-  closedConnections: Promise<void>[];
-  /** The server side of each request, to cut a connection from the test. */
-  responses: ServerResponse[];
-  close(): Promise<void>;
-}
-
-const servers: FakeServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function startServer(replies: Reply[]): Promise<FakeServer> {
-  const requests: RecordedRequest[] = [];
-  const closedConnections: Promise<void>[] = [];
-  const responses: ServerResponse[] = [];
-  const server = createServer((request, response) => {
-    responses.push(response);
-    closedConnections.push(new Promise((resolve) => response.on('close', () => resolve())));
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      requests.push({
-        method: request.method ?? '',
-        path: request.url ?? '',
-        headers: request.headers,
-        body: text === '' ? undefined : JSON.parse(text),
-      });
-      const reply = replies[requests.length - 1];
-      if (!reply) {
-        response.writeHead(599).end('no scripted reply');
-        return;
-      }
-      Promise.resolve(reply(response, request)).catch(() => response.destroy());
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const fake: FakeServer = {
-    baseUrl: `http://127.0.0.1:${port}/v1`,
-    requests,
-    closedConnections,
-    responses,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  servers.push(fake);
-  return fake;
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
-  return (response) => {
-    response.writeHead(status, { 'content-type': 'application/json', ...headers });
-    response.end(JSON.stringify(body));
-  };
-}
-
-const pause = () => new Promise((resolve) => setTimeout(resolve, 2));
-
-/**
- * Replies with an event stream written in the given pieces, pausing between them so the client
- * reads them separately. `end: 'cut'` destroys the socket after the last piece, `end: 'hold'`
- * keeps the response open until the client goes away.
- */
-function sse(pieces: Array<string | Buffer>, end: 'finish' | 'cut' | 'hold' = 'finish'): Reply {
-  return async (response) => {
-    response.socket?.setNoDelay(true);
-    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    response.flushHeaders();
-    for (const piece of pieces) {
-      response.write(piece);
-      await pause();
-    }
-    if (end === 'finish') response.end();
-    else if (end === 'cut') response.socket?.destroy();
-  };
-}
-
-/** Splits `text` (as UTF-8 bytes) right after each given byte offset. */
-function splitBytes(text: string, offsets: number[]): Buffer[] {
-  const bytes = Buffer.from(text, 'utf8');
-  const pieces: Buffer[] = [];
-  let start = 0;
-  for (const offset of [...offsets].sort((left, right) => left - right)) {
-    pieces.push(bytes.subarray(start, offset));
-    start = offset;
-  }
-  pieces.push(bytes.subarray(start));
-  return pieces;
-}
-
-/** A `fetch` that hands the driver the response body one byte at a time. */
-const byteByByteFetch: typeof fetch = async (input, init) => {
-  const response = await fetch(input, init);
-  const source = response.body;
-  if (!source) return response;
-  const reader = source.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { done, value } = await reader.read();
-      if (done) {
-        controller.close();
-        return;
-      }
-      for (const byte of value) controller.enqueue(new Uint8Array([byte]));
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-  return new Response(body, {
-    status: response.status,
-    statusText: response.statusText,
-    headers: response.headers,
-  });
-};
+const startServer = (replies: Reply[]) => startFakeServer(replies, { basePath: '/v1' });
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: shapes as the OpenAI API sends them.
 
 const API_KEY = `sk-test-${randomUUID().replaceAll('-', '')}`;
 const MODEL = 'gpt-4.1-mini';
-
-const ADD_TOOL: ToolSpec = {
-  name: 'add',
-  description: 'Adds two numbers',
-  inputSchema: {
-    type: 'object',
-    properties: { a: { type: 'number' }, b: { type: 'number' } },
-    required: ['a', 'b'],
-    additionalProperties: false,
-  },
-};
-const MULTIPLY_TOOL: ToolSpec = { ...ADD_TOOL, name: 'multiply', description: 'Multiplies' };
-
-function newMessage(
-  sessionId: string,
-  seq: number,
-  role: Message['role'],
-  content: Message['content'],
-): Message {
-  return {
-    id: `msg_${randomUUID().replaceAll('-', '')}`,
-    sessionId,
-    seq,
-    role,
-    content,
-    createdAt: new Date().toISOString(),
-  };
-}
 
 function llmRequest(baseUrl: string, overrides: Partial<LlmRequest> = {}): LlmRequest {
   const sessionId = `session_${randomUUID().replaceAll('-', '')}`;
@@ -290,22 +135,6 @@ function toolCallStream(): string {
     usageEvent(82, 18) +
     DONE
   );
-}
-
-async function collect(iterable: AsyncIterable<LlmStreamEvent>): Promise<LlmStreamEvent[]> {
-  const events: LlmStreamEvent[] = [];
-  for await (const event of iterable) events.push(event);
-  return events;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<EverrunsError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (EverrunsError.isInstance(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,24 +1,22 @@
-import {
-  EverrunsError,
-  type LlmCallOptions,
-  type LlmDriver,
-  type LlmProviderType,
-  type LlmRequest,
-  type LlmResponse,
-  type LlmStreamEvent,
+import type {
+  LlmCallOptions,
+  LlmDriver,
+  LlmProviderType,
+  LlmRequest,
+  LlmResponse,
+  LlmStreamEvent,
 } from '@everruns-ts/core';
 import {
-  abortedError,
-  llmError,
+  generateFromStream,
+  type HttpDriverOptions,
   type PostRequest,
-  postWithRetries,
-  type RetryInfo,
-  readJsonBody,
-  readServerSentEvents,
+  preparePost,
+  requestWholeAnswer,
+  streamAnswer,
 } from '@everruns-ts/driver-http';
 import { toChatCompletionRequest } from './chat-completions-request.js';
 import {
-  ChatCompletionStreamAssembler,
+  chatCompletionStreamProtocol,
   fromChatCompletion,
   parseChatErrorBody,
 } from './chat-completions-response.js';
@@ -27,7 +25,7 @@ import {
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 
 /** Options of {@link OpenAiDriver}. Every member is optional. */
-export interface OpenAiDriverOptions {
+export interface OpenAiDriverOptions extends HttpDriverOptions {
   /**
    * Key used when the request's `ModelWithProvider` has none. Without either, the driver reads
    * `OPENAI_API_KEY`. A server on another `baseUrl` may need no key at all (Ollama, LM Studio);
@@ -49,17 +47,6 @@ export interface OpenAiDriverOptions {
   headers?: Record<string, string>;
   /** Retries after a 429, a 5xx or a failed connection. Defaults to 2 (three attempts in all). */
   maxRetries?: number;
-  /** First backoff delay in milliseconds, doubled per retry. Defaults to 500. */
-  retryBaseDelayMs?: number;
-  /** Upper bound of any wait between attempts, `retry-after` included. Defaults to 30 000. */
-  maxRetryDelayMs?: number;
-  /** Called before each wait between attempts; the message is redacted. */
-  onRetry?: (info: RetryInfo) => void;
-  /**
-   * Whether `generate()` streams the answer (and assembles it) instead of asking for one JSON
-   * body. Defaults to `true`: long answers then never sit idle on a connection.
-   */
-  streaming?: boolean;
   /**
    * Whether a streaming request sends `stream_options: { include_usage: true }` so the stream
    * ends with token usage. Defaults to `true`; turn it off for servers that reject the field.
@@ -72,21 +59,6 @@ export interface OpenAiDriverOptions {
   maxTokensParameter?: 'max_completion_tokens' | 'max_tokens';
   /** The `fetch` to use (a proxy-aware one, for instance). Defaults to the global `fetch`. */
   fetch?: typeof globalThis.fetch;
-}
-
-function environmentVariable(name: string): string | undefined {
-  const value = typeof process === 'undefined' ? undefined : process.env[name];
-  return value === undefined || value === '' ? undefined : value;
-}
-
-function endpoint(baseUrl: string, path: string): string {
-  const url = new URL(baseUrl);
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/${path}`;
-  return url.toString();
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**
@@ -111,30 +83,8 @@ export class OpenAiDriver implements LlmDriver {
    * `streaming` option is `false`; either way a failure resolves nothing partial.
    */
   async generate(request: LlmRequest, options: LlmCallOptions = {}): Promise<LlmResponse> {
-    if (this.#options.streaming ?? true) {
-      for await (const event of this.stream(request, options)) {
-        if (event.type === 'finish') return event.response;
-      }
-      // stream() always ends with `finish` or throws.
-      throw new EverrunsError({ code: 'INTERNAL', message: 'The stream ended without finishing' });
-    }
-    const call = this.#prepare(request, options, false);
-    const response = await postWithRetries(call);
-    const body = await readJsonBody(response, call);
-    const answer = isObject(body) ? fromChatCompletion(body) : undefined;
-    if (!answer) {
-      const providerError = parseChatErrorBody(body);
-      throw llmError({
-        ...call,
-        message: `${call.providerName} returned no choice${
-          providerError.message ? `: ${providerError.message}` : ''
-        }`,
-        retryable: false,
-        status: response.status,
-        providerError,
-      });
-    }
-    return answer;
+    if (this.#options.streaming ?? true) return generateFromStream(this.stream(request, options));
+    return requestWholeAnswer(this.#prepare(request, options, false), fromChatCompletion, 'choice');
   }
 
   /**
@@ -144,95 +94,30 @@ export class OpenAiDriver implements LlmDriver {
    */
   async *stream(request: LlmRequest, options: LlmCallOptions = {}): AsyncGenerator<LlmStreamEvent> {
     const call = this.#prepare(request, options, true);
-    const response = await postWithRetries(call);
-    const assembler = new ChatCompletionStreamAssembler();
-    let done = false;
-    for await (const message of readServerSentEvents(response, call)) {
-      const data = message.data.trim();
-      if (data === '[DONE]') {
-        done = true;
-        break;
-      }
-      if (data === '') continue;
-      let chunk: unknown;
-      try {
-        chunk = JSON.parse(data);
-      } catch {
-        throw llmError({
-          ...call,
-          message: `${call.providerName} sent a stream event that is not JSON`,
-          retryable: true,
-          status: response.status,
-        });
-      }
-      if (!isObject(chunk)) continue;
-      if (chunk.error !== undefined || message.event === 'error') {
-        const providerError = parseChatErrorBody(chunk);
-        const type = providerError.type ?? '';
-        throw llmError({
-          ...call,
-          message: `${call.providerName} stream error${type ? ` (${type})` : ''}: ${
-            providerError.message ?? 'no message'
-          }`,
-          retryable: type === '' || /server|overload|rate_limit|timeout/.test(type),
-          status: response.status,
-          providerError,
-        });
-      }
-      yield* assembler.accept(chunk);
-    }
-    if (options.signal?.aborted) throw abortedError(options.signal);
-    if (!done && !assembler.finished) {
-      throw llmError({
-        ...call,
-        message: `${call.providerName} stream ended before the answer was complete`,
-        retryable: true,
-        status: response.status,
-      });
-    }
-    yield { type: 'finish', response: assembler.response() };
+    yield* streamAnswer(call, chatCompletionStreamProtocol());
   }
 
   #prepare(request: LlmRequest, options: LlmCallOptions, stream: boolean): PostRequest {
-    const apiKey =
-      request.model.apiKey ?? this.#options.apiKey ?? environmentVariable('OPENAI_API_KEY');
-    const baseUrl =
-      request.model.baseUrl ??
-      this.#options.baseUrl ??
-      environmentVariable('OPENAI_BASE_URL') ??
-      OPENAI_DEFAULT_BASE_URL;
-    if (!apiKey && baseUrl === OPENAI_DEFAULT_BASE_URL) {
-      throw new EverrunsError({
-        code: 'CONFIGURATION',
-        message:
-          'No OpenAI API key: set apiKey on the model or the driver, or the OPENAI_API_KEY environment variable',
-        details: { provider: this.providerType },
-      });
-    }
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: stream ? 'text/event-stream' : 'application/json',
-    };
-    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
-    Object.assign(headers, this.#options.headers);
-    return {
+    return preparePost({
       providerName: 'OpenAI',
       providerType: this.providerType,
-      url: endpoint(baseUrl, 'chat/completions'),
-      headers,
-      body: toChatCompletionRequest(request, {
-        stream,
-        streamUsage: this.#options.streamUsage ?? true,
-        maxTokensParameter: this.#options.maxTokensParameter ?? 'max_completion_tokens',
-      }),
-      apiKey,
-      signal: options.signal,
-      fetch: this.#options.fetch ?? globalThis.fetch,
+      options: this.#options,
+      request,
+      callOptions: options,
+      apiKeyVariable: 'OPENAI_API_KEY',
+      baseUrlVariable: 'OPENAI_BASE_URL',
+      defaultBaseUrl: OPENAI_DEFAULT_BASE_URL,
+      path: 'chat/completions',
+      stream,
+      providerHeaders: (apiKey): Record<string, string> =>
+        apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+      body: () =>
+        toChatCompletionRequest(request, {
+          stream,
+          streamUsage: this.#options.streamUsage ?? true,
+          maxTokensParameter: this.#options.maxTokensParameter ?? 'max_completion_tokens',
+        }),
       parseErrorBody: parseChatErrorBody,
-      maxRetries: Math.max(0, this.#options.maxRetries ?? 2),
-      retryBaseDelayMs: Math.max(0, this.#options.retryBaseDelayMs ?? 500),
-      maxRetryDelayMs: Math.max(0, this.#options.maxRetryDelayMs ?? 30_000),
-      onRetry: this.#options.onRetry,
-    };
+    });
   }
 }

@@ -1,17 +1,13 @@
 import {
   type DESTRUCTIVE_FILE_OPERATIONS,
   EverrunsError,
-  type FileContent,
   type FileEncoding,
   type FileStat,
-  type GrepMatch,
-  type GrepOptions,
-  type InitialFile,
   newId,
   normalizeWorkspacePath,
-  type ReadFileOptions,
   type SessionFileSystem,
 } from '@everruns-ts/core';
+import { DelegatingFileStore } from './delegating-file-store.js';
 
 /** A destructive operation of the contract (see `DESTRUCTIVE_FILE_OPERATIONS` in core). */
 export type DestructiveFileOperation = (typeof DESTRUCTIVE_FILE_OPERATIONS)[number];
@@ -71,8 +67,6 @@ export interface ApprovalGatingFileStoreOptions {
   approvalId?: (request: Omit<FileApprovalRequest, 'approvalId'>, occurrence: number) => string;
 }
 
-type RealPathResolver = { resolveRealPath(path: string): Promise<string> };
-
 /**
  * A decorator that makes destructive operations wait for the embedder's {@link FileApprovalGate}:
  * replacing an existing file (`writeFile`, `writeFileIfContentMatches`), `editFile`, appending
@@ -90,8 +84,7 @@ type RealPathResolver = { resolveRealPath(path: string): Promise<string> };
  *   request.operation === 'deleteFile' ? 'deny' : 'approve',
  * );
  */
-export class ApprovalGatingFileStore implements SessionFileSystem {
-  readonly #inner: SessionFileSystem;
+export class ApprovalGatingFileStore extends DelegatingFileStore {
   readonly #gate: FileApprovalGate;
   readonly #sessionId: string;
   readonly #approvalId: ApprovalGatingFileStoreOptions['approvalId'];
@@ -102,45 +95,40 @@ export class ApprovalGatingFileStore implements SessionFileSystem {
     gate: FileApprovalGate,
     options: ApprovalGatingFileStoreOptions = {},
   ) {
+    super(inner);
     if (typeof gate !== 'function') throw new TypeError('gate must be a function');
-    this.#inner = inner;
     this.#gate = gate;
     this.#sessionId = options.sessionId ?? '';
     this.#approvalId = options.approvalId;
   }
 
-  /** Passes through. */
-  readFile(path: string, options?: ReadFileOptions): Promise<FileContent> {
-    return this.#inner.readFile(path, options);
-  }
-
   /** Asks the gate when the file exists; creates a new file without asking. */
-  async writeFile(
+  override async writeFile(
     path: string,
     content: string,
     encoding: FileEncoding = 'text',
   ): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
-    const existing = await this.#inner.statFile(normalized);
+    const existing = await this.inner.statFile(normalized);
     if (existing === null) {
       try {
-        return await this.#inner.writeFileIfContentMatches(normalized, null, content, encoding);
+        return await this.inner.writeFileIfContentMatches(normalized, null, content, encoding);
       } catch (error) {
         if (!EverrunsError.hasCode(error, 'CONTENT_MISMATCH')) throw error;
         // Created meanwhile: now it is a replacement.
       }
     } else if (existing.isDirectory || existing.isReadonly) {
-      return this.#inner.writeFile(normalized, content, encoding);
+      return this.inner.writeFile(normalized, content, encoding);
     }
     await this.#ask({ operation: 'writeFile', path: normalized, content, encoding });
-    return this.#inner.writeFile(normalized, content, encoding);
+    return this.inner.writeFile(normalized, content, encoding);
   }
 
   /**
    * `expected: null` creates a new file and passes through. Otherwise the content is compared
    * first (a mismatch is `CONTENT_MISMATCH` without asking), then the gate is asked.
    */
-  async writeFileIfContentMatches(
+  override async writeFileIfContentMatches(
     path: string,
     expected: string | null,
     content: string,
@@ -148,13 +136,13 @@ export class ApprovalGatingFileStore implements SessionFileSystem {
   ): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
     if (expected === null) {
-      return this.#inner.writeFileIfContentMatches(normalized, null, content, encoding);
+      return this.inner.writeFileIfContentMatches(normalized, null, content, encoding);
     }
-    const existing = await this.#inner.statFile(normalized);
+    const existing = await this.inner.statFile(normalized);
     if (existing === null || existing.isDirectory || existing.isReadonly) {
-      return this.#inner.writeFileIfContentMatches(normalized, expected, content, encoding);
+      return this.inner.writeFileIfContentMatches(normalized, expected, content, encoding);
     }
-    const current = await this.#inner.readFile(normalized, { encoding });
+    const current = await this.inner.readFile(normalized, { encoding });
     if (current.content !== expected) {
       throw new EverrunsError({
         code: 'CONTENT_MISMATCH',
@@ -168,18 +156,18 @@ export class ApprovalGatingFileStore implements SessionFileSystem {
       content,
       encoding,
     });
-    return this.#inner.writeFileIfContentMatches(normalized, expected, content, encoding);
+    return this.inner.writeFileIfContentMatches(normalized, expected, content, encoding);
   }
 
   /** Asks the gate when the file exists (a missing file fails in the inner store). */
-  async editFile(
+  override async editFile(
     path: string,
     oldText: string,
     newText: string,
     options: { replaceAll?: boolean } = {},
   ): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
-    const existing = await this.#inner.statFile(normalized);
+    const existing = await this.inner.statFile(normalized);
     if (existing !== null && !existing.isDirectory && !existing.isReadonly) {
       await this.#ask({
         operation: 'editFile',
@@ -189,45 +177,45 @@ export class ApprovalGatingFileStore implements SessionFileSystem {
         replaceAll: options.replaceAll ?? false,
       });
     }
-    return this.#inner.editFile(normalized, oldText, newText, options);
+    return this.inner.editFile(normalized, oldText, newText, options);
   }
 
   /** Asks the gate when the file exists; creates a new file without asking. */
-  async appendFile(path: string, content: string): Promise<FileStat> {
+  override async appendFile(path: string, content: string): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
-    const existing = await this.#inner.statFile(normalized);
+    const existing = await this.inner.statFile(normalized);
     if (existing === null) {
       try {
-        return await this.#inner.writeFileIfContentMatches(normalized, null, content, 'text');
+        return await this.inner.writeFileIfContentMatches(normalized, null, content, 'text');
       } catch (error) {
         if (!EverrunsError.hasCode(error, 'CONTENT_MISMATCH')) throw error;
       }
     } else if (existing.isDirectory || existing.isReadonly) {
-      return this.#inner.appendFile(normalized, content);
+      return this.inner.appendFile(normalized, content);
     }
     await this.#ask({ operation: 'appendFile', path: normalized, content, encoding: 'text' });
-    return this.#inner.appendFile(normalized, content);
+    return this.inner.appendFile(normalized, content);
   }
 
   /** Asks the gate when something exists at `path`. */
-  async deleteFile(path: string, recursive = false): Promise<boolean> {
+  override async deleteFile(path: string, recursive = false): Promise<boolean> {
     const normalized = normalizeWorkspacePath(path);
-    const existing = normalized === '/' ? null : await this.#inner.statFile(normalized);
+    const existing = normalized === '/' ? null : await this.inner.statFile(normalized);
     if (existing !== null && !existing.isReadonly) {
       await this.#ask({ operation: 'deleteFile', path: normalized, recursive });
     }
-    return this.#inner.deleteFile(normalized, recursive);
+    return this.inner.deleteFile(normalized, recursive);
   }
 
   /** Asks the gate when the source exists. */
-  async moveFile(
+  override async moveFile(
     from: string,
     to: string,
     options: { overwrite?: boolean } = {},
   ): Promise<FileStat> {
     const source = normalizeWorkspacePath(from);
     const target = normalizeWorkspacePath(to);
-    const existing = source === '/' || target === '/' ? null : await this.#inner.statFile(source);
+    const existing = source === '/' || target === '/' ? null : await this.inner.statFile(source);
     if (existing !== null && !existing.isReadonly) {
       await this.#ask({
         operation: 'moveFile',
@@ -236,44 +224,7 @@ export class ApprovalGatingFileStore implements SessionFileSystem {
         overwrite: options.overwrite ?? false,
       });
     }
-    return this.#inner.moveFile(source, target, options);
-  }
-
-  /** Passes through. */
-  listDirectory(path: string): Promise<FileStat[]> {
-    return this.#inner.listDirectory(path);
-  }
-
-  /** Passes through. */
-  statFile(path: string): Promise<FileStat | null> {
-    return this.#inner.statFile(path);
-  }
-
-  /** Passes through. */
-  globFiles(pattern: string, options?: { signal?: AbortSignal }): Promise<FileStat[]> {
-    return this.#inner.globFiles(pattern, options);
-  }
-
-  /** Passes through. */
-  grepFiles(pattern: string, pathPattern?: string, options?: GrepOptions): Promise<GrepMatch[]> {
-    return this.#inner.grepFiles(pattern, pathPattern, options);
-  }
-
-  /** Passes through (creating a directory destroys nothing). */
-  createDirectory(path: string): Promise<FileStat> {
-    return this.#inner.createDirectory(path);
-  }
-
-  /** Passes through (initial files come from the embedder, not the model). */
-  seedInitialFile(file: InitialFile): Promise<void> {
-    return this.#inner.seedInitialFile(file);
-  }
-
-  /** The inner store's real path of `path` (links resolved), or the normalised path. */
-  resolveRealPath(path: string): Promise<string> {
-    const inner = this.#inner as Partial<RealPathResolver>;
-    if (typeof inner.resolveRealPath === 'function') return inner.resolveRealPath(path);
-    return Promise.resolve(normalizeWorkspacePath(path));
+    return this.inner.moveFile(source, target, options);
   }
 
   async #ask(question: Omit<FileApprovalRequest, 'approvalId' | 'sessionId'>): Promise<void> {

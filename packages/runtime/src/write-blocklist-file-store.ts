@@ -1,15 +1,14 @@
 import {
   EverrunsError,
-  type FileContent,
   type FileEncoding,
   type FileStat,
-  type GrepMatch,
-  type GrepOptions,
   type InitialFile,
   normalizeWorkspacePath,
-  type ReadFileOptions,
   type SessionFileSystem,
 } from '@everruns-ts/core';
+import { DelegatingFileStore, hasRealPathResolver } from './delegating-file-store.js';
+
+export type { RealPathResolver } from './delegating-file-store.js';
 
 /**
  * Vendored and build directory names that {@link WriteBlocklistFileStore} keeps writes out of,
@@ -35,20 +34,6 @@ export interface WriteBlocklistFileStoreOptions {
 }
 
 /**
- * A store that can say which real workspace path a path leads to (symbolic links resolved), as
- * `RealDiskFileStore` does. {@link WriteBlocklistFileStore} uses it when the inner store has it.
- */
-export interface RealPathResolver {
-  resolveRealPath(path: string): Promise<string>;
-}
-
-function hasRealPathResolver(
-  store: SessionFileSystem,
-): store is SessionFileSystem & RealPathResolver {
-  return typeof (store as Partial<RealPathResolver>).resolveRealPath === 'function';
-}
-
-/**
  * A decorator that refuses every change inside a blocklisted directory name at any depth
  * (`/node_modules/x`, `/pkg/.git/HEAD`, and the directory itself): `writeFile`,
  * `writeFileIfContentMatches`, `editFile`, `appendFile`, `deleteFile`, `moveFile` (source and
@@ -64,14 +49,13 @@ function hasRealPathResolver(
  * @example
  * const files = new WriteBlocklistFileStore(realDisk).withBlocklist(['.git', 'secrets']);
  */
-export class WriteBlocklistFileStore implements SessionFileSystem {
+export class WriteBlocklistFileStore extends DelegatingFileStore {
   /** The blocked names, lower-cased. */
   readonly blocklist: readonly string[];
-  readonly #inner: SessionFileSystem;
   readonly #blocked: ReadonlySet<string>;
 
   constructor(inner: SessionFileSystem, options: WriteBlocklistFileStoreOptions = {}) {
-    this.#inner = inner;
+    super(inner);
     const names = [...(options.blocklist ?? DEFAULT_WRITE_BLOCKLIST)];
     for (const name of names) {
       if (typeof name !== 'string' || name === '' || name.includes('/')) {
@@ -87,104 +71,81 @@ export class WriteBlocklistFileStore implements SessionFileSystem {
 
   /** A store over the same inner store with `names` as the whole blocklist (replacing this one's). */
   withBlocklist(names: Iterable<string>): WriteBlocklistFileStore {
-    return new WriteBlocklistFileStore(this.#inner, { blocklist: names });
-  }
-
-  /** Passes through. */
-  readFile(path: string, options?: ReadFileOptions): Promise<FileContent> {
-    return this.#inner.readFile(path, options);
+    return new WriteBlocklistFileStore(this.inner, { blocklist: names });
   }
 
   /** Throws `WRITE_BLOCKED` inside a blocklisted directory. */
-  async writeFile(path: string, content: string, encoding?: FileEncoding): Promise<FileStat> {
+  override async writeFile(
+    path: string,
+    content: string,
+    encoding?: FileEncoding,
+  ): Promise<FileStat> {
     await this.#check('writeFile', path);
-    return this.#inner.writeFile(path, content, encoding);
+    return this.inner.writeFile(path, content, encoding);
   }
 
   /** Throws `WRITE_BLOCKED` inside a blocklisted directory. */
-  async writeFileIfContentMatches(
+  override async writeFileIfContentMatches(
     path: string,
     expected: string | null,
     content: string,
     encoding?: FileEncoding,
   ): Promise<FileStat> {
     await this.#check('writeFileIfContentMatches', path);
-    return this.#inner.writeFileIfContentMatches(path, expected, content, encoding);
+    return this.inner.writeFileIfContentMatches(path, expected, content, encoding);
   }
 
   /** Throws `WRITE_BLOCKED` inside a blocklisted directory. */
-  async editFile(
+  override async editFile(
     path: string,
     oldText: string,
     newText: string,
     options?: { replaceAll?: boolean },
   ): Promise<FileStat> {
     await this.#check('editFile', path);
-    return this.#inner.editFile(path, oldText, newText, options);
+    return this.inner.editFile(path, oldText, newText, options);
   }
 
   /** Throws `WRITE_BLOCKED` inside a blocklisted directory. */
-  async appendFile(path: string, content: string): Promise<FileStat> {
+  override async appendFile(path: string, content: string): Promise<FileStat> {
     await this.#check('appendFile', path);
-    return this.#inner.appendFile(path, content);
+    return this.inner.appendFile(path, content);
   }
 
   /** Throws `WRITE_BLOCKED` for a blocklisted directory or anything inside one. */
-  async deleteFile(path: string, recursive?: boolean): Promise<boolean> {
+  override async deleteFile(path: string, recursive?: boolean): Promise<boolean> {
     await this.#check('deleteFile', path);
-    return this.#inner.deleteFile(path, recursive);
+    return this.inner.deleteFile(path, recursive);
   }
 
   /** Throws `WRITE_BLOCKED` when the source or the target is (inside) a blocklisted directory. */
-  async moveFile(from: string, to: string, options?: { overwrite?: boolean }): Promise<FileStat> {
+  override async moveFile(
+    from: string,
+    to: string,
+    options?: { overwrite?: boolean },
+  ): Promise<FileStat> {
     await this.#check('moveFile', from);
     await this.#check('moveFile', to);
-    return this.#inner.moveFile(from, to, options);
-  }
-
-  /** Passes through. */
-  listDirectory(path: string): Promise<FileStat[]> {
-    return this.#inner.listDirectory(path);
-  }
-
-  /** Passes through. */
-  statFile(path: string): Promise<FileStat | null> {
-    return this.#inner.statFile(path);
-  }
-
-  /** Passes through. */
-  globFiles(pattern: string, options?: { signal?: AbortSignal }): Promise<FileStat[]> {
-    return this.#inner.globFiles(pattern, options);
-  }
-
-  /** Passes through. */
-  grepFiles(pattern: string, pathPattern?: string, options?: GrepOptions): Promise<GrepMatch[]> {
-    return this.#inner.grepFiles(pattern, pathPattern, options);
+    return this.inner.moveFile(from, to, options);
   }
 
   /** Throws `WRITE_BLOCKED` for a blocklisted directory or anything inside one. */
-  async createDirectory(path: string): Promise<FileStat> {
+  override async createDirectory(path: string): Promise<FileStat> {
     await this.#check('createDirectory', path);
-    return this.#inner.createDirectory(path);
+    return this.inner.createDirectory(path);
   }
 
   /** Throws `WRITE_BLOCKED` inside a blocklisted directory. */
-  async seedInitialFile(file: InitialFile): Promise<void> {
+  override async seedInitialFile(file: InitialFile): Promise<void> {
     await this.#check('seedInitialFile', file.path);
-    return this.#inner.seedInitialFile(file);
-  }
-
-  /** The inner store's real path of `path` (links resolved), or the normalised path. */
-  resolveRealPath(path: string): Promise<string> {
-    if (hasRealPathResolver(this.#inner)) return this.#inner.resolveRealPath(path);
-    return Promise.resolve(normalizeWorkspacePath(path));
+    return this.inner.seedInitialFile(file);
   }
 
   async #check(operation: string, path: string): Promise<void> {
     const normalized = normalizeWorkspacePath(path);
     this.#checkSegments(operation, normalized, normalized);
-    if (hasRealPathResolver(this.#inner)) {
-      const real = await this.#inner.resolveRealPath(normalized);
+    if (hasRealPathResolver(this.inner)) {
+      const real = await this.inner.resolveRealPath(normalized);
       if (real !== normalized) this.#checkSegments(operation, normalized, real);
     }
   }

@@ -16,14 +16,21 @@ import {
   type TurnSetup,
 } from '@everruns-ts/core';
 import {
+  type ClientToolResult,
+  clientToolResultsSchema,
   executeTurnStep,
+  forgetWaitingTurn,
   initialTurnState,
   initialTurnStep,
+  loadWaitingTurn,
   parseRuntimeTurnStep,
+  planResumeAfterToolResults,
   type RuntimeHostAdapter,
   RuntimeSessionLifecycle,
+  type RuntimeTurnState,
   type RuntimeTurnStep,
   settleTurn,
+  storeClientToolResults,
   type TurnResult,
   turnStepKey,
 } from '@everruns-ts/runtime';
@@ -372,6 +379,93 @@ export class PgBossHost {
       throw error;
     }
     return this.turn(turnId, sessionId);
+  }
+
+  /**
+   * Submits the results of client-side tool calls of a turn that waits for them (status
+   * `waiting_for_tool_results`) and returns the turn's handle. Stores one `tool_result` message
+   * per call (idempotent by `<turnId>/tool/<callId>`, as the act step); once no call of the pause
+   * lacks a result, the turn continues as jobs with the planner's resume plan (or completes with
+   * `max_iterations` when the pause used the last iteration). Throws, writing nothing:
+   * `INVALID_INPUT` (bad arguments, a turn of another session or not waiting, a call id that is
+   * not pending), `SESSION_NOT_FOUND`, and `TURN_IN_PROGRESS` when another turn runs on the
+   * session.
+   */
+  async submitToolResults(
+    sessionId: string,
+    turnId: string,
+    results: ClientToolResult[],
+  ): Promise<TurnHandle> {
+    this.#assertRunning();
+    for (const [name, value] of [
+      ['sessionId', sessionId],
+      ['turnId', turnId],
+    ] as const) {
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `${name} must be a non-empty string`,
+        });
+      }
+    }
+    const parsed = clientToolResultsSchema.safeParse(results);
+    if (!parsed.success) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: `Invalid tool results: ${formatZodError(parsed.error)}`,
+      });
+    }
+    if (!(await this.#adapter.backends.sessions.getSession(sessionId))) {
+      throw new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} does not exist`,
+        details: { sessionId },
+      });
+    }
+    const row = await this.#turns.get(turnId);
+    const resume =
+      row?.sessionId === sessionId && row.status === 'waiting_for_tool_results'
+        ? await loadWaitingTurn(this.#adapter, sessionId, turnId)
+        : null;
+    if (!resume) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: `Turn ${turnId} of session ${sessionId} does not wait for tool results`,
+        details: { sessionId, turnId },
+      });
+    }
+    const running = await this.#turns.runningTurnOf(sessionId);
+    if (running !== null) {
+      throw new EverrunsError({
+        code: 'TURN_IN_PROGRESS',
+        message: `A turn is already running on session ${sessionId}`,
+        details: { sessionId, turnId: running },
+      });
+    }
+    const { remaining } = await storeClientToolResults(this.#adapter, resume, parsed.data);
+    if (remaining.length === 0) await this.#continueWaitingTurn(sessionId, turnId, resume);
+    return this.turn(turnId, sessionId);
+  }
+
+  async #continueWaitingTurn(
+    sessionId: string,
+    turnId: string,
+    resume: RuntimeTurnState,
+  ): Promise<void> {
+    const plan = planResumeAfterToolResults(resume);
+    const step: RuntimeTurnStep = { activity: 'reason', state: plan.state };
+    const generation = await this.#turns.resumeWaiting(turnId, step);
+    // Another caller continued the turn first.
+    if (generation === null) return;
+    if (plan.kind === 'scheduleReason') {
+      await this.#adapter.backends.sessions.updateSessionStatus(sessionId, 'active');
+      await this.#send(step, generation, true);
+    } else if (await this.#turns.claimEnding(turnId, `submit:${turnId}/${resume.iteration}`)) {
+      // The pause used the last iteration: the turn completes here.
+      const result = await settleTurn(this.#adapter, plan);
+      await this.#turns.finish(turnId, 'completed', result, null);
+    }
+    await forgetWaitingTurn(this.#adapter, sessionId, turnId);
   }
 
   /** {@link submitTurn} with a plain user text. */

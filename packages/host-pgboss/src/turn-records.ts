@@ -176,6 +176,38 @@ export class TurnRecords {
     return rowCount === 1;
   }
 
+  /** The id of the turn running on a session, or `null`. */
+  async runningTurnOf(sessionId: string): Promise<string | null> {
+    const { rows } = await this.#pool.query<{ turn_id: string }>(
+      `SELECT turn_id FROM ${this.#table} WHERE session_id = $1 AND status = 'running'`,
+      [sessionId],
+    );
+    return rows[0]?.turn_id ?? null;
+  }
+
+  /**
+   * Moves a turn that waits for client tool results back to running with `step` as its
+   * checkpoint, clearing its result and ending claim. Returns the turn's generation, or `null` when
+   * the turn was not waiting (another caller resumed it first). Throws `TURN_IN_PROGRESS` when
+   * another turn runs on the session.
+   */
+  async resumeWaiting(turnId: string, step: RuntimeTurnStep): Promise<number | null> {
+    let rows: Array<{ generation: number; session_id: string }>;
+    try {
+      ({ rows } = await this.#pool.query(
+        `UPDATE ${this.#table}
+            SET status = 'running', step = $2, step_order = $3, result = NULL, error = NULL,
+                finishing_job = NULL, updated_at = now()
+          WHERE turn_id = $1 AND status = 'waiting_for_tool_results'
+          RETURNING generation, session_id`,
+        [turnId, JSON.stringify(step), stepOrder(step)],
+      ));
+    } catch (error) {
+      throw uniqueViolation(error, step.state.sessionId, turnId) ?? error;
+    }
+    return rows[0]?.generation ?? null;
+  }
+
   /**
    * Opens a new generation of a running or failed turn and returns it with the checkpoint; `null`
    * when the turn has completed or waits for tool results. Throws `INVALID_INPUT` for an unknown

@@ -41,7 +41,6 @@ import {
   clientToolResultsSchema,
   forgetWaitingTurn,
   loadWaitingTurn,
-  rememberWaitingTurn,
   storeClientToolResults,
 } from './client-tool-results.js';
 import {
@@ -59,6 +58,7 @@ import {
   type RuntimeTurnState,
   type TurnStopReason,
 } from './turn-plan.js';
+import { settleTurn } from './turn-step.js';
 
 /** The outcome of one turn. */
 export interface TurnResult {
@@ -365,7 +365,6 @@ export class InProcessRuntime {
     holder: { state?: RuntimeTurnState },
     signal: AbortSignal | undefined,
   ): Promise<TurnResult> {
-    const { sessionId } = entry;
     const options = signal ? { signal } : {};
     let plan = first;
     for (;;) {
@@ -387,24 +386,9 @@ export class InProcessRuntime {
           plan = planNextHostTurn('act', plan.state, output, 0, { trusted: true });
           break;
         }
-        case 'waitForToolResults': {
-          await rememberWaitingTurn(this.#adapter, plan.resume);
-          await new RuntimeSessionLifecycle(this.#adapter, sessionId).waitingForToolResults(
-            plan.state.turnId,
-          );
-          return toTurnResult(plan.state, {
-            success: true,
-            response: plan.state.lastResponseText,
-            stopReason: 'waiting_for_tool_results',
-          });
-        }
-        case 'complete': {
-          await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(
-            plan.state,
-            plan.outcome,
-          );
-          return toTurnResult(plan.state, plan.outcome);
-        }
+        case 'waitForToolResults':
+        case 'complete':
+          return settleTurn(this.#adapter, plan);
       }
     }
   }

@@ -6,6 +6,7 @@ import {
   inputMessageSchema,
 } from '@everruns-ts/core';
 import { z } from 'zod';
+import { rememberWaitingTurn } from './client-tool-results.js';
 import {
   executeActActivity,
   executeInputActivity,
@@ -158,7 +159,8 @@ export function nextTurnStep(plan: RuntimeTurnPlan): RuntimeTurnStep | null {
 }
 
 /**
- * Applies a final plan: `waitForToolResults` marks the session as waiting; `complete` ends the
+ * Applies a final plan: `waitForToolResults` persists the state to resume from (see
+ * {@link rememberWaitingTurn}) and marks the session as waiting; `complete` ends the
  * turn (`turn.completed` / `turn.failed`, then `session.idled`). Returns the turn's result.
  * Throws `TypeError` for a plan that schedules another step.
  */
@@ -168,6 +170,7 @@ export async function settleTurn(
 ): Promise<TurnResult> {
   const lifecycle = new RuntimeSessionLifecycle(adapter, plan.state.sessionId);
   if (plan.kind === 'waitForToolResults') {
+    await rememberWaitingTurn(adapter, plan.resume);
     await lifecycle.waitingForToolResults(plan.state.turnId);
     return turnResultOf(plan.state, {
       success: true,

@@ -163,6 +163,15 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     description: 'Tools whose side effects are rows.',
     tools: [
       defineTool({
+        name: 'ask_client',
+        description: 'Asks the client (a client-side tool: the host never runs it).',
+        clientSide: true,
+        inputSchema: z.object({ question: z.string() }),
+        execute: () => {
+          throw new Error('a client-side tool ran on the host');
+        },
+      }),
+      defineTool({
         name: 'append_line',
         description: 'Appends a line (not idempotent).',
         inputSchema: z.object({ line: z.string() }),
@@ -279,6 +288,31 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
       };
     }
     return { text: 'cleaned', toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  if (firstUser && messageText(firstUser).startsWith('ask')) {
+    // `ask` turns pause for the client's answer at iteration 1 (after a server-side call), and
+    // `ask twice` turns once more at iteration 2.
+    const twice = messageText(firstUser).startsWith('ask twice');
+    if (request.iteration === 1 || (twice && request.iteration === 2)) {
+      const id = `ask${request.iteration}`;
+      return {
+        text: 'asking',
+        toolCalls: [
+          { id, name: 'ask_client', arguments: { question: 'colour?' } },
+          ...(request.iteration === 1
+            ? [{ id: 'append', name: 'append_line', arguments: { line: 'x' } }]
+            : []),
+        ],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    }
+    const answers = request.messages.flatMap((message) =>
+      message.content.flatMap((part) =>
+        part.type === 'tool_result' && part.toolCallId.startsWith('ask') ? [part.content] : [],
+      ),
+    );
+    return { text: `answered ${answers.join(',')}`, toolCalls: [], usage, stopReason: 'end_turn' };
   }
   if (firstUser && messageText(firstUser).startsWith('loop')) {
     return {

@@ -178,3 +178,43 @@ describe('PgBossHost.submitToolResults', () => {
     expect(await blocking.status()).toMatchObject({ status: 'running' });
   });
 });
+
+describe('PgBossHost.submitToolResults races', () => {
+  it('continues a turn once when two processes submit the same results at once', async () => {
+    const config = environment.configFor();
+    const { host } = await fixtureHost(true, config);
+    const { host: other } = await fixtureHost(true, config);
+    for (let trial = 0; trial < 5; trial++) {
+      const sessionId = await environment.createSession();
+      const handle = await host.submitTextTurn(sessionId, 'ask the client');
+      await handle.result({ timeoutMs: 20_000 });
+      const outcomes = await Promise.allSettled(
+        [host, other].map((submitter) =>
+          submitter.submitToolResults(sessionId, handle.turnId, [
+            { toolCallId: 'ask1', content: 'blue' },
+          ]),
+        ),
+      );
+      expect(outcomes.some((outcome) => outcome.status === 'fulfilled')).toBe(true);
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') {
+          expect(['INVALID_INPUT', 'TURN_IN_PROGRESS']).toContain(
+            (outcome.reason as { code?: string }).code,
+          );
+        }
+      }
+      expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({
+        response: 'answered blue',
+        stopReason: 'end_turn',
+      });
+      const messages = await environment.backends.messages.load(sessionId);
+      expect(historyProblems(messages)).toEqual([]);
+      expect(messages).toHaveLength(5);
+      expect((await environment.modelCalls(sessionId)).map((call) => call.iteration)).toEqual([
+        1, 2,
+      ]);
+      const events = await environment.backends.events.loadEvents(sessionId);
+      expect(events.filter((event) => event.type === 'turn.completed')).toHaveLength(1);
+    }
+  });
+});

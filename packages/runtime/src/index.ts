@@ -10,6 +10,7 @@ export { inMemoryBackends } from '@everruns-ts/stores-memory';
 export * from './approval-gating-file-store.js';
 export * from './builders.js';
 export * from './client-tool-results.js';
+export * from './delegating-file-store.js';
 export * from './durable-file-approvals.js';
 export * from './host.js';
 export * from './in-process-runtime.js';

@@ -133,6 +133,17 @@ export interface SessionStorageStore {
   deleteValue(sessionId: string, key: string): Promise<boolean>;
   /** Keys starting with `prefix` (literally), sorted. */
   listKeys(sessionId: string, prefix?: string): Promise<string[]>;
+  /**
+   * Stores the value only when `key` has none, atomically (two callers racing on one key: exactly
+   * one gets `true`). Resolves `false` and changes nothing when a value exists. Optional: a
+   * backend over a network offers it so a claim costs one statement instead of a read and a write.
+   */
+  setValueIfAbsent?(sessionId: string, key: string, value: string): Promise<boolean>;
+  /**
+   * Deletes every value whose key starts with `prefix` (literally; an empty prefix is refused with
+   * `INVALID_INPUT`) and returns how many were deleted. Optional, as `setValueIfAbsent`.
+   */
+  deleteValuesWithPrefix?(sessionId: string, prefix: string): Promise<number>;
   getSecret(sessionId: string, key: string): Promise<string | null>;
   setSecret(sessionId: string, key: string, value: string): Promise<void>;
   deleteSecret(sessionId: string, key: string): Promise<boolean>;

@@ -26,9 +26,10 @@ export const TOOL_CALL_JOURNAL_KEY_PREFIX = 'everruns:runtime/tool-started/';
 /**
  * A {@link ToolCallJournal} kept in the session storage store under
  * {@link TOOL_CALL_JOURNAL_KEY_PREFIX}, so it is as durable as that store (PostgreSQL storage
- * makes it visible to every process). Read-then-write: safe for one host per session at a time
- * (the in-process runtime refuses concurrent turns on a session); hosts that may race on one
- * session should use a journal with an atomic claim, as `@everruns-ts/host-pgboss` does.
+ * makes it visible to every process). When the store offers `setValueIfAbsent` a claim is that
+ * one atomic insert-if-absent (and `deleteValuesWithPrefix` forgets a turn at once); otherwise it
+ * reads then writes, which is safe for one host per session at a time (the in-process runtime
+ * refuses concurrent turns on a session).
  */
 export class SessionStorageToolCallJournal implements ToolCallJournal {
   readonly #storage: SessionStorageStore;
@@ -61,13 +62,21 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
   }
 
   async #claimOnce(sessionId: string, key: string): Promise<boolean> {
+    const stamp = new Date().toISOString();
+    if (this.#storage.setValueIfAbsent) {
+      return this.#storage.setValueIfAbsent(sessionId, key, stamp);
+    }
     if ((await this.#storage.getValue(sessionId, key)) !== null) return false;
-    await this.#storage.setValue(sessionId, key, new Date().toISOString());
+    await this.#storage.setValue(sessionId, key, stamp);
     return true;
   }
 
   async forgetTurn(sessionId: string, turnId: string): Promise<void> {
     const prefix = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/`;
+    if (this.#storage.deleteValuesWithPrefix) {
+      await this.#storage.deleteValuesWithPrefix(sessionId, prefix);
+      return;
+    }
     for (const key of await this.#storage.listKeys(sessionId, prefix)) {
       await this.#storage.deleteValue(sessionId, key);
     }

@@ -139,6 +139,56 @@ export function sessionStorageTests(initializer: RuntimeStoreInitializer): void 
       expect(await storage.getSecret(sessionId, 'tricky')).toBe(TRICKY_TEXT);
     });
 
+    it('setValueIfAbsent (when offered) stores once; one of many racing callers wins', async () => {
+      const { storage } = backends();
+      if (!storage.setValueIfAbsent) return;
+      const sessionId = randomId('session');
+      expect(await storage.setValueIfAbsent(sessionId, 'claim', 'first')).toBe(true);
+      expect(await storage.setValueIfAbsent(sessionId, 'claim', 'second')).toBe(false);
+      expect(await storage.getValue(sessionId, 'claim')).toBe('first');
+      expect(await storage.setValueIfAbsent(randomId('session'), 'claim', 'other')).toBe(true);
+      await storage.setSecret(sessionId, 'secret-key', 's');
+      expect(await storage.setValueIfAbsent(sessionId, 'secret-key', 'v')).toBe(true);
+      expect(await storage.getSecret(sessionId, 'secret-key')).toBe('s');
+      expect(await storage.setValueIfAbsent(sessionId, 'tricky', TRICKY_TEXT)).toBe(true);
+      expect(await storage.getValue(sessionId, 'tricky')).toBe(TRICKY_TEXT);
+      const racing = await Promise.all(
+        Array.from({ length: 10 }, (_, index) =>
+          storage.setValueIfAbsent!(sessionId, 'race', `caller ${index}`),
+        ),
+      );
+      expect(racing.filter(Boolean)).toHaveLength(1);
+      expect(await storage.getValue(sessionId, 'race')).toBe(`caller ${racing.indexOf(true)}`);
+    });
+
+    it('deleteValuesWithPrefix (when offered) deletes literal prefixes only', async () => {
+      const { storage } = backends();
+      if (!storage.deleteValuesWithPrefix) return;
+      const sessionId = randomId('session');
+      const otherSession = randomId('session');
+      for (const key of ['turn_1/a', 'turn_1/b', 'turn_10/a', 'turnX1/a', '50%/a', '500/a']) {
+        await storage.setValue(sessionId, key, 'v');
+      }
+      await storage.setValue(otherSession, 'turn_1/a', 'v');
+      await storage.setSecret(sessionId, 'turn_1/secret', 's');
+      expect(await storage.deleteValuesWithPrefix(sessionId, 'turn_1/')).toBe(2);
+      expect(await storage.deleteValuesWithPrefix(sessionId, 'turn_1/')).toBe(0);
+      expect(await storage.deleteValuesWithPrefix(sessionId, '50%')).toBe(1);
+      expect(await storage.listKeys(sessionId)).toEqual(['500/a', 'turnX1/a', 'turn_10/a']);
+      expect(await storage.listKeys(otherSession)).toEqual(['turn_1/a']);
+      expect(await storage.getSecret(sessionId, 'turn_1/secret')).toBe('s');
+      await expect(storage.deleteValuesWithPrefix(sessionId, '')).rejects.toMatchObject({
+        code: 'INVALID_INPUT',
+      });
+      expect(await storage.listKeys(sessionId)).toHaveLength(3);
+      for (const value of HOSTILE_STRINGS) {
+        const key = `${value}${randomId()}`;
+        await storage.setValue(sessionId, key, value);
+        expect(await storage.deleteValuesWithPrefix(sessionId, key)).toBe(1);
+      }
+      expect(await storage.listKeys(sessionId)).toHaveLength(3);
+    });
+
     it('accepts hostile session ids and keys as opaque data', async () => {
       const { storage } = backends();
       for (const value of HOSTILE_STRINGS) {

@@ -1,4 +1,4 @@
-import type { SessionStorageStore } from '@everruns-ts/core';
+import { everrunsError, type SessionStorageStore } from '@everruns-ts/core';
 import { sortedKeysWithPrefix } from './freeze-copy.js';
 
 /**
@@ -17,6 +17,28 @@ export class InMemorySessionStorageStore implements SessionStorageStore {
   /** Creates or replaces the value under `key`. */
   async setValue(sessionId: string, key: string, value: string): Promise<void> {
     mapOf(this.#values, sessionId).set(key, value);
+  }
+
+  /** Stores the value only when `key` has none; `false` (and no change) when one exists. */
+  async setValueIfAbsent(sessionId: string, key: string, value: string): Promise<boolean> {
+    const values = mapOf(this.#values, sessionId);
+    if (values.has(key)) return false;
+    values.set(key, value);
+    return true;
+  }
+
+  /** Deletes every value whose key starts with `prefix` (non-empty); returns how many. */
+  async deleteValuesWithPrefix(sessionId: string, prefix: string): Promise<number> {
+    if (typeof prefix !== 'string' || prefix === '') {
+      throw everrunsError('INVALID_INPUT', 'deleteValuesWithPrefix needs a non-empty prefix');
+    }
+    const values = this.#values.get(sessionId);
+    if (!values) return 0;
+    let deleted = 0;
+    for (const key of [...values.keys()]) {
+      if (key.startsWith(prefix) && values.delete(key)) deleted++;
+    }
+    return deleted;
   }
 
   /** Deletes the value; false when nothing was stored. */

@@ -1,4 +1,4 @@
-import type { SessionStorageStore } from '@everruns-ts/core';
+import { everrunsError, type SessionStorageStore } from '@everruns-ts/core';
 import { checkSize, compareStrings, requireString, type StoreContext } from './store-context.js';
 import { decodeText, encodePrefix, encodeText, textDigest } from './text-codec.js';
 
@@ -48,6 +48,71 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
         [textDigest(sessionId), textDigest(key), encodedKey, encodedValue],
       ),
     );
+  }
+
+  /**
+   * Stores the value only when `key` has none, in one statement (`ON CONFLICT DO NOTHING`), so
+   * of several writers racing on one key exactly one gets `true`. Throws `VALUE_TOO_LARGE` above
+   * the limit.
+   */
+  async setValueIfAbsent(sessionId: string, key: string, value: string): Promise<boolean> {
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    requireString(value, 'value');
+    const encodedKey = encodeText(key);
+    const encodedValue = encodeText(value);
+    checkSize(this.#context, encodedKey, 'Storage key');
+    checkSize(this.#context, encodedValue, `Value of ${key}`);
+    const { db } = this.#context;
+    const sessionHash = textDigest(sessionId);
+    const keyHash = textDigest(key);
+    return db.run('setValueIfAbsent', async (client, attempt) => {
+      const result = await client.query(
+        `INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (session_hash, key_hash) DO NOTHING`,
+        [sessionHash, keyHash, encodedKey, encodedValue],
+      );
+      if ((result.rowCount ?? 0) > 0) return true;
+      if (!attempt.afterConnectionLoss) return false;
+      // An earlier attempt may have committed before its connection dropped: the row holding
+      // exactly our value is then ours (claims carry a unique value, such as a timestamp).
+      const stored = await client.query<{ value: string }>(
+        `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
+        [sessionHash, keyHash],
+      );
+      return stored.rows[0]?.value === encodedValue;
+    });
+  }
+
+  /**
+   * Deletes every value whose key starts with `prefix` (literally) in one statement and returns
+   * how many were deleted. Throws `INVALID_INPUT` for an empty prefix.
+   */
+  async deleteValuesWithPrefix(sessionId: string, prefix: string): Promise<number> {
+    requireString(sessionId, 'sessionId');
+    requireString(prefix, 'prefix');
+    if (prefix === '') {
+      throw everrunsError('INVALID_INPUT', 'deleteValuesWithPrefix needs a non-empty prefix');
+    }
+    const last = prefix.charCodeAt(prefix.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) {
+      // The encoded prefix cannot express a cut inside a surrogate pair: delete key by key.
+      let deleted = 0;
+      for (const key of await this.listKeys(sessionId, prefix)) {
+        if (await this.deleteValue(sessionId, key)) deleted++;
+      }
+      return deleted;
+    }
+    const { db } = this.#context;
+    const result = await db.run('deleteValuesWithPrefix', (client) =>
+      client.query(
+        `DELETE FROM ${db.table('session_values')}
+          WHERE session_hash = $1 AND starts_with(key, $2::text)`,
+        [textDigest(sessionId), encodeText(prefix)],
+      ),
+    );
+    return result.rowCount ?? 0;
   }
 
   /** Deletes the value; false when nothing was stored. */

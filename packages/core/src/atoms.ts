@@ -117,7 +117,13 @@ export async function reason(
   const { backends } = dependencies;
   const { sessionId, turnId, iteration } = request;
   const idempotencyKey = `${turnId}/reason/${iteration}`;
-  const existing = await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
+  // With a snapshot loader the history it loads answers the replay check too (one round trip).
+  const snapshot = backends.loadTurnSnapshot
+    ? ((await backends.loadTurnSnapshot(sessionId)) ?? undefined)
+    : undefined;
+  const existing = snapshot
+    ? snapshot.messages.find((message) => message.idempotencyKey === idempotencyKey)
+    : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
   if (existing) return resultFromStored(existing, true);
   throwIfAborted(request.signal);
   let context: Awaited<ReturnType<typeof assembleTurnContext>>;
@@ -125,6 +131,7 @@ export async function reason(
     context = await assembleTurnContext(dependencies, sessionId, {
       turnId,
       iteration,
+      ...(snapshot ? { snapshot } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });
   } catch (error) {

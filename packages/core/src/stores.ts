@@ -182,6 +182,11 @@ export interface TurnSnapshot {
   agent: Agent | null;
   /** The whole history in `seq` order. */
   messages: Message[];
+  /**
+   * The provider store's default model (`null` when none is set), when the backend loads it in
+   * the same round trip; left out (`undefined`) otherwise, and the runtime asks the provider store.
+   */
+  defaultModel?: ModelWithProvider | null;
 }
 
 /** Every store the runtime needs, as one bundle. */

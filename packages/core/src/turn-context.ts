@@ -171,11 +171,17 @@ export function dependencyBlockedError(blocker: DependencyBlocker): EverrunsErro
 export async function assembleTurnContext(
   dependencies: AtomDependencies,
   sessionId: string,
-  options: { turnId?: string; iteration?: number; signal?: AbortSignal } = {},
+  options: {
+    turnId?: string;
+    iteration?: number;
+    signal?: AbortSignal;
+    /** A snapshot the caller just loaded with `backends.loadTurnSnapshot`, used instead of loading another. */
+    snapshot?: TurnSnapshot;
+  } = {},
 ): Promise<AssembledTurnContext> {
   const { backends } = dependencies;
-  let snapshot: TurnSnapshot | undefined;
-  if (backends.loadTurnSnapshot) {
+  let snapshot: TurnSnapshot | undefined = options.snapshot;
+  if (!snapshot && backends.loadTurnSnapshot) {
     snapshot = (await backends.loadTurnSnapshot(sessionId)) ?? undefined;
     if (!snapshot) throw sessionNotFound(sessionId);
   }
@@ -208,7 +214,7 @@ export async function assembleTurnContext(
       `<capability id="${contribution.capabilityId}">\n${contribution.text}\n</capability>`,
     );
   }
-  const model = await resolveModel(dependencies, setup.overlay.modelId);
+  const model = await resolveModel(dependencies, setup.overlay.modelId, snapshot?.defaultModel);
   const messages = repairHistory(
     snapshot ? snapshot.messages : await backends.messages.load(sessionId),
   );
@@ -230,6 +236,7 @@ export async function assembleTurnContext(
 async function resolveModel(
   dependencies: AtomDependencies,
   modelId: string | undefined,
+  loadedDefault: ModelWithProvider | null | undefined,
 ): Promise<ModelWithProvider> {
   const { providers } = dependencies.backends;
   if (modelId !== undefined) {
@@ -243,7 +250,7 @@ async function resolveModel(
     }
     return model;
   }
-  const fallback = await providers.getDefaultModel();
+  const fallback = loadedDefault !== undefined ? loadedDefault : await providers.getDefaultModel();
   if (!fallback) {
     throw new EverrunsError({
       code: 'CONFIGURATION',

@@ -8,7 +8,8 @@ import {
 } from './store-context.js';
 import { encodeText, textDigest } from './text-codec.js';
 
-interface ModelRow {
+/** A stored model row. */
+export interface ModelRow {
   data: string;
   api_key_id: string | null;
   api_key_sealed: Buffer | null;
@@ -69,7 +70,7 @@ export class PostgresProviderStore implements RuntimeProviderStore {
       ),
     );
     const row = result.rows[0];
-    return row ? this.#fromRow(row, DEFAULT_MODEL_CONTEXT, 'API key of the default model') : null;
+    return row ? defaultModelFromRow(this.#context, row) : null;
   }
 
   /** Sets the default model. */
@@ -101,16 +102,30 @@ export class PostgresProviderStore implements RuntimeProviderStore {
   }
 
   #fromRow(row: ModelRow, context: Buffer, what: string): ModelWithProvider {
-    const model = parseStored<ModelWithProvider>(row.data, 'model');
-    if (row.api_key_id !== null && row.api_key_sealed !== null) {
-      model.apiKey = this.#context.cipher.open(
-        { keyId: row.api_key_id, sealed: row.api_key_sealed },
-        context,
-        what,
-      );
-    }
-    return model;
+    return modelFromRow(this.#context, row, context, what);
   }
+}
+
+function modelFromRow(
+  storeContext: StoreContext,
+  row: ModelRow,
+  context: Buffer,
+  what: string,
+): ModelWithProvider {
+  const model = parseStored<ModelWithProvider>(row.data, 'model');
+  if (row.api_key_id !== null && row.api_key_sealed !== null) {
+    model.apiKey = storeContext.cipher.open(
+      { keyId: row.api_key_id, sealed: row.api_key_sealed },
+      context,
+      what,
+    );
+  }
+  return model;
+}
+
+/** The default model from its stored row, its API key decrypted (`SECRET_KEY_MISMATCH` when it cannot be). */
+export function defaultModelFromRow(storeContext: StoreContext, row: ModelRow): ModelWithProvider {
+  return modelFromRow(storeContext, row, DEFAULT_MODEL_CONTEXT, 'API key of the default model');
 }
 
 function modelContext(idHash: Buffer): Buffer {

@@ -10,8 +10,13 @@ import {
   sessionSchema,
 } from '@everruns-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresBackends } from './postgres-backends.js';
-import { createTestBackends, destroyTestBackends } from './test-support/database.js';
+import { type PostgresBackends, postgresBackends } from './postgres-backends.js';
+import {
+  createTestBackends,
+  DATABASE_URL,
+  destroyTestBackends,
+  TEST_SECRET_KEY,
+} from './test-support/database.js';
 
 const random = () => randomBytes(8).toString('hex');
 
@@ -59,10 +64,38 @@ describe('postgres loadTurnSnapshot', () => {
       harnessChain: await backends.harnesses.getHarnessChain(leaf.id),
       agent: await backends.agents.getAgent(theAgent.id),
       messages: await backends.messages.load(theSession.id),
+      defaultModel: await backends.providers.getDefaultModel(),
     });
     expect(snapshot?.harnessChain?.map((entry) => entry.id)).toEqual([root.id, middle.id, leaf.id]);
     expect(snapshot?.session.status).toBe('active');
     expect(snapshot?.messages.map((message) => message.seq)).toEqual([1, 2]);
+  });
+
+  it('brings the default model, its API key decrypted; leaves it out when the key cannot be opened', async () => {
+    const theHarness = harness();
+    await backends.harnesses.addHarness(theHarness);
+    const theSession = session({ harnessId: theHarness.id });
+    await backends.sessions.createSession(theSession);
+    const model = { model: 'snapshot-model', providerType: 'openai', apiKey: `sk-${random()}` };
+    await backends.providers.setDefaultModel(model);
+    const snapshot = await backends.loadTurnSnapshot(theSession.id);
+    expect(snapshot?.defaultModel).toEqual(await backends.providers.getDefaultModel());
+    expect(snapshot?.defaultModel?.apiKey).toBe(model.apiKey);
+
+    const wrongKey = postgresBackends(
+      { connectionString: DATABASE_URL, poolConfig: { max: 1 } },
+      { schema: backends.schema, secretKey: { id: TEST_SECRET_KEY.id, key: randomBytes(32) } },
+    );
+    try {
+      const other = await wrongKey.loadTurnSnapshot(theSession.id);
+      expect(other?.session.id).toBe(theSession.id);
+      expect(other && 'defaultModel' in other).toBe(false);
+      await expect(wrongKey.providers.getDefaultModel()).rejects.toMatchObject({
+        code: 'SECRET_KEY_MISMATCH',
+      });
+    } finally {
+      await wrongKey.close();
+    }
   });
 
   it('returns null for an unknown session', async () => {

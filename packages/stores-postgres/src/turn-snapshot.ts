@@ -3,10 +3,12 @@ import {
   EverrunsError,
   type Harness,
   type Message,
+  type ModelWithProvider,
   type Session,
 } from '@everruns-ts/core';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
 import { messageFromRow } from './postgres-message-store.js';
+import { defaultModelFromRow } from './postgres-provider-store.js';
 import { sessionFromRow } from './postgres-session-store.js';
 import { parseStored, requireString, type StoreContext } from './store-context.js';
 import { textDigest } from './text-codec.js';
@@ -23,10 +25,15 @@ export interface TurnSnapshot {
   agent: Agent | null;
   /** The whole history in `seq` order. */
   messages: Message[];
+  /**
+   * The default model (`null` when none is set); left out when its API key cannot be decrypted,
+   * so the runtime asks the provider store, which reports the typed error where it did before.
+   */
+  defaultModel?: ModelWithProvider | null;
 }
 
 interface SnapshotRow {
-  kind: 'agent' | 'harness' | 'message' | 'session';
+  kind: 'agent' | 'default_model' | 'harness' | 'message' | 'session';
   ord: number;
   a: string | null;
   b: string | null;
@@ -39,7 +46,7 @@ interface SnapshotRow {
 }
 
 /**
- * Loads a session, its harness chain, its agent and its messages in one statement (one round
+ * Loads a session, its harness chain, its agent, its messages and the default model in one statement (one round
  * trip), consistent with each other (one snapshot). Returns `null` for an unknown session; throws
  * `INVALID_INPUT` when the harness parents form a cycle.
  */
@@ -67,6 +74,10 @@ export async function loadTurnSnapshot(
          FROM snapshot_session JOIN ${db.table('agents')} agent
            ON agent.id_hash = snapshot_session.agent_hash
        UNION ALL
+       SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
+              NULL, NULL, NULL
+         FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)
+       UNION ALL
        SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
          FROM ${db.table('messages')} WHERE session_hash = $1
        ORDER BY kind DESC, ord`,
@@ -77,6 +88,7 @@ export async function loadTurnSnapshot(
   const chainRows: ChainRow[] = [];
   let agent: Agent | null = null;
   const messages: Message[] = [];
+  let defaultModel: ModelWithProvider | null | undefined = null;
   for (const row of result.rows) {
     if (row.kind === 'session') {
       session = sessionFromRow({
@@ -88,6 +100,16 @@ export async function loadTurnSnapshot(
       });
     } else if (row.kind === 'harness') {
       chainRows.push({ depth: row.ord, data: row.a, cycle: row.flag === true });
+    } else if (row.kind === 'default_model') {
+      try {
+        defaultModel = defaultModelFromRow(context, {
+          data: row.a!,
+          api_key_id: row.b,
+          api_key_sealed: row.c === null ? null : Buffer.from(row.c, 'base64'),
+        });
+      } catch {
+        defaultModel = undefined;
+      }
     } else if (row.kind === 'agent') {
       agent = parseStored<Agent>(row.a!, 'agent');
     } else {
@@ -113,5 +135,7 @@ export async function loadTurnSnapshot(
     if (!EverrunsError.hasCode(error, 'HARNESS_NOT_FOUND')) throw error;
     harnessChain = null;
   }
-  return { session, harnessChain, agent, messages };
+  const snapshot: TurnSnapshot = { session, harnessChain, agent, messages };
+  if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;
+  return snapshot;
 }

@@ -189,6 +189,9 @@ export interface TurnSnapshot {
   defaultModel?: ModelWithProvider | null;
 }
 
+/** The part of a {@link TurnSnapshot} that defines a session's turn setup (no history). */
+export type SessionSetupSnapshot = Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent'>;
+
 /** Every store the runtime needs, as one bundle. */
 export interface RuntimeBackends {
   harnesses: RuntimeHarnessStore;
@@ -205,6 +208,11 @@ export interface RuntimeBackends {
    * instead of four; the runtime falls back to the single stores without it.
    */
   loadTurnSnapshot?(sessionId: string): Promise<TurnSnapshot | null>;
+  /**
+   * Loads session, harness chain and agent (no history) in one round trip (`null` for an unknown
+   * session). Optional, as `loadTurnSnapshot`: resolving a turn's setup then costs one request.
+   */
+  loadSessionSetup?(sessionId: string): Promise<SessionSetupSnapshot | null>;
   /** Releases connections; optional. */
   close?(): Promise<void>;
 }

@@ -13,7 +13,7 @@ import type { SessionFileSystem, SessionFileSystemFactory } from './file-system.
 import type { Message } from './message.js';
 import type { ModelWithProvider } from './model.js';
 import { foldOverlay, type SessionOverlay } from './overlay.js';
-import type { RuntimeBackends, TurnSnapshot } from './stores.js';
+import type { RuntimeBackends, SessionSetupSnapshot, TurnSnapshot } from './stores.js';
 
 /** Limits of a turn. */
 export interface TurnLimits {
@@ -105,13 +105,18 @@ export async function resolveTurnSetup(
   const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
   if (cached) return cached;
   const { backends } = dependencies;
-  const session = snapshot ? snapshot.session : await backends.sessions.getSession(sessionId);
+  let loaded: SessionSetupSnapshot | undefined = snapshot;
+  if (!loaded && backends.loadSessionSetup) {
+    loaded = (await backends.loadSessionSetup(sessionId)) ?? undefined;
+    if (!loaded) throw sessionNotFound(sessionId);
+  }
+  const session = loaded ? loaded.session : await backends.sessions.getSession(sessionId);
   if (!session) throw sessionNotFound(sessionId);
   let chain: Harness[] | null = null;
   let agent: Agent | null = null;
-  if (snapshot) {
-    chain = snapshot.harnessChain;
-    agent = snapshot.agent;
+  if (loaded) {
+    chain = loaded.harnessChain;
+    agent = loaded.agent;
   } else {
     try {
       chain = await backends.harnesses.getHarnessChain(session.harnessId);

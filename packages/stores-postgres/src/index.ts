@@ -28,4 +28,4 @@ export { PostgresSessionStorageStore } from './postgres-session-storage-store.js
 export { PostgresSessionStore } from './postgres-session-store.js';
 export type { SecretKey, SecretKeyring } from './secret-cipher.js';
 export { DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_BYTES_CEILING } from './store-context.js';
-export type { TurnSnapshot } from './turn-snapshot.js';
+export type { SessionSetupSnapshot, TurnSnapshot } from './turn-snapshot.js';

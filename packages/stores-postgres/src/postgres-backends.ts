@@ -16,7 +16,12 @@ import {
   MAX_VALUE_BYTES_CEILING,
   type StoreContext,
 } from './store-context.js';
-import { loadTurnSnapshot, type TurnSnapshot } from './turn-snapshot.js';
+import {
+  loadSessionSetup,
+  loadTurnSnapshot,
+  type SessionSetupSnapshot,
+  type TurnSnapshot,
+} from './turn-snapshot.js';
 
 /**
  * Where the stores connect: a connection string (the bundle creates, owns and closes its pool)
@@ -95,6 +100,8 @@ export interface PostgresBackends extends RuntimeBackends {
    * unknown session.
    */
   loadTurnSnapshot(sessionId: string): Promise<TurnSnapshot | null>;
+  /** The session, its harness chain and its agent (no history) in one round trip; `null` for an unknown session. */
+  loadSessionSetup(sessionId: string): Promise<SessionSetupSnapshot | null>;
   /** Statements sent to the server so far by this bundle (for benchmarks). */
   queryCount(): number;
   /** Ends the pool when the bundle created it; later calls fail with `STORE_UNAVAILABLE`. */
@@ -188,6 +195,7 @@ export function postgresBackends(
     schema,
     migrate: () => migrate(db),
     loadTurnSnapshot: (sessionId) => loadTurnSnapshot(context, sessionId),
+    loadSessionSetup: (sessionId) => loadSessionSetup(context, sessionId),
     queryCount: () => db.queryCount,
     close() {
       closing ??= (async () => {

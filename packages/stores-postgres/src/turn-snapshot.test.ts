@@ -100,6 +100,33 @@ describe('postgres loadTurnSnapshot', () => {
 
   it('returns null for an unknown session', async () => {
     expect(await backends.loadTurnSnapshot(`session_${random()}`)).toBeNull();
+    expect(await backends.loadSessionSetup(`session_${random()}`)).toBeNull();
+  });
+
+  it('loadSessionSetup gives session, harness chain and agent without the history, in one statement', async () => {
+    const root = harness({ systemPrompt: 'root' });
+    const leaf = harness({ parentHarnessId: root.id });
+    for (const entry of [root, leaf]) await backends.harnesses.addHarness(entry);
+    const theAgent = agent();
+    await backends.agents.addAgent(theAgent);
+    const theSession = session({ harnessId: leaf.id, agentId: theAgent.id });
+    await backends.sessions.createSession(theSession);
+    await backends.messages.addInputMessage(theSession.id, InputMessage.user('hi'), 'turn_1');
+    const before = backends.queryCount();
+    const setup = await backends.loadSessionSetup(theSession.id);
+    expect(backends.queryCount() - before).toBe(1);
+    expect(setup).toStrictEqual({
+      session: await backends.sessions.getSession(theSession.id),
+      harnessChain: await backends.harnesses.getHarnessChain(leaf.id),
+      agent: await backends.agents.getAgent(theAgent.id),
+    });
+
+    const orphan = session({ harnessId: `harness_${random()}` });
+    await backends.sessions.createSession(orphan);
+    expect(await backends.loadSessionSetup(orphan.id)).toMatchObject({
+      harnessChain: null,
+      agent: null,
+    });
   });
 
   it('gives a null chain when a harness of the chain is missing and a null agent when it is missing', async () => {

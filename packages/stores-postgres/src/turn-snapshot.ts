@@ -13,6 +13,9 @@ import { sessionFromRow } from './postgres-session-store.js';
 import { parseStored, requireString, type StoreContext } from './store-context.js';
 import { textDigest } from './text-codec.js';
 
+/** A session's turn setup (session, harness chain, agent), loaded together. */
+export type SessionSetupSnapshot = Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent'>;
+
 /** Everything a turn reads about its session, loaded together. */
 export interface TurnSnapshot {
   session: Session;
@@ -50,12 +53,47 @@ interface SnapshotRow {
  * trip), consistent with each other (one snapshot). Returns `null` for an unknown session; throws
  * `INVALID_INPUT` when the harness parents form a cycle.
  */
-export async function loadTurnSnapshot(
+export function loadTurnSnapshot(
   context: StoreContext,
   sessionId: string,
 ): Promise<TurnSnapshot | null> {
+  return loadSnapshot(context, sessionId, true);
+}
+
+/**
+ * Loads a session, its harness chain and its agent (no history) in one statement; `null` for an
+ * unknown session, `INVALID_INPUT` for a harness cycle.
+ */
+export async function loadSessionSetup(
+  context: StoreContext,
+  sessionId: string,
+): Promise<SessionSetupSnapshot | null> {
+  const snapshot = await loadSnapshot(context, sessionId, false);
+  return (
+    snapshot && {
+      session: snapshot.session,
+      harnessChain: snapshot.harnessChain,
+      agent: snapshot.agent,
+    }
+  );
+}
+
+async function loadSnapshot(
+  context: StoreContext,
+  sessionId: string,
+  withHistory: boolean,
+): Promise<TurnSnapshot | null> {
   requireString(sessionId, 'sessionId');
   const { db } = context;
+  const historyRows = withHistory
+    ? `UNION ALL
+       SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
+              NULL, NULL, NULL
+         FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)
+       UNION ALL
+       SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
+         FROM ${db.table('messages')} WHERE session_hash = $1`
+    : '';
   const result = await db.run('loadTurnSnapshot', (client) =>
     client.query<SnapshotRow>(
       `WITH RECURSIVE snapshot_session AS (
@@ -73,13 +111,7 @@ export async function loadTurnSnapshot(
        SELECT 'agent', 0, agent.data, NULL, NULL, NULL, NULL, NULL, NULL, NULL
          FROM snapshot_session JOIN ${db.table('agents')} agent
            ON agent.id_hash = snapshot_session.agent_hash
-       UNION ALL
-       SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
-              NULL, NULL, NULL
-         FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)
-       UNION ALL
-       SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
-         FROM ${db.table('messages')} WHERE session_hash = $1
+       ${historyRows}
        ORDER BY kind DESC, ord`,
       [textDigest(sessionId)],
     ),

@@ -12,6 +12,7 @@ import {
   type NewMessage,
   type ToolCall,
 } from './message.js';
+import { emitEvents } from './stores.js';
 import {
   type AtomDependencies,
   assembleTurnContext,
@@ -228,23 +229,25 @@ export async function reason(
     metadata,
   });
   const result = resultFromStored(stored, false);
-  await backends.events.emit({
-    type: 'output.message.completed',
-    sessionId,
-    turnId,
-    data: {
-      messageId: stored.id,
-      seq: stored.seq,
-      text: result.text,
-      toolCalls: result.toolCalls.length,
+  await emitEvents(backends.events, [
+    {
+      type: 'output.message.completed',
+      sessionId,
+      turnId,
+      data: {
+        messageId: stored.id,
+        seq: stored.seq,
+        text: result.text,
+        toolCalls: result.toolCalls.length,
+      },
     },
-  });
-  await backends.events.emit({
-    type: 'reason.completed',
-    sessionId,
-    turnId,
-    data: { iteration, success: true, toolCalls: result.toolCalls.length, usage: response.usage },
-  });
+    {
+      type: 'reason.completed',
+      sessionId,
+      turnId,
+      data: { iteration, success: true, toolCalls: result.toolCalls.length, usage: response.usage },
+    },
+  ]);
   return result;
 }
 

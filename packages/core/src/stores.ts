@@ -1,5 +1,5 @@
 import type { Agent, CapabilityConfig, Harness, Session, SessionStatus } from './domain.js';
-import type { EventBus } from './event.js';
+import type { EventBus, EventRequest, RuntimeEvent } from './event.js';
 import type { InputMessage, Message, MessageRole, NewMessage } from './message.js';
 import type { ModelWithProvider } from './model.js';
 
@@ -187,6 +187,28 @@ export interface TurnSnapshot {
    * the same round trip; left out (`undefined`) otherwise, and the runtime asks the provider store.
    */
   defaultModel?: ModelWithProvider | null;
+}
+
+/**
+ * An {@link EventBus} that can also store several events of one session in one round trip:
+ * consecutive `seq` in the given order, all stored or none, delivered in that order.
+ */
+export interface BatchingEventBus extends EventBus {
+  emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]>;
+}
+
+/**
+ * Emits events in order: in one call when the bus is a {@link BatchingEventBus}, otherwise one
+ * by one (each stored before the next is emitted).
+ */
+export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promise<RuntimeEvent[]> {
+  const batching = bus as Partial<BatchingEventBus>;
+  if (requests.length > 1 && typeof batching.emitMany === 'function') {
+    return batching.emitMany.call(bus, requests);
+  }
+  const events: RuntimeEvent[] = [];
+  for (const request of requests) events.push(await bus.emit(request));
+  return events;
 }
 
 /** The part of a {@link TurnSnapshot} that defines a session's turn setup (no history). */

@@ -4,6 +4,7 @@ import {
   act,
   type DependencyBlocker,
   EverrunsError,
+  emitEvents,
   type InputAtomResult,
   type InputMessage,
   input,
@@ -59,18 +60,20 @@ export class RuntimeSessionLifecycle {
   async turnStarted(turnId: string, inputMessageId: string, inputContent?: string): Promise<void> {
     const { sessions, events } = this.#adapter.backends;
     await sessions.updateSessionStatus(this.#sessionId, 'active');
-    await events.emit({
-      type: 'session.activated',
-      sessionId: this.#sessionId,
-      turnId,
-      data: { turnId, inputMessageId },
-    });
-    await events.emit({
-      type: 'turn.started',
-      sessionId: this.#sessionId,
-      turnId,
-      data: { turnId, inputMessageId, ...(inputContent !== undefined ? { inputContent } : {}) },
-    });
+    await emitEvents(events, [
+      {
+        type: 'session.activated',
+        sessionId: this.#sessionId,
+        turnId,
+        data: { turnId, inputMessageId },
+      },
+      {
+        type: 'turn.started',
+        sessionId: this.#sessionId,
+        turnId,
+        data: { turnId, inputMessageId, ...(inputContent !== undefined ? { inputContent } : {}) },
+      },
+    ]);
   }
 
   /** Marks the session as waiting for client-side tool results. */

@@ -64,6 +64,85 @@ export class PostgresEventBus implements EventBus {
     this.#onListenerError = options.onListenerError;
   }
 
+  /**
+   * Numbers, stamps and stores several events of one session in one statement (consecutive `seq`
+   * in the given order, all stored or none), then delivers them to subscribers in that order.
+   * Requests of different sessions are emitted one by one.
+   */
+  async emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]> {
+    if (!Array.isArray(requests)) throw new TypeError('requests must be an array');
+    const first = requests[0];
+    if (requests.length < 2 || requests.some((entry) => entry?.sessionId !== first?.sessionId)) {
+      const events: RuntimeEvent[] = [];
+      for (const request of requests) events.push(await this.emit(request));
+      return events;
+    }
+    const sessionId = first!.sessionId;
+    requireString(sessionId, 'request.sessionId');
+    const rows = requests.map((request) => {
+      requireString(request.type, 'request.type');
+      const data = stringifyForStore(request.data ?? {}, 'event data');
+      checkSize(this.#context, data, 'Event data');
+      return { request, id: newId('evt'), ts: new Date().toISOString(), data };
+    });
+    const { db } = this.#context;
+    const count = rows.length;
+    const seqs = await db.run('emitMany', async (client, attempt) => {
+      try {
+        const result = await client.query<{ id: string; seq: number }>(
+          `WITH input AS (
+             SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+               WITH ORDINALITY AS entry(id, type, turn_id, ts, data, ord)
+           ),
+           next AS (
+             INSERT INTO ${db.table('event_sequences')} AS counter (session_hash, last_seq)
+             VALUES ($1, $7)
+             ON CONFLICT (session_hash) DO UPDATE SET last_seq = counter.last_seq + $7
+             RETURNING last_seq
+           )
+           INSERT INTO ${db.table('events')} (session_hash, seq, id, session_id, type, turn_id, ts, data)
+           SELECT $1, next.last_seq - $7 + input.ord::integer, input.id, $8, input.type,
+                  input.turn_id, input.ts, input.data
+             FROM next, input
+           RETURNING id, seq`,
+          [
+            textDigest(sessionId),
+            rows.map((row) => row.id),
+            rows.map((row) => encodeText(row.request.type)),
+            rows.map((row) => encodeOptionalText(row.request.turnId)),
+            rows.map((row) => row.ts),
+            rows.map((row) => row.data),
+            count,
+            encodeText(sessionId),
+          ],
+        );
+        return new Map(result.rows.map((row) => [row.id, row.seq]));
+      } catch (error) {
+        if (violatedConstraint(error) !== 'events_id' || !attempt.afterConnectionLoss) throw error;
+        // An earlier attempt committed before its connection dropped.
+        const stored = await client.query<{ id: string; seq: number }>(
+          `SELECT id, seq FROM ${db.table('events')} WHERE id = ANY($1::text[])`,
+          [rows.map((row) => row.id)],
+        );
+        return new Map(stored.rows.map((row) => [row.id, row.seq]));
+      }
+    });
+    const events = rows.map((row) => {
+      const event: RuntimeEvent = {
+        id: row.id,
+        type: row.request.type,
+        sessionId,
+        seq: seqs.get(row.id)!,
+        ts: row.ts,
+        data: parseStored<Record<string, unknown>>(row.data, 'event data'),
+      };
+      if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
+      return event;
+    });
+    for (const event of events) this.#deliver(event);
+    return events;
+  }
+
   /** Numbers, stamps and stores one event, then delivers it to subscribers. */
   async emit(request: EventRequest): Promise<RuntimeEvent> {
     requireString(request?.sessionId, 'request.sessionId');
@@ -117,6 +196,11 @@ export class PostgresEventBus implements EventBus {
       data: parseStored<Record<string, unknown>>(data, 'event data'),
     };
     if (request.turnId !== undefined) event.turnId = request.turnId;
+    this.#deliver(event);
+    return event;
+  }
+
+  #deliver(event: RuntimeEvent): void {
     if (this.#keepEvents) this.#kept.push(event);
     for (const listener of [...this.#listeners]) {
       try {
@@ -129,7 +213,6 @@ export class PostgresEventBus implements EventBus {
         }
       }
     }
-    return event;
   }
 
   /**

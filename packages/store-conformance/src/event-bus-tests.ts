@@ -1,4 +1,4 @@
-import type { RuntimeEvent } from '@everruns-ts/core';
+import { emitEvents, type RuntimeEvent } from '@everruns-ts/core';
 import { expect, it } from 'vitest';
 import { randomId, TRICKY_TEXT } from './helpers.js';
 import { defineRuntimeArea } from './runtime-area.js';
@@ -48,6 +48,38 @@ export function eventBusTests(initializer: RuntimeStoreInitializer): void {
         range(30).map(() => events.emit({ type: 'tool.started', sessionId, data: {} })),
       );
       expect(emitted.map((event) => event.seq).sort((a, b) => a - b)).toEqual(range(30));
+    });
+
+    it('emitEvents (emitMany where offered) numbers a batch consecutively, in order, among concurrent emits', async () => {
+      const { events } = backends();
+      const sessionId = randomId('session');
+      const turnId = randomId('turn');
+      await events.emit({ type: 'input.message', sessionId, data: {} });
+      const batch = await emitEvents(events, [
+        { type: 'session.activated', sessionId, turnId, data: { n: 1 } },
+        { type: 'turn.started', sessionId, turnId, data: { text: TRICKY_TEXT } },
+      ]);
+      expect(batch.map((event) => [event.type, event.seq])).toEqual([
+        ['session.activated', 2],
+        ['turn.started', 3],
+      ]);
+      expect(batch[1]).toMatchObject({ turnId, data: { text: TRICKY_TEXT } });
+      const racing = await Promise.all(
+        range(10).map((index) =>
+          index % 2 === 0
+            ? emitEvents(events, [
+                { type: 'tool.started', sessionId, data: { index } },
+                { type: 'tool.completed', sessionId, data: { index } },
+              ])
+            : emitEvents(events, [{ type: 'reason.started', sessionId, data: { index } }]),
+        ),
+      );
+      const seqs = racing.flat().map((event) => event.seq);
+      expect([...seqs].sort((a, b) => a - b)).toEqual(range(15).map((seq) => seq + 3));
+      for (const pair of racing.filter((entry) => entry.length === 2)) {
+        expect(pair[1]!.seq).toBeGreaterThan(pair[0]!.seq);
+      }
+      expect(await emitEvents(events, [])).toEqual([]);
     });
 
     it('keeps emitted events in order where collectedEvents is implemented', async () => {

@@ -8,7 +8,6 @@ import {
 } from '@everruns-ts/core';
 import { DelegatingFileStore, hasRealPathResolver } from './delegating-file-store.js';
 
-
 /**
  * Vendored and build directory names that {@link WriteBlocklistFileStore} keeps writes out of,
  * at any depth (the list of the upstream crate).

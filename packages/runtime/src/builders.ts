@@ -79,8 +79,30 @@ export abstract class DefinitionBuilder<TInput extends DefinitionInput, TOutput>
   }
 }
 
+/** What the harness and agent builders share besides {@link DefinitionBuilder}: names and model. */
+export abstract class NamedDefinitionBuilder<
+  TInput extends DefinitionInput & { defaultModelId?: string | undefined },
+  TOutput,
+> extends DefinitionBuilder<TInput, TOutput> {
+  /** A human-readable name. */
+  displayName(displayName: string): this {
+    this.value.displayName = displayName;
+    return this;
+  }
+  /** What the definition is for. */
+  description(description: string): this {
+    this.value.description = description;
+    return this;
+  }
+  /** The id of the model (in the provider store) sessions use unless they name another. */
+  defaultModel(modelId: string): this {
+    this.value.defaultModelId = modelId;
+    return this;
+  }
+}
+
 /** Builds a {@link Harness}. The id is generated unless `id(...)` is called. */
-export class HarnessBuilder extends DefinitionBuilder<z.input<typeof harnessSchema>, Harness> {
+export class HarnessBuilder extends NamedDefinitionBuilder<z.input<typeof harnessSchema>, Harness> {
   constructor(name: string, systemPrompt: string) {
     super({ id: newId('harness'), name, systemPrompt }, harnessSchema, 'harness');
   }
@@ -88,23 +110,12 @@ export class HarnessBuilder extends DefinitionBuilder<z.input<typeof harnessSche
   harnessId(): string {
     return this.value.id;
   }
-  displayName(displayName: string): this {
-    this.value.displayName = displayName;
-    return this;
-  }
-  description(description: string): this {
-    this.value.description = description;
-    return this;
-  }
   /** Makes this harness inherit from another. */
   parent(parentHarnessId: string): this {
     this.value.parentHarnessId = parentHarnessId;
     return this;
   }
-  defaultModel(modelId: string): this {
-    this.value.defaultModelId = modelId;
-    return this;
-  }
+  /** Adds a tag. */
   tag(tag: string): this {
     this.value.tags = [...(this.value.tags ?? []), tag];
     return this;
@@ -112,7 +123,7 @@ export class HarnessBuilder extends DefinitionBuilder<z.input<typeof harnessSche
 }
 
 /** Builds an {@link Agent}. The id is generated unless `id(...)` is called. */
-export class AgentBuilder extends DefinitionBuilder<z.input<typeof agentSchema>, Agent> {
+export class AgentBuilder extends NamedDefinitionBuilder<z.input<typeof agentSchema>, Agent> {
   constructor(name: string, systemPrompt: string) {
     super({ id: newId('agent'), name, systemPrompt }, agentSchema, 'agent');
   }
@@ -120,21 +131,9 @@ export class AgentBuilder extends DefinitionBuilder<z.input<typeof agentSchema>,
   agentId(): string {
     return this.value.id;
   }
-  displayName(displayName: string): this {
-    this.value.displayName = displayName;
-    return this;
-  }
-  description(description: string): this {
-    this.value.description = description;
-    return this;
-  }
   /** Restricts the agent to the named tools (call once per tool). */
   tool(name: string): this {
     this.value.tools = [...(this.value.tools ?? []), name];
-    return this;
-  }
-  defaultModel(modelId: string): this {
-    this.value.defaultModelId = modelId;
     return this;
   }
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   agentSchema,
   CapabilityRegistry,
+  compileGrepPattern,
   DriverRegistry,
   defineCapability,
   defineTool,
@@ -15,8 +16,11 @@ import {
   type Message,
   MISSING_TOOL_RESULT_TEXT,
   normalizeWorkspacePath,
+  pageTextLines,
   repairHistory,
+  replaceExactText,
   sessionSchema,
+  splitLines,
   toolSpec,
 } from './index.js';
 
@@ -290,5 +294,32 @@ describe('InputMessage', () => {
         content: [{ type: 'tool_result', toolCallId: 'x', content: '' }],
       }).success,
     ).toBe(false);
+  });
+});
+
+describe('file text helpers', () => {
+  it('splits lines keeping their ends and pages them', () => {
+    expect(splitLines('')).toEqual([]);
+    expect(splitLines('a\nb\n')).toEqual(['a\n', 'b\n']);
+    expect(splitLines('a\nb')).toEqual(['a\n', 'b']);
+    expect(pageTextLines('a\nb\nc\n', { offset: 1, limit: 1 })).toEqual({
+      content: 'b\n',
+      totalLines: 3,
+      truncated: true,
+    });
+  });
+
+  it('replaces exactly one occurrence unless told to replace all', () => {
+    expect(replaceExactText('/f', 'x y x', 'y', 'z')).toBe('x z x');
+    expect(replaceExactText('/f', 'x y x', 'x', 'w', true)).toBe('w y w');
+    expect(() => replaceExactText('/f', 'x y x', 'x', 'w')).toThrow(
+      expect.objectContaining({
+        code: 'CONTENT_MISMATCH',
+        details: { path: '/f', occurrences: 2 },
+      }),
+    );
+    expect(() => compileGrepPattern('(')).toThrow(
+      expect.objectContaining({ code: 'INVALID_INPUT' }),
+    );
   });
 });

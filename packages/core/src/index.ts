@@ -6,6 +6,7 @@ export * from './driver.js';
 export * from './errors.js';
 export * from './event.js';
 export * from './file-system.js';
+export * from './file-text.js';
 export * from './ids.js';
 export * from './message.js';
 export * from './model.js';

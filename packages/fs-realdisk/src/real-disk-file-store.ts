@@ -22,6 +22,7 @@ import {
 } from 'node:fs/promises';
 import { resolve as resolveHostPath } from 'node:path';
 import {
+  compileGrepPattern,
   EverrunsError,
   type FileContent,
   type FileEncoding,
@@ -33,7 +34,9 @@ import {
   type InitialFile,
   initialFileSchema,
   normalizeWorkspacePath,
+  pageTextLines,
   type ReadFileOptions,
+  replaceExactText,
   type SessionFileSystem,
   throwIfAborted,
   workspaceBaseName,
@@ -205,16 +208,6 @@ function kindOf(stat: BigIntStats): string {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function countOccurrences(text: string, search: string): number {
-  let count = 0;
-  let index = text.indexOf(search);
-  while (index !== -1) {
-    count++;
-    index = text.indexOf(search, index + search.length);
-  }
-  return count;
-}
-
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value <= 0) {
@@ -356,7 +349,7 @@ export class RealDiskFileStore implements SessionFileSystem {
       );
       const bytes = await this.#readBounded(handle, normalized);
       const encoding: FileEncoding = options.encoding ?? (isUtf8(bytes) ? 'text' : 'base64');
-      let content = encoding === 'text' ? bytes.toString('utf8') : bytes.toString('base64');
+      const content = encoding === 'text' ? bytes.toString('utf8') : bytes.toString('base64');
       const result: FileContent = {
         ...toFileStat(normalized, stat),
         size: bytes.length,
@@ -364,16 +357,7 @@ export class RealDiskFileStore implements SessionFileSystem {
         encoding,
       };
       if (encoding === 'text' && (options.offset !== undefined || options.limit !== undefined)) {
-        const lines = splitLines(content);
-        const start = Math.max(0, Math.trunc(options.offset ?? 0));
-        const end =
-          options.limit === undefined
-            ? lines.length
-            : start + Math.max(0, Math.trunc(options.limit));
-        content = lines.slice(start, end).join('');
-        result.content = content;
-        result.totalLines = lines.length;
-        result.truncated = start > 0 || end < lines.length;
+        Object.assign(result, pageTextLines(content, options));
       }
       return result;
     });
@@ -468,21 +452,7 @@ export class RealDiskFileStore implements SessionFileSystem {
         throw fileError('INVALID_INPUT', normalized, `${normalized} is not a UTF-8 text file`);
       }
       const text = bytes.toString('utf8');
-      const occurrences = countOccurrences(text, oldText);
-      if (occurrences === 0 || (occurrences > 1 && !options.replaceAll)) {
-        throw fileError(
-          'CONTENT_MISMATCH',
-          normalized,
-          `Expected exactly one occurrence of the text to replace in ${normalized}, found ${occurrences}`,
-          { details: { occurrences } },
-        );
-      }
-      let updated: string;
-      if (options.replaceAll) updated = text.split(oldText).join(newText);
-      else {
-        const index = text.indexOf(oldText);
-        updated = text.slice(0, index) + newText + text.slice(index + oldText.length);
-      }
+      const updated = replaceExactText(normalized, text, oldText, newText, options.replaceAll);
       const output = Buffer.from(updated, 'utf8');
       this.#checkSize(normalized, output.length);
       await this.#replace(normalized, target, output, permissionBits(stat));
@@ -728,16 +698,7 @@ export class RealDiskFileStore implements SessionFileSystem {
     pathPattern?: string,
     options: GrepOptions = {},
   ): Promise<GrepMatch[]> {
-    let matcher: RegExp;
-    try {
-      matcher = new RegExp(pattern, options.ignoreCase ? 'i' : '');
-    } catch (error) {
-      throw new EverrunsError({
-        code: 'INVALID_INPUT',
-        message: `Invalid regular expression ${JSON.stringify(pattern)}`,
-        cause: error,
-      });
-    }
+    const matcher = compileGrepPattern(pattern, options.ignoreCase);
     throwIfAborted(options.signal);
     const maxMatches = options.maxMatches ?? 1000;
     if (!(maxMatches > 0)) return [];
@@ -1449,20 +1410,4 @@ function literalPrefix(pattern: string): string {
     literal.push(segment);
   }
   return `/${literal.join('/')}`;
-}
-
-/** Lines with their line ends; a final line end does not start another line. */
-function splitLines(text: string): string[] {
-  const lines: string[] = [];
-  let start = 0;
-  while (start < text.length) {
-    const end = text.indexOf('\n', start);
-    if (end === -1) {
-      lines.push(text.slice(start));
-      break;
-    }
-    lines.push(text.slice(start, end + 1));
-    start = end + 1;
-  }
-  return lines;
 }

@@ -1,4 +1,5 @@
 import {
+  compileGrepPattern,
   everrunsError,
   type FileContent,
   type FileEncoding,
@@ -9,8 +10,10 @@ import {
   type InitialFile,
   isoNow,
   normalizeWorkspacePath,
+  pageTextLines,
   parentWorkspacePath,
   type ReadFileOptions,
+  replaceExactText,
   type SessionFileSystem,
   throwIfAborted,
   workspaceBaseName,
@@ -78,19 +81,10 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     const file = this.#requireFile(normalized);
     if (file.size > this.#maxFileBytes) throw this.#tooLarge(normalized, file.size);
     const encoding = options.encoding ?? file.encoding;
-    let content = render(file, encoding);
+    const content = render(file, encoding);
     const result: FileContent = { ...statOf(normalized, file), content, encoding };
     if (encoding === 'text' && (options.offset !== undefined || options.limit !== undefined)) {
-      const offset = Math.max(0, Math.trunc(options.offset ?? 0));
-      const lines = splitLines(content);
-      const end =
-        options.limit === undefined
-          ? lines.length
-          : offset + Math.max(0, Math.trunc(options.limit));
-      content = lines.slice(offset, end).join('');
-      result.content = content;
-      result.totalLines = lines.length;
-      result.truncated = offset > 0 || end < lines.length;
+      Object.assign(result, pageTextLines(content, options));
     }
     return result;
   }
@@ -147,17 +141,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     const file = this.#requireFile(normalized);
     if (file.isReadonly) throw readOnly(normalized);
     const text = render(file, 'text');
-    const count = countOccurrences(text, oldText);
-    if (count === 0 || (count > 1 && !options.replaceAll)) {
-      throw everrunsError(
-        'CONTENT_MISMATCH',
-        `Expected exactly one occurrence of the text in ${normalized}, found ${count}`,
-        { details: { path: normalized, count } },
-      );
-    }
-    const updated = options.replaceAll
-      ? text.split(oldText).join(newText)
-      : text.replace(oldText, () => newText);
+    const updated = replaceExactText(normalized, text, oldText, newText, options.replaceAll);
     return this.#write(normalized, updated, 'text', false);
   }
 
@@ -300,19 +284,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     pathPattern?: string,
     options: GrepOptions = {},
   ): Promise<GrepMatch[]> {
-    let regex: RegExp;
-    try {
-      regex = new RegExp(pattern, options.ignoreCase ? 'i' : '');
-    } catch (error) {
-      throw everrunsError(
-        'INVALID_INPUT',
-        `Invalid regular expression ${JSON.stringify(pattern)}`,
-        {
-          cause: error,
-          details: { pattern },
-        },
-      );
-    }
+    const regex = compileGrepPattern(pattern, options.ignoreCase);
     const pathRegex =
       pathPattern === undefined || pathPattern === '' ? undefined : globToRegExp(pathPattern);
     const maxMatches = options.maxMatches ?? DEFAULT_MAX_MATCHES;
@@ -488,32 +460,6 @@ function render(file: FileNode, encoding: FileEncoding): string {
     return encoding === 'text' ? file.data : Buffer.from(file.data, 'utf8').toString('base64');
   }
   return file.data.toString(encoding === 'text' ? 'utf8' : 'base64');
-}
-
-/** Lines with their line ends; a final line end does not start another line. */
-function splitLines(text: string): string[] {
-  if (text === '') return [];
-  const lines: string[] = [];
-  let start = 0;
-  for (;;) {
-    const end = text.indexOf('\n', start);
-    if (end === -1) {
-      if (start < text.length) lines.push(text.slice(start));
-      return lines;
-    }
-    lines.push(text.slice(start, end + 1));
-    start = end + 1;
-  }
-}
-
-function countOccurrences(text: string, needle: string): number {
-  let count = 0;
-  let index = text.indexOf(needle);
-  while (index !== -1) {
-    count++;
-    index = text.indexOf(needle, index + needle.length);
-  }
-  return count;
 }
 
 function firstReadonly(base: string, directory: DirectoryNode): string | undefined {

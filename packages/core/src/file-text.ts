@@ -1,0 +1,94 @@
+import { EverrunsError } from './errors.js';
+
+/**
+ * Text operations every `SessionFileSystem` implementation performs the same way (paging,
+ * exact replacement, grep patterns), so backends agree to the letter.
+ */
+
+/** Lines with their line ends; a final line end does not start another line; `''` has none. */
+export function splitLines(text: string): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  while (start < text.length) {
+    const end = text.indexOf('\n', start);
+    if (end === -1) {
+      lines.push(text.slice(start));
+      break;
+    }
+    lines.push(text.slice(start, end + 1));
+    start = end + 1;
+  }
+  return lines;
+}
+
+/** A page of a text file, as `readFile` with `offset`/`limit` returns it. */
+export interface TextPage {
+  content: string;
+  totalLines: number;
+  truncated: boolean;
+}
+
+/** The lines `offset` (0-based) to `offset + limit` of `text`, with their line ends. */
+export function pageTextLines(
+  text: string,
+  options: { offset?: number; limit?: number },
+): TextPage {
+  const lines = splitLines(text);
+  const start = Math.max(0, Math.trunc(options.offset ?? 0));
+  const end =
+    options.limit === undefined ? lines.length : start + Math.max(0, Math.trunc(options.limit));
+  return {
+    content: lines.slice(start, end).join(''),
+    totalLines: lines.length,
+    truncated: start > 0 || end < lines.length,
+  };
+}
+
+/** How many non-overlapping times `search` (non-empty) occurs in `text`. */
+export function countOccurrences(text: string, search: string): number {
+  let count = 0;
+  let index = text.indexOf(search);
+  while (index !== -1) {
+    count++;
+    index = text.indexOf(search, index + search.length);
+  }
+  return count;
+}
+
+/**
+ * `editFile`'s replacement: `oldText` must occur exactly once (or at least once with
+ * `replaceAll`), else `CONTENT_MISMATCH` naming the count. Returns the new text.
+ */
+export function replaceExactText(
+  path: string,
+  text: string,
+  oldText: string,
+  newText: string,
+  replaceAll = false,
+): string {
+  const occurrences = countOccurrences(text, oldText);
+  if (occurrences === 0 || (occurrences > 1 && !replaceAll)) {
+    throw new EverrunsError({
+      code: 'CONTENT_MISMATCH',
+      message: `Expected exactly one occurrence of the text to replace in ${path}, found ${occurrences}`,
+      details: { path, occurrences },
+    });
+  }
+  if (replaceAll) return text.split(oldText).join(newText);
+  const index = text.indexOf(oldText);
+  return text.slice(0, index) + newText + text.slice(index + oldText.length);
+}
+
+/** `grepFiles`'s pattern as a RegExp; an invalid expression is `INVALID_INPUT`. */
+export function compileGrepPattern(pattern: string, ignoreCase = false): RegExp {
+  try {
+    return new RegExp(pattern, ignoreCase ? 'i' : '');
+  } catch (error) {
+    throw new EverrunsError({
+      code: 'INVALID_INPUT',
+      message: `Invalid regular expression ${JSON.stringify(pattern)}`,
+      cause: error,
+      details: { pattern },
+    });
+  }
+}

@@ -1,14 +1,7 @@
 import { everrunsError, type Harness, type RuntimeHarnessStore } from '@everruns-ts/core';
-import { violatedConstraint } from './postgres-errors.js';
-import {
-  checkSize,
-  compareStrings,
-  parseStored,
-  requireString,
-  type StoreContext,
-  stringifyForStore,
-} from './store-context.js';
-import { encodeText, textDigest } from './text-codec.js';
+import { DocumentTable } from './document-table.js';
+import { parseStored, requireString, type StoreContext } from './store-context.js';
+import { textDigest } from './text-codec.js';
 
 /** Longest parent chain followed before giving up (a guard; cycles are detected exactly). */
 export const MAX_HARNESS_CHAIN_DEPTH = 1000;
@@ -16,23 +9,17 @@ export const MAX_HARNESS_CHAIN_DEPTH = 1000;
 /** Harness definitions in the `harnesses` table, one JSON document per harness. */
 export class PostgresHarnessStore implements RuntimeHarnessStore {
   readonly #context: StoreContext;
+  readonly #harnesses: DocumentTable<Harness>;
 
   constructor(context: StoreContext) {
     this.#context = context;
+    this.#harnesses = new DocumentTable<Harness>(context, 'harnesses', 'harness');
   }
 
   /** The harness, or `null`. */
   async getHarness(harnessId: string): Promise<Harness | null> {
     requireString(harnessId, 'harnessId');
-    const { db } = this.#context;
-    const result = await db.run('getHarness', (client) =>
-      client.query<{ data: string }>(
-        `SELECT data FROM ${db.table('harnesses')} WHERE id_hash = $1`,
-        [textDigest(harnessId)],
-      ),
-    );
-    const row = result.rows[0];
-    return row ? parseStored<Harness>(row.data, 'harness') : null;
+    return this.#harnesses.get(harnessId, 'getHarness');
   }
 
   /**
@@ -53,50 +40,15 @@ export class PostgresHarnessStore implements RuntimeHarnessStore {
   /** Stores a new harness. Throws `DUPLICATE_ID` when the id exists. */
   async addHarness(harness: Harness): Promise<void> {
     requireString(harness?.id, 'harness.id');
-    const data = stringifyForStore(harness, 'harness');
-    checkSize(this.#context, data, `Harness ${harness.id}`);
-    const { db } = this.#context;
-    await db.run('addHarness', async (client, attempt) => {
-      try {
-        await client.query(
-          `INSERT INTO ${db.table('harnesses')} (id_hash, id, parent_hash, data) VALUES ($1, $2, $3, $4)`,
-          [
-            textDigest(harness.id),
-            encodeText(harness.id),
-            harness.parentHarnessId === undefined ? null : textDigest(harness.parentHarnessId),
-            data,
-          ],
-        );
-      } catch (error) {
-        if (violatedConstraint(error) === undefined) throw error;
-        if (attempt.afterConnectionLoss && (await this.#storedDataIs(harness.id, data))) return;
-        throw everrunsError('DUPLICATE_ID', `Harness ${harness.id} already exists`, {
-          details: { harnessId: harness.id },
-        });
-      }
+    await this.#harnesses.insert(harness, 'addHarness', {
+      parent_hash:
+        harness.parentHarnessId === undefined ? null : textDigest(harness.parentHarnessId),
     });
   }
 
   /** Every harness, sorted by id. */
   async listHarnesses(): Promise<Harness[]> {
-    const { db } = this.#context;
-    const result = await db.run('listHarnesses', (client) =>
-      client.query<{ data: string }>(`SELECT data FROM ${db.table('harnesses')}`),
-    );
-    return result.rows
-      .map((row) => parseStored<Harness>(row.data, 'harness'))
-      .sort((left, right) => compareStrings(left.id, right.id));
-  }
-
-  async #storedDataIs(harnessId: string, data: string): Promise<boolean> {
-    const { db } = this.#context;
-    const result = await db.run('addHarness', (client) =>
-      client.query<{ data: string }>(
-        `SELECT data FROM ${db.table('harnesses')} WHERE id_hash = $1`,
-        [textDigest(harnessId)],
-      ),
-    );
-    return result.rows[0]?.data === data;
+    return this.#harnesses.list('listHarnesses');
   }
 }
 

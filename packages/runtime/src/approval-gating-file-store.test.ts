@@ -1,15 +1,7 @@
-import {
-  lstatSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ErrorCode, EverrunsError, type SessionFileSystem } from '@everruns-ts/core';
+import type { SessionFileSystem } from '@everruns-ts/core';
 import { RealDiskFileStore } from '@everruns-ts/fs-realdisk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -17,32 +9,8 @@ import {
   type FileApprovalGateResult,
   type FileApprovalRequest,
 } from './approval-gating-file-store.js';
+import { expectCode, tree } from './test-support.js';
 import { WriteBlocklistFileStore } from './write-blocklist-file-store.js';
-
-async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<EverrunsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  if (!EverrunsError.isInstance(error))
-    throw error ?? new Error(`expected ${code}, nothing thrown`);
-  expect(error.code).toBe(code);
-  return error;
-}
-
-function tree(directory: string, prefix = ''): string[] {
-  const entries: string[] = [];
-  for (const name of readdirSync(directory).sort()) {
-    const full = join(directory, name);
-    const stat = lstatSync(full);
-    if (stat.isSymbolicLink()) entries.push(`${prefix}${name} -> ${readlinkSync(full)}`);
-    else if (stat.isDirectory()) {
-      entries.push(`${prefix}${name}/`);
-      entries.push(...tree(full, `${prefix}${name}/`));
-    } else entries.push(`${prefix}${name}: ${readFileSync(full, 'utf8')}`);
-  }
-  return entries;
-}
 
 /** A gate that records what it is asked and answers `answer`. */
 function recordingGate(answer: FileApprovalGateResult | (() => FileApprovalGateResult)) {

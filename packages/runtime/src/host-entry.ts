@@ -1,0 +1,74 @@
+/**
+ * `@everruns-ts/runtime/host`: what a durable host needs to run turns step by step on its own
+ * queue (pg-boss, a workflow engine, …): the activities and the session lifecycle, the planner and
+ * its plain-JSON turn state, persisted turn steps, the tool-call journal, durable file approvals
+ * and client-side tool results. An application that only embeds the runtime imports `.` instead.
+ *
+ * @module
+ */
+export {
+  type ClientToolResult,
+  clientToolResultSchema,
+  clientToolResultsSchema,
+  forgetWaitingTurn,
+  loadWaitingTurn,
+  pendingClientToolCalls,
+  rememberWaitingTurn,
+  type StoredClientToolResults,
+  storeClientToolResults,
+  WAITING_TURN_KEY_PREFIX,
+} from './client-tool-results.js';
+export {
+  DurableFileApprovals,
+  type DurableFileApprovalsOptions,
+  FILE_APPROVAL_KEY_PREFIX,
+  type FileApprovalDecision,
+  type FileApprovalQuestion,
+  type FileApprovalRecord,
+  fileApprovalId,
+} from './durable-file-approvals.js';
+export {
+  type ActActivityOptions,
+  type ActActivityResult,
+  executeActActivity,
+  executeInputActivity,
+  executeReasonActivity,
+  type InputActivityResult,
+  type RuntimeHostAdapter,
+  RuntimeSessionLifecycle,
+  toolCallJournalOf,
+} from './host.js';
+export type { TurnResult } from './in-process-runtime.js';
+export {
+  SessionStorageToolCallJournal,
+  TOOL_CALL_JOURNAL_KEY_PREFIX,
+  type ToolCallJournal,
+} from './tool-call-journal.js';
+export {
+  type CompletedActivity,
+  initialTurnState,
+  type PlanOptions,
+  planNextHostTurn,
+  planResumeAfterToolResults,
+  type RuntimeActPlan,
+  type RuntimeTurnOutcome,
+  type RuntimeTurnPlan,
+  type RuntimeTurnState,
+  runtimeActPlanSchema,
+  runtimeTurnStateSchema,
+  type TurnStopReason,
+  turnStopReasonSchema,
+} from './turn-plan.js';
+export {
+  type ExecuteTurnStepOptions,
+  executeTurnStep,
+  initialTurnStep,
+  nextTurnStep,
+  parseRuntimeTurnStep,
+  type RuntimeTurnStep,
+  runtimeTurnStepSchema,
+  settleTurn,
+  type TurnStepOutcome,
+  turnResultOf,
+  turnStepKey,
+} from './turn-step.js';

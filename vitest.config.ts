@@ -14,6 +14,7 @@ export default defineConfig({
       'apps/**/*.test.ts',
       'docs/**/*.test.ts',
       'bench/**/*.test.ts',
+      'scripts/**/*.test.ts',
     ],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // The JSON report feeds the closing line CI prints (scripts/print-test-summary.mjs).

@@ -1,25 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  agentSchema,
   CapabilityRegistry,
   compileGrepPattern,
   DriverRegistry,
   defineCapability,
   defineTool,
-  detectDependencyBlocker,
   EverrunsError,
-  foldOverlay,
   globToRegExp,
-  harnessSchema,
   InputMessage,
-  type Message,
-  MISSING_TOOL_RESULT_TEXT,
   normalizeWorkspacePath,
   pageTextLines,
-  repairHistory,
   replaceExactText,
-  sessionSchema,
   splitLines,
   toolSpec,
 } from './index.js';
@@ -175,110 +167,6 @@ describe('DriverRegistry', () => {
     expect(() => new DriverRegistry().get('openai')).toThrow(
       expect.objectContaining({ code: 'DRIVER_NOT_FOUND' }),
     );
-  });
-});
-
-describe('foldOverlay and detectDependencyBlocker', () => {
-  const root = harnessSchema.parse({
-    id: 'h_root',
-    name: 'root',
-    systemPrompt: 'root',
-    capabilities: [{ id: 'a', config: 'root' }, { id: 'b' }],
-    maxIterations: 10,
-    defaultModelId: 'root-model',
-    initialFiles: [{ path: '/x', content: 'root' }],
-  });
-  const child = harnessSchema.parse({
-    id: 'h_child',
-    name: 'child',
-    parentHarnessId: 'h_root',
-    systemPrompt: '  ',
-  });
-  const agent = agentSchema.parse({
-    id: 'a1',
-    name: 'agent',
-    systemPrompt: 'agent',
-    capabilities: [{ id: 'a', config: 'agent' }],
-    initialFiles: [{ path: '/x', content: 'agent' }],
-  });
-  const session = sessionSchema.parse({
-    id: 's1',
-    harnessId: 'h_child',
-    agentId: 'a1',
-    maxIterations: 3,
-  });
-
-  it('folds root first, then agent, then session', () => {
-    const overlay = foldOverlay([root, child], agent, session);
-    expect(overlay.systemPrompts).toEqual(['root', 'agent']);
-    expect(overlay.capabilities).toEqual([{ id: 'b' }, { id: 'a', config: 'agent' }]);
-    expect(overlay.maxIterations).toBe(3);
-    expect(overlay.modelId).toBe('root-model');
-    expect(overlay.initialFiles.map((file) => file.content)).toEqual(['agent']);
-  });
-
-  it('reports missing or disabled harnesses and agents', () => {
-    expect(detectDependencyBlocker(session, [root, child], agent)).toBeNull();
-    expect(detectDependencyBlocker(session, null, agent)?.code).toBe('harness_missing');
-    expect(
-      detectDependencyBlocker(session, [{ ...root, status: 'disabled' }, child], agent)?.code,
-    ).toBe('harness_disabled');
-    expect(detectDependencyBlocker(session, [root, child], null)?.code).toBe('agent_missing');
-    expect(
-      detectDependencyBlocker(session, [root, child], { ...agent, status: 'archived' }),
-    ).toMatchObject({
-      code: 'agent_disabled',
-      dependencyId: 'a1',
-    });
-  });
-});
-
-describe('repairHistory', () => {
-  let seq = 0;
-  const message = (role: Message['role'], content: Message['content']): Message => ({
-    id: `m${++seq}`,
-    sessionId: 's',
-    seq,
-    role,
-    content,
-    createdAt: '2026-01-01T00:00:00.000Z',
-  });
-
-  it('returns the same history when every call has its result', () => {
-    const history = [
-      message('user', [{ type: 'text', text: 'hi' }]),
-      message('agent', [{ type: 'tool_call', id: 'c1', name: 'add', arguments: {} }]),
-      message('tool_result', [
-        { type: 'tool_result', toolCallId: 'c1', content: '2', isError: false },
-      ]),
-      message('agent', [{ type: 'text', text: 'done' }]),
-    ];
-    expect(repairHistory(history)).toBe(history);
-  });
-
-  it('adds a synthetic result to a call without one and drops an orphan result', () => {
-    const history = [
-      message('user', [{ type: 'text', text: 'hi' }]),
-      message('agent', [
-        { type: 'tool_call', id: 'c1', name: 'add', arguments: {} },
-        { type: 'tool_call', id: 'c2', name: 'add', arguments: {} },
-      ]),
-      message('tool_result', [
-        { type: 'tool_result', toolCallId: 'c1', content: '2', isError: false },
-      ]),
-      message('tool_result', [
-        { type: 'tool_result', toolCallId: 'ghost', content: '?', isError: false },
-      ]),
-    ];
-    const repaired = repairHistory(history);
-    const results = repaired.flatMap((entry) =>
-      entry.content.filter((part) => part.type === 'tool_result'),
-    );
-    expect(results).toEqual([
-      { type: 'tool_result', toolCallId: 'c2', content: MISSING_TOOL_RESULT_TEXT, isError: true },
-      { type: 'tool_result', toolCallId: 'c1', content: '2', isError: false },
-    ]);
-    expect(history).toHaveLength(4);
   });
 });
 

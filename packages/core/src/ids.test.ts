@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isIdWithPrefix, newId, uuidV7Hex } from './index.js';
+import { uuidV7Hex } from './ids.js';
+import { isIdWithPrefix, newId } from './index.js';
 
 describe('ids', () => {
   it('makes prefixed UUID v7 ids that sort in creation order', () => {

@@ -1,17 +1,211 @@
-export * from './atoms.js';
-export * from './capability.js';
-export * from './dependency-blocker.js';
-export * from './domain.js';
-export * from './driver.js';
-export * from './errors.js';
-export * from './event.js';
-export * from './file-system.js';
-export * from './file-text.js';
-export * from './ids.js';
-export * from './message.js';
-export * from './model.js';
-export * from './overlay.js';
-export * from './platform.js';
-export * from './stores.js';
-export * from './time.js';
-export * from './turn-context.js';
+// The public face of @everruns-ts/core, by name. Three groups: the contracts and data every
+// package shares; the kits for authors of capabilities and file-system backends; the engine that
+// runs a turn's steps on top of the contracts. Nothing under the contracts imports the engine.
+
+// ---------------------------------------------------------------------------------------------
+// Contracts and data
+// ---------------------------------------------------------------------------------------------
+
+// Capabilities and tools, their registry, and the platform a host brings.
+export type {
+  Capability,
+  CapabilityPromptContext,
+  JsonSchema,
+  ToolContext,
+  ToolDefinition,
+  ToolSpec,
+} from './capability.js';
+export { CapabilityRegistry, type ResolvedCapability } from './capability-registry.js';
+
+// Definitions and sessions.
+export {
+  type Agent,
+  type AgentInput,
+  agentSchema,
+  type CapabilityConfig,
+  capabilityConfigSchema,
+  definitionStatusSchema,
+  type FileEncoding,
+  fileEncodingSchema,
+  type Harness,
+  type HarnessInput,
+  harnessSchema,
+  type InitialFile,
+  initialFileSchema,
+  type Session,
+  type SessionInput,
+  type SessionStatus,
+  sessionSchema,
+  sessionStatusSchema,
+} from './domain.js';
+// LLM drivers and their registry.
+export {
+  DriverRegistry,
+  type LlmCallOptions,
+  type LlmDriver,
+  type LlmRequest,
+  type LlmResponse,
+  type LlmStopReason,
+  type LlmStreamEvent,
+  type LlmUsage,
+} from './driver.js';
+// Errors: one class, stable codes.
+export {
+  ERROR_CODES,
+  type ErrorCode,
+  EverrunsError,
+  type EverrunsErrorOptions,
+  errorMessage,
+  everrunsError,
+  throwIfAborted,
+} from './errors.js';
+
+// Events and the event bus.
+export {
+  EVENT_TYPES,
+  type EventBus,
+  type EventRequest,
+  type EventType,
+  type RuntimeEvent,
+  runtimeEventSchema,
+} from './event.js';
+// The session file system.
+export {
+  DESTRUCTIVE_FILE_OPERATIONS,
+  type FileContent,
+  type FileStat,
+  type GrepMatch,
+  type GrepOptions,
+  type ReadFileOptions,
+  type SessionFileSystem,
+  type SessionFileSystemFactory,
+  type ToolCallScope,
+} from './file-system.js';
+// Ids: prefixed, sortable (prefix_ + 32 hex digits of a UUID v7).
+export {
+  type AgentId,
+  type EventId,
+  type HarnessId,
+  ID_PREFIXES,
+  type IdPrefix,
+  idSchema,
+  isIdWithPrefix,
+  type MessageId,
+  newId,
+  type SessionId,
+  type TurnId,
+} from './ids.js';
+// Messages.
+export {
+  type ContentPart,
+  contentPartSchema,
+  InputMessage,
+  inputMessageSchema,
+  type Message,
+  type MessageRole,
+  messageRoleSchema,
+  messageSchema,
+  messageText,
+  messageToolCalls,
+  type NewMessage,
+  newMessageSchema,
+  type TextPart,
+  type ToolCall,
+  type ToolCallPart,
+  type ToolResultPart,
+  toolCallSchema,
+} from './message.js';
+// Models.
+export {
+  LLM_PROVIDER_TYPES,
+  LLMSIM_DEFAULT_MODEL,
+  type LlmProviderType,
+  llmProviderTypeSchema,
+  type ModelWithProvider,
+  modelWithProviderSchema,
+} from './model.js';
+export { PlatformDefinition, type PlatformDefinitionOptions } from './platform.js';
+// Stores.
+export type {
+  BatchingEventBus,
+  MemoryEntry,
+  MemoryStore,
+  MessageFilter,
+  MessagePage,
+  MessagePageRequest,
+  RuntimeAgentStore,
+  RuntimeBackends,
+  RuntimeHarnessStore,
+  RuntimeMessageStore,
+  RuntimeProviderStore,
+  RuntimeSessionStore,
+  SessionSetupSnapshot,
+  SessionStorageStore,
+  StoreMessageOptions,
+  TurnSnapshot,
+} from './stores.js';
+export { isoNow } from './time.js';
+
+// ---------------------------------------------------------------------------------------------
+// Kits for plugin authors
+// ---------------------------------------------------------------------------------------------
+
+// For capability authors.
+export {
+  defineCapability,
+  defineTool,
+  isToolError,
+  type ToolErrorResult,
+  toolError,
+  toolSpec,
+} from './capability-kit.js';
+// For file-system backends: path rules and the text operations every backend performs alike.
+export {
+  globToRegExp,
+  normalizeWorkspacePath,
+  parentWorkspacePath,
+  workspaceBaseName,
+} from './file-system.js';
+export {
+  compileGrepPattern,
+  pageTextLines,
+  replaceExactText,
+  splitLines,
+  type TextPage,
+} from './file-text.js';
+export { formatZodError } from './format-zod-error.js';
+
+// ---------------------------------------------------------------------------------------------
+// Engine: the steps of a turn, as every host runs them
+// ---------------------------------------------------------------------------------------------
+
+export {
+  type ActAtomInput,
+  type ActAtomResult,
+  type ActCallOutcome,
+  act,
+  INTERRUPTED_TOOL_RESULT_TEXT,
+} from './engine/act-atom.js';
+export { assembleTurnContext } from './engine/assemble-turn-context.js';
+export {
+  type DependencyBlocker,
+  detectDependencyBlocker,
+} from './engine/detect-dependency-blocker.js';
+export { emitEvents } from './engine/emit-events.js';
+export { truncateResult } from './engine/execute-tool-call.js';
+export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';
+// The atoms: input → reason → (act → reason)*.
+export { type InputAtomInput, type InputAtomResult, input } from './engine/input-atom.js';
+export { type ReasonAtomInput, type ReasonAtomResult, reason } from './engine/reason-atom.js';
+export { MISSING_TOOL_RESULT_TEXT, repairHistory } from './engine/repair-history.js';
+export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
+// What the atoms need, and what they resolve and assemble.
+export {
+  type AssembledTurnContext,
+  type AtomDependencies,
+  type CapabilityPromptContribution,
+  DEFAULT_TURN_LIMITS,
+  type TurnLimits,
+  type TurnSetup,
+  type TurnTool,
+} from './engine/turn-types.js';

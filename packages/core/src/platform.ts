@@ -1,4 +1,4 @@
-import { CapabilityRegistry } from './capability.js';
+import { CapabilityRegistry } from './capability-registry.js';
 import { DriverRegistry } from './driver.js';
 import type { SessionFileSystemFactory } from './file-system.js';
 

@@ -197,20 +197,6 @@ export interface BatchingEventBus extends EventBus {
   emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]>;
 }
 
-/**
- * Emits events in order: in one call when the bus is a {@link BatchingEventBus}, otherwise one
- * by one (each stored before the next is emitted).
- */
-export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promise<RuntimeEvent[]> {
-  const batching = bus as Partial<BatchingEventBus>;
-  if (requests.length > 1 && typeof batching.emitMany === 'function') {
-    return batching.emitMany.call(bus, requests);
-  }
-  const events: RuntimeEvent[] = [];
-  for (const request of requests) events.push(await bus.emit(request));
-  return events;
-}
-
 /** The part of a {@link TurnSnapshot} that defines a session's turn setup (no history). */
 export type SessionSetupSnapshot = Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent'>;
 

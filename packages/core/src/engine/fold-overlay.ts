@@ -1,4 +1,4 @@
-import type { Agent, CapabilityConfig, Harness, InitialFile, Session } from './domain.js';
+import type { Agent, CapabilityConfig, Harness, InitialFile, Session } from '../domain.js';
 
 /** A session's effective settings: harness chain (root first), then agent, then session. */
 export interface SessionOverlay {

@@ -1,4 +1,4 @@
-import type { Agent, Harness, Session } from './domain.js';
+import type { Agent, Harness, Session } from '../domain.js';
 
 /** Why a session cannot run a turn. */
 export interface DependencyBlocker {

@@ -1,0 +1,172 @@
+import { EverrunsError, throwIfAborted } from '../errors.js';
+import type { NewMessage, ToolCall } from '../message.js';
+import { executeToolCall, type ToolCallOutcome, truncateResult } from './execute-tool-call.js';
+import { resolveTurnSetup } from './resolve-turn-setup.js';
+import type { AtomDependencies } from './turn-types.js';
+
+/** Input of the {@link act} atom. */
+export interface ActAtomInput {
+  sessionId: string;
+  turnId: string;
+  iteration: number;
+  /** The calls of the reason step, in order. */
+  toolCalls: ToolCall[];
+  signal?: AbortSignal;
+  /**
+   * How to treat a call whose `tool.started` was recorded but has no result (crash recovery):
+   * `rerun` runs it again; `interrupted` stores a synthetic error result. The atom asks this
+   * only through {@link ActAtomInput.wasStarted}.
+   */
+  wasStarted?(toolCallId: string): Promise<boolean> | boolean;
+  /** Called right before a tool runs (a host records "started" here). */
+  onToolStarted?(call: ToolCall): Promise<void> | void;
+}
+
+/** One call's outcome in {@link ActAtomResult}. */
+export interface ActCallOutcome {
+  toolCallId: string;
+  toolName: string;
+  isError: boolean;
+  messageId: string;
+  /** True when the result was already stored (a replayed step). */
+  replayed: boolean;
+  durationMs: number;
+}
+
+/** Output of the {@link act} atom (plain JSON). */
+export interface ActAtomResult {
+  results: ActCallOutcome[];
+  /** True when client-side tools wait for results from the host. */
+  waitingForToolResults: boolean;
+  /** True when the act could not run (for example a blocked session). */
+  blocked: boolean;
+  /** Identity of this step's calls (names + arguments), for the repeated-call limit. */
+  callSignature: string;
+}
+
+/** Text of the synthetic result of a non-idempotent call interrupted by a crash. */
+export const INTERRUPTED_TOOL_RESULT_TEXT =
+  'The tool call was interrupted before it finished; it may have partially applied. It was not run again.';
+
+/**
+ * Runs the tool calls of a reason step in order and persists one `tool_result` per call,
+ * idempotently by call id. Model mistakes (unknown tool, arguments that are not JSON, not an
+ * object or not valid for the schema, a throwing or timed-out tool, a duplicate call id) become
+ * tool errors; results longer than the limit are truncated with a visible marker.
+ */
+export async function act(
+  dependencies: AtomDependencies,
+  request: ActAtomInput,
+): Promise<ActAtomResult> {
+  const { backends, limits } = dependencies;
+  const { sessionId, turnId, iteration } = request;
+  const setup = await resolveTurnSetup(dependencies, sessionId, turnId).catch((error: unknown) => {
+    if (EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) return null;
+    throw error;
+  });
+  const callSignature = signatureOf(request.toolCalls);
+  if (!setup) return { results: [], waitingForToolResults: false, blocked: true, callSignature };
+  const results: ActCallOutcome[] = [];
+  let waitingForToolResults = false;
+  for (const call of request.toolCalls) {
+    const idempotencyKey = `${turnId}/tool/${call.id}`;
+    const existing = await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
+    if (existing) {
+      const part = existing.content.find((entry) => entry.type === 'tool_result');
+      results.push({
+        toolCallId: call.id,
+        toolName: call.name,
+        isError: part?.type === 'tool_result' ? part.isError : false,
+        messageId: existing.id,
+        replayed: true,
+        durationMs: 0,
+      });
+      continue;
+    }
+    const turnTool = setup.tools.get(call.name);
+    if (turnTool?.tool.clientSide) {
+      waitingForToolResults = true;
+      continue;
+    }
+    throwIfAborted(request.signal);
+    const started = Date.now();
+    let outcome: ToolCallOutcome;
+    if (request.wasStarted && (await request.wasStarted(call.id)) && !turnTool?.tool.idempotent) {
+      outcome = {
+        content: truncateResult(INTERRUPTED_TOOL_RESULT_TEXT, limits.maxToolResultChars),
+        isError: true,
+      };
+    } else {
+      await request.onToolStarted?.(call);
+      await backends.events.emit({
+        type: 'tool.started',
+        sessionId,
+        turnId,
+        data: { toolCallId: call.id, toolName: call.name, iteration },
+      });
+      outcome = await executeToolCall(dependencies, {
+        call,
+        tools: setup.tools,
+        sessionId,
+        turnId,
+        iteration,
+        fileSystem: setup.fileSystem,
+        ...(request.signal ? { signal: request.signal } : {}),
+      });
+    }
+    if (request.signal?.aborted) throwIfAborted(request.signal);
+    const newMessage: NewMessage = {
+      role: 'tool_result',
+      turnId,
+      idempotencyKey,
+      content: [
+        {
+          type: 'tool_result',
+          toolCallId: call.id,
+          content: outcome.content,
+          isError: outcome.isError,
+        },
+      ],
+      metadata: { toolName: call.name, iteration },
+    };
+    const stored = await backends.messages.storeMessage(sessionId, newMessage);
+    const durationMs = Date.now() - started;
+    await backends.events.emit({
+      type: 'tool.completed',
+      sessionId,
+      turnId,
+      data: {
+        toolCallId: call.id,
+        toolName: call.name,
+        isError: outcome.isError,
+        durationMs,
+        messageId: stored.id,
+      },
+    });
+    results.push({
+      toolCallId: call.id,
+      toolName: call.name,
+      isError: outcome.isError,
+      messageId: stored.id,
+      replayed: false,
+      durationMs,
+    });
+  }
+  return { results, waitingForToolResults, blocked: false, callSignature };
+}
+
+function signatureOf(calls: readonly ToolCall[]): string {
+  return calls
+    .map(
+      (call) =>
+        `${call.name}:${typeof call.arguments === 'string' ? call.arguments : stableStringify(call.arguments)}`,
+    )
+    .join('|');
+}
+
+function stableStringify(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'undefined';
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  const keys = Object.keys(value as object).sort();
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${stableStringify((value as Record<string, unknown>)[key])}`).join(',')}}`;
+}

@@ -1,0 +1,107 @@
+import { EverrunsError, errorMessage } from '../errors.js';
+import type { ModelWithProvider } from '../model.js';
+import type { TurnSnapshot } from '../stores.js';
+import { repairHistory } from './repair-history.js';
+import { resolveTurnSetup, sessionNotFoundError } from './resolve-turn-setup.js';
+import type {
+  AssembledTurnContext,
+  AtomDependencies,
+  CapabilityPromptContribution,
+} from './turn-types.js';
+
+/**
+ * Assembles the context a reason step sends: overlay, system prompt with each capability's
+ * contribution as `<capability id="…">…</capability>`, tools, history (repaired so no tool call
+ * lacks its result and no result lacks its call) and the model.
+ */
+export async function assembleTurnContext(
+  dependencies: AtomDependencies,
+  sessionId: string,
+  options: {
+    turnId?: string;
+    iteration?: number;
+    signal?: AbortSignal;
+    /** A snapshot the caller just loaded with `backends.loadTurnSnapshot`, used instead of loading another. */
+    snapshot?: TurnSnapshot;
+  } = {},
+): Promise<AssembledTurnContext> {
+  const { backends } = dependencies;
+  let snapshot: TurnSnapshot | undefined = options.snapshot;
+  if (!snapshot && backends.loadTurnSnapshot) {
+    snapshot = (await backends.loadTurnSnapshot(sessionId)) ?? undefined;
+    if (!snapshot) throw sessionNotFoundError(sessionId);
+  }
+  const setup = await resolveTurnSetup(dependencies, sessionId, options.turnId, snapshot);
+  const capabilityPrompts: CapabilityPromptContribution[] = [];
+  for (const { capability, config } of setup.capabilities) {
+    let text: string | null | undefined;
+    if (typeof capability.systemPrompt === 'function') {
+      try {
+        text = await capability.systemPrompt({
+          session: setup.overlay.session,
+          fileSystem: setup.fileSystem,
+          config,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (error) {
+        throw new EverrunsError({
+          code: 'CAPABILITY_FAILED',
+          message: `Capability ${capability.id} failed to build its system prompt: ${errorMessage(error)}`,
+          details: { capabilityId: capability.id },
+          cause: error,
+        });
+      }
+    } else text = capability.systemPrompt;
+    if (text?.trim()) capabilityPrompts.push({ capabilityId: capability.id, text });
+  }
+  const parts = [...setup.overlay.systemPrompts];
+  for (const contribution of capabilityPrompts) {
+    parts.push(
+      `<capability id="${contribution.capabilityId}">\n${contribution.text}\n</capability>`,
+    );
+  }
+  const model = await resolveModel(dependencies, setup.overlay.modelId, snapshot?.defaultModel);
+  const messages = repairHistory(
+    snapshot ? snapshot.messages : await backends.messages.load(sessionId),
+  );
+  const context: AssembledTurnContext = {
+    sessionId,
+    overlay: setup.overlay,
+    systemPrompt: parts.join('\n\n'),
+    capabilityPrompts,
+    tools: setup.toolSpecs,
+    messages,
+    model,
+    maxIterations: setup.maxIterations,
+  };
+  if (options.turnId !== undefined) context.turnId = options.turnId;
+  if (options.iteration !== undefined) context.iteration = options.iteration;
+  return context;
+}
+
+async function resolveModel(
+  dependencies: AtomDependencies,
+  modelId: string | undefined,
+  loadedDefault: ModelWithProvider | null | undefined,
+): Promise<ModelWithProvider> {
+  const { providers } = dependencies.backends;
+  if (modelId !== undefined) {
+    const model = await providers.getModelWithProvider(modelId);
+    if (!model) {
+      throw new EverrunsError({
+        code: 'MODEL_NOT_FOUND',
+        message: `Model ${modelId} is not registered in the provider store`,
+        details: { modelId },
+      });
+    }
+    return model;
+  }
+  const fallback = loadedDefault !== undefined ? loadedDefault : await providers.getDefaultModel();
+  if (!fallback) {
+    throw new EverrunsError({
+      code: 'CONFIGURATION',
+      message: 'No model is set for the session and the provider store has no default model',
+    });
+  }
+  return fallback;
+}

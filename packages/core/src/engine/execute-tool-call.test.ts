@@ -1,0 +1,457 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { ToolContext, ToolDefinition } from '../capability.js';
+import { defineTool, toolError } from '../capability-kit.js';
+import { EverrunsError } from '../errors.js';
+import type { SessionFileSystem } from '../file-system.js';
+import type { ToolCall } from '../message.js';
+import type { MemoryStore, RuntimeSessionStore, SessionStorageStore } from '../stores.js';
+import { markDuplicateToolCallIds } from './duplicate-tool-call-ids.js';
+import {
+  type ExecuteToolCallRequest,
+  executeToolCall,
+  type ToolExecutionDependencies,
+} from './execute-tool-call.js';
+import type { TurnTool } from './turn-types.js';
+
+const workspace = { name: 'workspace' } as unknown as SessionFileSystem;
+
+function dependencies(
+  overrides: Partial<ToolExecutionDependencies['limits']> = {},
+  forToolCall?: ToolExecutionDependencies['fileSystems']['forToolCall'],
+): ToolExecutionDependencies {
+  return {
+    backends: {
+      storage: {} as SessionStorageStore,
+      sessions: {} as RuntimeSessionStore,
+      memory: {} as MemoryStore,
+    },
+    fileSystems: forToolCall ? { forToolCall } : {},
+    limits: { toolTimeoutMs: 1_000, maxToolResultChars: 1_000, ...overrides },
+  };
+}
+
+function toolsOf(...tools: ToolDefinition<never, unknown>[]): Map<string, TurnTool> {
+  return new Map(
+    tools.map((tool) => [
+      tool.name,
+      { tool: tool as ToolDefinition, capabilityId: 'test', config: { unit: 'cm' } },
+    ]),
+  );
+}
+
+function request(
+  tools: Map<string, TurnTool>,
+  call: Omit<ToolCall, 'id'> & { id?: string },
+  extra: Partial<ExecuteToolCallRequest> = {},
+): ExecuteToolCallRequest {
+  return {
+    call: { id: call.id ?? `call_${randomUUID()}`, name: call.name, arguments: call.arguments },
+    tools,
+    sessionId: `session_${randomUUID()}`,
+    turnId: `turn_${randomUUID()}`,
+    iteration: 1,
+    fileSystem: workspace,
+    ...extra,
+  };
+}
+
+const add = defineTool({
+  name: 'add',
+  description: 'Adds two numbers',
+  inputSchema: z.strictObject({ a: z.number(), b: z.number() }),
+  execute: ({ a, b }) => String(a + b),
+});
+
+/** A tool that never settles until its context signal fires; records what it saw. */
+function hangingTool(options: { timeoutMs?: number } = {}) {
+  const seen: { context?: ToolContext; reason?: unknown } = {};
+  const tool = defineTool({
+    name: 'hang',
+    description: 'Waits for its signal',
+    inputSchema: z.object({}),
+    ...options,
+    execute: (_input, context) => {
+      seen.context = context;
+      return new Promise<never>((_resolve, reject) => {
+        context.signal.addEventListener('abort', () => {
+          seen.reason = context.signal.reason;
+          reject(context.signal.reason);
+        });
+      });
+    },
+  });
+  return { tool, seen };
+}
+
+describe('executeToolCall', () => {
+  it('runs a tool with arguments given as an object or a JSON string', async () => {
+    const tools = toolsOf(add);
+    expect(
+      await executeToolCall(
+        dependencies(),
+        request(tools, { name: 'add', arguments: { a: 2, b: 3 } }),
+      ),
+    ).toEqual({ content: '5', isError: false });
+    expect(
+      await executeToolCall(
+        dependencies(),
+        request(tools, { name: 'add', arguments: '{"a":1,"b":1}' }),
+      ),
+    ).toEqual({ content: '2', isError: false });
+  });
+
+  it('reports an unknown tool with the names of the available ones', async () => {
+    const outcome = await executeToolCall(
+      dependencies(),
+      request(toolsOf(add), { name: 'multiply', arguments: {} }),
+    );
+    expect(outcome).toEqual({
+      content: 'Unknown tool "multiply". Available tools: add.',
+      isError: true,
+    });
+    const none = await executeToolCall(
+      dependencies(),
+      request(new Map(), { name: 'multiply', arguments: {} }),
+    );
+    expect(none.content).toBe('Unknown tool "multiply". Available tools: (none).');
+  });
+
+  it('reports arguments that are not JSON or not a JSON object as tool errors', async () => {
+    const tools = toolsOf(add);
+    const malformed = await executeToolCall(
+      dependencies(),
+      request(tools, { name: 'add', arguments: '{"a": 1,' }),
+    );
+    expect(malformed.isError).toBe(true);
+    expect(malformed.content).toMatch(/^Arguments of add are not valid JSON: /);
+    const array = await executeToolCall(
+      dependencies(),
+      request(tools, { name: 'add', arguments: '[1, 2]' }),
+    );
+    expect(array).toEqual({
+      content: 'Arguments of add must be a JSON object, got an array.',
+      isError: true,
+    });
+    const number = await executeToolCall(
+      dependencies(),
+      request(tools, { name: 'add', arguments: '42' }),
+    );
+    expect(number).toEqual({
+      content: 'Arguments of add must be a JSON object, got number.',
+      isError: true,
+    });
+  });
+
+  it('treats empty or missing arguments as an empty object', async () => {
+    const ping = defineTool({
+      name: 'ping',
+      description: 'Answers pong',
+      inputSchema: z.strictObject({}),
+      execute: () => 'pong',
+    });
+    const tools = toolsOf(ping);
+    for (const args of ['', '  ', null, undefined]) {
+      expect(
+        await executeToolCall(dependencies(), request(tools, { name: 'ping', arguments: args })),
+      ).toEqual({ content: 'pong', isError: false });
+    }
+  });
+
+  it('reports arguments the schema rejects, naming the field, without running the tool', async () => {
+    let ran = false;
+    const tool = defineTool({
+      name: 'add',
+      description: 'Adds',
+      inputSchema: z.strictObject({ a: z.number(), b: z.number() }),
+      execute: () => {
+        ran = true;
+        return 'ran';
+      },
+    });
+    const outcome = await executeToolCall(
+      dependencies(),
+      request(toolsOf(tool), { name: 'add', arguments: { a: 'one', b: 2 } }),
+    );
+    expect(outcome.isError).toBe(true);
+    expect(outcome.content).toMatch(/^Invalid arguments for add: a: /);
+    expect(ran).toBe(false);
+  });
+
+  it('reports a tool that throws as a tool error with its message', async () => {
+    const tool = defineTool({
+      name: 'explode',
+      description: 'Throws',
+      inputSchema: z.object({}),
+      execute: () => {
+        throw new Error('disk on fire');
+      },
+    });
+    expect(
+      await executeToolCall(
+        dependencies(),
+        request(toolsOf(tool), { name: 'explode', arguments: {} }),
+      ),
+    ).toEqual({ content: 'Tool explode failed: disk on fire', isError: true });
+  });
+
+  it('reports a toolError result as a tool error with exactly its message', async () => {
+    const tool = defineTool({
+      name: 'refuse',
+      description: 'Refuses',
+      inputSchema: z.object({}),
+      execute: async () => toolError('not today'),
+    });
+    expect(
+      await executeToolCall(
+        dependencies(),
+        request(toolsOf(tool), { name: 'refuse', arguments: {} }),
+      ),
+    ).toEqual({ content: 'not today', isError: true });
+  });
+
+  it('sends a string as is, undefined as empty text and any other value as JSON', async () => {
+    const values: unknown[] = ['plain', undefined, { total: 3, items: [1, 2] }, 7, null];
+    const tools = toolsOf(
+      ...values.map((value, index) =>
+        defineTool({
+          name: `value_${index}`,
+          description: 'Returns a value',
+          inputSchema: z.object({}),
+          execute: () => value,
+        }),
+      ),
+    );
+    const contents = [];
+    for (const [index] of values.entries()) {
+      const outcome = await executeToolCall(
+        dependencies(),
+        request(tools, { name: `value_${index}`, arguments: {} }),
+      );
+      expect(outcome.isError).toBe(false);
+      contents.push(outcome.content);
+    }
+    expect(contents).toEqual(['plain', '', '{"total":3,"items":[1,2]}', '7', 'null']);
+  });
+
+  it('returns a result equal to an interruption word as an ordinary result', async () => {
+    const tools = toolsOf(
+      ...['timeout', 'aborted'].map((word) =>
+        defineTool({
+          name: word,
+          description: 'Returns a word',
+          inputSchema: z.object({}),
+          execute: () => word,
+        }),
+      ),
+    );
+    for (const word of ['timeout', 'aborted']) {
+      expect(
+        await executeToolCall(dependencies(), request(tools, { name: word, arguments: {} })),
+      ).toEqual({ content: word, isError: false });
+    }
+  });
+
+  it('cancels a tool that passes its own timeout and fires its signal', async () => {
+    const { tool, seen } = hangingTool({ timeoutMs: 20 });
+    const outcome = await executeToolCall(
+      dependencies({ toolTimeoutMs: 60_000 }),
+      request(toolsOf(tool), { name: 'hang', arguments: {} }),
+    );
+    expect(outcome).toEqual({
+      content: 'Tool hang did not finish within 20 ms and was cancelled.',
+      isError: true,
+    });
+    expect(seen.context?.signal.aborted).toBe(true);
+    expect(EverrunsError.hasCode(seen.reason, 'LIMIT_EXCEEDED')).toBe(true);
+  });
+
+  it('uses the default tool timeout of the limits when the tool sets none', async () => {
+    const { tool } = hangingTool();
+    const outcome = await executeToolCall(
+      dependencies({ toolTimeoutMs: 15 }),
+      request(toolsOf(tool), { name: 'hang', arguments: {} }),
+    );
+    expect(outcome).toEqual({
+      content: 'Tool hang did not finish within 15 ms and was cancelled.',
+      isError: true,
+    });
+  });
+
+  it('throws ABORTED when the turn is aborted while a tool runs, and fires the tool signal', async () => {
+    const { tool, seen } = hangingTool();
+    const controller = new AbortController();
+    const running = executeToolCall(
+      dependencies(),
+      request(toolsOf(tool), { name: 'hang', arguments: {} }, { signal: controller.signal }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const reason = new Error('user pressed stop');
+    controller.abort(reason);
+    const error = await running.catch((caught: unknown) => caught);
+    expect(EverrunsError.hasCode(error, 'ABORTED')).toBe(true);
+    expect((error as EverrunsError).cause).toBe(reason);
+    expect(seen.context?.signal.aborted).toBe(true);
+    expect(seen.reason).toBe(reason);
+  });
+
+  it('throws ABORTED for a turn aborted before the call, handing the tool a fired signal', async () => {
+    const { tool, seen } = hangingTool();
+    const controller = new AbortController();
+    controller.abort(new Error('already stopped'));
+    const error = await executeToolCall(
+      dependencies(),
+      request(toolsOf(tool), { name: 'hang', arguments: {} }, { signal: controller.signal }),
+    ).catch((caught: unknown) => caught);
+    expect(EverrunsError.hasCode(error, 'ABORTED')).toBe(true);
+    if (seen.context) expect(seen.context.signal.aborted).toBe(true);
+  });
+
+  it('reports an ABORTED error a tool throws on its own as a tool error when the turn goes on', async () => {
+    const tool = defineTool({
+      name: 'self_abort',
+      description: 'Throws ABORTED',
+      inputSchema: z.object({}),
+      execute: () => {
+        throw new EverrunsError({ code: 'ABORTED', message: 'inner request aborted' });
+      },
+    });
+    expect(
+      await executeToolCall(
+        dependencies(),
+        request(
+          toolsOf(tool),
+          { name: 'self_abort', arguments: {} },
+          { signal: new AbortController().signal },
+        ),
+      ),
+    ).toEqual({ content: 'Tool self_abort failed: inner request aborted', isError: true });
+  });
+
+  it('truncates a result over the limit with a marker giving the original size', async () => {
+    const huge = 'x'.repeat(250);
+    const tools = toolsOf(
+      defineTool({
+        name: 'dump',
+        description: 'Returns a lot',
+        inputSchema: z.object({}),
+        execute: () => huge,
+      }),
+      defineTool({
+        name: 'dump_error',
+        description: 'Fails with a lot',
+        inputSchema: z.object({}),
+        execute: () => toolError(huge),
+      }),
+    );
+    const limited = dependencies({ maxToolResultChars: 100 });
+    const outcome = await executeToolCall(limited, request(tools, { name: 'dump', arguments: {} }));
+    expect(outcome).toEqual({
+      content: `${'x'.repeat(100)}\n…[truncated: the result was 250 characters; the limit is 100]`,
+      isError: false,
+    });
+    const failure = await executeToolCall(
+      limited,
+      request(tools, { name: 'dump_error', arguments: {} }),
+    );
+    expect(failure.isError).toBe(true);
+    expect(failure.content).toBe(outcome.content);
+    const exact = await executeToolCall(
+      dependencies({ maxToolResultChars: 250 }),
+      request(tools, { name: 'dump', arguments: {} }),
+    );
+    expect(exact.content).toBe(huge);
+  });
+
+  it('refuses the repeat of a call id from one response without running it', async () => {
+    let runs = 0;
+    const tool = defineTool({
+      name: 'count',
+      description: 'Counts runs',
+      inputSchema: z.object({}),
+      execute: () => String(++runs),
+    });
+    const calls = markDuplicateToolCallIds([
+      { id: 'call_1', name: 'count', arguments: {} },
+      { id: 'call_1', name: 'count', arguments: {} },
+    ]);
+    const outcomes = [];
+    for (const call of calls) {
+      outcomes.push(
+        await executeToolCall(dependencies(), { ...request(toolsOf(tool), call), call }),
+      );
+    }
+    expect(outcomes).toEqual([
+      { content: '1', isError: false },
+      {
+        content:
+          'Duplicate tool call id "call_1" in one response; this call was not run. Use a unique id per call.',
+        isError: true,
+      },
+    ]);
+    expect(runs).toBe(1);
+  });
+
+  it('hands the tool its call identity, config, stores and the per-call file system', async () => {
+    let context: ToolContext | undefined;
+    const tool = defineTool({
+      name: 'inspect',
+      description: 'Records its context',
+      inputSchema: z.object({}),
+      execute: (_input, toolContext) => {
+        context = toolContext;
+        return 'ok';
+      },
+    });
+    const decorated = { name: 'decorated' } as unknown as SessionFileSystem;
+    const scopes: unknown[] = [];
+    const deps = dependencies({}, (fileSystem, scope) => {
+      scopes.push({ fileSystem, scope });
+      return decorated;
+    });
+    const call = request(toolsOf(tool), { name: 'inspect', arguments: {} }, { iteration: 3 });
+    await executeToolCall(deps, call);
+    expect(context).toMatchObject({
+      sessionId: call.sessionId,
+      turnId: call.turnId,
+      toolCallId: call.call.id,
+      idempotencyKey: `${call.sessionId}/${call.turnId}/${call.call.id}`,
+      iteration: 3,
+      config: { unit: 'cm' },
+      fileSystem: decorated,
+      storage: deps.backends.storage,
+      sessions: deps.backends.sessions,
+      memory: deps.backends.memory,
+    });
+    expect(context?.signal.aborted).toBe(false);
+    expect(scopes).toEqual([
+      {
+        fileSystem: workspace,
+        scope: {
+          sessionId: call.sessionId,
+          turnId: call.turnId,
+          toolCallId: call.call.id,
+          iteration: 3,
+        },
+      },
+    ]);
+  });
+
+  it('hands the session workspace itself when the factory does not decorate per call', async () => {
+    let seen: SessionFileSystem | undefined;
+    const tool = defineTool({
+      name: 'inspect',
+      description: 'Records its file system',
+      inputSchema: z.object({}),
+      execute: (_input, context) => {
+        seen = context.fileSystem;
+      },
+    });
+    await executeToolCall(
+      dependencies(),
+      request(toolsOf(tool), { name: 'inspect', arguments: {} }),
+    );
+    expect(seen).toBe(workspace);
+  });
+});

@@ -1,0 +1,189 @@
+import type { ToolContext } from '../capability.js';
+import { isToolError } from '../capability-kit.js';
+import { EverrunsError, errorMessage } from '../errors.js';
+import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
+import { formatZodError } from '../format-zod-error.js';
+import type { ToolCall } from '../message.js';
+import type { RuntimeBackends } from '../stores.js';
+import { duplicatedToolCallId } from './duplicate-tool-call-ids.js';
+import type { TurnLimits, TurnTool } from './turn-types.js';
+
+/** What {@link executeToolCall} needs of the atoms' dependencies. */
+export interface ToolExecutionDependencies {
+  /** The stores a tool reaches through its context. */
+  backends: Pick<RuntimeBackends, 'storage' | 'sessions' | 'memory'>;
+  /** Decorates the session's workspace per call, when the factory offers it. */
+  fileSystems: Pick<SessionFileSystemFactory, 'forToolCall'>;
+  /** The default timeout of a call and the longest result the model sees. */
+  limits: Pick<TurnLimits, 'toolTimeoutMs' | 'maxToolResultChars'>;
+}
+
+/** One tool call to run, with the turn it belongs to. */
+export interface ExecuteToolCallRequest {
+  /** The call as the model made it (arguments as an object or a JSON string). */
+  call: ToolCall;
+  /** The turn's tools by name. */
+  tools: ReadonlyMap<string, TurnTool>;
+  sessionId: string;
+  turnId: string;
+  /** 1-based iteration of the turn. */
+  iteration: number;
+  /** The session's workspace, before any per-call decoration. */
+  fileSystem: SessionFileSystem;
+  /** Cancels the turn; the tool's context signal fires with it. */
+  signal?: AbortSignal;
+}
+
+/** What the model sees of one call: the result text and whether it is an error. */
+export interface ToolCallOutcome {
+  /** The result, truncated to `limits.maxToolResultChars` with a visible marker. */
+  content: string;
+  isError: boolean;
+}
+
+/** Truncates text over `limit` characters, appending a marker with the original size. */
+export function truncateResult(content: string, limit: number): string {
+  if (content.length <= limit) return content;
+  return `${content.slice(0, limit)}\n…[truncated: the result was ${content.length} characters; the limit is ${limit}]`;
+}
+
+/**
+ * Runs one tool call. Model mistakes become tool errors the model can read: a duplicate call id,
+ * an unknown tool, arguments that are not JSON, not an object or not valid for the tool's zod
+ * schema, a tool that throws or returns `toolError(message)`, a tool that does not finish within
+ * its timeout (`timeoutMs` of the tool, else `limits.toolTimeoutMs`; its context signal fires).
+ * A string result is sent as is, `undefined` as `''`, anything else as JSON; every result is
+ * truncated to `limits.maxToolResultChars`. Throws `ABORTED` only when the request's signal fires.
+ */
+export async function executeToolCall(
+  dependencies: ToolExecutionDependencies,
+  request: ExecuteToolCallRequest,
+): Promise<ToolCallOutcome> {
+  const outcome = await runToolCall(dependencies, request);
+  return {
+    content: truncateResult(outcome.content, dependencies.limits.maxToolResultChars),
+    isError: outcome.isError,
+  };
+}
+
+/** Why a call stopped waiting for its tool: a private tag no tool result can equal. */
+interface Interruption {
+  readonly interruption: 'timeout' | 'aborted';
+}
+
+const TIMED_OUT: Interruption = Object.freeze({ interruption: 'timeout' });
+const ABORTED: Interruption = Object.freeze({ interruption: 'aborted' });
+
+async function runToolCall(
+  dependencies: ToolExecutionDependencies,
+  request: ExecuteToolCallRequest,
+): Promise<ToolCallOutcome> {
+  const { call, tools } = request;
+  const fail = (content: string) => ({ content, isError: true });
+  const original = duplicatedToolCallId(call.id);
+  if (original !== undefined) {
+    return fail(
+      `Duplicate tool call id "${original}" in one response; this call was not run. Use a unique id per call.`,
+    );
+  }
+  const turnTool = tools.get(call.name);
+  if (!turnTool) {
+    const names = [...tools.keys()].join(', ') || '(none)';
+    return fail(`Unknown tool "${call.name}". Available tools: ${names}.`);
+  }
+  let args = call.arguments;
+  if (typeof args === 'string') {
+    try {
+      args = args.trim() === '' ? {} : JSON.parse(args);
+    } catch (error) {
+      return fail(`Arguments of ${call.name} are not valid JSON: ${errorMessage(error)}`);
+    }
+  }
+  if (args === undefined || args === null) args = {};
+  if (typeof args !== 'object' || Array.isArray(args)) {
+    return fail(
+      `Arguments of ${call.name} must be a JSON object, got ${Array.isArray(args) ? 'an array' : typeof args}.`,
+    );
+  }
+  const parsed = turnTool.tool.inputSchema.safeParse(args);
+  if (!parsed.success) {
+    return fail(`Invalid arguments for ${call.name}: ${formatZodError(parsed.error)}`);
+  }
+  const timeoutMs = turnTool.tool.timeoutMs ?? dependencies.limits.toolTimeoutMs;
+  // The tool's AbortController is made only when the tool reads `context.signal`.
+  let controller: AbortController | undefined;
+  let abortReason: unknown;
+  let aborted = false;
+  const abort = (reason: unknown) => {
+    aborted = true;
+    abortReason = reason;
+    controller?.abort(reason);
+  };
+  // The interruption is a tagged object, never a value a tool could return.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const interrupted = new Promise<Interruption>((resolve) => {
+    timer = setTimeout(() => {
+      abort(new EverrunsError({ code: 'LIMIT_EXCEEDED', message: 'tool timeout' }));
+      resolve(TIMED_OUT);
+    }, timeoutMs);
+    onAbort = () => {
+      abort(request.signal?.reason);
+      resolve(ABORTED);
+    };
+    if (request.signal?.aborted) onAbort();
+    else request.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  const context: ToolContext = {
+    sessionId: request.sessionId,
+    turnId: request.turnId,
+    toolCallId: call.id,
+    idempotencyKey: `${request.sessionId}/${request.turnId}/${call.id}`,
+    iteration: request.iteration,
+    fileSystem:
+      dependencies.fileSystems.forToolCall?.(request.fileSystem, {
+        sessionId: request.sessionId,
+        turnId: request.turnId,
+        toolCallId: call.id,
+        iteration: request.iteration,
+      }) ?? request.fileSystem,
+    storage: dependencies.backends.storage,
+    sessions: dependencies.backends.sessions,
+    memory: dependencies.backends.memory,
+    config: turnTool.config,
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (aborted) controller.abort(abortReason);
+      }
+      return controller.signal;
+    },
+  };
+  try {
+    const execution = Promise.resolve().then(() =>
+      turnTool.tool.execute(parsed.data as never, context),
+    );
+    const value = await Promise.race([execution, interrupted]);
+    if (value === TIMED_OUT || value === ABORTED) {
+      execution.catch(() => {});
+      if (value === ABORTED) {
+        throw new EverrunsError({
+          code: 'ABORTED',
+          message: 'The turn was aborted',
+          cause: request.signal?.reason,
+        });
+      }
+      return fail(`Tool ${call.name} did not finish within ${timeoutMs} ms and was cancelled.`);
+    }
+    if (isToolError(value)) return fail(value.message);
+    if (typeof value === 'string') return { content: value, isError: false };
+    if (value === undefined) return { content: '', isError: false };
+    return { content: JSON.stringify(value) ?? '', isError: false };
+  } catch (error) {
+    if (EverrunsError.hasCode(error, 'ABORTED') && request.signal?.aborted) throw error;
+    return fail(`Tool ${call.name} failed: ${errorMessage(error)}`);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) request.signal?.removeEventListener('abort', onAbort);
+  }
+}

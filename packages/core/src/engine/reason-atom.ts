@@ -1,0 +1,202 @@
+import type { LlmResponse, LlmStopReason, LlmUsage } from '../driver.js';
+import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
+import {
+  type ContentPart,
+  type Message,
+  messageText,
+  messageToolCalls,
+  type ToolCall,
+} from '../message.js';
+import { assembleTurnContext } from './assemble-turn-context.js';
+import { markDuplicateToolCallIds } from './duplicate-tool-call-ids.js';
+import { emitEvents } from './emit-events.js';
+import type { AtomDependencies } from './turn-types.js';
+
+/** Input of the {@link reason} atom. */
+export interface ReasonAtomInput {
+  sessionId: string;
+  turnId: string;
+  /** 1-based iteration. */
+  iteration: number;
+  signal?: AbortSignal;
+}
+
+/** Output of the {@link reason} atom (plain JSON). */
+export interface ReasonAtomResult {
+  /** False when the model call failed or the session is blocked. */
+  success: boolean;
+  /** The stored agent message. */
+  messageId?: string;
+  text: string;
+  toolCalls: ToolCall[];
+  usage?: LlmUsage;
+  stopReason?: LlmStopReason;
+  responseId?: string;
+  /** True when the answer was already stored and the model was not called again. */
+  replayed: boolean;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/**
+ * Assembles the turn context, calls the model and persists its answer (text and tool calls) as
+ * one agent message, idempotently by `turnId` + iteration: once stored, the model is never called
+ * again for that step. A model failure resolves with `success: false` and code `llm_error`; a
+ * dependency blocker stores the blocker's message and resolves with code `DEPENDENCY_BLOCKED`; a
+ * capability whose prompt function throws resolves with code `CAPABILITY_FAILED` (details name
+ * the capability) and stores nothing. Throws only for programmer or store errors and `ABORTED`.
+ */
+export async function reason(
+  dependencies: AtomDependencies,
+  request: ReasonAtomInput,
+): Promise<ReasonAtomResult> {
+  const { backends } = dependencies;
+  const { sessionId, turnId, iteration } = request;
+  const idempotencyKey = `${turnId}/reason/${iteration}`;
+  // With a snapshot loader the history it loads answers the replay check too (one round trip).
+  const snapshot = backends.loadTurnSnapshot
+    ? ((await backends.loadTurnSnapshot(sessionId)) ?? undefined)
+    : undefined;
+  const existing = snapshot
+    ? snapshot.messages.find((message) => message.idempotencyKey === idempotencyKey)
+    : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
+  if (existing) return resultFromStored(existing, true);
+  throwIfAborted(request.signal);
+  let context: Awaited<ReturnType<typeof assembleTurnContext>>;
+  try {
+    context = await assembleTurnContext(dependencies, sessionId, {
+      turnId,
+      iteration,
+      ...(snapshot ? { snapshot } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+  } catch (error) {
+    if (EverrunsError.hasCode(error, 'CAPABILITY_FAILED')) {
+      // A capability's prompt failed: the turn fails with the typed error; nothing is stored, so
+      // a later turn (or a resumed host) tries again.
+      return {
+        success: false,
+        text: '',
+        toolCalls: [],
+        replayed: false,
+        error: { code: error.code, message: error.message, details: error.details },
+      };
+    }
+    if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
+    const blocker = error.details.blocker as { message: string; code: string };
+    const stored = await backends.messages.storeMessage(sessionId, {
+      role: 'agent',
+      turnId,
+      content: [{ type: 'text', text: blocker.message }],
+      idempotencyKey,
+      metadata: { iteration, blocker },
+    });
+    return {
+      ...resultFromStored(stored, false),
+      success: false,
+      error: { code: 'DEPENDENCY_BLOCKED', message: blocker.message, details: { blocker } },
+    };
+  }
+  dependencies.onContextAssembled?.(context);
+  await backends.events.emit({
+    type: 'reason.started',
+    sessionId,
+    turnId,
+    data: { iteration, model: context.model.model, providerType: context.model.providerType },
+  });
+  let response: LlmResponse;
+  try {
+    const driver = dependencies.drivers.get(context.model.providerType);
+    response = await driver.generate(
+      {
+        model: context.model,
+        systemPrompt: context.systemPrompt,
+        messages: context.messages,
+        tools: context.tools,
+        sessionId,
+        turnId,
+        iteration,
+      },
+      request.signal ? { signal: request.signal } : {},
+    );
+  } catch (error) {
+    if (EverrunsError.hasCode(error, 'ABORTED') || request.signal?.aborted) {
+      throw EverrunsError.hasCode(error, 'ABORTED')
+        ? error
+        : new EverrunsError({ code: 'ABORTED', message: 'The turn was aborted', cause: error });
+    }
+    const failure = {
+      code: 'llm_error',
+      message: errorMessage(error),
+      ...(EverrunsError.isInstance(error)
+        ? { details: { ...error.details, errorCode: error.code } }
+        : {}),
+    };
+    await backends.events.emit({
+      type: 'reason.completed',
+      sessionId,
+      turnId,
+      data: { iteration, success: false, error: failure },
+    });
+    return { success: false, text: '', toolCalls: [], replayed: false, error: failure };
+  }
+  const content: ContentPart[] = [];
+  if (response.text) content.push({ type: 'text', text: response.text });
+  for (const call of markDuplicateToolCallIds(response.toolCalls)) {
+    content.push({ type: 'tool_call', id: call.id, name: call.name, arguments: call.arguments });
+  }
+  const metadata: Record<string, unknown> = {
+    iteration,
+    usage: response.usage,
+    stopReason: response.stopReason,
+    model: response.model ?? context.model.model,
+  };
+  if (response.responseId !== undefined) metadata.responseId = response.responseId;
+  const stored = await backends.messages.storeMessage(sessionId, {
+    role: 'agent',
+    turnId,
+    content,
+    idempotencyKey,
+    metadata,
+  });
+  const result = resultFromStored(stored, false);
+  await emitEvents(backends.events, [
+    {
+      type: 'output.message.completed',
+      sessionId,
+      turnId,
+      data: {
+        messageId: stored.id,
+        seq: stored.seq,
+        text: result.text,
+        toolCalls: result.toolCalls.length,
+      },
+    },
+    {
+      type: 'reason.completed',
+      sessionId,
+      turnId,
+      data: { iteration, success: true, toolCalls: result.toolCalls.length, usage: response.usage },
+    },
+  ]);
+  return result;
+}
+
+function resultFromStored(message: Message, replayed: boolean): ReasonAtomResult {
+  const metadata = message.metadata ?? {};
+  const result: ReasonAtomResult = {
+    success: true,
+    messageId: message.id,
+    text: messageText(message),
+    toolCalls: messageToolCalls(message),
+    replayed,
+  };
+  if (metadata.usage) result.usage = metadata.usage as LlmUsage;
+  if (metadata.stopReason) result.stopReason = metadata.stopReason as LlmStopReason;
+  if (typeof metadata.responseId === 'string') result.responseId = metadata.responseId;
+  if (metadata.blocker) {
+    const blocker = metadata.blocker as { message: string };
+    result.success = false;
+    result.error = { code: 'DEPENDENCY_BLOCKED', message: blocker.message, details: { blocker } };
+  }
+  return result;
+}

@@ -1,0 +1,87 @@
+import type { ToolDefinition, ToolSpec } from '../capability.js';
+import { toolSpec } from '../capability-kit.js';
+import type { Agent, Harness } from '../domain.js';
+import { EverrunsError } from '../errors.js';
+import type { SessionSetupSnapshot, TurnSnapshot } from '../stores.js';
+import { type DependencyBlocker, detectDependencyBlocker } from './detect-dependency-blocker.js';
+import { foldOverlay } from './fold-overlay.js';
+import type { AtomDependencies, TurnSetup, TurnTool } from './turn-types.js';
+
+/**
+ * Loads the session, its harness chain and agent, folds the overlay and resolves the
+ * capabilities and tools. Throws `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED` (details carry the
+ * {@link DependencyBlocker}), `CAPABILITY_NOT_FOUND`, `INVALID_INPUT`.
+ */
+export async function resolveTurnSetup(
+  dependencies: AtomDependencies,
+  sessionId: string,
+  turnId?: string,
+  snapshot?: TurnSnapshot,
+): Promise<TurnSetup> {
+  const cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;
+  const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
+  if (cached) return cached;
+  const { backends } = dependencies;
+  let loaded: SessionSetupSnapshot | undefined = snapshot;
+  if (!loaded && backends.loadSessionSetup) {
+    loaded = (await backends.loadSessionSetup(sessionId)) ?? undefined;
+    if (!loaded) throw sessionNotFoundError(sessionId);
+  }
+  const session = loaded ? loaded.session : await backends.sessions.getSession(sessionId);
+  if (!session) throw sessionNotFoundError(sessionId);
+  let chain: Harness[] | null = null;
+  let agent: Agent | null = null;
+  if (loaded) {
+    chain = loaded.harnessChain;
+    agent = loaded.agent;
+  } else {
+    try {
+      chain = await backends.harnesses.getHarnessChain(session.harnessId);
+    } catch (error) {
+      if (!EverrunsError.hasCode(error, 'HARNESS_NOT_FOUND')) throw error;
+    }
+    agent = session.agentId ? await backends.agents.getAgent(session.agentId) : null;
+  }
+  const blocker = detectDependencyBlocker(session, chain, agent);
+  if (blocker) throw dependencyBlockedError(blocker);
+  const overlay = foldOverlay(chain ?? [], agent, session);
+  const capabilities = dependencies.capabilities.resolve(overlay.capabilities);
+  const allow = overlay.toolAllowList.length > 0 ? new Set(overlay.toolAllowList) : null;
+  const tools = new Map<string, TurnTool>();
+  const toolSpecs: ToolSpec[] = [];
+  for (const { capability, config } of capabilities) {
+    for (const tool of capability.tools) {
+      if (tools.has(tool.name) || (allow && !allow.has(tool.name))) continue;
+      tools.set(tool.name, { tool: tool as ToolDefinition, capabilityId: capability.id, config });
+      toolSpecs.push(toolSpec(tool));
+    }
+  }
+  const setup: TurnSetup = {
+    overlay,
+    capabilities,
+    tools,
+    toolSpecs,
+    fileSystem: await dependencies.fileSystems.forSession(sessionId),
+    maxIterations: overlay.maxIterations ?? dependencies.limits.maxIterations,
+  };
+  if (cacheKey) dependencies.setupCache?.set(cacheKey, setup);
+  return setup;
+}
+
+/** The `SESSION_NOT_FOUND` error for a session id. */
+export function sessionNotFoundError(sessionId: string): EverrunsError {
+  return new EverrunsError({
+    code: 'SESSION_NOT_FOUND',
+    message: `Session ${sessionId} does not exist`,
+    details: { sessionId },
+  });
+}
+
+/** The `DEPENDENCY_BLOCKED` error for a blocker. */
+export function dependencyBlockedError(blocker: DependencyBlocker): EverrunsError {
+  return new EverrunsError({
+    code: 'DEPENDENCY_BLOCKED',
+    message: blocker.message,
+    details: { blocker },
+  });
+}

@@ -1,0 +1,86 @@
+import type { ToolDefinition, ToolSpec } from '../capability.js';
+import type { CapabilityRegistry, ResolvedCapability } from '../capability-registry.js';
+import type { DriverRegistry } from '../driver.js';
+import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
+import type { Message } from '../message.js';
+import type { ModelWithProvider } from '../model.js';
+import type { RuntimeBackends } from '../stores.js';
+import type { SessionOverlay } from './fold-overlay.js';
+
+// The data the engine works with: its limits, its dependencies, a turn's resolved setup and the
+// context a reason step sends to a model.
+
+/** Limits of a turn. */
+export interface TurnLimits {
+  /** Reason/act iterations per turn when the overlay sets none. Default 50. */
+  maxIterations: number;
+  /** Per tool call, unless the tool sets its own. Default 60,000 ms. */
+  toolTimeoutMs: number;
+  /** Longest tool result (characters) the model sees; longer ones are truncated with a marker. Default 50,000. */
+  maxToolResultChars: number;
+  /** The same tool calls with the same arguments this many times in a row stop the turn. Default 5. */
+  maxRepeatedToolCalls: number;
+}
+
+/** The defaults of {@link TurnLimits}. */
+export const DEFAULT_TURN_LIMITS: Readonly<TurnLimits> = Object.freeze({
+  maxIterations: 50,
+  toolTimeoutMs: 60_000,
+  maxToolResultChars: 50_000,
+  maxRepeatedToolCalls: 5,
+});
+
+/** Everything the atoms need. A host builds it once and reuses it for every turn. */
+export interface AtomDependencies {
+  backends: RuntimeBackends;
+  capabilities: CapabilityRegistry;
+  drivers: DriverRegistry;
+  fileSystems: SessionFileSystemFactory;
+  limits: TurnLimits;
+  /** Called with every context the reason step sends to a model. */
+  onContextAssembled?(context: AssembledTurnContext): void;
+  /** Resolved setups by `sessionId/turnId`; a host that runs a whole turn in one process passes one and clears it after the turn. */
+  setupCache?: Map<string, TurnSetup>;
+}
+
+/** A tool available in a turn, with the capability that provides it. */
+export interface TurnTool {
+  tool: ToolDefinition;
+  capabilityId: string;
+  config: unknown;
+}
+
+/** The resolved, model-independent setup of a session for a turn. */
+export interface TurnSetup {
+  overlay: SessionOverlay;
+  capabilities: ResolvedCapability[];
+  tools: Map<string, TurnTool>;
+  toolSpecs: ToolSpec[];
+  fileSystem: SessionFileSystem;
+  maxIterations: number;
+}
+
+/** A capability's contribution to the system prompt. */
+export interface CapabilityPromptContribution {
+  capabilityId: string;
+  text: string;
+}
+
+/** Exactly what the reason step sends to the model. */
+export interface AssembledTurnContext {
+  sessionId: string;
+  /** The turn this context was assembled for; absent for `loadContext` before a turn. */
+  turnId?: string;
+  iteration?: number;
+  overlay: SessionOverlay;
+  /** The whole system prompt. */
+  systemPrompt: string;
+  /** Each capability's contribution, also wrapped into `systemPrompt`. */
+  capabilityPrompts: CapabilityPromptContribution[];
+  /** Tool definitions with JSON Schemas. */
+  tools: readonly ToolSpec[];
+  /** The history sent, oldest first. */
+  messages: readonly Message[];
+  model: ModelWithProvider;
+  maxIterations: number;
+}

@@ -579,6 +579,7 @@ async function createAndSeedSession(
 export class InProcessRuntimeBuilder {
   #platform: PlatformDefinition | undefined;
   readonly #capabilities: Capability[] = [];
+  readonly #builtins: Capability[] = [];
   readonly #drivers: LlmDriver[] = [];
   #driverRegistry: DriverRegistry | undefined;
   #defaultModel: ModelWithProvider | undefined;
@@ -602,6 +603,18 @@ export class InProcessRuntimeBuilder {
   /** Registers one more capability (on top of the platform's). */
   capability<TConfig>(capability: Capability<TConfig>): this {
     this.#capabilities.push(capability as Capability);
+    return this;
+  }
+  /**
+   * Registers a default set of capabilities, usually `BUILTIN_CAPABILITIES` of
+   * `@everruns-ts/builtins` (upstream's `with_builtins()`). They are only registered: a session
+   * switches each one on by id. One with the id of a capability given to {@link capability}, or
+   * of one the platform already registers, is skipped, so those replace it whatever the order of
+   * the calls. Calling it again adds to the set. Without it the runtime registers only the
+   * capabilities it is given.
+   */
+  builtins(capabilities: Iterable<Capability>): this {
+    this.#builtins.push(...capabilities);
     return this;
   }
   /** Uses this driver registry instead of the platform's. */
@@ -680,14 +693,12 @@ export class InProcessRuntimeBuilder {
    * harnesses, agents and sessions in the backends and seeds their workspaces.
    */
   async build(): Promise<InProcessRuntime> {
-    let platform = this.#platform;
-    if (!platform) {
-      platform = new PlatformDefinition();
-      const own = new Set(this.#capabilities.map((capability) => capability.id));
-      // Loaded on first use, so importing the runtime costs nothing for hosts with their own platform.
-      const { BUILTIN_CAPABILITIES } = await import('./builtins.js');
-      for (const builtin of BUILTIN_CAPABILITIES)
-        if (!own.has(builtin.id)) platform.capabilities.register(builtin);
+    const platform = this.#platform ?? new PlatformDefinition();
+    const own = new Set(this.#capabilities.map((capability) => capability.id));
+    for (const builtin of this.#builtins) {
+      if (!own.has(builtin.id) && !platform.capabilities.has(builtin.id)) {
+        platform.capabilities.register(builtin);
+      }
     }
     const drivers = this.#driverRegistry ?? platform.drivers;
     for (const capability of this.#capabilities) platform.capabilities.register(capability);

@@ -1,0 +1,1 @@
+export { BUILTIN_CAPABILITIES, registerBuiltins, withBuiltins } from './builtin-capabilities.js';

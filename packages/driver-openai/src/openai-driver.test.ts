@@ -14,7 +14,7 @@ import {
   splitBytes,
   sse,
   startFakeServer,
-} from '@everruns-ts/driver-http/test-support';
+} from '@everruns-ts/driver-test-support';
 import {
   AgentBuilder,
   HarnessBuilder,
@@ -26,7 +26,7 @@ import { OPENAI_DEFAULT_BASE_URL, OpenAiDriver, type RetryInfo } from './index.j
 
 // ---------------------------------------------------------------------------------------------
 // A fake Chat Completions server on 127.0.0.1 that records every request and replies from a
-// script, one reply per request (`@everruns-ts/driver-http/test-support`).
+// script, one reply per request (`@everruns-ts/driver-test-support`).
 
 afterEach(closeFakeServers);
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   createServer,
   type IncomingHttpHeaders,
@@ -6,12 +5,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EverrunsError, type LlmStreamEvent, type Message, type ToolSpec } from '@everruns-ts/core';
 
-/**
- * Helpers for testing an HTTP driver against a fake provider server on 127.0.0.1 (Node only):
- * the server records every request and answers from a script, one reply per request.
- */
+// A fake provider server on 127.0.0.1 (Node only) for testing an HTTP driver: it records every
+// request and answers from a script, one reply per request; plus ways to feed the driver bytes
+// in awkward pieces.
 
 /** One request the fake server received; `body` is the parsed JSON, if any. */
 export interface RecordedRequest {
@@ -160,57 +157,3 @@ export const byteByByteFetch: typeof fetch = async (input, init) => {
     headers: response.headers,
   });
 };
-
-/** A tool taking two numbers, `a` and `b`. */
-export const ADD_TOOL: ToolSpec = {
-  name: 'add',
-  description: 'Adds two numbers',
-  inputSchema: {
-    type: 'object',
-    properties: { a: { type: 'number' }, b: { type: 'number' } },
-    required: ['a', 'b'],
-    additionalProperties: false,
-  },
-};
-
-/** {@link ADD_TOOL}'s twin, for requests with two tools. */
-export const MULTIPLY_TOOL: ToolSpec = {
-  ...ADD_TOOL,
-  name: 'multiply',
-  description: 'Multiplies',
-};
-
-/** A message of the given session with a random id. */
-export function newMessage(
-  sessionId: string,
-  seq: number,
-  role: Message['role'],
-  content: Message['content'],
-): Message {
-  return {
-    id: `msg_${randomUUID().replaceAll('-', '')}`,
-    sessionId,
-    seq,
-    role,
-    content,
-    createdAt: new Date().toISOString(),
-  };
-}
-
-/** Every event of a stream, in order. */
-export async function collect(iterable: AsyncIterable<LlmStreamEvent>): Promise<LlmStreamEvent[]> {
-  const events: LlmStreamEvent[] = [];
-  for await (const event of iterable) events.push(event);
-  return events;
-}
-
-/** The `EverrunsError` a promise rejects with; fails when it resolves or rejects otherwise. */
-export async function rejection(promise: Promise<unknown>): Promise<EverrunsError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (EverrunsError.isInstance(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}

@@ -1,0 +1,22 @@
+/**
+ * Test helpers for everruns-ts HTTP drivers. This package is private (never published); a
+ * driver lists it as a devDependency and imports it from its tests only.
+ */
+export {
+  ADD_TOOL,
+  collect,
+  MULTIPLY_TOOL,
+  newMessage,
+  rejection,
+} from './driver-fixtures.js';
+export {
+  byteByByteFetch,
+  closeFakeServers,
+  type FakeServer,
+  json,
+  type RecordedRequest,
+  type Reply,
+  splitBytes,
+  sse,
+  startFakeServer,
+} from './fake-provider-server.js';

@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { type ErrorCode, EverrunsError } from '@everruns-ts/core';
 
 /** Builds an {@link EverrunsError} naming a workspace path (never a host path). */
@@ -36,6 +37,37 @@ export function changedDuringOperation(path: string, cause?: unknown): EverrunsE
     `Path ${path} changed while it was being opened; nothing was done`,
     { cause, retryable: true },
   );
+}
+
+/** `FILE_TOO_LARGE` for content of `size` bytes over the store's `limit`. */
+export function tooLarge(path: string, size: number, limit: number): EverrunsError {
+  return fileError('FILE_TOO_LARGE', path, `${path} is larger than the limit of ${limit} bytes`, {
+    details: { size, limit },
+  });
+}
+
+/** `NOT_A_REGULAR_FILE` for an entry that is a FIFO, socket, device or link, naming which. */
+export function notRegular(path: string, stat: BigIntStats): EverrunsError {
+  return fileError('NOT_A_REGULAR_FILE', path, `${path} is ${kindOf(stat)}`);
+}
+
+/** `NOT_A_DIRECTORY` for a path whose parent component is a file. */
+export function notADirectory(path: string): EverrunsError {
+  return fileError('NOT_A_DIRECTORY', path, `A parent of ${path} is not a directory`);
+}
+
+/** `FILE_READ_ONLY` for a file without the owner's write bit (or a tree holding one). */
+export function readOnly(path: string): EverrunsError {
+  return fileError('FILE_READ_ONLY', path, `${path} is read-only`);
+}
+
+function kindOf(stat: BigIntStats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
 }
 
 /** The errno code of a Node system error, if any. */

@@ -1,10 +1,10 @@
+export { RealDiskFileStore } from './real-disk-file-store.js';
 export {
   DEFAULT_MAX_FILE_BYTES,
   DEFAULT_MAX_WALK_ENTRIES,
-  RealDiskFileStore,
   type RealDiskFileStoreOptions,
   type RealDiskResolution,
-} from './real-disk-file-store.js';
+} from './real-disk-file-store-options.js';
 export {
   RealDiskSessionFileSystemFactory,
   type RealDiskSessionFileSystemFactoryOptions,

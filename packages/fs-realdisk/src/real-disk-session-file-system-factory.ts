@@ -1,6 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { EverrunsError, type SessionFileSystemFactory } from '@everruns-ts/core';
-import { RealDiskFileStore, type RealDiskFileStoreOptions } from './real-disk-file-store.js';
+import { RealDiskFileStore } from './real-disk-file-store.js';
+import type { RealDiskFileStoreOptions } from './real-disk-file-store-options.js';
 
 /** Store settings shared by every session's workspace (everything but the root). */
 export type RealDiskStoreSettings = Omit<RealDiskFileStoreOptions, 'root' | 'createRoot'>;

@@ -11,7 +11,8 @@ export {
   type PostgresConnection,
   postgresBackends,
 } from './postgres-backends.js';
-export type { PostgresRetryOptions } from './postgres-database.js';
+export { type PostgresRetryOptions, quoteIdentifier } from './postgres-database.js';
+export { errorState, violatedConstraint } from './postgres-errors.js';
 export {
   type EventPageRequest,
   PostgresEventBus,
@@ -23,6 +24,12 @@ export {
   PostgresMessageStore,
   type PostgresMessageStoreOptions,
 } from './postgres-message-store.js';
+export {
+  createPostgresPool,
+  type DedicatedConnection,
+  isValidSchemaName,
+  openDedicatedConnection,
+} from './postgres-pool.js';
 export { PostgresProviderStore } from './postgres-provider-store.js';
 export { PostgresSessionStorageStore } from './postgres-session-storage-store.js';
 export { PostgresSessionStore } from './postgres-session-store.js';

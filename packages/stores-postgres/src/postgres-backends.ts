@@ -7,6 +7,7 @@ import { PostgresEventBus, type PostgresEventBusOptions } from './postgres-event
 import { PostgresHarnessStore } from './postgres-harness-store.js';
 import { PostgresMemoryStore } from './postgres-memory-store.js';
 import { PostgresMessageStore } from './postgres-message-store.js';
+import { createPostgresPool, isValidSchemaName } from './postgres-pool.js';
 import { PostgresProviderStore } from './postgres-provider-store.js';
 import { PostgresSessionStorageStore } from './postgres-session-storage-store.js';
 import { PostgresSessionStore } from './postgres-session-store.js';
@@ -108,8 +109,6 @@ export interface PostgresBackends extends RuntimeBackends {
   close(): Promise<void>;
 }
 
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
 /**
  * Every store contract on PostgreSQL through node-postgres. Call `migrate()` once before use.
  *
@@ -126,7 +125,7 @@ export function postgresBackends(
   options: PostgresBackendsOptions,
 ): PostgresBackends {
   const schema = options.schema ?? 'everruns';
-  if (!SCHEMA_NAME.test(schema)) {
+  if (!isValidSchemaName(schema)) {
     throw new EverrunsError({
       code: 'CONFIGURATION',
       message: `Invalid PostgreSQL schema name ${JSON.stringify(schema)}: use letters, digits, "_" and "$", at most 63 characters, not starting with a digit`,
@@ -156,7 +155,7 @@ export function postgresBackends(
 
   const ownsPool = 'connectionString' in connection;
   const pool = ownsPool
-    ? new pg.Pool({
+    ? createPostgresPool({
         connectionTimeoutMillis: 10_000,
         ...connection.poolConfig,
         connectionString: connection.connectionString,

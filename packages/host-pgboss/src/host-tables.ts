@@ -1,14 +1,8 @@
+import { quoteIdentifier } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 
 /** Version of the host tables this code writes. */
 export const HOST_TABLES_VERSION = 1;
-
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
-
-/** True when `schema` is a plain PostgreSQL identifier the host accepts. */
-export function isValidSchemaName(schema: string): boolean {
-  return SCHEMA_NAME.test(schema);
-}
 
 /**
  * Creates the host's tables when missing, under a transaction-scoped advisory lock so that many
@@ -18,13 +12,14 @@ export function isValidSchemaName(schema: string): boolean {
  * - `tool_calls`: the tool-call journal (a primary key makes each claim an atomic insert).
  */
 export async function createHostTables(pool: pg.Pool, schema: string): Promise<void> {
+  const quoted = quoteIdentifier(schema);
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`everruns-host:${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
     await client.query(`
-      CREATE TABLE IF NOT EXISTS "${schema}".turns (
+      CREATE TABLE IF NOT EXISTS ${quoted}.turns (
         turn_id text PRIMARY KEY,
         session_id text NOT NULL,
         status text NOT NULL,
@@ -37,12 +32,12 @@ export async function createHostTables(pool: pg.Pool, schema: string): Promise<v
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
-    await client.query(`ALTER TABLE "${schema}".turns ADD COLUMN IF NOT EXISTS finishing_job text`);
+    await client.query(`ALTER TABLE ${quoted}.turns ADD COLUMN IF NOT EXISTS finishing_job text`);
     await client.query(`
       CREATE UNIQUE INDEX IF NOT EXISTS turns_one_running_turn_per_session
-        ON "${schema}".turns (session_id) WHERE status = 'running'`);
+        ON ${quoted}.turns (session_id) WHERE status = 'running'`);
     await client.query(`
-      CREATE TABLE IF NOT EXISTS "${schema}".tool_calls (
+      CREATE TABLE IF NOT EXISTS ${quoted}.tool_calls (
         session_id text NOT NULL,
         turn_id text NOT NULL,
         tool_call_id text NOT NULL,

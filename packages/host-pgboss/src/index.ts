@@ -1,13 +1,11 @@
 export { createHostTables, HOST_TABLES_VERSION } from './host-tables.js';
-export {
-  PgBossHost,
-  type PgBossHostOptions,
-  type PgBossRetryOptions,
-  type PgBossWorkOptions,
-  type SubmitTurnOptions,
-  stepJobId,
-  type TurnHandle,
-  type TurnResultOptions,
-} from './pg-boss-host.js';
+export { PgBossHost } from './pg-boss-host.js';
+export type {
+  PgBossHostOptions,
+  PgBossRetryOptions,
+  PgBossWorkOptions,
+} from './pg-boss-host-options.js';
 export { PostgresToolCallJournal } from './postgres-tool-call-journal.js';
+export { stepJobId } from './step-jobs.js';
 export { type HostTurnStatus, type HostTurnStatusName, TURN_CHANNEL } from './turn-records.js';
+export type { SubmitTurnOptions, TurnHandle, TurnResultOptions } from './turn-submission.js';

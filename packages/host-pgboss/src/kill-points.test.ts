@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INTERRUPTED_TOOL_RESULT_TEXT, type Message } from '@everruns-ts/core';
-import type { TurnResult } from '@everruns-ts/runtime';
+import type { TurnResult } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnvironment,

@@ -1,5 +1,5 @@
-import { InputMessage, newId } from '@everruns-ts/core';
-import { initialTurnStep } from '@everruns-ts/runtime';
+import { InputMessage, newId, PlatformDefinition } from '@everruns-ts/core';
+import { initialTurnStep } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
 import { adminQuery } from './test-support/database.js';
@@ -199,6 +199,37 @@ describe('PgBossHost', () => {
     await host.resumeTurn(handle.turnId);
     expect((await handle.status()).generation).toBe(2);
     await expect(host.resumeTurn(newId('turn'))).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+
+  it('runs turns on a pool of its own from connectionString, listening beside that pool', async () => {
+    const config = environment.configFor();
+    // The fixture host gives the platform and the stores; the host under test brings its pool.
+    const { host: fixture } = await fixtureHost();
+    const host = await PgBossHost.start({
+      connectionString: config.databaseUrl,
+      poolSize: 1,
+      backends: fixture.hostAdapter.backends,
+      platform: new PlatformDefinition(
+        fixture.hostAdapter.capabilities,
+        fixture.hostAdapter.drivers,
+      ),
+      queue: config.queue,
+      schema: config.hostSchema,
+      bossSchema: config.bossSchema,
+      pollingIntervalSeconds: 0.5,
+    });
+    try {
+      // One pooled connection is enough: the start lock and LISTEN use connections of their own.
+      await host.work({ concurrency: 1 });
+      const sessionId = await environment.createSession();
+      const handle = await host.submitTextTurn(sessionId, 'own pool');
+      expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({
+        success: true,
+        response: 'done',
+      });
+    } finally {
+      await host.stop({ timeoutMs: 2_000 });
+    }
   });
 
   it('refuses work once stopped, and bad queue names at start', async () => {

@@ -1,4 +1,5 @@
-import type { ToolCallJournal } from '@everruns-ts/runtime';
+import type { ToolCallJournal } from '@everruns-ts/runtime/host';
+import { quoteIdentifier } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 
 /**
@@ -14,9 +15,10 @@ export class PostgresToolCallJournal implements ToolCallJournal {
   /** @param schema the host schema holding the `tool_calls` table. */
   constructor(pool: pg.Pool, schema: string) {
     this.#pool = pool;
-    this.#table = `"${schema}".tool_calls`;
+    this.#table = `${quoteIdentifier(schema)}.tool_calls`;
   }
 
+  /** Claims a tool call: true for the first claim of it, false for every later one. */
   async claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
     const result = await this.#pool.query(
       `INSERT INTO ${this.#table} (session_id, turn_id, tool_call_id) VALUES ($1, $2, $3)

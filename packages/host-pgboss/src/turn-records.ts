@@ -1,6 +1,8 @@
 import { EverrunsError } from '@everruns-ts/core';
-import type { RuntimeTurnStep, TurnResult } from '@everruns-ts/runtime';
+import type { RuntimeTurnStep, TurnResult } from '@everruns-ts/runtime/host';
+import { errorState, quoteIdentifier, violatedConstraint } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
+import { unknownTurnError } from './host-errors.js';
 
 /** Where a turn of the durable host stands. */
 export type HostTurnStatusName =
@@ -70,7 +72,7 @@ export class TurnRecords {
   constructor(pool: pg.Pool, schema: string) {
     this.#pool = pool;
     this.#schema = schema;
-    this.#table = `"${schema}".turns`;
+    this.#table = `${quoteIdentifier(schema)}.turns`;
   }
 
   /** Records a new running turn. Throws `TURN_IN_PROGRESS` or `DUPLICATE_ID`. */
@@ -91,6 +93,7 @@ export class TurnRecords {
     await this.#pool.query(`DELETE FROM ${this.#table} WHERE turn_id = $1`, [turnId]);
   }
 
+  /** The turn's row, or `null` for an unknown turn. */
   async get(turnId: string): Promise<TurnRow | null> {
     const { rows } = await this.#pool.query<RawRow>(
       `SELECT turn_id, session_id, status, step, generation, result, error, created_at, updated_at
@@ -228,21 +231,14 @@ export class TurnRecords {
       throw uniqueViolation(error, current?.sessionId ?? '', turnId) ?? error;
     }
     if (rows[0]) return rows[0];
-    if (!(await this.get(turnId))) {
-      throw new EverrunsError({
-        code: 'INVALID_INPUT',
-        message: `Turn ${turnId} is unknown to this host`,
-        details: { turnId },
-      });
-    }
+    if (!(await this.get(turnId))) throw unknownTurnError(turnId);
     return null;
   }
 }
 
 function uniqueViolation(error: unknown, sessionId: string, turnId: string): EverrunsError | null {
-  const pgError = error as { code?: string; constraint?: string };
-  if (pgError?.code !== '23505') return null;
-  if (pgError.constraint === 'turns_pkey') {
+  if (errorState(error) !== '23505') return null;
+  if (violatedConstraint(error) === 'turns_pkey') {
     return new EverrunsError({
       code: 'DUPLICATE_ID',
       message: `Turn ${turnId} exists already`,

@@ -20,7 +20,7 @@ import {
   type SessionFileSystemFactory,
 } from '@everruns-ts/core';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
-import { DurableFileApprovals } from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime/host';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
 import { z } from 'zod';

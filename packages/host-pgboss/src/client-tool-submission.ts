@@ -1,0 +1,110 @@
+import { EverrunsError, formatZodError } from '@everruns-ts/core';
+import {
+  type ClientToolResult,
+  clientToolResultsSchema,
+  forgetWaitingTurn,
+  loadWaitingTurn,
+  planResumeAfterToolResults,
+  type RuntimeTurnState,
+  type RuntimeTurnStep,
+  settleTurn,
+  storeClientToolResults,
+} from '@everruns-ts/runtime/host';
+import { assertRunning, type HostContext } from './host-context.js';
+
+/**
+ * Results of client-side tools: stores them for a turn paused in `waiting_for_tool_results` and,
+ * once no call of the pause lacks one, puts the turn back on the step queue (or completes it when
+ * the pause used the last iteration).
+ */
+export class ClientToolSubmission {
+  readonly #context: HostContext;
+
+  constructor(context: HostContext) {
+    this.#context = context;
+  }
+
+  /**
+   * Stores one `tool_result` message per call (idempotent by `<turnId>/tool/<callId>`) and
+   * continues the turn once nothing is pending. Throws, writing nothing: `INVALID_INPUT` (bad
+   * arguments, a turn of another session or not waiting, a call id that is not pending),
+   * `SESSION_NOT_FOUND`, and `TURN_IN_PROGRESS` when another turn runs on the session.
+   */
+  async submitToolResults(
+    sessionId: string,
+    turnId: string,
+    results: ClientToolResult[],
+  ): Promise<void> {
+    const { adapter, turns } = this.#context;
+    assertRunning(this.#context);
+    for (const [name, value] of [
+      ['sessionId', sessionId],
+      ['turnId', turnId],
+    ] as const) {
+      if (typeof value !== 'string' || value.length === 0) {
+        throw new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `${name} must be a non-empty string`,
+        });
+      }
+    }
+    const parsed = clientToolResultsSchema.safeParse(results);
+    if (!parsed.success) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: `Invalid tool results: ${formatZodError(parsed.error)}`,
+      });
+    }
+    if (!(await adapter.backends.sessions.getSession(sessionId))) {
+      throw new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} does not exist`,
+        details: { sessionId },
+      });
+    }
+    const row = await turns.get(turnId);
+    const resume =
+      row?.sessionId === sessionId && row.status === 'waiting_for_tool_results'
+        ? await loadWaitingTurn(adapter, sessionId, turnId)
+        : null;
+    if (!resume) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: `Turn ${turnId} of session ${sessionId} does not wait for tool results`,
+        details: { sessionId, turnId },
+      });
+    }
+    const running = await turns.runningTurnOf(sessionId);
+    if (running !== null) {
+      throw new EverrunsError({
+        code: 'TURN_IN_PROGRESS',
+        message: `A turn is already running on session ${sessionId}`,
+        details: { sessionId, turnId: running },
+      });
+    }
+    const { remaining } = await storeClientToolResults(adapter, resume, parsed.data);
+    if (remaining.length === 0) await this.#continueWaitingTurn(sessionId, turnId, resume);
+  }
+
+  async #continueWaitingTurn(
+    sessionId: string,
+    turnId: string,
+    resume: RuntimeTurnState,
+  ): Promise<void> {
+    const { adapter, turns, steps } = this.#context;
+    const plan = planResumeAfterToolResults(resume);
+    const step: RuntimeTurnStep = { activity: 'reason', state: plan.state };
+    const generation = await turns.resumeWaiting(turnId, step);
+    // Another caller continued the turn first.
+    if (generation === null) return;
+    if (plan.kind === 'scheduleReason') {
+      await adapter.backends.sessions.updateSessionStatus(sessionId, 'active');
+      await steps.send(step, generation, true);
+    } else if (await turns.claimEnding(turnId, `submit:${turnId}/${resume.iteration}`)) {
+      // The pause used the last iteration: the turn completes here.
+      const result = await settleTurn(adapter, plan);
+      await turns.finish(turnId, 'completed', result, null);
+    }
+    await forgetWaitingTurn(adapter, sessionId, turnId);
+  }
+}

@@ -1,0 +1,26 @@
+import type { RuntimeHostAdapter } from '@everruns-ts/runtime/host';
+import { configurationError } from './host-errors.js';
+import type { StepQueue } from './step-queue.js';
+import type { TurnNotifications } from './turn-notifications.js';
+import type { TurnRecords } from './turn-records.js';
+
+/** The parts of a running host that its submission, step worker and client-tool parts share. */
+export interface HostContext {
+  /** The adapter steps run with (stores, registries, journal, limits). */
+  readonly adapter: RuntimeHostAdapter;
+  /** The host's `turns` table. */
+  readonly turns: TurnRecords;
+  /** Enqueues steps and wakes workers. */
+  readonly steps: StepQueue;
+  /** The `LISTEN` connection and the handles waiting on it. */
+  readonly notifications: TurnNotifications;
+  /** Receives errors that have no caller to go to. */
+  readonly onError: (error: unknown) => void;
+  /** True once `stop()` began. */
+  readonly stopped: boolean;
+}
+
+/** Throws `CONFIGURATION` when the host was stopped. */
+export function assertRunning(context: HostContext): void {
+  if (context.stopped) throw configurationError('The host was stopped');
+}

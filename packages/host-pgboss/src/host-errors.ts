@@ -1,0 +1,57 @@
+import { ERROR_CODES, type ErrorCode, EverrunsError, errorMessage } from '@everruns-ts/core';
+
+/** An error as the host records it in its `turns` table. */
+export interface RecordedError {
+  code: string;
+  message: string;
+}
+
+/** Codes after which retrying a step cannot help: the turn fails at once. */
+const PERMANENT_CODES = new Set<string>(['STATE_INVALID', 'SESSION_NOT_FOUND', 'INVALID_INPUT']);
+
+/** True when a step that threw `error` would fail the same way on every retry. */
+export function isPermanentStepError(error: unknown): boolean {
+  return EverrunsError.isInstance(error) && PERMANENT_CODES.has(error.code);
+}
+
+/** The code and message of anything thrown, for the `turns` table. */
+export function recordedError(error: unknown): RecordedError {
+  return {
+    code: EverrunsError.isInstance(error) ? error.code : 'INTERNAL',
+    message: errorMessage(error),
+  };
+}
+
+/** A `CONFIGURATION` error about the host's options. */
+export function configurationError(
+  message: string,
+  details: Record<string, unknown> = {},
+): EverrunsError {
+  return new EverrunsError({ code: 'CONFIGURATION', message, details });
+}
+
+/** The `INVALID_INPUT` error for a turn id the host's table does not have. */
+export function unknownTurnError(turnId: string): EverrunsError {
+  return new EverrunsError({
+    code: 'INVALID_INPUT',
+    message: `Turn ${turnId} is unknown to this host`,
+    details: { turnId },
+  });
+}
+
+/** The error a failed turn's handle rejects with: the recorded code when it is one of ours. */
+export function failedTurnError(
+  turnId: string,
+  recorded: RecordedError | undefined,
+): EverrunsError {
+  const code = recorded?.code;
+  return new EverrunsError({
+    code: code && isErrorCode(code) ? code : 'INTERNAL',
+    message: recorded?.message ?? `Turn ${turnId} failed`,
+    details: { turnId, ...(code ? { errorCode: code } : {}) },
+  });
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(code);
+}

@@ -1,0 +1,81 @@
+import type {
+  PlatformDefinition,
+  RuntimeBackends,
+  SessionFileSystemFactory,
+  TurnLimits,
+} from '@everruns-ts/core';
+import type pg from 'pg';
+
+/** How failing steps are retried. */
+export interface PgBossRetryOptions {
+  /** Retries after the first attempt. Default 5. */
+  limit?: number;
+  /** Delay before the first retry, in seconds. Default 1. */
+  delaySeconds?: number;
+  /** Double the delay after each retry (with jitter). Default true. */
+  backoff?: boolean;
+}
+
+/** Options of {@link PgBossHost.start}. */
+export interface PgBossHostOptions {
+  /**
+   * The PostgreSQL server of the queue and of the host's tables, usually the stores' server. Give
+   * this or `pool`.
+   */
+  connectionString?: string;
+  /**
+   * A pool the caller owns (for example the stores' `backends.pool`), used for the queue and the
+   * host's tables instead of a pool of the host's own; the host never ends it. Give this or
+   * `connectionString`. The host also needs a connection of its own for `LISTEN` (while it works
+   * or awaits a result) and one while it starts: a pool `postgresBackends` created from a
+   * connection string opens them beside the pool; any other pool lends one of its connections
+   * (so give it at least two).
+   */
+  pool?: pg.Pool;
+  /**
+   * The stores turns run on, shared by every process: normally
+   * `postgresBackends(...)` of `@everruns-ts/stores-postgres`, migrated.
+   */
+  backends: RuntimeBackends;
+  /** Capabilities and drivers; every worker must register the same ones. */
+  platform: PlatformDefinition;
+  /**
+   * Session workspaces. Defaults to the platform's factory, else an in-memory one (which workers
+   * do not share: use a shared one, such as `@everruns-ts/fs-realdisk` on a shared volume).
+   */
+  fileSystems?: SessionFileSystemFactory;
+  /** Turn limits; `maxIterations` is fixed into each turn's state when it is submitted. */
+  limits?: Partial<TurnLimits>;
+  /** Name of the step queue; the dead-letter queue is `<queue>-dead`. Default `everruns-turn-steps`. */
+  queue?: string;
+  /** Schema of pg-boss's tables. Default `pgboss`. */
+  bossSchema?: string;
+  /** Schema of the host's `turns` and `tool_calls` tables. Default `everruns_host`. */
+  schema?: string;
+  /** Retries of a failing step. */
+  retry?: PgBossRetryOptions;
+  /**
+   * A step still active after this many seconds (for example because its worker was killed) is
+   * failed and retried. Default 900.
+   */
+  stepTimeoutSeconds?: number;
+  /** How often pg-boss looks for timed-out steps, in seconds. Default 30. */
+  maintenanceIntervalSeconds?: number;
+  /** How often an idle worker polls for steps, in seconds (at least 0.5). Default 1. */
+  pollingIntervalSeconds?: number;
+  /**
+   * Whether this instance takes part in pg-boss maintenance (expiring timed-out steps). Default
+   * true; a client that only submits turns may pass false.
+   */
+  supervise?: boolean;
+  /** Size of the host's own pool when `connectionString` is given. Default 4. */
+  poolSize?: number;
+  /** Receives errors that have no caller to go to (queue polling, notifications). */
+  onError?: (error: unknown) => void;
+}
+
+/** Options of {@link PgBossHost.work}. */
+export interface PgBossWorkOptions {
+  /** How many steps this process runs at once. Default 4. */
+  concurrency?: number;
+}

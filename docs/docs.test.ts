@@ -1,6 +1,8 @@
-// Keeps the docs honest: every ```ts block of docs/**/*.md is type-checked with tsc against the
-// workspace packages' sources, and every block not marked `no-run` is run with Node (tsx). A
-// block may be followed by a ```text output block: the run's standard output must then equal it.
+// Keeps the docs honest: every ```ts block of docs/**/*.md, of the root README.md and of every
+// packages/*/README.md is type-checked with tsc against the workspace packages' sources, and
+// every block not marked `no-run` is run with Node (tsx), with `DATABASE_URL` defaulting to the
+// local test server. A block may be followed by a ```text output block: the run's standard
+// output must then equal it.
 // `file=<name>.ts` saves a block under that name, so later blocks of the same page can import it
 // (`import { runtime } from './<name>.js'`), as a reader who saves the files would. A block
 // marked `vitest` is a test file: it is run with vitest instead of Node.
@@ -8,6 +10,9 @@
 // The blocks are written to docs/node_modules/.doc-snippets/ (ignored by git and Biome), and
 // docs/node_modules/ links every workspace package, as a package manager would, so the blocks
 // import `@everruns-ts/...` exactly as a user's code does.
+//
+// Each page has its own tests, named after its path, so one page can be checked alone:
+//   pnpm exec vitest run docs -t 'packages/store-conformance/README.md'
 import { execFile } from 'node:child_process';
 import {
   existsSync,
@@ -30,6 +35,7 @@ const DOCS = join(ROOT, 'docs');
 const MODULES = join(DOCS, 'node_modules');
 const WORK = join(MODULES, '.doc-snippets');
 const RUN_TIMEOUT_MS = 90_000;
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 interface Snippet {
   /** Markdown file, relative to the repository root. */
@@ -59,6 +65,17 @@ function markdownFiles(directory: string): string[] {
   return files.sort();
 }
 
+/** The READMEs whose blocks are checked too: the root one and each package's. */
+function readmeFiles(): string[] {
+  const files = [join(ROOT, 'README.md')];
+  const packages = join(ROOT, 'packages');
+  for (const entry of readdirSync(packages).sort()) {
+    const readme = join(packages, entry, 'README.md');
+    if (existsSync(readme)) files.push(readme);
+  }
+  return files;
+}
+
 /** The ```ts blocks of one page, in order. */
 function extractSnippets(markdown: string, page: string): Snippet[] {
   const lines = markdown.split('\n');
@@ -80,8 +97,8 @@ function extractSnippets(markdown: string, page: string): Snippet[] {
       while (close < lines.length && !/^```\s*$/.test(lines[close] as string)) close++;
       output = lines.slice(next + 1, close).join('\n');
     }
-    const slug = page
-      .replace(/^docs\//, '')
+    // Pages outside docs/ get a prefix, so README.md and docs/README.md stay apart.
+    const slug = (page.startsWith('docs/') ? page.slice('docs/'.length) : `repo/${page}`)
       .replace(/\.md$/, '')
       .replace(/[^A-Za-z0-9]+/g, '-');
     const named = flags.find((flag) => flag.startsWith('file='))?.slice('file='.length);
@@ -102,9 +119,12 @@ function extractSnippets(markdown: string, page: string): Snippet[] {
   return snippets;
 }
 
-const snippets = markdownFiles(DOCS).flatMap((path) =>
-  extractSnippets(readFileSync(path, 'utf8'), relative(ROOT, path)),
+const snippets = [...markdownFiles(DOCS), ...readmeFiles()].flatMap((path) =>
+  extractSnippets(readFileSync(path, 'utf8'), relative(ROOT, path).replaceAll('\\', '/')),
 );
+
+/** The pages that have blocks, in order. */
+const pages = [...new Set(snippets.map((snippet) => snippet.page))];
 
 /** Links `docs/node_modules/<name>` to `target` (replacing a stale link). */
 function link(name: string, target: string): void {
@@ -152,18 +172,26 @@ function linkPackages(): void {
     }
   }
   const missing: string[] = [];
+  /** Links `name` to the copy a workspace package holds; false when none does. */
+  const linkFromHolder = (name: string): boolean => {
+    const holder = [...workspace.values()].find((directory) =>
+      existsSync(join(directory, 'node_modules', name)),
+    );
+    if (holder) link(name, realpathSync(join(holder, 'node_modules', name)));
+    return holder !== undefined;
+  };
   for (const name of importedPackages()) {
     const local = workspace.get(name);
     if (local) {
       link(name, local);
       continue;
     }
-    if (existsSync(join(ROOT, 'node_modules', name))) continue;
-    const holder = [...workspace.values()].find((directory) =>
-      existsSync(join(directory, 'node_modules', name)),
-    );
-    if (holder) link(name, realpathSync(join(holder, 'node_modules', name)));
-    else missing.push(name);
+    if (!existsSync(join(ROOT, 'node_modules', name)) && !linkFromHolder(name)) {
+      missing.push(name);
+    }
+    // Its types, when they come apart (`pg` and `@types/pg`), as a user would install them.
+    const types = `@types/${name.startsWith('@') ? name.slice(1).replace('/', '__') : name}`;
+    if (!existsSync(join(ROOT, 'node_modules', types))) linkFromHolder(types);
   }
   if (missing.length > 0) {
     throw new Error(
@@ -181,7 +209,12 @@ function exec(
     execFile(
       command,
       args,
-      { cwd: ROOT, timeout: options.timeout, maxBuffer: 16 * 1024 * 1024, env: process.env },
+      {
+        cwd: ROOT,
+        timeout: options.timeout,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, DATABASE_URL },
+      },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr: stderr || (error && code !== 0 ? error.message : '') });
@@ -225,6 +258,37 @@ beforeAll(() => {
   );
 });
 
+let typeCheckRun: Promise<{ problems: string[]; failure: string | undefined }> | undefined;
+
+/**
+ * One tsc run over every block (started by the first page that needs it, shared by the rest):
+ * the errors in the blocks, at their line in the page (`page:line: error …`); errors inside the
+ * packages' own sources are their typecheck's business. `failure` is set when tsc failed
+ * without any diagnostic.
+ */
+function typeCheck(): Promise<{ problems: string[]; failure: string | undefined }> {
+  typeCheckRun ??= (async () => {
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await exec(process.execPath, [tsc, '-p', join(WORK, 'tsconfig.json')], {
+      timeout: 180_000,
+    });
+    const byFile = new Map(snippets.map((snippet) => [snippet.file, snippet]));
+    const problems: string[] = [];
+    for (const line of result.stdout.split('\n')) {
+      const match = /\.doc-snippets[/\\]([^(]+\.m?ts)\((\d+),(\d+)\): (error .*)$/.exec(line);
+      const snippet = match ? byFile.get((match[1] as string).replaceAll('\\', '/')) : undefined;
+      if (!match || !snippet) continue;
+      problems.push(`${snippet.page}:${snippet.line + Number(match[2]) - 1}: ${match[4]}`);
+    }
+    const failure =
+      result.code !== 0 && problems.length === 0 && !result.stdout.includes('error TS')
+        ? `tsc failed without diagnostics: ${result.stderr}`
+        : undefined;
+    return { problems, failure };
+  })();
+  return typeCheckRun;
+}
+
 describe('docs', () => {
   it('has code blocks to check', () => {
     expect(snippets.length).toBeGreaterThan(0);
@@ -245,26 +309,13 @@ describe('docs', () => {
     expect(broken).toEqual([]);
   });
 
-  it('type-checks every TypeScript block', async () => {
-    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const result = await exec(process.execPath, [tsc, '-p', join(WORK, 'tsconfig.json')], {
-      timeout: 180_000,
-    });
-    // Report errors in the blocks, at their line in the page; errors inside the packages'
-    // own sources are their typecheck's business.
-    const byFile = new Map(snippets.map((snippet) => [snippet.file, snippet]));
-    const problems: string[] = [];
-    for (const line of result.stdout.split('\n')) {
-      const match = /\.doc-snippets[/\\]([^(]+\.m?ts)\((\d+),(\d+)\): (error .*)$/.exec(line);
-      const snippet = match ? byFile.get((match[1] as string).replaceAll('\\', '/')) : undefined;
-      if (!match || !snippet) continue;
-      problems.push(`${snippet.page}:${snippet.line + Number(match[2]) - 1}: ${match[4]}`);
-    }
-    expect(problems).toEqual([]);
-    if (result.code !== 0 && problems.length === 0 && !result.stdout.includes('error TS')) {
-      throw new Error(`tsc failed without diagnostics: ${result.stderr}`);
-    }
-  }, 200_000);
+  for (const page of pages) {
+    it(`type-checks ${page}`, async () => {
+      const { problems, failure } = await typeCheck();
+      expect(problems.filter((problem) => problem.startsWith(`${page}:`))).toEqual([]);
+      if (failure) throw new Error(failure);
+    }, 200_000);
+  }
 
   for (const snippet of snippets.filter((entry) => entry.run)) {
     it(

@@ -16,7 +16,7 @@ export interface PgBossRetryOptions {
   backoff?: boolean;
 }
 
-/** Options of {@link PgBossHost.start}. */
+/** Options of `PgBossHost.start`. */
 export interface PgBossHostOptions {
   /**
    * The PostgreSQL server of the queue and of the host's tables, usually the stores' server. Give
@@ -74,7 +74,7 @@ export interface PgBossHostOptions {
   onError?: (error: unknown) => void;
 }
 
-/** Options of {@link PgBossHost.work}. */
+/** Options of `PgBossHost.work`. */
 export interface PgBossWorkOptions {
   /** How many steps this process runs at once. Default 4. */
   concurrency?: number;

@@ -10,7 +10,7 @@ import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
 import type { HostTurnStatus } from './turn-records.js';
 
-/** Options of {@link PgBossHost.submitTurn}. */
+/** Options of `PgBossHost.submitTurn`. */
 export interface SubmitTurnOptions {
   /** The turn id; generated when absent. */
   turnId?: string;

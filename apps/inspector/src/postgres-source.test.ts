@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { FILE_SYSTEM_CAPABILITY_ID } from '@everruns-ts/capabilities-file-system';
+import {
+  FILE_SYSTEM_CAPABILITY_ID,
+  fileSystemCapability,
+} from '@everruns-ts/capabilities-file-system';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import type { SessionFileSystemFactory } from '@everruns-ts/core';
 import {
@@ -120,6 +123,7 @@ describe('the inspector over PostgreSQL', () => {
         new ApprovalGatingFileStore(workspace, (durable as DurableFileApprovals).gateFor(scope)),
     };
     const runtime = await new InProcessRuntimeBuilder()
+      .capability(fileSystemCapability)
       .backends(writer)
       .fileSystemFactory(fileSystems)
       .llmSim(

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { registerBuiltins } from '@everruns-ts/builtins';
 import { CapabilityRegistry } from '@everruns-ts/core';
 import { DurableFileApprovals } from '@everruns-ts/runtime';
-import { BUILTIN_CAPABILITIES } from '@everruns-ts/runtime/builtins';
 import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
 import { durableApprovalsView } from './inspector-approvals.js';
 import { backendsInspectorSource, type InspectorSource } from './inspector-source.js';
@@ -18,8 +18,8 @@ export interface PostgresSourceOptions {
    */
   secretKey?: SecretKey;
   /**
-   * The capabilities the sessions use, to assemble their contexts. Default: the runtime's
-   * built-in capabilities (`BUILTIN_CAPABILITIES`).
+   * The capabilities the sessions use, to assemble their contexts. Default: the built-in
+   * capabilities of `@everruns-ts/builtins` (`BUILTIN_CAPABILITIES`).
    */
   capabilities?: CapabilityRegistry;
 }
@@ -41,7 +41,7 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
   );
   return backendsInspectorSource({
     backends,
-    capabilities: options.capabilities ?? builtInRegistry(),
+    capabilities: options.capabilities ?? registerBuiltins(new CapabilityRegistry()),
     label: `postgres (${backends.schema})`,
     approvals: durableApprovalsView(
       new DurableFileApprovals({ storage: backends.storage, events: backends.events }),
@@ -49,12 +49,6 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
     ),
     close: () => backends.close(),
   });
-}
-
-function builtInRegistry(): CapabilityRegistry {
-  const registry = new CapabilityRegistry();
-  for (const capability of BUILTIN_CAPABILITIES) registry.register(capability);
-  return registry;
 }
 
 function secretKeyFromEnvironment(): SecretKey {

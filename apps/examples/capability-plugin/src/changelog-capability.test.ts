@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { BUILTIN_CAPABILITIES } from '@everruns-ts/builtins';
 import type { Message } from '@everruns-ts/core';
 import {
   InProcessRuntimeBuilder,
@@ -6,7 +7,6 @@ import {
   LlmSimDriver,
   PlatformDefinition,
 } from '@everruns-ts/runtime';
-import { BUILTIN_CAPABILITIES } from '@everruns-ts/runtime/builtins';
 import { describe, expect, it } from 'vitest';
 import { addEntry, CHANGELOG_CAPABILITY_ID, changelogCapability } from './index.js';
 
@@ -43,8 +43,9 @@ describe('the changelog plugin in a runtime', () => {
         [],
       ]),
     );
-    // No PlatformDefinition: the runtime registers the built-ins, our plugin comes on top.
+    // No PlatformDefinition: the built-ins the builder is given, our plugin on top.
     const runtime = await new InProcessRuntimeBuilder()
+      .builtins(BUILTIN_CAPABILITIES)
       .capability(changelogCapability)
       .driver(driver)
       .defaultModel({ model: 'llmsim-model', providerType: 'llmsim' })
@@ -95,6 +96,7 @@ describe('the changelog plugin in a runtime', () => {
 
   it('turns bad arguments and a duplicate entry into tool errors, and the turn goes on', async () => {
     const runtime = await new InProcessRuntimeBuilder()
+      .builtins(BUILTIN_CAPABILITIES)
       .capability(changelogCapability)
       .llmSim(
         LlmSimConfig.sequence(['', 'ok']).withToolCallSequence([
@@ -153,6 +155,7 @@ describe('the changelog plugin in a runtime', () => {
 
   it('fails the turn with CAPABILITY_FAILED naming the plugin when its prompt cannot be built', async () => {
     const runtime = await new InProcessRuntimeBuilder()
+      .builtins(BUILTIN_CAPABILITIES)
       .capability(changelogCapability)
       .llmSim(LlmSimConfig.fixed('never'))
       .singleSession((session) =>
@@ -178,6 +181,7 @@ describe('the changelog plugin in a runtime', () => {
 
   it('rejects a configuration its schema refuses', async () => {
     const runtime = await new InProcessRuntimeBuilder()
+      .builtins(BUILTIN_CAPABILITIES)
       .capability(changelogCapability)
       .llmSim(LlmSimConfig.fixed('never'))
       .singleSession((session) =>
@@ -192,8 +196,11 @@ describe('the changelog plugin in a runtime', () => {
 });
 
 describe('built-ins and a user PlatformDefinition', () => {
-  it('registers the built-in capabilities when no platform is given', async () => {
-    const runtime = await new InProcessRuntimeBuilder().llmSim(LlmSimConfig.fixed('ok')).build();
+  it('registers the built-in capabilities it is given when no platform is given', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .builtins(BUILTIN_CAPABILITIES)
+      .llmSim(LlmSimConfig.fixed('ok'))
+      .build();
     expect(runtime.platform.capabilities.list().map((capability) => capability.id)).toEqual([
       'current_time',
       'session_file_system',

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BUILTIN_CAPABILITIES } from '@everruns-ts/builtins';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
 import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
 
@@ -24,8 +25,10 @@ export async function runRealDiskAgentInstructionsExample(
   // 1. The rules file lands on disk without going through any store.
   writeFileSync(join(workspace, 'AGENTS.md'), '## Project rules\nPrefer snake_case identifiers.\n');
 
-  // 2. Session workspaces live on that directory; agent_instructions reads /AGENTS.md from it.
+  // 2. Session workspaces live on that directory; the built-in agent_instructions reads
+  //    /AGENTS.md from it.
   const runtime = await new InProcessRuntimeBuilder()
+    .builtins(BUILTIN_CAPABILITIES)
     .fileSystemFactory(new RealDiskSessionFileSystemFactory({ root: workspace }))
     .llmSim(LlmSimConfig.fixed('ack'))
     .harness({

@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BUILTIN_CAPABILITIES } from '@everruns-ts/builtins';
 import type { SessionFileSystemFactory } from '@everruns-ts/core';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
 import {
@@ -55,8 +56,10 @@ export async function runRealDiskFileSystemToolsExample(
       ),
   };
 
-  // 3. Only the built-in file tools; the simulated model follows a fixed script of tool calls.
+  // 3. The built-in capabilities, of which the harness switches on only the file tools; the
+  //    simulated model follows a fixed script of tool calls.
   const runtime = await new InProcessRuntimeBuilder()
+    .builtins(BUILTIN_CAPABILITIES)
     .fileSystemFactory(workspaces)
     .llmSim(
       LlmSimConfig.fixed('done').withToolCallSequence([

@@ -7,7 +7,7 @@ import {
   truncateResult,
 } from '@everruns-ts/core';
 import { z } from 'zod';
-import type { RuntimeHostAdapter } from './host.js';
+import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
 import { type RuntimeTurnState, runtimeTurnStateSchema } from './turn-plan.js';
 
 /** Schema of one {@link ClientToolResult}. */

@@ -6,6 +6,15 @@
  *
  * @module
  */
+
+export {
+  type ActActivityOptions,
+  type ActActivityResult,
+  executeActActivity,
+  executeInputActivity,
+  executeReasonActivity,
+  type InputActivityResult,
+} from './activities.js';
 export {
   type ClientToolResult,
   clientToolResultSchema,
@@ -27,18 +36,8 @@ export {
   type FileApprovalRecord,
   fileApprovalId,
 } from './durable-file-approvals.js';
-export {
-  type ActActivityOptions,
-  type ActActivityResult,
-  executeActActivity,
-  executeInputActivity,
-  executeReasonActivity,
-  type InputActivityResult,
-  type RuntimeHostAdapter,
-  RuntimeSessionLifecycle,
-  toolCallJournalOf,
-} from './host.js';
-export type { TurnResult } from './in-process-runtime.js';
+export { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
+export { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 export {
   SessionStorageToolCallJournal,
   TOOL_CALL_JOURNAL_KEY_PREFIX,
@@ -68,6 +67,7 @@ export {
   type RuntimeTurnStep,
   runtimeTurnStepSchema,
   settleTurn,
+  type TurnResult,
   type TurnStepOutcome,
   turnResultOf,
   turnStepKey,

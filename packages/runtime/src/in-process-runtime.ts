@@ -3,25 +3,15 @@ import {
   type AssembledTurnContext,
   agentSchema,
   assembleTurnContext,
-  type Capability,
-  DEFAULT_TURN_LIMITS,
-  type DriverRegistry,
   EverrunsError,
   type FileContent,
-  foldOverlay,
-  formatZodError,
   type Harness,
   harnessSchema,
-  type InitialFile,
   type InputMessage,
   inputMessageSchema,
-  LLMSIM_DEFAULT_MODEL,
-  type LlmDriver,
   type Message,
-  type ModelWithProvider,
-  modelWithProviderSchema,
   newId,
-  PlatformDefinition,
+  type PlatformDefinition,
   type RuntimeBackends,
   type RuntimeEvent,
   type Session,
@@ -32,10 +22,8 @@ import {
   type TurnLimits,
   type TurnSetup,
 } from '@everruns-ts/core';
-import { type LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
-import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts/stores-memory';
 import { z } from 'zod';
-import { SessionBuilder, SingleSessionBuilder } from './builders.js';
+import { SessionBuilder } from './builders.js';
 import {
   type ClientToolResult,
   clientToolResultsSchema,
@@ -43,36 +31,17 @@ import {
   loadWaitingTurn,
   storeClientToolResults,
 } from './client-tool-results.js';
-import {
-  executeActActivity,
-  executeInputActivity,
-  executeReasonActivity,
-  type RuntimeHostAdapter,
-  RuntimeSessionLifecycle,
-} from './host.js';
+import { createAndSeedSession } from './create-and-seed-session.js';
+import { abortedError, invalidInputError } from './runtime-errors.js';
+import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
+import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 import {
   initialTurnState,
-  planNextHostTurn,
   planResumeAfterToolResults,
   type RuntimeTurnPlan,
   type RuntimeTurnState,
-  type TurnStopReason,
 } from './turn-plan.js';
-import { settleTurn } from './turn-step.js';
-
-/** The outcome of one turn. */
-export interface TurnResult {
-  turnId: string;
-  /** The model's final text. */
-  response: string;
-  /** Reason steps run. */
-  iterations: number;
-  toolCallsCount: number;
-  /** False when the model failed, the session is blocked or a limit stopped the turn. */
-  success: boolean;
-  error?: { code: string; message: string; details?: Record<string, unknown> };
-  stopReason: TurnStopReason;
-}
+import { driveTurn, runTurnStep, type TurnResult, turnResultOf } from './turn-step.js';
 
 /** Options of {@link InProcessRuntime.runTurn}. */
 export interface RunTurnOptions {
@@ -172,29 +141,26 @@ export class InProcessRuntime {
     options: RunTurnOptions = {},
   ): Promise<TurnResult> {
     const id = sessionIdSchema.safeParse(sessionId);
-    if (!id.success) throw invalid('session id', id.error);
+    if (!id.success) throw invalidInputError('session id', id.error);
     const parsedInput = inputMessageSchema.safeParse(input);
-    if (!parsedInput.success) throw invalid('input message', parsedInput.error);
+    if (!parsedInput.success) throw invalidInputError('input message', parsedInput.error);
     this.#assertIdle(sessionId);
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
     const signal = options.signal;
     const holder: { state?: RuntimeTurnState } = {};
     try {
-      if (signal?.aborted) throw abortError(signal);
-      const inputResult = await executeInputActivity(this.#adapter, {
-        sessionId,
+      if (signal?.aborted) throw abortedError(signal);
+      const { plan } = await runTurnStep(this.#adapter, {
+        activity: 'input',
         input: parsedInput.data,
-        turnId,
+        state: initialTurnState({
+          sessionId,
+          turnId,
+          maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+          maxIterations: this.#adapter.limits.maxIterations,
+        }),
       });
-      const state = initialTurnState({
-        sessionId,
-        turnId,
-        maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
-        maxIterations: this.#adapter.limits.maxIterations,
-      });
-      holder.state = state;
-      const plan = planNextHostTurn('input', state, inputResult, 0, { trusted: true });
       return await this.#drive(entry, plan, holder, signal);
     } catch (error) {
       throw await this.#onTurnError(sessionId, holder.state, error, signal);
@@ -219,11 +185,11 @@ export class InProcessRuntime {
     options: RunTurnOptions = {},
   ): Promise<TurnResult> {
     const id = sessionIdSchema.safeParse(sessionId);
-    if (!id.success) throw invalid('session id', id.error);
+    if (!id.success) throw invalidInputError('session id', id.error);
     const turn = sessionIdSchema.safeParse(turnId);
-    if (!turn.success) throw invalid('turn id', turn.error);
+    if (!turn.success) throw invalidInputError('turn id', turn.error);
     const parsedResults = clientToolResultsSchema.safeParse(results);
-    if (!parsedResults.success) throw invalid('tool results', parsedResults.error);
+    if (!parsedResults.success) throw invalidInputError('tool results', parsedResults.error);
     if (!(await this.backends.sessions.getSession(sessionId))) {
       throw new EverrunsError({
         code: 'SESSION_NOT_FOUND',
@@ -244,11 +210,11 @@ export class InProcessRuntime {
           details: { sessionId, turnId },
         });
       }
-      if (signal?.aborted) throw abortError(signal);
+      if (signal?.aborted) throw abortedError(signal);
       const { remaining } = await storeClientToolResults(this.#adapter, resume, parsedResults.data);
       const waitingState = { ...resume, iteration: resume.iteration - 1 };
       if (remaining.length > 0) {
-        return toTurnResult(waitingState, {
+        return turnResultOf(waitingState, {
           success: true,
           response: resume.lastResponseText,
           stopReason: 'waiting_for_tool_results',
@@ -276,7 +242,8 @@ export class InProcessRuntime {
    */
   steer(sessionId: string, input: InputMessage): Promise<SteeringReceipt> {
     const parsedInput = inputMessageSchema.safeParse(input);
-    if (!parsedInput.success) return Promise.reject(invalid('input message', parsedInput.error));
+    if (!parsedInput.success)
+      return Promise.reject(invalidInputError('input message', parsedInput.error));
     const entry = this.#running.get(sessionId);
     if (!entry) {
       return Promise.reject(
@@ -358,39 +325,20 @@ export class InProcessRuntime {
     return count;
   }
 
-  /** The step loop shared by {@link runTurn} and {@link submitToolResults}. */
-  async #drive(
+  /** Drives a turn of {@link runTurn} or {@link submitToolResults} to its end, steering included. */
+  #drive(
     entry: RunningTurn,
     first: RuntimeTurnPlan,
     holder: { state?: RuntimeTurnState },
     signal: AbortSignal | undefined,
   ): Promise<TurnResult> {
-    const options = signal ? { signal } : {};
-    let plan = first;
-    for (;;) {
-      holder.state = plan.state;
-      switch (plan.kind) {
-        case 'scheduleReason': {
-          // Steering messages that arrived during the previous step join the history first.
-          await this.#takeSteering(entry);
-          const output = await executeReasonActivity(this.#adapter, plan.state, options);
-          // Messages that arrived while the model answered: stored now unless tool calls must
-          // get their results first (they are then stored before the next reason step).
-          const pending =
-            output.success && output.toolCalls.length === 0 ? await this.#takeSteering(entry) : 0;
-          plan = planNextHostTurn('reason', plan.state, output, pending, { trusted: true });
-          break;
-        }
-        case 'scheduleAct': {
-          const output = await executeActActivity(this.#adapter, plan.act, options);
-          plan = planNextHostTurn('act', plan.state, output, 0, { trusted: true });
-          break;
-        }
-        case 'waitForToolResults':
-        case 'complete':
-          return settleTurn(this.#adapter, plan);
-      }
-    }
+    return driveTurn(this.#adapter, first, {
+      ...(signal ? { signal } : {}),
+      steering: { take: () => this.#takeSteering(entry) },
+      onPlan: (plan) => {
+        holder.state = plan.state;
+      },
+    });
   }
 
   async #onTurnError(
@@ -406,7 +354,7 @@ export class InProcessRuntime {
         stopReason: 'aborted',
         error: { code: 'ABORTED', message: 'The turn was aborted' },
       });
-      return EverrunsError.hasCode(error, 'ABORTED') ? error : abortError(signal as AbortSignal);
+      return EverrunsError.hasCode(error, 'ABORTED') ? error : abortedError(signal as AbortSignal);
     }
     return error;
   }
@@ -463,7 +411,7 @@ export class InProcessRuntime {
   /** Adds a harness at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */
   async createHarness(harness: z.input<typeof harnessSchema>): Promise<Harness> {
     const parsed = harnessSchema.safeParse(harness);
-    if (!parsed.success) throw invalid('harness', parsed.error);
+    if (!parsed.success) throw invalidInputError('harness', parsed.error);
     await this.backends.harnesses.addHarness(parsed.data);
     return parsed.data;
   }
@@ -471,7 +419,7 @@ export class InProcessRuntime {
   /** Adds an agent at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */
   async createAgent(agent: z.input<typeof agentSchema>): Promise<Agent> {
     const parsed = agentSchema.safeParse(agent);
-    if (!parsed.success) throw invalid('agent', parsed.error);
+    if (!parsed.success) throw invalidInputError('agent', parsed.error);
     await this.backends.agents.addAgent(parsed.data);
     return parsed.data;
   }
@@ -487,7 +435,7 @@ export class InProcessRuntime {
     const value =
       session instanceof SessionBuilder ? session.build() : { id: newId('session'), ...session };
     const parsed = sessionSchema.safeParse(value);
-    if (!parsed.success) throw invalid('session', parsed.error);
+    if (!parsed.success) throw invalidInputError('session', parsed.error);
     return createAndSeedSession(this.backends, this.#adapter.fileSystems, parsed.data, []);
   }
 
@@ -507,286 +455,4 @@ export class InProcessRuntime {
       if (oldest !== undefined) this.#turnContexts.delete(oldest);
     }
   }
-}
-
-function toTurnResult(
-  state: RuntimeTurnState,
-  outcome: {
-    success: boolean;
-    response: string;
-    stopReason: TurnStopReason;
-    error?: TurnResult['error'];
-  },
-): TurnResult {
-  const result: TurnResult = {
-    turnId: state.turnId,
-    response: outcome.response,
-    iterations: state.iteration,
-    toolCallsCount: state.toolCallsCount,
-    success: outcome.success,
-    stopReason: outcome.stopReason,
-  };
-  if (outcome.error) result.error = outcome.error;
-  return result;
-}
-
-function invalid(what: string, error: z.ZodError): EverrunsError {
-  return new EverrunsError({
-    code: 'INVALID_INPUT',
-    message: `Invalid ${what}: ${formatZodError(error)}`,
-  });
-}
-
-function abortError(signal: AbortSignal): EverrunsError {
-  return new EverrunsError({
-    code: 'ABORTED',
-    message: 'The turn was aborted',
-    cause: signal.reason,
-  });
-}
-
-async function createAndSeedSession(
-  backends: RuntimeBackends,
-  fileSystems: SessionFileSystemFactory,
-  session: Session,
-  seeds: InitialFile[],
-): Promise<Session> {
-  const chain = await backends.harnesses.getHarnessChain(session.harnessId);
-  let agent: Agent | null = null;
-  if (session.agentId) {
-    agent = await backends.agents.getAgent(session.agentId);
-    if (!agent) {
-      throw new EverrunsError({
-        code: 'AGENT_NOT_FOUND',
-        message: `Agent ${session.agentId} does not exist`,
-        details: { agentId: session.agentId },
-      });
-    }
-  }
-  const created = await backends.sessions.createSession(session);
-  const overlay = foldOverlay(chain, agent, created);
-  const fileSystem = await fileSystems.forSession(created.id);
-  for (const file of overlay.initialFiles) await fileSystem.seedInitialFile(file);
-  for (const file of seeds) await fileSystem.writeFile(file.path, file.content, file.encoding);
-  return created;
-}
-
-/**
- * Configures and builds an {@link InProcessRuntime}: platform (capabilities, drivers, workspace
- * factory), default model, backends (in-memory unless given), and the harnesses, agents and
- * sessions to seed.
- */
-export class InProcessRuntimeBuilder {
-  #platform: PlatformDefinition | undefined;
-  readonly #capabilities: Capability[] = [];
-  readonly #builtins: Capability[] = [];
-  readonly #drivers: LlmDriver[] = [];
-  #driverRegistry: DriverRegistry | undefined;
-  #defaultModel: ModelWithProvider | undefined;
-  readonly #models = new Map<string, ModelWithProvider>();
-  #backends: RuntimeBackends | undefined;
-  #fileSystemFactory: SessionFileSystemFactory | undefined;
-  #llmSim: LlmSimConfig | undefined;
-  readonly #harnesses: Harness[] = [];
-  readonly #agents: Agent[] = [];
-  readonly #sessions: Session[] = [];
-  readonly #seeds: Array<{ sessionId: string; path: string; content: string }> = [];
-  #single: SingleSessionBuilder | undefined;
-  #limits: TurnLimits = { ...DEFAULT_TURN_LIMITS };
-  #options: InProcessRuntimeOptions = {};
-
-  /** Uses the host's platform: its capability registry, driver registry and workspace factory. */
-  platformDefinition(platform: PlatformDefinition): this {
-    this.#platform = platform;
-    return this;
-  }
-  /** Registers one more capability (on top of the platform's). */
-  capability<TConfig>(capability: Capability<TConfig>): this {
-    this.#capabilities.push(capability as Capability);
-    return this;
-  }
-  /**
-   * Registers a default set of capabilities, usually `BUILTIN_CAPABILITIES` of
-   * `@everruns-ts/builtins` (upstream's `with_builtins()`). They are only registered: a session
-   * switches each one on by id. One with the id of a capability given to {@link capability}, or
-   * of one the platform already registers, is skipped, so those replace it whatever the order of
-   * the calls. Calling it again adds to the set. Without it the runtime registers only the
-   * capabilities it is given.
-   */
-  builtins(capabilities: Iterable<Capability>): this {
-    this.#builtins.push(...capabilities);
-    return this;
-  }
-  /** Uses this driver registry instead of the platform's. */
-  driverRegistry(registry: DriverRegistry): this {
-    this.#driverRegistry = registry;
-    return this;
-  }
-  /** Registers one more driver. */
-  driver(driver: LlmDriver): this {
-    this.#drivers.push(driver);
-    return this;
-  }
-  /** Registers the simulated model with this script; sets `llmsim-model` as default when none is given. */
-  llmSim(config: LlmSimConfig): this {
-    this.#llmSim = config;
-    return this;
-  }
-  /** The model sessions use when their overlay names none. Throws `INVALID_INPUT` at `build()` when malformed. */
-  defaultModel(model: ModelWithProvider): this {
-    this.#defaultModel = model;
-    return this;
-  }
-  /** Registers a model under an id that harnesses, agents and sessions may name. */
-  model(modelId: string, model: ModelWithProvider): this {
-    this.#models.set(modelId, model);
-    return this;
-  }
-  /** Uses these stores instead of fresh in-memory ones. */
-  backends(backends: RuntimeBackends): this {
-    this.#backends = backends;
-    return this;
-  }
-  /** Where session workspaces live (overrides the platform's). */
-  fileSystemFactory(factory: SessionFileSystemFactory): this {
-    this.#fileSystemFactory = factory;
-    return this;
-  }
-  /** Overrides turn limits. */
-  limits(limits: Partial<TurnLimits>): this {
-    this.#limits = { ...this.#limits, ...limits };
-    return this;
-  }
-  /** Runtime options. */
-  options(options: InProcessRuntimeOptions): this {
-    this.#options = { ...this.#options, ...options };
-    return this;
-  }
-  harness(harness: z.input<typeof harnessSchema> | Harness): this {
-    this.#harnesses.push(parseWith(harnessSchema, harness, 'harness'));
-    return this;
-  }
-  agent(agent: z.input<typeof agentSchema> | Agent): this {
-    this.#agents.push(parseWith(agentSchema, agent, 'agent'));
-    return this;
-  }
-  session(session: SessionInput | Session): this {
-    this.#sessions.push(parseWith(sessionSchema, session, 'session'));
-    return this;
-  }
-  /** Describes one harness, agent and session; its id becomes `defaultSessionId()`. */
-  singleSession(configure: (builder: SingleSessionBuilder) => unknown): this {
-    const builder = new SingleSessionBuilder();
-    configure(builder);
-    this.#single = builder;
-    return this;
-  }
-  /** Writes a text file into a session's workspace once the session exists. */
-  seedTextFile(sessionId: string, path: string, content: string): this {
-    this.#seeds.push({ sessionId, path, content });
-    return this;
-  }
-
-  /**
-   * Builds the runtime: registers capabilities and drivers, checks capability dependencies,
-   * resolves the default model (`CONFIGURATION` error when there is none), stores the
-   * harnesses, agents and sessions in the backends and seeds their workspaces.
-   */
-  async build(): Promise<InProcessRuntime> {
-    const platform = this.#platform ?? new PlatformDefinition();
-    const own = new Set(this.#capabilities.map((capability) => capability.id));
-    for (const builtin of this.#builtins) {
-      if (!own.has(builtin.id) && !platform.capabilities.has(builtin.id)) {
-        platform.capabilities.register(builtin);
-      }
-    }
-    const drivers = this.#driverRegistry ?? platform.drivers;
-    for (const capability of this.#capabilities) platform.capabilities.register(capability);
-    platform.capabilities.validate();
-    for (const driver of this.#drivers) drivers.register(driver);
-    let defaultModel = this.#defaultModel;
-    if (this.#llmSim) {
-      drivers.register(new LlmSimDriver(this.#llmSim));
-      defaultModel ??= LLMSIM_DEFAULT_MODEL;
-    }
-    const backends = this.#backends ?? inMemoryBackends();
-    if (!defaultModel) {
-      throw new EverrunsError({
-        code: 'CONFIGURATION',
-        message:
-          'The in-process runtime needs a default model: call defaultModel(...) or llmSim(...) on the builder',
-      });
-    }
-    const parsedModel = modelWithProviderSchema.safeParse(defaultModel);
-    if (!parsedModel.success) throw invalid('default model', parsedModel.error);
-    await backends.providers.setDefaultModel(parsedModel.data);
-    for (const [modelId, model] of this.#models) {
-      const parsed = modelWithProviderSchema.safeParse(model);
-      if (!parsed.success) throw invalid(`model ${modelId}`, parsed.error);
-      await backends.providers.addModel(modelId, parsed.data);
-    }
-    const effectivePlatform =
-      drivers === platform.drivers
-        ? platform
-        : new PlatformDefinition(platform.capabilities, drivers, {
-            ...(platform.fileSystemFactory
-              ? { fileSystemFactory: platform.fileSystemFactory }
-              : {}),
-          });
-    const fileSystems =
-      this.#fileSystemFactory ??
-      platform.fileSystemFactory ??
-      new InMemorySessionFileSystemFactory();
-    for (const harness of this.#harnesses)
-      await addIfAbsent(() => backends.harnesses.addHarness(harness));
-    for (const agent of this.#agents) await addIfAbsent(() => backends.agents.addAgent(agent));
-    const sessions: Array<{ session: Session; seeds: InitialFile[] }> = this.#sessions.map(
-      (session) => ({
-        session,
-        seeds: [],
-      }),
-    );
-    let defaultSessionId: string | undefined;
-    if (this.#single) {
-      const single = this.#single.build();
-      await addIfAbsent(() => backends.harnesses.addHarness(single.harness));
-      if (single.agent) {
-        const agent = single.agent;
-        await addIfAbsent(() => backends.agents.addAgent(agent));
-      }
-      sessions.push({ session: single.session, seeds: single.seeds });
-      defaultSessionId = single.session.id;
-    }
-    for (const { session, seeds } of sessions) {
-      if (await backends.sessions.getSession(session.id)) continue;
-      await createAndSeedSession(backends, fileSystems, session, seeds);
-    }
-    for (const seed of this.#seeds) {
-      const fileSystem = await fileSystems.forSession(seed.sessionId);
-      await fileSystem.writeFile(seed.path, seed.content, 'text');
-    }
-    return new InProcessRuntime(
-      effectivePlatform,
-      backends,
-      fileSystems,
-      this.#limits,
-      defaultSessionId,
-      this.#options,
-    );
-  }
-}
-
-async function addIfAbsent(add: () => Promise<void>): Promise<void> {
-  try {
-    await add();
-  } catch (error) {
-    // A definition seeded by an earlier process into durable backends is kept as it is.
-    if (!EverrunsError.hasCode(error, 'DUPLICATE_ID')) throw error;
-  }
-}
-
-function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw invalid(what, parsed.error);
-  return parsed.data;
 }

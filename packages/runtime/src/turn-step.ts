@@ -4,17 +4,13 @@ import {
   formatZodError,
   type InputMessage,
   inputMessageSchema,
+  type ReasonAtomResult,
 } from '@everruns-ts/core';
 import { z } from 'zod';
+import { executeActActivity, executeInputActivity, executeReasonActivity } from './activities.js';
 import { rememberWaitingTurn } from './client-tool-results.js';
-import {
-  executeActActivity,
-  executeInputActivity,
-  executeReasonActivity,
-  type RuntimeHostAdapter,
-  RuntimeSessionLifecycle,
-} from './host.js';
-import type { TurnResult } from './in-process-runtime.js';
+import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
+import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 import {
   initialTurnState,
   planNextHostTurn,
@@ -23,7 +19,22 @@ import {
   type RuntimeTurnState,
   runtimeActPlanSchema,
   runtimeTurnStateSchema,
+  type TurnStopReason,
 } from './turn-plan.js';
+
+/** The outcome of one turn. */
+export interface TurnResult {
+  turnId: string;
+  /** The model's final text. */
+  response: string;
+  /** Reason steps run. */
+  iterations: number;
+  toolCallsCount: number;
+  /** False when the model failed, the session is blocked or a limit stopped the turn. */
+  success: boolean;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+  stopReason: TurnStopReason;
+}
 
 /** Schema of {@link RuntimeTurnStep}. */
 export const runtimeTurnStepSchema = z.discriminatedUnion('activity', [
@@ -130,7 +141,29 @@ export async function executeTurnStep(
 ): Promise<TurnStepOutcome> {
   const step = parseRuntimeTurnStep(persisted);
   const pending = options.pendingUserMessages ?? 0;
-  const signal = options.signal ? { signal: options.signal } : {};
+  return runTurnStep(adapter, step, {
+    ...signalOf(options.signal),
+    pendingUserMessages: () => pending,
+  });
+}
+
+/** Options of {@link runTurnStep}. */
+export interface RunTurnStepOptions {
+  signal?: AbortSignal;
+  /** How many user messages arrived while the activity ran, given its output. Default 0. */
+  pendingUserMessages?(output: unknown): number | Promise<number>;
+}
+
+/**
+ * Runs a parsed step's activity, then `planNextHostTurn`: the one step {@link executeTurnStep}
+ * and {@link driveTurn} (so `InProcessRuntime`) share. Internal to the package.
+ */
+export async function runTurnStep(
+  adapter: RuntimeHostAdapter,
+  step: RuntimeTurnStep,
+  options: RunTurnStepOptions = {},
+): Promise<TurnStepOutcome> {
+  const signal = signalOf(options.signal);
   let output: unknown;
   switch (step.activity) {
     case 'input':
@@ -147,8 +180,13 @@ export async function executeTurnStep(
       output = await executeActActivity(adapter, step.act, signal);
       break;
   }
+  const pending = (await options.pendingUserMessages?.(output)) ?? 0;
   const plan = planNextHostTurn(step.activity, step.state, output, pending, { trusted: true });
   return { output, plan, next: nextTurnStep(plan) };
+}
+
+function signalOf(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {};
 }
 
 /** The step a `scheduleReason` or `scheduleAct` plan asks for; `null` for the others. */
@@ -197,4 +235,62 @@ export function turnResultOf(state: RuntimeTurnState, outcome: RuntimeTurnOutcom
   };
   if (outcome.error) result.error = outcome.error;
   return result;
+}
+
+/**
+ * Steering messages of a turn run in one process: user messages sent while the turn runs, stored
+ * by {@link TurnSteering.take} at the points where the history may take them.
+ */
+export interface TurnSteering {
+  /** Stores the messages waiting now; resolves how many it stored. */
+  take(): Promise<number>;
+}
+
+/** Options of {@link driveTurn}. */
+export interface DriveTurnOptions {
+  /** Cancels the turn: model calls and tools see it. */
+  signal?: AbortSignal;
+  /** Messages to steer the turn with (see {@link TurnSteering}). */
+  steering?: TurnSteering;
+  /** Called with each plan before it is carried out, so the caller knows the state reached. */
+  onPlan?(plan: RuntimeTurnPlan): void;
+}
+
+/**
+ * Runs a turn to its end in this process: the step each plan schedules (through the same
+ * {@link runTurnStep} as {@link executeTurnStep}), until a plan waits or completes, then
+ * {@link settleTurn}. Steering messages join the history before every reason step, and after a
+ * model answer without tool calls (they then count as pending user messages for the planner, so
+ * the model reads them instead of the turn ending).
+ */
+export async function driveTurn(
+  adapter: RuntimeHostAdapter,
+  first: RuntimeTurnPlan,
+  options: DriveTurnOptions = {},
+): Promise<TurnResult> {
+  const { steering } = options;
+  let plan = first;
+  for (;;) {
+    options.onPlan?.(plan);
+    const step = nextTurnStep(plan);
+    if (!step) return settleTurn(adapter, plan);
+    // Steering messages that arrived during the previous step join the history first.
+    if (step.activity === 'reason') await steering?.take();
+    const outcome = await runTurnStep(adapter, step, {
+      ...signalOf(options.signal),
+      // Messages that arrived while the model answered: stored now unless tool calls must get
+      // their results first (they are then stored before the next reason step).
+      pendingUserMessages: (output) =>
+        steering &&
+        step.activity === 'reason' &&
+        answersWithoutToolCalls(output as ReasonAtomResult)
+          ? steering.take()
+          : 0,
+    });
+    plan = outcome.plan;
+  }
+}
+
+function answersWithoutToolCalls(output: ReasonAtomResult): boolean {
+  return output.success && output.toolCalls.length === 0;
 }

@@ -1,0 +1,125 @@
+import {
+  type ActAtomResult,
+  act,
+  type DependencyBlocker,
+  EverrunsError,
+  type InputAtomResult,
+  type InputMessage,
+  input,
+  messageText,
+  type ReasonAtomResult,
+  reason,
+  resolveTurnSetup,
+  type ToolCall,
+} from '@everruns-ts/core';
+import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
+import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
+import type { RuntimeActPlan, RuntimeTurnState } from './turn-plan.js';
+
+/** Output of {@link executeInputActivity}: the input atom's result plus the turn's iteration limit. */
+export interface InputActivityResult extends InputAtomResult {
+  maxIterations?: number;
+}
+
+/**
+ * The input phase: validates and persists the user's message (idempotently by turn id), then
+ * starts the turn (status active, `session.activated`, `turn.started`). Throws
+ * `SESSION_NOT_FOUND` or `INVALID_INPUT` before writing anything. Replaying it for the same turn
+ * id stores nothing new.
+ */
+export async function executeInputActivity(
+  adapter: RuntimeHostAdapter,
+  request: { sessionId: string; input: InputMessage; turnId?: string },
+): Promise<InputActivityResult> {
+  const result: InputActivityResult = await input(adapter, request);
+  try {
+    const setup = await resolveTurnSetup(adapter, request.sessionId, result.turnId);
+    result.maxIterations = setup.maxIterations;
+  } catch (error) {
+    if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
+  }
+  await new RuntimeSessionLifecycle(adapter, request.sessionId).turnStarted(
+    result.turnId,
+    result.messageId,
+    messageText(request.input),
+  );
+  return result;
+}
+
+/**
+ * The reason phase for the state's iteration (see the core `reason` atom): once the model's
+ * answer of this iteration is stored, replaying the phase returns it without calling the model.
+ */
+export function executeReasonActivity(
+  adapter: RuntimeHostAdapter,
+  state: RuntimeTurnState,
+  options: { signal?: AbortSignal } = {},
+): Promise<ReasonAtomResult> {
+  return reason(adapter, {
+    sessionId: state.sessionId,
+    turnId: state.turnId,
+    iteration: state.iteration,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+/** Options of {@link executeActActivity}. */
+export interface ActActivityOptions {
+  signal?: AbortSignal;
+  /**
+   * Crash recovery: whether a call was started by an earlier attempt. Overrides the adapter's
+   * {@link ToolCallJournal} (together with `onToolStarted`).
+   */
+  wasStarted?(toolCallId: string): Promise<boolean> | boolean;
+  /** Called right before a tool runs, to record that it started. */
+  onToolStarted?(toolCallId: string): Promise<void> | void;
+}
+
+/** Output of {@link executeActActivity}: the act atom's result, plus the blocker of a blocked session. */
+export interface ActActivityResult extends ActAtomResult {
+  blocker?: DependencyBlocker;
+}
+
+/**
+ * The act phase for a planned act (see the core `act` atom). Each call is claimed in the
+ * adapter's {@link ToolCallJournal} before it runs; on a replay, a call with a stored result is
+ * not run again, and a claimed call without a result is re-run only when its tool is idempotent
+ * (otherwise it gets a synthetic "interrupted" error result). A session blocked by a missing or
+ * disabled harness or agent resolves with `blocked: true` and the blocker, running nothing.
+ * Pass the adapter a `setupCache` shared by the step to resolve the session's setup once.
+ */
+export async function executeActActivity(
+  adapter: RuntimeHostAdapter,
+  plan: RuntimeActPlan,
+  options: ActActivityOptions = {},
+): Promise<ActActivityResult> {
+  const { onToolStarted, signal } = options;
+  try {
+    await resolveTurnSetup(adapter, plan.sessionId, plan.turnId);
+  } catch (error) {
+    if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
+    const blocker = error.details.blocker as DependencyBlocker;
+    return {
+      results: [],
+      waitingForToolResults: false,
+      blocked: true,
+      callSignature: '',
+      blocker,
+    };
+  }
+  let wasStarted = options.wasStarted;
+  if (!wasStarted && !onToolStarted) {
+    const journal = toolCallJournalOf(adapter);
+    wasStarted = async (toolCallId) =>
+      !(await journal.claim(plan.sessionId, plan.turnId, toolCallId));
+  }
+  return act(adapter, {
+    sessionId: plan.sessionId,
+    turnId: plan.turnId,
+    iteration: plan.iteration,
+    toolCalls: plan.toolCalls,
+    ...(signal ? { signal } : {}),
+    ...(wasStarted ? { wasStarted } : {}),
+    ...(onToolStarted ? { onToolStarted: (call: ToolCall) => onToolStarted(call.id) } : {}),
+  });
+}

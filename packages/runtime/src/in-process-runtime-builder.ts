@@ -1,0 +1,249 @@
+import {
+  type Agent,
+  agentSchema,
+  type Capability,
+  DEFAULT_TURN_LIMITS,
+  type DriverRegistry,
+  EverrunsError,
+  type Harness,
+  harnessSchema,
+  type InitialFile,
+  LLMSIM_DEFAULT_MODEL,
+  type LlmDriver,
+  type ModelWithProvider,
+  modelWithProviderSchema,
+  PlatformDefinition,
+  type RuntimeBackends,
+  type Session,
+  type SessionFileSystemFactory,
+  type SessionInput,
+  sessionSchema,
+  type TurnLimits,
+} from '@everruns-ts/core';
+import { type LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
+import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts/stores-memory';
+import type { z } from 'zod';
+import { SingleSessionBuilder } from './builders.js';
+import { createAndSeedSession } from './create-and-seed-session.js';
+import { InProcessRuntime, type InProcessRuntimeOptions } from './in-process-runtime.js';
+import { invalidInputError } from './runtime-errors.js';
+
+/**
+ * Configures and builds an {@link InProcessRuntime}: platform (capabilities, drivers, workspace
+ * factory), default model, backends (in-memory unless given), and the harnesses, agents and
+ * sessions to seed.
+ */
+export class InProcessRuntimeBuilder {
+  #platform: PlatformDefinition | undefined;
+  readonly #capabilities: Capability[] = [];
+  readonly #builtins: Capability[] = [];
+  readonly #drivers: LlmDriver[] = [];
+  #driverRegistry: DriverRegistry | undefined;
+  #defaultModel: ModelWithProvider | undefined;
+  readonly #models = new Map<string, ModelWithProvider>();
+  #backends: RuntimeBackends | undefined;
+  #fileSystemFactory: SessionFileSystemFactory | undefined;
+  #llmSim: LlmSimConfig | undefined;
+  readonly #harnesses: Harness[] = [];
+  readonly #agents: Agent[] = [];
+  readonly #sessions: Session[] = [];
+  readonly #seeds: Array<{ sessionId: string; path: string; content: string }> = [];
+  #single: SingleSessionBuilder | undefined;
+  #limits: TurnLimits = { ...DEFAULT_TURN_LIMITS };
+  #options: InProcessRuntimeOptions = {};
+
+  /** Uses the host's platform: its capability registry, driver registry and workspace factory. */
+  platformDefinition(platform: PlatformDefinition): this {
+    this.#platform = platform;
+    return this;
+  }
+  /** Registers one more capability (on top of the platform's). */
+  capability<TConfig>(capability: Capability<TConfig>): this {
+    this.#capabilities.push(capability as Capability);
+    return this;
+  }
+  /**
+   * Registers a default set of capabilities, usually `BUILTIN_CAPABILITIES` of
+   * `@everruns-ts/builtins` (upstream's `with_builtins()`). They are only registered: a session
+   * switches each one on by id. One with the id of a capability given to {@link capability}, or
+   * of one the platform already registers, is skipped, so those replace it whatever the order of
+   * the calls. Calling it again adds to the set. Without it the runtime registers only the
+   * capabilities it is given.
+   */
+  builtins(capabilities: Iterable<Capability>): this {
+    this.#builtins.push(...capabilities);
+    return this;
+  }
+  /** Uses this driver registry instead of the platform's. */
+  driverRegistry(registry: DriverRegistry): this {
+    this.#driverRegistry = registry;
+    return this;
+  }
+  /** Registers one more driver. */
+  driver(driver: LlmDriver): this {
+    this.#drivers.push(driver);
+    return this;
+  }
+  /** Registers the simulated model with this script; sets `llmsim-model` as default when none is given. */
+  llmSim(config: LlmSimConfig): this {
+    this.#llmSim = config;
+    return this;
+  }
+  /** The model sessions use when their overlay names none. Throws `INVALID_INPUT` at `build()` when malformed. */
+  defaultModel(model: ModelWithProvider): this {
+    this.#defaultModel = model;
+    return this;
+  }
+  /** Registers a model under an id that harnesses, agents and sessions may name. */
+  model(modelId: string, model: ModelWithProvider): this {
+    this.#models.set(modelId, model);
+    return this;
+  }
+  /** Uses these stores instead of fresh in-memory ones. */
+  backends(backends: RuntimeBackends): this {
+    this.#backends = backends;
+    return this;
+  }
+  /** Where session workspaces live (overrides the platform's). */
+  fileSystemFactory(factory: SessionFileSystemFactory): this {
+    this.#fileSystemFactory = factory;
+    return this;
+  }
+  /** Overrides turn limits. */
+  limits(limits: Partial<TurnLimits>): this {
+    this.#limits = { ...this.#limits, ...limits };
+    return this;
+  }
+  /** Runtime options. */
+  options(options: InProcessRuntimeOptions): this {
+    this.#options = { ...this.#options, ...options };
+    return this;
+  }
+  harness(harness: z.input<typeof harnessSchema> | Harness): this {
+    this.#harnesses.push(parseWith(harnessSchema, harness, 'harness'));
+    return this;
+  }
+  agent(agent: z.input<typeof agentSchema> | Agent): this {
+    this.#agents.push(parseWith(agentSchema, agent, 'agent'));
+    return this;
+  }
+  session(session: SessionInput | Session): this {
+    this.#sessions.push(parseWith(sessionSchema, session, 'session'));
+    return this;
+  }
+  /** Describes one harness, agent and session; its id becomes `defaultSessionId()`. */
+  singleSession(configure: (builder: SingleSessionBuilder) => unknown): this {
+    const builder = new SingleSessionBuilder();
+    configure(builder);
+    this.#single = builder;
+    return this;
+  }
+  /** Writes a text file into a session's workspace once the session exists. */
+  seedTextFile(sessionId: string, path: string, content: string): this {
+    this.#seeds.push({ sessionId, path, content });
+    return this;
+  }
+
+  /**
+   * Builds the runtime: registers capabilities and drivers, checks capability dependencies,
+   * resolves the default model (`CONFIGURATION` error when there is none), stores the
+   * harnesses, agents and sessions in the backends and seeds their workspaces.
+   */
+  async build(): Promise<InProcessRuntime> {
+    const platform = this.#platform ?? new PlatformDefinition();
+    const own = new Set(this.#capabilities.map((capability) => capability.id));
+    for (const builtin of this.#builtins) {
+      if (!own.has(builtin.id) && !platform.capabilities.has(builtin.id)) {
+        platform.capabilities.register(builtin);
+      }
+    }
+    const drivers = this.#driverRegistry ?? platform.drivers;
+    for (const capability of this.#capabilities) platform.capabilities.register(capability);
+    platform.capabilities.validate();
+    for (const driver of this.#drivers) drivers.register(driver);
+    let defaultModel = this.#defaultModel;
+    if (this.#llmSim) {
+      drivers.register(new LlmSimDriver(this.#llmSim));
+      defaultModel ??= LLMSIM_DEFAULT_MODEL;
+    }
+    const backends = this.#backends ?? inMemoryBackends();
+    if (!defaultModel) {
+      throw new EverrunsError({
+        code: 'CONFIGURATION',
+        message:
+          'The in-process runtime needs a default model: call defaultModel(...) or llmSim(...) on the builder',
+      });
+    }
+    const parsedModel = modelWithProviderSchema.safeParse(defaultModel);
+    if (!parsedModel.success) throw invalidInputError('default model', parsedModel.error);
+    await backends.providers.setDefaultModel(parsedModel.data);
+    for (const [modelId, model] of this.#models) {
+      const parsed = modelWithProviderSchema.safeParse(model);
+      if (!parsed.success) throw invalidInputError(`model ${modelId}`, parsed.error);
+      await backends.providers.addModel(modelId, parsed.data);
+    }
+    const effectivePlatform =
+      drivers === platform.drivers
+        ? platform
+        : new PlatformDefinition(platform.capabilities, drivers, {
+            ...(platform.fileSystemFactory
+              ? { fileSystemFactory: platform.fileSystemFactory }
+              : {}),
+          });
+    const fileSystems =
+      this.#fileSystemFactory ??
+      platform.fileSystemFactory ??
+      new InMemorySessionFileSystemFactory();
+    for (const harness of this.#harnesses)
+      await addIfAbsent(() => backends.harnesses.addHarness(harness));
+    for (const agent of this.#agents) await addIfAbsent(() => backends.agents.addAgent(agent));
+    const sessions: Array<{ session: Session; seeds: InitialFile[] }> = this.#sessions.map(
+      (session) => ({
+        session,
+        seeds: [],
+      }),
+    );
+    let defaultSessionId: string | undefined;
+    if (this.#single) {
+      const single = this.#single.build();
+      await addIfAbsent(() => backends.harnesses.addHarness(single.harness));
+      if (single.agent) {
+        const agent = single.agent;
+        await addIfAbsent(() => backends.agents.addAgent(agent));
+      }
+      sessions.push({ session: single.session, seeds: single.seeds });
+      defaultSessionId = single.session.id;
+    }
+    for (const { session, seeds } of sessions) {
+      if (await backends.sessions.getSession(session.id)) continue;
+      await createAndSeedSession(backends, fileSystems, session, seeds);
+    }
+    for (const seed of this.#seeds) {
+      const fileSystem = await fileSystems.forSession(seed.sessionId);
+      await fileSystem.writeFile(seed.path, seed.content, 'text');
+    }
+    return new InProcessRuntime(
+      effectivePlatform,
+      backends,
+      fileSystems,
+      this.#limits,
+      defaultSessionId,
+      this.#options,
+    );
+  }
+}
+
+async function addIfAbsent(add: () => Promise<void>): Promise<void> {
+  try {
+    await add();
+  } catch (error) {
+    // A definition seeded by an earlier process into durable backends is kept as it is.
+    if (!EverrunsError.hasCode(error, 'DUPLICATE_ID')) throw error;
+  }
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalidInputError(what, parsed.error);
+  return parsed.data;
+}

@@ -1,0 +1,101 @@
+import { type DependencyBlocker, emitEvents } from '@everruns-ts/core';
+import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
+import type { RuntimeTurnOutcome, RuntimeTurnState } from './turn-plan.js';
+
+/**
+ * Status changes and lifecycle events of one session, in upstream's order:
+ * `session.activated` → `turn.started` … then `turn.completed` → `session.idled` on success, or
+ * `turn.failed` → `session.idled` on failure (a dependency blocker first announces its message
+ * with `output.message.completed`). Status and event failures are thrown, so a durable host
+ * retries the step instead of leaving a session marked active.
+ */
+export class RuntimeSessionLifecycle {
+  readonly #adapter: RuntimeHostAdapter;
+  readonly #sessionId: string;
+
+  constructor(adapter: RuntimeHostAdapter, sessionId: string) {
+    this.#adapter = adapter;
+    this.#sessionId = sessionId;
+  }
+
+  /** Marks the session active, then emits `session.activated` and `turn.started`. */
+  async turnStarted(turnId: string, inputMessageId: string, inputContent?: string): Promise<void> {
+    const { sessions, events } = this.#adapter.backends;
+    await sessions.updateSessionStatus(this.#sessionId, 'active');
+    await emitEvents(events, [
+      {
+        type: 'session.activated',
+        sessionId: this.#sessionId,
+        turnId,
+        data: { turnId, inputMessageId },
+      },
+      {
+        type: 'turn.started',
+        sessionId: this.#sessionId,
+        turnId,
+        data: { turnId, inputMessageId, ...(inputContent !== undefined ? { inputContent } : {}) },
+      },
+    ]);
+  }
+
+  /** Marks the session as waiting for client-side tool results. */
+  async waitingForToolResults(_turnId?: string): Promise<void> {
+    await this.#adapter.backends.sessions.updateSessionStatus(
+      this.#sessionId,
+      'waiting_for_tool_results',
+    );
+  }
+
+  /**
+   * Ends the turn. Success: `turn.completed`, status idle, `session.idled`. Failure: status idle,
+   * `turn.failed`, `session.idled`; a dependency blocker emits its message as
+   * `output.message.completed` first. Then forgets the turn's tool-call journal entries.
+   */
+  async turnEnded(state: RuntimeTurnState, outcome: RuntimeTurnOutcome): Promise<void> {
+    const { sessions, events } = this.#adapter.backends;
+    const sessionId = this.#sessionId;
+    const { turnId } = state;
+    const summary = {
+      turnId,
+      inputMessageId: state.inputMessageId,
+      iterations: state.iteration,
+      toolCallsCount: state.toolCallsCount,
+      usage: state.usage,
+      stopReason: outcome.stopReason,
+    };
+    if (outcome.success) {
+      await events.emit({ type: 'turn.completed', sessionId, turnId, data: summary });
+      await sessions.updateSessionStatus(sessionId, 'idle');
+    } else {
+      const blocker = outcome.error?.details?.blocker as DependencyBlocker | undefined;
+      if (outcome.stopReason === 'dependency_blocked' && blocker) {
+        await events.emit({
+          type: 'output.message.completed',
+          sessionId,
+          turnId,
+          data: { text: blocker.message, toolCalls: 0, blocker },
+        });
+      }
+      await sessions.updateSessionStatus(sessionId, 'idle');
+      await events.emit({
+        type: 'turn.failed',
+        sessionId,
+        turnId,
+        data: {
+          ...summary,
+          error: outcome.error,
+          errorCode: blocker?.code ?? outcome.error?.code ?? outcome.stopReason,
+        },
+      });
+    }
+    await events.emit({
+      type: 'session.idled',
+      sessionId,
+      turnId,
+      data: { turnId, iterations: state.iteration, usage: state.usage },
+    });
+    if (state.toolCallsCount > 0) {
+      await toolCallJournalOf(this.#adapter).forgetTurn?.(sessionId, turnId);
+    }
+  }
+}

@@ -6,7 +6,6 @@ import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import type { LlmRequest, SessionFileSystemFactory } from '@everruns-ts/core';
 import {
   ApprovalGatingFileStore,
-  DurableFileApprovals,
   HarnessBuilder,
   type InProcessRuntime,
   InProcessRuntimeBuilder,
@@ -15,6 +14,7 @@ import {
   SessionBuilder,
   type TurnResult,
 } from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime/host';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import { durableApprovalsView, type InspectorApprovals } from './inspector-approvals.js';
 import { type InspectorSource, runtimeInspectorSource } from './inspector-source.js';

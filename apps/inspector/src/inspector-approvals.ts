@@ -3,7 +3,7 @@ import {
   type DurableFileApprovals,
   FILE_APPROVAL_KEY_PREFIX,
   type FileApprovalRecord,
-} from '@everruns-ts/runtime';
+} from '@everruns-ts/runtime/host';
 
 /** A decision on a pending file operation. */
 export type ApprovalDecision = 'approve' | 'deny';

@@ -7,10 +7,10 @@ import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import type { SessionFileSystemFactory } from '@everruns-ts/core';
 import {
   ApprovalGatingFileStore,
-  DurableFileApprovals,
   InProcessRuntimeBuilder,
   LlmSimConfig,
 } from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime/host';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { registerBuiltins } from '@everruns-ts/builtins';
 import { CapabilityRegistry } from '@everruns-ts/core';
-import { DurableFileApprovals } from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime/host';
 import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
 import { durableApprovalsView } from './inspector-approvals.js';
 import { backendsInspectorSource, type InspectorSource } from './inspector-source.js';

@@ -12,7 +12,7 @@ import {
   planNextHostTurn,
   type RuntimeTurnPlan,
   type RuntimeTurnState,
-} from '@everruns-ts/runtime';
+} from '@everruns-ts/runtime/host';
 
 /** One tool call of a turn: what the model asked for and what came back. */
 export interface ToolCallView {

@@ -9,11 +9,8 @@ import {
 import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import {
-  type InProcessRuntime,
-  InProcessRuntimeBuilder,
-  WAITING_TURN_KEY_PREFIX,
-} from './index.js';
+import { WAITING_TURN_KEY_PREFIX } from './host-entry.js';
+import { type InProcessRuntime, InProcessRuntimeBuilder } from './index.js';
 
 let serverRuns = 0;
 const browser = defineCapability({

@@ -15,13 +15,12 @@ import {
   executeTurnStep,
   FILE_APPROVAL_KEY_PREFIX,
   fileApprovalId,
-  InProcessRuntimeBuilder,
   initialTurnStep,
   type RuntimeHostAdapter,
   type RuntimeTurnStep,
   settleTurn,
-  type TurnResult,
-} from './index.js';
+} from './host-entry.js';
+import { InProcessRuntimeBuilder, type TurnResult } from './index.js';
 
 async function approvalRuntime(options: { idempotent: boolean }) {
   const workspaces = new InMemorySessionFileSystemFactory();

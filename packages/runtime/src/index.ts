@@ -1,3 +1,11 @@
+/**
+ * `@everruns-ts/runtime`: what an application embedding the runtime uses. Build a runtime, run
+ * and steer turns, inspect their contexts, and wrap session workspaces in the file-store
+ * decorators. A durable host's pieces (activities, planner, lifecycle, journals, approvals) are
+ * in `@everruns-ts/runtime/host`.
+ *
+ * @module
+ */
 export {
   type AssembledTurnContext,
   InputMessage,
@@ -7,17 +15,40 @@ export {
 } from '@everruns-ts/core';
 export { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 export { inMemoryBackends } from '@everruns-ts/stores-memory';
-export * from './activities.js';
-export * from './approval-gating-file-store.js';
-export * from './builders.js';
-export * from './client-tool-results.js';
-export * from './delegating-file-store.js';
-export * from './durable-file-approvals.js';
-export * from './in-process-runtime.js';
-export * from './in-process-runtime-builder.js';
-export * from './runtime-host-adapter.js';
-export * from './runtime-session-lifecycle.js';
-export * from './tool-call-journal.js';
-export * from './turn-plan.js';
-export * from './turn-step.js';
-export * from './write-blocklist-file-store.js';
+export {
+  ApprovalGatingFileStore,
+  type ApprovalGatingFileStoreOptions,
+  type DestructiveFileOperation,
+  type FileApprovalGate,
+  type FileApprovalGateResult,
+  type FileApprovalRequest,
+} from './approval-gating-file-store.js';
+export {
+  AgentBuilder,
+  DefinitionBuilder,
+  type DefinitionInput,
+  HarnessBuilder,
+  NamedDefinitionBuilder,
+  SessionBuilder,
+  SingleSessionBuilder,
+} from './builders.js';
+export type { ClientToolResult } from './client-tool-results.js';
+export {
+  DelegatingFileStore,
+  hasRealPathResolver,
+  type RealPathResolver,
+} from './delegating-file-store.js';
+export {
+  InProcessRuntime,
+  type InProcessRuntimeOptions,
+  type RunTurnOptions,
+  type SteeringReceipt,
+} from './in-process-runtime.js';
+export { InProcessRuntimeBuilder } from './in-process-runtime-builder.js';
+export type { TurnStopReason } from './turn-plan.js';
+export type { TurnResult } from './turn-step.js';
+export {
+  DEFAULT_WRITE_BLOCKLIST,
+  WriteBlocklistFileStore,
+  type WriteBlocklistFileStoreOptions,
+} from './write-blocklist-file-store.js';

@@ -20,7 +20,6 @@ import {
   executeInputActivity,
   executeReasonActivity,
   executeTurnStep,
-  InProcessRuntimeBuilder,
   initialTurnState,
   initialTurnStep,
   parseRuntimeTurnStep,
@@ -33,9 +32,9 @@ import {
   SessionStorageToolCallJournal,
   settleTurn,
   TOOL_CALL_JOURNAL_KEY_PREFIX,
-  type TurnResult,
   turnStepKey,
-} from './index.js';
+} from './host-entry.js';
+import { InProcessRuntimeBuilder, type TurnResult } from './index.js';
 
 // ---------------------------------------------------------------------------------------------
 // The planner on its own: every branch, determinism, STATE_INVALID.

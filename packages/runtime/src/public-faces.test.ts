@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import * as host from './host-entry.js';
+import * as embedder from './index.js';
+
+describe('the public faces of the runtime', () => {
+  it('gives an embedder the builders, the runtime and the file-store decorators from .', () => {
+    expect(Object.keys(embedder).sort()).toEqual([
+      'AgentBuilder',
+      'ApprovalGatingFileStore',
+      'DEFAULT_WRITE_BLOCKLIST',
+      'DefinitionBuilder',
+      'DelegatingFileStore',
+      'HarnessBuilder',
+      'InProcessRuntime',
+      'InProcessRuntimeBuilder',
+      'InputMessage',
+      'LlmSimConfig',
+      'LlmSimDriver',
+      'NamedDefinitionBuilder',
+      'PlatformDefinition',
+      'SessionBuilder',
+      'SingleSessionBuilder',
+      'WriteBlocklistFileStore',
+      'hasRealPathResolver',
+      'inMemoryBackends',
+    ]);
+  });
+
+  it('gives a durable host its activities, planner, journals and approvals from ./host, and none of them from .', () => {
+    const hostOnly = [
+      'executeInputActivity',
+      'executeReasonActivity',
+      'executeActActivity',
+      'RuntimeSessionLifecycle',
+      'toolCallJournalOf',
+      'planNextHostTurn',
+      'planResumeAfterToolResults',
+      'initialTurnState',
+      'runtimeTurnStateSchema',
+      'executeTurnStep',
+      'settleTurn',
+      'initialTurnStep',
+      'parseRuntimeTurnStep',
+      'turnStepKey',
+      'turnResultOf',
+      'SessionStorageToolCallJournal',
+      'DurableFileApprovals',
+      'FILE_APPROVAL_KEY_PREFIX',
+      'loadWaitingTurn',
+      'storeClientToolResults',
+      'clientToolResultsSchema',
+    ];
+    for (const name of hostOnly) {
+      expect(host, name).toHaveProperty(name);
+      expect(embedder, name).not.toHaveProperty(name);
+    }
+  });
+
+  it('keeps the turn driver and its step runner out of both faces', () => {
+    for (const name of ['driveTurn', 'runTurnStep']) {
+      expect(host).not.toHaveProperty(name);
+      expect(embedder).not.toHaveProperty(name);
+    }
+  });
+});

@@ -119,14 +119,17 @@ export class InProcessRuntimeBuilder {
     this.#options = { ...this.#options, ...options };
     return this;
   }
+  /** Seeds a harness (kept as it is when the backends already hold its id). Throws `INVALID_INPUT`. */
   harness(harness: z.input<typeof harnessSchema> | Harness): this {
     this.#harnesses.push(parseWith(harnessSchema, harness, 'harness'));
     return this;
   }
+  /** Seeds an agent (kept as it is when the backends already hold its id). Throws `INVALID_INPUT`. */
   agent(agent: z.input<typeof agentSchema> | Agent): this {
     this.#agents.push(parseWith(agentSchema, agent, 'agent'));
     return this;
   }
+  /** Seeds a session and its workspace, unless the backends hold it already. Throws `INVALID_INPUT`. */
   session(session: SessionInput | Session): this {
     this.#sessions.push(parseWith(sessionSchema, session, 'session'));
     return this;

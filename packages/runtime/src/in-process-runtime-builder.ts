@@ -2,8 +2,9 @@ import {
   type Agent,
   agentSchema,
   type Capability,
+  CapabilityRegistry,
   DEFAULT_TURN_LIMITS,
-  type DriverRegistry,
+  DriverRegistry,
   EverrunsError,
   type Harness,
   harnessSchema,
@@ -52,7 +53,10 @@ export class InProcessRuntimeBuilder {
   #limits: TurnLimits = { ...DEFAULT_TURN_LIMITS };
   #options: InProcessRuntimeOptions = {};
 
-  /** Uses the host's platform: its capability registry, driver registry and workspace factory. */
+  /**
+   * Uses the host's platform: its capabilities, drivers and workspace factory. `build()` copies
+   * its registries, so the platform is never changed and may build any number of runtimes.
+   */
   platformDefinition(platform: PlatformDefinition): this {
     this.#platform = platform;
     return this;
@@ -74,7 +78,7 @@ export class InProcessRuntimeBuilder {
     this.#builtins.push(...capabilities);
     return this;
   }
-  /** Uses this driver registry instead of the platform's. */
+  /** Uses this driver registry's drivers instead of the platform's (copied at `build()`, never changed). */
   driverRegistry(registry: DriverRegistry): this {
     this.#driverRegistry = registry;
     return this;
@@ -153,14 +157,21 @@ export class InProcessRuntimeBuilder {
    * harnesses, agents and sessions in the backends and seeds their workspaces.
    */
   async build(): Promise<InProcessRuntime> {
-    const platform = this.#platform ?? new PlatformDefinition();
+    // The runtime gets copies of the given registries: building never changes the caller's
+    // platform or registries, so one definition can build any number of runtimes.
+    const given = this.#platform ?? new PlatformDefinition();
+    const platform = new PlatformDefinition(
+      copyCapabilityRegistry(given.capabilities),
+      copyDriverRegistry(this.#driverRegistry ?? given.drivers),
+      given.fileSystemFactory ? { fileSystemFactory: given.fileSystemFactory } : {},
+    );
     const own = new Set(this.#capabilities.map((capability) => capability.id));
     for (const builtin of this.#builtins) {
       if (!own.has(builtin.id) && !platform.capabilities.has(builtin.id)) {
         platform.capabilities.register(builtin);
       }
     }
-    const drivers = this.#driverRegistry ?? platform.drivers;
+    const drivers = platform.drivers;
     for (const capability of this.#capabilities) platform.capabilities.register(capability);
     platform.capabilities.validate();
     for (const driver of this.#drivers) drivers.register(driver);
@@ -185,14 +196,6 @@ export class InProcessRuntimeBuilder {
       if (!parsed.success) throw invalidInputError(`model ${modelId}`, parsed.error);
       await backends.providers.addModel(modelId, parsed.data);
     }
-    const effectivePlatform =
-      drivers === platform.drivers
-        ? platform
-        : new PlatformDefinition(platform.capabilities, drivers, {
-            ...(platform.fileSystemFactory
-              ? { fileSystemFactory: platform.fileSystemFactory }
-              : {}),
-          });
     const fileSystems =
       this.#fileSystemFactory ??
       platform.fileSystemFactory ??
@@ -226,7 +229,7 @@ export class InProcessRuntimeBuilder {
       await fileSystem.writeFile(seed.path, seed.content, 'text');
     }
     return new InProcessRuntime(
-      effectivePlatform,
+      platform,
       backends,
       fileSystems,
       this.#limits,
@@ -234,6 +237,18 @@ export class InProcessRuntimeBuilder {
       this.#options,
     );
   }
+}
+
+function copyCapabilityRegistry(registry: CapabilityRegistry): CapabilityRegistry {
+  const copy = new CapabilityRegistry();
+  for (const capability of registry.list()) copy.register(capability);
+  return copy;
+}
+
+function copyDriverRegistry(registry: DriverRegistry): DriverRegistry {
+  const copy = new DriverRegistry();
+  for (const providerType of registry.providerTypes()) copy.register(registry.get(providerType));
+  return copy;
 }
 
 async function addIfAbsent(add: () => Promise<void>): Promise<void> {

@@ -20,7 +20,10 @@ export const ERROR_CODES = [
   'CAPABILITY_CYCLE',
   /** Two things were registered under the same id. */
   'DUPLICATE_ID',
-  /** A turn is already running on this session. */
+  /**
+   * A turn is already running on this session, in this process or another one (its turn lease is
+   * held). Details: {@link TurnInProgressDetails}. Retry once that turn has ended.
+   */
   'TURN_IN_PROGRESS',
   /** A write lost a race (for example an append at a position another writer took); retry it. */
   'STORE_CONFLICT',
@@ -133,6 +136,41 @@ export function everrunsError(
   rest: Omit<EverrunsErrorOptions, 'code' | 'message'> = {},
 ): EverrunsError {
   return new EverrunsError({ code, message, ...rest });
+}
+
+/** The `details` of a `TURN_IN_PROGRESS` error. */
+export interface TurnInProgressDetails {
+  /** The busy session. */
+  sessionId: string;
+  /** Who holds the session's turn lease, when a lease refused the call. */
+  holder?: string;
+  /**
+   * When the holder's lease lapses unless renewed (ISO 8601, by the store's clock), when a lease
+   * refused the call. After that time another caller may take the lease over.
+   */
+  expiresAt?: string;
+}
+
+/**
+ * A `TURN_IN_PROGRESS` error with typed {@link TurnInProgressDetails}: one message for every
+ * place that refuses a second turn on a busy session.
+ */
+export function turnInProgressError(
+  details: TurnInProgressDetails,
+  rest: Omit<EverrunsErrorOptions, 'code' | 'message' | 'details'> = {},
+): EverrunsError {
+  const holder = details.holder === undefined ? '' : ` (held by ${details.holder}`;
+  const until =
+    details.expiresAt === undefined
+      ? ''
+      : `${holder ? ',' : ' ('} lease until ${details.expiresAt}`;
+  const suffix = holder || until ? `${holder}${until})` : '';
+  return new EverrunsError({
+    code: 'TURN_IN_PROGRESS',
+    message: `A turn is already running on session ${details.sessionId}${suffix}`,
+    details: { ...details },
+    ...rest,
+  });
 }
 
 /** Turns anything thrown into a short message (for tool errors fed back to a model). */

@@ -30,17 +30,78 @@ export interface RuntimeAgentStore {
 }
 
 /**
+ * The turn lease of a session: who may run a turn on it, and until when. One lease per session,
+ * shared by every process that uses the same store, so two runtimes (or a runtime and a durable
+ * host) never run turns on one session at the same time.
+ */
+export interface TurnLease {
+  /** The leased session. */
+  sessionId: string;
+  /** The caller that holds the lease (an opaque id it chose, unique per turn). */
+  holderId: string;
+  /**
+   * When the lease lapses unless renewed: ISO 8601 by the **store's** clock (the database's for a
+   * shared store), so processes with skewed clocks agree on it.
+   */
+  expiresAt: string;
+}
+
+/**
  * Sessions. `createSession` throws `DUPLICATE_ID`; the update methods throw
  * `SESSION_NOT_FOUND` and return the updated session.
+ *
+ * Each session also has a **turn lease** ({@link TurnLease}): a runtime claims it before a turn
+ * writes anything, renews it while the turn runs and releases it when the turn ends, whatever
+ * ends it. A lease that is not renewed lapses at `expiresAt`, so a crashed holder blocks the
+ * session only until then. The lease is not part of {@link Session}: the session methods neither
+ * read nor change it. Lease durations are in milliseconds, a positive integer; anything else is
+ * `INVALID_INPUT`, as is an empty `holderId`.
  */
 export interface RuntimeSessionStore {
+  /** The session, or `null`. */
   getSession(sessionId: string): Promise<Session | null>;
+  /** Stores a new session and returns the stored copy. Throws `DUPLICATE_ID` when the id exists. */
   createSession(session: Session): Promise<Session>;
+  /** Sets the title and returns the updated session. Throws `SESSION_NOT_FOUND`. */
   updateSessionTitle(sessionId: string, title: string): Promise<Session>;
+  /** Sets the status and returns the updated session. Throws `SESSION_NOT_FOUND`. */
   updateSessionStatus(sessionId: string, status: SessionStatus): Promise<Session>;
+  /** Replaces the capabilities and returns the updated session. Throws `SESSION_NOT_FOUND`. */
   updateSessionCapabilities(sessionId: string, capabilities: CapabilityConfig[]): Promise<Session>;
   /** Every session, sorted by id (creation order for generated ids). */
   listSessions(): Promise<Session[]>;
+  /**
+   * Claims the session's turn lease for `holderId` until `durationMs` from now (store clock),
+   * atomically: of any number of callers racing for a free lease, exactly one wins. Succeeds when
+   * the lease is free, has lapsed (it is then taken over from its previous holder), or is already
+   * held by `holderId` (the claim then extends it, so a retried claim is answered, not refused).
+   * Throws `TURN_IN_PROGRESS` with details `{ sessionId, holder, expiresAt }` when another holder's
+   * lease has not lapsed, and `SESSION_NOT_FOUND` for an unknown session; changes nothing then.
+   */
+  claimTurnLease(sessionId: string, holderId: string, durationMs: number): Promise<TurnLease>;
+  /**
+   * Extends the lease of `holderId` to `durationMs` from now (store clock) and returns it. A
+   * holder may renew a lease that has lapsed as long as nobody took it over. Resolves `null`,
+   * changing nothing, when `holderId` no longer holds the lease (released, taken over after it
+   * lapsed, or never claimed) or the session is unknown: the holder has lost the session and
+   * should stop writing to it.
+   */
+  renewTurnLease(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+  ): Promise<TurnLease | null>;
+  /**
+   * Releases the lease when `holderId` holds it (lapsed or not) and resolves `true`. Resolves
+   * `false` and changes nothing when someone else holds it, nobody does, or the session is
+   * unknown: only the holder can release a lease.
+   */
+  releaseTurnLease(sessionId: string, holderId: string): Promise<boolean>;
+  /**
+   * The session's lease while it has not lapsed, or `null` (no lease, a lapsed one, or an unknown
+   * session). A snapshot for display and diagnostics: to act on the lease, claim it.
+   */
+  getTurnLease(sessionId: string): Promise<TurnLease | null>;
 }
 
 /** Options of {@link RuntimeMessageStore.storeMessage}. */

@@ -9,12 +9,13 @@ import {
   tryToMutate,
 } from './helpers.js';
 import { defineRuntimeArea } from './runtime-area.js';
+import { turnLeaseTests } from './turn-lease-tests.js';
 import type { RuntimeStoreInitializer } from './types.js';
 
 /**
  * Tests of `RuntimeSessionStore`: create and get, `DUPLICATE_ID`, the three updates (returning
- * and persisting the new session, `SESSION_NOT_FOUND` for unknown ids), sorted listings and
- * hostile ids.
+ * and persisting the new session, `SESSION_NOT_FOUND` for unknown ids), sorted listings,
+ * hostile ids, and the turn lease (see `turnLeaseTests`).
  */
 export function sessionStoreTests(initializer: RuntimeStoreInitializer): void {
   defineRuntimeArea(initializer, 'session store', ({ backends }) => {
@@ -121,5 +122,7 @@ export function sessionStoreTests(initializer: RuntimeStoreInitializer): void {
         status: 'started',
       });
     });
+
+    turnLeaseTests(backends);
   });
 }

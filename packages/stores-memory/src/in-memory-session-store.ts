@@ -5,15 +5,24 @@ import {
   type RuntimeSessionStore,
   type Session,
   type SessionStatus,
+  type TurnLease,
+  turnInProgressError,
 } from '@everruns-ts/core';
 import { compareStrings, freezeCopy } from './freeze-copy.js';
 
+interface HeldLease {
+  holderId: string;
+  /** Milliseconds since the epoch, by this process's clock. */
+  expiresAt: number;
+}
+
 /**
  * Sessions kept in a `Map`, as frozen copies; every update stores a new frozen object with a
- * fresh `updatedAt`.
+ * fresh `updatedAt`. Turn leases live beside them, timed by this process's clock.
  */
 export class InMemorySessionStore implements RuntimeSessionStore {
   readonly #sessions = new Map<string, Session>();
+  readonly #leases = new Map<string, HeldLease>();
 
   /** The session, or `null`. */
   async getSession(sessionId: string): Promise<Session | null> {
@@ -55,6 +64,63 @@ export class InMemorySessionStore implements RuntimeSessionStore {
     return [...this.#sessions.values()].sort((left, right) => compareStrings(left.id, right.id));
   }
 
+  /**
+   * Claims the turn lease: free, lapsed or already held by `holderId`. Throws
+   * `TURN_IN_PROGRESS` when another holder's lease runs, `SESSION_NOT_FOUND`, `INVALID_INPUT`.
+   */
+  async claimTurnLease(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+  ): Promise<TurnLease> {
+    checkLeaseRequest(holderId, durationMs);
+    if (!this.#sessions.has(sessionId)) {
+      throw everrunsError('SESSION_NOT_FOUND', `Session ${sessionId} not found`, {
+        details: { sessionId },
+      });
+    }
+    const now = Date.now();
+    const current = this.#leases.get(sessionId);
+    if (current && current.holderId !== holderId && current.expiresAt > now) {
+      throw turnInProgressError({
+        sessionId,
+        holder: current.holderId,
+        expiresAt: new Date(current.expiresAt).toISOString(),
+      });
+    }
+    const lease = { holderId, expiresAt: now + durationMs };
+    this.#leases.set(sessionId, lease);
+    return leaseOf(sessionId, lease);
+  }
+
+  /** Extends the lease of `holderId`; `null` when it does not hold it. */
+  async renewTurnLease(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+  ): Promise<TurnLease | null> {
+    checkLeaseRequest(holderId, durationMs);
+    const current = this.#leases.get(sessionId);
+    if (!current || current.holderId !== holderId) return null;
+    current.expiresAt = Date.now() + durationMs;
+    return leaseOf(sessionId, current);
+  }
+
+  /** Releases the lease when `holderId` holds it; `false` otherwise. */
+  async releaseTurnLease(sessionId: string, holderId: string): Promise<boolean> {
+    const current = this.#leases.get(sessionId);
+    if (!current || current.holderId !== holderId) return false;
+    this.#leases.delete(sessionId);
+    return true;
+  }
+
+  /** The lease while it has not lapsed, or `null`. */
+  async getTurnLease(sessionId: string): Promise<TurnLease | null> {
+    const current = this.#leases.get(sessionId);
+    if (!current || current.expiresAt <= Date.now()) return null;
+    return leaseOf(sessionId, current);
+  }
+
   #update(sessionId: string, change: Partial<Session>): Session {
     const current = this.#sessions.get(sessionId);
     if (current === undefined) {
@@ -65,5 +131,25 @@ export class InMemorySessionStore implements RuntimeSessionStore {
     const updated = freezeCopy({ ...current, ...change, updatedAt: isoNow() });
     this.#sessions.set(sessionId, updated);
     return updated;
+  }
+}
+
+function leaseOf(sessionId: string, lease: HeldLease): TurnLease {
+  return {
+    sessionId,
+    holderId: lease.holderId,
+    expiresAt: new Date(lease.expiresAt).toISOString(),
+  };
+}
+
+function checkLeaseRequest(holderId: string, durationMs: number): void {
+  if (typeof holderId !== 'string' || holderId.length === 0) {
+    throw everrunsError('INVALID_INPUT', 'A turn lease holderId must be a non-empty string');
+  }
+  if (!Number.isSafeInteger(durationMs) || durationMs <= 0) {
+    throw everrunsError(
+      'INVALID_INPUT',
+      `A turn lease duration must be a positive integer of milliseconds, got ${String(durationMs)}`,
+    );
   }
 }

@@ -125,6 +125,18 @@ export const MIGRATIONS: readonly PostgresMigration[] = Object.freeze([
       )`,
     ],
   },
+  {
+    version: 2,
+    name: 'session turn leases',
+    // Additive: code that knows only version 1 never reads or writes these columns.
+    breaking: false,
+    statements: [
+      // The holder (encoded as every user string) and the lapse time, by the database's clock.
+      `ALTER TABLE {schema}.sessions
+         ADD COLUMN turn_lease_holder text,
+         ADD COLUMN turn_lease_expires_at timestamptz`,
+    ],
+  },
 ]);
 
 /** The newest schema version this code knows. */

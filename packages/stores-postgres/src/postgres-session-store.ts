@@ -4,6 +4,8 @@ import {
   type RuntimeSessionStore,
   type Session,
   type SessionStatus,
+  type TurnLease,
+  turnInProgressError,
 } from '@everruns-ts/core';
 import { violatedConstraint } from './postgres-errors.js';
 import {
@@ -40,6 +42,38 @@ export function sessionFromRow(row: SessionRow): Session {
   session.capabilities = parseStored<CapabilityConfig[]>(row.capabilities, 'session capabilities');
   session.updatedAt = row.updated_at;
   return session;
+}
+
+/** The expiry of a lease claimed or renewed now for `$3` milliseconds, whole milliseconds. */
+const LEASE_EXPIRY = "date_trunc('milliseconds', now() + $3::float8 * interval '1 millisecond')";
+
+/** The lease columns, the expiry as milliseconds since the epoch. */
+const LEASE_COLUMNS =
+  'turn_lease_holder, (extract(epoch FROM turn_lease_expires_at) * 1000)::float8 AS expires_ms';
+
+interface LeaseRow {
+  turn_lease_holder: string | null;
+  expires_ms: number | null;
+}
+
+function leaseFromRow(sessionId: string, row: LeaseRow): TurnLease {
+  return {
+    sessionId,
+    holderId: decodeText(row.turn_lease_holder ?? ''),
+    expiresAt: new Date(Math.round(row.expires_ms ?? 0)).toISOString(),
+  };
+}
+
+function checkLeaseRequest(holderId: string, durationMs: number): void {
+  if (typeof holderId !== 'string' || holderId.length === 0) {
+    throw everrunsError('INVALID_INPUT', 'A turn lease holderId must be a non-empty string');
+  }
+  if (!Number.isSafeInteger(durationMs) || durationMs <= 0) {
+    throw everrunsError(
+      'INVALID_INPUT',
+      `A turn lease duration must be a positive integer of milliseconds, got ${String(durationMs)}`,
+    );
+  }
 }
 
 /** Sessions in the `sessions` table. */
@@ -145,6 +179,113 @@ export class PostgresSessionStore implements RuntimeSessionStore {
       client.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM ${db.table('sessions')}`),
     );
     return result.rows.map(sessionFromRow).sort((left, right) => compareStrings(left.id, right.id));
+  }
+
+  /**
+   * Claims the turn lease in one `UPDATE … WHERE <free, lapsed or ours>`: the row lock makes
+   * racing claims wait and re-check the condition, so exactly one wins; the expiry comes from the
+   * database's clock. On a refusal a second statement reads why (unknown session or the current
+   * holder). Throws `TURN_IN_PROGRESS`, `SESSION_NOT_FOUND`, `INVALID_INPUT`.
+   */
+  async claimTurnLease(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+  ): Promise<TurnLease> {
+    requireString(sessionId, 'sessionId');
+    checkLeaseRequest(holderId, durationMs);
+    const { db } = this.#context;
+    const idHash = textDigest(sessionId);
+    const holder = encodeText(holderId);
+    // A lease released or lapsed between the refused claim and the read is claimed again.
+    for (let attempt = 1; ; attempt++) {
+      const claimed = await db.run('claimTurnLease', (client) =>
+        client.query<LeaseRow>(
+          `UPDATE ${db.table('sessions')}
+              SET turn_lease_holder = $2,
+                  turn_lease_expires_at = ${LEASE_EXPIRY}
+            WHERE id_hash = $1
+              AND (turn_lease_holder IS NULL OR turn_lease_holder = $2
+                   OR turn_lease_expires_at <= now())
+            RETURNING ${LEASE_COLUMNS}`,
+          [idHash, holder, durationMs],
+        ),
+      );
+      const row = claimed.rows[0];
+      if (row) return leaseFromRow(sessionId, row);
+      const current = await db.run('claimTurnLease', (client) =>
+        client.query<LeaseRow & { live: boolean }>(
+          `SELECT ${LEASE_COLUMNS}, turn_lease_expires_at > now() AS live
+             FROM ${db.table('sessions')} WHERE id_hash = $1`,
+          [idHash],
+        ),
+      );
+      const found = current.rows[0];
+      if (!found) {
+        throw everrunsError('SESSION_NOT_FOUND', `Session ${sessionId} not found`, {
+          details: { sessionId },
+        });
+      }
+      if ((found.live && found.turn_lease_holder !== null) || attempt >= 3) {
+        const lease = found.turn_lease_holder === null ? null : leaseFromRow(sessionId, found);
+        throw turnInProgressError({
+          sessionId,
+          ...(lease ? { holder: lease.holderId, expiresAt: lease.expiresAt } : {}),
+        });
+      }
+    }
+  }
+
+  /** Extends the lease of `holderId` in one statement; `null` when it does not hold it. */
+  async renewTurnLease(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+  ): Promise<TurnLease | null> {
+    requireString(sessionId, 'sessionId');
+    checkLeaseRequest(holderId, durationMs);
+    const { db } = this.#context;
+    const result = await db.run('renewTurnLease', (client) =>
+      client.query<LeaseRow>(
+        `UPDATE ${db.table('sessions')} SET turn_lease_expires_at = ${LEASE_EXPIRY}
+          WHERE id_hash = $1 AND turn_lease_holder = $2
+          RETURNING ${LEASE_COLUMNS}`,
+        [textDigest(sessionId), encodeText(holderId), durationMs],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? leaseFromRow(sessionId, row) : null;
+  }
+
+  /** Releases the lease when `holderId` holds it, in one statement; `false` otherwise. */
+  async releaseTurnLease(sessionId: string, holderId: string): Promise<boolean> {
+    requireString(sessionId, 'sessionId');
+    requireString(holderId, 'holderId');
+    const { db } = this.#context;
+    const result = await db.run('releaseTurnLease', (client) =>
+      client.query(
+        `UPDATE ${db.table('sessions')}
+            SET turn_lease_holder = NULL, turn_lease_expires_at = NULL
+          WHERE id_hash = $1 AND turn_lease_holder = $2`,
+        [textDigest(sessionId), encodeText(holderId)],
+      ),
+    );
+    return result.rowCount === 1;
+  }
+
+  /** The lease while it has not lapsed (database clock), or `null`. */
+  async getTurnLease(sessionId: string): Promise<TurnLease | null> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const result = await db.run('getTurnLease', (client) =>
+      client.query<LeaseRow>(
+        `SELECT ${LEASE_COLUMNS} FROM ${db.table('sessions')}
+          WHERE id_hash = $1 AND turn_lease_holder IS NOT NULL AND turn_lease_expires_at > now()`,
+        [textDigest(sessionId)],
+      ),
+    );
+    const row = result.rows[0];
+    return row ? leaseFromRow(sessionId, row) : null;
   }
 
   /** One `UPDATE … RETURNING`: atomic without a transaction, safe to repeat. */

@@ -164,12 +164,9 @@ export {
 } from './capability-kit.js';
 // For file-system backends: path rules and the text operations every backend performs alike.
 export {
-  DEFAULT_MAX_PATH_DEPTH,
-  DEFAULT_MAX_PATH_LENGTH,
   globToRegExp,
   normalizeWorkspacePath,
   parentWorkspacePath,
-  type WorkspacePathLimits,
   workspaceBaseName,
 } from './file-system.js';
 export {
@@ -179,28 +176,6 @@ export {
   splitLines,
   type TextPage,
 } from './file-text.js';
-// Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
-export {
-  compileGlob,
-  DEFAULT_MAX_GLOB_LENGTH,
-  type GlobOptions,
-  type PathMatcher,
-} from './glob-matcher.js';
-export {
-  DEFAULT_GREP_LIMITS,
-  type GrepLimitName,
-  type GrepLimitReached,
-  type GrepLimits,
-  resolveGrepLimits,
-} from './grep-limits.js';
-export {
-  compileGrepMatcher,
-  findUnsupportedRegexSyntax,
-  type GrepMatcherOptions,
-  type LinearRegexEngine,
-  type LineMatcher,
-} from './grep-pattern.js';
-export { GrepScan, type GrepScanOptions } from './grep-scan.js';
 export { formatZodError } from './format-zod-error.js';
 
 // ---------------------------------------------------------------------------------------------

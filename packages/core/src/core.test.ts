@@ -211,3 +211,26 @@ describe('file text helpers', () => {
     );
   });
 });
+
+describe('normalizeWorkspacePath limits', () => {
+  it('refuses a 10,000-character path and a 5,000-deep path with INVALID_PATH naming the limit', () => {
+    expect(() => normalizeWorkspacePath(`/${'a'.repeat(10_000)}`)).toThrowError(
+      expect.objectContaining({
+        code: 'INVALID_PATH',
+        details: expect.objectContaining({ limit: 'maxPathLength' }),
+      }),
+    );
+    expect(() => normalizeWorkspacePath(`/${'a/'.repeat(5_000)}`)).toThrowError(
+      expect.objectContaining({ code: 'INVALID_PATH' }),
+    );
+    expect(() => normalizeWorkspacePath(`/${'a/'.repeat(257)}`)).toThrowError(
+      expect.objectContaining({
+        code: 'INVALID_PATH',
+        details: expect.objectContaining({ limit: 'maxPathDepth', depth: 257 }),
+      }),
+    );
+    expect(normalizeWorkspacePath(`/workspace/${'a/'.repeat(256)}`)).toBe(`/${'a/'.repeat(255)}a`);
+    expect(() => normalizeWorkspacePath('/a/b/c', { maxDepth: 2 })).toThrow();
+    expect(() => normalizeWorkspacePath('/abcdef', { maxLength: 4 })).toThrow();
+  });
+});

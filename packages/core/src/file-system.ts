@@ -1,5 +1,6 @@
 import type { FileEncoding, InitialFile } from './domain.js';
 import { EverrunsError } from './errors.js';
+import type { GrepLimitReached, GrepLimits } from './grep-limits.js';
 
 /** Metadata of a file or directory in a session workspace. */
 export interface FileStat {
@@ -52,6 +53,12 @@ export interface GrepOptions {
   /** Case-insensitive matching. */
   ignoreCase?: boolean;
   signal?: AbortSignal;
+  /**
+   * Told once for each limit of the backend's {@link GrepLimits} that left matches out (files,
+   * bytes scanned, time, a line cut to `maxLineLength`), so a caller can say the result is
+   * incomplete. Reaching `maxMatches` is not reported.
+   */
+  onLimitReached?: (reached: GrepLimitReached) => void;
 }
 
 /** Operations the contract considers destructive (gated by approval decorators). */
@@ -108,9 +115,18 @@ export interface SessionFileSystem {
   listDirectory(path: string): Promise<FileStat[]>;
   /** Metadata, or `null` when nothing is there. */
   statFile(path: string): Promise<FileStat | null>;
-  /** Files whose path matches a glob (`*`, `**`, `?`), sorted by path. */
+  /**
+   * Files whose path matches a glob (`*`, `**`, `?`), sorted by path. The glob is matched in
+   * linear time (see `compileGlob`); one longer than the backend's limit is `LIMIT_EXCEEDED`.
+   */
   globFiles(pattern: string, options?: { signal?: AbortSignal }): Promise<FileStat[]>;
-  /** Lines matching a regular expression, in files whose path matches `pathPattern` (a glob). */
+  /**
+   * Lines matching a regular expression, in files whose path matches `pathPattern` (a glob).
+   * Patterns are RE2 syntax on a linear-time engine: backreferences and lookaround are
+   * `INVALID_INPUT` naming the construct; a pattern or glob past the length limit is
+   * `LIMIT_EXCEEDED`. The search is bounded by the backend's {@link GrepLimits} (bytes, time,
+   * line length, files; reported through `onLimitReached`) and yields to the event loop.
+   */
   grepFiles(pattern: string, pathPattern?: string, options?: GrepOptions): Promise<GrepMatch[]>;
   /** Creates a directory and its parents; no error when it exists. */
   createDirectory(path: string): Promise<FileStat>;
@@ -141,20 +157,44 @@ export interface SessionFileSystemFactory {
 
 const WINDOWS_DRIVE = /^[a-zA-Z]:/;
 
+/** Default of {@link WorkspacePathLimits.maxLength}: 4,096 characters, as Linux's `PATH_MAX`. */
+export const DEFAULT_MAX_PATH_LENGTH = 4_096;
+/** Default of {@link WorkspacePathLimits.maxDepth}: 256 segments. */
+export const DEFAULT_MAX_PATH_DEPTH = 256;
+
+/** Bounds {@link normalizeWorkspacePath} applies before it looks at a path's segments. */
+export interface WorkspacePathLimits {
+  /** Longest path accepted, in characters. Default {@link DEFAULT_MAX_PATH_LENGTH}. */
+  maxLength?: number;
+  /** Most segments a normalised path may have. Default {@link DEFAULT_MAX_PATH_DEPTH}. */
+  maxDepth?: number;
+}
+
 /**
  * Normalises a workspace path: a leading slash is added, `/workspace` is stripped, `.` and
  * repeated slashes are dropped, a trailing slash is removed. Rejects with `INVALID_PATH` empty or
  * whitespace-only paths, NUL and other control characters, `..` segments, backslashes and Windows
- * drive or UNC forms. `/` is the root.
+ * drive or UNC forms, and paths longer than `limits.maxLength` or deeper than `limits.maxDepth`
+ * (`details.limit` names the bound). `/` is the root.
  */
-export function normalizeWorkspacePath(path: string): string {
+export function normalizeWorkspacePath(path: string, limits: WorkspacePathLimits = {}): string {
   if (typeof path !== 'string') throw new TypeError('path must be a string');
-  const invalid = (reason: string) =>
+  const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+  const invalid = (reason: string, details: Record<string, unknown> = {}) =>
     new EverrunsError({
       code: 'INVALID_PATH',
-      message: `Invalid path ${JSON.stringify(path)}: ${reason}`,
-      details: { path },
+      message: `Invalid path ${JSON.stringify(shown)}: ${reason}`,
+      details: { path: shown, ...details },
     });
+  const maxLength = limits.maxLength ?? DEFAULT_MAX_PATH_LENGTH;
+  const maxDepth = limits.maxDepth ?? DEFAULT_MAX_PATH_DEPTH;
+  if (path.length > maxLength) {
+    throw invalid(`${path.length} characters long; the limit is ${maxLength}`, {
+      limit: 'maxPathLength',
+      maxLength,
+      length: path.length,
+    });
+  }
   if (path.trim() === '') throw invalid('empty');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are refused
   if (/[\u0000-\u001f\u007f]/.test(path)) throw invalid('control characters are not allowed');
@@ -167,6 +207,13 @@ export function normalizeWorkspacePath(path: string): string {
     segments.push(segment);
   }
   if (segments[0] === 'workspace') segments.shift();
+  if (segments.length > maxDepth) {
+    throw invalid(`${segments.length} segments deep; the limit is ${maxDepth}`, {
+      limit: 'maxPathDepth',
+      maxDepth,
+      depth: segments.length,
+    });
+  }
   return `/${segments.join('/')}`;
 }
 
@@ -184,6 +231,9 @@ export function workspaceBaseName(path: string): string {
 /**
  * Compiles a glob (`**` any depth, `*` within a segment, `?` one character) to a RegExp that
  * matches normalised workspace paths. A pattern without a leading slash matches at any depth.
+ *
+ * @deprecated The RegExp backtracks: a glob of many `**` over a long path takes time exponential
+ * in their count. Match untrusted globs with `compileGlob`, which is linear.
  */
 export function globToRegExp(pattern: string): RegExp {
   let source = '';

@@ -79,7 +79,12 @@ export function replaceExactText(
   return text.slice(0, index) + newText + text.slice(index + oldText.length);
 }
 
-/** `grepFiles`'s pattern as a RegExp; an invalid expression is `INVALID_INPUT`. */
+/**
+ * `grepFiles`'s pattern as a RegExp; an invalid expression is `INVALID_INPUT`.
+ *
+ * @deprecated A JavaScript RegExp backtracks: `(a+)+$` over a 40-character line runs for hours.
+ * Compile untrusted patterns with `compileGrepMatcher` on a linear-time engine.
+ */
 export function compileGrepPattern(pattern: string, ignoreCase = false): RegExp {
   try {
     return new RegExp(pattern, ignoreCase ? 'i' : '');

@@ -164,9 +164,12 @@ export {
 } from './capability-kit.js';
 // For file-system backends: path rules and the text operations every backend performs alike.
 export {
+  DEFAULT_MAX_PATH_DEPTH,
+  DEFAULT_MAX_PATH_LENGTH,
   globToRegExp,
   normalizeWorkspacePath,
   parentWorkspacePath,
+  type WorkspacePathLimits,
   workspaceBaseName,
 } from './file-system.js';
 export {
@@ -177,6 +180,28 @@ export {
   type TextPage,
 } from './file-text.js';
 export { formatZodError } from './format-zod-error.js';
+// Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
+export {
+  compileGlob,
+  DEFAULT_MAX_GLOB_LENGTH,
+  type GlobOptions,
+  type PathMatcher,
+} from './glob-matcher.js';
+export {
+  DEFAULT_GREP_LIMITS,
+  type GrepLimitName,
+  type GrepLimitReached,
+  type GrepLimits,
+  resolveGrepLimits,
+} from './grep-limits.js';
+export {
+  compileGrepMatcher,
+  findUnsupportedRegexSyntax,
+  type GrepMatcherOptions,
+  type LinearRegexEngine,
+  type LineMatcher,
+} from './grep-pattern.js';
+export { GrepScan, type GrepScanOptions } from './grep-scan.js';
 
 // ---------------------------------------------------------------------------------------------
 // Engine: the steps of a turn, as every host runs them

@@ -32,6 +32,13 @@ import {
   storeClientToolResults,
 } from './client-tool-results.js';
 import { createAndSeedSession } from './create-and-seed-session.js';
+import {
+  combineSignals,
+  HeldTurnLease,
+  type ResolvedTurnLeaseOptions,
+  resolveTurnLeaseOptions,
+  type TurnLeaseOptions,
+} from './held-turn-lease.js';
 import { abortedError, invalidInputError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
 import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
@@ -53,6 +60,12 @@ export interface RunTurnOptions {
 export interface InProcessRuntimeOptions {
   /** How many finished turns keep their assembled context for inspection. Default 100. */
   keepTurnContexts?: number;
+  /**
+   * The session turn lease every turn holds, so runtimes in other processes on the same stores
+   * never run a turn on the session at the same time (they get `TURN_IN_PROGRESS`). Default: 60 s,
+   * renewed every 20 s while the turn runs.
+   */
+  turnLease?: TurnLeaseOptions;
 }
 
 const sessionIdSchema = z.string().min(1, 'must not be empty');
@@ -68,6 +81,12 @@ interface QueuedSteering {
   input: InputMessage;
   resolve(receipt: SteeringReceipt): void;
   reject(error: unknown): void;
+}
+
+/** A turn's claimed lease: the turn's signal, and the release to run when it ends. */
+interface LeasedTurn {
+  signal: AbortSignal;
+  release(): Promise<void>;
 }
 
 interface RunningTurn {
@@ -92,6 +111,9 @@ export class InProcessRuntime {
   readonly #turnContexts = new Map<string, AssembledTurnContext>();
   readonly #latestContext = new Map<string, AssembledTurnContext>();
   readonly #keepTurnContexts: number;
+  readonly #turnLease: ResolvedTurnLeaseOptions;
+  /** Names this runtime in the turn leases it holds (`<instance>/<turnId>`). */
+  readonly #instanceId = `runtime_${crypto.randomUUID().replaceAll('-', '')}`;
 
   /** @internal Use {@link InProcessRuntimeBuilder}. */
   constructor(
@@ -106,6 +128,7 @@ export class InProcessRuntime {
     this.backends = backends;
     this.#defaultSessionId = defaultSessionId;
     this.#keepTurnContexts = options.keepTurnContexts ?? 100;
+    this.#turnLease = resolveTurnLeaseOptions(options.turnLease);
     this.#adapter = {
       backends,
       capabilities: platform.capabilities,
@@ -147,10 +170,13 @@ export class InProcessRuntime {
     this.#assertIdle(sessionId);
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
-    const signal = options.signal;
+    let signal = options.signal;
     const holder: { state?: RuntimeTurnState } = {};
+    let lease: LeasedTurn | undefined;
     try {
       if (signal?.aborted) throw abortedError(signal);
+      lease = await this.#claimLease(sessionId, turnId, signal);
+      signal = lease.signal;
       const { plan } = await runTurnStep(this.#adapter, {
         activity: 'input',
         input: parsedInput.data,
@@ -165,6 +191,7 @@ export class InProcessRuntime {
     } catch (error) {
       throw await this.#onTurnError(sessionId, holder.state, error, signal);
     } finally {
+      await lease?.release();
       this.#leave(sessionId, entry, holder.state);
     }
   }
@@ -199,9 +226,12 @@ export class InProcessRuntime {
     }
     this.#assertIdle(sessionId);
     const entry = this.#enter(sessionId, turnId);
-    const signal = options.signal;
+    let signal = options.signal;
     const holder: { state?: RuntimeTurnState } = {};
+    let lease: LeasedTurn | undefined;
     try {
+      lease = await this.#claimLease(sessionId, turnId, signal);
+      signal = lease.signal;
       const resume = await loadWaitingTurn(this.#adapter, sessionId, turnId);
       if (!resume) {
         throw new EverrunsError({
@@ -228,8 +258,35 @@ export class InProcessRuntime {
     } catch (error) {
       throw await this.#onTurnError(sessionId, holder.state, error, signal);
     } finally {
+      await lease?.release();
       this.#leave(sessionId, entry, holder.state);
     }
+  }
+
+  /**
+   * Claims the session's turn lease before a turn writes anything (`TURN_IN_PROGRESS` when a
+   * runtime elsewhere holds it) and keeps it renewed; the returned signal fires when the caller's
+   * does or the lease is lost. `release()` ends both, whatever ended the turn.
+   */
+  async #claimLease(
+    sessionId: string,
+    turnId: string,
+    signal: AbortSignal | undefined,
+  ): Promise<LeasedTurn> {
+    const held = await HeldTurnLease.claim(
+      this.backends.sessions,
+      sessionId,
+      `${this.#instanceId}/${turnId}`,
+      this.#turnLease,
+    );
+    const combined = combineSignals(signal, held.signal);
+    return {
+      signal: combined.signal,
+      async release() {
+        combined.dispose();
+        await held.release();
+      },
+    };
   }
 
   /**

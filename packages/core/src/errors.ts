@@ -25,6 +25,11 @@ export const ERROR_CODES = [
    * held). Details: {@link TurnInProgressDetails}. Retry once that turn has ended.
    */
   'TURN_IN_PROGRESS',
+  /**
+   * A turn of this session waits for client-side tool results (details: `sessionId`, `turnId`,
+   * `pendingToolCallIds`). Submit them first; results with `isError: true` abandon the calls.
+   */
+  'TURN_WAITING_FOR_TOOL_RESULTS',
   /** A write lost a race (for example an append at a position another writer took); retry it. */
   'STORE_CONFLICT',
   /** A store could not be reached or gave up after its retries. */

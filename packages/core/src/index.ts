@@ -216,6 +216,10 @@ export {
 } from './engine/act-atom.js';
 export { assembleTurnContext } from './engine/assemble-turn-context.js';
 export {
+  closeOpenToolCalls,
+  toolResultIdempotencyKey,
+} from './engine/close-open-tool-calls.js';
+export {
   type DependencyBlocker,
   detectDependencyBlocker,
 } from './engine/detect-dependency-blocker.js';
@@ -225,7 +229,12 @@ export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';
 // The atoms: input → reason → (act → reason)*.
 export { type InputAtomInput, type InputAtomResult, input } from './engine/input-atom.js';
 export { type ReasonAtomInput, type ReasonAtomResult, reason } from './engine/reason-atom.js';
-export { MISSING_TOOL_RESULT_TEXT, repairHistory } from './engine/repair-history.js';
+export {
+  findOpenToolCalls,
+  MISSING_TOOL_RESULT_TEXT,
+  type OpenToolCall,
+  repairHistory,
+} from './engine/repair-history.js';
 export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
 // What the atoms need, and what they resolve and assemble.
 export {

@@ -1,7 +1,8 @@
 import { EverrunsError, errorMessage } from '../errors.js';
 import type { ModelWithProvider } from '../model.js';
 import type { TurnSnapshot } from '../stores.js';
-import { repairHistory } from './repair-history.js';
+import { closeOpenToolCalls } from './close-open-tool-calls.js';
+import { findOpenToolCalls, MISSING_TOOL_RESULT_TEXT, repairHistory } from './repair-history.js';
 import { resolveTurnSetup, sessionNotFoundError } from './resolve-turn-setup.js';
 import type {
   AssembledTurnContext,
@@ -11,8 +12,9 @@ import type {
 
 /**
  * Assembles the context a reason step sends: overlay, system prompt with each capability's
- * contribution as `<capability id="…">…</capability>`, tools, history (repaired so no tool call
- * lacks its result and no result lacks its call) and the model.
+ * contribution as `<capability id="…">…</capability>`, tools, history (the whole history repaired
+ * by {@link repairHistory}: every tool call followed by its one result, no result without its call,
+ * no tool call id twice) and the model.
  */
 export async function assembleTurnContext(
   dependencies: AtomDependencies,
@@ -23,6 +25,12 @@ export async function assembleTurnContext(
     signal?: AbortSignal;
     /** A snapshot the caller just loaded with `backends.loadTurnSnapshot`, used instead of loading another. */
     snapshot?: TurnSnapshot;
+    /**
+     * Store a synthetic error result ({@link MISSING_TOOL_RESULT_TEXT}) for every tool call of the
+     * history that has none, unless the session waits for client tool results (the reason step
+     * sets this; inspection does not write). Default false.
+     */
+    closeOpenToolCalls?: boolean;
   } = {},
 ): Promise<AssembledTurnContext> {
   const { backends } = dependencies;
@@ -61,9 +69,23 @@ export async function assembleTurnContext(
     );
   }
   const model = await resolveModel(dependencies, setup.overlay.modelId, snapshot?.defaultModel);
-  const messages = repairHistory(
-    snapshot ? snapshot.messages : await backends.messages.load(sessionId),
-  );
+  let history = snapshot ? snapshot.messages : await backends.messages.load(sessionId);
+  if (options.closeOpenToolCalls && setup.overlay.session.status !== 'waiting_for_tool_results') {
+    // Calls left without a result (a crash, a store that failed mid-step) get their synthetic
+    // result stored once, so the stored history itself is whole again.
+    const open = findOpenToolCalls(history);
+    if (open.length > 0) {
+      const stored = await closeOpenToolCalls(
+        backends.messages,
+        sessionId,
+        open,
+        MISSING_TOOL_RESULT_TEXT,
+      );
+      const known = new Set(history.map((message) => message.id));
+      history = [...history, ...stored.filter((message) => !known.has(message.id))];
+    }
+  }
+  const messages = repairHistory(history);
   const context: AssembledTurnContext = {
     sessionId,
     overlay: setup.overlay,

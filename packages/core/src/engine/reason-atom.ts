@@ -8,7 +8,7 @@ import {
   type ToolCall,
 } from '../message.js';
 import { assembleTurnContext } from './assemble-turn-context.js';
-import { markDuplicateToolCallIds } from './duplicate-tool-call-ids.js';
+import { markDuplicateToolCallIds, rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents } from './emit-events.js';
 import type { AtomDependencies } from './turn-types.js';
 
@@ -40,7 +40,10 @@ export interface ReasonAtomResult {
 /**
  * Assembles the turn context, calls the model and persists its answer (text and tool calls) as
  * one agent message, idempotently by `turnId` + iteration: once stored, the model is never called
- * again for that step. A model failure resolves with `success: false` and code `llm_error`; a
+ * again for that step. Tool calls of the history left without a result get a synthetic error
+ * result stored first. A tool call whose id repeats one the session already holds is stored under
+ * a fresh id (metadata `rekeyedToolCallIds` maps new to original) and runs as a new call; a
+ * repeat inside one response is renamed as a duplicate and answered with a tool error. A model failure resolves with `success: false` and code `llm_error`; a
  * dependency blocker stores the blocker's message and resolves with code `DEPENDENCY_BLOCKED`; a
  * capability whose prompt function throws resolves with code `CAPABILITY_FAILED` (details name
  * the capability) and stores nothing. Throws only for programmer or store errors and `ABORTED`.
@@ -68,6 +71,7 @@ export async function reason(
       iteration,
       ...(snapshot ? { snapshot } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
+      closeOpenToolCalls: true,
     });
   } catch (error) {
     if (EverrunsError.hasCode(error, 'CAPABILITY_FAILED')) {
@@ -141,7 +145,11 @@ export async function reason(
   }
   const content: ContentPart[] = [];
   if (response.text) content.push({ type: 'text', text: response.text });
-  for (const call of markDuplicateToolCallIds(response.toolCalls)) {
+  const { calls, rekeyed } = rekeyRepeatedToolCallIds(
+    markDuplicateToolCallIds(response.toolCalls),
+    context.messages,
+  );
+  for (const call of calls) {
     content.push({ type: 'tool_call', id: call.id, name: call.name, arguments: call.arguments });
   }
   const metadata: Record<string, unknown> = {
@@ -150,6 +158,7 @@ export async function reason(
     stopReason: response.stopReason,
     model: response.model ?? context.model.model,
   };
+  if (Object.keys(rekeyed).length > 0) metadata.rekeyedToolCallIds = rekeyed;
   if (response.responseId !== undefined) metadata.responseId = response.responseId;
   const stored = await backends.messages.storeMessage(sessionId, {
     role: 'agent',

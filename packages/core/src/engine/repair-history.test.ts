@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type Message, MISSING_TOOL_RESULT_TEXT, repairHistory } from '../index.js';
+import {
+  findOpenToolCalls,
+  type Message,
+  MISSING_TOOL_RESULT_TEXT,
+  repairHistory,
+} from '../index.js';
 
 describe('repairHistory', () => {
   let seq = 0;
@@ -42,10 +47,129 @@ describe('repairHistory', () => {
     const results = repaired.flatMap((entry) =>
       entry.content.filter((part) => part.type === 'tool_result'),
     );
+    // One result per call, right after the calls, in the calls' order.
     expect(results).toEqual([
-      { type: 'tool_result', toolCallId: 'c2', content: MISSING_TOOL_RESULT_TEXT, isError: true },
       { type: 'tool_result', toolCallId: 'c1', content: '2', isError: false },
+      { type: 'tool_result', toolCallId: 'c2', content: MISSING_TOOL_RESULT_TEXT, isError: true },
     ]);
     expect(history).toHaveLength(4);
+  });
+});
+
+describe('repairHistory over the whole history', () => {
+  let seq = 0;
+  const message = (role: Message['role'], content: Message['content'], turnId = 't1'): Message => ({
+    id: `w${++seq}`,
+    sessionId: 's',
+    seq,
+    turnId,
+    role,
+    content,
+    createdAt: '2026-01-01T00:00:00.000Z',
+  });
+  const call = (id: string) => ({ type: 'tool_call' as const, id, name: 'add', arguments: {} });
+  const result = (toolCallId: string, content = 'ok') => ({
+    type: 'tool_result' as const,
+    toolCallId,
+    content,
+    isError: false,
+  });
+  /** The shape a provider checks: each call answered right after its message, ids unique. */
+  function expectWellFormed(history: Message[]): void {
+    const seen = new Set<string>();
+    let pending = new Set<string>();
+    for (const entry of history) {
+      if (entry.role === 'tool_result') {
+        for (const part of entry.content) {
+          expect(part.type).toBe('tool_result');
+          if (part.type === 'tool_result') expect(pending.delete(part.toolCallId)).toBe(true);
+        }
+        continue;
+      }
+      expect([...pending]).toEqual([]);
+      pending = new Set();
+      for (const part of entry.content) {
+        if (part.type !== 'tool_call') continue;
+        expect(seen.has(part.id)).toBe(false);
+        seen.add(part.id);
+        pending.add(part.id);
+      }
+    }
+    expect([...pending]).toEqual([]);
+  }
+
+  it('answers a call left open several turns back, not only in the latest turn', () => {
+    const history = [
+      message('user', [{ type: 'text', text: 'one' }]),
+      message('agent', [call('call_a')]),
+      message('user', [{ type: 'text', text: 'two' }], 't2'),
+      message('agent', [{ type: 'text', text: 'answer two' }], 't2'),
+      message('user', [{ type: 'text', text: 'three' }], 't3'),
+      message('agent', [call('call_b')], 't3'),
+      message('tool_result', [result('call_b')], 't3'),
+      message('agent', [{ type: 'text', text: 'answer three' }], 't3'),
+    ];
+    const repaired = repairHistory(history);
+    expectWellFormed(repaired);
+    expect(repaired[2]?.content).toEqual([
+      {
+        type: 'tool_result',
+        toolCallId: 'call_a',
+        content: MISSING_TOOL_RESULT_TEXT,
+        isError: true,
+      },
+    ]);
+    expect(repaired).toHaveLength(history.length + 1);
+  });
+
+  it('moves a result stored after the next user message right after its call', () => {
+    const late = message('tool_result', [result('call_a', 'late')], 't1');
+    const history = [
+      message('user', [{ type: 'text', text: 'one' }]),
+      message('agent', [call('call_a')]),
+      message('user', [{ type: 'text', text: 'two' }], 't2'),
+      late,
+      message('agent', [{ type: 'text', text: 'answer two' }], 't2'),
+    ];
+    const repaired = repairHistory(history);
+    expectWellFormed(repaired);
+    expect(repaired.map((entry) => entry.id)).toEqual([
+      history[0]?.id,
+      history[1]?.id,
+      late.id,
+      history[2]?.id,
+      history[4]?.id,
+    ]);
+  });
+
+  it('renames a tool call id that repeats an earlier one, with its result', () => {
+    const history = [
+      message('user', [{ type: 'text', text: 'one' }]),
+      message('agent', [call('call_1')]),
+      message('tool_result', [result('call_1', 'first')]),
+      message('agent', [call('call_1')]),
+      message('tool_result', [result('call_1', 'second')]),
+      message('agent', [{ type: 'text', text: 'done' }]),
+    ];
+    const repaired = repairHistory(history);
+    expectWellFormed(repaired);
+    const results = repaired.flatMap((entry) =>
+      entry.content.flatMap((part) => (part.type === 'tool_result' ? [part] : [])),
+    );
+    expect(results.map((part) => part.content)).toEqual(['first', 'second']);
+    expect(results[0]?.toolCallId).toBe('call_1');
+    expect(results[1]?.toolCallId).not.toBe('call_1');
+    expect(history[3]?.content[0]).toEqual(call('call_1'));
+  });
+
+  it('finds the open calls of the whole history', () => {
+    const history = [
+      message('user', [{ type: 'text', text: 'one' }]),
+      message('agent', [call('x'), call('y')]),
+      message('tool_result', [result('y')]),
+      message('user', [{ type: 'text', text: 'two' }], 't2'),
+      message('agent', [call('z')], 't2'),
+    ];
+    expect(findOpenToolCalls(history).map((open) => open.call.id)).toEqual(['x', 'z']);
   });
 });

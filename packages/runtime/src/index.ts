@@ -38,6 +38,7 @@ export {
   hasRealPathResolver,
   type RealPathResolver,
 } from './delegating-file-store.js';
+export type { TurnLeaseOptions } from './held-turn-lease.js';
 export {
   InProcessRuntime,
   type InProcessRuntimeOptions,

@@ -33,12 +33,9 @@ describe('ApprovalGatingFileStore', () => {
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-  it('lets reads, new files and directories through without asking', async () => {
+  it('lets reads and directories through without asking', async () => {
     const { gate, requests } = recordingGate('deny');
     const files = new ApprovalGatingFileStore(realDisk, gate);
-    await files.writeFile('/new/a.txt', 'a');
-    await files.appendFile('/new/log.txt', 'line\n');
-    await files.writeFileIfContentMatches('/new/cas.txt', null, 'cas');
     await files.createDirectory('/made');
     await files.seedInitialFile({
       path: '/seeded.md',
@@ -49,10 +46,85 @@ describe('ApprovalGatingFileStore', () => {
     expect((await files.readFile('/existing.txt')).content).toBe('alpha beta');
     expect((await files.listDirectory('/dir')).map((entry) => entry.name)).toEqual(['inner.txt']);
     expect(await files.statFile('/existing.txt')).not.toBeNull();
-    expect(await files.globFiles('**/*.txt')).toHaveLength(5);
+    expect(await files.globFiles('**/*.txt')).toHaveLength(2);
     expect(await files.grepFiles('alpha')).toHaveLength(1);
     expect(await files.deleteFile('/never-there')).toBe(false);
     expect(requests).toEqual([]);
+  });
+
+  it('asks before creating a new file, with before null and the new content after (issue 13, invariant 10)', async () => {
+    const { gate, requests } = recordingGate('approve');
+    const files = new ApprovalGatingFileStore(realDisk, gate, { sessionId: 'session_new' });
+    await files.writeFile('/new/a.txt', 'a');
+    await files.appendFile('/new/log.txt', 'line\n');
+    await files.writeFileIfContentMatches('/new/cas.txt', null, 'cas');
+    await files.writeFile('/new/bytes.bin', 'AAE=', 'base64');
+    expect(requests.map(({ approvalId, ...request }) => request)).toEqual([
+      {
+        operation: 'writeFile',
+        path: '/new/a.txt',
+        content: 'a',
+        encoding: 'text',
+        before: null,
+        after: 'a',
+        sessionId: 'session_new',
+      },
+      {
+        operation: 'appendFile',
+        path: '/new/log.txt',
+        content: 'line\n',
+        encoding: 'text',
+        before: null,
+        after: 'line\n',
+        sessionId: 'session_new',
+      },
+      {
+        operation: 'writeFileIfContentMatches',
+        path: '/new/cas.txt',
+        content: 'cas',
+        encoding: 'text',
+        before: null,
+        after: 'cas',
+        sessionId: 'session_new',
+      },
+      {
+        operation: 'writeFile',
+        path: '/new/bytes.bin',
+        content: 'AAE=',
+        encoding: 'base64',
+        before: null,
+        after: 'AAE=',
+        sessionId: 'session_new',
+      },
+    ]);
+    expect(tree(root)).toContain('new/a.txt: a');
+    expect(tree(root)).toContain('new/cas.txt: cas');
+  });
+
+  it('creates no new file when the gate denies it (issue 13, invariant 10)', async () => {
+    const { gate, requests } = recordingGate('deny');
+    const files = new ApprovalGatingFileStore(realDisk, gate);
+    const before = tree(root);
+    await expectCode(files.writeFile('/new/a.txt', 'a'), 'APPROVAL_DENIED');
+    await expectCode(files.appendFile('/new/log.txt', 'x'), 'APPROVAL_DENIED');
+    await expectCode(files.writeFileIfContentMatches('/new/cas.txt', null, 'x'), 'APPROVAL_DENIED');
+    expect(requests.map((request) => request.before)).toEqual([null, null, null]);
+    expect(tree(root)).toEqual(before);
+  });
+
+  it('asks again, with the content now there, when a file appears between the question and the write', async () => {
+    const requests: FileApprovalRequest[] = [];
+    const files = new ApprovalGatingFileStore(realDisk, async (request) => {
+      requests.push(request);
+      if (requests.length === 1) await realDisk.writeFile('/race.txt', 'theirs');
+      return 'approve';
+    });
+    await files.writeFile('/race.txt', 'mine');
+    expect(requests.map((request) => [request.before, request.after])).toEqual([
+      [null, 'mine'],
+      ['theirs', 'mine'],
+    ]);
+    expect(readFileSync(join(root, 'race.txt'), 'utf8')).toBe('mine');
   });
 
   it('asks before each destructive operation on an existing file and applies it when approved', async () => {
@@ -71,6 +143,8 @@ describe('ApprovalGatingFileStore', () => {
         path: '/existing.txt',
         content: 'alpha beta gamma',
         encoding: 'text',
+        before: 'alpha beta',
+        after: 'alpha beta gamma',
         sessionId: 'session_1',
       },
       {
@@ -78,6 +152,8 @@ describe('ApprovalGatingFileStore', () => {
         path: '/existing.txt',
         content: 'alpha beta',
         encoding: 'text',
+        before: 'alpha beta gamma',
+        after: 'alpha beta',
         sessionId: 'session_1',
       },
       {
@@ -86,6 +162,8 @@ describe('ApprovalGatingFileStore', () => {
         oldText: 'beta',
         newText: 'delta',
         replaceAll: false,
+        before: 'alpha beta',
+        after: 'alpha delta',
         sessionId: 'session_1',
       },
       {
@@ -93,6 +171,8 @@ describe('ApprovalGatingFileStore', () => {
         path: '/existing.txt',
         content: '!',
         encoding: 'text',
+        before: 'alpha delta',
+        after: 'alpha delta!',
         sessionId: 'session_1',
       },
       {
@@ -106,6 +186,13 @@ describe('ApprovalGatingFileStore', () => {
     ]);
     expect(new Set(requests.map((request) => request.approvalId)).size).toBe(6);
     for (const request of requests) expect(request.approvalId).toMatch(/^appr_[0-9a-f]{32}$/);
+    await files.deleteFile('/moved.txt');
+    expect(requests.at(-1)).toMatchObject({
+      operation: 'deleteFile',
+      path: '/moved.txt',
+      before: 'alpha delta!',
+      after: null,
+    });
   });
 
   it('throws APPROVAL_DENIED on a denial and changes nothing on disk', async () => {
@@ -206,6 +293,7 @@ describe('ApprovalGatingFileStore', () => {
       files.writeFileIfContentMatches('/existing.txt', null, 'x'),
       'CONTENT_MISMATCH',
     );
+    await expectCode(files.editFile('/existing.txt', 'not there', 'x'), 'CONTENT_MISMATCH');
     expect(requests).toEqual([]);
     expect(readFileSync(join(root, 'existing.txt'), 'utf8')).toBe('alpha beta');
   });
@@ -213,9 +301,13 @@ describe('ApprovalGatingFileStore', () => {
   it('composes with WriteBlocklistFileStore in either order', async () => {
     const { gate, requests } = recordingGate('approve');
     const gated = new ApprovalGatingFileStore(new WriteBlocklistFileStore(realDisk), gate);
+    // A new file is asked about before the inner blocklist refuses it.
     await expectCode(gated.writeFile('/.git/config', 'x'), 'WRITE_BLOCKED');
     await gated.writeFile('/existing.txt', 'approved');
-    expect(requests.map((request) => request.operation)).toEqual(['writeFile']);
+    expect(requests.map((request) => [request.path, request.before])).toEqual([
+      ['/.git/config', null],
+      ['/existing.txt', 'alpha beta'],
+    ]);
 
     symlinkSync('.git', join(root, 'alias'));
     const blocked: SessionFileSystem = new WriteBlocklistFileStore(

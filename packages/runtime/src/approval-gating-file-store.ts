@@ -5,6 +5,7 @@ import {
   type FileStat,
   newId,
   normalizeWorkspacePath,
+  replaceExactText,
   type SessionFileSystem,
 } from '@everruns-ts/core';
 import { DelegatingFileStore } from './delegating-file-store.js';
@@ -13,8 +14,9 @@ import { DelegatingFileStore } from './delegating-file-store.js';
 export type DestructiveFileOperation = (typeof DESTRUCTIVE_FILE_OPERATIONS)[number];
 
 /**
- * What a {@link FileApprovalGate} is asked: one destructive operation on an existing file, with
- * what it would do. Plain JSON, so a gate can persist it and ask a human later.
+ * What a {@link FileApprovalGate} is asked: one operation that creates or changes a file, with
+ * what it would do, including the file's content before and after so the gate can show a diff.
+ * Plain JSON, so a gate can persist it and ask a human later.
  */
 export type FileApprovalRequest = {
   operation: DestructiveFileOperation;
@@ -38,6 +40,14 @@ export type FileApprovalRequest = {
   recursive?: boolean;
   /** Whether `moveFile` replaces an existing target. */
   overwrite?: boolean;
+  /**
+   * The file's whole content before the operation (in `encoding` for writes, text for edits and
+   * appends, the stored encoding for deletes); `null` when the file does not exist yet, so the
+   * operation creates it. Absent for directories, moves, and files too large to read.
+   */
+  before?: string | null;
+  /** The file's whole content after the operation; `null` when the operation deletes it. Absent with `before`. */
+  after?: string | null;
 };
 
 /** A gate's answer: `approve`, `deny`, or either with a reason shown with the denial. */
@@ -68,16 +78,18 @@ export interface ApprovalGatingFileStoreOptions {
 }
 
 /**
- * A decorator that makes destructive operations wait for the embedder's {@link FileApprovalGate}:
- * replacing an existing file (`writeFile`, `writeFileIfContentMatches`), `editFile`, appending
- * to an existing file, `deleteFile` of something that exists, and `moveFile`. Creating a new file,
- * `createDirectory`, `seedInitialFile` and every read pass straight through, and so does an
- * operation the inner store is bound to refuse (on a read-only file or a directory), so nobody
- * is asked about it. A denial throws `EverrunsError` `APPROVAL_DENIED` (a tool error for the
- * model) and changes nothing.
+ * A decorator that makes writes and destructive operations wait for the embedder's
+ * {@link FileApprovalGate}, as upstream's: creating or replacing a file (`writeFile`,
+ * `writeFileIfContentMatches`, `appendFile`), `editFile`, `deleteFile` of something that exists,
+ * and `moveFile`. Each request of a write carries the content `before` (`null` for a new file)
+ * and `after`, so the gate can show a diff. `createDirectory`, `seedInitialFile` and every read
+ * pass straight through, and so does an operation the inner store is bound to refuse (on a
+ * read-only file or a directory, an edit whose text does not match), so nobody is asked about
+ * it. A denial throws `EverrunsError` `APPROVAL_DENIED` (a tool error for the model) and changes
+ * nothing.
  *
- * New files are created with compare-and-set (`expected: null`), so a file that appears between
- * the check and the write is never replaced without approval.
+ * An approved new file is created with compare-and-set (`expected: null`), so a file that
+ * appears between the question and the write is never replaced without a second question.
  *
  * @example
  * const files = new ApprovalGatingFileStore(new WriteBlocklistFileStore(realDisk), async (request) =>
@@ -102,7 +114,7 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
     this.#approvalId = options.approvalId;
   }
 
-  /** Asks the gate when the file exists; creates a new file without asking. */
+  /** Asks the gate, with `before: null` for a new file and the current content otherwise. */
   override async writeFile(
     path: string,
     content: string,
@@ -110,23 +122,26 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
   ): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
     const existing = await this.inner.statFile(normalized);
+    const question = { operation: 'writeFile' as const, path: normalized, content, encoding };
     if (existing === null) {
+      await this.#ask({ ...question, before: null, after: content });
       try {
         return await this.inner.writeFileIfContentMatches(normalized, null, content, encoding);
       } catch (error) {
         if (!EverrunsError.hasCode(error, 'CONTENT_MISMATCH')) throw error;
-        // Created meanwhile: now it is a replacement.
+        // Created meanwhile: replacing it is another question.
       }
     } else if (existing.isDirectory || existing.isReadonly) {
       return this.inner.writeFile(normalized, content, encoding);
     }
-    await this.#ask({ operation: 'writeFile', path: normalized, content, encoding });
+    await this.#ask({ ...question, ...(await this.#change(normalized, encoding, () => content)) });
     return this.inner.writeFile(normalized, content, encoding);
   }
 
   /**
-   * `expected: null` creates a new file and passes through. Otherwise the content is compared
-   * first (a mismatch is `CONTENT_MISMATCH` without asking), then the gate is asked.
+   * `expected: null` asks (with `before: null`) when the file does not exist; when it does, the
+   * inner store refuses without a question. Otherwise the content is compared first (a mismatch
+   * is `CONTENT_MISMATCH` without asking), then the gate is asked.
    */
   override async writeFileIfContentMatches(
     path: string,
@@ -136,6 +151,16 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
   ): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
     if (expected === null) {
+      if ((await this.inner.statFile(normalized)) === null) {
+        await this.#ask({
+          operation: 'writeFileIfContentMatches',
+          path: normalized,
+          content,
+          encoding,
+          before: null,
+          after: content,
+        });
+      }
       return this.inner.writeFileIfContentMatches(normalized, null, content, encoding);
     }
     const existing = await this.inner.statFile(normalized);
@@ -155,11 +180,16 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
       path: normalized,
       content,
       encoding,
+      before: current.content,
+      after: content,
     });
     return this.inner.writeFileIfContentMatches(normalized, expected, content, encoding);
   }
 
-  /** Asks the gate when the file exists (a missing file fails in the inner store). */
+  /**
+   * Asks the gate when the file exists and the edit applies (a missing file or text that does not
+   * match fails in the inner store without a question).
+   */
   override async editFile(
     path: string,
     oldText: string,
@@ -169,22 +199,36 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
     const normalized = normalizeWorkspacePath(path);
     const existing = await this.inner.statFile(normalized);
     if (existing !== null && !existing.isDirectory && !existing.isReadonly) {
-      await this.#ask({
-        operation: 'editFile',
-        path: normalized,
-        oldText,
-        newText,
-        replaceAll: options.replaceAll ?? false,
-      });
+      const replaceAll = options.replaceAll ?? false;
+      let change: Pick<FileApprovalRequest, 'before' | 'after'> | undefined;
+      try {
+        change = await this.#change(normalized, 'text', (before) =>
+          replaceExactText(normalized, before, oldText, newText, replaceAll),
+        );
+      } catch (error) {
+        if (!EverrunsError.hasCode(error, 'CONTENT_MISMATCH')) throw error;
+      }
+      if (change) {
+        await this.#ask({
+          operation: 'editFile',
+          path: normalized,
+          oldText,
+          newText,
+          replaceAll,
+          ...change,
+        });
+      }
     }
     return this.inner.editFile(normalized, oldText, newText, options);
   }
 
-  /** Asks the gate when the file exists; creates a new file without asking. */
+  /** Asks the gate, with `before: null` when the append creates the file. */
   override async appendFile(path: string, content: string): Promise<FileStat> {
     const normalized = normalizeWorkspacePath(path);
     const existing = await this.inner.statFile(normalized);
+    const question = { operation: 'appendFile' as const, path: normalized, content };
     if (existing === null) {
+      await this.#ask({ ...question, encoding: 'text', before: null, after: content });
       try {
         return await this.inner.writeFileIfContentMatches(normalized, null, content, 'text');
       } catch (error) {
@@ -193,7 +237,11 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
     } else if (existing.isDirectory || existing.isReadonly) {
       return this.inner.appendFile(normalized, content);
     }
-    await this.#ask({ operation: 'appendFile', path: normalized, content, encoding: 'text' });
+    await this.#ask({
+      ...question,
+      encoding: 'text',
+      ...(await this.#change(normalized, 'text', (before) => before + content)),
+    });
     return this.inner.appendFile(normalized, content);
   }
 
@@ -202,7 +250,10 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
     const normalized = normalizeWorkspacePath(path);
     const existing = normalized === '/' ? null : await this.inner.statFile(normalized);
     if (existing !== null && !existing.isReadonly) {
-      await this.#ask({ operation: 'deleteFile', path: normalized, recursive });
+      const change = existing.isDirectory
+        ? {}
+        : await this.#change(normalized, undefined, () => null);
+      await this.#ask({ operation: 'deleteFile', path: normalized, recursive, ...change });
     }
     return this.inner.deleteFile(normalized, recursive);
   }
@@ -225,6 +276,26 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
       });
     }
     return this.inner.moveFile(source, target, options);
+  }
+
+  /**
+   * The `before` and `after` of a change to an existing file: its content read in `encoding` (the
+   * stored one when `undefined`) and what `apply` makes of it. Both are left out when the file is
+   * too large to read.
+   */
+  async #change(
+    path: string,
+    encoding: FileEncoding | undefined,
+    apply: (before: string) => string | null,
+  ): Promise<Pick<FileApprovalRequest, 'before' | 'after'>> {
+    let before: string;
+    try {
+      before = (await this.inner.readFile(path, encoding ? { encoding } : {})).content;
+    } catch (error) {
+      if (EverrunsError.hasCode(error, 'FILE_TOO_LARGE')) return {};
+      throw error;
+    }
+    return { before, after: apply(before) };
   }
 
   async #ask(question: Omit<FileApprovalRequest, 'approvalId' | 'sessionId'>): Promise<void> {

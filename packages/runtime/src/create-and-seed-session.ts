@@ -35,6 +35,7 @@ export async function createAndSeedSession(
   const overlay = foldOverlay(chain, agent, created);
   const fileSystem = await fileSystems.forSession(created.id);
   for (const file of overlay.initialFiles) await fileSystem.seedInitialFile(file);
-  for (const file of seeds) await fileSystem.writeFile(file.path, file.content, file.encoding);
+  // Seeds come from the embedder, not the model: placed like initial files, never gated.
+  for (const file of seeds) await fileSystem.seedInitialFile({ ...file, isReadonly: false });
   return created;
 }

@@ -226,7 +226,12 @@ export class InProcessRuntimeBuilder {
     }
     for (const seed of this.#seeds) {
       const fileSystem = await fileSystems.forSession(seed.sessionId);
-      await fileSystem.writeFile(seed.path, seed.content, 'text');
+      await fileSystem.seedInitialFile({
+        path: seed.path,
+        content: seed.content,
+        encoding: 'text',
+        isReadonly: false,
+      });
     }
     return new InProcessRuntime(
       platform,

@@ -11,7 +11,7 @@ describe('real-disk-file-system-tools example', () => {
   });
   afterEach(() => rmSync(workspace, { recursive: true, force: true }));
 
-  it('lands tool calls on disk, asks before overwriting and refuses writes into .git', async () => {
+  it('lands tool calls on disk, asks before creating and overwriting and refuses writes into .git', async () => {
     const output = await runRealDiskFileSystemToolsExample(workspace);
     expect(output.result).toMatchObject({ success: true, response: 'done', toolCallsCount: 4 });
     expect(output.outputOnDisk).toBe('hello back');
@@ -22,8 +22,23 @@ describe('real-disk-file-system-tools example', () => {
     expect(output.toolResults[3]).toMatchObject({ isError: true });
     expect(output.toolResults[3]?.content).toContain('WRITE_BLOCKED');
     expect(
-      output.approvals.map((request) => [request.operation, request.path, request.sessionId]),
-    ).toEqual([['writeFile', '/input.txt', 'session_00000000000000000000000000000092']]);
+      output.approvals.map((request) => [
+        request.operation,
+        request.path,
+        request.sessionId,
+        request.before,
+        request.after,
+      ]),
+    ).toEqual([
+      ['writeFile', '/output.txt', 'session_00000000000000000000000000000092', null, 'hello back'],
+      [
+        'writeFile',
+        '/input.txt',
+        'session_00000000000000000000000000000092',
+        'hello from real disk',
+        'hello again',
+      ],
+    ]);
     expect(existsSync(join(workspace, '.git'))).toBe(false);
   });
 });

@@ -31,8 +31,9 @@ export interface FileSystemToolsOutput {
 
 /**
  * Runs the example in `workspace`, an existing directory. The simulated model reads a file seeded
- * on disk, writes a new one, overwrites the seeded one (which asks the approval gate) and tries to
- * write into `.git` (refused by the write blocklist; the turn goes on).
+ * on disk, writes a new one and overwrites the seeded one (each asks the approval gate, with the
+ * content before and after) and tries to write into `.git` (refused by the write blocklist; the
+ * turn goes on).
  */
 export async function runRealDiskFileSystemToolsExample(
   workspace: string,
@@ -40,19 +41,22 @@ export async function runRealDiskFileSystemToolsExample(
   // 1. A file seeded directly on disk, for the model to read.
   writeFileSync(join(workspace, 'input.txt'), 'hello from real disk');
 
-  // 2. Each session's workspace: the real directory, behind the write blocklist and an approval
-  //    gate that approves everything and remembers what it was asked.
+  // 2. Each session's workspace: the real directory, behind an approval gate that approves
+  //    everything and remembers what it was asked, behind the write blocklist (outermost, so a
+  //    blocked write is refused before anyone is asked about it).
   const approvals: FileApprovalRequest[] = [];
   const realDisk = new RealDiskSessionFileSystemFactory({ root: workspace });
   const workspaces: SessionFileSystemFactory = {
     forSession: (sessionId) =>
-      new ApprovalGatingFileStore(
-        new WriteBlocklistFileStore(realDisk.forSession(sessionId)),
-        (request) => {
-          approvals.push(request);
-          return 'approve';
-        },
-        { sessionId },
+      new WriteBlocklistFileStore(
+        new ApprovalGatingFileStore(
+          realDisk.forSession(sessionId),
+          (request) => {
+            approvals.push(request);
+            return 'approve';
+          },
+          { sessionId },
+        ),
       ),
   };
 

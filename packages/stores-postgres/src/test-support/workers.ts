@@ -13,11 +13,16 @@ export interface Worker {
   done: Promise<string>;
 }
 
-/** Starts `append-worker.ts` in a new Node process (TypeScript through tsx). */
-export function startWorker(task: Record<string, unknown>): Worker {
+/**
+ * Starts a worker script of this folder (default `append-worker.ts`) in a new Node process
+ * (TypeScript through tsx).
+ */
+export function startWorker(task: Record<string, unknown>, script = 'append-worker.ts'): Worker {
+  const worker =
+    script === 'append-worker.ts' ? WORKER : fileURLToPath(new URL(`./${script}`, import.meta.url));
   const child = spawn(
     process.execPath,
-    ['--conditions=@everruns-ts/source', '--import', 'tsx', WORKER, JSON.stringify(task)],
+    ['--conditions=@everruns-ts/source', '--import', 'tsx', worker, JSON.stringify(task)],
     { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stdout = '';

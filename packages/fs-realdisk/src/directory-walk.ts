@@ -5,7 +5,10 @@ import {
   EverrunsError,
   type FileStat,
   type GrepMatch,
+  type GrepScan,
+  type LineMatcher,
   normalizeWorkspacePath,
+  type PathMatcher,
   throwIfAborted,
 } from '@everruns-ts/core';
 import { fileError, systemCode } from './errors.js';
@@ -41,11 +44,24 @@ export function walkLimitExceeded(path: string, limit: number): EverrunsError {
   );
 }
 
+/** A directory a walk has entered: its sorted names and how far it has got through them. */
+interface WalkFrame {
+  directory: DirectoryRef;
+  path: string;
+  depth: number;
+  names: string[];
+  next: number;
+  /** Whether the walk opened this directory (and so closes it). */
+  owned: boolean;
+}
+
 /**
  * Depth-first walk under `start` in name order, never following links, each directory opened
  * inside its parent and checked. Stops with `LIMIT_EXCEEDED` past `maxEntries` entries or
  * {@link MAX_WALK_DEPTH} levels; a directory seen twice (a bind-mount loop) is not re-entered;
  * a directory swapped while it is opened is skipped. `visit` returning `'stop'` ends the walk.
+ * The walk keeps its own stack of open directories (no recursion), so its depth costs no call
+ * stack; every directory it opened is closed however it ends.
  */
 export async function walkDirectory(
   resolver: PathResolver,
@@ -56,20 +72,39 @@ export async function walkDirectory(
   visit: (entry: WalkEntry) => unknown,
 ): Promise<void> {
   let visited = 0;
-  let stopped = false;
   const seen = new Set<string>();
-  const descend = async (directory: DirectoryRef, path: string, depth: number) => {
+  const stack: WalkFrame[] = [];
+  const enter = async (directory: DirectoryRef, path: string, depth: number, owned: boolean) => {
     const key = `${directory.stat.dev}:${directory.stat.ino}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    const names = (await readdir(resolver.directoryPath(directory))).sort();
-    await resolver.verifyChain(directory, path);
-    for (const name of names) {
-      if (stopped) return;
+    try {
+      if (seen.has(key)) {
+        if (owned) await scope.release(directory.handle);
+        return;
+      }
+      seen.add(key);
+      const names = (await readdir(resolver.directoryPath(directory))).sort();
+      await resolver.verifyChain(directory, path);
+      stack.push({ directory, path, depth, names, next: 0, owned });
+    } catch (error) {
+      if (owned) await scope.release(directory.handle);
+      throw error;
+    }
+  };
+  try {
+    await enter(start, startPath, 0, false);
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1] as WalkFrame;
+      const name = frame.names[frame.next++];
+      if (name === undefined) {
+        stack.pop();
+        if (frame.owned) await scope.release(frame.directory.handle);
+        continue;
+      }
       throwIfAborted(options.signal);
       if (name.startsWith(TEMP_PREFIX)) continue;
       visited++;
       if (visited > options.maxEntries) throw walkLimitExceeded(startPath, options.maxEntries);
+      const { directory, path, depth } = frame;
       let stat: BigIntStats;
       try {
         stat = await lstat(resolver.entryPath(directory, name), { bigint: true });
@@ -78,10 +113,7 @@ export async function walkDirectory(
         throw error;
       }
       const entryPath = childPath(path, name);
-      if ((await visit({ path: entryPath, parent: directory, name, stat })) === 'stop') {
-        stopped = true;
-        return;
-      }
+      if ((await visit({ path: entryPath, parent: directory, name, stat })) === 'stop') return;
       if (!stat.isDirectory()) continue;
       if (depth >= MAX_WALK_DEPTH) throw walkLimitExceeded(startPath, options.maxEntries);
       let child: DirectoryRef;
@@ -91,46 +123,85 @@ export async function walkDirectory(
         if (EverrunsError.hasCode(error, 'STORE_CONFLICT')) continue;
         throw error;
       }
-      try {
-        await descend(child, entryPath, depth + 1);
-      } finally {
-        await scope.release(child.handle);
-      }
+      await enter(child, entryPath, depth + 1, true);
     }
-  };
-  await descend(start, startPath, 0);
+  } finally {
+    for (const frame of stack.splice(0)) {
+      if (frame.owned) await scope.release(frame.directory.handle);
+    }
+  }
 }
 
-/** Removes everything inside `directory`, bottom-up, each entry inside its open parent. */
+/** A directory being emptied: where it sits in its parent, so it can be removed once empty. */
+interface RemovalFrame {
+  directory: DirectoryRef;
+  path: string;
+  names: string[];
+  next: number;
+  /** Its parent directory and its host entry there; undefined for the directory emptied. */
+  parent?: { directory: DirectoryRef; entry: string };
+}
+
+/**
+ * Removes everything inside `directory`, bottom-up, each entry inside its open parent. Keeps its
+ * own stack of open directories (no recursion); callers bound the depth first (a recursive
+ * delete walks the tree for read-only files, which stops at {@link MAX_WALK_DEPTH}).
+ */
 export async function removeDirectoryContents(
   resolver: PathResolver,
   scope: HandleScope,
   directory: DirectoryRef,
   path: string,
 ): Promise<void> {
-  const names = await readdir(resolver.directoryPath(directory));
-  for (const name of names) {
-    const entry = resolver.entryPath(directory, name);
-    const entryPath = childPath(path, name);
-    let stat: BigIntStats;
-    try {
-      stat = await lstat(entry, { bigint: true });
-    } catch (error) {
-      if (systemCode(error) === 'ENOENT') continue;
-      throw error;
-    }
-    if (stat.isDirectory()) {
-      const child = await resolver.openDirectory(scope, directory, name, stat, entryPath);
-      try {
-        await removeDirectoryContents(resolver, scope, child, entryPath);
-      } finally {
-        await scope.release(child.handle);
+  const stack: RemovalFrame[] = [
+    { directory, path, names: await readdir(resolver.directoryPath(directory)), next: 0 },
+  ];
+  try {
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1] as RemovalFrame;
+      const name = frame.names[frame.next++];
+      if (name === undefined) {
+        stack.pop();
+        if (frame.parent !== undefined) {
+          await scope.release(frame.directory.handle);
+          await resolver.verifyChain(frame.parent.directory, frame.path);
+          await rmdir(frame.parent.entry);
+        }
+        continue;
       }
-      await resolver.verifyChain(directory, entryPath);
-      await rmdir(entry);
-    } else {
-      await resolver.verifyChain(directory, entryPath);
-      await unlink(entry);
+      const entry = resolver.entryPath(frame.directory, name);
+      const entryPath = childPath(frame.path, name);
+      let stat: BigIntStats;
+      try {
+        stat = await lstat(entry, { bigint: true });
+      } catch (error) {
+        if (systemCode(error) === 'ENOENT') continue;
+        throw error;
+      }
+      if (stat.isDirectory()) {
+        const child = await resolver.openDirectory(scope, frame.directory, name, stat, entryPath);
+        let names: string[];
+        try {
+          names = await readdir(resolver.directoryPath(child));
+        } catch (error) {
+          await scope.release(child.handle);
+          throw error;
+        }
+        stack.push({
+          directory: child,
+          path: entryPath,
+          names,
+          next: 0,
+          parent: { directory: frame.directory, entry },
+        });
+      } else {
+        await resolver.verifyChain(frame.directory, entryPath);
+        await unlink(entry);
+      }
+    }
+  } finally {
+    for (const frame of stack.splice(0)) {
+      if (frame.parent !== undefined) await scope.release(frame.directory.handle);
     }
   }
 }
@@ -178,14 +249,15 @@ async function openWalkStart(
 export async function findFiles(
   resolver: PathResolver,
   scope: HandleScope,
-  search: { start: string; matcher: RegExp; signal: AbortSignal | undefined },
+  search: { start: string; matcher: PathMatcher; scan: GrepScan; signal: AbortSignal | undefined },
   limits: DiskLimits,
 ): Promise<FileStat[]> {
   const directory = await openWalkStart(resolver, scope, search.start);
   if (!directory) return [];
   const found: FileStat[] = [];
   const options = { maxEntries: limits.maxWalkEntries, signal: search.signal };
-  await walkDirectory(resolver, scope, directory, search.start, options, (entry) => {
+  await walkDirectory(resolver, scope, directory, search.start, options, async (entry) => {
+    await search.scan.checkpoint();
     if (entry.stat.isFile() && search.matcher.test(entry.path)) {
       found.push(toFileStat(entry.path, entry.stat));
     }
@@ -195,7 +267,8 @@ export async function findFiles(
 
 /**
  * Lines `matcher` accepts in the UTF-8 files under `start` whose path `pathMatcher` accepts,
- * at most `maxMatches`, sorted by path and line. Files over `maxFileBytes`, multiply linked
+ * sorted by path and line; `scan` collects them under its limits (matches, files, bytes, time)
+ * and yields to the event loop between slices. Files over `maxFileBytes`, multiply linked
  * (unless allowed), not UTF-8 or not safely openable are skipped.
  */
 export async function grepFiles(
@@ -203,19 +276,19 @@ export async function grepFiles(
   scope: HandleScope,
   search: {
     start: string;
-    matcher: RegExp;
-    pathMatcher: RegExp | undefined;
-    maxMatches: number;
+    matcher: LineMatcher;
+    pathMatcher: PathMatcher | undefined;
+    scan: GrepScan;
     signal: AbortSignal | undefined;
   },
   limits: DiskLimits,
 ): Promise<GrepMatch[]> {
-  const { matcher, pathMatcher, maxMatches } = search;
+  const { matcher, pathMatcher, scan } = search;
   const directory = await openWalkStart(resolver, scope, search.start);
   if (!directory) return [];
-  const matches: GrepMatch[] = [];
   const options = { maxEntries: limits.maxWalkEntries, signal: search.signal };
   await walkDirectory(resolver, scope, directory, search.start, options, async (entry) => {
+    if (!(await scan.checkpoint())) return 'stop';
     if (!entry.stat.isFile()) return;
     if (pathMatcher && !pathMatcher.test(entry.path)) return;
     if (entry.stat.size > BigInt(limits.maxFileBytes)) return;
@@ -243,21 +316,14 @@ export async function grepFiles(
         throw error;
       }
       if (!isUtf8(bytes)) return;
-      const lines = bytes.toString('utf8').split('\n');
-      for (let index = 0; index < lines.length; index++) {
-        let line = lines[index] as string;
-        if (index === lines.length - 1 && line === '') break;
-        if (line.endsWith('\r')) line = line.slice(0, -1);
-        if (matcher.test(line)) {
-          matches.push({ path: entry.path, lineNumber: index + 1, line });
-          if (matches.length >= maxMatches) return 'stop';
-        }
-      }
+      if (!scan.enterFile()) return 'stop';
+      const text = bytes.toString('utf8');
+      if (!(await scan.scanText(entry.path, text, bytes.length, matcher))) return 'stop';
     } finally {
       await scope.release(handle);
     }
   });
-  return matches.sort((left, right) =>
+  return scan.matches.sort((left, right) =>
     left.path === right.path ? left.lineNumber - right.lineNumber : left.path < right.path ? -1 : 1,
   );
 }

@@ -1,4 +1,4 @@
-import { EverrunsError } from '@everruns-ts/core';
+import { EverrunsError, type GrepLimits } from '@everruns-ts/core';
 
 /** Default of {@link RealDiskFileStoreOptions.maxFileBytes}: 10 MiB. */
 export const DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024;
@@ -38,6 +38,12 @@ export interface RealDiskFileStoreOptions {
    * stops with `LIMIT_EXCEEDED`. Default {@link DEFAULT_MAX_WALK_ENTRIES}.
    */
   maxWalkEntries?: number;
+  /**
+   * Bounds of `globFiles` and `grepFiles`: pattern and glob length, line length, bytes scanned
+   * and time per call, time between yields to the event loop. Defaults: core's
+   * `DEFAULT_GREP_LIMITS` (1,000 characters, 100,000 characters, 100 MiB, 10 s, 20 ms).
+   */
+  grepLimits?: Partial<GrepLimits>;
   /** Create `root` (and its parents) when it does not exist. Default `false`: a missing root is `CONFIGURATION`. */
   createRoot?: boolean;
   /**

@@ -2,21 +2,24 @@ import { isUtf8 } from 'node:buffer';
 import { type BigIntStats, constants } from 'node:fs';
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import {
-  compileGrepPattern,
+  compileGlob,
+  compileGrepMatcher,
   EverrunsError,
   type FileContent,
   type FileEncoding,
   type FileStat,
   formatZodError,
+  type GrepLimits,
   type GrepMatch,
   type GrepOptions,
-  globToRegExp,
+  GrepScan,
   type InitialFile,
   initialFileSchema,
   normalizeWorkspacePath,
   pageTextLines,
   type ReadFileOptions,
   replaceExactText,
+  resolveGrepLimits,
   type SessionFileSystem,
   throwIfAborted,
 } from '@everruns-ts/core';
@@ -50,6 +53,7 @@ import {
   type Resolution,
   TEMP_PREFIX,
 } from './path-resolver.js';
+import { re2jsRegexEngine } from './re2js-regex-engine.js';
 import {
   DEFAULT_MAX_FILE_BYTES,
   DEFAULT_MAX_WALK_ENTRIES,
@@ -100,6 +104,7 @@ export class RealDiskFileStore implements SessionFileSystem {
   readonly resolution: 'descriptor' | 'path';
   readonly #resolver: PathResolver;
   readonly #limits: DiskLimits;
+  readonly #grepLimits: GrepLimits;
   #mutations: Promise<unknown> = Promise.resolve();
 
   /** Throws `CONFIGURATION` when the root is missing or not a directory, or the platform lacks `O_NOFOLLOW`. */
@@ -126,6 +131,7 @@ export class RealDiskFileStore implements SessionFileSystem {
       options.maxWalkEntries,
       DEFAULT_MAX_WALK_ENTRIES,
     );
+    this.#grepLimits = resolveGrepLimits(options.grepLimits);
     const allowHardLinks = options.allowHardLinks ?? false;
     this.#limits = {
       maxFileBytes: this.maxFileBytes,
@@ -375,33 +381,54 @@ export class RealDiskFileStore implements SessionFileSystem {
     });
   }
 
-  /** Regular files whose path matches the glob, sorted by path. The walk does not follow links. */
+  /**
+   * Regular files whose path matches the glob, sorted by path. The walk does not follow links;
+   * the glob is matched in linear time (longer than `grepLimits.maxPatternLength` is
+   * `LIMIT_EXCEEDED`) and the walk yields to the event loop every `grepLimits.sliceMs`.
+   */
   async globFiles(pattern: string, options: { signal?: AbortSignal } = {}): Promise<FileStat[]> {
     throwIfAborted(options.signal);
-    const matcher = globToRegExp(pattern);
+    const matcher = compileGlob(pattern, { maxLength: this.#grepLimits.maxPatternLength });
     const start = globStart(pattern);
+    const scan = new GrepScan(this.#grepLimits, { maxMatches: 1, signal: options.signal });
+    const search = { start, matcher, scan, signal: options.signal };
     return this.#withScope(start, (scope) =>
-      findFiles(this.#resolver, scope, { start, matcher, signal: options.signal }, this.#limits),
+      findFiles(this.#resolver, scope, search, this.#limits),
     );
   }
 
   /**
-   * Lines matching a regular expression in UTF-8 files whose path matches `pathPattern`, sorted
-   * by path and line. Skips files over `maxFileBytes`, non-UTF-8 files and files that cannot be
-   * read safely (links, FIFOs, multiply linked files). Throws `INVALID_INPUT` for a bad pattern.
+   * Lines matching a regular expression (RE2 syntax, matched by `re2js` in linear time) in
+   * UTF-8 files whose path matches `pathPattern`, sorted by path and line. Skips files over
+   * `maxFileBytes`, non-UTF-8 files and files that cannot be read safely (links, FIFOs,
+   * multiply linked files). Bounded by `grepLimits` (bytes, time, line length; reported through
+   * `onLimitReached`), yielding to the event loop every `grepLimits.sliceMs`. Throws
+   * `INVALID_INPUT` for a bad pattern or a backreference or lookaround, `LIMIT_EXCEEDED` for a
+   * pattern or glob too long.
    */
   async grepFiles(
     pattern: string,
     pathPattern?: string,
     options: GrepOptions = {},
   ): Promise<GrepMatch[]> {
-    const matcher = compileGrepPattern(pattern, options.ignoreCase);
+    const limits = this.#grepLimits;
+    const matcher = compileGrepMatcher(pattern, re2jsRegexEngine, {
+      ignoreCase: options.ignoreCase ?? false,
+      maxPatternLength: limits.maxPatternLength,
+    });
     throwIfAborted(options.signal);
     const maxMatches = options.maxMatches ?? 1000;
     if (!(maxMatches > 0)) return [];
-    const pathMatcher = pathPattern ? globToRegExp(pathPattern) : undefined;
+    const pathMatcher = pathPattern
+      ? compileGlob(pathPattern, { maxLength: limits.maxPatternLength })
+      : undefined;
     const start = pathPattern ? globStart(pathPattern) : '/';
-    const search = { start, matcher, pathMatcher, maxMatches, signal: options.signal };
+    const scan = new GrepScan(limits, {
+      maxMatches,
+      signal: options.signal,
+      onLimitReached: options.onLimitReached,
+    });
+    const search = { start, matcher, pathMatcher, scan, signal: options.signal };
     return this.#withScope(start, (scope) =>
       grepFiles(this.#resolver, scope, search, this.#limits),
     );

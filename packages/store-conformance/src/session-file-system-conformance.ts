@@ -1,6 +1,7 @@
 import type { SessionFileSystem } from '@everruns-ts/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectErrorCode, TRICKY_TEXT } from './helpers.js';
+import { sessionFileSystemAttackTests } from './session-file-system-attack-tests.js';
 import type { SessionFileSystemInitializer } from './types.js';
 
 const DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024;
@@ -35,7 +36,9 @@ function allBytesBase64(): string {
  * on write, deleting `/` refused, recursive delete, move with and without overwrite,
  * compare-and-set, edit ambiguity, append, sorted listings, glob, grep, `statFile` null for
  * absent paths, the size limit, aborted signals; with `capabilities.symlinks`, links that leave
- * the root. Each test gets a fresh file system from `initializer.create()`.
+ * the root; and the attacks (backtracking patterns, many-`**` globs, paths too long or too deep,
+ * a large workspace grep) with their time, error and event-loop bounds. Each test gets a fresh
+ * file system from `initializer.create()`.
  */
 export function sessionFileSystemConformance(initializer: SessionFileSystemInitializer): void {
   const capabilities = initializer.capabilities ?? {};
@@ -519,6 +522,8 @@ export function sessionFileSystemConformance(initializer: SessionFileSystemIniti
         await expectErrorCode(fileSystem().grepFiles('(unclosed'), 'INVALID_INPUT');
       });
     });
+
+    sessionFileSystemAttackTests(fileSystem);
 
     if (capabilities.symlinks) {
       describe('symbolic links', () => {

@@ -1,12 +1,14 @@
 import {
-  compileGrepPattern,
+  compileGlob,
+  compileGrepMatcher,
   everrunsError,
   type FileContent,
   type FileEncoding,
   type FileStat,
+  type GrepLimits,
   type GrepMatch,
   type GrepOptions,
-  globToRegExp,
+  GrepScan,
   type InitialFile,
   isoNow,
   normalizeWorkspacePath,
@@ -14,11 +16,13 @@ import {
   parentWorkspacePath,
   type ReadFileOptions,
   replaceExactText,
+  resolveGrepLimits,
   type SessionFileSystem,
   throwIfAborted,
   workspaceBaseName,
 } from '@everruns-ts/core';
 import { compareStrings } from './freeze-copy.js';
+import { re2jsRegexEngine } from './re2js-regex-engine.js';
 
 /** Default of {@link InMemorySessionFileStoreOptions.maxFileBytes}: 10 MiB. */
 export const DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024;
@@ -33,6 +37,11 @@ export interface InMemorySessionFileStoreOptions {
   maxFileBytes?: number;
   /** Most files `grepFiles` looks into before it stops. Default 10,000. */
   maxGrepFiles?: number;
+  /**
+   * Bounds of `globFiles` and `grepFiles` (pattern length, line length, bytes scanned, time per
+   * call, time between yields to the event loop). Defaults: core's `DEFAULT_GREP_LIMITS`.
+   */
+  grepLimits?: Partial<GrepLimits>;
 }
 
 interface FileNode {
@@ -65,10 +74,12 @@ export class InMemorySessionFileStore implements SessionFileSystem {
   readonly #root: DirectoryNode = { kind: 'directory', children: new Map(), updatedAt: now() };
   readonly #maxFileBytes: number;
   readonly #maxGrepFiles: number;
+  readonly #grepLimits: GrepLimits;
 
   constructor(options: InMemorySessionFileStoreOptions = {}) {
     this.#maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.#maxGrepFiles = options.maxGrepFiles ?? DEFAULT_MAX_GREP_FILES;
+    this.#grepLimits = resolveGrepLimits(options.grepLimits);
   }
 
   /**
@@ -263,50 +274,58 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     return node === undefined ? null : statOf(normalized, node);
   }
 
-  /** Files whose path matches the glob, sorted by path. */
+  /**
+   * Files whose path matches the glob, sorted by path. The glob is matched in linear time; one
+   * longer than `grepLimits.maxPatternLength` is `LIMIT_EXCEEDED`. Yields to the event loop
+   * every `grepLimits.sliceMs`.
+   */
   async globFiles(pattern: string, options: { signal?: AbortSignal } = {}): Promise<FileStat[]> {
-    const regex = globToRegExp(pattern);
+    const matcher = compileGlob(pattern, { maxLength: this.#grepLimits.maxPatternLength });
+    const scan = new GrepScan(this.#grepLimits, { maxMatches: 1, signal: options.signal });
     const result: FileStat[] = [];
     for (const [path, file] of this.#files(options.signal)) {
-      if (regex.test(path)) result.push(statOf(path, file));
+      await scan.checkpoint();
+      if (matcher.test(path)) result.push(statOf(path, file));
     }
     return result;
   }
 
   /**
-   * Lines matching the regular expression `pattern` in text files whose path matches the glob
-   * `pathPattern`, in path then line order. Base64 files are skipped. Stops after
-   * `maxMatches` matches or after looking into `maxGrepFiles` files. An invalid expression is
-   * `INVALID_INPUT`.
+   * Lines matching the regular expression `pattern` (RE2 syntax, matched by `re2js` in linear
+   * time) in text files whose path matches the glob `pathPattern`, in path then line order.
+   * Base64 files are skipped. Stops after `maxMatches` matches; stops (and tells
+   * `onLimitReached`) after `maxGrepFiles` files or at `grepLimits`' bytes or time. Yields to
+   * the event loop every `grepLimits.sliceMs`. An invalid expression, or a backreference or
+   * lookaround, is `INVALID_INPUT`; a pattern or glob too long is `LIMIT_EXCEEDED`.
    */
   async grepFiles(
     pattern: string,
     pathPattern?: string,
     options: GrepOptions = {},
   ): Promise<GrepMatch[]> {
-    const regex = compileGrepPattern(pattern, options.ignoreCase);
-    const pathRegex =
-      pathPattern === undefined || pathPattern === '' ? undefined : globToRegExp(pathPattern);
-    const maxMatches = options.maxMatches ?? DEFAULT_MAX_MATCHES;
-    const matches: GrepMatch[] = [];
-    if (maxMatches <= 0) return matches;
-    let visited = 0;
+    const limits = this.#grepLimits;
+    const matcher = compileGrepMatcher(pattern, re2jsRegexEngine, {
+      ignoreCase: options.ignoreCase ?? false,
+      maxPatternLength: limits.maxPatternLength,
+    });
+    const pathMatcher =
+      pathPattern === undefined || pathPattern === ''
+        ? undefined
+        : compileGlob(pathPattern, { maxLength: limits.maxPatternLength });
+    const scan = new GrepScan(limits, {
+      maxMatches: options.maxMatches ?? DEFAULT_MAX_MATCHES,
+      maxFiles: this.#maxGrepFiles,
+      signal: options.signal,
+      onLimitReached: options.onLimitReached,
+    });
     for (const [path, file] of this.#files(options.signal)) {
-      if (pathRegex !== undefined && !pathRegex.test(path)) continue;
+      if (!(await scan.checkpoint())) break;
+      if (pathMatcher !== undefined && !pathMatcher.test(path)) continue;
       if (typeof file.data !== 'string') continue;
-      if (++visited > this.#maxGrepFiles) break;
-      const lines = file.data.split('\n');
-      for (let index = 0; index < lines.length; index++) {
-        let line = lines[index] as string;
-        if (index === lines.length - 1 && line === '') break;
-        if (line.endsWith('\r')) line = line.slice(0, -1);
-        if (regex.test(line)) {
-          matches.push({ path, lineNumber: index + 1, line });
-          if (matches.length >= maxMatches) return matches;
-        }
-      }
+      if (!scan.enterFile()) break;
+      if (!(await scan.scanText(path, file.data, file.size, matcher))) break;
     }
-    return matches;
+    return scan.matches;
   }
 
   /** Creates a directory and its parents; returns the existing one when it is there. */
@@ -462,14 +481,15 @@ function render(file: FileNode, encoding: FileEncoding): string {
   return file.data.toString(encoding === 'text' ? 'utf8' : 'base64');
 }
 
+/** The first read-only file under `directory`, found with an explicit stack (no recursion). */
 function firstReadonly(base: string, directory: DirectoryNode): string | undefined {
-  for (const [name, node] of directory.children) {
-    const path = `${base}/${name}`;
-    if (node.kind === 'file') {
-      if (node.isReadonly) return path;
-    } else {
-      const found = firstReadonly(path, node);
-      if (found !== undefined) return found;
+  const stack: [string, DirectoryNode][] = [[base, directory]];
+  while (stack.length > 0) {
+    const [path, node] = stack.pop() as [string, DirectoryNode];
+    for (const [name, child] of node.children) {
+      if (child.kind === 'file') {
+        if (child.isReadonly) return `${path}/${name}`;
+      } else stack.push([`${path}/${name}`, child]);
     }
   }
   return undefined;

@@ -1,0 +1,24 @@
+import type { LinearRegexEngine, LineMatcher } from '@everruns-ts/core';
+import { RE2JS } from 're2js';
+
+/** Largest compiled program accepted (RE2's rough measure of a pattern's matching cost). */
+const MAX_PROGRAM_SIZE = 20_000;
+
+/**
+ * `grepFiles`' regular-expression engine: `re2js`, a pure-JavaScript port of RE2, whose matching
+ * time is linear in the line's length (no backtracking, so `(a+)+$` costs what `a+$` costs).
+ * A pattern whose compiled program is larger than 20,000 instructions is refused.
+ */
+export const re2jsRegexEngine: LinearRegexEngine = {
+  name: 're2js',
+  compile(pattern: string, options: { ignoreCase: boolean }): LineMatcher {
+    const compiled = RE2JS.compile(pattern, options.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+    const size = compiled.programSize();
+    if (size > MAX_PROGRAM_SIZE) {
+      throw new Error(
+        `the pattern compiles to ${size} instructions; the limit is ${MAX_PROGRAM_SIZE}`,
+      );
+    }
+    return { test: (line: string) => compiled.test(line) };
+  },
+};

@@ -173,6 +173,48 @@ describe('postgres migrations', () => {
     }
   });
 
+  it('upgrades a version-1 database with sessions to turn leases (version 2) without touching them', async () => {
+    await assertPostgresReachable();
+    const schema = freshSchema();
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    const backends = postgresBackends(
+      { connectionString: DATABASE_URL, poolConfig: { max: 2 } },
+      { schema, secretKey: TEST_SECRET_KEY },
+    );
+    try {
+      const version1 = MIGRATIONS.filter((migration) => migration.version === 1);
+      expect(await migrate(new PostgresDatabase(pool, schema), version1)).toEqual({
+        applied: [1],
+        version: 1,
+      });
+      const session = {
+        id: 'session_from_version_1',
+        harnessId: 'harness_x',
+        title: 'kept',
+        locale: 'en',
+        tags: [],
+        capabilities: [],
+        initialFiles: [],
+        status: 'idle' as const,
+        createdAt: '2026-01-01T00:00:00.000Z',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+      };
+      await backends.sessions.createSession(session);
+      expect(await backends.migrate()).toEqual({
+        applied: MIGRATIONS.slice(1).map((migration) => migration.version),
+        version: POSTGRES_SCHEMA_VERSION,
+      });
+      expect(await backends.sessions.getSession(session.id)).toEqual(session);
+      expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
+      const lease = await backends.sessions.claimTurnLease(session.id, 'holder', 60_000);
+      expect(lease.holderId).toBe('holder');
+      expect(await backends.sessions.getSession(session.id)).toEqual(session);
+    } finally {
+      await backends.close();
+      await pool.end();
+    }
+  });
+
   it('keeps schemas apart: two bundles on two schemas of one database share nothing', async () => {
     await assertPostgresReachable();
     const [one, two] = [freshSchema(), freshSchema()].map((schema) =>

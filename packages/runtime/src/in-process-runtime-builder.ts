@@ -26,6 +26,7 @@ import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts
 import type { z } from 'zod';
 import { SingleSessionBuilder } from './builders.js';
 import { createAndSeedSession } from './create-and-seed-session.js';
+import { resolveTurnLeaseOptions, type TurnLeaseOptions } from './held-turn-lease.js';
 import { InProcessRuntime, type InProcessRuntimeOptions } from './in-process-runtime.js';
 import { invalidInputError } from './runtime-errors.js';
 
@@ -123,6 +124,16 @@ export class InProcessRuntimeBuilder {
     this.#options = { ...this.#options, ...options };
     return this;
   }
+  /**
+   * How long each turn's session lease lasts and how often a running turn renews it (default
+   * 60 s, renewed every 20 s); shorthand for `options({ turnLease })`. `build()` throws
+   * `INVALID_INPUT` for values that are not positive integers or a renewal not shorter than the
+   * duration, before writing anything.
+   */
+  turnLease(options: TurnLeaseOptions): this {
+    this.#options = { ...this.#options, turnLease: { ...options } };
+    return this;
+  }
   /** Seeds a harness (kept as it is when the backends already hold its id). Throws `INVALID_INPUT`. */
   harness(harness: z.input<typeof harnessSchema> | Harness): this {
     this.#harnesses.push(parseWith(harnessSchema, harness, 'harness'));
@@ -157,6 +168,8 @@ export class InProcessRuntimeBuilder {
    * harnesses, agents and sessions in the backends and seeds their workspaces.
    */
   async build(): Promise<InProcessRuntime> {
+    // Checked before anything is written to the backends.
+    resolveTurnLeaseOptions(this.#options.turnLease);
     // The runtime gets copies of the given registries: building never changes the caller's
     // platform or registries, so one definition can build any number of runtimes.
     const given = this.#platform ?? new PlatformDefinition();

@@ -270,9 +270,31 @@ describe('InProcessRuntime turn lease', () => {
       { durationMs: 100, renewEveryMs: 100 },
       { renewEveryMs: -1 },
     ]) {
+      const backends = inMemoryBackends();
       await expect(
-        runtimeOn(inMemoryBackends(), LlmSimConfig.fixed('x'), { turnLease }),
+        new InProcessRuntimeBuilder()
+          .llmSim(LlmSimConfig.fixed('x'))
+          .backends(backends)
+          .turnLease(turnLease)
+          .singleSession((session) => session.harness('h', 'Answer.'))
+          .build(),
       ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+      // Refused before writing: no default model, no harness, no session.
+      expect(await backends.providers.getDefaultModel()).toBeNull();
+      expect(await backends.sessions.listSessions()).toEqual([]);
     }
+    const backends = inMemoryBackends();
+    const model = gatedModel();
+    const { runtime, sessionId } = await runtimeOn(backends, model.config, {
+      turnLease: { durationMs: 5_000 },
+    });
+    const running = runtime.runTextTurn(sessionId, 'q');
+    await waitFor(() => model.calls() === 1);
+    const lease = await backends.sessions.getTurnLease(sessionId);
+    // The lease lasts what the builder said (by the store's clock, here this process's).
+    expect(Date.parse(lease?.expiresAt ?? '') - Date.now()).toBeGreaterThan(3_000);
+    expect(Date.parse(lease?.expiresAt ?? '') - Date.now()).toBeLessThanOrEqual(5_000);
+    model.open();
+    await running;
   });
 });

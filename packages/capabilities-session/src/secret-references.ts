@@ -39,32 +39,6 @@ export async function resolveSecretReferences(
   return text.replace(REFERENCE, (whole, name: string) => values.get(name) ?? whole);
 }
 
-/** The forms in which a secret value could leak into text: raw, Base64 (both alphabets) and URL-encoded. */
-export function secretValueForms(value: string): string[] {
-  let binary = '';
-  for (const byte of new TextEncoder().encode(value)) binary += String.fromCharCode(byte);
-  const base64 = btoa(binary);
-  const forms = [
-    value,
-    base64,
-    base64.replace(/=+$/, ''),
-    base64.replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, ''),
-    encodeURIComponent(value),
-    encodeURI(value),
-  ];
-  return [...new Set(forms.filter((form) => form.length > 0))];
-}
-
-/**
- * Replaces every form of each secret value (see {@link secretValueForms}) in `text` with the
- * secret's reference, for a tool whose output might echo what it sent (an HTTP response body,
- * an error message).
- */
-export function redactSecretValues(text: string, secrets: ReadonlyMap<string, string>): string {
-  let result = text;
-  for (const [name, value] of secrets) {
-    const forms = secretValueForms(value).sort((left, right) => right.length - left.length);
-    for (const form of forms) result = result.split(form).join(secretReference(name));
-  }
-  return result;
-}
+// Redaction lives in core, where the tool runner redacts every secret a tool read from its
+// result; capabilities re-export it for tools that redact on their own.
+export { redactSecretValues, secretValueForms } from '@everruns-ts/core';

@@ -246,3 +246,4 @@ export {
   type TurnSetup,
   type TurnTool,
 } from './engine/turn-types.js';
+export { redactSecretValues, secretValueForms } from './redact-secret-values.js';

@@ -1,7 +1,8 @@
 /**
  * A deeply frozen copy of plain data (objects, arrays, primitives). Stores keep these copies so
  * that nothing a caller holds, before or after the call, can change what the store has. Values
- * that are not plain objects or arrays (a `Date`, a class instance) are kept as they are.
+ * that are not plain objects or arrays (a `Date`, a class instance) are kept as they are. Every
+ * key is copied as data, `__proto__` and `constructor` included.
  */
 export function freezeCopy<T>(value: T): T {
   if (value === null || typeof value !== 'object') return value;
@@ -14,7 +15,14 @@ export function freezeCopy<T>(value: T): T {
   if (prototype !== Object.prototype && prototype !== null) return value;
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    copy[key] = freezeCopy((value as Record<string, unknown>)[key]);
+    // Defined, not assigned: a key such as `__proto__` stays a plain own key of the copy instead
+    // of replacing its prototype.
+    Object.defineProperty(copy, key, {
+      value: freezeCopy((value as Record<string, unknown>)[key]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return Object.freeze(copy) as T;
 }

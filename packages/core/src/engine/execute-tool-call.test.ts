@@ -455,3 +455,115 @@ describe('executeToolCall', () => {
     expect(seen).toBe(workspace);
   });
 });
+
+describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () => {
+  it('truncates on code-point boundaries, never splitting a surrogate pair', async () => {
+    const emoji = '😀'.repeat(60);
+    const tools = toolsOf(
+      defineTool({
+        name: 'emoji',
+        description: 'Returns emoji',
+        inputSchema: z.object({}),
+        execute: () => emoji,
+      }),
+    );
+    for (const limit of [1, 2, 3, 49, 50, 51, 100]) {
+      const { content } = await executeToolCall(
+        dependencies({ maxToolResultChars: limit }),
+        request(tools, { name: 'emoji', arguments: {} }),
+      );
+      const kept = content.slice(0, content.indexOf('\n…[truncated'));
+      expect(kept.length).toBeLessThanOrEqual(limit);
+      expect(kept.length).toBeGreaterThanOrEqual(limit - 1);
+      expect(kept).toBe('😀'.repeat(Math.floor(limit / 2)));
+      expect(content).toContain(`the result was ${emoji.length} characters; the limit is ${limit}`);
+      // Well formed: no lone surrogate anywhere.
+      expect(Buffer.from(content, 'utf8').toString('utf8')).toBe(content);
+    }
+  });
+
+  it('hands the tool __proto__, constructor and prototype keys as plain own keys', async () => {
+    let received: unknown;
+    const tool = defineTool({
+      name: 'echo',
+      description: 'Echoes its arguments',
+      inputSchema: z.custom<Record<string, unknown>>(
+        (value) => typeof value === 'object' && value !== null,
+      ),
+      execute: (input) => {
+        received = input;
+        return input;
+      },
+    });
+    const text = '{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}},"":"empty"}';
+    for (const args of [text, JSON.parse(text)]) {
+      const outcome = await executeToolCall(
+        dependencies(),
+        request(toolsOf(tool), { name: 'echo', arguments: args }),
+      );
+      expect(outcome).toEqual({ content: text, isError: false });
+      expect(Object.getPrototypeOf(received)).toBe(Object.prototype);
+      expect(Object.keys(received as object)).toEqual(['__proto__', 'constructor', '']);
+      expect((received as { admin?: unknown }).admin).toBeUndefined();
+    }
+    expect(({} as { admin?: unknown }).admin).toBeUndefined();
+  });
+
+  it('redacts every secret a tool read from its error message and result: raw, URL-encoded and Base64', async () => {
+    const secret = 'sk-live/abc+def=ghi jkl';
+    const storage = {
+      getSecret: async (_sessionId: string, key: string) => (key === 'api_key' ? secret : null),
+      listKeys: async () => [],
+    } as unknown as SessionStorageStore;
+    const deps: ToolExecutionDependencies = {
+      ...dependencies(),
+      backends: { storage, sessions: {} as RuntimeSessionStore, memory: {} as MemoryStore },
+    };
+    const base64 = Buffer.from(secret).toString('base64');
+    const base64Url = Buffer.from(secret).toString('base64url');
+    const leaks = [secret, encodeURIComponent(secret), base64, base64Url];
+    const tools = toolsOf(
+      defineTool({
+        name: 'leaky_throw',
+        description: 'Throws with the secret in its message',
+        inputSchema: z.object({}),
+        execute: async (_input, context) => {
+          const value = await context.storage.getSecret(context.sessionId, 'api_key');
+          throw new Error(`request with ${value} failed: ${leaks.join(' | ')}`);
+        },
+      }),
+      defineTool({
+        name: 'leaky_error',
+        description: 'Returns a tool error with the secret',
+        inputSchema: z.object({}),
+        execute: async (_input, context) => {
+          await context.storage.getSecret(context.sessionId, 'api_key');
+          return toolError(`401 for Authorization: Bearer ${secret} (${base64})`);
+        },
+      }),
+      defineTool({
+        name: 'leaky_result',
+        description: 'Returns the secret in JSON',
+        inputSchema: z.object({}),
+        execute: async (_input, context) => ({
+          echoed: await context.storage.getSecret(context.sessionId, 'api_key'),
+          url: `https://x.test/?key=${encodeURIComponent(secret)}`,
+        }),
+      }),
+      defineTool({
+        name: 'lists_keys',
+        description: 'Uses the storage without reading a secret',
+        inputSchema: z.object({}),
+        execute: async (_input, context) => context.storage.listKeys(context.sessionId),
+      }),
+    );
+    for (const name of ['leaky_throw', 'leaky_error', 'leaky_result']) {
+      const outcome = await executeToolCall(deps, request(tools, { name, arguments: {} }));
+      for (const form of leaks) expect(outcome.content, name).not.toContain(form);
+      expect(outcome.content, name).toContain('secret://api_key');
+    }
+    expect(
+      await executeToolCall(deps, request(tools, { name: 'lists_keys', arguments: {} })),
+    ).toEqual({ content: '[]', isError: false });
+  });
+});

@@ -4,7 +4,8 @@ import { EverrunsError, errorMessage } from '../errors.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import { formatZodError } from '../format-zod-error.js';
 import type { ToolCall } from '../message.js';
-import type { RuntimeBackends } from '../stores.js';
+import { redactSecretValues } from '../redact-secret-values.js';
+import type { RuntimeBackends, SessionStorageStore } from '../stores.js';
 import { duplicatedToolCallId } from './duplicate-tool-call-ids.js';
 import type { TurnLimits, TurnTool } from './turn-types.js';
 
@@ -41,10 +42,16 @@ export interface ToolCallOutcome {
   isError: boolean;
 }
 
-/** Truncates text over `limit` characters, appending a marker with the original size. */
+/**
+ * Truncates text over `limit` characters (UTF-16 code units), appending a marker with the original
+ * size. The cut never splits a surrogate pair: a character that would be cut in half is left out.
+ */
 export function truncateResult(content: string, limit: number): string {
   if (content.length <= limit) return content;
-  return `${content.slice(0, limit)}\n…[truncated: the result was ${content.length} characters; the limit is ${limit}]`;
+  let end = Math.max(0, limit);
+  const last = content.charCodeAt(end - 1);
+  if (end > 0 && last >= 0xd800 && last <= 0xdbff) end--;
+  return `${content.slice(0, end)}\n…[truncated: the result was ${content.length} characters; the limit is ${limit}]`;
 }
 
 /**
@@ -53,17 +60,45 @@ export function truncateResult(content: string, limit: number): string {
  * schema, a tool that throws or returns `toolError(message)`, a tool that does not finish within
  * its timeout (`timeoutMs` of the tool, else `limits.toolTimeoutMs`; its context signal fires).
  * A string result is sent as is, `undefined` as `''`, anything else as JSON; every result is
- * truncated to `limits.maxToolResultChars`. Throws `ABORTED` only when the request's signal fires.
+ * truncated to `limits.maxToolResultChars`. Every secret value the tool read through
+ * `context.storage.getSecret` is redacted from its result and error message (raw, Base64 and
+ * URL-encoded forms become `secret://<name>`) before anything is stored or sent. Throws `ABORTED`
+ * only when the request's signal fires.
  */
 export async function executeToolCall(
   dependencies: ToolExecutionDependencies,
   request: ExecuteToolCallRequest,
 ): Promise<ToolCallOutcome> {
-  const outcome = await runToolCall(dependencies, request);
+  const secrets = new Map<string, string>();
+  const outcome = await runToolCall(dependencies, request, secrets);
+  const content = secrets.size > 0 ? redactSecretValues(outcome.content, secrets) : outcome.content;
   return {
-    content: truncateResult(outcome.content, dependencies.limits.maxToolResultChars),
+    content: truncateResult(content, dependencies.limits.maxToolResultChars),
     isError: outcome.isError,
   };
+}
+
+/**
+ * The session storage a tool sees: the store itself, except that every secret value it reads is
+ * remembered in `secrets` (name → value) so the outcome can be redacted.
+ */
+function recordingSecrets(
+  storage: SessionStorageStore,
+  secrets: Map<string, string>,
+): SessionStorageStore {
+  return new Proxy(storage, {
+    get(target, property) {
+      if (property === 'getSecret') {
+        return async (sessionId: string, key: string) => {
+          const value = await target.getSecret(sessionId, key);
+          if (typeof value === 'string' && value !== '') secrets.set(key, value);
+          return value;
+        };
+      }
+      const member = Reflect.get(target, property, target);
+      return typeof member === 'function' ? member.bind(target) : member;
+    },
+  });
 }
 
 /** Why a call stopped waiting for its tool: a private tag no tool result can equal. */
@@ -77,6 +112,7 @@ const ABORTED: Interruption = Object.freeze({ interruption: 'aborted' });
 async function runToolCall(
   dependencies: ToolExecutionDependencies,
   request: ExecuteToolCallRequest,
+  secrets: Map<string, string>,
 ): Promise<ToolCallOutcome> {
   const { call, tools } = request;
   const fail = (content: string) => ({ content, isError: true });
@@ -147,7 +183,7 @@ async function runToolCall(
         toolCallId: call.id,
         iteration: request.iteration,
       }) ?? request.fileSystem,
-    storage: dependencies.backends.storage,
+    storage: recordingSecrets(dependencies.backends.storage, secrets),
     sessions: dependencies.backends.sessions,
     memory: dependencies.backends.memory,
     config: turnTool.config,

@@ -12,6 +12,7 @@ import {
   resolveTurnSetup,
   type ToolCall,
 } from '@everruns-ts/core';
+import { assertNoTurnWaitsForToolResults } from './client-tool-results.js';
 import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 import type { RuntimeActPlan, RuntimeTurnState } from './turn-plan.js';
@@ -24,13 +25,15 @@ export interface InputActivityResult extends InputAtomResult {
 /**
  * The input phase: validates and persists the user's message (idempotently by turn id), then
  * starts the turn (status active, `session.activated`, `turn.started`). Throws
- * `SESSION_NOT_FOUND` or `INVALID_INPUT` before writing anything. Replaying it for the same turn
+ * `SESSION_NOT_FOUND`, `INVALID_INPUT` or `TURN_WAITING_FOR_TOOL_RESULTS` (another turn of the
+ * session waits for client-side tool results) before writing anything. Replaying it for the same turn
  * id stores nothing new.
  */
 export async function executeInputActivity(
   adapter: RuntimeHostAdapter,
   request: { sessionId: string; input: InputMessage; turnId?: string },
 ): Promise<InputActivityResult> {
+  await assertNoTurnWaitsForToolResults(adapter, request.sessionId, request.turnId ?? '');
   const result: InputActivityResult = await input(adapter, request);
   try {
     const setup = await resolveTurnSetup(adapter, request.sessionId, result.turnId);

@@ -79,6 +79,37 @@ export async function loadWaitingTurn(
   return parsed.data;
 }
 
+/**
+ * Rejects a new turn while another turn of the session waits for client-side tool results: throws
+ * `TURN_WAITING_FOR_TOOL_RESULTS` (details `sessionId`, `turnId`, `pendingToolCallIds`), writing
+ * nothing. The waiting turn's calls keep waiting until the client submits their results (results
+ * with `isError: true` abandon them), so a stored tool call never goes without its result.
+ * `turnId` is the new turn's id (a replayed input step of the waiting turn itself passes).
+ */
+export async function assertNoTurnWaitsForToolResults(
+  adapter: RuntimeHostAdapter,
+  sessionId: string,
+  turnId: string,
+): Promise<void> {
+  const keys = await adapter.backends.storage.listKeys(sessionId, WAITING_TURN_KEY_PREFIX);
+  for (const key of keys) {
+    const waitingTurnId = key.slice(WAITING_TURN_KEY_PREFIX.length);
+    if (waitingTurnId === turnId) continue;
+    const resume = await loadWaitingTurn(adapter, sessionId, waitingTurnId);
+    if (!resume) continue;
+    const pending = await pendingClientToolCalls(adapter, resume);
+    throw new EverrunsError({
+      code: 'TURN_WAITING_FOR_TOOL_RESULTS',
+      message: `Turn ${waitingTurnId} of session ${sessionId} waits for the results of client-side tool calls ${pending.map((call) => call.id).join(', ')}; submit them (isError: true abandons a call) before starting a new turn`,
+      details: {
+        sessionId,
+        turnId: waitingTurnId,
+        pendingToolCallIds: pending.map((call) => call.id),
+      },
+    });
+  }
+}
+
 /** Forgets the `resume` state of a turn that continues (or was abandoned). */
 export async function forgetWaitingTurn(
   adapter: RuntimeHostAdapter,

@@ -267,7 +267,10 @@ describe('InProcessRuntime.submitToolResults', () => {
       }),
     );
     const paused = await runtime.runTextTurn(sessionId, 'go');
-    const second = runtime.runTextTurn(sessionId, 'another');
+    // The submission continues the turn, which runs until the model answers.
+    const second = runtime.submitToolResults(sessionId, paused.turnId, [
+      { toolCallId: 'w1', content: 'x' },
+    ]);
     await expectCode(
       runtime.submitToolResults(sessionId, paused.turnId, [{ toolCallId: 'w1', content: 'x' }]),
       'TURN_IN_PROGRESS',

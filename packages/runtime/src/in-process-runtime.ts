@@ -32,6 +32,7 @@ import {
   storeClientToolResults,
 } from './client-tool-results.js';
 import { createAndSeedSession } from './create-and-seed-session.js';
+import { endFailedTurn } from './end-failed-turn.js';
 import {
   combineSignals,
   HeldTurnLease,
@@ -41,7 +42,6 @@ import {
 } from './held-turn-lease.js';
 import { abortedError, invalidInputError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
-import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 import {
   initialTurnState,
   planResumeAfterToolResults,
@@ -87,6 +87,13 @@ interface QueuedSteering {
 interface LeasedTurn {
   signal: AbortSignal;
   release(): Promise<void>;
+}
+
+/** What a running turn has reached, for ending it when it throws. */
+interface TurnHolder {
+  state?: RuntimeTurnState;
+  /** True once the planner's final plan is being carried out (the turn is being ended). */
+  settling?: boolean;
 }
 
 interface RunningTurn {
@@ -157,6 +164,11 @@ export class InProcessRuntime {
    * planner a durable host uses. Throws `INVALID_INPUT`, `SESSION_NOT_FOUND` and
    * `TURN_IN_PROGRESS` before changing anything, and `ABORTED` when `signal` fires. A failing
    * model, a blocked session or a limit resolve with `success: false` instead of throwing.
+   * `TURN_WAITING_FOR_TOOL_RESULTS` when another turn of the session waits for client tool results
+   * (submit them first). Whatever throws once the turn has started (an abort, a store or a bug),
+   * the turn ends with `turn.failed` and `session.idled`, status idle, and an error result for each
+   * of its tool calls without one; if ending it fails too, the error's `details.resume` says how to
+   * go on.
    */
   async runTurn(
     sessionId: string,
@@ -171,7 +183,7 @@ export class InProcessRuntime {
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
     let signal = options.signal;
-    const holder: { state?: RuntimeTurnState } = {};
+    const holder: TurnHolder = {};
     let lease: LeasedTurn | undefined;
     try {
       if (signal?.aborted) throw abortedError(signal);
@@ -189,7 +201,7 @@ export class InProcessRuntime {
       });
       return await this.#drive(entry, plan, holder, signal);
     } catch (error) {
-      throw await this.#onTurnError(sessionId, holder.state, error, signal);
+      throw await this.#onTurnError(sessionId, turnId, holder, error, signal, true);
     } finally {
       await lease?.release();
       this.#leave(sessionId, entry, holder.state);
@@ -227,7 +239,7 @@ export class InProcessRuntime {
     this.#assertIdle(sessionId);
     const entry = this.#enter(sessionId, turnId);
     let signal = options.signal;
-    const holder: { state?: RuntimeTurnState } = {};
+    const holder: TurnHolder = {};
     let lease: LeasedTurn | undefined;
     try {
       lease = await this.#claimLease(sessionId, turnId, signal);
@@ -256,7 +268,7 @@ export class InProcessRuntime {
       const plan = planResumeAfterToolResults(resume, { trusted: true });
       return await this.#drive(entry, plan, holder, signal);
     } catch (error) {
-      throw await this.#onTurnError(sessionId, holder.state, error, signal);
+      throw await this.#onTurnError(sessionId, turnId, holder, error, signal, false);
     } finally {
       await lease?.release();
       this.#leave(sessionId, entry, holder.state);
@@ -386,7 +398,7 @@ export class InProcessRuntime {
   #drive(
     entry: RunningTurn,
     first: RuntimeTurnPlan,
-    holder: { state?: RuntimeTurnState },
+    holder: TurnHolder,
     signal: AbortSignal | undefined,
   ): Promise<TurnResult> {
     return driveTurn(this.#adapter, first, {
@@ -394,26 +406,33 @@ export class InProcessRuntime {
       steering: { take: () => this.#takeSteering(entry) },
       onPlan: (plan) => {
         holder.state = plan.state;
+        holder.settling = plan.kind === 'complete' || plan.kind === 'waitForToolResults';
       },
     });
   }
 
-  async #onTurnError(
+  /**
+   * Ends a turn that threw after it started (see {@link endFailedTurn}): `turn.failed`,
+   * `session.idled`, status idle, an error result for each of its calls without one. Resolves
+   * with the error to throw.
+   */
+  #onTurnError(
     sessionId: string,
-    state: RuntimeTurnState | undefined,
+    turnId: string,
+    holder: TurnHolder,
     error: unknown,
     signal: AbortSignal | undefined,
+    endIfInputStored: boolean,
   ): Promise<unknown> {
-    if (state && (EverrunsError.hasCode(error, 'ABORTED') || signal?.aborted)) {
-      await new RuntimeSessionLifecycle(this.#adapter, sessionId).turnEnded(state, {
-        success: false,
-        response: state.lastResponseText,
-        stopReason: 'aborted',
-        error: { code: 'ABORTED', message: 'The turn was aborted' },
-      });
-      return EverrunsError.hasCode(error, 'ABORTED') ? error : abortedError(signal as AbortSignal);
-    }
-    return error;
+    return endFailedTurn(this.#adapter, {
+      sessionId,
+      turnId,
+      state: holder.state,
+      settling: holder.settling === true,
+      error,
+      ...(signal ? { signal } : {}),
+      endIfInputStored,
+    });
   }
 
   /** {@link runTurn} with a plain user text. */

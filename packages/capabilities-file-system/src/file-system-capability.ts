@@ -4,6 +4,7 @@ import {
   defineTool,
   EverrunsError,
   type FileStat,
+  type GrepLimitName,
   type ToolErrorResult,
   toolError,
 } from '@everruns-ts/core';
@@ -293,12 +294,30 @@ const statFileTool = defineTool({
     }),
 });
 
+/** Result of `grep_files`. */
+export interface GrepFilesResult {
+  matches: { path: string; line_number: number; line: string }[];
+  count: number;
+  /** True when matches were left out: more than `maxGrepMatches`, or a limit of the workspace. */
+  truncated: boolean;
+  /**
+   * The workspace's grep limits that left matches out (`maxFiles`, `maxBytesScanned`,
+   * `timeLimitMs`, `maxLineLength`), when any did.
+   */
+  limits_reached?: GrepLimitName[];
+}
+
 const grepFilesTool = defineTool({
   name: 'grep_files',
   description:
-    'Search file contents with a regular expression. Returns matching lines with their path and line number.',
+    'Search file contents with a regular expression (RE2 syntax: no backreferences or lookaround). Returns matching lines with their path and line number; truncated tells when some were left out.',
   inputSchema: z.strictObject({
-    pattern: z.string().min(1).describe('Regular expression (JavaScript syntax).'),
+    pattern: z
+      .string()
+      .min(1)
+      .describe(
+        'Regular expression in RE2 syntax (like JavaScript without backreferences and lookaround), at most 1,000 characters.',
+      ),
     path_pattern: z
       .string()
       .optional()
@@ -309,17 +328,27 @@ const grepFilesTool = defineTool({
   execute: (input, context) =>
     reported('grep_files', async () => {
       const config = configOf(context.config);
+      const limitsReached: GrepLimitName[] = [];
       const matches = await context.fileSystem.grepFiles(input.pattern, input.path_pattern, {
         maxMatches: config.maxGrepMatches + 1,
         ignoreCase: input.ignore_case ?? false,
         signal: context.signal,
+        onLimitReached: (reached) => {
+          if (!limitsReached.includes(reached.limit)) limitsReached.push(reached.limit);
+        },
       });
       const shown = matches.slice(0, config.maxGrepMatches).map((match) => ({
         path: match.path,
         line_number: match.lineNumber,
         line: match.line,
       }));
-      return { matches: shown, count: shown.length, truncated: matches.length > shown.length };
+      const result: GrepFilesResult = {
+        matches: shown,
+        count: shown.length,
+        truncated: matches.length > shown.length || limitsReached.length > 0,
+      };
+      if (limitsReached.length > 0) result.limits_reached = limitsReached;
+      return result;
     }),
 });
 

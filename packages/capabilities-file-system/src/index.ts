@@ -4,5 +4,6 @@ export {
   type FileSystemCapabilityConfig,
   fileSystemCapability,
   fileSystemCapabilityConfigSchema,
+  type GrepFilesResult,
   type ReadFileResult,
 } from './file-system-capability.js';

@@ -132,7 +132,7 @@ export function sessionFileSystemAttackTests(fileSystem: () => SessionFileSystem
 
     it('greps a large workspace in slices: the event loop never stalls and other calls go on', async () => {
       const files = fileSystem();
-      const body = `${'word '.repeat(70)}\n`.repeat(10);
+      const body = `${'word '.repeat(7)}\n`.repeat(100);
       const writes: Promise<unknown>[] = [];
       for (let index = 0; index < 600; index++) {
         writes.push(files.writeFile(`/big/${index % 20}/file-${index}.txt`, body));

@@ -34,3 +34,30 @@ describe('InMemoryMessageStore and hostile keys', () => {
     expect(Object.getPrototypeOf(part.arguments)).toBe(Object.prototype);
   });
 });
+
+describe('freezeCopy of deeply nested data', () => {
+  it('copies arrays and objects nested 100,000 levels deep without running out of stack', () => {
+    let value: unknown = 'bottom';
+    for (let depth = 0; depth < 100_000; depth++) {
+      value = depth % 2 === 0 ? [value] : { next: value };
+    }
+    const copy = freezeCopy(value);
+    let node: unknown = copy;
+    let depth = 0;
+    while (typeof node === 'object' && node !== null) {
+      expect(Object.isFrozen(node)).toBe(true);
+      node = Array.isArray(node) ? node[0] : (node as { next: unknown }).next;
+      depth++;
+    }
+    expect({ depth, node }).toEqual({ depth: 100_000, node: 'bottom' });
+  });
+
+  it('copies shared references apart and refuses a value that contains itself', () => {
+    const shared = { a: 1 };
+    const copy = freezeCopy({ left: shared, right: [shared] });
+    expect(copy).toEqual({ left: { a: 1 }, right: [{ a: 1 }] });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = [cyclic];
+    expect(() => freezeCopy(cyclic)).toThrow(TypeError);
+  });
+});

@@ -1,4 +1,4 @@
-// Turn integrity (issue 13, invariants 1-3) on the in-memory stores. The same scenarios run on
+// Turn integrity (issue 13, invariants 1-3) on the in-memory stores. The same suite runs on
 // PostgreSQL in packages/stores-postgres/src/turn-integrity.test.ts; keep the two in step.
 import {
   defineCapability,
@@ -9,16 +9,16 @@ import {
   type RuntimeBackends,
   type RuntimeEvent,
 } from '@everruns-ts/core';
-import { LlmSimConfig, type LlmSimFunction } from '@everruns-ts/driver-llmsim';
-import { inMemoryBackends } from '@everruns-ts/stores-memory';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { InProcessRuntimeBuilder } from './index.js';
+import { InProcessRuntimeBuilder, inMemoryBackends, LlmSimConfig } from './index.js';
 
 describeTurnIntegrity('memory', async () => ({ backends: inMemoryBackends() }));
 
 // ---------------------------------------------------------------------------------------------
 // The suite (identical in both packages from here on).
+
+type LlmSimFunction = Parameters<typeof LlmSimConfig.fromFunction>[0];
 
 /** A backend under test and how to drop it. */
 interface BackendsUnderTest {

@@ -13,6 +13,7 @@ import {
   type Session,
   type SessionFileSystemFactory,
   type TurnLimits,
+  turnContextWithoutSecrets,
 } from '@everruns-ts/core';
 import type { InProcessRuntime } from '@everruns-ts/runtime';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
@@ -92,7 +93,8 @@ export function backendsInspectorSource(options: BackendsInspectorSourceOptions)
     backends: options.backends,
     fileSystems: dependencies.fileSystems,
     limits,
-    loadContext: (sessionId) => assembleTurnContext(dependencies, sessionId),
+    loadContext: async (sessionId) =>
+      turnContextWithoutSecrets(await assembleTurnContext(dependencies, sessionId)),
     keptContext: () => undefined,
     recorded: undefined,
     ...(options.approvals ? { approvals: options.approvals } : {}),
@@ -131,7 +133,7 @@ export function runtimeInspectorSource(
       previous?.(context);
       if (context.turnId === undefined) return;
       const list = kept.get(context.turnId) ?? [];
-      list.push(context);
+      list.push(turnContextWithoutSecrets(context));
       kept.set(context.turnId, list);
       if (kept.size > keepTurns) {
         const oldest = kept.keys().next().value;

@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EverrunsError, errorMessage, type Session } from '@everruns-ts/core';
+import {
+  type AssembledTurnContext,
+  EverrunsError,
+  errorMessage,
+  type Session,
+  turnContextWithoutSecrets,
+} from '@everruns-ts/core';
 import type { ApprovalDecision } from './inspector-approvals.js';
 import type { InspectorSource } from './inspector-source.js';
 import { buildTimeline, buildTurns, replayHostPlan } from './session-view.js';
@@ -188,12 +194,13 @@ export async function startInspectorServer(
       if (segments[2] === 'context' && segments.length === 3) {
         sendJson(response, 200, {
           source: 'current',
-          contexts: [await source.loadContext(sessionId)],
+          contexts: shownContexts([await source.loadContext(sessionId)]),
         });
         return;
       }
       if (segments[2] === 'turns' && segments[4] === 'context' && segments.length === 5) {
-        sendJson(response, 200, await source.turnContexts(sessionId, segments[3] as string));
+        const kept = await source.turnContexts(sessionId, segments[3] as string);
+        sendJson(response, 200, { ...kept, contexts: shownContexts(kept.contexts) });
         return;
       }
       if (segments[2] === 'files' && segments.length === 3) {
@@ -308,6 +315,11 @@ function describeError(error: unknown): { code: string; message: string } {
   if (EverrunsError.isInstance(error)) return { code: error.code, message: error.message };
   if (error instanceof HttpError) return { code: error.code, message: error.message };
   return { code: 'INTERNAL', message: errorMessage(error) };
+}
+
+/** Contexts as the page may show them: whatever the source, never a provider key. */
+function shownContexts(contexts: readonly AssembledTurnContext[]): AssembledTurnContext[] {
+  return contexts.map(turnContextWithoutSecrets);
 }
 
 function sendJson(response: ServerResponse, status: number, value: unknown): void {

@@ -236,6 +236,10 @@ export {
   repairHistory,
 } from './engine/repair-history.js';
 export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
+export {
+  modelWithoutSecrets,
+  turnContextWithoutSecrets,
+} from './engine/turn-context-without-secrets.js';
 // What the atoms need, and what they resolve and assemble.
 export {
   type AssembledTurnContext,

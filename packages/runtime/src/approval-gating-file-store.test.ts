@@ -117,7 +117,7 @@ describe('ApprovalGatingFileStore', () => {
     const files = new ApprovalGatingFileStore(realDisk, async (request) => {
       requests.push(request);
       if (requests.length === 1) await realDisk.writeFile('/race.txt', 'theirs');
-      return 'approve';
+      return 'approve' as const;
     });
     await files.writeFile('/race.txt', 'mine');
     expect(requests.map((request) => [request.before, request.after])).toEqual([

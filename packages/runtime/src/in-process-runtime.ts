@@ -21,6 +21,7 @@ import {
   sessionSchema,
   type TurnLimits,
   type TurnSetup,
+  turnContextWithoutSecrets,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import { SessionBuilder } from './builders.js';
@@ -443,15 +444,20 @@ export class InProcessRuntime {
 
   /**
    * The context the next reason step of a session would send: overlay, system prompt, tools with
-   * JSON Schemas, messages and model. Throws `SESSION_NOT_FOUND`.
+   * JSON Schemas, messages and model (without its `apiKey`: only the driver gets it). Throws
+   * `SESSION_NOT_FOUND`.
    */
-  loadContext(sessionId: string): Promise<AssembledTurnContext> {
-    return assembleTurnContext(this.#adapter, sessionId);
+  async loadContext(sessionId: string): Promise<AssembledTurnContext> {
+    return turnContextWithoutSecrets(await assembleTurnContext(this.#adapter, sessionId));
   }
 
-  /** The last context a finished turn sent to the model (kept for the most recent turns), or `undefined`. */
+  /**
+   * The last context a finished turn sent to the model (kept for the most recent turns), without
+   * the model's `apiKey`, or `undefined`.
+   */
   turnContext(turnId: string): AssembledTurnContext | undefined {
-    return this.#turnContexts.get(turnId);
+    const context = this.#turnContexts.get(turnId);
+    return context && turnContextWithoutSecrets(context);
   }
 
   /** The messages of a session, oldest first. */

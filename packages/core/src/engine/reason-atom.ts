@@ -10,6 +10,7 @@ import {
 import { assembleTurnContext } from './assemble-turn-context.js';
 import { markDuplicateToolCallIds, rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents } from './emit-events.js';
+import { redactApiKey, turnContextWithoutSecrets } from './turn-context-without-secrets.js';
 import type { AtomDependencies } from './turn-types.js';
 
 /** Input of the {@link reason} atom. */
@@ -100,7 +101,8 @@ export async function reason(
       error: { code: 'DEPENDENCY_BLOCKED', message: blocker.message, details: { blocker } },
     };
   }
-  dependencies.onContextAssembled?.(context);
+  // What the hook sees is shown to people: never the provider key (only the driver gets it).
+  dependencies.onContextAssembled?.(turnContextWithoutSecrets(context));
   await backends.events.emit({
     type: 'reason.started',
     sessionId,
@@ -130,7 +132,7 @@ export async function reason(
     }
     const failure = {
       code: 'llm_error',
-      message: errorMessage(error),
+      message: redactApiKey(errorMessage(error), context.model.apiKey),
       ...(EverrunsError.isInstance(error)
         ? { details: { ...error.details, errorCode: error.code } }
         : {}),

@@ -7,10 +7,13 @@ import {
   planResumeAfterToolResults,
   type RuntimeTurnState,
   type RuntimeTurnStep,
-  settleTurn,
   storeClientToolResults,
 } from '@everruns-ts/runtime/host';
+import { fencedStepAdapter } from './fenced-step-adapter.js';
 import { assertRunning, type HostContext } from './host-context.js';
+import { StaleStepError } from './host-errors.js';
+import { deliverEnding } from './turn-ending.js';
+import type { PendingEnding } from './turn-records.js';
 
 /**
  * Results of client-side tools: stores them for a turn paused in `waiting_for_tool_results` and,
@@ -94,17 +97,34 @@ export class ClientToolSubmission {
     const { adapter, turns, steps } = this.#context;
     const plan = planResumeAfterToolResults(resume);
     const step: RuntimeTurnStep = { activity: 'reason', state: plan.state };
-    const generation = await turns.resumeWaiting(turnId, step);
+    // Claims the turn (a new fencing token): a step still running from before the pause can no
+    // longer write to it.
+    const resumed = await turns.resumeWaiting(turnId, step);
     // Another caller continued the turn first.
-    if (generation === null) return;
-    if (plan.kind === 'scheduleReason') {
-      await adapter.backends.sessions.updateSessionStatus(sessionId, 'active');
-      await steps.send(step, generation, true);
-    } else if (await turns.claimEnding(turnId, `submit:${turnId}/${resume.iteration}`)) {
-      // The pause used the last iteration: the turn completes here.
-      const result = await settleTurn(adapter, plan);
-      await turns.finish(turnId, 'completed', result, null);
-    }
+    if (resumed === null) return;
+    // Forgotten before the turn can pause again (a later pause remembers its own state).
     await forgetWaitingTurn(adapter, sessionId, turnId);
+    try {
+      if (plan.kind === 'scheduleReason') {
+        const fenced = fencedStepAdapter(adapter, turns, turnId, resumed.fence);
+        await fenced.backends.sessions.updateSessionStatus(sessionId, 'active');
+        await steps.send(step, resumed.generation, true);
+        return;
+      }
+      // The pause used the last iteration: the turn completes here.
+      const ending: PendingEnding = { kind: 'settle', plan };
+      if (!(await turns.beginEnding(turnId, resumed.fence, ending))) return;
+      await deliverEnding(adapter, turns, {
+        turnId,
+        sessionId,
+        fence: resumed.fence,
+        ending,
+        endingStarted: 0,
+        endingDone: 0,
+      });
+    } catch (error) {
+      // A newer claim (resumeTurn) carries the turn on.
+      if (!StaleStepError.isInstance(error)) throw error;
+    }
   }
 }

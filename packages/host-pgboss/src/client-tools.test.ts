@@ -218,3 +218,76 @@ describe('PgBossHost.submitToolResults races', () => {
     }
   });
 });
+
+describe('a step that outlives stepTimeoutSeconds', () => {
+  it('cannot pause a turn again after its retry paused it and the client resumed it', async () => {
+    const config = environment.configFor({ stepTimeoutSeconds: 3 });
+    const { host } = await fixtureHost(true, config);
+    const sessionId = await environment.createSession();
+    const open = (gate: string) =>
+      environment.pool.query(`INSERT INTO "${config.testSchema}".gates (name) VALUES ($1)`, [gate]);
+    const slowEffects = async (tool: string) =>
+      (await environment.effects(sessionId)).filter((effect) => effect.tool === tool).length;
+    const handle = await host.submitTextTurn(sessionId, 'slow ask');
+    // The act step's first run blocks in `slow_flag`; pg-boss expires it and its retry pauses
+    // the turn for the client's answer.
+    const paused = await handle.result({ timeoutMs: 30_000 });
+    expect(paused).toMatchObject({ stopReason: 'waiting_for_tool_results', iterations: 1 });
+    expect(await slowEffects('slow_flag')).toBe(2);
+    expect(await slowEffects('slow_flag_woke')).toBe(0);
+
+    await host.submitToolResults(sessionId, handle.turnId, [
+      { toolCallId: 'ask1', content: 'blue' },
+    ]);
+    // The turn moved on: its second model call waits for the gate finish-<turnId>.
+    await poll(async () =>
+      (await environment.modelCalls(sessionId)).some((call) => call.iteration === 2)
+        ? true
+        : undefined,
+    );
+    // Now the first run of the act step wakes up and tries to pause the turn again.
+    await open(`release-${handle.turnId}`);
+    await poll(async () => ((await slowEffects('slow_flag_woke')) === 1 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(await handle.status()).toMatchObject({ status: 'running' });
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('active');
+
+    await open(`finish-${handle.turnId}`);
+    const done = await handle.result({ timeoutMs: 30_000 });
+    expect(done).toMatchObject({
+      success: true,
+      response: 'slowly answered blue',
+      stopReason: 'end_turn',
+      iterations: 2,
+    });
+    expect(await handle.status()).toMatchObject({ status: 'completed', result: done });
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+    const events = await environment.backends.events.loadEvents(sessionId);
+    const count = (type: string) => events.filter((event) => event.type === type).length;
+    expect([count('turn.completed'), count('turn.failed'), count('session.idled')]).toEqual([
+      1, 0, 1,
+    ]);
+    const messages = await environment.backends.messages.load(sessionId);
+    expect(historyProblems(messages)).toEqual([]);
+    expect(toolResult(messages, 'ask1')).toMatchObject({ content: 'blue' });
+    // Nothing waits and nothing is stuck: resuming does nothing, a second submission is refused.
+    await host.resumeTurn(handle.turnId);
+    expect(await handle.status()).toMatchObject({ status: 'completed', result: done });
+    await expect(
+      host.submitToolResults(sessionId, handle.turnId, [{ toolCallId: 'ask1', content: 'x' }]),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    // The session takes the next turn.
+    const next = await host.submitTextTurn(sessionId, 'append and flag');
+    expect(await next.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+  }, 60_000);
+});
+
+async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -55,3 +55,24 @@ export function failedTurnError(
 function isErrorCode(code: string): code is ErrorCode {
   return (ERROR_CODES as readonly string[]).includes(code);
 }
+
+const STALE_STEP_MARKER = Symbol.for('everruns-ts.host-pgboss.stale-step');
+
+/**
+ * Thrown inside a step whose claim on its turn was taken over (a retry of a step that outlived
+ * `stepTimeoutSeconds`, a newer generation): the step stops without writing to the turn or the
+ * session. Never leaves the host.
+ */
+export class StaleStepError extends Error {
+  readonly [STALE_STEP_MARKER] = true;
+
+  constructor(turnId: string) {
+    super(`The step of turn ${turnId} lost its claim to a newer one`);
+    this.name = 'StaleStepError';
+  }
+
+  /** True for a {@link StaleStepError} (of any copy of this package). */
+  static isInstance(error: unknown): error is StaleStepError {
+    return typeof error === 'object' && error !== null && STALE_STEP_MARKER in error;
+  }
+}

@@ -2,13 +2,16 @@ import { quoteIdentifier } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 
 /** Version of the host tables this code writes. */
-export const HOST_TABLES_VERSION = 1;
+export const HOST_TABLES_VERSION = 2;
 
 /**
  * Creates the host's tables when missing, under a transaction-scoped advisory lock so that many
  * processes may start at once:
- * - `turns`: one row per submitted turn with its status, the next step (checkpoint), the job that
- *   claimed its ending, its result; a partial unique index allows one running turn per session;
+ * - `turns`: one row per submitted turn with its status, the next step (checkpoint), its result; a
+ *   fencing token (`fence`, raised each time a step job claims the turn, so a stale step's
+ *   writes match no row) and the ending being delivered (`ending` with its progress
+ *   `ending_started` / `ending_done`, so end events go out once); a partial unique index allows
+ *   one running turn per session;
  * - `tool_calls`: the tool-call journal (a primary key makes each claim an atomic insert).
  */
 export async function createHostTables(pool: pg.Pool, schema: string): Promise<void> {
@@ -33,6 +36,12 @@ export async function createHostTables(pool: pg.Pool, schema: string): Promise<v
         updated_at timestamptz NOT NULL DEFAULT now()
       )`);
     await client.query(`ALTER TABLE ${quoted}.turns ADD COLUMN IF NOT EXISTS finishing_job text`);
+    await client.query(`
+      ALTER TABLE ${quoted}.turns
+        ADD COLUMN IF NOT EXISTS fence bigint NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS ending jsonb,
+        ADD COLUMN IF NOT EXISTS ending_started integer NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS ending_done integer NOT NULL DEFAULT 0`);
     await client.query(`
       CREATE UNIQUE INDEX IF NOT EXISTS turns_one_running_turn_per_session
         ON ${quoted}.turns (session_id) WHERE status = 'running'`);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { INTERRUPTED_TOOL_RESULT_TEXT, type Message } from '@everruns-ts/core';
 import type { TurnResult } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TurnHandle } from './index.js';
 import {
   createTestEnvironment,
   historyProblems,
@@ -79,6 +80,18 @@ const MATRIX: Array<[KillPointName, Expectation]> = [
     'mid-multi-message-append',
     { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
   ],
+  [
+    'after-turn-completed-emitted',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+  [
+    'after-session-idle-status',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
+  [
+    'after-session-idled-emitted',
+    { modelCalls: [1, 1], effects: { append: 1, flag: 1 }, appendInterrupted: false },
+  ],
 ];
 const RUNS_PER_POINT = 3;
 
@@ -89,8 +102,11 @@ describe.concurrent('kill-point matrix', () => {
       const runs = await Promise.all(
         Array.from({ length: RUNS_PER_POINT }, () => limited(() => killAndRecover(point))),
       );
-      for (const { messages, result, modelCalls, effects } of runs) {
+      for (const { messages, result, modelCalls, effects, ends, sessionStatus } of runs) {
         expect(result).toMatchObject({ success: true, response: 'done', iterations: 2 });
+        // The turn ended once, whatever moment the kill hit (the end events included).
+        expect(ends).toEqual({ completed: 1, failed: 0, idled: 1 });
+        expect(sessionStatus).toBe('idle');
         expect(historyProblems(messages)).toEqual([]);
         expect(messages.map((message) => message.role)).toEqual([
           'user',
@@ -175,6 +191,8 @@ async function killAndRecover(
       sessionId,
       result,
       messages,
+      ends: await endEvents(sessionId),
+      sessionStatus: (await environment.backends.sessions.getSession(sessionId))?.status,
       modelCalls: await environment.modelCalls(sessionId),
       effects: await environment.effects(sessionId),
     };
@@ -230,6 +248,7 @@ describe('limits, races and approvals across processes', () => {
         const ends = events.filter(
           (event) => event.type === 'turn.completed' || event.type === 'turn.failed',
         ).length;
+        const idled = events.filter((event) => event.type === 'session.idled').length;
         const issues = [
           ...historyProblems(messages),
           ...(roles === 'user,agent,tool_result,tool_result,agent' ? [] : [`roles ${roles}`]),
@@ -239,16 +258,22 @@ describe('limits, races and approvals across processes', () => {
             : [`outcome ${JSON.stringify(status)}`]),
           ...(JSON.stringify(status.result) === JSON.stringify(result) ? [] : ['two outcomes']),
           ...(ends === 1 ? [] : [`the turn ended ${ends} times`]),
+          ...(idled === 1 ? [] : [`the session idled ${idled} times`]),
         ];
         if (issues.length > 0) problems.push(`${sessionId}: ${issues.join('; ')}`);
       }
       expect(problems).toEqual([]);
-      // The generations really raced: far more step jobs ran than the 400 of 100 plain turns.
-      const jobs = await environment.pool.query<{ count: string }>(
-        `SELECT count(*) FROM "${config.bossSchema}".job WHERE name = $1`,
+      // The generations really raced: every turn got two more generations, each with a job. A
+      // generation that lost its claim stops at once (its writes are fenced), so far fewer jobs
+      // run than when every generation ran every step.
+      const jobs = await environment.pool.query<{ count: string; resumed: string }>(
+        `SELECT count(*), count(*) FILTER (WHERE (data->>'generation')::int > 0) AS resumed
+           FROM "${config.bossSchema}".job WHERE name = $1`,
         [config.queue],
       );
-      expect(Number(jobs.rows[0]?.count)).toBeGreaterThan(800);
+      expect(Number(jobs.rows[0]?.resumed)).toBeGreaterThanOrEqual(200);
+      expect(Number(jobs.rows[0]?.count)).toBeGreaterThanOrEqual(600);
+      for (const { handle } of trials) expect((await handle.status()).generation).toBe(2);
       // Both processes did their share of the work.
       const pids = await environment.pool.query(
         `SELECT DISTINCT pid FROM "${config.testSchema}".model_calls WHERE session_id = ANY($1)`,
@@ -323,6 +348,120 @@ describe('limits, races and approvals across processes', () => {
     }
   }, 120_000);
 });
+
+describe('turn endings under kills', () => {
+  it('fails a turn once when its worker is killed right after emitting turn.failed', async () => {
+    const config = environment.configFor({
+      failAgentStores: 100,
+      retry: { limit: 1, delaySeconds: 0, backoff: false },
+    });
+    const sessionId = await environment.createSession();
+    const submitter = await startFixtureHost(config);
+    try {
+      const doomed = track(
+        startWorker({
+          ...config,
+          killPoint: { name: 'after-turn-failed-emitted' },
+          concurrency: 1,
+        }),
+      );
+      await doomed.ready;
+      const handle = await submitter.host.submitTextTurn(sessionId, 'doomed');
+      expect((await doomed.exited).signal, doomed.stderr()).toBe('SIGKILL');
+      expect(await endEvents(sessionId)).toEqual({ completed: 0, failed: 1, idled: 0 });
+      const rescuer = track(startWorker({ ...config, concurrency: 1 }));
+      try {
+        await rescuer.ready;
+        await expect(handle.result({ timeoutMs: 60_000 })).rejects.toMatchObject({
+          code: 'STORE_UNAVAILABLE',
+        });
+      } finally {
+        await rescuer.stop();
+      }
+      expect(await endEvents(sessionId)).toEqual({ completed: 0, failed: 1, idled: 1 });
+      expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+      expect(historyProblems(await environment.backends.messages.load(sessionId))).toEqual([]);
+    } finally {
+      await submitter.close();
+    }
+  }, 120_000);
+
+  it('ends each of 60 turns exactly once while 24 workers are killed at random moments', async () => {
+    const config = environment.configFor({
+      retry: { limit: 40, delaySeconds: 0, backoff: false },
+    });
+    const submitter = await startFixtureHost(config);
+    const KILLS = 24;
+    let kills = 0;
+    // Two doomed workers at a time, each killed 0.1–1.5 s after it starts working.
+    const chaos = async () => {
+      while (kills < KILLS) {
+        const worker = track(
+          startWorker({
+            ...config,
+            concurrency: 4,
+            killAfterMs: 100 + Math.floor(Math.random() * 1400),
+          }),
+        );
+        const exit = await worker.exited;
+        if (exit.signal !== 'SIGKILL') throw new Error(`worker exited: ${worker.stderr()}`);
+        kills += 1;
+      }
+    };
+    try {
+      const chaosRuns = Promise.all([chaos(), chaos()]);
+      // Turns arrive while the workers die: every 300 ms.
+      const trials: Array<{ sessionId: string; handle: TurnHandle }> = [];
+      for (let trial = 0; trial < 60; trial++) {
+        const sessionId = await environment.createSession();
+        trials.push({ sessionId, handle: await submitter.host.submitTextTurn(sessionId, 'work') });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      await chaosRuns;
+      expect(kills).toBeGreaterThanOrEqual(KILLS);
+      const rescuer = track(startWorker({ ...config, concurrency: 4 }));
+      const problems: string[] = [];
+      try {
+        await rescuer.ready;
+        for (const { sessionId, handle } of trials) {
+          const result = await handle.result({ timeoutMs: 90_000 });
+          const messages = await environment.backends.messages.load(sessionId);
+          const appends = (await environment.effects(sessionId)).filter(
+            (effect) => effect.toolCallId === 'append',
+          ).length;
+          const ends = await endEvents(sessionId);
+          const status = (await environment.backends.sessions.getSession(sessionId))?.status;
+          const issues = [
+            ...historyProblems(messages),
+            ...(result.success && result.response === 'done' ? [] : ['not done']),
+            ...(ends.completed === 1 && ends.failed === 0 && ends.idled === 1
+              ? []
+              : [`end events ${JSON.stringify(ends)}`]),
+            ...(status === 'idle' ? [] : [`session ${status}`]),
+            ...(appends <= 1 ? [] : [`append ran ${appends} times`]),
+          ];
+          if (issues.length > 0) problems.push(`${sessionId}: ${issues.join('; ')}`);
+        }
+      } finally {
+        await rescuer.stop();
+      }
+      expect(problems).toEqual([]);
+    } finally {
+      await submitter.close();
+    }
+  }, 300_000);
+});
+
+/** How many end events each kind of a session's events has. */
+async function endEvents(sessionId: string) {
+  const events = await environment.backends.events.loadEvents(sessionId, { limit: 10_000 });
+  const count = (type: string) => events.filter((event) => event.type === type).length;
+  return {
+    completed: count('turn.completed'),
+    failed: count('turn.failed'),
+    idled: count('session.idled'),
+  };
+}
 
 async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,4 +1,9 @@
-import { InputMessage, newId, PlatformDefinition } from '@everruns-ts/core';
+import {
+  InputMessage,
+  MISSING_TOOL_RESULT_TEXT,
+  newId,
+  PlatformDefinition,
+} from '@everruns-ts/core';
 import { initialTurnStep } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
@@ -151,11 +156,52 @@ describe('PgBossHost', () => {
       error: { code: 'STORE_UNAVAILABLE', message: 'injected store outage' },
     });
     expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+    const events = await environment.backends.events.loadEvents(sessionId);
+    expect(
+      ['turn.completed', 'turn.failed', 'session.idled'].map(
+        (type) => events.filter((event) => event.type === type).length,
+      ),
+    ).toEqual([0, 1, 1]);
     // A new turn may start on the session.
     const { host: healthy } = await fixtureHost();
     await healthy.work({ concurrency: 1 });
     const next = await healthy.submitTextTurn(sessionId, 'after the outage');
     expect(await next.result({ timeoutMs: 30_000 })).toMatchObject({ success: true });
+  });
+
+  it('fails a turn whose act step fails every retry: every tool call keeps one result, the turn ends once', async () => {
+    const { host } = await fixtureHost({
+      failToolResultStores: 2,
+      retry: { limit: 1, delaySeconds: 0, backoff: false },
+    });
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'store outage mid-act');
+    await expect(handle.result({ timeoutMs: 30_000 })).rejects.toMatchObject({
+      code: 'STORE_UNAVAILABLE',
+    });
+    const messages = await environment.backends.messages.load(sessionId);
+    expect(historyProblems(messages)).toEqual([]);
+    expect(messages.map((message) => message.role)).toEqual([
+      'user',
+      'agent',
+      'tool_result',
+      'tool_result',
+    ]);
+    for (const id of ['append', 'flag']) {
+      expect(toolResult(messages, id)).toMatchObject({
+        content: MISSING_TOOL_RESULT_TEXT,
+        isError: true,
+      });
+    }
+    const events = await environment.backends.events.loadEvents(sessionId);
+    const count = (type: string) => events.filter((event) => event.type === type).length;
+    expect([count('turn.completed'), count('turn.failed'), count('session.idled')]).toEqual([
+      0, 1, 1,
+    ]);
+    expect(events.at(-1)?.type).toBe('session.idled');
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+    expect(await handle.status()).toMatchObject({ status: 'failed' });
   });
 
   it('fails a turn whose persisted step does not parse with STATE_INVALID, never guessing', async () => {

@@ -12,6 +12,7 @@ export interface StepJobData {
 /** The data of a job of the dead-letter queue: the step job's data as it was. */
 export interface DeadJobData {
   step?: unknown;
+  generation?: unknown;
 }
 
 const QUEUE_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -27,15 +28,24 @@ export function deadLetterQueueOf(queue: string): string {
 }
 
 /**
+ * The job id of the job that delivers a turn's ending recorded under the fencing token `fence`
+ * (when the ending was decided outside a step job, as after every retry of a step failed).
+ */
+export function endingJobId(queue: string, turnId: string, fence: number): string {
+  return uuidOf(`${queue}\n${turnId}\nending\n${fence}`);
+}
+
+/**
  * The job id of a step: a UUID derived from the queue, the step (`turnId/activity/iteration`) and
  * the generation, so enqueueing the same step twice inserts one job.
  */
 export function stepJobId(queue: string, step: RuntimeTurnStep, generation: number): string {
-  const hex = createHash('sha256')
-    .update(`${queue}\n${turnStepKey(step)}\n${generation}`)
-    .digest('hex')
-    .slice(0, 32)
-    .split('');
+  return uuidOf(`${queue}\n${turnStepKey(step)}\n${generation}`);
+}
+
+/** A UUID (version 8) derived from `text`. */
+function uuidOf(text: string): string {
+  const hex = createHash('sha256').update(text).digest('hex').slice(0, 32).split('');
   hex[12] = '8';
   hex[16] = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);
   const value = hex.join('');

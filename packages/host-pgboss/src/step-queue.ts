@@ -1,7 +1,7 @@
 import type { RuntimeTurnStep } from '@everruns-ts/runtime/host';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
-import { type StepJobData, stepJobId } from './step-jobs.js';
+import { endingJobId, type StepJobData, stepJobId } from './step-jobs.js';
 import { STEP_CHANNEL } from './turn-notifications.js';
 
 /** A step loop of this process (one pg-boss worker) and whether it runs a step now. */
@@ -38,14 +38,49 @@ export class StepQueue {
 
   /**
    * Enqueues a step (its job id derives from the step and the generation, so sending it twice
-   * enqueues one job). A step sent from a step job is fetched by that job's loop as soon as the
-   * job ends; other processes are woken with a `NOTIFY` when asked (`wakeOthers`, for steps sent
-   * by a client) or when no loop of this process is idle.
+   * enqueues one job), then wakes a worker for it (see {@link StepQueue.wake}).
    */
   async send(step: RuntimeTurnStep, generation: number, wakeOthers = false): Promise<void> {
-    const { boss, queue, pool, stepPayload, onError } = this.#options;
-    const data: StepJobData = { step, generation };
-    await boss.send(queue, data as unknown as object, { id: stepJobId(queue, step, generation) });
+    await this.enqueue(step, generation);
+    await this.wake(wakeOthers);
+  }
+
+  /**
+   * Inserts a step's job, through `db` when given (a transaction's connection: the job exists
+   * once that transaction commits). Wakes nobody: call {@link StepQueue.wake} after the commit.
+   */
+  async enqueue(step: RuntimeTurnStep, generation: number, db?: PgBoss.Db): Promise<void> {
+    await this.#insert({ step, generation }, stepJobId(this.#options.queue, step, generation), db);
+  }
+
+  /**
+   * Inserts the job that delivers a turn's recorded ending (a job of its checkpoint `step`, which
+   * finds the ending when it claims the turn), through `db` as {@link StepQueue.enqueue}.
+   */
+  async enqueueEnding(
+    turnId: string,
+    fence: number,
+    step: unknown,
+    generation: number,
+    db?: PgBoss.Db,
+  ): Promise<void> {
+    await this.#insert({ step, generation }, endingJobId(this.#options.queue, turnId, fence), db);
+  }
+
+  async #insert(data: StepJobData, id: string, db: PgBoss.Db | undefined): Promise<void> {
+    await this.#options.boss.send(this.#options.queue, data as unknown as object, {
+      id,
+      ...(db ? { db } : {}),
+    });
+  }
+
+  /**
+   * Wakes a worker for a step just enqueued. A step sent from a step job is fetched by that job's
+   * loop as soon as the job ends; other processes are woken with a `NOTIFY` when asked
+   * (`wakeOthers`, for steps sent by a client) or when no loop of this process is idle.
+   */
+  async wake(wakeOthers = false): Promise<void> {
+    const { pool, stepPayload, onError } = this.#options;
     const wokeLocal = wakeOthers ? this.wakeIdleLoop() : this.#hasIdleLoop();
     if (wakeOthers || !wokeLocal) {
       await pool

@@ -3,23 +3,31 @@ import {
   executeTurnStep,
   initialTurnState,
   parseRuntimeTurnStep,
-  type RuntimeHostAdapter,
-  RuntimeSessionLifecycle,
+  type RuntimeTurnState,
   type RuntimeTurnStep,
-  settleTurn,
   turnStepKey,
 } from '@everruns-ts/runtime/host';
 import type PgBoss from 'pg-boss';
+import { fencedStepAdapter } from './fenced-step-adapter.js';
 import { assertRunning, type HostContext } from './host-context.js';
-import { isPermanentStepError, type RecordedError, recordedError } from './host-errors.js';
+import {
+  isPermanentStepError,
+  type RecordedError,
+  recordedError,
+  StaleStepError,
+} from './host-errors.js';
 import { type DeadJobData, deadLetterQueueOf, type StepJobData } from './step-jobs.js';
 import type { StepLoop } from './step-queue.js';
+import { deliverEnding } from './turn-ending.js';
+import { type PendingEnding, type StepClaim, stepOrder } from './turn-records.js';
 
 /**
- * The pg-boss side of the host: step loops that run each step job with the runtime's
- * `executeTurnStep`, checkpoint and enqueue the next step, end the turn with `settleTurn`, and
- * fail turns whose steps cannot succeed (a permanent error, every retry spent, a state that does
- * not parse).
+ * The pg-boss side of the host: step loops that claim the turn of each step job (a new fencing
+ * token), run the step with the runtime's `executeTurnStep` on a fenced adapter, move the
+ * checkpoint and enqueue the next step in one transaction, record and deliver the turn's ending
+ * once, and fail turns whose steps cannot succeed (a permanent error, every retry spent, a state
+ * that does not parse). A step whose claim was taken over stops without writing to the turn or
+ * its session.
  */
 export class StepWorker {
   readonly #context: HostContext;
@@ -76,41 +84,63 @@ export class StepWorker {
     try {
       step = parseRuntimeTurnStep(data?.step);
     } catch (error) {
-      await this.#failFromRawStep(data?.step, error);
+      await this.#failFromRawStep(data, error, true);
       return;
     }
     const { turnId } = step.state;
-    const row = await turns.get(turnId);
-    if (row?.status !== 'running') return;
     const generation = typeof data.generation === 'number' ? data.generation : 0;
-    const adapter: RuntimeHostAdapter = {
-      ...this.#context.adapter,
-      setupCache: new Map<string, TurnSetup>(),
-    };
+    // Claiming the turn fences off whatever step held it before (this step's first attempt
+    // still running past stepTimeoutSeconds, an older generation); a stale job claims nothing.
+    const claim = await turns.claimStep(turnId, generation, stepOrder(step));
+    if (!claim) return;
+    // Set once the ending is recorded: from then on errors are retried, never turned into a
+    // second, different ending.
+    let ending = claim.ending !== null;
     try {
-      const outcome = await executeTurnStep(adapter, step);
-      if (outcome.next) {
-        await turns.checkpoint(turnId, outcome.next);
-        await steps.send(outcome.next, generation);
+      if (claim.ending) {
+        // The step decided the turn's ending before its worker died: deliver what is left.
+        await deliverEnding(this.#context.adapter, turns, { ...claim, ending: claim.ending });
         return;
       }
-      if (!(await turns.claimEnding(turnId, job.id))) return;
-      const result = await settleTurn(adapter, outcome.plan);
-      await turns.finish(
+      const adapter = fencedStepAdapter(
+        { ...this.#context.adapter, setupCache: new Map<string, TurnSetup>() },
+        turns,
         turnId,
-        outcome.plan.kind === 'waitForToolResults' ? 'waiting_for_tool_results' : 'completed',
-        result,
-        null,
+        claim.fence,
       );
-    } catch (error) {
-      const recorded = recordedError(error);
-      if (isPermanentStepError(error)) {
-        await this.#failTurn(row.sessionId, turnId, step, recorded);
+      const outcome = await executeTurnStep(adapter, step);
+      const next = outcome.next;
+      if (next) {
+        const advanced = await turns.advance(turnId, claim.fence, next, (db) =>
+          steps.enqueue(next, generation, db),
+        );
+        if (advanced) await steps.wake();
         return;
       }
-      await turns.recordError(turnId, recorded).catch(() => {});
+      ending = true;
+      await this.#end(claim, { kind: 'settle', plan: outcome.plan });
+    } catch (error) {
+      if (StaleStepError.isInstance(error)) return;
+      const recorded = recordedError(error);
+      if (isPermanentStepError(error) && !ending) {
+        await this.#failTurn(claim, step.state, recorded);
+        return;
+      }
+      await turns.recordError(turnId, claim.fence, recorded).catch(() => {});
       throw error;
     }
+  }
+
+  /** Records how the claimed turn ends, then delivers it; a stale claim records nothing. */
+  async #end(claim: StepClaim, ending: PendingEnding): Promise<void> {
+    const { adapter, turns } = this.#context;
+    if (!(await turns.beginEnding(claim.turnId, claim.fence, ending))) return;
+    await deliverEnding(adapter, turns, {
+      ...claim,
+      ending,
+      endingStarted: 0,
+      endingDone: 0,
+    });
   }
 
   /** A step failed every retry (or its worker died on the last one): the turn fails. */
@@ -119,44 +149,93 @@ export class StepWorker {
     try {
       step = parseRuntimeTurnStep(data?.step);
     } catch (error) {
-      await this.#failFromRawStep(data?.step, error);
+      await this.#failFromRawStep(data, error, false);
       return;
     }
-    const row = await this.#context.turns.get(step.state.turnId);
-    if (row?.status !== 'running') return;
-    await this.#failTurn(
-      row.sessionId,
-      row.turnId,
-      step,
-      row.error ?? { code: 'INTERNAL', message: `Step ${turnStepKey(step)} failed every retry` },
+    const generation = typeof data?.generation === 'number' ? data.generation : null;
+    // Only the step the turn is at, in its current generation, may fail it.
+    const claim = await this.#context.turns.claimStep(
+      step.state.turnId,
+      generation,
+      stepOrder(step),
+    );
+    if (!claim) return;
+    await this.#settleDead(
+      claim,
+      step.state,
+      claim.error ?? { code: 'INTERNAL', message: `Step ${turnStepKey(step)} failed every retry` },
+      false,
     );
   }
 
-  async #failFromRawStep(raw: unknown, error: unknown): Promise<void> {
-    const turnId = (raw as { state?: { turnId?: unknown } })?.state?.turnId;
+  async #failFromRawStep(
+    data: DeadJobData | undefined,
+    error: unknown,
+    deliverHere: boolean,
+  ): Promise<void> {
+    const turnId = (data?.step as { state?: { turnId?: unknown } })?.state?.turnId;
     if (typeof turnId !== 'string') return;
-    const row = await this.#context.turns.get(turnId);
-    if (row?.status !== 'running') return;
-    await this.#failTurn(row.sessionId, turnId, null, recordedError(error));
+    const generation = typeof data?.generation === 'number' ? data.generation : null;
+    const claim = await this.#context.turns.claimStep(turnId, generation, null);
+    if (!claim) return;
+    await this.#settleDead(claim, null, recordedError(error), deliverHere);
   }
 
+  /**
+   * Fails a claimed turn, or keeps the ending it already has (its outcome was decided). A step
+   * job delivers the ending itself (`deliverHere`); the dead-letter queue's handler only records
+   * it and sends a job of the step queue to deliver it, because pg-boss gives dead-letter jobs
+   * its default expiry (15 minutes) rather than `stepTimeoutSeconds`, so a handler killed while
+   * delivering would hold the session that long.
+   */
+  async #settleDead(
+    claim: StepClaim,
+    state: RuntimeTurnState | null,
+    error: RecordedError,
+    deliverHere: boolean,
+  ): Promise<void> {
+    const { adapter, turns, steps } = this.#context;
+    try {
+      if (deliverHere) {
+        if (claim.ending) await deliverEnding(adapter, turns, { ...claim, ending: claim.ending });
+        else await this.#failTurn(claim, state, error);
+        return;
+      }
+      const enqueue = (db?: PgBoss.Db) =>
+        steps.enqueueEnding(claim.turnId, claim.fence, claim.step, claim.generation, db);
+      if (claim.ending) await enqueue();
+      else if (
+        !(await turns.beginEnding(claim.turnId, claim.fence, failure(claim, state, error), enqueue))
+      ) {
+        return;
+      }
+      await steps.wake();
+    } catch (deliveryError) {
+      if (!StaleStepError.isInstance(deliveryError)) this.#context.onError(deliveryError);
+    }
+  }
+
+  /** Ends the claimed turn with `turn.failed` and `session.idled`, once. */
   async #failTurn(
-    sessionId: string,
-    turnId: string,
-    step: RuntimeTurnStep | null,
+    claim: StepClaim,
+    known: RuntimeTurnState | null,
     error: RecordedError,
   ): Promise<void> {
-    const state = step?.state ?? initialTurnState({ sessionId, turnId });
-    try {
-      await new RuntimeSessionLifecycle(this.#context.adapter, sessionId).turnEnded(state, {
-        success: false,
-        response: state.lastResponseText,
-        stopReason: 'error',
-        error,
-      });
-    } catch (lifecycleError) {
-      this.#context.onError(lifecycleError);
-    }
-    await this.#context.turns.finish(turnId, 'failed', null, error);
+    await this.#end(claim, failure(claim, known, error));
   }
+}
+
+/** The ending of a turn that fails with `error`, from the state it reached (if known). */
+function failure(
+  claim: StepClaim,
+  known: RuntimeTurnState | null,
+  error: RecordedError,
+): PendingEnding {
+  const state = known ?? initialTurnState({ sessionId: claim.sessionId, turnId: claim.turnId });
+  return {
+    kind: 'fail',
+    state,
+    outcome: { success: false, response: state.lastResponseText, stopReason: 'error', error },
+    error,
+  };
 }

@@ -1,7 +1,14 @@
 import { EverrunsError } from '@everruns-ts/core';
-import type { RuntimeTurnStep, TurnResult } from '@everruns-ts/runtime/host';
+import type {
+  RuntimeTurnOutcome,
+  RuntimeTurnPlan,
+  RuntimeTurnState,
+  RuntimeTurnStep,
+  TurnResult,
+} from '@everruns-ts/runtime/host';
 import { errorState, quoteIdentifier, violatedConstraint } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
+import type PgBoss from 'pg-boss';
 import { unknownTurnError } from './host-errors.js';
 
 /** Where a turn of the durable host stands. */
@@ -47,6 +54,50 @@ interface RawRow {
   error: { code: string; message: string } | null;
   created_at: Date;
   updated_at: Date;
+}
+
+/**
+ * How a turn ends, recorded before any of its end effects (events, status writes) is delivered:
+ * `settle` applies a final plan of the planner (complete, or wait for client tool results);
+ * `fail` ends the turn with `turn.failed` because its steps could not succeed.
+ */
+export type PendingEnding =
+  | { kind: 'settle'; plan: RuntimeTurnPlan }
+  | {
+      kind: 'fail';
+      state: RuntimeTurnState;
+      outcome: RuntimeTurnOutcome;
+      error: { code: string; message: string };
+    };
+
+/** A step job's claim on its running turn (see {@link TurnRecords.claimStep}). */
+export interface StepClaim {
+  turnId: string;
+  sessionId: string;
+  generation: number;
+  /** The turn's checkpoint, as stored. */
+  step: unknown;
+  /** The fencing token: the claim's writes apply only while it is the turn's. */
+  fence: number;
+  /** The last error a step retried after. */
+  error: { code: string; message: string } | null;
+  /** The ending being delivered, or `null`. */
+  ending: PendingEnding | null;
+  /** Effects of the ending begun. */
+  endingStarted: number;
+  /** Effects of the ending known done. */
+  endingDone: number;
+}
+
+interface RawClaim {
+  session_id: string;
+  generation: number;
+  step: unknown;
+  fence: string;
+  error: { code: string; message: string } | null;
+  ending: PendingEnding | null;
+  ending_started: number;
+  ending_done: number;
 }
 
 /** The order of steps within a turn: a checkpoint never moves back. */
@@ -117,44 +168,150 @@ export class TurnRecords {
     return status;
   }
 
-  /** Moves the checkpoint of a running turn forward (never back). */
-  async checkpoint(turnId: string, step: RuntimeTurnStep): Promise<void> {
-    await this.#pool.query(
-      `UPDATE ${this.#table} SET step = $2, step_order = $3, updated_at = now()
-        WHERE turn_id = $1 AND status = 'running' AND step_order < $3`,
-      [turnId, JSON.stringify(step), stepOrder(step)],
-    );
-  }
-
-  /** Notes the error a step will be retried after. */
-  async recordError(turnId: string, error: { code: string; message: string }): Promise<void> {
-    await this.#pool.query(
-      `UPDATE ${this.#table} SET error = $2, updated_at = now()
-        WHERE turn_id = $1 AND status = 'running'`,
-      [turnId, JSON.stringify(error)],
-    );
-  }
-
   /**
-   * Claims the ending of a running turn for one job: true for the first job to ask, and again for
-   * that same job when pg-boss retries it after a crash; false for every other job. So racing
-   * generations end a turn (and emit its lifecycle events) once.
+   * Claims a running turn for a step job and returns the claim with its new fencing token; `null`
+   * (claiming nothing) when the turn is not running, runs another generation, or its checkpoint is
+   * another step than `order` (the job is stale). Every claim raises the turn's `fence`, so the
+   * writes of the step that held it before (a step still running past `stepTimeoutSeconds`, an
+   * older generation) match no row from then on. `generation` and `order` may be `null` for a
+   * step that does not parse.
    */
-  async claimEnding(turnId: string, jobId: string): Promise<boolean> {
+  async claimStep(
+    turnId: string,
+    generation: number | null,
+    order: number | null,
+  ): Promise<StepClaim | null> {
+    const { rows } = await this.#pool.query<RawClaim>(
+      `UPDATE ${this.#table} SET fence = fence + 1, updated_at = now()
+        WHERE turn_id = $1 AND status = 'running'
+          AND ($2::integer IS NULL OR generation = $2)
+          AND ($3::integer IS NULL OR step_order = $3)
+        RETURNING session_id, generation, step, fence, error, ending, ending_started, ending_done`,
+      [turnId, generation, order],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      turnId,
+      sessionId: row.session_id,
+      generation: row.generation,
+      step: row.step,
+      fence: Number(row.fence),
+      error: row.error,
+      ending: row.ending,
+      endingStarted: row.ending_started,
+      endingDone: row.ending_done,
+    };
+  }
+
+  /** True while `fence` is the turn's fencing token and the turn runs. */
+  async holdsFence(turnId: string, fence: number): Promise<boolean> {
     const { rowCount } = await this.#pool.query(
-      `UPDATE ${this.#table} SET finishing_job = $2, updated_at = now()
-        WHERE turn_id = $1 AND status = 'running' AND (finishing_job IS NULL OR finishing_job = $2)`,
-      [turnId, jobId],
+      `SELECT 1 FROM ${this.#table} WHERE turn_id = $1 AND fence = $2 AND status = 'running'`,
+      [turnId, fence],
     );
     return rowCount === 1;
   }
 
   /**
-   * Ends a running turn. Returns false when it had ended already (another worker won): the first
-   * outcome stays. Announces the change on {@link TURN_CHANNEL}.
+   * Moves the checkpoint of a running turn to `step` and, in the same transaction, runs `enqueue`
+   * (which sends the step's job through the given connection): the checkpoint moves if and only if
+   * the job is enqueued. Returns false, writing nothing, when `fence` is no longer the turn's.
    */
-  async finish(
+  async advance(
     turnId: string,
+    fence: number,
+    step: RuntimeTurnStep,
+    enqueue: (db: PgBoss.Db) => Promise<void>,
+  ): Promise<boolean> {
+    return this.#writeThenEnqueue(
+      `UPDATE ${this.#table} SET step = $3, step_order = $4, updated_at = now()
+        WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`,
+      [turnId, fence, JSON.stringify(step), stepOrder(step)],
+      enqueue,
+    );
+  }
+
+  /** Runs `update`; when it changed one row, `enqueue` too, in the same transaction. */
+  async #writeThenEnqueue(
+    update: string,
+    values: unknown[],
+    enqueue: (db: PgBoss.Db) => Promise<void>,
+  ): Promise<boolean> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rowCount } = await client.query(update, values);
+      if (rowCount !== 1) {
+        await client.query('ROLLBACK');
+        return false;
+      }
+      await enqueue({ executeSql: (text, parameters) => client.query(text, parameters) });
+      await client.query('COMMIT');
+      return true;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Notes the error a step will be retried after (only while `fence` holds). */
+  async recordError(
+    turnId: string,
+    fence: number,
+    error: { code: string; message: string },
+  ): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.#table} SET error = $3, updated_at = now()
+        WHERE turn_id = $1 AND fence = $2 AND status = 'running'`,
+      [turnId, fence, JSON.stringify(error)],
+    );
+  }
+
+  /**
+   * Decides how a running turn ends: records `ending` (the effects still to deliver) unless the
+   * turn has an ending already. True for the one caller whose `fence` holds; false, writing
+   * nothing, for a stale one. The turn stays `running` until {@link finishEnding}. With
+   * `enqueue`, the job that will deliver the ending is sent in the same transaction.
+   */
+  async beginEnding(
+    turnId: string,
+    fence: number,
+    ending: PendingEnding,
+    enqueue?: (db: PgBoss.Db) => Promise<void>,
+  ): Promise<boolean> {
+    const update = `UPDATE ${this.#table}
+          SET ending = $3, ending_started = 0, ending_done = 0, updated_at = now()
+        WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`;
+    const values = [turnId, fence, JSON.stringify(ending)];
+    if (enqueue) return this.#writeThenEnqueue(update, values, enqueue);
+    const { rowCount } = await this.#pool.query(update, values);
+    return rowCount === 1;
+  }
+
+  /**
+   * Records that the ending's effects before `index` are done and effect `index` begins. False,
+   * writing nothing, when `fence` no longer holds (the caller must not deliver the effect).
+   */
+  async beginEffect(turnId: string, fence: number, index: number): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(
+      `UPDATE ${this.#table} SET ending_done = $3, ending_started = $3 + 1, updated_at = now()
+        WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NOT NULL`,
+      [turnId, fence, index],
+    );
+    return rowCount === 1;
+  }
+
+  /**
+   * Ends a running turn whose ending was delivered, in one conditional statement: only while
+   * `fence` holds. Returns false when it does not (nothing changes). Announces the change on
+   * {@link TURN_CHANNEL}.
+   */
+  async finishEnding(
+    turnId: string,
+    fence: number,
     status: Exclude<HostTurnStatusName, 'running'>,
     result: TurnResult | null,
     error: { code: string; message: string } | null,
@@ -162,13 +319,15 @@ export class TurnRecords {
     const { rowCount } = await this.#pool.query(
       `WITH ended AS (
          UPDATE ${this.#table}
-            SET status = $2, result = $3, error = $4, updated_at = now()
-          WHERE turn_id = $1 AND status = 'running'
+            SET status = $3, result = $4, error = $5, ending = NULL, ending_started = 0,
+                ending_done = 0, updated_at = now()
+          WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NOT NULL
           RETURNING turn_id
        )
-       SELECT pg_notify($5, $6) FROM ended`,
+       SELECT pg_notify($6, $7) FROM ended`,
       [
         turnId,
+        fence,
         status,
         result === null ? null : JSON.stringify(result),
         error === null ? null : JSON.stringify(error),
@@ -190,30 +349,36 @@ export class TurnRecords {
 
   /**
    * Moves a turn that waits for client tool results back to running with `step` as its
-   * checkpoint, clearing its result and ending claim. Returns the turn's generation, or `null` when
-   * the turn was not waiting (another caller resumed it first). Throws `TURN_IN_PROGRESS` when
+   * checkpoint, clearing its result, and claims it (a new fencing token, as
+   * {@link TurnRecords.claimStep}). Returns the turn's generation and token, or `null` when the
+   * turn was not waiting (another caller resumed it first). Throws `TURN_IN_PROGRESS` when
    * another turn runs on the session.
    */
-  async resumeWaiting(turnId: string, step: RuntimeTurnStep): Promise<number | null> {
-    let rows: Array<{ generation: number; session_id: string }>;
+  async resumeWaiting(
+    turnId: string,
+    step: RuntimeTurnStep,
+  ): Promise<{ generation: number; fence: number } | null> {
+    let rows: Array<{ generation: number; fence: string }>;
     try {
       ({ rows } = await this.#pool.query(
         `UPDATE ${this.#table}
             SET status = 'running', step = $2, step_order = $3, result = NULL, error = NULL,
-                finishing_job = NULL, updated_at = now()
+                fence = fence + 1, updated_at = now()
           WHERE turn_id = $1 AND status = 'waiting_for_tool_results'
-          RETURNING generation, session_id`,
+          RETURNING generation, fence`,
         [turnId, JSON.stringify(step), stepOrder(step)],
       ));
     } catch (error) {
       throw uniqueViolation(error, step.state.sessionId, turnId) ?? error;
     }
-    return rows[0]?.generation ?? null;
+    const row = rows[0];
+    return row ? { generation: row.generation, fence: Number(row.fence) } : null;
   }
 
   /**
    * Opens a new generation of a running or failed turn and returns it with the checkpoint; `null`
-   * when the turn has completed or waits for tool results. Throws `INVALID_INPUT` for an unknown
+   * when the turn has completed or waits for tool results. Raises the fencing token, so the steps
+   * of older generations write nothing from then on. Throws `INVALID_INPUT` for an unknown
    * turn and `TURN_IN_PROGRESS` when reopening a failed turn while another runs on its session.
    */
   async nextGeneration(turnId: string): Promise<{ generation: number; step: unknown } | null> {
@@ -221,7 +386,8 @@ export class TurnRecords {
     try {
       ({ rows } = await this.#pool.query(
         `UPDATE ${this.#table}
-            SET generation = generation + 1, status = 'running', error = NULL, updated_at = now()
+            SET generation = generation + 1, fence = fence + 1, status = 'running', error = NULL,
+                updated_at = now()
           WHERE turn_id = $1 AND status IN ('running', 'failed')
           RETURNING generation, step`,
         [turnId],

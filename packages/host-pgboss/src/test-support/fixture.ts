@@ -8,6 +8,7 @@ import {
   DriverRegistry,
   defineCapability,
   defineTool,
+  type EventRequest,
   EverrunsError,
   type LlmDriver,
   type LlmRequest,
@@ -18,6 +19,7 @@ import {
   PlatformDefinition,
   type RuntimeMessageStore,
   type SessionFileSystemFactory,
+  type SessionStatus,
 } from '@everruns-ts/core';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
 import { DurableFileApprovals } from '@everruns-ts/runtime/host';
@@ -36,7 +38,12 @@ export type KillPointName =
   | 'after-tool-side-effect'
   | 'after-idempotent-tool-side-effect'
   | 'mid-multi-message-append'
-  | 'after-tool-result-stored';
+  | 'after-tool-result-stored'
+  | 'after-turn-completed-emitted'
+  | 'after-session-idle-status'
+  | 'after-session-idled-emitted'
+  | 'after-turn-failed-emitted'
+  | 'after-waiting-status';
 
 /** A kill point, optionally only at one iteration. */
 export interface KillPoint {
@@ -61,10 +68,14 @@ export interface FixtureConfig {
   retry?: { limit?: number; delaySeconds?: number; backoff?: boolean };
   /** The first N stores of agent messages fail with STORE_UNAVAILABLE (in this process). */
   failAgentStores?: number;
+  /** The first N stores of tool results fail with STORE_UNAVAILABLE (in this process). */
+  failToolResultStores?: number;
   /** Directory holding one workspace directory per session (deletes there need approval). */
   workspacesDirectory?: string;
   /** Connections of the process's one pool. Default 4. */
   poolSize?: number;
+  /** Kill the process (SIGKILL) this many milliseconds after it starts working. */
+  killAfterMs?: number;
 }
 
 /** The model id the fixture registers as default. */
@@ -82,6 +93,8 @@ export async function createFixtureTables(pool: pg.Pool, testSchema: string): Pr
       answer_already_stored boolean NOT NULL,
       pid integer NOT NULL
     )`);
+  await pool.query(`
+    CREATE TABLE IF NOT EXISTS "${testSchema}".gates (name text PRIMARY KEY)`);
   await pool.query(`
     CREATE TABLE IF NOT EXISTS "${testSchema}".effects (
       id bigserial PRIMARY KEY,
@@ -123,6 +136,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     kill();
   };
   let agentStoreFailures = config.failAgentStores ?? 0;
+  let toolResultStoreFailures = config.failToolResultStores ?? 0;
   const messages = faultInjectingMessages(backends.messages, {
     afterStore(message) {
       const iteration = message.metadata?.iteration as number | undefined;
@@ -137,8 +151,11 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       }
     },
     beforeStore(message) {
-      if (message.role === 'agent' && agentStoreFailures > 0) {
-        agentStoreFailures -= 1;
+      const failAgent = message.role === 'agent' && agentStoreFailures > 0;
+      const failToolResult = message.role === 'tool_result' && toolResultStoreFailures > 0;
+      if (failAgent || failToolResult) {
+        if (failAgent) agentStoreFailures -= 1;
+        else toolResultStoreFailures -= 1;
         throw new EverrunsError({
           code: 'STORE_UNAVAILABLE',
           message: 'injected store outage',
@@ -147,9 +164,52 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       }
     },
   });
+  const events = new Proxy(backends.events, {
+    get(target, property) {
+      if (property === 'emit') {
+        return async (request: EventRequest) => {
+          const event = await target.emit(request);
+          if (event.type === 'turn.completed') killAt('after-turn-completed-emitted');
+          if (event.type === 'turn.failed') killAt('after-turn-failed-emitted');
+          if (event.type === 'session.idled') killAt('after-session-idled-emitted');
+          return event;
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const sessions = new Proxy(backends.sessions, {
+    get(target, property) {
+      if (property === 'updateSessionStatus') {
+        return async (sessionId: string, status: SessionStatus) => {
+          const session = await target.updateSessionStatus(sessionId, status);
+          if (status === 'idle') killAt('after-session-idle-status');
+          if (status === 'waiting_for_tool_results') killAt('after-waiting-status');
+          return session;
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
   const stores: PostgresBackends = {
     ...backends,
     messages: messages as PostgresBackends['messages'],
+    events,
+    sessions,
+  };
+  /** Resolves once the test opened the gate `name` (gives up after 60 s). */
+  const gate = async (name: string) => {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const { rowCount } = await pool.query(
+        `SELECT 1 FROM "${config.testSchema}".gates WHERE name = $1`,
+        [name],
+      );
+      if (rowCount === 1) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   };
 
   const record = (sessionId: string, turnId: string, toolCallId: string, tool: string) =>
@@ -193,6 +253,24 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
         },
       }),
       defineTool({
+        name: 'slow_flag',
+        description: 'Sets a flag (idempotent); its first run waits for the gate release-<turnId>.',
+        idempotent: true,
+        inputSchema: z.object({ flag: z.string() }),
+        execute: async ({ flag }, context) => {
+          await record(context.sessionId, context.turnId, context.toolCallId, 'slow_flag');
+          const { rows } = await pool.query<{ count: string }>(
+            `SELECT count(*) FROM "${config.testSchema}".effects WHERE turn_id = $1 AND tool = 'slow_flag'`,
+            [context.turnId],
+          );
+          if (Number(rows[0]?.count) === 1) {
+            await gate(`release-${context.turnId}`);
+            await record(context.sessionId, context.turnId, context.toolCallId, 'slow_flag_woke');
+          }
+          return `set ${flag}`;
+        },
+      }),
+      defineTool({
         name: 'set_flag',
         description: 'Sets a flag (idempotent).',
         idempotent: true,
@@ -220,6 +298,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
         [request.sessionId, request.turnId, request.iteration, stored !== null, process.pid],
       );
       const response = scriptedAnswer(request);
+      if (response.text.startsWith('slowly answered')) await gate(`finish-${request.turnId}`);
       killAt('after-model-call', request.iteration);
       return response;
     },
@@ -247,6 +326,10 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     backends: stores,
     platform: new PlatformDefinition(capabilities, drivers),
     ...(fileSystems ? { fileSystems } : {}),
+    onError: (error) => {
+      if (process.env.EVERRUNS_HOST_DEBUG)
+        process.stderr.write(`onError: ${(error as Error)?.stack ?? error}\n`);
+    },
     queue: config.queue,
     schema: config.hostSchema,
     bossSchema: config.bossSchema,
@@ -288,6 +371,32 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
       };
     }
     return { text: 'cleaned', toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  if (firstUser && messageText(firstUser).startsWith('slow')) {
+    // `slow` turns pause for the client's answer at iteration 1 beside a slow server-side call
+    // (its first run waits for a gate), then answer once the gate finish-<turnId> opens.
+    if (request.iteration === 1) {
+      return {
+        text: 'asking slowly',
+        toolCalls: [
+          { id: 'ask1', name: 'ask_client', arguments: { question: 'colour?' } },
+          { id: 'slow', name: 'slow_flag', arguments: { flag: 's' } },
+        ],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    }
+    const answers = request.messages.flatMap((message) =>
+      message.content.flatMap((part) =>
+        part.type === 'tool_result' && part.toolCallId === 'ask1' ? [part.content] : [],
+      ),
+    );
+    return {
+      text: `slowly answered ${answers.join(',')}`,
+      toolCalls: [],
+      usage,
+      stopReason: 'end_turn',
+    };
   }
   if (firstUser && messageText(firstUser).startsWith('ask')) {
     // `ask` turns pause for the client's answer at iteration 1 (after a server-side call), and

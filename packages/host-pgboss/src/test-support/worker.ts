@@ -12,6 +12,9 @@ async function main(): Promise<void> {
   const fixture = await startFixtureHost(config);
   await fixture.host.work({ concurrency: config.concurrency ?? 4 });
   process.stdout.write('ready\n');
+  if (config.killAfterMs !== undefined) {
+    setTimeout(() => process.kill(process.pid, 'SIGKILL'), config.killAfterMs);
+  }
   process.once('SIGTERM', () => {
     fixture.close().then(
       () => process.exit(0),

@@ -1,0 +1,196 @@
+import type { EventRequest, RuntimeBackends, RuntimeEvent } from '@everruns-ts/core';
+import {
+  type RuntimeHostAdapter,
+  RuntimeSessionLifecycle,
+  settleTurn,
+  type TurnResult,
+} from '@everruns-ts/runtime/host';
+import { intercept } from './fenced-step-adapter.js';
+import { StaleStepError } from './host-errors.js';
+import type { HostTurnStatusName, PendingEnding, TurnRecords } from './turn-records.js';
+import { closeUnansweredToolCalls } from './unanswered-tool-calls.js';
+
+/** A turn's recorded ending and how far its delivery got (see `TurnRecords.claimStep`). */
+export interface EndingDelivery {
+  turnId: string;
+  sessionId: string;
+  /** The deliverer's fencing token. */
+  fence: number;
+  ending: PendingEnding;
+  /** Effects begun by earlier deliverers. */
+  endingStarted: number;
+  /** Effects known done. */
+  endingDone: number;
+}
+
+/**
+ * Delivers a turn's recorded ending once, then ends the turn's row: the runtime's own settle or
+ * lifecycle code runs on stores whose writes (status writes, events, session storage) are
+ * numbered effects. Before each effect the turns row records that it begins, under the
+ * deliverer's fencing token; a deliverer that resumes a crashed delivery skips the effects known
+ * done, and for the one effect that may have happened before the crash it looks the event up when
+ * the bus can load events (as `PostgresEventBus.loadEvents`) instead of emitting it again. Status
+ * and storage writes are idempotent and are simply repeated.
+ *
+ * Throws {@link StaleStepError} when the token is taken over (the new holder delivers the rest).
+ */
+export async function deliverEnding(
+  adapter: RuntimeHostAdapter,
+  turns: TurnRecords,
+  delivery: EndingDelivery,
+): Promise<void> {
+  const { turnId, sessionId, fence, ending } = delivery;
+  const { sessions, events, storage } = adapter.backends;
+  let next = 0;
+  const effect = async <T>(
+    run: () => Promise<T>,
+    skipped: (found: RuntimeEvent | null) => T | Promise<T>,
+    lookUp?: () => Promise<RuntimeEvent | null>,
+  ): Promise<T> => {
+    const index = next++;
+    if (index < delivery.endingDone) return skipped(null);
+    const mayHaveHappened =
+      index === delivery.endingDone && delivery.endingStarted > delivery.endingDone;
+    if (!(await turns.beginEffect(turnId, fence, index))) throw new StaleStepError(turnId);
+    if (mayHaveHappened && lookUp) {
+      const found = await lookUp();
+      if (found) return skipped(found);
+    }
+    return run();
+  };
+  const skippedEvent = (request: EventRequest, found: RuntimeEvent | null): RuntimeEvent =>
+    found ?? {
+      id: '',
+      type: request.type,
+      sessionId: request.sessionId,
+      ...(request.turnId !== undefined ? { turnId: request.turnId } : {}),
+      seq: 0,
+      ts: new Date().toISOString(),
+      data: request.data,
+    };
+  const batching = events as { emitMany?: (requests: EventRequest[]) => Promise<RuntimeEvent[]> };
+  const backends: RuntimeBackends = {
+    ...adapter.backends,
+    sessions: intercept(sessions, {
+      updateSessionStatus: (...args: Parameters<typeof sessions.updateSessionStatus>) =>
+        effect(
+          () => sessions.updateSessionStatus(...args),
+          async () =>
+            (await sessions.getSession(args[0])) as Awaited<
+              ReturnType<typeof sessions.updateSessionStatus>
+            >,
+        ),
+    }),
+    events: intercept(events, {
+      emit: (request: EventRequest) =>
+        effect(
+          () => events.emit(request),
+          (found) => skippedEvent(request, found),
+          () => findStoredEvent(events, request),
+        ),
+      ...(typeof batching.emitMany === 'function'
+        ? {
+            emitMany: (requests: EventRequest[]) =>
+              effect(
+                () => batching.emitMany?.call(events, requests) as Promise<RuntimeEvent[]>,
+                () => requests.map((request) => skippedEvent(request, null)),
+                // A batch is stored whole or not at all: its first event tells.
+                async () => (requests[0] ? findStoredEvent(events, requests[0]) : null),
+              ),
+          }
+        : {}),
+    }),
+    storage: intercept(storage, {
+      setValue: (...args: Parameters<typeof storage.setValue>) =>
+        effect(
+          () => storage.setValue(...args),
+          () => undefined,
+        ),
+      deleteValue: (...args: Parameters<typeof storage.deleteValue>) =>
+        effect(
+          () => storage.deleteValue(...args),
+          () => false,
+        ),
+    }),
+  };
+  const journal = adapter.toolCallJournal;
+  const toolCallJournal =
+    journal?.forgetTurn === undefined
+      ? journal
+      : intercept(journal, {
+          forgetTurn: (...args: [string, string]) =>
+            effect(
+              async () => journal.forgetTurn?.(...args),
+              () => undefined,
+            ),
+        });
+  const fenced: RuntimeHostAdapter = {
+    ...adapter,
+    backends,
+    ...(toolCallJournal ? { toolCallJournal } : {}),
+  };
+  let status: Exclude<HostTurnStatusName, 'running'>;
+  let result: TurnResult | null = null;
+  let error: { code: string; message: string } | null = null;
+  if (ending.kind === 'settle') {
+    result = await settleTurn(fenced, ending.plan);
+    status = ending.plan.kind === 'waitForToolResults' ? 'waiting_for_tool_results' : 'completed';
+  } else {
+    // A failed turn leaves no tool call without a result (stored once, by its key).
+    await closeUnansweredToolCalls(adapter, sessionId, turnId);
+    await new RuntimeSessionLifecycle(fenced, sessionId).turnEnded(ending.state, ending.outcome);
+    status = 'failed';
+    error = ending.error;
+  }
+  if (!(await turns.finishEnding(turnId, fence, status, result, error))) {
+    throw new StaleStepError(turnId);
+  }
+}
+
+const PAGE = 1000;
+
+/**
+ * The stored event equal to `request` (type, turn and data), when the bus can load a session's
+ * events; `null` when it is not stored or the bus cannot tell.
+ */
+async function findStoredEvent(
+  bus: RuntimeBackends['events'],
+  request: EventRequest,
+): Promise<RuntimeEvent | null> {
+  const loader = (bus as { loadEvents?: unknown }).loadEvents;
+  if (typeof loader !== 'function') return null;
+  const load = loader as (
+    sessionId: string,
+    page: { afterSeq: number; limit: number },
+  ) => Promise<RuntimeEvent[]>;
+  const wanted = canonicalJson(request.data ?? {});
+  let afterSeq = 0;
+  for (;;) {
+    const page = await load.call(bus, request.sessionId, { afterSeq, limit: PAGE });
+    for (const event of page) {
+      if (
+        event.type === request.type &&
+        event.turnId === request.turnId &&
+        canonicalJson(event.data) === wanted
+      ) {
+        return event;
+      }
+    }
+    const last = page[page.length - 1];
+    if (page.length < PAGE || !last) return null;
+    afterSeq = last.seq;
+  }
+}
+
+/** JSON with object keys sorted, so two equal values compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    item && typeof item === 'object' && !Array.isArray(item)
+      ? Object.fromEntries(
+          Object.entries(item as Record<string, unknown>).sort(([a], [b]) =>
+            a < b ? -1 : a > b ? 1 : 0,
+          ),
+        )
+      : item,
+  );
+}

@@ -7,12 +7,16 @@ const MAX_PROGRAM_SIZE = 20_000;
 /**
  * `grepFiles`' regular-expression engine: `re2js`, a pure-JavaScript port of RE2, whose matching
  * time is linear in the line's length (no backtracking, so `(a+)+$` costs what `a+$` costs).
+ * JavaScript spellings RE2 lacks (`\u00e9`, `\u{1F600}`, `\cJ`, `[^]`) are translated first.
  * A pattern whose compiled program is larger than 20,000 instructions is refused.
  */
 export const re2jsRegexEngine: LinearRegexEngine = {
   name: 're2js',
   compile(pattern: string, options: { ignoreCase: boolean }): LineMatcher {
-    const compiled = RE2JS.compile(pattern, options.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+    const compiled = RE2JS.compile(
+      RE2JS.translateRegExp(pattern),
+      options.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0,
+    );
     const size = compiled.programSize();
     if (size > MAX_PROGRAM_SIZE) {
       throw new Error(

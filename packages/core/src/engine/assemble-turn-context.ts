@@ -69,8 +69,13 @@ export async function assembleTurnContext(
     );
   }
   const model = await resolveModel(dependencies, setup.overlay.modelId, snapshot?.defaultModel);
-  let history = snapshot ? snapshot.messages : await backends.messages.load(sessionId);
-  if (options.closeOpenToolCalls && setup.overlay.session.status !== 'waiting_for_tool_results') {
+  const history = snapshot ? snapshot.messages : await backends.messages.load(sessionId);
+  let messages = repairHistory(history);
+  if (
+    messages !== history &&
+    options.closeOpenToolCalls &&
+    setup.overlay.session.status !== 'waiting_for_tool_results'
+  ) {
     // Calls left without a result (a crash, a store that failed mid-step) get their synthetic
     // result stored once, so the stored history itself is whole again.
     const open = findOpenToolCalls(history);
@@ -82,10 +87,9 @@ export async function assembleTurnContext(
         MISSING_TOOL_RESULT_TEXT,
       );
       const known = new Set(history.map((message) => message.id));
-      history = [...history, ...stored.filter((message) => !known.has(message.id))];
+      messages = repairHistory([...history, ...stored.filter((message) => !known.has(message.id))]);
     }
   }
-  const messages = repairHistory(history);
   const context: AssembledTurnContext = {
     sessionId,
     overlay: setup.overlay,

@@ -49,14 +49,21 @@ function backtrackingBait(lines: number, length: number): string {
  * that make a backtracking engine run for hours, paths long or deep enough to overflow a
  * recursive walk, and a workspace large enough that an unyielding grep would stall every other
  * session. Each asserts its bound: time, typed error, and the longest event-loop stall. Files
- * stay under 4,000 bytes so backends configured with a small `maxFileBytes` run it unchanged.
+ * are sized to fit `maxFileBytes` (the backend's declared limit), so the same bytes are scanned
+ * in more, smaller files where the limit is small.
  */
-export function sessionFileSystemAttackTests(fileSystem: () => SessionFileSystem): void {
+export function sessionFileSystemAttackTests(
+  fileSystem: () => SessionFileSystem,
+  maxFileBytes: number,
+): void {
+  /** Characters of one backtracking bait line; a 30-character line already takes seconds to backtrack. */
+  const baitLength = Math.min(1_000, Math.floor(maxFileBytes / 3) - 2);
+  const matchLength = Math.min(3_000, maxFileBytes - 1);
   describe('attacks', () => {
     it('greps (a+)+$ over long lines in linear time without stalling the event loop', async () => {
       const files = fileSystem();
-      await files.writeFile('/bait.txt', backtrackingBait(3, 1_000));
-      await files.writeFile('/match.txt', `${'a'.repeat(3_000)}\n`);
+      await files.writeFile('/bait.txt', backtrackingBait(3, baitLength));
+      await files.writeFile('/match.txt', `${'a'.repeat(matchLength)}\n`);
       const { result, maxDelayMs, elapsedMs } = await withEventLoopProbe(() =>
         files.grepFiles('(a+)+$'),
       );
@@ -132,9 +139,13 @@ export function sessionFileSystemAttackTests(fileSystem: () => SessionFileSystem
 
     it('greps a large workspace in slices: the event loop never stalls and other calls go on', async () => {
       const files = fileSystem();
-      const body = `${'word '.repeat(7)}\n`.repeat(100);
+      const line = `${'word '.repeat(7)}\n`;
+      // 60,000 lines in all, in files of up to 100 lines that fit the backend's size limit.
+      const linesPerFile = Math.max(1, Math.min(100, Math.floor(maxFileBytes / line.length)));
+      const fileCount = Math.ceil(60_000 / linesPerFile);
+      const body = line.repeat(linesPerFile);
       const writes: Promise<unknown>[] = [];
-      for (let index = 0; index < 600; index++) {
+      for (let index = 0; index < fileCount; index++) {
         writes.push(files.writeFile(`/big/${index % 20}/file-${index}.txt`, body));
         if (writes.length >= 50) await Promise.all(writes.splice(0));
       }

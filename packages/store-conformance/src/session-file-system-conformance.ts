@@ -523,7 +523,7 @@ export function sessionFileSystemConformance(initializer: SessionFileSystemIniti
       });
     });
 
-    sessionFileSystemAttackTests(fileSystem);
+    sessionFileSystemAttackTests(fileSystem, maxFileBytes);
 
     if (capabilities.symlinks) {
       describe('symbolic links', () => {

@@ -1,16 +1,19 @@
 import {
   type ActAtomResult,
   act,
+  closeOpenToolCalls,
   type DependencyBlocker,
   EverrunsError,
   type InputAtomResult,
   type InputMessage,
   input,
   messageText,
+  type OpenToolCall,
   type ReasonAtomResult,
   reason,
   resolveTurnSetup,
   type ToolCall,
+  toolResultIdempotencyKey,
 } from '@everruns-ts/core';
 import { assertNoTurnWaitsForToolResults } from './client-tool-results.js';
 import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
@@ -88,7 +91,8 @@ export interface ActActivityResult extends ActAtomResult {
  * adapter's {@link ToolCallJournal} before it runs; on a replay, a call with a stored result is
  * not run again, and a claimed call without a result is re-run only when its tool is idempotent
  * (otherwise it gets a synthetic "interrupted" error result). A session blocked by a missing or
- * disabled harness or agent resolves with `blocked: true` and the blocker, running nothing.
+ * disabled harness or agent resolves with `blocked: true` and the blocker, running nothing; each
+ * call of the step gets an error result with the blocker's message.
  * Pass the adapter a `setupCache` shared by the step to resolve the session's setup once.
  */
 export async function executeActActivity(
@@ -102,6 +106,7 @@ export async function executeActActivity(
   } catch (error) {
     if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
     const blocker = error.details.blocker as DependencyBlocker;
+    await answerBlockedCalls(adapter, plan, blocker);
     return {
       results: [],
       waitingForToolResults: false,
@@ -125,4 +130,35 @@ export async function executeActActivity(
     ...(wasStarted ? { wasStarted } : {}),
     ...(onToolStarted ? { onToolStarted: (call: ToolCall) => onToolStarted(call.id) } : {}),
   });
+}
+
+/**
+ * Stores an error result (the blocker's message; the call was not run) for each call of a
+ * blocked act step that has none, so the turn's end leaves no tool call without its result.
+ */
+async function answerBlockedCalls(
+  adapter: RuntimeHostAdapter,
+  plan: RuntimeActPlan,
+  blocker: DependencyBlocker,
+): Promise<void> {
+  const { messages } = adapter.backends;
+  const answer = await messages.getByIdempotencyKey(
+    plan.sessionId,
+    `${plan.turnId}/reason/${plan.iteration}`,
+  );
+  if (!answer) return;
+  const open: OpenToolCall[] = [];
+  for (const part of answer.content) {
+    if (part.type !== 'tool_call' || !plan.toolCalls.some((call) => call.id === part.id)) continue;
+    const key = toolResultIdempotencyKey(plan.turnId, part.id);
+    if (!(await messages.getByIdempotencyKey(plan.sessionId, key))) {
+      open.push({ message: answer, call: part });
+    }
+  }
+  await closeOpenToolCalls(
+    messages,
+    plan.sessionId,
+    open,
+    `The tool call was not run: ${blocker.message}`,
+  );
 }

@@ -977,8 +977,11 @@ describe('host activities in a mini host loop', () => {
       'session.idled',
     ]);
     expect(events.at(-2)?.data).toMatchObject({ errorCode: 'harness_disabled' });
-    // Nothing ran: the tool call of the stored answer gets no result from this turn.
-    expect(toolResultOf(await runtime.messages(sessionId), 'add_1')).toBeUndefined();
+    // Nothing ran: the tool call of the stored answer gets an error result saying why.
+    expect(toolResultOf(await runtime.messages(sessionId), 'add_1')).toMatchObject({
+      isError: true,
+      content: expect.stringContaining('not run'),
+    });
   });
 
   it('waits for client-side tool results and marks the session', async () => {

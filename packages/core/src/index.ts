@@ -250,4 +250,10 @@ export {
   type TurnSetup,
   type TurnTool,
 } from './engine/turn-types.js';
+export {
+  inputMessageSize,
+  type ValidatedTurnInput,
+  type ValidateTurnInputRequest,
+  validateTurnInput,
+} from './engine/validate-turn-input.js';
 export { redactSecretValues, secretValueForms } from './redact-secret-values.js';

@@ -71,6 +71,13 @@ export interface InProcessRuntimeOptions {
 
 const sessionIdSchema = z.string().min(1, 'must not be empty');
 
+function textNotStringError(text: unknown): EverrunsError {
+  return new EverrunsError({
+    code: 'INVALID_INPUT',
+    message: `Invalid input message: text must be a string, got ${text === null ? 'null' : typeof text}`,
+  });
+}
+
 /** What {@link InProcessRuntime.steer} resolves with: where the steering message was stored. */
 export interface SteeringReceipt {
   turnId: string;
@@ -162,8 +169,11 @@ export class InProcessRuntime {
 
   /**
    * Runs one turn: input → reason → (act → reason)* → complete, with the same activities and
-   * planner a durable host uses. Throws `INVALID_INPUT`, `SESSION_NOT_FOUND` and
-   * `TURN_IN_PROGRESS` before changing anything, and `ABORTED` when `signal` fires. A failing
+   * planner a durable host uses. Rejects before changing anything (no message, no event, the
+   * status as it was) with `INVALID_INPUT` (a bad message, or a capability configuration its
+   * schema refuses), `LIMIT_EXCEEDED` (a message over `limits.maxInputBytes`, 1 MiB by default),
+   * `SESSION_NOT_FOUND`, `CAPABILITY_NOT_FOUND`, `MODEL_NOT_FOUND`, `DRIVER_NOT_FOUND`,
+   * `TURN_IN_PROGRESS`; and with `ABORTED` when `signal` fires. A failing
    * model, a blocked session or a limit resolve with `success: false` instead of throwing.
    * `TURN_WAITING_FOR_TOOL_RESULTS` when another turn of the session waits for client tool results
    * (submit them first). Whatever throws once the turn has started (an abort, a store or a bug),
@@ -329,9 +339,9 @@ export class InProcessRuntime {
     });
   }
 
-  /** {@link steer} with a plain user text. */
+  /** {@link steer} with a plain user text. Rejects (never throws) with `INVALID_INPUT` when `text` is not a string. */
   steerText(sessionId: string, text: string): Promise<SteeringReceipt> {
-    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    if (typeof text !== 'string') return Promise.reject(textNotStringError(text));
     return this.steer(sessionId, { role: 'user', content: [{ type: 'text', text }] });
   }
 
@@ -436,9 +446,9 @@ export class InProcessRuntime {
     });
   }
 
-  /** {@link runTurn} with a plain user text. */
+  /** {@link runTurn} with a plain user text. Rejects (never throws) with `INVALID_INPUT` when `text` is not a string. */
   runTextTurn(sessionId: string, text: string, options: RunTurnOptions = {}): Promise<TurnResult> {
-    if (typeof text !== 'string') throw new TypeError('text must be a string');
+    if (typeof text !== 'string') return Promise.reject(textNotStringError(text));
     return this.runTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
   }
 
@@ -461,7 +471,7 @@ export class InProcessRuntime {
   }
 
   /** The messages of a session, oldest first. */
-  messages(sessionId: string): Promise<Message[]> {
+  async messages(sessionId: string): Promise<Message[]> {
     return this.backends.messages.load(sessionId);
   }
 
@@ -471,7 +481,7 @@ export class InProcessRuntime {
   }
 
   /** The session, or `null`. */
-  getSession(sessionId: string): Promise<Session | null> {
+  async getSession(sessionId: string): Promise<Session | null> {
     return this.backends.sessions.getSession(sessionId);
   }
 

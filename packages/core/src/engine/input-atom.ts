@@ -1,9 +1,7 @@
-import { EverrunsError } from '../errors.js';
-import { formatZodError } from '../format-zod-error.js';
 import { newId } from '../ids.js';
-import { type InputMessage, inputMessageSchema } from '../message.js';
-import { sessionNotFoundError } from './resolve-turn-setup.js';
+import type { InputMessage } from '../message.js';
 import type { AtomDependencies } from './turn-types.js';
+import { validateTurnInput } from './validate-turn-input.js';
 
 /** Input of the {@link input} atom. */
 export interface InputAtomInput {
@@ -21,30 +19,28 @@ export interface InputAtomResult {
 }
 
 /**
- * Persists the user's message of a turn (idempotently by `turnId`). Throws `SESSION_NOT_FOUND`
- * and `INVALID_INPUT` before writing anything.
+ * Persists the user's message of a turn (idempotently by `turnId`). Checks everything first (see
+ * `validateTurnInput`: `INVALID_INPUT`, `LIMIT_EXCEEDED`, `SESSION_NOT_FOUND`,
+ * `CAPABILITY_NOT_FOUND`, `MODEL_NOT_FOUND`, `CONFIGURATION`, `DRIVER_NOT_FOUND`), so a refused
+ * message writes nothing.
  */
 export async function input(
   dependencies: AtomDependencies,
   request: InputAtomInput,
 ): Promise<InputAtomResult> {
-  const parsed = inputMessageSchema.safeParse(request.input);
-  if (!parsed.success) {
-    throw new EverrunsError({
-      code: 'INVALID_INPUT',
-      message: `Invalid input message: ${formatZodError(parsed.error)}`,
-    });
-  }
-  const { backends } = dependencies;
-  const session = await backends.sessions.getSession(request.sessionId);
-  if (!session) throw sessionNotFoundError(request.sessionId);
   const turnId = request.turnId ?? newId('turn');
+  const parsed = await validateTurnInput(dependencies, {
+    sessionId: request.sessionId,
+    input: request.input,
+    turnId,
+  });
+  const { backends } = dependencies;
   const message = await backends.messages.storeMessage(request.sessionId, {
     role: 'user',
     turnId,
-    content: parsed.data.content,
+    content: parsed.input.content,
     idempotencyKey: `${turnId}/input`,
-    ...(parsed.data.metadata ? { metadata: parsed.data.metadata } : {}),
+    ...(parsed.input.metadata ? { metadata: parsed.input.metadata } : {}),
   });
   await backends.events.emit({
     type: 'input.message',

@@ -20,6 +20,12 @@ export interface TurnLimits {
   maxToolResultChars: number;
   /** The same tool calls with the same arguments this many times in a row stop the turn. Default 5. */
   maxRepeatedToolCalls: number;
+  /**
+   * Largest user message a turn accepts, in UTF-8 bytes of its text, image data and metadata
+   * (see `inputMessageSize`); a larger one is refused with `LIMIT_EXCEEDED` before anything is
+   * stored. Default 1 MiB (1,048,576).
+   */
+  maxInputBytes?: number;
 }
 
 /** The defaults of {@link TurnLimits}. */
@@ -28,6 +34,7 @@ export const DEFAULT_TURN_LIMITS: Readonly<TurnLimits> = Object.freeze({
   toolTimeoutMs: 60_000,
   maxToolResultChars: 50_000,
   maxRepeatedToolCalls: 5,
+  maxInputBytes: 1_048_576,
 });
 
 /** Everything the atoms need. A host builds it once and reuses it for every turn. */

@@ -482,6 +482,25 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
     }
   });
 
+  it("returns a value shaped like the runner's own interruption tag as an ordinary JSON result", async () => {
+    const tools = toolsOf(
+      defineTool({
+        name: 'tagged',
+        description: 'Returns objects that look like interruption tags',
+        inputSchema: z.object({ which: z.string() }),
+        execute: ({ which }) => ({ interruption: which }),
+      }),
+    );
+    for (const which of ['timeout', 'aborted']) {
+      expect(
+        await executeToolCall(
+          dependencies(),
+          request(tools, { name: 'tagged', arguments: { which } }),
+        ),
+      ).toEqual({ content: JSON.stringify({ interruption: which }), isError: false });
+    }
+  });
+
   it('hands the tool __proto__, constructor and prototype keys as plain own keys', async () => {
     let received: unknown;
     const tool = defineTool({

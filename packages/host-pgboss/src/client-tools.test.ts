@@ -1,3 +1,4 @@
+import { newId } from '@everruns-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnvironment,
@@ -128,7 +129,8 @@ describe('PgBossHost.submitToolResults', () => {
   });
 
   it('refuses bad submissions without writing anything', async () => {
-    const { host } = await fixtureHost();
+    const config = environment.configFor();
+    const { host } = await fixtureHost(true, config);
     const sessionId = await environment.createSession();
     const otherSession = await environment.createSession();
     const handle = await host.submitTextTurn(sessionId, 'ask the client');
@@ -167,15 +169,56 @@ describe('PgBossHost.submitToolResults', () => {
     for (const [attempt, code] of refusals) {
       await expect(attempt()).rejects.toMatchObject({ code });
     }
-    // A turn running on the session (held by a host that does not work) blocks the submission.
-    const { host: idle } = await fixtureHost(false);
-    const blocking = await idle.submitTextTurn(sessionId, 'meanwhile');
+    // A new turn cannot start while this one waits (see the test below); a turn running on the
+    // session all the same (a failed turn another process resumed) blocks the submission.
+    const blockingTurnId = newId('turn');
+    await environment.pool.query(
+      `INSERT INTO "${config.hostSchema}".turns (turn_id, session_id, status, step)
+       VALUES ($1, $2, 'running', '{}')`,
+      [blockingTurnId, sessionId],
+    );
     await expect(
       host.submitToolResults(sessionId, handle.turnId, [{ toolCallId: 'ask1', content: 'a' }]),
     ).rejects.toMatchObject({ code: 'TURN_IN_PROGRESS' });
     expect(await environment.backends.messages.count(sessionId)).toBe(count);
     expect(await handle.status()).toMatchObject({ status: 'waiting_for_tool_results' });
-    expect(await blocking.status()).toMatchObject({ status: 'running' });
+    expect(await host.turnStatus(blockingTurnId)).toMatchObject({ status: 'running' });
+    await environment.pool.query(`DELETE FROM "${config.hostSchema}".turns WHERE turn_id = $1`, [
+      blockingTurnId,
+    ]);
+  });
+});
+
+describe('a new turn while one waits for client tool results', () => {
+  it('is refused with TURN_WAITING_FOR_TOOL_RESULTS, writing nothing, and runs once the results are in', async () => {
+    const { host } = await fixtureHost();
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'ask the client');
+    await handle.result({ timeoutMs: 20_000 });
+    const messages = await environment.backends.messages.count(sessionId);
+    const events = (await environment.backends.events.loadEvents(sessionId)).length;
+    const error = await host.submitTextTurn(sessionId, 'meanwhile').then(
+      () => null,
+      (reason: unknown) => reason,
+    );
+    expect(error).toMatchObject({
+      code: 'TURN_WAITING_FOR_TOOL_RESULTS',
+      details: { sessionId, turnId: handle.turnId, pendingToolCallIds: ['ask1'] },
+    });
+    expect(await environment.backends.messages.count(sessionId)).toBe(messages);
+    expect((await environment.backends.events.loadEvents(sessionId)).length).toBe(events);
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe(
+      'waiting_for_tool_results',
+    );
+    expect(await handle.status()).toMatchObject({ status: 'waiting_for_tool_results' });
+    // Every stored call keeps its one result once the client answers; then the next turn runs.
+    await host.submitToolResults(sessionId, handle.turnId, [
+      { toolCallId: 'ask1', content: 'blue' },
+    ]);
+    await handle.result({ timeoutMs: 20_000 });
+    const next = await host.submitTextTurn(sessionId, 'append and flag');
+    expect(await next.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+    expect(historyProblems(await environment.backends.messages.load(sessionId))).toEqual([]);
   });
 });
 

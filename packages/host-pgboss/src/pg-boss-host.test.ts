@@ -4,7 +4,7 @@ import {
   newId,
   PlatformDefinition,
 } from '@everruns-ts/core';
-import { initialTurnStep } from '@everruns-ts/runtime/host';
+import { initialTurnState, initialTurnStep, rememberWaitingTurn } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
 import { adminQuery } from './test-support/database.js';
@@ -202,6 +202,25 @@ describe('PgBossHost', () => {
     expect(events.at(-1)?.type).toBe('session.idled');
     expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
     expect(await handle.status()).toMatchObject({ status: 'failed' });
+  });
+
+  it('refuses a turn whose session waits for client tool results of another runtime: nothing written, no events', async () => {
+    const { host } = await fixtureHost();
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    // A turn run by an in-process runtime on the same stores waits for client tool results.
+    await rememberWaitingTurn(host.hostAdapter, {
+      ...initialTurnState({ sessionId, turnId: newId('turn') }),
+      iteration: 2,
+    });
+    const handle = await host.submitTextTurn(sessionId, 'meanwhile');
+    await expect(handle.result({ timeoutMs: 20_000 })).rejects.toMatchObject({
+      code: 'TURN_WAITING_FOR_TOOL_RESULTS',
+    });
+    expect(await handle.status()).toMatchObject({ status: 'failed' });
+    expect(await environment.backends.messages.count(sessionId)).toBe(0);
+    expect(await environment.backends.events.loadEvents(sessionId)).toEqual([]);
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('started');
   });
 
   it('fails a turn whose persisted step does not parse with STATE_INVALID, never guessing', async () => {

@@ -26,9 +26,12 @@ import { type SubmitTurnOptions, type TurnHandle, TurnSubmission } from './turn-
  * from the step, so a step replayed after a crash enqueues nothing twice. Any number of worker
  * processes may call {@link PgBossHost.work} on the same queue.
  *
- * Crash safety comes from the runtime: every write of a step is idempotent by a deterministic key,
- * tool calls are claimed in the `tool_calls` table before they run, and a step whose worker died
- * is retried by pg-boss after `stepTimeoutSeconds`.
+ * Crash safety: every write of a step is idempotent by a deterministic key, tool calls are claimed
+ * in the `tool_calls` table before they run, and a step whose worker died is retried by pg-boss
+ * after `stepTimeoutSeconds`. Each step job claims its turn with a fencing token; a step that lost
+ * it (one still running past `stepTimeoutSeconds` while its retry ran) writes nothing to the turn
+ * or the session status. A turn's ending is recorded before its end events go out and delivered
+ * once (`turn.completed` / `turn.failed`, `session.idled`), whatever kills a worker.
  */
 export class PgBossHost {
   /** The pg-boss instance (for monitoring; do not work its queues yourself). */
@@ -127,7 +130,9 @@ export class PgBossHost {
 
   /**
    * Submits a turn: records it and enqueues its input step. Throws `INVALID_INPUT`,
-   * `SESSION_NOT_FOUND`, `TURN_IN_PROGRESS` (a turn of the session is still running) and
+   * `SESSION_NOT_FOUND`, `TURN_IN_PROGRESS` (a turn of the session is still running),
+   * `TURN_WAITING_FOR_TOOL_RESULTS` (a turn of the session waits for client tool results, details
+   * `turnId` and `pendingToolCallIds`: submit them first, `isError: true` abandons a call) and
    * `DUPLICATE_ID` before anything runs.
    */
   submitTurn(
@@ -179,8 +184,10 @@ export class PgBossHost {
   /**
    * Resumes a turn from its checkpoint as a new generation of jobs: for a turn whose steps failed
    * every retry, or one an operator believes stuck. Safe while the old generation still runs: the
-   * steps' writes are idempotent, so racing generations store everything once. Does nothing for a
-   * completed turn. Throws `INVALID_INPUT` for an unknown turn.
+   * new generation takes the turn's fencing token, so the old one's steps write nothing to the
+   * turn or its session from then on (messages are stored once by their keys), and an ending the
+   * old generation had begun is delivered by the new one, once. Does nothing for a completed turn
+   * or one that waits for client tool results. Throws `INVALID_INPUT` for an unknown turn.
    */
   resumeTurn(turnId: string): Promise<void> {
     return this.#submission.resumeTurn(turnId);

@@ -1,4 +1,4 @@
-import type { TurnSetup } from '@everruns-ts/core';
+import { EverrunsError, type TurnSetup } from '@everruns-ts/core';
 import {
   executeTurnStep,
   initialTurnState,
@@ -122,6 +122,16 @@ export class StepWorker {
     } catch (error) {
       if (StaleStepError.isInstance(error)) return;
       const recorded = recordedError(error);
+      if (
+        step.activity === 'input' &&
+        !ending &&
+        EverrunsError.hasCode(error, 'TURN_WAITING_FOR_TOOL_RESULTS')
+      ) {
+        // Another turn of the session (of another runtime on the same stores) waits for client
+        // tool results: this turn is refused; its input step wrote nothing.
+        await this.#end(claim, { kind: 'reject', error: recorded });
+        return;
+      }
       if (isPermanentStepError(error) && !ending) {
         await this.#failTurn(claim, step.state, recorded);
         return;

@@ -135,6 +135,10 @@ export async function deliverEnding(
   if (ending.kind === 'settle') {
     result = await settleTurn(fenced, ending.plan);
     status = ending.plan.kind === 'waitForToolResults' ? 'waiting_for_tool_results' : 'completed';
+  } else if (ending.kind === 'reject') {
+    // The turn never started: nothing to announce, the session keeps its status.
+    status = 'failed';
+    error = ending.error;
   } else {
     // A failed turn leaves no tool call without a result (stored once, by its key).
     await closeUnansweredToolCalls(adapter, sessionId, turnId);

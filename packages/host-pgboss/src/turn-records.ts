@@ -59,10 +59,12 @@ interface RawRow {
 /**
  * How a turn ends, recorded before any of its end effects (events, status writes) is delivered:
  * `settle` applies a final plan of the planner (complete, or wait for client tool results);
- * `fail` ends the turn with `turn.failed` because its steps could not succeed.
+ * `reject` fails a turn that never started; `fail` ends the turn with `turn.failed` because its steps could not succeed.
  */
 export type PendingEnding =
   | { kind: 'settle'; plan: RuntimeTurnPlan }
+  /** The turn was refused before it wrote anything: it fails with `error` and emits nothing. */
+  | { kind: 'reject'; error: { code: string; message: string } }
   | {
       kind: 'fail';
       state: RuntimeTurnState;
@@ -126,17 +128,33 @@ export class TurnRecords {
     this.#table = `${quoteIdentifier(schema)}.turns`;
   }
 
-  /** Records a new running turn. Throws `TURN_IN_PROGRESS` or `DUPLICATE_ID`. */
-  async insert(turnId: string, sessionId: string, step: RuntimeTurnStep): Promise<void> {
+  /**
+   * Records a new running turn unless a turn of the session waits for client tool results: then
+   * records nothing and returns that turn's id (else `null`). Throws `TURN_IN_PROGRESS` or
+   * `DUPLICATE_ID`.
+   */
+  async insert(turnId: string, sessionId: string, step: RuntimeTurnStep): Promise<string | null> {
+    let rowCount: number | null;
     try {
-      await this.#pool.query(
+      ({ rowCount } = await this.#pool.query(
         `INSERT INTO ${this.#table} (turn_id, session_id, status, step, step_order)
-         VALUES ($1, $2, 'running', $3, $4)`,
+         SELECT $1, $2, 'running', $3, $4
+          WHERE NOT EXISTS (
+            SELECT 1 FROM ${this.#table}
+             WHERE session_id = $2 AND status = 'waiting_for_tool_results')`,
         [turnId, sessionId, JSON.stringify(step), stepOrder(step)],
-      );
+      ));
     } catch (error) {
       throw uniqueViolation(error, sessionId, turnId) ?? error;
     }
+    if (rowCount === 1) return null;
+    const { rows } = await this.#pool.query<{ turn_id: string }>(
+      `SELECT turn_id FROM ${this.#table}
+        WHERE session_id = $1 AND status = 'waiting_for_tool_results' ORDER BY created_at LIMIT 1`,
+      [sessionId],
+    );
+    // The waiting turn continued meanwhile: insert again.
+    return rows[0]?.turn_id ?? this.insert(turnId, sessionId, step);
   }
 
   /** Removes a turn that never got its first job. */

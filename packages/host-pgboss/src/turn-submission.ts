@@ -5,7 +5,14 @@ import {
   inputMessageSchema,
   newId,
 } from '@everruns-ts/core';
-import { initialTurnStep, parseRuntimeTurnStep, type TurnResult } from '@everruns-ts/runtime/host';
+import {
+  initialTurnStep,
+  loadWaitingTurn,
+  parseRuntimeTurnStep,
+  pendingClientToolCalls,
+  type RuntimeHostAdapter,
+  type TurnResult,
+} from '@everruns-ts/runtime/host';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
 import type { HostTurnStatus } from './turn-records.js';
@@ -50,7 +57,8 @@ export class TurnSubmission {
 
   /**
    * Records a turn and enqueues its input step. Throws `INVALID_INPUT`, `SESSION_NOT_FOUND`,
-   * `TURN_IN_PROGRESS` and `DUPLICATE_ID` before anything runs.
+   * `TURN_IN_PROGRESS`, `TURN_WAITING_FOR_TOOL_RESULTS` (a turn of the session waits for client
+   * tool results: submit them first) and `DUPLICATE_ID` before anything runs.
    */
   async submitTurn(
     sessionId: string,
@@ -87,7 +95,8 @@ export class TurnSubmission {
       maxIterations: adapter.limits.maxIterations,
       maxRepeatedToolCalls: adapter.limits.maxRepeatedToolCalls,
     });
-    await turns.insert(turnId, sessionId, step);
+    const waiting = await turns.insert(turnId, sessionId, step);
+    if (waiting !== null) throw await waitingForToolResultsError(adapter, sessionId, waiting);
     try {
       await steps.send(step, 0, true);
     } catch (error) {
@@ -160,4 +169,23 @@ export class TurnSubmission {
       await notifications.waitForChange(turnId, Math.min(remaining, 1_000), options.signal);
     }
   }
+}
+
+/**
+ * The `TURN_WAITING_FOR_TOOL_RESULTS` error for a new turn refused because `waitingTurnId` waits
+ * for client tool results (details `sessionId`, `turnId`, `pendingToolCallIds`).
+ */
+async function waitingForToolResultsError(
+  adapter: RuntimeHostAdapter,
+  sessionId: string,
+  waitingTurnId: string,
+): Promise<EverrunsError> {
+  const resume = await loadWaitingTurn(adapter, sessionId, waitingTurnId).catch(() => null);
+  const pending = resume ? await pendingClientToolCalls(adapter, resume) : [];
+  const ids = pending.map((call) => call.id);
+  return new EverrunsError({
+    code: 'TURN_WAITING_FOR_TOOL_RESULTS',
+    message: `Turn ${waitingTurnId} of session ${sessionId} waits for the results of client-side tool calls ${ids.join(', ')}; submit them (isError: true abandons a call) before starting a new turn`,
+    details: { sessionId, turnId: waitingTurnId, pendingToolCallIds: ids },
+  });
 }

@@ -12,6 +12,7 @@ import {
 import { fencedStepAdapter } from './fenced-step-adapter.js';
 import { assertRunning, type HostContext } from './host-context.js';
 import { StaleStepError } from './host-errors.js';
+import { claimTurnLease, releaseTurnLease } from './host-turn-lease.js';
 import { deliverEnding } from './turn-ending.js';
 import type { PendingEnding } from './turn-records.js';
 
@@ -85,23 +86,35 @@ export class ClientToolSubmission {
         details: { sessionId, turnId: running },
       });
     }
-    const { remaining } = await storeClientToolResults(adapter, resume, parsed.data);
-    if (remaining.length === 0) await this.#continueWaitingTurn(sessionId, turnId, resume);
+    // The session's lease before anything is written: no other runtime's turn runs meanwhile.
+    const { sessions } = adapter.backends;
+    await claimTurnLease(sessions, sessionId, turnId, this.#context.turnLeaseMs);
+    let continued = false;
+    try {
+      const { remaining } = await storeClientToolResults(adapter, resume, parsed.data);
+      if (remaining.length === 0) {
+        continued = await this.#continueWaitingTurn(sessionId, turnId, resume);
+      }
+    } finally {
+      // Still waiting (or failed before it ran on): the turn holds no lease.
+      if (!continued) await releaseTurnLease(sessions, sessionId, turnId);
+    }
   }
 
+  /** Continues the turn once every call of the pause has its result; true once it runs on. */
   async #continueWaitingTurn(
     sessionId: string,
     turnId: string,
     resume: RuntimeTurnState,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { adapter, turns, steps } = this.#context;
     const plan = planResumeAfterToolResults(resume);
     const step: RuntimeTurnStep = { activity: 'reason', state: plan.state };
     // Claims the turn (a new fencing token): a step still running from before the pause can no
     // longer write to it.
     const resumed = await turns.resumeWaiting(turnId, step);
-    // Another caller continued the turn first.
-    if (resumed === null) return;
+    // Another caller continued the turn first (under the same lease holder).
+    if (resumed === null) return true;
     // Forgotten before the turn can pause again (a later pause remembers its own state).
     await forgetWaitingTurn(adapter, sessionId, turnId);
     try {
@@ -109,11 +122,11 @@ export class ClientToolSubmission {
         const fenced = fencedStepAdapter(adapter, turns, turnId, resumed.fence);
         await fenced.backends.sessions.updateSessionStatus(sessionId, 'active');
         await steps.send(step, resumed.generation, true);
-        return;
+        return true;
       }
       // The pause used the last iteration: the turn completes here.
       const ending: PendingEnding = { kind: 'settle', plan };
-      if (!(await turns.beginEnding(turnId, resumed.fence, ending))) return;
+      if (!(await turns.beginEnding(turnId, resumed.fence, ending))) return true;
       await deliverEnding(adapter, turns, {
         turnId,
         sessionId,
@@ -126,5 +139,6 @@ export class ClientToolSubmission {
       // A newer claim (resumeTurn) carries the turn on.
       if (!StaleStepError.isInstance(error)) throw error;
     }
+    return true;
   }
 }

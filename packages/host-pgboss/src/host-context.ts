@@ -14,6 +14,8 @@ export interface HostContext {
   readonly steps: StepQueue;
   /** The `LISTEN` connection and the handles waiting on it. */
   readonly notifications: TurnNotifications;
+  /** How long a turn's session lease lasts without renewal, in milliseconds. */
+  readonly turnLeaseMs: number;
   /** Receives errors that have no caller to go to. */
   readonly onError: (error: unknown) => void;
   /** True once `stop()` began. */

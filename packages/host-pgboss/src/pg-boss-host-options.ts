@@ -59,6 +59,14 @@ export interface PgBossHostOptions {
    * failed and retried. Default 900.
    */
   stepTimeoutSeconds?: number;
+  /**
+   * How long a turn's session lease lasts without renewal, in milliseconds (see
+   * `RuntimeSessionStore.claimTurnLease`). A host turn holds the lease of its session from
+   * submission to its end (not while it waits for client tool results), renewed by each step while
+   * it runs, so no other runtime on the same stores runs a turn on the session meanwhile. Default
+   * 60,000.
+   */
+  turnLeaseMs?: number;
   /** How often pg-boss looks for timed-out steps, in seconds. Default 30. */
   maintenanceIntervalSeconds?: number;
   /** How often an idle worker polls for steps, in seconds (at least 0.5). Default 1. */

@@ -4,6 +4,7 @@ import {
   newId,
   PlatformDefinition,
 } from '@everruns-ts/core';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { initialTurnState, initialTurnStep, rememberWaitingTurn } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
@@ -14,7 +15,7 @@ import {
   type TestEnvironment,
   toolResult,
 } from './test-support/environment.js';
-import { type FixtureHost, startFixtureHost } from './test-support/fixture.js';
+import { type FixtureHost, SCRIPTED_MODEL, startFixtureHost } from './test-support/fixture.js';
 
 let environment: TestEnvironment;
 const started: FixtureHost[] = [];
@@ -308,4 +309,78 @@ describe('PgBossHost', () => {
       PgBossHost.start({ connectionString: 'x', queue: 'bad name!' } as PgBossHostOptions),
     ).rejects.toMatchObject({ code: 'CONFIGURATION' });
   });
+});
+
+describe('the session turn lease', () => {
+  it('is held from submission to the end of the turn: another runtime cannot start a turn meanwhile', async () => {
+    const config = environment.configFor();
+    const { host } = await fixtureHost(config);
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'append and flag');
+    expect(await environment.backends.sessions.getTurnLease(sessionId)).toMatchObject({
+      holderId: `pgboss/${handle.turnId}`,
+    });
+    await expect(
+      environment.backends.sessions.claimTurnLease(sessionId, 'another-runtime/turn', 10_000),
+    ).rejects.toMatchObject({ code: 'TURN_IN_PROGRESS' });
+    await host.work({ concurrency: 1 });
+    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+    expect(await environment.backends.sessions.getTurnLease(sessionId)).toBeNull();
+  });
+
+  it('refuses a turn while another runtime holds the lease, writing nothing', async () => {
+    const { host } = await fixtureHost();
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    await environment.backends.sessions.claimTurnLease(sessionId, 'another-runtime/turn', 30_000);
+    const turnId = newId('turn');
+    await expect(host.submitTextTurn(sessionId, 'meanwhile', { turnId })).rejects.toMatchObject({
+      code: 'TURN_IN_PROGRESS',
+      details: { sessionId, holder: 'another-runtime/turn' },
+    });
+    expect(await host.turnStatus(turnId)).toBeNull();
+    expect(await environment.backends.messages.count(sessionId)).toBe(0);
+    expect(await environment.backends.events.loadEvents(sessionId)).toEqual([]);
+    await environment.backends.sessions.releaseTurnLease(sessionId, 'another-runtime/turn');
+    const handle = await host.submitTextTurn(sessionId, 'now', { turnId });
+    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+  });
+
+  it('never runs a host turn and an in-process turn on one session at once: 20 races, no interleaving', async () => {
+    const fixture = await fixtureHost();
+    await fixture.host.work({ concurrency: 2 });
+    const runtime = await new InProcessRuntimeBuilder()
+      .platformDefinition(fixture.platform)
+      .backends(fixture.backends)
+      .defaultModel({ ...SCRIPTED_MODEL })
+      .build();
+    const problems: string[] = [];
+    let refused = 0;
+    for (let trial = 0; trial < 20; trial++) {
+      const sessionId = await environment.createSession();
+      const outcomes = await Promise.allSettled([
+        fixture.host
+          .submitTextTurn(sessionId, `host ${trial}`)
+          .then((handle) => handle.result({ timeoutMs: 20_000 })),
+        runtime.runTextTurn(sessionId, `runtime ${trial}`),
+      ]);
+      for (const outcome of outcomes) {
+        if (outcome.status === 'fulfilled') continue;
+        refused += 1;
+        const code = (outcome.reason as { code?: string }).code;
+        if (code !== 'TURN_IN_PROGRESS') problems.push(`${sessionId}: refused with ${code}`);
+      }
+      const messages = await environment.backends.messages.load(sessionId);
+      // The turns' messages form one block per turn: no interleaving.
+      const blocks = messages
+        .map((message) => message.turnId)
+        .filter((turnId, index, all) => index === 0 || all[index - 1] !== turnId);
+      if (new Set(blocks).size !== blocks.length) problems.push(`${sessionId}: interleaved`);
+      problems.push(...historyProblems(messages).map((problem) => `${sessionId}: ${problem}`));
+      const status = (await environment.backends.sessions.getSession(sessionId))?.status;
+      if (status !== 'idle') problems.push(`${sessionId}: left ${status}`);
+    }
+    expect(problems).toEqual([]);
+    expect(refused).toBeGreaterThan(0);
+  }, 120_000);
 });

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import { ClientToolSubmission } from './client-tool-submission.js';
 import type { HostContext } from './host-context.js';
+import { configurationError } from './host-errors.js';
 import {
   createBoss,
   type HostNames,
@@ -12,6 +13,7 @@ import {
   resolveHostNames,
   startQueues,
 } from './host-setup.js';
+import { DEFAULT_HOST_TURN_LEASE_MS } from './host-turn-lease.js';
 import type { PgBossHostOptions, PgBossWorkOptions } from './pg-boss-host-options.js';
 import { PostgresToolCallJournal } from './postgres-tool-call-journal.js';
 import { StepQueue } from './step-queue.js';
@@ -75,6 +77,7 @@ export class PgBossHost {
       turns: new TurnRecords(pool, names.schema),
       steps,
       notifications: this.#notifications,
+      turnLeaseMs: options.turnLeaseMs ?? DEFAULT_HOST_TURN_LEASE_MS,
       onError,
       get stopped() {
         return host.#stopped;
@@ -91,6 +94,10 @@ export class PgBossHost {
    */
   static async start(options: PgBossHostOptions): Promise<PgBossHost> {
     const names = resolveHostNames(options);
+    const leaseMs = options.turnLeaseMs ?? DEFAULT_HOST_TURN_LEASE_MS;
+    if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
+      throw configurationError(`turnLeaseMs must be a positive integer, got ${String(leaseMs)}`);
+    }
     const limits: TurnLimits = { ...DEFAULT_TURN_LIMITS, ...options.limits };
     const { pool, ownsPool } = hostPool(options);
     const adapter: RuntimeHostAdapter = {

@@ -5,6 +5,7 @@ import {
   parseRuntimeTurnStep,
   type RuntimeTurnState,
   type RuntimeTurnStep,
+  type TurnStepOutcome,
   turnStepKey,
 } from '@everruns-ts/runtime/host';
 import type PgBoss from 'pg-boss';
@@ -16,6 +17,7 @@ import {
   recordedError,
   StaleStepError,
 } from './host-errors.js';
+import { holdTurnLease } from './host-turn-lease.js';
 import { type DeadJobData, deadLetterQueueOf, type StepJobData } from './step-jobs.js';
 import type { StepLoop } from './step-queue.js';
 import { deliverEnding } from './turn-ending.js';
@@ -108,7 +110,20 @@ export class StepWorker {
         turnId,
         claim.fence,
       );
-      const outcome = await executeTurnStep(adapter, step);
+      // The session's lease, renewed while the step runs (TURN_IN_PROGRESS, retried, when another
+      // runtime took the session after the lease lapsed).
+      const stopRenewing = await holdTurnLease(
+        this.#context.adapter.backends.sessions,
+        claim.sessionId,
+        turnId,
+        this.#context.turnLeaseMs,
+      );
+      let outcome: TurnStepOutcome;
+      try {
+        outcome = await executeTurnStep(adapter, step);
+      } finally {
+        stopRenewing();
+      }
       const next = outcome.next;
       if (next) {
         const advanced = await turns.advance(turnId, claim.fence, next, (db) =>

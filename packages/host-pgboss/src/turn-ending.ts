@@ -7,6 +7,7 @@ import {
 } from '@everruns-ts/runtime/host';
 import { intercept } from './fenced-step-adapter.js';
 import { StaleStepError } from './host-errors.js';
+import { releaseTurnLease } from './host-turn-lease.js';
 import type { HostTurnStatusName, PendingEnding, TurnRecords } from './turn-records.js';
 import { closeUnansweredToolCalls } from './unanswered-tool-calls.js';
 
@@ -146,6 +147,9 @@ export async function deliverEnding(
     status = 'failed';
     error = ending.error;
   }
+  // Every end effect is out: another turn may start on the session (a waiting turn holds no
+  // lease). Released before the row ends, so whoever sees the turn ended finds the session free.
+  await releaseTurnLease(sessions, sessionId, turnId);
   if (!(await turns.finishEnding(turnId, fence, status, result, error))) {
     throw new StaleStepError(turnId);
   }

@@ -15,6 +15,7 @@ import {
 } from '@everruns-ts/runtime/host';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
+import { claimTurnLease, releaseTurnLease } from './host-turn-lease.js';
 import type { HostTurnStatus } from './turn-records.js';
 
 /** Options of `PgBossHost.submitTurn`. */
@@ -95,12 +96,25 @@ export class TurnSubmission {
       maxIterations: adapter.limits.maxIterations,
       maxRepeatedToolCalls: adapter.limits.maxRepeatedToolCalls,
     });
-    const waiting = await turns.insert(turnId, sessionId, step);
-    if (waiting !== null) throw await waitingForToolResultsError(adapter, sessionId, waiting);
+    // The session's lease first: no other runtime on these stores runs a turn on it meanwhile.
+    const { sessions } = adapter.backends;
+    await claimTurnLease(sessions, sessionId, turnId, this.#context.turnLeaseMs);
+    let waiting: string | null;
+    try {
+      waiting = await turns.insert(turnId, sessionId, step);
+    } catch (error) {
+      await releaseTurnLease(sessions, sessionId, turnId);
+      throw error;
+    }
+    if (waiting !== null) {
+      await releaseTurnLease(sessions, sessionId, turnId);
+      throw await waitingForToolResultsError(adapter, sessionId, waiting);
+    }
     try {
       await steps.send(step, 0, true);
     } catch (error) {
       await turns.delete(turnId).catch(() => {});
+      await releaseTurnLease(sessions, sessionId, turnId);
       throw error;
     }
     return this.handle(turnId, sessionId);

@@ -117,6 +117,8 @@ export interface FixtureHost {
   backends: PostgresBackends;
   pool: pg.Pool;
   approvals: DurableFileApprovals;
+  /** The capabilities and drivers the host runs (for an in-process runtime beside it). */
+  platform: PlatformDefinition;
   close(): Promise<void>;
 }
 
@@ -321,10 +323,11 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       forToolCall: (workspace, scope) => approvals.gatedFileSystem(workspace, scope),
     };
   }
+  const platform = new PlatformDefinition(capabilities, drivers);
   const host = await PgBossHost.start({
     pool,
     backends: stores,
-    platform: new PlatformDefinition(capabilities, drivers),
+    platform,
     ...(fileSystems ? { fileSystems } : {}),
     onError: (error) => {
       if (process.env.EVERRUNS_HOST_DEBUG)
@@ -344,6 +347,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     backends,
     pool,
     approvals,
+    platform,
     async close() {
       await host.stop({ timeoutMs: 2_000 });
       await backends.close();

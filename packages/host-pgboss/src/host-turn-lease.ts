@@ -1,0 +1,58 @@
+import type { RuntimeSessionStore } from '@everruns-ts/core';
+
+/** How long a host turn's session lease lasts without renewal, by default: 60 seconds. */
+export const DEFAULT_HOST_TURN_LEASE_MS = 60_000;
+
+/**
+ * The holder id of a host turn's session lease: the same in every process, so whichever worker
+ * runs the turn's next step renews it and whichever ends the turn releases it.
+ */
+export function turnLeaseHolder(turnId: string): string {
+  return `pgboss/${turnId}`;
+}
+
+/**
+ * Claims the session's turn lease for a host turn (see `RuntimeSessionStore.claimTurnLease`), so
+ * no other runtime on the same stores runs a turn on the session meanwhile. Throws
+ * `TURN_IN_PROGRESS` when another holder's lease runs, `SESSION_NOT_FOUND`.
+ */
+export async function claimTurnLease(
+  sessions: RuntimeSessionStore,
+  sessionId: string,
+  turnId: string,
+  durationMs: number,
+): Promise<void> {
+  await sessions.claimTurnLease(sessionId, turnLeaseHolder(turnId), durationMs);
+}
+
+/**
+ * Renews a host turn's lease for a step about to run, or claims it again when it lapsed and
+ * nobody took it, then keeps renewing it every third of `durationMs` until the returned function
+ * is called. Throws `TURN_IN_PROGRESS` (retryable for the step: the other runtime's turn ends
+ * first) when another holder has taken the session.
+ */
+export async function holdTurnLease(
+  sessions: RuntimeSessionStore,
+  sessionId: string,
+  turnId: string,
+  durationMs: number,
+): Promise<() => void> {
+  const holder = turnLeaseHolder(turnId);
+  const renewed = await sessions.renewTurnLease(sessionId, holder, durationMs);
+  if (!renewed) await sessions.claimTurnLease(sessionId, holder, durationMs);
+  const timer = setInterval(
+    () => void sessions.renewTurnLease(sessionId, holder, durationMs).catch(() => null),
+    Math.max(1, Math.floor(durationMs / 3)),
+  );
+  timer.unref?.();
+  return () => clearInterval(timer);
+}
+
+/** Releases a host turn's lease; never throws (an unreleased lease lapses by itself). */
+export async function releaseTurnLease(
+  sessions: RuntimeSessionStore,
+  sessionId: string,
+  turnId: string,
+): Promise<void> {
+  await sessions.releaseTurnLease(sessionId, turnLeaseHolder(turnId)).catch(() => false);
+}

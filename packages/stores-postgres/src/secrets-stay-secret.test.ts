@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   defineCapability,
   defineTool,
+  EverrunsError,
   type RuntimeBackends,
   type RuntimeEvent,
 } from '@everruns-ts/core';
@@ -76,7 +77,11 @@ async function checkSecretsStaySecret(backends: RuntimeBackends): Promise<void> 
         };
       }
       if (answers === 2) return 'done';
-      throw new Error(`provider refused the key ${apiKey}`);
+      throw new EverrunsError({
+        code: 'LLM_ERROR',
+        message: `provider refused the key ${apiKey}`,
+        details: { status: 401, body: { error: `Incorrect API key provided: ${apiKey}` } },
+      });
     }),
   );
   const runtime = await new InProcessRuntimeBuilder()
@@ -97,6 +102,10 @@ async function checkSecretsStaySecret(backends: RuntimeBackends): Promise<void> 
   const second = await runtime.runTextTurn(sessionId, 'again');
   expect(second).toMatchObject({ success: false, error: { code: 'llm_error' } });
   expect(second.error?.message).toContain('[redacted api key]');
+  expect(second.error?.details).toMatchObject({
+    status: 401,
+    body: { error: 'Incorrect API key provided: [redacted api key]' },
+  });
 
   // The driver got the key; nothing shown or stored has it.
   expect(keysSeenByDriver).toEqual([apiKey, apiKey, apiKey]);

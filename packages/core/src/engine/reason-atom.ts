@@ -10,7 +10,11 @@ import {
 import { assembleTurnContext } from './assemble-turn-context.js';
 import { markDuplicateToolCallIds, rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents } from './emit-events.js';
-import { redactApiKey, turnContextWithoutSecrets } from './turn-context-without-secrets.js';
+import {
+  redactApiKey,
+  redactApiKeyInData,
+  turnContextWithoutSecrets,
+} from './turn-context-without-secrets.js';
 import type { AtomDependencies } from './turn-types.js';
 
 /** Input of the {@link reason} atom. */
@@ -134,7 +138,12 @@ export async function reason(
       code: 'llm_error',
       message: redactApiKey(errorMessage(error), context.model.apiKey),
       ...(EverrunsError.isInstance(error)
-        ? { details: { ...error.details, errorCode: error.code } }
+        ? {
+            details: redactApiKeyInData(
+              { ...error.details, errorCode: error.code },
+              context.model.apiKey,
+            ),
+          }
         : {}),
     };
     await backends.events.emit({

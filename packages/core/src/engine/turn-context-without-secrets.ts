@@ -38,3 +38,15 @@ export function turnContextWithoutSecrets(context: AssembledTurnContext): Assemb
 export function redactApiKey(text: string, apiKey: string | undefined): string {
   return apiKey ? text.split(apiKey).join('[redacted api key]') : text;
 }
+
+/**
+ * {@link redactApiKey} over plain JSON data (a driver error's details): the key is replaced in
+ * every string inside it. Data without the key is returned as it is.
+ */
+export function redactApiKeyInData<T>(value: T, apiKey: string | undefined): T {
+  if (!apiKey) return value;
+  const text = JSON.stringify(value);
+  const escaped = JSON.stringify(apiKey).slice(1, -1);
+  if (text === undefined || !text.includes(escaped)) return value;
+  return JSON.parse(text.split(escaped).join('[redacted api key]')) as T;
+}

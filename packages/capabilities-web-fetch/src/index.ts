@@ -1,4 +1,11 @@
 export {
+  type ConvertedHtml,
+  type ConvertHtmlOptions,
+  convertHtml,
+  HtmlConversionError,
+} from './convert-html.js';
+export { limitHtmlNesting, limitHtmlNestingInSlices } from './limit-html-nesting.js';
+export {
   hostMatches,
   isPrivateAddress,
   NetworkRefusal,
@@ -6,6 +13,13 @@ export {
   type ResolvedAddress,
   resolveCheckedAddresses,
 } from './network-guard.js';
+export {
+  createSecretRedactor,
+  SECRET_PLACEHOLDER,
+  type SecretForms,
+  type SecretRedactor,
+  secretForms,
+} from './secret-redaction.js';
 export {
   WEB_FETCH_CAPABILITY_ID,
   type WebFetchConfig,

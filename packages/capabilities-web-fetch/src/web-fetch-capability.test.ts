@@ -259,7 +259,7 @@ describe('web_fetch against a local server, private networks allowed', () => {
           headers: { Authorization: 'Bearer secret://nope' },
         }),
       ],
-      LOCAL,
+      { ...LOCAL, secretOrigins: { api_token: [base] } },
       { api_token: secret },
     );
     expect(results.get('auth')?.json).toMatchObject({ status_code: 200 });

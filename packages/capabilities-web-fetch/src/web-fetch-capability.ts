@@ -9,12 +9,14 @@ import {
   toolError,
 } from '@everruns-ts/core';
 import { z } from 'zod';
+import { convertHtml, HtmlConversionError } from './convert-html.js';
 import {
   hostMatches,
   NetworkRefusal,
   type ResolvedAddress,
   resolveCheckedAddresses,
 } from './network-guard.js';
+import { createSecretRedactor, SECRET_PLACEHOLDER } from './secret-redaction.js';
 
 /** Id of the {@link webFetchCapability}, as upstream (`web_fetch`). */
 export const WEB_FETCH_CAPABILITY_ID = 'web_fetch';
@@ -41,6 +43,32 @@ export const webFetchConfigSchema = z.strictObject({
   maxRedirects: z.number().int().min(0).max(20).default(5),
   /** The `User-Agent` header sent. */
   userAgent: z.string().min(1).default('everruns-ts-web-fetch/0.1'),
+  /**
+   * Where each session secret may be sent: secret name → the origins (`https://api.example.com`,
+   * `http://127.0.0.1:8080`) whose requests may carry it in a header. A `secret://<name>`
+   * reference for any other origin (or for a secret not listed) is refused before any request.
+   * Default: none, so no secret can be sent until the embedder lists where it goes.
+   */
+  secretOrigins: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9_.-]{1,255}$/, 'must be a secret name'),
+      z.array(
+        z
+          .string()
+          .refine(
+            (origin) =>
+              URL.canParse(origin) && new URL(origin).origin === origin.replace(/\/$/, ''),
+            'must be an origin such as https://api.example.com (scheme, host and port only)',
+          ),
+      ),
+    )
+    .default({}),
+  /** Time to convert a page to Markdown or text, in milliseconds (off the event loop). Default 10,000. */
+  conversionTimeoutMs: z.number().int().positive().default(10_000),
+  /** Most characters of a page converted to Markdown or text; the rest is dropped and `truncated` set. Default 1,000,000. */
+  maxConversionChars: z.number().int().positive().default(1_000_000),
+  /** Deepest HTML element nesting kept when converting; deeper tags are dropped, their text kept. Default 128. */
+  maxHtmlDepth: z.number().int().min(1).max(1000).default(128),
 });
 
 /** Per-session configuration of {@link webFetchCapability}. */
@@ -71,6 +99,9 @@ const SECRET_REFERENCE = /secret:\/\/([A-Za-z0-9_.-]{1,255})/g;
 const FORBIDDEN_HEADERS = new Set(['host', 'content-length', 'connection', 'transfer-encoding']);
 
 class FetchFailure extends Error {}
+
+/** Stands for a secret inside HTML being converted; converters pass it through unchanged. */
+const CONVERSION_MARKER = '\uE000SECRET\uE001';
 
 function configOf(config: unknown): WebFetchConfig {
   return (config as WebFetchConfig | undefined) ?? webFetchConfigSchema.parse({});
@@ -181,12 +212,22 @@ function decode(body: Buffer, contentType: string | null): string {
   }
 }
 
+/**
+ * Resolves the `secret://<name>` references of header values. Returns the headers with the
+ * values, the secret values (to redact) and, per lower-cased header name, the secret names it
+ * carries. Every secret is read before any is checked, so every value can be redacted.
+ */
 async function resolveHeaderSecrets(
   headers: Record<string, string>,
   context: ToolContext<unknown>,
-): Promise<{ headers: Record<string, string>; secrets: string[] }> {
+): Promise<{
+  headers: Record<string, string>;
+  secrets: string[];
+  secretHeaders: Map<string, string[]>;
+}> {
   const resolved: Record<string, string> = {};
   const secrets: string[] = [];
+  const secretHeaders = new Map<string, string[]>();
   for (const [name, value] of Object.entries(headers)) {
     let result = value;
     for (const match of value.matchAll(SECRET_REFERENCE)) {
@@ -195,26 +236,36 @@ async function resolveHeaderSecrets(
       if (secret === null)
         throw new FetchFailure(`unknown secret secret://${secretName} in header ${name}`);
       secrets.push(secret);
+      const names = secretHeaders.get(name.toLowerCase()) ?? [];
+      names.push(secretName);
+      secretHeaders.set(name.toLowerCase(), names);
       result = result.split(match[0]).join(secret);
     }
     resolved[name] = result;
   }
-  return { headers: resolved, secrets };
+  return { headers: resolved, secrets, secretHeaders };
 }
 
-/** Every form in which a secret could come back in a body: raw, Base64 and URL-encoded. */
-function redact(text: string, secrets: string[]): string {
-  let result = text;
-  for (const secret of secrets) {
-    let binary = '';
-    for (const byte of new TextEncoder().encode(secret)) binary += String.fromCharCode(byte);
-    const base64 = btoa(binary);
-    const forms = [secret, base64, base64.replace(/=+$/, ''), encodeURIComponent(secret)];
-    for (const form of forms.sort((left, right) => right.length - left.length))
-      if (form) result = result.split(form).join('[secret]');
+/** Refuses a secret header for an origin the embedder did not list for that secret. */
+function checkSecretOrigins(
+  secretHeaders: Map<string, string[]>,
+  origin: string,
+  config: WebFetchConfig,
+): void {
+  for (const [header, names] of secretHeaders) {
+    for (const name of names) {
+      const allowed = (config.secretOrigins[name] ?? []).map((entry) => new URL(entry).origin);
+      if (!allowed.includes(origin)) {
+        throw new NetworkRefusal(
+          `the secret secret://${name} (header ${header}) may not be sent to ${origin}: it is not among the origins configured for it (secretOrigins)`,
+        );
+      }
+    }
   }
-  return result;
 }
+
+/** Request headers never forwarded to another origin, besides every header carrying a secret. */
+const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
 
 const webFetchTool = defineTool({
   name: 'web_fetch',
@@ -243,10 +294,10 @@ const webFetchTool = defineTool({
       () => controller.abort(new FetchFailure(`no complete answer within ${config.timeoutMs} ms`)),
       config.timeoutMs,
     );
-    let secrets: string[] = [];
+    let redactor = createSecretRedactor([]);
     try {
       const extra = await resolveHeaderSecrets(input.headers ?? {}, context);
-      secrets = extra.secrets;
+      redactor = createSecretRedactor(extra.secrets);
       const headers: Record<string, string> = {
         'user-agent': config.userAgent,
         accept:
@@ -259,6 +310,7 @@ const webFetchTool = defineTool({
       }
       const method = input.method ?? 'GET';
       let url = parseTarget(input.url);
+      checkSecretOrigins(extra.secretHeaders, url.origin, config);
       const redirects: string[] = [];
       let response: Response;
       for (;;) {
@@ -283,46 +335,73 @@ const webFetchTool = defineTool({
         }
         const next = parseTarget(location, url);
         if (next.origin !== url.origin) {
-          // Credentials given for one origin are not sent to another.
-          delete headers.authorization;
-          delete headers.cookie;
+          // Credentials given for one origin are not sent to another, nor is any header that
+          // carries a secret (once dropped, they stay dropped for the rest of the chain).
+          for (const name of [...CREDENTIAL_HEADERS, ...extra.secretHeaders.keys()])
+            delete headers[name];
         }
         redirects.push(url.href);
         url = next;
       }
       const contentType = response.headers['content-type'] ?? null;
       const result: WebFetchResult = {
-        url: url.href,
+        url: redactor.redact(url.href),
         status_code: response.status,
-        content_type: contentType,
+        content_type: contentType === null ? null : redactor.redact(contentType),
         format: 'raw',
         truncated: response.truncated,
         bytes: response.body.length,
       };
-      if (redirects.length > 0) result.redirects = redirects;
+      if (redirects.length > 0) result.redirects = redirects.map((href) => redactor.redact(href));
       if (method === 'HEAD') return result;
       if (contentType && BINARY_TYPE.test(contentType)) {
         return toolError(
-          `web_fetch: ${url.href} returned binary content (${contentType}), which is not supported`,
+          redactor.redact(
+            `web_fetch: ${url.href} returned binary content (${contentType}), which is not supported`,
+          ),
         );
       }
       let content = decode(response.body, contentType);
+      let cut = response.truncated;
       const isHtml = /html/i.test(contentType ?? '') || /^\s*<(!doctype html|html)/i.test(content);
-      if (isHtml && input.as_markdown) {
-        // The converters load on first use: importing the capability stays cheap.
-        const { NodeHtmlMarkdown } = await import('node-html-markdown');
-        content = NodeHtmlMarkdown.translate(content);
-        result.format = 'markdown';
-      } else if (isHtml && input.as_text) {
-        const { convert: htmlToText } = await import('html-to-text');
-        content = htmlToText(content, { wordwrap: false });
-        result.format = 'text';
+      const format =
+        isHtml && input.as_markdown ? 'markdown' : isHtml && input.as_text ? 'text' : 'raw';
+      // Room past maxChars so a secret straddling the limit is still found whole and redacted.
+      const margin = 65_536;
+      if (format === 'raw') {
+        if (content.length > config.maxChars + margin) {
+          content = content.slice(0, config.maxChars + margin);
+          cut = true;
+        }
+      } else {
+        if (content.length > config.maxConversionChars) {
+          content = content.slice(0, config.maxConversionChars);
+          cut = true;
+        }
+        // Secrets are taken out before conversion too, as a marker the converters leave alone,
+        // so no conversion (entity decoding, Markdown escapes, upper-cased headings) can hide one.
+        content = cut
+          ? redactor.redactCut(content, CONVERSION_MARKER)
+          : redactor.redact(content, CONVERSION_MARKER);
+        const converted = await convertHtml(content, {
+          format,
+          maxDepth: config.maxHtmlDepth,
+          timeoutMs: config.conversionTimeoutMs,
+          maxOutputChars: config.maxChars + margin,
+          samples: extra.secrets,
+          signal: controller.signal,
+        });
+        redactor.addForms(converted.renderedSamples);
+        content = converted.content.replaceAll(CONVERSION_MARKER, SECRET_PLACEHOLDER);
+        cut ||= converted.cut;
+        result.format = format;
       }
-      content = redact(content, secrets);
+      content = cut ? redactor.redactCut(content) : redactor.redact(content);
       if (content.length > config.maxChars) {
         content = content.slice(0, config.maxChars);
-        result.truncated = true;
+        cut = true;
       }
+      result.truncated = cut;
       result.content = content;
       return result;
     } catch (error) {
@@ -331,10 +410,10 @@ const webFetchTool = defineTool({
       const message =
         reason instanceof NetworkRefusal
           ? `refused: ${reason.message}`
-          : reason instanceof FetchFailure
+          : reason instanceof FetchFailure || reason instanceof HtmlConversionError
             ? reason.message
             : `the request failed: ${(reason as NodeJS.ErrnoException).code ?? (reason as Error).message}`;
-      return toolError(`web_fetch failed: ${redact(message, secrets)}`);
+      return toolError(redactor.redact(`web_fetch failed: ${message}`));
     } finally {
       clearTimeout(timer);
       context.signal.removeEventListener('abort', onAbort);

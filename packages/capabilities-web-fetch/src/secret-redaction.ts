@@ -1,0 +1,179 @@
+/** What a redacted secret is replaced with in everything a tool returns. */
+export const SECRET_PLACEHOLDER = '[secret]';
+
+/**
+ * Shortest encoded form searched for at an offset inside a longer Base64 text; shorter ones would
+ * match by chance. The secret's own raw and whole-value forms are searched whatever their length.
+ */
+const MIN_OFFSET_FORM_CHARS = 6;
+
+const BASE64_ALPHABET = '[A-Za-z0-9+/]';
+const BASE64URL_ALPHABET = '[A-Za-z0-9_-]';
+
+/** The encoded forms of one secret that a redactor looks for. */
+export interface SecretForms {
+  /** Forms compared ignoring case: raw, URL-encoded, hex, JSON- and HTML-escaped. */
+  caseInsensitive: string[];
+  /**
+   * Base64 and base64url forms, compared exactly: the whole value, and the characters that only
+   * the secret decides when it sits one or two bytes into a longer encoded text (as in
+   * `Basic base64(user:secret)`).
+   */
+  base64: { alphabet: string; core: string }[];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+}
+
+function percentEncodeEveryByte(bytes: Uint8Array): string {
+  let result = '';
+  for (const byte of bytes) result += `%${byte.toString(16).padStart(2, '0')}`;
+  return result;
+}
+
+/** The characters of `base64` (unpadded) that depend only on the secret placed `offset` bytes in. */
+function base64Core(secretBytes: Uint8Array, offset: number, urlSafe: boolean): string {
+  const bytes = new Uint8Array(offset + secretBytes.length);
+  bytes.set(secretBytes, offset);
+  const encoded = Buffer.from(bytes)
+    .toString(urlSafe ? 'base64url' : 'base64')
+    .replace(/=+$/, '');
+  const start = offset === 0 ? 0 : offset + 1;
+  const end = (offset + secretBytes.length) % 3 === 0 ? encoded.length : encoded.length - 1;
+  return encoded.slice(start, end);
+}
+
+/** Every form of `secret` a server could send back: see {@link SecretForms}. */
+export function secretForms(secret: string): SecretForms {
+  const bytes = new TextEncoder().encode(secret);
+  const caseInsensitive = new Set<string>([
+    secret,
+    encodeURIComponent(secret),
+    encodeURIComponent(secret).replaceAll('%20', '+'),
+    encodeURI(secret),
+    percentEncodeEveryByte(bytes),
+    Buffer.from(bytes).toString('hex'),
+    JSON.stringify(secret).slice(1, -1),
+    JSON.stringify(secret).slice(1, -1).replaceAll('/', '\\/'),
+    secret
+      .replaceAll('&', '&amp;')
+      .replaceAll('<', '&lt;')
+      .replaceAll('>', '&gt;')
+      .replaceAll('"', '&quot;')
+      .replaceAll("'", '&#39;'),
+  ]);
+  for (const part of ['pathname', 'search', 'hash'] as const) {
+    try {
+      const url = new URL(
+        `http://host/${part === 'search' ? '?' : part === 'hash' ? '#' : ''}${secret}`,
+      );
+      caseInsensitive.add(url[part].replace(/^\/?[?#]?/, ''));
+    } catch {
+      // Not every secret fits in a URL; its other forms still apply.
+    }
+  }
+  const base64: SecretForms['base64'] = [];
+  for (const urlSafe of [false, true]) {
+    for (const offset of [0, 1, 2]) {
+      const core = base64Core(bytes, offset, urlSafe);
+      if (core.length === 0 || (offset > 0 && core.length < MIN_OFFSET_FORM_CHARS)) continue;
+      const alphabet = urlSafe ? BASE64URL_ALPHABET : BASE64_ALPHABET;
+      if (!base64.some((form) => form.core === core && form.alphabet === alphabet))
+        base64.push({ alphabet, core });
+    }
+  }
+  caseInsensitive.delete('');
+  return { caseInsensitive: [...caseInsensitive], base64 };
+}
+
+/** Replaces secrets in text; see {@link createSecretRedactor}. */
+export interface SecretRedactor {
+  /** `text` with every form of every secret replaced by `replacement` (default `[secret]`). */
+  redact(text: string, replacement?: string): string;
+  /**
+   * {@link SecretRedactor.redact}, for text that was cut short: a trailing beginning of a
+   * secret's form (the part of a secret before the cut) is removed too.
+   */
+  redactCut(text: string, replacement?: string): string;
+  /** Extra literal forms to redact (how a converter renders a secret), added to every later call. */
+  addForms(forms: readonly string[]): void;
+}
+
+/**
+ * Builds a redactor for `secrets`: raw, URL-encoded (every common style), hex, JSON- and
+ * HTML-escaped forms, ignoring case; base64 and base64url, with or without padding, whole or one
+ * or two bytes into a longer encoded text (the characters around that only partly depend on the
+ * secret are replaced too). Matching is a single pass of a regular expression made only of
+ * literal alternatives, so it runs in time proportional to the text.
+ */
+export function createSecretRedactor(secrets: readonly string[]): SecretRedactor {
+  const usable = [...new Set(secrets.filter((secret) => secret.length > 0))];
+  const literal = new Set<string>();
+  const base64Patterns: string[] = [];
+  const prefixes: { form: string; ignoreCase: boolean }[] = [];
+  for (const secret of usable) {
+    const forms = secretForms(secret);
+    for (const form of forms.caseInsensitive) literal.add(form);
+    for (const { alphabet, core } of forms.base64) {
+      base64Patterns.push(`${alphabet}?${escapeRegExp(core)}${alphabet}?=*`);
+      prefixes.push({ form: core, ignoreCase: false });
+    }
+  }
+  let literalPattern: RegExp | null = null;
+  const base64Pattern =
+    base64Patterns.length > 0
+      ? new RegExp(base64Patterns.sort((left, right) => right.length - left.length).join('|'), 'g')
+      : null;
+  const compile = () => {
+    literalPattern =
+      literal.size > 0
+        ? new RegExp(
+            [...literal]
+              .sort((left, right) => right.length - left.length)
+              .map(escapeRegExp)
+              .join('|'),
+            'gi',
+          )
+        : null;
+  };
+  compile();
+
+  const redact = (text: string, replacement = SECRET_PLACEHOLDER): string => {
+    let result = text;
+    if (base64Pattern) result = result.replace(base64Pattern, () => replacement);
+    if (literalPattern) result = result.replace(literalPattern, () => replacement);
+    return result;
+  };
+
+  return {
+    redact,
+    redactCut(text, replacement = SECRET_PLACEHOLDER) {
+      const result = redact(text, replacement);
+      const forms = [...[...literal].map((form) => ({ form, ignoreCase: true })), ...prefixes];
+      let strip = 0;
+      for (const { form, ignoreCase } of forms) {
+        if (form.length < 2) continue;
+        const tail = result.slice(-(form.length - 1));
+        const end = ignoreCase ? tail.toLowerCase() : tail;
+        const wanted = ignoreCase ? form.toLowerCase() : form;
+        for (let size = Math.min(form.length - 1, end.length); size > strip; size--) {
+          if (end.endsWith(wanted.slice(0, size))) {
+            strip = size;
+            break;
+          }
+        }
+      }
+      return strip > 0 ? result.slice(0, result.length - strip) : result;
+    },
+    addForms(forms) {
+      let added = false;
+      for (const form of forms)
+        if (form.length > 0 && !literal.has(form)) {
+          literal.add(form);
+          added = true;
+        }
+      if (added) compile();
+    },
+  };
+}

@@ -224,6 +224,47 @@ describe('PgBossHost', () => {
     expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('started');
   });
 
+  it('ends a turn whose driver fails with turn.failed and session.idled, once, and status idle', async () => {
+    const { host } = await fixtureHost();
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'driver error please');
+    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({
+      success: false,
+      stopReason: 'llm_error',
+      error: { code: 'llm_error' },
+    });
+    expect(await endCounts(sessionId)).toEqual([0, 1, 1]);
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+    expect(historyProblems(await environment.backends.messages.load(sessionId))).toEqual([]);
+  });
+
+  it('fails a turn whose capability is not registered without a trace: nothing written, no events, lease released', async () => {
+    const { host } = await fixtureHost({ retry: { limit: 1, delaySeconds: 0, backoff: false } });
+    await host.work({ concurrency: 1 });
+    const now = new Date().toISOString();
+    const session = await environment.backends.sessions.createSession({
+      id: newId('session'),
+      harnessId: environment.harnessId,
+      tags: [],
+      capabilities: [{ id: 'not_registered' }],
+      initialFiles: [],
+      status: 'started',
+      createdAt: now,
+      updatedAt: now,
+    });
+    const handle = await host.submitTextTurn(session.id, 'work');
+    await expect(handle.result({ timeoutMs: 20_000 })).rejects.toMatchObject({
+      code: 'CAPABILITY_NOT_FOUND',
+    });
+    expect(await handle.status()).toMatchObject({ status: 'failed' });
+    // The input step checks before it writes: the turn never started, so nothing announces it.
+    expect(await environment.backends.messages.count(session.id)).toBe(0);
+    expect(await endCounts(session.id)).toEqual([0, 0, 0]);
+    expect((await environment.backends.sessions.getSession(session.id))?.status).toBe('started');
+    expect(await environment.backends.sessions.getTurnLease(session.id)).toBeNull();
+  });
+
   it('fails a turn whose persisted step does not parse with STATE_INVALID, never guessing', async () => {
     const config = environment.configFor();
     const fixture = await startFixtureHost(config);
@@ -384,3 +425,11 @@ describe('the session turn lease', () => {
     expect(refused).toBeGreaterThan(0);
   }, 120_000);
 });
+
+/** How many `turn.completed`, `turn.failed` and `session.idled` events a session has. */
+async function endCounts(sessionId: string): Promise<number[]> {
+  const events = await environment.backends.events.loadEvents(sessionId);
+  return ['turn.completed', 'turn.failed', 'session.idled'].map(
+    (type) => events.filter((event) => event.type === type).length,
+  );
+}

@@ -230,7 +230,12 @@ export class StepWorker {
         steps.enqueueEnding(claim.turnId, claim.fence, claim.step, claim.generation, db);
       if (claim.ending) await enqueue();
       else if (
-        !(await turns.beginEnding(claim.turnId, claim.fence, failure(claim, state, error), enqueue))
+        !(await turns.beginEnding(
+          claim.turnId,
+          claim.fence,
+          await this.#failureOf(claim, state, error),
+          enqueue,
+        ))
       ) {
         return;
       }
@@ -246,7 +251,28 @@ export class StepWorker {
     known: RuntimeTurnState | null,
     error: RecordedError,
   ): Promise<void> {
-    await this.#end(claim, failure(claim, known, error));
+    await this.#end(claim, await this.#failureOf(claim, known, error));
+  }
+
+  /**
+   * The ending of a turn that fails with `error`: `reject` (nothing to announce) when its input
+   * step wrote nothing, else `fail` from the state it reached (if known).
+   */
+  async #failureOf(
+    claim: StepClaim,
+    known: RuntimeTurnState | null,
+    error: RecordedError,
+  ): Promise<PendingEnding> {
+    let state = known;
+    if (!state?.inputMessageId) {
+      const input = await this.#context.adapter.backends.messages.getByIdempotencyKey(
+        claim.sessionId,
+        `${claim.turnId}/input`,
+      );
+      if (!input) return { kind: 'reject', error };
+      if (state) state = { ...state, inputMessageId: input.id };
+    }
+    return failure(claim, state, error);
   }
 }
 

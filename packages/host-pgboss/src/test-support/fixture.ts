@@ -299,6 +299,12 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
          VALUES ($1, $2, $3, $4, $5)`,
         [request.sessionId, request.turnId, request.iteration, stored !== null, process.pid],
       );
+      const firstUser = request.messages.findLast(
+        (message) => message.role === 'user' && message.turnId === request.turnId,
+      );
+      if (firstUser && messageText(firstUser).startsWith('driver error')) {
+        throw new Error('the model is down');
+      }
       const response = scriptedAnswer(request);
       if (response.text.startsWith('slowly answered')) await gate(`finish-${request.turnId}`);
       killAt('after-model-call', request.iteration);

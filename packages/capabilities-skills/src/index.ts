@@ -1,10 +1,26 @@
-export { parseSkillFile, type SkillFile, SkillFileError } from './skill-file.js';
+export {
+  type FrontMatterLimits,
+  MAX_FRONT_MATTER_ALIASES,
+  MAX_FRONT_MATTER_BYTES,
+  MAX_FRONT_MATTER_KEYS,
+  MAX_FRONT_MATTER_NESTING,
+  parseSkillFile,
+  type SkillFile,
+  SkillFileError,
+} from './skill-file.js';
 export {
   type DiscoveredSkill,
+  type DiscoverSkillsOptions,
   discoverSkills,
+  MAX_INSTRUCTIONS_CHARS,
   MAX_PROMPT_DESCRIPTION_CHARS,
+  MAX_SKILL_ARGUMENTS_CHARS,
+  MAX_SKILL_FILE_BYTES,
+  MAX_SKILLS,
   MAX_SKILLS_IN_PROMPT,
   SKILLS_CAPABILITY_ID,
   SKILLS_PATH,
+  type SkillsConfig,
   skillsCapability,
+  skillsConfigSchema,
 } from './skills-capability.js';

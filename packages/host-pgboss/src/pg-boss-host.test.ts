@@ -239,8 +239,8 @@ describe('PgBossHost', () => {
     expect(historyProblems(await environment.backends.messages.load(sessionId))).toEqual([]);
   });
 
-  it('fails a turn whose capability is not registered without a trace: nothing written, no events, lease released', async () => {
-    const { host } = await fixtureHost({ retry: { limit: 1, delaySeconds: 0, backoff: false } });
+  it('refuses a turn whose capability is not registered at submission: nothing recorded or written', async () => {
+    const { host } = await fixtureHost();
     await host.work({ concurrency: 1 });
     const now = new Date().toISOString();
     const session = await environment.backends.sessions.createSession({
@@ -253,16 +253,37 @@ describe('PgBossHost', () => {
       createdAt: now,
       updatedAt: now,
     });
-    const handle = await host.submitTextTurn(session.id, 'work');
-    await expect(handle.result({ timeoutMs: 20_000 })).rejects.toMatchObject({
+    const turnId = newId('turn');
+    await expect(host.submitTextTurn(session.id, 'work', { turnId })).rejects.toMatchObject({
       code: 'CAPABILITY_NOT_FOUND',
     });
-    expect(await handle.status()).toMatchObject({ status: 'failed' });
-    // The input step checks before it writes: the turn never started, so nothing announces it.
+    expect(await host.turnStatus(turnId)).toBeNull();
     expect(await environment.backends.messages.count(session.id)).toBe(0);
     expect(await endCounts(session.id)).toEqual([0, 0, 0]);
     expect((await environment.backends.sessions.getSession(session.id))?.status).toBe('started');
     expect(await environment.backends.sessions.getTurnLease(session.id)).toBeNull();
+  });
+
+  it('fails a turn its input step refuses without a trace: nothing written, no events, lease released', async () => {
+    const config = environment.configFor({ retry: { limit: 1, delaySeconds: 0, backoff: false } });
+    const client = await fixtureHost(config);
+    const sessionId = await environment.createSession();
+    const handle = await client.host.submitTextTurn(sessionId, 'work');
+    // The session's capabilities change before a worker runs the input step.
+    await environment.backends.sessions.updateSessionCapabilities(sessionId, [
+      { id: 'not_registered' },
+    ]);
+    const worker = await startFixtureHost(config);
+    started.push(worker);
+    await worker.host.work({ concurrency: 1 });
+    await expect(handle.result({ timeoutMs: 20_000 })).rejects.toMatchObject({
+      code: 'CAPABILITY_NOT_FOUND',
+    });
+    expect(await handle.status()).toMatchObject({ status: 'failed' });
+    expect(await environment.backends.messages.count(sessionId)).toBe(0);
+    expect(await endCounts(sessionId)).toEqual([0, 0, 0]);
+    expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('started');
+    expect(await environment.backends.sessions.getTurnLease(sessionId)).toBeNull();
   });
 
   it('fails a turn whose persisted step does not parse with STATE_INVALID, never guessing', async () => {

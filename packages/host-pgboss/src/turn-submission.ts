@@ -4,6 +4,7 @@ import {
   type InputMessage,
   inputMessageSchema,
   newId,
+  validateTurnInput,
 } from '@everruns-ts/core';
 import {
   initialTurnStep,
@@ -58,7 +59,8 @@ export class TurnSubmission {
 
   /**
    * Records a turn and enqueues its input step. Throws `INVALID_INPUT`, `SESSION_NOT_FOUND`,
-   * `TURN_IN_PROGRESS`, `TURN_WAITING_FOR_TOOL_RESULTS` (a turn of the session waits for client
+   * `LIMIT_EXCEEDED` (input size), `CAPABILITY_NOT_FOUND`, `MODEL_NOT_FOUND`, `CONFIGURATION`,
+   * `DRIVER_NOT_FOUND` (as the input step checks them), `TURN_IN_PROGRESS`, `TURN_WAITING_FOR_TOOL_RESULTS` (a turn of the session waits for client
    * tool results: submit them first) and `DUPLICATE_ID` before anything runs.
    */
   async submitTurn(
@@ -88,6 +90,9 @@ export class TurnSubmission {
         details: { sessionId },
       });
     }
+    // Everything the input step would check before writing, checked here first: a refused turn
+    // is never recorded (its size, capabilities, model and driver).
+    await validateTurnInput(adapter, { sessionId, input: parsed.data });
     const turnId = options.turnId ?? newId('turn');
     const step = initialTurnStep({
       sessionId,

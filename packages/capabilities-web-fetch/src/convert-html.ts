@@ -66,7 +66,7 @@ export async function convertHtml(
     return await new Promise<ConvertedHtml>((resolve, reject) => {
       const worker = new Worker(WORKER_URL, {
         workerData: {
-          html: limited,
+          chunks: limited,
           format: options.format,
           maxOutputChars: options.maxOutputChars,
           samples: [...options.samples],

@@ -147,6 +147,26 @@ function readAttributes(
   }
 }
 
+/** Elements after whose end a long document may be split into the next chunk. */
+const BLOCK_ELEMENTS = new Set([
+  ...CLOSES_PARAGRAPH,
+  'dd',
+  'dt',
+  'li',
+  'tbody',
+  'td',
+  'tfoot',
+  'th',
+  'thead',
+  'tr',
+]);
+
+/** Output characters after which a chunk ends at the next block end outside tables and `<pre>`. */
+const CHUNK_CHARS = 16_384;
+
+/** Output characters after which a chunk ends at the next tag, wherever it is. */
+const HARD_CHUNK_CHARS = 32_768;
+
 /**
  * Rewrites untrusted HTML into a form every converter parses in linear time: in one pass, with
  * work proportional to the input, it closes every element it opens (end tags in the right order,
@@ -161,6 +181,16 @@ function readAttributes(
  * nesting level, so a deep enough page overflows the stack.
  */
 export function limitHtmlNesting(html: string, maxDepth: number): string {
+  return limitHtmlNestingChunks(html, maxDepth).join('');
+}
+
+/**
+ * {@link limitHtmlNesting}, cut into chunks of 16 to 32 KB, each a complete fragment: at a block
+ * end, every open element is closed and the next chunk opens them again. A converter whose time
+ * grows with the square of its input (`node-html-markdown` rebuilds its output string on every
+ * append) then takes time proportional to the whole page when run chunk by chunk.
+ */
+export function limitHtmlNestingChunks(html: string, maxDepth: number): string[] {
   const steps = limitHtmlNestingSteps(html, maxDepth);
   for (;;) {
     const step = steps.next();
@@ -172,14 +202,14 @@ export function limitHtmlNesting(html: string, maxDepth: number): string {
 const SLICE_CHARS = 32_768;
 
 /**
- * {@link limitHtmlNesting} in slices of about 32 KB of input, giving the event loop a turn
+ * {@link limitHtmlNestingChunks} in slices of about 32 KB of input, giving the event loop a turn
  * between slices so a large page never holds it for long. Throws the signal's reason when it aborts.
  */
 export async function limitHtmlNestingInSlices(
   html: string,
   maxDepth: number,
   signal?: AbortSignal,
-): Promise<string> {
+): Promise<string[]> {
   const steps = limitHtmlNestingSteps(html, maxDepth);
   for (;;) {
     signal?.throwIfAborted();
@@ -189,8 +219,11 @@ export async function limitHtmlNestingInSlices(
   }
 }
 
-function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void, string> {
-  const output: string[] = [];
+function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void, string[]> {
+  const chunks: string[] = [];
+  let output: string[] = [];
+  let chunkChars = 0;
+  let blockEnded = false;
   const stack: string[] = [];
   const openCount = new Map<string, number>();
   const length = html.length;
@@ -198,6 +231,11 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
   let index = 0;
   let nextSlice = SLICE_CHARS;
 
+  const emit = (text: string) => {
+    output.push(text);
+    chunkChars += text.length;
+    blockEnded = false;
+  };
   const push = (name: string) => {
     stack.push(name);
     openCount.set(name, (openCount.get(name) ?? 0) + 1);
@@ -205,7 +243,8 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
   const pop = () => {
     const name = stack.pop() as string;
     openCount.set(name, (openCount.get(name) ?? 1) - 1);
-    output.push(`</${name}>`);
+    emit(`</${name}>`);
+    blockEnded = BLOCK_ELEMENTS.has(name);
   };
   const closeThrough = (name: string) => {
     while (stack.length > 0) {
@@ -214,18 +253,35 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
       if (top === name) return;
     }
   };
+  /**
+   * Ends the chunk once it is long enough: at a block end outside tables and `<pre>`, or at any
+   * tag past the hard size. The next chunk opens the open elements again (without attributes,
+   * so reopening costs at most a few characters per level).
+   */
+  const maybeSplit = () => {
+    if (chunkChars < CHUNK_CHARS) return;
+    const atGoodEnd =
+      blockEnded && (openCount.get('table') ?? 0) === 0 && (openCount.get('pre') ?? 0) === 0;
+    if (!atGoodEnd && chunkChars < HARD_CHUNK_CHARS) return;
+    for (let level = stack.length - 1; level >= 0; level--) output.push(`</${stack[level]}>`);
+    chunks.push(output.join(''));
+    output = stack.map((name) => `<${name}>`);
+    chunkChars = 0;
+    blockEnded = false;
+  };
 
   while (index < length) {
+    maybeSplit();
     if (index >= nextSlice) {
       yield;
       nextSlice = index + SLICE_CHARS;
     }
     const next = html.indexOf('<', index);
     if (next === -1) {
-      output.push(html.slice(index));
+      emit(html.slice(index));
       break;
     }
-    if (next > index) output.push(html.slice(index, next));
+    if (next > index) emit(html.slice(index, next));
     index = next;
     const after = html[index + 1] ?? '';
     if (html.startsWith('<!--', index)) {
@@ -243,7 +299,7 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
       const name = (TAG_NAME.exec(html)?.[0] ?? '').toLowerCase();
       const close = html.indexOf('>', index + 2 + name.length);
       if (close === -1) {
-        output.push(asText(html.slice(index)));
+        emit(asText(html.slice(index)));
         break;
       }
       index = close + 1;
@@ -251,7 +307,7 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
       continue;
     }
     if (!NAME_START.test(after)) {
-      output.push('&lt;');
+      emit('&lt;');
       index++;
       continue;
     }
@@ -259,7 +315,7 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
     const name = (TAG_NAME.exec(html)?.[0] ?? '').toLowerCase();
     const tag = readAttributes(html, index + 1 + name.length);
     if (!tag) {
-      output.push(asText(html.slice(index)));
+      emit(asText(html.slice(index)));
       break;
     }
     index = tag.end;
@@ -289,13 +345,14 @@ function* limitHtmlNestingSteps(html: string, maxDepth: number): Generator<void,
         }
     }
     if (VOID_ELEMENTS.has(name)) {
-      output.push(`<${name}${tag.attributes}>`);
+      emit(`<${name}${tag.attributes}>`);
       continue;
     }
     if (tag.selfClosing || stack.length >= maxDepth) continue;
-    output.push(`<${name}${tag.attributes}>`);
+    emit(`<${name}${tag.attributes}>`);
     push(name);
   }
   while (stack.length > 0) pop();
-  return output.join('');
+  chunks.push(output.join(''));
+  return chunks.filter((chunk) => chunk.length > 0);
 }

@@ -117,9 +117,14 @@ const HOSTILE_PAGES: Record<string, string> = {
   '/unclosed-mixed': '<div><ul><b><i>x'.repeat(20_000),
   // Closed but 20,000 levels deep: both converters overflowed the stack.
   '/deep': `${'<div>'.repeat(20_000)}deep text${'</div>'.repeat(20_000)}`,
-  // Quadratic inside node-html-markdown even when well formed: stopped by the deadline.
+  // Quadratic inside node-html-markdown even when well formed: converted chunk by chunk.
   '/many-breaks': `<p>${'x<br>'.repeat(200_000)}</p>`,
+  // Lists nested 64 deep: Markdown indents every item by the depth, so the whole page makes
+  // tens of megabytes of output; only the deadline stops it when maxChars asks for all of it.
+  '/nested-lists': '<ul><li>x'.repeat(100_000),
   '/tags-without-end': '<a b'.repeat(100_000),
+  // 2 MB of ordinary markup: large work that has to stay off the event loop.
+  '/large': `<html><body>${'<div class="c"><h2>Title</h2><p>Some <b>bold</b> and <a href="/x">a link</a>.</p><ul><li>a</li><li>b</li></ul></div>'.repeat(18_000)}</body></html>`,
 };
 
 let hostile: Awaited<ReturnType<typeof startServer>>;
@@ -137,7 +142,14 @@ afterAll(async () => {
 describe('web_fetch conversion of hostile pages', () => {
   it('converts pages of unclosed and deeply nested tags quickly, without stalling the event loop', async () => {
     const calls: LlmSimToolCall[] = [];
-    for (const path of ['/unclosed-div', '/unclosed-mixed', '/deep', '/tags-without-end'])
+    for (const path of [
+      '/many-breaks',
+      '/unclosed-div',
+      '/unclosed-mixed',
+      '/deep',
+      '/tags-without-end',
+      '/large',
+    ])
       for (const format of ['as_markdown', 'as_text'])
         calls.push(
           fetchCall(`${path}:${format}`, { url: `${hostile.origin}${path}`, [format]: true }),
@@ -158,14 +170,20 @@ describe('web_fetch conversion of hostile pages', () => {
     expect(results.get('/tags-without-end:as_text')?.content).toContain(
       '"format":"text","truncated":true,"bytes":400000,"content":"<a b<a b<a b',
     );
-    expect(measured.elapsedMs).toBeLessThan(15_000);
+    expect(results.get('/many-breaks:as_markdown')?.content).toContain(
+      '"format":"markdown","truncated":true,"bytes":1000007,"content":"x  \\nx  \\nx',
+    );
+    expect(results.get('/large:as_markdown')?.content).toContain(
+      '"format":"markdown","truncated":true,"bytes":2000000,"content":"## Title\\n\\nSome **bold** and [a link](/x).',
+    );
+    expect(measured.elapsedMs).toBeLessThan(20_000);
     expect(measured.maxLoopDelayMs).toBeLessThan(MAX_LOOP_DELAY_MS);
   });
 
   it('stops a conversion at its deadline with a tool error while another session goes on', async () => {
     const attack = await attackRuntime(
-      [fetchCall('breaks', { url: `${hostile.origin}/many-breaks`, as_markdown: true })],
-      { conversionTimeoutMs: 1500 },
+      [fetchCall('lists', { url: `${hostile.origin}/nested-lists`, as_markdown: true })],
+      { conversionTimeoutMs: 3000, maxChars: 100_000_000 },
     );
     const bystander = await attackRuntime(
       [fetchCall('small', { url: `${hostile.origin}/small`, as_markdown: true })],
@@ -186,14 +204,14 @@ describe('web_fetch conversion of hostile pages', () => {
     });
     const small = toolResults(await bystander.runtime.messages(bystander.sessionId)).get('small');
     expect(small?.json).toMatchObject({ content: 'a small page', format: 'markdown' });
-    expect(toolResults(await attack.runtime.messages(attack.sessionId)).get('breaks')).toEqual({
+    expect(toolResults(await attack.runtime.messages(attack.sessionId)).get('lists')).toEqual({
       isError: true,
-      toolCallId: 'breaks',
+      toolCallId: 'lists',
       type: 'tool_result',
-      content: 'web_fetch failed: converting the page to Markdown took longer than 1500 ms',
+      content: 'web_fetch failed: converting the page to Markdown took longer than 3000 ms',
       json: {},
     });
-    expect(measured.elapsedMs).toBeLessThan(6_000);
+    expect(measured.elapsedMs).toBeLessThan(8_000);
     expect(measured.maxLoopDelayMs).toBeLessThan(MAX_LOOP_DELAY_MS);
   });
 

@@ -4,7 +4,11 @@ export {
   convertHtml,
   HtmlConversionError,
 } from './convert-html.js';
-export { limitHtmlNesting, limitHtmlNestingInSlices } from './limit-html-nesting.js';
+export {
+  limitHtmlNesting,
+  limitHtmlNestingChunks,
+  limitHtmlNestingInSlices,
+} from './limit-html-nesting.js';
 export {
   hostMatches,
   isPrivateAddress,

@@ -127,14 +127,22 @@ export class ClientToolSubmission {
       // The pause used the last iteration: the turn completes here.
       const ending: PendingEnding = { kind: 'settle', plan };
       if (!(await turns.beginEnding(turnId, resumed.fence, ending))) return true;
-      await deliverEnding(adapter, turns, {
-        turnId,
-        sessionId,
-        fence: resumed.fence,
-        ending,
-        endingStarted: 0,
-        endingDone: 0,
-      });
+      try {
+        await deliverEnding(adapter, turns, {
+          turnId,
+          sessionId,
+          fence: resumed.fence,
+          ending,
+          endingStarted: 0,
+          endingDone: 0,
+        });
+      } catch (error) {
+        if (StaleStepError.isInstance(error)) throw error;
+        // The ending is recorded: a worker delivers the rest of it.
+        await steps.enqueueEnding(turnId, resumed.fence, step, resumed.generation);
+        await steps.wake(true);
+        this.#context.onError(error);
+      }
     } catch (error) {
       // A newer claim (resumeTurn) carries the turn on.
       if (!StaleStepError.isInstance(error)) throw error;

@@ -386,6 +386,43 @@ describe('turn endings under kills', () => {
     }
   }, 120_000);
 
+  it('pauses a turn once when its worker is killed while pausing it, and the client resumes it', async () => {
+    const config = environment.configFor();
+    const sessionId = await environment.createSession();
+    const submitter = await startFixtureHost(config);
+    try {
+      const doomed = track(
+        startWorker({ ...config, killPoint: { name: 'after-waiting-status' }, concurrency: 1 }),
+      );
+      await doomed.ready;
+      const handle = await submitter.host.submitTextTurn(sessionId, 'ask the client');
+      expect((await doomed.exited).signal, doomed.stderr()).toBe('SIGKILL');
+      // Killed after the session was marked waiting, before the turn's row said so.
+      expect(await handle.status()).toMatchObject({ status: 'running' });
+      const rescuer = track(startWorker({ ...config, concurrency: 1 }));
+      try {
+        await rescuer.ready;
+        expect(await handle.result({ timeoutMs: 60_000 })).toMatchObject({
+          stopReason: 'waiting_for_tool_results',
+        });
+        await submitter.host.submitToolResults(sessionId, handle.turnId, [
+          { toolCallId: 'ask1', content: 'blue' },
+        ]);
+        expect(await handle.result({ timeoutMs: 60_000 })).toMatchObject({
+          response: 'answered blue',
+          stopReason: 'end_turn',
+        });
+      } finally {
+        await rescuer.stop();
+      }
+      expect(await endEvents(sessionId)).toEqual({ completed: 1, failed: 0, idled: 1 });
+      expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+      expect(historyProblems(await environment.backends.messages.load(sessionId))).toEqual([]);
+    } finally {
+      await submitter.close();
+    }
+  }, 120_000);
+
   it('ends each of 60 turns exactly once while 24 workers are killed at random moments', async () => {
     const config = environment.configFor({
       retry: { limit: 40, delaySeconds: 0, backoff: false },

@@ -144,11 +144,11 @@ export class StepWorker {
       ) {
         // Another turn of the session (of another runtime on the same stores) waits for client
         // tool results: this turn is refused; its input step wrote nothing.
-        await this.#end(claim, { kind: 'reject', error: recorded });
+        await ignoreStale(this.#end(claim, { kind: 'reject', error: recorded }));
         return;
       }
       if (isPermanentStepError(error) && !ending) {
-        await this.#failTurn(claim, step.state, recorded);
+        await ignoreStale(this.#failTurn(claim, step.state, recorded));
         return;
       }
       await turns.recordError(turnId, claim.fence, recorded).catch(() => {});
@@ -289,4 +289,13 @@ function failure(
     outcome: { success: false, response: state.lastResponseText, stopReason: 'error', error },
     error,
   };
+}
+
+/** Waits for `task`; a step that lost its claim meanwhile stops quietly (the new holder goes on). */
+async function ignoreStale(task: Promise<void>): Promise<void> {
+  try {
+    await task;
+  } catch (error) {
+    if (!StaleStepError.isInstance(error)) throw error;
+  }
 }

@@ -21,7 +21,7 @@ export const BUILTIN_CAPABILITIES: readonly Capability[] = Object.freeze([
   currentTimeCapability,
   fileSystemCapability as Capability,
   agentInstructionsCapability,
-  skillsCapability,
+  skillsCapability as Capability,
   sessionCapability,
   sessionStorageCapability,
   todoCapability,

@@ -1,3 +1,12 @@
+// The redactor lives in core (the tool runner uses it for every tool); re-exported for callers
+// that imported it from here.
+export {
+  createSecretRedactor,
+  SECRET_PLACEHOLDER,
+  type SecretForms,
+  type SecretRedactor,
+  secretForms,
+} from '@everruns-ts/core';
 export {
   type ConvertedHtml,
   type ConvertHtmlOptions,
@@ -17,13 +26,6 @@ export {
   type ResolvedAddress,
   resolveCheckedAddresses,
 } from './network-guard.js';
-export {
-  createSecretRedactor,
-  SECRET_PLACEHOLDER,
-  type SecretForms,
-  type SecretRedactor,
-  secretForms,
-} from './secret-redaction.js';
 export {
   WEB_FETCH_CAPABILITY_ID,
   type WebFetchConfig,

@@ -3,8 +3,10 @@ import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import {
   type Capability,
+  createSecretRedactor,
   defineCapability,
   defineTool,
+  SECRET_PLACEHOLDER,
   type ToolContext,
   toolError,
 } from '@everruns-ts/core';
@@ -16,7 +18,6 @@ import {
   type ResolvedAddress,
   resolveCheckedAddresses,
 } from './network-guard.js';
-import { createSecretRedactor, SECRET_PLACEHOLDER } from './secret-redaction.js';
 
 /** Id of the {@link webFetchCapability}, as upstream (`web_fetch`). */
 export const WEB_FETCH_CAPABILITY_ID = 'web_fetch';

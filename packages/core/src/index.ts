@@ -146,6 +146,7 @@ export type {
   StoreMessageOptions,
   TurnLease,
   TurnSnapshot,
+  UpdateSessionStatusOptions,
 } from './stores.js';
 export { isoNow } from './time.js';
 
@@ -257,3 +258,11 @@ export {
   validateTurnInput,
 } from './engine/validate-turn-input.js';
 export { redactSecretValues, secretValueForms } from './redact-secret-values.js';
+export {
+  createSecretRedactor,
+  type NamedSecret,
+  SECRET_PLACEHOLDER,
+  type SecretForms,
+  type SecretRedactor,
+  secretForms,
+} from './secret-redactor.js';

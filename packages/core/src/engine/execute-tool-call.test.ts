@@ -585,4 +585,89 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
       await executeToolCall(deps, request(tools, { name: 'lists_keys', arguments: {} })),
     ).toEqual({ content: '[]', isError: false });
   });
+
+  it('redacts every form the shared redactor knows from any tool: any case, hex, JSON-escaped, Base64 inside a longer text', async () => {
+    const secret = `Sk_${randomUUID()}/"é`;
+    const storage = {
+      getSecret: async (_sessionId: string, key: string) => (key === 'token' ? secret : null),
+    } as unknown as SessionStorageStore;
+    const deps: ToolExecutionDependencies = {
+      ...dependencies({ maxToolResultChars: 100_000 }),
+      backends: { storage, sessions: {} as RuntimeSessionStore, memory: {} as MemoryStore },
+    };
+    const bytes = Buffer.from(secret);
+    const leaks = {
+      upper: secret.toUpperCase(),
+      lower: secret.toLowerCase(),
+      hex: bytes.toString('hex'),
+      hexUpper: bytes.toString('hex').toUpperCase(),
+      json: JSON.stringify({ secret }),
+      everyByte: [...bytes].map((byte) => `%${byte.toString(16).padStart(2, '0')}`).join(''),
+      basic: `Basic ${Buffer.from(`user:${secret}`).toString('base64')}`,
+      offsetTwo: Buffer.from(`ab${secret}`).toString('base64url'),
+      html: secret.replaceAll('"', '&quot;'),
+    };
+    const tools = toolsOf(
+      defineTool({
+        name: 'echo_forms',
+        description: 'Echoes the secret in many encodings',
+        inputSchema: z.object({ fail: z.boolean() }),
+        execute: async (input: { fail: boolean }, context) => {
+          await context.storage.getSecret(context.sessionId, 'token');
+          const text = Object.entries(leaks)
+            .map(([name, form]) => `${name}=${form}`)
+            .join('\n');
+          if (input.fail) throw new Error(text);
+          return { text };
+        },
+      }),
+    );
+    for (const fail of [false, true]) {
+      const outcome = await executeToolCall(
+        deps,
+        request(tools, { name: 'echo_forms', arguments: { fail } }),
+      );
+      expect(outcome.isError).toBe(fail);
+      for (const [name, form] of Object.entries(leaks)) {
+        expect(outcome.content, name).toContain(`${name}=`);
+        expect(outcome.content.toLowerCase(), name).not.toContain(
+          name === 'json' ? JSON.stringify(secret).slice(1, -1).toLowerCase() : form.toLowerCase(),
+        );
+      }
+      expect(outcome.content).not.toContain(secret.slice(3));
+      expect(outcome.content).toContain('secret://token');
+    }
+  });
+
+  it('redacts a huge result in bounded time and drops a secret that straddles the limit', async () => {
+    const secret = `tok_${randomUUID()}`;
+    const storage = {
+      getSecret: async () => secret,
+    } as unknown as SessionStorageStore;
+    const deps: ToolExecutionDependencies = {
+      ...dependencies({ maxToolResultChars: 1_000 }),
+      backends: { storage, sessions: {} as RuntimeSessionStore, memory: {} as MemoryStore },
+    };
+    const huge = `${'x'.repeat(990)}${secret}${'y'.repeat(100 * 1024 * 1024)}`;
+    const tools = toolsOf(
+      defineTool({
+        name: 'huge',
+        description: 'Returns 100 MB with a secret across the limit',
+        inputSchema: z.object({}),
+        execute: async (_input, context) => {
+          await context.storage.getSecret(context.sessionId, 'token');
+          return huge;
+        },
+      }),
+    );
+    const started = performance.now();
+    const outcome = await executeToolCall(deps, request(tools, { name: 'huge', arguments: {} }));
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeLessThan(100);
+    expect(outcome.content.startsWith('x'.repeat(990))).toBe(true);
+    expect(outcome.content).not.toContain(secret.slice(0, 4));
+    expect(outcome.content).toContain(
+      `the result was ${huge.length} characters; the limit is 1000`,
+    );
+  });
 });

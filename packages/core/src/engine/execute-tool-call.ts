@@ -4,7 +4,7 @@ import { EverrunsError, errorMessage } from '../errors.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import { formatZodError } from '../format-zod-error.js';
 import type { ToolCall } from '../message.js';
-import { redactSecretValues } from '../redact-secret-values.js';
+import { createSecretRedactor } from '../secret-redactor.js';
 import type { RuntimeBackends, SessionStorageStore } from '../stores.js';
 import { duplicatedToolCallId } from './duplicate-tool-call-ids.js';
 import type { TurnLimits, TurnTool } from './turn-types.js';
@@ -48,10 +48,15 @@ export interface ToolCallOutcome {
  */
 export function truncateResult(content: string, limit: number): string {
   if (content.length <= limit) return content;
-  let end = Math.max(0, limit);
+  return cutWithMarker(content, limit, content.length);
+}
+
+/** The first `limit` characters of `content` (never half a surrogate pair) and the marker. */
+function cutWithMarker(content: string, limit: number, originalLength: number): string {
+  let end = Math.min(content.length, Math.max(0, limit));
   const last = content.charCodeAt(end - 1);
   if (end > 0 && last >= 0xd800 && last <= 0xdbff) end--;
-  return `${content.slice(0, end)}\n…[truncated: the result was ${content.length} characters; the limit is ${limit}]`;
+  return `${content.slice(0, end)}\n…[truncated: the result was ${originalLength} characters; the limit is ${limit}]`;
 }
 
 /**
@@ -61,8 +66,10 @@ export function truncateResult(content: string, limit: number): string {
  * its timeout (`timeoutMs` of the tool, else `limits.toolTimeoutMs`; its context signal fires).
  * A string result is sent as is, `undefined` as `''`, anything else as JSON; every result is
  * truncated to `limits.maxToolResultChars`. Every secret value the tool read through
- * `context.storage.getSecret` is redacted from its result and error message (raw, Base64 and
- * URL-encoded forms become `secret://<name>`) before anything is stored or sent. Throws `ABORTED`
+ * `context.storage.getSecret` is redacted from its result and error message in every form
+ * {@link createSecretRedactor} knows (raw in any case, URL-encoded, hex, JSON- and HTML-escaped,
+ * Base64 and base64url) and becomes `secret://<name>` before anything is stored or sent; only the
+ * visible part of a huge result is searched. Throws `ABORTED`
  * only when the request's signal fires.
  */
 export async function executeToolCall(
@@ -71,11 +78,30 @@ export async function executeToolCall(
 ): Promise<ToolCallOutcome> {
   const secrets = new Map<string, string>();
   const outcome = await runToolCall(dependencies, request, secrets);
-  const content = secrets.size > 0 ? redactSecretValues(outcome.content, secrets) : outcome.content;
   return {
-    content: truncateResult(content, dependencies.limits.maxToolResultChars),
+    content: redactAndTruncate(outcome.content, secrets, dependencies.limits.maxToolResultChars),
     isError: outcome.isError,
   };
+}
+
+/**
+ * Redacts every form of the secrets (name → value) from `content` and truncates it to `limit`.
+ * Only the part the model can see is searched (plus the longest form, so a secret straddling the
+ * cut is still found whole, and a cut-off beginning of one is dropped), so a huge result costs
+ * no more than one at the limit.
+ */
+function redactAndTruncate(
+  content: string,
+  secrets: ReadonlyMap<string, string>,
+  limit: number,
+): string {
+  if (secrets.size === 0) return truncateResult(content, limit);
+  const redactor = createSecretRedactor(
+    [...secrets].map(([name, value]) => ({ value, replacement: `secret://${name}` })),
+  );
+  const room = Math.max(0, limit) + redactor.longestForm;
+  if (content.length <= room) return truncateResult(redactor.redact(content), limit);
+  return cutWithMarker(redactor.redactCut(content.slice(0, room)), limit, content.length);
 }
 
 /**

@@ -1,4 +1,4 @@
-/** What a redacted secret is replaced with in everything a tool returns. */
+/** What a redacted secret is replaced with when the caller names no replacement. */
 export const SECRET_PLACEHOLDER = '[secret]';
 
 /**
@@ -22,6 +22,14 @@ export interface SecretForms {
   base64: { alphabet: string; core: string }[];
 }
 
+/** A secret to redact and what stands for it in redacted text. */
+export interface NamedSecret {
+  /** The secret's value; an empty value is ignored. */
+  value: string;
+  /** What replaces every form of this secret (default: the redactor's replacement). */
+  replacement?: string;
+}
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 }
@@ -32,19 +40,31 @@ function percentEncodeEveryByte(bytes: Uint8Array): string {
   return result;
 }
 
+function hexOf(bytes: Uint8Array): string {
+  let result = '';
+  for (const byte of bytes) result += byte.toString(16).padStart(2, '0');
+  return result;
+}
+
+/** Base64 (or base64url) of `bytes`, unpadded, without Node's `Buffer`. */
+function base64Of(bytes: Uint8Array, urlSafe: boolean): string {
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  const encoded = btoa(binary).replace(/=+$/, '');
+  return urlSafe ? encoded.replaceAll('+', '-').replaceAll('/', '_') : encoded;
+}
+
 /** The characters of `base64` (unpadded) that depend only on the secret placed `offset` bytes in. */
 function base64Core(secretBytes: Uint8Array, offset: number, urlSafe: boolean): string {
   const bytes = new Uint8Array(offset + secretBytes.length);
   bytes.set(secretBytes, offset);
-  const encoded = Buffer.from(bytes)
-    .toString(urlSafe ? 'base64url' : 'base64')
-    .replace(/=+$/, '');
+  const encoded = base64Of(bytes, urlSafe);
   const start = offset === 0 ? 0 : offset + 1;
   const end = (offset + secretBytes.length) % 3 === 0 ? encoded.length : encoded.length - 1;
   return encoded.slice(start, end);
 }
 
-/** Every form of `secret` a server could send back: see {@link SecretForms}. */
+/** Every form of `secret` a server or a tool could send back: see {@link SecretForms}. */
 export function secretForms(secret: string): SecretForms {
   const bytes = new TextEncoder().encode(secret);
   const caseInsensitive = new Set<string>([
@@ -53,7 +73,7 @@ export function secretForms(secret: string): SecretForms {
     encodeURIComponent(secret).replaceAll('%20', '+'),
     encodeURI(secret),
     percentEncodeEveryByte(bytes),
-    Buffer.from(bytes).toString('hex'),
+    hexOf(bytes),
     JSON.stringify(secret).slice(1, -1),
     JSON.stringify(secret).slice(1, -1).replaceAll('/', '\\/'),
     secret
@@ -89,7 +109,10 @@ export function secretForms(secret: string): SecretForms {
 
 /** Replaces secrets in text; see {@link createSecretRedactor}. */
 export interface SecretRedactor {
-  /** `text` with every form of every secret replaced by `replacement` (default `[secret]`). */
+  /**
+   * `text` with every form of every secret replaced by the secret's own replacement, else
+   * `replacement` (default `[secret]`).
+   */
   redact(text: string, replacement?: string): string;
   /**
    * {@link SecretRedactor.redact}, for text that was cut short: a trailing beginning of a
@@ -98,38 +121,64 @@ export interface SecretRedactor {
   redactCut(text: string, replacement?: string): string;
   /** Extra literal forms to redact (how a converter renders a secret), added to every later call. */
   addForms(forms: readonly string[]): void;
+  /**
+   * The length of the longest form searched for: text cut this many characters past a limit
+   * still holds whole every secret that starts before the limit.
+   */
+  readonly longestForm: number;
+}
+
+interface Form {
+  text: string;
+  replacement: string | undefined;
 }
 
 /**
- * Builds a redactor for `secrets`: raw, URL-encoded (every common style), hex, JSON- and
- * HTML-escaped forms, ignoring case; base64 and base64url, with or without padding, whole or one
- * or two bytes into a longer encoded text (the characters around that only partly depend on the
- * secret are replaced too). Matching is a single pass of a regular expression made only of
- * literal alternatives, so it runs in time proportional to the text.
+ * Builds a redactor for `secrets` (values, or values with their own replacement): raw,
+ * URL-encoded (every common style), hex, JSON- and HTML-escaped forms, ignoring case; base64 and
+ * base64url, with or without padding, whole or one or two bytes into a longer encoded text (the
+ * characters around that only partly depend on the secret are replaced too); and any literal form
+ * added later with `addForms` (such as how a Markdown converter escapes the secret). Matching is
+ * a single pass of a regular expression made only of literal alternatives, so it runs in time
+ * proportional to the text. Longer forms win over shorter ones that overlap them.
  */
-export function createSecretRedactor(secrets: readonly string[]): SecretRedactor {
-  const usable = [...new Set(secrets.filter((secret) => secret.length > 0))];
-  const literal = new Set<string>();
-  const base64Patterns: string[] = [];
-  const prefixes: { form: string; ignoreCase: boolean }[] = [];
-  for (const secret of usable) {
-    const forms = secretForms(secret);
-    for (const form of forms.caseInsensitive) literal.add(form);
+export function createSecretRedactor(secrets: ReadonlyArray<string | NamedSecret>): SecretRedactor {
+  const named = new Map<string, string | undefined>();
+  for (const secret of secrets) {
+    const value = typeof secret === 'string' ? secret : secret.value;
+    if (value.length === 0 || named.has(value)) continue;
+    named.set(value, typeof secret === 'string' ? undefined : secret.replacement);
+  }
+  // Literal forms, keyed by their lower-cased text (matching ignores case).
+  const literal = new Map<string, Form>();
+  const base64Forms: { pattern: string; core: string; replacement: string | undefined }[] = [];
+  for (const [value, replacement] of named) {
+    const forms = secretForms(value);
+    for (const form of forms.caseInsensitive) {
+      const key = form.toLowerCase();
+      if (!literal.has(key)) literal.set(key, { text: form, replacement });
+    }
     for (const { alphabet, core } of forms.base64) {
-      base64Patterns.push(`${alphabet}?${escapeRegExp(core)}${alphabet}?=*`);
-      prefixes.push({ form: core, ignoreCase: false });
+      base64Forms.push({
+        pattern: `${alphabet}?${escapeRegExp(core)}${alphabet}?=*`,
+        core,
+        replacement,
+      });
     }
   }
-  let literalPattern: RegExp | null = null;
+  base64Forms.sort((left, right) => right.pattern.length - left.pattern.length);
+  // One capture group per secret's replacement, so a match tells whose it is.
   const base64Pattern =
-    base64Patterns.length > 0
-      ? new RegExp(base64Patterns.sort((left, right) => right.length - left.length).join('|'), 'g')
+    base64Forms.length > 0
+      ? new RegExp(base64Forms.map((form) => `(${form.pattern})`).join('|'), 'g')
       : null;
+  let literalPattern: RegExp | null = null;
   const compile = () => {
     literalPattern =
       literal.size > 0
         ? new RegExp(
-            [...literal]
+            [...literal.values()]
+              .map((form) => form.text)
               .sort((left, right) => right.length - left.length)
               .map(escapeRegExp)
               .join('|'),
@@ -141,16 +190,38 @@ export function createSecretRedactor(secrets: readonly string[]): SecretRedactor
 
   const redact = (text: string, replacement = SECRET_PLACEHOLDER): string => {
     let result = text;
-    if (base64Pattern) result = result.replace(base64Pattern, () => replacement);
-    if (literalPattern) result = result.replace(literalPattern, () => replacement);
+    if (base64Pattern) {
+      result = result.replace(base64Pattern, (...groups: unknown[]) => {
+        for (let index = 0; index < base64Forms.length; index++) {
+          if (groups[index + 1] !== undefined)
+            return base64Forms[index]?.replacement ?? replacement;
+        }
+        return replacement;
+      });
+    }
+    if (literalPattern) {
+      result = result.replace(
+        literalPattern,
+        (match) => literal.get(match.toLowerCase())?.replacement ?? replacement,
+      );
+    }
     return result;
   };
+  const longest = () =>
+    Math.max(
+      0,
+      ...[...literal.values()].map((form) => form.text.length),
+      ...base64Forms.map((form) => form.core.length + 4),
+    );
 
   return {
     redact,
     redactCut(text, replacement = SECRET_PLACEHOLDER) {
       const result = redact(text, replacement);
-      const forms = [...[...literal].map((form) => ({ form, ignoreCase: true })), ...prefixes];
+      const forms = [
+        ...[...literal.values()].map((form) => ({ form: form.text, ignoreCase: true })),
+        ...base64Forms.map((form) => ({ form: form.core, ignoreCase: false })),
+      ];
       let strip = 0;
       for (const { form, ignoreCase } of forms) {
         if (form.length < 2) continue;
@@ -168,12 +239,17 @@ export function createSecretRedactor(secrets: readonly string[]): SecretRedactor
     },
     addForms(forms) {
       let added = false;
-      for (const form of forms)
-        if (form.length > 0 && !literal.has(form)) {
-          literal.add(form);
+      for (const form of forms) {
+        const key = form.toLowerCase();
+        if (form.length > 0 && !literal.has(key)) {
+          literal.set(key, { text: form, replacement: undefined });
           added = true;
         }
+      }
       if (added) compile();
+    },
+    get longestForm() {
+      return longest();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createSecretRedactor, secretForms } from './secret-redaction.js';
+import { createSecretRedactor, secretForms } from './secret-redactor.js';
 
 const SECRET = `key_${crypto.randomUUID()}/+= é`;
 
@@ -64,6 +64,29 @@ describe('createSecretRedactor', () => {
     redactor.redact(`${'key_'.repeat(250_000)}%`.repeat(1));
     redactor.redact('%'.repeat(1_000_000));
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('createSecretRedactor with named secrets', () => {
+  it('replaces each secret with its own replacement, the longer secret first', () => {
+    const short = `s_${crypto.randomUUID()}`;
+    const long = `${short}-and-more`;
+    const redactor = createSecretRedactor([
+      { value: short, replacement: 'secret://short' },
+      { value: long, replacement: 'secret://long' },
+      'unnamed-secret-value',
+    ]);
+    const text = [
+      long,
+      short.toUpperCase(),
+      Buffer.from(long).toString('base64url'),
+      Buffer.from(short).toString('hex'),
+      'unnamed-secret-value',
+    ].join(' ');
+    expect(redactor.redact(text)).toBe(
+      'secret://long secret://short secret://long secret://short [secret]',
+    );
+    expect(redactor.longestForm).toBeGreaterThanOrEqual(Buffer.from(long).toString('hex').length);
   });
 });
 

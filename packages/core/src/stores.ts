@@ -46,6 +46,16 @@ export interface TurnLease {
   expiresAt: string;
 }
 
+/** Options of {@link RuntimeSessionStore.updateSessionStatus}. */
+export interface UpdateSessionStatusOptions {
+  /**
+   * Write only while this holder holds the session's turn lease (see
+   * {@link RuntimeSessionStore.claimTurnLease}); `TURN_IN_PROGRESS` otherwise. Default: write
+   * unconditionally.
+   */
+  leaseHolder?: string;
+}
+
 /**
  * Sessions. `createSession` throws `DUPLICATE_ID`; the update methods throw
  * `SESSION_NOT_FOUND` and return the updated session.
@@ -64,8 +74,20 @@ export interface RuntimeSessionStore {
   createSession(session: Session): Promise<Session>;
   /** Sets the title and returns the updated session. Throws `SESSION_NOT_FOUND`. */
   updateSessionTitle(sessionId: string, title: string): Promise<Session>;
-  /** Sets the status and returns the updated session. Throws `SESSION_NOT_FOUND`. */
-  updateSessionStatus(sessionId: string, status: SessionStatus): Promise<Session>;
+  /**
+   * Sets the status and returns the updated session. Throws `SESSION_NOT_FOUND`. With
+   * `options.leaseHolder`, a **conditional** write: the status is set only while that holder
+   * holds the session's turn lease (lapsed or not, as long as nobody released it or took it
+   * over), checked in the same atomic step as the write (one statement on a database); otherwise
+   * nothing changes and it throws `TURN_IN_PROGRESS` (details `{ sessionId, holder?, expiresAt? }`
+   * name the current holder, if any). A turn that lost its lease thus cannot mark the session
+   * over the new holder's turn.
+   */
+  updateSessionStatus(
+    sessionId: string,
+    status: SessionStatus,
+    options?: UpdateSessionStatusOptions,
+  ): Promise<Session>;
   /** Replaces the capabilities and returns the updated session. Throws `SESSION_NOT_FOUND`. */
   updateSessionCapabilities(sessionId: string, capabilities: CapabilityConfig[]): Promise<Session>;
   /** Every session, sorted by id (creation order for generated ids). */

@@ -41,7 +41,9 @@ export interface FailedTurn {
 }
 
 /**
- * Ends a turn that threw after it started, so the session is never left `active`: stores an
+ * Ends a turn that threw after it started, so the session is never left `active` (unless it lost
+ * its turn lease, `TURN_IN_PROGRESS`: the new holder owns the session and this turn writes
+ * nothing more): stores an
  * error result for each of the turn's tool calls without one (best effort: when the store still
  * fails, the session's next reason step stores them), then `turn.failed` (stop reason `aborted`
  * for an abort, `error` otherwise) and `session.idled` with status idle. Resolves with the error
@@ -61,6 +63,16 @@ export async function endFailedTurn(
       ? abortedError(signal as AbortSignal)
       : turn.error;
   let state = turn.state;
+  // The turn lost its lease to another holder (its renewal found it gone, or a conditional status
+  // write was refused): that holder owns the session now, so this turn writes nothing more (no
+  // result, status or end event over the new turn; the new turn's reason step answers any call
+  // this one left open) and its error says why.
+  if (
+    EverrunsError.hasCode(turn.error, 'TURN_IN_PROGRESS') ||
+    EverrunsError.hasCode(signal?.reason, 'TURN_IN_PROGRESS')
+  ) {
+    return thrown;
+  }
   try {
     if (turn.settling) throw turn.error;
     if (!state) {

@@ -41,6 +41,7 @@ import {
   resolveTurnLeaseOptions,
   type TurnLeaseOptions,
 } from './held-turn-lease.js';
+import { leaseConditionedAdapter } from './lease-conditioned-adapter.js';
 import { abortedError, invalidInputError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
 import {
@@ -91,9 +92,11 @@ interface QueuedSteering {
   reject(error: unknown): void;
 }
 
-/** A turn's claimed lease: the turn's signal, and the release to run when it ends. */
+/** A turn's claimed lease: the turn's signal, its adapter, and the release to run when it ends. */
 interface LeasedTurn {
   signal: AbortSignal;
+  /** The runtime's adapter with every status write conditional on holding the lease. */
+  adapter: RuntimeHostAdapter;
   release(): Promise<void>;
 }
 
@@ -200,7 +203,7 @@ export class InProcessRuntime {
       if (signal?.aborted) throw abortedError(signal);
       lease = await this.#claimLease(sessionId, turnId, signal);
       signal = lease.signal;
-      const { plan } = await runTurnStep(this.#adapter, {
+      const { plan } = await runTurnStep(lease.adapter, {
         activity: 'input',
         input: parsedInput.data,
         state: initialTurnState({
@@ -210,9 +213,9 @@ export class InProcessRuntime {
           maxIterations: this.#adapter.limits.maxIterations,
         }),
       });
-      return await this.#drive(entry, plan, holder, signal);
+      return await this.#drive(lease.adapter, entry, plan, holder, signal);
     } catch (error) {
-      throw await this.#onTurnError(sessionId, turnId, holder, error, signal, true);
+      throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, true);
     } finally {
       await lease?.release();
       this.#leave(sessionId, entry, holder.state);
@@ -255,7 +258,8 @@ export class InProcessRuntime {
     try {
       lease = await this.#claimLease(sessionId, turnId, signal);
       signal = lease.signal;
-      const resume = await loadWaitingTurn(this.#adapter, sessionId, turnId);
+      const adapter = lease.adapter;
+      const resume = await loadWaitingTurn(adapter, sessionId, turnId);
       if (!resume) {
         throw new EverrunsError({
           code: 'INVALID_INPUT',
@@ -264,7 +268,7 @@ export class InProcessRuntime {
         });
       }
       if (signal?.aborted) throw abortedError(signal);
-      const { remaining } = await storeClientToolResults(this.#adapter, resume, parsedResults.data);
+      const { remaining } = await storeClientToolResults(adapter, resume, parsedResults.data);
       const waitingState = { ...resume, iteration: resume.iteration - 1 };
       if (remaining.length > 0) {
         return turnResultOf(waitingState, {
@@ -274,12 +278,12 @@ export class InProcessRuntime {
         });
       }
       holder.state = waitingState;
-      await forgetWaitingTurn(this.#adapter, sessionId, turnId);
-      await this.backends.sessions.updateSessionStatus(sessionId, 'active');
+      await forgetWaitingTurn(adapter, sessionId, turnId);
+      await adapter.backends.sessions.updateSessionStatus(sessionId, 'active');
       const plan = planResumeAfterToolResults(resume, { trusted: true });
-      return await this.#drive(entry, plan, holder, signal);
+      return await this.#drive(adapter, entry, plan, holder, signal);
     } catch (error) {
-      throw await this.#onTurnError(sessionId, turnId, holder, error, signal, false);
+      throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, false);
     } finally {
       await lease?.release();
       this.#leave(sessionId, entry, holder.state);
@@ -296,15 +300,17 @@ export class InProcessRuntime {
     turnId: string,
     signal: AbortSignal | undefined,
   ): Promise<LeasedTurn> {
+    const holderId = `${this.#instanceId}/${turnId}`;
     const held = await HeldTurnLease.claim(
       this.backends.sessions,
       sessionId,
-      `${this.#instanceId}/${turnId}`,
+      holderId,
       this.#turnLease,
     );
     const combined = combineSignals(signal, held.signal);
     return {
       signal: combined.signal,
+      adapter: leaseConditionedAdapter(this.#adapter, holderId),
       async release() {
         combined.dispose();
         await held.release();
@@ -407,12 +413,13 @@ export class InProcessRuntime {
 
   /** Drives a turn of {@link runTurn} or {@link submitToolResults} to its end, steering included. */
   #drive(
+    adapter: RuntimeHostAdapter,
     entry: RunningTurn,
     first: RuntimeTurnPlan,
     holder: TurnHolder,
     signal: AbortSignal | undefined,
   ): Promise<TurnResult> {
-    return driveTurn(this.#adapter, first, {
+    return driveTurn(adapter, first, {
       ...(signal ? { signal } : {}),
       steering: { take: () => this.#takeSteering(entry) },
       onPlan: (plan) => {
@@ -428,6 +435,7 @@ export class InProcessRuntime {
    * with the error to throw.
    */
   #onTurnError(
+    lease: LeasedTurn | undefined,
     sessionId: string,
     turnId: string,
     holder: TurnHolder,
@@ -435,7 +443,7 @@ export class InProcessRuntime {
     signal: AbortSignal | undefined,
     endIfInputStored: boolean,
   ): Promise<unknown> {
-    return endFailedTurn(this.#adapter, {
+    return endFailedTurn(lease?.adapter ?? this.#adapter, {
       sessionId,
       turnId,
       state: holder.state,

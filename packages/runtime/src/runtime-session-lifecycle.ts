@@ -47,7 +47,7 @@ export class RuntimeSessionLifecycle {
   }
 
   /**
-   * Ends the turn. Success: `turn.completed`, status idle, `session.idled`. Failure: status idle,
+   * Ends the turn. Success: status idle, `turn.completed`, `session.idled`. Failure: status idle,
    * `turn.failed`, `session.idled`; a dependency blocker emits its message as
    * `output.message.completed` first. Then forgets the turn's tool-call journal entries.
    */
@@ -64,8 +64,9 @@ export class RuntimeSessionLifecycle {
       stopReason: outcome.stopReason,
     };
     if (outcome.success) {
-      await events.emit({ type: 'turn.completed', sessionId, turnId, data: summary });
+      // Status first: a turn that lost its lease is refused here, before announcing anything.
       await sessions.updateSessionStatus(sessionId, 'idle');
+      await events.emit({ type: 'turn.completed', sessionId, turnId, data: summary });
     } else {
       const blocker = outcome.error?.details?.blocker as DependencyBlocker | undefined;
       if (outcome.stopReason === 'dependency_blocked' && blocker) {

@@ -222,5 +222,70 @@ export function turnLeaseTests(backends: () => RuntimeBackends): void {
         expect(await store.sessions.releaseTurnLease(sessionId, holder)).toBe(true);
       }
     });
+
+    it('writes a status conditionally on the lease: only while the holder holds it, lapsed or not', async () => {
+      const store = backends();
+      const sessionId = await newSession(store);
+      const holder = randomId('holder');
+      const other = randomId('holder');
+      const statusOf = async () => (await store.sessions.getSession(sessionId))?.status;
+      const before = await statusOf();
+
+      // Nobody holds the lease: refused, nothing changed.
+      const unleased = await expectErrorCode(
+        store.sessions.updateSessionStatus(sessionId, 'active', { leaseHolder: holder }),
+        'TURN_IN_PROGRESS',
+      );
+      expect(unleased.details).toEqual({ sessionId });
+      expect(await statusOf()).toBe(before);
+
+      await store.sessions.claimTurnLease(sessionId, holder, SHORT_MS);
+      const written = await store.sessions.updateSessionStatus(sessionId, 'active', {
+        leaseHolder: holder,
+      });
+      expect(written.status).toBe('active');
+      expect(await statusOf()).toBe('active');
+      await expectErrorCode(
+        store.sessions.updateSessionStatus(sessionId, 'idle', { leaseHolder: other }),
+        'TURN_IN_PROGRESS',
+      );
+      expect(await statusOf()).toBe('active');
+
+      // Lapsed but not taken over: the holder still writes.
+      await sleep(PAST_SHORT_MS);
+      await store.sessions.updateSessionStatus(sessionId, 'waiting_for_tool_results', {
+        leaseHolder: holder,
+      });
+      expect(await statusOf()).toBe('waiting_for_tool_results');
+
+      // Taken over: the old holder's write is refused and names the new holder.
+      const taken = await store.sessions.claimTurnLease(sessionId, other, LONG_MS);
+      await store.sessions.updateSessionStatus(sessionId, 'active', { leaseHolder: other });
+      const stale = await expectErrorCode(
+        store.sessions.updateSessionStatus(sessionId, 'idle', { leaseHolder: holder }),
+        'TURN_IN_PROGRESS',
+      );
+      expect(stale.details).toEqual({ sessionId, holder: other, expiresAt: taken.expiresAt });
+      expect(await statusOf()).toBe('active');
+
+      // Released: refused for the former holder; an unconditional write still works.
+      expect(await store.sessions.releaseTurnLease(sessionId, other)).toBe(true);
+      await expectErrorCode(
+        store.sessions.updateSessionStatus(sessionId, 'idle', { leaseHolder: other }),
+        'TURN_IN_PROGRESS',
+      );
+      expect(await statusOf()).toBe('active');
+      expect((await store.sessions.updateSessionStatus(sessionId, 'idle')).status).toBe('idle');
+    });
+
+    it('refuses a conditional status write on an unknown session with SESSION_NOT_FOUND', async () => {
+      const store = backends();
+      await expectErrorCode(
+        store.sessions.updateSessionStatus(randomId('session'), 'idle', {
+          leaseHolder: randomId('holder'),
+        }),
+        'SESSION_NOT_FOUND',
+      );
+    });
   });
 }

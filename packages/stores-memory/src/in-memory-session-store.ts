@@ -7,6 +7,7 @@ import {
   type SessionStatus,
   type TurnLease,
   turnInProgressError,
+  type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
 import { compareStrings, freezeCopy } from './freeze-copy.js';
 
@@ -46,8 +47,28 @@ export class InMemorySessionStore implements RuntimeSessionStore {
     return this.#update(sessionId, { title });
   }
 
-  /** Sets the status. Throws `SESSION_NOT_FOUND`. */
-  async updateSessionStatus(sessionId: string, status: SessionStatus): Promise<Session> {
+  /**
+   * Sets the status. Throws `SESSION_NOT_FOUND`; with `options.leaseHolder`, `TURN_IN_PROGRESS`
+   * (nothing changed) unless that holder holds the turn lease, lapsed or not.
+   */
+  async updateSessionStatus(
+    sessionId: string,
+    status: SessionStatus,
+    options: UpdateSessionStatusOptions = {},
+  ): Promise<Session> {
+    const { leaseHolder } = options;
+    if (leaseHolder !== undefined && this.#sessions.has(sessionId)) {
+      const current = this.#leases.get(sessionId);
+      if (current?.holderId !== leaseHolder) {
+        const live = current !== undefined && current.expiresAt > Date.now();
+        throw turnInProgressError({
+          sessionId,
+          ...(live
+            ? { holder: current.holderId, expiresAt: leaseOf(sessionId, current).expiresAt }
+            : {}),
+        });
+      }
+    }
     return this.#update(sessionId, { status });
   }
 

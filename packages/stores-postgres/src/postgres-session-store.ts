@@ -6,6 +6,7 @@ import {
   type SessionStatus,
   type TurnLease,
   turnInProgressError,
+  type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
 import { violatedConstraint } from './postgres-errors.js';
 import {
@@ -159,10 +160,56 @@ export class PostgresSessionStore implements RuntimeSessionStore {
     return this.#update('updateSessionTitle', sessionId, 'title', encoded);
   }
 
-  /** Sets the status. Throws `SESSION_NOT_FOUND`. */
-  updateSessionStatus(sessionId: string, status: SessionStatus): Promise<Session> {
+  /**
+   * Sets the status. Throws `SESSION_NOT_FOUND`. With `options.leaseHolder`, one
+   * `UPDATE … WHERE turn_lease_holder = <holder>`: the lease check and the write are one
+   * statement, so a holder that lost the lease never lands a write; a refusal reads why in a
+   * second statement and throws `TURN_IN_PROGRESS` (or `SESSION_NOT_FOUND`).
+   */
+  async updateSessionStatus(
+    sessionId: string,
+    status: SessionStatus,
+    options: UpdateSessionStatusOptions = {},
+  ): Promise<Session> {
     requireString(status, 'status');
-    return this.#update('updateSessionStatus', sessionId, 'status', status);
+    const { leaseHolder } = options;
+    if (leaseHolder === undefined) {
+      return this.#update('updateSessionStatus', sessionId, 'status', status);
+    }
+    requireString(sessionId, 'sessionId');
+    requireString(leaseHolder, 'leaseHolder');
+    const { db } = this.#context;
+    const idHash = textDigest(sessionId);
+    const result = await db.run('updateSessionStatusHeld', (client) =>
+      client.query<SessionRow>(
+        `UPDATE ${db.table('sessions')} SET status = $2, updated_at = $3
+          WHERE id_hash = $1 AND turn_lease_holder = $4 RETURNING ${SESSION_COLUMNS}`,
+        [idHash, status, new Date().toISOString(), encodeText(leaseHolder)],
+      ),
+    );
+    const row = result.rows[0];
+    if (row) return sessionFromRow(row);
+    const current = await db.run('updateSessionStatusHeld', (client) =>
+      client.query<LeaseRow & { live: boolean | null }>(
+        `SELECT ${LEASE_COLUMNS}, turn_lease_expires_at > now() AS live
+           FROM ${db.table('sessions')} WHERE id_hash = $1`,
+        [idHash],
+      ),
+    );
+    const found = current.rows[0];
+    if (!found) {
+      throw everrunsError('SESSION_NOT_FOUND', `Session ${sessionId} not found`, {
+        details: { sessionId },
+      });
+    }
+    const lease =
+      found.live === true && found.turn_lease_holder !== null
+        ? leaseFromRow(sessionId, found)
+        : null;
+    throw turnInProgressError({
+      sessionId,
+      ...(lease ? { holder: lease.holderId, expiresAt: lease.expiresAt } : {}),
+    });
   }
 
   /** Replaces the session's capabilities. Throws `SESSION_NOT_FOUND`. */

@@ -1,5 +1,4 @@
 import type {
-  LlmCallOptions,
   LlmDriver,
   LlmProviderType,
   LlmRequest,
@@ -7,7 +6,9 @@ import type {
   LlmStreamEvent,
 } from '@everruns-ts/core';
 import {
+  checkHttpDriverOptions,
   generateFromStream,
+  type HttpCallOptions,
   type HttpDriverOptions,
   type PostRequest,
   preparePost,
@@ -68,14 +69,14 @@ export class AnthropicDriver implements LlmDriver {
 
   constructor(options: AnthropicDriverOptions = {}) {
     this.providerType = options.providerType ?? 'anthropic';
-    this.#options = { ...options };
+    this.#options = checkHttpDriverOptions(options, 'AnthropicDriver');
   }
 
   /**
    * Calls the model and resolves with the whole answer. Streams underneath unless the
    * `streaming` option is `false`; either way a failure resolves nothing partial.
    */
-  async generate(request: LlmRequest, options: LlmCallOptions = {}): Promise<LlmResponse> {
+  async generate(request: LlmRequest, options: HttpCallOptions = {}): Promise<LlmResponse> {
     if (this.#options.streaming ?? true) return generateFromStream(this.stream(request, options));
     return requestWholeAnswer(
       this.#prepare(request, options, false),
@@ -89,12 +90,16 @@ export class AnthropicDriver implements LlmDriver {
    * If the stream breaks before `message_stop`, the iteration throws a retryable `LLM_ERROR`
    * and no `finish` comes: persist only what `finish` carries.
    */
-  async *stream(request: LlmRequest, options: LlmCallOptions = {}): AsyncGenerator<LlmStreamEvent> {
+  async *stream(
+    request: LlmRequest,
+    options: HttpCallOptions = {},
+  ): AsyncGenerator<LlmStreamEvent> {
     const call = this.#prepare(request, options, true);
-    yield* streamAnswer(call, messagesStreamProtocol());
+    // A factory: an attempt retried before any output starts from a fresh assembler.
+    yield* streamAnswer(call, () => messagesStreamProtocol());
   }
 
-  #prepare(request: LlmRequest, options: LlmCallOptions, stream: boolean): PostRequest {
+  #prepare(request: LlmRequest, options: HttpCallOptions, stream: boolean): PostRequest {
     return preparePost({
       providerName: 'Anthropic',
       providerType: this.providerType,

@@ -1,4 +1,4 @@
-export type { RetryInfo } from '@everruns-ts/driver-http';
+export type { DriverTimeouts, HttpCallOptions, RetryInfo } from '@everruns-ts/driver-http';
 export {
   ANTHROPIC_API_VERSION,
   ANTHROPIC_DEFAULT_BASE_URL,

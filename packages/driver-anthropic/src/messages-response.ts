@@ -4,6 +4,7 @@ import {
   type JsonObject,
   type ProviderErrorBody,
   parseToolArgumentsText,
+  protocolViolation,
   type StreamProtocol,
   stringOrUndefined,
   tokenCount,
@@ -70,11 +71,10 @@ export function fromMessage(body: JsonObject): LlmResponse {
     if (!isJsonObject(entry)) continue;
     if (entry.type === 'text') text += stringOrUndefined(entry.text) ?? '';
     else if (entry.type === 'tool_use') {
-      toolCalls.push({
-        id: stringOrUndefined(entry.id) ?? '',
-        name: stringOrUndefined(entry.name) ?? '',
-        arguments: entry.input ?? {},
-      });
+      const id = stringOrUndefined(entry.id) ?? '';
+      const name = stringOrUndefined(entry.name) ?? '';
+      if (id === '' || name === '') throw protocolViolation('a tool_use block has no id or name');
+      toolCalls.push({ id, name, arguments: entry.input ?? {} });
     }
   }
   return toLlmResponse({
@@ -104,7 +104,11 @@ interface PartialToolCall {
  */
 export class MessagesStreamAssembler {
   #text = '';
+  #thinking = '';
   readonly #blocks = new Map<number, PartialToolCall>();
+  /** Every content block by index: its type and whether it has stopped. */
+  readonly #opened = new Map<number, { type: string; stopped: boolean }>();
+  #started = false;
   #toolCount = 0;
   #stopReason: unknown;
   #usage: LlmResponse['usage'] = { inputTokens: 0, outputTokens: 0 };
@@ -117,10 +121,39 @@ export class MessagesStreamAssembler {
     return this.#stopped;
   }
 
-  /** Takes one event (its `type` and parsed data) and returns the deltas it carries. */
+  /** The thinking text streamed so far; never part of the answer's text. */
+  get thinking(): string {
+    return this.#thinking;
+  }
+
+  /**
+   * The block a `content_block_delta` or `content_block_stop` names; a protocol violation when it
+   * never started or has already stopped.
+   */
+  #openBlock(data: JsonObject, type: string): { type: string; stopped: boolean } {
+    const index = data.index;
+    const block = typeof index === 'number' ? this.#opened.get(index) : undefined;
+    if (!block)
+      throw protocolViolation(`${type} for content block ${String(index)}, which never started`);
+    if (block.stopped)
+      throw protocolViolation(`${type} for content block ${String(index)}, which has stopped`);
+    return block;
+  }
+
+  /**
+   * Takes one event (its `type` and parsed data) and returns the deltas it carries. Throws a
+   * protocol violation for an event out of order: anything before `message_start`, a second
+   * `message_start`, a block started twice, a delta for a block that never started or has
+   * stopped, a delta of the wrong kind for its block, a `tool_use` block without id or name.
+   */
   accept(type: string, data: JsonObject): LlmStreamEvent[] {
+    if (type !== 'message_start' && type !== 'ping' && !this.#started && isMessageEvent(type)) {
+      throw protocolViolation(`${type} before message_start`);
+    }
     switch (type) {
       case 'message_start': {
+        if (this.#started) throw protocolViolation('a second message_start in one stream');
+        this.#started = true;
         const message = isJsonObject(data.message) ? data.message : {};
         this.#responseId = stringOrUndefined(message.id);
         this.#model = stringOrUndefined(message.model);
@@ -128,8 +161,15 @@ export class MessagesStreamAssembler {
         return [];
       }
       case 'content_block_start': {
-        const index = tokenCount(data.index);
+        if (typeof data.index !== 'number') {
+          throw protocolViolation('content_block_start without an index');
+        }
+        const index = data.index;
+        if (this.#opened.has(index)) {
+          throw protocolViolation(`content block ${index} started twice`);
+        }
         const block = isJsonObject(data.content_block) ? data.content_block : {};
+        this.#opened.set(index, { type: stringOrUndefined(block.type) ?? '', stopped: false });
         if (block.type === 'text') {
           const text = stringOrUndefined(block.text) ?? '';
           if (text === '') return [];
@@ -137,10 +177,15 @@ export class MessagesStreamAssembler {
           return [{ type: 'text_delta', text }];
         }
         if (block.type === 'tool_use') {
+          const id = stringOrUndefined(block.id) ?? '';
+          const name = stringOrUndefined(block.name) ?? '';
+          if (id === '' || name === '') {
+            throw protocolViolation(`tool_use block ${index} has no id or name`);
+          }
           const partial: PartialToolCall = {
             toolIndex: this.#toolCount,
-            id: stringOrUndefined(block.id) ?? '',
-            name: stringOrUndefined(block.name) ?? '',
+            id,
+            name,
             startInput: block.input,
             inputJson: '',
           };
@@ -159,7 +204,18 @@ export class MessagesStreamAssembler {
         return [];
       }
       case 'content_block_delta': {
+        const opened = this.#openBlock(data, type);
         const delta = isJsonObject(data.delta) ? data.delta : {};
+        const expected = DELTA_BLOCK_TYPES[stringOrUndefined(delta.type) ?? ''];
+        if (expected !== undefined && !expected.includes(opened.type)) {
+          throw protocolViolation(
+            `${String(delta.type)} for content block ${String(data.index)} of type ${opened.type}`,
+          );
+        }
+        if (delta.type === 'thinking_delta') {
+          this.#thinking += stringOrUndefined(delta.thinking) ?? '';
+          return [];
+        }
         if (delta.type === 'text_delta') {
           const text = stringOrUndefined(delta.text) ?? '';
           if (text === '') return [];
@@ -173,7 +229,11 @@ export class MessagesStreamAssembler {
           partial.inputJson += json;
           return [{ type: 'tool_call_delta', index: partial.toolIndex, argumentsDelta: json }];
         }
-        // thinking_delta, signature_delta, citations_delta: not part of the answer we keep.
+        // signature_delta, citations_delta and delta types added later: not part of the answer.
+        return [];
+      }
+      case 'content_block_stop': {
+        this.#openBlock(data, type).stopped = true;
         return [];
       }
       case 'message_delta': {
@@ -188,7 +248,7 @@ export class MessagesStreamAssembler {
         this.#stopped = true;
         return [];
       default:
-        // ping, content_block_stop and event types added later.
+        // ping and event types added later.
         return [];
     }
   }
@@ -215,6 +275,26 @@ export class MessagesStreamAssembler {
     });
   }
 }
+
+/** The message events that only make sense after `message_start`. */
+function isMessageEvent(type: string): boolean {
+  return (
+    type === 'content_block_start' ||
+    type === 'content_block_delta' ||
+    type === 'content_block_stop' ||
+    type === 'message_delta' ||
+    type === 'message_stop'
+  );
+}
+
+/** The block types each known delta type may arrive for. */
+const DELTA_BLOCK_TYPES: Record<string, readonly string[] | undefined> = {
+  text_delta: ['text'],
+  input_json_delta: ['tool_use', 'server_tool_use', 'mcp_tool_use'],
+  thinking_delta: ['thinking'],
+  signature_delta: ['thinking'],
+  citations_delta: ['text'],
+};
 
 /** Stream error types that may succeed when the call is made again. */
 const RETRYABLE_STREAM_ERRORS = new Set([

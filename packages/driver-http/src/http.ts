@@ -1,5 +1,12 @@
 import { EverrunsError, errorMessage } from '@everruns-ts/core';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import {
+  type AttemptClock,
+  CallClock,
+  type DriverTimeouts,
+  type ExpiredTimeout,
+  resolveTimeouts,
+} from './call-timeouts.js';
 
 /** What a driver reports before it waits and tries a request again. */
 export interface RetryInfo {
@@ -43,6 +50,13 @@ export interface PostRequest extends RetrySettings {
   fetch: typeof globalThis.fetch;
   /** Reads the provider's error shape out of a parsed error body. */
   parseErrorBody(body: unknown): ProviderErrorBody;
+  /** The call's timeouts; unset ones take {@link DEFAULT_DRIVER_TIMEOUTS}. */
+  timeouts?: DriverTimeouts | undefined;
+  /**
+   * Whether the answer streams. A non-streamed answer's headers come with the whole answer, so
+   * the wait for them is timed by `firstByteTimeoutMs` instead of `connectTimeoutMs`.
+   */
+  streaming?: boolean | undefined;
 }
 
 const REDACTED = '[REDACTED]';
@@ -100,6 +114,8 @@ export function llmError(options: {
   status?: number | undefined;
   providerError?: ProviderErrorBody | undefined;
   attempts?: number | undefined;
+  /** More details, such as `kind` (`timeout`, `incomplete_stream`, …) and `timeout`. */
+  details?: Record<string, unknown> | undefined;
   cause?: unknown;
 }): EverrunsError {
   const providerMessage =
@@ -117,6 +133,7 @@ export function llmError(options: {
     details.providerErrorCode = options.providerError.code;
   if (providerMessage !== undefined) details.providerErrorMessage = providerMessage;
   if (options.attempts !== undefined) details.attempts = options.attempts;
+  Object.assign(details, options.details);
   return new EverrunsError({
     code: 'LLM_ERROR',
     message: redact(options.message, options.apiKey),
@@ -164,7 +181,7 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
 }
 
 /** Exponential backoff with jitter: `base * 2^(attempt - 1)`, between 75 % and 100 % of it. */
-function backoffMs(attempt: number, settings: RetrySettings): number {
+export function backoffMs(attempt: number, settings: RetrySettings): number {
   const exponential = settings.retryBaseDelayMs * 2 ** (attempt - 1);
   const jittered = exponential * (0.75 + Math.random() * 0.25);
   return Math.min(settings.maxRetryDelayMs, Math.round(jittered));
@@ -172,6 +189,24 @@ function backoffMs(attempt: number, settings: RetrySettings): number {
 
 function isRetryableStatus(status: number): boolean {
   return status === 429 || status >= 500;
+}
+
+/**
+ * Provider error codes (or types) that say the account is out of quota or over a billing limit:
+ * retrying cannot help, even when they come with a 429.
+ */
+export const PERMANENT_QUOTA_ERRORS: ReadonlySet<string> = new Set([
+  'insufficient_quota',
+  'billing_hard_limit_reached',
+  'billing_not_active',
+]);
+
+/** Whether a provider error says the account is out of quota (see {@link PERMANENT_QUOTA_ERRORS}). */
+export function isPermanentQuotaError(providerError: ProviderErrorBody): boolean {
+  return (
+    (providerError.code !== undefined && PERMANENT_QUOTA_ERRORS.has(providerError.code)) ||
+    (providerError.type !== undefined && PERMANENT_QUOTA_ERRORS.has(providerError.type))
+  );
 }
 
 function parseJson(text: string): unknown {
@@ -182,34 +217,98 @@ function parseJson(text: string): unknown {
   }
 }
 
+type ErrorContext = Pick<PostRequest, 'providerName' | 'providerType' | 'apiKey'>;
+
+const PHASE_WORDS: Record<ExpiredTimeout['phase'], string> = {
+  connect: 'no response headers',
+  firstByte: 'no first byte of the answer',
+  idle: 'no data',
+  total: 'the call did not finish',
+};
+
 /**
- * POSTs JSON and returns the first successful response. 429 and 5xx answers and failed
- * connections are retried up to `maxRetries` times with bounded exponential backoff, honouring
- * `retry-after`; any other status is an `LLM_ERROR` carrying the provider's message.
+ * The retryable `LLM_ERROR` of a timeout: details `kind: 'timeout'`, `timeout` (the phase) and
+ * `timeoutMs`.
  */
-export async function postWithRetries(request: PostRequest): Promise<Response> {
-  const { signal } = request;
+export function timeoutError(
+  context: ErrorContext,
+  expired: ExpiredTimeout,
+  status?: number,
+): EverrunsError {
+  return llmError({
+    ...context,
+    message: `${context.providerName} call timed out: ${PHASE_WORDS[expired.phase]} within ${expired.limitMs} ms (${expired.phase} timeout)`,
+    retryable: true,
+    status,
+    details: { kind: 'timeout', timeout: expired.phase, timeoutMs: expired.limitMs },
+  });
+}
+
+/**
+ * What an error thrown while a call was under way means once its clocks are asked: the caller's
+ * abort (`ABORTED`), a timeout (`LLM_ERROR`, kind `timeout`), or `undefined` when neither.
+ */
+export function interruption(
+  error: unknown,
+  context: ErrorContext,
+  clock: CallClock,
+  attempt?: AttemptClock,
+  status?: number,
+): EverrunsError | undefined {
+  if (clock.callerSignal?.aborted) return abortedError(clock.callerSignal, error);
+  if (clock.expired) return timeoutError(context, clock.expired, status);
+  if (attempt?.expired) return timeoutError(context, attempt.expired, status);
+  if (isAbortError(error)) return abortedError(clock.callerSignal, error);
+  return undefined;
+}
+
+/** A successful response and the attempt that got it (its clock still running). */
+export interface OpenedResponse {
+  response: Response;
+  /** The 1-based attempt number that succeeded. */
+  attemptNumber: number;
+  /** The attempt's clock: its signal governs the body too; dispose of it when done. */
+  clock: AttemptClock;
+}
+
+/**
+ * {@link postWithRetries} for a call with its own clock: attempts are numbered from
+ * `attemptsBefore + 1` (earlier attempts of the same call count against `maxRetries`).
+ */
+export async function openResponse(
+  request: PostRequest,
+  clock: CallClock,
+  attemptsBefore = 0,
+): Promise<OpenedResponse> {
   const body = JSON.stringify(request.body);
   const fetchFunction = request.fetch;
-  for (let attempt = 1; ; attempt += 1) {
-    if (signal?.aborted) throw abortedError(signal);
+  for (let attempt = attemptsBefore + 1; ; attempt += 1) {
+    if (clock.callerSignal?.aborted) throw abortedError(clock.callerSignal);
+    if (clock.expired) throw timeoutError(request, clock.expired);
     let failure: EverrunsError;
     let delayMs: number | undefined;
+    const attemptClock = clock.attempt();
     try {
+      attemptClock.arm(request.streaming === false ? 'firstByte' : 'connect');
       const response = await fetchFunction(request.url, {
         method: 'POST',
         headers: request.headers,
         body,
-        signal: signal ?? null,
+        signal: attemptClock.signal,
       });
-      if (response.ok) return response;
+      if (response.ok) {
+        attemptClock.disarm();
+        return { response, attemptNumber: attempt, clock: attemptClock };
+      }
+      attemptClock.arm('idle');
       const text = await response.text();
       const parsed = parseJson(text);
       const providerError = parsed === undefined ? {} : request.parseErrorBody(parsed);
       if (providerError.message === undefined && text.trim() !== '' && parsed === undefined) {
         providerError.message = text.slice(0, 1000);
       }
-      const retryable = isRetryableStatus(response.status);
+      const quota = isPermanentQuotaError(providerError);
+      const retryable = isRetryableStatus(response.status) && !quota;
       const described = providerError.message ?? response.statusText ?? 'no message';
       failure = llmError({
         providerName: request.providerName,
@@ -222,43 +321,102 @@ export async function postWithRetries(request: PostRequest): Promise<Response> {
         status: response.status,
         providerError,
         attempts: attempt,
+        details: quota ? { kind: 'insufficient_quota' } : undefined,
       });
+      attemptClock.dispose();
       if (!retryable) throw failure;
       delayMs = retryAfterMs(response.headers);
     } catch (error) {
-      if (signal?.aborted || isAbortError(error)) throw abortedError(signal, error);
+      attemptClock.dispose();
       if (EverrunsError.isInstance(error)) throw error;
-      failure = llmError({
-        providerName: request.providerName,
-        providerType: request.providerType,
-        apiKey: request.apiKey,
-        message: `${request.providerName} request failed: ${networkErrorMessage(error)}`,
-        retryable: true,
-        attempts: attempt,
-      });
+      const interrupted = interruption(error, request, clock, attemptClock);
+      if (interrupted && !interrupted.retryable) throw interrupted;
+      if (interrupted && clock.expired) throw interrupted;
+      failure =
+        interrupted ??
+        llmError({
+          providerName: request.providerName,
+          providerType: request.providerType,
+          apiKey: request.apiKey,
+          message: `${request.providerName} request failed: ${networkErrorMessage(error)}`,
+          retryable: true,
+          attempts: attempt,
+        });
     }
     if (attempt > request.maxRetries) throw failure;
-    const wait = Math.min(request.maxRetryDelayMs, delayMs ?? backoffMs(attempt, request));
-    const status = failure.details.status;
-    request.onRetry?.({
-      attempt,
-      delayMs: wait,
-      ...(typeof status === 'number' ? { status } : {}),
-      message: failure.message,
-    });
-    await sleep(wait, signal);
+    await waitBeforeRetry(request, clock, attempt, failure, delayMs);
   }
 }
 
-/** Reads a whole JSON response body; a cut connection is a retryable `LLM_ERROR`. */
+/**
+ * Reports a retry through `onRetry` and waits (the `delayMs` a response asked for, else the
+ * backoff), capped at `maxRetryDelayMs`; the caller's abort or the total timeout cut it short.
+ */
+export async function waitBeforeRetry(
+  request: PostRequest,
+  clock: CallClock,
+  attempt: number,
+  failure: EverrunsError,
+  delayMs?: number,
+): Promise<void> {
+  const wait = Math.min(request.maxRetryDelayMs, delayMs ?? backoffMs(attempt, request));
+  const status = failure.details.status;
+  request.onRetry?.({
+    attempt,
+    delayMs: wait,
+    ...(typeof status === 'number' ? { status } : {}),
+    message: failure.message,
+  });
+  try {
+    await sleep(wait, clock.signal);
+  } catch (error) {
+    throw interruption(error, request, clock) ?? error;
+  }
+}
+
+/**
+ * POSTs JSON and returns the first successful response. 429 and 5xx answers and failed
+ * connections are retried up to `maxRetries` times with bounded exponential backoff, honouring
+ * `retry-after`; a 429 saying the account is out of quota (`insufficient_quota`,
+ * `billing_hard_limit_reached`) and any other status are an `LLM_ERROR` carrying the provider's
+ * message. The connect timeout of `request.timeouts` applies to each attempt and the total
+ * timeout to the whole; reading the body is the caller's business (it has no timeout here).
+ */
+export async function postWithRetries(request: PostRequest): Promise<Response> {
+  const clock = new CallClock(resolveTimeouts(undefined, request.timeouts), request.signal);
+  try {
+    const opened = await openResponse(request, clock);
+    return opened.response;
+  } finally {
+    clock.dispose();
+  }
+}
+
+/**
+ * Reads a whole JSON response body; a cut connection is a retryable `LLM_ERROR`. With `timing`,
+ * the idle timeout runs while the body is read.
+ */
 export async function readJsonBody(
   response: Response,
   context: Pick<PostRequest, 'providerName' | 'providerType' | 'apiKey' | 'signal'>,
+  timing?: { call: CallClock; attempt: AttemptClock },
 ): Promise<unknown> {
   let text: string;
   try {
+    timing?.attempt.arm('idle');
     text = await response.text();
+    timing?.attempt.disarm();
   } catch (error) {
+    if (timing) {
+      const interrupted = interruption(
+        error,
+        context,
+        timing.call,
+        timing.attempt,
+        response.status,
+      );
+      if (interrupted) throw interrupted;
+    }
     if (context.signal?.aborted || isAbortError(error)) throw abortedError(context.signal, error);
     throw llmError({
       ...context,
@@ -282,11 +440,15 @@ export async function readJsonBody(
 /**
  * Yields the server-sent events of a streaming response. Bytes are decoded as UTF-8 across chunk
  * boundaries. A connection that fails mid-stream is a retryable `LLM_ERROR`; an abort is
- * `ABORTED`. Stopping the iteration early cancels the response body.
+ * `ABORTED`. Stopping the iteration early cancels the response body. With `timing`, the
+ * first-byte timeout runs until the first chunk and the idle timeout between chunks (time spent
+ * by the consumer between reads does not count); either is a retryable `LLM_ERROR` of kind
+ * `timeout`.
  */
 export async function* readServerSentEvents(
   response: Response,
   context: Pick<PostRequest, 'providerName' | 'providerType' | 'apiKey' | 'signal'>,
+  timing?: { call: CallClock; attempt: AttemptClock },
 ): AsyncGenerator<EventSourceMessage> {
   const body = response.body;
   if (!body) {
@@ -302,13 +464,27 @@ export async function* readServerSentEvents(
   const pending: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => pending.push(event) });
   let finished = false;
+  let firstChunk = true;
   try {
     while (true) {
       let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
+        timing?.attempt.arm(firstChunk ? 'firstByte' : 'idle');
         chunk = await reader.read();
+        timing?.attempt.disarm();
+        firstChunk = false;
       } catch (error) {
         finished = true;
+        if (timing) {
+          const interrupted = interruption(
+            error,
+            context,
+            timing.call,
+            timing.attempt,
+            response.status,
+          );
+          if (interrupted) throw interrupted;
+        }
         if (context.signal?.aborted || isAbortError(error)) {
           throw abortedError(context.signal, error);
         }
@@ -332,6 +508,7 @@ export async function* readServerSentEvents(
       if (chunk.done) return;
     }
   } finally {
+    timing?.attempt.disarm();
     if (!finished) await reader.cancel().catch(() => undefined);
     else reader.releaseLock();
   }

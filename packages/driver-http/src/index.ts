@@ -1,13 +1,26 @@
 // The public face of @everruns-ts/driver-http, listed by name: what a provider driver needs.
 
 // The call glue: options, request preparation, whole and streamed answers.
+// Timeouts of a call: connect, first byte, idle between chunks, whole call.
 export {
+  DEFAULT_DRIVER_TIMEOUTS,
+  type DriverTimeoutPhase,
+  type DriverTimeouts,
+  driverTimeoutsSchema,
+  type HttpCallOptions,
+  httpCallOptionsSchema,
+  parseDriverTimeouts,
+  parseHttpCallOptions,
+} from './call-timeouts.js';
+export {
+  checkHttpDriverOptions,
   endpoint,
   environmentVariable,
   generateFromStream,
   type HttpDriverOptions,
   type PreparePostSettings,
   preparePost,
+  protocolViolation,
   requestWholeAnswer,
   type StreamProtocol,
   streamAnswer,
@@ -15,7 +28,9 @@ export {
 // HTTP: retries, backoff, server-sent events, redaction, typed errors.
 export {
   abortedError,
+  isPermanentQuotaError,
   llmError,
+  PERMANENT_QUOTA_ERRORS,
   type PostRequest,
   type ProviderErrorBody,
   postWithRetries,
@@ -26,6 +41,7 @@ export {
   redact,
   retryAfterMs,
   sleep,
+  timeoutError,
 } from './http.js';
 // JSON readers of provider answers.
 export {

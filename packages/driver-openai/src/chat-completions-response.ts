@@ -4,6 +4,7 @@ import {
   type JsonObject,
   type ProviderErrorBody,
   parseToolArgumentsText,
+  protocolViolation,
   type StreamProtocol,
   stringOrUndefined,
   tokenCount,
@@ -45,6 +46,76 @@ export function parseChatErrorBody(body: unknown): ProviderErrorBody {
   };
 }
 
+/**
+ * The pieces of a message or delta: answer text, reasoning text (kept out of the answer) and
+ * refusal text. `content` may be a string or an array of parts (Mistral's magistral models send
+ * `[{ type: 'thinking', thinking: [{ type: 'text', text }] }, { type: 'text', text }]`); the
+ * reasoning may also come as `reasoning_content` (DeepSeek, Qwen, GLM) or `reasoning`
+ * (OpenRouter, Groq); a refusal as `refusal`, a string.
+ */
+export interface MessagePieces {
+  text: string;
+  reasoning: string;
+  refusal: string;
+}
+
+/** The text of a thinking part's `thinking`: a string or an array of text parts. */
+function thinkingText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (!Array.isArray(value)) return '';
+  return value
+    .map((part) =>
+      typeof part === 'string'
+        ? part
+        : isJsonObject(part)
+          ? (stringOrUndefined(part.text) ?? '')
+          : '',
+    )
+    .join('');
+}
+
+/** Reads the answer, reasoning and refusal out of a message or a streamed delta. */
+export function messagePieces(message: JsonObject): MessagePieces {
+  const pieces: MessagePieces = { text: '', reasoning: '', refusal: '' };
+  const content = message.content;
+  if (typeof content === 'string') pieces.text += content;
+  else if (Array.isArray(content)) {
+    for (const part of content) {
+      if (typeof part === 'string') {
+        pieces.text += part;
+        continue;
+      }
+      if (!isJsonObject(part)) continue;
+      switch (part.type) {
+        case 'text':
+        case 'output_text':
+          pieces.text += stringOrUndefined(part.text) ?? '';
+          break;
+        case 'thinking':
+        case 'reasoning':
+          pieces.reasoning +=
+            thinkingText(part.thinking) || thinkingText(part.reasoning) || thinkingText(part.text);
+          break;
+        case 'refusal':
+          pieces.refusal += stringOrUndefined(part.refusal) ?? '';
+          break;
+        default:
+          // Images, audio and part types added later are not part of a text answer.
+          break;
+      }
+    }
+  }
+  pieces.reasoning +=
+    stringOrUndefined(message.reasoning_content) ?? stringOrUndefined(message.reasoning) ?? '';
+  pieces.refusal += stringOrUndefined(message.refusal) ?? '';
+  return pieces;
+}
+
+/** Whether a `finish_reason` is set (some servers send `""` for "not yet"). */
+function isFinishReason(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== '';
+}
+
 function usageOf(value: unknown): LlmResponse['usage'] {
   if (!isJsonObject(value)) return { inputTokens: 0, outputTokens: 0 };
   return {
@@ -73,17 +144,23 @@ export function fromChatCompletion(body: JsonObject): LlmResponse | undefined {
     if (!isJsonObject(call)) return;
     const fn = isJsonObject(call.function) ? call.function : {};
     const id = stringOrUndefined(call.id);
+    const name = stringOrUndefined(fn.name) ?? '';
+    if (name === '') throw protocolViolation(`tool call ${index} has no function name`);
     toolCalls.push({
       id: id && id !== '' ? id : fallbackToolCallId(index),
-      name: stringOrUndefined(fn.name) ?? '',
+      name,
       arguments: parseToolArgumentsText(stringOrUndefined(fn.arguments) ?? ''),
     });
   });
+  const pieces = messagePieces(message);
+  const refused = pieces.refusal !== '';
   return toLlmResponse({
-    text: stringOrUndefined(message.content) ?? '',
+    text: pieces.text + pieces.refusal,
     toolCalls,
-    usage: usageOf(body.usage),
-    stopReason: mapFinishReason(choice.finish_reason, toolCalls.length > 0),
+    usage: usageOf(body.usage ?? (isJsonObject(body.x_groq) ? body.x_groq.usage : undefined)),
+    stopReason: refused
+      ? 'content_filter'
+      : mapFinishReason(choice.finish_reason, toolCalls.length > 0),
     responseId: stringOrUndefined(body.id),
     model: stringOrUndefined(body.model),
   });
@@ -101,6 +178,8 @@ interface PartialToolCall {
  */
 export class ChatCompletionStreamAssembler {
   #text = '';
+  #reasoning = '';
+  #refused = false;
   readonly #toolCalls = new Map<number, PartialToolCall>();
   #finishReason: unknown;
   #usage: LlmResponse['usage'] = { inputTokens: 0, outputTokens: 0 };
@@ -109,7 +188,15 @@ export class ChatCompletionStreamAssembler {
 
   /** Whether a choice has reported its `finish_reason`. */
   get finished(): boolean {
-    return this.#finishReason !== undefined && this.#finishReason !== null;
+    return isFinishReason(this.#finishReason);
+  }
+
+  /**
+   * The reasoning text streamed so far (`reasoning_content`, `reasoning`, thinking parts). It is
+   * never part of the answer's text; `LlmResponse` has no place for it yet.
+   */
+  get reasoning(): string {
+    return this.#reasoning;
   }
 
   /** Takes one chunk and returns the deltas it carries. */
@@ -118,27 +205,49 @@ export class ChatCompletionStreamAssembler {
     this.#responseId ??= stringOrUndefined(chunk.id) || undefined;
     this.#model ??= stringOrUndefined(chunk.model) || undefined;
     if (isJsonObject(chunk.usage)) this.#usage = usageOf(chunk.usage);
+    // Groq puts the usage of a stream under `x_groq` in its last chunk.
+    else if (isJsonObject(chunk.x_groq) && isJsonObject(chunk.x_groq.usage)) {
+      this.#usage = usageOf(chunk.x_groq.usage);
+    }
     const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
     for (const choice of choices) {
       if (!isJsonObject(choice) || (choice.index !== undefined && choice.index !== 0)) continue;
-      const delta = isJsonObject(choice.delta) ? choice.delta : {};
-      const content = stringOrUndefined(delta.content);
-      if (content) {
-        this.#text += content;
-        events.push({ type: 'text_delta', text: content });
+      // Gemini's compatible endpoint puts the whole message in `message` on some chunks.
+      const delta = isJsonObject(choice.delta)
+        ? choice.delta
+        : isJsonObject(choice.message)
+          ? choice.message
+          : {};
+      const pieces = messagePieces(delta);
+      this.#reasoning += pieces.reasoning;
+      // A refusal is the visible answer: its text is streamed and kept as the answer's text.
+      const text = pieces.text + pieces.refusal;
+      if (pieces.refusal !== '') this.#refused = true;
+      if (text) {
+        this.#text += text;
+        events.push({ type: 'text_delta', text });
       }
       const calls = Array.isArray(delta.tool_calls) ? delta.tool_calls : [];
       for (const call of calls) {
         if (!isJsonObject(call)) continue;
-        const index = typeof call.index === 'number' ? call.index : this.#toolCalls.size;
         const fn = isJsonObject(call.function) ? call.function : {};
+        const id = stringOrUndefined(call.id);
+        const name = stringOrUndefined(fn.name);
+        // Without an index, a piece with an id or a name starts a call; others continue the last.
+        const index =
+          typeof call.index === 'number'
+            ? call.index
+            : id || name
+              ? this.#toolCalls.size
+              : Math.max(0, this.#toolCalls.size - 1);
         let partial = this.#toolCalls.get(index);
         if (!partial) {
+          if (!name) {
+            throw protocolViolation(`the first piece of tool call ${index} has no function name`);
+          }
           partial = { id: undefined, name: '', arguments: '' };
           this.#toolCalls.set(index, partial);
         }
-        const id = stringOrUndefined(call.id);
-        const name = stringOrUndefined(fn.name);
         const argumentsDelta = stringOrUndefined(fn.arguments) ?? '';
         // Ids and names arrive once (some servers repeat them): set, never append.
         if (id && partial.id === undefined) partial.id = id;
@@ -149,9 +258,7 @@ export class ChatCompletionStreamAssembler {
         if (name) event.name = name;
         events.push(event);
       }
-      if (choice.finish_reason !== undefined && choice.finish_reason !== null) {
-        this.#finishReason = choice.finish_reason;
-      }
+      if (isFinishReason(choice.finish_reason)) this.#finishReason = choice.finish_reason;
     }
     return events;
   }
@@ -169,7 +276,9 @@ export class ChatCompletionStreamAssembler {
       text: this.#text,
       toolCalls,
       usage: this.#usage,
-      stopReason: mapFinishReason(this.#finishReason, toolCalls.length > 0),
+      stopReason: this.#refused
+        ? 'content_filter'
+        : mapFinishReason(this.#finishReason, toolCalls.length > 0),
       responseId: this.#responseId,
       model: this.#model,
     });
@@ -184,6 +293,9 @@ export class ChatCompletionStreamAssembler {
 export function chatCompletionStreamProtocol(
   assembler = new ChatCompletionStreamAssembler(),
 ): StreamProtocol {
+  // `finish_reason` may come with the last content (Gemini), alone in a chunk with an empty
+  // delta, before a usage chunk whose `choices` is empty (OpenAI's include_usage), or with
+  // Groq's `x_groq` usage; the stream is complete once any choice has finished.
   return {
     doneMarker: '[DONE]',
     errorOf: (chunk, event) =>

@@ -1,4 +1,4 @@
-export type { RetryInfo } from '@everruns-ts/driver-http';
+export type { DriverTimeouts, HttpCallOptions, RetryInfo } from '@everruns-ts/driver-http';
 export {
   OPENAI_DEFAULT_BASE_URL,
   OpenAiDriver,

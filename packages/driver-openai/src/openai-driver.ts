@@ -1,5 +1,4 @@
 import type {
-  LlmCallOptions,
   LlmDriver,
   LlmProviderType,
   LlmRequest,
@@ -7,7 +6,9 @@ import type {
   LlmStreamEvent,
 } from '@everruns-ts/core';
 import {
+  checkHttpDriverOptions,
   generateFromStream,
+  type HttpCallOptions,
   type HttpDriverOptions,
   type PostRequest,
   preparePost,
@@ -75,14 +76,14 @@ export class OpenAiDriver implements LlmDriver {
 
   constructor(options: OpenAiDriverOptions = {}) {
     this.providerType = options.providerType ?? 'openai';
-    this.#options = { ...options };
+    this.#options = checkHttpDriverOptions(options, 'OpenAiDriver');
   }
 
   /**
    * Calls the model and resolves with the whole answer. Streams underneath unless the
    * `streaming` option is `false`; either way a failure resolves nothing partial.
    */
-  async generate(request: LlmRequest, options: LlmCallOptions = {}): Promise<LlmResponse> {
+  async generate(request: LlmRequest, options: HttpCallOptions = {}): Promise<LlmResponse> {
     if (this.#options.streaming ?? true) return generateFromStream(this.stream(request, options));
     return requestWholeAnswer(this.#prepare(request, options, false), fromChatCompletion, 'choice');
   }
@@ -92,12 +93,16 @@ export class OpenAiDriver implements LlmDriver {
    * If the stream breaks before that, the iteration throws a retryable `LLM_ERROR` and no
    * `finish` comes: persist only what `finish` carries.
    */
-  async *stream(request: LlmRequest, options: LlmCallOptions = {}): AsyncGenerator<LlmStreamEvent> {
+  async *stream(
+    request: LlmRequest,
+    options: HttpCallOptions = {},
+  ): AsyncGenerator<LlmStreamEvent> {
     const call = this.#prepare(request, options, true);
-    yield* streamAnswer(call, chatCompletionStreamProtocol());
+    // A factory: an attempt retried before any output starts from a fresh assembler.
+    yield* streamAnswer(call, () => chatCompletionStreamProtocol());
   }
 
-  #prepare(request: LlmRequest, options: LlmCallOptions, stream: boolean): PostRequest {
+  #prepare(request: LlmRequest, options: HttpCallOptions, stream: boolean): PostRequest {
     return preparePost({
       providerName: 'OpenAI',
       providerType: this.providerType,

@@ -1,0 +1,124 @@
+import type {
+  LanguageModelV4Content,
+  LanguageModelV4FinishReason,
+  LanguageModelV4GenerateResult,
+  LanguageModelV4Usage,
+} from '@ai-sdk/provider';
+import {
+  EverrunsError,
+  type LlmResponse,
+  type LlmStopReason,
+  type LlmUsage,
+  type ToolCall,
+} from '@everruns-ts/core';
+
+/**
+ * Throws when a finish reason says the answer is not whole: `error` (the provider failed
+ * mid-answer, not retryable) or `interrupted` (the generation was cut off, retryable). Such an
+ * answer is never passed off as a success.
+ */
+export function assertAnswerComplete(
+  finishReason: LanguageModelV4FinishReason | string | undefined,
+  model: string,
+): void {
+  const unified = typeof finishReason === 'string' ? finishReason : finishReason?.unified;
+  if (unified !== 'error' && unified !== 'interrupted') return;
+  const retryable = unified === 'interrupted';
+  throw new EverrunsError({
+    code: 'LLM_ERROR',
+    message: `Model ${model} ended its answer with finish reason ${unified}`,
+    details: { model, finishReason: unified, retryable },
+    retryable,
+  });
+}
+
+/**
+ * Tool call arguments from the JSON text a model wrote: the parsed value, `{}` for empty text,
+ * or the raw text itself when it is not JSON (the act step then reports it to the model).
+ */
+export function parseToolInput(input: string): unknown {
+  if (input.trim() === '') return {};
+  try {
+    return JSON.parse(input);
+  } catch {
+    return input;
+  }
+}
+
+/**
+ * Token usage in everruns-ts terms. Missing totals count as 0; a provider that reports only the
+ * non-cached and cache-read parts of the input gets them added up.
+ */
+export function toLlmUsage(usage: LanguageModelV4Usage | undefined): LlmUsage {
+  const input = usage?.inputTokens;
+  const output = usage?.outputTokens;
+  const inputTokens =
+    input?.total ?? (input?.noCache ?? 0) + (input?.cacheRead ?? 0) + (input?.cacheWrite ?? 0);
+  const outputTokens = output?.total ?? (output?.text ?? 0) + (output?.reasoning ?? 0);
+  return { inputTokens, outputTokens };
+}
+
+/**
+ * The stop reason of an AI SDK finish reason. A `stop` that came with tool calls is reported
+ * as `tool_calls` (some providers say `stop` when the model called tools). Accepts the plain
+ * string form of older providers too.
+ */
+export function toStopReason(
+  finishReason: LanguageModelV4FinishReason | string | undefined,
+  hasToolCalls: boolean,
+): LlmStopReason {
+  const unified = typeof finishReason === 'string' ? finishReason : finishReason?.unified;
+  switch (unified) {
+    case 'tool-calls':
+      return 'tool_calls';
+    case 'length':
+      return 'max_tokens';
+    case 'content-filter':
+      return 'content_filter';
+    case 'stop':
+      return hasToolCalls ? 'tool_calls' : 'end_turn';
+    default:
+      return hasToolCalls ? 'tool_calls' : 'other';
+  }
+}
+
+/**
+ * The text and the tool calls of a result's content, in order. Tool calls the provider ran
+ * itself (`providerExecuted`) are not ours to run and are left out, as are their results.
+ */
+export function collectContent(content: readonly LanguageModelV4Content[]): {
+  text: string;
+  toolCalls: ToolCall[];
+} {
+  let text = '';
+  const toolCalls: ToolCall[] = [];
+  for (const part of content) {
+    if (part.type === 'text') text += part.text;
+    else if (part.type === 'tool-call' && part.providerExecuted !== true) {
+      toolCalls.push({
+        id: part.toolCallId,
+        name: part.toolName,
+        arguments: parseToolInput(part.input),
+      });
+    }
+  }
+  return { text, toolCalls };
+}
+
+/** The driver response of a `doGenerate` result; throws as {@link assertAnswerComplete} says. */
+export function fromGenerateResult(
+  result: LanguageModelV4GenerateResult,
+  model: string,
+): LlmResponse {
+  assertAnswerComplete(result.finishReason, model);
+  const { text, toolCalls } = collectContent(result.content);
+  const response: LlmResponse = {
+    text,
+    toolCalls,
+    usage: toLlmUsage(result.usage),
+    stopReason: toStopReason(result.finishReason, toolCalls.length > 0),
+  };
+  if (result.response?.id !== undefined) response.responseId = result.response.id;
+  if (result.response?.modelId !== undefined) response.model = result.response.modelId;
+  return response;
+}

@@ -1,0 +1,170 @@
+import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
+import {
+  EverrunsError,
+  type LlmResponse,
+  type LlmStreamEvent,
+  type ToolCall,
+} from '@everruns-ts/core';
+import {
+  assertAnswerComplete,
+  parseToolInput,
+  toLlmUsage,
+  toStopReason,
+} from './from-ai-sdk-result.js';
+
+/** Thrown out of {@link readAiSdkStream} for an `error` part, so the caller maps the error. */
+export class StreamErrorPart {
+  /** The `error` part's payload, as the provider gave it. */
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
+}
+
+interface ToolCallState {
+  index: number;
+  id: string;
+  name: string;
+  input: string;
+  /** Whether deltas already went out for it (`tool-input-*` parts). */
+  streamed: boolean;
+  call?: ToolCall;
+}
+
+/**
+ * Turns an AI SDK stream (`LanguageModelV4StreamPart`s; V3 parts have the same shape) into
+ * driver stream events: `text-delta` → `text_delta`; `tool-input-start` / `tool-input-delta` and
+ * whole `tool-call` parts → `tool_call_delta` (indexed in order of first appearance); `finish` →
+ * the closing `finish` event with the assembled response. Reasoning, sources, files, metadata and
+ * raw parts are not forwarded. Tool calls the provider ran itself are left out.
+ *
+ * Throws a {@link StreamErrorPart} for an `error` part, and a retryable `LLM_ERROR` when the
+ * stream ends without a `finish` part (a truncated answer is never a success). When `signal`
+ * fires, the stream is cancelled, so the caller can report `ABORTED` at once.
+ */
+export async function* readAiSdkStream(
+  stream: ReadableStream<LanguageModelV4StreamPart>,
+  model: string,
+  signal?: AbortSignal,
+): AsyncGenerator<LlmStreamEvent> {
+  const reader = stream.getReader();
+  // A provider stream that ignores the abort signal still stops: cancelling ends the pending read.
+  const onAbort = (): void => {
+    reader.cancel().catch(() => undefined);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let text = '';
+  const calls = new Map<string, ToolCallState>();
+  const providerExecuted = new Set<string>();
+  let responseId: string | undefined;
+  let modelId: string | undefined;
+  const stateOf = (id: string, name: string): ToolCallState => {
+    let state = calls.get(id);
+    if (!state) {
+      state = { index: calls.size, id, name, input: '', streamed: false };
+      calls.set(id, state);
+    }
+    return state;
+  };
+  try {
+    while (true) {
+      const { done, value: part } = await reader.read();
+      if (done) break;
+      switch (part.type) {
+        case 'text-delta':
+          if (part.delta === '') break;
+          text += part.delta;
+          yield { type: 'text_delta', text: part.delta };
+          break;
+        case 'tool-input-start': {
+          if (part.providerExecuted === true) {
+            providerExecuted.add(part.id);
+            break;
+          }
+          const state = stateOf(part.id, part.toolName);
+          state.streamed = true;
+          yield {
+            type: 'tool_call_delta',
+            index: state.index,
+            id: part.id,
+            name: part.toolName,
+            argumentsDelta: '',
+          };
+          break;
+        }
+        case 'tool-input-delta': {
+          const state = calls.get(part.id);
+          if (!state || part.delta === '') break;
+          state.input += part.delta;
+          yield { type: 'tool_call_delta', index: state.index, argumentsDelta: part.delta };
+          break;
+        }
+        case 'tool-call': {
+          if (part.providerExecuted === true || providerExecuted.has(part.toolCallId)) break;
+          const state = stateOf(part.toolCallId, part.toolName);
+          state.call = {
+            id: part.toolCallId,
+            name: part.toolName,
+            arguments: parseToolInput(part.input),
+          };
+          if (!state.streamed) {
+            state.streamed = true;
+            state.input = part.input;
+            yield {
+              type: 'tool_call_delta',
+              index: state.index,
+              id: part.toolCallId,
+              name: part.toolName,
+              argumentsDelta: part.input,
+            };
+          }
+          break;
+        }
+        case 'response-metadata':
+          if (part.id !== undefined) responseId = part.id;
+          if (part.modelId !== undefined) modelId = part.modelId;
+          break;
+        case 'error':
+          throw new StreamErrorPart(part.error);
+        case 'finish': {
+          assertAnswerComplete(part.finishReason, model);
+          // A call whose input streamed but whose closing `tool-call` part never came is
+          // assembled from the streamed input.
+          const toolCalls = [...calls.values()]
+            .sort((left, right) => left.index - right.index)
+            .map(
+              (state) =>
+                state.call ?? {
+                  id: state.id,
+                  name: state.name,
+                  arguments: parseToolInput(state.input),
+                },
+            );
+          const response: LlmResponse = {
+            text,
+            toolCalls,
+            usage: toLlmUsage(part.usage),
+            stopReason: toStopReason(part.finishReason, toolCalls.length > 0),
+          };
+          if (responseId !== undefined) response.responseId = responseId;
+          if (modelId !== undefined) response.model = modelId;
+          yield { type: 'finish', response };
+          return;
+        }
+        default:
+          break;
+      }
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    // Stops the provider's request when the consumer leaves early or a part was bad.
+    await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+  throw new EverrunsError({
+    code: 'LLM_ERROR',
+    message: `The stream of model ${model} ended before its finish part`,
+    details: { model, retryable: true },
+    retryable: true,
+  });
+}

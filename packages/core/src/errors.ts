@@ -30,6 +30,11 @@ export const ERROR_CODES = [
    * `pendingToolCallIds`). Submit them first; results with `isError: true` abandon the calls.
    */
   'TURN_WAITING_FOR_TOOL_RESULTS',
+  /**
+   * The runtime was closed (`close()`); it runs no more turns. Build a new one on the stores to go
+   * on.
+   */
+  'RUNTIME_CLOSED',
   /** A write lost a race (for example an append at a position another writer took); retry it. */
   'STORE_CONFLICT',
   /** A store could not be reached or gave up after its retries. */

@@ -47,7 +47,8 @@ export interface FailedTurn {
  * error result for each of the turn's tool calls without one (best effort: when the store still
  * fails, the session's next reason step stores them), then `turn.failed` (stop reason `aborted`
  * for an abort, `error` otherwise) and `session.idled` with status idle. Resolves with the error
- * the caller should throw: the turn's own error (`ABORTED` when the signal fired), unchanged when
+ * the caller should throw: the turn's own error (`ABORTED` when the signal fired; anything not an `EverrunsError` as
+ * `INTERNAL` with it as the cause), unchanged when
  * the turn had not started; or, when ending the turn fails too (or the turn failed while being
  * ended), an error of the ending failure's code whose `details.resume` says how to resume: run the
  * next turn once the store is reachable.
@@ -61,7 +62,7 @@ export async function endFailedTurn(
   const thrown =
     aborted && !EverrunsError.hasCode(turn.error, 'ABORTED')
       ? abortedError(signal as AbortSignal)
-      : turn.error;
+      : typedError(turn.error);
   let state = turn.state;
   // The turn lost its lease to another holder (its renewal found it gone, or a conditional status
   // write was refused): that holder owns the session now, so this turn writes nothing more (no
@@ -115,6 +116,16 @@ export async function endFailedTurn(
       cause: thrown,
     });
   }
+}
+
+/**
+ * What a turn throws is always an {@link EverrunsError}: anything else (a bug, an event bus or a
+ * store throwing a plain `Error`) becomes `INTERNAL` with the same message and the original as
+ * its cause.
+ */
+function typedError(error: unknown): unknown {
+  if (EverrunsError.isInstance(error)) return error;
+  return new EverrunsError({ code: 'INTERNAL', message: errorMessage(error), cause: error });
 }
 
 function failedOutcome(

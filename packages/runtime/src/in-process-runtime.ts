@@ -72,6 +72,13 @@ export interface InProcessRuntimeOptions {
 
 const sessionIdSchema = z.string().min(1, 'must not be empty');
 
+function runtimeClosedError(): EverrunsError {
+  return new EverrunsError({
+    code: 'RUNTIME_CLOSED',
+    message: 'The runtime was closed; build a new one to run more turns',
+  });
+}
+
 function textNotStringError(text: unknown): EverrunsError {
   return new EverrunsError({
     code: 'INVALID_INPUT',
@@ -132,6 +139,11 @@ export class InProcessRuntime {
   readonly #turnLease: ResolvedTurnLeaseOptions;
   /** Names this runtime in the turn leases it holds (`<instance>/<turnId>`). */
   readonly #instanceId = `runtime_${crypto.randomUUID().replaceAll('-', '')}`;
+  /** Fires when {@link close} is called: running turns stop (`ABORTED`), new ones are refused. */
+  readonly #closer = new AbortController();
+  /** Turns running now (settled or not), so {@link close} waits for them to end. */
+  readonly #turns = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
 
   /** @internal Use {@link InProcessRuntimeBuilder}. */
   constructor(
@@ -184,10 +196,18 @@ export class InProcessRuntime {
    * of its tool calls without one; if ending it fails too, the error's `details.resume` says how to
    * go on.
    */
-  async runTurn(
+  runTurn(
     sessionId: string,
     input: InputMessage,
     options: RunTurnOptions = {},
+  ): Promise<TurnResult> {
+    return this.#track(() => this.#runTurn(sessionId, input, options));
+  }
+
+  async #runTurn(
+    sessionId: string,
+    input: InputMessage,
+    options: RunTurnOptions,
   ): Promise<TurnResult> {
     const id = sessionIdSchema.safeParse(sessionId);
     if (!id.success) throw invalidInputError('session id', id.error);
@@ -231,11 +251,20 @@ export class InProcessRuntime {
    * arguments, a turn that is not waiting, a call id that is not pending), `SESSION_NOT_FOUND`,
    * `TURN_IN_PROGRESS`; and `ABORTED` when `signal` fires.
    */
-  async submitToolResults(
+  submitToolResults(
     sessionId: string,
     turnId: string,
     results: ClientToolResult[],
     options: RunTurnOptions = {},
+  ): Promise<TurnResult> {
+    return this.#track(() => this.#submitToolResults(sessionId, turnId, results, options));
+  }
+
+  async #submitToolResults(
+    sessionId: string,
+    turnId: string,
+    results: ClientToolResult[],
+    options: RunTurnOptions,
   ): Promise<TurnResult> {
     const id = sessionIdSchema.safeParse(sessionId);
     if (!id.success) throw invalidInputError('session id', id.error);
@@ -307,15 +336,33 @@ export class InProcessRuntime {
       holderId,
       this.#turnLease,
     );
-    const combined = combineSignals(signal, held.signal);
+    const closing = combineSignals(signal, this.#closer.signal);
+    const combined = combineSignals(closing.signal, held.signal);
     return {
       signal: combined.signal,
       adapter: leaseConditionedAdapter(this.#adapter, holderId),
       async release() {
         combined.dispose();
+        closing.dispose();
         await held.release();
       },
     };
+  }
+
+  /**
+   * Runs a turn method unless the runtime is closed (`RUNTIME_CLOSED`), and remembers it until it
+   * settles so {@link close} can wait for it.
+   */
+  #track<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    const turn = run();
+    const settled = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#turns.add(settled);
+    void settled.then(() => this.#turns.delete(settled));
+    return turn;
   }
 
   /**
@@ -327,6 +374,7 @@ export class InProcessRuntime {
    * `INVALID_INPUT` when the turn ends or pauses for client tool results before taking it.
    */
   steer(sessionId: string, input: InputMessage): Promise<SteeringReceipt> {
+    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
     const parsedInput = inputMessageSchema.safeParse(input);
     if (!parsedInput.success)
       return Promise.reject(invalidInputError('input message', parsedInput.error));
@@ -539,9 +587,19 @@ export class InProcessRuntime {
     return createAndSeedSession(this.backends, this.#adapter.fileSystems, parsed.data, []);
   }
 
-  /** Releases the backends. */
-  async close(): Promise<void> {
-    await this.backends.close?.();
+  /**
+   * Closes the runtime: running turns are aborted (each ends as an aborted turn would: an error
+   * result for each open call, `turn.failed`, `session.idled`, status idle) and awaited, then the
+   * backends are released. Afterwards `runTurn`, `submitToolResults` and `steer` reject with
+   * `RUNTIME_CLOSED`. Calling it again resolves once the first call has finished.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closer.abort(runtimeClosedError());
+      await Promise.all([...this.#turns]);
+      await this.backends.close?.();
+    })();
+    return this.#closing;
   }
 
   #finishTurn(sessionId: string, turnId: string): void {

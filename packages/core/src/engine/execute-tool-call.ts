@@ -167,7 +167,13 @@ async function runToolCall(
       `Arguments of ${call.name} must be a JSON object, got ${Array.isArray(args) ? 'an array' : typeof args}.`,
     );
   }
-  const parsed = turnTool.tool.inputSchema.safeParse(args);
+  let parsed: ReturnType<typeof turnTool.tool.inputSchema.safeParse>;
+  try {
+    parsed = turnTool.tool.inputSchema.safeParse(args);
+  } catch (error) {
+    // A schema whose refinement or transform throws fails this call only, not the step.
+    return fail(`Arguments of ${call.name} could not be validated: ${errorMessage(error)}`);
+  }
   if (!parsed.success) {
     return fail(`Invalid arguments for ${call.name}: ${formatZodError(parsed.error)}`);
   }

@@ -121,6 +121,54 @@ export function sse(
   };
 }
 
+/**
+ * A reply that stalls at one point of the exchange, until the client goes away: `headers` never
+ * sends the status line, `first-byte` sends status and headers of an event stream but no body,
+ * `idle` sends `pieces` and then nothing more.
+ */
+export function stall(point: 'headers' | 'first-byte' | 'idle', pieces: string[] = []): Reply {
+  if (point === 'headers') return () => undefined;
+  if (point === 'first-byte') {
+    return (response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      response.flushHeaders();
+    };
+  }
+  return sse(pieces, 'hold');
+}
+
+/**
+ * Replies with an event stream whose pieces come `delayMs` apart, each gap shorter than an idle
+ * timeout while the whole takes long: to prove a total timeout.
+ */
+export function slowSse(pieces: string[], delayMs: number): Reply {
+  return async (response) => {
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    response.flushHeaders();
+    for (const piece of pieces) {
+      if (response.destroyed) return;
+      response.write(piece);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+    if (!response.destroyed) response.end();
+  };
+}
+
+/**
+ * The pieces of `text` cut at `count` pseudo-random UTF-8 byte offsets drawn from `seed` (the
+ * same seed gives the same cuts), to replay a recorded stream in awkward pieces.
+ */
+export function splitAtRandomBytes(text: string, count: number, seed: number): Buffer[] {
+  const length = Buffer.byteLength(text, 'utf8');
+  let state = seed >>> 0 || 1;
+  const offsets = new Set<number>();
+  for (let each = 0; each < count && length > 1; each += 1) {
+    state = (state * 1_103_515_245 + 12_345) >>> 0;
+    offsets.add(1 + (state % (length - 1)));
+  }
+  return splitBytes(text, [...offsets]);
+}
+
 /** Splits `text` (as UTF-8 bytes) right after each given byte offset. */
 export function splitBytes(text: string, offsets: number[]): Buffer[] {
   const bytes = Buffer.from(text, 'utf8');

@@ -16,7 +16,10 @@ export {
   json,
   type RecordedRequest,
   type Reply,
+  slowSse,
+  splitAtRandomBytes,
   splitBytes,
   sse,
+  stall,
   startFakeServer,
 } from './fake-provider-server.js';

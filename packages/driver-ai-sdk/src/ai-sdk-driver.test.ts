@@ -295,6 +295,47 @@ describe('driver-ai-sdk: AiSdkDriver.generate with MockLanguageModelV4', () => {
   );
 });
 
+describe('driver-ai-sdk: prompt edge cases', () => {
+  it('leaves out an empty agent message, passes raw-string arguments as is, and puts a user message after its tool results', async () => {
+    const sessionId = randomName('session');
+    const model = new MockLanguageModelV4({ doGenerate: textResult('ok') });
+    const driver = new AiSdkDriver({ models: { m: model } });
+    const messages = [
+      userQuestion(sessionId),
+      newMessage(sessionId, 2, 'agent', []),
+      newMessage(sessionId, 3, 'agent', [
+        { type: 'tool_call', id: 'call_raw', name: 'add', arguments: '{"a":' },
+      ]),
+      newMessage(sessionId, 4, 'user', [
+        { type: 'tool_result', toolCallId: 'call_raw', content: 'Invalid JSON', isError: true },
+        { type: 'text', text: 'Try again.' },
+      ]),
+    ];
+
+    await driver.generate(request('m', messages, { systemPrompt: '' }));
+
+    expect(model.doGenerateCalls[0]?.prompt).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] },
+      {
+        role: 'assistant',
+        content: [{ type: 'tool-call', toolCallId: 'call_raw', toolName: 'add', input: '{"a":' }],
+      },
+      {
+        role: 'tool',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: 'call_raw',
+            toolName: 'add',
+            output: { type: 'error-text', value: 'Invalid JSON' },
+          },
+        ],
+      },
+      { role: 'user', content: [{ type: 'text', text: 'Try again.' }] },
+    ]);
+  });
+});
+
 describe('driver-ai-sdk: model mapping', () => {
   it('resolves models through a function and fails with MODEL_NOT_FOUND for an unknown name', async () => {
     const known = new MockLanguageModelV4({ doGenerate: textResult('ok') });
@@ -347,6 +388,40 @@ describe('driver-ai-sdk: model mapping', () => {
         { type: 'file', mediaType: 'image/jpeg', data: new URL('https://example.com/cat.jpg') },
       ],
     });
+  });
+});
+
+describe('driver-ai-sdk: LanguageModelV3 streams', () => {
+  it('streams a LanguageModelV3 model through doStream', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: {
+        stream: convertArrayToReadableStream([
+          { type: 'text-delta', id: 't', delta: 'four' },
+          { type: 'tool-call', toolCallId: 'call_v3', toolName: 'add', input: '{"a":2,"b":2}' },
+          {
+            type: 'finish',
+            usage: USAGE,
+            finishReason: { unified: 'tool-calls', raw: 'tool_calls' },
+          },
+        ]),
+      },
+    });
+    const driver = new AiSdkDriver({ models: { legacy: model } });
+
+    const events = await collect(
+      driver.stream(request('legacy', [userQuestion(randomName('session'))])),
+    );
+
+    expect(events.at(-1)).toEqual({
+      type: 'finish',
+      response: {
+        text: 'four',
+        toolCalls: [{ id: 'call_v3', name: 'add', arguments: { a: 2, b: 2 } }],
+        usage: { inputTokens: 12, outputTokens: 7 },
+        stopReason: 'tool_calls',
+      },
+    });
+    expect(model.doStreamCalls).toHaveLength(1);
   });
 });
 

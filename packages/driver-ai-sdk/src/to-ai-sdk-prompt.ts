@@ -70,7 +70,9 @@ function appendMessage(
         });
       }
     }
-    prompt.push({ role: 'assistant', content });
+    // An agent message with nothing in it (no text, no calls) is left out: several providers
+    // refuse an empty assistant message.
+    if (content.length > 0) prompt.push({ role: 'assistant', content });
     return;
   }
   // `tool_result` and `user` messages: tool results first (they answer the agent message right

@@ -134,7 +134,7 @@ function toolUseStream(): string {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('AnthropicDriver requests', () => {
+describe('anthropic driver: requests', () => {
   it('sends system, tools and the history as alternating content blocks', async () => {
     const server = await startServer([
       json(200, {
@@ -309,7 +309,7 @@ describe('AnthropicDriver requests', () => {
   });
 });
 
-describe('AnthropicDriver credentials', () => {
+describe('anthropic driver: credentials', () => {
   it('reads the key and base URL from ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL when the model has none', async () => {
     const server = await startServer([sse([textStream(['hi'])])]);
     const saved = { key: process.env.ANTHROPIC_API_KEY, url: process.env.ANTHROPIC_BASE_URL };
@@ -351,7 +351,7 @@ describe('AnthropicDriver credentials', () => {
   });
 });
 
-describe('AnthropicDriver streaming', () => {
+describe('anthropic driver: streaming', () => {
   it('assembles an answer split inside a UTF-8 character and inside the JSON of tool input', async () => {
     const text = 'Ça fait 4 🙂, größer als 3.';
     const body =
@@ -487,7 +487,7 @@ describe('AnthropicDriver streaming', () => {
   });
 });
 
-describe('AnthropicDriver failures and retries', () => {
+describe('anthropic driver: failures and retries', () => {
   const rateLimited = (retryAfter: string) =>
     json(
       429,
@@ -693,7 +693,7 @@ describe('AnthropicDriver failures and retries', () => {
   });
 });
 
-describe('AnthropicDriver in the runtime', () => {
+describe('anthropic driver: in the runtime', () => {
   it('runs the math session end to end: a tool call to add, then the answer 4', async () => {
     const server = await startServer([sse([toolUseStream()]), sse([textStream(['4'])])]);
     const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');

@@ -139,7 +139,7 @@ function toolCallStream(): string {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('OpenAiDriver requests', () => {
+describe('openai driver: requests', () => {
   it('sends the whole history, system prompt and tools as one Chat Completions request', async () => {
     const server = await startServer([
       json(200, {
@@ -347,7 +347,7 @@ describe('OpenAiDriver requests', () => {
   });
 });
 
-describe('OpenAiDriver credentials', () => {
+describe('openai driver: credentials', () => {
   it('reads the key and base URL from OPENAI_API_KEY and OPENAI_BASE_URL when the model has none', async () => {
     const server = await startServer([sse([textStream(['hi'])])]);
     const saved = { key: process.env.OPENAI_API_KEY, url: process.env.OPENAI_BASE_URL };
@@ -405,7 +405,7 @@ describe('OpenAiDriver credentials', () => {
   });
 });
 
-describe('OpenAiDriver streaming', () => {
+describe('openai driver: streaming', () => {
   it('assembles an answer split inside a UTF-8 character and inside the JSON of tool arguments', async () => {
     const text = 'Ça fait 4 🙂, größer als 3.';
     const body =
@@ -554,7 +554,7 @@ describe('OpenAiDriver streaming', () => {
   });
 });
 
-describe('OpenAiDriver failures and retries', () => {
+describe('openai driver: failures and retries', () => {
   const rateLimited = (retryAfter: string) =>
     json(
       429,
@@ -802,7 +802,7 @@ describe('OpenAiDriver failures and retries', () => {
   });
 });
 
-describe('OpenAiDriver in the runtime', () => {
+describe('openai driver: in the runtime', () => {
   it('runs the math session end to end: a tool call to add, then the answer 4', async () => {
     const server = await startServer([sse([toolCallStream()]), sse([textStream(['4'])])]);
     const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');

@@ -141,6 +141,11 @@ export interface ToolCallScope {
   toolCallId: string;
   /** 1-based iteration of the turn. */
   iteration: number;
+  /**
+   * Fires when the call is cancelled (its turn aborted or its timeout passed), as the tool's own
+   * `context.signal`; a decorator that waits (an approval gate) gives up on it.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Yields the file system of each session. Configured on the `PlatformDefinition`. */

@@ -63,7 +63,17 @@ export type FileApprovalGateResult =
  */
 export type FileApprovalGate = (
   request: FileApprovalRequest,
+  options?: FileApprovalGateOptions,
 ) => Promise<FileApprovalGateResult> | FileApprovalGateResult;
+
+/** What a {@link FileApprovalGate} is given beside the request. */
+export interface FileApprovalGateOptions {
+  /**
+   * Fires when the tool call that asks is cancelled (its turn aborted, its timeout passed): the
+   * question is moot, whatever the gate answers afterwards changes nothing.
+   */
+  signal?: AbortSignal;
+}
 
 /** Options of {@link ApprovalGatingFileStore}. */
 export interface ApprovalGatingFileStoreOptions {
@@ -75,6 +85,12 @@ export interface ApprovalGatingFileStoreOptions {
    * Default: a fresh `appr_…` id per request.
    */
   approvalId?: (request: Omit<FileApprovalRequest, 'approvalId'>, occurrence: number) => string;
+  /**
+   * The cancellation of the tool call this store serves (`ToolCallScope.signal`, when the store
+   * is made in `SessionFileSystemFactory.forToolCall`). Once it fires, a pending question is given
+   * up: the operation rejects with `ABORTED` and never runs, even when the gate approves later.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -101,6 +117,7 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
   readonly #sessionId: string;
   readonly #approvalId: ApprovalGatingFileStoreOptions['approvalId'];
   readonly #occurrences = new Map<string, number>();
+  readonly #signal: AbortSignal | undefined;
 
   constructor(
     inner: SessionFileSystem,
@@ -112,6 +129,7 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
     this.#gate = gate;
     this.#sessionId = options.sessionId ?? '';
     this.#approvalId = options.approvalId;
+    this.#signal = options.signal;
   }
 
   /** Asks the gate, with `before: null` for a new file and the current content otherwise. */
@@ -298,13 +316,48 @@ export class ApprovalGatingFileStore extends DelegatingFileStore {
     return { before, after: apply(before) };
   }
 
+  /**
+   * The gate's answer, unless the call's signal fires first (or already has): then `ABORTED`, so
+   * a late approval changes nothing.
+   */
+  async #untilCancelled(request: FileApprovalRequest): Promise<FileApprovalGateResult> {
+    const signal = this.#signal;
+    const cancelled = () =>
+      new EverrunsError({
+        code: 'ABORTED',
+        message: `${request.operation} of ${request.path} was cancelled while waiting for approval`,
+        details: {
+          operation: request.operation,
+          path: request.path,
+          approvalId: request.approvalId,
+        },
+        cause: signal?.reason,
+      });
+    if (!signal) return this.#gate(request);
+    if (signal.aborted) throw cancelled();
+    let onAbort: (() => void) | undefined;
+    try {
+      const answer = await Promise.race([
+        Promise.resolve(this.#gate(request, { signal })),
+        new Promise<never>((_resolve, reject) => {
+          onAbort = () => reject(cancelled());
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+      if (signal.aborted) throw cancelled();
+      return answer;
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   async #ask(question: Omit<FileApprovalRequest, 'approvalId' | 'sessionId'>): Promise<void> {
     const withoutId = { ...question, sessionId: this.#sessionId };
     const occurrence = (this.#occurrences.get(question.operation) ?? 0) + 1;
     this.#occurrences.set(question.operation, occurrence);
     const approvalId = this.#approvalId ? this.#approvalId(withoutId, occurrence) : newId('appr');
     const request: FileApprovalRequest = { ...withoutId, approvalId };
-    const answer = await this.#gate(request);
+    const answer = await this.#untilCancelled(request);
     const decision = typeof answer === 'object' && answer !== null ? answer.decision : answer;
     if (decision === 'approve') return;
     const reason =

@@ -86,6 +86,7 @@ export class DurableFileApprovals {
   gatedFileSystem(workspace: SessionFileSystem, scope: ToolCallScope): ApprovalGatingFileStore {
     return new ApprovalGatingFileStore(workspace, this.gateFor(scope), {
       sessionId: scope.sessionId,
+      ...(scope.signal ? { signal: scope.signal } : {}),
       approvalId: (request, occurrence) => fileApprovalId(scope, request.operation, occurrence),
     });
   }

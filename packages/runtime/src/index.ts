@@ -20,6 +20,7 @@ export {
   type ApprovalGatingFileStoreOptions,
   type DestructiveFileOperation,
   type FileApprovalGate,
+  type FileApprovalGateOptions,
   type FileApprovalGateResult,
   type FileApprovalRequest,
 } from './approval-gating-file-store.js';

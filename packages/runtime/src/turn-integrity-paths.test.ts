@@ -14,6 +14,7 @@ import {
 } from '@everruns-ts/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { DurableFileApprovals } from './host-entry.js';
 import {
   ApprovalGatingFileStore,
   type FileApprovalGate,
@@ -160,6 +161,7 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
         maxIterations?: number;
         toolTimeoutMs?: number;
         gate?: FileApprovalGate;
+        durableApprovals?: (approvals: DurableFileApprovals) => void;
         turnLease?: { durationMs: number; renewEveryMs: number };
       } = {},
     ) {
@@ -189,17 +191,34 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       if (options.turnLease) builder.turnLease(options.turnLease);
       const gate = options.gate;
       if (gate) {
-        // The default workspaces of a runtime, gated.
+        // The default workspaces of a runtime, gated per tool call (so the gate sees its signal).
         const plain = await new InProcessRuntimeBuilder()
           .llmSim(LlmSimConfig.fromFunction(() => 'unused'))
           .build();
-        const memory = plain.hostAdapter.fileSystems;
+        const workspaces = plain.hostAdapter.fileSystems;
         builder.fileSystemFactory({
-          async forSession(sessionId: string) {
-            return new ApprovalGatingFileStore(await memory.forSession(sessionId), gate, {
-              sessionId,
-            });
-          },
+          forSession: (sessionId: string) => workspaces.forSession(sessionId),
+          forToolCall: (workspace, scope) =>
+            new ApprovalGatingFileStore(workspace, gate, {
+              sessionId: scope.sessionId,
+              ...(scope.signal ? { signal: scope.signal } : {}),
+            }),
+        });
+      }
+      if (options.durableApprovals) {
+        const plain = await new InProcessRuntimeBuilder()
+          .llmSim(LlmSimConfig.fromFunction(() => 'unused'))
+          .build();
+        const workspaces = plain.hostAdapter.fileSystems;
+        const approvals = new DurableFileApprovals({
+          storage: wrapped.backends.storage,
+          events: wrapped.backends.events,
+          pollIntervalMs: 20,
+        });
+        options.durableApprovals(approvals);
+        builder.fileSystemFactory({
+          forSession: (sessionId: string) => workspaces.forSession(sessionId),
+          forToolCall: (workspace, scope) => approvals.gatedFileSystem(workspace, scope),
         });
       }
       const runtime = await builder.build();
@@ -218,12 +237,15 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
 
     it('abort while a file write waits for its approval: the call gets one result, the session idles, the file is not written', async () => {
       let asked = 0;
+      let approveLate: (answer: 'approve') => void = () => {};
       const t = await setup(
         oneCall({ id: 'call_w', name: 'write_note', arguments: { path: '/n.txt', text: 'x' } }),
         {
           gate: () => {
             asked++;
-            return new Promise(() => {});
+            return new Promise((resolve) => {
+              approveLate = resolve;
+            });
           },
         },
       );
@@ -232,11 +254,45 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       await waitUntil(() => asked === 1);
       controller.abort();
       await expectCode(running, 'ABORTED');
+      // An approval that comes after the abort writes nothing.
+      approveLate('approve');
+      await new Promise((resolve) => setTimeout(resolve, 20));
       const stored = await t.runtime.messages(t.sessionId);
       expectEachCallAnsweredOnce(stored);
       expect(resultOf(stored, 'call_w')?.isError).toBe(true);
       await expectEndedIdle(t.runtime, t.sessionId, 'turn.failed');
       await expectCode(t.runtime.readFile(t.sessionId, '/n.txt'), 'FILE_NOT_FOUND');
+      expect(await t.runtime.runTextTurn(t.sessionId, 'next')).toMatchObject({ success: true });
+      for (const request of t.sent) expectWellFormed(request.messages);
+    });
+
+    it('abort while a durable approval is pending: one result for the call, the session idles, a later approval writes nothing', async () => {
+      let approvals: DurableFileApprovals | undefined;
+      const t = await setup(
+        oneCall({ id: 'call_w', name: 'write_note', arguments: { path: '/d.txt', text: 'x' } }),
+        {
+          durableApprovals: (made) => {
+            approvals = made;
+          },
+        },
+      );
+      const durable = approvals as DurableFileApprovals;
+      const controller = new AbortController();
+      const running = t.runtime.runTextTurn(t.sessionId, 'write', { signal: controller.signal });
+      await waitUntil(() =>
+        t.runtime.events(t.sessionId).some((event) => event.type === 'approval.requested'),
+      );
+      controller.abort();
+      await expectCode(running, 'ABORTED');
+      const stored = await t.runtime.messages(t.sessionId);
+      expectEachCallAnsweredOnce(stored);
+      expect(resultOf(stored, 'call_w')?.isError).toBe(true);
+      await expectEndedIdle(t.runtime, t.sessionId, 'turn.failed');
+      for (const record of await durable.pending(t.sessionId)) {
+        await durable.decide(t.sessionId, record.approvalId, 'approve');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await expectCode(t.runtime.readFile(t.sessionId, '/d.txt'), 'FILE_NOT_FOUND');
       expect(await t.runtime.runTextTurn(t.sessionId, 'next')).toMatchObject({ success: true });
       for (const request of t.sent) expectWellFormed(request.messages);
     });

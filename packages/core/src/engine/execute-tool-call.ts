@@ -209,12 +209,29 @@ async function runToolCall(
     idempotencyKey: `${request.sessionId}/${request.turnId}/${call.id}`,
     iteration: request.iteration,
     fileSystem:
-      dependencies.fileSystems.forToolCall?.(request.fileSystem, {
-        sessionId: request.sessionId,
-        turnId: request.turnId,
-        toolCallId: call.id,
-        iteration: request.iteration,
-      }) ?? request.fileSystem,
+      dependencies.fileSystems.forToolCall?.(
+        request.fileSystem,
+        // The tool's own signal, made on first read as `context.signal`; not enumerable, so the
+        // scope spreads and serialises as plain data.
+        Object.defineProperty(
+          {
+            sessionId: request.sessionId,
+            turnId: request.turnId,
+            toolCallId: call.id,
+            iteration: request.iteration,
+          },
+          'signal',
+          {
+            get() {
+              if (!controller) {
+                controller = new AbortController();
+                if (aborted) controller.abort(abortReason);
+              }
+              return controller.signal;
+            },
+          },
+        ),
+      ) ?? request.fileSystem,
     storage: recordingSecrets(dependencies.backends.storage, secrets),
     sessions: dependencies.backends.sessions,
     memory: dependencies.backends.memory,

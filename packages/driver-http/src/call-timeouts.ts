@@ -54,9 +54,19 @@ export const DEFAULT_DRIVER_TIMEOUTS: Readonly<Required<DriverTimeouts>> = Objec
   totalTimeoutMs: false,
 });
 
+/** Whether `value` looks like an `AbortSignal` (one from another realm passes too). */
+function isAbortSignalLike(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { aborted?: unknown }).aborted === 'boolean' &&
+    typeof (value as { addEventListener?: unknown }).addEventListener === 'function'
+  );
+}
+
 /** The zod schema of {@link HttpCallOptions}: `signal` and `timeouts`; other keys pass through. */
 export const httpCallOptionsSchema = z.looseObject({
-  signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal).optional(),
+  signal: z.custom<AbortSignal>(isAbortSignalLike, 'Expected an AbortSignal').optional(),
   timeouts: driverTimeoutsSchema.optional(),
 });
 

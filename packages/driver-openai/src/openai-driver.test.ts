@@ -899,4 +899,31 @@ describe('openai driver: in the runtime', () => {
     expect(messages.map((message) => message.role)).toEqual(['user']);
     await runtime.close();
   });
+  it('fails the turn and stores no agent message when [DONE] comes without a finish_reason', async () => {
+    // Output comes before the cut, so nothing is retried; the turn must not pass it off as an answer.
+    const truncated = chunkEvent({ role: 'assistant', content: 'The answer is' }) + DONE;
+    const server = await startServer([sse([truncated])]);
+    const harness = new HarnessBuilder('math', 'You are a math assistant.').capability('test_math');
+    const session = new SessionBuilder(harness.harnessId());
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(testMathCapability)
+      .driver(new OpenAiDriver())
+      .defaultModel({
+        model: MODEL,
+        providerType: 'openai',
+        apiKey: API_KEY,
+        baseUrl: server.baseUrl,
+      })
+      .harness(harness.build())
+      .session(session.build())
+      .build();
+
+    const result = await runtime.runTextTurn(session.sessionId(), 'What is 2 + 2?');
+
+    expect(result.success).toBe(false);
+    expect(result.error?.code).toBe('llm_error');
+    const messages = await runtime.messages(session.sessionId());
+    expect(messages.map((message) => message.role)).toEqual(['user']);
+    await runtime.close();
+  });
 });

@@ -23,6 +23,11 @@ export const fileSystemCapabilityConfigSchema = z.strictObject({
   maxListEntries: z.number().int().positive().default(500),
   /** Most matches `grep_files` returns. Default 200. */
   maxGrepMatches: z.number().int().positive().default(200),
+  /**
+   * Most occurrences one `edit_file` with `replace_all` replaces; more is a tool error (the
+   * replacement would hold the process for too long on a large file). Default 10,000.
+   */
+  maxEditReplacements: z.number().int().positive().default(10_000),
 });
 
 /** Per-session configuration of {@link fileSystemCapability}. */
@@ -91,9 +96,10 @@ function entryOf(stat: FileStat): DirectoryEntry {
   };
 }
 
-function countOccurrences(haystack: string, needle: string): number {
+/** Occurrences of `needle` in `haystack`, counting no further than `max`. */
+function countOccurrences(haystack: string, needle: string, max: number): number {
   let count = 0;
-  for (let index = haystack.indexOf(needle); index !== -1; ) {
+  for (let index = haystack.indexOf(needle); index !== -1 && count < max; ) {
     count++;
     index = haystack.indexOf(needle, index + needle.length);
   }
@@ -220,15 +226,23 @@ const editFileTool = defineTool({
         encoding: 'text',
         signal: context.signal,
       });
-      const count = countOccurrences(file.content, input.old_text);
+      const config = configOf(context.config);
+      const count = countOccurrences(file.content, input.old_text, config.maxEditReplacements + 1);
       if (count === 0) {
         return toolError(
           `edit_file failed: old_text was not found in ${file.path}. Read the file and copy the exact text, including whitespace.`,
         );
       }
+      const times =
+        count > config.maxEditReplacements ? `more than ${config.maxEditReplacements}` : `${count}`;
       if (count > 1 && !input.replace_all) {
         return toolError(
-          `edit_file failed: old_text is ambiguous, it occurs ${count} times in ${file.path}. Include more surrounding text to make it unique, or set replace_all.`,
+          `edit_file failed: old_text is ambiguous, it occurs ${times} times in ${file.path}. Include more surrounding text to make it unique, or set replace_all.`,
+        );
+      }
+      if (count > config.maxEditReplacements) {
+        return toolError(
+          `edit_file failed (LIMIT_EXCEEDED): old_text occurs ${times} times in ${file.path}; one edit replaces at most ${config.maxEditReplacements} (maxEditReplacements). Use a longer old_text, or write the new content with write_file.`,
         );
       }
       const stat = await context.fileSystem.editFile(input.path, input.old_text, input.new_text, {
@@ -272,11 +286,12 @@ const listDirectoryTool = defineTool({
       const config = configOf(context.config);
       const entries = await context.fileSystem.listDirectory(input.path ?? '/');
       const shown = entries.slice(0, config.maxListEntries).map(entryOf);
+      // Count and truncation first, so a listing the runner truncates still says both.
       return {
         path: input.path ?? '/',
-        entries: shown,
         count: entries.length,
         truncated: entries.length > shown.length,
+        entries: shown,
       };
     }),
 });

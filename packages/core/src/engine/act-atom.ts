@@ -1,5 +1,10 @@
 import { EverrunsError, throwIfAborted } from '../errors.js';
 import type { NewMessage, ToolCall } from '../message.js';
+import {
+  copyCutAtDepth,
+  MAX_TOOL_ARGUMENTS_DEPTH,
+  nestingDepth,
+} from './bound-tool-call-arguments.js';
 import { executeToolCall, type ToolCallOutcome, truncateResult } from './execute-tool-call.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
 import type { AtomDependencies } from './turn-types.js';
@@ -159,9 +164,18 @@ function signatureOf(calls: readonly ToolCall[]): string {
   return calls
     .map(
       (call) =>
-        `${call.name}:${typeof call.arguments === 'string' ? call.arguments : stableStringify(call.arguments)}`,
+        `${call.name}:${typeof call.arguments === 'string' ? call.arguments : argumentsSignature(call.arguments)}`,
     )
     .join('|');
+}
+
+/** Arguments as stable text; arguments too deep to walk by recursion are cut first. */
+function argumentsSignature(value: unknown): string {
+  return stableStringify(
+    nestingDepth(value) > MAX_TOOL_ARGUMENTS_DEPTH
+      ? copyCutAtDepth(value, MAX_TOOL_ARGUMENTS_DEPTH + 1)
+      : value,
+  );
 }
 
 function stableStringify(value: unknown): string {

@@ -670,4 +670,36 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
       `the result was ${huge.length} characters; the limit is 1000`,
     );
   });
+
+  it('answers arguments nested 100,000 levels deep with a tool error, as an object or as JSON text', async () => {
+    let ran = false;
+    const tools = toolsOf(
+      defineTool({
+        name: 'takes_anything',
+        description: 'Accepts any value',
+        inputSchema: z.object({ value: z.unknown() }),
+        execute: async () => {
+          ran = true;
+          return 'ran';
+        },
+      }),
+    );
+    let deep: unknown = 1;
+    for (let level = 0; level < 100_000; level++) deep = { value: deep };
+    const text = `{"value":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    for (const args of [deep, text]) {
+      const started = performance.now();
+      const outcome = await executeToolCall(
+        dependencies(),
+        request(tools, { name: 'takes_anything', arguments: args }),
+      );
+      expect(performance.now() - started).toBeLessThan(100);
+      expect(outcome).toEqual({
+        content:
+          'Arguments of takes_anything are nested more than 100 levels deep; this call was not run.',
+        isError: true,
+      });
+    }
+    expect(ran).toBe(false);
+  });
 });

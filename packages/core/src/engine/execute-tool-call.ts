@@ -6,6 +6,7 @@ import { formatZodError } from '../format-zod-error.js';
 import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
 import type { RuntimeBackends, SessionStorageStore } from '../stores.js';
+import { MAX_TOOL_ARGUMENTS_DEPTH, nestingDepth } from './bound-tool-call-arguments.js';
 import { duplicatedToolCallId } from './duplicate-tool-call-ids.js';
 import type { TurnLimits, TurnTool } from './turn-types.js';
 
@@ -61,7 +62,8 @@ function cutWithMarker(content: string, limit: number, originalLength: number): 
 
 /**
  * Runs one tool call. Model mistakes become tool errors the model can read: a duplicate call id,
- * an unknown tool, arguments that are not JSON, not an object or not valid for the tool's zod
+ * an unknown tool, arguments that are not JSON, nested deeper than `MAX_TOOL_ARGUMENTS_DEPTH`, not
+ * an object or not valid for the tool's zod
  * schema, a tool that throws or returns `toolError(message)`, a tool that does not finish within
  * its timeout (`timeoutMs` of the tool, else `limits.toolTimeoutMs`; its context signal fires).
  * A string result is sent as is, `undefined` as `''`, anything else as JSON; every result is
@@ -162,6 +164,11 @@ async function runToolCall(
     }
   }
   if (args === undefined || args === null) args = {};
+  if (nestingDepth(args) > MAX_TOOL_ARGUMENTS_DEPTH) {
+    return fail(
+      `Arguments of ${call.name} are nested more than ${MAX_TOOL_ARGUMENTS_DEPTH} levels deep; this call was not run.`,
+    );
+  }
   if (typeof args !== 'object' || Array.isArray(args)) {
     return fail(
       `Arguments of ${call.name} must be a JSON object, got ${Array.isArray(args) ? 'an array' : typeof args}.`,

@@ -8,6 +8,7 @@ import {
   type ToolCall,
 } from '../message.js';
 import { assembleTurnContext } from './assemble-turn-context.js';
+import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { markDuplicateToolCallIds, rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents } from './emit-events.js';
 import {
@@ -160,7 +161,7 @@ export async function reason(
     markDuplicateToolCallIds(response.toolCalls),
     context.messages,
   );
-  for (const call of calls) {
+  for (const call of calls.map(boundToolCallArguments)) {
     content.push({ type: 'tool_call', id: call.id, name: call.name, arguments: call.arguments });
   }
   const metadata: Record<string, unknown> = {

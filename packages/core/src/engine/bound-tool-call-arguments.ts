@@ -1,0 +1,72 @@
+import type { ToolCall } from '../message.js';
+
+/**
+ * Deepest nesting of objects and arrays accepted in a tool call's arguments. Deeper arguments are
+ * a tool error: stores, drivers and tools walk arguments with recursion (`JSON.stringify`, zod),
+ * and a model could otherwise send arguments nested deep enough to overflow the stack.
+ */
+export const MAX_TOOL_ARGUMENTS_DEPTH = 100;
+
+/**
+ * How deeply `value` nests objects and arrays (a scalar is 0, `{}` and `[]` are 1), counted
+ * without recursion and stopping as soon as `limit` is passed (so the answer is at most
+ * `limit + 1`, whatever the size of `value`).
+ */
+export function nestingDepth(value: unknown, limit = MAX_TOOL_ARGUMENTS_DEPTH): number {
+  let deepest = 0;
+  const stack: Array<[value: unknown, depth: number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (current === null || typeof current !== 'object') continue;
+    const here = depth + 1;
+    if (here > deepest) deepest = here;
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(current)) {
+      if (child !== null && typeof child === 'object') stack.push([child, here]);
+    }
+  }
+  return deepest;
+}
+
+/**
+ * A copy of `value` in which every object or array `maxDepth` levels deep is empty, made without
+ * recursion: plain data only (object members are copied as own data properties, so a
+ * `__proto__` key stays a plain key). A value within `maxDepth` levels is copied whole.
+ */
+export function copyCutAtDepth(value: unknown, maxDepth: number): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const emptyLike = (node: object) => (Array.isArray(node) ? [] : {});
+  const root = emptyLike(value);
+  const stack: Array<[source: object, target: object, depth: number]> = [[value, root, 1]];
+  while (stack.length > 0) {
+    const [source, target, depth] = stack.pop() as [object, object, number];
+    if (depth >= maxDepth) continue;
+    for (const key of Object.keys(source)) {
+      const child = (source as Record<string, unknown>)[key];
+      let copy = child;
+      if (child !== null && typeof child === 'object') {
+        copy = emptyLike(child);
+        stack.push([child, copy as object, depth + 1]);
+      }
+      Object.defineProperty(target, key, {
+        value: copy,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+  return root;
+}
+
+/**
+ * `call` with arguments nested deeper than {@link MAX_TOOL_ARGUMENTS_DEPTH} cut one level below
+ * the limit (the objects and arrays at that level are left empty), so the call can be stored and
+ * sent back to the model by code that recurses, and the tool runner still sees arguments too deep
+ * and answers with a tool error. Other calls are returned as they are.
+ */
+export function boundToolCallArguments(call: ToolCall): ToolCall {
+  if (call.arguments === null || typeof call.arguments !== 'object') return call;
+  if (nestingDepth(call.arguments) <= MAX_TOOL_ARGUMENTS_DEPTH) return call;
+  return { ...call, arguments: copyCutAtDepth(call.arguments, MAX_TOOL_ARGUMENTS_DEPTH + 1) };
+}

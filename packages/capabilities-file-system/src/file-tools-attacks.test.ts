@@ -127,7 +127,7 @@ function describeFileToolAttacksOn(
       expect(elapsedMs).toBeLessThan(MAX_TURN_MS);
       expect(maxDelayMs).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
       for (const call of calls) {
-        expect(toolResult(messages, call.id)).toEqual({
+        expect(toolResult(messages, call.id as string)).toEqual({
           content: `Arguments of ${call.name} are nested more than 100 levels deep; this call was not run.`,
           isError: true,
         });

@@ -216,6 +216,7 @@ export {
   INTERRUPTED_TOOL_RESULT_TEXT,
 } from './engine/act-atom.js';
 export { assembleTurnContext } from './engine/assemble-turn-context.js';
+export { MAX_TOOL_ARGUMENTS_DEPTH } from './engine/bound-tool-call-arguments.js';
 export {
   closeOpenToolCalls,
   toolResultIdempotencyKey,
@@ -225,7 +226,6 @@ export {
   detectDependencyBlocker,
 } from './engine/detect-dependency-blocker.js';
 export { emitEvents } from './engine/emit-events.js';
-export { MAX_TOOL_ARGUMENTS_DEPTH } from './engine/bound-tool-call-arguments.js';
 export { truncateResult } from './engine/execute-tool-call.js';
 export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';
 // The atoms: input → reason → (act → reason)*.

@@ -143,6 +143,12 @@ describe('memoryCapability', () => {
         { id: 'extra', name: 'remember', arguments: { content: 'ok', importance: 9 } },
         { id: 'key', name: 'remember', arguments: { content: 'ok', key: 'has spaces' } },
         { id: 'limit', name: 'recall', arguments: { limit: 500 } },
+        { id: 'query', name: 'recall', arguments: { query: 'q'.repeat(2001) } },
+        {
+          id: 'tags',
+          name: 'recall',
+          arguments: { tags: Array.from({ length: 100_000 }, (_, index) => `t${index}`) },
+        },
         { id: 'unknown', name: 'forget', arguments: { key: 'never-saved' } },
       ],
     ]);
@@ -157,6 +163,9 @@ describe('memoryCapability', () => {
     expect(error('extra')).toContain('importance');
     expect(error('key')).toMatch(/key: use letters/);
     expect(error('limit')).toMatch(/recall: limit:/);
+    // Model-supplied filters are bounded like what remember stores.
+    expect(error('query')).toMatch(/recall: query: .*2000/);
+    expect(error('tags')).toMatch(/recall: tags: .*10/);
     expect(error('unknown')).toContain('no memory has the key "never-saved"');
   });
 

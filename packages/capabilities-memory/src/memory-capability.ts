@@ -108,9 +108,14 @@ const recallTool = defineTool({
   description:
     'Search persistent memory. Matches the query against keys, contents and tags (case-insensitive); newest first.',
   inputSchema: z.strictObject({
-    query: z.string().optional().describe('Text to look for; omit it to list the newest memories.'),
+    query: z
+      .string()
+      .max(MAX_MEMORY_CONTENT_CHARS)
+      .optional()
+      .describe('Text to look for; omit it to list the newest memories.'),
     tags: z
-      .array(z.string().min(1))
+      .array(z.string().min(1).max(50))
+      .max(10)
       .optional()
       .describe('Only memories carrying every one of these tags.'),
     limit: z

@@ -101,6 +101,15 @@ export async function endFailedTurn(
     );
     return thrown;
   } catch (endError) {
+    if (EverrunsError.hasCode(endError, 'SESSION_NOT_FOUND')) {
+      // The session was deleted while the turn ran: nothing is left to end or resume.
+      return new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} no longer exists; turn ${turnId} stopped (${errorMessage(thrown)})`,
+        details: { sessionId, turnId },
+        cause: thrown,
+      });
+    }
     return new EverrunsError({
       code: EverrunsError.isInstance(endError) ? endError.code : 'INTERNAL',
       message: `Turn ${turnId} of session ${sessionId} ${endError === turn.error ? '' : `failed (${errorMessage(thrown)}) and `}could not be ended: ${errorMessage(endError)}. The session may still be marked active; run the next turn on it once the store is reachable again (it starts normally and gives any tool call left without a result an error result).`,

@@ -24,7 +24,7 @@ describe('bounded tool call arguments', () => {
     expect(performance.now() - started).toBeLessThan(50);
   });
 
-  it('cuts arguments nested 100,000 levels deep one level below the limit, so recursion can walk them', () => {
+  it('cuts arguments nested 100,000 levels deep one level past the limit, so recursion can walk them', () => {
     const call = { id: `call_${randomUUID()}`, name: 'write_file', arguments: nested(100_000) };
     const bounded = boundToolCallArguments(call);
     expect(bounded.id).toBe(call.id);

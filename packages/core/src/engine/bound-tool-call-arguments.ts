@@ -60,7 +60,7 @@ export function copyCutAtDepth(value: unknown, maxDepth: number): unknown {
 }
 
 /**
- * `call` with arguments nested deeper than {@link MAX_TOOL_ARGUMENTS_DEPTH} cut one level below
+ * `call` with arguments nested deeper than {@link MAX_TOOL_ARGUMENTS_DEPTH} cut one level past
  * the limit (the objects and arrays at that level are left empty), so the call can be stored and
  * sent back to the model by code that recurses, and the tool runner still sees arguments too deep
  * and answers with a tool error. Other calls are returned as they are.

@@ -1,5 +1,5 @@
 import { newId } from '@everruns-ts/core';
-import { initialTurnStep } from '@everruns-ts/runtime/host';
+import { executeTurnStep, initialTurnStep } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fencedStepAdapter } from './fenced-step-adapter.js';
 import { StaleStepError } from './host-errors.js';
@@ -66,5 +66,35 @@ describe('fencedStepAdapter', () => {
       }),
     ).toBe(false);
     expect(await turns.get(turnId)).toMatchObject({ status: 'running', step: `${turnId}/input/0` });
+  });
+  it('emits session.activated and turn.started once per turn when the input step is replayed', async () => {
+    const config = environment.configFor();
+    const turns = new TurnRecords(environment.pool, config.hostSchema);
+    const sessionId = await environment.createSession();
+    const turnId = newId('turn');
+    const step = initialTurnStep({
+      sessionId,
+      turnId,
+      input: { role: 'user', content: [{ type: 'text', text: 'hello' }] },
+    });
+    expect(await turns.insert(turnId, sessionId, step)).toBeNull();
+    const adapter = fixture.host.hostAdapter;
+    const first = await turns.claimStep(turnId, 0, 0);
+    expect(first?.fence).toBe(1);
+    await executeTurnStep(fencedStepAdapter(adapter, turns, turnId, first?.fence ?? 0), step);
+    // The worker died before moving the checkpoint: the retry claims the input step again.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const retry = await turns.claimStep(turnId, 0, 0);
+      await executeTurnStep(
+        fencedStepAdapter(adapter, turns, turnId, retry?.fence ?? 0, { replay: true }),
+        step,
+      );
+    }
+    const types = (await environment.backends.events.loadEvents(sessionId)).map(
+      (event) => event.type,
+    );
+    expect(types.filter((type) => type === 'session.activated')).toHaveLength(1);
+    expect(types.filter((type) => type === 'turn.started')).toHaveLength(1);
+    expect(await environment.backends.messages.count(sessionId)).toBe(1);
   });
 });

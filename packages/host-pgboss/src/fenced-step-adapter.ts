@@ -1,6 +1,7 @@
-import type { EventRequest, EventType, RuntimeBackends } from '@everruns-ts/core';
+import type { EventRequest, EventType, RuntimeBackends, RuntimeEvent } from '@everruns-ts/core';
 import type { RuntimeHostAdapter } from '@everruns-ts/runtime/host';
 import { StaleStepError } from './host-errors.js';
+import { findStoredEvent } from './stored-events.js';
 import type { TurnRecords } from './turn-records.js';
 
 /** Events that say where a session or turn stands: a stale step must not emit them. */
@@ -12,19 +13,37 @@ const LIFECYCLE_EVENTS = new Set<EventType>([
   'session.idled',
 ]);
 
+/** Options of {@link fencedStepAdapter}. */
+export interface FencedStepOptions {
+  /**
+   * True when the step may have run before (its claim is not the turn's first): the turn's start
+   * events are then looked up before they are emitted, so they are emitted once per turn.
+   */
+  replay?: boolean;
+}
+
+/**
+ * Events that start a turn (its input step emits them): emitted once per turn, so a replayed input
+ * step finds them stored (when the bus can load events) and does not emit them again.
+ */
+const START_EVENTS = new Set<EventType>(['session.activated', 'turn.started']);
+
 /**
  * The adapter a step runs with while it holds the turn's fencing token `fence`: before each
  * session status write and each lifecycle event, the token is checked in the host's `turns`
  * table, and a step that lost it throws {@link StaleStepError} instead of writing. Messages need no
  * fence: they are stored once by their idempotency keys. The session store has no conditional
  * write, so the check and the write are two statements; a step would have to lose its claim in
- * between for a stale write to land.
+ * between for a stale write to land. `session.activated` and `turn.started` are emitted once per
+ * turn: a replayed input step (`options.replay`) finds them stored and returns them (when the bus
+ * can load events, as `PostgresEventBus`).
  */
 export function fencedStepAdapter(
   adapter: RuntimeHostAdapter,
   turns: TurnRecords,
   turnId: string,
   fence: number,
+  options: FencedStepOptions = {},
 ): RuntimeHostAdapter {
   const check = async () => {
     if (!(await turns.holdsFence(turnId, fence))) throw new StaleStepError(turnId);
@@ -36,17 +55,28 @@ export function fencedStepAdapter(
       return sessions.updateSessionStatus(...args);
     },
   });
-  const batching = events as { emitMany?: (requests: EventRequest[]) => Promise<unknown> };
+  const batching = events as {
+    emitMany?: (requests: EventRequest[]) => Promise<RuntimeEvent[]>;
+  };
+  const storedStart = (request: EventRequest) =>
+    options.replay && START_EVENTS.has(request?.type)
+      ? findStoredEvent(events, request)
+      : Promise.resolve(null);
   const fencedEvents = intercept(events, {
     emit: async (request: EventRequest) => {
       if (LIFECYCLE_EVENTS.has(request?.type)) await check();
-      return events.emit(request);
+      return (await storedStart(request)) ?? events.emit(request);
     },
     ...(typeof batching.emitMany === 'function'
       ? {
           emitMany: async (requests: EventRequest[]) => {
             if (requests.some((request) => LIFECYCLE_EVENTS.has(request?.type))) await check();
-            return batching.emitMany?.call(events, requests);
+            const stored = await Promise.all(requests.map(storedStart));
+            const missing = requests.filter((_request, index) => stored[index] === null);
+            const emitted =
+              missing.length === 0 ? [] : ((await batching.emitMany?.call(events, missing)) ?? []);
+            let next = 0;
+            return stored.map((found) => found ?? (emitted[next++] as RuntimeEvent));
           },
         }
       : {}),

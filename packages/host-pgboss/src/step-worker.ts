@@ -109,6 +109,8 @@ export class StepWorker {
         turns,
         turnId,
         claim.fence,
+        // The input step's first claim takes fence 1; a later one replays it.
+        { replay: step.activity === 'input' && claim.fence > 1 },
       );
       // The session's lease, renewed while the step runs (TURN_IN_PROGRESS, retried, when another
       // runtime took the session after the lease lapsed).

@@ -8,6 +8,7 @@ import {
 import { intercept } from './fenced-step-adapter.js';
 import { StaleStepError } from './host-errors.js';
 import { releaseTurnLease } from './host-turn-lease.js';
+import { findStoredEvent } from './stored-events.js';
 import type { HostTurnStatusName, PendingEnding, TurnRecords } from './turn-records.js';
 import { closeUnansweredToolCalls } from './unanswered-tool-calls.js';
 
@@ -153,52 +154,4 @@ export async function deliverEnding(
   if (!(await turns.finishEnding(turnId, fence, status, result, error))) {
     throw new StaleStepError(turnId);
   }
-}
-
-const PAGE = 1000;
-
-/**
- * The stored event equal to `request` (type, turn and data), when the bus can load a session's
- * events; `null` when it is not stored or the bus cannot tell.
- */
-async function findStoredEvent(
-  bus: RuntimeBackends['events'],
-  request: EventRequest,
-): Promise<RuntimeEvent | null> {
-  const loader = (bus as { loadEvents?: unknown }).loadEvents;
-  if (typeof loader !== 'function') return null;
-  const load = loader as (
-    sessionId: string,
-    page: { afterSeq: number; limit: number },
-  ) => Promise<RuntimeEvent[]>;
-  const wanted = canonicalJson(request.data ?? {});
-  let afterSeq = 0;
-  for (;;) {
-    const page = await load.call(bus, request.sessionId, { afterSeq, limit: PAGE });
-    for (const event of page) {
-      if (
-        event.type === request.type &&
-        event.turnId === request.turnId &&
-        canonicalJson(event.data) === wanted
-      ) {
-        return event;
-      }
-    }
-    const last = page[page.length - 1];
-    if (page.length < PAGE || !last) return null;
-    afterSeq = last.seq;
-  }
-}
-
-/** JSON with object keys sorted, so two equal values compare equal whatever their key order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, item: unknown) =>
-    item && typeof item === 'object' && !Array.isArray(item)
-      ? Object.fromEntries(
-          Object.entries(item as Record<string, unknown>).sort(([a], [b]) =>
-            a < b ? -1 : a > b ? 1 : 0,
-          ),
-        )
-      : item,
-  );
 }

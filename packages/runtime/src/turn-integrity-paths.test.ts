@@ -575,6 +575,26 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       }
     });
 
+    it('an event bus down from a given event to the end of the turn: a typed error, the session idle (never active), every call answered', async () => {
+      for (const from of ['input.message', 'turn.started', 'tool.completed', 'turn.completed']) {
+        const t = await setup(oneCall({ id: 'call_c', name: 'count', arguments: { label: 'c' } }));
+        const events = t.backends.events;
+        let down = false;
+        t.wrapped.override('events.emit', (request) => {
+          if ((request as { type: string }).type === from) down = true;
+          if (down) throw new Error(`bus down from ${from}`);
+          return events.emit(request as never);
+        });
+        const error = await expectAnyCode(t.runtime.runTextTurn(t.sessionId, 'go'));
+        expect(error.code, from).not.toBe('ABORTED');
+        expect((await t.runtime.getSession(t.sessionId))?.status, from).toBe('idle');
+        t.wrapped.restore();
+        expect(await t.runtime.runTextTurn(t.sessionId, 'again')).toMatchObject({ success: true });
+        expectEachCallAnsweredOnce(await t.runtime.messages(t.sessionId));
+        for (const request of t.sent) expectWellFormed(request.messages);
+      }
+    });
+
     it('two runTurns on one runtime at once: one runs, the other gets TURN_IN_PROGRESS and stores nothing', async () => {
       const t = await setup(() => 'hello');
       const outcomes = await Promise.allSettled([

@@ -580,10 +580,19 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
         const t = await setup(oneCall({ id: 'call_c', name: 'count', arguments: { label: 'c' } }));
         const events = t.backends.events;
         let down = false;
-        t.wrapped.override('events.emit', (request) => {
-          if ((request as { type: string }).type === from) down = true;
+        const goesDown = (requests: Array<{ type: string }>) => {
+          if (requests.some((request) => request.type === from)) down = true;
           if (down) throw new Error(`bus down from ${from}`);
+        };
+        t.wrapped.override('events.emit', (request) => {
+          goesDown([request as { type: string }]);
           return events.emit(request as never);
+        });
+        // A bus that stores batches at once (as PostgreSQL's) goes down with them too.
+        const batching = events as { emitMany?: (requests: never[]) => Promise<unknown> };
+        t.wrapped.override('events.emitMany', (requests) => {
+          goesDown(requests as Array<{ type: string }>);
+          return batching.emitMany?.call(events, requests as never[]);
         });
         const error = await expectAnyCode(t.runtime.runTextTurn(t.sessionId, 'go'));
         expect(error.code, from).not.toBe('ABORTED');

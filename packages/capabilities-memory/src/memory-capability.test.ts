@@ -147,7 +147,7 @@ describe('memoryCapability', () => {
         {
           id: 'tags',
           name: 'recall',
-          arguments: { tags: Array.from({ length: 100_000 }, (_, index) => `t${index}`) },
+          arguments: { tags: Array.from({ length: 11 }, (_, index) => `t${index}`) },
         },
         { id: 'unknown', name: 'forget', arguments: { key: 'never-saved' } },
       ],

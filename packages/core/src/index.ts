@@ -216,7 +216,10 @@ export {
   INTERRUPTED_TOOL_RESULT_TEXT,
 } from './engine/act-atom.js';
 export { assembleTurnContext } from './engine/assemble-turn-context.js';
-export { MAX_TOOL_ARGUMENTS_DEPTH } from './engine/bound-tool-call-arguments.js';
+export {
+  MAX_TOOL_ARGUMENTS_DEPTH,
+  MAX_TOOL_ARGUMENTS_VALUES,
+} from './engine/bound-tool-call-arguments.js';
 export {
   closeOpenToolCalls,
   toolResultIdempotencyKey,

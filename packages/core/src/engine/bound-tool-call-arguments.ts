@@ -8,6 +8,31 @@ import type { ToolCall } from '../message.js';
 export const MAX_TOOL_ARGUMENTS_DEPTH = 100;
 
 /**
+ * Most values (objects, arrays and scalars, counted one by one) accepted in a tool call's
+ * arguments. More is a tool error before the tool's zod schema runs: validating, and reporting,
+ * hundreds of thousands of bad values would hold the event loop for a noticeable time.
+ */
+export const MAX_TOOL_ARGUMENTS_VALUES = 20_000;
+
+/**
+ * How many values `value` holds (itself, and every member and item at any depth), counted
+ * without recursion and stopping as soon as `limit` is passed.
+ */
+export function countValues(value: unknown, limit = MAX_TOOL_ARGUMENTS_VALUES): number {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    count++;
+    if (count > limit) return count;
+    if (current !== null && typeof current === 'object') {
+      for (const child of Object.values(current)) stack.push(child);
+    }
+  }
+  return count;
+}
+
+/**
  * How deeply `value` nests objects and arrays (a scalar is 0, `{}` and `[]` are 1), counted
  * without recursion and stopping as soon as `limit` is passed (so the answer is at most
  * `limit + 1`, whatever the size of `value`).

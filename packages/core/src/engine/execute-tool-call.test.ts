@@ -702,4 +702,36 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
     }
     expect(ran).toBe(false);
   });
+
+  it('answers arguments holding 100,000 values with a tool error before validating them, and spells out at most 20 issues', async () => {
+    const tools = toolsOf(
+      defineTool({
+        name: 'tagged',
+        description: 'Takes string tags',
+        inputSchema: z.strictObject({ tags: z.array(z.string()) }),
+        execute: async () => 'ran',
+      }),
+    );
+    const huge = { tags: Array.from({ length: 100_000 }, (_, index) => index) };
+    const started = performance.now();
+    const outcome = await executeToolCall(
+      dependencies(),
+      request(tools, { name: 'tagged', arguments: huge }),
+    );
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(outcome).toEqual({
+      content: 'Arguments of tagged hold more than 20000 values; this call was not run.',
+      isError: true,
+    });
+    const invalid = await executeToolCall(
+      dependencies({ maxToolResultChars: 100_000 }),
+      request(tools, {
+        name: 'tagged',
+        arguments: { tags: Array.from({ length: 25 }, (_, index) => index) },
+      }),
+    );
+    expect(invalid.isError).toBe(true);
+    expect(invalid.content.match(/expected string/g)).toHaveLength(20);
+    expect(invalid.content).toMatch(/; and 5 more issues$/);
+  });
 });

@@ -6,7 +6,12 @@ import { formatZodError } from '../format-zod-error.js';
 import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
 import type { RuntimeBackends, SessionStorageStore } from '../stores.js';
-import { MAX_TOOL_ARGUMENTS_DEPTH, nestingDepth } from './bound-tool-call-arguments.js';
+import {
+  countValues,
+  MAX_TOOL_ARGUMENTS_DEPTH,
+  MAX_TOOL_ARGUMENTS_VALUES,
+  nestingDepth,
+} from './bound-tool-call-arguments.js';
 import { duplicatedToolCallId } from './duplicate-tool-call-ids.js';
 import type { TurnLimits, TurnTool } from './turn-types.js';
 
@@ -62,7 +67,8 @@ function cutWithMarker(content: string, limit: number, originalLength: number): 
 
 /**
  * Runs one tool call. Model mistakes become tool errors the model can read: a duplicate call id,
- * an unknown tool, arguments that are not JSON, nested deeper than `MAX_TOOL_ARGUMENTS_DEPTH`, not
+ * an unknown tool, arguments that are not JSON, nested deeper than `MAX_TOOL_ARGUMENTS_DEPTH` or
+ * holding more than `MAX_TOOL_ARGUMENTS_VALUES` values, not
  * an object or not valid for the tool's zod
  * schema, a tool that throws or returns `toolError(message)`, a tool that does not finish within
  * its timeout (`timeoutMs` of the tool, else `limits.toolTimeoutMs`; its context signal fires).
@@ -167,6 +173,11 @@ async function runToolCall(
   if (nestingDepth(args) > MAX_TOOL_ARGUMENTS_DEPTH) {
     return fail(
       `Arguments of ${call.name} are nested more than ${MAX_TOOL_ARGUMENTS_DEPTH} levels deep; this call was not run.`,
+    );
+  }
+  if (countValues(args) > MAX_TOOL_ARGUMENTS_VALUES) {
+    return fail(
+      `Arguments of ${call.name} hold more than ${MAX_TOOL_ARGUMENTS_VALUES} values; this call was not run.`,
     );
   }
   if (typeof args !== 'object' || Array.isArray(args)) {

@@ -67,6 +67,31 @@ describe('createSecretRedactor', () => {
   });
 });
 
+describe('createSecretRedactor against encodings a server chains', () => {
+  it('finds base64 that was URL-encoded or JSON-escaped, double URL-encoding and ASCII-only JSON', () => {
+    // The first nine characters encode to `fn5+Pz8/Pj4+`: base64 with both `+` and `/`.
+    const secret = `~~~???>>>${crypto.randomUUID()}é`;
+    const base64 = Buffer.from(secret).toString('base64');
+    expect(base64).toMatch(/[+/].*[+/]/);
+    const redactor = createSecretRedactor([secret]);
+    const forms = {
+      urlEncodedBase64: encodeURIComponent(base64),
+      urlEncodedBase64Lower: encodeURIComponent(base64).replaceAll(/%2[BF3D]/g, (escape) =>
+        escape.toLowerCase(),
+      ),
+      jsonEscapedBase64: base64.replaceAll('/', '\\/'),
+      urlEncodedBasic: encodeURIComponent(Buffer.from(`user:${secret}`).toString('base64')),
+      doubleUrlEncoded: encodeURIComponent(encodeURIComponent(secret)),
+      asciiJson: JSON.stringify(secret).slice(1, -1).replace('é', '\\u00e9'),
+    };
+    for (const [name, form] of Object.entries(forms)) {
+      const redacted = redactor.redact(`before ${form} after`);
+      // `dXNlcj` encodes `user:` only; at most one boundary character depends on the secret.
+      expect(redacted.replace('dXNlcj', ''), name).toMatch(/^before .?\[secret\] after$/);
+    }
+  });
+});
+
 describe('createSecretRedactor with named secrets', () => {
   it('replaces each secret with its own replacement, the longer secret first', () => {
     const short = `s_${crypto.randomUUID()}`;

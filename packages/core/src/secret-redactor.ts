@@ -12,7 +12,10 @@ const BASE64URL_ALPHABET = '[A-Za-z0-9_-]';
 
 /** The encoded forms of one secret that a redactor looks for. */
 export interface SecretForms {
-  /** Forms compared ignoring case: raw, URL-encoded, hex, JSON- and HTML-escaped. */
+  /**
+   * Forms compared ignoring case: raw, URL-encoded (once or twice), hex, JSON-escaped (also with
+   * every non-ASCII character as `\\uXXXX`) and HTML-escaped.
+   */
   caseInsensitive: string[];
   /**
    * Base64 and base64url forms, compared exactly: the whole value, and the characters that only
@@ -46,6 +49,27 @@ function hexOf(bytes: Uint8Array): string {
   return result;
 }
 
+/** JSON string content with every character outside ASCII as `\\uXXXX` (as Python writes it). */
+function asciiJson(text: string): string {
+  return JSON.stringify(text)
+    .slice(1, -1)
+    .replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A base64 core as a pattern that also matches it URL-encoded (`%2B`, `%2F`) or with `/` escaped
+ * as JSON may write it (`\\/`), since a base64 text often travels in a URL or JSON.
+ */
+function base64CorePattern(core: string): string {
+  let pattern = '';
+  for (const char of core) {
+    if (char === '+') pattern += '(?:\\+|%2[Bb])';
+    else if (char === '/') pattern += '(?:/|\\\\/|%2[Ff])';
+    else pattern += escapeRegExp(char);
+  }
+  return pattern;
+}
+
 /** Base64 (or base64url) of `bytes`, unpadded, without Node's `Buffer`. */
 function base64Of(bytes: Uint8Array, urlSafe: boolean): string {
   let binary = '';
@@ -74,8 +98,10 @@ export function secretForms(secret: string): SecretForms {
     encodeURI(secret),
     percentEncodeEveryByte(bytes),
     hexOf(bytes),
+    encodeURIComponent(encodeURIComponent(secret)),
     JSON.stringify(secret).slice(1, -1),
     JSON.stringify(secret).slice(1, -1).replaceAll('/', '\\/'),
+    asciiJson(secret),
     secret
       .replaceAll('&', '&amp;')
       .replaceAll('<', '&lt;')
@@ -137,7 +163,8 @@ interface Form {
  * Builds a redactor for `secrets` (values, or values with their own replacement): raw,
  * URL-encoded (every common style), hex, JSON- and HTML-escaped forms, ignoring case; base64 and
  * base64url, with or without padding, whole or one or two bytes into a longer encoded text (the
- * characters around that only partly depend on the secret are replaced too); and any literal form
+ * characters around that only partly depend on the secret are replaced too), also URL-encoded or
+ * with `/` JSON-escaped; and any literal form
  * added later with `addForms` (such as how a Markdown converter escapes the secret). Matching is
  * a single pass of a regular expression made only of literal alternatives, so it runs in time
  * proportional to the text. Longer forms win over shorter ones that overlap them.
@@ -160,7 +187,7 @@ export function createSecretRedactor(secrets: ReadonlyArray<string | NamedSecret
     }
     for (const { alphabet, core } of forms.base64) {
       base64Forms.push({
-        pattern: `${alphabet}?${escapeRegExp(core)}${alphabet}?=*`,
+        pattern: `${alphabet}?${base64CorePattern(core)}${alphabet}?(?:=|%3[Dd])*`,
         core,
         replacement,
       });

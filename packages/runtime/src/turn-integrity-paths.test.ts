@@ -512,6 +512,67 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       expect(ended.status).toBe('idle');
     });
 
+    it('abort while a resumed turn runs (after submitToolResults): every call answered once, the session idle, nothing left waiting', async () => {
+      let hung = 0;
+      const t = await setup(async (request) => {
+        const agents = request.messages.filter((message) => message.role === 'agent').length;
+        if (agents === 0) {
+          return { toolCalls: [{ id: 'call_q', name: 'ask_user', arguments: { question: 'q' } }] };
+        }
+        if (agents === 1) {
+          return {
+            toolCalls: [
+              { id: 'call_h', name: 'hang', arguments: {} },
+              { id: 'call_c', name: 'count', arguments: { label: 'c' } },
+            ],
+          };
+        }
+        hung++;
+        return 'done';
+      });
+      const paused = await t.runtime.runTextTurn(t.sessionId, 'ask');
+      expect(paused.stopReason).toBe('waiting_for_tool_results');
+
+      // A signal that fired already: refused before anything is stored, the turn keeps waiting.
+      const fired = new AbortController();
+      fired.abort();
+      const before = await t.snapshot();
+      await expectCode(
+        t.runtime.submitToolResults(
+          t.sessionId,
+          paused.turnId,
+          [{ toolCallId: 'call_q', content: 'yes' }],
+          { signal: fired.signal },
+        ),
+        'ABORTED',
+      );
+      expect(await t.snapshot()).toEqual(before);
+
+      const controller = new AbortController();
+      const resumed = t.runtime.submitToolResults(
+        t.sessionId,
+        paused.turnId,
+        [{ toolCallId: 'call_q', content: 'yes' }],
+        { signal: controller.signal },
+      );
+      await waitUntil(() => probe.hangStarted === 1);
+      controller.abort();
+      await expectCode(resumed, 'ABORTED');
+      expect(hung).toBe(0);
+      const stored = await t.runtime.messages(t.sessionId);
+      expectEachCallAnsweredOnce(stored);
+      expect(resultOf(stored, 'call_q')).toMatchObject({ content: 'yes', isError: false });
+      await expectEndedIdle(t.runtime, t.sessionId, 'turn.failed');
+      await expectCode(
+        t.runtime.submitToolResults(t.sessionId, paused.turnId, [
+          { toolCallId: 'call_q', content: 'again' },
+        ]),
+        'INVALID_INPUT',
+      );
+      expect(await t.runtime.runTextTurn(t.sessionId, 'next')).toMatchObject({ success: true });
+      for (const request of t.sent) expectWellFormed(request.messages);
+    });
+
     it('a session that goes missing mid-turn: a typed error, no hang, and the runtime stays usable', async () => {
       let vanish = false;
       const t = await setup((request) => {

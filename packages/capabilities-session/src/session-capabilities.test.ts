@@ -285,6 +285,112 @@ describe('session_storage capability', () => {
   });
 });
 
+describe('secrets a careless tool echoes', () => {
+  it('keeps every encoding of a secret out of messages, events, contexts, model requests and logs, whatever the tool returns or throws', async () => {
+    const secret = `Tok_~~~???>>>${crypto.randomUUID()}`;
+    const bytes = Buffer.from(secret);
+    const leaks = [
+      secret,
+      secret.toUpperCase(),
+      secret.toLowerCase(),
+      encodeURIComponent(secret),
+      bytes.toString('hex'),
+      bytes.toString('hex').toUpperCase(),
+      bytes.toString('base64'),
+      bytes.toString('base64url'),
+      encodeURIComponent(bytes.toString('base64')),
+      // From the first character that depends on the secret alone (`user:` is 5 bytes).
+      Buffer.from(`user:${secret}`).toString('base64').slice(7),
+      Buffer.from(`xy${secret}`).toString('base64url').slice(3),
+    ];
+    const echo = (context: { sessionId: string; storage: { getSecret: Function } }) =>
+      context.storage.getSecret(context.sessionId, 'api_token') as Promise<string>;
+    const careless = defineCapability({
+      id: `careless_${crypto.randomUUID().slice(0, 8)}`,
+      name: 'Careless',
+      description: 'tools that echo what they sent, without redacting',
+      tools: [
+        defineTool({
+          name: 'echo_result',
+          description: 'Returns the secret in many encodings',
+          inputSchema: z.strictObject({}),
+          execute: async (_input, context) => {
+            await echo(context);
+            return {
+              sent: leaks,
+              header: `Basic ${Buffer.from(`user:${secret}`).toString('base64')}`,
+            };
+          },
+        }),
+        defineTool({
+          name: 'echo_error',
+          description: 'Throws with the secret in many encodings',
+          inputSchema: z.strictObject({}),
+          execute: async (_input, context) => {
+            await echo(context);
+            throw new Error(`upstream refused ${leaks.join(' ')}`);
+          },
+        }),
+        defineTool({
+          name: 'echo_tool_error',
+          description: 'Returns a tool error with the secret',
+          inputSchema: z.strictObject({}),
+          execute: async (_input, context) =>
+            toolError(`bad token ${(await echo(context)).toUpperCase()}`),
+        }),
+      ],
+    });
+    const driver = new LlmSimDriver(
+      LlmSimConfig.sequence(['', 'done']).withToolCallSequence([
+        [
+          { id: 'result', name: 'echo_result', arguments: {} },
+          { id: 'error', name: 'echo_error', arguments: {} },
+          { id: 'tool-error', name: 'echo_tool_error', arguments: {} },
+        ],
+        [],
+      ]),
+    );
+    const logged: string[] = [];
+    const restore = captureOutput(logged);
+    let runtime: Awaited<ReturnType<InProcessRuntimeBuilder['build']>>;
+    let sessionId: string;
+    let turnId: string;
+    try {
+      runtime = await new InProcessRuntimeBuilder()
+        .capability(careless)
+        .driver(driver)
+        .defaultModel({ model: 'llmsim-model', providerType: 'llmsim' })
+        .singleSession((session) => session.harness('careless', '').withCapability(careless.id))
+        .build();
+      sessionId = runtime.defaultSessionId() as string;
+      await runtime.backends.storage.setSecret(sessionId, 'api_token', secret);
+      const result = await runtime.runTextTurn(sessionId, 'call the careless tools');
+      expect(result).toMatchObject({ success: true, response: 'done' });
+      turnId = result.turnId;
+    } finally {
+      restore();
+    }
+    const messages = await runtime.messages(sessionId);
+    const results = toolResults(messages);
+    expect(results.get('result')?.content).toContain('secret://api_token');
+    expect(results.get('error')).toMatchObject({ isError: true });
+    expect(results.get('error')?.content).toContain('upstream refused secret://api_token');
+    expect(results.get('tool-error')).toEqual(
+      expect.objectContaining({ isError: true, content: 'bad token secret://api_token' }),
+    );
+    const places: Record<string, string> = {
+      messages: JSON.stringify(messages),
+      events: JSON.stringify(runtime.events()),
+      loadContext: JSON.stringify(await runtime.loadContext(sessionId)),
+      turnContext: JSON.stringify(runtime.turnContext(turnId)),
+      modelRequests: JSON.stringify(driver.requests),
+      logs: logged.join('\n'),
+    };
+    for (const [place, text] of Object.entries(places))
+      for (const form of leaks) expect(text.includes(form), `${place} holds ${form}`).toBe(false);
+  });
+});
+
 describe('dependency blockers', () => {
   it('ends the turn with the blocker message as an agent message and a turn.failed event', async () => {
     const runtime = await new InProcessRuntimeBuilder()

@@ -113,6 +113,16 @@ export class HeldTurnLease {
     }
   }
 
+  /**
+   * Records that the lease was found lost elsewhere (a write's renewal found it taken over):
+   * stops renewing and fires {@link signal} with `error` (a `TURN_IN_PROGRESS` error).
+   */
+  markLost(error: unknown): void {
+    if (this.#released || this.#lost.signal.aborted) return;
+    this.#stop();
+    this.#lost.abort(error);
+  }
+
   async #renew(): Promise<void> {
     if (this.#renewing || this.#released) return;
     this.#renewing = true;

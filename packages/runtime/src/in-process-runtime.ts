@@ -340,7 +340,11 @@ export class InProcessRuntime {
     const combined = combineSignals(closing.signal, held.signal);
     return {
       signal: combined.signal,
-      adapter: leaseConditionedAdapter(this.#adapter, holderId),
+      adapter: leaseConditionedAdapter(this.#adapter, {
+        holderId,
+        durationMs: this.#turnLease.durationMs,
+        onLost: (error) => held.markLost(error),
+      }),
       async release() {
         combined.dispose();
         closing.dispose();

@@ -1,29 +1,90 @@
-import type { RuntimeSessionStore } from '@everruns-ts/core';
+import {
+  type RuntimeMessageStore,
+  type RuntimeSessionStore,
+  turnInProgressError,
+} from '@everruns-ts/core';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
 
+/** The lease a turn holds, as {@link leaseConditionedAdapter} needs it. */
+export interface HeldLeaseIdentity {
+  /** The holder id the turn claimed the lease with. */
+  holderId: string;
+  /** How long a renewal extends the lease, in milliseconds. */
+  durationMs: number;
+  /** Called with the `TURN_IN_PROGRESS` error when a write's renewal finds the lease taken over. */
+  onLost?(error: unknown): void;
+}
+
 /**
- * The adapter a leased turn runs with: every session status write it makes is conditional on
- * `leaseHolder` still holding the session's turn lease (`updateSessionStatus(…, { leaseHolder })`),
- * so a turn that lost its lease to another holder gets `TURN_IN_PROGRESS` instead of marking the
- * session over the new holder's turn. Everything else is the given adapter's.
+ * The adapter a leased turn runs with. Every session status write it makes is conditional on the
+ * turn still holding the session's turn lease (`updateSessionStatus(…, { leaseHolder })`, one
+ * atomic step in the store), and every message write first renews the lease: when the renewal
+ * finds the lease gone (another holder took it over), the write is refused with
+ * `TURN_IN_PROGRESS` (and `onLost` is told, so the turn stops as when its renewal timer finds the
+ * lease gone) instead of landing in the new holder's history. A renewal that fails (store
+ * unreachable) lets the write go on, as the renewal timer does. Everything else is the given
+ * adapter's.
  */
 export function leaseConditionedAdapter(
   adapter: RuntimeHostAdapter,
-  leaseHolder: string,
+  lease: HeldLeaseIdentity,
 ): RuntimeHostAdapter {
-  const sessions = adapter.backends.sessions;
-  const conditioned = new Proxy(sessions, {
-    get(target, property) {
-      if (property === 'updateSessionStatus') {
-        return ((sessionId, status, options) =>
-          target.updateSessionStatus(sessionId, status, {
-            leaseHolder,
-            ...options,
-          })) satisfies RuntimeSessionStore['updateSessionStatus'];
+  const { sessions, messages } = adapter.backends;
+  const { holderId, durationMs } = lease;
+  const stillHeld = async (sessionId: string): Promise<void> => {
+    const renewed = await sessions
+      .renewTurnLease(sessionId, holderId, durationMs)
+      .catch(() => undefined);
+    if (renewed !== null) return;
+    const current = await sessions.getTurnLease(sessionId).catch(() => null);
+    const error = turnInProgressError(
+      {
+        sessionId,
+        ...(current ? { holder: current.holderId, expiresAt: current.expiresAt } : {}),
+      },
+      { cause: new Error(`The turn lease of ${holderId} was taken over; the write was refused`) },
+    );
+    lease.onLost?.(error);
+    throw error;
+  };
+  const conditionedSessions = replaceMethods(sessions, {
+    updateSessionStatus: ((sessionId, status, options) =>
+      sessions.updateSessionStatus(sessionId, status, {
+        leaseHolder: holderId,
+        ...options,
+      })) satisfies RuntimeSessionStore['updateSessionStatus'],
+  });
+  const conditionedMessages = replaceMethods(messages, {
+    addInputMessage: (async (sessionId, input, turnId) => {
+      await stillHeld(sessionId);
+      return messages.addInputMessage(sessionId, input, turnId);
+    }) satisfies RuntimeMessageStore['addInputMessage'],
+    storeMessage: (async (sessionId, message, options) => {
+      await stillHeld(sessionId);
+      return options === undefined
+        ? messages.storeMessage(sessionId, message)
+        : messages.storeMessage(sessionId, message, options);
+    }) satisfies RuntimeMessageStore['storeMessage'],
+    storeMessages: (async (sessionId, batch) => {
+      await stillHeld(sessionId);
+      return messages.storeMessages(sessionId, batch);
+    }) satisfies RuntimeMessageStore['storeMessages'],
+  });
+  return {
+    ...adapter,
+    backends: { ...adapter.backends, sessions: conditionedSessions, messages: conditionedMessages },
+  };
+}
+
+/** `target` with some methods replaced; every other member is `target`'s (methods bound to it). */
+function replaceMethods<T extends object>(target: T, replacements: Record<string, unknown>): T {
+  return new Proxy(target, {
+    get(object, property) {
+      if (typeof property === 'string' && Object.hasOwn(replacements, property)) {
+        return replacements[property];
       }
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+      const value = Reflect.get(object, property, object);
+      return typeof value === 'function' ? value.bind(object) : value;
     },
   });
-  return { ...adapter, backends: { ...adapter.backends, sessions: conditioned } };
 }

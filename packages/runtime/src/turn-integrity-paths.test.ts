@@ -768,6 +768,54 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       expect((await t.runtime.getSession(t.sessionId))?.status).toBe('idle');
     });
 
+    it('a turn taken over before its renewal timer noticed stores nothing more: the model answer is refused, no end event, the new holder untouched', async () => {
+      let release: () => void = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let calls = 0;
+      const t = await setup(
+        async () => {
+          calls++;
+          if (calls === 1) await gate;
+          return `answer ${calls}`;
+        },
+        // The timer would notice only after a minute: the write itself must.
+        { turnLease: { durationMs: 60_000, renewEveryMs: 20_000 } },
+      );
+      const running = t.runtime.runTextTurn(t.sessionId, 'slow');
+      await waitUntil(() => calls === 1);
+      const sessions = t.backends.sessions;
+      const stale = (await sessions.getTurnLease(t.sessionId))?.holderId as string;
+      // What a lapse during a long stall allows: another holder takes the session.
+      expect(await sessions.releaseTurnLease(t.sessionId, stale)).toBe(true);
+      const newHolder = 'elsewhere/turn_after_stall';
+      await sessions.claimTurnLease(t.sessionId, newHolder, 60_000);
+      await sessions.updateSessionStatus(t.sessionId, 'active', { leaseHolder: newHolder });
+      const eventsAtTakeOver = t.runtime.events(t.sessionId).length;
+      release();
+      const error = await expectCode(running, 'ABORTED');
+      expect(EverrunsError.hasCode(error.cause, 'TURN_IN_PROGRESS')).toBe(true);
+      expect((await t.runtime.messages(t.sessionId)).map((message) => message.role)).toEqual([
+        'user',
+      ]);
+      expect((await t.runtime.getSession(t.sessionId))?.status).toBe('active');
+      const after = t.runtime
+        .events(t.sessionId)
+        .slice(eventsAtTakeOver)
+        .map((event) => event.type);
+      expect(after).not.toContain('turn.completed');
+      expect(after).not.toContain('turn.failed');
+      expect(after).not.toContain('session.idled');
+      expect((await sessions.getTurnLease(t.sessionId))?.holderId).toBe(newHolder);
+      await sessions.updateSessionStatus(t.sessionId, 'idle', { leaseHolder: newHolder });
+      await sessions.releaseTurnLease(t.sessionId, newHolder);
+      expect(await t.runtime.runTextTurn(t.sessionId, 'next')).toMatchObject({
+        success: true,
+        response: 'answer 2',
+      });
+    });
+
     it('a turn that finds its lease taken over while a tool runs stops without ending over the new holder', async () => {
       const t = await setup(oneCall({ id: 'call_h', name: 'hang', arguments: {} }), {
         turnLease: { durationMs: 80, renewEveryMs: 20 },

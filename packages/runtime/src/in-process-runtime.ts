@@ -72,6 +72,29 @@ export interface InProcessRuntimeOptions {
 
 const sessionIdSchema = z.string().min(1, 'must not be empty');
 
+/** Refuses options whose `signal` is not an `AbortSignal` (`INVALID_INPUT`), before anything runs. */
+function assertSignalOption(options: unknown): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') {
+    throw new EverrunsError({ code: 'INVALID_INPUT', message: 'options must be an object' });
+  }
+  const { signal } = options as { signal?: unknown };
+  if (signal === undefined) return;
+  const candidate = signal as Partial<AbortSignal> | null;
+  if (
+    candidate === null ||
+    typeof candidate !== 'object' ||
+    typeof candidate.aborted !== 'boolean' ||
+    typeof candidate.addEventListener !== 'function' ||
+    typeof candidate.removeEventListener !== 'function'
+  ) {
+    throw new EverrunsError({
+      code: 'INVALID_INPUT',
+      message: 'options.signal must be an AbortSignal',
+    });
+  }
+}
+
 function runtimeClosedError(): EverrunsError {
   return new EverrunsError({
     code: 'RUNTIME_CLOSED',
@@ -213,6 +236,7 @@ export class InProcessRuntime {
     if (!id.success) throw invalidInputError('session id', id.error);
     const parsedInput = inputMessageSchema.safeParse(input);
     if (!parsedInput.success) throw invalidInputError('input message', parsedInput.error);
+    assertSignalOption(options);
     this.#assertIdle(sessionId);
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
@@ -272,6 +296,7 @@ export class InProcessRuntime {
     if (!turn.success) throw invalidInputError('turn id', turn.error);
     const parsedResults = clientToolResultsSchema.safeParse(results);
     if (!parsedResults.success) throw invalidInputError('tool results', parsedResults.error);
+    assertSignalOption(options);
     if (!(await this.backends.sessions.getSession(sessionId))) {
       throw new EverrunsError({
         code: 'SESSION_NOT_FOUND',
@@ -336,8 +361,15 @@ export class InProcessRuntime {
       holderId,
       this.#turnLease,
     );
-    const closing = combineSignals(signal, this.#closer.signal);
-    const combined = combineSignals(closing.signal, held.signal);
+    let closing: ReturnType<typeof combineSignals>;
+    let combined: ReturnType<typeof combineSignals>;
+    try {
+      closing = combineSignals(signal, this.#closer.signal);
+      combined = combineSignals(closing.signal, held.signal);
+    } catch (error) {
+      await held.release();
+      throw error;
+    }
     return {
       signal: combined.signal,
       adapter: leaseConditionedAdapter(this.#adapter, {

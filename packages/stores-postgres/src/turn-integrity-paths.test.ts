@@ -666,6 +666,29 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       }
     });
 
+    it('a signal option that is not an AbortSignal is refused with INVALID_INPUT, changing nothing and leaving the lease free', async () => {
+      const t = await setup(() => 'hello');
+      const before = await t.snapshot();
+      for (const options of [{ signal: {} }, { signal: 'stop' }, { signal: null }, null]) {
+        await expectCode(
+          t.runtime.runTextTurn(t.sessionId, 'go', options as never),
+          'INVALID_INPUT',
+        );
+        await expectCode(
+          t.runtime.submitToolResults(
+            t.sessionId,
+            'turn_x',
+            [{ toolCallId: 'c', content: 'x' }],
+            options as never,
+          ),
+          'INVALID_INPUT',
+        );
+      }
+      expect(await t.snapshot()).toEqual(before);
+      expect(await t.backends.sessions.getTurnLease(t.sessionId)).toBeNull();
+      expect(await t.runtime.runTextTurn(t.sessionId, 'go')).toMatchObject({ success: true });
+    });
+
     it('two runTurns on one runtime at once: one runs, the other gets TURN_IN_PROGRESS and stores nothing', async () => {
       const t = await setup(() => 'hello');
       const outcomes = await Promise.allSettled([

@@ -184,6 +184,34 @@ function describeFileToolAttacksOn(
       );
     }, 60_000);
 
+    it("completes another session's turn while every one of these attacks runs", async () => {
+      const { runtime, script, attacker, harnessId } = await attackRuntime(await makeFactory());
+      const files = await runtime.fileSystem(attacker);
+      await files.writeFile('/lines.txt', 'a\n'.repeat(4 * 1024 * 1024));
+      script.set(attacker, [
+        { id: 'deep', name: 'write_file', arguments: { path: '/d', content: nested(100_000) } },
+        { id: 'page', name: 'read_file', arguments: { path: '/lines.txt', offset: 4_000_000 } },
+        {
+          id: 'edit',
+          name: 'edit_file',
+          arguments: { path: '/lines.txt', old_text: 'a', new_text: 'b', replace_all: true },
+        },
+      ]);
+      const bystander = (await runtime.createSession({ harnessId })).id;
+      const { result, maxDelayMs } = await withEventLoopProbe(() =>
+        Promise.all([
+          runtime.runTextTurn(attacker, 'attack'),
+          runtime.runTextTurn(bystander, 'hello'),
+        ]),
+      );
+      expect(result.map((turn) => turn.success)).toEqual([true, true]);
+      expect(maxDelayMs).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
+      const messages = await runtime.messages(attacker);
+      expect(toolResult(messages, 'deep').isError).toBe(true);
+      expect(toolResult(messages, 'page').isError).toBe(false);
+      expect(toolResult(messages, 'edit').content).toContain('LIMIT_EXCEEDED');
+    });
+
     it('refuses a replace_all edit of ten million occurrences with a typed tool error, quickly', async () => {
       const { runtime, script, attacker } = await attackRuntime(await makeFactory());
       const files = await runtime.fileSystem(attacker);

@@ -1,6 +1,7 @@
 import type { FileEncoding, InitialFile } from './domain.js';
 import { EverrunsError } from './errors.js';
 import type { GrepLimitReached, GrepLimits } from './grep-limits.js';
+import type { LinearRegexEngine } from './grep-pattern.js';
 
 /** Metadata of a file or directory in a session workspace. */
 export interface FileStat {
@@ -59,6 +60,14 @@ export interface GrepOptions {
    * incomplete. Reaching `maxMatches` is not reported.
    */
   onLimitReached?: (reached: GrepLimitReached) => void;
+  /**
+   * A linear-time engine the backend compiles `pattern` with instead of its own, for a backend
+   * that brings none or loads its own lazily (the in-memory store's `re2js` is an optional peer).
+   * The `grep_files` tool passes one on every call, so a model's pattern never meets a
+   * backtracking engine whichever packages the app installed. Must be linear-time: a caller that
+   * passes a backtracking engine gives up the guarantee.
+   */
+  regexEngine?: LinearRegexEngine;
 }
 
 /** Operations the contract considers destructive (gated by approval decorators). */

@@ -11,6 +11,7 @@ import {
   GrepScan,
   type InitialFile,
   isoNow,
+  type LinearRegexEngine,
   normalizeWorkspacePath,
   pageTextLines,
   parentWorkspacePath,
@@ -22,7 +23,7 @@ import {
   workspaceBaseName,
 } from '@everruns-ts/core';
 import { compareStrings } from './freeze-copy.js';
-import { re2jsRegexEngine } from './re2js-regex-engine.js';
+import { loadRe2jsRegexEngine } from './re2js-regex-engine.js';
 
 /** Default of {@link InMemorySessionFileStoreOptions.maxFileBytes}: 10 MiB. */
 export const DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024;
@@ -42,6 +43,19 @@ export interface InMemorySessionFileStoreOptions {
    * call, time between yields to the event loop). Defaults: core's `DEFAULT_GREP_LIMITS`.
    */
   grepLimits?: Partial<GrepLimits>;
+  /**
+   * The linear-time engine `grepFiles` compiles patterns with when the call passes none in
+   * `GrepOptions.regexEngine`. Default: `re2js`, imported on first grep; it is an optional peer
+   * dependency, so without it (and without an engine here or on the call) `grepFiles` rejects
+   * with `CONFIGURATION`.
+   */
+  regexEngine?: LinearRegexEngine;
+  /**
+   * Loads the default engine when neither `regexEngine` is given. Default: imports `re2js`.
+   * A seam for tests (for example one that rejects as a missing module would).
+   * @internal
+   */
+  loadRegexEngine?: () => Promise<LinearRegexEngine>;
 }
 
 interface FileNode {
@@ -75,11 +89,15 @@ export class InMemorySessionFileStore implements SessionFileSystem {
   readonly #maxFileBytes: number;
   readonly #maxGrepFiles: number;
   readonly #grepLimits: GrepLimits;
+  readonly #regexEngine: LinearRegexEngine | undefined;
+  readonly #loadRegexEngine: () => Promise<LinearRegexEngine>;
 
   constructor(options: InMemorySessionFileStoreOptions = {}) {
     this.#maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.#maxGrepFiles = options.maxGrepFiles ?? DEFAULT_MAX_GREP_FILES;
     this.#grepLimits = resolveGrepLimits(options.grepLimits);
+    this.#regexEngine = options.regexEngine;
+    this.#loadRegexEngine = options.loadRegexEngine ?? loadRe2jsRegexEngine;
   }
 
   /**
@@ -291,12 +309,14 @@ export class InMemorySessionFileStore implements SessionFileSystem {
   }
 
   /**
-   * Lines matching the regular expression `pattern` (RE2 syntax, matched by `re2js` in linear
-   * time) in text files whose path matches the glob `pathPattern`, in path then line order.
+   * Lines matching the regular expression `pattern` (RE2 syntax, matched in linear time by
+   * `options.regexEngine`, else the store's `regexEngine`, else `re2js` imported on first use)
+   * in text files whose path matches the glob `pathPattern`, in path then line order.
    * Base64 files are skipped. Stops after `maxMatches` matches; stops (and tells
    * `onLimitReached`) after `maxGrepFiles` files or at `grepLimits`' bytes or time. Yields to
    * the event loop every `grepLimits.sliceMs`. An invalid expression, or a backreference or
-   * lookaround, is `INVALID_INPUT`; a pattern or glob too long is `LIMIT_EXCEEDED`.
+   * lookaround, is `INVALID_INPUT`; a pattern or glob too long is `LIMIT_EXCEEDED`; no engine
+   * (none passed and `re2js` not installed) is `CONFIGURATION`.
    */
   async grepFiles(
     pattern: string,
@@ -304,7 +324,8 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     options: GrepOptions = {},
   ): Promise<GrepMatch[]> {
     const limits = this.#grepLimits;
-    const matcher = compileGrepMatcher(pattern, re2jsRegexEngine, {
+    const engine = options.regexEngine ?? this.#regexEngine ?? (await this.#defaultRegexEngine());
+    const matcher = compileGrepMatcher(pattern, engine, {
       ignoreCase: options.ignoreCase ?? false,
       maxPatternLength: limits.maxPatternLength,
     });
@@ -350,6 +371,18 @@ export class InMemorySessionFileStore implements SessionFileSystem {
       file.isReadonly ?? false,
       true,
     );
+  }
+
+  async #defaultRegexEngine(): Promise<LinearRegexEngine> {
+    try {
+      return await this.#loadRegexEngine();
+    } catch (error) {
+      throw everrunsError(
+        'CONFIGURATION',
+        'grep on the in-memory store needs a linear-time regex engine: install `re2js` (an optional peer dependency of @everruns-ts/stores-memory) or pass `regexEngine` (to the store or the grepFiles call)',
+        { cause: error, details: { missing: 're2js' } },
+      );
+    }
   }
 
   #lookup(path: string): Node | undefined {

@@ -1,6 +1,8 @@
 import { compileGrepMatcher } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
-import { re2jsRegexEngine } from './re2js-regex-engine.js';
+import { loadRe2jsRegexEngine } from './re2js-regex-engine.js';
+
+const re2jsRegexEngine = await loadRe2jsRegexEngine();
 
 const matcher = (pattern: string, ignoreCase = false) =>
   compileGrepMatcher(pattern, re2jsRegexEngine, { ignoreCase });

@@ -61,11 +61,47 @@ export function executeReasonActivity(
   state: RuntimeTurnState,
   options: { signal?: AbortSignal } = {},
 ): Promise<ReasonAtomResult> {
-  return reason(adapter, {
+  const running = reason(adapter, {
     sessionId: state.sessionId,
     turnId: state.turnId,
     iteration: state.iteration,
     ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return options.signal ? settleOnAbort(running, options.signal) : running;
+}
+
+/**
+ * `running`, or `ABORTED` as soon as `signal` fires: a driver that ignores its signal cannot hold
+ * an aborted turn (what it answers later is dropped; an in-process turn's late writes are refused
+ * once its lease is released).
+ */
+function settleOnAbort<T>(running: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      running.catch(() => undefined);
+      reject(
+        new EverrunsError({
+          code: 'ABORTED',
+          message: 'The turn was aborted',
+          cause: signal.reason,
+        }),
+      );
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    running.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
   });
 }
 

@@ -329,6 +329,38 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       ]);
     });
 
+    it('a model that ignores its signal does not hold an aborted turn, and its late answer is not stored', async () => {
+      let answerLate: (answer: string) => void = () => {};
+      let calls = 0;
+      const t = await setup(() => {
+        calls++;
+        if (calls > 1) return 'second answer';
+        return new Promise<string>((resolve) => {
+          answerLate = resolve;
+        });
+      });
+      const controller = new AbortController();
+      const running = t.runtime.runTextTurn(t.sessionId, 'think', { signal: controller.signal });
+      await waitUntil(() => calls === 1);
+      controller.abort();
+      await expectCode(running, 'ABORTED');
+      await expectEndedIdle(t.runtime, t.sessionId, 'turn.failed');
+      answerLate('too late');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await t.runtime.messages(t.sessionId)).map((message) => message.role)).toEqual([
+        'user',
+      ]);
+      expect(await t.runtime.runTextTurn(t.sessionId, 'again')).toMatchObject({
+        success: true,
+        response: 'second answer',
+      });
+      expect((await t.runtime.messages(t.sessionId)).map((message) => message.role)).toEqual([
+        'user',
+        'user',
+        'agent',
+      ]);
+    });
+
     it('a tool that never settles and ignores its signal is ended by its timeout', async () => {
       const t = await setup(oneCall({ id: 'call_s', name: 'stubborn', arguments: {} }));
       const started = Date.now();

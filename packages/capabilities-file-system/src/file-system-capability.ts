@@ -9,6 +9,7 @@ import {
   toolError,
 } from '@everruns-ts/core';
 import { z } from 'zod';
+import { re2jsRegexEngine } from './re2js-regex-engine.js';
 
 /** Id of the {@link fileSystemCapability}, as upstream (`session_file_system`). */
 export const FILE_SYSTEM_CAPABILITY_ID = 'session_file_system';
@@ -351,6 +352,8 @@ const grepFilesTool = defineTool({
         onLimitReached: (reached) => {
           if (!limitsReached.includes(reached.limit)) limitsReached.push(reached.limit);
         },
+        // Linear-time matching whatever the store brings (the in-memory store's re2js is optional).
+        regexEngine: re2jsRegexEngine,
       });
       const shown = matches.slice(0, config.maxGrepMatches).map((match) => ({
         path: match.path,

@@ -290,3 +290,14 @@ describeAttacksOn('a real temp directory', async (grepLimits?: { maxBytesScanned
     ...(grepLimits ? { grepLimits } : {}),
   });
 });
+describeAttacksOn(
+  'an in-memory workspace that cannot load re2js (the tool brings the engine)',
+  async (grepLimits?: { maxBytesScanned: number }) =>
+    new InMemorySessionFileSystemFactory({
+      ...(grepLimits ? { grepLimits } : {}),
+      loadRegexEngine: () =>
+        Promise.reject(
+          Object.assign(new Error("Cannot find package 're2js'"), { code: 'ERR_MODULE_NOT_FOUND' }),
+        ),
+    }),
+);

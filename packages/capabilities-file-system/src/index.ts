@@ -7,3 +7,4 @@ export {
   type GrepFilesResult,
   type ReadFileResult,
 } from './file-system-capability.js';
+export { re2jsRegexEngine } from './re2js-regex-engine.js';

@@ -398,10 +398,10 @@ export class RealDiskFileStore implements SessionFileSystem {
   }
 
   /**
-   * Lines matching a regular expression (RE2 syntax, matched by `re2js` in linear time) in
-   * UTF-8 files whose path matches `pathPattern`, sorted by path and line. Skips files over
-   * `maxFileBytes`, non-UTF-8 files and files that cannot be read safely (links, FIFOs,
-   * multiply linked files). Bounded by `grepLimits` (bytes, time, line length; reported through
+   * Lines matching a regular expression (RE2 syntax, matched in linear time by
+   * `options.regexEngine` when given, else by `re2js`) in UTF-8 files whose path matches
+   * `pathPattern`, sorted by path and line. Skips files over `maxFileBytes`, non-UTF-8 files and
+   * files that cannot be read safely (links, FIFOs, multiply linked files). Bounded by `grepLimits` (bytes, time, line length; reported through
    * `onLimitReached`), yielding to the event loop every `grepLimits.sliceMs`. Throws
    * `INVALID_INPUT` for a bad pattern or a backreference or lookaround, `LIMIT_EXCEEDED` for a
    * pattern or glob too long.
@@ -412,7 +412,7 @@ export class RealDiskFileStore implements SessionFileSystem {
     options: GrepOptions = {},
   ): Promise<GrepMatch[]> {
     const limits = this.#grepLimits;
-    const matcher = compileGrepMatcher(pattern, re2jsRegexEngine, {
+    const matcher = compileGrepMatcher(pattern, options.regexEngine ?? re2jsRegexEngine, {
       ignoreCase: options.ignoreCase ?? false,
       maxPatternLength: limits.maxPatternLength,
     });

@@ -174,12 +174,9 @@ describe('InProcessRuntime turns', () => {
       content: expect.stringContaining('did not finish within 50 ms'),
     });
     expect(byId('c7')).toMatchObject({ isError: false });
-    expect(
-      results.find((part) => part.toolCallId.startsWith('c7') && part.toolCallId !== 'c7'),
-    ).toMatchObject({
-      isError: true,
-      content: expect.stringContaining('Duplicate tool call id "c7"'),
-    });
+    // The repeat of c7 in the same response runs as a new call under a fresh id.
+    const repeat = results.find((part) => /^call_[0-9a-f]{32}$/.test(part.toolCallId));
+    expect(repeat).toMatchObject({ isError: false });
     const huge = byId('c8');
     expect(huge?.isError).toBe(false);
     expect(huge?.content.length).toBeLessThan(1200);

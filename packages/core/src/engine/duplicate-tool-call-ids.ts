@@ -1,36 +1,13 @@
 import { uuidV7Hex } from '../ids.js';
 import type { Message } from '../message.js';
 
-const DUPLICATE_MARKER = '__duplicate_';
-
 /**
- * Renames every repeat of a tool call id within one model response to a distinct id that marks
- * it a duplicate, so each stored call still gets exactly one result (the duplicate's result is
- * an error; see {@link duplicatedToolCallId}). Calls whose id is unique are returned unchanged.
- */
-export function markDuplicateToolCallIds<TCall extends { id: string }>(
-  calls: readonly TCall[],
-): TCall[] {
-  const seen = new Set<string>();
-  return calls.map((call) => {
-    let id = call.id;
-    if (seen.has(id)) id = `${call.id}${DUPLICATE_MARKER}${seen.size}`;
-    seen.add(id);
-    return id === call.id ? call : { ...call, id };
-  });
-}
-
-/** The original id of a call renamed by {@link markDuplicateToolCallIds}, or `undefined`. */
-export function duplicatedToolCallId(id: string): string | undefined {
-  const index = id.indexOf(DUPLICATE_MARKER);
-  return index === -1 ? undefined : id.slice(0, index);
-}
-
-/**
- * Gives every call whose id repeats a tool call id of `history` (an earlier response of the same
- * turn or of an earlier turn) a fresh id, `call_` + 32 hex digits, so tool call ids stay unique in
- * a session and the call runs as a new call instead of passing for a replay of the earlier one.
- * Returns the calls (unchanged ones as given) and the renames, new id to original id.
+ * Gives every call whose id is blank, or repeats a tool call id of `history` (an earlier response
+ * of the same turn or of an earlier turn) or of an earlier call of the same response, a fresh id,
+ * `call_` + 32 hex digits, so tool call ids stay unique in a session and the call runs as a new
+ * call instead of passing for a replay of another. The renames are kept out of band (returned,
+ * and stored in the agent message's metadata), never marked inside the id. Returns the calls
+ * (unchanged ones as given) and the renames, new id to original id.
  */
 export function rekeyRepeatedToolCallIds<TCall extends { id: string }>(
   calls: readonly TCall[],
@@ -46,7 +23,7 @@ export function rekeyRepeatedToolCallIds<TCall extends { id: string }>(
     }
   }
   const result = calls.map((call) => {
-    if (!used.has(call.id)) {
+    if (call.id.trim() !== '' && !used.has(call.id)) {
       used.add(call.id);
       return call;
     }

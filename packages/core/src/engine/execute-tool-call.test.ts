@@ -7,7 +7,6 @@ import { EverrunsError } from '../errors.js';
 import type { SessionFileSystem } from '../file-system.js';
 import type { ToolCall } from '../message.js';
 import type { MemoryStore, RuntimeSessionStore, SessionStorageStore } from '../stores.js';
-import { markDuplicateToolCallIds } from './duplicate-tool-call-ids.js';
 import {
   type ExecuteToolCallRequest,
   executeToolCall,
@@ -364,33 +363,19 @@ describe('executeToolCall', () => {
     expect(exact.content).toBe(huge);
   });
 
-  it('refuses the repeat of a call id from one response without running it', async () => {
-    let runs = 0;
+  it('runs a tool call whose id looks like an internal marker as an ordinary call', async () => {
     const tool = defineTool({
-      name: 'count',
-      description: 'Counts runs',
+      name: 'echo',
+      description: 'Echoes',
       inputSchema: z.object({}),
-      execute: () => String(++runs),
+      execute: () => 'ran',
     });
-    const calls = markDuplicateToolCallIds([
-      { id: 'call_1', name: 'count', arguments: {} },
-      { id: 'call_1', name: 'count', arguments: {} },
-    ]);
-    const outcomes = [];
-    for (const call of calls) {
-      outcomes.push(
+    for (const id of ['call_1__duplicate_1', 'timeout', 'aborted']) {
+      const call = { id, name: 'echo', arguments: {} };
+      expect(
         await executeToolCall(dependencies(), { ...request(toolsOf(tool), call), call }),
-      );
+      ).toEqual({ content: 'ran', isError: false });
     }
-    expect(outcomes).toEqual([
-      { content: '1', isError: false },
-      {
-        content:
-          'Duplicate tool call id "call_1" in one response; this call was not run. Use a unique id per call.',
-        isError: true,
-      },
-    ]);
-    expect(runs).toBe(1);
   });
 
   it('hands the tool its call identity, config, stores and the per-call file system', async () => {

@@ -12,7 +12,6 @@ import {
   MAX_TOOL_ARGUMENTS_VALUES,
   nestingDepth,
 } from './bound-tool-call-arguments.js';
-import { duplicatedToolCallId } from './duplicate-tool-call-ids.js';
 import type { TurnLimits, TurnTool } from './turn-types.js';
 
 /** What {@link executeToolCall} needs of the atoms' dependencies. */
@@ -150,12 +149,6 @@ async function runToolCall(
 ): Promise<ToolCallOutcome> {
   const { call, tools } = request;
   const fail = (content: string) => ({ content, isError: true });
-  const original = duplicatedToolCallId(call.id);
-  if (original !== undefined) {
-    return fail(
-      `Duplicate tool call id "${original}" in one response; this call was not run. Use a unique id per call.`,
-    );
-  }
   const turnTool = tools.get(call.name);
   if (!turnTool) {
     const names = [...tools.keys()].join(', ') || '(none)';

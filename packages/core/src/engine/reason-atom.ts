@@ -9,7 +9,7 @@ import {
 } from '../message.js';
 import { assembleTurnContext } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
-import { markDuplicateToolCallIds, rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
+import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents } from './emit-events.js';
 import {
   redactApiKey,
@@ -157,10 +157,7 @@ export async function reason(
   }
   const content: ContentPart[] = [];
   if (response.text) content.push({ type: 'text', text: response.text });
-  const { calls, rekeyed } = rekeyRepeatedToolCallIds(
-    markDuplicateToolCallIds(response.toolCalls),
-    context.messages,
-  );
+  const { calls, rekeyed } = rekeyRepeatedToolCallIds(response.toolCalls, context.messages);
   for (const call of calls.map(boundToolCallArguments)) {
     content.push({ type: 'tool_call', id: call.id, name: call.name, arguments: call.arguments });
   }

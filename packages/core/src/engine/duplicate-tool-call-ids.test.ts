@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import type { Message } from '../message.js';
+import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
+
+const call = (id: string, name = 'add') => ({ id, name, arguments: {} });
+const history = (...ids: string[]): Pick<Message, 'content'>[] => [
+  {
+    content: ids.map((id) => ({ type: 'tool_call' as const, id, name: 'add', arguments: {} })),
+  },
+];
+
+describe('rekeyRepeatedToolCallIds', () => {
+  it('keeps unique ids as given and returns no renames', () => {
+    const calls = [call('a'), call('b')];
+    const { calls: result, rekeyed } = rekeyRepeatedToolCallIds(calls, history('x'));
+    expect(result).toEqual(calls);
+    expect(rekeyed).toEqual({});
+  });
+
+  it('renames a repeat within one response, keeping the first call its id', () => {
+    const { calls, rekeyed } = rekeyRepeatedToolCallIds([call('a'), call('a', 'sub')], []);
+    expect(calls[0]?.id).toBe('a');
+    expect(calls[1]?.id).toMatch(/^call_[0-9a-f]{32}$/);
+    expect(calls[1]?.name).toBe('sub');
+    expect(rekeyed).toEqual({ [calls[1]?.id as string]: 'a' });
+  });
+
+  it('renames an id an earlier response of the session already used', () => {
+    const { calls, rekeyed } = rekeyRepeatedToolCallIds([call('old'), call('new')], history('old'));
+    expect(calls[0]?.id).not.toBe('old');
+    expect(calls[1]?.id).toBe('new');
+    expect(Object.values(rekeyed)).toEqual(['old']);
+  });
+
+  it('gives blank ids fresh distinct ids', () => {
+    const { calls } = rekeyRepeatedToolCallIds([call(''), call(' '), call('')], []);
+    const ids = calls.map((entry) => entry.id);
+    for (const id of ids) expect(id).toMatch(/^call_[0-9a-f]{32}$/);
+    expect(new Set(ids).size).toBe(3);
+  });
+
+  it('never marks a rename inside the id: a model id containing a marker-like text stays as is', () => {
+    const { calls, rekeyed } = rekeyRepeatedToolCallIds([call('call_1__duplicate_1')], []);
+    expect(calls[0]?.id).toBe('call_1__duplicate_1');
+    expect(rekeyed).toEqual({});
+  });
+});

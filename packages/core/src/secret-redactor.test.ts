@@ -76,8 +76,8 @@ describe('createSecretRedactor against encodings a server chains', () => {
     const redactor = createSecretRedactor([secret]);
     const forms = {
       urlEncodedBase64: encodeURIComponent(base64),
-      urlEncodedBase64Lower: encodeURIComponent(base64).replaceAll(/%2[BF3D]/g, (escape) =>
-        escape.toLowerCase(),
+      urlEncodedBase64Lower: encodeURIComponent(base64).replaceAll(/%2[BF3D]/g, (sequence) =>
+        sequence.toLowerCase(),
       ),
       jsonEscapedBase64: base64.replaceAll('/', '\\/'),
       urlEncodedBasic: encodeURIComponent(Buffer.from(`user:${secret}`).toString('base64')),

@@ -53,7 +53,10 @@ function hexOf(bytes: Uint8Array): string {
 function asciiJson(text: string): string {
   return JSON.stringify(text)
     .slice(1, -1)
-    .replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    .replace(
+      /[\u0080-\uffff]/g,
+      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
 }
 
 /**

@@ -21,10 +21,21 @@ export interface LlmRequest {
   maxOutputTokens?: number;
 }
 
-/** Token usage of one model call. */
+/**
+ * Token usage of one model call. The optional details are parts of the two totals; a driver sets
+ * one when the provider reports a count above zero, and leaves it out otherwise.
+ */
 export interface LlmUsage {
+  /** Every input token, cached or not. */
   inputTokens: number;
+  /** Every generated token, reasoning included. */
   outputTokens: number;
+  /** Input tokens read from the provider's prompt cache (part of `inputTokens`). */
+  cachedInputTokens?: number;
+  /** Input tokens written to the provider's prompt cache (Anthropic `cache_creation_input_tokens`). */
+  cacheWriteInputTokens?: number;
+  /** Output tokens spent on reasoning or thinking (part of `outputTokens`). */
+  reasoningTokens?: number;
 }
 
 /** Why the model stopped. */

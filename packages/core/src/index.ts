@@ -49,6 +49,7 @@ export {
   type LlmStreamEvent,
   type LlmUsage,
 } from './driver.js';
+export { addLlmUsage, llmUsageSchema } from './llm-usage.js';
 // Errors: one class, stable codes.
 export {
   ERROR_CODES,

@@ -202,7 +202,7 @@ describe('driver-ai-sdk: AiSdkDriver.generate with MockLanguageModelV4', () => {
         { id: 'call_b', name: 'add', arguments: '{"a":' },
         { id: 'call_c', name: 'add', arguments: {} },
       ],
-      usage: { inputTokens: 12, outputTokens: 7 },
+      usage: { inputTokens: 12, outputTokens: 7, cachedInputTokens: 3, reasoningTokens: 2 },
       responseId: 'resp_42',
       model: 'gemini-2.5-flash-001',
       stopReason: 'tool_calls',
@@ -239,6 +239,9 @@ describe('driver-ai-sdk: AiSdkDriver.generate with MockLanguageModelV4', () => {
     expect((await driver.generate(request('parts', messages))).usage).toEqual({
       inputTokens: 10,
       outputTokens: 5,
+      cachedInputTokens: 4,
+      cacheWriteInputTokens: 1,
+      reasoningTokens: 2,
     });
     expect((await driver.generate(request('none', messages))).usage).toEqual({
       inputTokens: 0,
@@ -417,7 +420,7 @@ describe('driver-ai-sdk: LanguageModelV3 streams', () => {
       response: {
         text: 'four',
         toolCalls: [{ id: 'call_v3', name: 'add', arguments: { a: 2, b: 2 } }],
-        usage: { inputTokens: 12, outputTokens: 7 },
+        usage: { inputTokens: 12, outputTokens: 7, cachedInputTokens: 3, reasoningTokens: 2 },
         stopReason: 'tool_calls',
       },
     });
@@ -650,7 +653,7 @@ describe('driver-ai-sdk: AiSdkDriver.stream with MockLanguageModelV4', () => {
             { id: 'call_1', name: 'add', arguments: { a: 2, b: 2 } },
             { id: 'call_2', name: 'add', arguments: { a: 1, b: 1 } },
           ],
-          usage: { inputTokens: 12, outputTokens: 7 },
+          usage: { inputTokens: 12, outputTokens: 7, cachedInputTokens: 3, reasoningTokens: 2 },
           responseId: 'resp_s',
           model: 'mock-stream-1',
           stopReason: 'tool_calls',

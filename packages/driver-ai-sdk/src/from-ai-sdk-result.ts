@@ -46,8 +46,10 @@ export function parseToolInput(input: string): unknown {
 }
 
 /**
- * Token usage in everruns-ts terms. Missing totals count as 0; a provider that reports only the
- * non-cached and cache-read parts of the input gets them added up.
+ * Token usage in everruns-ts terms (the V3 and V4 usage shapes are the same). Missing totals count
+ * as 0; a provider that reports only the non-cached and cache-read parts of the input gets them
+ * added up. `inputTokens.cacheRead`, `inputTokens.cacheWrite` and `outputTokens.reasoning` become
+ * `cachedInputTokens`, `cacheWriteInputTokens` and `reasoningTokens` when above zero.
  */
 export function toLlmUsage(usage: LanguageModelV4Usage | undefined): LlmUsage {
   const input = usage?.inputTokens;
@@ -55,7 +57,11 @@ export function toLlmUsage(usage: LanguageModelV4Usage | undefined): LlmUsage {
   const inputTokens =
     input?.total ?? (input?.noCache ?? 0) + (input?.cacheRead ?? 0) + (input?.cacheWrite ?? 0);
   const outputTokens = output?.total ?? (output?.text ?? 0) + (output?.reasoning ?? 0);
-  return { inputTokens, outputTokens };
+  const result: LlmUsage = { inputTokens, outputTokens };
+  if (input?.cacheRead) result.cachedInputTokens = input.cacheRead;
+  if (input?.cacheWrite) result.cacheWriteInputTokens = input.cacheWrite;
+  if (output?.reasoning) result.reasoningTokens = output.reasoning;
+  return result;
 }
 
 /**

@@ -199,7 +199,12 @@ describe('anthropic driver: requests', () => {
       toolCalls: [
         { id: 'toolu_01A09q90qw90lq917835lq9', name: 'multiply', arguments: { a: 4, b: 3 } },
       ],
-      usage: { inputTokens: 500, outputTokens: 61 },
+      usage: {
+        inputTokens: 500,
+        outputTokens: 61,
+        cachedInputTokens: 100,
+        cacheWriteInputTokens: 20,
+      },
       responseId: MESSAGE_ID,
       stopReason: 'tool_calls',
       model: ANSWERING_MODEL,

@@ -41,7 +41,9 @@ export function parseMessagesErrorBody(body: unknown): ProviderErrorBody {
 
 /**
  * Usage as one number per direction: input counts the uncached, cache-written and cache-read
- * prompt tokens together (comparable with OpenAI's `prompt_tokens`).
+ * prompt tokens together (comparable with OpenAI's `prompt_tokens`); cache reads and writes are
+ * also reported apart (`cachedInputTokens`, `cacheWriteInputTokens`, when above zero). `message_delta` usage is
+ * cumulative, so a field it carries replaces the one from `message_start`.
  */
 function usageOf(value: unknown, previous?: LlmResponse['usage']): LlmResponse['usage'] {
   if (!isJsonObject(value)) return previous ?? { inputTokens: 0, outputTokens: 0 };
@@ -53,13 +55,25 @@ function usageOf(value: unknown, previous?: LlmResponse['usage']): LlmResponse['
     tokenCount(value.input_tokens) +
     tokenCount(value.cache_creation_input_tokens) +
     tokenCount(value.cache_read_input_tokens);
-  return {
+  const usage: LlmResponse['usage'] = {
     inputTokens: hasInput ? inputTokens : (previous?.inputTokens ?? 0),
     outputTokens:
       value.output_tokens !== undefined
         ? tokenCount(value.output_tokens)
         : (previous?.outputTokens ?? 0),
   };
+  // Cache reads and writes: from this event when it says them, else from the earlier one.
+  const cacheRead =
+    value.cache_read_input_tokens !== undefined && value.cache_read_input_tokens !== null
+      ? tokenCount(value.cache_read_input_tokens)
+      : previous?.cachedInputTokens;
+  if (cacheRead !== undefined && cacheRead > 0) usage.cachedInputTokens = cacheRead;
+  const cacheWrite =
+    value.cache_creation_input_tokens !== undefined && value.cache_creation_input_tokens !== null
+      ? tokenCount(value.cache_creation_input_tokens)
+      : previous?.cacheWriteInputTokens;
+  if (cacheWrite !== undefined && cacheWrite > 0) usage.cacheWriteInputTokens = cacheWrite;
+  return usage;
 }
 
 /** Maps a whole (non-streamed) Messages API response. */

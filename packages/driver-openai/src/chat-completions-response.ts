@@ -116,12 +116,35 @@ function isFinishReason(value: unknown): boolean {
   return value !== undefined && value !== null && value !== '';
 }
 
-function usageOf(value: unknown): LlmResponse['usage'] {
+/** A token count above zero, else `undefined` (details are reported only when they count). */
+function presentCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
+}
+
+/**
+ * Maps a Chat Completions `usage`. Cache reads come from `prompt_tokens_details.cached_tokens`
+ * (OpenAI, Azure, xAI, Groq) or DeepSeek's `prompt_cache_hit_tokens`; reasoning tokens from
+ * `completion_tokens_details.reasoning_tokens`. A detail the server does not send, or sends as 0,
+ * stays absent.
+ */
+export function usageOf(value: unknown): LlmResponse['usage'] {
   if (!isJsonObject(value)) return { inputTokens: 0, outputTokens: 0 };
-  return {
+  const usage: LlmResponse['usage'] = {
     inputTokens: tokenCount(value.prompt_tokens),
     outputTokens: tokenCount(value.completion_tokens),
   };
+  const promptDetails = isJsonObject(value.prompt_tokens_details)
+    ? value.prompt_tokens_details
+    : {};
+  const completionDetails = isJsonObject(value.completion_tokens_details)
+    ? value.completion_tokens_details
+    : {};
+  const cached =
+    presentCount(promptDetails.cached_tokens) ?? presentCount(value.prompt_cache_hit_tokens);
+  if (cached !== undefined) usage.cachedInputTokens = cached;
+  const reasoning = presentCount(completionDetails.reasoning_tokens);
+  if (reasoning !== undefined) usage.reasoningTokens = reasoning;
+  return usage;
 }
 
 let generatedIds = 0;

@@ -1,9 +1,11 @@
 import {
   type ActAtomResult,
+  addLlmUsage,
   DEFAULT_TURN_LIMITS,
   EverrunsError,
   formatZodError,
   type InputAtomResult,
+  llmUsageSchema,
   type ReasonAtomResult,
   toolCallSchema,
 } from '@everruns-ts/core';
@@ -39,7 +41,8 @@ export const runtimeTurnStateSchema = z.object({
   repeatedCallCount: z.number().int().nonnegative(),
   /** Text of the last model answer. */
   lastResponseText: z.string(),
-  usage: z.object({ inputTokens: z.number(), outputTokens: z.number() }),
+  /** Usage summed over the turn's model calls (detail fields present once any call reported them). */
+  usage: llmUsageSchema,
 });
 /** What a host carries between the steps of one turn: plain JSON. */
 export type RuntimeTurnState = z.infer<typeof runtimeTurnStateSchema>;
@@ -114,7 +117,7 @@ const reasonOutputSchema = z.object({
   messageId: z.string().optional(),
   text: z.string(),
   toolCalls: z.array(toolCallSchema),
-  usage: z.object({ inputTokens: z.number(), outputTokens: z.number() }).optional(),
+  usage: llmUsageSchema.optional(),
   stopReason: z.string().optional(),
   responseId: z.string().optional(),
   replayed: z.boolean(),
@@ -231,10 +234,7 @@ export function planNextHostTurn(
       const next: RuntimeTurnState = {
         ...current,
         lastResponseText: result.text,
-        usage: {
-          inputTokens: current.usage.inputTokens + (result.usage?.inputTokens ?? 0),
-          outputTokens: current.usage.outputTokens + (result.usage?.outputTokens ?? 0),
-        },
+        usage: addLlmUsage(current.usage, result.usage),
       };
       if (!result.success) {
         const blocked = result.error?.code === 'DEPENDENCY_BLOCKED';

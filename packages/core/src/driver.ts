@@ -1,6 +1,7 @@
 import type { ToolSpec } from './capability.js';
 import { EverrunsError } from './errors.js';
-import type { Message, ToolCall } from './message.js';
+import type { LlmRequestOptions } from './llm-request-options.js';
+import type { Message, ReasoningPart, ToolCall } from './message.js';
 import type { LlmProviderType, ModelWithProvider } from './model.js';
 
 /** What the reason step sends to a driver. */
@@ -19,6 +20,12 @@ export interface LlmRequest {
   iteration: number;
   /** Upper bound on generated tokens, when the caller sets one. */
   maxOutputTokens?: number;
+  /**
+   * Request options (temperature, tool choice, structured output, …): the model configuration's
+   * merged with the turn's. A driver maps what its provider supports and throws `INVALID_INPUT`
+   * for the rest before sending anything. `options.maxOutputTokens` wins over `maxOutputTokens`.
+   */
+  options?: LlmRequestOptions;
 }
 
 /**
@@ -50,11 +57,19 @@ export interface LlmResponse {
   stopReason: LlmStopReason;
   /** The model that answered, when the provider says. */
   model?: string;
+  /**
+   * The model's reasoning, in the order it came (thinking text with its signature, redacted
+   * reasoning as opaque data); absent when there was none. Never part of `text`. The reason step
+   * stores it on the agent message, before the text and tool calls.
+   */
+  reasoning?: ReasoningPart[];
 }
 
 /** One streamed piece of an answer. The last event is always `finish` with the whole response. */
 export type LlmStreamEvent =
   | { type: 'text_delta'; text: string }
+  /** A piece of reasoning (thinking) text; never part of the answer's text. */
+  | { type: 'reasoning_delta'; text: string }
   | { type: 'tool_call_delta'; index: number; id?: string; name?: string; argumentsDelta: string }
   | { type: 'finish'; response: LlmResponse };
 
@@ -75,6 +90,12 @@ export interface LlmDriver {
   generate(request: LlmRequest, options?: LlmCallOptions): Promise<LlmResponse>;
   /** Streams the answer; optional. */
   stream?(request: LlmRequest, options?: LlmCallOptions): AsyncIterable<LlmStreamEvent>;
+  /**
+   * Throws `INVALID_INPUT` for request options (already schema-valid) this driver cannot send to
+   * `model`; optional. The runtime calls it before a turn writes anything; `generate` and
+   * `stream` check the same again before sending.
+   */
+  checkOptions?(options: LlmRequestOptions, model: ModelWithProvider): void;
 }
 
 /** Drivers by provider type. */

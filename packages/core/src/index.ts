@@ -49,7 +49,6 @@ export {
   type LlmStreamEvent,
   type LlmUsage,
 } from './driver.js';
-export { addLlmUsage, llmUsageSchema } from './llm-usage.js';
 // Errors: one class, stable codes.
 export {
   ERROR_CODES,
@@ -62,7 +61,6 @@ export {
   throwIfAborted,
   turnInProgressError,
 } from './errors.js';
-
 // Events and the event bus.
 export {
   EVENT_TYPES,
@@ -98,6 +96,20 @@ export {
   type SessionId,
   type TurnId,
 } from './ids.js';
+export {
+  LLM_REASONING_EFFORTS,
+  type LlmRequestOptions,
+  type LlmResponseFormat,
+  type LlmToolChoice,
+  llmRequestOptionsSchema,
+  llmResponseFormatSchema,
+  llmToolChoiceSchema,
+  mergeLlmRequestOptions,
+  parseLlmRequestOptions,
+  RESERVED_EXTRA_BODY_KEYS,
+  unsupportedRequestOptionError,
+} from './llm-request-options.js';
+export { addLlmUsage, llmUsageSchema } from './llm-usage.js';
 // Messages.
 export {
   type ContentPart,
@@ -108,10 +120,12 @@ export {
   type MessageRole,
   messageRoleSchema,
   messageSchema,
+  messageReasoning,
   messageText,
   messageToolCalls,
   type NewMessage,
   newMessageSchema,
+  type ReasoningPart,
   type TextPart,
   type ToolCall,
   type ToolCallPart,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { llmRequestOptionsSchema } from './llm-request-options.js';
 
 /** Provider types with drivers shipped by everruns-ts. Third-party drivers may use any other name. */
 export const LLM_PROVIDER_TYPES = ['llmsim', 'openai', 'anthropic'] as const;
@@ -22,6 +23,8 @@ export const modelWithProviderSchema = z.object({
   apiKey: z.string().optional(),
   /** Base URL of an API-compatible server. */
   baseUrl: z.string().url().optional(),
+  /** Request options sent with every call of this model; a turn's `modelOptions` win over them. */
+  options: llmRequestOptionsSchema.optional(),
 });
 
 /** A model resolved together with what is needed to call it. */

@@ -34,7 +34,7 @@ export interface InputActivityResult extends InputAtomResult {
  */
 export async function executeInputActivity(
   adapter: RuntimeHostAdapter,
-  request: { sessionId: string; input: InputMessage; turnId?: string },
+  request: { sessionId: string; input: InputMessage; turnId?: string; modelOptions?: unknown },
 ): Promise<InputActivityResult> {
   await assertNoTurnWaitsForToolResults(adapter, request.sessionId, request.turnId ?? '');
   const result: InputActivityResult = await input(adapter, request);
@@ -66,6 +66,7 @@ export function executeReasonActivity(
     turnId: state.turnId,
     iteration: state.iteration,
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(state.modelOptions ? { modelOptions: state.modelOptions } : {}),
   });
   return options.signal ? settleOnAbort(running, options.signal) : running;
 }

@@ -9,9 +9,11 @@ import {
   harnessSchema,
   type InputMessage,
   inputMessageSchema,
+  type LlmRequestOptions,
   type Message,
   newId,
   type PlatformDefinition,
+  parseLlmRequestOptions,
   type RuntimeBackends,
   type RuntimeEvent,
   type Session,
@@ -56,6 +58,13 @@ import { driveTurn, runTurnStep, type TurnResult, turnResultOf } from './turn-st
 export interface RunTurnOptions {
   /** Cancels the turn: model calls and tools see it; the turn rejects with `ABORTED`. */
   signal?: AbortSignal;
+  /**
+   * Request options for every model call of this turn (temperature, tool choice, structured
+   * output, …), merged key by key over the model configuration's `options` (the turn's win).
+   * Checked before anything is written: `INVALID_INPUT` from the schema or the model's driver.
+   * Ignored by `submitToolResults`, whose turn keeps the options it started with.
+   */
+  modelOptions?: LlmRequestOptions;
 }
 
 /** Options of {@link InProcessRuntime}. */
@@ -237,6 +246,7 @@ export class InProcessRuntime {
     const parsedInput = inputMessageSchema.safeParse(input);
     if (!parsedInput.success) throw invalidInputError('input message', parsedInput.error);
     assertSignalOption(options);
+    const modelOptions = parseLlmRequestOptions(options.modelOptions, 'turn model options');
     this.#assertIdle(sessionId);
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
@@ -255,6 +265,7 @@ export class InProcessRuntime {
           turnId,
           maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
           maxIterations: this.#adapter.limits.maxIterations,
+          ...(modelOptions ? { modelOptions } : {}),
         }),
       });
       return await this.#drive(lease.adapter, entry, plan, holder, signal);

@@ -5,6 +5,8 @@ import {
   EverrunsError,
   formatZodError,
   type InputAtomResult,
+  type LlmRequestOptions,
+  llmRequestOptionsSchema,
   llmUsageSchema,
   type ReasonAtomResult,
   toolCallSchema,
@@ -43,6 +45,8 @@ export const runtimeTurnStateSchema = z.object({
   lastResponseText: z.string(),
   /** Usage summed over the turn's model calls (detail fields present once any call reported them). */
   usage: llmUsageSchema,
+  /** The turn's request options (`runTurn`'s `modelOptions`), sent with each of its model calls. */
+  modelOptions: llmRequestOptionsSchema.optional(),
 });
 /** What a host carries between the steps of one turn: plain JSON. */
 export type RuntimeTurnState = z.infer<typeof runtimeTurnStateSchema>;
@@ -92,6 +96,8 @@ export function initialTurnState(options: {
   turnId: string;
   maxIterations?: number;
   maxRepeatedToolCalls?: number;
+  /** The turn's request options; see {@link RuntimeTurnState}. */
+  modelOptions?: LlmRequestOptions;
 }): RuntimeTurnState {
   return {
     sessionId: options.sessionId,
@@ -103,6 +109,7 @@ export function initialTurnState(options: {
     repeatedCallCount: 0,
     lastResponseText: '',
     usage: { inputTokens: 0, outputTokens: 0 },
+    ...(options.modelOptions ? { modelOptions: options.modelOptions } : {}),
   };
 }
 

@@ -171,6 +171,7 @@ export async function runTurnStep(
         sessionId: step.state.sessionId,
         turnId: step.state.turnId,
         input: step.input,
+        ...(step.state.modelOptions ? { modelOptions: step.state.modelOptions } : {}),
       });
       break;
     case 'reason':

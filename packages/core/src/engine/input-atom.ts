@@ -9,6 +9,8 @@ export interface InputAtomInput {
   input: InputMessage;
   /** The turn id to use; generated when absent. */
   turnId?: string;
+  /** The turn's request options, checked with the model's before anything is stored. */
+  modelOptions?: unknown;
 }
 
 /** Output of the {@link input} atom (plain JSON). */
@@ -33,6 +35,7 @@ export async function input(
     sessionId: request.sessionId,
     input: request.input,
     turnId,
+    ...(request.modelOptions !== undefined ? { modelOptions: request.modelOptions } : {}),
   });
   const { backends } = dependencies;
   const message = await backends.messages.storeMessage(request.sessionId, {

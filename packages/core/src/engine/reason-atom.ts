@@ -1,5 +1,6 @@
 import type { LlmResponse, LlmStopReason, LlmUsage } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
+import { type LlmRequestOptions, mergeLlmRequestOptions } from '../llm-request-options.js';
 import {
   type ContentPart,
   type Message,
@@ -25,6 +26,8 @@ export interface ReasonAtomInput {
   /** 1-based iteration. */
   iteration: number;
   signal?: AbortSignal;
+  /** The turn's request options; they win over the model configuration's, key by key. */
+  modelOptions?: LlmRequestOptions;
 }
 
 /** Output of the {@link reason} atom (plain JSON). */
@@ -117,6 +120,7 @@ export async function reason(
   let response: LlmResponse;
   try {
     const driver = dependencies.drivers.get(context.model.providerType);
+    const options = mergeLlmRequestOptions(context.model.options, request.modelOptions);
     response = await driver.generate(
       {
         model: context.model,
@@ -126,6 +130,7 @@ export async function reason(
         sessionId,
         turnId,
         iteration,
+        ...(options ? { options } : {}),
       },
       request.signal ? { signal: request.signal } : {},
     );
@@ -156,6 +161,15 @@ export async function reason(
     return { success: false, text: '', toolCalls: [], replayed: false, error: failure };
   }
   const content: ContentPart[] = [];
+  // Reasoning first, in the order it came: the providers that want it back want it there.
+  for (const part of response.reasoning ?? []) {
+    content.push({
+      type: 'reasoning',
+      text: part.text,
+      ...(part.signature !== undefined ? { signature: part.signature } : {}),
+      ...(part.redactedData !== undefined ? { redactedData: part.redactedData } : {}),
+    });
+  }
   if (response.text) content.push({ type: 'text', text: response.text });
   const { calls, rekeyed } = rekeyRepeatedToolCallIds(response.toolCalls, context.messages);
   for (const call of calls.map(boundToolCallArguments)) {

@@ -1,5 +1,6 @@
 import { EverrunsError } from '../errors.js';
 import { formatZodError } from '../format-zod-error.js';
+import { mergeLlmRequestOptions, parseLlmRequestOptions } from '../llm-request-options.js';
 import { type InputMessage, inputMessageSchema } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
@@ -12,6 +13,8 @@ export interface ValidateTurnInputRequest {
   input: unknown;
   /** The turn the message would start; its resolved setup is cached for the turn when given. */
   turnId?: string;
+  /** The turn's request options (`runTurn`'s `modelOptions`), not yet validated. */
+  modelOptions?: unknown;
 }
 
 /** What {@link validateTurnInput} resolved: the parsed message and the session's setup. */
@@ -44,8 +47,10 @@ export function inputMessageSize(input: InputMessage): number {
  * the message's shape (`INVALID_INPUT`), its size (`LIMIT_EXCEEDED`, see
  * `limits.maxInputBytes`), the session (`SESSION_NOT_FOUND`), its capabilities
  * (`CAPABILITY_NOT_FOUND`, `INVALID_INPUT` for a configuration its schema refuses), its model
- * (`MODEL_NOT_FOUND`, or `CONFIGURATION` when there is none) and the model's driver
- * (`DRIVER_NOT_FOUND`). A session blocked by a missing or disabled harness or agent passes (its
+ * (`MODEL_NOT_FOUND`, or `CONFIGURATION` when there is none), the model's driver
+ * (`DRIVER_NOT_FOUND`) and the request options of the model and the turn (`INVALID_INPUT`, from
+ * the schema or the driver's `checkOptions`). A session blocked by a missing or disabled harness
+ * or agent passes (its
  * turn reports the blocker). Writes nothing.
  */
 export async function validateTurnInput(
@@ -87,6 +92,12 @@ export async function validateTurnInput(
         details: { providerType: model.providerType },
       });
     }
+    // Request options: the model's and the turn's, each valid, and together sendable by the driver.
+    const options = mergeLlmRequestOptions(
+      parseLlmRequestOptions(model.options, `options of model ${model.model}`),
+      parseLlmRequestOptions(request.modelOptions, 'turn model options'),
+    );
+    if (options) dependencies.drivers.get(model.providerType).checkOptions?.(options, model);
     return { input, setup, model };
   } catch (error) {
     // The turn does not start: its cached setup goes with it.

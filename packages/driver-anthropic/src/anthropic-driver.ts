@@ -2,8 +2,10 @@ import type {
   LlmDriver,
   LlmProviderType,
   LlmRequest,
+  LlmRequestOptions,
   LlmResponse,
   LlmStreamEvent,
+  ModelWithProvider,
 } from '@everruns-ts/core';
 import {
   checkHttpDriverOptions,
@@ -15,6 +17,7 @@ import {
   requestWholeAnswer,
   streamAnswer,
 } from '@everruns-ts/driver-http';
+import { checkMessagesRequestOptions } from './messages-options.js';
 import { toMessagesRequest } from './messages-request.js';
 import {
   fromMessage,
@@ -97,6 +100,19 @@ export class AnthropicDriver implements LlmDriver {
     const call = this.#prepare(request, options, true);
     // A factory: an attempt retried before any output starts from a fresh assembler.
     yield* streamAnswer(call, () => messagesStreamProtocol());
+  }
+
+  /**
+   * Throws `INVALID_INPUT` for request options this driver cannot send: `seed`,
+   * `reasoningEffort`, `responseFormat`, and a thinking budget that is under 1,024, not below
+   * the output token limit, or combined with `temperature`, a `topP` under 0.95 or a forced tool.
+   * The runtime calls it before a turn writes anything.
+   */
+  checkOptions(options: LlmRequestOptions, _model?: ModelWithProvider): void {
+    checkMessagesRequestOptions(
+      options,
+      options.maxOutputTokens ?? this.#options.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
+    );
   }
 
   #prepare(request: LlmRequest, options: HttpCallOptions, stream: boolean): PostRequest {

@@ -1,4 +1,5 @@
 import type { ContentPart, LlmRequest, Message } from '@everruns-ts/core';
+import { applyMessagesRequestOptions } from './messages-options.js';
 
 /** One content block of a Messages API request. */
 export type AnthropicContentBlock =
@@ -122,5 +123,10 @@ export function toMessagesRequest(
     }));
   }
   if (shape.stream) body.stream = true;
+  applyMessagesRequestOptions(
+    body as unknown as Record<string, unknown> & { max_tokens: number },
+    request.options,
+    request.tools,
+  );
   return body;
 }

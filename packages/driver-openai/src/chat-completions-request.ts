@@ -1,4 +1,5 @@
 import type { ContentPart, LlmRequest, Message } from '@everruns-ts/core';
+import { applyChatRequestOptions } from './chat-completions-options.js';
 
 /** One tool call as the Chat Completions API writes it. */
 export interface ChatToolCall {
@@ -102,7 +103,10 @@ function appendMessage(messages: ChatMessage[], message: Message): void {
   if (content !== undefined) messages.push({ role: 'user', content });
 }
 
-/** Translates a driver request into the body of `POST /chat/completions`. */
+/**
+ * Translates a driver request into the body of `POST /chat/completions`, its request options
+ * included (`INVALID_INPUT` for options that are not valid or not supported).
+ */
 export function toChatCompletionRequest(
   request: LlmRequest,
   shape: ChatRequestShape,
@@ -125,5 +129,11 @@ export function toChatCompletionRequest(
     body.stream = true;
     if (shape.streamUsage) body.stream_options = { include_usage: true };
   }
+  applyChatRequestOptions(
+    body as unknown as Record<string, unknown>,
+    request.options,
+    request.tools,
+    shape.maxTokensParameter,
+  );
   return body;
 }

@@ -2,8 +2,10 @@ import type {
   LlmDriver,
   LlmProviderType,
   LlmRequest,
+  LlmRequestOptions,
   LlmResponse,
   LlmStreamEvent,
+  ModelWithProvider,
 } from '@everruns-ts/core';
 import {
   checkHttpDriverOptions,
@@ -15,6 +17,7 @@ import {
   requestWholeAnswer,
   streamAnswer,
 } from '@everruns-ts/driver-http';
+import { checkChatRequestOptions } from './chat-completions-options.js';
 import { toChatCompletionRequest } from './chat-completions-request.js';
 import {
   chatCompletionStreamProtocol,
@@ -100,6 +103,14 @@ export class OpenAiDriver implements LlmDriver {
     const call = this.#prepare(request, options, true);
     // A factory: an attempt retried before any output starts from a fresh assembler.
     yield* streamAnswer(call, () => chatCompletionStreamProtocol());
+  }
+
+  /**
+   * Throws `INVALID_INPUT` for request options this driver cannot send (`thinkingBudgetTokens`;
+   * use `reasoningEffort`). The runtime calls it before a turn writes anything.
+   */
+  checkOptions(options: LlmRequestOptions, _model?: ModelWithProvider): void {
+    checkChatRequestOptions(options);
   }
 
   #prepare(request: LlmRequest, options: HttpCallOptions, stream: boolean): PostRequest {

@@ -11,10 +11,13 @@ import {
   type LlmDriver,
   type LlmProviderType,
   type LlmRequest,
+  type LlmRequestOptions,
   type LlmResponse,
   type LlmStreamEvent,
+  type ModelWithProvider,
 } from '@everruns-ts/core';
 import { type AiSdkLanguageModel, isAiSdkLanguageModel } from './ai-sdk-language-model.js';
+import { applyAiSdkRequestOptions, checkAiSdkRequestOptions } from './apply-request-options.js';
 import { fromGenerateResult } from './from-ai-sdk-result.js';
 import { readAiSdkStream, StreamErrorPart } from './read-ai-sdk-stream.js';
 import { toAiSdkPrompt, toAiSdkTools, toV3Prompt } from './to-ai-sdk-prompt.js';
@@ -249,6 +252,14 @@ export class AiSdkDriver implements LlmDriver {
     return model;
   }
 
+  /**
+   * Throws `INVALID_INPUT` for request options this driver cannot send (`extraBody`; use
+   * `callSettings.providerOptions`). The runtime calls it before a turn writes anything.
+   */
+  checkOptions(options: LlmRequestOptions, _model?: ModelWithProvider): void {
+    checkAiSdkRequestOptions(options);
+  }
+
   #callOptions(
     request: LlmRequest,
     model: AiSdkLanguageModel,
@@ -265,6 +276,7 @@ export class AiSdkDriver implements LlmDriver {
     if (request.tools.length > 0) callOptions.tools = toAiSdkTools(request.tools);
     if (request.maxOutputTokens !== undefined)
       callOptions.maxOutputTokens = request.maxOutputTokens;
+    applyAiSdkRequestOptions(callOptions, request.options, request.tools);
     if (signal !== undefined) callOptions.abortSignal = signal;
     return callOptions;
   }

@@ -4,11 +4,13 @@ import {
   type LlmCallOptions,
   type LlmDriver,
   type LlmRequest,
+  type LlmRequestOptions,
   type LlmResponse,
   type LlmStreamEvent,
   type LlmUsage,
   type Message,
   messageText,
+  parseLlmRequestOptions,
   type ToolCall,
   throwIfAborted,
 } from '@everruns-ts/core';
@@ -77,6 +79,16 @@ export class LlmSimDriver implements LlmDriver {
     return this.#requests;
   }
 
+  /**
+   * The request options of each recorded request, oldest first (`undefined` for a request without
+   * any), so a test can assert what was asked of the model. The simulated model accepts every
+   * valid option and does not change its answer for them; options the schema refuses reject
+   * with `INVALID_INPUT` and the request is not recorded.
+   */
+  get requestOptions(): ReadonlyArray<LlmRequestOptions | undefined> {
+    return this.#requests.map((request) => request.options);
+  }
+
   /** How many calls this driver has received since the last {@link reset}. */
   get callCount(): number {
     return this.#requests.length;
@@ -95,6 +107,7 @@ export class LlmSimDriver implements LlmDriver {
    * they already are an `EverrunsError`.
    */
   async generate(request: LlmRequest, options: LlmCallOptions = {}): Promise<LlmResponse> {
+    parseLlmRequestOptions(request.options, 'request options');
     this.#requests.push(request);
     await delay(this.config.latencyMs, options.signal);
     return this.#answer(request, options.signal);
@@ -106,6 +119,7 @@ export class LlmSimDriver implements LlmDriver {
    * JSON (a string argument as is), then `finish`. The request is recorded when iteration starts.
    */
   async *stream(request: LlmRequest, options: LlmCallOptions = {}): AsyncIterable<LlmStreamEvent> {
+    parseLlmRequestOptions(request.options, 'request options');
     this.#requests.push(request);
     await delay(this.config.latencyMs, options.signal);
     const response = await this.#answer(request, options.signal);

@@ -38,6 +38,21 @@ export const contentPartSchema = z.discriminatedUnion('type', [
     content: z.string(),
     isError: z.boolean().default(false),
   }),
+  z.object({
+    type: z.literal('reasoning'),
+    /** The model's reasoning (thinking) text; empty for redacted reasoning. Never answer text. */
+    text: z.string(),
+    /**
+     * The provider's signature over the text (Anthropic thinking blocks). Sent back unchanged;
+     * a provider that checks signatures refuses reasoning without one.
+     */
+    signature: z.string().optional(),
+    /**
+     * Reasoning the provider withheld, as the opaque data it sent (Anthropic `redacted_thinking`).
+     * Stored and sent back byte for byte; not meant for display.
+     */
+    redactedData: z.string().optional(),
+  }),
 ]);
 /** One part of a message's content. */
 export type ContentPart = z.infer<typeof contentPartSchema>;
@@ -47,6 +62,12 @@ export type TextPart = Extract<ContentPart, { type: 'text' }>;
 export type ToolCallPart = Extract<ContentPart, { type: 'tool_call' }>;
 /** A tool result part. */
 export type ToolResultPart = Extract<ContentPart, { type: 'tool_result' }>;
+/**
+ * A reasoning part of an agent message: what the model thought before answering, kept so it can
+ * be sent back where the provider requires it (DeepSeek thinking-mode tool loops, Anthropic
+ * thinking with tool use). Drivers that cannot send it back leave it out of their requests.
+ */
+export type ReasoningPart = Extract<ContentPart, { type: 'reasoning' }>;
 
 /** Who wrote a message. */
 export const messageRoleSchema = z.enum(['user', 'agent', 'tool_result']);
@@ -122,4 +143,9 @@ export function messageToolCalls(message: Pick<Message, 'content'>): ToolCall[] 
       calls.push({ id: part.id, name: part.name, arguments: part.arguments });
   }
   return calls;
+}
+
+/** The reasoning parts of a message, in order. */
+export function messageReasoning(message: Pick<Message, 'content'>): ReasoningPart[] {
+  return message.content.filter((part): part is ReasoningPart => part.type === 'reasoning');
 }

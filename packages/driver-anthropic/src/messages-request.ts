@@ -8,6 +8,8 @@ export type AnthropicContentBlock =
       type: 'image';
       source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
     }
+  | { type: 'thinking'; thinking: string; signature: string }
+  | { type: 'redacted_thinking'; data: string }
   | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> }
   | { type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean };
 
@@ -72,6 +74,17 @@ function block(part: ContentPart, role: Message['role']): AnthropicContentBlock 
         content: part.content,
         ...(part.isError ? { is_error: true } : {}),
       };
+    case 'reasoning':
+      // Thinking goes back exactly as it came, signature and all, so the API can verify it;
+      // reasoning without a signature (another provider's) cannot be sent and is left out.
+      if (role !== 'agent') return undefined;
+      if (part.redactedData !== undefined) {
+        return { type: 'redacted_thinking', data: part.redactedData };
+      }
+      if (part.signature !== undefined) {
+        return { type: 'thinking', thinking: part.text, signature: part.signature };
+      }
+      return undefined;
   }
 }
 

@@ -1,4 +1,10 @@
-import type { LlmResponse, LlmStopReason, LlmStreamEvent, ToolCall } from '@everruns-ts/core';
+import type {
+  LlmResponse,
+  LlmStopReason,
+  LlmStreamEvent,
+  ReasoningPart,
+  ToolCall,
+} from '@everruns-ts/core';
 import {
   isJsonObject,
   type JsonObject,
@@ -76,14 +82,38 @@ function usageOf(value: unknown, previous?: LlmResponse['usage']): LlmResponse['
   return usage;
 }
 
+/**
+ * A reasoning part from a `thinking` block (its text and signature; an empty signature is left
+ * out) or a `redacted_thinking` block (its opaque `data`).
+ */
+function reasoningPart(
+  type: 'thinking' | 'redacted_thinking',
+  text: string,
+  signature: string,
+): ReasoningPart {
+  if (type === 'redacted_thinking') return { type: 'reasoning', text: '', redactedData: text };
+  return signature === '' ? { type: 'reasoning', text } : { type: 'reasoning', text, signature };
+}
+
 /** Maps a whole (non-streamed) Messages API response. */
 export function fromMessage(body: JsonObject): LlmResponse {
   let text = '';
   const toolCalls: ToolCall[] = [];
+  const reasoning: ReasoningPart[] = [];
   const content = Array.isArray(body.content) ? body.content : [];
   for (const entry of content) {
     if (!isJsonObject(entry)) continue;
-    if (entry.type === 'text') text += stringOrUndefined(entry.text) ?? '';
+    if (entry.type === 'thinking') {
+      reasoning.push(
+        reasoningPart(
+          'thinking',
+          stringOrUndefined(entry.thinking) ?? '',
+          stringOrUndefined(entry.signature) ?? '',
+        ),
+      );
+    } else if (entry.type === 'redacted_thinking') {
+      reasoning.push(reasoningPart('redacted_thinking', stringOrUndefined(entry.data) ?? '', ''));
+    } else if (entry.type === 'text') text += stringOrUndefined(entry.text) ?? '';
     else if (entry.type === 'tool_use') {
       const id = stringOrUndefined(entry.id) ?? '';
       const name = stringOrUndefined(entry.name) ?? '';
@@ -98,7 +128,16 @@ export function fromMessage(body: JsonObject): LlmResponse {
     stopReason: mapStopReason(body.stop_reason, toolCalls.length > 0),
     responseId: stringOrUndefined(body.id),
     model: stringOrUndefined(body.model),
+    reasoning,
   });
+}
+
+/** A thinking or redacted thinking block being streamed. */
+interface PartialReasoning {
+  type: 'thinking' | 'redacted_thinking';
+  /** The thinking text, or a redacted block's data. */
+  text: string;
+  signature: string;
 }
 
 interface PartialToolCall {
@@ -120,6 +159,8 @@ export class MessagesStreamAssembler {
   #text = '';
   #thinking = '';
   readonly #blocks = new Map<number, PartialToolCall>();
+  /** Thinking and redacted thinking blocks by index. */
+  readonly #reasoning = new Map<number, PartialReasoning>();
   /** Every content block by index: its type and whether it has stopped. */
   readonly #opened = new Map<number, { type: string; stopped: boolean }>();
   #started = false;
@@ -190,6 +231,22 @@ export class MessagesStreamAssembler {
           this.#text += text;
           return [{ type: 'text_delta', text }];
         }
+        if (block.type === 'thinking' || block.type === 'redacted_thinking') {
+          const text =
+            block.type === 'thinking'
+              ? (stringOrUndefined(block.thinking) ?? '')
+              : (stringOrUndefined(block.data) ?? '');
+          this.#reasoning.set(index, {
+            type: block.type,
+            text,
+            signature: stringOrUndefined(block.signature) ?? '',
+          });
+          if (block.type === 'thinking' && text !== '') {
+            this.#thinking += text;
+            return [{ type: 'reasoning_delta', text }];
+          }
+          return [];
+        }
         if (block.type === 'tool_use') {
           const id = stringOrUndefined(block.id) ?? '';
           const name = stringOrUndefined(block.name) ?? '';
@@ -227,7 +284,15 @@ export class MessagesStreamAssembler {
           );
         }
         if (delta.type === 'thinking_delta') {
-          this.#thinking += stringOrUndefined(delta.thinking) ?? '';
+          const thinking = stringOrUndefined(delta.thinking) ?? '';
+          const partial = this.#reasoning.get(tokenCount(data.index));
+          if (partial) partial.text += thinking;
+          this.#thinking += thinking;
+          return thinking === '' ? [] : [{ type: 'reasoning_delta', text: thinking }];
+        }
+        if (delta.type === 'signature_delta') {
+          const partial = this.#reasoning.get(tokenCount(data.index));
+          if (partial) partial.signature += stringOrUndefined(delta.signature) ?? '';
           return [];
         }
         if (delta.type === 'text_delta') {
@@ -243,7 +308,7 @@ export class MessagesStreamAssembler {
           partial.inputJson += json;
           return [{ type: 'tool_call_delta', index: partial.toolIndex, argumentsDelta: json }];
         }
-        // signature_delta, citations_delta and delta types added later: not part of the answer.
+        // citations_delta and delta types added later: not part of the answer.
         return [];
       }
       case 'content_block_stop': {
@@ -286,6 +351,9 @@ export class MessagesStreamAssembler {
       stopReason: mapStopReason(this.#stopReason, toolCalls.length > 0),
       responseId: this.#responseId,
       model: this.#model,
+      reasoning: [...this.#reasoning.entries()]
+        .sort(([left], [right]) => left - right)
+        .map(([, block]) => reasoningPart(block.type, block.text, block.signature)),
     });
   }
 }

@@ -1,4 +1,4 @@
-import type { LlmResponse, LlmStopReason, ToolCall } from '@everruns-ts/core';
+import type { LlmResponse, LlmStopReason, ReasoningPart, ToolCall } from '@everruns-ts/core';
 
 /** A parsed JSON object, as a provider's bodies and stream events are read. */
 export type JsonObject = Record<string, unknown>;
@@ -42,9 +42,11 @@ export interface LlmResponseParts {
   responseId?: string | undefined;
   /** The model that answered; left out of the response when empty. */
   model?: string | undefined;
+  /** The model's reasoning parts; left out of the response when there are none. */
+  reasoning?: ReasoningPart[] | undefined;
 }
 
-/** Builds an `LlmResponse`, leaving out an empty `responseId` or `model`. */
+/** Builds an `LlmResponse`, leaving out an empty `responseId`, `model` or `reasoning`. */
 export function toLlmResponse(parts: LlmResponseParts): LlmResponse {
   const response: LlmResponse = {
     text: parts.text,
@@ -54,5 +56,6 @@ export function toLlmResponse(parts: LlmResponseParts): LlmResponse {
   };
   if (parts.responseId) response.responseId = parts.responseId;
   if (parts.model) response.model = parts.model;
+  if (parts.reasoning && parts.reasoning.length > 0) response.reasoning = parts.reasoning;
   return response;
 }

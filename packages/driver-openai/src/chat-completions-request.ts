@@ -17,7 +17,13 @@ export type ChatUserContentPart =
 export type ChatMessage =
   | { role: 'system'; content: string }
   | { role: 'user'; content: string | ChatUserContentPart[] }
-  | { role: 'assistant'; content: string | null; tool_calls?: ChatToolCall[] }
+  | {
+      role: 'assistant';
+      content: string | null;
+      tool_calls?: ChatToolCall[];
+      /** The reasoning of a tool-calling answer, sent back (DeepSeek thinking mode, Kimi, GLM). */
+      reasoning_content?: string;
+    }
   | { role: 'tool'; tool_call_id: string; content: string };
 
 /** The request body of `POST /chat/completions`. */
@@ -39,6 +45,11 @@ export interface ChatRequestShape {
   stream: boolean;
   streamUsage: boolean;
   maxTokensParameter: 'max_completion_tokens' | 'max_tokens';
+  /**
+   * Whether an assistant message with tool calls carries its stored reasoning back as
+   * `reasoning_content` (reasoning text without a provider signature or redacted data).
+   */
+  sendReasoningContent?: boolean;
 }
 
 /** Tool call arguments as the wire wants them: JSON text; a raw string passes through as is. */
@@ -67,13 +78,25 @@ function userContent(parts: ContentPart[]): string | ChatUserContentPart[] | und
   return wire;
 }
 
-function appendMessage(messages: ChatMessage[], message: Message): void {
+function appendMessage(
+  messages: ChatMessage[],
+  message: Message,
+  sendReasoningContent: boolean,
+): void {
   if (message.role === 'agent') {
     let text = '';
+    let reasoning = '';
     const toolCalls: ChatToolCall[] = [];
     for (const part of message.content) {
       if (part.type === 'text') text += part.text;
-      else if (part.type === 'tool_call') {
+      // Signed or redacted reasoning is another provider's (Anthropic's); it is not sent here.
+      else if (
+        part.type === 'reasoning' &&
+        part.signature === undefined &&
+        part.redactedData === undefined
+      ) {
+        reasoning += part.text;
+      } else if (part.type === 'tool_call') {
         toolCalls.push({
           id: part.id,
           type: 'function',
@@ -88,6 +111,7 @@ function appendMessage(messages: ChatMessage[], message: Message): void {
         role: 'assistant',
         content: text === '' ? null : text,
         tool_calls: toolCalls,
+        ...(sendReasoningContent && reasoning !== '' ? { reasoning_content: reasoning } : {}),
       });
     }
     return;
@@ -115,7 +139,8 @@ export function toChatCompletionRequest(
   if (request.systemPrompt.trim() !== '') {
     messages.push({ role: 'system', content: request.systemPrompt });
   }
-  for (const message of request.messages) appendMessage(messages, message);
+  const sendReasoningContent = shape.sendReasoningContent ?? true;
+  for (const message of request.messages) appendMessage(messages, message, sendReasoningContent);
   const body: ChatCompletionRequestBody = { model: request.model.model, messages };
   if (request.tools.length > 0) {
     body.tools = request.tools.map((tool) => ({

@@ -1,4 +1,10 @@
-import type { LlmResponse, LlmStopReason, LlmStreamEvent, ToolCall } from '@everruns-ts/core';
+import type {
+  LlmResponse,
+  LlmStopReason,
+  LlmStreamEvent,
+  ReasoningPart,
+  ToolCall,
+} from '@everruns-ts/core';
 import {
   isJsonObject,
   type JsonObject,
@@ -186,7 +192,13 @@ export function fromChatCompletion(body: JsonObject): LlmResponse | undefined {
       : mapFinishReason(choice.finish_reason, toolCalls.length > 0),
     responseId: stringOrUndefined(body.id),
     model: stringOrUndefined(body.model),
+    reasoning: reasoningParts(pieces.reasoning),
   });
+}
+
+/** The reasoning text as the response's reasoning parts: one part, or none when empty. */
+function reasoningParts(text: string): ReasoningPart[] | undefined {
+  return text === '' ? undefined : [{ type: 'reasoning', text }];
 }
 
 interface PartialToolCall {
@@ -216,7 +228,8 @@ export class ChatCompletionStreamAssembler {
 
   /**
    * The reasoning text streamed so far (`reasoning_content`, `reasoning`, thinking parts). It is
-   * never part of the answer's text; `LlmResponse` has no place for it yet.
+   * never part of the answer's text; it is streamed as `reasoning_delta` and kept in the
+   * response's `reasoning`.
    */
   get reasoning(): string {
     return this.#reasoning;
@@ -242,7 +255,10 @@ export class ChatCompletionStreamAssembler {
           ? choice.message
           : {};
       const pieces = messagePieces(delta);
-      this.#reasoning += pieces.reasoning;
+      if (pieces.reasoning !== '') {
+        this.#reasoning += pieces.reasoning;
+        events.push({ type: 'reasoning_delta', text: pieces.reasoning });
+      }
       // A refusal is the visible answer: its text is streamed and kept as the answer's text.
       const text = pieces.text + pieces.refusal;
       if (pieces.refusal !== '') this.#refused = true;
@@ -304,6 +320,7 @@ export class ChatCompletionStreamAssembler {
         : mapFinishReason(this.#finishReason, toolCalls.length > 0),
       responseId: this.#responseId,
       model: this.#model,
+      reasoning: reasoningParts(this.#reasoning),
     });
   }
 }

@@ -61,6 +61,13 @@ export interface OpenAiDriverOptions extends HttpDriverOptions {
    * current name, required by its reasoning models); older compatible servers want `max_tokens`.
    */
   maxTokensParameter?: 'max_completion_tokens' | 'max_tokens';
+  /**
+   * Whether an assistant message that called tools carries the reasoning the model gave with it
+   * back as `reasoning_content`, as DeepSeek's thinking mode requires within a tool loop (Kimi and
+   * GLM accept it too). Defaults to `true`; only messages with stored reasoning are affected.
+   * Turn it off for a server that rejects the field.
+   */
+  sendReasoningContent?: boolean;
   /** The `fetch` to use (a proxy-aware one, for instance). Defaults to the global `fetch`. */
   fetch?: typeof globalThis.fetch;
 }
@@ -132,6 +139,7 @@ export class OpenAiDriver implements LlmDriver {
           stream,
           streamUsage: this.#options.streamUsage ?? true,
           maxTokensParameter: this.#options.maxTokensParameter ?? 'max_completion_tokens',
+          sendReasoningContent: this.#options.sendReasoningContent ?? true,
         }),
       parseErrorBody: parseChatErrorBody,
     });

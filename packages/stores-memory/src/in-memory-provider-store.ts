@@ -1,4 +1,8 @@
-import type { ModelWithProvider, RuntimeProviderStore } from '@everruns-ts/core';
+import {
+  type ModelWithProvider,
+  parseLlmRequestOptions,
+  type RuntimeProviderStore,
+} from '@everruns-ts/core';
 import { freezeCopy } from './freeze-copy.js';
 
 /** Options of {@link InMemoryProviderStore}. */
@@ -26,8 +30,12 @@ export class InMemoryProviderStore implements RuntimeProviderStore {
     return this.#models.get(modelId) ?? null;
   }
 
-  /** Registers or replaces a model under an id. */
+  /**
+   * Registers or replaces a model under an id, its request `options` included (`INVALID_INPUT`,
+   * nothing stored, when they are not valid).
+   */
   async addModel(modelId: string, model: ModelWithProvider): Promise<void> {
+    checkModelOptions(model);
     this.#models.set(modelId, freezeCopy(model));
   }
 
@@ -36,8 +44,14 @@ export class InMemoryProviderStore implements RuntimeProviderStore {
     return this.#defaultModel;
   }
 
-  /** Sets the default model. */
+  /** Sets the default model (`INVALID_INPUT`, nothing stored, for invalid request `options`). */
   async setDefaultModel(model: ModelWithProvider): Promise<void> {
+    checkModelOptions(model);
     this.#defaultModel = freezeCopy(model);
   }
+}
+
+function checkModelOptions(model: ModelWithProvider): void {
+  if (model === null || typeof model !== 'object') return;
+  parseLlmRequestOptions(model.options, `options of model ${model.model}`);
 }

@@ -1,4 +1,8 @@
-import type { ModelWithProvider, RuntimeProviderStore } from '@everruns-ts/core';
+import {
+  type ModelWithProvider,
+  parseLlmRequestOptions,
+  type RuntimeProviderStore,
+} from '@everruns-ts/core';
 import {
   checkSize,
   parseStored,
@@ -43,7 +47,10 @@ export class PostgresProviderStore implements RuntimeProviderStore {
     return row ? this.#fromRow(row, modelContext(idHash), `API key of model ${modelId}`) : null;
   }
 
-  /** Registers or replaces a model under an id. */
+  /**
+   * Registers or replaces a model under an id, its request `options` included (`INVALID_INPUT`,
+   * nothing written, when they are not valid).
+   */
   async addModel(modelId: string, model: ModelWithProvider): Promise<void> {
     requireString(modelId, 'modelId');
     const idHash = textDigest(modelId);
@@ -91,6 +98,8 @@ export class PostgresProviderStore implements RuntimeProviderStore {
 
   #toRow(model: ModelWithProvider, context: Buffer): ModelRow {
     if (model === null || typeof model !== 'object') throw new TypeError('model must be an object');
+    // Request options are checked before anything is written (`INVALID_INPUT`).
+    parseLlmRequestOptions(model.options, `options of model ${model.model}`);
     const { apiKey, ...rest } = model;
     const data = stringifyForStore(rest, 'model');
     checkSize(this.#context, data, 'Model');

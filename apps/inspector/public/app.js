@@ -294,7 +294,7 @@ function turnCard(sessionId, turn) {
       'div',
       { class: 'muted' },
       `${turn.iterations} reason step(s) · ${turn.toolCalls.length} tool call(s) · ${turn.models.join(', ') || 'model ?'}`,
-      turn.usage ? ` · ${turn.usage.inputTokens} in / ${turn.usage.outputTokens} out tokens` : '',
+      turn.usage ? ` · ${usageText(turn.usage)}` : '',
       ` · ${time(turn.startedAt)}${turn.endedAt ? ` → ${time(turn.endedAt)}` : ''}`,
     ),
     turn.error
@@ -452,6 +452,16 @@ function messageRow(message) {
   );
 }
 
+/** Token usage in words, with cache and reasoning details when there are any. */
+function usageText(usage) {
+  const details = [
+    usage.cachedInputTokens ? `${usage.cachedInputTokens} cached` : '',
+    usage.cacheWriteInputTokens ? `${usage.cacheWriteInputTokens} cache-written` : '',
+    usage.reasoningTokens ? `${usage.reasoningTokens} reasoning` : '',
+  ].filter(Boolean);
+  return `${usage.inputTokens} in / ${usage.outputTokens} out tokens${details.length > 0 ? ` (${details.join(', ')})` : ''}`;
+}
+
 function contentPart(part) {
   switch (part.type) {
     case 'text':
@@ -472,6 +482,15 @@ function contentPart(part) {
         badge(part.isError ? 'tool error' : 'tool result', part.isError ? 'error' : 'ok'),
         h('span', { class: 'muted mono' }, ` ${part.toolCallId}`),
         h('pre', {}, part.content),
+      );
+    case 'reasoning':
+      // Redacted reasoning is opaque data and a signature is a checksum: neither is shown.
+      return h(
+        'div',
+        { dataset: { testid: 'reasoning-part' } },
+        badge(part.redactedData !== undefined ? 'reasoning (redacted)' : 'reasoning', 'muted'),
+        part.signature !== undefined ? h('span', { class: 'muted' }, ' signed') : null,
+        part.redactedData !== undefined ? null : h('pre', { class: 'muted' }, part.text),
       );
     default:
       return json(part);
@@ -573,11 +592,15 @@ function timelineRow(entry) {
       .map((part) =>
         part.type === 'text'
           ? part.text
-          : part.type === 'tool_call'
-            ? `→ ${part.name}(${JSON.stringify(part.arguments)})`
-            : part.type === 'tool_result'
-              ? `${part.isError ? '✗' : '←'} ${part.content}`
-              : `[${part.type}]`,
+          : part.type === 'reasoning'
+            ? part.redactedData !== undefined
+              ? '(reasoning, redacted)'
+              : `(reasoning) ${part.text}`
+            : part.type === 'tool_call'
+              ? `→ ${part.name}(${JSON.stringify(part.arguments)})`
+              : part.type === 'tool_result'
+                ? `${part.isError ? '✗' : '←'} ${part.content}`
+                : `[${part.type}]`,
       )
       .join(' ');
     return h(

@@ -1,5 +1,6 @@
 import {
   DEFAULT_TURN_LIMITS,
+  type LlmUsage,
   type Message,
   messageText,
   messageToolCalls,
@@ -49,7 +50,8 @@ export interface TurnView {
   toolCalls: ToolCallView[];
   stopReason?: string;
   error?: { code: string; message: string };
-  usage?: { inputTokens: number; outputTokens: number };
+  /** The turn's summed usage, with cache and reasoning details when the model reported them. */
+  usage?: LlmUsage;
   /** Models named by the turn's `reason.started` events. */
   models: string[];
 }

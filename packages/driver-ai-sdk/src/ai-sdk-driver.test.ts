@@ -633,6 +633,7 @@ describe('driver-ai-sdk: AiSdkDriver.stream with MockLanguageModelV4', () => {
     );
 
     expect(events).toEqual([
+      { type: 'reasoning_delta', text: 'thinking' },
       { type: 'text_delta', text: 'Let me ' },
       { type: 'text_delta', text: 'add.' },
       { type: 'tool_call_delta', index: 0, id: 'call_1', name: 'add', argumentsDelta: '' },
@@ -657,6 +658,7 @@ describe('driver-ai-sdk: AiSdkDriver.stream with MockLanguageModelV4', () => {
           responseId: 'resp_s',
           model: 'mock-stream-1',
           stopReason: 'tool_calls',
+          reasoning: [{ type: 'reasoning', text: 'thinking' }],
         },
       },
     ]);

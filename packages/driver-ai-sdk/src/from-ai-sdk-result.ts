@@ -9,6 +9,7 @@ import {
   type LlmResponse,
   type LlmStopReason,
   type LlmUsage,
+  type ReasoningPart,
   type ToolCall,
 } from '@everruns-ts/core';
 
@@ -89,18 +90,42 @@ export function toStopReason(
 }
 
 /**
- * The text and the tool calls of a result's content, in order. Tool calls the provider ran
- * itself (`providerExecuted`) are not ours to run and are left out, as are their results.
+ * A reasoning part from an AI SDK reasoning part's text and provider metadata: Anthropic's
+ * `signature` and `redactedData` (under `providerMetadata.anthropic`) are kept, so the reasoning
+ * can go back to the provider unchanged.
+ */
+export function toReasoningPart(text: string, providerMetadata: unknown): ReasoningPart {
+  const part: ReasoningPart = { type: 'reasoning', text };
+  const anthropic =
+    typeof providerMetadata === 'object' && providerMetadata !== null
+      ? (providerMetadata as Record<string, unknown>).anthropic
+      : undefined;
+  if (typeof anthropic === 'object' && anthropic !== null) {
+    const { signature, redactedData } = anthropic as Record<string, unknown>;
+    if (typeof signature === 'string' && signature !== '') part.signature = signature;
+    if (typeof redactedData === 'string') part.redactedData = redactedData;
+  }
+  return part;
+}
+
+/**
+ * The text, the tool calls and the reasoning of a result's content, in order. Tool calls the
+ * provider ran itself (`providerExecuted`) are not ours to run and are left out, as are their
+ * results.
  */
 export function collectContent(content: readonly LanguageModelV4Content[]): {
   text: string;
   toolCalls: ToolCall[];
+  reasoning: ReasoningPart[];
 } {
   let text = '';
   const toolCalls: ToolCall[] = [];
+  const reasoning: ReasoningPart[] = [];
   for (const part of content) {
     if (part.type === 'text') text += part.text;
-    else if (part.type === 'tool-call' && part.providerExecuted !== true) {
+    else if (part.type === 'reasoning') {
+      reasoning.push(toReasoningPart(part.text, part.providerMetadata));
+    } else if (part.type === 'tool-call' && part.providerExecuted !== true) {
       toolCalls.push({
         id: part.toolCallId,
         name: part.toolName,
@@ -108,7 +133,7 @@ export function collectContent(content: readonly LanguageModelV4Content[]): {
       });
     }
   }
-  return { text, toolCalls };
+  return { text, toolCalls, reasoning };
 }
 
 /** The driver response of a `doGenerate` result; throws as {@link assertAnswerComplete} says. */
@@ -117,7 +142,7 @@ export function fromGenerateResult(
   model: string,
 ): LlmResponse {
   assertAnswerComplete(result.finishReason, model);
-  const { text, toolCalls } = collectContent(result.content);
+  const { text, toolCalls, reasoning } = collectContent(result.content);
   const response: LlmResponse = {
     text,
     toolCalls,
@@ -126,5 +151,6 @@ export function fromGenerateResult(
   };
   if (result.response?.id !== undefined) response.responseId = result.response.id;
   if (result.response?.modelId !== undefined) response.model = result.response.modelId;
+  if (reasoning.length > 0) response.reasoning = reasoning;
   return response;
 }

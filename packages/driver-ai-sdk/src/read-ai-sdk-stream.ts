@@ -9,8 +9,16 @@ import {
   assertAnswerComplete,
   parseToolInput,
   toLlmUsage,
+  toReasoningPart,
   toStopReason,
 } from './from-ai-sdk-result.js';
+
+/** Copies the `anthropic` members of a part's provider metadata (signature, redacted data). */
+function mergeAnthropicMetadata(target: Record<string, unknown>, metadata: unknown): void {
+  if (typeof metadata !== 'object' || metadata === null) return;
+  const anthropic = (metadata as Record<string, unknown>).anthropic;
+  if (typeof anthropic === 'object' && anthropic !== null) Object.assign(target, anthropic);
+}
 
 /** Thrown out of {@link readAiSdkStream} for an `error` part, so the caller maps the error. */
 export class StreamErrorPart {
@@ -34,9 +42,11 @@ interface ToolCallState {
 /**
  * Turns an AI SDK stream (`LanguageModelV4StreamPart`s; V3 parts have the same shape) into
  * driver stream events: `text-delta` → `text_delta`; `tool-input-start` / `tool-input-delta` and
- * whole `tool-call` parts → `tool_call_delta` (indexed in order of first appearance); `finish` →
- * the closing `finish` event with the assembled response. Reasoning, sources, files, metadata and
- * raw parts are not forwarded. Tool calls the provider ran itself are left out.
+ * whole `tool-call` parts → `tool_call_delta` (indexed in order of first appearance);
+ * `reasoning-delta` → `reasoning_delta`, each reasoning block (by id, with the provider metadata
+ * of its start, deltas and end) kept for the response's `reasoning`; `finish` → the closing
+ * `finish` event with the assembled response. Sources, files, metadata and raw parts are not
+ * forwarded. Tool calls the provider ran itself are left out.
  *
  * Throws a {@link StreamErrorPart} for an `error` part, and a retryable `LLM_ERROR` when the
  * stream ends without a `finish` part (a truncated answer is never a success). When `signal`
@@ -58,6 +68,8 @@ export async function* readAiSdkStream(
   const providerExecuted = new Set<string>();
   let responseId: string | undefined;
   let modelId: string | undefined;
+  /** Reasoning blocks by id, in order of first appearance. */
+  const reasoning = new Map<string, { text: string; metadata: Record<string, unknown> }>();
   const stateOf = (id: string, name: string): ToolCallState => {
     let state = calls.get(id);
     if (!state) {
@@ -71,6 +83,21 @@ export async function* readAiSdkStream(
       const { done, value: part } = await reader.read();
       if (done) break;
       switch (part.type) {
+        case 'reasoning-start':
+        case 'reasoning-delta':
+        case 'reasoning-end': {
+          let block = reasoning.get(part.id);
+          if (!block) {
+            block = { text: '', metadata: {} };
+            reasoning.set(part.id, block);
+          }
+          mergeAnthropicMetadata(block.metadata, part.providerMetadata);
+          if (part.type === 'reasoning-delta' && part.delta !== '') {
+            block.text += part.delta;
+            yield { type: 'reasoning_delta', text: part.delta };
+          }
+          break;
+        }
         case 'text-delta':
           if (part.delta === '') break;
           text += part.delta;
@@ -148,6 +175,11 @@ export async function* readAiSdkStream(
           };
           if (responseId !== undefined) response.responseId = responseId;
           if (modelId !== undefined) response.model = modelId;
+          if (reasoning.size > 0) {
+            response.reasoning = [...reasoning.values()].map((block) =>
+              toReasoningPart(block.text, { anthropic: block.metadata }),
+            );
+          }
           yield { type: 'finish', response };
           return;
         }

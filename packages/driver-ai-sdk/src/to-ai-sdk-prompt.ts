@@ -60,6 +60,17 @@ function appendMessage(
     for (const part of message.content) {
       if (part.type === 'text') {
         if (part.text !== '') content.push({ type: 'text', text: part.text });
+      } else if (part.type === 'reasoning') {
+        // Anthropic's signature or redacted data rides in provider options, as its provider
+        // reads them back; other providers take or ignore the text as they do.
+        const anthropic: Record<string, string> = {};
+        if (part.signature !== undefined) anthropic.signature = part.signature;
+        if (part.redactedData !== undefined) anthropic.redactedData = part.redactedData;
+        content.push({
+          type: 'reasoning',
+          text: part.text,
+          ...(Object.keys(anthropic).length > 0 ? { providerOptions: { anthropic } } : {}),
+        });
       } else if (part.type === 'tool_call') {
         toolNames.set(part.id, part.name);
         content.push({

@@ -1,3 +1,4 @@
+import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { EverrunsError, type LlmRequest, type LlmRequestOptions } from '@everruns-ts/core';
 import { ADD_TOOL, newMessage, rejection } from '@everruns-ts/driver-test-support';
 import { convertArrayToReadableStream, MockLanguageModelV4 } from 'ai/test';
@@ -110,18 +111,13 @@ describe('AI SDK driver request options', () => {
   });
 
   it('driver maps string tool choices and leaves them out without tools, streaming too', async () => {
-    const stream = () => ({
-      stream: convertArrayToReadableStream([
-        { type: 'text-start' as const, id: 't' },
-        { type: 'text-delta' as const, id: 't', delta: 'ok' },
-        { type: 'text-end' as const, id: 't' },
-        {
-          type: 'finish' as const,
-          usage: USAGE,
-          finishReason: { unified: 'stop' as const, raw: 'stop' },
-        },
-      ]),
-    });
+    const parts: LanguageModelV4StreamPart[] = [
+      { type: 'text-start', id: 't' },
+      { type: 'text-delta', id: 't', delta: 'ok' },
+      { type: 'text-end', id: 't' },
+      { type: 'finish', usage: USAGE, finishReason: { unified: 'stop', raw: 'stop' } },
+    ];
+    const stream = async () => ({ stream: convertArrayToReadableStream(parts) });
     const model = new MockLanguageModelV4({ doStream: stream });
     const driver = new AiSdkDriver({ models: { chat: model }, streaming: true });
     for (const toolChoice of ['auto', 'none', 'required'] as const) {

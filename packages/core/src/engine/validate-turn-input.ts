@@ -50,8 +50,7 @@ export function inputMessageSize(input: InputMessage): number {
  * (`MODEL_NOT_FOUND`, or `CONFIGURATION` when there is none), the model's driver
  * (`DRIVER_NOT_FOUND`) and the request options of the model and the turn (`INVALID_INPUT`, from
  * the schema or the driver's `checkOptions`). A session blocked by a missing or disabled harness
- * or agent passes (its
- * turn reports the blocker). Writes nothing.
+ * or agent passes (its turn reports the blocker). Writes nothing.
  */
 export async function validateTurnInput(
   dependencies: AtomDependencies,

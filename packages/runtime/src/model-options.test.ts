@@ -1,5 +1,7 @@
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import {
+  defineCapability,
+  defineTool,
   EverrunsError,
   LLMSIM_DEFAULT_MODEL,
   type LlmDriver,
@@ -7,7 +9,25 @@ import {
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { type InProcessRuntime, InProcessRuntimeBuilder } from './index.js';
+
+const clientTools = defineCapability({
+  id: 'client_tools',
+  name: 'Client tools',
+  description: 'tools the client runs',
+  tools: [
+    defineTool({
+      name: 'ask_user',
+      description: 'asks the user a question in the client',
+      inputSchema: z.object({ question: z.string() }),
+      clientSide: true,
+      execute: () => {
+        throw new Error('a client-side tool must not run on the server');
+      },
+    }),
+  ],
+});
 
 const modelOptions: LlmRequestOptions = {
   temperature: 0.2,
@@ -112,6 +132,36 @@ describe('request options through a turn', () => {
     expect(simulated.requests).toHaveLength(0);
     const result = await runtime.runTextTurn(sessionId, 'hi');
     expect(result.success).toBe(true);
+  });
+
+  it('keeps the turn options when a turn paused for client tool results resumes', async () => {
+    const driver = new LlmSimDriver(
+      LlmSimConfig.sequence(['asking', 'blue it is']).withToolCallSequence([
+        [{ id: 'q1', name: 'ask_user', arguments: { question: 'colour?' } }],
+        [],
+      ]),
+    );
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(clientTools)
+      .driver(driver)
+      .defaultModel({ ...LLMSIM_DEFAULT_MODEL, options: { seed: 3 } })
+      .singleSession((session) =>
+        session.harness(`h_${crypto.randomUUID()}`, 'Help.').withCapability('client_tools'),
+      )
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    const paused = await runtime.runTextTurn(sessionId, 'pick', {
+      modelOptions: { toolChoice: 'required' },
+    });
+    expect(paused.stopReason).toBe('waiting_for_tool_results');
+    const done = await runtime.submitToolResults(sessionId, paused.turnId, [
+      { toolCallId: 'q1', content: 'blue' },
+    ]);
+    expect(done.response).toBe('blue it is');
+    expect(driver.requestOptions).toEqual([
+      { seed: 3, toolChoice: 'required' },
+      { seed: 3, toolChoice: 'required' },
+    ]);
   });
 
   it('refuses a model configuration with invalid options when the runtime is built', async () => {

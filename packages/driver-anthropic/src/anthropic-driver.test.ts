@@ -217,10 +217,14 @@ describe('anthropic driver: requests', () => {
     expect(sent?.headers['anthropic-version']).toBe('2023-06-01');
     expect(sent?.headers['content-type']).toBe('application/json');
     expect(sent?.headers.authorization).toBeUndefined();
+    // Prompt caching is on by default: breakpoints on the system prompt, the last tool and the
+    // last block of the last message.
     expect(sent?.body).toEqual({
       model: MODEL,
       max_tokens: ANTHROPIC_DEFAULT_MAX_TOKENS,
-      system: 'You are a calculator.',
+      system: [
+        { type: 'text', text: 'You are a calculator.', cache_control: { type: 'ephemeral' } },
+      ],
       messages: [
         {
           role: 'user',
@@ -250,13 +254,22 @@ describe('anthropic driver: requests', () => {
               content: 'Invalid arguments: not JSON',
               is_error: true,
             },
-            { type: 'text', text: 'Then multiply it by 3.' },
+            {
+              type: 'text',
+              text: 'Then multiply it by 3.',
+              cache_control: { type: 'ephemeral' },
+            },
           ],
         },
       ],
       tools: [
         { name: 'add', description: 'Adds two numbers', input_schema: ADD_TOOL.inputSchema },
-        { name: 'multiply', description: 'Multiplies', input_schema: MULTIPLY_TOOL.inputSchema },
+        {
+          name: 'multiply',
+          description: 'Multiplies',
+          input_schema: MULTIPLY_TOOL.inputSchema,
+          cache_control: { type: 'ephemeral' },
+        },
       ],
     });
   });
@@ -290,8 +303,15 @@ describe('anthropic driver: requests', () => {
     expect(sent?.body).toEqual({
       model: MODEL,
       max_tokens: 512,
-      system: 'You are a calculator.',
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] }],
+      system: [
+        { type: 'text', text: 'You are a calculator.', cache_control: { type: 'ephemeral' } },
+      ],
+      messages: [
+        {
+          role: 'user',
+          content: [{ type: 'text', text: 'What is 2 + 2?', cache_control: { type: 'ephemeral' } }],
+        },
+      ],
       stream: true,
     });
   });
@@ -728,9 +748,18 @@ describe('anthropic driver: in the runtime', () => {
     });
     expect(server.requests).toHaveLength(2);
     const first = server.requests[0]?.body as Record<string, unknown> & { tools: unknown[] };
-    expect(first.system).toContain('You are a math assistant.');
+    expect(first.system).toEqual([
+      {
+        type: 'text',
+        text: expect.stringContaining('You are a math assistant.'),
+        cache_control: { type: 'ephemeral' },
+      },
+    ]);
     expect(first.messages).toEqual([
-      { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] },
+      {
+        role: 'user',
+        content: [{ type: 'text', text: 'What is 2 + 2?', cache_control: { type: 'ephemeral' } }],
+      },
     ]);
     expect(first.tools).toContainEqual(
       expect.objectContaining({ name: 'add', input_schema: expect.any(Object) }),

@@ -24,6 +24,11 @@ import {
   messagesStreamProtocol,
   parseMessagesErrorBody,
 } from './messages-response.js';
+import {
+  type AnthropicPromptCaching,
+  type PromptCachingPlan,
+  resolvePromptCaching,
+} from './prompt-caching.js';
 
 /** The Anthropic API root used when neither the model, the options nor `ANTHROPIC_BASE_URL` set one. */
 export const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
@@ -57,6 +62,14 @@ export interface AnthropicDriverOptions extends HttpDriverOptions {
   maxTokens?: number;
   /** Retries after a 429, a 5xx (529 "overloaded" included) or a failed connection. Defaults to 2. */
   maxRetries?: number;
+  /**
+   * Prompt caching: `cache_control` breakpoints on the system prompt, the last tool and the last
+   * block of the latest message, so each request of a tool loop reads what the one before wrote.
+   * `false` sends none; `{ system?, tools?, messages?, ttl? }` switches places off (each `true`
+   * unless `false`) and sets the entry's lifetime (`'5m'` or `'1h'`; left out by default).
+   * Checked with zod (`INVALID_INPUT`). Defaults to `true`.
+   */
+  promptCaching?: AnthropicPromptCaching;
 }
 
 /**
@@ -69,10 +82,13 @@ export class AnthropicDriver implements LlmDriver {
   /** The key of this driver in the `DriverRegistry`, `anthropic` unless set in the options. */
   readonly providerType: LlmProviderType;
   readonly #options: AnthropicDriverOptions;
+  readonly #promptCaching: PromptCachingPlan | undefined;
 
+  /** Throws `INVALID_INPUT` for bad `timeouts` or `promptCaching`. */
   constructor(options: AnthropicDriverOptions = {}) {
     this.providerType = options.providerType ?? 'anthropic';
     this.#options = checkHttpDriverOptions(options, 'AnthropicDriver');
+    this.#promptCaching = resolvePromptCaching(options.promptCaching);
   }
 
   /**
@@ -135,6 +151,7 @@ export class AnthropicDriver implements LlmDriver {
         toMessagesRequest(request, {
           stream,
           defaultMaxTokens: this.#options.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
+          promptCaching: this.#promptCaching,
         }),
       parseErrorBody: parseMessagesErrorBody,
     });

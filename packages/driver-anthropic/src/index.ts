@@ -6,3 +6,10 @@ export {
   AnthropicDriver,
   type AnthropicDriverOptions,
 } from './anthropic-driver.js';
+export {
+  ANTHROPIC_CACHE_TTLS,
+  ANTHROPIC_MAX_CACHE_BREAKPOINTS,
+  type AnthropicCacheControl,
+  type AnthropicPromptCaching,
+  anthropicPromptCachingSchema,
+} from './prompt-caching.js';

@@ -1,17 +1,35 @@
 import type { ContentPart, LlmRequest, Message } from '@everruns-ts/core';
 import { applyMessagesRequestOptions } from './messages-options.js';
+import {
+  type AnthropicCacheControl,
+  applyPromptCaching,
+  type PromptCachingPlan,
+} from './prompt-caching.js';
 
-/** One content block of a Messages API request. */
+/** One content block of a Messages API request; all but thinking may carry `cache_control`. */
 export type AnthropicContentBlock =
-  | { type: 'text'; text: string }
+  | { type: 'text'; text: string; cache_control?: AnthropicCacheControl }
   | {
       type: 'image';
       source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
+      cache_control?: AnthropicCacheControl;
     }
   | { type: 'thinking'; thinking: string; signature: string }
   | { type: 'redacted_thinking'; data: string }
-  | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> }
-  | { type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean };
+  | {
+      type: 'tool_use';
+      id: string;
+      name: string;
+      input: Record<string, unknown>;
+      cache_control?: AnthropicCacheControl;
+    }
+  | {
+      type: 'tool_result';
+      tool_use_id: string;
+      content: string;
+      is_error?: boolean;
+      cache_control?: AnthropicCacheControl;
+    };
 
 /** One message of a Messages API request. */
 export interface AnthropicMessage {
@@ -23,9 +41,15 @@ export interface AnthropicMessage {
 export interface MessagesRequestBody {
   model: string;
   max_tokens: number;
-  system?: string;
+  /** A string, or one text block carrying `cache_control` when prompt caching is on. */
+  system?: string | Array<{ type: 'text'; text: string; cache_control?: AnthropicCacheControl }>;
   messages: AnthropicMessage[];
-  tools?: Array<{ name: string; description: string; input_schema: Record<string, unknown> }>;
+  tools?: Array<{
+    name: string;
+    description: string;
+    input_schema: Record<string, unknown>;
+    cache_control?: AnthropicCacheControl;
+  }>;
   stream?: boolean;
 }
 
@@ -34,6 +58,8 @@ export interface MessagesRequestShape {
   stream: boolean;
   /** `max_tokens` when the request sets no `maxOutputTokens`. */
   defaultMaxTokens: number;
+  /** Where `cache_control` breakpoints go; none when `undefined`. */
+  promptCaching?: PromptCachingPlan;
 }
 
 /**
@@ -136,6 +162,7 @@ export function toMessagesRequest(
     }));
   }
   if (shape.stream) body.stream = true;
+  if (shape.promptCaching) applyPromptCaching(body, shape.promptCaching);
   applyMessagesRequestOptions(
     body as unknown as Record<string, unknown> & { max_tokens: number },
     request.options,

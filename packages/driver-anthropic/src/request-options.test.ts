@@ -71,13 +71,20 @@ function llmRequest(
   };
 }
 
-const TOOLS_ON_THE_WIRE = [ADD_TOOL, MULTIPLY_TOOL].map((tool) => ({
+// Prompt caching is on by default: breakpoints on the last tool and the last message block.
+const CACHE_CONTROL = { type: 'ephemeral' };
+
+const TOOLS_ON_THE_WIRE = [ADD_TOOL, MULTIPLY_TOOL].map((tool, index) => ({
   name: tool.name,
   description: tool.description,
   input_schema: tool.inputSchema,
+  ...(index === 1 ? { cache_control: CACHE_CONTROL } : {}),
 }));
 
-const USER_MESSAGE = { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] };
+const USER_MESSAGE = {
+  role: 'user',
+  content: [{ type: 'text', text: 'What is 2 + 2?', cache_control: CACHE_CONTROL }],
+};
 
 describe('Anthropic driver request options', () => {
   it('driver sends sampling, stop, tool choice and parallel options in the exact Messages body fields', async () => {

@@ -362,8 +362,13 @@ describe('anthropic driver: prompt caching', () => {
   });
 
   it('refuses a bad promptCaching option with INVALID_INPUT when the driver is built', () => {
-    const bad: unknown[] = [{ ttl: '2h' }, { system: 'yes' }, { everything: true }, 'on'];
-    for (const promptCaching of bad) {
+    const bad: Array<[unknown, string]> = [
+      [{ ttl: '2h' }, 'ttl'],
+      [{ system: 'yes' }, 'system'],
+      [{ everything: true }, 'everything'],
+      ['on', 'promptCaching'],
+    ];
+    for (const [promptCaching, named] of bad) {
       let caught: unknown;
       try {
         new AnthropicDriver({ promptCaching: promptCaching as AnthropicPromptCaching });
@@ -375,6 +380,7 @@ describe('anthropic driver: prompt caching', () => {
         code: 'INVALID_INPUT',
         details: { option: 'promptCaching' },
       });
+      expect((caught as Error).message).toContain(named);
     }
   });
 

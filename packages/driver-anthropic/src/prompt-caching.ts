@@ -1,25 +1,25 @@
-import { EverrunsError } from '@everruns-ts/core';
+import { EverrunsError, formatZodError } from '@everruns-ts/core';
 import { z } from 'zod';
 
 /** How long a cache entry lives: the API's default five minutes, or one hour. */
 export const ANTHROPIC_CACHE_TTLS = Object.freeze(['5m', '1h'] as const);
 
+/** The object form of {@link AnthropicPromptCaching}. */
+const promptCachingPlacesSchema = z
+  .object({
+    /** A breakpoint on the last system block. Defaults to `true`. */
+    system: z.boolean().optional(),
+    /** A breakpoint on the last tool definition. Defaults to `true`. */
+    tools: z.boolean().optional(),
+    /** A breakpoint on the last block of the last message sent. Defaults to `true`. */
+    messages: z.boolean().optional(),
+    /** `cache_control.ttl`; left out (the API's five minutes) unless set. */
+    ttl: z.enum(ANTHROPIC_CACHE_TTLS).optional(),
+  })
+  .strict();
+
 /** Schema of {@link AnthropicPromptCaching}. Unknown keys are refused. */
-export const anthropicPromptCachingSchema = z.union([
-  z.boolean(),
-  z
-    .object({
-      /** A breakpoint on the last system block. Defaults to `true`. */
-      system: z.boolean().optional(),
-      /** A breakpoint on the last tool definition. Defaults to `true`. */
-      tools: z.boolean().optional(),
-      /** A breakpoint on the last block of the last message sent. Defaults to `true`. */
-      messages: z.boolean().optional(),
-      /** `cache_control.ttl`; left out (the API's five minutes) unless set. */
-      ttl: z.enum(ANTHROPIC_CACHE_TTLS).optional(),
-    })
-    .strict(),
-]);
+export const anthropicPromptCachingSchema = z.union([z.boolean(), promptCachingPlacesSchema]);
 
 /**
  * Prompt caching of the Anthropic driver: `true` (the default) places `cache_control`
@@ -51,13 +51,16 @@ export function resolvePromptCaching(
   value: unknown,
   what = 'AnthropicDriver options',
 ): PromptCachingPlan | undefined {
-  const parsed = anthropicPromptCachingSchema.safeParse(value ?? true);
+  // An object is checked against the object form alone, so each bad field is named.
+  const parsed = (
+    typeof value === 'object' && value !== null
+      ? promptCachingPlacesSchema
+      : anthropicPromptCachingSchema
+  ).safeParse(value ?? true);
   if (!parsed.success) {
     throw new EverrunsError({
       code: 'INVALID_INPUT',
-      message: `Invalid ${what}: promptCaching ${parsed.error.issues
-        .map((issue) => `${issue.path.join('.') || 'value'}: ${issue.message}`)
-        .join('; ')}`,
+      message: `Invalid ${what}: promptCaching ${formatZodError(parsed.error)}`,
       details: { option: 'promptCaching' },
     });
   }

@@ -31,6 +31,67 @@ function frameOf(source: Record<string, unknown> | unknown[]): CopyFrame {
  */
 export function freezeCopy<T>(value: T): T {
   if (!isPlainData(value)) return value;
+  // Most data is shallow: copy it recursively, and only data nested deeper than a few levels
+  // takes the slower copy that keeps its own stack.
+  const ancestors: object[] = [];
+  const quick = quickFreezeCopy(value, ancestors);
+  return (quick === TOO_DEEP ? stackFreezeCopy(value) : quick) as T;
+}
+
+/** Returned by {@link quickFreezeCopy} when the data nests deeper than {@link QUICK_DEPTH}. */
+const TOO_DEEP: unique symbol = Symbol('too deep');
+
+/** How deep {@link quickFreezeCopy} goes on the call stack before giving up. */
+const QUICK_DEPTH = 32;
+
+/** {@link freezeCopy} by recursion, for plain data nested at most {@link QUICK_DEPTH} levels. */
+function quickFreezeCopy(
+  source: Record<string, unknown> | unknown[],
+  ancestors: object[],
+): Record<string, unknown> | unknown[] | typeof TOO_DEEP {
+  if (ancestors.length >= QUICK_DEPTH) return TOO_DEEP;
+  if (ancestors.includes(source)) throw new TypeError('freezeCopy: the value contains itself');
+  ancestors.push(source);
+  let copy: Record<string, unknown> | unknown[];
+  if (Array.isArray(source)) {
+    const array = new Array(source.length);
+    for (let index = 0; index < source.length; index++) {
+      const child = source[index];
+      if (isPlainData(child)) {
+        const copied = quickFreezeCopy(child, ancestors);
+        if (copied === TOO_DEEP) return TOO_DEEP;
+        array[index] = copied;
+      } else array[index] = child;
+    }
+    copy = array;
+  } else {
+    const object: Record<string, unknown> = {};
+    for (const key of Object.keys(source)) {
+      let child = source[key];
+      if (isPlainData(child)) {
+        const copied = quickFreezeCopy(child, ancestors);
+        if (copied === TOO_DEEP) return TOO_DEEP;
+        child = copied;
+      }
+      if (key === '__proto__') {
+        // Defined, not assigned: the key stays a plain own key instead of replacing the prototype.
+        Object.defineProperty(object, key, {
+          value: child,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else object[key] = child;
+    }
+    copy = object;
+  }
+  ancestors.pop();
+  Object.freeze(copy);
+  return copy;
+}
+
+/** {@link freezeCopy} with its own stack, for data nested any depth. */
+function stackFreezeCopy<T>(value: T & (Record<string, unknown> | unknown[])): T {
   const root = frameOf(value);
   const stack: CopyFrame[] = [root];
   const copying = new Set<object>([value]);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Message } from '../message.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
+import { repairHistory } from './repair-history.js';
 
 const call = (id: string, name = 'add') => ({ id, name, arguments: {} });
 const history = (...ids: string[]): Pick<Message, 'content'>[] => [
@@ -43,5 +44,30 @@ describe('rekeyRepeatedToolCallIds', () => {
     const { calls, rekeyed } = rekeyRepeatedToolCallIds([call('call_1__duplicate_1')], []);
     expect(calls[0]?.id).toBe('call_1__duplicate_1');
     expect(rekeyed).toEqual({});
+  });
+
+  it('rekeys a repeated id of a history already checked well formed, and not a new one', () => {
+    const frozen = (seq: number, role: Message['role'], content: Message['content']): Message =>
+      Object.freeze({
+        id: `k${seq}`,
+        sessionId: 's',
+        seq,
+        role,
+        content: Object.freeze(content) as Message['content'],
+        createdAt: '2026-01-01T00:00:00.000Z',
+      });
+    const checked = [
+      frozen(1, 'agent', [{ type: 'tool_call', id: 'seen', name: 'add', arguments: {} }]),
+      frozen(2, 'tool_result', [
+        { type: 'tool_result', toolCallId: 'seen', content: '4', isError: false },
+      ]),
+    ];
+    expect(repairHistory(checked)).toBe(checked);
+    const { calls, rekeyed } = rekeyRepeatedToolCallIds([call('seen'), call('fresh')], checked);
+    expect(calls[0]?.id).not.toBe('seen');
+    expect(rekeyed[calls[0]?.id as string]).toBe('seen');
+    expect(calls[1]?.id).toBe('fresh');
+    // The ids of the checked history are not changed by the call.
+    expect(rekeyRepeatedToolCallIds([call('fresh')], checked).calls[0]?.id).toBe('fresh');
   });
 });

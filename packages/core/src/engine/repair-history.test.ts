@@ -173,3 +173,59 @@ describe('repairHistory over the whole history', () => {
     expect(findOpenToolCalls(history).map((open) => open.call.id)).toEqual(['x', 'z']);
   });
 });
+
+describe('repairHistory on a growing history of frozen messages', () => {
+  let seq = 0;
+  const frozen = (role: Message['role'], content: Message['content']): Message =>
+    Object.freeze({
+      id: `f${++seq}`,
+      sessionId: 's',
+      seq,
+      role,
+      content: Object.freeze(content.map((part) => Object.freeze(part))) as Message['content'],
+      createdAt: '2026-01-01T00:00:00.000Z',
+    });
+  const call = (id: string): Message['content'] => [
+    { type: 'tool_call', id, name: 'add', arguments: {} },
+  ];
+  const result = (id: string): Message['content'] => [
+    { type: 'tool_result', toolCallId: id, content: '4', isError: false },
+  ];
+  const exchange = (id: string): Message[] => [
+    frozen('user', [{ type: 'text', text: 'add' }]),
+    frozen('agent', call(id)),
+    frozen('tool_result', result(id)),
+    frozen('agent', [{ type: 'text', text: '4' }]),
+  ];
+
+  it('still sees a repeated id, a missing result and another branch after checking a prefix', () => {
+    const start = exchange('a');
+    expect(repairHistory(start)).toBe(start);
+    const grown = [...start, ...exchange('b')];
+    expect(repairHistory(grown)).toBe(grown);
+    // The same prefix grown with an id it already holds: renamed, not passed as well formed.
+    const repeated = [...grown, ...exchange('a')];
+    const repaired = repairHistory(repeated);
+    expect(repaired).not.toBe(repeated);
+    const ids = repaired.flatMap((message) =>
+      message.content.flatMap((part) => (part.type === 'tool_call' ? [part.id] : [])),
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+    // A call without its result after the checked prefix.
+    const open = [...grown, frozen('agent', call('c'))];
+    expect(repairHistory(open).at(-1)?.content[0]).toMatchObject({
+      type: 'tool_result',
+      toolCallId: 'c',
+      content: MISSING_TOOL_RESULT_TEXT,
+    });
+    // Another branch from the first prefix: checked on its own.
+    const branch = [...start, ...exchange('a')];
+    expect(repairHistory(branch)).not.toBe(branch);
+    const otherBranch = [...start, ...exchange('d')];
+    expect(repairHistory(otherBranch)).toBe(otherBranch);
+    // A different array that ends with a known message but differs before it.
+    const [, ...withoutFirst] = grown;
+    const shuffled = [frozen('tool_result', result('zz')), ...withoutFirst];
+    expect(repairHistory(shuffled)).not.toBe(shuffled);
+  });
+});

@@ -65,14 +65,69 @@ export function findOpenToolCalls(messages: readonly Message[]): OpenToolCall[] 
 }
 
 /**
+ * What is known of a well-formed prefix of frozen messages: the prefix itself (the same message
+ * objects, in order) and every tool call id in it. A prefix that is well formed stays so, and
+ * frozen messages cannot change, so a history that extends it is checked only past its end.
+ */
+interface WellFormedPrefix {
+  messages: Message[];
+  toolCallIds: Set<string>;
+}
+
+/**
+ * The latest well-formed prefix seen, by its last message. A prefix is moved on (not copied) when
+ * a longer history extends it, so each holds the ids of exactly its own messages.
+ */
+const wellFormedPrefixes = new WeakMap<Message, WellFormedPrefix>();
+
+/** True when a message and its parts cannot change (stores hand out deeply frozen messages). */
+function isFrozenMessage(message: Message): boolean {
+  return Object.isFrozen(message) && Object.isFrozen(message.content);
+}
+
+/**
+ * The known well-formed prefix that `messages` starts with (same objects in the same order), if
+ * any. Looks back from the end for the last message that closes one.
+ */
+function knownPrefixOf(messages: readonly Message[]): WellFormedPrefix | undefined {
+  for (let index = messages.length - 1; index >= 0; index--) {
+    const prefix = wellFormedPrefixes.get(messages[index] as Message);
+    if (prefix === undefined) continue;
+    if (prefix.messages.length !== index + 1) return undefined;
+    for (let at = 0; at < index; at++) if (prefix.messages[at] !== messages[at]) return undefined;
+    return prefix;
+  }
+  return undefined;
+}
+
+/**
+ * The tool call ids of `messages` (every tool result answers one of them) when the whole history
+ * is known well formed, else undefined. The set is shared: read it, never change it, and do not
+ * keep it past the call that asked.
+ */
+export function knownToolCallIds(messages: readonly Message[]): ReadonlySet<string> | undefined {
+  const last = messages[messages.length - 1];
+  if (last === undefined) return undefined;
+  const prefix = knownPrefixOf(messages);
+  return prefix !== undefined && prefix.messages.length === messages.length
+    ? prefix.toolCallIds
+    : undefined;
+}
+
+/**
  * True when the history is what a provider accepts: every message with tool calls is followed
  * directly by results answering each of its calls, every result answers such a call, and no tool
- * call id appears twice.
+ * call id appears twice. A history of frozen messages is remembered, so the next check of the same
+ * history grown by a few messages looks only at the new ones.
  */
 function isWellFormed(messages: readonly Message[]): boolean {
+  const prefix = knownPrefixOf(messages);
+  const start = prefix?.messages.length ?? 0;
+  const known = prefix?.toolCallIds;
   const seen = new Set<string>();
   const pending = new Set<string>();
-  for (const message of messages) {
+  for (let index = start; index < messages.length; index++) {
+    const message = messages[index] as Message;
     if (message.role === 'tool_result') {
       for (const part of message.content) {
         if (part.type !== 'tool_result' || !pending.delete(part.toolCallId)) return false;
@@ -83,12 +138,39 @@ function isWellFormed(messages: readonly Message[]): boolean {
     for (const part of message.content) {
       if (part.type === 'tool_result') return false;
       if (part.type !== 'tool_call') continue;
-      if (seen.has(part.id)) return false;
+      if (seen.has(part.id) || known?.has(part.id)) return false;
       seen.add(part.id);
       pending.add(part.id);
     }
   }
-  return pending.size === 0;
+  if (pending.size > 0) return false;
+  rememberWellFormed(messages, prefix, start, seen);
+  return true;
+}
+
+/** Records a well-formed history of frozen messages, moving on the prefix it extends. */
+function rememberWellFormed(
+  messages: readonly Message[],
+  prefix: WellFormedPrefix | undefined,
+  start: number,
+  newIds: Set<string>,
+): void {
+  const last = messages[messages.length - 1];
+  if (last === undefined || start === messages.length) return;
+  for (let index = start; index < messages.length; index++) {
+    if (!isFrozenMessage(messages[index] as Message)) return;
+  }
+  if (prefix === undefined) {
+    for (const message of messages) if (!isFrozenMessage(message)) return;
+    wellFormedPrefixes.set(last, { messages: [...messages], toolCallIds: newIds });
+    return;
+  }
+  wellFormedPrefixes.delete(prefix.messages[start - 1] as Message);
+  for (let index = start; index < messages.length; index++) {
+    prefix.messages.push(messages[index] as Message);
+  }
+  for (const id of newIds) prefix.toolCallIds.add(id);
+  wellFormedPrefixes.set(last, prefix);
 }
 
 /**

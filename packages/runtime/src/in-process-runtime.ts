@@ -173,6 +173,11 @@ export class InProcessRuntime {
   readonly #instanceId = `runtime_${crypto.randomUUID().replaceAll('-', '')}`;
   /** Fires when {@link close} is called: running turns stop (`ABORTED`), new ones are refused. */
   readonly #closer = new AbortController();
+  /**
+   * One controller per running turn that {@link close} aborts, so however many turns run at once
+   * no listener gathers on a long-lived signal; a turn removes its own when it ends.
+   */
+  readonly #turnClosers = new Set<AbortController>();
   /** Turns running now (settled or not), so {@link close} waits for them to end. */
   readonly #turns = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
@@ -374,10 +379,15 @@ export class InProcessRuntime {
     );
     let closing: ReturnType<typeof combineSignals>;
     let combined: ReturnType<typeof combineSignals>;
+    const turnCloser = new AbortController();
+    if (this.#closer.signal.aborted) turnCloser.abort(this.#closer.signal.reason);
+    else this.#turnClosers.add(turnCloser);
+    const turnClosers = this.#turnClosers;
     try {
-      closing = combineSignals(signal, this.#closer.signal);
+      closing = combineSignals(signal, turnCloser.signal);
       combined = combineSignals(closing.signal, held.signal);
     } catch (error) {
+      turnClosers.delete(turnCloser);
       await held.release();
       throw error;
     }
@@ -391,6 +401,7 @@ export class InProcessRuntime {
       async release() {
         combined.dispose();
         closing.dispose();
+        turnClosers.delete(turnCloser);
         await held.release();
       },
     };
@@ -643,6 +654,7 @@ export class InProcessRuntime {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closer.abort(runtimeClosedError());
+      for (const turnCloser of [...this.#turnClosers]) turnCloser.abort(this.#closer.signal.reason);
       await Promise.all([...this.#turns]);
       await this.backends.close?.();
     })();

@@ -37,7 +37,6 @@ import {
 import { createAndSeedSession } from './create-and-seed-session.js';
 import { endFailedTurn } from './end-failed-turn.js';
 import {
-  combineSignals,
   HeldTurnLease,
   type ResolvedTurnLeaseOptions,
   resolveTurnLeaseOptions,
@@ -174,10 +173,10 @@ export class InProcessRuntime {
   /** Fires when {@link close} is called: running turns stop (`ABORTED`), new ones are refused. */
   readonly #closer = new AbortController();
   /**
-   * One controller per running turn that {@link close} aborts, so however many turns run at once
-   * no listener gathers on a long-lived signal; a turn removes its own when it ends.
+   * How {@link close} aborts each running turn (one function per turn), so however many turns run
+   * at once no listener gathers on a long-lived signal; a turn removes its own when it ends.
    */
-  readonly #turnClosers = new Set<AbortController>();
+  readonly #turnClosers = new Set<(reason: unknown) => void>();
   /** Turns running now (settled or not), so {@link close} waits for them to end. */
   readonly #turns = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
@@ -377,31 +376,32 @@ export class InProcessRuntime {
       holderId,
       this.#turnLease,
     );
-    let closing: ReturnType<typeof combineSignals>;
-    let combined: ReturnType<typeof combineSignals>;
-    const turnCloser = new AbortController();
-    if (this.#closer.signal.aborted) turnCloser.abort(this.#closer.signal.reason);
-    else this.#turnClosers.add(turnCloser);
+    // One controller per turn fires with the caller's signal, close() or the lease's loss (the
+    // first of them); its listeners go when the turn releases the lease.
+    const controller = new AbortController();
+    const abort = (reason: unknown) => controller.abort(reason);
+    const onCaller = () => abort(signal?.reason);
+    const onLost = () => abort(held.signal.reason);
     const turnClosers = this.#turnClosers;
-    try {
-      closing = combineSignals(signal, turnCloser.signal);
-      combined = combineSignals(closing.signal, held.signal);
-    } catch (error) {
-      turnClosers.delete(turnCloser);
-      await held.release();
-      throw error;
+    if (signal?.aborted) abort(signal.reason);
+    else if (this.#closer.signal.aborted) abort(this.#closer.signal.reason);
+    else if (held.signal.aborted) abort(held.signal.reason);
+    else {
+      signal?.addEventListener('abort', onCaller);
+      held.signal.addEventListener('abort', onLost);
+      turnClosers.add(abort);
     }
     return {
-      signal: combined.signal,
+      signal: controller.signal,
       adapter: leaseConditionedAdapter(this.#adapter, {
         holderId,
         durationMs: this.#turnLease.durationMs,
         onLost: (error) => held.markLost(error),
       }),
       async release() {
-        combined.dispose();
-        closing.dispose();
-        turnClosers.delete(turnCloser);
+        signal?.removeEventListener('abort', onCaller);
+        held.signal.removeEventListener('abort', onLost);
+        turnClosers.delete(abort);
         await held.release();
       },
     };
@@ -654,7 +654,7 @@ export class InProcessRuntime {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closer.abort(runtimeClosedError());
-      for (const turnCloser of [...this.#turnClosers]) turnCloser.abort(this.#closer.signal.reason);
+      for (const abortTurn of [...this.#turnClosers]) abortTurn(this.#closer.signal.reason);
       await Promise.all([...this.#turns]);
       await this.backends.close?.();
     })();

@@ -56,9 +56,13 @@ describe('rekeyRepeatedToolCallIds', () => {
         content: Object.freeze(content) as Message['content'],
         createdAt: '2026-01-01T00:00:00.000Z',
       });
+    // Long enough (20 messages) to be remembered once checked.
     const checked = [
-      frozen(1, 'agent', [{ type: 'tool_call', id: 'seen', name: 'add', arguments: {} }]),
-      frozen(2, 'tool_result', [
+      ...Array.from({ length: 18 }, (_, index) =>
+        frozen(index + 1, 'user', [{ type: 'text', text: `note ${index}` }]),
+      ),
+      frozen(19, 'agent', [{ type: 'tool_call', id: 'seen', name: 'add', arguments: {} }]),
+      frozen(20, 'tool_result', [
         { type: 'tool_result', toolCallId: 'seen', content: '4', isError: false },
       ]),
     ];

@@ -199,7 +199,14 @@ describe('repairHistory on a growing history of frozen messages', () => {
   ];
 
   it('still sees a repeated id, a missing result and another branch after checking a prefix', () => {
-    const start = exchange('a');
+    // Long enough (20 messages) to be remembered once checked.
+    const start = [
+      ...exchange('a'),
+      ...exchange('p1'),
+      ...exchange('p2'),
+      ...exchange('p3'),
+      ...exchange('p4'),
+    ];
     expect(repairHistory(start)).toBe(start);
     const grown = [...start, ...exchange('b')];
     expect(repairHistory(grown)).toBe(grown);

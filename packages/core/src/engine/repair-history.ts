@@ -80,6 +80,9 @@ interface WellFormedPrefix {
  */
 const wellFormedPrefixes = new WeakMap<Message, WellFormedPrefix>();
 
+/** How long a history must be before its well-formed prefix is remembered. */
+const REMEMBER_FROM_LENGTH = 16;
+
 /** True when a message and its parts cannot change (stores hand out deeply frozen messages). */
 function isFrozenMessage(message: Message): boolean {
   return Object.isFrozen(message) && Object.isFrozen(message.content);
@@ -157,6 +160,8 @@ function rememberWellFormed(
 ): void {
   const last = messages[messages.length - 1];
   if (last === undefined || start === messages.length) return;
+  // A short history is checked whole faster than it is remembered.
+  if (prefix === undefined && messages.length < REMEMBER_FROM_LENGTH) return;
   for (let index = start; index < messages.length; index++) {
     if (!isFrozenMessage(messages[index] as Message)) return;
   }

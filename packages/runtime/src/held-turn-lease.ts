@@ -56,7 +56,11 @@ export function resolveTurnLeaseOptions(options: TurnLeaseOptions = {}): Resolve
 export class HeldTurnLease {
   readonly #sessions: RuntimeSessionStore;
   readonly #options: ResolvedTurnLeaseOptions;
-  readonly #lost = new AbortController();
+  /** Made on the first read of {@link signal}; a turn listens through {@link whenLost} instead. */
+  #lost: AbortController | undefined;
+  #lostReason: unknown;
+  #isLost = false;
+  readonly #lostListeners = new Set<(reason: unknown) => void>();
   #lease: TurnLease;
   #timer: ReturnType<typeof setInterval> | undefined;
   #renewing = false;
@@ -95,7 +99,40 @@ export class HeldTurnLease {
 
   /** Fires when the lease was lost to another holder; its reason is a `TURN_IN_PROGRESS` error. */
   get signal(): AbortSignal {
+    if (this.#lost === undefined) {
+      this.#lost = new AbortController();
+      if (this.#isLost) this.#lost.abort(this.#lostReason);
+    }
     return this.#lost.signal;
+  }
+
+  /** True once the lease was found lost. */
+  get isLost(): boolean {
+    return this.#isLost;
+  }
+
+  /** Why the lease was lost (a `TURN_IN_PROGRESS` error), once it was. */
+  get lostReason(): unknown {
+    return this.#lostReason;
+  }
+
+  /**
+   * Calls `listener` with the reason when the lease is found lost (as {@link signal} fires), without
+   * making a signal. Returns the function that stops listening.
+   */
+  whenLost(listener: (reason: unknown) => void): () => void {
+    this.#lostListeners.add(listener);
+    return () => {
+      this.#lostListeners.delete(listener);
+    };
+  }
+
+  #markLostWith(reason: unknown): void {
+    if (this.#isLost) return;
+    this.#isLost = true;
+    this.#lostReason = reason;
+    this.#lost?.abort(reason);
+    for (const listener of [...this.#lostListeners]) listener(reason);
   }
 
   /**
@@ -118,9 +155,9 @@ export class HeldTurnLease {
    * stops renewing and fires {@link signal} with `error` (a `TURN_IN_PROGRESS` error).
    */
   markLost(error: unknown): void {
-    if (this.#released || this.#lost.signal.aborted) return;
+    if (this.#released || this.#isLost) return;
     this.#stop();
-    this.#lost.abort(error);
+    this.#markLostWith(error);
   }
 
   async #renew(): Promise<void> {
@@ -140,7 +177,7 @@ export class HeldTurnLease {
       }
       this.#stop();
       const current = await this.#sessions.getTurnLease(sessionId).catch(() => null);
-      this.#lost.abort(
+      this.#markLostWith(
         turnInProgressError(
           {
             sessionId,

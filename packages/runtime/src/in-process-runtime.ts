@@ -381,14 +381,14 @@ export class InProcessRuntime {
     const controller = new AbortController();
     const abort = (reason: unknown) => controller.abort(reason);
     const onCaller = () => abort(signal?.reason);
-    const onLost = () => abort(held.signal.reason);
     const turnClosers = this.#turnClosers;
     if (signal?.aborted) abort(signal.reason);
     else if (this.#closer.signal.aborted) abort(this.#closer.signal.reason);
-    else if (held.signal.aborted) abort(held.signal.reason);
-    else {
+    else if (held.isLost) abort(held.lostReason);
+    let stopWatchingLease: (() => void) | undefined;
+    if (!controller.signal.aborted) {
       signal?.addEventListener('abort', onCaller);
-      held.signal.addEventListener('abort', onLost);
+      stopWatchingLease = held.whenLost(abort);
       turnClosers.add(abort);
     }
     return {
@@ -400,7 +400,7 @@ export class InProcessRuntime {
       }),
       async release() {
         signal?.removeEventListener('abort', onCaller);
-        held.signal.removeEventListener('abort', onLost);
+        stopWatchingLease?.();
         turnClosers.delete(abort);
         await held.release();
       },

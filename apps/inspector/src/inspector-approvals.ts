@@ -80,9 +80,12 @@ export function durableApprovalsView(
       return pending.sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
     },
     async decided(sessionId) {
-      return (await records(sessionId))
-        .filter((record) => record.status !== 'pending')
-        .map((record) => decidedOf(record));
+      return (
+        (await records(sessionId))
+          // A cancelled request (its call was aborted while waiting) was never decided.
+          .filter((record) => record.status === 'approved' || record.status === 'denied')
+          .map((record) => decidedOf(record))
+      );
     },
     async decide(id, decision) {
       // Durable approval ids start with the session id: `sessionId/turnId/toolCallId/operation`.

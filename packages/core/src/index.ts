@@ -258,6 +258,7 @@ export {
 export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
 export {
   modelWithoutSecrets,
+  REDACTED_OPTION_VALUE,
   turnContextWithoutSecrets,
 } from './engine/turn-context-without-secrets.js';
 // What the atoms need, and what they resolve and assemble.

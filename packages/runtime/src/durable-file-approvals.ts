@@ -29,11 +29,19 @@ export interface FileApprovalRecord {
   toolCallId: string;
   operation: string;
   path: string;
-  status: 'pending' | 'approved' | 'denied';
+  /**
+   * `cancelled`: the tool call's signal fired while it waited, so nothing awaits a decision any
+   * more (a re-run of the same call, after a host retry, opens it again as `pending`).
+   */
+  status: 'pending' | 'approved' | 'denied' | 'cancelled';
   /** What the gate was asked, as plain JSON. */
   request: Record<string, unknown>;
   requestedAt: string;
   decidedAt?: string;
+  /** When the wait was given up (status `cancelled`). */
+  cancelledAt?: string;
+  /** Why the wait was given up: the abort reason's message (status `cancelled`). */
+  cancelReason?: string;
 }
 
 /** The reserved session-storage key prefix of approval records. */
@@ -72,6 +80,7 @@ export class DurableFileApprovals {
   readonly #events: EventBus | undefined;
   readonly #pollIntervalMs: number;
   readonly #wakers = new Map<string, Set<() => void>>();
+  readonly #cancelling = new Set<Promise<void>>();
 
   constructor(options: DurableFileApprovalsOptions) {
     this.#storage = options.storage;
@@ -93,8 +102,9 @@ export class DurableFileApprovals {
 
   /**
    * The gate of one tool call: resolves with the recorded decision, waiting for one when the
-   * request is pending. When `signal` fires before a decision, resolves `deny` and leaves the
-   * request pending (a re-run of the call finds it again).
+   * request is pending. When `signal` fires before a decision, resolves `deny` and marks the
+   * request `cancelled` (no longer listed by {@link DurableFileApprovals.pending}; `decide`
+   * refuses it). A re-run of the same call finds the record and opens it again as `pending`.
    */
   gateFor(
     scope: ToolCallScope,
@@ -107,7 +117,9 @@ export class DurableFileApprovals {
       const count = (asked.get(question.operation) ?? 0) + 1;
       asked.set(question.operation, count);
       const approvalId = fileApprovalId(scope, question.operation, count);
-      const record = await this.#request(scope, approvalId, question);
+      await this.#settleCancellations();
+      let record = await this.#request(scope, approvalId, question);
+      if (record.status === 'cancelled') record = await this.#reopen(record);
       if (record.status !== 'pending') return record.status === 'approved' ? 'approve' : 'deny';
       return this.#waitForDecision(scope.sessionId, approvalId, options.signal);
     };
@@ -115,7 +127,9 @@ export class DurableFileApprovals {
 
   /**
    * Records a decision; the first decision of a request wins and later ones return it unchanged.
-   * Throws `INVALID_INPUT` for an unknown approval id.
+   * A `cancelled` request (its tool call was aborted while it waited) is not decided: the record
+   * comes back unchanged with status `cancelled`, no `approval.decided` is emitted, and nothing
+   * runs. Throws `INVALID_INPUT` for an unknown approval id.
    */
   async decide(
     sessionId: string,
@@ -158,12 +172,18 @@ export class DurableFileApprovals {
 
   /** The record of an approval id, or `null`. */
   async get(sessionId: string, approvalId: string): Promise<FileApprovalRecord | null> {
+    await this.#settleCancellations();
+    return this.#read(sessionId, approvalId);
+  }
+
+  async #read(sessionId: string, approvalId: string): Promise<FileApprovalRecord | null> {
     const value = await this.#storage.getValue(sessionId, keyOf(approvalId));
     return value === null ? null : (JSON.parse(value) as FileApprovalRecord);
   }
 
   /** The requests of a session waiting for a decision, oldest first. */
   async pending(sessionId: string): Promise<FileApprovalRecord[]> {
+    await this.#settleCancellations();
     const records: FileApprovalRecord[] = [];
     for (const key of await this.#storage.listKeys(sessionId, FILE_APPROVAL_KEY_PREFIX)) {
       const value = await this.#storage.getValue(sessionId, key);
@@ -179,7 +199,7 @@ export class DurableFileApprovals {
     approvalId: string,
     question: FileApprovalQuestion,
   ): Promise<FileApprovalRecord> {
-    const existing = await this.get(scope.sessionId, approvalId);
+    const existing = await this.#read(scope.sessionId, approvalId);
     if (existing) return existing;
     const record: FileApprovalRecord = {
       approvalId,
@@ -207,6 +227,41 @@ export class DurableFileApprovals {
     return record;
   }
 
+  async #settleCancellations(): Promise<void> {
+    while (this.#cancelling.size > 0) await Promise.all([...this.#cancelling]);
+  }
+
+  /** Marks a still-pending request `cancelled`; reads see it once the write lands. */
+  #cancel(sessionId: string, approvalId: string, reason: unknown): void {
+    const write = (async () => {
+      const record = await this.#read(sessionId, approvalId);
+      if (record?.status !== 'pending') return;
+      const cancelled: FileApprovalRecord = {
+        ...record,
+        status: 'cancelled',
+        cancelledAt: new Date().toISOString(),
+        cancelReason: reason instanceof Error ? reason.message : String(reason ?? 'aborted'),
+      };
+      await this.#storage.setValue(sessionId, keyOf(approvalId), JSON.stringify(cancelled));
+    })().catch(() => {
+      // Best effort: a request left pending is only listed, never applied without its call.
+    });
+    this.#cancelling.add(write);
+    void write.finally(() => this.#cancelling.delete(write));
+  }
+
+  /** Opens a `cancelled` request again for a re-run of its call (no second `approval.requested`). */
+  async #reopen(record: FileApprovalRecord): Promise<FileApprovalRecord> {
+    const { cancelledAt: _cancelledAt, cancelReason: _cancelReason, ...rest } = record;
+    const reopened: FileApprovalRecord = { ...rest, status: 'pending' };
+    await this.#storage.setValue(
+      record.sessionId,
+      keyOf(record.approvalId),
+      JSON.stringify(reopened),
+    );
+    return reopened;
+  }
+
   async #waitForDecision(
     sessionId: string,
     approvalId: string,
@@ -214,8 +269,12 @@ export class DurableFileApprovals {
   ): Promise<FileApprovalDecision> {
     const key = wakerKey(sessionId, approvalId);
     for (;;) {
-      if (signal?.aborted) return 'deny';
-      const record = await this.get(sessionId, approvalId);
+      if (signal?.aborted) {
+        this.#cancel(sessionId, approvalId, signal.reason);
+        return 'deny';
+      }
+      let record = await this.#read(sessionId, approvalId);
+      if (record?.status === 'cancelled') record = await this.#reopen(record);
       if (record && record.status !== 'pending') {
         return record.status === 'approved' ? 'approve' : 'deny';
       }

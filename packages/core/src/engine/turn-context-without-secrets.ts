@@ -1,9 +1,14 @@
 import type { ModelWithProvider } from '../model.js';
 import type { AssembledTurnContext } from './turn-types.js';
 
+/** What replaces each `extraBody` value of a model's request options in an exposed context. */
+export const REDACTED_OPTION_VALUE = '[redacted]';
+
 /**
- * The model as it may be shown: without `apiKey`, and without credentials in `baseUrl`
- * (`https://user:password@host` keeps only the host). Only a driver gets the key.
+ * The model as it may be shown: without `apiKey`, without credentials in `baseUrl`
+ * (`https://user:password@host` keeps only the host), and with every value of
+ * `options.extraBody` replaced by {@link REDACTED_OPTION_VALUE} (its keys are kept, so an
+ * embedder sees what was set; a proxy may take credentials there). Only a driver gets them.
  */
 export function modelWithoutSecrets(model: ModelWithProvider): ModelWithProvider {
   const { apiKey: _apiKey, ...shown } = model;
@@ -18,6 +23,18 @@ export function modelWithoutSecrets(model: ModelWithProvider): ModelWithProvider
     } catch {
       // Not a URL: the schema refuses those; shown as it is.
     }
+  }
+  if (shown.options?.extraBody !== undefined) {
+    const extraBody: Record<string, unknown> = {};
+    for (const key of Object.keys(shown.options.extraBody)) {
+      Object.defineProperty(extraBody, key, {
+        value: REDACTED_OPTION_VALUE,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    shown.options = { ...shown.options, extraBody };
   }
   return shown;
 }

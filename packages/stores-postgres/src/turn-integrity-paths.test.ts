@@ -289,6 +289,24 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       expectEachCallAnsweredOnce(stored);
       expect(resultOf(stored, 'call_w')?.isError).toBe(true);
       await expectEndedIdle(t.runtime, t.sessionId, 'turn.failed');
+      // The aborted call's request is no longer awaited: not listed, stored as cancelled, and a
+      // decision on it is a no-op that says so (the record comes back `cancelled`).
+      const requested = t.runtime
+        .events(t.sessionId)
+        .find((event) => event.type === 'approval.requested');
+      const approvalId = (requested?.data as { approvalId?: string } | undefined)?.approvalId ?? '';
+      expect(await durable.pending(t.sessionId)).toEqual([]);
+      expect(await durable.get(t.sessionId, approvalId)).toMatchObject({
+        status: 'cancelled',
+        cancelReason: expect.any(String),
+      });
+      expect(await durable.decide(t.sessionId, approvalId, 'approve')).toMatchObject({
+        status: 'cancelled',
+      });
+      expect(
+        t.runtime.events(t.sessionId).filter((event) => event.type === 'approval.decided'),
+      ).toEqual([]);
+      expect((await durable.get(t.sessionId, approvalId))?.status).toBe('cancelled');
       for (const record of await durable.pending(t.sessionId)) {
         await durable.decide(t.sessionId, record.approvalId, 'approve');
       }

@@ -11,6 +11,7 @@ export default defineConfig({
   test: {
     include: [
       'packages/*/src/**/*.test.ts',
+      'internal/*/src/**/*.test.ts',
       'apps/**/*.test.ts',
       'docs/**/*.test.ts',
       'bench/**/*.test.ts',

@@ -295,6 +295,8 @@ export class DurableFileApprovals {
         const timer = setTimeout(wake, this.#pollIntervalMs);
         signal?.addEventListener('abort', wake, { once: true });
         set.add(wake);
+        // An abort that landed while the record was read fires no event: look again at once.
+        if (signal?.aborted) wake();
       });
     }
   }

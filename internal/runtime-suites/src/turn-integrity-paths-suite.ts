@@ -1,40 +1,34 @@
 // Turn integrity on paths the first suite does not walk (issue 13): aborts during an approval or
 // a model call, tools that ignore their signal, limits reached with calls pending, hostile
-// submissions, a vanishing session, a failing event bus, racing turns, close(), lost leases. On
-// the in-memory stores; the same suite runs on PostgreSQL in
-// packages/stores-postgres/src/turn-integrity-paths.test.ts; keep the two in step.
+// submissions, a vanishing session, a failing event bus, racing turns, close(), lost leases.
 import {
   defineCapability,
   defineTool,
   EverrunsError,
   type LlmRequest,
-  type Message,
   type RuntimeBackends,
-  type RuntimeEvent,
 } from '@everruns-ts/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { DurableFileApprovals } from './host-entry.js';
 import {
   ApprovalGatingFileStore,
   type FileApprovalGate,
   InProcessRuntimeBuilder,
-  inMemoryBackends,
   LlmSimConfig,
-} from './index.js';
-
-describeTurnIntegrityPaths('memory', async () => ({ backends: inMemoryBackends() }));
-
-// ---------------------------------------------------------------------------------------------
-// The suite (identical in both packages from here on).
-
-type LlmSimFunction = Parameters<typeof LlmSimConfig.fromFunction>[0];
-
-/** A backend under test and how to drop it. */
-interface BackendsUnderTest {
-  backends: RuntimeBackends;
-  destroy?(): Promise<void>;
-}
+} from '@everruns-ts/runtime';
+import { DurableFileApprovals } from '@everruns-ts/runtime/host';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type BackendsUnderTest,
+  callIds,
+  expectAnyCode,
+  expectCode,
+  expectEachCallAnsweredOnce,
+  expectEndedIdle,
+  expectWellFormed,
+  type LlmSimFunction,
+  resultOf,
+  waitUntil,
+} from './turn-assertions.js';
 
 /** Store methods a test replaces: `override('sessions.getSession', fn)` until `restore()`. */
 function withOverrides(backends: RuntimeBackends) {
@@ -73,7 +67,11 @@ function withOverrides(backends: RuntimeBackends) {
   };
 }
 
-function describeTurnIntegrityPaths(name: string, create: () => Promise<BackendsUnderTest>): void {
+/** Registers the suite of the less-walked paths on the backends `create` makes (one per test). */
+export function describeTurnIntegrityPaths(
+  name: string,
+  create: () => Promise<BackendsUnderTest>,
+): void {
   describe(`turn integrity paths on ${name} stores`, () => {
     const probe = { hangStarted: 0, stubbornStarted: 0, runs: [] as string[] };
     const capability = defineCapability({
@@ -921,94 +919,4 @@ function describeTurnIntegrityPaths(name: string, create: () => Promise<Backends
       for (const request of t.sent) expectWellFormed(request.messages);
     });
   });
-}
-
-async function expectAnyCode(promise: Promise<unknown>): Promise<EverrunsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  if (!EverrunsError.isInstance(error)) throw error ?? new Error('expected a typed error');
-  return error;
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<EverrunsError> {
-  const error = await expectAnyCode(promise);
-  expect(error.code, error.message).toBe(code);
-  return error;
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-/** The last turn ended with `end` then `session.idled`, and the session is idle. */
-async function expectEndedIdle(
-  runtime: {
-    events(sessionId?: string): RuntimeEvent[];
-    getSession(sessionId: string): Promise<{ status: string } | null>;
-  },
-  sessionId: string,
-  end: 'turn.failed' | 'turn.completed',
-): Promise<void> {
-  const types = runtime.events(sessionId).map((event) => event.type);
-  const started = types.lastIndexOf('turn.started');
-  const after = types
-    .slice(started)
-    .filter((type) => type.startsWith('turn.') || type === 'session.idled');
-  expect(after).toEqual(['turn.started', end, 'session.idled']);
-  expect((await runtime.getSession(sessionId))?.status).toBe('idle');
-}
-
-function callIds(messages: readonly Message[]): string[] {
-  return messages.flatMap((message) =>
-    message.content.flatMap((part) => (part.type === 'tool_call' ? [part.id] : [])),
-  );
-}
-
-function resultOf(messages: readonly Message[], toolCallId: string) {
-  for (const message of messages) {
-    for (const part of message.content) {
-      if (part.type === 'tool_result' && part.toolCallId === toolCallId) return part;
-    }
-  }
-  return undefined;
-}
-
-/** Stored history: every tool call has exactly one result and every result answers a call. */
-function expectEachCallAnsweredOnce(messages: readonly Message[]): void {
-  const calls = callIds(messages);
-  const results = messages.flatMap((message) =>
-    message.content.flatMap((part) => (part.type === 'tool_result' ? [part.toolCallId] : [])),
-  );
-  expect([...results].sort()).toEqual([...calls].sort());
-  expect(new Set(calls).size).toBe(calls.length);
-}
-
-/** What OpenAI-compatible servers accept: results right after their calls, ids unique. */
-function expectWellFormed(messages: readonly Message[]): void {
-  const seen = new Set<string>();
-  let pending = new Set<string>();
-  for (const message of messages) {
-    if (message.role === 'tool_result') {
-      for (const part of message.content) {
-        expect(part.type).toBe('tool_result');
-        if (part.type === 'tool_result') expect(pending.delete(part.toolCallId)).toBe(true);
-      }
-      continue;
-    }
-    expect([...pending]).toEqual([]);
-    pending = new Set();
-    for (const part of message.content) {
-      if (part.type !== 'tool_call') continue;
-      expect(seen.has(part.id)).toBe(false);
-      seen.add(part.id);
-      pending.add(part.id);
-    }
-  }
-  expect([...pending]).toEqual([]);
 }

@@ -1,5 +1,6 @@
-// Turn integrity (issue 13, invariants 1-3) on the in-memory stores. The same suite runs on
-// PostgreSQL in packages/stores-postgres/src/turn-integrity.test.ts; keep the two in step.
+// Turn integrity (issue 13, invariants 1-3): every tool call answered once whatever ends the
+// turn, tool-call ids unique per session, a session never left active. One suite, run on the
+// in-memory stores here (memory.test.ts) and on PostgreSQL by stores-postgres.
 import {
   defineCapability,
   defineTool,
@@ -7,24 +8,21 @@ import {
   type LlmRequest,
   type Message,
   type RuntimeBackends,
-  type RuntimeEvent,
 } from '@everruns-ts/core';
+import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { InProcessRuntimeBuilder, inMemoryBackends, LlmSimConfig } from './index.js';
-
-describeTurnIntegrity('memory', async () => ({ backends: inMemoryBackends() }));
-
-// ---------------------------------------------------------------------------------------------
-// The suite (identical in both packages from here on).
-
-type LlmSimFunction = Parameters<typeof LlmSimConfig.fromFunction>[0];
-
-/** A backend under test and how to drop it. */
-interface BackendsUnderTest {
-  backends: RuntimeBackends;
-  destroy?(): Promise<void>;
-}
+import {
+  type BackendsUnderTest,
+  callIds,
+  expectCode,
+  expectEachCallAnsweredOnce,
+  expectEndedIdle,
+  expectWellFormed,
+  type LlmSimFunction,
+  resultOf,
+  waitUntil,
+} from './turn-assertions.js';
 
 type FaultPredicate = (args: unknown[]) => boolean;
 
@@ -75,7 +73,11 @@ function withFaults(backends: RuntimeBackends) {
   };
 }
 
-function describeTurnIntegrity(name: string, create: () => Promise<BackendsUnderTest>): void {
+/** Registers the turn-integrity suite on the backends `create` makes (one per test). */
+export function describeTurnIntegrity(
+  name: string,
+  create: () => Promise<BackendsUnderTest>,
+): void {
   describe(`turn integrity on ${name} stores`, () => {
     const probe = {
       hangStarted: 0,
@@ -498,89 +500,4 @@ function describeTurnIntegrity(name: string, create: () => Promise<BackendsUnder
       await expectCode(pending as Promise<unknown>, 'INVALID_INPUT');
     });
   });
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<EverrunsError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  if (!EverrunsError.isInstance(error)) throw error ?? new Error(`expected ${code}, got a result`);
-  expect(error.code).toBe(code);
-  return error;
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-/** The last turn ended with `end` then `session.idled`, and the session is idle. */
-async function expectEndedIdle(
-  runtime: {
-    events(sessionId?: string): RuntimeEvent[];
-    getSession(sessionId: string): Promise<{ status: string } | null>;
-  },
-  sessionId: string,
-  end: 'turn.failed' | 'turn.completed',
-): Promise<void> {
-  const types = runtime.events(sessionId).map((event) => event.type);
-  const started = types.lastIndexOf('turn.started');
-  const after = types
-    .slice(started)
-    .filter((type) => type.startsWith('turn.') || type === 'session.idled');
-  expect(after).toEqual(['turn.started', end, 'session.idled']);
-  expect((await runtime.getSession(sessionId))?.status).toBe('idle');
-}
-
-function callIds(messages: readonly Message[]): string[] {
-  return messages.flatMap((message) =>
-    message.content.flatMap((part) => (part.type === 'tool_call' ? [part.id] : [])),
-  );
-}
-
-function resultOf(messages: readonly Message[], toolCallId: string) {
-  for (const message of messages) {
-    for (const part of message.content) {
-      if (part.type === 'tool_result' && part.toolCallId === toolCallId) return part;
-    }
-  }
-  return undefined;
-}
-
-/** Stored history: every tool call has exactly one result and every result answers a call. */
-function expectEachCallAnsweredOnce(messages: readonly Message[]): void {
-  const calls = callIds(messages);
-  const results = messages.flatMap((message) =>
-    message.content.flatMap((part) => (part.type === 'tool_result' ? [part.toolCallId] : [])),
-  );
-  expect([...results].sort()).toEqual([...calls].sort());
-  expect(new Set(calls).size).toBe(calls.length);
-}
-
-/** What OpenAI-compatible servers accept: results right after their calls, ids unique. */
-function expectWellFormed(messages: readonly Message[]): void {
-  const seen = new Set<string>();
-  let pending = new Set<string>();
-  for (const message of messages) {
-    if (message.role === 'tool_result') {
-      for (const part of message.content) {
-        expect(part.type).toBe('tool_result');
-        if (part.type === 'tool_result') expect(pending.delete(part.toolCallId)).toBe(true);
-      }
-      continue;
-    }
-    expect([...pending]).toEqual([]);
-    pending = new Set();
-    for (const part of message.content) {
-      if (part.type !== 'tool_call') continue;
-      expect(seen.has(part.id)).toBe(false);
-      seen.add(part.id);
-      pending.add(part.id);
-    }
-  }
-  expect([...pending]).toEqual([]);
 }

@@ -1,0 +1,96 @@
+// What the file tools' attack tests share: the bounds they assert, a probe of event-loop stalls,
+// a runtime whose scripted model attacks, and temporary session directories removed afterwards.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Message, SessionFileSystemFactory, ToolResultPart } from '@everruns-ts/core';
+import { LlmSimConfig, type LlmSimToolCall } from '@everruns-ts/driver-llmsim';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { afterAll } from 'vitest';
+import { FILE_SYSTEM_CAPABILITY_ID, fileSystemCapability } from '../index.js';
+
+/** Longest the event loop may stall because of one tool call; the stores aim for about 20 ms. */
+export const MAX_EVENT_LOOP_DELAY_MS = 100;
+/** A generous bound on a whole attack turn, far below what a backtracking engine would take. */
+export const MAX_TURN_MS = 10_000;
+
+const directories: string[] = [];
+afterAll(async () => {
+  await Promise.all(directories.map((path) => rm(path, { recursive: true, force: true })));
+});
+
+/** A fresh temporary directory for session workspaces, removed after the test file. */
+export async function temporarySessionsDirectory(prefix: string): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), prefix));
+  directories.push(directory);
+  return directory;
+}
+
+/**
+ * Measures how long the event loop was held while `run` is under way: the longest gap between
+ * ticks of a 5 ms interval, counting of each gap only the CPU time this process spent in it, so
+ * time the operating system gave to other processes on a shared machine is not taken for a
+ * stall (a synchronous stretch of work is CPU time and shows in full).
+ */
+export async function withEventLoopProbe<T>(
+  run: () => Promise<T>,
+): Promise<{ result: T; maxDelayMs: number; elapsedMs: number }> {
+  const started = performance.now();
+  let last = started;
+  let lastCpu = process.cpuUsage();
+  let maxDelayMs = 0;
+  const tick = () => {
+    const now = performance.now();
+    const cpu = process.cpuUsage(lastCpu);
+    maxDelayMs = Math.max(maxDelayMs, Math.min(now - last, (cpu.user + cpu.system) / 1_000));
+    last = now;
+    lastCpu = process.cpuUsage();
+  };
+  const timer = setInterval(tick, 5);
+  try {
+    const result = await run();
+    tick();
+    return { result, maxDelayMs, elapsedMs: performance.now() - started };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * A runtime whose scripted model makes, in each session, the calls `script` gives for it in the
+ * first step of a turn and then answers "done" (a session without calls answers "done" at once).
+ */
+export async function attackRuntime(factory: SessionFileSystemFactory) {
+  const script = new Map<string, LlmSimToolCall[]>();
+  const runtime = await new InProcessRuntimeBuilder()
+    .capability(fileSystemCapability)
+    .fileSystemFactory(factory)
+    .llmSim(
+      LlmSimConfig.fromFunction((request) => {
+        const calls = request.iteration === 1 ? script.get(request.sessionId) : undefined;
+        return calls === undefined ? 'done' : { text: '', toolCalls: calls };
+      }),
+    )
+    .singleSession((session) => {
+      session.harness('files', 'You work with files.').withCapability(FILE_SYSTEM_CAPABILITY_ID);
+    })
+    .build();
+  const attacker = runtime.defaultSessionId() as string;
+  const harnessId = (await runtime.getSession(attacker))?.harnessId as string;
+  return { runtime, script, attacker, harnessId };
+}
+
+export function toolResult(
+  messages: Message[],
+  toolCallId: string,
+): { content: string; isError: boolean } {
+  for (const message of messages) {
+    for (const part of message.content) {
+      if (part.type === 'tool_result' && (part as ToolResultPart).toolCallId === toolCallId) {
+        const result = part as ToolResultPart;
+        return { content: result.content, isError: result.isError };
+      }
+    }
+  }
+  throw new Error(`no result for ${toolCallId}`);
+}

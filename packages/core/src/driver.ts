@@ -26,6 +26,14 @@ export interface LlmRequest {
    * for the rest before sending anything. `options.maxOutputTokens` wins over `maxOutputTokens`.
    */
   options?: LlmRequestOptions;
+  /**
+   * The `responseId` of the model answer this call continues, within one turn (the planner
+   * carries it from a reason step through the act step to the next reason step, as upstream's
+   * `previous_response_id`). A driver of a provider that keeps conversation state (the OpenAI
+   * Responses API) may then send only the messages after the agent message holding that
+   * `responseId` in its metadata; other drivers ignore it. Absent on a turn's first call.
+   */
+  previousResponseId?: string;
 }
 
 /**

@@ -15,9 +15,34 @@ export const EVENT_TYPES = [
   'session.idled',
   'approval.requested',
   'approval.decided',
+  'output.message.delta',
+  'reason.thinking.delta',
+  'tool.call.delta',
 ] as const;
 /** One event type. */
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/**
+ * The event types that are delivered to subscribers but never kept: the pieces of a model answer
+ * as it streams (`output.message.delta` text, `reason.thinking.delta` reasoning text,
+ * `tool.call.delta` tool-call argument text). The complete answer follows as
+ * `output.message.completed`, which is kept. Buses do not store them (the PostgreSQL bus does not
+ * write them to its table by default; the memory bus does not collect them).
+ */
+export const EPHEMERAL_EVENT_TYPES = [
+  'output.message.delta',
+  'reason.thinking.delta',
+  'tool.call.delta',
+] as const satisfies readonly EventType[];
+/** One ephemeral event type. */
+export type EphemeralEventType = (typeof EPHEMERAL_EVENT_TYPES)[number];
+
+const ephemeralTypes: ReadonlySet<string> = new Set(EPHEMERAL_EVENT_TYPES);
+
+/** Whether events of `type` are only delivered, never kept (see {@link EPHEMERAL_EVENT_TYPES}). */
+export function isEphemeralEventType(type: string): type is EphemeralEventType {
+  return ephemeralTypes.has(type);
+}
 
 /** Schema of {@link RuntimeEvent}. */
 export const runtimeEventSchema = z.object({
@@ -25,11 +50,18 @@ export const runtimeEventSchema = z.object({
   type: z.enum(EVENT_TYPES),
   sessionId: z.string(),
   turnId: z.string().optional(),
-  /** 1, 2, 3 … per session, in emission order. */
-  seq: z.number().int().positive(),
+  /**
+   * 1, 2, 3 … per session, in emission order. An ephemeral event (see
+   * {@link EPHEMERAL_EVENT_TYPES}) takes no number of its own: it carries the `seq` of the last
+   * kept event of its session (0 before the first), so it sorts after that event and before the
+   * next; only kept events are numbered without gaps.
+   */
+  seq: z.number().int().nonnegative(),
   /** ISO timestamp. */
   ts: z.string(),
   data: z.record(z.string(), z.unknown()),
+  /** True on an event that is delivered but never kept (see {@link EPHEMERAL_EVENT_TYPES}). */
+  ephemeral: z.literal(true).optional(),
 });
 /** Something that happened in a session, as the event bus delivers it. */
 export type RuntimeEvent = z.infer<typeof runtimeEventSchema>;

@@ -63,10 +63,13 @@ export {
 } from './errors.js';
 // Events and the event bus.
 export {
+  EPHEMERAL_EVENT_TYPES,
+  type EphemeralEventType,
   EVENT_TYPES,
   type EventBus,
   type EventRequest,
   type EventType,
+  isEphemeralEventType,
   type RuntimeEvent,
   runtimeEventSchema,
 } from './event.js';

@@ -67,6 +67,10 @@ export function executeReasonActivity(
     iteration: state.iteration,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(state.modelOptions ? { modelOptions: state.modelOptions } : {}),
+    ...(state.previousResponseId !== undefined
+      ? { previousResponseId: state.previousResponseId }
+      : {}),
+    ...(state.stream ? { stream: true } : {}),
   });
   return options.signal ? settleOnAbort(running, options.signal) : running;
 }

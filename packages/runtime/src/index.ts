@@ -50,6 +50,24 @@ export { InProcessRuntimeBuilder } from './in-process-runtime-builder.js';
 export type { TurnStopReason } from './turn-plan.js';
 export type { TurnResult } from './turn-step.js';
 export {
+  errorPartSchema,
+  reasoningDeltaPartSchema,
+  stepFinishPartSchema,
+  stepStartPartSchema,
+  type TurnStreamLike,
+  type TurnStreamPart,
+  type TurnStreamPartType,
+  textDeltaPartSchema,
+  toolCallDeltaPartSchema,
+  toolCallPartSchema,
+  toolCallStartPartSchema,
+  toolResultPartSchema,
+  turnFinishPartSchema,
+  turnResultSchema,
+  turnStartPartSchema,
+  turnStreamPartSchema,
+} from './turn-stream-parts.js';
+export {
   DEFAULT_WRITE_BLOCKLIST,
   WriteBlocklistFileStore,
   type WriteBlocklistFileStoreOptions,

@@ -21,8 +21,21 @@ describe('the public faces of the runtime', () => {
       'SessionBuilder',
       'SingleSessionBuilder',
       'WriteBlocklistFileStore',
+      'errorPartSchema',
       'hasRealPathResolver',
       'inMemoryBackends',
+      'reasoningDeltaPartSchema',
+      'stepFinishPartSchema',
+      'stepStartPartSchema',
+      'textDeltaPartSchema',
+      'toolCallDeltaPartSchema',
+      'toolCallPartSchema',
+      'toolCallStartPartSchema',
+      'toolResultPartSchema',
+      'turnFinishPartSchema',
+      'turnResultSchema',
+      'turnStartPartSchema',
+      'turnStreamPartSchema',
     ]);
   });
 

@@ -47,6 +47,17 @@ export const runtimeTurnStateSchema = z.object({
   usage: llmUsageSchema,
   /** The turn's request options (`runTurn`'s `modelOptions`), sent with each of its model calls. */
   modelOptions: llmRequestOptionsSchema.optional(),
+  /**
+   * The `responseId` of the turn's last model answer, handed to the next reason step's driver
+   * (`LlmRequest.previousResponseId`); cleared when a turn starts, as upstream's
+   * `previous_response_id`.
+   */
+  previousResponseId: z.string().min(1).optional(),
+  /**
+   * Stream the turn's model answers: reason steps emit ephemeral delta events as the answer
+   * arrives (`streamTurn`, a durable host's streaming handle). Stored results are the same.
+   */
+  stream: z.boolean().optional(),
 });
 /** What a host carries between the steps of one turn: plain JSON. */
 export type RuntimeTurnState = z.infer<typeof runtimeTurnStateSchema>;
@@ -57,6 +68,8 @@ export const runtimeActPlanSchema = z.object({
   turnId: z.string().min(1),
   iteration: z.number().int().positive(),
   toolCalls: z.array(toolCallSchema),
+  /** The `responseId` of the answer whose tool calls these are (see {@link RuntimeTurnState}). */
+  previousResponseId: z.string().min(1).optional(),
 });
 /** The payload of an act step. */
 export type RuntimeActPlan = z.infer<typeof runtimeActPlanSchema>;
@@ -176,7 +189,9 @@ export interface PlanOptions {
  * error, never a guess.
  *
  * Rules (upstream's, plus the iteration limit enforced from the persisted state):
- * - after `input`: reason, iteration 1;
+ * - after `input`: reason, iteration 1, with no `previousResponseId`;
+ * - every state after a reason step carries that answer's `responseId` as `previousResponseId`
+ *   (and the act plan too), so the next reason step's driver can continue from it;
  * - after `reason`: a failure completes the turn unsuccessfully (`llm_error`; `error` when a
  *   capability failed to build its prompt; or
  *   `dependency_blocked`); tool calls schedule an act; otherwise, user messages that arrived
@@ -218,10 +233,12 @@ export function planNextHostTurn(
           details: { turnId: current.turnId, outputTurnId: result.turnId },
         });
       }
+      // A turn starts a new chain of model answers (upstream clears `previous_response_id`).
+      const { previousResponseId: _cleared, ...fresh } = current;
       return {
         kind: 'scheduleReason',
         state: {
-          ...current,
+          ...fresh,
           turnId: result.turnId,
           inputMessageId: result.messageId,
           iteration: 1,
@@ -238,10 +255,12 @@ export function planNextHostTurn(
         'reason output',
         trusted,
       ) as ReasonAtomResult;
+      const { previousResponseId: _previous, ...rest } = current;
       const next: RuntimeTurnState = {
-        ...current,
+        ...rest,
         lastResponseText: result.text,
         usage: addLlmUsage(current.usage, result.usage),
+        ...(result.responseId ? { previousResponseId: result.responseId } : {}),
       };
       if (!result.success) {
         const blocked = result.error?.code === 'DEPENDENCY_BLOCKED';
@@ -269,6 +288,7 @@ export function planNextHostTurn(
             turnId: current.turnId,
             iteration: current.iteration,
             toolCalls: result.toolCalls,
+            ...(result.responseId ? { previousResponseId: result.responseId } : {}),
           },
         };
       }

@@ -28,6 +28,14 @@ export interface ReasonAtomInput {
   signal?: AbortSignal;
   /** The turn's request options; they win over the model configuration's, key by key. */
   modelOptions?: LlmRequestOptions;
+  /** Passed to the driver as `LlmRequest.previousResponseId` (see there). */
+  previousResponseId?: string;
+  /**
+   * Stream the answer: call the driver's `stream` (when it has one; `generate` otherwise) and
+   * emit its pieces as ephemeral events (`output.message.delta`, `reason.thinking.delta`,
+   * `tool.call.delta`) while it arrives. What is stored is the same either way.
+   */
+  stream?: boolean;
 }
 
 /** Output of the {@link reason} atom (plain JSON). */
@@ -131,6 +139,9 @@ export async function reason(
         turnId,
         iteration,
         ...(options ? { options } : {}),
+        ...(request.previousResponseId !== undefined
+          ? { previousResponseId: request.previousResponseId }
+          : {}),
       },
       request.signal ? { signal: request.signal } : {},
     );

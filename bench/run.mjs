@@ -52,6 +52,19 @@ for (const entry of readdirSync(source)) {
   });
 }
 
+// The AI SDK's streaming loop (`ToolLoopAgent.stream`) beside its `generate`: our adapter file in
+// a copy of the harness's ai-sdk folder, so it installs the very same `ai` version from the same
+// lockfile.
+const aiSdkStream = path.join(harness, 'ai-sdk-stream');
+mkdirSync(aiSdkStream, { recursive: true });
+for (const file of ['package.json', 'package-lock.json']) {
+  cpSync(path.join(source, 'ai-sdk', file), path.join(aiSdkStream, file));
+}
+cpSync(
+  path.join(root, 'bench/peer-ai-sdk-stream/adapter.mjs'),
+  path.join(aiSdkStream, 'adapter.mjs'),
+);
+
 // Our adapter runs from an npm install of the packed packages, as an npm user would have it, so
 // the harness can measure its installed size and cold start like the peers' (`npm ls` does not
 // understand a pnpm workspace folder).
@@ -105,10 +118,13 @@ execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], 
 
 const ours = `${installed}:default`;
 const oursNoEventLog = `${installed}:noeventlog`;
+const oursStream = `${installed}:stream`;
 const configs = process.env.BENCH_CONFIGS?.split(/\s+/).filter(Boolean) ?? [
   ours,
   oursNoEventLog,
+  oursStream,
   'ai-sdk:telemetryoff',
+  'ai-sdk-stream:default',
   'baseline:default',
 ];
 const env = { ...process.env, REPS: process.env.REPS ?? '1' };
@@ -144,8 +160,24 @@ const columns = [
     peer: 'everruns-ts',
     variant: 'a runtime per conversation, no in-memory event log',
   },
-  { label: 'ai-sdk (telemetry off)', peer: 'ai-sdk' },
+  {
+    label: 'ai-sdk (telemetry off)',
+    peer: 'ai-sdk',
+    variant: 'ToolLoopAgent.generate, telemetry: { isEnabled: false }',
+  },
   { label: 'baseline', peer: 'baseline' },
+];
+const streamColumns = [
+  {
+    label: 'everruns-ts, streamTextTurn',
+    peer: 'everruns-ts',
+    variant: 'a runtime per conversation, streamTextTurn (every part consumed)',
+  },
+  {
+    label: 'ai-sdk, ToolLoopAgent.stream',
+    peer: 'ai-sdk',
+    variant: 'ToolLoopAgent.stream, telemetry: { isEnabled: false }, fullStream consumed',
+  },
 ];
 const matches = (row, column) =>
   row.peer === column.peer && (column.variant === undefined || row.variant === column.variant);
@@ -177,6 +209,15 @@ for (const [label, get] of rows) {
   table += `| ${label} | ${values.map(fmt).join(' | ')} | ${fmt(a / c)} | ${fmt(a / d)} | ${fmt(b / c)} |\n`;
 }
 table += `\nB turn 500 ÷ turn 10 (everruns-ts): ${fmt(pick(oursColumn, 'B', 'w500_us') / pick(oursColumn, 'B', 'w10_us'))}\n`;
+// Streaming: our streamed turn against our plain turn (the issue's bound is 1.2) and against the
+// AI SDK's streaming loop, from the same run.
+const [oursStreamColumn, aiSdkStreamColumn] = streamColumns;
+table += `\n| measure | ${streamColumns.map((column) => column.label).join(' | ')} | streaming ÷ our plain turn | ours ÷ ai-sdk streaming |\n`;
+table += `|${'---|'.repeat(streamColumns.length + 3)}\n`;
+for (const [label, get] of rows) {
+  const [a, b] = [get(oursStreamColumn), get(aiSdkStreamColumn)];
+  table += `| ${label} | ${fmt(a)} | ${fmt(b)} | ${fmt(a / get(oursColumn))} | ${fmt(a / b)} |\n`;
+}
 writeFileSync(path.join(resultDir, 'ratios.md'), table);
 console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
 

@@ -8,6 +8,8 @@
 //   noeventlog  as default, with the in-memory event bus keeping no event log
 //            (`inMemoryBackends({ events: { keepEvents: false } })`, a documented option for hosts
 //            that send events elsewhere); like ai-sdk's telemetryoff variant
+//   stream   as default, each turn run with `streamTextTurn` and every part consumed (the fake
+//            model streams its answers as deltas), like ai-sdk's streaming variant
 //   shared   one runtime for every conversation: each conversation is a session in the same
 //            in-memory stores, which keep every message and event (a store's job)
 import { createRequire } from 'node:module';
@@ -55,7 +57,9 @@ export async function createAdapter(variant = 'default') {
         ? 'one runtime, a session per conversation'
         : variant === 'noeventlog'
           ? 'a runtime per conversation, no in-memory event log'
-          : 'a runtime per conversation',
+          : variant === 'stream'
+            ? 'a runtime per conversation, streamTextTurn (every part consumed)'
+            : 'a runtime per conversation',
     counters,
     newConversation() {
       let turns = 0;
@@ -67,6 +71,15 @@ export async function createAdapter(variant = 'default') {
       return {
         async turn(text) {
           const { runtime, sessionId } = await ready;
+          if (variant === 'stream') {
+            const stream = runtime.streamTextTurn(sessionId, text);
+            for await (const _part of stream) {
+              // every part is read, as a UI would
+            }
+            const result = await stream.result;
+            turns++;
+            return result.response;
+          }
           const result = await runtime.runTextTurn(sessionId, text);
           turns++;
           return result.response;

@@ -25,20 +25,34 @@ export function createScenario(counters = { model: 0, tool: 0 }) {
     ],
   });
   const usage = { inputTokens: 0, outputTokens: 0 };
+  const respond = (request) => {
+    counters.model++;
+    const last = request.messages[request.messages.length - 1];
+    if (last?.role === 'tool_result') {
+      return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
+    }
+    return {
+      text: '',
+      toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
+      usage,
+      stopReason: 'tool_calls',
+    };
+  };
   const fakeModel = {
     providerType: 'fake',
     async generate(request) {
-      counters.model++;
-      const last = request.messages[request.messages.length - 1];
-      if (last?.role === 'tool_result') {
-        return { text: '4', toolCalls: [], usage, stopReason: 'end_turn' };
+      return respond(request);
+    },
+    // The same answers as pieces, as a provider streams them (the streaming variant uses this):
+    // the text as one delta, a tool call as its start and its argument text.
+    async *stream(request) {
+      const response = respond(request);
+      if (response.text) yield { type: 'text_delta', text: response.text };
+      for (const [index, call] of response.toolCalls.entries()) {
+        yield { type: 'tool_call_delta', index, id: call.id, name: call.name, argumentsDelta: '' };
+        yield { type: 'tool_call_delta', index, argumentsDelta: JSON.stringify(call.arguments) };
       }
-      return {
-        text: '',
-        toolCalls: [{ id: `call_${++callSeq}`, name: 'add', arguments: { a: 2, b: 2 } }],
-        usage,
-        stopReason: 'tool_calls',
-      };
+      yield { type: 'finish', response };
     },
   };
   return { counters, calculator, fakeModel };

@@ -120,3 +120,95 @@ export function eventBusTests(initializer: RuntimeStoreInitializer): void {
     });
   });
 }
+
+/**
+ * Tests of ephemeral events (`EPHEMERAL_EVENT_TYPES`, the streamed deltas) on an `EventBus`:
+ * `emit` returns them with `ephemeral: true` and the `seq` of the session's last kept event (0
+ * before the first), kept events stay numbered without gaps, `collectedEvents` (where
+ * implemented) never lists them and subscribers (where `subscribe` is implemented) receive them.
+ * Registered by {@link runtimeStoreConformance} when the initializer sets `ephemeralEvents`;
+ * callable on its own as well.
+ */
+export function ephemeralEventTests(initializer: RuntimeStoreInitializer): void {
+  defineRuntimeArea(initializer, 'event bus: ephemeral events', ({ backends }) => {
+    it('stamps an ephemeral event with the seq of the last kept one and numbers kept events without gaps', async () => {
+      const { events } = backends();
+      const sessionId = randomId('session');
+      const turnId = randomId('turn');
+      const before = await events.emit({
+        type: 'output.message.delta',
+        sessionId,
+        turnId,
+        data: { iteration: 1, delta: TRICKY_TEXT },
+      });
+      expect(before).toMatchObject({
+        type: 'output.message.delta',
+        sessionId,
+        turnId,
+        seq: 0,
+        ephemeral: true,
+        data: { iteration: 1, delta: TRICKY_TEXT },
+      });
+      const first = await events.emit({ type: 'reason.started', sessionId, turnId, data: {} });
+      const deltas = [];
+      for (const type of [
+        'output.message.delta',
+        'reason.thinking.delta',
+        'tool.call.delta',
+      ] as const) {
+        deltas.push(await events.emit({ type, sessionId, turnId, data: { delta: type } }));
+      }
+      const second = await events.emit({ type: 'reason.completed', sessionId, turnId, data: {} });
+      expect(first.seq).toBe(1);
+      expect(first.ephemeral).toBeUndefined();
+      expect(deltas.map((event) => [event.type, event.seq, event.ephemeral])).toEqual([
+        ['output.message.delta', 1, true],
+        ['reason.thinking.delta', 1, true],
+        ['tool.call.delta', 1, true],
+      ]);
+      expect(second.seq).toBe(2);
+      expect(second.ephemeral).toBeUndefined();
+      expect(new Set([before.id, ...deltas.map((event) => event.id)]).size).toBe(4);
+    });
+
+    it('never keeps ephemeral events where collectedEvents is implemented', async () => {
+      const { events } = backends();
+      if (events.collectedEvents === undefined) return;
+      const sessionId = randomId('session');
+      const kept = await events.emit({ type: 'reason.started', sessionId, data: {} });
+      await events.emit({ type: 'output.message.delta', sessionId, data: { delta: 'x' } });
+      await events.emit({ type: 'tool.call.delta', sessionId, data: { argumentsDelta: '{' } });
+      expect(events.collectedEvents(sessionId)).toEqual([kept]);
+      expect(events.collectedEvents().filter((event) => event.sessionId === sessionId)).toEqual([
+        kept,
+      ]);
+    });
+
+    it('delivers ephemeral events to subscribers, in order with kept ones, where subscribe is implemented', async () => {
+      const { events } = backends();
+      if (events.subscribe === undefined) return;
+      const sessionId = randomId('session');
+      const received: RuntimeEvent[] = [];
+      const stop = events.subscribe((event) => {
+        if (event.sessionId === sessionId) received.push(event);
+      });
+      try {
+        const emitted = [
+          await events.emit({ type: 'reason.started', sessionId, data: {} }),
+          await events.emit({ type: 'output.message.delta', sessionId, data: { delta: 'a' } }),
+          await events.emit({ type: 'reason.thinking.delta', sessionId, data: { delta: 'b' } }),
+          await events.emit({ type: 'reason.completed', sessionId, data: {} }),
+        ];
+        expect(received).toEqual(emitted);
+        expect(received.map((event) => [event.seq, event.ephemeral === true])).toEqual([
+          [1, false],
+          [1, true],
+          [1, true],
+          [2, false],
+        ]);
+      } finally {
+        stop();
+      }
+    });
+  });
+}

@@ -1,5 +1,5 @@
 export { agentStoreTests } from './agent-store-tests.js';
-export { eventBusTests } from './event-bus-tests.js';
+export { ephemeralEventTests, eventBusTests } from './event-bus-tests.js';
 export { harnessStoreTests } from './harness-store-tests.js';
 export {
   expectErrorCode,

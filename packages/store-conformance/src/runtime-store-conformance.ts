@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import { agentStoreTests } from './agent-store-tests.js';
-import { eventBusTests } from './event-bus-tests.js';
+import { ephemeralEventTests, eventBusTests } from './event-bus-tests.js';
 import { harnessStoreTests } from './harness-store-tests.js';
 import { memoryStoreTests } from './memory-store-tests.js';
 import { messageStoreTests } from './message-store-tests.js';
@@ -12,8 +12,9 @@ import type { RuntimeStoreInitializer } from './types.js';
 
 /**
  * Registers the whole runtime-store conformance suite for a backend: every area
- * (harnesses, agents, sessions, messages, providers, session storage, memory, event bus) and the
- * initializer's `additionalTests`. Call it at the top level of a vitest file.
+ * (harnesses, agents, sessions, messages, providers, session storage, memory, event bus; the
+ * ephemeral-event area when the initializer sets `ephemeralEvents`) and the initializer's
+ * `additionalTests`. Call it at the top level of a vitest file.
  *
  * @example
  * runtimeStoreConformance({ name: 'memory', create: () => inMemoryBackends() });
@@ -35,6 +36,7 @@ export function runtimeStoreConformance(initializer: RuntimeStoreInitializer): v
       sessionStorageTests(initializer);
       memoryStoreTests(initializer);
       eventBusTests(initializer);
+      if (initializer.ephemeralEvents === true) ephemeralEventTests(initializer);
       const { additionalTests } = initializer;
       if (additionalTests !== undefined) {
         defineRuntimeArea(initializer, 'additional tests', additionalTests);

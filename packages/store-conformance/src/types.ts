@@ -28,6 +28,11 @@ export interface RuntimeStoreInitializer {
   destroy?(backends: RuntimeBackends): Promise<void> | void;
   /** Registers the backend's own extra tests, run with the same lifecycle. */
   additionalTests?(context: RuntimeStoreTestContext): void;
+  /**
+   * Also run the ephemeral-event tests of the event bus (`ephemeralEventTests`: streamed deltas
+   * delivered, never kept, numbered with the last kept `seq`). Default false.
+   */
+  ephemeralEvents?: boolean;
 }
 
 /**

@@ -1,6 +1,7 @@
 import {
   type EventBus,
   type EventRequest,
+  isEphemeralEventType,
   isoNow,
   newId,
   type RuntimeEvent,
@@ -21,7 +22,9 @@ export interface CollectingEventBusOptions {
 /**
  * An event bus that numbers events per session (`seq` 1, 2, 3 …), keeps them in memory and
  * calls subscribers synchronously. A listener that throws does not stop the others or the
- * emitter.
+ * emitter. Ephemeral events (the streamed deltas, see `EPHEMERAL_EVENT_TYPES`) are delivered to
+ * subscribers with `ephemeral: true` and the `seq` of the session's last kept event (0 before the
+ * first), never kept and never numbered.
  */
 export class CollectingEventBus implements EventBus {
   readonly #events: RuntimeEvent[] = [];
@@ -36,10 +39,14 @@ export class CollectingEventBus implements EventBus {
     this.#onListenerError = options.onListenerError;
   }
 
-  /** Numbers, stamps, keeps and delivers one event. */
+  /** Numbers, stamps, keeps and delivers one event (an ephemeral one is only stamped and delivered). */
   async emit(request: EventRequest): Promise<RuntimeEvent> {
-    const seq = (this.#seqs.get(request.sessionId) ?? 0) + 1;
-    this.#seqs.set(request.sessionId, seq);
+    const ephemeral = isEphemeralEventType(request.type);
+    let seq = this.#seqs.get(request.sessionId) ?? 0;
+    if (!ephemeral) {
+      seq += 1;
+      this.#seqs.set(request.sessionId, seq);
+    }
     const event: RuntimeEvent = {
       id: newId('evt'),
       type: request.type,
@@ -49,8 +56,9 @@ export class CollectingEventBus implements EventBus {
       data: request.data ?? {},
     };
     if (request.turnId !== undefined) event.turnId = request.turnId;
+    if (ephemeral) event.ephemeral = true;
     const frozen = freezeCopy(event);
-    if (this.#keepEvents) {
+    if (this.#keepEvents && !ephemeral) {
       this.#events.push(frozen);
       let sessionEvents = this.#bySession.get(request.sessionId);
       if (sessionEvents === undefined) {

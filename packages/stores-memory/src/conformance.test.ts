@@ -1,4 +1,8 @@
 import { runtimeStoreConformance } from '@everruns-ts/store-conformance';
 import { inMemoryBackends } from './index.js';
 
-runtimeStoreConformance({ name: 'stores-memory', create: () => inMemoryBackends() });
+runtimeStoreConformance({
+  name: 'stores-memory',
+  create: () => inMemoryBackends(),
+  ephemeralEvents: true,
+});

@@ -146,6 +146,9 @@ export async function act(
         isError: outcome.isError,
         durationMs,
         messageId: stored.id,
+        iteration,
+        // The result as stored for the model (bounded by maxToolResultChars, secrets redacted).
+        result: outcome.content,
       },
     });
     results.push({

@@ -1,5 +1,13 @@
-import type { LlmResponse, LlmStopReason, LlmUsage } from '../driver.js';
+import type {
+  LlmCallOptions,
+  LlmDriver,
+  LlmRequest,
+  LlmResponse,
+  LlmStopReason,
+  LlmUsage,
+} from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
+import type { EventBus, EventRequest } from '../event.js';
 import { type LlmRequestOptions, mergeLlmRequestOptions } from '../llm-request-options.js';
 import {
   type ContentPart,
@@ -64,6 +72,12 @@ export interface ReasonAtomResult {
  * dependency blocker stores the blocker's message and resolves with code `DEPENDENCY_BLOCKED`; a
  * capability whose prompt function throws resolves with code `CAPABILITY_FAILED` (details name
  * the capability) and stores nothing. Throws only for programmer or store errors and `ABORTED`.
+ *
+ * With `stream`, a driver that has `stream` is read piece by piece and each piece is emitted as an
+ * ephemeral event (`output.message.delta`, `reason.thinking.delta`, `tool.call.delta`, each with
+ * the `iteration`); its `finish` response is then stored and announced exactly as `generate`'s
+ * answer would be. A driver without `stream` is called with `generate`. `output.message.completed`
+ * carries the stored calls (`calls`: id, name, arguments) and `reason.completed` the `stopReason`.
  */
 export async function reason(
   dependencies: AtomDependencies,
@@ -129,23 +143,27 @@ export async function reason(
   try {
     const driver = dependencies.drivers.get(context.model.providerType);
     const options = mergeLlmRequestOptions(context.model.options, request.modelOptions);
-    response = await driver.generate(
-      {
-        model: context.model,
-        systemPrompt: context.systemPrompt,
-        messages: context.messages,
-        tools: context.tools,
-        sessionId,
-        turnId,
-        iteration,
-        ...(options ? { options } : {}),
-        ...(request.previousResponseId !== undefined
-          ? { previousResponseId: request.previousResponseId }
-          : {}),
-      },
-      request.signal ? { signal: request.signal } : {},
-    );
+    const llmRequest: LlmRequest = {
+      model: context.model,
+      systemPrompt: context.systemPrompt,
+      messages: context.messages,
+      tools: context.tools,
+      sessionId,
+      turnId,
+      iteration,
+      ...(options ? { options } : {}),
+      ...(request.previousResponseId !== undefined
+        ? { previousResponseId: request.previousResponseId }
+        : {}),
+    };
+    const callOptions = request.signal ? { signal: request.signal } : {};
+    response =
+      request.stream === true && typeof driver.stream === 'function'
+        ? await streamAnswer(driver, llmRequest, callOptions, backends.events)
+        : await driver.generate(llmRequest, callOptions);
   } catch (error) {
+    // A delta the bus could not take is a store error, not the model's.
+    if (error instanceof DeltaEmitFailure) throw error.cause;
     if (EverrunsError.hasCode(error, 'ABORTED') || request.signal?.aborted) {
       throw EverrunsError.hasCode(error, 'ABORTED')
         ? error
@@ -212,13 +230,27 @@ export async function reason(
         seq: stored.seq,
         text: result.text,
         toolCalls: result.toolCalls.length,
+        iteration,
+        // The stored calls themselves (ids as stored, bounded arguments), so a subscriber can
+        // show them without loading the message.
+        calls: result.toolCalls.map((call) => ({
+          id: call.id,
+          name: call.name,
+          arguments: call.arguments,
+        })),
       },
     },
     {
       type: 'reason.completed',
       sessionId,
       turnId,
-      data: { iteration, success: true, toolCalls: result.toolCalls.length, usage: response.usage },
+      data: {
+        iteration,
+        success: true,
+        toolCalls: result.toolCalls.length,
+        usage: response.usage,
+        stopReason: response.stopReason,
+      },
     },
   ]);
   return result;
@@ -242,4 +274,99 @@ function resultFromStored(message: Message, replayed: boolean): ReasonAtomResult
     result.error = { code: 'DEPENDENCY_BLOCKED', message: blocker.message, details: { blocker } };
   }
   return result;
+}
+
+/** A delta event the bus refused; carries the bus's error (thrown as it is, not as the model's). */
+class DeltaEmitFailure extends Error {
+  override readonly cause: unknown;
+  constructor(cause: unknown) {
+    super('The event bus refused a delta event');
+    this.cause = cause;
+  }
+}
+
+/**
+ * Calls the driver's `stream` and emits each piece as an ephemeral event while it arrives:
+ * `output.message.delta` (answer text), `reason.thinking.delta` (reasoning text) and
+ * `tool.call.delta` (tool-call argument text; the call's id and name, once a piece named them,
+ * ride on every later piece of the same call). Resolves with the `finish` event's response, the
+ * one `generate` would have given. A stream that ends without `finish` is the model's failure
+ * (`LLM_ERROR`); an abort between pieces stops reading at once.
+ */
+async function streamAnswer(
+  driver: LlmDriver,
+  llmRequest: LlmRequest,
+  callOptions: LlmCallOptions,
+  events: EventBus,
+): Promise<LlmResponse> {
+  const { sessionId, turnId, iteration } = llmRequest;
+  const stream = (driver.stream as NonNullable<LlmDriver['stream']>).call(
+    driver,
+    llmRequest,
+    callOptions,
+  );
+  const calls = new Map<number, { id?: string; name?: string }>();
+  let textOffset = 0;
+  let reasoningOffset = 0;
+  const emit = async (request: EventRequest): Promise<void> => {
+    try {
+      await events.emit(request);
+    } catch (error) {
+      throw new DeltaEmitFailure(error);
+    }
+  };
+  for await (const piece of stream) {
+    throwIfAborted(callOptions.signal);
+    switch (piece.type) {
+      case 'text_delta':
+        if (piece.text.length === 0) break;
+        await emit({
+          type: 'output.message.delta',
+          sessionId,
+          turnId,
+          data: { iteration, delta: piece.text, offset: textOffset },
+        });
+        textOffset += piece.text.length;
+        break;
+      case 'reasoning_delta':
+        if (piece.text.length === 0) break;
+        await emit({
+          type: 'reason.thinking.delta',
+          sessionId,
+          turnId,
+          data: { iteration, delta: piece.text, offset: reasoningOffset },
+        });
+        reasoningOffset += piece.text.length;
+        break;
+      case 'tool_call_delta': {
+        let known = calls.get(piece.index);
+        if (!known) {
+          known = {};
+          calls.set(piece.index, known);
+        }
+        if (piece.id !== undefined && piece.id !== '') known.id = piece.id;
+        if (piece.name !== undefined && piece.name !== '') known.name = piece.name;
+        await emit({
+          type: 'tool.call.delta',
+          sessionId,
+          turnId,
+          data: {
+            iteration,
+            index: piece.index,
+            ...(known.id !== undefined ? { toolCallId: known.id } : {}),
+            ...(known.name !== undefined ? { toolName: known.name } : {}),
+            argumentsDelta: piece.argumentsDelta,
+          },
+        });
+        break;
+      }
+      case 'finish':
+        return piece.response;
+    }
+  }
+  throwIfAborted(callOptions.signal);
+  throw new EverrunsError({
+    code: 'LLM_ERROR',
+    message: 'The model stream ended without its finish event',
+  });
 }

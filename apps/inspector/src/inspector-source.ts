@@ -49,6 +49,14 @@ export interface InspectorSource {
   limits(): Readonly<TurnLimits>;
   /** Pending file approvals the page can decide. */
   readonly approvals?: InspectorApprovals;
+  /**
+   * Calls `listener` for every event of every session as it is emitted, ephemeral deltas
+   * (`output.message.delta`, `reason.thinking.delta`, `tool.call.delta`) included; returns the
+   * unsubscribe function. Absent when the source cannot follow sessions live (its event bus has
+   * no `subscribe`, or would only report this process's own events while the turns run
+   * elsewhere): the page then refreshes on demand.
+   */
+  subscribe?(listener: (event: RuntimeEvent) => void): () => void;
   /** Releases what the source opened (a database pool). */
   close?(): Promise<void>;
 }
@@ -66,6 +74,12 @@ export interface BackendsInspectorSourceOptions {
   limits?: Partial<TurnLimits>;
   label?: string;
   approvals?: InspectorApprovals;
+  /**
+   * Follow events live through `backends.events.subscribe` (see {@link InspectorSource.subscribe}).
+   * Default true. Set false when the bus only delivers the events this process emits while the
+   * sessions run in another process, so the page does not wait for events that never come.
+   */
+  follow?: boolean;
   /** Called by `close()`. */
   close?(): Promise<void>;
 }
@@ -97,6 +111,7 @@ export function backendsInspectorSource(options: BackendsInspectorSourceOptions)
       turnContextWithoutSecrets(await assembleTurnContext(dependencies, sessionId)),
     keptContext: () => undefined,
     recorded: undefined,
+    follow: options.follow !== false,
     ...(options.approvals ? { approvals: options.approvals } : {}),
     ...(options.close ? { close: options.close } : {}),
   });
@@ -150,6 +165,7 @@ export function runtimeInspectorSource(
     loadContext: (sessionId) => runtime.loadContext(sessionId),
     keptContext: (turnId) => runtime.turnContext(turnId),
     recorded,
+    follow: true,
     ...(options.approvals ? { approvals: options.approvals } : {}),
   });
 }
@@ -162,6 +178,7 @@ interface SourceParts {
   loadContext(sessionId: string): Promise<AssembledTurnContext>;
   keptContext(turnId: string): AssembledTurnContext | undefined;
   recorded: Map<string, AssembledTurnContext[]> | undefined;
+  follow: boolean;
   approvals?: InspectorApprovals;
   close?(): Promise<void>;
 }
@@ -203,6 +220,11 @@ function createSource(parts: SourceParts): InspectorSource {
     limits: () => parts.limits,
   };
   if (parts.approvals) Object.assign(source, { approvals: parts.approvals });
+  const bus = backends.events;
+  if (parts.follow && typeof bus.subscribe === 'function') {
+    const subscribe = bus.subscribe.bind(bus);
+    source.subscribe = (listener) => subscribe(listener);
+  }
   if (parts.close) source.close = parts.close;
   return source;
 }

@@ -43,6 +43,8 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
     backends,
     capabilities: options.capabilities ?? registerBuiltins(new CapabilityRegistry()),
     label: `postgres (${backends.schema})`,
+    // The bus's subscribers hear only what this process emits; the turns run elsewhere.
+    follow: false,
     approvals: durableApprovalsView(
       new DurableFileApprovals({ storage: backends.storage, events: backends.events }),
       backends,

@@ -5,11 +5,19 @@ import {
   type AssembledTurnContext,
   EverrunsError,
   errorMessage,
+  everrunsError,
+  isEphemeralEventType,
   type Session,
   turnContextWithoutSecrets,
 } from '@everruns-ts/core';
 import type { ApprovalDecision } from './inspector-approvals.js';
 import type { InspectorSource } from './inspector-source.js';
+import {
+  DEFAULT_HEARTBEAT_MS,
+  LiveEventsError,
+  parseLiveEventsQuery,
+  streamLiveEvents,
+} from './live-events.js';
 import { buildTimeline, buildTurns, replayHostPlan } from './session-view.js';
 
 /** Options of {@link startInspectorServer}. */
@@ -34,6 +42,11 @@ export interface InspectorServerOptions {
    * other web sites from reading the API through DNS rebinding.
    */
   allowedHosts?: string[];
+  /**
+   * Milliseconds between the comment lines that keep an idle `GET /api/events` stream open.
+   * Default 15,000; 10..3,600,000.
+   */
+  heartbeatMs?: number;
 }
 
 /** A running inspector. */
@@ -43,7 +56,10 @@ export interface InspectorServer {
   readonly port: number;
   readonly host: string;
   readonly server: Server;
-  /** Stops listening and closes open connections. Does not close the source. */
+  /**
+   * Stops listening and closes open connections (event streams included). Does not close the
+   * source. Calling it again returns the first call's promise.
+   */
   close(): Promise<void>;
 }
 
@@ -77,6 +93,12 @@ export async function startInspectorServer(
   const host = options.host ?? '127.0.0.1';
   const allowApprovals = options.allowApprovals === true;
   const { source } = options;
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 10 || heartbeatMs > 3_600_000) {
+    throw everrunsError('INVALID_INPUT', 'heartbeatMs must be an integer in 10..3600000', {
+      details: { heartbeatMs },
+    });
+  }
   let port = 0;
   const allowedHosts = () => {
     const hosts = new Set(options.allowedHosts ?? []);
@@ -149,7 +171,13 @@ export async function startInspectorServer(
         label: source.label,
         allowApprovals,
         approvalsAvailable: source.approvals !== undefined,
+        live: source.subscribe !== undefined,
       });
+      return;
+    }
+    if (segments[0] === 'events' && segments.length === 1) {
+      const query = parseLiveEventsQuery(url, request);
+      await streamLiveEvents(request, response, { source, query, heartbeatMs });
       return;
     }
     if (segments[0] === 'approvals' && segments.length === 1) {
@@ -220,26 +248,32 @@ export async function startInspectorServer(
   });
   port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
   return {
     url: `http://${urlHost}:${port}/`,
     port,
     host,
     server,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
+    close: () => {
+      closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
+        // Open event streams end here; their subscriptions close with them.
         server.closeAllConnections();
-      }),
+      });
+      return closing;
+    },
   };
 }
 
 async function sessionDetail(source: InspectorSource, session: Session) {
   const sessionId = session.id;
   const status = session.status;
-  const [messages, events] = await Promise.all([
+  const [messages, allEvents] = await Promise.all([
     source.messages(sessionId),
     source.events(sessionId),
   ]);
+  // Deltas are never kept; a bus that still returns them would only clutter the views.
+  const events = allEvents.filter((event) => !isEphemeralEventType(event.type));
   let maxIterations = source.limits().maxIterations;
   let contextError: { code: string; message: string } | undefined;
   try {
@@ -313,7 +347,9 @@ async function readJsonBody(request: IncomingMessage): Promise<unknown> {
 
 function describeError(error: unknown): { code: string; message: string } {
   if (EverrunsError.isInstance(error)) return { code: error.code, message: error.message };
-  if (error instanceof HttpError) return { code: error.code, message: error.message };
+  if (error instanceof HttpError || error instanceof LiveEventsError) {
+    return { code: error.code, message: error.message };
+  }
   return { code: 'INTERNAL', message: errorMessage(error) };
 }
 
@@ -334,7 +370,7 @@ function sendJson(response: ServerResponse, status: number, value: unknown): voi
 
 function sendError(response: ServerResponse, error: unknown): void {
   let status = 500;
-  if (error instanceof HttpError) status = error.status;
+  if (error instanceof HttpError || error instanceof LiveEventsError) status = error.status;
   else if (EverrunsError.isInstance(error)) {
     status = error.code.endsWith('_NOT_FOUND') ? 404 : error.code === 'INVALID_INPUT' ? 400 : 500;
   }

@@ -68,6 +68,12 @@ export {
   turnStreamPartSchema,
 } from './turn-stream-parts.js';
 export {
+  turnStreamToReadableStream,
+  turnStreamToSSEResponse,
+  turnStreamToUIMessageStreamResponse,
+  type UIMessageStreamResponseOptions,
+} from './turn-stream-web.js';
+export {
   DEFAULT_WRITE_BLOCKLIST,
   WriteBlocklistFileStore,
   type WriteBlocklistFileStoreOptions,

@@ -36,6 +36,9 @@ describe('the public faces of the runtime', () => {
       'turnResultSchema',
       'turnStartPartSchema',
       'turnStreamPartSchema',
+      'turnStreamToReadableStream',
+      'turnStreamToSSEResponse',
+      'turnStreamToUIMessageStreamResponse',
     ]);
   });
 

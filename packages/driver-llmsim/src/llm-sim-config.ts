@@ -1,4 +1,10 @@
-import type { LlmRequest, LlmResponse, LlmStopReason, LlmUsage } from '@everruns-ts/core';
+import type {
+  LlmRequest,
+  LlmResponse,
+  LlmStopReason,
+  LlmUsage,
+  ReasoningPart,
+} from '@everruns-ts/core';
 
 /**
  * A tool call scripted into an {@link LlmSimConfig}. Without an `id`, the driver assigns
@@ -23,6 +29,17 @@ export type LlmSimResult =
   | string
   | {
       text?: string;
+      /**
+       * The exact `text_delta` pieces `stream()` yields for this answer, in order. Their
+       * concatenation is the answer's text; with `text` as well, the two must agree (else the call
+       * fails with `LLM_ERROR`). Without it, the text is cut as the config's streaming says.
+       */
+      textChunks?: readonly string[];
+      /**
+       * The model's reasoning: a text (one reasoning part) or whole reasoning parts. Without it,
+       * the config's reasoning applies ({@link LlmSimConfig.withReasoning}).
+       */
+      reasoning?: string | readonly ReasoningPart[];
       /** Scripted calls; ids are assigned as for {@link LlmSimToolCall}. */
       toolCalls?: readonly LlmSimToolCall[];
       usage?: LlmUsage;
@@ -54,6 +71,7 @@ export type LlmSimTextSource =
   | { kind: 'echo' }
   | { kind: 'lorem'; words: number }
   | { kind: 'sequence'; texts: readonly string[] }
+  | { kind: 'chunked'; answers: readonly (readonly string[])[] }
   | { kind: 'function'; fn: LlmSimFunction };
 
 /** How the tool calls of each answer are chosen. */
@@ -62,9 +80,44 @@ export type LlmSimToolCallSource =
   | { kind: 'fixed'; calls: readonly LlmSimToolCall[] }
   | { kind: 'sequence'; sets: readonly (readonly LlmSimToolCall[])[] };
 
+/** How the reasoning of each answer is chosen. */
+export type LlmSimReasoningSource =
+  | { kind: 'none' }
+  | { kind: 'fixed'; text: string }
+  | { kind: 'sequence'; texts: readonly string[] };
+
+/**
+ * How `stream()` cuts an answer into deltas ({@link LlmSimConfig.withStreaming}). Every member is
+ * optional; the defaults stream one word per delta with no pause.
+ */
+export interface LlmSimStreaming {
+  /**
+   * Characters (Unicode code points) per `text_delta`, `reasoning_delta` and tool call argument
+   * piece. When unset, text and reasoning go {@link wordsPerChunk} words at a time and tool call
+   * arguments {@link LLMSIM_DEFAULT_ARGUMENT_CHUNK_SIZE} characters at a time.
+   */
+  chunkSize?: number;
+  /**
+   * Words per text or reasoning delta when `chunkSize` is unset; a word keeps its trailing
+   * whitespace. Defaults to 1, as upstream's llmsim streams word by word.
+   */
+  wordsPerChunk?: number;
+  /**
+   * Milliseconds to wait between two streamed events (not before the first: that is
+   * {@link LlmSimConfig.withLatency}). Defaults to 0: no timer at all. The wait honours the
+   * call's `AbortSignal` (`ABORTED`).
+   */
+  chunkDelayMs?: number;
+}
+
+/** Characters per tool call argument piece when {@link LlmSimStreaming.chunkSize} is unset. */
+export const LLMSIM_DEFAULT_ARGUMENT_CHUNK_SIZE = 16;
+
 interface LlmSimConfigState {
   text: LlmSimTextSource;
   toolCalls: LlmSimToolCallSource;
+  reasoning: LlmSimReasoningSource;
+  streaming: Readonly<LlmSimStreaming>;
   latencyMs: number;
   model: string | undefined;
   responseId: string | undefined;
@@ -79,8 +132,8 @@ export const LLMSIM_DEFAULT_TEXT = 'This is a simulated response from llmsim.';
  * (`fixed`, `echo`, `lorem`, `sequence`, `fromFunction`) and chain `with…` methods; each returns a
  * new config and leaves the original untouched, so one config can seed many drivers.
  *
- * Positions in `sequence` and `withToolCallSequence` count the driver's answered calls, so a
- * call cancelled during its latency does not use up a position.
+ * Positions in `sequence`, `chunked`, `withToolCallSequence` and `withReasoningSequence` count
+ * the driver's answered calls, so a call cancelled during its latency does not use up a position.
  */
 export class LlmSimConfig {
   readonly #state: Readonly<LlmSimConfigState>;
@@ -134,10 +187,32 @@ export class LlmSimConfig {
     return LlmSimConfig.#create({ kind: 'function', fn });
   }
 
+  /**
+   * Answer N streams exactly the chunks `answers[N]` as its `text_delta`s, and its text is their
+   * concatenation (what `generate` returns too); once the list is used up the last answer
+   * repeats. An empty list answers with empty text.
+   */
+  static chunked(answers: readonly (readonly string[])[]): LlmSimConfig {
+    if (
+      !Array.isArray(answers) ||
+      answers.some(
+        (chunks) => !Array.isArray(chunks) || chunks.some((chunk) => typeof chunk !== 'string'),
+      )
+    ) {
+      throw new TypeError('LlmSimConfig.chunked expects an array of arrays of strings');
+    }
+    return LlmSimConfig.#create({
+      kind: 'chunked',
+      answers: Object.freeze(answers.map((chunks) => Object.freeze([...chunks]))),
+    });
+  }
+
   static #create(text: LlmSimTextSource): LlmSimConfig {
     return new LlmSimConfig({
       text,
       toolCalls: { kind: 'none' },
+      reasoning: { kind: 'none' },
+      streaming: Object.freeze({}),
       latencyMs: 0,
       model: undefined,
       responseId: undefined,
@@ -172,6 +247,48 @@ export class LlmSimConfig {
     return this.#with({ latencyMs: ms });
   }
 
+  /**
+   * Every answer carries this reasoning text (one reasoning part, streamed as `reasoning_delta`s
+   * before the text); an empty text means none. A `fromFunction` result's own `reasoning` wins.
+   */
+  withReasoning(text: string): LlmSimConfig {
+    if (typeof text !== 'string') throw new TypeError('withReasoning expects a string');
+    return this.#with({ reasoning: { kind: 'fixed', text } });
+  }
+
+  /** Answer N carries reasoning text N; an empty text means none; past the end, none. */
+  withReasoningSequence(texts: readonly string[]): LlmSimConfig {
+    if (!Array.isArray(texts) || texts.some((text) => typeof text !== 'string')) {
+      throw new TypeError('withReasoningSequence expects an array of strings');
+    }
+    return this.#with({ reasoning: { kind: 'sequence', texts: Object.freeze([...texts]) } });
+  }
+
+  /**
+   * How `stream()` cuts answers into deltas: a chunk size in characters or words, and a pause
+   * between events. Replaces the streaming settings as a whole. `generate` is not affected.
+   */
+  withStreaming(streaming: LlmSimStreaming): LlmSimConfig {
+    if (typeof streaming !== 'object' || streaming === null) {
+      throw new TypeError('withStreaming expects an object');
+    }
+    const { chunkSize, wordsPerChunk, chunkDelayMs } = streaming;
+    if (chunkSize !== undefined && !(Number.isInteger(chunkSize) && chunkSize > 0)) {
+      throw new TypeError('withStreaming: chunkSize must be a positive integer');
+    }
+    if (wordsPerChunk !== undefined && !(Number.isInteger(wordsPerChunk) && wordsPerChunk > 0)) {
+      throw new TypeError('withStreaming: wordsPerChunk must be a positive integer');
+    }
+    if (chunkDelayMs !== undefined && !(Number.isFinite(chunkDelayMs) && chunkDelayMs >= 0)) {
+      throw new TypeError('withStreaming: chunkDelayMs must be a non-negative number');
+    }
+    const settings: LlmSimStreaming = {};
+    if (chunkSize !== undefined) settings.chunkSize = chunkSize;
+    if (wordsPerChunk !== undefined) settings.wordsPerChunk = wordsPerChunk;
+    if (chunkDelayMs !== undefined) settings.chunkDelayMs = chunkDelayMs;
+    return this.#with({ streaming: Object.freeze(settings) });
+  }
+
   /** The model name reported in responses; by default the requested model's name. */
   withModel(name: string): LlmSimConfig {
     return this.#with({ model: name });
@@ -195,6 +312,16 @@ export class LlmSimConfig {
   /** How answer tool calls are chosen. */
   get toolCalls(): LlmSimToolCallSource {
     return this.#state.toolCalls;
+  }
+
+  /** How answer reasoning is chosen. */
+  get reasoning(): LlmSimReasoningSource {
+    return this.#state.reasoning;
+  }
+
+  /** How `stream()` cuts answers into deltas (`{}`: the defaults). */
+  get streaming(): Readonly<LlmSimStreaming> {
+    return this.#state.streaming;
   }
 
   /** Delay before each answer, in milliseconds (0: none). */

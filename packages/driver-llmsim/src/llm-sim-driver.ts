@@ -11,15 +11,24 @@ import {
   type Message,
   messageText,
   parseLlmRequestOptions,
+  type ReasoningPart,
   type ToolCall,
   throwIfAborted,
 } from '@everruns-ts/core';
 import {
+  LLMSIM_DEFAULT_ARGUMENT_CHUNK_SIZE,
   LLMSIM_DEFAULT_TEXT,
   LlmSimConfig,
   type LlmSimResult,
+  type LlmSimStreaming,
   type LlmSimToolCall,
 } from './llm-sim-config.js';
+
+/** One scripted answer: the response, and the text chunks the script fixed, if any. */
+interface ScriptedAnswer {
+  response: LlmResponse;
+  textChunks: readonly string[] | undefined;
+}
 
 const LOREM_WORDS = [
   'lorem',
@@ -110,38 +119,65 @@ export class LlmSimDriver implements LlmDriver {
     parseLlmRequestOptions(request.options, 'request options');
     this.#requests.push(request);
     await delay(this.config.latencyMs, options.signal);
-    return this.#answer(request, options.signal);
+    return (await this.#answer(request, options.signal)).response;
   }
 
   /**
-   * Streams the same answer {@link generate} would give: one `text_delta` per word (with its
-   * trailing whitespace), one `tool_call_delta` per tool call carrying its whole arguments as
-   * JSON (a string argument as is), then `finish`. The request is recorded when iteration starts.
+   * Streams the same answer {@link generate} would give for the same script position, cut as the
+   * config's {@link LlmSimConfig.withStreaming} says (by default one word per delta, no pause):
+   * `reasoning_delta`s for the reasoning text, `text_delta`s (the answer's own
+   * {@link LlmSimResult.textChunks} or {@link LlmSimConfig.chunked} chunks when scripted), then per
+   * tool call one `tool_call_delta` with its id and name (and no argument text) followed by its
+   * arguments as JSON (a string argument as is) in pieces, and last `finish` with the very
+   * response `generate` would resolve with. The request is recorded when iteration starts. The
+   * call's `AbortSignal` is checked before every event and cancels a pause between events:
+   * the iteration then throws `ABORTED` and no `finish` comes.
    */
   async *stream(request: LlmRequest, options: LlmCallOptions = {}): AsyncIterable<LlmStreamEvent> {
     parseLlmRequestOptions(request.options, 'request options');
     this.#requests.push(request);
-    await delay(this.config.latencyMs, options.signal);
-    const response = await this.#answer(request, options.signal);
-    for (const piece of response.text.match(/\S+\s*|\s+/g) ?? []) {
-      throwIfAborted(options.signal);
+    const signal = options.signal;
+    await delay(this.config.latencyMs, signal);
+    const { response, textChunks } = await this.#answer(request, signal);
+    const streaming = this.config.streaming;
+    const pauseMs = streaming.chunkDelayMs ?? 0;
+    let first = true;
+    // Before every event but the first: the abort check, then the pause (no timer when 0).
+    const between = async (): Promise<void> => {
+      if (first) {
+        first = false;
+        throwIfAborted(signal);
+        return;
+      }
+      await delay(pauseMs, signal);
+    };
+    for (const part of response.reasoning ?? []) {
+      for (const piece of textPieces(part.text, streaming)) {
+        await between();
+        yield { type: 'reasoning_delta', text: piece };
+      }
+    }
+    for (const piece of textChunks ?? textPieces(response.text, streaming)) {
+      if (piece === '') continue;
+      await between();
       yield { type: 'text_delta', text: piece };
     }
     for (const [index, call] of response.toolCalls.entries()) {
-      throwIfAborted(options.signal);
-      yield {
-        type: 'tool_call_delta',
-        index,
-        id: call.id,
-        name: call.name,
-        argumentsDelta:
-          typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments),
-      };
+      await between();
+      yield { type: 'tool_call_delta', index, id: call.id, name: call.name, argumentsDelta: '' };
+      const argumentsText =
+        typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments);
+      const size = streaming.chunkSize ?? LLMSIM_DEFAULT_ARGUMENT_CHUNK_SIZE;
+      for (const piece of characterPieces(argumentsText, size)) {
+        await between();
+        yield { type: 'tool_call_delta', index, argumentsDelta: piece };
+      }
     }
+    await between();
     yield { type: 'finish', response };
   }
 
-  async #answer(request: LlmRequest, signal: AbortSignal | undefined): Promise<LlmResponse> {
+  async #answer(request: LlmRequest, signal: AbortSignal | undefined): Promise<ScriptedAnswer> {
     const index = this.#answered++;
     const source = this.config.text;
     let result: LlmSimResult | LlmResponse;
@@ -158,6 +194,9 @@ export class LlmSimDriver implements LlmDriver {
         break;
       case 'sequence':
         result = source.texts[Math.min(index, source.texts.length - 1)] ?? '';
+        break;
+      case 'chunked':
+        result = { textChunks: source.answers[Math.min(index, source.answers.length - 1)] ?? [] };
         break;
       case 'function':
         try {
@@ -180,10 +219,18 @@ export class LlmSimDriver implements LlmDriver {
         break;
     }
 
-    const partial = typeof result === 'string' ? { text: result } : result;
-    const text = partial.text ?? '';
+    const partial: Exclude<LlmSimResult, string> =
+      typeof result === 'string' ? { text: result } : result;
+    const textChunks = partial.textChunks;
+    const text = textChunks === undefined ? (partial.text ?? '') : textChunks.join('');
+    if (textChunks !== undefined && partial.text !== undefined && partial.text !== text) {
+      throw new EverrunsError({
+        code: 'LLM_ERROR',
+        message: 'llmsim answer: textChunks do not add up to text',
+      });
+    }
     const toolCalls = this.#materialize(partial.toolCalls ?? this.#scriptedCalls(index));
-    return {
+    const response: LlmResponse = {
       text,
       toolCalls,
       usage:
@@ -192,6 +239,21 @@ export class LlmSimDriver implements LlmDriver {
       stopReason: partial.stopReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'end_turn'),
       model: partial.model ?? this.config.model ?? request.model.model,
     };
+    const reasoning = reasoningParts(partial.reasoning ?? this.#scriptedReasoning(index));
+    if (reasoning) response.reasoning = reasoning;
+    return { response, textChunks };
+  }
+
+  #scriptedReasoning(index: number): string {
+    const source = this.config.reasoning;
+    switch (source.kind) {
+      case 'none':
+        return '';
+      case 'fixed':
+        return source.text;
+      case 'sequence':
+        return source.texts[index] ?? '';
+    }
   }
 
   #scriptedCalls(index: number): readonly LlmSimToolCall[] {
@@ -217,6 +279,39 @@ export class LlmSimDriver implements LlmDriver {
     }
     return toolCalls;
   }
+}
+
+/** Reasoning parts of a scripted reasoning: copies, or none for an empty text or list. */
+function reasoningParts(
+  reasoning: string | readonly ReasoningPart[] | undefined,
+): ReasoningPart[] | undefined {
+  if (reasoning === undefined || reasoning === '') return undefined;
+  if (typeof reasoning === 'string') return [{ type: 'reasoning', text: reasoning }];
+  return reasoning.length === 0 ? undefined : reasoning.map((part) => ({ ...part }));
+}
+
+/** A text cut as the streaming settings say; no empty piece. */
+function textPieces(text: string, streaming: LlmSimStreaming): string[] {
+  if (text === '') return [];
+  if (streaming.chunkSize !== undefined) return characterPieces(text, streaming.chunkSize);
+  const words = text.match(/\S+\s*|\s+/g) ?? [];
+  const perChunk = streaming.wordsPerChunk ?? 1;
+  if (perChunk === 1) return words;
+  const pieces: string[] = [];
+  for (let start = 0; start < words.length; start += perChunk) {
+    pieces.push(words.slice(start, start + perChunk).join(''));
+  }
+  return pieces;
+}
+
+/** `text` in pieces of `size` code points (a surrogate pair is never cut); no empty piece. */
+function characterPieces(text: string, size: number): string[] {
+  const points = Array.from(text);
+  const pieces: string[] = [];
+  for (let start = 0; start < points.length; start += size) {
+    pieces.push(points.slice(start, start + size).join(''));
+  }
+  return pieces;
 }
 
 function latestUserText(messages: readonly Message[]): string {

@@ -4,3 +4,7 @@ export {
   OpenAiDriver,
   type OpenAiDriverOptions,
 } from './openai-driver.js';
+export {
+  OpenAiResponsesDriver,
+  type OpenAiResponsesDriverOptions,
+} from './responses-driver.js';

@@ -1,14 +1,31 @@
 // The inspector page: plain DOM, no build step. Every value from the API is written with
 // textContent (never innerHTML), so message content cannot inject markup.
+//
+// When the source can follow sessions live (/api/info says `live`), the page listens to
+// /api/events with an EventSource: deltas of the shown session grow its running turn in place,
+// and kept events re-render the session list and the shown session (debounced).
 
 const state = {
   info: null,
   sessions: [],
   sessionId: null,
   renderedSessionId: null,
+  renderedTurnId: null,
   detail: null,
   turnId: null,
+  /** turnId → what the model has streamed so far in its current reason step (shown session). */
+  live: new Map(),
 };
+
+const DELTA_TYPES = new Set(['output.message.delta', 'reason.thinking.delta', 'tool.call.delta']);
+/** Kept events after which the stored messages hold what the deltas showed. */
+const SETTLING_TYPES = new Set([
+  'output.message.completed',
+  'reason.completed',
+  'turn.completed',
+  'turn.failed',
+]);
+const RENDER_DEBOUNCE_MS = 120;
 
 /** Creates an element: h('div', { class: 'x', dataset: { testid: 'y' } }, child, 'text'). */
 function h(tag, attributes = {}, ...children) {
@@ -114,8 +131,31 @@ async function loadSessions() {
   );
 }
 
-async function render() {
+let rendering = null;
+let renderAgain = false;
+
+/** Renders the list and the shown session; calls made while one runs coalesce into one more. */
+function render() {
+  if (rendering) {
+    renderAgain = true;
+    return rendering;
+  }
+  rendering = (async () => {
+    try {
+      do {
+        renderAgain = false;
+        await renderNow();
+      } while (renderAgain);
+    } finally {
+      rendering = null;
+    }
+  })();
+  return rendering;
+}
+
+async function renderNow() {
   const { sessionId, turnId } = parseHash();
+  if (sessionId !== state.sessionId) state.live.clear();
   state.sessionId = sessionId;
   state.turnId = turnId;
   await loadSessions();
@@ -124,6 +164,8 @@ async function render() {
     main.replaceChildren(h('p', { class: 'muted' }, 'Pick a session.'));
     return;
   }
+  // Streamed text whose message was stored before this fetch is shown from the fetch instead.
+  const settled = [...state.live].filter(([, entry]) => entry.settled).map(([id]) => id);
   let detail;
   try {
     detail = await api(`sessions/${encodeURIComponent(sessionId)}`);
@@ -131,6 +173,8 @@ async function render() {
     main.replaceChildren(h('p', { class: 'error-text' }, error.message));
     return;
   }
+  if (parseHash().sessionId !== sessionId) return;
+  for (const id of settled) if (state.live.get(id)?.settled) state.live.delete(id);
   state.detail = detail;
   const sections = [
     sessionHeader(detail),
@@ -142,9 +186,11 @@ async function render() {
     filesSection(detail),
   ];
   main.replaceChildren(...sections.filter(Boolean));
-  if (turnId) document.getElementById('context')?.scrollIntoView();
+  const moved = sessionId !== state.renderedSessionId || turnId !== state.renderedTurnId;
+  if (turnId && moved) document.getElementById('context')?.scrollIntoView();
   else if (sessionId !== state.renderedSessionId) window.scrollTo(0, 0);
   state.renderedSessionId = sessionId;
+  state.renderedTurnId = turnId;
   document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? 0) + 1);
 }
 
@@ -259,8 +305,8 @@ async function decide(approvalId, decision) {
     alert(`Could not ${decision}: ${error.message}`);
   }
   await render();
-  // The turn goes on after the decision; show where it got to.
-  setTimeout(() => render(), 400);
+  // The turn goes on after the decision; without live events, look again shortly.
+  if (!state.info?.live) setTimeout(() => render(), 400);
 }
 
 function turnsSection(detail) {
@@ -300,9 +346,96 @@ function turnCard(sessionId, turn) {
     turn.error
       ? h('p', { class: 'error-text' }, `${turn.error.code}: ${turn.error.message}`)
       : null,
-    turn.response ? h('p', {}, h('span', { class: 'muted' }, 'Response: '), turn.response) : null,
+    turn.response
+      ? h(
+          'p',
+          {},
+          h('span', { class: 'muted' }, 'Response: '),
+          h('span', { dataset: { testid: 'turn-response' } }, turn.response),
+        )
+      : null,
     turn.toolCalls.length > 0 ? toolCallTable(turn.toolCalls) : null,
+    liveBlock(turn.turnId),
   );
+}
+
+/** What the model is streaming in a running turn's current reason step, or null. */
+function liveBlock(turnId) {
+  const entry = state.live.get(turnId);
+  if (!entry) return null;
+  return h(
+    'div',
+    { class: 'live', dataset: { testid: 'live', turnId } },
+    badge('streaming', 'info'),
+    entry.reasoning
+      ? h(
+          'div',
+          {},
+          h('span', { class: 'muted' }, 'Thinking: '),
+          h('pre', { class: 'muted', dataset: { testid: 'live-reasoning' } }, entry.reasoning),
+        )
+      : null,
+    entry.text
+      ? h(
+          'p',
+          {},
+          h('span', { class: 'muted' }, 'Answer so far: '),
+          h('span', { dataset: { testid: 'live-answer' } }, entry.text),
+        )
+      : null,
+    ...[...entry.tools].map(([id, tool]) =>
+      h(
+        'div',
+        { dataset: { testid: 'live-tool-call', toolCallId: id } },
+        badge('calling', 'info'),
+        ' ',
+        h('code', {}, tool.name || '(tool)'),
+        h('span', { class: 'muted mono' }, ` ${id}`),
+        h('pre', {}, tool.arguments),
+      ),
+    ),
+  );
+}
+
+/** Adds one delta to its turn's live block and updates the block in place. */
+function applyDelta(event) {
+  if (event.sessionId !== state.sessionId || !event.turnId) return;
+  const data = event.data ?? {};
+  const iteration = typeof data.iteration === 'number' ? data.iteration : undefined;
+  let entry = state.live.get(event.turnId);
+  if (
+    !entry ||
+    entry.settled ||
+    (iteration !== undefined && entry.iteration !== undefined && iteration !== entry.iteration)
+  ) {
+    entry = { iteration, text: '', reasoning: '', tools: new Map(), settled: false };
+    state.live.set(event.turnId, entry);
+  }
+  const piece =
+    typeof data.text === 'string' ? data.text : typeof data.delta === 'string' ? data.delta : '';
+  if (event.type === 'output.message.delta') entry.text += piece;
+  else if (event.type === 'reason.thinking.delta') entry.reasoning += piece;
+  else if (event.type === 'tool.call.delta') {
+    const id = String(data.toolCallId ?? data.id ?? 'call');
+    const tool = entry.tools.get(id) ?? { name: '', arguments: '' };
+    if (typeof data.toolName === 'string') tool.name = data.toolName;
+    else if (typeof data.name === 'string') tool.name = data.name;
+    const argumentsPiece = typeof data.argumentsDelta === 'string' ? data.argumentsDelta : piece;
+    tool.arguments += argumentsPiece;
+    entry.tools.set(id, tool);
+  }
+  const card = [...document.querySelectorAll('[data-testid=turn]')].find(
+    (node) => node.dataset.turnId === event.turnId,
+  );
+  if (!card) {
+    // The turn's card comes with the next render (its turn.started is on the way).
+    scheduleRender(true);
+    return;
+  }
+  const block = liveBlock(event.turnId);
+  const shown = [...card.children].find((node) => node.dataset.testid === 'live');
+  if (shown) shown.replaceWith(block);
+  else card.append(block);
 }
 
 function toolCallTable(calls) {
@@ -680,10 +813,86 @@ function filesSection(detail) {
   );
 }
 
+let renderTimer = null;
+let renderSession = false;
+
+/**
+ * Re-renders soon, once for a burst of events: the shown session too when `session` is set,
+ * else only the session list.
+ */
+function scheduleRender(session) {
+  if (session) renderSession = true;
+  if (renderTimer !== null) return;
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    const whole = renderSession;
+    renderSession = false;
+    (whole ? render() : loadSessions()).catch(() => undefined);
+  }, RENDER_DEBOUNCE_MS);
+}
+
+function keptEvent(event) {
+  if (event.sessionId !== state.sessionId) {
+    scheduleRender(false);
+    return;
+  }
+  if (SETTLING_TYPES.has(event.type) && event.turnId) {
+    const entry = state.live.get(event.turnId);
+    if (entry) entry.settled = true;
+  }
+  scheduleRender(true);
+}
+
+function setLiveStatus(status) {
+  const element = document.getElementById('live');
+  element.dataset.testid = 'live-status';
+  element.dataset.status = status;
+  const words = {
+    live: 'live',
+    connecting: 'connecting…',
+    reconnecting: 'reconnecting…',
+    off: 'manual refresh',
+  };
+  element.textContent = words[status];
+  element.className = `badge ${status === 'live' ? 'ok' : status === 'off' ? '' : 'warn'}`;
+  element.title =
+    status === 'off'
+      ? 'This source cannot follow sessions live: use Refresh'
+      : 'Following sessions as they run (/api/events)';
+  // Refresh stays as the fallback while the stream is down or unavailable.
+  document.getElementById('refresh').hidden = status === 'live';
+}
+
+/** Follows every session over /api/events; the browser reconnects by itself. */
+function follow() {
+  setLiveStatus('connecting');
+  const events = new EventSource('/api/events');
+  events.addEventListener('ready', () => {
+    setLiveStatus('live');
+    // Whatever happened before the subscription (or while disconnected) is fetched now.
+    scheduleRender(true);
+  });
+  events.addEventListener('error', () => {
+    if (events.readyState !== EventSource.OPEN) setLiveStatus('reconnecting');
+  });
+  events.addEventListener('message', (message) => {
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    if (event.ephemeral === true || DELTA_TYPES.has(event.type)) applyDelta(event);
+    else keptEvent(event);
+  });
+}
+
 async function start() {
   document.getElementById('refresh').addEventListener('click', () => render());
   window.addEventListener('hashchange', () => render());
   await loadInfo();
+  if (state.info.live) follow();
+  else setLiveStatus('off');
   if (!location.hash) {
     const sessions = await api('sessions');
     if (sessions[0]) {

@@ -152,8 +152,10 @@ describe('the inspector page in Chromium', () => {
       ).json()) as Array<{ path: string }>;
       expect(files.map((file) => file.path)).not.toContain(demo.pendingDeletePath);
 
-      // After a refresh the page shows the finished turn and the planner's final decision.
-      await page.locator('#refresh').click();
+      // The page follows the session live: with no click, it shows the finished turn and the
+      // planner's final decision (the Refresh button is hidden while the stream is up).
+      expect(await page.getByTestId('live-status').textContent()).toBe('live');
+      expect(await page.locator('#refresh').isHidden()).toBe(true);
       await expect
         .poll(() => page.getByTestId('plan-decision').textContent(), POLL)
         .toBe('complete (end_turn)');

@@ -186,24 +186,24 @@ describe('the inspector event stream (GET /api/events)', () => {
       type: 'output.message.delta',
       sessionId,
       turnId,
-      data: { iteration: 1, text: 'Hel' },
+      data: { iteration: 1, delta: 'Hel', offset: 0 },
     });
     await bus.emit({
       type: 'reason.thinking.delta',
       sessionId,
       turnId,
-      data: { iteration: 1, text: 'thinking' },
+      data: { iteration: 1, delta: 'thinking', offset: 0 },
     });
     await bus.emit({
       type: 'output.message.delta',
       sessionId,
       turnId,
-      data: { iteration: 1, text: 'lo' },
+      data: { iteration: 1, delta: 'lo', offset: 3 },
     });
     await bus.emit({
       type: 'output.message.delta',
       sessionId: otherSessionId,
-      data: { text: 'x' },
+      data: { delta: 'x' },
     });
     const result = await runtime.runTextTurn(sessionId, 'What is 2 + 2?');
     expect(result.success).toBe(true);
@@ -212,7 +212,7 @@ describe('the inspector event stream (GET /api/events)', () => {
     await expect.poll(() => keptOnly(stream.events()).length, POLL).toBe(kept.length);
     const received = stream.events();
     expect(received.map((event) => event.sessionId)).toEqual(received.map(() => sessionId));
-    expect(received.slice(0, 3).map((event) => [event.type, event.data.text])).toEqual([
+    expect(received.slice(0, 3).map((event) => [event.type, event.data.delta])).toEqual([
       ['output.message.delta', 'Hel'],
       ['reason.thinking.delta', 'thinking'],
       ['output.message.delta', 'lo'],
@@ -235,12 +235,12 @@ describe('the inspector event stream (GET /api/events)', () => {
     await runtime.backends.events.emit({
       type: 'output.message.delta',
       sessionId: otherSessionId,
-      data: { text: 'elsewhere' },
+      data: { delta: 'elsewhere' },
     });
     await runtime.runTextTurn(sessionId, 'What is 2 + 2?');
     await expect.poll(() => stream.events().at(-1)?.type, POLL).toBe('session.idled');
     const received = stream.events();
-    expect(received[0]).toMatchObject({ sessionId: otherSessionId, data: { text: 'elsewhere' } });
+    expect(received[0]).toMatchObject({ sessionId: otherSessionId, data: { delta: 'elsewhere' } });
     expect(keptOnly(received.slice(1))).toEqual(
       JSON.parse(JSON.stringify(keptOnly(runtime.events(sessionId)))),
     );
@@ -292,7 +292,7 @@ describe('the inspector event stream (GET /api/events)', () => {
     await runtime.backends.events.emit({
       type: 'output.message.delta',
       sessionId,
-      data: { text: 'after' },
+      data: { delta: 'after' },
     });
     const again = await connect(server, `/api/events?sessionId=${sessionId}`);
     await ready(again);
@@ -317,7 +317,7 @@ describe('the inspector event stream (GET /api/events)', () => {
       await runtime.backends.events.emit({
         type: 'output.message.delta',
         sessionId,
-        data: { text: piece },
+        data: { delta: piece },
       });
     }
     await expect.poll(() => counted.open(), POLL).toBe(0);

@@ -23,3 +23,9 @@ export {
   stall,
   startFakeServer,
 } from './fake-provider-server.js';
+export {
+  type LockstepSse,
+  type LockstepStep,
+  lockstepSse,
+  readInLockstep,
+} from './lockstep-stream.js';

@@ -1,4 +1,4 @@
-import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
+import { InvalidResponseDataError, type LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import {
   EverrunsError,
   type LlmResponse,
@@ -29,6 +29,33 @@ export class StreamErrorPart {
   }
 }
 
+/**
+ * The error of a truncated answer: a retryable `LLM_ERROR` with details `kind:
+ * 'incomplete_stream'`, as the HTTP drivers report a stream that ends before the provider said
+ * the answer was complete.
+ */
+export function incompleteStreamError(model: string, cause?: unknown): EverrunsError {
+  return new EverrunsError({
+    code: 'LLM_ERROR',
+    message: `The stream of model ${model} ended before its finish part`,
+    details: { model, kind: 'incomplete_stream', retryable: true },
+    retryable: true,
+    cause,
+  });
+}
+
+/**
+ * Whether an `error` part is a provider's own report that the stream it read ended with no
+ * finish reason (`@ai-sdk/openai-compatible` sends an `InvalidResponseDataError` saying so, then
+ * a `finish` part of reason `error`): a truncation, not a provider failure.
+ */
+function isTruncationReport(error: unknown): boolean {
+  return (
+    InvalidResponseDataError.isInstance(error) &&
+    /ended without a finish reason/i.test(error.message)
+  );
+}
+
 interface ToolCallState {
   index: number;
   id: string;
@@ -48,8 +75,11 @@ interface ToolCallState {
  * `finish` event with the assembled response. Sources, files, metadata and raw parts are not
  * forwarded. Tool calls the provider ran itself are left out.
  *
- * Throws a {@link StreamErrorPart} for an `error` part, and a retryable `LLM_ERROR` when the
- * stream ends without a `finish` part (a truncated answer is never a success). When `signal`
+ * Throws a {@link StreamErrorPart} for an `error` part, and the retryable `LLM_ERROR` of kind
+ * `incomplete_stream` ({@link incompleteStreamError}) when the stream closes without a `finish`
+ * part, or when the provider reports in an `error` part that the stream it read had no finish
+ * reason: a truncated answer is never a success. A `finish` part of reason `other` is a whole
+ * answer (stop reason `other`). When `signal`
  * fires, the stream is cancelled, so the caller can report `ABORTED` at once.
  */
 export async function* readAiSdkStream(
@@ -152,6 +182,7 @@ export async function* readAiSdkStream(
           if (part.modelId !== undefined) modelId = part.modelId;
           break;
         case 'error':
+          if (isTruncationReport(part.error)) throw incompleteStreamError(model, part.error);
           throw new StreamErrorPart(part.error);
         case 'finish': {
           assertAnswerComplete(part.finishReason, model);
@@ -193,10 +224,5 @@ export async function* readAiSdkStream(
     await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
-  throw new EverrunsError({
-    code: 'LLM_ERROR',
-    message: `The stream of model ${model} ended before its finish part`,
-    details: { model, retryable: true },
-    retryable: true,
-  });
+  throw incompleteStreamError(model);
 }

@@ -12,10 +12,18 @@ export {
   type BackendsInspectorSourceOptions,
   backendsInspectorSource,
   type InspectorSource,
+  type InspectorSubscribeOptions,
+  type InspectorSubscription,
   type RuntimeInspectorSourceOptions,
   runtimeInspectorSource,
   type TurnContextView,
 } from './inspector-source.js';
+export {
+  DEFAULT_HEARTBEAT_MS,
+  type LiveEventsQuery,
+  liveEventsQuerySchema,
+  MAX_UNSENT_BYTES,
+} from './live-events.js';
 export { openPostgresSource, type PostgresSourceOptions } from './postgres-source.js';
 export {
   type InspectorServer,

@@ -31,6 +31,25 @@ export interface TurnContextView {
   contexts: AssembledTurnContext[];
 }
 
+/** Options of {@link InspectorSource.subscribe}. */
+export interface InspectorSubscribeOptions {
+  /**
+   * Only this session's events. The source may filter for itself (a bus that can then also
+   * catch up what a lost connection missed); callers filter as well.
+   */
+  sessionId?: string;
+}
+
+/** Ends a subscription of {@link InspectorSource.subscribe}. */
+export interface InspectorSubscription {
+  (): void;
+  /**
+   * When present: resolves once events of other processes reach the listener (a cross-process
+   * bus's `LISTEN` is in place), rejects when that failed.
+   */
+  readonly ready?: Promise<void>;
+}
+
 /** Where the inspector reads sessions from. */
 export interface InspectorSource {
   /** Shown in the page header, for example `memory (demo)` or `postgres`. */
@@ -56,7 +75,10 @@ export interface InspectorSource {
    * no `subscribe`, or would only report this process's own events while the turns run
    * elsewhere): the page then refreshes on demand.
    */
-  subscribe?(listener: (event: RuntimeEvent) => void): () => void;
+  subscribe?(
+    listener: (event: RuntimeEvent) => void,
+    options?: InspectorSubscribeOptions,
+  ): InspectorSubscription;
   /** Releases what the source opened (a database pool). */
   close?(): Promise<void>;
 }
@@ -222,8 +244,15 @@ function createSource(parts: SourceParts): InspectorSource {
   if (parts.approvals) Object.assign(source, { approvals: parts.approvals });
   const bus = backends.events;
   if (parts.follow && typeof bus.subscribe === 'function') {
-    const subscribe = bus.subscribe.bind(bus);
-    source.subscribe = (listener) => subscribe(listener);
+    // Buses whose subscribe takes options (the PostgreSQL bus: a session filter) get them.
+    const subscribe = bus.subscribe.bind(bus) as (
+      listener: (event: RuntimeEvent) => void,
+      options?: InspectorSubscribeOptions,
+    ) => InspectorSubscription;
+    source.subscribe = (listener, options) =>
+      options?.sessionId === undefined
+        ? subscribe(listener)
+        : subscribe(listener, { sessionId: options.sessionId });
   }
   if (parts.close) source.close = parts.close;
   return source;

@@ -124,9 +124,9 @@ function countingSource(source: InspectorSource): { source: InspectorSource; ope
   return {
     source: {
       ...source,
-      subscribe(listener) {
+      subscribe(listener, options) {
         open += 1;
-        const unsubscribe = subscribe(listener);
+        const unsubscribe = subscribe(listener, options);
         let done = false;
         return () => {
           if (done) return;
@@ -374,5 +374,66 @@ describe('the inspector event stream (GET /api/events)', () => {
     await expect(
       startInspectorServer({ source: counted.source, port: 0, heartbeatMs: 0 }),
     ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+
+  it('says ready only once a cross-process subscription is in place, and ends the stream when it fails', async () => {
+    const inner = runtimeInspectorSource(runtime);
+    const innerSubscribe = inner.subscribe as NonNullable<InspectorSource['subscribe']>;
+    const settle: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+    const sessionFilters: Array<string | undefined> = [];
+    let open = 0;
+    const slow: InspectorSource = {
+      ...inner,
+      subscribe(listener, options) {
+        open += 1;
+        sessionFilters.push(options?.sessionId);
+        const unsubscribe = innerSubscribe(listener, options);
+        let resolve: () => void = () => undefined;
+        let reject: (error: Error) => void = () => undefined;
+        const ready = new Promise<void>((yes, no) => {
+          resolve = yes;
+          reject = no;
+        });
+        settle.push({ resolve, reject });
+        return Object.assign(
+          () => {
+            open -= 1;
+            unsubscribe();
+          },
+          { ready },
+        );
+      },
+    };
+    const waiting = await startInspectorServer({ source: slow, port: 0 });
+    try {
+      const first = await connect(waiting, `/api/events?sessionId=${sessionId}`);
+      await expect.poll(() => settle.length, POLL).toBe(1);
+      expect(sessionFilters).toEqual([sessionId]);
+      // Headers are out (a browser's EventSource stays open), but not ready yet.
+      expect(first.status).toBe(200);
+      expect(first.messages).toEqual([]);
+      settle[0]?.resolve();
+      await ready(first);
+      await runtime.backends.events.emit({
+        type: 'output.message.delta',
+        sessionId,
+        data: { delta: 'now' },
+      });
+      await expect
+        .poll(() => first.events().map((event) => event.data.delta), POLL)
+        .toEqual(['now']);
+      first.close();
+
+      const failing = await connect(waiting, '/api/events');
+      await expect.poll(() => settle.length, POLL).toBe(2);
+      expect(sessionFilters[1]).toBeUndefined();
+      settle[1]?.reject(new Error('LISTEN failed'));
+      await expect.poll(() => failing.closed(), POLL).toBe(true);
+      expect(failing.messages.map((message) => message.event)).toEqual(['failure']);
+      expect(JSON.parse(failing.messages[0]?.data as string).message).toBe('LISTEN failed');
+      await expect.poll(() => open, POLL).toBe(0);
+    } finally {
+      await waiting.close();
+    }
   });
 });

@@ -116,11 +116,14 @@ export async function streamLiveEvents(
     }
     write(`data: ${JSON.stringify(event)}\n\n`);
   };
-  const unsubscribe = subscribe((event) => {
-    if (closed || (sessionId !== undefined && event.sessionId !== sessionId)) return;
-    if (pending) pending.push(event);
-    else send(event);
-  });
+  const unsubscribe = subscribe(
+    (event) => {
+      if (closed || (sessionId !== undefined && event.sessionId !== sessionId)) return;
+      if (pending) pending.push(event);
+      else send(event);
+    },
+    sessionId === undefined ? {} : { sessionId },
+  );
   const heartbeat = setInterval(() => write(': heartbeat\n\n'), options.heartbeatMs);
   heartbeat.unref();
   const cleanUp = () => {
@@ -128,6 +131,8 @@ export async function streamLiveEvents(
     closed = true;
     clearInterval(heartbeat);
     unsubscribe();
+    // A subscription left before it was ready rejects its `ready`; nobody waits for it then.
+    unsubscribe.ready?.catch(() => undefined);
   };
   response.once('close', cleanUp);
   request.once('close', () => {
@@ -141,8 +146,19 @@ export async function streamLiveEvents(
     'x-accel-buffering': 'no',
     connection: 'keep-alive',
   });
+  write('retry: 2000\n\n');
+  if (unsubscribe.ready) {
+    try {
+      await unsubscribe.ready;
+    } catch (error) {
+      // Ending the stream makes the EventSource reconnect after `retry`.
+      write(`event: failure\ndata: ${JSON.stringify({ message: errorMessage(error) })}\n\n`);
+      response.end();
+      return;
+    }
+  }
   write(
-    `retry: 2000\nevent: ready\ndata: ${JSON.stringify({ sessionId: sessionId ?? null, since: since ?? null })}\n\n`,
+    `event: ready\ndata: ${JSON.stringify({ sessionId: sessionId ?? null, since: since ?? null })}\n\n`,
   );
   if (since === undefined || sessionId === undefined) return;
   try {

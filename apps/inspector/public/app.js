@@ -180,7 +180,7 @@ async function renderNow() {
     sessionHeader(detail),
     approvalsSection(detail),
     turnsSection(detail),
-    turnId ? contextSection(sessionId, turnId) : null,
+    turnId ? shownContext(detail, sessionId, turnId) : null,
     hostPlanSection(detail),
     timelineSection(detail),
     filesSection(detail),
@@ -481,6 +481,21 @@ function toolCallTable(calls) {
       ),
     ),
   );
+}
+
+let contextShown = null;
+
+/**
+ * The context section of a turn. A finished turn's contexts do not change, so live re-renders
+ * keep the section already shown (no reload, tabs and open details stay as they were).
+ */
+function shownContext(detail, sessionId, turnId) {
+  const turn = detail.turns.find((entry) => entry.turnId === turnId);
+  const key = `${sessionId}\n${turnId}\n${turn?.status ?? ''}`;
+  if (contextShown?.key === key && turn && turn.status !== 'running') return contextShown.element;
+  const element = contextSection(sessionId, turnId);
+  contextShown = { key, element };
+  return element;
 }
 
 function contextSection(sessionId, turnId) {

@@ -155,6 +155,20 @@ describe('the inspector page in Chromium: live sessions', () => {
           POLL,
         )
         .toBe(1);
+
+      // With the finished turn's context open, a second turn re-renders the session live; the
+      // context section of the finished turn stays as it was (not reloaded).
+      await page.getByTestId('open-context').first().click();
+      await page.getByTestId('context-body').waitFor();
+      await page.getByTestId('context').evaluate((node) => {
+        (node as HTMLElement).dataset.marker = 'kept';
+      });
+      await runtime.runTextTurn(sessionId, 'Once more.');
+      await expect.poll(() => card.count(), POLL).toBe(2);
+      await expect
+        .poll(() => page.locator('[data-testid=turn-response]').allTextContents(), POLL)
+        .toEqual([ANSWER, ANSWER]);
+      expect(await page.getByTestId('context').getAttribute('data-marker')).toBe('kept');
       expect(pageErrors).toEqual([]);
     } finally {
       gated.releaseAll();

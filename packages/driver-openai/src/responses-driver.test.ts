@@ -10,6 +10,7 @@ import {
   newMessage,
   type Reply,
   rejection,
+  slowSse,
   splitAtRandomBytes,
   sse,
   stall,
@@ -554,6 +555,121 @@ describe('OpenAiResponsesDriver answers', () => {
   });
 });
 
+describe('OpenAiResponsesDriver with compatible servers', () => {
+  it('streams reasoning_text deltas of a reasoning item without a summary (open-weight models)', async () => {
+    const reasoning = {
+      id: 'rs_oss',
+      type: 'reasoning',
+      summary: [],
+      content: [{ type: 'reasoning_text', text: 'The user greets me.' }],
+    };
+    const message = { ...MESSAGE_ITEM, content: [{ type: 'output_text', text: 'Hi!' }] };
+    const server = await startServer([
+      sse([
+        event('response.created', { response: responseObject('resp_oss', 'in_progress', []) }),
+        event('response.output_item.added', {
+          output_index: 0,
+          item: { id: 'rs_oss', type: 'reasoning', summary: [], content: [] },
+        }),
+        event('response.reasoning_text.delta', {
+          item_id: 'rs_oss',
+          output_index: 0,
+          content_index: 0,
+          delta: 'The user greets me.',
+        }),
+        event('response.output_item.done', { output_index: 0, item: reasoning }),
+        event('response.output_item.added', {
+          output_index: 1,
+          item: { ...message, content: [] },
+        }),
+        event('response.output_text.delta', {
+          item_id: MESSAGE_ITEM.id,
+          output_index: 1,
+          delta: 'Hi!',
+        }),
+        event('response.output_item.done', { output_index: 1, item: message }),
+        event('response.completed', {
+          response: responseObject('resp_oss', 'completed', [reasoning, message]),
+        }),
+      ]),
+    ]);
+    const events = await collect(new OpenAiResponsesDriver().stream(llmRequest(server.baseUrl)));
+    expect(events.slice(0, 2)).toEqual([
+      { type: 'reasoning_delta', text: 'The user greets me.' },
+      { type: 'text_delta', text: 'Hi!' },
+    ]);
+    const finish = events.at(-1) as Extract<LlmStreamEvent, { type: 'finish' }>;
+    expect(finish.response.reasoning?.map((part) => part.text)).toEqual(['The user greets me.']);
+    expect(finish.response.reasoning?.[0]?.redactedData).toBeUndefined();
+  });
+
+  it('reads text deltas of an item never announced, arguments given only in the finished item, and an output given only in response.completed', async () => {
+    const call = { ...CALL_ITEM };
+    const server = await startServer([
+      sse([
+        event('response.output_text.delta', { output_index: 0, delta: 'Let me add. ' }),
+        event('response.output_item.added', {
+          output_index: 1,
+          item: { ...call, arguments: '' },
+        }),
+        event('response.output_item.done', { output_index: 1, item: call }),
+        event('response.completed', {
+          response: responseObject('resp_compat', 'completed', [
+            { ...MESSAGE_ITEM, content: [{ type: 'output_text', text: 'Let me add. ' }] },
+            call,
+          ]),
+        }),
+      ]),
+      sse([
+        event('response.completed', {
+          response: responseObject('resp_final_only', 'completed', [MESSAGE_ITEM]),
+        }),
+      ]),
+    ]);
+    const driver = new OpenAiResponsesDriver();
+    const events = await collect(driver.stream(llmRequest(server.baseUrl, { tools: [ADD_TOOL] })));
+    expect(events.slice(0, -1)).toEqual([
+      { type: 'text_delta', text: 'Let me add. ' },
+      { type: 'tool_call_delta', index: 0, id: 'call_Xk2', name: 'add', argumentsDelta: '' },
+      { type: 'tool_call_delta', index: 0, argumentsDelta: '{"a":2,"b":3}' },
+    ]);
+    expect(events.at(-1)).toMatchObject({
+      type: 'finish',
+      response: {
+        text: 'Let me add. ',
+        toolCalls: [{ id: 'call_Xk2', name: 'add', arguments: { a: 2, b: 3 } }],
+        stopReason: 'tool_calls',
+      },
+    });
+    const finalOnly = await driver.generate(llmRequest(server.baseUrl));
+    expect(finalOnly).toMatchObject({ text: 'It is 5.', responseId: 'resp_final_only' });
+  });
+
+  it('sends the whole history when the continued answer is the last message', async () => {
+    const server = await startServer([sse([textStream()])]);
+    const base = llmRequest(server.baseUrl);
+    const sessionId = base.sessionId;
+    const messages: Message[] = [
+      ...base.messages,
+      {
+        ...newMessage(sessionId, 2, 'agent', [{ type: 'text', text: 'It is 5.' }]),
+        metadata: { responseId: 'resp_last' },
+      },
+    ];
+    await new OpenAiResponsesDriver().generate({
+      ...base,
+      messages,
+      previousResponseId: 'resp_last',
+    });
+    const body = server.requests[0]?.body as Record<string, unknown>;
+    expect(body).not.toHaveProperty('previous_response_id');
+    expect(body.input).toEqual([
+      { role: 'user', content: 'What is 2 + 3?' },
+      { role: 'assistant', content: 'It is 5.' },
+    ]);
+  });
+});
+
 describe('OpenAiResponsesDriver failures', () => {
   it('treats a stream that ends without response.completed as a retryable incomplete_stream, retried before output', async () => {
     const cut = textStream('resp_cut', 'none');
@@ -746,6 +862,21 @@ describe('OpenAiResponsesDriver failures', () => {
     expect(idle.details).toMatchObject({ kind: 'timeout', timeout: 'idle', timeoutMs: 100 });
     expect(events).toEqual([{ type: 'text_delta', text: 'Hel' }]);
     expect(server.requests).toHaveLength(2);
+  });
+
+  it('times out the whole call (total) although chunks keep coming', async () => {
+    const pieces = textStream('resp_slow')
+      .split('\n\n')
+      .filter((piece) => piece !== '')
+      .map((piece) => `${piece}\n\n`);
+    const server = await startServer([slowSse(pieces, 60)]);
+    const error = await rejection(
+      new OpenAiResponsesDriver({
+        maxRetries: 0,
+        timeouts: { idleTimeoutMs: 1_000, totalTimeoutMs: 150 },
+      }).generate(llmRequest(server.baseUrl)),
+    );
+    expect(error.details).toMatchObject({ kind: 'timeout', timeout: 'total', timeoutMs: 150 });
   });
 
   it('times out a server that never sends headers, per call, and aborts on the signal', async () => {

@@ -185,7 +185,14 @@ async function renderNow() {
     timelineSection(detail),
     filesSection(detail),
   ];
+  // Live re-renders keep what the reader opened.
+  const opened = new Set(
+    [...main.querySelectorAll('details[open][data-key]')].map((node) => node.dataset.key),
+  );
   main.replaceChildren(...sections.filter(Boolean));
+  for (const node of main.querySelectorAll('details[data-key]')) {
+    if (opened.has(node.dataset.key)) node.open = true;
+  }
   const moved = sessionId !== state.renderedSessionId || turnId !== state.renderedTurnId;
   if (turnId && moved) document.getElementById('context')?.scrollIntoView();
   else if (sessionId !== state.renderedSessionId) window.scrollTo(0, 0);
@@ -709,7 +716,7 @@ function hostPlanSection(detail) {
     ),
     h(
       'details',
-      {},
+      { dataset: { key: 'host-plan-call' } },
       h('summary', {}, 'Arguments and result of the last call'),
       h('h3', {}, 'state'),
       json(view.state),
@@ -768,7 +775,12 @@ function timelineRow(entry) {
     },
     h('span', { class: 'mono muted' }, time(entry.at)),
     h('span', { class: 'what mono' }, event.type),
-    h('details', {}, h('summary', { class: 'muted' }, eventSummary(event)), json(event)),
+    h(
+      'details',
+      { dataset: { key: `event:${event.id}` } },
+      h('summary', { class: 'muted' }, eventSummary(event)),
+      json(event),
+    ),
   );
 }
 

@@ -163,12 +163,22 @@ describe('the inspector page in Chromium: live sessions', () => {
       await page.getByTestId('context').evaluate((node) => {
         (node as HTMLElement).dataset.marker = 'kept';
       });
+      const firstEvent = page
+        .locator('[data-testid=timeline-entry][data-kind=event] details')
+        .first();
+      await firstEvent.locator('summary').click();
+      expect(await firstEvent.getAttribute('open')).toBe('');
       await runtime.runTextTurn(sessionId, 'Once more.');
       await expect.poll(() => card.count(), POLL).toBe(2);
       await expect
         .poll(() => page.locator('[data-testid=turn-response]').allTextContents(), POLL)
         .toEqual([ANSWER, ANSWER]);
       expect(await page.getByTestId('context').getAttribute('data-marker')).toBe('kept');
+      // So does an event the reader opened in the timeline.
+      expect(await firstEvent.getAttribute('open')).toBe('');
+      expect(
+        await page.locator('[data-testid=timeline-entry][data-kind=event] details[open]').count(),
+      ).toBe(1);
       expect(pageErrors).toEqual([]);
     } finally {
       gated.releaseAll();

@@ -100,10 +100,14 @@ export interface LlmDriver {
   stream?(request: LlmRequest, options?: LlmCallOptions): AsyncIterable<LlmStreamEvent>;
   /**
    * Throws `INVALID_INPUT` for request options (already schema-valid) this driver cannot send to
-   * `model`; optional. The runtime calls it before a turn writes anything; `generate` and
-   * `stream` check the same again before sending.
+   * `model` with `tools` (the turn's tools, when known); optional. The runtime calls it before a
+   * turn writes anything; `generate` and `stream` check the same again before sending.
    */
-  checkOptions?(options: LlmRequestOptions, model: ModelWithProvider): void;
+  checkOptions?(
+    options: LlmRequestOptions,
+    model: ModelWithProvider,
+    tools?: readonly ToolSpec[],
+  ): void;
 }
 
 /** Drivers by provider type. */

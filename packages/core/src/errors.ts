@@ -77,6 +77,11 @@ export const ERROR_CODES = [
   'DEPENDENCY_BLOCKED',
   /** A capability failed while building its system-prompt contribution (details name it). */
   'CAPABILITY_FAILED',
+  /**
+   * A turn asked for structured output (`runTurn(..., { output })`) and the model's answer did
+   * not match the schema, even after being told what was wrong once (details: `issues`).
+   */
+  'OUTPUT_INVALID',
   /** Anything else: a bug or an unexpected failure of a dependency. */
   'INTERNAL',
 ] as const;

@@ -6,6 +6,7 @@ import type {
   LlmResponse,
   LlmStreamEvent,
   ModelWithProvider,
+  ToolSpec,
 } from '@everruns-ts/core';
 import {
   checkHttpDriverOptions,
@@ -17,10 +18,14 @@ import {
   requestWholeAnswer,
   streamAnswer,
 } from '@everruns-ts/driver-http';
-import { checkMessagesRequestOptions } from './messages-options.js';
+import {
+  ANTHROPIC_STRUCTURED_OUTPUT_TOOL,
+  checkMessagesRequestOptions,
+} from './messages-options.js';
 import { toMessagesRequest } from './messages-request.js';
 import {
   fromMessage,
+  MessagesStreamAssembler,
   messagesStreamProtocol,
   parseMessagesErrorBody,
 } from './messages-response.js';
@@ -99,7 +104,7 @@ export class AnthropicDriver implements LlmDriver {
     if (this.#options.streaming ?? true) return generateFromStream(this.stream(request, options));
     return requestWholeAnswer(
       this.#prepare(request, options, false),
-      (body) => (body.type === 'message' ? fromMessage(body) : undefined),
+      (body) => (body.type === 'message' ? fromMessage(body, outputToolOf(request)) : undefined),
       'message',
     );
   }
@@ -115,19 +120,31 @@ export class AnthropicDriver implements LlmDriver {
   ): AsyncGenerator<LlmStreamEvent> {
     const call = this.#prepare(request, options, true);
     // A factory: an attempt retried before any output starts from a fresh assembler.
-    yield* streamAnswer(call, () => messagesStreamProtocol());
+    const outputTool = outputToolOf(request);
+    yield* streamAnswer(call, () =>
+      messagesStreamProtocol(new MessagesStreamAssembler(outputTool)),
+    );
   }
 
   /**
    * Throws `INVALID_INPUT` for request options this driver cannot send: `seed`,
-   * `reasoningEffort`, `responseFormat`, and a thinking budget that is under 1,024, not below
-   * the output token limit, or combined with `temperature`, a `topP` under 0.95 or a forced tool.
-   * The runtime calls it before a turn writes anything.
+   * `reasoningEffort`; a thinking budget that is under 1,024, not below the output token limit,
+   * or combined with `temperature`, a `topP` under 0.95 or a forced tool; a `responseFormat`
+   * whose schema is not an object schema, or combined with `toolChoice` `none` or a named tool,
+   * or with a thinking budget unless `toolChoice` is `auto`. With `tools` (the turn's), also a
+   * named `toolChoice` the tools do not offer, `required` without tools (and without
+   * `responseFormat`) and, with `responseFormat`, a tool named
+   * {@link ANTHROPIC_STRUCTURED_OUTPUT_TOOL}. The runtime calls it before a turn writes anything.
    */
-  checkOptions(options: LlmRequestOptions, _model?: ModelWithProvider): void {
+  checkOptions(
+    options: LlmRequestOptions,
+    _model?: ModelWithProvider,
+    tools?: readonly ToolSpec[],
+  ): void {
     checkMessagesRequestOptions(
       options,
       options.maxOutputTokens ?? this.#options.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
+      tools,
     );
   }
 
@@ -156,4 +173,11 @@ export class AnthropicDriver implements LlmDriver {
       parseErrorBody: parseMessagesErrorBody,
     });
   }
+}
+
+/** The structured output tool's name when the request asks for structured output. */
+function outputToolOf(request: LlmRequest): string | undefined {
+  return request.options?.responseFormat !== undefined
+    ? ANTHROPIC_STRUCTURED_OUTPUT_TOOL
+    : undefined;
 }

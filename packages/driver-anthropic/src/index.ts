@@ -6,6 +6,7 @@ export {
   AnthropicDriver,
   type AnthropicDriverOptions,
 } from './anthropic-driver.js';
+export { ANTHROPIC_STRUCTURED_OUTPUT_TOOL } from './messages-options.js';
 export {
   ANTHROPIC_CACHE_TTLS,
   ANTHROPIC_MAX_CACHE_BREAKPOINTS,

@@ -1,5 +1,9 @@
 import type { ContentPart, LlmRequest, Message } from '@everruns-ts/core';
-import { applyMessagesRequestOptions } from './messages-options.js';
+import {
+  applyMessagesRequestOptions,
+  parseMessagesRequestOptions,
+  structuredOutputTool,
+} from './messages-options.js';
 import {
   type AnthropicCacheControl,
   applyPromptCaching,
@@ -143,29 +147,34 @@ export function toAnthropicMessages(messages: readonly Message[]): AnthropicMess
   return result;
 }
 
-/** Translates a driver request into the body of `POST /v1/messages`. */
+/**
+ * Translates a driver request into the body of `POST /v1/messages`. With `responseFormat`, the
+ * structured output tool is offered after the request's own tools.
+ */
 export function toMessagesRequest(
   request: LlmRequest,
   shape: MessagesRequestShape,
 ): MessagesRequestBody {
+  const options = parseMessagesRequestOptions(request.options);
   const body: MessagesRequestBody = {
     model: request.model.model,
     max_tokens: request.maxOutputTokens ?? shape.defaultMaxTokens,
     messages: toAnthropicMessages(request.messages),
   };
   if (request.systemPrompt.trim() !== '') body.system = request.systemPrompt;
-  if (request.tools.length > 0) {
-    body.tools = request.tools.map((tool) => ({
-      name: tool.name,
-      description: tool.description,
-      input_schema: tool.inputSchema,
-    }));
-  }
+  const tools = request.tools.map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    input_schema: tool.inputSchema,
+  }));
+  const outputTool = structuredOutputTool(options);
+  if (outputTool) tools.push(outputTool);
+  if (tools.length > 0) body.tools = tools;
   if (shape.stream) body.stream = true;
   if (shape.promptCaching) applyPromptCaching(body, shape.promptCaching);
   applyMessagesRequestOptions(
     body as unknown as Record<string, unknown> & { max_tokens: number },
-    request.options,
+    options,
     request.tools,
   );
   return body;

@@ -95,9 +95,23 @@ function reasoningPart(
   return signature === '' ? { type: 'reasoning', text } : { type: 'reasoning', text, signature };
 }
 
-/** Maps a whole (non-streamed) Messages API response. */
-export function fromMessage(body: JsonObject): LlmResponse {
+/**
+ * The stop reason of an answer: one that stopped for a `tool_use` whose only tool call was the
+ * structured output tool's ended its turn (`end_turn`).
+ */
+function stopReasonOf(reason: unknown, toolCalls: number, answeredWithOutputTool: boolean) {
+  if (answeredWithOutputTool && toolCalls === 0 && reason === 'tool_use') return 'end_turn';
+  return mapStopReason(reason, toolCalls > 0);
+}
+
+/**
+ * Maps a whole (non-streamed) Messages API response. A call of `outputTool` (the structured
+ * output tool, see `ANTHROPIC_STRUCTURED_OUTPUT_TOOL`) is the answer's text: its input as JSON;
+ * the answer's other text blocks are then left out.
+ */
+export function fromMessage(body: JsonObject, outputTool?: string): LlmResponse {
   let text = '';
+  let outputText: string | undefined;
   const toolCalls: ToolCall[] = [];
   const reasoning: ReasoningPart[] = [];
   const content = Array.isArray(body.content) ? body.content : [];
@@ -118,14 +132,16 @@ export function fromMessage(body: JsonObject): LlmResponse {
       const id = stringOrUndefined(entry.id) ?? '';
       const name = stringOrUndefined(entry.name) ?? '';
       if (id === '' || name === '') throw protocolViolation('a tool_use block has no id or name');
-      toolCalls.push({ id, name, arguments: entry.input ?? {} });
+      if (outputTool !== undefined && name === outputTool) {
+        outputText = (outputText ?? '') + JSON.stringify(entry.input ?? {});
+      } else toolCalls.push({ id, name, arguments: entry.input ?? {} });
     }
   }
   return toLlmResponse({
-    text,
+    text: outputText ?? text,
     toolCalls,
     usage: usageOf(body.usage),
-    stopReason: mapStopReason(body.stop_reason, toolCalls.length > 0),
+    stopReason: stopReasonOf(body.stop_reason, toolCalls.length, outputText !== undefined),
     responseId: stringOrUndefined(body.id),
     model: stringOrUndefined(body.model),
     reasoning,
@@ -150,13 +166,27 @@ interface PartialToolCall {
   inputJson: string;
 }
 
+/** A call of the structured output tool being streamed: its input is the answer's text. */
+interface PartialOutput {
+  startInput: unknown;
+  /** Whether any of its input has been delivered as text. */
+  delivered: boolean;
+}
+
 /**
  * Folds Messages API stream events (`message_start`, `content_block_start`,
  * `content_block_delta`, `message_delta`, `message_stop`) into deltas and, at the end, the whole
- * answer. Tool calls are numbered in the order their blocks start.
+ * answer. Tool calls are numbered in the order their blocks start. A call of `outputTool` (the
+ * structured output tool) is not a tool call: its input JSON streams as `text_delta`s and is the
+ * answer's text (the answer's other text blocks are then left out of it).
  */
 export class MessagesStreamAssembler {
   #text = '';
+  readonly #outputTool: string | undefined;
+  /** Structured output tool blocks by index. */
+  readonly #outputs = new Map<number, PartialOutput>();
+  /** The structured output text, once the structured output tool was called. */
+  #outputText: string | undefined;
   #thinking = '';
   readonly #blocks = new Map<number, PartialToolCall>();
   /** Thinking and redacted thinking blocks by index. */
@@ -170,6 +200,11 @@ export class MessagesStreamAssembler {
   #responseId: string | undefined;
   #model: string | undefined;
   #stopped = false;
+
+  /** `outputTool`: the name of the structured output tool, when the request offered it. */
+  constructor(outputTool?: string) {
+    this.#outputTool = outputTool;
+  }
 
   /** Whether `message_stop` has arrived. */
   get stopped(): boolean {
@@ -253,6 +288,11 @@ export class MessagesStreamAssembler {
           if (id === '' || name === '') {
             throw protocolViolation(`tool_use block ${index} has no id or name`);
           }
+          if (this.#outputTool !== undefined && name === this.#outputTool) {
+            this.#outputs.set(index, { startInput: block.input, delivered: false });
+            this.#outputText ??= '';
+            return [];
+          }
           const partial: PartialToolCall = {
             toolIndex: this.#toolCount,
             id,
@@ -302,6 +342,8 @@ export class MessagesStreamAssembler {
           return [{ type: 'text_delta', text }];
         }
         if (delta.type === 'input_json_delta') {
+          const output = this.#outputs.get(tokenCount(data.index));
+          if (output) return this.#outputDelta(output, stringOrUndefined(delta.partial_json) ?? '');
           const partial = this.#blocks.get(tokenCount(data.index));
           const json = stringOrUndefined(delta.partial_json) ?? '';
           if (!partial) return [];
@@ -313,6 +355,14 @@ export class MessagesStreamAssembler {
       }
       case 'content_block_stop': {
         this.#openBlock(data, type).stopped = true;
+        const output = this.#outputs.get(tokenCount(data.index));
+        // Input given whole at the start (no deltas): it is the text, delivered now.
+        if (output && !output.delivered) {
+          return this.#outputDelta(
+            output,
+            JSON.stringify(isJsonObject(output.startInput) ? output.startInput : {}),
+          );
+        }
         return [];
       }
       case 'message_delta': {
@@ -332,6 +382,13 @@ export class MessagesStreamAssembler {
     }
   }
 
+  #outputDelta(output: PartialOutput, json: string): LlmStreamEvent[] {
+    if (json === '') return [];
+    output.delivered = true;
+    this.#outputText = (this.#outputText ?? '') + json;
+    return [{ type: 'text_delta', text: json }];
+  }
+
   /** The whole answer, once `message_stop` has arrived. */
   response(): LlmResponse {
     const toolCalls: ToolCall[] = [...this.#blocks.values()]
@@ -345,10 +402,10 @@ export class MessagesStreamAssembler {
             : parseToolArgumentsText(call.inputJson),
       }));
     return toLlmResponse({
-      text: this.#text,
+      text: this.#outputText ?? this.#text,
       toolCalls,
       usage: this.#usage,
-      stopReason: mapStopReason(this.#stopReason, toolCalls.length > 0),
+      stopReason: stopReasonOf(this.#stopReason, toolCalls.length, this.#outputText !== undefined),
       responseId: this.#responseId,
       model: this.#model,
       reasoning: [...this.#reasoning.entries()]

@@ -178,7 +178,7 @@ describe('Anthropic driver request options', () => {
       { thinkingBudgetTokens: 4096 },
       { seed: 1 },
       { reasoningEffort: 'high' },
-      { responseFormat: { type: 'json_schema', name: 'answer', schema: { type: 'object' } } },
+      { responseFormat: { type: 'json_schema', name: 'answer', schema: { type: 'string' } } },
       { toolChoice: { type: 'tool', name: 'divide' } },
       { extraBody: { system: 'other' } },
       { temperature: -1 },

@@ -49,7 +49,8 @@ export function inputMessageSize(input: InputMessage): number {
  * (`CAPABILITY_NOT_FOUND`, `INVALID_INPUT` for a configuration its schema refuses), its model
  * (`MODEL_NOT_FOUND`, or `CONFIGURATION` when there is none), the model's driver
  * (`DRIVER_NOT_FOUND`) and the request options of the model and the turn (`INVALID_INPUT`, from
- * the schema or the driver's `checkOptions`). A session blocked by a missing or disabled harness
+ * the schema, a named `toolChoice` the session's tools do not include, or the driver's
+ * `checkOptions`, which gets the session's tools). A session blocked by a missing or disabled harness
  * or agent passes (its turn reports the blocker). Writes nothing.
  */
 export async function validateTurnInput(
@@ -96,7 +97,20 @@ export async function validateTurnInput(
       parseLlmRequestOptions(model.options, `options of model ${model.model}`),
       parseLlmRequestOptions(request.modelOptions, 'turn model options'),
     );
-    if (options) dependencies.drivers.get(model.providerType).checkOptions?.(options, model);
+    if (options) {
+      const choice = options.toolChoice;
+      if (
+        typeof choice === 'object' &&
+        !setup.toolSpecs.some((tool) => tool.name === choice.name)
+      ) {
+        throw new EverrunsError({
+          code: 'INVALID_INPUT',
+          message: `toolChoice names tool ${choice.name}, which the session's tools do not include`,
+          details: { option: 'toolChoice', tool: choice.name },
+        });
+      }
+      dependencies.drivers.get(model.providerType).checkOptions?.(options, model, setup.toolSpecs);
+    }
     return { input, setup, model };
   } catch (error) {
     // The turn does not start: its cached setup goes with it.

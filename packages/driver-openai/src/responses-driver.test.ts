@@ -828,7 +828,15 @@ describe('OpenAiResponsesDriver failures', () => {
         }),
       ]),
     ]);
+    const added = event('response.output_item.added', {
+      output_index: 0,
+      item: { id: 'msg_1', type: 'message', role: 'assistant', content: [] },
+    });
+    const twice = await startServer([sse([created, added, added])]);
     const driver = new OpenAiResponsesDriver({ retryBaseDelayMs: 1 });
+    const addedTwice = await rejection(driver.generate(llmRequest(twice.baseUrl)));
+    expect(addedTwice.details.kind).toBe('protocol_violation');
+    expect(addedTwice.message).toMatch(/added twice/);
     for (const expected of [/second response.created/, /never added/, /has no name/]) {
       const error = await rejection(driver.generate(llmRequest(server.baseUrl)));
       expect(error.retryable).toBe(false);

@@ -10,6 +10,7 @@ import {
 // destroy(), so instances share nothing and parallel runs do not interfere.
 runtimeStoreConformance({
   name: 'postgres',
+  ephemeralEvents: true,
   beforeAll: assertPostgresReachable,
   create: () => createTestBackends({ events: { keepEvents: true } }),
   destroy: (backends) => destroyTestBackends(backends as PostgresBackends),

@@ -15,8 +15,10 @@ export { type PostgresRetryOptions, quoteIdentifier } from './postgres-database.
 export { errorState, violatedConstraint } from './postgres-errors.js';
 export {
   type EventPageRequest,
+  type EventSubscriptionOptions,
   PostgresEventBus,
   type PostgresEventBusOptions,
+  type PostgresEventSubscription,
 } from './postgres-event-bus.js';
 export { MAX_HARNESS_CHAIN_DEPTH, PostgresHarnessStore } from './postgres-harness-store.js';
 export { PostgresMemoryStore } from './postgres-memory-store.js';

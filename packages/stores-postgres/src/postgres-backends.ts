@@ -177,6 +177,8 @@ export function postgresBackends(
   const context: StoreContext = { db, cipher, maxValueBytes };
   let closing: Promise<void> | undefined;
 
+  const events = new PostgresEventBus(context, options.events);
+
   return {
     harnesses: new PostgresHarnessStore(context),
     agents: new PostgresAgentStore(context),
@@ -189,7 +191,7 @@ export function postgresBackends(
     providers: new PostgresProviderStore(context),
     storage: new PostgresSessionStorageStore(context),
     memory: new PostgresMemoryStore(context),
-    events: new PostgresEventBus(context, options.events),
+    events,
     pool,
     schema,
     migrate: () => migrate(db),
@@ -198,6 +200,7 @@ export function postgresBackends(
     queryCount: () => db.queryCount,
     close() {
       closing ??= (async () => {
+        await events.close();
         db.markClosed();
         if (ownsPool) {
           try {

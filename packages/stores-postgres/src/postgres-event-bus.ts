@@ -1,11 +1,25 @@
+import { randomBytes } from 'node:crypto';
 import {
   type EventBus,
   type EventRequest,
   type EventType,
   everrunsError,
+  formatZodError,
+  isEphemeralEventType,
   newId,
   type RuntimeEvent,
 } from '@everruns-ts/core';
+import { z } from 'zod';
+import {
+  asciiJson,
+  ChannelListener,
+  defaultEventChannel,
+  ephemeralPayloads,
+  keptPayloadEvent,
+  NOTIFY_PAYLOAD_LIMIT,
+  NotificationDecoder,
+  type RemoteNotification,
+} from './event-notifications.js';
 import { violatedConstraint } from './postgres-errors.js';
 import {
   checkSize,
@@ -21,11 +35,79 @@ export interface PostgresEventBusOptions {
   /**
    * Also keep the events this process emits in memory, for {@link PostgresEventBus.collectedEvents}
    * (tests and small tools). Default false: a long-running service should read events back with
-   * {@link PostgresEventBus.loadEvents}.
+   * {@link PostgresEventBus.loadEvents}. Ephemeral events are never collected.
    */
   keepEvents?: boolean;
   /** Called when a subscriber throws; the error never reaches the emitter. */
   onListenerError?: (error: unknown, event: RuntimeEvent) => void;
+  /**
+   * Send every event to the buses of other processes on the same database (`NOTIFY` on
+   * {@link PostgresEventBusOptions.channel}; a kept event's notification rides in the statement
+   * that stores it). Default true. With false, subscribers of other processes hear nothing from
+   * this bus (it still hears theirs).
+   */
+  publish?: boolean;
+  /**
+   * The `LISTEN`/`NOTIFY` channel, 1..63 characters. Default `everruns_events_<schema>` (a
+   * digest of the schema name when that is longer than 63 characters), so buses of different
+   * schemas do not hear each other.
+   */
+  channel?: string;
+  /**
+   * Store ephemeral events (`output.message.delta`, …) in the `events` table like any other:
+   * they then take a `seq` of their own and are delivered as kept events. Default false: they are
+   * delivered (here and to other processes) and never written.
+   */
+  persistEphemeral?: boolean;
+  /**
+   * Ephemeral events waiting to be sent to other processes before `emit` waits for the backlog
+   * to drain (back-pressure on a producer faster than the database). Default 10,000.
+   */
+  maxPendingNotifications?: number;
+  /**
+   * Called with problems of cross-process delivery: a lost or failed `LISTEN` connection (the
+   * bus reconnects with back-off), a notification that could not be sent or read. Never thrown.
+   */
+  onError?: (error: unknown) => void;
+}
+
+const optionsSchema = z
+  .object({
+    keepEvents: z.boolean().optional(),
+    onListenerError: z.function().optional(),
+    publish: z.boolean().optional(),
+    channel: z
+      .string()
+      .min(1)
+      .max(63)
+      .refine((channel) => !channel.includes('\u0000'), 'must not contain NUL')
+      .optional(),
+    persistEphemeral: z.boolean().optional(),
+    maxPendingNotifications: z.number().int().positive().optional(),
+    onError: z.function().optional(),
+  })
+  .strict();
+
+/** Options of {@link PostgresEventBus.subscribe}. */
+export interface EventSubscriptionOptions {
+  /**
+   * Only this session's events. A filtered subscriber also gets the kept events it missed while
+   * the `LISTEN` connection was down: after reconnecting, the bus reads the session's events
+   * after the last one it delivered to it (ephemeral events of that gap are lost).
+   */
+  sessionId?: string;
+}
+
+/** The unsubscribe function of {@link PostgresEventBus.subscribe}. */
+export interface PostgresEventSubscription {
+  /** Stops delivery to this subscriber; the last one releases the `LISTEN` connection. */
+  (): void;
+  /**
+   * Resolves once events of other processes reach this subscriber (the `LISTEN` is in place);
+   * rejects (`STORE_UNAVAILABLE`) when connecting failed (the bus keeps trying) or the subscriber
+   * left first. Await it before starting work whose events you must not miss.
+   */
+  readonly ready: Promise<void>;
 }
 
 /** A page request of {@link PostgresEventBus.loadEvents}. */
@@ -45,34 +127,119 @@ interface EventRow {
   data: string;
 }
 
+interface Subscriber {
+  listener: (event: RuntimeEvent) => void;
+  sessionId?: string;
+  /** The last kept `seq` delivered to a filtered subscriber. */
+  lastSeq?: number;
+  /** Kept events of other processes up to this `seq` were delivered by a catch-up read. */
+  caughtUpTo?: number;
+}
+
+interface PendingNotification {
+  sessionId: string;
+  payloads: string[];
+  sent: () => void;
+}
+
+/** Sessions whose last kept `seq` the bus remembers (for the `seq` of ephemeral events). */
+const REMEMBERED_SESSIONS = 10_000;
+/** Payloads sent per `NOTIFY` statement. */
+const NOTIFY_BATCH = 200;
+
 /**
- * An event bus that persists every event in the `events` table. `seq` is assigned per session in
- * the same statement that stores the event (a counter row per session, locked for the statement),
- * so concurrent emitters in any number of processes get 1, 2, 3 … without gaps. Subscribers are
- * called in this process only, after the event is stored.
+ * An event bus that persists every kept event in the `events` table. `seq` is assigned per session
+ * in the same statement that stores the event (a counter row per session, locked for the
+ * statement), so concurrent emitters in any number of processes get 1, 2, 3 … without gaps.
+ *
+ * Ephemeral events (`EPHEMERAL_EVENT_TYPES`: the deltas of a streaming answer) are not written:
+ * they carry the `seq` of the session's last kept event as this bus knows it, and `ephemeral: true`.
+ *
+ * Subscribers hear the events of this bus at once, and the events of every other bus on the same
+ * database and channel (other processes) through `LISTEN`/`NOTIFY`: a kept event's `NOTIFY` runs
+ * in the statement that stores it (no extra round trip), ephemeral events are sent in batches
+ * behind the emitter's back, and a kept event waits for the ephemeral ones of its session emitted
+ * before it, so a subscriber sees each session's events in emission order. Payloads over
+ * PostgreSQL's limit (8000 bytes) are handled: kept events are announced by reference and read
+ * from the table by the subscriber's bus; ephemeral events go out as ordered fragments in one
+ * transaction. The `LISTEN` connection is opened by the first subscriber, closed when the last one
+ * leaves, and reopened after a loss.
  */
 export class PostgresEventBus implements EventBus {
   readonly #context: StoreContext;
-  readonly #listeners = new Set<(event: RuntimeEvent) => void>();
+  readonly #subscribers = new Set<Subscriber>();
   readonly #keepEvents: boolean;
   readonly #onListenerError: ((error: unknown, event: RuntimeEvent) => void) | undefined;
+  readonly #onError: ((error: unknown) => void) | undefined;
   readonly #kept: RuntimeEvent[] = [];
+  readonly #busId = randomBytes(8).toString('hex');
+  readonly #publish: boolean;
+  readonly #persistEphemeral: boolean;
+  readonly #maxPending: number;
+  readonly #channel: string;
+  readonly #lastSeq = new Map<string, number>();
+  readonly #decoder: NotificationDecoder;
+  readonly #listener: ChannelListener;
+  /** Remote notifications are handled one after the other, in arrival order. */
+  #inbox: Promise<void> = Promise.resolve();
+  #outbox: PendingNotification[] = [];
+  #outboxCount = 0;
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+  /** Per session, resolves when its last queued ephemeral notification is sent. */
+  readonly #sessionSent = new Map<string, Promise<void>>();
 
   constructor(context: StoreContext, options: PostgresEventBusOptions = {}) {
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw everrunsError(
+        'CONFIGURATION',
+        `Invalid event bus options: ${formatZodError(parsed.error)}`,
+      );
+    }
     this.#context = context;
     this.#keepEvents = options.keepEvents ?? false;
     this.#onListenerError = options.onListenerError;
+    this.#onError = options.onError;
+    this.#publish = options.publish ?? true;
+    this.#persistEphemeral = options.persistEphemeral ?? false;
+    this.#maxPending = options.maxPendingNotifications ?? 10_000;
+    this.#channel = options.channel ?? defaultEventChannel(context.db.schemaName);
+    this.#decoder = new NotificationDecoder(this.#busId);
+    this.#listener = new ChannelListener(
+      context.db.pool,
+      this.#channel,
+      {
+        beforeListen: (listening, restored) => {
+          this.#decoder.reset();
+          if (restored) this.#enqueueInbox(() => this.#catchUp(listening));
+        },
+        onPayload: (payload) => this.#enqueueInbox(() => this.#receive(payload)),
+        onError: (error) => this.#reportError(error),
+      },
+      (failures) => context.db.backoff(failures),
+    );
+  }
+
+  /** The `LISTEN`/`NOTIFY` channel of this bus. */
+  get channel(): string {
+    return this.#channel;
   }
 
   /**
    * Numbers, stamps and stores several events of one session in one statement (consecutive `seq`
    * in the given order, all stored or none), then delivers them to subscribers in that order.
-   * Requests of different sessions are emitted one by one.
+   * Requests of different sessions, or with ephemeral events among them, are emitted one by one.
    */
   async emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]> {
     if (!Array.isArray(requests)) throw new TypeError('requests must be an array');
     const first = requests[0];
-    if (requests.length < 2 || requests.some((entry) => entry?.sessionId !== first?.sessionId)) {
+    if (
+      requests.length < 2 ||
+      requests.some(
+        (entry) => entry?.sessionId !== first?.sessionId || this.#isEphemeral(entry?.type),
+      )
+    ) {
       const events: RuntimeEvent[] = [];
       for (const request of requests) events.push(await this.emit(request));
       return events;
@@ -85,6 +252,25 @@ export class PostgresEventBus implements EventBus {
       checkSize(this.#context, data, 'Event data');
       return { request, id: newId('evt'), ts: new Date().toISOString(), data };
     });
+    const events = rows.map((row) => {
+      const event: RuntimeEvent = {
+        id: row.id,
+        type: row.request.type,
+        sessionId,
+        seq: 0,
+        ts: row.ts,
+        data: parseStored<Record<string, unknown>>(row.data, 'event data'),
+      };
+      if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
+      return event;
+    });
+    const sessionHash = textDigest(sessionId);
+    const note = this.#keptNotification(
+      sessionHash,
+      events,
+      rows.reduce((total, row) => total + row.data.length, 0),
+    );
+    await this.#sessionSent.get(sessionId);
     const { db } = this.#context;
     const count = rows.length;
     const seqs = await db.run('emitMany', async (client, attempt) => {
@@ -99,14 +285,25 @@ export class PostgresEventBus implements EventBus {
              VALUES ($1, $7)
              ON CONFLICT (session_hash) DO UPDATE SET last_seq = counter.last_seq + $7
              RETURNING last_seq
+           ),
+           stored AS (
+             INSERT INTO ${db.table('events')} (session_hash, seq, id, session_id, type, turn_id, ts, data)
+             SELECT $1, next.last_seq - $7 + input.ord::integer, input.id, $8, input.type,
+                    input.turn_id, input.ts, input.data
+               FROM next, input
+             RETURNING id, seq
+           )${
+             note
+               ? `,
+           announced AS (
+             SELECT pg_notify($9, $10 || (next.last_seq - $7 + 1)::text || $11) FROM next
            )
-           INSERT INTO ${db.table('events')} (session_hash, seq, id, session_id, type, turn_id, ts, data)
-           SELECT $1, next.last_seq - $7 + input.ord::integer, input.id, $8, input.type,
-                  input.turn_id, input.ts, input.data
-             FROM next, input
-           RETURNING id, seq`,
+           SELECT stored.id, stored.seq FROM stored, announced`
+               : `
+           SELECT id, seq FROM stored`
+           }`,
           [
-            textDigest(sessionId),
+            sessionHash,
             rows.map((row) => row.id),
             rows.map((row) => encodeText(row.request.type)),
             rows.map((row) => encodeOptionalText(row.request.turnId)),
@@ -114,12 +311,13 @@ export class PostgresEventBus implements EventBus {
             rows.map((row) => row.data),
             count,
             encodeText(sessionId),
+            ...(note ? [this.#channel, note.prefix, note.suffix] : []),
           ],
         );
         return new Map(result.rows.map((row) => [row.id, row.seq]));
       } catch (error) {
         if (violatedConstraint(error) !== 'events_id' || !attempt.afterConnectionLoss) throw error;
-        // An earlier attempt committed before its connection dropped.
+        // An earlier attempt committed (and announced) before its connection dropped.
         const stored = await client.query<{ id: string; seq: number }>(
           `SELECT id, seq FROM ${db.table('events')} WHERE id = ANY($1::text[])`,
           [rows.map((row) => row.id)],
@@ -127,32 +325,39 @@ export class PostgresEventBus implements EventBus {
         return new Map(stored.rows.map((row) => [row.id, row.seq]));
       }
     });
-    const events = rows.map((row) => {
-      const event: RuntimeEvent = {
-        id: row.id,
-        type: row.request.type,
-        sessionId,
-        seq: seqs.get(row.id)!,
-        ts: row.ts,
-        data: parseStored<Record<string, unknown>>(row.data, 'event data'),
-      };
-      if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
-      return event;
-    });
+    for (const event of events) event.seq = seqs.get(event.id)!;
+    this.#remember(sessionId, Math.max(...events.map((event) => event.seq)));
     for (const event of events) this.#deliver(event);
     return events;
   }
 
-  /** Numbers, stamps and stores one event, then delivers it to subscribers. */
+  /**
+   * Numbers, stamps and stores one event, then delivers it to subscribers. An ephemeral event is
+   * not stored (unless `persistEphemeral`): it is delivered at once and sent to other processes
+   * in the background.
+   */
   async emit(request: EventRequest): Promise<RuntimeEvent> {
     requireString(request?.sessionId, 'request.sessionId');
     requireString(request.type, 'request.type');
+    if (this.#isEphemeral(request.type)) return this.#emitEphemeral(request);
     const id = newId('evt');
     const ts = new Date().toISOString();
     const eventData = request.data ?? {};
     const data = stringifyForStore(eventData, 'event data');
     checkSize(this.#context, data, 'Event data');
     const sessionHash = textDigest(request.sessionId);
+    const event: RuntimeEvent = {
+      id,
+      type: request.type,
+      sessionId: request.sessionId,
+      seq: 0,
+      ts,
+      data: parseStored<Record<string, unknown>>(data, 'event data'),
+    };
+    if (request.turnId !== undefined) event.turnId = request.turnId;
+    const note = this.#keptNotification(sessionHash, [event], data.length);
+    // Ephemeral events of this session emitted before must reach other processes first.
+    await this.#sessionSent.get(request.sessionId);
     const { db } = this.#context;
     const seq = await db.run('emit', async (client, attempt) => {
       try {
@@ -165,7 +370,7 @@ export class PostgresEventBus implements EventBus {
            )
            INSERT INTO ${db.table('events')} (session_hash, seq, id, session_id, type, turn_id, ts, data)
            SELECT $1, next.last_seq, $2, $3, $4, $5, $6, $7 FROM next
-           RETURNING seq`,
+           RETURNING seq${note ? ', pg_notify($8, $9 || seq::text || $10)' : ''}`,
           [
             sessionHash,
             id,
@@ -174,12 +379,13 @@ export class PostgresEventBus implements EventBus {
             encodeOptionalText(request.turnId),
             ts,
             data,
+            ...(note ? [this.#channel, note.prefix, note.suffix] : []),
           ],
         );
         return result.rows[0]!.seq;
       } catch (error) {
         if (violatedConstraint(error) !== 'events_id' || !attempt.afterConnectionLoss) throw error;
-        // An earlier attempt committed before its connection dropped.
+        // An earlier attempt committed (and announced) before its connection dropped.
         const stored = await client.query<{ seq: number }>(
           `SELECT seq FROM ${db.table('events')} WHERE id = $1`,
           [id],
@@ -187,24 +393,147 @@ export class PostgresEventBus implements EventBus {
         return stored.rows[0]!.seq;
       }
     });
-    const event: RuntimeEvent = {
-      id,
-      type: request.type,
-      sessionId: request.sessionId,
-      seq,
-      ts,
-      data: parseStored<Record<string, unknown>>(data, 'event data'),
-    };
-    if (request.turnId !== undefined) event.turnId = request.turnId;
+    event.seq = seq;
+    this.#remember(request.sessionId, seq);
     this.#deliver(event);
     return event;
   }
 
-  #deliver(event: RuntimeEvent): void {
-    if (this.#keepEvents) this.#kept.push(event);
-    for (const listener of [...this.#listeners]) {
+  #isEphemeral(type: unknown): boolean {
+    return !this.#persistEphemeral && typeof type === 'string' && isEphemeralEventType(type);
+  }
+
+  /**
+   * The `NOTIFY` of kept events, as `prefix || firstSeq || suffix`: inline when the payload fits,
+   * otherwise a reference to the rows; `null` when the bus does not publish.
+   */
+  #keptNotification(
+    sessionHash: Buffer,
+    events: RuntimeEvent[],
+    dataSize: number,
+  ): { prefix: string; suffix: string } | null {
+    if (!this.#publish) return null;
+    // Cheap bound first: data larger than the limit is never inlined.
+    if (dataSize < NOTIFY_PAYLOAD_LIMIT) {
+      const suffix = ` ${asciiJson(events.map(keptPayloadEvent))}`;
+      const prefix = `${this.#busId} k `;
+      if (prefix.length + 10 + suffix.length <= NOTIFY_PAYLOAD_LIMIT) return { prefix, suffix };
+    }
+    return {
+      prefix: `${this.#busId} r `,
+      suffix: ` ${events.length} ${sessionHash.toString('hex')}`,
+    };
+  }
+
+  async #emitEphemeral(request: EventRequest): Promise<RuntimeEvent> {
+    const data = stringifyForStore(request.data ?? {}, 'event data');
+    checkSize(this.#context, data, 'Event data');
+    const event: RuntimeEvent = {
+      id: newId('evt'),
+      type: request.type,
+      sessionId: request.sessionId,
+      seq: this.#lastSeq.get(request.sessionId) ?? (await this.#loadLastSeq(request.sessionId)),
+      ts: new Date().toISOString(),
+      data: parseStored<Record<string, unknown>>(data, 'event data'),
+      ephemeral: true,
+    };
+    if (request.turnId !== undefined) event.turnId = request.turnId;
+    this.#deliver(event);
+    if (this.#publish) {
+      if (this.#outboxCount >= this.#maxPending) await this.#flushing;
+      this.#queueNotification(event.sessionId, ephemeralPayloads(this.#busId, event));
+    }
+    return event;
+  }
+
+  async #loadLastSeq(sessionId: string): Promise<number> {
+    const { db } = this.#context;
+    const result = await db.run('emit', (client) =>
+      client.query<{ last_seq: number }>(
+        `SELECT last_seq FROM ${db.table('event_sequences')} WHERE session_hash = $1`,
+        [textDigest(sessionId)],
+      ),
+    );
+    const seq = result.rows[0]?.last_seq ?? 0;
+    this.#remember(sessionId, seq);
+    return seq;
+  }
+
+  #remember(sessionId: string, seq: number): void {
+    const known = this.#lastSeq.get(sessionId);
+    this.#lastSeq.delete(sessionId);
+    this.#lastSeq.set(sessionId, Math.max(seq, known ?? 0));
+    if (this.#lastSeq.size > REMEMBERED_SESSIONS) {
+      this.#lastSeq.delete(this.#lastSeq.keys().next().value as string);
+    }
+  }
+
+  #queueNotification(sessionId: string, payloads: string[]): void {
+    let sent: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      sent = resolve;
+    });
+    this.#sessionSent.set(sessionId, done);
+    void done.then(() => {
+      if (this.#sessionSent.get(sessionId) === done) this.#sessionSent.delete(sessionId);
+    });
+    this.#outbox.push({ sessionId, payloads, sent });
+    this.#outboxCount++;
+    this.#flushing ??= this.#flush();
+  }
+
+  /** Sends queued ephemeral notifications, in order, in batches of one statement each. */
+  async #flush(): Promise<void> {
+    const { db } = this.#context;
+    while (this.#outbox.length > 0) {
+      const batch: PendingNotification[] = [];
+      let size = 0;
+      while (this.#outbox.length > 0 && (size === 0 || size < NOTIFY_BATCH)) {
+        const next = this.#outbox.shift()!;
+        batch.push(next);
+        size += next.payloads.length;
+      }
       try {
-        listener(event);
+        await db.run('notify', (client) =>
+          client.query(`SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS entry(payload)`, [
+            this.#channel,
+            batch.flatMap((entry) => entry.payloads),
+          ]),
+        );
+      } catch (error) {
+        this.#reportError(error);
+      } finally {
+        this.#outboxCount -= batch.length;
+        for (const entry of batch) entry.sent();
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  #reportError(error: unknown): void {
+    try {
+      this.#onError?.(error);
+    } catch {
+      // A failing error handler must not break delivery.
+    }
+  }
+
+  /** Delivers to subscribers; `origin` says where the event came from. */
+  #deliver(event: RuntimeEvent, origin: 'local' | 'remote' | 'catch-up' = 'local'): void {
+    if (this.#keepEvents && origin === 'local' && !event.ephemeral) this.#kept.push(event);
+    for (const subscriber of [...this.#subscribers]) {
+      if (subscriber.sessionId !== undefined) {
+        if (subscriber.sessionId !== event.sessionId) continue;
+        if (!event.ephemeral) {
+          // A notification of an event the catch-up read already delivered.
+          if (origin === 'remote' && event.seq <= (subscriber.caughtUpTo ?? 0)) continue;
+          if (origin === 'catch-up' && event.seq <= (subscriber.lastSeq ?? 0)) continue;
+          subscriber.lastSeq = Math.max(subscriber.lastSeq ?? 0, event.seq);
+          if (origin === 'catch-up') subscriber.caughtUpTo = event.seq;
+        }
+      }
+      try {
+        subscriber.listener(event);
       } catch (error) {
         try {
           this.#onListenerError?.(error, event);
@@ -215,9 +544,66 @@ export class PostgresEventBus implements EventBus {
     }
   }
 
+  #enqueueInbox(work: () => Promise<void> | void): void {
+    this.#inbox = this.#inbox.then(work).catch((error) => this.#reportError(error));
+  }
+
+  async #receive(payload: string): Promise<void> {
+    let notification: RemoteNotification | null;
+    try {
+      notification = this.#decoder.decode(payload);
+    } catch (error) {
+      throw everrunsError('STATE_INVALID', 'An event notification could not be read', {
+        cause: error,
+        details: { channel: this.#channel, payload: payload.slice(0, 200) },
+      });
+    }
+    if (notification === null || this.#subscribers.size === 0) return;
+    if (notification.kind === 'events') {
+      for (const event of notification.events) this.#deliver(event, 'remote');
+      return;
+    }
+    const { firstSeq, count, sessionHash } = notification;
+    const wanted = [...this.#subscribers].some(
+      (subscriber) =>
+        subscriber.sessionId === undefined || textDigest(subscriber.sessionId).equals(sessionHash),
+    );
+    if (!wanted) return;
+    const { db } = this.#context;
+    const result = await db.run('receiveEvents', (client) =>
+      client.query<EventRow & { session_id: string }>(
+        `SELECT seq, id, session_id, type, turn_id, ts, data FROM ${db.table('events')}
+          WHERE session_hash = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq`,
+        [sessionHash, firstSeq, firstSeq + count - 1],
+      ),
+    );
+    for (const row of result.rows) {
+      this.#deliver(eventFromRow(row, decodeText(row.session_id)), 'remote');
+    }
+  }
+
+  /** After a reconnect: the kept events filtered subscribers missed while the connection was down. */
+  async #catchUp(listening: Promise<void>): Promise<void> {
+    try {
+      await listening;
+    } catch {
+      return;
+    }
+    for (const subscriber of [...this.#subscribers]) {
+      if (subscriber.sessionId === undefined || subscriber.lastSeq === undefined) continue;
+      for (;;) {
+        const missed = await this.loadEvents(subscriber.sessionId, {
+          afterSeq: subscriber.lastSeq,
+        });
+        for (const event of missed) this.#deliver(event, 'catch-up');
+        if (missed.length < 1000 || !this.#subscribers.has(subscriber)) break;
+      }
+    }
+  }
+
   /**
    * Events this process emitted through this bus, in emission order, of one session or all;
-   * `[]` unless the bus was created with `keepEvents: true`.
+   * `[]` unless the bus was created with `keepEvents: true`. Ephemeral events are not collected.
    */
   collectedEvents(sessionId?: string): RuntimeEvent[] {
     return sessionId === undefined
@@ -225,13 +611,50 @@ export class PostgresEventBus implements EventBus {
       : this.#kept.filter((event) => event.sessionId === sessionId);
   }
 
-  /** Calls `listener` for every event this bus emits from now on; returns the unsubscribe function. */
-  subscribe(listener: (event: RuntimeEvent) => void): () => void {
-    const wrapper = (event: RuntimeEvent) => listener(event);
-    this.#listeners.add(wrapper);
-    return () => {
-      this.#listeners.delete(wrapper);
+  /**
+   * Calls `listener` for every event of this bus and of other processes' buses on the same
+   * database and channel from now on (of one session with `options.sessionId`); returns the
+   * unsubscribe function, whose `ready` promise tells when other processes' events arrive.
+   */
+  subscribe(
+    listener: (event: RuntimeEvent) => void,
+    options: EventSubscriptionOptions = {},
+  ): PostgresEventSubscription {
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+    if (options.sessionId !== undefined) requireString(options.sessionId, 'options.sessionId');
+    const subscriber: Subscriber = {
+      listener: (event) => listener(event),
+      ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
     };
+    this.#subscribers.add(subscriber);
+    if (!this.#closed) this.#listener.start();
+    const ready = this.#listener.listening().catch((error: unknown) => {
+      throw everrunsError(
+        'STORE_UNAVAILABLE',
+        "The event bus could not listen for other processes' events",
+        {
+          cause: error,
+          details: { channel: this.#channel },
+        },
+      );
+    });
+    ready.catch(() => {});
+    const unsubscribe = () => {
+      if (!this.#subscribers.delete(subscriber)) return;
+      if (this.#subscribers.size === 0) void this.#listener.stop();
+    };
+    return Object.assign(unsubscribe, { ready });
+  }
+
+  /**
+   * Stops listening and waits for queued notifications to be sent (`postgresBackends().close()`
+   * calls it). Subscribers stay registered but hear only this process's events afterwards.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#listener.stop();
+    await this.#flushing;
+    await this.#inbox;
   }
 
   /** A session's stored events in `seq` order, from any process. */
@@ -257,17 +680,19 @@ export class PostgresEventBus implements EventBus {
         [textDigest(sessionId), Math.min(afterSeq, 2 ** 31 - 1), limit],
       ),
     );
-    return result.rows.map((row) => {
-      const event: RuntimeEvent = {
-        id: row.id,
-        type: decodeText(row.type) as EventType,
-        sessionId,
-        seq: row.seq,
-        ts: row.ts,
-        data: parseStored<Record<string, unknown>>(row.data, 'event data'),
-      };
-      if (row.turn_id !== null) event.turnId = decodeText(row.turn_id);
-      return event;
-    });
+    return result.rows.map((row) => eventFromRow(row, sessionId));
   }
+}
+
+function eventFromRow(row: EventRow, sessionId: string): RuntimeEvent {
+  const event: RuntimeEvent = {
+    id: row.id,
+    type: decodeText(row.type) as EventType,
+    sessionId,
+    seq: row.seq,
+    ts: row.ts,
+    data: parseStored<Record<string, unknown>>(row.data, 'event data'),
+  };
+  if (row.turn_id !== null) event.turnId = decodeText(row.turn_id);
+  return event;
 }

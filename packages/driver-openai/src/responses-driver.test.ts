@@ -645,6 +645,39 @@ describe('OpenAiResponsesDriver with compatible servers', () => {
     expect(finalOnly).toMatchObject({ text: 'It is 5.', responseId: 'resp_final_only' });
   });
 
+  it('joins text deltas that name no item into one message, and adopts an item announced after its first delta', async () => {
+    const message = { ...MESSAGE_ITEM, content: [{ type: 'output_text', text: 'It is 5.' }] };
+    const server = await startServer([
+      sse([
+        event('response.output_text.delta', { delta: 'It ' }),
+        event('response.output_text.delta', { delta: 'is 5.' }),
+        event('response.output_item.done', { item: message }),
+        event('response.completed', { response: responseObject('resp_a', 'completed', []) }),
+      ]),
+      sse([
+        event('response.output_text.delta', { output_index: 0, delta: 'It ' }),
+        event('response.output_item.added', {
+          output_index: 0,
+          item: { id: MESSAGE_ITEM.id, type: 'message', role: 'assistant', content: [] },
+        }),
+        event('response.output_text.delta', { item_id: MESSAGE_ITEM.id, delta: 'is 5.' }),
+        event('response.completed', { response: responseObject('resp_b', 'completed', []) }),
+      ]),
+    ]);
+    const driver = new OpenAiResponsesDriver();
+    for (const responseId of ['resp_a', 'resp_b']) {
+      const events = await collect(driver.stream(llmRequest(server.baseUrl)));
+      expect(events.filter((entry) => entry.type === 'text_delta')).toEqual([
+        { type: 'text_delta', text: 'It ' },
+        { type: 'text_delta', text: 'is 5.' },
+      ]);
+      expect(events.at(-1)).toMatchObject({
+        type: 'finish',
+        response: { text: 'It is 5.', responseId, stopReason: 'end_turn' },
+      });
+    }
+  });
+
   it('sends the whole history when the continued answer is the last message', async () => {
     const server = await startServer([sse([textStream()])]);
     const base = llmRequest(server.baseUrl);

@@ -208,6 +208,8 @@ interface StreamedItem {
   reasoning: string[];
   /** Index among the answer's function calls, for `tool_call_delta`. */
   callIndex?: number;
+  /** Made by a delta that came before its item was announced (compatible servers). */
+  implicit?: boolean;
   done: boolean;
 }
 
@@ -232,8 +234,21 @@ export class ResponsesStreamAssembler {
 
   #index(event: JsonObject): number | undefined {
     if (typeof event.output_index === 'number') return event.output_index;
-    const id = stringOrUndefined(event.item_id);
+    const id =
+      stringOrUndefined(event.item_id) ??
+      (isJsonObject(event.item) ? stringOrUndefined(event.item.id) : undefined);
     return id === undefined ? undefined : this.#byId.get(id);
+  }
+
+  /** The index of the latest item of `type` not finished yet. */
+  #latestOpen(type: string): number | undefined {
+    let latest: number | undefined;
+    for (const [index, item] of this.#items) {
+      if (item.type === type && !item.done && (latest === undefined || index > latest)) {
+        latest = index;
+      }
+    }
+    return latest;
   }
 
   /** The item an event is about; created for text and reasoning deltas that name none. */
@@ -242,8 +257,11 @@ export class ResponsesStreamAssembler {
     const known = index === undefined ? undefined : this.#items.get(index);
     if (known) return known;
     if (type === 'function_call') return undefined;
-    // A compatible server may stream text without announcing its item first.
-    const at = index ?? this.#items.size;
+    // A compatible server may stream text without announcing its item first, or without
+    // saying which item a delta belongs to: the latest open item of the type takes it.
+    const open = index === undefined ? this.#latestOpen(type) : undefined;
+    if (open !== undefined) return this.#items.get(open);
+    const at = index ?? this.#nextIndex();
     const item: StreamedItem = {
       type,
       item: { type },
@@ -251,17 +269,32 @@ export class ResponsesStreamAssembler {
       refusal: '',
       arguments: '',
       reasoning: [],
+      implicit: true,
       done: false,
     };
     this.#items.set(at, item);
     return item;
   }
 
+  /** The index after the highest one seen. */
+  #nextIndex(): number {
+    return this.#items.size === 0 ? 0 : Math.max(...this.#items.keys()) + 1;
+  }
+
   #add(index: number, wire: JsonObject): LlmStreamEvent[] {
-    if (this.#items.has(index)) {
+    const type = stringOrUndefined(wire.type) ?? '';
+    const existing = this.#items.get(index);
+    // An item whose deltas came before its announcement is adopted, its deltas kept.
+    if (existing?.implicit && existing.type === type && type !== 'function_call') {
+      existing.item = wire;
+      existing.implicit = false;
+      const id = stringOrUndefined(wire.id);
+      if (id) this.#byId.set(id, index);
+      return [];
+    }
+    if (existing) {
       throw protocolViolation(`output item ${index} was added twice`);
     }
-    const type = stringOrUndefined(wire.type) ?? '';
     const item: StreamedItem = {
       type,
       item: wire,
@@ -322,7 +355,7 @@ export class ResponsesStreamAssembler {
         this.#note(event.response);
         return [];
       case 'response.output_item.added': {
-        const index = this.#index(event) ?? this.#items.size;
+        const index = this.#index(event) ?? this.#nextIndex();
         if (!isJsonObject(event.item)) throw protocolViolation('output_item.added without item');
         return this.#add(index, event.item);
       }
@@ -388,7 +421,14 @@ export class ResponsesStreamAssembler {
 
   #done(event: JsonObject): LlmStreamEvent[] {
     if (!isJsonObject(event.item)) throw protocolViolation('output_item.done without item');
-    const index = this.#index(event) ?? this.#items.size;
+    const type = stringOrUndefined(event.item.type) ?? '';
+    let index = this.#index(event);
+    if (index === undefined) {
+      // The item its deltas made, when they came without saying which item they were for.
+      const open = this.#latestOpen(type);
+      if (open !== undefined && this.#items.get(open)?.implicit) index = open;
+    }
+    index ??= this.#nextIndex();
     let item = this.#items.get(index);
     const events: LlmStreamEvent[] = [];
     if (!item) {

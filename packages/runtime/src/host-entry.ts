@@ -72,3 +72,18 @@ export {
   turnResultOf,
   turnStepKey,
 } from './turn-step.js';
+export {
+  DEFAULT_TURN_STREAM_HIGH_WATER_MARK,
+  TurnStream,
+  type TurnStreamOptions,
+  type TurnStreamSink,
+} from './turn-stream.js';
+export {
+  TurnEventTranslator,
+  type TurnEventTranslatorOptions,
+} from './turn-stream-events.js';
+export {
+  type TurnStreamLike,
+  type TurnStreamPart,
+  turnStreamPartSchema,
+} from './turn-stream-parts.js';

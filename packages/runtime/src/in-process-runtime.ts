@@ -52,6 +52,8 @@ import {
   type RuntimeTurnState,
 } from './turn-plan.js';
 import { driveTurn, runTurnStep, type TurnResult, turnResultOf } from './turn-step.js';
+import { TurnStream, type TurnStreamOptions } from './turn-stream.js';
+import { TurnEventTranslator, tapEventBus } from './turn-stream-events.js';
 
 /** Options of {@link InProcessRuntime.runTurn}. */
 export interface RunTurnOptions {
@@ -65,6 +67,12 @@ export interface RunTurnOptions {
    */
   modelOptions?: LlmRequestOptions;
 }
+
+/**
+ * Options of {@link InProcessRuntime.streamTurn}: those of `runTurn` and the stream's
+ * `highWaterMark` (see {@link TurnStreamOptions}).
+ */
+export interface StreamTurnOptions extends RunTurnOptions, TurnStreamOptions {}
 
 /** Options of {@link InProcessRuntime}. */
 export interface InProcessRuntimeOptions {
@@ -180,6 +188,8 @@ export class InProcessRuntime {
   /** Turns running now (settled or not), so {@link close} waits for them to end. */
   readonly #turns = new Set<Promise<unknown>>();
   #closing: Promise<void> | undefined;
+  /** The listener of each session's streaming turn, fed by the tapped event bus. */
+  readonly #streamListeners = new Map<string, (event: RuntimeEvent) => void>();
 
   /** @internal Use {@link InProcessRuntimeBuilder}. */
   constructor(
@@ -196,7 +206,8 @@ export class InProcessRuntime {
     this.#keepTurnContexts = options.keepTurnContexts ?? 100;
     this.#turnLease = resolveTurnLeaseOptions(options.turnLease);
     this.#adapter = {
-      backends,
+      // Events emitted through the runtime also reach the session's streaming turn, if any.
+      backends: { ...backends, events: tapEventBus(backends.events, this.#streamListeners) },
       capabilities: platform.capabilities,
       drivers: platform.drivers,
       fileSystems,
@@ -244,6 +255,7 @@ export class InProcessRuntime {
     sessionId: string,
     input: InputMessage,
     options: RunTurnOptions,
+    onEvent?: (event: RuntimeEvent, turnId: string) => void,
   ): Promise<TurnResult> {
     const id = sessionIdSchema.safeParse(sessionId);
     if (!id.success) throw invalidInputError('session id', id.error);
@@ -254,6 +266,8 @@ export class InProcessRuntime {
     this.#assertIdle(sessionId);
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
+    const listener = onEvent && ((event: RuntimeEvent) => onEvent(event, turnId));
+    if (listener) this.#streamListeners.set(sessionId, listener);
     let signal = options.signal;
     const holder: TurnHolder = {};
     let lease: LeasedTurn | undefined;
@@ -264,21 +278,73 @@ export class InProcessRuntime {
       const { plan } = await runTurnStep(lease.adapter, {
         activity: 'input',
         input: parsedInput.data,
-        state: initialTurnState({
-          sessionId,
-          turnId,
-          maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
-          maxIterations: this.#adapter.limits.maxIterations,
-          ...(modelOptions ? { modelOptions } : {}),
-        }),
+        state: {
+          ...initialTurnState({
+            sessionId,
+            turnId,
+            maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+            maxIterations: this.#adapter.limits.maxIterations,
+            ...(modelOptions ? { modelOptions } : {}),
+          }),
+          ...(listener ? { stream: true } : {}),
+        },
       });
       return await this.#drive(lease.adapter, entry, plan, holder, signal);
     } catch (error) {
       throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, true);
     } finally {
       await lease?.release();
+      if (listener && this.#streamListeners.get(sessionId) === listener) {
+        this.#streamListeners.delete(sessionId);
+      }
       this.#leave(sessionId, entry, holder.state);
     }
+  }
+
+  /**
+   * Runs one turn as {@link runTurn} does (same checks, atoms, planner, lease, steering and
+   * errors; what is stored is the same) and streams it: the returned {@link TurnStream} yields
+   * the turn's parts as they happen (`turn-start`, `step-start`, `text-delta`,
+   * `reasoning-delta`, `tool-call-start`, `tool-call-delta`, `tool-call`, `tool-result`,
+   * `step-finish`, then `turn-finish`), and its `result` settles as `runTurn`'s promise would.
+   * The model is called through its driver's `stream` (its `generate` when it has none). Never
+   * throws: a turn that cannot run or is aborted (`INVALID_INPUT`, `TURN_IN_PROGRESS`,
+   * `ABORTED`, …) ends the parts with an `error` part and `result` rejects with that error. A
+   * consumer that stops iterating does not stop the turn; abort it with `signal`.
+   */
+  streamTurn(sessionId: string, input: InputMessage, options: StreamTurnOptions = {}): TurnStream {
+    // Options that are not an object go to the turn as they are, which refuses them.
+    let runOptions: RunTurnOptions = options;
+    let highWaterMark: number | undefined;
+    if (options !== null && typeof options === 'object' && 'highWaterMark' in options) {
+      ({ highWaterMark, ...runOptions } = options);
+    }
+    return new TurnStream(
+      (sink) => {
+        let translator: TurnEventTranslator | undefined;
+        const onEvent = (event: RuntimeEvent, turnId: string) => {
+          translator ??= new TurnEventTranslator({ turnId });
+          for (const part of translator.translate(event)) sink.push(part);
+        };
+        this.#track(() => this.#runTurn(sessionId, input, runOptions, onEvent)).then(
+          (result) => sink.end(result),
+          (error: unknown) => sink.fail(error),
+        );
+      },
+      highWaterMark === undefined ? {} : { highWaterMark },
+    );
+  }
+
+  /**
+   * {@link streamTurn} with a plain user text. Never throws: a `text` that is not a string fails
+   * the stream with `INVALID_INPUT`.
+   */
+  streamTextTurn(sessionId: string, text: string, options: StreamTurnOptions = {}): TurnStream {
+    if (typeof text !== 'string') {
+      const error = textNotStringError(text);
+      return new TurnStream((sink) => sink.fail(error));
+    }
+    return this.streamTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
   }
 
   /**
@@ -328,14 +394,16 @@ export class InProcessRuntime {
       lease = await this.#claimLease(sessionId, turnId, signal);
       signal = lease.signal;
       const adapter = lease.adapter;
-      const resume = await loadWaitingTurn(adapter, sessionId, turnId);
-      if (!resume) {
+      const loaded = await loadWaitingTurn(adapter, sessionId, turnId);
+      if (!loaded) {
         throw new EverrunsError({
           code: 'INVALID_INPUT',
           message: `Turn ${turnId} of session ${sessionId} does not wait for tool results`,
           details: { sessionId, turnId },
         });
       }
+      // The continuation is not streamed, even when the turn began as a stream.
+      const { stream: _streamed, ...resume } = loaded;
       if (signal?.aborted) throw abortedError(signal);
       const { remaining } = await storeClientToolResults(adapter, resume, parsedResults.data);
       const waitingState = { ...resume, iteration: resume.iteration - 1 };

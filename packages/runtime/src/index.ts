@@ -45,10 +45,21 @@ export {
   type InProcessRuntimeOptions,
   type RunTurnOptions,
   type SteeringReceipt,
+  type StreamTurnOptions,
 } from './in-process-runtime.js';
 export { InProcessRuntimeBuilder } from './in-process-runtime-builder.js';
 export type { TurnStopReason } from './turn-plan.js';
 export type { TurnResult } from './turn-step.js';
+export {
+  DEFAULT_TURN_STREAM_HIGH_WATER_MARK,
+  TurnStream,
+  type TurnStreamOptions,
+  type TurnStreamSink,
+} from './turn-stream.js';
+export {
+  TurnEventTranslator,
+  type TurnEventTranslatorOptions,
+} from './turn-stream-events.js';
 export {
   errorPartSchema,
   reasoningDeltaPartSchema,

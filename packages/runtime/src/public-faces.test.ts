@@ -7,6 +7,7 @@ describe('the public faces of the runtime', () => {
     expect(Object.keys(embedder).sort()).toEqual([
       'AgentBuilder',
       'ApprovalGatingFileStore',
+      'DEFAULT_TURN_STREAM_HIGH_WATER_MARK',
       'DEFAULT_WRITE_BLOCKLIST',
       'DefinitionBuilder',
       'DelegatingFileStore',
@@ -20,6 +21,8 @@ describe('the public faces of the runtime', () => {
       'PlatformDefinition',
       'SessionBuilder',
       'SingleSessionBuilder',
+      'TurnEventTranslator',
+      'TurnStream',
       'WriteBlocklistFileStore',
       'errorPartSchema',
       'hasRealPathResolver',
@@ -69,6 +72,13 @@ describe('the public faces of the runtime', () => {
     for (const name of hostOnly) {
       expect(host, name).toHaveProperty(name);
       expect(embedder, name).not.toHaveProperty(name);
+    }
+  });
+
+  it('gives a durable host the turn stream, its event translator and the part schema from ./host too', () => {
+    for (const name of ['TurnStream', 'TurnEventTranslator', 'turnStreamPartSchema']) {
+      expect(host, name).toHaveProperty(name);
+      expect(embedder, name).toHaveProperty(name);
     }
   });
 

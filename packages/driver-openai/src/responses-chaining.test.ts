@@ -185,6 +185,30 @@ describe('OpenAiResponsesDriver chaining through the runtime', () => {
     await runtime.close();
   });
 
+  it('streams a turn (streamTextTurn) with tool call and text deltas, chaining its second call', async () => {
+    const server = await startServer([
+      streamOf('resp_1', [reasoningItem('rs_1', 'Need to add.'), callItem('fc_1', 'call_1', 2, 3)]),
+      streamOf('resp_2', [messageItem('msg_2', 'It is 5.')]),
+    ]);
+    const { runtime, sessionId } = await mathRuntime(new OpenAiResponsesDriver(), server.baseUrl);
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 3?');
+    const parts: Array<{ type: string; text?: string }> = [];
+    for await (const part of stream) parts.push(part as { type: string; text?: string });
+    expect(await stream.result).toMatchObject({ success: true, response: 'It is 5.' });
+    const types = parts.map((part) => part.type);
+    expect(types.indexOf('tool-call-delta')).toBeGreaterThan(-1);
+    expect(types.indexOf('text-delta')).toBeGreaterThan(types.indexOf('tool-call-delta'));
+    expect(parts.filter((part) => part.type === 'text-delta').map((part) => part.text)).toEqual([
+      'It is 5.',
+    ]);
+    expect(bodyOf(server, 0).input).toEqual([{ role: 'user', content: 'What is 2 + 3?' }]);
+    expect(bodyOf(server, 1).previous_response_id).toBe('resp_1');
+    expect(bodyOf(server, 1).input).toEqual([
+      { type: 'function_call_output', call_id: 'call_1', output: ADD_RESULT_5 },
+    ]);
+    await runtime.close();
+  });
+
   it('sends the whole history on every call when chaining is off', async () => {
     const server = await startServer([
       streamOf('resp_1', [reasoningItem('rs_1', 'Add.'), callItem('fc_1', 'call_1', 2, 3)]),

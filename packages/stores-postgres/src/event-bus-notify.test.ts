@@ -139,6 +139,35 @@ describe('postgres event bus: events of other buses (LISTEN/NOTIFY)', () => {
     }
   });
 
+  it('caughtUp resolves once the events other processes committed before it were delivered', async () => {
+    const sessionId = `session_${random()}`;
+    const received: RuntimeEvent[] = [];
+    const stop = listening.events.subscribe((event) => received.push(event), { sessionId });
+    try {
+      await stop.ready;
+      const emitted: RuntimeEvent[] = [];
+      for (let index = 0; index < 5; index++) {
+        // Large kept events: each is read back from the table by the listening bus.
+        emitted.push(
+          await emitting.events.emit({
+            type: 'tool.completed',
+            sessionId,
+            data: { result: trickyText(20_000), index },
+          }),
+          await emitting.events.emit({
+            type: 'output.message.delta',
+            sessionId,
+            data: { delta: `d${index}` },
+          }),
+        );
+      }
+      await listening.events.caughtUp();
+      expect(received).toEqual(emitted);
+    } finally {
+      stop();
+    }
+  });
+
   it('never writes ephemeral events to the events table; kept ones stay numbered without gaps', async () => {
     const sessionId = `session_${random()}`;
     await emitting.events.emit({ type: 'reason.started', sessionId, data: {} });

@@ -186,6 +186,8 @@ export class PostgresEventBus implements EventBus {
   #outboxCount = 0;
   #flushing: Promise<void> | undefined;
   #closed = false;
+  /** {@link caughtUp} calls waiting for their marker, by token. */
+  readonly #barriers = new Map<string, () => void>();
   /** Per session, resolves when its last queued ephemeral notification is sent. */
   readonly #sessionSent = new Map<string, Promise<void>>();
 
@@ -212,7 +214,13 @@ export class PostgresEventBus implements EventBus {
       {
         beforeListen: (listening, restored) => {
           this.#decoder.reset();
-          if (restored) this.#enqueueInbox(() => this.#catchUp(listening));
+          if (restored) {
+            this.#enqueueInbox(async () => {
+              await this.#catchUp(listening);
+              // The catch-up read covers what a lost marker stood for.
+              this.#releaseBarriers();
+            });
+          }
         },
         onPayload: (payload) => this.#enqueueInbox(() => this.#receive(payload)),
         onError: (error) => this.#reportError(error),
@@ -548,7 +556,19 @@ export class PostgresEventBus implements EventBus {
     this.#inbox = this.#inbox.then(work).catch((error) => this.#reportError(error));
   }
 
+  #releaseBarriers(): void {
+    const waiting = [...this.#barriers.values()];
+    this.#barriers.clear();
+    for (const release of waiting) release();
+  }
+
   async #receive(payload: string): Promise<void> {
+    if (payload.startsWith(`${this.#busId} s `)) {
+      const token = payload.slice(this.#busId.length + 3);
+      this.#barriers.get(token)?.();
+      this.#barriers.delete(token);
+      return;
+    }
     let notification: RemoteNotification | null;
     try {
       notification = this.#decoder.decode(payload);
@@ -641,9 +661,43 @@ export class PostgresEventBus implements EventBus {
     ready.catch(() => {});
     const unsubscribe = () => {
       if (!this.#subscribers.delete(subscriber)) return;
-      if (this.#subscribers.size === 0) void this.#listener.stop();
+      if (this.#subscribers.size === 0) {
+        void this.#listener.stop();
+        this.#releaseBarriers();
+      }
     };
     return Object.assign(unsubscribe, { ready });
+  }
+
+  /**
+   * Resolves once every event another process committed before this call has been delivered to
+   * this bus's subscribers (a marker sent on the channel came back: notifications arrive in
+   * commit order and are handled in arrival order). Resolves at once without subscribers; rejects
+   * (`STORE_UNAVAILABLE`) when the `LISTEN` connection cannot be opened. A host calls it before
+   * ending a turn's stream, so the turn's last events are not cut off.
+   */
+  async caughtUp(): Promise<void> {
+    if (this.#subscribers.size === 0 || this.#closed) return;
+    try {
+      await this.#listener.listening();
+    } catch (error) {
+      throw everrunsError('STORE_UNAVAILABLE', 'The event bus is not listening', {
+        cause: error,
+        details: { channel: this.#channel },
+      });
+    }
+    const token = randomBytes(8).toString('hex');
+    const arrived = new Promise<void>((resolve) => this.#barriers.set(token, resolve));
+    const { db } = this.#context;
+    try {
+      await db.run('caughtUp', (client) =>
+        client.query('SELECT pg_notify($1, $2)', [this.#channel, `${this.#busId} s ${token}`]),
+      );
+    } catch (error) {
+      this.#barriers.delete(token);
+      throw error;
+    }
+    await arrived;
   }
 
   /**
@@ -653,6 +707,7 @@ export class PostgresEventBus implements EventBus {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#listener.stop();
+    this.#releaseBarriers();
     await this.#flushing;
     await this.#inbox;
   }

@@ -11,6 +11,8 @@ export interface Worker {
   ready: Promise<void>;
   /** Resolves with the worker's last stdout line when it exits with status 0. */
   done: Promise<string>;
+  /** What the worker printed so far. */
+  output(): string;
 }
 
 /**
@@ -47,7 +49,7 @@ export function startWorker(task: Record<string, unknown>, script = 'append-work
   });
   // A worker that dies before printing `ready` must not leave the test waiting.
   done.catch(() => markReady());
-  return { child, ready, done };
+  return { child, ready, done, output: () => stdout };
 }
 
 /** Tells a ready worker to start. */

@@ -4,7 +4,7 @@ import {
   fileSystemCapability,
 } from '@everruns-ts/capabilities-file-system';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
-import type { SessionFileSystemFactory } from '@everruns-ts/core';
+import type { RuntimeEvent, SessionFileSystemFactory } from '@everruns-ts/core';
 import {
   ApprovalGatingFileStore,
   InProcessRuntimeBuilder,
@@ -190,6 +190,73 @@ describe('the inspector over PostgreSQL', () => {
     } finally {
       await server.close();
       await source.close?.();
+    }
+  });
+
+  it('follows a session that another process runs: its kept events and deltas arrive over /api/events', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .backends(writer)
+      .capability(testMathCapability)
+      .llmSim(LlmSimConfig.fixed('Followed.'))
+      .singleSession((session) => session.harness('follow', 'Follow me.'))
+      .build();
+    const followedId = runtime.defaultSessionId() as string;
+    // The inspector: its own pool and bus, as in another process.
+    const source = await openPostgresSource({ connectionString: DATABASE_URL, schema, secretKey });
+    const server = await startInspectorServer({ source, port: 0 });
+    const abort = new AbortController();
+    try {
+      expect((await (await fetch(`${server.url}api/info`)).json()).live).toBe(true);
+      const response = await fetch(`${server.url}api/events?sessionId=${followedId}`, {
+        signal: abort.signal,
+      });
+      expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const received: RuntimeEvent[] = [];
+      const readUntil = async (done: () => boolean) => {
+        while (!done()) {
+          const { value, done: ended } = await reader.read();
+          if (ended) throw new Error('the event stream ended');
+          text += decoder.decode(value, { stream: true });
+          for (;;) {
+            const end = text.indexOf('\n\n');
+            if (end < 0) break;
+            const block = text.slice(0, end);
+            text = text.slice(end + 2);
+            if (/^event: ready$/m.test(block)) received.push({ type: 'ready' } as never);
+            const data = /^data: (.*)$/m.exec(block);
+            if (data && !/^event: /m.test(block)) received.push(JSON.parse(data[1] as string));
+          }
+        }
+      };
+      // `ready` comes once the inspector's bus listens, so nothing below can be missed.
+      await readUntil(() => received.length > 0);
+      expect(received.shift()).toEqual({ type: 'ready' });
+
+      await writer.events.emit({
+        type: 'output.message.delta',
+        sessionId: followedId,
+        turnId: 'turn_elsewhere',
+        data: { iteration: 1, delta: 'Fol', offset: 0 },
+      });
+      expect(await runtime.runTextTurn(followedId, 'Go.')).toMatchObject({ response: 'Followed.' });
+      await readUntil(() => received.at(-1)?.type === 'session.idled');
+
+      expect(received[0]).toMatchObject({
+        type: 'output.message.delta',
+        ephemeral: true,
+        data: { delta: 'Fol' },
+      });
+      const stored = await source.events(followedId);
+      expect(received.slice(1)).toEqual(JSON.parse(JSON.stringify(stored)));
+      expect(stored.map((event) => event.type)).not.toContain('output.message.delta');
+    } finally {
+      abort.abort();
+      await server.close();
+      await source.close?.();
+      // The runtime stays open: closing it would close `writer`, which the other tests share.
     }
   });
 });

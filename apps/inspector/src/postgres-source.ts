@@ -29,7 +29,8 @@ export interface PostgresSourceOptions {
  * migrates (a database without the schema shows an error instead of being changed) and writes
  * only decisions on file approvals, and only when the server allows approvals: the runtime's
  * `DurableFileApprovals` records in session storage, so a decision releases a gate waiting in
- * any process (a durable host's worker).
+ * any process (a durable host's worker). The page follows sessions live: the PostgreSQL event bus
+ * delivers the events of every process on the database (`LISTEN`/`NOTIFY`), deltas included.
  */
 export async function openPostgresSource(options: PostgresSourceOptions): Promise<InspectorSource> {
   const backends = postgresBackends(
@@ -43,8 +44,8 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
     backends,
     capabilities: options.capabilities ?? registerBuiltins(new CapabilityRegistry()),
     label: `postgres (${backends.schema})`,
-    // The bus's subscribers hear only what this process emits; the turns run elsewhere.
-    follow: false,
+    // The bus hears other processes' events (deltas included) over LISTEN/NOTIFY: the page
+    // follows sessions that run anywhere on this database.
     approvals: durableApprovalsView(
       new DurableFileApprovals({ storage: backends.storage, events: backends.events }),
       backends,

@@ -1,3 +1,4 @@
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import { EverrunsError } from '@everruns-ts/core';
 import {
   parseJsonEventStream,
@@ -8,6 +9,8 @@ import {
 } from 'ai';
 import { describe, expect, it } from 'vitest';
 import {
+  InProcessRuntimeBuilder,
+  LlmSimConfig,
   type TurnResult,
   type TurnStreamLike,
   type TurnStreamPart,
@@ -568,5 +571,177 @@ describe('turnStreamToUIMessageStreamResponse', () => {
         errorText: 'nope' as unknown as () => string,
       }),
     ).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+  });
+});
+
+/** A runtime with the math tools and a simulated model that streams word by word. */
+async function mathRuntime(config: LlmSimConfig) {
+  const runtime = await new InProcessRuntimeBuilder()
+    .capability(testMathCapability)
+    .llmSim(config.withStreaming({ wordsPerChunk: 1, chunkSize: 4 }))
+    .singleSession((session) =>
+      session
+        .harness(`math-${crypto.randomUUID()}`, 'You are a math assistant.')
+        .withCapability('test_math')
+        .agent('math-agent', 'Use tools.'),
+    )
+    .build();
+  return { runtime, sessionId: runtime.defaultSessionId() as string };
+}
+
+/** 2 + 3 through `add` (with reasoning), a division by zero through `divide`, then the answer. */
+function mathConfig(): LlmSimConfig {
+  return LlmSimConfig.sequence(['Let me add these numbers.', 'The sum is 5 and division fails.'])
+    .withReasoningSequence(['The user wants a sum.', ''])
+    .withToolCallSequence([
+      [
+        { id: 'call_add', name: 'add', arguments: { a: 2, b: 3 } },
+        { id: 'call_divide', name: 'divide', arguments: { a: 1, b: 0 } },
+      ],
+      [],
+    ]);
+}
+
+describe('the adapters over a real streamed turn (InProcessRuntime.streamTurn, driver-llmsim)', () => {
+  it('gives the ai package the message the session stored: reasoning, text, tool input and output', async () => {
+    const { runtime, sessionId } = await mathRuntime(mathConfig());
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 3, and 1 / 0?');
+    const errors: unknown[] = [];
+    const { message, snapshots } = await finalUIMessage(
+      turnStreamToUIMessageStreamResponse(stream),
+      errors,
+    );
+    const result = await stream.result;
+    expect(result).toMatchObject({ success: true, response: 'The sum is 5 and division fails.' });
+    expect(errors).toEqual([]);
+    expect(message.id).toBe(result.turnId);
+    // Word-by-word deltas: the message was seen many times while it grew.
+    expect(snapshots).toBeGreaterThan(20);
+
+    const stored = await runtime.messages(sessionId);
+    const results = new Map(
+      stored.flatMap((storedMessage) =>
+        storedMessage.content.flatMap((part) =>
+          part.type === 'tool_result' ? [[part.toolCallId, part.content] as const] : [],
+        ),
+      ),
+    );
+    expect(message.parts).toEqual([
+      { type: 'step-start' },
+      expect.objectContaining({ type: 'reasoning', text: 'The user wants a sum.', state: 'done' }),
+      expect.objectContaining({ type: 'text', text: 'Let me add these numbers.', state: 'done' }),
+      expect.objectContaining({
+        type: 'tool-add',
+        toolCallId: 'call_add',
+        state: 'output-available',
+        input: { a: 2, b: 3 },
+        output: results.get('call_add'),
+      }),
+      expect.objectContaining({
+        type: 'tool-divide',
+        toolCallId: 'call_divide',
+        state: 'output-error',
+        input: { a: 1, b: 0 },
+        errorText: results.get('call_divide'),
+      }),
+      { type: 'step-start' },
+      expect.objectContaining({
+        type: 'text',
+        text: 'The sum is 5 and division fails.',
+        state: 'done',
+      }),
+    ]);
+    expect(JSON.parse(results.get('call_add') as string)).toMatchObject({ result: 5 });
+    expect(results.get('call_divide')).toContain('Division by zero');
+    await runtime.close();
+  });
+
+  it('sends the real turn as SSE events that parse back into schema-valid parts ending in its result', async () => {
+    const { runtime, sessionId } = await mathRuntime(mathConfig());
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 3?');
+    const events = parseSse(await turnStreamToSSEResponse(stream).text());
+    const parts = events.map((event) => turnStreamPartSchema.parse(JSON.parse(event.data)));
+    expect(events.map((event) => event.event)).toEqual(parts.map((part) => part.type));
+    const result = await stream.result;
+    expect(parts[0]).toEqual({ type: 'turn-start', sessionId, turnId: result.turnId });
+    expect(parts.at(-1)).toEqual({ type: 'turn-finish', result });
+    const text = parts
+      .flatMap((part) => (part.type === 'text-delta' && part.iteration === 2 ? [part.text] : []))
+      .join('');
+    expect(text).toBe(result.response);
+    expect(parts.filter((part) => part.type === 'tool-result')).toHaveLength(2);
+    await runtime.close();
+  });
+
+  it('lets a reader cancel: the turn still ends and the session is not left active', async () => {
+    const { runtime, sessionId } = await mathRuntime(mathConfig());
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 3?');
+    const reader = turnStreamToReadableStream(stream).getReader();
+    expect((await reader.read()).value?.type).toBe('turn-start');
+    await reader.cancel();
+    const result = await stream.result;
+    expect(result.success).toBe(true);
+    expect((await runtime.getSession(sessionId))?.status).not.toBe('active');
+    // The session takes the next turn.
+    const next = await runtime.runTextTurn(sessionId, 'Again?');
+    expect(next.success).toBe(true);
+    await runtime.close();
+  });
+
+  it('sends an error chunk for a turn whose model call fails', async () => {
+    const message = `provider down ${crypto.randomUUID()}`;
+    const { runtime, sessionId } = await mathRuntime(
+      LlmSimConfig.fromFunction(() => {
+        throw new EverrunsError({ code: 'LLM_ERROR', message });
+      }),
+    );
+    const stream = runtime.streamTextTurn(sessionId, 'Hello?');
+    const chunks = await uiChunksOf(turnStreamToUIMessageStreamResponse(stream));
+    const result = await stream.result;
+    expect(result.success).toBe(false);
+    expect(chunks.filter((chunk) => chunk.type === 'error')).toEqual([
+      { type: 'error', errorText: expect.stringContaining(message) },
+    ]);
+    expect(chunks.at(-1)).toEqual({ type: 'finish', finishReason: 'error' });
+    await runtime.close();
+  });
+
+  it('sends abort for a turn aborted through its signal', async () => {
+    // The second model call waits until the turn is aborted, so the abort lands mid-turn.
+    const { runtime, sessionId } = await mathRuntime(
+      LlmSimConfig.fromFunction((_request, info) =>
+        info.index === 0
+          ? { text: 'Let me add.', toolCalls: [{ name: 'add', arguments: { a: 2, b: 3 } }] }
+          : new Promise<never>((_resolve, reject) => {
+              info.signal?.addEventListener('abort', () => reject(info.signal?.reason), {
+                once: true,
+              });
+            }),
+      ),
+    );
+    const controller = new AbortController();
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 3?', {
+      signal: controller.signal,
+    });
+    const response = turnStreamToUIMessageStreamResponse(stream);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('"text-delta"')) {
+      const next = await reader.read();
+      if (next.done) break;
+      text += decoder.decode(next.value, { stream: true });
+    }
+    controller.abort();
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) break;
+      text += decoder.decode(next.value, { stream: true });
+    }
+    await expect(stream.result).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(text).toContain('data: {"type":"abort"');
+    expect(text).not.toContain('"type":"finish"');
+    expect((await runtime.getSession(sessionId))?.status).not.toBe('active');
+    await runtime.close();
   });
 });

@@ -92,11 +92,10 @@ const specCache = new WeakMap<object, ToolSpec>();
 export function toolSpec(tool: ToolDefinition<never, never> | ToolDefinition): ToolSpec {
   let spec = specCache.get(tool);
   if (!spec) {
-    const schema = z.toJSONSchema(tool.inputSchema as z.ZodType, {
-      io: 'input',
-      unrepresentable: 'any',
-    });
-    delete (schema as Record<string, unknown>).$schema;
+    const schema: Record<string, unknown> = tool.inputJsonSchema
+      ? { ...tool.inputJsonSchema }
+      : z.toJSONSchema(tool.inputSchema as z.ZodType, { io: 'input', unrepresentable: 'any' });
+    delete schema.$schema;
     spec = Object.freeze({ name: tool.name, description: tool.description, inputSchema: schema });
     specCache.set(tool, spec);
   }

@@ -44,6 +44,12 @@ export interface ToolDefinition<TInput = unknown, TConfig = unknown> {
   /** zod schema of the arguments. */
   inputSchema: z.ZodType<TInput>;
   /**
+   * The JSON Schema the model sees, when it must be passed through as written (an MCP server's
+   * schema) instead of derived from `inputSchema`; the arguments are still checked by
+   * `inputSchema` (a permissive one lets the tool's owner validate).
+   */
+  inputJsonSchema?: JsonSchema;
+  /**
    * Runs the tool. Return a string or any JSON value (sent to the model as JSON). Throwing, or
    * returning `toolError(message)`, reports a tool error to the model; the turn goes on.
    */

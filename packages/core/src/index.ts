@@ -113,6 +113,19 @@ export {
   unsupportedRequestOptionError,
 } from './llm-request-options.js';
 export { addLlmUsage, llmUsageSchema } from './llm-usage.js';
+// MCP servers in definitions, and the platform's bridge to them.
+export {
+  type McpServerConfig,
+  type McpServers,
+  type McpTool,
+  type McpToolRequest,
+  type McpToolSource,
+  mcpHttpServerSchema,
+  mcpServerConfigSchema,
+  mcpServerNameSchema,
+  mcpServersSchema,
+  mcpStdioServerSchema,
+} from './mcp.js';
 // Messages.
 export {
   type ContentPart,

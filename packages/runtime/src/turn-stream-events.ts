@@ -16,7 +16,9 @@ export interface TurnEventTranslatorOptions {
    * in-process `streamTurn` ends with the `TurnResult` the turn resolves with instead. A host that
    * only sees the events (a durable host's subscriber in another process) turns it on. A turn
    * that pauses for client tool results emits neither event, so no `turn-finish` comes from the
-   * events then.
+   * events then; an aborted turn (`turn.failed` with stop reason `aborted`) ends with its `error`
+   * part only, as the in-process stream of a turn that rejected with `ABORTED`. The result built
+   * from the events has no `output` (structured output).
    */
   finishFromEvents?: boolean;
 }
@@ -184,6 +186,8 @@ export class TurnEventTranslator {
     if (!success) {
       const error = turnErrorOf(data.error, 'llm_error');
       this.#lastError = error;
+      // A failed step's turn answers with no text (the planner's `response` of an `llm_error`).
+      this.#lastText = '';
       parts.push({ type: 'error', error });
     }
     const usage = usageOf(data.usage);
@@ -207,7 +211,8 @@ export class TurnEventTranslator {
     if (!last || last.code !== error.code || last.message !== error.message) {
       parts.push({ type: 'error', error });
     }
-    if (this.#finishFromEvents) {
+    // An aborted turn ends with its error, as a stream whose turn rejected with `ABORTED`.
+    if (this.#finishFromEvents && data.stopReason !== 'aborted') {
       parts.push({ type: 'turn-finish', result: this.#resultOf(event, data, false) });
     }
     return parts;

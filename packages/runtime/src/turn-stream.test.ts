@@ -15,6 +15,7 @@ import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
 import { describe, expect, it } from 'vitest';
 import {
   InProcessRuntimeBuilder,
+  TurnEventTranslator,
   type TurnResult,
   TurnStream,
   type TurnStreamPart,
@@ -688,3 +689,89 @@ function messageResultText(message: Message): string {
   const part = message.content[0];
   return part?.type === 'tool_result' ? part.content : '';
 }
+
+describe('TurnEventTranslator', () => {
+  /** Streams one turn and records every event of its session that the bus delivered. */
+  async function streamedWithEvents(answers: ScriptedAnswer[]) {
+    const { runtime, sessionId } = await scriptedRuntime(new ScriptedDriver(answers));
+    const delivered: RuntimeEvent[] = [];
+    const stop = runtime.backends.events.subscribe?.((event) => {
+      if (event.sessionId === sessionId) delivered.push(event);
+    });
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 2?');
+    const parts = await collect(stream);
+    const result = await stream.result.catch((error: unknown) => error);
+    stop?.();
+    return { parts, result, delivered };
+  }
+
+  function translated(events: RuntimeEvent[], turnId: string): TurnStreamPart[] {
+    const translator = new TurnEventTranslator({ turnId, finishFromEvents: true });
+    return events.flatMap((event) => translator.translate(event));
+  }
+
+  it('with finishFromEvents, builds from the bus events the very parts streamTurn yielded', async () => {
+    const { parts, result, delivered } = await streamedWithEvents(toolTurn());
+    const turnId = (result as TurnResult).turnId;
+    expect(translated(delivered, turnId)).toEqual(parts);
+  });
+
+  it('does the same for a turn whose model call fails after a tool step', async () => {
+    const { parts, result, delivered } = await streamedWithEvents([
+      toolTurn()[0] as ScriptedAnswer,
+      { text: ['Half '], failWith: new EverrunsError({ code: 'LLM_ERROR', message: 'boom' }) },
+    ]);
+    expect(result).toMatchObject({ success: false, stopReason: 'llm_error', response: '' });
+    expect(translated(delivered, (result as TurnResult).turnId)).toEqual(parts);
+  });
+
+  it('ends an aborted turn with its error part and no turn-finish', async () => {
+    const { runtime, sessionId } = await scriptedRuntime(
+      new ScriptedDriver([{ text: ['a ', 'b'], hang: true }]),
+    );
+    const delivered: RuntimeEvent[] = [];
+    const stop = runtime.backends.events.subscribe?.((event) => delivered.push(event));
+    const abort = new AbortController();
+    const stream = runtime.streamTextTurn(sessionId, 'Hi', { signal: abort.signal });
+    const parts: TurnStreamPart[] = [];
+    for await (const part of stream) {
+      parts.push(part);
+      if (part.type === 'text-delta' && part.text === 'b') abort.abort();
+    }
+    stop?.();
+    const turnId = parts[0]?.type === 'turn-start' ? parts[0].turnId : '';
+    expect(translated(delivered, turnId)).toEqual(parts);
+    expect(parts.at(-1)).toMatchObject({ type: 'error', error: { code: 'ABORTED' } });
+  });
+
+  it('ignores the events of other turns and fills in what a driver without stream did not stream', () => {
+    const translator = new TurnEventTranslator({ turnId: 'turn_a' });
+    const event = (type: RuntimeEvent['type'], data: Record<string, unknown>, turnId = 'turn_a') =>
+      ({ id: 'e', type, sessionId: 's', turnId, seq: 1, ts: '', data }) as RuntimeEvent;
+    expect(translator.translate(event('output.message.delta', { delta: 'x' }, 'turn_b'))).toEqual(
+      [],
+    );
+    expect(translator.translate(event('reason.started', { iteration: 2 }))).toEqual([
+      { type: 'step-start', iteration: 2 },
+    ]);
+    expect(
+      translator.translate(
+        event('output.message.completed', {
+          text: 'Done.',
+          calls: [
+            { id: 'c1', name: 'add', arguments: '{"a":1}' },
+            { id: 'c2', name: 'add', arguments: 'not json' },
+          ],
+        }),
+      ),
+    ).toEqual([
+      { type: 'text-delta', iteration: 2, text: 'Done.' },
+      { type: 'tool-call-start', iteration: 2, toolCallId: 'c1', toolName: 'add' },
+      { type: 'tool-call', iteration: 2, toolCallId: 'c1', toolName: 'add', arguments: { a: 1 } },
+      { type: 'tool-call-start', iteration: 2, toolCallId: 'c2', toolName: 'add' },
+      { type: 'tool-call', iteration: 2, toolCallId: 'c2', toolName: 'add', arguments: {} },
+    ]);
+    // Without finishFromEvents the end events yield nothing (the TurnResult ends the stream).
+    expect(translator.translate(event('turn.completed', { stopReason: 'end_turn' }))).toEqual([]);
+  });
+});

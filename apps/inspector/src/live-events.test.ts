@@ -436,4 +436,70 @@ describe('the inspector event stream (GET /api/events)', () => {
       await waiting.close();
     }
   });
+
+  it("streams a streamed turn's deltas between its kept events, in the order they were emitted", async () => {
+    const streaming = await new InProcessRuntimeBuilder()
+      .capability(testMathCapability)
+      .llmSim(
+        LlmSimConfig.chunked([[''], ['The sum ', 'is ', '4.']])
+          .withReasoningSequence(['Adding two and two.', ''])
+          .withToolCallSequence([[{ name: 'add', arguments: { a: 2, b: 2 } }], []])
+          .withStreaming({ chunkSize: 5 }),
+      )
+      .singleSession((session) => session.harness('math', 'Math.').withCapability('test_math'))
+      .build();
+    const streamingSessionId = streaming.defaultSessionId() as string;
+    const streamingServer = await startInspectorServer({
+      source: runtimeInspectorSource(streaming),
+      port: 0,
+    });
+    try {
+      const stream = await connect(streamingServer, `/api/events?sessionId=${streamingSessionId}`);
+      await ready(stream);
+      const turn = streaming.streamTextTurn(streamingSessionId, 'What is 2 + 2?');
+      for await (const _part of turn) {
+        // drained
+      }
+      expect((await turn.result).response).toBe('The sum is 4.');
+      await expect.poll(() => stream.events().at(-1)?.type, POLL).toBe('session.idled');
+      const received = stream.events();
+      // The kept events are exactly what the bus kept, and nothing else was kept.
+      expect(keptOnly(received)).toEqual(
+        JSON.parse(JSON.stringify(streaming.events(streamingSessionId))),
+      );
+      const deltas = received.filter((event) => isEphemeralEventType(event.type));
+      expect(deltas.every((event) => event.ephemeral === true)).toBe(true);
+      const pieces = (type: string, iteration: number) =>
+        deltas
+          .filter((event) => event.type === type && event.data.iteration === iteration)
+          .map((event) => (event.data.delta ?? event.data.argumentsDelta) as string);
+      expect(pieces('reason.thinking.delta', 1).join('')).toBe('Adding two and two.');
+      expect(pieces('reason.thinking.delta', 1).length).toBeGreaterThan(1);
+      expect(JSON.parse(pieces('tool.call.delta', 1).join(''))).toEqual({ a: 2, b: 2 });
+      expect(pieces('output.message.delta', 2)).toEqual(['The sum ', 'is ', '4.']);
+      // Every delta sits between its step's reason.started and output.message.completed.
+      const types = received.map((event) =>
+        isEphemeralEventType(event.type) ? `delta@${event.data.iteration}` : event.type,
+      );
+      for (const iteration of [1, 2]) {
+        const started = received.findIndex(
+          (event) => event.type === 'reason.started' && event.data.iteration === iteration,
+        );
+        const completed = received.findIndex(
+          (event) =>
+            event.type === 'output.message.completed' && event.data.iteration === iteration,
+        );
+        const positions = types.flatMap((type, index) =>
+          type === `delta@${iteration}` ? [index] : [],
+        );
+        expect(positions.length).toBeGreaterThan(0);
+        expect(Math.min(...positions)).toBeGreaterThan(started);
+        expect(Math.max(...positions)).toBeLessThan(completed);
+      }
+      stream.close();
+    } finally {
+      await streamingServer.close();
+      await streaming.close();
+    }
+  });
 });

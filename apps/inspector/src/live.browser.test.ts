@@ -1,7 +1,13 @@
 import { accessSync, constants } from 'node:fs';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
-import type { LlmDriver, LlmResponse } from '@everruns-ts/core';
-import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
+import {
+  LLMSIM_DEFAULT_MODEL,
+  type LlmCallOptions,
+  type LlmDriver,
+  type LlmRequest,
+  type LlmStreamEvent,
+} from '@everruns-ts/core';
+import { InProcessRuntimeBuilder, LlmSimConfig, LlmSimDriver } from '@everruns-ts/runtime';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { backendsInspectorSource, runtimeInspectorSource } from './inspector-source.js';
@@ -9,61 +15,82 @@ import { startInspectorServer } from './server.js';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const POLL = { timeout: 20_000, interval: 50 };
-const PIECES = ['Hello, ', 'live ', 'world.'];
-const ANSWER = PIECES.join('');
+const ANSWER_CHUNKS = ['Hello, ', 'live ', 'world.'];
+const ANSWER = ANSWER_CHUNKS.join('');
+const THINKING = 'Add them first.';
 
-/** A model that adds 2 and 2, then answers; each answer waits until the test releases it. */
-function gatedDriver() {
-  const gates = [0, 1].map(() => {
-    let open: () => void = () => undefined;
-    const opened = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    return { open, opened };
-  });
-  const driver: LlmDriver = {
-    providerType: 'gated-test',
-    async generate(request): Promise<LlmResponse> {
-      if (request.iteration === 1) {
-        await gates[0]?.opened;
-        return {
-          text: '',
-          toolCalls: [{ id: 'call_add', name: 'add', arguments: { a: 2, b: 2 } }],
-          usage: { inputTokens: 10, outputTokens: 5 },
-          stopReason: 'tool_calls',
-        };
-      }
-      await gates[1]?.opened;
-      return {
-        text: ANSWER,
-        toolCalls: [],
-        usage: { inputTokens: 20, outputTokens: 3 },
-        stopReason: 'end_turn',
-      };
-    },
-  };
-  return {
-    driver,
-    release: (index: number) => gates[index]?.open(),
-    releaseAll: () => {
-      for (const gate of gates) gate.open();
-    },
-  };
+/**
+ * The simulated model, streamed in lockstep with the test: each piece of `stream()` waits until
+ * the test lets one more through, so the page can be checked between any two pieces.
+ */
+class SteppedDriver implements LlmDriver {
+  readonly providerType: string;
+  /** The pieces let through so far, in order (finish events included). */
+  readonly yielded: LlmStreamEvent[] = [];
+  readonly #sim: LlmSimDriver;
+  #permits = 0;
+  #unlimited = false;
+  #wake: (() => void) | undefined;
+
+  constructor(sim: LlmSimDriver) {
+    this.#sim = sim;
+    this.providerType = sim.providerType;
+  }
+
+  generate(request: LlmRequest, options?: LlmCallOptions) {
+    return this.#sim.generate(request, options);
+  }
+
+  async *stream(request: LlmRequest, options?: LlmCallOptions): AsyncIterable<LlmStreamEvent> {
+    for await (const piece of this.#sim.stream(request, options)) {
+      if (piece.type !== 'finish') await this.#permit();
+      this.yielded.push(piece);
+      yield piece;
+    }
+  }
+
+  /** Lets one more piece through. */
+  step(): void {
+    this.#permits += 1;
+    this.#wake?.();
+  }
+
+  /** Lets everything through from now on. */
+  releaseAll(): void {
+    this.#unlimited = true;
+    this.#wake?.();
+  }
+
+  async #permit(): Promise<void> {
+    while (!this.#unlimited && this.#permits === 0) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+    if (!this.#unlimited) this.#permits -= 1;
+  }
 }
 
 describe('the inspector page in Chromium: live sessions', () => {
-  it('follows a running turn: the answer grows piece by piece, then the finished turn shows, with no click', async () => {
+  it('follows runtime.streamTurn: reasoning, tool-call arguments and the answer grow piece by piece, then the finished turn shows, with no click', async () => {
     accessSync(CHROMIUM_PATH, constants.X_OK);
-    const gated = gatedDriver();
+    const driver = new SteppedDriver(
+      new LlmSimDriver(
+        LlmSimConfig.chunked([[''], ANSWER_CHUNKS])
+          .withReasoningSequence([THINKING, ''])
+          .withToolCallSequence([[{ id: 'call_add', name: 'add', arguments: { a: 2, b: 2 } }], []])
+          .withStreaming({ chunkSize: 6 }),
+      ),
+    );
     const runtime = await new InProcessRuntimeBuilder()
       .capability(testMathCapability)
-      .driver(gated.driver)
-      .defaultModel({ model: 'gated', providerType: 'gated-test' })
+      .driver(driver)
+      .defaultModel(LLMSIM_DEFAULT_MODEL)
       .singleSession((session) => session.harness('math', 'Math.').withCapability('test_math'))
       .build();
     const sessionId = runtime.defaultSessionId() as string;
     const server = await startInspectorServer({
-      source: runtimeInspectorSource(runtime, { label: 'memory (live)' }),
+      source: runtimeInspectorSource(runtime, { label: 'memory (streaming)' }),
       port: 0,
     });
     const browser = await chromium.launch({
@@ -71,90 +98,88 @@ describe('the inspector page in Chromium: live sessions', () => {
       headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
     });
-    let turn: Promise<unknown> | undefined;
+    let drained: Promise<unknown> | undefined;
     try {
       const page = await browser.newPage();
       const pageErrors: string[] = [];
       page.on('pageerror', (error) => pageErrors.push(error.message));
       await page.goto(`${server.url}#/sessions/${sessionId}`);
       await expect.poll(() => page.getByTestId('live-status').textContent(), POLL).toBe('live');
-      expect(await page.locator('#refresh').isHidden()).toBe(true);
       await expect.poll(() => page.getByTestId('turns').textContent(), POLL).toContain('No turn');
 
-      // A turn starts while the page is open: its card appears, running.
-      turn = runtime.runTextTurn(sessionId, 'Greet me.');
+      const stream = runtime.streamTextTurn(sessionId, 'Add 2 and 2, then greet me.');
+      drained = (async () => {
+        for await (const _part of stream) {
+          // The page follows the bus; the parts are only drained here.
+        }
+      })();
       const card = page.locator('[data-testid=turn]');
       await expect.poll(() => card.count(), POLL).toBe(1);
       await expect.poll(() => card.locator('.badge').first().textContent(), POLL).toBe('running');
-      const turnId = (await card.getAttribute('data-turn-id')) as string;
 
-      // The model streams a tool call: its arguments grow on the page.
-      const liveCall = page.locator('[data-testid=live-tool-call]');
-      let argumentsSent = '';
-      for (const piece of ['{"a":2,', '"b":2}']) {
-        await runtime.backends.events.emit({
-          type: 'tool.call.delta',
-          sessionId,
-          turnId,
-          data: {
-            iteration: 1,
-            index: 0,
-            toolCallId: 'call_add',
-            toolName: 'add',
-            argumentsDelta: piece,
-          },
-        });
-        argumentsSent += piece;
-        await expect.poll(() => liveCall.locator('pre').textContent(), POLL).toBe(argumentsSent);
-      }
-      expect(await liveCall.locator('code').textContent()).toBe('add');
-
-      // The call is stored and runs: the table shows it with its result, the live block goes.
-      gated.release(0);
-      const call = page.locator('[data-testid=tool-call][data-tool-name=add]');
-      await expect.poll(() => call.textContent(), POLL).toContain('"result":4');
-      await expect.poll(() => liveCall.count(), POLL).toBe(0);
-
-      // The answer streams: each piece reaches the page as a delta event.
-      const answer = page.getByTestId('live-answer');
       const reasoning = page.getByTestId('live-reasoning');
-      await runtime.backends.events.emit({
-        type: 'reason.thinking.delta',
-        sessionId,
-        turnId,
-        data: { iteration: 2, delta: 'A greeting.', offset: 0 },
-      });
-      await expect.poll(() => reasoning.textContent(), POLL).toBe('A greeting.');
-      let sent = '';
-      for (const piece of PIECES) {
-        await runtime.backends.events.emit({
-          type: 'output.message.delta',
-          sessionId,
-          turnId,
-          data: { iteration: 2, delta: piece, offset: sent.length },
-        });
-        sent += piece;
-        await expect.poll(() => answer.textContent(), POLL).toBe(sent);
-        // Still the running turn: no answer was stored yet.
-        expect(await page.getByTestId('turn-response').count()).toBe(0);
+      const liveCall = page.locator('[data-testid=live-tool-call]');
+      const answer = page.getByTestId('live-answer');
+      const shown = {
+        reasoning: [] as string[],
+        arguments: [] as string[],
+        answer: [] as string[],
+      };
+      let iteration = 1;
+      let text = '';
+      let thinking = '';
+      let argumentsText = '';
+      // Let the model's pieces through one by one; after each, the page shows what came so far.
+      for (;;) {
+        const before = driver.yielded.length;
+        driver.step();
+        await expect.poll(() => driver.yielded.length, POLL).toBeGreaterThan(before);
+        // A finish event needs no permit: it may come with the piece.
+        const pieces = driver.yielded.slice(before);
+        for (const piece of pieces) {
+          if (piece.type === 'reasoning_delta') {
+            thinking += piece.text;
+            await expect.poll(() => reasoning.textContent(), POLL).toBe(thinking);
+            shown.reasoning.push(thinking);
+          } else if (piece.type === 'tool_call_delta' && piece.argumentsDelta !== '') {
+            argumentsText += piece.argumentsDelta;
+            await expect
+              .poll(() => liveCall.locator('pre').textContent(), POLL)
+              .toBe(argumentsText);
+            expect(await liveCall.locator('code').textContent()).toBe('add');
+            shown.arguments.push(argumentsText);
+          } else if (piece.type === 'text_delta') {
+            text += piece.text;
+            await expect.poll(() => answer.textContent(), POLL).toBe(text);
+            expect(await page.getByTestId('turn-response').count()).toBe(0);
+            shown.answer.push(text);
+          } else if (piece.type === 'finish') {
+            iteration += 1;
+          }
+        }
+        if (iteration > 2) break;
+        if (iteration === 2 && pieces.at(-1)?.type === 'finish') {
+          // The call is stored and runs: the table shows it with its result.
+          const call = page.locator('[data-testid=tool-call][data-tool-name=add]');
+          await expect.poll(() => call.textContent(), POLL).toContain('"result":4');
+          await expect.poll(() => liveCall.count(), POLL).toBe(0);
+        }
       }
+      // Each stream came in several pieces, and the page showed every intermediate state.
+      expect(shown.reasoning.at(-1)).toBe(THINKING);
+      expect(shown.reasoning.length).toBeGreaterThan(1);
+      expect(JSON.parse(shown.arguments.at(-1) as string)).toEqual({ a: 2, b: 2 });
+      expect(shown.arguments.length).toBeGreaterThan(1);
+      expect(shown.answer).toEqual(['Hello, ', 'Hello, live ', ANSWER]);
 
-      // The model finishes: the stored turn replaces the live block, and the list follows.
-      gated.release(1);
-      await turn;
+      const result = await stream.result;
+      expect(result).toMatchObject({ success: true, response: ANSWER });
       await expect.poll(() => card.locator('.badge').first().textContent(), POLL).toBe('completed');
       await expect.poll(() => page.getByTestId('turn-response').textContent(), POLL).toBe(ANSWER);
       await expect.poll(() => page.getByTestId('live').count(), POLL).toBe(0);
       await expect
         .poll(() => page.locator('[data-testid=session-link] .badge').first().textContent(), POLL)
         .toBe('idle');
-      await expect
-        .poll(
-          () =>
-            page.locator('[data-testid=timeline-entry][data-event-type="session.idled"]').count(),
-          POLL,
-        )
-        .toBe(1);
 
       // With the finished turn's context open, a second turn re-renders the session live; the
       // context section of the finished turn stays as it was (not reloaded).
@@ -181,13 +206,13 @@ describe('the inspector page in Chromium: live sessions', () => {
       ).toBe(1);
       expect(pageErrors).toEqual([]);
     } finally {
-      gated.releaseAll();
-      await turn?.catch(() => undefined);
+      driver.releaseAll();
+      await drained?.catch(() => undefined);
       await browser.close();
       await server.close();
       await runtime.close();
     }
-  }, 60_000);
+  }, 90_000);
 
   it('keeps the Refresh button for a source that cannot follow live, and refreshes on a click', async () => {
     accessSync(CHROMIUM_PATH, constants.X_OK);

@@ -535,6 +535,47 @@ describe('turnStreamToUIMessageStreamResponse', () => {
     ]);
   });
 
+  it('finishes with tool-calls for a turn that waits for client tool results', async () => {
+    const { sessionId, turnId, suffix } = ids();
+    const parts: TurnStreamPart[] = [
+      { type: 'turn-start', sessionId, turnId },
+      { type: 'step-start', iteration: 1 },
+      {
+        type: 'tool-call',
+        iteration: 1,
+        toolCallId: `client-${suffix}`,
+        toolName: 'pick_color',
+        arguments: { options: ['red', 'blue'] },
+      },
+      { type: 'step-finish', iteration: 1, success: true, stopReason: 'tool_calls' },
+      {
+        type: 'turn-finish',
+        result: {
+          turnId,
+          response: '',
+          iterations: 1,
+          toolCallsCount: 1,
+          success: true,
+          stopReason: 'waiting_for_tool_results',
+        },
+      },
+    ];
+    const response = turnStreamToUIMessageStreamResponse(handBuiltStream(parts));
+    const { message } = await finalUIMessage(response.clone());
+    expect(message.parts).toContainEqual(
+      expect.objectContaining({
+        type: 'tool-pick_color',
+        toolCallId: `client-${suffix}`,
+        state: 'input-available',
+        input: { options: ['red', 'blue'] },
+      }),
+    );
+    expect((await uiChunksOf(response)).at(-1)).toEqual({
+      type: 'finish',
+      finishReason: 'tool-calls',
+    });
+  });
+
   it('sends an error chunk and finish when the iteration throws', async () => {
     const message = `broken ${crypto.randomUUID()}`;
     const chunks = await uiChunksOf(

@@ -1,5 +1,7 @@
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import {
+  defineCapability,
+  defineTool,
   EverrunsError,
   isEphemeralEventType,
   type LlmCallOptions,
@@ -13,6 +15,7 @@ import {
 } from '@everruns-ts/core';
 import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import {
   InProcessRuntimeBuilder,
   TurnEventTranslator,
@@ -773,5 +776,81 @@ describe('TurnEventTranslator', () => {
     ]);
     // Without finishFromEvents the end events yield nothing (the TurnResult ends the stream).
     expect(translator.translate(event('turn.completed', { stopReason: 'end_turn' }))).toEqual([]);
+  });
+});
+
+describe('streamTurn with client tools and steering', () => {
+  const browser = defineCapability({
+    id: 'browser',
+    name: 'Browser',
+    description: 'tools the client runs',
+    tools: [
+      defineTool({
+        name: 'ask_user',
+        description: 'asks the user in the client',
+        inputSchema: z.object({ question: z.string() }),
+        clientSide: true,
+        execute: () => {
+          throw new Error('a client-side tool must not run on the server');
+        },
+      }),
+    ],
+  });
+
+  it('ends with turn-finish waiting_for_tool_results; the continuation runs unstreamed', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(browser)
+      .llmSim(
+        LlmSimConfig.sequence(['Let me ask.', 'Blue it is.']).withToolCallSequence([
+          [{ id: 'q1', name: 'ask_user', arguments: { question: 'colour?' } }],
+          [],
+        ]),
+      )
+      .singleSession((s) => s.harness('h', 'You help.').withCapability('browser').agent('a', 'x'))
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    const stream = runtime.streamTextTurn(sessionId, 'Pick a colour');
+    const parts = await collect(stream);
+    const result = await stream.result;
+    expect(result).toMatchObject({ success: true, stopReason: 'waiting_for_tool_results' });
+    expect(parts.map((part) => part.type).slice(-3)).toEqual([
+      'tool-call',
+      'step-finish',
+      'turn-finish',
+    ]);
+    expect(parts.some((part) => part.type === 'tool-result')).toBe(false);
+    const delivered: RuntimeEvent[] = [];
+    const stop = runtime.backends.events.subscribe?.((event) => delivered.push(event));
+    const resumed = await runtime.submitToolResults(sessionId, result.turnId, [
+      { toolCallId: 'q1', content: 'blue' },
+    ]);
+    stop?.();
+    expect(resumed).toMatchObject({ success: true, response: 'Blue it is.' });
+    expect(delivered.length).toBeGreaterThan(0);
+    expect(delivered.some((event) => event.ephemeral === true)).toBe(false);
+  });
+
+  it('takes steering messages while it streams: the model answers them in another step', async () => {
+    let calls = 0;
+    const runtime = await new InProcessRuntimeBuilder()
+      .llmSim(LlmSimConfig.fromFunction(() => (++calls === 1 ? 'First answer.' : 'Steered.')))
+      .singleSession((s) => s.harness('h', 'You help.'))
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    const stream = runtime.streamTextTurn(sessionId, 'Hi');
+    const parts: TurnStreamPart[] = [];
+    let steering: Promise<unknown> | undefined;
+    for await (const part of stream) {
+      parts.push(part);
+      if (part.type === 'step-start' && steering === undefined) {
+        steering = runtime.steerText(sessionId, 'Actually, something else');
+      }
+    }
+    await steering;
+    const result = await stream.result;
+    expect(result).toMatchObject({ success: true, response: 'Steered.', iterations: 2 });
+    expect(parts.filter((part) => part.type === 'step-start')).toHaveLength(2);
+    const text = parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []));
+    expect(text.join('')).toBe('First answer.Steered.');
   });
 });

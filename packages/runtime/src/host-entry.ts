@@ -39,6 +39,14 @@ export {
 export { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 export { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 export {
+  type CompletePlan,
+  OUTPUT_FEEDBACK_METADATA_KEY,
+  StructuredOutput,
+  TURN_OUTPUT_FORMAT_NAME,
+  TURN_OUTPUT_WRAPPER_KEY,
+  type TurnOutputSchema,
+} from './structured-output.js';
+export {
   SessionStorageToolCallJournal,
   TOOL_CALL_JOURNAL_KEY_PREFIX,
   type ToolCallJournal,

@@ -45,6 +45,7 @@ import {
 import { leaseConditionedAdapter } from './lease-conditioned-adapter.js';
 import { abortedError, invalidInputError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
+import { StructuredOutput, type TurnOutputSchema } from './structured-output.js';
 import {
   initialTurnState,
   planResumeAfterToolResults,
@@ -55,8 +56,11 @@ import { driveTurn, runTurnStep, type TurnResult, turnResultOf } from './turn-st
 import { TurnStream, type TurnStreamOptions } from './turn-stream.js';
 import { TurnEventTranslator, tapEventBus } from './turn-stream-events.js';
 
-/** Options of {@link InProcessRuntime.runTurn}. */
-export interface RunTurnOptions {
+/**
+ * Options of {@link InProcessRuntime.runTurn}. `Output` is the type of the `output` schema, which
+ * types `TurnResult.output`.
+ */
+export interface RunTurnOptions<Output extends TurnOutputSchema = TurnOutputSchema> {
   /** Cancels the turn: model calls and tools see it; the turn rejects with `ABORTED`. */
   signal?: AbortSignal;
   /**
@@ -66,13 +70,28 @@ export interface RunTurnOptions {
    * Ignored by `submitToolResults`, whose turn keeps the options it started with.
    */
   modelOptions?: LlmRequestOptions;
+  /**
+   * Structured output: a zod (v4) schema the turn's final answer must match. Its JSON schema
+   * (`z.toJSONSchema`) is sent with every model call of the turn as `modelOptions.responseFormat`
+   * (name `output`; a non-object schema is wrapped as `{ value }` and unwrapped again), so each
+   * driver asks its provider's structured-output mode; the final answer is parsed as JSON and
+   * validated, and its value is `TurnResult.output`, typed as `z.output` of the schema. An
+   * answer that does not match is fed back once (a stored `user` message) and the model answers
+   * again; a second failure ends the turn with `success: false`, error code `OUTPUT_INVALID`.
+   * Not a zod schema, a schema without JSON schema or `modelOptions.responseFormat` set too:
+   * `INVALID_INPUT` before anything is stored. `submitToolResults` validates the resumed turn's
+   * answer when given the same schema again.
+   */
+  output?: Output;
 }
 
 /**
  * Options of {@link InProcessRuntime.streamTurn}: those of `runTurn` and the stream's
  * `highWaterMark` (see {@link TurnStreamOptions}).
  */
-export interface StreamTurnOptions extends RunTurnOptions, TurnStreamOptions {}
+export interface StreamTurnOptions<Output extends TurnOutputSchema = TurnOutputSchema>
+  extends RunTurnOptions<Output>,
+    TurnStreamOptions {}
 
 /** Options of {@link InProcessRuntime}. */
 export interface InProcessRuntimeOptions {
@@ -243,12 +262,14 @@ export class InProcessRuntime {
    * of its tool calls without one; if ending it fails too, the error's `details.resume` says how to
    * go on.
    */
-  runTurn(
+  runTurn<Output extends TurnOutputSchema = TurnOutputSchema>(
     sessionId: string,
     input: InputMessage,
-    options: RunTurnOptions = {},
-  ): Promise<TurnResult> {
-    return this.#track(() => this.#runTurn(sessionId, input, options));
+    options: RunTurnOptions<Output> = {},
+  ): Promise<TurnResult<z.output<Output>>> {
+    return this.#track(() => this.#runTurn(sessionId, input, options)) as Promise<
+      TurnResult<z.output<Output>>
+    >;
   }
 
   async #runTurn(
@@ -262,7 +283,10 @@ export class InProcessRuntime {
     const parsedInput = inputMessageSchema.safeParse(input);
     if (!parsedInput.success) throw invalidInputError('input message', parsedInput.error);
     assertSignalOption(options);
-    const modelOptions = parseLlmRequestOptions(options.modelOptions, 'turn model options');
+    const structured = StructuredOutput.of(options.output);
+    const modelOptions = structured
+      ? structured.modelOptions(parseLlmRequestOptions(options.modelOptions, 'turn model options'))
+      : parseLlmRequestOptions(options.modelOptions, 'turn model options');
     this.#assertIdle(sessionId);
     const turnId = newId('turn');
     const entry = this.#enter(sessionId, turnId);
@@ -289,7 +313,7 @@ export class InProcessRuntime {
           ...(listener ? { stream: true } : {}),
         },
       });
-      return await this.#drive(lease.adapter, entry, plan, holder, signal);
+      return await this.#drive(lease.adapter, entry, plan, holder, signal, structured);
     } catch (error) {
       throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, true);
     } finally {
@@ -310,16 +334,23 @@ export class InProcessRuntime {
    * The model is called through its driver's `stream` (its `generate` when it has none). Never
    * throws: a turn that cannot run or is aborted (`INVALID_INPUT`, `TURN_IN_PROGRESS`,
    * `ABORTED`, …) ends the parts with an `error` part and `result` rejects with that error. A
-   * consumer that stops iterating does not stop the turn; abort it with `signal`.
+   * consumer that stops iterating does not stop the turn; abort it with `signal`. With
+   * `output` (structured output, as in `runTurn`), `result.output` and the `turn-finish` part's
+   * `result.output` hold the parsed answer; an answer fed back for failing the schema has
+   * already streamed its deltas, and the next step's answer follows.
    */
-  streamTurn(sessionId: string, input: InputMessage, options: StreamTurnOptions = {}): TurnStream {
+  streamTurn<Output extends TurnOutputSchema = TurnOutputSchema>(
+    sessionId: string,
+    input: InputMessage,
+    options: StreamTurnOptions<Output> = {},
+  ): TurnStream<z.output<Output>> {
     // Options that are not an object go to the turn as they are, which refuses them.
     let runOptions: RunTurnOptions = options;
     let highWaterMark: number | undefined;
     if (options !== null && typeof options === 'object' && 'highWaterMark' in options) {
       ({ highWaterMark, ...runOptions } = options);
     }
-    return new TurnStream(
+    return new TurnStream<z.output<Output>>(
       (sink) => {
         let translator: TurnEventTranslator | undefined;
         const onEvent = (event: RuntimeEvent, turnId: string) => {
@@ -339,10 +370,14 @@ export class InProcessRuntime {
    * {@link streamTurn} with a plain user text. Never throws: a `text` that is not a string fails
    * the stream with `INVALID_INPUT`.
    */
-  streamTextTurn(sessionId: string, text: string, options: StreamTurnOptions = {}): TurnStream {
+  streamTextTurn<Output extends TurnOutputSchema = TurnOutputSchema>(
+    sessionId: string,
+    text: string,
+    options: StreamTurnOptions<Output> = {},
+  ): TurnStream<z.output<Output>> {
     if (typeof text !== 'string') {
       const error = textNotStringError(text);
-      return new TurnStream((sink) => sink.fail(error));
+      return new TurnStream<z.output<Output>>((sink) => sink.fail(error));
     }
     return this.streamTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
   }
@@ -356,13 +391,15 @@ export class InProcessRuntime {
    * arguments, a turn that is not waiting, a call id that is not pending), `SESSION_NOT_FOUND`,
    * `TURN_IN_PROGRESS`; and `ABORTED` when `signal` fires.
    */
-  submitToolResults(
+  submitToolResults<Output extends TurnOutputSchema = TurnOutputSchema>(
     sessionId: string,
     turnId: string,
     results: ClientToolResult[],
-    options: RunTurnOptions = {},
-  ): Promise<TurnResult> {
-    return this.#track(() => this.#submitToolResults(sessionId, turnId, results, options));
+    options: RunTurnOptions<Output> = {},
+  ): Promise<TurnResult<z.output<Output>>> {
+    return this.#track(() =>
+      this.#submitToolResults(sessionId, turnId, results, options),
+    ) as Promise<TurnResult<z.output<Output>>>;
   }
 
   async #submitToolResults(
@@ -378,6 +415,7 @@ export class InProcessRuntime {
     const parsedResults = clientToolResultsSchema.safeParse(results);
     if (!parsedResults.success) throw invalidInputError('tool results', parsedResults.error);
     assertSignalOption(options);
+    const structured = StructuredOutput.of(options.output);
     if (!(await this.backends.sessions.getSession(sessionId))) {
       throw new EverrunsError({
         code: 'SESSION_NOT_FOUND',
@@ -418,7 +456,7 @@ export class InProcessRuntime {
       await forgetWaitingTurn(adapter, sessionId, turnId);
       await adapter.backends.sessions.updateSessionStatus(sessionId, 'active');
       const plan = planResumeAfterToolResults(resume, { trusted: true });
-      return await this.#drive(adapter, entry, plan, holder, signal);
+      return await this.#drive(adapter, entry, plan, holder, signal, structured);
     } catch (error) {
       throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, false);
     } finally {
@@ -586,21 +624,25 @@ export class InProcessRuntime {
   }
 
   /** Drives a turn of {@link runTurn} or {@link submitToolResults} to its end, steering included. */
-  #drive(
+  async #drive(
     adapter: RuntimeHostAdapter,
     entry: RunningTurn,
     first: RuntimeTurnPlan,
     holder: TurnHolder,
     signal: AbortSignal | undefined,
+    structured?: StructuredOutput,
   ): Promise<TurnResult> {
-    return driveTurn(adapter, first, {
+    const result = await driveTurn(adapter, first, {
       ...(signal ? { signal } : {}),
       steering: { take: () => this.#takeSteering(entry) },
       onPlan: (plan) => {
         holder.state = plan.state;
         holder.settling = plan.kind === 'complete' || plan.kind === 'waitForToolResults';
       },
+      // Structured output: the final answer is checked, and fed back once when it fails.
+      ...(structured ? { reviewCompletion: structured.review.bind(structured) } : {}),
     });
+    return structured ? structured.finish(result) : result;
   }
 
   /**
@@ -629,7 +671,11 @@ export class InProcessRuntime {
   }
 
   /** {@link runTurn} with a plain user text. Rejects (never throws) with `INVALID_INPUT` when `text` is not a string. */
-  runTextTurn(sessionId: string, text: string, options: RunTurnOptions = {}): Promise<TurnResult> {
+  runTextTurn<Output extends TurnOutputSchema = TurnOutputSchema>(
+    sessionId: string,
+    text: string,
+    options: RunTurnOptions<Output> = {},
+  ): Promise<TurnResult<z.output<Output>>> {
     if (typeof text !== 'string') return Promise.reject(textNotStringError(text));
     return this.runTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
   }

@@ -48,6 +48,12 @@ export {
   type StreamTurnOptions,
 } from './in-process-runtime.js';
 export { InProcessRuntimeBuilder } from './in-process-runtime-builder.js';
+export {
+  OUTPUT_FEEDBACK_METADATA_KEY,
+  TURN_OUTPUT_FORMAT_NAME,
+  TURN_OUTPUT_WRAPPER_KEY,
+  type TurnOutputSchema,
+} from './structured-output.js';
 export type { TurnStopReason } from './turn-plan.js';
 export type { TurnResult } from './turn-step.js';
 export {

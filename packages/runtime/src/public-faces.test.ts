@@ -18,9 +18,12 @@ describe('the public faces of the runtime', () => {
       'LlmSimConfig',
       'LlmSimDriver',
       'NamedDefinitionBuilder',
+      'OUTPUT_FEEDBACK_METADATA_KEY',
       'PlatformDefinition',
       'SessionBuilder',
       'SingleSessionBuilder',
+      'TURN_OUTPUT_FORMAT_NAME',
+      'TURN_OUTPUT_WRAPPER_KEY',
       'TurnEventTranslator',
       'TurnStream',
       'WriteBlocklistFileStore',
@@ -77,6 +80,15 @@ describe('the public faces of the runtime', () => {
 
   it('gives a durable host the turn stream, its event translator and the part schema from ./host too', () => {
     for (const name of ['TurnStream', 'TurnEventTranslator', 'turnStreamPartSchema']) {
+      expect(host, name).toHaveProperty(name);
+      expect(embedder, name).toHaveProperty(name);
+    }
+  });
+
+  it('gives a durable host the structured output review from ./host only, its constants from both', () => {
+    expect(host).toHaveProperty('StructuredOutput');
+    expect(embedder).not.toHaveProperty('StructuredOutput');
+    for (const name of ['OUTPUT_FEEDBACK_METADATA_KEY', 'TURN_OUTPUT_FORMAT_NAME']) {
       expect(host, name).toHaveProperty(name);
       expect(embedder, name).toHaveProperty(name);
     }

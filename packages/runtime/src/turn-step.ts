@@ -22,8 +22,11 @@ import {
   type TurnStopReason,
 } from './turn-plan.js';
 
-/** The outcome of one turn. */
-export interface TurnResult {
+/**
+ * The outcome of one turn. `Output` is the type of {@link TurnResult.output}: `z.infer` of the
+ * turn's `output` schema when it has one.
+ */
+export interface TurnResult<Output = unknown> {
   turnId: string;
   /** The model's final text. */
   response: string;
@@ -34,6 +37,11 @@ export interface TurnResult {
   success: boolean;
   error?: { code: string; message: string; details?: Record<string, unknown> };
   stopReason: TurnStopReason;
+  /**
+   * The final answer parsed and validated by the turn's `output` schema (structured output);
+   * present when the turn had one and ended successfully with a final answer (`end_turn`).
+   */
+  output?: Output;
 }
 
 /** Schema of {@link RuntimeTurnStep}. */
@@ -255,6 +263,18 @@ export interface DriveTurnOptions {
   steering?: TurnSteering;
   /** Called with each plan before it is carried out, so the caller knows the state reached. */
   onPlan?(plan: RuntimeTurnPlan): void;
+  /**
+   * Consulted with each successful `complete` plan before it is carried out (and before
+   * `onPlan`): it may resolve another plan to carry out instead (another reason step, or a
+   * failed completion), or `undefined` to keep it. A plan it returns is not consulted again,
+   * but the plans that follow it are. Structured output uses it to check the final answer and
+   * feed a failing one back; it must be deterministic from the stored history, so a host that
+   * replays a step plans the same.
+   */
+  reviewCompletion?(
+    plan: Extract<RuntimeTurnPlan, { kind: 'complete' }>,
+    adapter: RuntimeHostAdapter,
+  ): Promise<RuntimeTurnPlan | undefined>;
 }
 
 /**
@@ -272,6 +292,9 @@ export async function driveTurn(
   const { steering } = options;
   let plan = first;
   for (;;) {
+    if (plan.kind === 'complete' && plan.outcome.success && options.reviewCompletion) {
+      plan = (await options.reviewCompletion(plan, adapter)) ?? plan;
+    }
     options.onPlan?.(plan);
     const step = nextTurnStep(plan);
     if (!step) return settleTurn(adapter, plan);

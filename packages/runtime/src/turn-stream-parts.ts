@@ -23,6 +23,8 @@ export const turnResultSchema = z.object({
   success: z.boolean(),
   error: turnErrorSchema.optional(),
   stopReason: turnStopReasonSchema,
+  /** The structured output of a turn run with an `output` schema (see `TurnResult.output`). */
+  output: z.unknown().optional(),
 });
 
 /** The turn began: its input is stored and the session is active. */

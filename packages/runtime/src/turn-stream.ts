@@ -100,9 +100,12 @@ function noop(): void {}
  *   the same text). Other parts are always buffered; a turn has few of them (one per step, tool
  *   call and result), so the memory a stalled reader holds is bounded by the turn's own output.
  */
-export class TurnStream implements TurnStreamLike {
-  /** The turn's result; rejects with the typed error of a turn that could not run or was aborted. */
-  readonly result: Promise<TurnResult>;
+export class TurnStream<Output = unknown> implements TurnStreamLike {
+  /**
+   * The turn's result; rejects with the typed error of a turn that could not run or was aborted.
+   * `Output` types its structured `output` (`streamTurn(..., { output })`).
+   */
+  readonly result: Promise<TurnResult<Output>>;
   readonly #highWaterMark: number;
   /** Unread parts, oldest first, from {@link #head}. */
   #buffer: TurnStreamPart[] = [];
@@ -113,7 +116,7 @@ export class TurnStream implements TurnStreamLike {
   /** The last part pushed (read or not). */
   #lastPushed: TurnStreamPart | undefined;
   #waiting: ((value: IteratorResult<TurnStreamPart>) => void) | undefined;
-  #resolve!: (result: TurnResult) => void;
+  #resolve!: (result: TurnResult<Output>) => void;
   #reject!: (error: unknown) => void;
 
   /**
@@ -122,7 +125,7 @@ export class TurnStream implements TurnStreamLike {
    * (`INVALID_INPUT`, `start` is then not called), fail the stream.
    */
   constructor(start: (sink: TurnStreamSink) => void, options: TurnStreamOptions = {}) {
-    this.result = new Promise<TurnResult>((resolve, reject) => {
+    this.result = new Promise<TurnResult<Output>>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
@@ -188,7 +191,7 @@ export class TurnStream implements TurnStreamLike {
     if (this.#ended) return;
     this.#push({ type: 'turn-finish', result });
     this.#close();
-    this.#resolve(result);
+    this.#resolve(result as TurnResult<Output>);
   }
 
   #fail(error: unknown): void {

@@ -92,6 +92,7 @@ describe('the inspector server', () => {
       label: 'memory (demo)',
       allowApprovals: false,
       approvalsAvailable: true,
+      live: true,
     });
     const approvingInfo = JSON.parse((await raw(approving, { path: '/api/info' })).body);
     expect(approvingInfo.allowApprovals).toBe(true);

@@ -17,7 +17,11 @@ Usage: pnpm inspector [options]
 
 Without --database-url the inspector starts its demo: an in-memory runtime with a finished math
 turn and a workspace turn waiting for approval to delete a file. EVERRUNS_SECRET_KEY (32 bytes,
-hex or base64) and EVERRUNS_SECRET_KEY_ID decrypt stored model API keys when PostgreSQL is used.`;
+hex or base64) and EVERRUNS_SECRET_KEY_ID decrypt stored model API keys when PostgreSQL is used.
+
+The page follows sessions live over GET /api/events (server-sent events): running turns grow as
+the model streams, and the lists update without a refresh (with PostgreSQL, for turns any process
+runs on the database).`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -2,6 +2,8 @@ import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import {
   defineCapability,
   defineTool,
+  type EventBus,
+  type EventRequest,
   EverrunsError,
   isEphemeralEventType,
   type LlmCallOptions,
@@ -18,6 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   InProcessRuntimeBuilder,
+  inMemoryBackends,
   TurnEventTranslator,
   type TurnResult,
   TurnStream,
@@ -112,8 +115,9 @@ function generateOnly(driver: ScriptedDriver): LlmDriver {
   return { providerType: driver.providerType, generate: (r, o) => driver.generate(r, o) };
 }
 
-async function scriptedRuntime(driver: LlmDriver) {
+async function scriptedRuntime(driver: LlmDriver, events?: EventBus) {
   const runtime = await new InProcessRuntimeBuilder()
+    .backends(events ? { ...inMemoryBackends(), events } : inMemoryBackends())
     .capability(testMathCapability)
     .driver(driver)
     .defaultModel({ model: 'scripted-model', providerType: 'scripted', apiKey: 'fake-key' })
@@ -852,5 +856,71 @@ describe('streamTurn with client tools and steering', () => {
     expect(parts.filter((part) => part.type === 'step-start')).toHaveLength(2);
     const text = parts.flatMap((part) => (part.type === 'text-delta' ? [part.text] : []));
     expect(text.join('')).toBe('First answer.Steered.');
+  });
+});
+
+/** A third-party bus with `emit` only (no subscribe, nothing kept); can refuse deltas. */
+class EmitOnlyBus implements EventBus {
+  readonly #seqs = new Map<string, number>();
+  refuseDeltas = false;
+  async emit(request: EventRequest): Promise<RuntimeEvent> {
+    const ephemeral = isEphemeralEventType(request.type);
+    if (ephemeral && this.refuseDeltas) throw new Error('the bus is down');
+    const seq = (this.#seqs.get(request.sessionId) ?? 0) + (ephemeral ? 0 : 1);
+    this.#seqs.set(request.sessionId, seq);
+    return {
+      id: crypto.randomUUID(),
+      type: request.type,
+      sessionId: request.sessionId,
+      ...(request.turnId !== undefined ? { turnId: request.turnId } : {}),
+      seq,
+      ts: new Date().toISOString(),
+      data: request.data,
+      ...(ephemeral ? { ephemeral: true as const } : {}),
+    };
+  }
+}
+
+describe('streamTurn on other buses and drivers', () => {
+  it('streams on a bus without subscribe', async () => {
+    const bus = new EmitOnlyBus();
+    const { runtime, sessionId } = await scriptedRuntime(new ScriptedDriver(toolTurn()), bus);
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 2?');
+    const parts = await collect(stream);
+    expect((await stream.result).response).toBe('The answer is 4.');
+    expect(parts.filter((part) => part.type === 'text-delta')).toHaveLength(6);
+    expect(parts.at(-1)?.type).toBe('turn-finish');
+  });
+
+  it('a bus that refuses a delta fails the turn as a store error would, not as the model', async () => {
+    const bus = new EmitOnlyBus();
+    bus.refuseDeltas = true;
+    const { runtime, sessionId } = await scriptedRuntime(new ScriptedDriver(toolTurn()), bus);
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 2?');
+    const parts = await collect(stream);
+    const error = await expectCode(stream.result, 'INTERNAL');
+    expect(error.message).toContain('the bus is down');
+    expect(parts.at(-1)).toMatchObject({ type: 'error', error: { code: 'INTERNAL' } });
+    expect(await sessionStatus(runtime, sessionId)).toBe('idle');
+    // A plain turn does not emit deltas, so it runs.
+    expect((await runtime.runTextTurn(sessionId, 'Again?')).success).toBe(true);
+  });
+
+  it('a driver stream that ends without its finish event is the model failing (llm_error)', async () => {
+    const driver: LlmDriver = {
+      providerType: 'scripted',
+      generate: () => Promise.reject(new Error('not used')),
+      async *stream() {
+        yield { type: 'text_delta', text: 'cut ' };
+      },
+    };
+    const { runtime, sessionId } = await scriptedRuntime(driver);
+    const stream = runtime.streamTextTurn(sessionId, 'Hi');
+    const parts = await collect(stream);
+    expect(await stream.result).toMatchObject({ success: false, stopReason: 'llm_error' });
+    expect(parts.find((part) => part.type === 'error')).toMatchObject({
+      error: { code: 'llm_error', details: { errorCode: 'LLM_ERROR' } },
+    });
+    expect((await runtime.messages(sessionId)).map((message) => message.role)).toEqual(['user']);
   });
 });

@@ -924,3 +924,36 @@ describe('streamTurn on other buses and drivers', () => {
     expect((await runtime.messages(sessionId)).map((message) => message.role)).toEqual(['user']);
   });
 });
+
+describe('TurnStream web faces', () => {
+  it('toReadableStream reads the same parts; the stream is then taken', async () => {
+    const { runtime, sessionId } = await scriptedRuntime(new ScriptedDriver(toolTurn()));
+    const stream = runtime.streamTextTurn(sessionId, 'What is 2 + 2?');
+    const reader = stream.toReadableStream().getReader();
+    const parts: TurnStreamPart[] = [];
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      parts.push(read.value);
+    }
+    expect(parts.at(-1)).toEqual({ type: 'turn-finish', result: await stream.result });
+    expect(parts.map((part) => part.type)).toContain('tool-result');
+    expect(() => stream[Symbol.asyncIterator]()).toThrow(
+      expect.objectContaining({ code: 'INVALID_INPUT' }),
+    );
+  });
+
+  it('toSSEResponse and toUIMessageStreamResponse answer with event streams carrying the text', async () => {
+    const { runtime, sessionId } = await scriptedRuntime(
+      new ScriptedDriver([{ text: ['Hello ', 'there.'] }]),
+    );
+    const sse = runtime.streamTextTurn(sessionId, 'Hi').toSSEResponse();
+    expect(sse.headers.get('content-type')).toContain('text/event-stream');
+    const sseBody = await sse.text();
+    expect(sseBody).toContain('"text-delta"');
+    expect(sseBody).toContain('there.');
+    const ui = runtime.streamTextTurn(sessionId, 'Hi again').toUIMessageStreamResponse();
+    expect(ui.headers.get('x-vercel-ai-ui-message-stream')).toBe('v1');
+    const uiBody = await ui.text();
+    expect(uiBody).toContain('Hello ');
+    expect(uiBody).toContain('"finish"');
+  });
+});

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { idSchema } from './ids.js';
+import { mcpServersSchema } from './mcp.js';
 import { isoNow } from './time.js';
 
 /** Schema of {@link CapabilityConfig}. */
@@ -49,6 +50,11 @@ export const harnessSchema = z.object({
   tags: z.array(z.string()).default([]),
   capabilities: z.array(capabilityConfigSchema).default([]),
   initialFiles: z.array(initialFileSchema).default([]),
+  /**
+   * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
+   * layer's entry of the same name replaces this one.
+   */
+  mcpServers: mcpServersSchema.default({}),
   maxIterations: z.number().int().positive().optional(),
   status: definitionStatusSchema.default('active'),
   ...timestamps,
@@ -71,6 +77,11 @@ export const agentSchema = z.object({
   /** Names of extra tools the agent is allowed; empty means all tools of its capabilities. */
   tools: z.array(z.string()).default([]),
   initialFiles: z.array(initialFileSchema).default([]),
+  /**
+   * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
+   * layer's entry of the same name replaces this one.
+   */
+  mcpServers: mcpServersSchema.default({}),
   maxIterations: z.number().int().positive().optional(),
   status: definitionStatusSchema.default('active'),
   ...timestamps,
@@ -102,6 +113,11 @@ export const sessionSchema = z.object({
   systemPrompt: z.string().optional(),
   capabilities: z.array(capabilityConfigSchema).default([]),
   initialFiles: z.array(initialFileSchema).default([]),
+  /**
+   * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
+   * layer's entry of the same name replaces this one.
+   */
+  mcpServers: mcpServersSchema.default({}),
   maxIterations: z.number().int().positive().optional(),
   status: sessionStatusSchema.default('started'),
   ...timestamps,

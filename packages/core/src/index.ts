@@ -273,6 +273,8 @@ export {
 } from './engine/repair-history.js';
 export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
 export {
+  definitionWithoutSecrets,
+  mcpServersWithoutSecrets,
   modelWithoutSecrets,
   REDACTED_OPTION_VALUE,
   turnContextWithoutSecrets,
@@ -284,6 +286,8 @@ export {
   type CapabilityPromptContribution,
   DEFAULT_TURN_LIMITS,
   type TurnLimits,
+  type TurnMcpIssue,
+  type TurnMcpTool,
   type TurnSetup,
   type TurnTool,
 } from './engine/turn-types.js';

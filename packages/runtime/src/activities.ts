@@ -143,7 +143,7 @@ export async function executeActActivity(
 ): Promise<ActActivityResult> {
   const { onToolStarted, signal } = options;
   try {
-    await resolveTurnSetup(adapter, plan.sessionId, plan.turnId);
+    await resolveTurnSetup(adapter, plan.sessionId, plan.turnId, undefined, signal);
   } catch (error) {
     if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
     const blocker = error.details.blocker as DependencyBlocker;

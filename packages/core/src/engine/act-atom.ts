@@ -65,7 +65,13 @@ export async function act(
 ): Promise<ActAtomResult> {
   const { backends, limits } = dependencies;
   const { sessionId, turnId, iteration } = request;
-  const setup = await resolveTurnSetup(dependencies, sessionId, turnId).catch((error: unknown) => {
+  const setup = await resolveTurnSetup(
+    dependencies,
+    sessionId,
+    turnId,
+    undefined,
+    request.signal,
+  ).catch((error: unknown) => {
     if (EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) return null;
     throw error;
   });

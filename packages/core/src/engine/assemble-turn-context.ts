@@ -39,7 +39,13 @@ export async function assembleTurnContext(
     snapshot = (await backends.loadTurnSnapshot(sessionId)) ?? undefined;
     if (!snapshot) throw sessionNotFoundError(sessionId);
   }
-  const setup = await resolveTurnSetup(dependencies, sessionId, options.turnId, snapshot);
+  const setup = await resolveTurnSetup(
+    dependencies,
+    sessionId,
+    options.turnId,
+    snapshot,
+    options.signal,
+  );
   const capabilityPrompts: CapabilityPromptContribution[] = [];
   for (const { capability, config } of setup.capabilities) {
     let text: string | null | undefined;
@@ -100,6 +106,10 @@ export async function assembleTurnContext(
     model,
     maxIterations: setup.maxIterations,
   };
+  if (Object.keys(setup.overlay.mcpServers).length > 0) {
+    context.mcpTools = setup.mcpTools;
+    context.mcpIssues = setup.mcpIssues;
+  }
   if (options.turnId !== undefined) context.turnId = options.turnId;
   if (options.iteration !== undefined) context.iteration = options.iteration;
   return context;

@@ -1,4 +1,5 @@
 import type { Agent, CapabilityConfig, Harness, InitialFile, Session } from '../domain.js';
+import type { McpServerConfig, McpServers } from '../mcp.js';
 
 /** A session's effective settings: harness chain (root first), then agent, then session. */
 export interface SessionOverlay {
@@ -18,6 +19,11 @@ export interface SessionOverlay {
   initialFiles: InitialFile[];
   /** Tool allow-list of the agent (empty = every tool of the enabled capabilities). */
   toolAllowList: string[];
+  /**
+   * The enabled MCP servers by name, in overlay order: a later layer's entry of a name replaces
+   * the earlier one, and an entry with `disabled: true` switches the server off.
+   */
+  mcpServers: Record<string, McpServerConfig>;
 }
 
 /** Folds harness chain → agent → session into one {@link SessionOverlay}. */
@@ -32,6 +38,7 @@ export function foldOverlay(
     initialFiles: InitialFile[];
     maxIterations?: number | undefined;
     modelId?: string | undefined;
+    mcpServers?: McpServers | undefined;
   }> = [
     ...harnessChain.map((harness) => ({ ...harness, modelId: harness.defaultModelId })),
     ...(agent ? [{ ...agent, modelId: agent.defaultModelId }] : []),
@@ -40,6 +47,7 @@ export function foldOverlay(
   const systemPrompts: string[] = [];
   const capabilities = new Map<string, CapabilityConfig>();
   const files = new Map<string, InitialFile>();
+  const mcpServers = new Map<string, McpServerConfig>();
   let maxIterations: number | undefined;
   let modelId: string | undefined;
   for (const layer of layers) {
@@ -49,6 +57,11 @@ export function foldOverlay(
       capabilities.set(capability.id, capability);
     }
     for (const file of layer.initialFiles) files.set(file.path, file);
+    // Definitions written before MCP servers existed have no `mcpServers`.
+    for (const [name, server] of Object.entries(layer.mcpServers ?? {})) {
+      mcpServers.delete(name);
+      mcpServers.set(name, server);
+    }
     if (layer.maxIterations !== undefined) maxIterations = layer.maxIterations;
     if (layer.modelId !== undefined) modelId = layer.modelId;
   }
@@ -62,5 +75,8 @@ export function foldOverlay(
     maxIterations,
     initialFiles: [...files.values()],
     toolAllowList: agent?.tools ?? [],
+    mcpServers: Object.fromEntries(
+      [...mcpServers].filter(([, server]) => server.disabled !== true),
+    ),
   };
 }

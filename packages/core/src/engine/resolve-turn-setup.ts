@@ -5,11 +5,15 @@ import { EverrunsError } from '../errors.js';
 import type { SessionSetupSnapshot, TurnSnapshot } from '../stores.js';
 import { type DependencyBlocker, detectDependencyBlocker } from './detect-dependency-blocker.js';
 import { foldOverlay } from './fold-overlay.js';
+import { addMcpTools } from './resolve-mcp-tools.js';
 import type { AtomDependencies, TurnSetup, TurnTool } from './turn-types.js';
 
 /**
  * Loads the session, its harness chain and agent, folds the overlay and resolves the
- * capabilities and tools. Throws `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED` (details carry the
+ * capabilities and tools. When the session has enabled MCP servers and the dependencies an MCP
+ * tool source, the servers' tools follow the capability tools (a name a capability tool has is
+ * left out; an unreachable server is noted in `mcpIssues`, the turn goes on); `signal` cancels
+ * the listing. Throws `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED` (details carry the
  * {@link DependencyBlocker}), `CAPABILITY_NOT_FOUND`, `INVALID_INPUT`.
  */
 export async function resolveTurnSetup(
@@ -17,6 +21,7 @@ export async function resolveTurnSetup(
   sessionId: string,
   turnId?: string,
   snapshot?: TurnSnapshot,
+  signal?: AbortSignal,
 ): Promise<TurnSetup> {
   const cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;
   const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
@@ -56,6 +61,15 @@ export async function resolveTurnSetup(
       toolSpecs.push(toolSpec(tool));
     }
   }
+  const mcp =
+    dependencies.mcp && Object.keys(overlay.mcpServers).length > 0
+      ? await addMcpTools(
+          dependencies.mcp,
+          { sessionId, servers: overlay.mcpServers, signal, allow },
+          tools,
+          toolSpecs,
+        )
+      : { mcpTools: [], mcpIssues: [] };
   const setup: TurnSetup = {
     overlay,
     capabilities,
@@ -63,6 +77,8 @@ export async function resolveTurnSetup(
     toolSpecs,
     fileSystem: await dependencies.fileSystems.forSession(sessionId),
     maxIterations: overlay.maxIterations ?? dependencies.limits.maxIterations,
+    mcpTools: mcp.mcpTools,
+    mcpIssues: mcp.mcpIssues,
   };
   if (cacheKey) dependencies.setupCache?.set(cacheKey, setup);
   return setup;

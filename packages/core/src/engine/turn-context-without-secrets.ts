@@ -1,4 +1,6 @@
+import type { McpServerConfig } from '../mcp.js';
 import type { ModelWithProvider } from '../model.js';
+import type { SessionOverlay } from './fold-overlay.js';
 import type { AssembledTurnContext } from './turn-types.js';
 
 /** What replaces each `extraBody` value of a model's request options in an exposed context. */
@@ -40,12 +42,92 @@ export function modelWithoutSecrets(model: ModelWithProvider): ModelWithProvider
 }
 
 /**
+ * MCP server configurations as they may be shown: every value of a stdio server's `env` and of
+ * an HTTP server's `headers` replaced by {@link REDACTED_OPTION_VALUE} (the names are kept), and
+ * credentials removed from an HTTP server's URL. Only the platform's MCP tool source gets them.
+ */
+export function mcpServersWithoutSecrets<T extends Readonly<Record<string, McpServerConfig>>>(
+  servers: T,
+): T {
+  const shown: Record<string, McpServerConfig> = {};
+  for (const [name, server] of Object.entries(servers)) {
+    let copy: McpServerConfig;
+    if (server.transport === 'stdio') {
+      copy = { ...server };
+      if (server.env !== undefined) copy.env = redactedValues(server.env);
+    } else {
+      copy = { ...server, url: urlWithoutCredentials(server.url) };
+      if (server.headers !== undefined) copy.headers = redactedValues(server.headers);
+    }
+    Object.defineProperty(shown, name, {
+      value: copy,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return shown as T;
+}
+
+/**
+ * A harness, agent or session as it may be shown: its `mcpServers` through
+ * {@link mcpServersWithoutSecrets}; a definition without MCP servers is returned as it is.
+ */
+export function definitionWithoutSecrets<
+  T extends { mcpServers?: Record<string, McpServerConfig> },
+>(definition: T): T {
+  if (!definition.mcpServers || Object.keys(definition.mcpServers).length === 0) return definition;
+  return { ...definition, mcpServers: mcpServersWithoutSecrets(definition.mcpServers) };
+}
+
+function redactedValues(values: Record<string, string>): Record<string, string> {
+  const shown: Record<string, string> = {};
+  for (const key of Object.keys(values)) {
+    Object.defineProperty(shown, key, {
+      value: REDACTED_OPTION_VALUE,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return shown;
+}
+
+function urlWithoutCredentials(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.username === '' && url.password === '') return text;
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return text;
+  }
+}
+
+function overlayWithoutSecrets(overlay: SessionOverlay): SessionOverlay {
+  return {
+    ...overlay,
+    harnessChain: overlay.harnessChain.map(definitionWithoutSecrets),
+    agent: overlay.agent && definitionWithoutSecrets(overlay.agent),
+    session: definitionWithoutSecrets(overlay.session),
+    mcpServers: mcpServersWithoutSecrets(overlay.mcpServers),
+  };
+}
+
+/**
  * A copy of a turn context that is safe to expose (`loadContext`, `turnContext`, the
  * `onContextAssembled` hook, the inspector): the model without its secrets (see
- * {@link modelWithoutSecrets}). The reason step keeps the key for the driver.
+ * {@link modelWithoutSecrets}), and the MCP servers of the overlay and of its harnesses, agent
+ * and session without their `env` and `headers` values (see {@link mcpServersWithoutSecrets}).
+ * The reason step keeps the key for the driver.
  */
 export function turnContextWithoutSecrets(context: AssembledTurnContext): AssembledTurnContext {
-  return { ...context, model: modelWithoutSecrets(context.model) };
+  return {
+    ...context,
+    overlay: overlayWithoutSecrets(context.overlay),
+    model: modelWithoutSecrets(context.model),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import type { ToolDefinition, ToolSpec } from '../capability.js';
 import type { CapabilityRegistry, ResolvedCapability } from '../capability-registry.js';
 import type { DriverRegistry } from '../driver.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
+import type { McpToolSource } from '../mcp.js';
 import type { Message } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
 import type { RuntimeBackends } from '../stores.js';
@@ -46,6 +47,11 @@ export interface AtomDependencies {
   limits: TurnLimits;
   /** Called with every context the reason step sends to a model. */
   onContextAssembled?(context: AssembledTurnContext): void;
+  /**
+   * Where the tools of a session's MCP servers come from (the platform's source). Without it, or
+   * for a session without enabled servers, no MCP tool is listed and nothing is asked.
+   */
+  mcp?: McpToolSource;
   /** Resolved setups by `sessionId/turnId`; a host that runs a whole turn in one process passes one and clears it after the turn. */
   setupCache?: Map<string, TurnSetup>;
 }
@@ -53,8 +59,32 @@ export interface AtomDependencies {
 /** A tool available in a turn, with the capability that provides it. */
 export interface TurnTool {
   tool: ToolDefinition;
+  /** The capability's id; `mcp:<server>` for a tool of an MCP server. */
   capabilityId: string;
   config: unknown;
+  /** Set for a tool of an MCP server: the server's name and the tool's name there. */
+  mcp?: { server: string; serverToolName: string };
+}
+
+/** A tool of an MCP server in a turn: the name the model calls, its server and its name there. */
+export interface TurnMcpTool {
+  name: string;
+  server: string;
+  serverToolName: string;
+}
+
+/**
+ * Why an MCP server's tools, or one of them, are missing from a turn: the server could not be
+ * reached or listed (`unreachable`), or a tool's name is taken by a capability tool or an earlier
+ * tool (`name_clash`, with the tool's names). Secret values of the server's configuration are
+ * redacted from the message.
+ */
+export interface TurnMcpIssue {
+  server: string;
+  kind: 'unreachable' | 'name_clash';
+  message: string;
+  toolName?: string;
+  serverToolName?: string;
 }
 
 /** The resolved, model-independent setup of a session for a turn. */
@@ -65,6 +95,10 @@ export interface TurnSetup {
   toolSpecs: ToolSpec[];
   fileSystem: SessionFileSystem;
   maxIterations: number;
+  /** The MCP tools among {@link TurnSetup.tools}, in the order the model sees them. */
+  mcpTools: TurnMcpTool[];
+  /** MCP servers or tools left out of the turn, and why. */
+  mcpIssues: TurnMcpIssue[];
 }
 
 /** A capability's contribution to the system prompt. */
@@ -84,8 +118,15 @@ export interface AssembledTurnContext {
   systemPrompt: string;
   /** Each capability's contribution, also wrapped into `systemPrompt`. */
   capabilityPrompts: CapabilityPromptContribution[];
-  /** Tool definitions with JSON Schemas. */
+  /** Tool definitions with JSON Schemas (capability tools, then MCP tools). */
   tools: readonly ToolSpec[];
+  /**
+   * Which of {@link AssembledTurnContext.tools} come from MCP servers, with their server; set
+   * when the session has enabled MCP servers.
+   */
+  mcpTools?: readonly TurnMcpTool[];
+  /** MCP servers or tools left out of this context, and why; set as {@link mcpTools} is. */
+  mcpIssues?: readonly TurnMcpIssue[];
   /** The history sent, oldest first. */
   messages: readonly Message[];
   model: ModelWithProvider;

@@ -1,75 +1,18 @@
 import { accessSync, constants } from 'node:fs';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
-import {
-  LLMSIM_DEFAULT_MODEL,
-  type LlmCallOptions,
-  type LlmDriver,
-  type LlmRequest,
-  type LlmStreamEvent,
-} from '@everruns-ts/core';
+import { LLMSIM_DEFAULT_MODEL } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, LlmSimConfig, LlmSimDriver } from '@everruns-ts/runtime';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { backendsInspectorSource, runtimeInspectorSource } from './inspector-source.js';
 import { startInspectorServer } from './server.js';
+import { SteppedDriver } from './stepped-driver.test-support.js';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const POLL = { timeout: 20_000, interval: 50 };
 const ANSWER_CHUNKS = ['Hello, ', 'live ', 'world.'];
 const ANSWER = ANSWER_CHUNKS.join('');
 const THINKING = 'Add them first.';
-
-/**
- * The simulated model, streamed in lockstep with the test: each piece of `stream()` waits until
- * the test lets one more through, so the page can be checked between any two pieces.
- */
-class SteppedDriver implements LlmDriver {
-  readonly providerType: string;
-  /** The pieces let through so far, in order (finish events included). */
-  readonly yielded: LlmStreamEvent[] = [];
-  readonly #sim: LlmSimDriver;
-  #permits = 0;
-  #unlimited = false;
-  #wake: (() => void) | undefined;
-
-  constructor(sim: LlmSimDriver) {
-    this.#sim = sim;
-    this.providerType = sim.providerType;
-  }
-
-  generate(request: LlmRequest, options?: LlmCallOptions) {
-    return this.#sim.generate(request, options);
-  }
-
-  async *stream(request: LlmRequest, options?: LlmCallOptions): AsyncIterable<LlmStreamEvent> {
-    for await (const piece of this.#sim.stream(request, options)) {
-      if (piece.type !== 'finish') await this.#permit();
-      this.yielded.push(piece);
-      yield piece;
-    }
-  }
-
-  /** Lets one more piece through. */
-  step(): void {
-    this.#permits += 1;
-    this.#wake?.();
-  }
-
-  /** Lets everything through from now on. */
-  releaseAll(): void {
-    this.#unlimited = true;
-    this.#wake?.();
-  }
-
-  async #permit(): Promise<void> {
-    while (!this.#unlimited && this.#permits === 0) {
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
-    }
-    if (!this.#unlimited) this.#permits -= 1;
-  }
-}
 
 describe('the inspector page in Chromium: live sessions', () => {
   it('follows runtime.streamTurn: reasoning, tool-call arguments and the answer grow piece by piece, then the finished turn shows, with no click', async () => {

@@ -1,6 +1,10 @@
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import { EverrunsError } from '@everruns-ts/core';
 import {
+  AbstractChat,
+  type ChatState,
+  type ChatStatus,
+  DefaultChatTransport,
   parseJsonEventStream,
   readUIMessageStream,
   type UIMessage,
@@ -9,6 +13,7 @@ import {
 } from 'ai';
 import { describe, expect, it } from 'vitest';
 import {
+  type InProcessRuntime,
   InProcessRuntimeBuilder,
   LlmSimConfig,
   type TurnResult,
@@ -782,6 +787,109 @@ describe('the adapters over a real streamed turn (InProcessRuntime.streamTurn, d
     await expect(stream.result).rejects.toMatchObject({ code: 'ABORTED' });
     expect(text).toContain('data: {"type":"abort"');
     expect(text).not.toContain('"type":"finish"');
+    expect((await runtime.getSession(sessionId))?.status).not.toBe('active');
+    await runtime.close();
+  });
+});
+
+/** The chat `useChat` wraps (the ai package's `AbstractChat`), with a plain state instead of React's. */
+class PlainChat extends AbstractChat<UIMessage> {
+  constructor(handler: (request: Request) => Promise<Response>) {
+    const state: ChatState<UIMessage> = {
+      status: 'ready' as ChatStatus,
+      error: undefined,
+      messages: [],
+      pushMessage: (message) => {
+        state.messages = [...state.messages, message];
+      },
+      popMessage: () => {
+        state.messages = state.messages.slice(0, -1);
+      },
+      replaceMessage: (index, message) => {
+        state.messages = state.messages.map((old, position) =>
+          position === index ? message : old,
+        );
+      },
+      snapshot: (thing) => structuredClone(thing),
+    };
+    super({
+      state,
+      transport: new DefaultChatTransport({
+        api: 'http://everruns.test/api/chat',
+        fetch: async (input, init) => handler(new Request(input, init)),
+      }),
+    });
+  }
+}
+
+describe('useChat against an everruns-ts route handler (the ai package’s own Chat and transport)', () => {
+  /** The route handler an embedder writes: the newest user text becomes a streamed turn. */
+  function chatRoute(runtime: InProcessRuntime, sessionId: string) {
+    return async (request: Request): Promise<Response> => {
+      const body = (await request.json()) as { messages: UIMessage[] };
+      const last = body.messages.at(-1);
+      const text = (last?.parts ?? [])
+        .flatMap((part) => (part.type === 'text' ? [part.text] : []))
+        .join('');
+      return runtime
+        .streamTextTurn(sessionId, text, { signal: request.signal })
+        .toUIMessageStreamResponse();
+    };
+  }
+
+  it('holds the conversation the session stores, tool calls and results included', async () => {
+    const { runtime, sessionId } = await mathRuntime(
+      LlmSimConfig.sequence(['', 'It is 5.', 'You are welcome.']).withToolCallSequence([
+        [{ id: 'call_add', name: 'add', arguments: { a: 2, b: 3 } }],
+        [],
+        [],
+      ]),
+    );
+    const chat = new PlainChat(chatRoute(runtime, sessionId));
+    await chat.sendMessage({ text: 'What is 2 + 3?' });
+    expect(chat.error).toBeUndefined();
+    expect(chat.status).toBe('ready');
+    await chat.sendMessage({ text: 'Thanks!' });
+    expect(chat.status).toBe('ready');
+
+    expect(chat.messages.map((message) => message.role)).toEqual([
+      'user',
+      'assistant',
+      'user',
+      'assistant',
+    ]);
+    const [, first, , second] = chat.messages;
+    expect(first?.parts).toContainEqual(
+      expect.objectContaining({
+        type: 'tool-add',
+        toolCallId: 'call_add',
+        state: 'output-available',
+        input: { a: 2, b: 3 },
+        output: expect.stringContaining('"result":5'),
+      }),
+    );
+    expect(first?.parts.filter((part) => part.type === 'text').map((part) => part.text)).toEqual([
+      'It is 5.',
+    ]);
+    expect(second?.parts.filter((part) => part.type === 'text').map((part) => part.text)).toEqual([
+      'You are welcome.',
+    ]);
+    const stored = (await runtime.messages(sessionId)).filter((message) => message.role === 'user');
+    expect(stored).toHaveLength(2);
+    await runtime.close();
+  });
+
+  it('puts the chat in error status with the message of a failed turn', async () => {
+    const message = `provider down ${crypto.randomUUID()}`;
+    const { runtime, sessionId } = await mathRuntime(
+      LlmSimConfig.fromFunction(() => {
+        throw new EverrunsError({ code: 'LLM_ERROR', message });
+      }),
+    );
+    const chat = new PlainChat(chatRoute(runtime, sessionId));
+    await chat.sendMessage({ text: 'Hello?' });
+    expect(chat.status).toBe('error');
+    expect(chat.error?.message).toContain(message);
     expect((await runtime.getSession(sessionId))?.status).not.toBe('active');
     await runtime.close();
   });

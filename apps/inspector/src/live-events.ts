@@ -78,7 +78,6 @@ export interface StreamLiveEventsOptions {
  * ends when the client disconnects.
  */
 export async function streamLiveEvents(
-  request: IncomingMessage,
   response: ServerResponse,
   options: StreamLiveEventsOptions,
 ): Promise<void> {
@@ -134,10 +133,8 @@ export async function streamLiveEvents(
     // A subscription left before it was ready rejects its `ready`; nobody waits for it then.
     unsubscribe.ready?.catch(() => undefined);
   };
+  // Fires when the client disconnects (or the server closes the connection).
   response.once('close', cleanUp);
-  request.once('close', () => {
-    if (!response.writableEnded) response.destroy();
-  });
 
   response.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',

@@ -177,7 +177,7 @@ export async function startInspectorServer(
     }
     if (segments[0] === 'events' && segments.length === 1) {
       const query = parseLiveEventsQuery(url, request);
-      await streamLiveEvents(request, response, { source, query, heartbeatMs });
+      await streamLiveEvents(response, { source, query, heartbeatMs });
       return;
     }
     if (segments[0] === 'approvals' && segments.length === 1) {

@@ -7,6 +7,9 @@ import {
   type Harness,
   harnessSchema,
   type InitialFile,
+  type McpServerConfig,
+  mcpServerConfigSchema,
+  mcpServerNameSchema,
   newId,
   type Session,
   sessionSchema,
@@ -31,6 +34,7 @@ function textFile(path: string, content: string, isReadonly = false): InitialFil
 /** The fields every definition builder sets. */
 export type DefinitionInput = {
   id: string;
+  mcpServers?: Record<string, McpServerConfig> | undefined;
   displayName?: string | undefined;
   description?: string | undefined;
   capabilities?: CapabilityConfig[] | undefined;
@@ -58,6 +62,17 @@ export abstract class DefinitionBuilder<TInput extends DefinitionInput, TOutput>
   /** Switches a capability on, with optional configuration. */
   capability(id: string, config?: unknown): this {
     this.value.capabilities = [...(this.value.capabilities ?? []), capabilityConfig(id, config)];
+    return this;
+  }
+  /**
+   * Adds an MCP server whose tools the session's turns get (through the platform's MCP tool
+   * source), or replaces the one of the same name. An agent or session entry replaces a harness
+   * one of the same name; `{ ...config, disabled: true }` switches it off. Throws
+   * `INVALID_INPUT` at once for a bad name or configuration.
+   */
+  mcpServer(name: string, config: McpServerConfig): this {
+    const server = parseMcpServer(name, config);
+    this.value.mcpServers = { ...(this.value.mcpServers ?? {}), [server.name]: server.config };
     return this;
   }
   /** Limits the reason/act iterations of a turn. */
@@ -203,6 +218,11 @@ export class SingleSessionBuilder {
     this.#harness.capability(id, config);
     return this;
   }
+  /** Adds an MCP server to the harness (see `HarnessBuilder.mcpServer`). Throws `INVALID_INPUT`. */
+  harnessMcpServer(name: string, config: McpServerConfig): this {
+    this.#harness.mcpServer(name, config);
+    return this;
+  }
   /** Adds an agent with a name and system prompt. */
   agent(name: string, systemPrompt: string): this {
     const id = this.#agent?.agentId();
@@ -224,6 +244,23 @@ export class SingleSessionBuilder {
   }
   agentCapability(id: string, config?: unknown): this {
     this.#requireAgent().capability(id, config);
+    return this;
+  }
+  /**
+   * Adds an MCP server to the agent (created as `default-agent` when none was named), replacing
+   * a harness server of the same name. Throws `INVALID_INPUT`.
+   */
+  agentMcpServer(name: string, config: McpServerConfig): this {
+    this.#requireAgent().mcpServer(name, config);
+    return this;
+  }
+  /**
+   * Adds an MCP server to the session, replacing a harness or agent server of the same name.
+   * Throws `INVALID_INPUT` at once.
+   */
+  sessionMcpServer(name: string, config: McpServerConfig): this {
+    parseMcpServer(name, config);
+    this.#sessionEdits.push((session) => session.mcpServer(name, config));
     return this;
   }
   sessionId(id: string): this {
@@ -272,6 +309,16 @@ export class SingleSessionBuilder {
     if (!this.#agent) this.#agent = new AgentBuilder('default-agent', '');
     return this.#agent;
   }
+}
+
+function parseMcpServer(
+  name: string,
+  config: McpServerConfig,
+): { name: string; config: McpServerConfig } {
+  return {
+    name: parse(mcpServerNameSchema, name, 'MCP server name'),
+    config: parse(mcpServerConfigSchema, config, `MCP server ${String(name)}`),
+  };
 }
 
 function capabilityConfig(id: string, config: unknown): CapabilityConfig {

@@ -11,6 +11,7 @@ import {
   type InitialFile,
   LLMSIM_DEFAULT_MODEL,
   type LlmDriver,
+  type McpToolSource,
   type ModelWithProvider,
   modelWithProviderSchema,
   PlatformDefinition,
@@ -45,6 +46,7 @@ export class InProcessRuntimeBuilder {
   readonly #models = new Map<string, ModelWithProvider>();
   #backends: RuntimeBackends | undefined;
   #fileSystemFactory: SessionFileSystemFactory | undefined;
+  #mcpToolSource: McpToolSource | undefined;
   #llmSim: LlmSimConfig | undefined;
   readonly #harnesses: Harness[] = [];
   readonly #agents: Agent[] = [];
@@ -114,6 +116,15 @@ export class InProcessRuntimeBuilder {
     this.#fileSystemFactory = factory;
     return this;
   }
+  /**
+   * Where the tools of sessions' MCP servers come from (overrides the platform's), for example
+   * `@everruns-ts/mcp`'s pool. The runtime asks it only for sessions with enabled MCP servers,
+   * and closes it in `close()`.
+   */
+  mcpToolSource(source: McpToolSource): this {
+    this.#mcpToolSource = source;
+    return this;
+  }
   /** Overrides turn limits. */
   limits(limits: Partial<TurnLimits>): this {
     this.#limits = { ...this.#limits, ...limits };
@@ -173,10 +184,14 @@ export class InProcessRuntimeBuilder {
     // The runtime gets copies of the given registries: building never changes the caller's
     // platform or registries, so one definition can build any number of runtimes.
     const given = this.#platform ?? new PlatformDefinition();
+    const mcpToolSource = this.#mcpToolSource ?? given.mcpToolSource;
     const platform = new PlatformDefinition(
       copyCapabilityRegistry(given.capabilities),
       copyDriverRegistry(this.#driverRegistry ?? given.drivers),
-      given.fileSystemFactory ? { fileSystemFactory: given.fileSystemFactory } : {},
+      {
+        ...(given.fileSystemFactory ? { fileSystemFactory: given.fileSystemFactory } : {}),
+        ...(mcpToolSource ? { mcpToolSource } : {}),
+      },
     );
     const own = new Set(this.#capabilities.map((capability) => capability.id));
     for (const builtin of this.#builtins) {

@@ -232,6 +232,7 @@ export class InProcessRuntime {
       fileSystems,
       limits,
       setupCache: new Map<string, TurnSetup>(),
+      ...(platform.mcpToolSource ? { mcp: platform.mcpToolSource } : {}),
       onContextAssembled: (context) => {
         if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
       },
@@ -762,6 +763,7 @@ export class InProcessRuntime {
   /**
    * Closes the runtime: running turns are aborted (each ends as an aborted turn would: an error
    * result for each open call, `turn.failed`, `session.idled`, status idle) and awaited, then the
+   * platform's MCP tool source is closed (its connections and child processes end) and the
    * backends are released. Afterwards `runTurn`, `submitToolResults` and `steer` reject with
    * `RUNTIME_CLOSED`. Calling it again resolves once the first call has finished.
    */
@@ -770,7 +772,11 @@ export class InProcessRuntime {
       this.#closer.abort(runtimeClosedError());
       for (const abortTurn of [...this.#turnClosers]) abortTurn(this.#closer.signal.reason);
       await Promise.all([...this.#turns]);
-      await this.backends.close?.();
+      try {
+        await this.platform.mcpToolSource?.close();
+      } finally {
+        await this.backends.close?.();
+      }
     })();
     return this.#closing;
   }

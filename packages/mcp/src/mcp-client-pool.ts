@@ -69,6 +69,11 @@ export const mcpClientPoolOptionsSchema = z.strictObject({
       z.custom<(server: string, text: string) => void>((value) => typeof value === 'function'),
     ])
     .optional(),
+  /**
+   * Closes a connection (ending its child process) that no listing or call has used for this
+   * long, in milliseconds; the next use reconnects. Default: connections stay until `close()`.
+   */
+  idleTimeoutMs: z.number().int().positive().optional(),
   /** The fetch the HTTP transports use (default the global one); redirects stay manual. */
   fetch: z
     .custom<FetchFunction>((value) => typeof value === 'function', 'fetch must be a function')
@@ -164,6 +169,10 @@ class McpConnection {
   private toolCache: { live: Live; generation: number; tools: SdkTool[] } | undefined;
   private readonly ending = new Set<Promise<void>>();
   private closed = false;
+  /** Requests (listings and calls) under way. */
+  private busy = 0;
+  /** When the last request ended (`Date.now()`). */
+  private lastUsed = Date.now();
 
   constructor(
     /** The server's name where this connection was first asked for (used in messages). */
@@ -274,10 +283,16 @@ class McpConnection {
       // HTTP+SSE transport: the SDK still offers its client, so it is tried once.
       const status = error instanceof StreamableHTTPError ? error.code : undefined;
       if (status !== 400 && status !== 404 && status !== 405) throw error;
-      return this.open(
-        new SSEClientTransport(url, { requestInit, fetch, redirectPolicy: 'same-origin' }),
-        timeout,
-      );
+      try {
+        return await this.open(
+          new SSEClientTransport(url, { requestInit, fetch, redirectPolicy: 'same-origin' }),
+          timeout,
+        );
+      } catch (fallbackError) {
+        throw new Error(
+          `Streamable HTTP answered ${status}; the SSE transport tried next: ${errorMessage(fallbackError)}`,
+        );
+      }
     }
   }
 
@@ -299,6 +314,19 @@ class McpConnection {
 
   /** The server's tools, from the cache unless the server said they changed. */
   async tools(connectTimeoutMs: number, signal: AbortSignal | undefined): Promise<SdkTool[]> {
+    this.busy++;
+    try {
+      return await this.listing(connectTimeoutMs, signal);
+    } finally {
+      this.busy--;
+      this.lastUsed = Date.now();
+    }
+  }
+
+  private async listing(
+    connectTimeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<SdkTool[]> {
     const live = await this.ensure(connectTimeoutMs, signal);
     const cached = this.toolCache;
     if (cached && cached.live === live && cached.generation === this.generation) {
@@ -332,16 +360,32 @@ class McpConnection {
     timeouts: { timeoutMs: number; connectTimeoutMs: number },
     signal: AbortSignal | undefined,
   ): Promise<CallToolResultLike> {
-    const live = await this.ensure(timeouts.connectTimeoutMs, signal);
+    this.busy++;
     try {
-      return await live.client.callTool({ name, arguments: args }, undefined, {
-        timeout: timeouts.timeoutMs,
-        ...(signal ? { signal } : {}),
-      });
-    } catch (error) {
-      if (breaksConnection(error, signal)) void this.end(live);
-      throw error;
+      const live = await this.ensure(timeouts.connectTimeoutMs, signal);
+      try {
+        return await live.client.callTool({ name, arguments: args }, undefined, {
+          timeout: timeouts.timeoutMs,
+          ...(signal ? { signal } : {}),
+        });
+      } catch (error) {
+        if (breaksConnection(error, signal)) void this.end(live);
+        throw error;
+      }
+    } finally {
+      this.busy--;
+      this.lastUsed = Date.now();
     }
+  }
+
+  /**
+   * Closes the connection (not the object: the next use reconnects) when nothing has used it for
+   * `idleMs` and nothing is under way.
+   */
+  closeIfIdle(idleMs: number, now: number): void {
+    if (this.busy > 0 || this.connecting || !this.live) return;
+    if (now - this.lastUsed < idleMs) return;
+    void this.end(this.live);
   }
 
   /** Closes the client and waits for the child process (if any) to exit. */
@@ -385,7 +429,10 @@ export class McpClientPool implements McpToolSource {
   private readonly maxResultChars: number;
   private readonly maxDescriptionChars: number;
   private readonly reserved: ReadonlySet<string>;
+  /** Definitions by listed tool (a tool list object lives as long as its connection's cache). */
+  private readonly definitions = new WeakMap<SdkTool, Map<string, ToolDefinition>>();
   private closing: Promise<void> | undefined;
+  private readonly sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: McpClientPoolOptions = {}) {
     const parsed = mcpClientPoolOptionsSchema.safeParse(options);
@@ -405,6 +452,17 @@ export class McpClientPool implements McpToolSource {
     this.maxResultChars = value.maxResultChars ?? DEFAULT_MCP_MAX_RESULT_CHARS;
     this.maxDescriptionChars = value.maxDescriptionChars ?? DEFAULT_MCP_MAX_DESCRIPTION_CHARS;
     this.reserved = new Set(value.reservedToolNames ?? []);
+    const idleMs = value.idleTimeoutMs;
+    if (idleMs !== undefined) {
+      this.sweeper = setInterval(
+        () => {
+          const now = Date.now();
+          for (const connection of this.connections.values()) connection.closeIfIdle(idleMs, now);
+        },
+        Math.min(Math.max(Math.floor(idleMs / 2), 10), 30_000),
+      );
+      this.sweeper.unref();
+    }
   }
 
   /** Open connections (one per distinct config, or per session and config with `sharing: 'session'`). */
@@ -500,6 +558,16 @@ export class McpClientPool implements McpToolSource {
     const { connection, config, server } = listing;
     const timeoutMs = config.timeoutMs ?? DEFAULT_MCP_TIMEOUT_MS;
     const connectTimeoutMs = config.connectTimeoutMs ?? DEFAULT_MCP_CONNECT_TIMEOUT_MS;
+    // The same listed tool under the same name and timeouts gives the same definition object, so
+    // the model-facing spec (cached per object by core's toolSpec) is built once per tool list.
+    const cacheKey = `${name}\u0000${server}\u0000${timeoutMs}\u0000${connectTimeoutMs}`;
+    let cached = this.definitions.get(serverTool);
+    if (!cached) {
+      cached = new Map();
+      this.definitions.set(serverTool, cached);
+    }
+    const known = cached.get(cacheKey);
+    if (known) return known;
     const description = boundText(
       serverTool.description?.trim() ||
         serverTool.title ||
@@ -533,6 +601,7 @@ export class McpClientPool implements McpToolSource {
         }
       },
     };
+    cached.set(cacheKey, definition as ToolDefinition);
     return definition as ToolDefinition;
   }
 
@@ -542,6 +611,7 @@ export class McpClientPool implements McpToolSource {
    */
   close(): Promise<void> {
     if (!this.closing) {
+      if (this.sweeper) clearInterval(this.sweeper);
       const connections = [...this.connections.values()];
       this.closing = Promise.all(connections.map((connection) => connection.close())).then(
         () => {},
@@ -564,6 +634,7 @@ function describeFailure(error: unknown): string {
   if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
     return `the connection closed (${error.message})`;
   }
-  const cause = error instanceof Error && error.cause ? `: ${errorMessage(error.cause)}` : '';
-  return `${errorMessage(error)}${cause}`;
+  const message = errorMessage(error);
+  const cause = error instanceof Error && error.cause ? errorMessage(error.cause) : '';
+  return cause && !message.includes(cause) ? `${message}: ${cause}` : message;
 }

@@ -207,6 +207,16 @@ describe('McpClientPool over HTTP', () => {
     expect(server.requests).toContain('GET /mcp');
   });
 
+  it('reports both transports when neither answers', async () => {
+    const server = await startServer();
+    const { errors } = await pool().listTools({
+      sessionId: 's1',
+      servers: { nowhere: { transport: 'http', url: server.url.replace('/mcp', '/nothing') } },
+    });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.message).toMatch(/404.*the SSE transport tried next/s);
+  });
+
   it('turns a call to a server that went away into a tool error and reconnects when it is back', async () => {
     const first = await startServer();
     const source = pool();

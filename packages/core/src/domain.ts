@@ -52,9 +52,9 @@ export const harnessSchema = z.object({
   initialFiles: z.array(initialFileSchema).default([]),
   /**
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
-   * layer's entry of the same name replaces this one.
+   * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: mcpServersSchema.default({}),
+  mcpServers: mcpServersSchema.optional(),
   maxIterations: z.number().int().positive().optional(),
   status: definitionStatusSchema.default('active'),
   ...timestamps,
@@ -79,9 +79,9 @@ export const agentSchema = z.object({
   initialFiles: z.array(initialFileSchema).default([]),
   /**
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
-   * layer's entry of the same name replaces this one.
+   * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: mcpServersSchema.default({}),
+  mcpServers: mcpServersSchema.optional(),
   maxIterations: z.number().int().positive().optional(),
   status: definitionStatusSchema.default('active'),
   ...timestamps,
@@ -115,9 +115,9 @@ export const sessionSchema = z.object({
   initialFiles: z.array(initialFileSchema).default([]),
   /**
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
-   * layer's entry of the same name replaces this one.
+   * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: mcpServersSchema.default({}),
+  mcpServers: mcpServersSchema.optional(),
   maxIterations: z.number().int().positive().optional(),
   status: sessionStatusSchema.default('started'),
   ...timestamps,

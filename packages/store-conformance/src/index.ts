@@ -10,6 +10,7 @@ export {
   randomId,
   TRICKY_TEXT,
 } from './helpers.js';
+export { mcpServerDefinitionTests, sampleMcpServers } from './mcp-server-definition-tests.js';
 export { memoryStoreTests } from './memory-store-tests.js';
 export { messageStoreTests } from './message-store-tests.js';
 export { providerStoreTests } from './provider-store-tests.js';

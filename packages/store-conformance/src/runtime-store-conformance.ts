@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { agentStoreTests } from './agent-store-tests.js';
 import { ephemeralEventTests, eventBusTests } from './event-bus-tests.js';
 import { harnessStoreTests } from './harness-store-tests.js';
+import { mcpServerDefinitionTests } from './mcp-server-definition-tests.js';
 import { memoryStoreTests } from './memory-store-tests.js';
 import { messageStoreTests } from './message-store-tests.js';
 import { providerStoreTests } from './provider-store-tests.js';
@@ -12,7 +13,7 @@ import type { RuntimeStoreInitializer } from './types.js';
 
 /**
  * Registers the whole runtime-store conformance suite for a backend: every area
- * (harnesses, agents, sessions, messages, providers, session storage, memory, event bus; the
+ * (harnesses, agents, sessions, MCP servers in definitions, messages, providers, session storage, memory, event bus; the
  * ephemeral-event area when the initializer sets `ephemeralEvents`) and the initializer's
  * `additionalTests`. Call it at the top level of a vitest file.
  *
@@ -31,6 +32,7 @@ export function runtimeStoreConformance(initializer: RuntimeStoreInitializer): v
       harnessStoreTests(initializer);
       agentStoreTests(initializer);
       sessionStoreTests(initializer);
+      mcpServerDefinitionTests(initializer);
       messageStoreTests(initializer);
       providerStoreTests(initializer);
       sessionStorageTests(initializer);

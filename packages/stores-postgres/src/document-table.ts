@@ -9,6 +9,12 @@ import {
 } from './store-context.js';
 import { encodeText, textDigest } from './text-codec.js';
 
+/** How a {@link DocumentTable}'s documents are written and read back (secrets sealed and opened). */
+export interface DocumentCodec<T> {
+  toStored(document: T): T;
+  fromStored(stored: T): T;
+}
+
 /**
  * A table of JSON documents keyed by id (`id_hash`, `id`, `data`, plus extra indexed columns):
  * the shape of the harness and agent tables, with their read, list and insert statements.
@@ -17,15 +23,18 @@ export class DocumentTable<T extends { id: string }> {
   readonly #context: StoreContext;
   readonly #table: string;
   readonly #kind: string;
+  readonly #codec: DocumentCodec<T> | undefined;
 
   /**
    * @param table the table's name in the store's schema
    * @param kind the document kind in messages and error details (`harness`, `agent`)
+   * @param codec turns a document into what is stored and back (secrets sealed), when given
    */
-  constructor(context: StoreContext, table: string, kind: string) {
+  constructor(context: StoreContext, table: string, kind: string, codec?: DocumentCodec<T>) {
     this.#context = context;
     this.#table = table;
     this.#kind = kind;
+    this.#codec = codec;
   }
 
   /** The stored JSON text of a document, or `null`. */
@@ -43,7 +52,12 @@ export class DocumentTable<T extends { id: string }> {
   /** The document, or `null`. */
   async get(id: string, operation: string): Promise<T | null> {
     const data = await this.data(id, operation);
-    return data === null ? null : parseStored<T>(data, this.#kind);
+    return data === null ? null : this.#fromStored(data);
+  }
+
+  #fromStored(data: string): T {
+    const stored = parseStored<T>(data, this.#kind);
+    return this.#codec ? this.#codec.fromStored(stored) : stored;
   }
 
   /** Every document, sorted by id. */
@@ -53,7 +67,7 @@ export class DocumentTable<T extends { id: string }> {
       client.query<{ data: string }>(`SELECT data FROM ${db.table(this.#table)}`),
     );
     return result.rows
-      .map((row) => parseStored<T>(row.data, this.#kind))
+      .map((row) => this.#fromStored(row.data))
       .sort((left, right) => compareStrings(left.id, right.id));
   }
 
@@ -67,7 +81,10 @@ export class DocumentTable<T extends { id: string }> {
     operation: string,
     extraColumns: Record<string, unknown> = {},
   ): Promise<void> {
-    const data = stringifyForStore(document, this.#kind);
+    const data = stringifyForStore(
+      this.#codec ? this.#codec.toStored(document) : document,
+      this.#kind,
+    );
     const label = `${this.#kind[0]?.toUpperCase()}${this.#kind.slice(1)}`;
     checkSize(this.#context, data, `${label} ${document.id}`);
     const columns = ['id_hash', 'id', ...Object.keys(extraColumns), 'data'];

@@ -1,13 +1,20 @@
 import type { Agent, RuntimeAgentStore } from '@everruns-ts/core';
 import { DocumentTable } from './document-table.js';
+import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
 import { requireString, type StoreContext } from './store-context.js';
 
-/** Agent definitions in the `agents` table, one JSON document per agent. */
+/**
+ * Agent definitions in the `agents` table, one JSON document per agent (the env and header values
+ * of its MCP servers sealed with the store's secret key).
+ */
 export class PostgresAgentStore implements RuntimeAgentStore {
   readonly #agents: DocumentTable<Agent>;
 
   constructor(context: StoreContext) {
-    this.#agents = new DocumentTable<Agent>(context, 'agents', 'agent');
+    this.#agents = new DocumentTable<Agent>(context, 'agents', 'agent', {
+      toStored: (agent) => sealMcpSecrets(context, 'agent', agent),
+      fromStored: (agent) => openMcpSecrets(context, 'agent', agent),
+    });
   }
 
   /** The agent, or `null`. */

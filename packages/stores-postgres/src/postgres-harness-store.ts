@@ -1,5 +1,6 @@
 import { everrunsError, type Harness, type RuntimeHarnessStore } from '@everruns-ts/core';
 import { DocumentTable } from './document-table.js';
+import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
 import { parseStored, requireString, type StoreContext } from './store-context.js';
 import { textDigest } from './text-codec.js';
 
@@ -13,7 +14,10 @@ export class PostgresHarnessStore implements RuntimeHarnessStore {
 
   constructor(context: StoreContext) {
     this.#context = context;
-    this.#harnesses = new DocumentTable<Harness>(context, 'harnesses', 'harness');
+    this.#harnesses = new DocumentTable<Harness>(context, 'harnesses', 'harness', {
+      toStored: (harness) => sealMcpSecrets(context, 'harness', harness),
+      fromStored: (harness) => openMcpSecrets(context, 'harness', harness),
+    });
   }
 
   /** The harness, or `null`. */
@@ -34,7 +38,7 @@ export class PostgresHarnessStore implements RuntimeHarnessStore {
         textDigest(harnessId),
       ]),
     );
-    return foldHarnessChain(harnessId, result.rows);
+    return foldHarnessChain(harnessId, result.rows, this.#context);
   }
 
   /** Stores a new harness. Throws `DUPLICATE_ID` when the id exists. */
@@ -87,10 +91,15 @@ export function harnessChainSql(table: string, startHash: string): string {
 }
 
 /**
- * Turns {@link ChainRow}s into the chain, root first. Throws `HARNESS_NOT_FOUND` for a missing
- * harness and `INVALID_INPUT` for a cycle, as the in-memory store does.
+ * Turns {@link ChainRow}s into the chain, root first, opening the sealed MCP server secrets with
+ * `context`'s cipher. Throws `HARNESS_NOT_FOUND` for a missing harness and `INVALID_INPUT` for a
+ * cycle, as the in-memory store does.
  */
-export function foldHarnessChain(harnessId: string, rows: readonly ChainRow[]): Harness[] {
+export function foldHarnessChain(
+  harnessId: string,
+  rows: readonly ChainRow[],
+  context: StoreContext,
+): Harness[] {
   const chain: Harness[] = [];
   for (const row of rows) {
     if (row.data === null) {
@@ -103,13 +112,13 @@ export function foldHarnessChain(harnessId: string, rows: readonly ChainRow[]): 
         { details: { harnessId: missing } },
       );
     }
-    const harness = parseStored<Harness>(row.data, 'harness');
+    const stored = parseStored<Harness>(row.data, 'harness');
     if (row.cycle) {
-      throw everrunsError('INVALID_INPUT', `Harness ${harness.id} is its own ancestor`, {
-        details: { harnessId, cycleAt: harness.id },
+      throw everrunsError('INVALID_INPUT', `Harness ${stored.id} is its own ancestor`, {
+        details: { harnessId, cycleAt: stored.id },
       });
     }
-    chain.push(harness);
+    chain.push(openMcpSecrets(context, 'harness', stored));
   }
   if (chain.length > MAX_HARNESS_CHAIN_DEPTH) {
     throw everrunsError(

@@ -8,6 +8,7 @@ import {
   turnInProgressError,
   type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
+import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
 import { violatedConstraint } from './postgres-errors.js';
 import {
   checkSize,
@@ -34,10 +35,11 @@ export interface SessionRow {
 /**
  * Builds a session from its row. The fields the store updates (title, status, capabilities,
  * updatedAt) have their own columns, so each update is one statement; the rest is one JSON
- * document.
+ * document, the env and header values of its MCP servers sealed (opened here with `context`'s
+ * cipher).
  */
-export function sessionFromRow(row: SessionRow): Session {
-  const session = parseStored<Session>(row.data, 'session');
+export function sessionFromRow(row: SessionRow, context: StoreContext): Session {
+  const session = openMcpSecrets(context, 'session', parseStored<Session>(row.data, 'session'));
   if (row.title !== null) session.title = decodeText(row.title);
   session.status = row.status as SessionStatus;
   session.capabilities = parseStored<CapabilityConfig[]>(row.capabilities, 'session capabilities');
@@ -96,14 +98,17 @@ export class PostgresSessionStore implements RuntimeSessionStore {
       ),
     );
     const row = result.rows[0];
-    return row ? sessionFromRow(row) : null;
+    return row ? sessionFromRow(row, this.#context) : null;
   }
 
   /** Stores a new session and returns the stored copy. Throws `DUPLICATE_ID` when the id exists. */
   async createSession(session: Session): Promise<Session> {
     requireString(session?.id, 'session.id');
     const { title, status, capabilities, updatedAt, ...rest } = session;
-    const data = stringifyForStore(rest, 'session');
+    const data = stringifyForStore(
+      sealMcpSecrets(this.#context, 'session', { ...rest, id: session.id }),
+      'session',
+    );
     const capabilitiesJson = stringifyForStore(capabilities ?? [], 'session capabilities');
     checkSize(this.#context, data, `Session ${session.id}`);
     checkSize(this.#context, capabilitiesJson, `Capabilities of session ${session.id}`);
@@ -140,7 +145,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
           if (
             stored &&
             stringifyForStore(stored, 'session') ===
-              stringifyForStore(sessionFromRow(row), 'session')
+              stringifyForStore(sessionFromRow(row, this.#context), 'session')
           )
             return;
         }
@@ -149,7 +154,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
         });
       }
     });
-    return sessionFromRow(row);
+    return sessionFromRow(row, this.#context);
   }
 
   /** Sets the title. Throws `SESSION_NOT_FOUND`. */
@@ -188,7 +193,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
       ),
     );
     const row = result.rows[0];
-    if (row) return sessionFromRow(row);
+    if (row) return sessionFromRow(row, this.#context);
     const current = await db.run('updateSessionStatusHeld', (client) =>
       client.query<LeaseRow & { live: boolean | null }>(
         `SELECT ${LEASE_COLUMNS}, turn_lease_expires_at > now() AS live
@@ -225,7 +230,9 @@ export class PostgresSessionStore implements RuntimeSessionStore {
     const result = await db.run('listSessions', (client) =>
       client.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM ${db.table('sessions')}`),
     );
-    return result.rows.map(sessionFromRow).sort((left, right) => compareStrings(left.id, right.id));
+    return result.rows
+      .map((row) => sessionFromRow(row, this.#context))
+      .sort((left, right) => compareStrings(left.id, right.id));
   }
 
   /**
@@ -357,6 +364,6 @@ export class PostgresSessionStore implements RuntimeSessionStore {
         details: { sessionId },
       });
     }
-    return sessionFromRow(row);
+    return sessionFromRow(row, this.#context);
   }
 }

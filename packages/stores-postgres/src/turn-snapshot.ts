@@ -6,6 +6,7 @@ import {
   type ModelWithProvider,
   type Session,
 } from '@everruns-ts/core';
+import { openMcpSecrets } from './mcp-secrets.js';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
 import { messageFromRow } from './postgres-message-store.js';
 import { defaultModelFromRow } from './postgres-provider-store.js';
@@ -123,13 +124,16 @@ async function loadSnapshot(
   let defaultModel: ModelWithProvider | null | undefined = null;
   for (const row of result.rows) {
     if (row.kind === 'session') {
-      session = sessionFromRow({
-        data: row.a!,
-        title: row.b,
-        status: row.c!,
-        capabilities: row.d!,
-        updated_at: row.e!,
-      });
+      session = sessionFromRow(
+        {
+          data: row.a!,
+          title: row.b,
+          status: row.c!,
+          capabilities: row.d!,
+          updated_at: row.e!,
+        },
+        context,
+      );
     } else if (row.kind === 'harness') {
       chainRows.push({ depth: row.ord, data: row.a, cycle: row.flag === true });
     } else if (row.kind === 'default_model') {
@@ -143,7 +147,7 @@ async function loadSnapshot(
         defaultModel = undefined;
       }
     } else if (row.kind === 'agent') {
-      agent = parseStored<Agent>(row.a!, 'agent');
+      agent = openMcpSecrets(context, 'agent', parseStored<Agent>(row.a!, 'agent'));
     } else {
       messages.push(
         messageFromRow(sessionId, {
@@ -162,7 +166,7 @@ async function loadSnapshot(
   if (session === null) return null;
   let harnessChain: Harness[] | null;
   try {
-    harnessChain = foldHarnessChain(session.harnessId, chainRows);
+    harnessChain = foldHarnessChain(session.harnessId, chainRows, context);
   } catch (error) {
     if (!EverrunsError.hasCode(error, 'HARNESS_NOT_FOUND')) throw error;
     harnessChain = null;

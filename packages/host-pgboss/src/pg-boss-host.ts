@@ -110,6 +110,8 @@ export class PgBossHost {
         new InMemorySessionFileSystemFactory(),
       limits,
       toolCallJournal: new PostgresToolCallJournal(pool, names.schema),
+      // Workers list a session's MCP tools on demand, in each step, from the platform's source.
+      ...(options.platform.mcpToolSource ? { mcp: options.platform.mcpToolSource } : {}),
     };
     const boss = createBoss(pool, options, names.bossSchema);
     try {

@@ -8,4 +8,9 @@ export type {
 export { PostgresToolCallJournal } from './postgres-tool-call-journal.js';
 export { stepJobId } from './step-jobs.js';
 export { type HostTurnStatus, type HostTurnStatusName, TURN_CHANNEL } from './turn-records.js';
-export type { SubmitTurnOptions, TurnHandle, TurnResultOptions } from './turn-submission.js';
+export type {
+  StreamingTurnHandle,
+  SubmitTurnOptions,
+  TurnHandle,
+  TurnResultOptions,
+} from './turn-submission.js';

@@ -20,7 +20,12 @@ import { StepQueue } from './step-queue.js';
 import { StepWorker } from './step-worker.js';
 import { TurnNotifications } from './turn-notifications.js';
 import { type HostTurnStatus, TurnRecords } from './turn-records.js';
-import { type SubmitTurnOptions, type TurnHandle, TurnSubmission } from './turn-submission.js';
+import {
+  type StreamingTurnHandle,
+  type SubmitTurnOptions,
+  type TurnHandle,
+  TurnSubmission,
+} from './turn-submission.js';
 
 /**
  * A durable, multi-process host on pg-boss: each step of a turn (`input`, `reason`, `act`) is a
@@ -142,13 +147,27 @@ export class PgBossHost {
    * `SESSION_NOT_FOUND`, `TURN_IN_PROGRESS` (a turn of the session is still running),
    * `TURN_WAITING_FOR_TOOL_RESULTS` (a turn of the session waits for client tool results, details
    * `turnId` and `pendingToolCallIds`: submit them first, `isError: true` abandons a call) and
-   * `DUPLICATE_ID` before anything runs.
+   * `DUPLICATE_ID` before anything runs. With `stream: true` the handle is also an
+   * `AsyncIterable<TurnStreamPart>` ({@link StreamingTurnHandle}): it listens to the stores'
+   * event bus before the turn is enqueued, so it sees every part whichever worker process runs
+   * the steps (`CONFIGURATION` when the bus cannot hear other processes; `STORE_UNAVAILABLE`
+   * when it cannot listen).
    */
   submitTurn(
     sessionId: string,
     input: InputMessage,
+    options: SubmitTurnOptions & { stream: true },
+  ): Promise<StreamingTurnHandle>;
+  submitTurn(
+    sessionId: string,
+    input: InputMessage,
+    options?: SubmitTurnOptions,
+  ): Promise<TurnHandle>;
+  submitTurn(
+    sessionId: string,
+    input: InputMessage,
     options: SubmitTurnOptions = {},
-  ): Promise<TurnHandle> {
+  ): Promise<TurnHandle | StreamingTurnHandle> {
     return this.#submission.submitTurn(sessionId, input, options);
   }
 
@@ -175,9 +194,19 @@ export class PgBossHost {
   submitTextTurn(
     sessionId: string,
     text: string,
+    options: SubmitTurnOptions & { stream: true },
+  ): Promise<StreamingTurnHandle>;
+  submitTextTurn(sessionId: string, text: string, options?: SubmitTurnOptions): Promise<TurnHandle>;
+  submitTextTurn(
+    sessionId: string,
+    text: string,
     options: SubmitTurnOptions = {},
-  ): Promise<TurnHandle> {
-    return this.submitTurn(sessionId, { role: 'user', content: [{ type: 'text', text }] }, options);
+  ): Promise<TurnHandle | StreamingTurnHandle> {
+    return this.#submission.submitTurn(
+      sessionId,
+      { role: 'user', content: [{ type: 'text', text }] },
+      options,
+    );
   }
 
   /** A handle on a turn submitted earlier (by any process). */

@@ -1,9 +1,11 @@
 import {
+  type EventBus,
   EverrunsError,
   formatZodError,
   type InputMessage,
   inputMessageSchema,
   newId,
+  type RuntimeEvent,
   validateTurnInput,
 } from '@everruns-ts/core';
 import {
@@ -12,8 +14,13 @@ import {
   parseRuntimeTurnStep,
   pendingClientToolCalls,
   type RuntimeHostAdapter,
+  TurnEventTranslator,
   type TurnResult,
+  TurnStream,
+  type TurnStreamPart,
+  type TurnStreamSink,
 } from '@everruns-ts/runtime/host';
+import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
 import { claimTurnLease, releaseTurnLease } from './host-turn-lease.js';
@@ -23,7 +30,22 @@ import type { HostTurnStatus } from './turn-records.js';
 export interface SubmitTurnOptions {
   /** The turn id; generated when absent. */
   turnId?: string;
+  /**
+   * Stream the turn: its reason steps call the model through the driver's `stream` and emit the
+   * answer's pieces as ephemeral events, and the handle is an `AsyncIterable<TurnStreamPart>`
+   * ({@link StreamingTurnHandle}) fed by the stores' event bus, whichever process runs the
+   * steps. Needs an event bus with `subscribe` that hears other processes (the PostgreSQL bus).
+   */
+  stream?: boolean;
+  /** The stream's buffer before deltas are merged (`TurnStreamOptions.highWaterMark`). */
+  highWaterMark?: number;
 }
+
+const submitTurnOptionsSchema = z.object({
+  turnId: z.string().min(1).optional(),
+  stream: z.boolean().optional(),
+  highWaterMark: z.number().int().positive().optional(),
+});
 
 /** Options of {@link TurnHandle.result}. */
 export interface TurnResultOptions {
@@ -47,6 +69,31 @@ export interface TurnHandle {
 }
 
 /**
+ * The handle of a streamed turn ({@link SubmitTurnOptions.stream}): iterate it once for the
+ * turn's parts, as `InProcessRuntime.streamTurn` yields them (`turn-start`, `step-start`,
+ * `text-delta`, `reasoning-delta`, `tool-call-start`, `tool-call-delta`, `tool-call`,
+ * `tool-result`, `step-finish`, then `turn-finish` with the handle's result), or use `stream`
+ * (its `result` promise, web adapters).
+ */
+export interface StreamingTurnHandle extends TurnHandle, AsyncIterable<TurnStreamPart> {
+  /**
+   * The turn's stream. It ends with `turn-finish` once the turn completes (or waits for client
+   * tool results), after every event the workers emitted before that has arrived; with an
+   * `error` part when the turn `failed` or the host stopped (its `result` then rejects).
+   */
+  readonly stream: TurnStream;
+}
+
+/** The `subscribe` of a bus, with the PostgreSQL bus's options and readiness where it has them. */
+type SubscribingBus = EventBus & {
+  subscribe(
+    listener: (event: RuntimeEvent) => void,
+    options?: { sessionId?: string },
+  ): (() => void) & { ready?: Promise<void> };
+  caughtUp?(): Promise<void>;
+};
+
+/**
  * The client side of turns: submitting one (a row in the `turns` table and its input step job),
  * handles that poll or await it, and resuming one from its checkpoint.
  */
@@ -67,9 +114,16 @@ export class TurnSubmission {
     sessionId: string,
     input: InputMessage,
     options: SubmitTurnOptions = {},
-  ): Promise<TurnHandle> {
+  ): Promise<TurnHandle | StreamingTurnHandle> {
     const { adapter, turns, steps } = this.#context;
     assertRunning(this.#context);
+    const parsedOptions = submitTurnOptionsSchema.safeParse(options ?? {});
+    if (!parsedOptions.success) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: `Invalid submitTurn options: ${formatZodError(parsedOptions.error)}`,
+      });
+    }
     if (typeof sessionId !== 'string' || sessionId.length === 0) {
       throw new EverrunsError({
         code: 'INVALID_INPUT',
@@ -93,36 +147,124 @@ export class TurnSubmission {
     // Everything the input step would check before writing, checked here first: a refused turn
     // is never recorded (its size, capabilities, model and driver).
     await validateTurnInput(adapter, { sessionId, input: parsed.data });
-    const turnId = options.turnId ?? newId('turn');
-    const step = initialTurnStep({
+    const turnId = parsedOptions.data.turnId ?? newId('turn');
+    const initial = initialTurnStep({
       sessionId,
       turnId,
       input: parsed.data,
       maxIterations: adapter.limits.maxIterations,
       maxRepeatedToolCalls: adapter.limits.maxRepeatedToolCalls,
     });
-    // The session's lease first: no other runtime on these stores runs a turn on it meanwhile.
-    const { sessions } = adapter.backends;
-    await claimTurnLease(sessions, sessionId, turnId, this.#context.turnLeaseMs);
-    let waiting: string | null;
+    const streaming = parsedOptions.data.stream === true;
+    const step = streaming ? { ...initial, state: { ...initial.state, stream: true } } : initial;
+    // A streamed turn's subscriber listens before anything is enqueued, so no event is missed.
+    const listener = streaming ? await this.#listen(sessionId, turnId) : undefined;
     try {
-      waiting = await turns.insert(turnId, sessionId, step);
+      // The session's lease first: no other runtime on these stores runs a turn on it meanwhile.
+      const { sessions } = adapter.backends;
+      await claimTurnLease(sessions, sessionId, turnId, this.#context.turnLeaseMs);
+      let waiting: string | null;
+      try {
+        waiting = await turns.insert(turnId, sessionId, step);
+      } catch (error) {
+        await releaseTurnLease(sessions, sessionId, turnId);
+        throw error;
+      }
+      if (waiting !== null) {
+        await releaseTurnLease(sessions, sessionId, turnId);
+        throw await waitingForToolResultsError(adapter, sessionId, waiting);
+      }
+      try {
+        await steps.send(step, 0, true);
+      } catch (error) {
+        await turns.delete(turnId).catch(() => {});
+        await releaseTurnLease(sessions, sessionId, turnId);
+        throw error;
+      }
     } catch (error) {
-      await releaseTurnLease(sessions, sessionId, turnId);
+      listener?.unsubscribe();
       throw error;
     }
-    if (waiting !== null) {
-      await releaseTurnLease(sessions, sessionId, turnId);
-      throw await waitingForToolResultsError(adapter, sessionId, waiting);
+    const handle = this.handle(turnId, sessionId);
+    if (!listener) return handle;
+    const highWaterMark = parsedOptions.data.highWaterMark;
+    const stream = new TurnStream(
+      (sink) => listener.attach(sink, handle),
+      highWaterMark === undefined ? {} : { highWaterMark },
+    );
+    return {
+      ...handle,
+      stream,
+      [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
+    };
+  }
+
+  /**
+   * Subscribes to the session's events on the stores' bus (waiting until other processes' events
+   * arrive) and translates the turn's into parts; parts are held until a stream attaches.
+   */
+  async #listen(sessionId: string, turnId: string): Promise<TurnListener> {
+    const bus = this.#context.adapter.backends.events as Partial<SubscribingBus>;
+    if (typeof bus.subscribe !== 'function') {
+      throw new EverrunsError({
+        code: 'CONFIGURATION',
+        message:
+          'Streaming a turn needs an event bus with subscribe that hears other processes (the PostgreSQL event bus)',
+      });
     }
+    const translator = new TurnEventTranslator({ turnId });
+    const held: TurnStreamPart[] = [];
+    let sink: TurnStreamSink | undefined;
+    const unsubscribe = bus.subscribe(
+      (event) => {
+        for (const part of translator.translate(event)) {
+          if (sink) sink.push(part);
+          else held.push(part);
+        }
+      },
+      { sessionId },
+    );
     try {
-      await steps.send(step, 0, true);
+      await unsubscribe.ready;
     } catch (error) {
-      await turns.delete(turnId).catch(() => {});
-      await releaseTurnLease(sessions, sessionId, turnId);
+      unsubscribe();
       throw error;
     }
-    return this.handle(turnId, sessionId);
+    // Bounded: a bus whose connection stays down must not hold the stream open for ever.
+    const caughtUp = async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          bus.caughtUp?.(),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, CAUGHT_UP_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (error) {
+        this.#context.onError(error);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    return {
+      unsubscribe,
+      attach: (target, handle) => {
+        sink = target;
+        for (const part of held.splice(0)) target.push(part);
+        handle.result().then(
+          async (result) => {
+            await caughtUp();
+            unsubscribe();
+            target.end(result);
+          },
+          async (error: unknown) => {
+            await caughtUp();
+            unsubscribe();
+            target.fail(error);
+          },
+        );
+      },
+    };
   }
 
   /** A handle on a turn submitted earlier (by any process). */
@@ -188,6 +330,16 @@ export class TurnSubmission {
       await notifications.waitForChange(turnId, Math.min(remaining, 1_000), options.signal);
     }
   }
+}
+
+/** How long a streamed turn's end waits for the bus to deliver the turn's last events. */
+const CAUGHT_UP_TIMEOUT_MS = 10_000;
+
+/** A streamed turn's subscription, before and after its stream exists. */
+interface TurnListener {
+  unsubscribe(): void;
+  /** Feeds `sink` with the turn's parts, then ends it with the handle's result. */
+  attach(sink: TurnStreamSink, handle: TurnHandle): void;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type LlmDriver,
   type LlmRequest,
   type LlmResponse,
+  type LlmStreamEvent,
   type Message,
   messageText,
   type NewMessage,
@@ -310,6 +311,21 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       killAt('after-model-call', request.iteration);
       return response;
     },
+    // The same answers in pieces: short texts three characters at a time, a long one in two
+    // pieces (the second larger than a NOTIFY payload), each tool call's id and name first, then
+    // its arguments four characters at a time.
+    async *stream(request: LlmRequest): AsyncIterable<LlmStreamEvent> {
+      const response = await driver.generate(request);
+      for (const text of textPieces(response.text)) yield { type: 'text_delta', text };
+      for (const [index, call] of response.toolCalls.entries()) {
+        yield { type: 'tool_call_delta', index, id: call.id, name: call.name, argumentsDelta: '' };
+        const json = JSON.stringify(call.arguments);
+        for (let start = 0; start < json.length; start += 4) {
+          yield { type: 'tool_call_delta', index, argumentsDelta: json.slice(start, start + 4) };
+        }
+      }
+      yield { type: 'finish', response };
+    },
   };
 
   const capabilities = new CapabilityRegistry().register(effects);
@@ -362,9 +378,20 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
   };
 }
 
+/** The final answer of a `stream big` turn: far larger than a NOTIFY payload. */
+export const STREAMED_ANSWER = `done ${'é😀 streamed '.repeat(800)}`;
+
+function textPieces(text: string): string[] {
+  if (text.length > 200) return [text.slice(0, 20), text.slice(20)];
+  const pieces: string[] = [];
+  for (let start = 0; start < text.length; start += 3) pieces.push(text.slice(start, start + 3));
+  return pieces;
+}
+
 /**
  * The scripted model. A turn whose first user message starts with `loop` calls `set_flag` at every
- * iteration; any other turn calls `append_line` and `set_flag` once, then answers `done`.
+ * iteration; any other turn calls `append_line` and `set_flag` once, then answers `done` (a
+ * `stream big` turn answers {@link STREAMED_ANSWER}).
  */
 export function scriptedAnswer(request: LlmRequest): LlmResponse {
   const firstUser = request.messages.findLast(
@@ -457,6 +484,9 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
       usage,
       stopReason: 'tool_calls',
     };
+  }
+  if (firstUser && messageText(firstUser).startsWith('stream big')) {
+    return { text: STREAMED_ANSWER, toolCalls: [], usage, stopReason: 'end_turn' };
   }
   return { text: 'done', toolCalls: [], usage, stopReason: 'end_turn' };
 }

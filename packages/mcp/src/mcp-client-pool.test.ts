@@ -1,3 +1,6 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   EverrunsError,
@@ -152,6 +155,29 @@ describe('McpClientPool over stdio', () => {
     expect(errors.map((error) => error.server)).toEqual(['broken', 'refused', 'wrong']);
     expect(errors[0]?.message).toMatch(/ENOENT/);
     expect(errors[2]?.message).toMatch(/invalid MCP server config/);
+  });
+
+  it('reports a server that never finishes the handshake as timed out, and ends its process', async () => {
+    const pidFile = join(await mkdtemp(join(tmpdir(), 'mcp-silent-')), 'pid');
+    const { errors } = await pool().listTools({
+      sessionId: 's1',
+      servers: {
+        silent: {
+          transport: 'stdio',
+          command: process.execPath,
+          args: [
+            '-e',
+            'require("node:fs").writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1000);',
+            pidFile,
+          ],
+          connectTimeoutMs: 1_000,
+        },
+      },
+    });
+    expect(errors).toEqual([{ server: 'silent', message: expect.stringMatching(/timed out/) }]);
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    expect(pid).toBeGreaterThan(0);
+    expect(alive(pid)).toBe(false);
   });
 
   it('calls a tool with its arguments and maps text, structured content, errors, images and resources', async () => {

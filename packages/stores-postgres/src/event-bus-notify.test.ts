@@ -251,6 +251,28 @@ describe('postgres event bus: events of other buses (LISTEN/NOTIFY)', () => {
     await vi.waitFor(async () => expect(await listenConnections()).toEqual([]), WAIT);
   });
 
+  it('listens again after the last subscriber left and a new one came at once, many times', async () => {
+    const sessionId = `session_${random()}`;
+    for (let round = 0; round < 5; round++) {
+      const leaving = listening.events.subscribe(() => {});
+      await leaving.ready;
+      const before = await listenConnections();
+      leaving();
+      const received: RuntimeEvent[] = [];
+      const stop = listening.events.subscribe((event) => received.push(event), { sessionId });
+      try {
+        await stop.ready;
+        // Ready means a new connection holds LISTEN, not the one being closed.
+        const after = await listenConnections();
+        expect(after.some((pid) => !before.includes(pid))).toBe(true);
+        const event = await emitting.events.emit({ type: 'tool.started', sessionId, data: {} });
+        await vi.waitFor(() => expect(received).toEqual([event]), WAIT);
+      } finally {
+        stop();
+      }
+    }
+  });
+
   it('keeps a subscriber going after its LISTEN connection is killed, with the kept events it missed', async () => {
     const sessionId = `session_${random()}`;
     const received: RuntimeEvent[] = [];

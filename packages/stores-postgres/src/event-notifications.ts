@@ -165,6 +165,15 @@ export class NotificationDecoder {
   }
 }
 
+/** One start-to-stop life of a {@link ChannelListener}. */
+interface ListenRun {
+  active: boolean;
+  /** The `LISTEN` is in place. */
+  connected: boolean;
+  stop: () => void;
+  done: Promise<void>;
+}
+
 /** What a {@link ChannelListener} reports. */
 export interface ChannelListenerHandlers {
   /**
@@ -185,8 +194,7 @@ export class ChannelListener {
   readonly #channel: string;
   readonly #handlers: ChannelListenerHandlers;
   readonly #backoff: (failures: number) => number;
-  #run: { active: boolean; stop: () => void; done: Promise<void> } | undefined;
-  #connected = false;
+  #run: ListenRun | undefined;
   #waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
 
   constructor(
@@ -208,7 +216,12 @@ export class ChannelListener {
     const stopped = new Promise<void>((resolve) => {
       stop = resolve;
     });
-    const run = { active: true, stop: () => {}, done: Promise.resolve() };
+    const run: ListenRun = {
+      active: true,
+      connected: false,
+      stop: () => {},
+      done: Promise.resolve(),
+    };
     run.stop = () => {
       run.active = false;
       stop();
@@ -223,7 +236,7 @@ export class ChannelListener {
    */
   listening(): Promise<void> {
     if (!this.#run?.active) return Promise.reject(new Error('not listening'));
-    if (this.#connected) return Promise.resolve();
+    if (this.#run.connected) return Promise.resolve();
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
@@ -246,10 +259,7 @@ export class ChannelListener {
     }
   }
 
-  async #loop(
-    run: { active: boolean; stop: () => void; done: Promise<void> },
-    stopped: Promise<void>,
-  ): Promise<void> {
+  async #loop(run: ListenRun, stopped: Promise<void>): Promise<void> {
     let failures = 0;
     let restored = false;
     while (run.active) {
@@ -281,10 +291,10 @@ export class ChannelListener {
         failures = 0;
         markListening();
         if (run.active) {
-          this.#connected = true;
+          run.connected = true;
           this.#settleWaiters();
           await Promise.race([lost, stopped]);
-          this.#connected = false;
+          run.connected = false;
         }
       } catch (error) {
         markFailed(error);

@@ -180,6 +180,24 @@ describe('McpClientPool over stdio', () => {
     expect(alive(pid)).toBe(false);
   });
 
+  it('hands a child stderr to the stderr function, with the server name', async () => {
+    const seen: string[] = [];
+    const { errors } = await pool({
+      stderr: (server, text) => seen.push(`${server}: ${text}`),
+    }).listTools({
+      sessionId: 's1',
+      servers: {
+        noisy: {
+          transport: 'stdio',
+          command: process.execPath,
+          args: ['-e', 'process.stderr.write("no config file"); process.exitCode = 2;'],
+        },
+      },
+    });
+    expect(errors.map((error) => error.server)).toEqual(['noisy']);
+    await vi.waitFor(() => expect(seen.join('')).toBe('noisy: no config file'));
+  });
+
   it('calls a tool with its arguments and maps text, structured content, errors, images and resources', async () => {
     const { tools } = await pool().listTools({ sessionId: 's1', servers: { math: demo() } });
     // Structured content whose JSON a text block already holds is given once.

@@ -112,7 +112,20 @@ export {
   RESERVED_EXTRA_BODY_KEYS,
   unsupportedRequestOptionError,
 } from './llm-request-options.js';
-export { addLlmUsage, llmUsageSchema } from './llm-usage.js';
+export {
+  addLlmUsage,
+  findModelPrice,
+  llmUsageSchema,
+  type ModelPrice,
+  type ModelPrices,
+  type ModelUsageTotal,
+  modelCallOf,
+  modelPriceSchema,
+  modelPricesSchema,
+  totalLlmUsage,
+  UsageTally,
+  usageCost,
+} from './llm-usage.js';
 // MCP servers in definitions, and the platform's bridge to them.
 export {
   type McpServerConfig,
@@ -148,6 +161,12 @@ export {
   type ToolResultPart,
   toolCallSchema,
 } from './message.js';
+export {
+  checkAfterSeq,
+  checkLatestLimit,
+  loadLatestMessages,
+  loadMessagesAfter,
+} from './message-range.js';
 // Models.
 export {
   LLM_PROVIDER_TYPES,

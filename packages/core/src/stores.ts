@@ -1,5 +1,6 @@
 import type { Agent, CapabilityConfig, Harness, Session, SessionStatus } from './domain.js';
 import type { EventBus, EventRequest, RuntimeEvent } from './event.js';
+import type { ModelUsageTotal } from './llm-usage.js';
 import type { InputMessage, Message, MessageRole, NewMessage } from './message.js';
 import type { ModelWithProvider } from './model.js';
 
@@ -192,6 +193,27 @@ export interface RuntimeMessageStore {
   loadFiltered(sessionId: string, filter: MessageFilter): Promise<Message[]>;
   /** Number of messages. */
   count(sessionId: string): Promise<number>;
+  /**
+   * Every message with `seq` greater than `afterSeq`, in `seq` order (empty at or past the end).
+   * Throws `INVALID_INPUT` for an `afterSeq` that is not a non-negative integer. Optional: a
+   * backend offers it so reading the tail of a long history costs one indexed query; without it,
+   * `loadMessagesAfter` of `@everruns-ts/core` pages through `loadPage`.
+   */
+  loadAfter?(sessionId: string, afterSeq: number): Promise<Message[]>;
+  /**
+   * The last `limit` messages (all of them when there are fewer), in `seq` order. Throws
+   * `INVALID_INPUT` for a `limit` that is not a positive integer. Optional, as `loadAfter`;
+   * without it `loadLatestMessages` of `@everruns-ts/core` uses `count` and `loadPage`.
+   */
+  loadLatest?(sessionId: string, limit: number): Promise<Message[]>;
+  /**
+   * The session's model calls summed per model (see `modelCallOf` of `@everruns-ts/core` for what
+   * counts): one entry per `metadata.model`, sorted by name, the entry without a name last; empty
+   * for a session without model calls. Optional: a backend offers it so summing a long session is
+   * one query instead of reading every message; the runtime's `sessionUsage` pages through the
+   * history without it.
+   */
+  sumUsage?(sessionId: string): Promise<ModelUsageTotal[]>;
 }
 
 /** Models and the default model. */

@@ -1,4 +1,4 @@
-import { InputMessage, type Message, type NewMessage } from '@everruns-ts/core';
+import { InputMessage, type Message, type NewMessage, UsageTally } from '@everruns-ts/core';
 import { expect, it } from 'vitest';
 import { expectErrorCode, HOSTILE_STRINGS, randomId, TRICKY_TEXT, tryToMutate } from './helpers.js';
 import { defineRuntimeArea } from './runtime-area.js';
@@ -465,6 +465,138 @@ export function messageStoreTests(initializer: RuntimeStoreInitializer): void {
       ]);
       expect(again?.metadata).toEqual({ k: 'v' });
       expect(await messages.count(sessionId)).toBe(1);
+    });
+
+    it('loadAfter (when offered) returns every message after a seq, in order', async () => {
+      const { messages } = backends();
+      if (!messages.loadAfter) return;
+      const sessionId = randomId('session');
+      const other = randomId('session');
+      await messages.storeMessages(
+        sessionId,
+        range(1205).map((index) => agentText(`m${index}`)),
+      );
+      await messages.storeMessages(other, [agentText('elsewhere')]);
+      const all = await messages.load(sessionId);
+      expect(await messages.loadAfter(sessionId, 0)).toEqual(all);
+      expect(seqs(await messages.loadAfter(sessionId, 1200))).toEqual([
+        1201, 1202, 1203, 1204, 1205,
+      ]);
+      expect(await messages.loadAfter(sessionId, 3)).toEqual(all.slice(3));
+      expect(await messages.loadAfter(sessionId, 1205)).toEqual([]);
+      expect(await messages.loadAfter(sessionId, 5000)).toEqual([]);
+      expect(await messages.loadAfter(randomId('session'), 0)).toEqual([]);
+      for (const bad of [-1, 1.5, Number.NaN, '2' as unknown as number]) {
+        await expectErrorCode(messages.loadAfter(sessionId, bad), 'INVALID_INPUT');
+      }
+    });
+
+    it('loadLatest (when offered) returns the last N messages, in order', async () => {
+      const { messages } = backends();
+      if (!messages.loadLatest) return;
+      const sessionId = randomId('session');
+      await messages.storeMessages(
+        sessionId,
+        range(12).map((index) => agentText(`m${index}`)),
+      );
+      await messages.storeMessages(randomId('session'), [agentText('elsewhere')]);
+      const all = await messages.load(sessionId);
+      expect(await messages.loadLatest(sessionId, 3)).toEqual(all.slice(9));
+      expect(seqs(await messages.loadLatest(sessionId, 1))).toEqual([12]);
+      expect(await messages.loadLatest(sessionId, 12)).toEqual(all);
+      expect(await messages.loadLatest(sessionId, 1_000_000)).toEqual(all);
+      expect(await messages.loadLatest(randomId('session'), 5)).toEqual([]);
+      await messages.storeMessage(sessionId, agentText('newest'));
+      expect(seqs(await messages.loadLatest(sessionId, 2))).toEqual([12, 13]);
+      for (const bad of [0, -3, 2.5, Number.NaN]) {
+        await expectErrorCode(messages.loadLatest(sessionId, bad), 'INVALID_INPUT');
+      }
+    });
+
+    it('sumUsage (when offered) equals the usage of the agent messages, per model', async () => {
+      const { messages } = backends();
+      if (!messages.sumUsage) return;
+      const sessionId = randomId('session');
+      const withUsage = (model: string | undefined, usage: unknown, extra = {}): NewMessage =>
+        agentText('answer', {
+          metadata: { ...(model === undefined ? {} : { model }), usage, ...extra },
+        });
+      await messages.storeMessages(sessionId, [
+        {
+          role: 'user',
+          content: [{ type: 'text', text: 'hi' }],
+          metadata: { usage: { inputTokens: 999, outputTokens: 999 } },
+        },
+        withUsage('model-b', {
+          inputTokens: 100,
+          outputTokens: 40,
+          cachedInputTokens: 10,
+          reasoningTokens: 30,
+        }),
+        withUsage('model-a', { inputTokens: 150, outputTokens: 20, cacheWriteInputTokens: 50 }),
+        {
+          role: 'tool_result',
+          content: [{ type: 'tool_result', toolCallId: 'c', content: 'r', isError: false }],
+          metadata: { usage: { inputTokens: 7, outputTokens: 7 } },
+        },
+        withUsage('model-b', { inputTokens: 200, outputTokens: 5, cachedInputTokens: 140 }),
+        // Unusual values count as zero or stay absent; odd strings elsewhere in metadata are harmless.
+        withUsage(
+          'model-a',
+          { inputTokens: 'many', outputTokens: 2, reasoningTokens: null },
+          {
+            note: 'NUL \u0000, lone \ud800 and \udfff, escaped \\u0000',
+            responseId: 'resp\u0000',
+          },
+        ),
+        withUsage(undefined, { inputTokens: 3, outputTokens: 1 }),
+        agentText('blocked', { metadata: { model: 'model-a', blocker: { message: 'no' } } }),
+        agentText('odd', { metadata: { model: 'model-a', usage: [1, 2] } }),
+        agentText('no metadata'),
+      ]);
+      await messages.storeMessage(
+        randomId('session'),
+        withUsage('model-a', { inputTokens: 5, outputTokens: 5 }),
+      );
+      const expected = [
+        {
+          model: 'model-a',
+          modelCalls: 2,
+          usage: { inputTokens: 150, outputTokens: 22, cacheWriteInputTokens: 50 },
+        },
+        {
+          model: 'model-b',
+          modelCalls: 2,
+          usage: {
+            inputTokens: 300,
+            outputTokens: 45,
+            cachedInputTokens: 150,
+            reasoningTokens: 30,
+          },
+        },
+        { model: null, modelCalls: 1, usage: { inputTokens: 3, outputTokens: 1 } },
+      ];
+      expect(await messages.sumUsage(sessionId)).toEqual(expected);
+      // The same as adding up each stored message's usage.
+      const tally = new UsageTally();
+      for (const message of await messages.load(sessionId)) tally.add(message);
+      expect(tally.totals()).toEqual(expected);
+      expect(await messages.sumUsage(randomId('session'))).toEqual([]);
+      // A new model call shows at once.
+      await messages.storeMessage(
+        sessionId,
+        withUsage('model-a', { inputTokens: 1, outputTokens: 1, reasoningTokens: 1 }),
+      );
+      expect((await messages.sumUsage(sessionId))[0]).toEqual({
+        model: 'model-a',
+        modelCalls: 3,
+        usage: {
+          inputTokens: 151,
+          outputTokens: 23,
+          cacheWriteInputTokens: 50,
+          reasoningTokens: 1,
+        },
+      });
     });
   });
 }

@@ -1,4 +1,12 @@
-import { EverrunsError, InputMessage, type NewMessage, newId } from '@everruns-ts/core';
+import {
+  EverrunsError,
+  InputMessage,
+  loadLatestMessages,
+  loadMessagesAfter,
+  type NewMessage,
+  newId,
+  type RuntimeMessageStore,
+} from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
 import { InMemoryMessageStore } from './in-memory-message-store.js';
 
@@ -142,5 +150,74 @@ describe('InMemoryMessageStore', () => {
     const store = new InMemoryMessageStore();
     const bad = { role: 'system', content: [] } as unknown as NewMessage;
     expect(await codeOf(store.storeMessage(newId('session'), bad))).toBe('INVALID_INPUT');
+  });
+
+  it('keeps its usage sum right across idempotent repeats and failed batches', async () => {
+    const store = new InMemoryMessageStore();
+    const sessionId = newId('session');
+    const call = (key: string, inputTokens: number): NewMessage => ({
+      ...text(key),
+      idempotencyKey: key,
+      metadata: { model: 'm', usage: { inputTokens, outputTokens: 1 } },
+    });
+    await store.storeMessage(sessionId, call('a', 10));
+    await store.storeMessage(sessionId, call('a', 10));
+    await store.storeMessages(sessionId, [call('a', 10), call('b', 20)]);
+    expect(
+      await codeOf(
+        store.storeMessages(sessionId, [
+          call('c', 5),
+          { ...call('d', 7), id: 'x' },
+          { ...call('e', 9), id: 'x' },
+        ]),
+      ),
+    ).toBe('DUPLICATE_ID');
+    expect(await store.sumUsage(sessionId)).toEqual([
+      { model: 'm', modelCalls: 2, usage: { inputTokens: 30, outputTokens: 2 } },
+    ]);
+    const totals = await store.sumUsage(sessionId);
+    totals[0]!.usage.inputTokens = 1;
+    expect((await store.sumUsage(sessionId))[0]?.usage.inputTokens).toBe(30);
+  });
+});
+
+describe('loadMessagesAfter and loadLatestMessages', () => {
+  /** The store without its optional range reads, as a third-party store might be. */
+  const withoutRangeReads = (store: InMemoryMessageStore): RuntimeMessageStore => ({
+    addInputMessage: (...args) => store.addInputMessage(...args),
+    storeMessage: (...args) => store.storeMessage(...args),
+    storeMessages: (...args) => store.storeMessages(...args),
+    get: (...args) => store.get(...args),
+    getByIdempotencyKey: (...args) => store.getByIdempotencyKey(...args),
+    load: (...args) => store.load(...args),
+    loadPage: (...args) => store.loadPage(...args),
+    loadFiltered: (...args) => store.loadFiltered(...args),
+    count: (...args) => store.count(...args),
+  });
+
+  it('give the same messages whether or not the store offers range reads', async () => {
+    const store = new InMemoryMessageStore();
+    const plain = withoutRangeReads(store);
+    const sessionId = newId('session');
+    await store.storeMessages(
+      sessionId,
+      Array.from({ length: 2345 }, (_, index) => text(`m${index + 1}`)),
+    );
+    const all = await store.load(sessionId);
+    for (const afterSeq of [0, 1, 999, 1000, 1001, 2000, 2344, 2345, 9000]) {
+      const expected = all.slice(afterSeq);
+      expect(await loadMessagesAfter(store, sessionId, afterSeq)).toEqual(expected);
+      expect(await loadMessagesAfter(plain, sessionId, afterSeq)).toEqual(expected);
+    }
+    for (const limit of [1, 7, 1000, 1001, 2345, 5000]) {
+      const expected = all.slice(Math.max(0, all.length - limit));
+      expect(await loadLatestMessages(store, sessionId, limit)).toEqual(expected);
+      expect(await loadLatestMessages(plain, sessionId, limit)).toEqual(expected);
+    }
+    expect(await loadLatestMessages(plain, newId('session'), 3)).toEqual([]);
+    for (const target of [store, plain]) {
+      expect(await codeOf(loadMessagesAfter(target, sessionId, -1))).toBe('INVALID_INPUT');
+      expect(await codeOf(loadLatestMessages(target, sessionId, 0))).toBe('INVALID_INPUT');
+    }
   });
 });

@@ -1,4 +1,6 @@
 import {
+  checkAfterSeq,
+  checkLatestLimit,
   everrunsError,
   type InputMessage,
   isoNow,
@@ -7,10 +9,12 @@ import {
   type MessagePage,
   type MessagePageRequest,
   type MessageRole,
+  type ModelUsageTotal,
   type NewMessage,
   newId,
   type RuntimeMessageStore,
   type StoreMessageOptions,
+  UsageTally,
 } from '@everruns-ts/core';
 import { freezeCopy } from './freeze-copy.js';
 
@@ -22,6 +26,8 @@ interface SessionMessages {
   readonly list: Message[];
   readonly byId: Map<string, Message>;
   readonly byIdempotencyKey: Map<string, Message>;
+  /** The model calls of `list` summed per model, kept up to date on append. */
+  readonly usage: UsageTally;
 }
 
 const EMPTY: readonly Message[] = Object.freeze([]);
@@ -31,7 +37,8 @@ const EMPTY: readonly Message[] = Object.freeze([]);
  *
  * Messages are frozen copies made once when stored, so reads hand out the stored objects without
  * copying them: `load` costs one array copy, `get`, `getByIdempotencyKey` and `count` are
- * constant time and `loadPage` is index arithmetic (`seq` n lives at index n - 1).
+ * constant time, `loadPage`, `loadAfter` and `loadLatest` are index arithmetic (`seq` n lives at
+ * index n - 1) and `sumUsage` reads a tally kept up to date on append.
  */
 export class InMemoryMessageStore implements RuntimeMessageStore {
   readonly #sessions = new Map<string, SessionMessages>();
@@ -119,6 +126,24 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
     return this.#sessions.get(sessionId)?.list.length ?? 0;
   }
 
+  /** Every message after `afterSeq`, in `seq` order. Throws `INVALID_INPUT` for a bad `afterSeq`. */
+  async loadAfter(sessionId: string, afterSeq: number): Promise<Message[]> {
+    checkAfterSeq(afterSeq);
+    return (this.#sessions.get(sessionId)?.list ?? EMPTY).slice(afterSeq);
+  }
+
+  /** The last `limit` messages, in `seq` order. Throws `INVALID_INPUT` for a bad `limit`. */
+  async loadLatest(sessionId: string, limit: number): Promise<Message[]> {
+    checkLatestLimit(limit);
+    const list = this.#sessions.get(sessionId)?.list ?? EMPTY;
+    return list.slice(Math.max(0, list.length - limit));
+  }
+
+  /** The session's model calls summed per model (see `RuntimeMessageStore.sumUsage`). */
+  async sumUsage(sessionId: string): Promise<ModelUsageTotal[]> {
+    return this.#sessions.get(sessionId)?.usage.totals() ?? [];
+  }
+
   /**
    * Validates every message first and then appends them in one synchronous step, so a batch is
    * all or none and concurrent callers cannot interleave.
@@ -188,12 +213,18 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
 
     if (fresh.length > 0) {
       if (session === undefined) {
-        session = { list: [], byId: new Map(), byIdempotencyKey: new Map() };
+        session = {
+          list: [],
+          byId: new Map(),
+          byIdempotencyKey: new Map(),
+          usage: new UsageTally(),
+        };
         this.#sessions.set(sessionId, session);
       }
       for (const message of fresh) {
         session.list.push(message);
         session.byId.set(message.id, message);
+        session.usage.add(message);
         if (message.idempotencyKey !== undefined) {
           session.byIdempotencyKey.set(message.idempotencyKey, message);
         }

@@ -1,4 +1,6 @@
 import {
+  checkAfterSeq,
+  checkLatestLimit,
   EverrunsError,
   everrunsError,
   type InputMessage,
@@ -7,10 +9,12 @@ import {
   type MessagePage,
   type MessagePageRequest,
   type MessageRole,
+  type ModelUsageTotal,
   type NewMessage,
   newId,
   type RuntimeMessageStore,
   type StoreMessageOptions,
+  UsageTally,
 } from '@everruns-ts/core';
 import type { Attempt, Queryable } from './postgres-database.js';
 import { sleep } from './postgres-database.js';
@@ -26,6 +30,24 @@ import { decodeText, encodeOptionalText, encodeText, textDigest } from './text-c
 
 const ROLES: ReadonlySet<MessageRole> = new Set(['user', 'agent', 'tool_result']);
 const MAX_PAGE_SIZE = 1000;
+/** The largest `seq` the `integer` column holds. */
+const MAX_SEQ = 2 ** 31 - 1;
+/**
+ * A JSON escape PostgreSQL's `json` cannot read (`\u0000`, or any surrogate: `JSON.stringify`
+ * escapes only unpaired ones), as a POSIX regular expression.
+ */
+const UNSUPPORTED_ESCAPE = '\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})';
+
+/** A row of {@link PostgresMessageStore.sumUsage}'s aggregate (sums as numeric text). */
+interface UsageRow {
+  model: string | null;
+  calls: number;
+  input: string | null;
+  output: string | null;
+  cached: string | null;
+  cache_write: string | null;
+  reasoning: string | null;
+}
 
 /** Columns a message is read from. */
 export const MESSAGE_COLUMNS =
@@ -424,6 +446,91 @@ export class PostgresMessageStore implements RuntimeMessageStore {
       ),
     );
     return result.rows[0]?.last ?? 0;
+  }
+
+  /**
+   * Every message after `afterSeq`, in `seq` order: one range scan of the primary key
+   * `(session, seq)`. Throws `INVALID_INPUT` for a bad `afterSeq`.
+   */
+  async loadAfter(sessionId: string, afterSeq: number): Promise<Message[]> {
+    requireString(sessionId, 'sessionId');
+    checkAfterSeq(afterSeq);
+    const { db } = this.#context;
+    const result = await db.run('loadAfter', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+          WHERE session_hash = $1 AND seq > $2 ORDER BY seq`,
+        [textDigest(sessionId), Math.min(afterSeq, MAX_SEQ)],
+      ),
+    );
+    return result.rows.map((row) => messageFromRow(sessionId, row));
+  }
+
+  /**
+   * The last `limit` messages, in `seq` order: a backward scan of the primary key that stops
+   * after `limit` rows. Throws `INVALID_INPUT` for a bad `limit`.
+   */
+  async loadLatest(sessionId: string, limit: number): Promise<Message[]> {
+    requireString(sessionId, 'sessionId');
+    checkLatestLimit(limit);
+    const { db } = this.#context;
+    const result = await db.run('loadLatest', (client) =>
+      client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+          WHERE session_hash = $1 ORDER BY seq DESC LIMIT $2`,
+        [textDigest(sessionId), Math.min(limit, MAX_SEQ)],
+      ),
+    );
+    return result.rows.reverse().map((row) => messageFromRow(sessionId, row));
+  }
+
+  /**
+   * The session's model calls summed per model (see `RuntimeMessageStore.sumUsage`): one
+   * aggregate statement over the session's agent rows, which returns one row per model and
+   * never the messages. PostgreSQL's `json` refuses the `\u0000` and unpaired-surrogate escapes
+   * that `JSON.stringify` may write, so those escapes are read as `\u0001` first: usage numbers
+   * are unaffected, and a model name holding such a character is grouped under the name with
+   * U+0001 in its place.
+   */
+  async sumUsage(sessionId: string): Promise<ModelUsageTotal[]> {
+    requireString(sessionId, 'sessionId');
+    const { db } = this.#context;
+    const number = (field: string) =>
+      `SUM(CASE WHEN json_typeof(u -> '${field}') = 'number' THEN (u ->> '${field}')::numeric END)::text`;
+    const result = await db.run('sumUsage', (client) =>
+      client.query<UsageRow>(
+        `SELECT CASE WHEN json_typeof(m) = 'string' THEN m::text END AS model,
+                COUNT(*)::integer AS calls,
+                ${number('inputTokens')} AS input,
+                ${number('outputTokens')} AS output,
+                ${number('cachedInputTokens')} AS cached,
+                ${number('cacheWriteInputTokens')} AS cache_write,
+                ${number('reasoningTokens')} AS reasoning
+           FROM (SELECT doc -> 'usage' AS u, doc -> 'model' AS m
+                   FROM (SELECT (CASE WHEN strpos(metadata, $2) > 0
+                                      THEN regexp_replace(metadata, $3, $4, 'g')
+                                      ELSE metadata END)::json AS doc
+                           FROM ${db.table('messages')}
+                          WHERE session_hash = $1 AND role = 'agent' AND metadata IS NOT NULL
+                        ) AS docs
+                  WHERE json_typeof(doc -> 'usage') = 'object') AS calls
+          GROUP BY 1`,
+        [textDigest(sessionId), '\\u', UNSUPPORTED_ESCAPE, '\\\\u0001'],
+      ),
+    );
+    const tally = new UsageTally();
+    for (const row of result.rows) {
+      const usage: ModelUsageTotal['usage'] = {
+        inputTokens: Number(row.input ?? 0),
+        outputTokens: Number(row.output ?? 0),
+      };
+      if (row.cached !== null) usage.cachedInputTokens = Number(row.cached);
+      if (row.cache_write !== null) usage.cacheWriteInputTokens = Number(row.cache_write);
+      if (row.reasoning !== null) usage.reasoningTokens = Number(row.reasoning);
+      const model = row.model === null ? null : (JSON.parse(row.model) as string);
+      tally.addTotal({ model, usage, modelCalls: row.calls });
+    }
+    return tally.totals();
   }
 
   #prepare(sessionId: string, message: NewMessage, now: string): PreparedMessage {

@@ -2,6 +2,7 @@ import {
   type AssembledTurnContext,
   defineCapability,
   defineTool,
+  INTERRUPTED_TOOL_RESULT_TEXT,
   type McpServerConfig,
   type McpTool,
   type McpToolRequest,
@@ -11,6 +12,7 @@ import {
 } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { executeActActivity } from './host-entry.js';
 import {
   AgentBuilder,
   HarnessBuilder,
@@ -418,6 +420,66 @@ describe('MCP servers', () => {
       } as never),
       'INVALID_INPUT',
     );
+    await runtime.close();
+  });
+
+  it('a call claimed before a crash re-runs only an idempotent MCP tool; others get the interrupted result', async () => {
+    const ran: string[] = [];
+    const source: McpToolSource = {
+      async listTools({ servers }) {
+        return {
+          tools: Object.keys(servers).flatMap((server) =>
+            (['lookup', 'send'] as const).map((serverToolName) => ({
+              server,
+              serverToolName,
+              tool: {
+                name: `${server}__${serverToolName}`,
+                description: serverToolName,
+                inputSchema: z.looseObject({}),
+                // As @everruns-ts/mcp maps the server's `idempotentHint`.
+                idempotent: serverToolName === 'lookup',
+                execute: () => {
+                  ran.push(serverToolName);
+                  return `${serverToolName} ran`;
+                },
+              },
+            })),
+          ),
+          errors: [],
+        };
+      },
+      async close() {},
+    };
+    const runtime = await new InProcessRuntimeBuilder()
+      .mcpToolSource(source)
+      .llmSim(LlmSimConfig.fixed('x'))
+      .singleSession((s) => s.sessionMcpServer('svc', { transport: 'stdio', command: 's' }))
+      .build();
+    const sessionId = runtime.defaultSessionId()!;
+    const turnId = 'turn_replayed';
+    // The step replayed after a crash: the journal says both calls had started.
+    const outcome = await executeActActivity(
+      runtime.hostAdapter,
+      {
+        sessionId,
+        turnId,
+        iteration: 1,
+        toolCalls: [
+          { id: 'c_lookup', name: 'svc__lookup', arguments: {} },
+          { id: 'c_send', name: 'svc__send', arguments: {} },
+        ],
+      },
+      { wasStarted: async () => true },
+    );
+    expect(outcome.results.map((result) => [result.toolName, result.isError])).toEqual([
+      ['svc__lookup', false],
+      ['svc__send', true],
+    ]);
+    expect(ran).toEqual(['lookup']);
+    expect(toolResults(await runtime.messages(sessionId))).toEqual([
+      'lookup ran',
+      INTERRUPTED_TOOL_RESULT_TEXT,
+    ]);
     await runtime.close();
   });
 

@@ -167,7 +167,7 @@ describe('MCP servers', () => {
     expect(spec?.inputSchema).toMatchObject({ 'x-from-server': 'math', required: ['a', 'b'] });
     // The context shows which servers and variables are set, never their values.
     expect(context.overlay.mcpServers.math).toMatchObject({ env: { TOKEN: '[redacted]' } });
-    expect(context.overlay.harnessChain[0]?.mcpServers.docs).toMatchObject({
+    expect(context.overlay.harnessChain[0]?.mcpServers?.docs).toMatchObject({
       headers: { Authorization: '[redacted]' },
     });
     assertNoSecrets(context);

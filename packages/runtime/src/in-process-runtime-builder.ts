@@ -12,6 +12,7 @@ import {
   LLMSIM_DEFAULT_MODEL,
   type LlmDriver,
   type McpToolSource,
+  type ModelPrices,
   type ModelWithProvider,
   modelWithProviderSchema,
   PlatformDefinition,
@@ -30,6 +31,7 @@ import { createAndSeedSession } from './create-and-seed-session.js';
 import { resolveTurnLeaseOptions, type TurnLeaseOptions } from './held-turn-lease.js';
 import { InProcessRuntime, type InProcessRuntimeOptions } from './in-process-runtime.js';
 import { invalidInputError } from './runtime-errors.js';
+import { parseModelPrices } from './session-usage.js';
 
 /**
  * Configures and builds an {@link InProcessRuntime}: platform (capabilities, drivers, workspace
@@ -145,6 +147,18 @@ export class InProcessRuntimeBuilder {
     this.#options = { ...this.#options, turnLease: { ...options } };
     return this;
   }
+  /**
+   * Prices per model, per million tokens, in your currency (the runtime ships no prices):
+   * `TurnResult.cost` and `sessionUsage(...).cost` then say what turns and sessions cost.
+   * Cached-input, cache-write and reasoning tokens are priced at their own rates when given.
+   * Keys are the model names the agent messages record (a dated snapshot name such as
+   * `gpt-4.1-mini-2025-04-14` also finds `gpt-4.1-mini`). Calling it again replaces the table.
+   * Throws `INVALID_INPUT` at once for a malformed table; shorthand for `options({ prices })`.
+   */
+  prices(prices: ModelPrices): this {
+    this.#options = { ...this.#options, prices: parseModelPrices(prices) };
+    return this;
+  }
   /** Seeds a harness (kept as it is when the backends already hold its id). Throws `INVALID_INPUT`. */
   harness(harness: z.input<typeof harnessSchema> | Harness): this {
     this.#harnesses.push(parseWith(harnessSchema, harness, 'harness'));
@@ -181,6 +195,7 @@ export class InProcessRuntimeBuilder {
   async build(): Promise<InProcessRuntime> {
     // Checked before anything is written to the backends.
     resolveTurnLeaseOptions(this.#options.turnLease);
+    if (this.#options.prices !== undefined) parseModelPrices(this.#options.prices);
     // The runtime gets copies of the given registries: building never changes the caller's
     // platform or registries, so one definition can build any number of runtimes.
     const given = this.#platform ?? new PlatformDefinition();

@@ -11,6 +11,7 @@ import {
   inputMessageSchema,
   type LlmRequestOptions,
   type Message,
+  type ModelPrices,
   newId,
   type PlatformDefinition,
   parseLlmRequestOptions,
@@ -45,6 +46,13 @@ import {
 import { leaseConditionedAdapter } from './lease-conditioned-adapter.js';
 import { abortedError, invalidInputError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
+import {
+  parseModelPrices,
+  type SessionUsage,
+  sessionUsageOf,
+  turnCostOf,
+  usageTotalsOf,
+} from './session-usage.js';
 import { StructuredOutput, type TurnOutputSchema } from './structured-output.js';
 import {
   initialTurnState,
@@ -97,6 +105,14 @@ export interface StreamTurnOptions<Output extends TurnOutputSchema = TurnOutputS
 export interface InProcessRuntimeOptions {
   /** How many finished turns keep their assembled context for inspection. Default 100. */
   keepTurnContexts?: number;
+  /**
+   * Prices per model (per million tokens, in the embedder's currency; the runtime ships none):
+   * turns then report `TurnResult.cost` and {@link InProcessRuntime.sessionUsage} a `cost`.
+   * Keys are model names as the agent messages record them (see `findModelPrice`: a dated
+   * snapshot such as `gpt-4.1-mini-2025-04-14` finds `gpt-4.1-mini`). Validated by
+   * `modelPricesSchema`: `INVALID_INPUT` when malformed. See also `InProcessRuntimeBuilder.prices`.
+   */
+  prices?: ModelPrices;
   /**
    * The session turn lease every turn holds, so runtimes in other processes on the same stores
    * never run a turn on the session at the same time (they get `TURN_IN_PROGRESS`). Default: 60 s,
@@ -195,6 +211,7 @@ export class InProcessRuntime {
   readonly #latestContext = new Map<string, AssembledTurnContext>();
   readonly #keepTurnContexts: number;
   readonly #turnLease: ResolvedTurnLeaseOptions;
+  readonly #prices: ModelPrices | undefined;
   /** Names this runtime in the turn leases it holds (`<instance>/<turnId>`). */
   readonly #instanceId = `runtime_${crypto.randomUUID().replaceAll('-', '')}`;
   /** Fires when {@link close} is called: running turns stop (`ABORTED`), new ones are refused. */
@@ -224,6 +241,7 @@ export class InProcessRuntime {
     this.#defaultSessionId = defaultSessionId;
     this.#keepTurnContexts = options.keepTurnContexts ?? 100;
     this.#turnLease = resolveTurnLeaseOptions(options.turnLease);
+    this.#prices = options.prices === undefined ? undefined : parseModelPrices(options.prices);
     this.#adapter = {
       // Events emitted through the runtime also reach the session's streaming turn, if any.
       backends: { ...backends, events: tapEventBus(backends.events, this.#streamListeners) },
@@ -643,7 +661,18 @@ export class InProcessRuntime {
       // Structured output: the final answer is checked, and fed back once when it fails.
       ...(structured ? { reviewCompletion: structured.review.bind(structured) } : {}),
     });
-    return structured ? structured.finish(result) : result;
+    const finished = structured ? structured.finish(result) : result;
+    if (this.#prices) {
+      // The turn has ended: a store that fails to answer now leaves the cost out, nothing else.
+      const cost = await turnCostOf(
+        adapter.backends.messages,
+        first.state.sessionId,
+        finished.turnId,
+        this.#prices,
+      ).catch(() => undefined);
+      if (cost !== undefined) finished.cost = cost;
+    }
+    return finished;
   }
 
   /**
@@ -697,6 +726,27 @@ export class InProcessRuntime {
   turnContext(turnId: string): AssembledTurnContext | undefined {
     const context = this.#turnContexts.get(turnId);
     return context && turnContextWithoutSecrets(context);
+  }
+
+  /**
+   * What a session's model calls used, summed from the message store: `usage` (every call's
+   * tokens added up), `modelCalls`, `byModel` (per model, for sessions that changed model) and,
+   * when the runtime has prices for every model used, `cost`. One query on a store with
+   * `sumUsage` (PostgreSQL, memory); other stores are read page by page. Counts the calls of
+   * every turn stored so far, other processes' included. Throws `INVALID_INPUT` for a bad id and
+   * `SESSION_NOT_FOUND`.
+   */
+  async sessionUsage(sessionId: string): Promise<SessionUsage> {
+    const id = sessionIdSchema.safeParse(sessionId);
+    if (!id.success) throw invalidInputError('session id', id.error);
+    if (!(await this.backends.sessions.getSession(sessionId))) {
+      throw new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} not found`,
+        details: { sessionId },
+      });
+    }
+    return sessionUsageOf(await usageTotalsOf(this.backends.messages, sessionId), this.#prices);
   }
 
   /** The messages of a session, oldest first. */

@@ -12,6 +12,8 @@ export {
   type McpServerConfig,
   type McpTool,
   type McpToolSource,
+  type ModelPrice,
+  type ModelPrices,
   type ModelWithProvider,
   PlatformDefinition,
   type RuntimeBackends,
@@ -51,6 +53,7 @@ export {
   type StreamTurnOptions,
 } from './in-process-runtime.js';
 export { InProcessRuntimeBuilder } from './in-process-runtime-builder.js';
+export type { ModelUsage, SessionUsage } from './session-usage.js';
 export {
   OUTPUT_FEEDBACK_METADATA_KEY,
   TURN_OUTPUT_FORMAT_NAME,

@@ -427,6 +427,7 @@ async function runMiniHost(
         toolCallsCount: plan.state.toolCallsCount,
         success: true,
         stopReason: 'waiting_for_tool_results',
+        usage: plan.state.usage,
       };
     } else {
       await new RuntimeSessionLifecycle(adapter, plan.state.sessionId).turnEnded(
@@ -441,6 +442,7 @@ async function runMiniHost(
         success: plan.outcome.success,
         stopReason: plan.outcome.stopReason,
         ...(plan.outcome.error ? { error: plan.outcome.error } : {}),
+        usage: plan.state.usage,
       };
     }
   }

@@ -4,6 +4,7 @@ import {
   formatZodError,
   type InputMessage,
   inputMessageSchema,
+  type LlmUsage,
   type ReasonAtomResult,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -42,6 +43,18 @@ export interface TurnResult<Output = unknown> {
    * present when the turn had one and ended successfully with a final answer (`end_turn`).
    */
   output?: Output;
+  /**
+   * The turn's model calls' usage added up (a detail field such as `cachedInputTokens` is present
+   * when any call reported it). Set on every result the runtime's turn steps produce; absent on
+   * a result rebuilt from events that did not carry it.
+   */
+  usage?: LlmUsage;
+  /**
+   * What the turn's model calls cost, in the currency of the runtime's prices
+   * (`InProcessRuntimeBuilder.prices`): present when prices are configured and every call's model
+   * has one.
+   */
+  cost?: number;
 }
 
 /** Schema of {@link RuntimeTurnStep}. */
@@ -241,6 +254,7 @@ export function turnResultOf(state: RuntimeTurnState, outcome: RuntimeTurnOutcom
     toolCallsCount: state.toolCallsCount,
     success: outcome.success,
     stopReason: outcome.stopReason,
+    usage: { ...state.usage },
   };
   if (outcome.error) result.error = outcome.error;
   return result;

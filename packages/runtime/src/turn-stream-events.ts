@@ -231,6 +231,8 @@ export class TurnEventTranslator {
     if (!success) {
       result.error = turnErrorOf(data.error, stringOr(data.errorCode, result.stopReason));
     }
+    const usage = usageOf(data.usage);
+    if (usage) result.usage = usage;
     return result;
   }
 }

@@ -25,6 +25,10 @@ export const turnResultSchema = z.object({
   stopReason: turnStopReasonSchema,
   /** The structured output of a turn run with an `output` schema (see `TurnResult.output`). */
   output: z.unknown().optional(),
+  /** The turn's model calls' usage added up (see `TurnResult.usage`). */
+  usage: llmUsageSchema.optional(),
+  /** What the turn cost, when the runtime has prices for its models (see `TurnResult.cost`). */
+  cost: z.number().nonnegative().optional(),
 });
 
 /** The turn began: its input is stored and the session is active. */

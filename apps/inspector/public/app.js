@@ -584,8 +584,16 @@ function contextBody(context) {
         { class: 'tool', dataset: { testid: 'context-tool', toolName: tool.name } },
         h('code', {}, tool.name),
         ' ',
+        mcpBadge(context, tool.name),
         h('span', { class: 'muted' }, tool.description),
         h('details', {}, h('summary', {}, 'input schema'), json(tool.inputSchema)),
+      ),
+    ),
+    ...(context.mcpIssues ?? []).map((issue) =>
+      h(
+        'p',
+        { class: 'muted', dataset: { testid: 'context-mcp-issue' } },
+        `MCP ${issue.server}: ${issue.kind === 'unreachable' ? 'left out' : 'name clash'}: ${issue.message}`,
       ),
     ),
     h('h3', {}, `Messages (${context.messages.length})`),
@@ -595,6 +603,21 @@ function contextBody(context) {
       h('tbody', {}, ...context.messages.map((message) => messageRow(message))),
     ),
     h('details', {}, h('summary', {}, 'Raw context (JSON)'), json(context)),
+  );
+}
+
+/** A badge naming the MCP server (and its own tool name) of a context's tool; null for others. */
+function mcpBadge(context, toolName) {
+  const entry = (context.mcpTools ?? []).find((tool) => tool.name === toolName);
+  if (!entry) return null;
+  return h(
+    'span',
+    {
+      class: 'badge',
+      dataset: { testid: 'context-tool-mcp' },
+      title: `tool ${entry.serverToolName} of MCP server ${entry.server}`,
+    },
+    `MCP ${entry.server}`,
   );
 }
 

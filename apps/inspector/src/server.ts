@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import {
   type AssembledTurnContext,
+  definitionWithoutSecrets,
   EverrunsError,
   errorMessage,
   everrunsError,
@@ -300,7 +301,8 @@ async function sessionDetail(source: InspectorSource, session: Session) {
     filesError = describeError(error);
   }
   return {
-    session,
+    // Shown to people: an MCP server's env and header values are secrets (never served).
+    session: definitionWithoutSecrets(session),
     messages,
     events,
     timeline: buildTimeline(messages, events),

@@ -303,6 +303,41 @@ describe('postgres event bus: events of other buses (LISTEN/NOTIFY)', () => {
     }
   });
 
+  it('sends nothing with publish: false, and hears only buses of its own channel', async () => {
+    const silent = postgresBackends(
+      { connectionString: DATABASE_URL, poolConfig: { max: 2 } },
+      { schema: listening.schema, secretKey: TEST_SECRET_KEY, events: { publish: false } },
+    );
+    const elsewhere = postgresBackends(
+      { connectionString: DATABASE_URL, poolConfig: { max: 2 } },
+      { schema: listening.schema, secretKey: TEST_SECRET_KEY, events: { channel: 'readme other' } },
+    );
+    const sessionId = `session_${random()}`;
+    const received: RuntimeEvent[] = [];
+    const stop = listening.events.subscribe((event) => received.push(event), { sessionId });
+    const heardElsewhere: RuntimeEvent[] = [];
+    const stopElsewhere = elsewhere.events.subscribe((event) => heardElsewhere.push(event));
+    try {
+      await Promise.all([stop.ready, stopElsewhere.ready]);
+      expect(listening.events.channel).toBe(`everruns_events_${listening.schema}`);
+      expect(elsewhere.events.channel).toBe('readme other');
+      await silent.events.emit({ type: 'reason.started', sessionId, data: {} });
+      await silent.events.emit({ type: 'output.message.delta', sessionId, data: { d: 1 } });
+      const heard = await emitting.events.emit({ type: 'reason.completed', sessionId, data: {} });
+      await listening.events.caughtUp();
+      await elsewhere.events.caughtUp();
+      expect(received).toEqual([heard]);
+      expect(heardElsewhere).toEqual([]);
+      // Stored all the same.
+      expect(await listening.events.loadEvents(sessionId)).toHaveLength(2);
+    } finally {
+      stop();
+      stopElsewhere();
+      await silent.close();
+      await elsewhere.close();
+    }
+  });
+
   it('refuses invalid options with a typed error', () => {
     for (const events of [{ channel: '' }, { channel: 'x'.repeat(64) }, { publish: 'yes' }]) {
       expect(() =>

@@ -4,23 +4,27 @@ import { createTestEnvironment, type TestEnvironment } from './test-support/envi
 import { type FixtureHost, STREAMED_ANSWER, startFixtureHost } from './test-support/fixture.js';
 import { startWorker, type WorkerProcess } from './test-support/processes.js';
 
-// The test process only submits; every step runs in a worker process, so each part the handle
-// yields crossed processes through the PostgreSQL event bus (LISTEN/NOTIFY).
+// The test process only submits; every step runs in one of two worker processes, so each part the
+// handle yields crossed processes through the PostgreSQL event bus (LISTEN/NOTIFY).
 
 let environment: TestEnvironment;
 let submitter: FixtureHost;
-let worker: WorkerProcess;
+let workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
   environment = await createTestEnvironment('hoststream');
   const config = environment.configFor();
   submitter = await startFixtureHost({ ...config, poolSize: 6 });
-  worker = startWorker({ ...config, concurrency: 2 });
-  await worker.ready;
+  // Two worker processes share the steps; a turn's steps may run in either.
+  workers = [
+    startWorker({ ...config, concurrency: 2 }),
+    startWorker({ ...config, concurrency: 2 }),
+  ];
+  await Promise.all(workers.map((worker) => worker.ready));
 }, 60_000);
 
 afterAll(async () => {
-  await worker?.stop();
+  await Promise.all(workers.map((worker) => worker.stop()));
   await submitter?.close().catch(() => {});
   await environment?.destroy();
 });
@@ -82,13 +86,14 @@ describe('PgBossHost streaming handles', () => {
       expect.objectContaining({ toolCallId: 'flag', result: 'set y', isError: false }),
     ]);
 
-    // Every model call ran in the worker process.
+    // Every model call ran in a worker process.
     const { rows } = await environment.pool.query<{ pid: number }>(
       `SELECT pid FROM "${environment.configFor().testSchema}".model_calls WHERE session_id = $1`,
       [sessionId],
     );
     expect(rows).toHaveLength(2);
-    expect(rows.every((row) => row.pid === worker.child.pid)).toBe(true);
+    const workerPids = workers.map((worker) => worker.child.pid);
+    expect(rows.every((row) => workerPids.includes(row.pid))).toBe(true);
     // Deltas are never stored.
     const stored = await environment.backends.events.loadEvents(sessionId);
     expect(stored.some((event) => event.type.endsWith('.delta'))).toBe(false);

@@ -10,6 +10,10 @@
 //            that send events elsewhere); like ai-sdk's telemetryoff variant
 //   stream   as default, each turn run with `streamTextTurn` and every part consumed (the fake
 //            model streams its answers as deltas), like ai-sdk's streaming variant
+//   default200, stream200  as default and stream, the answer streamed as 200 one-character
+//            deltas (199 spaces then "4", which the harness trims), as a real answer has hundreds
+//            of pieces; default200 answers the same text with `generate`, so stream200 ÷
+//            default200 is the cost of streaming 200 deltas
 //   shared   one runtime for every conversation: each conversation is a session in the same
 //            in-memory stores, which keep every message and event (a store's job)
 import { createRequire } from 'node:module';
@@ -27,7 +31,11 @@ const version = (name) => {
 };
 
 export async function createAdapter(variant = 'default') {
-  const { counters, calculator, fakeModel } = createScenario();
+  const many = variant === 'default200' || variant === 'stream200';
+  const streaming = variant === 'stream' || variant === 'stream200';
+  const { counters, calculator, fakeModel } = createScenario(undefined, {
+    answerDeltas: many ? 200 : 1,
+  });
 
   const buildRuntime = () => {
     const platform = new PlatformDefinition();
@@ -59,7 +67,11 @@ export async function createAdapter(variant = 'default') {
           ? 'a runtime per conversation, no in-memory event log'
           : variant === 'stream'
             ? 'a runtime per conversation, streamTextTurn (every part consumed)'
-            : 'a runtime per conversation',
+            : variant === 'stream200'
+              ? 'a runtime per conversation, streamTextTurn, an answer of 200 deltas'
+              : variant === 'default200'
+                ? 'a runtime per conversation, an answer of 200 characters'
+                : 'a runtime per conversation',
     counters,
     newConversation() {
       let turns = 0;
@@ -71,7 +83,7 @@ export async function createAdapter(variant = 'default') {
       return {
         async turn(text) {
           const { runtime, sessionId } = await ready;
-          if (variant === 'stream') {
+          if (streaming) {
             const stream = runtime.streamTextTurn(sessionId, text);
             for await (const _part of stream) {
               // every part is read, as a UI would

@@ -1,4 +1,10 @@
-import type { BatchingEventBus, EventBus, LlmUsage, RuntimeEvent } from '@everruns-ts/core';
+import type {
+  BatchingEventBus,
+  EventBus,
+  EventRequest,
+  LlmUsage,
+  RuntimeEvent,
+} from '@everruns-ts/core';
 import type { TurnStopReason } from './turn-plan.js';
 import type { TurnResult } from './turn-step.js';
 import type { TurnStreamPart } from './turn-stream-parts.js';
@@ -286,7 +292,8 @@ function argumentsObject(value: unknown): Record<string, unknown> {
 /**
  * The runtime's event bus seen through a tap: every event emitted through it (with its id and
  * `seq`) is also handed to the listener registered for its session in `listeners`, once `emit`
- * resolves, before the emitter goes on. With no listener registered the bus is called directly.
+ * resolves, before the emitter goes on (an `emitSync` of the bus, when it has one, likewise
+ * before it returns). With no listener registered the bus is called directly.
  * A throwing listener never reaches the emitter. Every other member is the bus's own.
  */
 export function tapEventBus(
@@ -300,9 +307,34 @@ export function tapEventBus(
       // A stream's listener failing must not fail the turn.
     }
   };
+  // The synchronous emit of a bus that has one (the in-memory bus): the listener is called
+  // before it returns, as the bus's own subscribers are.
+  const synchronous = bus as { emitSync?: (request: EventRequest) => RuntimeEvent };
+  const emitSync =
+    typeof synchronous.emitSync === 'function'
+      ? (request: EventRequest): RuntimeEvent => {
+          const event = (synchronous.emitSync as (request: EventRequest) => RuntimeEvent).call(
+            bus,
+            request,
+          );
+          const listener = listeners.size === 0 ? undefined : listeners.get(request.sessionId);
+          if (listener !== undefined) deliver(listener, event);
+          return event;
+        }
+      : undefined;
   const emit: EventBus['emit'] = (request) => {
     const listener = listeners.size === 0 ? undefined : listeners.get(request.sessionId);
     if (listener === undefined) return bus.emit(request);
+    if (emitSync !== undefined) {
+      // No promise hop between the bus and the listener.
+      let event: RuntimeEvent;
+      try {
+        event = emitSync(request);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return Promise.resolve(event);
+    }
     return bus.emit(request).then((event) => {
       deliver(listener, event);
       return event;
@@ -323,12 +355,20 @@ export function tapEventBus(
           });
         }
       : undefined;
+  // The bus's other methods, bound to it once each.
+  const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
   return new Proxy(bus, {
     get(target, property) {
       if (property === 'emit') return emit;
       if (property === 'emitMany' && emitMany !== undefined) return emitMany;
+      if (property === 'emitSync' && emitSync !== undefined) return emitSync;
       const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+      if (typeof value !== 'function') return value;
+      const known = bound.get(property);
+      if (known !== undefined && known.method === value) return known.bound;
+      const method = value.bind(target);
+      bound.set(property, { method: value, bound: method });
+      return method;
     },
   });
 }

@@ -130,7 +130,15 @@ export class TurnStream<Output = unknown> implements TurnStreamLike {
       this.#reject = reject;
     });
     this.result.catch(noop);
-    const parsed = turnStreamOptionsSchema.safeParse(options ?? {});
+    // Most streams take the default: no schema run for them.
+    const highWaterMark = (options as TurnStreamOptions | null | undefined)?.highWaterMark;
+    const parsed =
+      options !== null &&
+      typeof options === 'object' &&
+      Object.getPrototypeOf(options) === Object.prototype &&
+      (highWaterMark === undefined || (Number.isSafeInteger(highWaterMark) && highWaterMark > 0))
+        ? ({ success: true, data: { highWaterMark } } as const)
+        : turnStreamOptionsSchema.safeParse(options ?? {});
     this.#highWaterMark = parsed.success
       ? (parsed.data.highWaterMark ?? DEFAULT_TURN_STREAM_HIGH_WATER_MARK)
       : DEFAULT_TURN_STREAM_HIGH_WATER_MARK;

@@ -20,6 +20,33 @@ export interface CollectingEventBusOptions {
 }
 
 /**
+ * A frozen copy of an event's data: a shallow copy when every value is a primitive (the streamed
+ * deltas, most events), a deep frozen copy otherwise.
+ */
+function copyData(data: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (data === undefined) return Object.freeze({});
+  const prototype = Object.getPrototypeOf(data);
+  if (prototype !== Object.prototype && prototype !== null) return freezeCopy(data);
+  const keys = Object.keys(data);
+  const copy: Record<string, unknown> = {};
+  for (let index = 0; index < keys.length; index++) {
+    const key = keys[index] as string;
+    const value = data[key];
+    // Nested data, or a key that needs defining rather than assigning: the deep copy.
+    if ((value !== null && typeof value === 'object') || key === '__proto__') {
+      return freezeCopy(data);
+    }
+    copy[key] = value;
+  }
+  return Object.freeze(copy);
+}
+
+/** Two hex digits per byte value. */
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, byte) =>
+  byte.toString(16).padStart(2, '0'),
+);
+
+/**
  * An event bus that numbers events per session (`seq` 1, 2, 3 …), keeps them in memory and
  * calls subscribers synchronously. A listener that throws does not stop the others or the
  * emitter. Ephemeral events (the streamed deltas, see `EPHEMERAL_EVENT_TYPES`) are delivered to
@@ -31,6 +58,11 @@ export class CollectingEventBus implements EventBus {
   readonly #bySession = new Map<string, RuntimeEvent[]>();
   readonly #seqs = new Map<string, number>();
   readonly #listeners = new Set<(event: RuntimeEvent) => void>();
+  /** {@link #listeners} as an array, replaced (never changed) when a listener comes or goes. */
+  #listenerList: ReadonlyArray<(event: RuntimeEvent) => void> = [];
+  /** See {@link #ephemeralId}; reset by every kept event. */
+  #ephemeralIdBase: string | undefined;
+  #ephemeralCount = 0;
   readonly #keepEvents: boolean;
   readonly #onListenerError: ((error: unknown, event: RuntimeEvent) => void) | undefined;
 
@@ -41,44 +73,79 @@ export class CollectingEventBus implements EventBus {
 
   /** Numbers, stamps, keeps and delivers one event (an ephemeral one is only stamped and delivered). */
   async emit(request: EventRequest): Promise<RuntimeEvent> {
+    return this.emitSync(request);
+  }
+
+  /**
+   * {@link emit} without the promise: numbers, stamps, keeps and delivers the event before it
+   * returns it, and throws what `emit` would reject with. The reason step streams its deltas
+   * through it (one promise less per delta), and the runtime's stream tap its events; a subclass
+   * that overrides `emit` overrides `emitSync` the same way.
+   */
+  emitSync(request: EventRequest): RuntimeEvent {
     const ephemeral = isEphemeralEventType(request.type);
     let seq = this.#seqs.get(request.sessionId) ?? 0;
     if (!ephemeral) {
       seq += 1;
       this.#seqs.set(request.sessionId, seq);
+      this.#ephemeralIdBase = undefined;
     }
+    // The event is built here, so only its data needs copying; the event itself is frozen as is.
     const event: RuntimeEvent = {
-      id: newId('evt'),
+      id: ephemeral ? this.#ephemeralId() : newId('evt'),
       type: request.type,
       sessionId: request.sessionId,
       seq,
       ts: isoNow(),
-      data: request.data ?? {},
+      data: copyData(request.data),
     };
     if (request.turnId !== undefined) event.turnId = request.turnId;
     if (ephemeral) event.ephemeral = true;
-    const frozen = freezeCopy(event);
+    Object.freeze(event);
     if (this.#keepEvents && !ephemeral) {
-      this.#events.push(frozen);
+      this.#events.push(event);
       let sessionEvents = this.#bySession.get(request.sessionId);
       if (sessionEvents === undefined) {
         sessionEvents = [];
         this.#bySession.set(request.sessionId, sessionEvents);
       }
-      sessionEvents.push(frozen);
+      sessionEvents.push(event);
     }
-    for (const listener of [...this.#listeners]) {
+    // A snapshot replaced on (un)subscribe: a listener (un)subscribing during delivery changes
+    // the next emit's listeners, not this one's.
+    const listeners = this.#listenerList;
+    for (let index = 0; index < listeners.length; index++) {
       try {
-        listener(frozen);
+        (listeners[index] as (event: RuntimeEvent) => void)(event);
       } catch (error) {
         try {
-          this.#onListenerError?.(error, frozen);
+          this.#onListenerError?.(error, event);
         } catch {
           // A failing error handler must not break emit either.
         }
       }
     }
-    return frozen;
+    return event;
+  }
+
+  /**
+   * An id for an ephemeral event, of the same form as `newId('evt')` and as unique, made cheaply:
+   * the deltas between two kept events share the first 24 hex digits of one fresh id and count
+   * up in the last 8, so ids still sort in emission order.
+   */
+  #ephemeralId(): string {
+    if (this.#ephemeralIdBase === undefined || this.#ephemeralCount > 0xffffffff) {
+      this.#ephemeralIdBase = newId('evt').slice(0, -8);
+      this.#ephemeralCount = 0;
+    }
+    const count = this.#ephemeralCount++;
+    return (
+      this.#ephemeralIdBase +
+      HEX[(count >>> 24) & 0xff] +
+      HEX[(count >>> 16) & 0xff] +
+      HEX[(count >>> 8) & 0xff] +
+      HEX[count & 0xff]
+    );
   }
 
   /** Events kept so far in emission order, of one session or of all. */
@@ -92,8 +159,9 @@ export class CollectingEventBus implements EventBus {
     // Wrap so that subscribing the same function twice yields two independent subscriptions.
     const wrapper = (event: RuntimeEvent) => listener(event);
     this.#listeners.add(wrapper);
+    this.#listenerList = [...this.#listeners];
     return () => {
-      this.#listeners.delete(wrapper);
+      if (this.#listeners.delete(wrapper)) this.#listenerList = [...this.#listeners];
     };
   }
 

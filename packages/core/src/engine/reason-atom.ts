@@ -7,7 +7,7 @@ import type {
   LlmUsage,
 } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
-import type { EventBus, EventRequest } from '../event.js';
+import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
 import { type LlmRequestOptions, mergeLlmRequestOptions } from '../llm-request-options.js';
 import {
   type ContentPart,
@@ -286,6 +286,24 @@ class DeltaEmitFailure extends Error {
 }
 
 /**
+ * A bus that can also emit synchronously (`CollectingEventBus` of the in-memory stores, and the
+ * runtime's tap over it): `emitSync` does what `emit` does and returns the event, or throws what
+ * `emit` would reject with. The reason step emits deltas through it when present.
+ */
+interface SynchronousEmitter {
+  emitSync(request: EventRequest): RuntimeEvent;
+}
+
+/** `events.emit(request)`, a refusal (thrown or rejected) wrapped as a {@link DeltaEmitFailure}. */
+async function emitAwaited(events: EventBus, request: EventRequest): Promise<void> {
+  try {
+    await events.emit(request);
+  } catch (error) {
+    throw new DeltaEmitFailure(error);
+  }
+}
+
+/**
  * Calls the driver's `stream` and emits each piece as an ephemeral event while it arrives:
  * `output.message.delta` (answer text), `reason.thinking.delta` (reasoning text) and
  * `tool.call.delta` (tool-call argument text; the call's id and name, once a piece named them,
@@ -308,34 +326,34 @@ async function streamAnswer(
   const calls = new Map<number, { id?: string; name?: string }>();
   let textOffset = 0;
   let reasoningOffset = 0;
-  const emit = async (request: EventRequest): Promise<void> => {
-    try {
-      await events.emit(request);
-    } catch (error) {
-      throw new DeltaEmitFailure(error);
-    }
-  };
+  // A bus that can emit synchronously (the in-memory one) takes each delta without a promise;
+  // any other bus is awaited piece by piece, so deltas arrive in order.
+  const sync =
+    typeof (events as EventBus & Partial<SynchronousEmitter>).emitSync === 'function'
+      ? (events as EventBus & SynchronousEmitter)
+      : undefined;
   for await (const piece of stream) {
     throwIfAborted(callOptions.signal);
+    let request: EventRequest;
     switch (piece.type) {
       case 'text_delta':
-        if (piece.text.length === 0) break;
-        await emit({
+        if (piece.text.length === 0) continue;
+        request = {
           type: 'output.message.delta',
           sessionId,
           turnId,
           data: { iteration, delta: piece.text, offset: textOffset },
-        });
+        };
         textOffset += piece.text.length;
         break;
       case 'reasoning_delta':
-        if (piece.text.length === 0) break;
-        await emit({
+        if (piece.text.length === 0) continue;
+        request = {
           type: 'reason.thinking.delta',
           sessionId,
           turnId,
           data: { iteration, delta: piece.text, offset: reasoningOffset },
-        });
+        };
         reasoningOffset += piece.text.length;
         break;
       case 'tool_call_delta': {
@@ -346,22 +364,26 @@ async function streamAnswer(
         }
         if (piece.id !== undefined && piece.id !== '') known.id = piece.id;
         if (piece.name !== undefined && piece.name !== '') known.name = piece.name;
-        await emit({
-          type: 'tool.call.delta',
-          sessionId,
-          turnId,
-          data: {
-            iteration,
-            index: piece.index,
-            ...(known.id !== undefined ? { toolCallId: known.id } : {}),
-            ...(known.name !== undefined ? { toolName: known.name } : {}),
-            argumentsDelta: piece.argumentsDelta,
-          },
-        });
+        const data: Record<string, unknown> = { iteration, index: piece.index };
+        if (known.id !== undefined) data.toolCallId = known.id;
+        if (known.name !== undefined) data.toolName = known.name;
+        data.argumentsDelta = piece.argumentsDelta;
+        request = { type: 'tool.call.delta', sessionId, turnId, data };
         break;
       }
       case 'finish':
         return piece.response;
+      default:
+        continue;
+    }
+    if (sync !== undefined) {
+      try {
+        sync.emitSync(request);
+      } catch (error) {
+        throw new DeltaEmitFailure(error);
+      }
+    } else {
+      await emitAwaited(events, request);
     }
   }
   throwIfAborted(callOptions.signal);

@@ -221,12 +221,14 @@ for (const [label, get] of rows) {
 writeFileSync(path.join(resultDir, 'ratios.md'), table);
 console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
 
-// The stores (memory vs PostgreSQL) and, when present, the durable host, in the same run.
-for (const script of ['stores.mjs', 'host-pgboss.mjs']) {
+// The stores (memory vs PostgreSQL), the memory of open streams and, when present, the durable
+// host, in the same run.
+for (const script of ['stores.mjs', 'streams-memory.mjs', 'host-pgboss.mjs']) {
   const file = path.join(root, 'bench', script);
   if (!existsSync(file)) continue;
   console.log(`\n## ${script}\n`);
-  const result = spawnSync(process.execPath, [file], {
+  const flags = script === 'streams-memory.mjs' ? ['--expose-gc'] : [];
+  const result = spawnSync(process.execPath, [...flags, file], {
     cwd: root,
     stdio: 'inherit',
     env: process.env,

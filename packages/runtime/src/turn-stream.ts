@@ -52,20 +52,23 @@ function isDelta(part: TurnStreamPart): part is DeltaPart {
   );
 }
 
-/** `next` merged into `last` when both are deltas of the same kind, step and call; else undefined. */
-function merged(last: TurnStreamPart, next: DeltaPart): TurnStreamPart | undefined {
-  if (last.type !== next.type || last.iteration !== next.iteration) return undefined;
+/** Whether `next` can be merged into `last`: deltas of the same kind, step and call. */
+function mergeable(last: TurnStreamPart, next: DeltaPart): last is DeltaPart {
+  if (last.type !== next.type || last.iteration !== next.iteration) return false;
   if (last.type === 'tool-call-delta' && next.type === 'tool-call-delta') {
-    if (last.toolCallId !== next.toolCallId) return undefined;
-    return { ...last, argumentsDelta: last.argumentsDelta + next.argumentsDelta };
+    return last.toolCallId === next.toolCallId;
   }
-  if (
-    (last.type === 'text-delta' || last.type === 'reasoning-delta') &&
-    (next.type === 'text-delta' || next.type === 'reasoning-delta')
-  ) {
-    return { ...last, text: last.text + next.text };
-  }
-  return undefined;
+  return true;
+}
+
+/** The text a delta part carries. */
+function deltaText(part: DeltaPart): string {
+  return part.type === 'tool-call-delta' ? part.argumentsDelta : part.text;
+}
+
+/** `part` carrying `text` instead. */
+function withDeltaText(part: DeltaPart, text: string): DeltaPart {
+  return part.type === 'tool-call-delta' ? { ...part, argumentsDelta: text } : { ...part, text };
 }
 
 /** The `error` part's payload for any thrown value. */
@@ -113,6 +116,17 @@ export class TurnStream<Output = unknown> implements TurnStreamLike {
   #ended = false;
   #detached = false;
   #iterated = false;
+  /**
+   * Merging past `highWaterMark`: the index of the buffered delta later deltas go into, and the
+   * texts merged so far (the first is that delta's own). They are joined when the part is read or
+   * another part follows it, and from time to time before, so a long answer is held as a few
+   * flat strings, not as one string object per delta.
+   */
+  #mergeIndex = -1;
+  #mergeTexts: string[] = [];
+  /** Characters in `#mergeTexts[0]`, and in the rest. */
+  #mergeJoinedLength = 0;
+  #mergePendingLength = 0;
   /** The last part pushed (read or not). */
   #lastPushed: TurnStreamPart | undefined;
   #waiting: ((value: IteratorResult<TurnStreamPart>) => void) | undefined;
@@ -186,13 +200,51 @@ export class TurnStream<Output = unknown> implements TurnStreamLike {
     if (this.bufferedParts >= this.#highWaterMark && isDelta(part)) {
       const lastIndex = this.#buffer.length - 1;
       const last = this.#buffer[lastIndex];
-      const combined = last === undefined ? undefined : merged(last, part);
-      if (combined !== undefined) {
-        this.#buffer[lastIndex] = combined;
+      if (last !== undefined && mergeable(last, part)) {
+        this.#merge(lastIndex, last, deltaText(part));
         return;
       }
     }
+    this.#settleMerge();
     this.#buffer.push(part);
+  }
+
+  #merge(index: number, into: DeltaPart, text: string): void {
+    if (this.#mergeIndex !== index) {
+      this.#settleMerge();
+      const first = deltaText(into);
+      this.#mergeIndex = index;
+      this.#mergeTexts = [first];
+      this.#mergeJoinedLength = first.length;
+      this.#mergePendingLength = 0;
+    }
+    const texts = this.#mergeTexts;
+    texts.push(text);
+    this.#mergePendingLength += text.length;
+    // Join when the pieces are many: often enough that few are held, rarely enough (when their
+    // text is small next to what is joined already) that joining stays linear overall.
+    if (
+      texts.length >= 4096 ||
+      (texts.length >= 256 && this.#mergePendingLength * 16 >= this.#mergeJoinedLength)
+    ) {
+      const joined = texts.join('');
+      this.#mergeTexts = [joined];
+      this.#mergeJoinedLength = joined.length;
+      this.#mergePendingLength = 0;
+    }
+  }
+
+  /** Writes the merged text into its buffered part; no merge is under way afterwards. */
+  #settleMerge(): void {
+    const index = this.#mergeIndex;
+    if (index < 0) return;
+    this.#mergeIndex = -1;
+    const texts = this.#mergeTexts;
+    this.#mergeTexts = [];
+    const part = this.#buffer[index];
+    if (part !== undefined && isDelta(part)) {
+      this.#buffer[index] = withDeltaText(part, texts.join(''));
+    }
   }
 
   #end(result: TurnResult): void {
@@ -222,6 +274,8 @@ export class TurnStream<Output = unknown> implements TurnStreamLike {
 
   #detach(): void {
     this.#detached = true;
+    this.#mergeIndex = -1;
+    this.#mergeTexts = [];
     this.#buffer = [];
     this.#head = 0;
     const waiting = this.#waiting;
@@ -232,12 +286,14 @@ export class TurnStream<Output = unknown> implements TurnStreamLike {
   #next(): Promise<IteratorResult<TurnStreamPart>> {
     if (this.#detached) return Promise.resolve({ value: undefined, done: true });
     if (this.#head < this.#buffer.length) {
+      if (this.#mergeIndex === this.#head) this.#settleMerge();
       const part = this.#buffer[this.#head] as TurnStreamPart;
       this.#head++;
       if (this.#head === this.#buffer.length) {
         this.#buffer = [];
         this.#head = 0;
       } else if (this.#head >= 1024 && this.#head * 2 >= this.#buffer.length) {
+        this.#settleMerge();
         this.#buffer = this.#buffer.slice(this.#head);
         this.#head = 0;
       }

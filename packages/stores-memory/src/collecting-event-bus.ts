@@ -91,16 +91,22 @@ export class CollectingEventBus implements EventBus {
       this.#ephemeralIdBase = undefined;
     }
     // The event is built here, so only its data needs copying; the event itself is frozen as is.
-    const event: RuntimeEvent = {
-      id: ephemeral ? this.#ephemeralId() : newId('evt'),
-      type: request.type,
-      sessionId: request.sessionId,
-      seq,
-      ts: isoNow(),
-      data: copyData(request.data),
-    };
-    if (request.turnId !== undefined) event.turnId = request.turnId;
-    if (ephemeral) event.ephemeral = true;
+    const id = ephemeral ? this.#ephemeralId() : newId('evt');
+    const ts = isoNow();
+    const data = copyData(request.data);
+    const { type, sessionId, turnId } = request;
+    // Every field in the literal (no property added afterwards): a kept event then takes no
+    // more memory than it must.
+    let event: RuntimeEvent;
+    if (turnId === undefined) {
+      event = ephemeral
+        ? { id, type, sessionId, seq, ts, data, ephemeral: true }
+        : { id, type, sessionId, seq, ts, data };
+    } else {
+      event = ephemeral
+        ? { id, type, sessionId, seq, ts, data, turnId, ephemeral: true }
+        : { id, type, sessionId, seq, ts, data, turnId };
+    }
     Object.freeze(event);
     if (this.#keepEvents && !ephemeral) {
       this.#events.push(event);

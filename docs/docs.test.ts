@@ -36,6 +36,9 @@ const MODULES = join(DOCS, 'node_modules');
 const WORK = join(MODULES, '.doc-snippets');
 const RUN_TIMEOUT_MS = 90_000;
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+// The guide's PostgreSQL pages read the stores' secret key from the environment, as a reader who
+// followed them exported it; every block of a run shares this one (a test-only key).
+const EVERRUNS_SECRET_KEY = process.env.EVERRUNS_SECRET_KEY ?? '5e'.repeat(32);
 
 interface Snippet {
   /** Markdown file, relative to the repository root. */
@@ -213,7 +216,7 @@ function exec(
         cwd: ROOT,
         timeout: options.timeout,
         maxBuffer: 16 * 1024 * 1024,
-        env: { ...process.env, DATABASE_URL },
+        env: { ...process.env, DATABASE_URL, EVERRUNS_SECRET_KEY },
       },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;

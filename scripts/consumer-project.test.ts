@@ -1,0 +1,259 @@
+// The check that what we publish works for someone who is not us: every package is packed once
+// (as `pnpm publish` would), a chosen set is installed with npm into a fresh project in the
+// system temp folder (outside the workspace, so nothing resolves through the monorepo), its code
+// is type-checked by the project's own TypeScript with `strict` and `skipLibCheck: false` under
+// `moduleResolution` node16 and bundler, and a small program runs on the in-memory stores, on
+// PostgreSQL (a schema of its own, dropped afterwards) and on a real-disk workspace.
+// Third-party packages get the versions the workspace lockfile resolved, through npm
+// `overrides`. Needs the build (`pnpm test` builds first) and `DATABASE_URL` (default
+// postgres://postgres@127.0.0.1:5432/test).
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packPackages, ROOT } from './pack-packages.mjs';
+
+const run = promisify(execFile);
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** The packages the consumer asks for by name, as a user following the guide would. */
+const CHOSEN = [
+  '@everruns-ts/runtime',
+  '@everruns-ts/core',
+  '@everruns-ts/capabilities-test-math',
+  '@everruns-ts/stores-postgres',
+  '@everruns-ts/fs-realdisk',
+  '@everruns-ts/capabilities-file-system',
+  '@everruns-ts/host-pgboss',
+];
+/**
+ * The other @everruns-ts packages the chosen ones depend on: not on the registry before the
+ * first release, so their tarballs are installed too (what the getting-started page says).
+ */
+const DEPENDED_ON = ['@everruns-ts/stores-memory', '@everruns-ts/driver-llmsim'];
+
+/** The version the workspace's lockfile resolved for `name`, as installed for `fromPackage`. */
+function lockedVersion(name: string, fromPackage: string): string {
+  const manifest = join(ROOT, fromPackage, 'node_modules', name, 'package.json');
+  return JSON.parse(readFileSync(manifest, 'utf8')).version;
+}
+
+const PROGRAM = `import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FILE_SYSTEM_CAPABILITY_ID, fileSystemCapability } from '@everruns-ts/capabilities-file-system';
+import { testMathCapability } from '@everruns-ts/capabilities-test-math';
+import { type EverrunsError, messageText } from '@everruns-ts/core';
+import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
+import { PgBossHost, type PgBossHostOptions } from '@everruns-ts/host-pgboss';
+import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
+import { postgresBackends } from '@everruns-ts/stores-postgres';
+
+function mathModel() {
+  return LlmSimConfig.sequence(['', 'The answer is 4.']).withToolCallSequence([
+    [{ name: 'add', arguments: { a: 2, b: 2 } }],
+    [],
+  ]);
+}
+
+// 1. In memory.
+const memory = await new InProcessRuntimeBuilder()
+  .capability(testMathCapability)
+  .llmSim(mathModel())
+  .singleSession((s) => s.harness('math', 'You are a math assistant.').withCapability('test_math'))
+  .build();
+const inMemory = await memory.runTextTurn(memory.defaultSessionId()!, 'What is 2 + 2?');
+console.log('memory:', inMemory.success, inMemory.response, inMemory.toolCallsCount);
+
+// 2. PostgreSQL, in a schema of its own; a second set of stores (its own pool) reads it back.
+const schema = process.env.CONSUMER_SCHEMA!;
+const open = () =>
+  postgresBackends(
+    { connectionString: process.env.DATABASE_URL! },
+    { schema, secretKey: { id: 'consumer', key: process.env.EVERRUNS_SECRET_KEY! } },
+  );
+const backends = open();
+await backends.migrate();
+const durable = await new InProcessRuntimeBuilder()
+  .backends(backends)
+  .capability(testMathCapability)
+  .llmSim(mathModel())
+  .singleSession((s) => s.harness('math', 'You are a math assistant.').withCapability('test_math'))
+  .build();
+const sessionId = durable.defaultSessionId()!;
+const onPostgres = await durable.runTextTurn(sessionId, 'What is 2 + 2?');
+await durable.close();
+const reader = open();
+const messages = await reader.messages.load(sessionId);
+console.log('postgres:', onPostgres.response, messages.map((m) => m.role).join(','));
+console.log('postgres read back:', messageText(messages.at(-1)!));
+await reader.pool.query(\`DROP SCHEMA "\${schema}" CASCADE\`);
+await reader.close();
+
+// 3. A real-disk workspace.
+const sessionsDirectory = await mkdtemp(join(tmpdir(), 'everruns-consumer-disk-'));
+const disk = await new InProcessRuntimeBuilder()
+  .capability(fileSystemCapability)
+  .fileSystemFactory(new RealDiskSessionFileSystemFactory({ sessionsDirectory }))
+  .llmSim(
+    LlmSimConfig.sequence(['', 'Noted.']).withToolCallSequence([
+      [{ name: 'write_file', arguments: { path: '/notes/todo.md', content: 'buy milk' } }],
+      [],
+    ]),
+  )
+  .singleSession((s) =>
+    s.harness('notes', 'You keep notes.').withCapability(FILE_SYSTEM_CAPABILITY_ID),
+  )
+  .build();
+const diskSession = disk.defaultSessionId()!;
+const noted = await disk.runTextTurn(diskSession, 'Remember to buy milk.');
+const written = await readFile(join(sessionsDirectory, diskSession, 'notes', 'todo.md'), 'utf8');
+const workspace = await disk.fileSystem(diskSession);
+const escape = await workspace
+  .readFile('/../../etc/passwd')
+  .catch((error: EverrunsError) => error.code);
+console.log('disk:', noted.response, written, escape);
+await rm(sessionsDirectory, { recursive: true, force: true });
+
+// 4. The durable host's entry point loads (its types are checked by tsc above).
+const hostOptions: Partial<PgBossHostOptions> = { supervise: false };
+console.log('host-pgboss:', typeof PgBossHost.start, hostOptions.supervise);
+`;
+
+const EXPECTED_OUTPUT = [
+  'memory: true The answer is 4. 1',
+  'postgres: The answer is 4. user,agent,tool_result,agent',
+  'postgres read back: The answer is 4.',
+  'disk: Noted. buy milk INVALID_PATH',
+  'host-pgboss: function false',
+  '',
+].join('\n');
+
+/** Compiler options every consumer config shares: the strictest a user is likely to set. */
+const STRICT = {
+  strict: true,
+  skipLibCheck: false,
+  target: 'ES2022',
+  lib: ['ES2022'],
+  types: ['node'],
+  noUncheckedIndexedAccess: true,
+};
+
+let work: string;
+const timings: Record<string, number> = {};
+
+async function timed<T>(label: string, step: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  try {
+    return await step();
+  } finally {
+    timings[label] = Math.round(performance.now() - started);
+  }
+}
+
+describe('a consumer project outside the workspace', () => {
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'everruns-consumer-'));
+    const tarballs: Map<string, string> = await timed('pack', async () =>
+      packPackages(join(work, 'tarballs')),
+    );
+    const app = join(work, 'app');
+    mkdirSync(app);
+    const dependencies: Record<string, string> = {};
+    for (const name of [...CHOSEN, ...DEPENDED_ON]) {
+      dependencies[name] = `file:${tarballs.get(name)}`;
+    }
+    dependencies.zod = lockedVersion('zod', 'packages/core');
+    const overrides: Record<string, string> = {
+      pg: lockedVersion('pg', 'packages/stores-postgres'),
+      '@types/pg': lockedVersion('@types/pg', 'packages/stores-postgres'),
+      'pg-boss': lockedVersion('pg-boss', 'packages/host-pgboss'),
+      re2js: lockedVersion('re2js', 'packages/fs-realdisk'),
+      zod: dependencies.zod,
+    };
+    const manifest = {
+      name: 'everruns-consumer',
+      private: true,
+      type: 'module',
+      dependencies,
+      devDependencies: {
+        typescript: lockedVersion('typescript', '.'),
+        '@types/node': lockedVersion('@types/node', '.'),
+      },
+      overrides,
+    };
+    writeFileSync(join(app, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    writeFileSync(join(app, 'main.ts'), PROGRAM);
+    const node16 = { module: 'Node16', moduleResolution: 'Node16', outDir: 'out' };
+    const bundler = { module: 'ESNext', moduleResolution: 'Bundler', noEmit: true };
+    for (const [file, options] of [
+      ['tsconfig.node16.json', node16],
+      ['tsconfig.bundler.json', bundler],
+    ] as const) {
+      writeFileSync(
+        join(app, file),
+        JSON.stringify({ compilerOptions: { ...STRICT, ...options }, files: ['main.ts'] }),
+      );
+    }
+    await timed('npm install', () =>
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+        cwd: app,
+        env: { ...process.env, npm_config_workspaces: 'false' },
+      }),
+    );
+  }, 300_000);
+
+  afterAll(() => {
+    console.log(`consumer project timings (ms): ${JSON.stringify(timings)}`);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('installs the packed packages with npm, LICENSE included, third parties at the locked versions', () => {
+    const modules = join(work, 'app', 'node_modules');
+    for (const name of [...CHOSEN, ...DEPENDED_ON]) {
+      expect(existsSync(join(modules, name, 'LICENSE')), name).toBe(true);
+      expect(existsSync(join(modules, name, 'dist', 'index.d.ts')), name).toBe(true);
+      expect(existsSync(join(modules, name, 'src')), name).toBe(false);
+    }
+    const installed = (name: string) =>
+      JSON.parse(readFileSync(join(modules, name, 'package.json'), 'utf8')).version;
+    expect(installed('pg')).toBe(lockedVersion('pg', 'packages/stores-postgres'));
+    expect(installed('@types/pg')).toBe(lockedVersion('@types/pg', 'packages/stores-postgres'));
+  });
+
+  it('type-checks under moduleResolution bundler, strict, skipLibCheck false', async () => {
+    const app = join(work, 'app');
+    const result = await timed('tsc bundler', () =>
+      run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.bundler.json'], {
+        cwd: app,
+      }).catch((error: { stdout: string }) => ({ stdout: error.stdout, failed: true })),
+    );
+    expect(result.stdout).toBe('');
+  }, 120_000);
+
+  it('compiles under moduleResolution node16 and runs on memory, PostgreSQL and the real disk', async () => {
+    const app = join(work, 'app');
+    const compiled = await timed('tsc node16', () =>
+      run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.node16.json'], {
+        cwd: app,
+      }).catch((error: { stdout: string }) => ({ stdout: error.stdout, failed: true })),
+    );
+    expect(compiled.stdout).toBe('');
+    const schema = `consumer_${randomBytes(6).toString('hex')}`;
+    const { stdout } = await timed('run', () =>
+      run(process.execPath, [join(app, 'out', 'main.js')], {
+        cwd: app,
+        env: {
+          ...process.env,
+          DATABASE_URL,
+          CONSUMER_SCHEMA: schema,
+          EVERRUNS_SECRET_KEY: randomBytes(32).toString('hex'),
+        },
+      }),
+    );
+    expect(stdout).toBe(EXPECTED_OUTPUT);
+  }, 120_000);
+});

@@ -208,7 +208,9 @@ describe('a consumer project outside the workspace', () => {
 
   afterAll(() => {
     console.log(`consumer project timings (ms): ${JSON.stringify(timings)}`);
-    if (work) rmSync(work, { recursive: true, force: true });
+    // CONSUMER_KEEP=1 keeps the project for a look (its path is printed).
+    if (process.env.CONSUMER_KEEP) console.log(`kept: ${work}`);
+    else if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('installs the packed packages with npm, LICENSE included, third parties at the locked versions', () => {

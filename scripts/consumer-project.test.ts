@@ -234,7 +234,7 @@ describe('a consumer project outside the workspace', () => {
       }).catch((error: { stdout: string }) => ({ stdout: error.stdout, failed: true })),
     );
     expect(result.stdout).toBe('');
-  }, 120_000);
+  }, 240_000);
 
   it('compiles under moduleResolution node16 and runs on memory, PostgreSQL and the real disk', async () => {
     const app = join(work, 'app');
@@ -257,5 +257,5 @@ describe('a consumer project outside the workspace', () => {
       }),
     );
     expect(stdout).toBe(EXPECTED_OUTPUT);
-  }, 120_000);
+  }, 240_000);
 });

@@ -62,6 +62,47 @@ export function pageTextLines(
   };
 }
 
+/**
+ * {@link pageTextLines} for large texts without holding the event loop: the same scan, cut into
+ * slices of at most `sliceMs` milliseconds (default 20) with a yield to the event loop between
+ * them. Small texts (under 256 KiB) are paged at once.
+ */
+export async function pageTextLinesInSlices(
+  text: string,
+  options: { offset?: number; limit?: number },
+  sliceMs = 20,
+): Promise<TextPage> {
+  if (text.length < 262_144) return pageTextLines(text, options);
+  const start = Math.max(0, Math.trunc(options.offset ?? 0));
+  const end =
+    options.limit === undefined
+      ? Number.POSITIVE_INFINITY
+      : start + Math.max(0, Math.trunc(options.limit));
+  let line = 0;
+  let position = 0;
+  let pageStart = -1;
+  let pageEnd = -1;
+  const length = text.length;
+  let sliceStarted = performance.now();
+  while (position < length) {
+    // Every 4,096 lines, look at the clock; past the slice, let timers and I/O run.
+    if ((line & 4095) === 4095 && performance.now() - sliceStarted >= sliceMs) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStarted = performance.now();
+    }
+    if (line === start) pageStart = position;
+    if (line === end) pageEnd = position;
+    const next = text.indexOf('\n', position);
+    position = next === -1 ? length + 1 : next + 1;
+    line++;
+  }
+  return {
+    content: pageStart === -1 ? '' : text.slice(pageStart, pageEnd === -1 ? text.length : pageEnd),
+    totalLines: line,
+    truncated: start > 0 || end < line,
+  };
+}
+
 /** How many non-overlapping times `search` (non-empty) occurs in `text`. */
 export function countOccurrences(text: string, search: string): number {
   let count = 0;

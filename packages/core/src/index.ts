@@ -226,6 +226,7 @@ export {
 export {
   compileGrepPattern,
   pageTextLines,
+  pageTextLinesInSlices,
   replaceExactText,
   splitLines,
   type TextPage,

@@ -16,7 +16,7 @@ import {
   type InitialFile,
   initialFileSchema,
   normalizeWorkspacePath,
-  pageTextLines,
+  pageTextLinesInSlices,
   type ReadFileOptions,
   replaceExactText,
   resolveGrepLimits,
@@ -177,7 +177,7 @@ export class RealDiskFileStore implements SessionFileSystem {
         encoding,
       };
       if (encoding === 'text' && (options.offset !== undefined || options.limit !== undefined)) {
-        Object.assign(result, pageTextLines(content, options));
+        Object.assign(result, await pageTextLinesInSlices(content, options));
       }
       return result;
     });

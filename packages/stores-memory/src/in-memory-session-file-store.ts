@@ -13,7 +13,7 @@ import {
   isoNow,
   type LinearRegexEngine,
   normalizeWorkspacePath,
-  pageTextLines,
+  pageTextLinesInSlices,
   parentWorkspacePath,
   type ReadFileOptions,
   replaceExactText,
@@ -113,7 +113,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     const content = render(file, encoding);
     const result: FileContent = { ...statOf(normalized, file), content, encoding };
     if (encoding === 'text' && (options.offset !== undefined || options.limit !== undefined)) {
-      Object.assign(result, pageTextLines(content, options));
+      Object.assign(result, await pageTextLinesInSlices(content, options));
     }
     return result;
   }
@@ -270,7 +270,11 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     return statOf(target, node);
   }
 
-  /** Entries directly under a directory, sorted by name. */
+  /**
+   * Entries directly under a directory, sorted by name. A large directory is listed in slices of
+   * `grepLimits.sliceMs`, yielding to the event loop between them (an entry removed meanwhile is
+   * left out), so listing 100,000 entries does not hold the process.
+   */
   async listDirectory(path: string): Promise<FileStat[]> {
     const normalized = normalizeWorkspacePath(path);
     const node = this.#lookup(normalized);
@@ -282,7 +286,18 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     }
     const names = [...node.children.keys()].sort(compareStrings);
     const base = normalized === '/' ? '' : normalized;
-    return names.map((name) => statOf(`${base}/${name}`, node.children.get(name) as Node));
+    const entries: FileStat[] = [];
+    let sliceStarted = performance.now();
+    for (let index = 0; index < names.length; index++) {
+      if ((index & 1023) === 1023 && performance.now() - sliceStarted >= this.#grepLimits.sliceMs) {
+        await yieldToEventLoop();
+        sliceStarted = performance.now();
+      }
+      const name = names[index] as string;
+      const child = node.children.get(name);
+      if (child !== undefined) entries.push(entryStatOf(`${base}/${name}`, name, child));
+    }
+    return entries;
   }
 
   /** Metadata, or `null` when nothing is there. */
@@ -481,14 +496,24 @@ function now(): string {
 }
 
 function statOf(path: string, node: Node): FileStat {
+  return entryStatOf(path, workspaceBaseName(path), node);
+}
+
+/** {@link statOf} when the entry's name is already known. */
+function entryStatOf(path: string, name: string, node: Node): FileStat {
   return {
     path,
-    name: workspaceBaseName(path),
+    name,
     isDirectory: node.kind === 'directory',
     isReadonly: node.kind === 'file' && node.isReadonly,
     size: node.kind === 'file' ? node.size : 0,
     updatedAt: node.updatedAt,
   };
+}
+
+/** Lets timers and I/O run between slices of a long listing. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function encodeData(path: string, content: string, encoding: FileEncoding): string | Buffer {

@@ -1,4 +1,5 @@
 import { EverrunsError } from './errors.js';
+import { yieldToEventLoop } from './grep-scan.js';
 
 /**
  * Text operations every `SessionFileSystem` implementation performs the same way (paging,
@@ -37,29 +38,10 @@ export function pageTextLines(
   text: string,
   options: { offset?: number; limit?: number },
 ): TextPage {
-  const start = Math.max(0, Math.trunc(options.offset ?? 0));
-  const end =
-    options.limit === undefined
-      ? Number.POSITIVE_INFINITY
-      : start + Math.max(0, Math.trunc(options.limit));
-  let line = 0;
-  let position = 0;
-  let pageStart = -1;
-  let pageEnd = -1;
-  const length = text.length;
-  while (position < length) {
-    if (line === start) pageStart = position;
-    if (line === end) pageEnd = position;
-    // A character loop: cheaper than indexOf per line when lines are short.
-    while (position < length && text.charCodeAt(position) !== 10) position++;
-    position++;
-    line++;
-  }
-  return {
-    content: pageStart === -1 ? '' : text.slice(pageStart, pageEnd === -1 ? text.length : pageEnd),
-    totalLines: line,
-    truncated: start > 0 || end < line,
-  };
+  const scan = scanPage(text, options);
+  let step = scan.next();
+  while (!step.done) step = scan.next();
+  return step.value;
 }
 
 /**
@@ -73,6 +55,24 @@ export async function pageTextLinesInSlices(
   sliceMs = 20,
 ): Promise<TextPage> {
   if (text.length < 262_144) return pageTextLines(text, options);
+  const scan = scanPage(text, options);
+  let sliceStarted = performance.now();
+  let step = scan.next();
+  while (!step.done) {
+    if (performance.now() - sliceStarted >= sliceMs) {
+      await yieldToEventLoop();
+      sliceStarted = performance.now();
+    }
+    step = scan.next();
+  }
+  return step.value;
+}
+
+/** The page scan of both functions above; it pauses (yields) every 4,096 lines. */
+function* scanPage(
+  text: string,
+  options: { offset?: number; limit?: number },
+): Generator<void, TextPage, void> {
   const start = Math.max(0, Math.trunc(options.offset ?? 0));
   const end =
     options.limit === undefined
@@ -83,13 +83,8 @@ export async function pageTextLinesInSlices(
   let pageStart = -1;
   let pageEnd = -1;
   const length = text.length;
-  let sliceStarted = performance.now();
   while (position < length) {
-    // Every 4,096 lines, look at the clock; past the slice, let timers and I/O run.
-    if ((line & 4095) === 4095 && performance.now() - sliceStarted >= sliceMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      sliceStarted = performance.now();
-    }
+    if ((line & 4095) === 4095) yield;
     if (line === start) pageStart = position;
     if (line === end) pageEnd = position;
     const next = text.indexOf('\n', position);

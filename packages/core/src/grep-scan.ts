@@ -14,7 +14,8 @@ export interface GrepScanOptions {
   onLimitReached?: (reached: GrepLimitReached) => void;
 }
 
-const yieldToEventLoop: () => Promise<void> =
+/** Lets timers and I/O run before the caller goes on: the pause between slices of long work. */
+export const yieldToEventLoop: () => Promise<void> =
   typeof setImmediate === 'function'
     ? () => new Promise((resolve) => setImmediate(resolve))
     : () => new Promise((resolve) => setTimeout(resolve, 0));

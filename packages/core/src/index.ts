@@ -253,7 +253,7 @@ export {
   type LinearRegexEngine,
   type LineMatcher,
 } from './grep-pattern.js';
-export { GrepScan, type GrepScanOptions } from './grep-scan.js';
+export { GrepScan, type GrepScanOptions, yieldToEventLoop } from './grep-scan.js';
 
 // ---------------------------------------------------------------------------------------------
 // Engine: the steps of a turn, as every host runs them

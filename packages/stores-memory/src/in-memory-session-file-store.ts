@@ -21,6 +21,7 @@ import {
   type SessionFileSystem,
   throwIfAborted,
   workspaceBaseName,
+  yieldToEventLoop,
 } from '@everruns-ts/core';
 import { compareStrings } from './freeze-copy.js';
 import { loadRe2jsRegexEngine } from './re2js-regex-engine.js';
@@ -509,11 +510,6 @@ function entryStatOf(path: string, name: string, node: Node): FileStat {
     size: node.kind === 'file' ? node.size : 0,
     updatedAt: node.updatedAt,
   };
-}
-
-/** Lets timers and I/O run between slices of a long listing. */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function encodeData(path: string, content: string, encoding: FileEncoding): string | Buffer {

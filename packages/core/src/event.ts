@@ -81,6 +81,12 @@ export interface EventRequest {
 export interface EventBus {
   /** Records one event and returns it with its id, sequence number and timestamp. */
   emit(request: EventRequest): Promise<RuntimeEvent>;
+  /**
+   * `emit` without the promise, for a bus that can record and deliver at once (the in-memory
+   * one): returns the event, or throws what `emit` would reject with. Optional; the reason step
+   * emits a streaming answer's pieces through it when present.
+   */
+  emitSync?(request: EventRequest): RuntimeEvent;
   /** Every event kept so far, in emission order; buses that keep nothing return `[]`. */
   collectedEvents?(sessionId?: string): RuntimeEvent[];
   /** Calls `listener` for every event emitted from now on; returns the unsubscribe function. */

@@ -309,14 +309,11 @@ export function tapEventBus(
   };
   // The synchronous emit of a bus that has one (the in-memory bus): the listener is called
   // before it returns, as the bus's own subscribers are.
-  const synchronous = bus as { emitSync?: (request: EventRequest) => RuntimeEvent };
+  const busEmitSync = bus.emitSync?.bind(bus);
   const emitSync =
-    typeof synchronous.emitSync === 'function'
+    busEmitSync !== undefined
       ? (request: EventRequest): RuntimeEvent => {
-          const event = (synchronous.emitSync as (request: EventRequest) => RuntimeEvent).call(
-            bus,
-            request,
-          );
+          const event = busEmitSync(request);
           const listener = listeners.size === 0 ? undefined : listeners.get(request.sessionId);
           if (listener !== undefined) deliver(listener, event);
           return event;

@@ -7,7 +7,7 @@ import type {
   LlmUsage,
 } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
-import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
+import type { EventBus, EventRequest } from '../event.js';
 import { type LlmRequestOptions, mergeLlmRequestOptions } from '../llm-request-options.js';
 import {
   type ContentPart,
@@ -285,15 +285,6 @@ class DeltaEmitFailure extends Error {
   }
 }
 
-/**
- * A bus that can also emit synchronously (`CollectingEventBus` of the in-memory stores, and the
- * runtime's tap over it): `emitSync` does what `emit` does and returns the event, or throws what
- * `emit` would reject with. The reason step emits deltas through it when present.
- */
-interface SynchronousEmitter {
-  emitSync(request: EventRequest): RuntimeEvent;
-}
-
 /** `events.emit(request)`, a refusal (thrown or rejected) wrapped as a {@link DeltaEmitFailure}. */
 async function emitAwaited(events: EventBus, request: EventRequest): Promise<void> {
   try {
@@ -328,10 +319,7 @@ async function streamAnswer(
   let reasoningOffset = 0;
   // A bus that can emit synchronously (the in-memory one) takes each delta without a promise;
   // any other bus is awaited piece by piece, so deltas arrive in order.
-  const sync =
-    typeof (events as EventBus & Partial<SynchronousEmitter>).emitSync === 'function'
-      ? (events as EventBus & SynchronousEmitter)
-      : undefined;
+  const emitSync = events.emitSync?.bind(events);
   for await (const piece of stream) {
     throwIfAborted(callOptions.signal);
     let request: EventRequest;
@@ -376,9 +364,9 @@ async function streamAnswer(
       default:
         continue;
     }
-    if (sync !== undefined) {
+    if (emitSync !== undefined) {
       try {
-        sync.emitSync(request);
+        emitSync(request);
       } catch (error) {
         throw new DeltaEmitFailure(error);
       }

@@ -11,6 +11,24 @@ const capabilityShape = z.object({
   name: z.string().min(1),
   description: z.string(),
   dependencies: z.array(z.string().min(1)).optional(),
+  beforeModelCall: z
+    .custom<(...args: unknown[]) => unknown>(
+      (value) => typeof value === 'function',
+      'must be a function',
+    )
+    .optional(),
+  beforeToolCall: z
+    .custom<(...args: unknown[]) => unknown>(
+      (value) => typeof value === 'function',
+      'must be a function',
+    )
+    .optional(),
+  afterToolCall: z
+    .custom<(...args: unknown[]) => unknown>(
+      (value) => typeof value === 'function',
+      'must be a function',
+    )
+    .optional(),
   tools: z.array(
     z.object({
       name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"'),

@@ -1,7 +1,14 @@
 import type { z } from 'zod';
+import type { CapabilityHooks, UsageSnapshot } from './capability-hooks.js';
 import type { Session } from './domain.js';
 import type { SessionFileSystem } from './file-system.js';
-import type { MemoryStore, RuntimeSessionStore, SessionStorageStore } from './stores.js';
+import type {
+  MemoryStore,
+  MessageSearchPage,
+  MessageSearchRequest,
+  RuntimeSessionStore,
+  SessionStorageStore,
+} from './stores.js';
 
 /** What a tool sees when it runs. */
 export interface ToolContext<TConfig = unknown> {
@@ -23,6 +30,16 @@ export interface ToolContext<TConfig = unknown> {
    * the runtime's act step; optional so contexts built elsewhere (tests, other hosts) stay valid.
    */
   sessions?: RuntimeSessionStore;
+  /**
+   * The session's history, searchable (the `query_history` tool of `infinity_context`). Set by
+   * the runtime's act step; optional as `sessions`.
+   */
+  history?: SessionHistoryAccess;
+  /**
+   * Usage of the session and of this turn so far, summed from the store, with the runtime's
+   * prices (the `check_budget` tool of `budgeting`). Set by the runtime's act step; optional.
+   */
+  usage?(): Promise<UsageSnapshot>;
   /** This capability's validated configuration for the session. */
   config: TConfig;
   /** Fires when the turn is cancelled or the tool's timeout passes. */
@@ -85,7 +102,7 @@ export interface CapabilityPromptContext<TConfig = unknown> {
  * A capability: tools plus a system-prompt contribution, switched on per harness, agent or
  * session by id. Third-party capabilities are built with `defineCapability` exactly like the built-ins.
  */
-export interface Capability<TConfig = unknown> {
+export interface Capability<TConfig = unknown> extends CapabilityHooks<TConfig> {
   /** Stable id, for example `test_math`. */
   id: string;
   /** Display name. */
@@ -106,4 +123,14 @@ export interface Capability<TConfig = unknown> {
       ) => Promise<string | null | undefined> | string | null | undefined);
   /** Tools the capability provides. */
   tools: readonly ToolDefinition<never, TConfig>[];
+}
+
+/** The session's history as a tool reads it: a text search with paging. */
+export interface SessionHistoryAccess {
+  /**
+   * Messages of the session whose text contains the query (case-insensitive), oldest first,
+   * paged. The store's `searchMessages` when it has one (an indexed query on PostgreSQL), else a
+   * scan page by page.
+   */
+  search(request: MessageSearchRequest): Promise<MessageSearchPage>;
 }

@@ -82,6 +82,11 @@ export const ERROR_CODES = [
    * not match the schema, even after being told what was wrong once (details: `issues`).
    */
   'OUTPUT_INVALID',
+  /**
+   * A budget (tokens or cost, per turn or per session) is used up: the turn stopped before a
+   * model call (stop reason `budget_exhausted`; details: what was used and the limit).
+   */
+  'BUDGET_EXHAUSTED',
   /** Anything else: a bug or an unexpected failure of a dependency. */
   'INTERNAL',
 ] as const;

@@ -11,11 +11,32 @@ export type {
   Capability,
   CapabilityPromptContext,
   JsonSchema,
+  SessionHistoryAccess,
   ToolContext,
   ToolDefinition,
   ToolSpec,
 } from './capability.js';
+export type {
+  AfterToolCallContext,
+  AfterToolCallResult,
+  BeforeModelCallContext,
+  BeforeModelCallResult,
+  BeforeToolCallContext,
+  BeforeToolCallResult,
+  CapabilityHookContext,
+  CapabilityHooks,
+  HookModel,
+  HookModelCallRequest,
+  ModelCallStop,
+  UsageSnapshot,
+} from './capability-hooks.js';
 export { CapabilityRegistry, type ResolvedCapability } from './capability-registry.js';
+export {
+  COMPACTION_STORAGE_KEY,
+  type CompactionRecord,
+  compactionRecordSchema,
+  parseCompactionRecord,
+} from './compaction.js';
 
 // Definitions and sessions.
 export {
@@ -177,6 +198,14 @@ export {
   modelWithProviderSchema,
 } from './model.js';
 export { PlatformDefinition, type PlatformDefinitionOptions } from './platform.js';
+export {
+  messageMatchesSearch,
+  messageSearchRequestSchema,
+  messageSearchText,
+  parseMessageSearchRequest,
+  searchSessionMessages,
+  sumSessionUsage,
+} from './session-history.js';
 // Stores.
 export type {
   BatchingEventBus,
@@ -185,6 +214,8 @@ export type {
   MessageFilter,
   MessagePage,
   MessagePageRequest,
+  MessageSearchPage,
+  MessageSearchRequest,
   RuntimeAgentStore,
   RuntimeBackends,
   RuntimeHarnessStore,
@@ -194,6 +225,7 @@ export type {
   SessionSetupSnapshot,
   SessionStorageStore,
   StoreMessageOptions,
+  SumUsageOptions,
   TurnLease,
   TurnSnapshot,
   UpdateSessionStatusOptions,

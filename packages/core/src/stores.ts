@@ -1,3 +1,4 @@
+import type { CompactionRecord } from './compaction.js';
 import type { Agent, CapabilityConfig, Harness, Session, SessionStatus } from './domain.js';
 import type { EventBus, EventRequest, RuntimeEvent } from './event.js';
 import type { ModelUsageTotal } from './llm-usage.js';
@@ -213,7 +214,41 @@ export interface RuntimeMessageStore {
    * one query instead of reading every message; the runtime's `sessionUsage` pages through the
    * history without it.
    */
-  sumUsage?(sessionId: string): Promise<ModelUsageTotal[]>;
+  sumUsage?(sessionId: string, options?: SumUsageOptions): Promise<ModelUsageTotal[]>;
+  /**
+   * Messages whose text (text parts, tool results, tool call names and arguments) contains
+   * `request.query`, case-insensitively, oldest first, paged by `offset`/`limit`. Throws
+   * `INVALID_INPUT` for an empty query or a limit outside 1..100. Optional: a backend offers it
+   * so searching a long history is one indexed query; without it `searchSessionMessages` of
+   * `@everruns-ts/core` scans the history page by page.
+   */
+  searchMessages?(sessionId: string, request: MessageSearchRequest): Promise<MessageSearchPage>;
+}
+
+/** Options of {@link RuntimeMessageStore.sumUsage}. */
+export interface SumUsageOptions {
+  /** Only the model calls of this turn. */
+  turnId?: string;
+}
+
+/** A search of a session's history (see {@link RuntimeMessageStore.searchMessages}). */
+export interface MessageSearchRequest {
+  /** Text to find, case-insensitively; 1..1000 characters. */
+  query: string;
+  /** Only messages of these roles. */
+  roles?: MessageRole[];
+  /** Skip this many matches (default 0). */
+  offset?: number;
+  /** At most this many matches (1..100, default 20). */
+  limit?: number;
+}
+
+/** One page of a {@link MessageSearchRequest}. */
+export interface MessageSearchPage {
+  /** The matching messages, oldest first. */
+  messages: Message[];
+  /** True when more matches follow this page. */
+  hasMore: boolean;
 }
 
 /** Models and the default model. */
@@ -285,8 +320,17 @@ export interface TurnSnapshot {
   harnessChain: Harness[] | null;
   /** The session's agent; `null` when it has none or it is missing. */
   agent: Agent | null;
-  /** The whole history in `seq` order. */
+  /**
+   * The history in `seq` order: the whole history, or, when `compaction` is set, the messages
+   * after its `throughSeq` only.
+   */
   messages: Message[];
+  /**
+   * The session's compaction record (see `COMPACTION_STORAGE_KEY`), when the backend reads it in
+   * the same round trip: `null` for none; left out (`undefined`) when the backend does not, and
+   * the runtime reads it from the session storage itself.
+   */
+  compaction?: CompactionRecord | null;
   /**
    * The provider store's default model (`null` when none is set), when the backend loads it in
    * the same round trip; left out (`undefined`) otherwise, and the runtime asks the provider store.

@@ -1,4 +1,5 @@
 import type {
+  ModelPrices,
   PlatformDefinition,
   RuntimeBackends,
   SessionFileSystemFactory,
@@ -46,6 +47,11 @@ export interface PgBossHostOptions {
   fileSystems?: SessionFileSystemFactory;
   /** Turn limits; `maxIterations` is fixed into each turn's state when it is submitted. */
   limits?: Partial<TurnLimits>;
+  /**
+   * Prices per model, as `InProcessRuntimeBuilder.prices`: handed to capability hooks and tools
+   * (budgets in cost). Validated by `modelPricesSchema`; none are built in.
+   */
+  prices?: ModelPrices;
   /** Name of the step queue; the dead-letter queue is `<queue>-dead`. Default `everruns-turn-steps`. */
   queue?: string;
   /** Schema of pg-boss's tables. Default `pgboss`. */

@@ -1,4 +1,11 @@
-import { DEFAULT_TURN_LIMITS, type InputMessage, type TurnLimits } from '@everruns-ts/core';
+import {
+  DEFAULT_TURN_LIMITS,
+  formatZodError,
+  type InputMessage,
+  type ModelPrices,
+  modelPricesSchema,
+  type TurnLimits,
+} from '@everruns-ts/core';
 import type { ClientToolResult, RuntimeHostAdapter } from '@everruns-ts/runtime/host';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import type pg from 'pg';
@@ -117,6 +124,7 @@ export class PgBossHost {
       toolCallJournal: new PostgresToolCallJournal(pool, names.schema),
       // Workers list a session's MCP tools on demand, in each step, from the platform's source.
       ...(options.platform.mcpToolSource ? { mcp: options.platform.mcpToolSource } : {}),
+      ...(options.prices !== undefined ? { prices: parseHostPrices(options.prices) } : {}),
     };
     const boss = createBoss(pool, options, names.bossSchema);
     try {
@@ -247,4 +255,13 @@ export class PgBossHost {
     await this.#notifications.close();
     if (this.#ownsPool) await this.#pool.end().catch(() => {});
   }
+}
+
+/** The host's prices, validated; `CONFIGURATION` naming the field when malformed. */
+function parseHostPrices(prices: unknown): ModelPrices {
+  const parsed = modelPricesSchema.safeParse(prices);
+  if (!parsed.success) {
+    throw configurationError(`prices are invalid: ${formatZodError(parsed.error)}`);
+  }
+  return parsed.data;
 }

@@ -251,6 +251,7 @@ export class InProcessRuntime {
       limits,
       setupCache: new Map<string, TurnSetup>(),
       ...(platform.mcpToolSource ? { mcp: platform.mcpToolSource } : {}),
+      ...(this.#prices ? { prices: this.#prices } : {}),
       onContextAssembled: (context) => {
         if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
       },

@@ -21,6 +21,7 @@ export const turnStopReasonSchema = z.enum([
   'waiting_for_tool_results',
   'llm_error',
   'dependency_blocked',
+  'budget_exhausted',
   'aborted',
   'error',
 ]);
@@ -263,18 +264,13 @@ export function planNextHostTurn(
         ...(result.responseId ? { previousResponseId: result.responseId } : {}),
       };
       if (!result.success) {
-        const blocked = result.error?.code === 'DEPENDENCY_BLOCKED';
         return {
           kind: 'complete',
           state: next,
           outcome: {
             success: false,
             response: result.text,
-            stopReason: blocked
-              ? 'dependency_blocked'
-              : result.error?.code === 'CAPABILITY_FAILED'
-                ? 'error'
-                : 'llm_error',
+            stopReason: reasonFailureStopReason(result.error?.code),
             error: result.error ?? { code: 'llm_error', message: 'The model call failed' },
           },
         };
@@ -402,4 +398,23 @@ export function planResumeAfterToolResults(
     };
   }
   return { kind: 'scheduleReason', state: current };
+}
+
+/**
+ * The stop reason of a failed reason step, from its error code: a dependency blocker, a budget a
+ * capability found used up, the model's failure (`llm_error`, the code of every driver failure),
+ * or any other capability failure or stop (`error`).
+ */
+function reasonFailureStopReason(code: string | undefined): TurnStopReason {
+  switch (code) {
+    case 'DEPENDENCY_BLOCKED':
+      return 'dependency_blocked';
+    case 'BUDGET_EXHAUSTED':
+      return 'budget_exhausted';
+    case undefined:
+    case 'llm_error':
+      return 'llm_error';
+    default:
+      return 'error';
+  }
 }

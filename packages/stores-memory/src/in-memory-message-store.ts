@@ -14,6 +14,7 @@ import {
   newId,
   type RuntimeMessageStore,
   type StoreMessageOptions,
+  type SumUsageOptions,
   UsageTally,
 } from '@everruns-ts/core';
 import { freezeCopy } from './freeze-copy.js';
@@ -140,8 +141,22 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
   }
 
   /** The session's model calls summed per model (see `RuntimeMessageStore.sumUsage`). */
-  async sumUsage(sessionId: string): Promise<ModelUsageTotal[]> {
-    return this.#sessions.get(sessionId)?.usage.totals() ?? [];
+  async sumUsage(sessionId: string, options: SumUsageOptions = {}): Promise<ModelUsageTotal[]> {
+    const session = this.#sessions.get(sessionId);
+    if (!session) return [];
+    if (options.turnId === undefined) return session.usage.totals();
+    // One turn's calls: the turn's messages are the tail of the history, so scan from the end
+    // back to the turn's first message.
+    const tally = new UsageTally();
+    const list = session.list;
+    let index = list.length - 1;
+    while (index >= 0 && list[index]?.turnId !== options.turnId) index--;
+    for (; index >= 0; index--) {
+      const message = list[index] as Message;
+      if (message.turnId === options.turnId) tally.add(message);
+      else if (message.role === 'user' && message.turnId !== undefined) break;
+    }
+    return tally.totals();
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   newId,
   type RuntimeMessageStore,
   type StoreMessageOptions,
+  type SumUsageOptions,
   UsageTally,
 } from '@everruns-ts/core';
 import type { Attempt, Queryable } from './postgres-database.js';
@@ -492,8 +493,10 @@ export class PostgresMessageStore implements RuntimeMessageStore {
    * are unaffected, and a model name holding such a character is grouped under the name with
    * U+0001 in its place.
    */
-  async sumUsage(sessionId: string): Promise<ModelUsageTotal[]> {
+  async sumUsage(sessionId: string, options: SumUsageOptions = {}): Promise<ModelUsageTotal[]> {
     requireString(sessionId, 'sessionId');
+    if (options.turnId !== undefined) requireString(options.turnId, 'turnId');
+    const turnFilter = options.turnId === undefined ? '' : ' AND turn_id = $5';
     const { db } = this.#context;
     const number = (field: string) =>
       `SUM(CASE WHEN json_typeof(u -> '${field}') = 'number' THEN (u ->> '${field}')::numeric END)::text`;
@@ -511,11 +514,17 @@ export class PostgresMessageStore implements RuntimeMessageStore {
                                       THEN regexp_replace(metadata, $3, $4, 'g')
                                       ELSE metadata END)::json AS doc
                            FROM ${db.table('messages')}
-                          WHERE session_hash = $1 AND role = 'agent' AND metadata IS NOT NULL
+                          WHERE session_hash = $1 AND role = 'agent' AND metadata IS NOT NULL${turnFilter}
                         ) AS docs
                   WHERE json_typeof(doc -> 'usage') = 'object') AS calls
           GROUP BY 1`,
-        [textDigest(sessionId), '\\u', UNSUPPORTED_ESCAPE, '\\\\u0001'],
+        [
+          textDigest(sessionId),
+          '\\u',
+          UNSUPPORTED_ESCAPE,
+          '\\\\u0001',
+          ...(options.turnId === undefined ? [] : [options.turnId]),
+        ],
       ),
     );
     const tally = new UsageTally();

@@ -122,6 +122,7 @@ export async function act(
         turnId,
         iteration,
         fileSystem: setup.fileSystem,
+        capabilities: setup.capabilities,
         ...(request.signal ? { signal: request.signal } : {}),
       });
     }

@@ -8,6 +8,7 @@ import type {
   AssembledTurnContext,
   AtomDependencies,
   CapabilityPromptContribution,
+  TurnSetup,
 } from './turn-types.js';
 
 /**
@@ -19,20 +20,35 @@ import type {
 export async function assembleTurnContext(
   dependencies: AtomDependencies,
   sessionId: string,
-  options: {
-    turnId?: string;
-    iteration?: number;
-    signal?: AbortSignal;
-    /** A snapshot the caller just loaded with `backends.loadTurnSnapshot`, used instead of loading another. */
-    snapshot?: TurnSnapshot;
-    /**
-     * Store a synthetic error result ({@link MISSING_TOOL_RESULT_TEXT}) for every tool call of the
-     * history that has none, unless the session waits for client tool results (the reason step
-     * sets this; inspection does not write). Default false.
-     */
-    closeOpenToolCalls?: boolean;
-  } = {},
+  options: AssembleTurnContextOptions = {},
 ): Promise<AssembledTurnContext> {
+  return (await assembleTurnContextWithSetup(dependencies, sessionId, options)).context;
+}
+
+/** Options of {@link assembleTurnContext}. */
+export interface AssembleTurnContextOptions {
+  turnId?: string;
+  iteration?: number;
+  signal?: AbortSignal;
+  /** A snapshot the caller just loaded with `backends.loadTurnSnapshot`, used instead of loading another. */
+  snapshot?: TurnSnapshot;
+  /**
+   * Store a synthetic error result ({@link MISSING_TOOL_RESULT_TEXT}) for every tool call of the
+   * history that has none, unless the session waits for client tool results (the reason step
+   * sets this; inspection does not write). Default false.
+   */
+  closeOpenToolCalls?: boolean;
+}
+
+/**
+ * {@link assembleTurnContext}, also returning the turn's resolved setup (its capabilities, for
+ * the reason step's hooks). Internal to the engine.
+ */
+export async function assembleTurnContextWithSetup(
+  dependencies: AtomDependencies,
+  sessionId: string,
+  options: AssembleTurnContextOptions = {},
+): Promise<{ context: AssembledTurnContext; setup: TurnSetup }> {
   const { backends } = dependencies;
   let snapshot: TurnSnapshot | undefined = options.snapshot;
   if (!snapshot && backends.loadTurnSnapshot) {
@@ -112,7 +128,7 @@ export async function assembleTurnContext(
   }
   if (options.turnId !== undefined) context.turnId = options.turnId;
   if (options.iteration !== undefined) context.iteration = options.iteration;
-  return context;
+  return { context, setup };
 }
 
 async function resolveModel(

@@ -1,11 +1,15 @@
 import type { ToolContext } from '../capability.js';
+import type { UsageSnapshot } from '../capability-hooks.js';
 import { isToolError } from '../capability-kit.js';
-import { EverrunsError, errorMessage } from '../errors.js';
+import type { ResolvedCapability } from '../capability-registry.js';
+import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import { formatZodError } from '../format-zod-error.js';
+import type { ModelPrices } from '../llm-usage.js';
 import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
-import type { RuntimeBackends, SessionStorageStore } from '../stores.js';
+import { searchSessionMessages, sumSessionUsage } from '../session-history.js';
+import type { MessageSearchRequest, RuntimeBackends, SessionStorageStore } from '../stores.js';
 import {
   countValues,
   MAX_TOOL_ARGUMENTS_DEPTH,
@@ -17,7 +21,10 @@ import type { TurnLimits, TurnTool } from './turn-types.js';
 /** What {@link executeToolCall} needs of the atoms' dependencies. */
 export interface ToolExecutionDependencies {
   /** The stores a tool reaches through its context. */
-  backends: Pick<RuntimeBackends, 'storage' | 'sessions' | 'memory'>;
+  backends: Pick<RuntimeBackends, 'storage' | 'sessions' | 'memory'> &
+    Partial<Pick<RuntimeBackends, 'messages'>>;
+  /** The embedder's prices, for the usage snapshot tools read (see `ToolContext.usage`). */
+  prices?: ModelPrices;
   /** Decorates the session's workspace per call, when the factory offers it. */
   fileSystems: Pick<SessionFileSystemFactory, 'forToolCall'>;
   /** The default timeout of a call and the longest result the model sees. */
@@ -38,6 +45,11 @@ export interface ExecuteToolCallRequest {
   fileSystem: SessionFileSystem;
   /** Cancels the turn; the tool's context signal fires with it. */
   signal?: AbortSignal;
+  /**
+   * The turn's capabilities in resolved order, whose `beforeToolCall` / `afterToolCall` hooks
+   * wrap the call. Without it no hook runs.
+   */
+  capabilities?: readonly ResolvedCapability[];
 }
 
 /** What the model sees of one call: the result text and whether it is an error. */
@@ -84,10 +96,64 @@ export async function executeToolCall(
   request: ExecuteToolCallRequest,
 ): Promise<ToolCallOutcome> {
   const secrets = new Map<string, string>();
+  const after = (request.capabilities ?? []).filter(
+    ({ capability }) => typeof capability.afterToolCall === 'function',
+  );
   const outcome = await runToolCall(dependencies, request, secrets);
+  const limit = dependencies.limits.maxToolResultChars;
+  if (after.length === 0 || outcome.arguments === undefined) {
+    return {
+      content: redactAndTruncate(outcome.content, secrets, limit),
+      isError: outcome.isError,
+    };
+  }
+  // A hook sees the whole result (a hook may keep what the model will not see), so every secret
+  // is redacted from all of it first.
+  let content =
+    secrets.size === 0
+      ? outcome.content
+      : createSecretRedactor(
+          [...secrets].map(([name, value]) => ({ value, replacement: `secret://${name}` })),
+        ).redact(outcome.content);
+  let isError = outcome.isError;
+  for (const { capability, config } of after) {
+    throwIfAborted(request.signal);
+    try {
+      const changed = await capability.afterToolCall?.({
+        ...hookBase(dependencies, request, config),
+        toolCallId: request.call.id,
+        toolName: request.call.name,
+        toolCapabilityId: outcome.toolCapabilityId ?? '',
+        arguments: outcome.arguments,
+        content,
+        isError,
+      });
+      if (changed?.content !== undefined) content = String(changed.content);
+      if (changed?.isError !== undefined) isError = changed.isError === true;
+    } catch (error) {
+      if (EverrunsError.hasCode(error, 'ABORTED') && request.signal?.aborted) throw error;
+      content = `The result of ${request.call.name} could not be processed: capability ${capability.id} failed: ${errorMessage(error)}`;
+      isError = true;
+      break;
+    }
+  }
+  return { content: truncateResult(content, limit), isError };
+}
+
+/** What every tool hook receives about the call's session and turn. */
+function hookBase(
+  dependencies: ToolExecutionDependencies,
+  request: ExecuteToolCallRequest,
+  config: unknown,
+) {
   return {
-    content: redactAndTruncate(outcome.content, secrets, dependencies.limits.maxToolResultChars),
-    isError: outcome.isError,
+    sessionId: request.sessionId,
+    turnId: request.turnId,
+    iteration: request.iteration,
+    config,
+    fileSystem: request.fileSystem,
+    storage: dependencies.backends.storage,
+    ...(request.signal ? { signal: request.signal } : {}),
   };
 }
 
@@ -142,11 +208,17 @@ interface Interruption {
 const TIMED_OUT: Interruption = Object.freeze({ interruption: 'timeout' });
 const ABORTED: Interruption = Object.freeze({ interruption: 'aborted' });
 
+/** A call's outcome before redaction, with the validated arguments when it got that far. */
+interface RawToolCallOutcome extends ToolCallOutcome {
+  arguments?: Record<string, unknown>;
+  toolCapabilityId?: string;
+}
+
 async function runToolCall(
   dependencies: ToolExecutionDependencies,
   request: ExecuteToolCallRequest,
   secrets: Map<string, string>,
-): Promise<ToolCallOutcome> {
+): Promise<RawToolCallOutcome> {
   const { call, tools } = request;
   const fail = (content: string) => ({ content, isError: true });
   const turnTool = tools.get(call.name);
@@ -188,6 +260,53 @@ async function runToolCall(
   if (!parsed.success) {
     return fail(`Invalid arguments for ${call.name}: ${formatZodError(parsed.error)}`);
   }
+  let input = parsed.data as Record<string, unknown>;
+  for (const { capability, config } of request.capabilities ?? []) {
+    if (typeof capability.beforeToolCall !== 'function') continue;
+    throwIfAborted(request.signal);
+    let decision: Awaited<ReturnType<NonNullable<typeof capability.beforeToolCall>>>;
+    try {
+      decision = await capability.beforeToolCall({
+        ...hookBase(dependencies, request, config),
+        toolCallId: call.id,
+        toolName: call.name,
+        toolCapabilityId: turnTool.capabilityId,
+        arguments: input,
+      });
+    } catch (error) {
+      if (EverrunsError.hasCode(error, 'ABORTED') && request.signal?.aborted) throw error;
+      return fail(
+        `Tool ${call.name} was not run: capability ${capability.id} failed: ${errorMessage(error)}`,
+      );
+    }
+    if (decision?.veto !== undefined) return fail(String(decision.veto));
+    if (decision?.arguments !== undefined) {
+      let again: ReturnType<typeof turnTool.tool.inputSchema.safeParse>;
+      try {
+        again = turnTool.tool.inputSchema.safeParse(decision.arguments);
+      } catch (error) {
+        return fail(`Arguments of ${call.name} could not be validated: ${errorMessage(error)}`);
+      }
+      if (!again.success) {
+        return fail(
+          `Capability ${capability.id} rewrote the arguments of ${call.name} into invalid ones: ${formatZodError(again.error)}`,
+        );
+      }
+      input = again.data as Record<string, unknown>;
+    }
+  }
+  const succeed = (content: string): RawToolCallOutcome => ({
+    content,
+    isError: false,
+    arguments: input,
+    toolCapabilityId: turnTool.capabilityId,
+  });
+  const failAfterRun = (content: string): RawToolCallOutcome => ({
+    content,
+    isError: true,
+    arguments: input,
+    toolCapabilityId: turnTool.capabilityId,
+  });
   const timeoutMs = turnTool.tool.timeoutMs ?? dependencies.limits.toolTimeoutMs;
   // The tool's AbortController is made only when the tool reads `context.signal`.
   let controller: AbortController | undefined;
@@ -213,6 +332,7 @@ async function runToolCall(
     if (request.signal?.aborted) onAbort();
     else request.signal?.addEventListener('abort', onAbort, { once: true });
   });
+  const messages = dependencies.backends.messages;
   const context: ToolContext = {
     sessionId: request.sessionId,
     turnId: request.turnId,
@@ -246,6 +366,25 @@ async function runToolCall(
     storage: recordingSecrets(dependencies.backends.storage, secrets),
     sessions: dependencies.backends.sessions,
     memory: dependencies.backends.memory,
+    ...(messages
+      ? {
+          history: {
+            search: (search: MessageSearchRequest) =>
+              searchSessionMessages(messages, request.sessionId, search),
+          },
+          usage: async (): Promise<UsageSnapshot> => {
+            const [session, turn] = await Promise.all([
+              sumSessionUsage(messages, request.sessionId),
+              sumSessionUsage(messages, request.sessionId, { turnId: request.turnId }),
+            ]);
+            return {
+              session,
+              turn,
+              ...(dependencies.prices ? { prices: dependencies.prices } : {}),
+            };
+          },
+        }
+      : {}),
     config: turnTool.config,
     get signal() {
       if (!controller) {
@@ -256,9 +395,7 @@ async function runToolCall(
     },
   };
   try {
-    const execution = Promise.resolve().then(() =>
-      turnTool.tool.execute(parsed.data as never, context),
-    );
+    const execution = Promise.resolve().then(() => turnTool.tool.execute(input as never, context));
     const value = await Promise.race([execution, interrupted]);
     if (value === TIMED_OUT || value === ABORTED) {
       execution.catch(() => {});
@@ -269,15 +406,17 @@ async function runToolCall(
           cause: request.signal?.reason,
         });
       }
-      return fail(`Tool ${call.name} did not finish within ${timeoutMs} ms and was cancelled.`);
+      return failAfterRun(
+        `Tool ${call.name} did not finish within ${timeoutMs} ms and was cancelled.`,
+      );
     }
-    if (isToolError(value)) return fail(value.message);
-    if (typeof value === 'string') return { content: value, isError: false };
-    if (value === undefined) return { content: '', isError: false };
-    return { content: JSON.stringify(value) ?? '', isError: false };
+    if (isToolError(value)) return failAfterRun(value.message);
+    if (typeof value === 'string') return succeed(value);
+    if (value === undefined) return succeed('');
+    return succeed(JSON.stringify(value) ?? '');
   } catch (error) {
     if (EverrunsError.hasCode(error, 'ABORTED') && request.signal?.aborted) throw error;
-    return fail(`Tool ${call.name} failed: ${errorMessage(error)}`);
+    return failAfterRun(`Tool ${call.name} failed: ${errorMessage(error)}`);
   } finally {
     clearTimeout(timer);
     if (onAbort) request.signal?.removeEventListener('abort', onAbort);

@@ -16,16 +16,18 @@ import {
   messageToolCalls,
   type ToolCall,
 } from '../message.js';
-import { assembleTurnContext } from './assemble-turn-context.js';
+import { assembleTurnContextWithSetup } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents } from './emit-events.js';
+import type { ModelCallHooksOutcome } from './model-call-hooks.js';
+import { runBeforeModelCallHooks } from './model-call-hooks.js';
 import {
   redactApiKey,
   redactApiKeyInData,
   turnContextWithoutSecrets,
 } from './turn-context-without-secrets.js';
-import type { AtomDependencies } from './turn-types.js';
+import type { AssembledTurnContext, AtomDependencies } from './turn-types.js';
 
 /** Input of the {@link reason} atom. */
 export interface ReasonAtomInput {
@@ -95,15 +97,23 @@ export async function reason(
     : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
   if (existing) return resultFromStored(existing, true);
   throwIfAborted(request.signal);
-  let context: Awaited<ReturnType<typeof assembleTurnContext>>;
+  let context: AssembledTurnContext;
+  let hookStop: ModelCallHooksOutcome['stop'];
   try {
-    context = await assembleTurnContext(dependencies, sessionId, {
+    const assembled = await assembleTurnContextWithSetup(dependencies, sessionId, {
       turnId,
       iteration,
       ...(snapshot ? { snapshot } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
       closeOpenToolCalls: true,
     });
+    const hooked = await runBeforeModelCallHooks(dependencies, assembled.setup, assembled.context, {
+      turnId,
+      iteration,
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    context = hooked.context;
+    hookStop = hooked.stop;
   } catch (error) {
     if (EverrunsError.hasCode(error, 'CAPABILITY_FAILED')) {
       // A capability's prompt failed: the turn fails with the typed error; nothing is stored, so
@@ -130,6 +140,22 @@ export async function reason(
       success: false,
       error: { code: 'DEPENDENCY_BLOCKED', message: blocker.message, details: { blocker } },
     };
+  }
+  if (hookStop) {
+    // A capability stopped the turn before the model call (a budget used up): nothing is stored,
+    // the step fails with the capability's code and the planner ends the turn.
+    const failure = {
+      code: hookStop.stop.code,
+      message: hookStop.stop.message,
+      details: { ...(hookStop.stop.details ?? {}), capabilityId: hookStop.capabilityId },
+    };
+    await backends.events.emit({
+      type: 'reason.completed',
+      sessionId,
+      turnId,
+      data: { iteration, success: false, error: failure },
+    });
+    return { success: false, text: '', toolCalls: [], replayed: false, error: failure };
   }
   // What the hook sees is shown to people: never the provider key (only the driver gets it).
   dependencies.onContextAssembled?.(turnContextWithoutSecrets(context));

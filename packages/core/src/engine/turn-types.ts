@@ -1,7 +1,9 @@
 import type { ToolDefinition, ToolSpec } from '../capability.js';
 import type { CapabilityRegistry, ResolvedCapability } from '../capability-registry.js';
+import type { CompactionRecord } from '../compaction.js';
 import type { DriverRegistry } from '../driver.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
+import type { ModelPrices } from '../llm-usage.js';
 import type { McpToolSource } from '../mcp.js';
 import type { Message } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
@@ -54,6 +56,11 @@ export interface AtomDependencies {
   mcp?: McpToolSource;
   /** Resolved setups by `sessionId/turnId`; a host that runs a whole turn in one process passes one and clears it after the turn. */
   setupCache?: Map<string, TurnSetup>;
+  /**
+   * The embedder's prices per model (see `ModelPrices`), handed to capability hooks and tools
+   * through their usage snapshot (budgets in cost). Optional; no prices are built in.
+   */
+  prices?: ModelPrices;
 }
 
 /** A tool available in a turn, with the capability that provides it. */
@@ -131,4 +138,14 @@ export interface AssembledTurnContext {
   messages: readonly Message[];
   model: ModelWithProvider;
   maxIterations: number;
+  /**
+   * The session's compaction record in force: the messages up to its `throughSeq` are not in
+   * `messages`; its summary is part of `systemPrompt`. Absent when the whole history is sent.
+   */
+  compaction?: CompactionRecord;
+  /**
+   * What capability hooks changed for this model call, by capability id (their annotations,
+   * and `messagesReplaced` / `systemPromptAdded` flags). Absent when no hook changed anything.
+   */
+  hookChanges?: Record<string, Record<string, unknown>>;
 }

@@ -1,0 +1,158 @@
+import type {
+  BeforeModelCallContext,
+  BeforeModelCallResult,
+  HookModelCallRequest,
+  ModelCallStop,
+  UsageSnapshot,
+} from '../capability-hooks.js';
+import type { LlmResponse } from '../driver.js';
+import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
+import type { Message } from '../message.js';
+import { messageSchema } from '../message.js';
+import { sumSessionUsage } from '../session-history.js';
+import { repairHistory } from './repair-history.js';
+import type { AssembledTurnContext, AtomDependencies, TurnSetup } from './turn-types.js';
+
+/** What {@link runBeforeModelCallHooks} decided. */
+export interface ModelCallHooksOutcome {
+  /** The context to send (the assembled one when no hook changed anything). */
+  context: AssembledTurnContext;
+  /** Set when a hook stopped the turn: the capability and its stop. */
+  stop?: { capabilityId: string; stop: ModelCallStop };
+}
+
+const messagesSchema = messageSchema.array();
+
+/**
+ * Runs every `beforeModelCall` hook of the turn's capabilities, in their resolved order, on the
+ * assembled context: each sees the previous hooks' changes. A replaced history is repaired (every
+ * tool call keeps its one result); a prompt addition becomes the capability's section at the end
+ * of the system prompt; the first stop ends the loop. A hook that throws, or returns a malformed
+ * history, throws `CAPABILITY_FAILED` naming the capability (`ABORTED` passes through).
+ */
+export async function runBeforeModelCallHooks(
+  dependencies: AtomDependencies,
+  setup: Pick<TurnSetup, 'capabilities' | 'fileSystem'>,
+  assembled: AssembledTurnContext,
+  request: { turnId: string; iteration: number; signal?: AbortSignal },
+): Promise<ModelCallHooksOutcome> {
+  const hooked = setup.capabilities.filter(
+    ({ capability }) => typeof capability.beforeModelCall === 'function',
+  );
+  if (hooked.length === 0) return { context: assembled };
+  const { backends } = dependencies;
+  const { sessionId } = assembled;
+  let context = assembled;
+  let usage: Promise<UsageSnapshot> | undefined;
+  const readUsage = (): Promise<UsageSnapshot> => {
+    usage ??= Promise.all([
+      sumSessionUsage(backends.messages, sessionId),
+      sumSessionUsage(backends.messages, sessionId, { turnId: request.turnId }),
+    ]).then(([session, turn]) => ({
+      session,
+      turn,
+      ...(dependencies.prices ? { prices: dependencies.prices } : {}),
+    }));
+    return usage;
+  };
+  const { apiKey: _apiKey, ...model } = assembled.model;
+  for (const { capability, config } of hooked) {
+    throwIfAborted(request.signal);
+    const hookContext: BeforeModelCallContext = {
+      sessionId,
+      turnId: request.turnId,
+      iteration: request.iteration,
+      config,
+      fileSystem: setup.fileSystem,
+      storage: backends.storage,
+      ...(request.signal ? { signal: request.signal } : {}),
+      model,
+      systemPrompt: context.systemPrompt,
+      messages: context.messages,
+      tools: context.tools,
+      usage: readUsage,
+      callModel: (call) => callModelForHook(dependencies, context, request, call),
+    };
+    let result: BeforeModelCallResult | undefined;
+    try {
+      result = (await capability.beforeModelCall?.(hookContext)) ?? undefined;
+    } catch (error) {
+      if (EverrunsError.hasCode(error, 'ABORTED') || request.signal?.aborted) throw error;
+      throw hookFailure(capability.id, errorMessage(error), error);
+    }
+    if (!result) continue;
+    if (result.stop) {
+      return { context, stop: { capabilityId: capability.id, stop: result.stop } };
+    }
+    const changes: Record<string, unknown> = { ...(result.annotations ?? {}) };
+    let next = context;
+    if (result.messages !== undefined) {
+      const parsed = messagesSchema.safeParse(result.messages);
+      if (!parsed.success) {
+        throw hookFailure(capability.id, 'its beforeModelCall hook returned malformed messages');
+      }
+      next = { ...next, messages: repairHistory(parsed.data as Message[]) };
+      changes.messagesReplaced = true;
+    }
+    if (result.systemPromptAddition?.trim()) {
+      const section = `<capability id="${capability.id}">\n${result.systemPromptAddition}\n</capability>`;
+      next = {
+        ...next,
+        systemPrompt: next.systemPrompt ? `${next.systemPrompt}\n\n${section}` : section,
+      };
+      changes.systemPromptAdded = true;
+    }
+    if (Object.keys(changes).length > 0) {
+      next = { ...next, hookChanges: { ...(next.hookChanges ?? {}), [capability.id]: changes } };
+    }
+    context = next;
+  }
+  return { context };
+}
+
+function hookFailure(capabilityId: string, message: string, cause?: unknown): EverrunsError {
+  return new EverrunsError({
+    code: 'CAPABILITY_FAILED',
+    message: `Capability ${capabilityId} failed before the model call: ${message}`,
+    details: { capabilityId, hook: 'beforeModelCall' },
+    ...(cause !== undefined ? { cause } : {}),
+  });
+}
+
+/** A model call a hook makes: the session's model (or a registered one), nothing stored. */
+async function callModelForHook(
+  dependencies: AtomDependencies,
+  context: AssembledTurnContext,
+  request: { turnId: string; iteration: number; signal?: AbortSignal },
+  call: HookModelCallRequest,
+): Promise<LlmResponse> {
+  let model = context.model;
+  if (call.modelId !== undefined) {
+    const found = await dependencies.backends.providers.getModelWithProvider(call.modelId);
+    if (!found) {
+      throw new EverrunsError({
+        code: 'MODEL_NOT_FOUND',
+        message: `Model ${call.modelId} is not registered in the provider store`,
+        details: { modelId: call.modelId },
+      });
+    }
+    model = found;
+  }
+  const driver = dependencies.drivers.get(model.providerType);
+  const signal = call.signal ?? request.signal;
+  return driver.generate(
+    {
+      model,
+      systemPrompt: call.systemPrompt,
+      messages: call.messages,
+      tools: [],
+      sessionId: context.sessionId,
+      turnId: request.turnId,
+      iteration: request.iteration,
+      ...(call.maxOutputTokens !== undefined
+        ? { options: { maxOutputTokens: call.maxOutputTokens } }
+        : {}),
+    },
+    signal ? { signal } : {},
+  );
+}

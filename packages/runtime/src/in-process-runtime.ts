@@ -713,8 +713,10 @@ export class InProcessRuntime {
 
   /**
    * The context the next reason step of a session would send: overlay, system prompt, tools with
-   * JSON Schemas, messages and model (without its `apiKey`: only the driver gets it). Throws
-   * `SESSION_NOT_FOUND`.
+   * JSON Schemas, messages and model (without its `apiKey`: only the driver gets it), with the
+   * session's compaction record applied. Capabilities' `beforeModelCall` hooks are not run (they
+   * may write or call a model): what a finished turn's step really sent, after its hooks, is
+   * {@link turnContext}. Throws `SESSION_NOT_FOUND`.
    */
   async loadContext(sessionId: string): Promise<AssembledTurnContext> {
     return turnContextWithoutSecrets(await assembleTurnContext(this.#adapter, sessionId));

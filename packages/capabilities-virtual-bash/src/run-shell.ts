@@ -99,13 +99,15 @@ export function runShell(options: {
           },
         );
       } else if (message.type === 'result') {
-        finish({
-          kind: 'exited',
-          stdout: message.stdout,
-          stderr: message.stderr,
-          exitCode: message.exitCode,
-          refusals: files.refusals,
-        });
+        void files.flush().then(() =>
+          finish({
+            kind: 'exited',
+            stdout: message.stdout,
+            stderr: message.stderr,
+            exitCode: message.exitCode,
+            refusals: files.refusals,
+          }),
+        );
       } else {
         finish({ kind: 'failed', message: message.message });
       }

@@ -302,8 +302,13 @@ describe('the bash tool keeps to the workspace', () => {
 
   it('writes only where the approval gate and the write blocklist allow', async () => {
     const inner = new InMemorySessionFileSystemFactory();
-    const gate: FileApprovalGate = (request) =>
-      request.path === '/keep.md' ? { decision: 'deny', reason: 'curated by hand' } : 'approve';
+    const asked: string[] = [];
+    const gate: FileApprovalGate = (request) => {
+      asked.push(`${request.operation} ${request.path} ${JSON.stringify(request.after ?? null)}`);
+      return request.path === '/keep.md'
+        ? { decision: 'deny', reason: 'curated by hand' }
+        : 'approve';
+    };
     const stores = new Map<string, SessionFileSystem>();
     const factory: SessionFileSystemFactory = {
       async forSession(sessionId) {
@@ -328,6 +333,12 @@ describe('the bash tool keeps to the workspace', () => {
           bash('denied-sed', 'sed -i s/curated/changed/ keep.md; echo status $?'),
           bash('allowed', 'echo fine > notes.md && cat notes.md'),
         ],
+        [
+          bash(
+            'once-per-redirect',
+            'echo one > a.md; echo two >> a.md; : > empty.md; cat a.md; wc -c < empty.md',
+          ),
+        ],
       ],
       { factory, seed: { '/keep.md': 'curated\n' } },
     );
@@ -348,6 +359,14 @@ describe('the bash tool keeps to the workspace', () => {
     expect(deniedSed.stderr).toMatch(/workspace refused: .*curated by hand/);
     expect(bashResult(results, 'allowed')).toMatchObject({ stdout: 'fine\n', exit_code: 0 });
     expect((await fileSystem.readFile('/keep.md')).content).toBe('curated\n');
+    // One question per redirection, with the content it writes (no empty write first).
+    expect(bashResult(results, 'once-per-redirect').stdout).toBe('one\ntwo\n0\n');
+    expect(asked.filter((line) => /\/(a|empty)\.md/.test(line))).toEqual([
+      'writeFile /a.md "one\\n"',
+      'appendFile /a.md "one\\ntwo\\n"',
+      'writeFile /empty.md ""',
+    ]);
+    expect((await fileSystem.readFile('/empty.md')).content).toBe('');
     expect(await fileSystem.statFile('/node_modules/x/index.js')).toBeNull();
   });
 });

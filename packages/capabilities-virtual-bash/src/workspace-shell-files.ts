@@ -43,6 +43,9 @@ const ERRNO_BY_CODE: Record<string, string> = {
 
 const REFUSALS = new Set(['EACCES', 'EPERM', 'EFBIG', 'EIO']);
 
+/** Operations that see the pending empty files themselves; every other one writes them first. */
+const PENDING_AWARE = new Set(['readFileBuffer', 'writeFile', 'appendFile', 'exists', 'stat']);
+
 /** The shell's bit bucket: writes vanish, reads are empty; it is never a workspace file. */
 const DEV_NULL = '/dev/null';
 
@@ -58,6 +61,8 @@ const DEV_NULL = '/dev/null';
 export class WorkspaceShellFiles {
   readonly #fileSystem: SessionFileSystem;
   readonly #signal: AbortSignal | undefined;
+  /** Workspace paths truncated or created empty by the shell and not written yet. */
+  readonly #pending = new Set<string>();
 
   constructor(fileSystem: SessionFileSystem, signal?: AbortSignal) {
     this.#fileSystem = fileSystem;
@@ -77,19 +82,41 @@ export class WorkspaceShellFiles {
       return await this.#dispatch(op, args);
     } catch (error) {
       const shellError = toShellError(error, args[0]);
-      if (
-        REFUSALS.has(shellError.errno) &&
-        this.refusals.length < 10 &&
-        !this.refusals.includes(shellError.message)
-      ) {
-        this.refusals.push(shellError.message);
-      }
+      this.#recordRefusal(shellError);
       throw shellError;
+    }
+  }
+
+  /**
+   * Writes the empty files still pending (see {@link #write}); a refusal is recorded in
+   * {@link refusals}. Called before any operation that could see them otherwise, and by the
+   * runner when the script has ended.
+   */
+  async flush(): Promise<void> {
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const target of pending) {
+      try {
+        await this.#fileSystem.writeFile(target, '');
+      } catch (error) {
+        this.#recordRefusal(toShellError(error, target));
+      }
+    }
+  }
+
+  #recordRefusal(error: ShellFileError): void {
+    if (
+      REFUSALS.has(error.errno) &&
+      this.refusals.length < 10 &&
+      !this.refusals.includes(error.message)
+    ) {
+      this.refusals.push(error.message);
     }
   }
 
   async #dispatch(op: string, args: readonly unknown[]): Promise<unknown> {
     const path = asPath(args[0]);
+    if (!PENDING_AWARE.has(op)) await this.flush();
     switch (op) {
       case 'readFileBuffer':
         return this.#readBytes(path);
@@ -145,20 +172,30 @@ export class WorkspaceShellFiles {
   }
 
   async #readBytes(path: string): Promise<Uint8Array> {
-    if (path === DEV_NULL) return new Uint8Array(0);
+    if (path === DEV_NULL || this.#pending.has(workspacePath(path))) return new Uint8Array(0);
     const file = await this.#fileSystem.readFile(workspacePath(path), { signal: this.#signal });
     return file.encoding === 'base64'
       ? new Uint8Array(Buffer.from(file.content, 'base64'))
       : new Uint8Array(Buffer.from(file.content, 'utf8'));
   }
 
-  async #write(path: string, payload: ShellWritePayload, append: boolean): Promise<void> {
+  async #write(path: string, payload: ShellWritePayload, appending: boolean): Promise<void> {
+    let append = appending;
     if (path === DEV_NULL) return;
     const target = workspacePath(path);
     const text = 'text' in payload ? payload.text : decodeUtf8(payload.bytes);
-    // A redirection `>>` first appends nothing to open its target: no write (and no approval
-    // asked) when the file is there already.
-    if (append && text === '' && (await this.#fileSystem.statFile(target)) !== null) return;
+    // A redirection opens its target by writing (`>`) or appending (`>>`) nothing before the
+    // command's output is written. Writing that at once would ask an approval gate twice and
+    // store an empty file between, so the empty file is only noted; the next write of the path
+    // replaces it, and `flush` writes it when nothing came (`: > file`).
+    if (text === '') {
+      if (!append) this.#pending.add(target);
+      else if (!this.#pending.has(target) && (await this.#fileSystem.statFile(target)) === null) {
+        this.#pending.add(target);
+      }
+      return;
+    }
+    if (this.#pending.delete(target)) append = false;
     if (text !== null) {
       if (append) await this.#fileSystem.appendFile(target, text);
       else await this.#fileSystem.writeFile(target, text);
@@ -173,7 +210,7 @@ export class WorkspaceShellFiles {
   }
 
   async #exists(path: string): Promise<boolean> {
-    if (path === DEV_NULL) return true;
+    if (path === DEV_NULL || this.#pending.has(workspacePath(path))) return true;
     try {
       return (await this.#fileSystem.statFile(workspacePath(path))) !== null;
     } catch (error) {
@@ -197,7 +234,18 @@ export class WorkspaceShellFiles {
         mtime: new Date(0).toISOString(),
       };
     }
-    const stat = await this.#fileSystem.statFile(workspacePath(path));
+    const target = workspacePath(path);
+    if (this.#pending.has(target)) {
+      return {
+        isFile: true,
+        isDirectory: false,
+        isSymbolicLink: false,
+        mode: 0o644,
+        size: 0,
+        mtime: new Date().toISOString(),
+      };
+    }
+    const stat = await this.#fileSystem.statFile(target);
     if (!stat) throw new ShellFileError('ENOENT', `no such file or directory: ${path}`);
     return shellStat(stat);
   }

@@ -1,10 +1,13 @@
-import type {
-  LlmRequest,
-  LlmResponse,
-  LlmStopReason,
-  LlmUsage,
-  ReasoningPart,
+import {
+  EverrunsError,
+  formatZodError,
+  type LlmRequest,
+  type LlmResponse,
+  type LlmStopReason,
+  type LlmUsage,
+  type ReasoningPart,
 } from '@everruns-ts/core';
+import { z } from 'zod';
 
 /**
  * A tool call scripted into an {@link LlmSimConfig}. Without an `id`, the driver assigns
@@ -65,6 +68,71 @@ export type LlmSimFunction = (
   info: LlmSimCallInfo,
 ) => LlmSimResult | LlmResponse | Promise<LlmSimResult | LlmResponse>;
 
+/**
+ * A provider failure a scripted turn simulates ({@link LlmSimTurn.error}), named as upstream's
+ * `SimError`. Each becomes an `EverrunsError` (see {@link LlmSimConfig.scripted}).
+ */
+export type LlmSimError =
+  | { kind: 'rate_limit' }
+  | { kind: 'timeout' }
+  | { kind: 'transport' }
+  | { kind: 'overloaded' }
+  | { kind: 'authentication' }
+  | { kind: 'quota_exhausted' }
+  | { kind: 'unsupported_model'; model: string }
+  | { kind: 'invalid_response'; message: string }
+  | { kind: 'other'; message: string };
+
+/**
+ * One answer of a {@link LlmSimConfig.scripted} script, as upstream's `SimTurn`: plain text, tool
+ * calls (empty text), text and tool calls together, a simulated provider error, or a stall (the
+ * call never answers until its `AbortSignal` fires). Build them with the {@link LlmSimTurn}
+ * helpers or write the objects directly.
+ */
+export type LlmSimTurn =
+  | { kind: 'assistant'; text: string }
+  | { kind: 'tool_calls'; toolCalls: readonly LlmSimToolCall[] }
+  | { kind: 'mixed'; text: string; toolCalls: readonly LlmSimToolCall[] }
+  | { kind: 'error'; error: LlmSimError }
+  | { kind: 'stream_stall' };
+
+/** Shorthands for the {@link LlmSimTurn} variants (upstream's `SimTurn::Assistant` and so on). */
+export const LlmSimTurn = Object.freeze({
+  /** A plain text answer. */
+  assistant: (text: string): LlmSimTurn => ({ kind: 'assistant', text }),
+  /** An answer of tool calls only (its text is empty). */
+  toolCalls: (toolCalls: readonly LlmSimToolCall[]): LlmSimTurn => ({
+    kind: 'tool_calls',
+    toolCalls,
+  }),
+  /** An answer with text and tool calls. */
+  mixed: (text: string, toolCalls: readonly LlmSimToolCall[]): LlmSimTurn => ({
+    kind: 'mixed',
+    text,
+    toolCalls,
+  }),
+  /** A call that fails as `error` says; a string names an error kind without data. */
+  error: (
+    error:
+      | LlmSimError
+      | 'rate_limit'
+      | 'timeout'
+      | 'transport'
+      | 'overloaded'
+      | 'authentication'
+      | 'quota_exhausted',
+  ): LlmSimTurn => ({ kind: 'error', error: typeof error === 'string' ? { kind: error } : error }),
+  /** A call that never answers (streams no event) until its `AbortSignal` fires. */
+  streamStall: (): LlmSimTurn => ({ kind: 'stream_stall' }),
+});
+
+/**
+ * What a position-based script does once its list is used up ({@link LlmSimConfig.withOnExhausted}),
+ * as upstream's `OnExhausted`: `repeat_last` answers with the last entry again, `loop` starts over
+ * from the first, `error` fails the call with `CONFIGURATION` (`llmsim scripted config exhausted`).
+ */
+export type LlmSimOnExhausted = 'repeat_last' | 'loop' | 'error';
+
 /** How the text of each answer is produced. */
 export type LlmSimTextSource =
   | { kind: 'fixed'; text: string }
@@ -72,7 +140,49 @@ export type LlmSimTextSource =
   | { kind: 'lorem'; words: number }
   | { kind: 'sequence'; texts: readonly string[] }
   | { kind: 'chunked'; answers: readonly (readonly string[])[] }
-  | { kind: 'function'; fn: LlmSimFunction };
+  | { kind: 'function'; fn: LlmSimFunction }
+  | { kind: 'scripted'; turns: readonly LlmSimTurn[] }
+  | { kind: 'error'; message: string }
+  | { kind: 'model_not_available' };
+
+const toolCallSchema = z.object({
+  id: z.string().min(1).optional(),
+  name: z.string(),
+  arguments: z.unknown().optional(),
+});
+
+const simErrorSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('rate_limit') }),
+  z.object({ kind: z.literal('timeout') }),
+  z.object({ kind: z.literal('transport') }),
+  z.object({ kind: z.literal('overloaded') }),
+  z.object({ kind: z.literal('authentication') }),
+  z.object({ kind: z.literal('quota_exhausted') }),
+  z.object({ kind: z.literal('unsupported_model'), model: z.string() }),
+  z.object({ kind: z.literal('invalid_response'), message: z.string() }),
+  z.object({ kind: z.literal('other'), message: z.string() }),
+]);
+
+const turnSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('assistant'), text: z.string() }),
+  z.object({ kind: z.literal('tool_calls'), toolCalls: z.array(toolCallSchema) }),
+  z.object({ kind: z.literal('mixed'), text: z.string(), toolCalls: z.array(toolCallSchema) }),
+  z.object({ kind: z.literal('error'), error: simErrorSchema }),
+  z.object({ kind: z.literal('stream_stall') }),
+]);
+
+const onExhaustedSchema = z.enum(['repeat_last', 'loop', 'error']);
+
+function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new EverrunsError({
+      code: 'INVALID_INPUT',
+      message: `${what}: ${formatZodError(parsed.error)}`,
+    });
+  }
+  return parsed.data;
+}
 
 /** How the tool calls of each answer are chosen. */
 export type LlmSimToolCallSource =
@@ -119,6 +229,7 @@ interface LlmSimConfigState {
   reasoning: LlmSimReasoningSource;
   streaming: Readonly<LlmSimStreaming>;
   latencyMs: number;
+  onExhausted: LlmSimOnExhausted | undefined;
   model: string | undefined;
   responseId: string | undefined;
   usage: LlmUsage | undefined;
@@ -167,8 +278,9 @@ export class LlmSimConfig {
   }
 
   /**
-   * Answer N has text N; once the list is used up the last text repeats. An empty list answers
-   * with empty text.
+   * Answer N has text N; once the list is used up it starts over from the first text (as
+   * upstream's `sequence` cycles). `.withOnExhausted('repeat_last')` repeats the last text
+   * instead, `'error'` fails the call. An empty list answers with empty text.
    */
   static sequence(texts: readonly string[]): LlmSimConfig {
     if (!Array.isArray(texts) || texts.some((text) => typeof text !== 'string')) {
@@ -190,7 +302,7 @@ export class LlmSimConfig {
   /**
    * Answer N streams exactly the chunks `answers[N]` as its `text_delta`s, and its text is their
    * concatenation (what `generate` returns too); once the list is used up the last answer
-   * repeats. An empty list answers with empty text.
+   * repeats (or as {@link withOnExhausted} says). An empty list answers with empty text.
    */
   static chunked(answers: readonly (readonly string[])[]): LlmSimConfig {
     if (
@@ -207,6 +319,49 @@ export class LlmSimConfig {
     });
   }
 
+  /**
+   * Replays `turns` in order, one per answer, as upstream's `scripted`: each turn is text, tool
+   * calls, both, a simulated provider error or a stall ({@link LlmSimTurn}). The config's own tool
+   * calls ({@link withToolCalls}, {@link withToolCallSequence}) do not apply: the turns carry them.
+   * A tool call without an `id` gets `call_llmsim_<answer>_<call>` (both 0-based), as upstream.
+   * Once the turns are used up the last one repeats, unless {@link withOnExhausted} says `loop`
+   * or `error`. An empty list is valid to build but fails every call with `CONFIGURATION`.
+   *
+   * Error turns reject with `EverrunsError`: `rate_limit` → `LLM_ERROR` (details `kind:
+   * 'rate_limit'`, `status: 429`, retryable), `timeout`, `transport` and `overloaded` →
+   * `LLM_ERROR` (retryable, kinds as named), `authentication` → `LLM_ERROR` (`status: 401`),
+   * `quota_exhausted` → `LLM_ERROR` (`kind: 'insufficient_quota'`), `unsupported_model` →
+   * `MODEL_NOT_FOUND`, `invalid_response` and `other` → `LLM_ERROR` with the given message.
+   * Invalid turns throw `INVALID_INPUT`.
+   */
+  static scripted(turns: readonly LlmSimTurn[]): LlmSimConfig {
+    const parsed = parseInput(z.array(turnSchema), turns, 'LlmSimConfig.scripted');
+    return LlmSimConfig.#create({
+      kind: 'scripted',
+      turns: Object.freeze(parsed.map((turn) => deepFreezeTurn(turn as LlmSimTurn))),
+    });
+  }
+
+  /**
+   * Every call fails with `EverrunsError` code `LLM_ERROR` and the message `LLM error: <message>`
+   * (upstream's `LlmSimConfig::error`), to test how failures are handled. The request is still
+   * recorded, and the latency still applies.
+   */
+  static error(message: string): LlmSimConfig {
+    return LlmSimConfig.#create({
+      kind: 'error',
+      message: parseInput(z.string(), message, 'LlmSimConfig.error'),
+    });
+  }
+
+  /**
+   * Every call fails with `EverrunsError` code `MODEL_NOT_FOUND` naming the requested model
+   * (upstream's `LlmSimConfig::model_not_available`).
+   */
+  static modelNotAvailable(): LlmSimConfig {
+    return LlmSimConfig.#create({ kind: 'model_not_available' });
+  }
+
   static #create(text: LlmSimTextSource): LlmSimConfig {
     return new LlmSimConfig({
       text,
@@ -214,6 +369,7 @@ export class LlmSimConfig {
       reasoning: { kind: 'none' },
       streaming: Object.freeze({}),
       latencyMs: 0,
+      onExhausted: undefined,
       model: undefined,
       responseId: undefined,
       usage: undefined,
@@ -233,6 +389,18 @@ export class LlmSimConfig {
       throw new TypeError('withToolCallSequence expects an array of arrays');
     return this.#with({
       toolCalls: { kind: 'sequence', sets: Object.freeze(sets.map((set) => freezeCalls(set))) },
+    });
+  }
+
+  /**
+   * What happens once a position-based text script is used up: `repeat_last`, `loop` or `error`
+   * ({@link LlmSimOnExhausted}). It applies to {@link scripted} (default `repeat_last`, as
+   * upstream), {@link sequence} (default `loop`) and {@link chunked} (default `repeat_last`);
+   * other forms have no end and ignore it. Invalid modes throw `INVALID_INPUT`.
+   */
+  withOnExhausted(mode: LlmSimOnExhausted): LlmSimConfig {
+    return this.#with({
+      onExhausted: parseInput(onExhaustedSchema, mode, 'LlmSimConfig.withOnExhausted'),
     });
   }
 
@@ -329,6 +497,16 @@ export class LlmSimConfig {
     return this.#state.latencyMs;
   }
 
+  /**
+   * What a used-up `scripted`, `sequence` or `chunked` script does: the mode set with
+   * {@link withOnExhausted}, else the form's default (`loop` for `sequence`, else `repeat_last`).
+   */
+  get onExhausted(): LlmSimOnExhausted {
+    return (
+      this.#state.onExhausted ?? (this.#state.text.kind === 'sequence' ? 'loop' : 'repeat_last')
+    );
+  }
+
   /** The reported model name, when set with {@link withModel}. */
   get model(): string | undefined {
     return this.#state.model;
@@ -357,4 +535,21 @@ function freezeCalls(calls: readonly LlmSimToolCall[]): readonly LlmSimToolCall[
       return Object.freeze({ ...call });
     }),
   );
+}
+
+function deepFreezeTurn(turn: LlmSimTurn): LlmSimTurn {
+  switch (turn.kind) {
+    case 'tool_calls':
+      return Object.freeze({ kind: turn.kind, toolCalls: freezeCalls(turn.toolCalls) });
+    case 'mixed':
+      return Object.freeze({
+        kind: turn.kind,
+        text: turn.text,
+        toolCalls: freezeCalls(turn.toolCalls),
+      });
+    case 'error':
+      return Object.freeze({ kind: turn.kind, error: Object.freeze({ ...turn.error }) });
+    default:
+      return Object.freeze({ ...turn });
+  }
 }

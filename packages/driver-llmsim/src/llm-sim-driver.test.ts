@@ -90,11 +90,19 @@ describe('LlmSimDriver text sources', () => {
     expect((await new LlmSimDriver(LlmSimConfig.lorem(0)).generate(request())).text).toBe('');
   });
 
-  it('walks a sequence and repeats its last text once used up', async () => {
+  it('walks a sequence and starts over once used up, as upstream cycles', async () => {
     const driver = new LlmSimDriver(LlmSimConfig.sequence(['one', 'two', 'three']));
     const texts: string[] = [];
     for (let index = 0; index < 5; index++) texts.push((await driver.generate(request())).text);
-    expect(texts).toEqual(['one', 'two', 'three', 'three', 'three']);
+    expect(texts).toEqual(['one', 'two', 'three', 'one', 'two']);
+    const repeating = new LlmSimDriver(
+      LlmSimConfig.sequence(['one', 'two']).withOnExhausted('repeat_last'),
+    );
+    const repeated: string[] = [];
+    for (let index = 0; index < 4; index++) {
+      repeated.push((await repeating.generate(request())).text);
+    }
+    expect(repeated).toEqual(['one', 'two', 'two', 'two']);
     expect((await new LlmSimDriver(LlmSimConfig.sequence([])).generate(request())).text).toBe('');
   });
 

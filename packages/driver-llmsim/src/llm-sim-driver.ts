@@ -19,9 +19,12 @@ import {
   LLMSIM_DEFAULT_ARGUMENT_CHUNK_SIZE,
   LLMSIM_DEFAULT_TEXT,
   LlmSimConfig,
+  type LlmSimError,
+  type LlmSimOnExhausted,
   type LlmSimResult,
   type LlmSimStreaming,
   type LlmSimToolCall,
+  type LlmSimTurn,
 } from './llm-sim-config.js';
 
 /** One scripted answer: the response, and the text chunks the script fixed, if any. */
@@ -29,6 +32,9 @@ interface ScriptedAnswer {
   response: LlmResponse;
   textChunks: readonly string[] | undefined;
 }
+
+/** A scripted turn that never answers (upstream's `SimTurn::StreamStall`). */
+const STALL = Symbol('llmsim stall');
 
 const LOREM_WORDS = [
   'lorem',
@@ -119,7 +125,9 @@ export class LlmSimDriver implements LlmDriver {
     parseLlmRequestOptions(request.options, 'request options');
     this.#requests.push(request);
     await delay(this.config.latencyMs, options.signal);
-    return (await this.#answer(request, options.signal)).response;
+    const answer = await this.#answer(request, options.signal);
+    if (answer === STALL) return stallUntilAborted(options.signal);
+    return answer.response;
   }
 
   /**
@@ -138,7 +146,9 @@ export class LlmSimDriver implements LlmDriver {
     this.#requests.push(request);
     const signal = options.signal;
     await delay(this.config.latencyMs, signal);
-    const { response, textChunks } = await this.#answer(request, signal);
+    const answer = await this.#answer(request, signal);
+    if (answer === STALL) return await stallUntilAborted(signal);
+    const { response, textChunks } = answer;
     const streaming = this.config.streaming;
     const pauseMs = streaming.chunkDelayMs ?? 0;
     let first = true;
@@ -177,9 +187,13 @@ export class LlmSimDriver implements LlmDriver {
     yield { type: 'finish', response };
   }
 
-  async #answer(request: LlmRequest, signal: AbortSignal | undefined): Promise<ScriptedAnswer> {
+  async #answer(
+    request: LlmRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<ScriptedAnswer | typeof STALL> {
     const index = this.#answered++;
     const source = this.config.text;
+    const onExhausted = this.config.onExhausted;
     let result: LlmSimResult | LlmResponse;
     switch (source.kind) {
       case 'fixed':
@@ -193,11 +207,39 @@ export class LlmSimDriver implements LlmDriver {
         result = this.#lorem;
         break;
       case 'sequence':
-        result = source.texts[Math.min(index, source.texts.length - 1)] ?? '';
+        result = source.texts[scriptPosition(index, source.texts.length, onExhausted)] ?? '';
         break;
       case 'chunked':
-        result = { textChunks: source.answers[Math.min(index, source.answers.length - 1)] ?? [] };
+        result = {
+          textChunks:
+            source.answers[scriptPosition(index, source.answers.length, onExhausted)] ?? [],
+        };
         break;
+      case 'error':
+        throw new EverrunsError({ code: 'LLM_ERROR', message: `LLM error: ${source.message}` });
+      case 'model_not_available':
+        throw modelNotAvailable(request.model.model);
+      case 'scripted': {
+        if (source.turns.length === 0) {
+          throw new EverrunsError({
+            code: 'CONFIGURATION',
+            message: 'llmsim scripted config must contain at least one turn',
+          });
+        }
+        const turn = source.turns[
+          scriptPosition(index, source.turns.length, onExhausted)
+        ] as LlmSimTurn;
+        if (turn.kind === 'stream_stall') return STALL;
+        if (turn.kind === 'error') throw simulatedError(turn.error, request.model.model);
+        const calls = turn.kind === 'assistant' ? [] : turn.toolCalls;
+        result = {
+          text: turn.kind === 'tool_calls' ? '' : turn.text,
+          toolCalls: calls.map((call, callIndex) =>
+            call.id === undefined ? { ...call, id: `call_llmsim_${index}_${callIndex}` } : call,
+          ),
+        };
+        break;
+      }
       case 'function':
         try {
           result = await source.fn(request, signal ? { index, signal } : { index });
@@ -279,6 +321,100 @@ export class LlmSimDriver implements LlmDriver {
     }
     return toolCalls;
   }
+}
+
+/**
+ * The list position of answer `index` in a script of `length` entries, as `mode` says once the
+ * script is used up. Throws `CONFIGURATION` for `error`. An empty script gives position 0 (the
+ * caller answers with its empty default).
+ */
+function scriptPosition(index: number, length: number, mode: LlmSimOnExhausted): number {
+  if (length === 0 || index < length) return index;
+  switch (mode) {
+    case 'repeat_last':
+      return length - 1;
+    case 'loop':
+      return index % length;
+    case 'error':
+      throw new EverrunsError({
+        code: 'CONFIGURATION',
+        message: 'llmsim scripted config exhausted',
+        details: { answers: length },
+      });
+  }
+}
+
+function modelNotAvailable(model: string): EverrunsError {
+  return new EverrunsError({
+    code: 'MODEL_NOT_FOUND',
+    message: `Model not available: ${model}`,
+    details: { model },
+  });
+}
+
+/** The `EverrunsError` a scripted error turn rejects with. */
+function simulatedError(error: LlmSimError, requestedModel: string): EverrunsError {
+  const llmError = (
+    message: string,
+    details: Record<string, unknown>,
+    retryable: boolean,
+  ): EverrunsError =>
+    new EverrunsError({
+      code: 'LLM_ERROR',
+      message,
+      details: { providerType: 'llmsim', ...details },
+      retryable,
+    });
+  switch (error.kind) {
+    case 'rate_limit':
+      return llmError(
+        'Rate limit exceeded. Please retry after some time.',
+        { kind: 'rate_limit', status: 429 },
+        true,
+      );
+    case 'timeout':
+      return llmError('Request timed out', { kind: 'timeout' }, true);
+    case 'transport':
+      return llmError('Transport connection failed', { kind: 'transport' }, true);
+    case 'overloaded':
+      return llmError('Provider overloaded', { kind: 'overloaded', status: 529 }, true);
+    case 'authentication':
+      return llmError(
+        'Invalid provider credentials',
+        { kind: 'authentication', status: 401 },
+        false,
+      );
+    case 'quota_exhausted':
+      return llmError('Provider quota exhausted', { kind: 'insufficient_quota' }, false);
+    case 'unsupported_model':
+      return modelNotAvailable(error.model || requestedModel);
+    case 'invalid_response':
+      return llmError(error.message, { kind: 'invalid_response' }, false);
+    case 'other':
+      return llmError(error.message, { kind: 'other' }, false);
+  }
+}
+
+/**
+ * Never settles until `signal` fires, then rejects with `ABORTED`; without a signal it never
+ * settles (a stalled provider).
+ */
+function stallUntilAborted(signal: AbortSignal | undefined): Promise<never> {
+  throwIfAborted(signal);
+  return new Promise((_resolve, reject) => {
+    signal?.addEventListener(
+      'abort',
+      () =>
+        reject(
+          new EverrunsError({
+            code: 'ABORTED',
+            message: 'The llmsim call was aborted',
+            cause: signal.reason,
+          }),
+        ),
+      { once: true },
+    );
+  });
 }
 
 /** Reasoning parts of a scripted reasoning: copies, or none for an empty text or list. */

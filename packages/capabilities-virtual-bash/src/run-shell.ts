@@ -14,6 +14,8 @@ export interface ShellRunLimits {
   maxSourceBytes: number;
   /** just-bash's cap on the stdout plus stderr it buffers. */
   maxOutputSize: number;
+  /** Old-generation heap of the worker, in MiB. */
+  maxWorkerMemoryMb: number;
 }
 
 /** How a shell run ended. */
@@ -67,6 +69,7 @@ export function runShell(options: {
     },
     // The worker sees no variable of the host: just-bash gets only the environment given above.
     env: {},
+    resourceLimits: { maxOldGenerationSizeMb: limits.maxWorkerMemoryMb },
   });
   return new Promise<ShellRunOutcome>((resolve) => {
     let settled = false;

@@ -201,6 +201,8 @@ function describeShellOn(backend: string, makeFactory: () => Promise<SessionFile
             bash('failing', 'echo out; echo err >&2; exit 3'),
             bash('missing', 'cat /data/none.txt'),
             bash('env', 'echo $PWD $HOME $WORKSPACE $USER'),
+            bash('bad-dir', 'pwd', { working_dir: '/data/n.txt' }),
+            bash('outside-dir', 'pwd', { working_dir: '/../etc' }),
           ],
         ],
         { factory: await makeFactory() },
@@ -218,6 +220,14 @@ function describeShellOn(backend: string, makeFactory: () => Promise<SessionFile
       const missing = bashResult(results, 'missing');
       expect(missing.exit_code).not.toBe(0);
       expect(missing.stderr).toContain('/data/none.txt');
+      expect(results.get('bad-dir')).toMatchObject({
+        isError: true,
+        content: expect.stringContaining('/data/n.txt is not a directory of the workspace'),
+      });
+      expect(results.get('outside-dir')).toMatchObject({
+        isError: true,
+        content: expect.stringContaining('".." segments are not allowed'),
+      });
       expect(bashResult(results, 'env').stdout).toBe('/workspace /workspace /workspace everruns\n');
     });
   });
@@ -416,6 +426,69 @@ describe('the bash tool limits', () => {
     }
   });
 
+  it('caps the wall time a model asks for at maxTimeoutMs', async () => {
+    const { results } = await runSteps(
+      [[bash('spin', 'while true; do :; done', { timeout_ms: 3_600_000 })]],
+      {
+        config: {
+          timeoutMs: 300,
+          maxTimeoutMs: 300,
+          maxCommands: Number.MAX_SAFE_INTEGER,
+          maxLoopIterations: Number.MAX_SAFE_INTEGER,
+        },
+      },
+    );
+    expect(results.get('spin')?.content).toContain('Command timed out after 300ms');
+  });
+
+  it('stops the shell when the turn is cancelled', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(virtualBashCapability)
+      .llmSim(
+        LlmSimConfig.sequence(['', 'never']).withToolCallSequence([
+          [bash('writer', 'while true; do echo x >> /log.txt; done')],
+          [],
+        ]),
+      )
+      .singleSession((session) =>
+        session.harness('shell', '').withCapability(VIRTUAL_BASH_CAPABILITY_ID, {
+          maxCommands: Number.MAX_SAFE_INTEGER,
+          maxLoopIterations: Number.MAX_SAFE_INTEGER,
+        }),
+      )
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    const workspace = await runtime.fileSystem(sessionId);
+    const controller = new AbortController();
+    const turn = runtime.runTextTurn(sessionId, 'write forever', { signal: controller.signal });
+    // Cancel once the script is seen writing.
+    while (((await workspace.statFile('/log.txt'))?.size ?? 0) < 10) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    controller.abort();
+    await expect(turn).rejects.toMatchObject({ code: 'ABORTED' });
+    const sizeAfterAbort = (await workspace.statFile('/log.txt'))?.size;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await workspace.statFile('/log.txt'))?.size).toBe(sizeAfterAbort);
+  });
+
+  it('stops a script that outgrows the worker heap with a tool error, the process unharmed', async () => {
+    const { results } = await runSteps(
+      [[bash('hog', 'x=a; while true; do x="$x$x$x$x"; y="$y$x"; done')]],
+      {
+        config: {
+          maxWorkerMemoryMb: 48,
+          maxCommands: Number.MAX_SAFE_INTEGER,
+          maxLoopIterations: Number.MAX_SAFE_INTEGER,
+        },
+      },
+    );
+    expect(results.get('hog')).toMatchObject({
+      isError: true,
+      content: expect.stringMatching(/^Bash execution error: .*memory limit/),
+    });
+  });
+
   it('cuts long stdout and stderr to the configured size with a marker', async () => {
     const { results } = await runSteps(
       [
@@ -448,6 +521,7 @@ describe('the bash tool limits', () => {
       maxLoopIterations: 10_000,
       maxCallDepth: 100,
       maxScriptBytes: 1_000_000,
+      maxWorkerMemoryMb: 512,
       maxBufferedOutputBytes: 16 * 1024 * 1024,
     });
     expect(virtualBashConfigSchema.safeParse({ timeoutMs: 90_000 }).success).toBe(false);

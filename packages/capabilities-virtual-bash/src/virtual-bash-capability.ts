@@ -39,6 +39,11 @@ export const virtualBashConfigSchema = z
      * Most bytes of stdout plus stderr the shell buffers before it stops the script (the
      * returned text is then cut to `maxOutputChars`/`maxErrorChars`). Default 16 MiB.
      */
+    /**
+     * Heap of the worker thread a call runs on, in MiB; a script that needs more is stopped with
+     * a tool error instead of exhausting the process. Default 512.
+     */
+    maxWorkerMemoryMb: z.number().int().min(32).max(16_384).default(512),
     maxBufferedOutputBytes: z
       .number()
       .int()
@@ -175,6 +180,7 @@ async function executeBash(
       maxCallDepth: config.maxCallDepth,
       maxSourceBytes: config.maxScriptBytes,
       maxOutputSize: config.maxBufferedOutputBytes,
+      maxWorkerMemoryMb: config.maxWorkerMemoryMb,
     },
   });
   switch (outcome.kind) {

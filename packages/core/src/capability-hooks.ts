@@ -1,4 +1,5 @@
 import type { ToolSpec } from './capability.js';
+import type { CompactionRecord } from './compaction.js';
 import type { LlmResponse } from './driver.js';
 import type { SessionFileSystem } from './file-system.js';
 import type { ModelPrices, ModelUsageTotal } from './llm-usage.js';
@@ -63,6 +64,12 @@ export interface BeforeModelCallContext<TConfig = unknown> extends CapabilityHoo
   messages: readonly Message[];
   /** The tools offered. */
   tools: readonly ToolSpec[];
+  /**
+   * The session's compaction record in force (its summary is a `<compacted_history>` section of
+   * `systemPrompt`, and `messages` start after its `throughSeq`); absent when the whole history
+   * is sent.
+   */
+  compaction?: CompactionRecord;
   /** Usage so far, read from the store when first called (one query per step at most). */
   usage(): Promise<UsageSnapshot>;
   /** Calls a model without storing anything (used by compaction for its summary). */
@@ -85,6 +92,13 @@ export interface BeforeModelCallResult {
   systemPromptAddition?: string;
   /** Do not call the model; the turn ends failed with this error (stop reason from its code). */
   stop?: ModelCallStop;
+  /**
+   * A compaction record this hook has just stored under `COMPACTION_STORAGE_KEY` (give `messages`
+   * too: those after its `throughSeq`). The engine puts its summary section in place of the one
+   * in force, sets the context's `compaction` and emits `context.compacted`. Its `throughSeq`
+   * must lie before every message of the current turn (`CAPABILITY_FAILED` otherwise).
+   */
+  compaction?: CompactionRecord;
   /** Facts the engine records on `reason.started` under `hooks.<capabilityId>`. */
   annotations?: Record<string, unknown>;
 }

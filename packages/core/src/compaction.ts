@@ -51,3 +51,15 @@ export function parseCompactionRecord(text: string | null | undefined): Compacti
     return null;
   }
 }
+
+/**
+ * The system-prompt section that carries a compaction record's summary: the context assembly
+ * puts it after the capability sections, as
+ * `<compacted_history through_seq="N">summary</compacted_history>`, so the model reads the
+ * summary as background and the history it is sent starts right after message `N`.
+ */
+export function compactionSection(
+  record: Pick<CompactionRecord, 'throughSeq' | 'summary'>,
+): string {
+  return `<compacted_history through_seq="${record.throughSeq}">\n${record.summary}\n</compacted_history>`;
+}

@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'output.message.delta',
   'reason.thinking.delta',
   'tool.call.delta',
+  'context.compacted',
 ] as const;
 /** One event type. */
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -35,6 +35,7 @@ export {
   COMPACTION_STORAGE_KEY,
   type CompactionRecord,
   compactionRecordSchema,
+  compactionSection,
   parseCompactionRecord,
 } from './compaction.js';
 

@@ -25,6 +25,11 @@ export const modelWithProviderSchema = z.object({
   baseUrl: z.string().url().optional(),
   /** Request options sent with every call of this model; a turn's `modelOptions` win over them. */
   options: llmRequestOptionsSchema.optional(),
+  /**
+   * The model's context window in tokens (input and output together), for capabilities that
+   * keep the context inside it (compaction). Optional: they fall back to their own default.
+   */
+  contextWindow: z.number().int().positive().optional(),
 });
 
 /** A model resolved together with what is needed to call it. */

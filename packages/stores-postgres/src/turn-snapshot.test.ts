@@ -64,6 +64,7 @@ describe('postgres loadTurnSnapshot', () => {
       harnessChain: await backends.harnesses.getHarnessChain(leaf.id),
       agent: await backends.agents.getAgent(theAgent.id),
       messages: await backends.messages.load(theSession.id),
+      compaction: null,
       defaultModel: await backends.providers.getDefaultModel(),
     });
     expect(snapshot?.harnessChain?.map((entry) => entry.id)).toEqual([root.id, middle.id, leaf.id]);

@@ -1,18 +1,21 @@
 import {
   type Agent,
+  COMPACTION_STORAGE_KEY,
+  type CompactionRecord,
   EverrunsError,
   type Harness,
   type Message,
   type ModelWithProvider,
+  parseCompactionRecord,
   type Session,
 } from '@everruns-ts/core';
 import { openMcpSecrets } from './mcp-secrets.js';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
-import { messageFromRow } from './postgres-message-store.js';
+import { messageFromRow, PostgresMessageStore } from './postgres-message-store.js';
 import { defaultModelFromRow } from './postgres-provider-store.js';
 import { sessionFromRow } from './postgres-session-store.js';
 import { parseStored, requireString, type StoreContext } from './store-context.js';
-import { textDigest } from './text-codec.js';
+import { decodeText, textDigest } from './text-codec.js';
 
 /** A session's turn setup (session, harness chain, agent), loaded together. */
 export type SessionSetupSnapshot = Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent'>;
@@ -27,8 +30,16 @@ export interface TurnSnapshot {
   harnessChain: Harness[] | null;
   /** The session's agent; `null` when it has none or it is missing. */
   agent: Agent | null;
-  /** The whole history in `seq` order. */
+  /**
+   * The history in `seq` order: the whole history, or, when `compaction` is a record, only the
+   * messages after its `throughSeq`.
+   */
   messages: Message[];
+  /**
+   * The session's compaction record (`compaction/current` in the session storage; `null` for
+   * none or a malformed one), read in the same statement. Set by `loadTurnSnapshot` only.
+   */
+  compaction?: CompactionRecord | null;
   /**
    * The default model (`null` when none is set); left out when its API key cannot be decrypted,
    * so the runtime asks the provider store, which reports the typed error where it did before.
@@ -37,7 +48,7 @@ export interface TurnSnapshot {
 }
 
 interface SnapshotRow {
-  kind: 'agent' | 'default_model' | 'harness' | 'message' | 'session';
+  kind: 'agent' | 'compaction' | 'default_model' | 'harness' | 'message' | 'session';
   ord: number;
   a: string | null;
   b: string | null;
@@ -50,9 +61,11 @@ interface SnapshotRow {
 }
 
 /**
- * Loads a session, its harness chain, its agent, its messages and the default model in one statement (one round
- * trip), consistent with each other (one snapshot). Returns `null` for an unknown session; throws
- * `INVALID_INPUT` when the harness parents form a cycle.
+ * Loads a session, its harness chain, its agent, its compaction record, its messages (after the
+ * record's `throughSeq` only, so a compacted long session reads its window, not its whole
+ * history) and the default model in one statement (one round trip), consistent with each other
+ * (one snapshot). Returns `null` for an unknown session; throws `INVALID_INPUT` when the harness
+ * parents form a cycle.
  */
 export function loadTurnSnapshot(
   context: StoreContext,
@@ -86,14 +99,29 @@ async function loadSnapshot(
 ): Promise<TurnSnapshot | null> {
   requireString(sessionId, 'sessionId');
   const { db } = context;
+  // The cut is read from the record's JSON in SQL without casting the document (a malformed
+  // value must not fail the statement); the record parsed in JS must agree with it, else the
+  // messages are read again (see below).
+  const compactionCte = withHistory
+    ? `, compaction_row AS (
+         SELECT value, COALESCE(
+                  substring(value from '"throughSeq":([0-9]{1,9})[,}]')::integer, 0) AS through_seq
+           FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2
+       )`
+    : '';
   const historyRows = withHistory
     ? `UNION ALL
+       SELECT 'compaction', through_seq, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM compaction_row WHERE EXISTS (SELECT 1 FROM snapshot_session)
+       UNION ALL
        SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
               NULL, NULL, NULL
          FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)
        UNION ALL
        SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
-         FROM ${db.table('messages')} WHERE session_hash = $1`
+         FROM ${db.table('messages')}
+        WHERE session_hash = $1
+          AND seq > COALESCE((SELECT through_seq FROM compaction_row), 0)`
     : '';
   const result = await db.run('loadTurnSnapshot', (client) =>
     client.query<SnapshotRow>(
@@ -102,6 +130,7 @@ async function loadSnapshot(
            FROM ${db.table('sessions')} WHERE id_hash = $1
        ),
        ${harnessChainCte(db.table('harnesses'), '(SELECT harness_hash FROM snapshot_session)')}
+       ${compactionCte}
        SELECT 'session' AS kind, 0 AS ord, data AS a, title AS b, status AS c, capabilities AS d,
               updated_at AS e, NULL::text AS f, NULL::text AS g, NULL::boolean AS flag
          FROM snapshot_session
@@ -114,7 +143,9 @@ async function loadSnapshot(
            ON agent.id_hash = snapshot_session.agent_hash
        ${historyRows}
        ORDER BY kind DESC, ord`,
-      [textDigest(sessionId)],
+      withHistory
+        ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY)]
+        : [textDigest(sessionId)],
     ),
   );
   let session: Session | null = null;
@@ -122,6 +153,8 @@ async function loadSnapshot(
   let agent: Agent | null = null;
   const messages: Message[] = [];
   let defaultModel: ModelWithProvider | null | undefined = null;
+  let compaction: CompactionRecord | null = null;
+  let cut = 0;
   for (const row of result.rows) {
     if (row.kind === 'session') {
       session = sessionFromRow(
@@ -146,6 +179,9 @@ async function loadSnapshot(
       } catch {
         defaultModel = undefined;
       }
+    } else if (row.kind === 'compaction') {
+      compaction = parseCompactionRecord(decodeText(row.a!));
+      cut = Number(row.ord);
     } else if (row.kind === 'agent') {
       agent = openMcpSecrets(context, 'agent', parseStored<Agent>(row.a!, 'agent'));
     } else {
@@ -172,6 +208,17 @@ async function loadSnapshot(
     harnessChain = null;
   }
   const snapshot: TurnSnapshot = { session, harnessChain, agent, messages };
+  if (withHistory) {
+    snapshot.compaction = compaction;
+    if (cut !== (compaction?.throughSeq ?? 0)) {
+      // The value is not a record the core accepts, or its JSON put `throughSeq` where the
+      // pattern did not find it: the history is read again after the cut the record gives.
+      snapshot.messages = await new PostgresMessageStore(context).loadAfter(
+        sessionId,
+        compaction?.throughSeq ?? 0,
+      );
+    }
+  }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;
   return snapshot;
 }

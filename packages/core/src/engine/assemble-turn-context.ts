@@ -1,4 +1,12 @@
+import {
+  COMPACTION_STORAGE_KEY,
+  type CompactionRecord,
+  compactionSection,
+  parseCompactionRecord,
+} from '../compaction.js';
 import { EverrunsError, errorMessage } from '../errors.js';
+import type { Message } from '../message.js';
+import { loadMessagesAfter } from '../message-range.js';
 import type { ModelWithProvider } from '../model.js';
 import type { TurnSnapshot } from '../stores.js';
 import { closeOpenToolCalls } from './close-open-tool-calls.js';
@@ -13,9 +21,12 @@ import type {
 
 /**
  * Assembles the context a reason step sends: overlay, system prompt with each capability's
- * contribution as `<capability id="…">…</capability>`, tools, history (the whole history repaired
- * by {@link repairHistory}: every tool call followed by its one result, no result without its call,
- * no tool call id twice) and the model.
+ * contribution as `<capability id="…">…</capability>`, tools, history (repaired by
+ * {@link repairHistory}: every tool call followed by its one result, no result without its call,
+ * no tool call id twice) and the model. With a compaction record (see `COMPACTION_STORAGE_KEY`)
+ * the history is only the messages after its `throughSeq` (only those are read) and its summary
+ * closes the system prompt as `<compacted_history through_seq="N">…</compacted_history>`;
+ * without one, the whole history.
  */
 export async function assembleTurnContext(
   dependencies: AtomDependencies,
@@ -91,7 +102,7 @@ export async function assembleTurnContextWithSetup(
     );
   }
   const model = await resolveModel(dependencies, setup.overlay.modelId, snapshot?.defaultModel);
-  const history = snapshot ? snapshot.messages : await backends.messages.load(sessionId);
+  const { history, compaction } = await loadHistory(dependencies, sessionId, snapshot);
   let messages = repairHistory(history);
   if (
     messages !== history &&
@@ -112,6 +123,7 @@ export async function assembleTurnContextWithSetup(
       messages = repairHistory([...history, ...stored.filter((message) => !known.has(message.id))]);
     }
   }
+  if (compaction) parts.push(compactionSection(compaction));
   const context: AssembledTurnContext = {
     sessionId,
     overlay: setup.overlay,
@@ -126,9 +138,40 @@ export async function assembleTurnContextWithSetup(
     context.mcpTools = setup.mcpTools;
     context.mcpIssues = setup.mcpIssues;
   }
+  if (compaction) context.compaction = compaction;
   if (options.turnId !== undefined) context.turnId = options.turnId;
   if (options.iteration !== undefined) context.iteration = options.iteration;
   return { context, setup };
+}
+
+/**
+ * The history to send and the compaction record in force. A snapshot that read the record
+ * (`compaction` not `undefined`) holds only the messages after it; otherwise the record comes
+ * from the session storage and, without a snapshot, only the messages after its `throughSeq` are
+ * read (`loadMessagesAfter`: the store's `loadAfter`, one query).
+ */
+async function loadHistory(
+  dependencies: AtomDependencies,
+  sessionId: string,
+  snapshot: TurnSnapshot | undefined,
+): Promise<{ history: Message[]; compaction: CompactionRecord | null }> {
+  const { backends } = dependencies;
+  if (snapshot && snapshot.compaction !== undefined) {
+    return { history: snapshot.messages, compaction: snapshot.compaction };
+  }
+  const compaction = parseCompactionRecord(
+    await backends.storage.getValue(sessionId, COMPACTION_STORAGE_KEY),
+  );
+  if (snapshot) {
+    const history = compaction
+      ? snapshot.messages.filter((message) => message.seq > compaction.throughSeq)
+      : snapshot.messages;
+    return { history, compaction };
+  }
+  const history = compaction
+    ? await loadMessagesAfter(backends.messages, sessionId, compaction.throughSeq)
+    : await backends.messages.load(sessionId);
+  return { history, compaction };
 }
 
 async function resolveModel(

@@ -5,6 +5,7 @@ import type {
   ModelCallStop,
   UsageSnapshot,
 } from '../capability-hooks.js';
+import { compactionRecordSchema, compactionSection } from '../compaction.js';
 import type { LlmResponse } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { Message } from '../message.js';
@@ -70,6 +71,7 @@ export async function runBeforeModelCallHooks(
       systemPrompt: context.systemPrompt,
       messages: context.messages,
       tools: context.tools,
+      ...(context.compaction ? { compaction: context.compaction } : {}),
       usage: readUsage,
       callModel: (call) => callModelForHook(dependencies, context, request, call),
     };
@@ -94,6 +96,18 @@ export async function runBeforeModelCallHooks(
       next = { ...next, messages: repairHistory(parsed.data as Message[]) };
       changes.messagesReplaced = true;
     }
+    if (result.compaction !== undefined) {
+      next = await applyCompaction(dependencies, capability.id, next, result.compaction, {
+        ...request,
+        before: context.messages,
+      });
+      changes.compacted = {
+        throughSeq: next.compaction?.throughSeq,
+        ...(result.compaction.previousThroughSeq !== undefined
+          ? { previousThroughSeq: result.compaction.previousThroughSeq }
+          : {}),
+      };
+    }
     if (result.systemPromptAddition?.trim()) {
       const section = `<capability id="${capability.id}">\n${result.systemPromptAddition}\n</capability>`;
       next = {
@@ -108,6 +122,61 @@ export async function runBeforeModelCallHooks(
     context = next;
   }
   return { context };
+}
+
+/**
+ * Puts a record a hook just stored in force for this call: checks it, swaps the summary section
+ * of the system prompt (or adds one after the prompt) and emits `context.compacted`.
+ */
+async function applyCompaction(
+  dependencies: AtomDependencies,
+  capabilityId: string,
+  context: AssembledTurnContext,
+  candidate: unknown,
+  request: { turnId: string; iteration: number; before: readonly Message[] },
+): Promise<AssembledTurnContext> {
+  const parsed = compactionRecordSchema.safeParse(candidate);
+  if (!parsed.success) {
+    throw hookFailure(
+      capabilityId,
+      'its beforeModelCall hook returned a malformed compaction record',
+    );
+  }
+  const record = parsed.data;
+  // The current turn is never compacted: a replayed step finds its stored answer among the
+  // messages after the cut.
+  const cutsTurn = [...request.before, ...context.messages].some(
+    (message) => message.turnId === request.turnId && message.seq <= record.throughSeq,
+  );
+  if (cutsTurn) {
+    throw hookFailure(capabilityId, 'its compaction record cuts into the current turn');
+  }
+  const section = compactionSection(record);
+  const previous = context.compaction ? compactionSection(context.compaction) : undefined;
+  let systemPrompt: string;
+  if (previous !== undefined && context.systemPrompt.includes(previous)) {
+    systemPrompt = context.systemPrompt.replace(previous, () => section);
+  } else {
+    systemPrompt = context.systemPrompt ? `${context.systemPrompt}\n\n${section}` : section;
+  }
+  await dependencies.backends.events.emit({
+    type: 'context.compacted',
+    sessionId: context.sessionId,
+    turnId: request.turnId,
+    data: {
+      iteration: request.iteration,
+      capabilityId,
+      throughSeq: record.throughSeq,
+      ...(record.previousThroughSeq !== undefined
+        ? { previousThroughSeq: record.previousThroughSeq }
+        : {}),
+      ...(record.tokensBefore !== undefined ? { tokensBefore: record.tokensBefore } : {}),
+      ...(record.tokensAfter !== undefined ? { tokensAfter: record.tokensAfter } : {}),
+      ...(record.model !== undefined ? { model: record.model } : {}),
+      summary: record.summary,
+    },
+  });
+  return { ...context, systemPrompt, compaction: record };
 }
 
 function hookFailure(capabilityId: string, message: string, cause?: unknown): EverrunsError {

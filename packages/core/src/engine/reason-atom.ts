@@ -163,7 +163,13 @@ export async function reason(
     type: 'reason.started',
     sessionId,
     turnId,
-    data: { iteration, model: context.model.model, providerType: context.model.providerType },
+    data: {
+      iteration,
+      model: context.model.model,
+      providerType: context.model.providerType,
+      ...(context.compaction ? { compactedThroughSeq: context.compaction.throughSeq } : {}),
+      ...(context.hookChanges ? { hooks: context.hookChanges } : {}),
+    },
   });
   let response: LlmResponse;
   try {

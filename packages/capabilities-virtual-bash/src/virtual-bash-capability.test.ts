@@ -192,7 +192,7 @@ function describeShellOn(backend: string, makeFactory: () => Promise<SessionFile
     });
 
     it('sees what the file tools wrote, at / and at /workspace, and reports exit codes', async () => {
-      const { results } = await runSteps(
+      const { results, fileSystem } = await runSteps(
         [
           [call('write', 'write_file', { path: '/data/n.txt', content: '3\n1\n2\n' })],
           [
@@ -201,6 +201,7 @@ function describeShellOn(backend: string, makeFactory: () => Promise<SessionFile
             bash('failing', 'echo out; echo err >&2; exit 3'),
             bash('missing', 'cat /data/none.txt'),
             bash('env', 'echo $PWD $HOME $WORKSPACE $USER'),
+            bash('binary', "printf 'hello bytes' | gzip > /data/h.gz && gunzip -c /data/h.gz"),
             bash('bad-dir', 'pwd', { working_dir: '/data/n.txt' }),
             bash('outside-dir', 'pwd', { working_dir: '/../etc' }),
           ],
@@ -228,6 +229,11 @@ function describeShellOn(backend: string, makeFactory: () => Promise<SessionFile
         isError: true,
         content: expect.stringContaining('".." segments are not allowed'),
       });
+      // Bytes that are not UTF-8 are stored base64-encoded, and read back unchanged.
+      expect(bashResult(results, 'binary').stdout).toBe('hello bytes');
+      const gzipped = await fileSystem.readFile('/data/h.gz');
+      expect(gzipped.encoding).toBe('base64');
+      expect([...Buffer.from(gzipped.content, 'base64').subarray(0, 2)]).toEqual([0x1f, 0x8b]);
       expect(bashResult(results, 'env').stdout).toBe('/workspace /workspace /workspace everruns\n');
     });
   });

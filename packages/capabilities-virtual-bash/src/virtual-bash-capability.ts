@@ -125,7 +125,13 @@ function countLines(text: string): number {
 
 const LIMIT_MESSAGE = /(?:too many|limit exceeded|exceeded|increase executionLimits\.)/i;
 
-/** The message of a just-bash limit stop, or null when the script ended on its own. */
+/**
+ * The message of a just-bash limit stop, or null when the script ended on its own. just-bash
+ * reports a limit only in-band, as a last stderr line `bash: … increase executionLimits.…` with
+ * exit code 126 (its result has no other mark), so that is what is recognised. A script that
+ * prints such a line itself and exits 126 gets the same tool error: it only changes how its own
+ * result is shown, never what ran.
+ */
 function limitStop(exitCode: number, stderr: string): string | null {
   if (exitCode !== 126) return null;
   const line = stderr.trimEnd().split('\n').pop() ?? '';

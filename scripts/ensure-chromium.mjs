@@ -27,7 +27,7 @@ function run(command, args) {
 function fail(reason) {
   console.error(
     `Chromium is not available at ${path} (${reason}).\n` +
-      "The inspector's browser test (apps/inspector) drives a real Chromium with playwright-core and never skips.\n" +
+      "The inspector's browser test (packages/inspector) drives a real Chromium with playwright-core and never skips.\n" +
       'Install it as root on Debian or Ubuntu:  apt-get update && apt-get install -y chromium\n' +
       'or point CHROMIUM_PATH at a Chromium or Chrome binary, then run the tests again.',
   );

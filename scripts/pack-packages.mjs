@@ -35,13 +35,17 @@ export function tarballName(name, version) {
 }
 
 /**
- * Packs every published package into `destination` with one `pnpm pack` run.
+ * Packs every published package (or only the named ones) into `destination` with one
+ * `pnpm pack` run.
  * @param {string} destination an existing or new folder
+ * @param {string[]} [only] package names to pack; default every published package
  * @returns {Map<string, string>} package name → absolute tarball path
  */
-export function packPackages(destination) {
+export function packPackages(destination, only) {
   mkdirSync(destination, { recursive: true });
-  const packages = publishedPackages();
+  const packages = publishedPackages().filter(({ name }) => !only || only.includes(name));
+  const missing = (only ?? []).filter((name) => !packages.some((entry) => entry.name === name));
+  if (missing.length > 0) throw new Error(`not published packages: ${missing.join(', ')}`);
   const unbuilt = packages.filter(
     ({ folder }) => !existsSync(path.join(ROOT, 'packages', folder, 'dist', 'index.js')),
   );
@@ -52,7 +56,13 @@ export function packPackages(destination) {
   }
   execFileSync(
     'pnpm',
-    ['-r', '--filter', './packages/*', 'pack', '--pack-destination', destination],
+    [
+      '-r',
+      ...(only ? packages.flatMap(({ name }) => ['--filter', name]) : ['--filter', './packages/*']),
+      'pack',
+      '--pack-destination',
+      destination,
+    ],
     { cwd: ROOT, stdio: 'ignore' },
   );
   const tarballs = new Map();

@@ -11,8 +11,14 @@ import {
   type Session,
   turnContextWithoutSecrets,
 } from '@everruns-ts/core';
+import type { InProcessRuntime } from '@everruns-ts/runtime';
+import { z } from 'zod';
 import type { ApprovalDecision } from './inspector-approvals.js';
-import type { InspectorSource } from './inspector-source.js';
+import {
+  type InspectorSource,
+  type RuntimeInspectorSourceOptions,
+  runtimeInspectorSource,
+} from './inspector-source.js';
 import {
   DEFAULT_HEARTBEAT_MS,
   LiveEventsError,
@@ -20,6 +26,48 @@ import {
   streamLiveEvents,
 } from './live-events.js';
 import { buildTimeline, buildTurns, replayHostPlan } from './session-view.js';
+
+/** Options of {@link createInspectorHandler}. */
+export interface InspectorHandlerOptions {
+  /**
+   * Let the page approve or deny pending file operations. Default false: the buttons are
+   * disabled and `POST /api/approvals/:id` answers 403.
+   */
+  allowApprovals?: boolean;
+  /**
+   * `Host` header values (`name:port`) to accept besides loopback ones. By default only a host
+   * named `127.0.0.1`, `localhost` or `[::1]` is served (any port), which stops other web sites
+   * from reading the API through DNS rebinding. Add your proxy's or DNS name here.
+   */
+  allowedHosts?: string[];
+  /**
+   * Serve any `Host` header. Only for a server that is reachable from elsewhere on purpose and
+   * guarded by your own authentication. Default false.
+   */
+  allowAnyHost?: boolean;
+  /**
+   * Path prefix the handler is mounted under, for example `/inspector` (the page is then at
+   * `/inspector/`). Requests outside it answer 404. Default: the root.
+   */
+  basePath?: string;
+  /**
+   * Milliseconds between the comment lines that keep an idle `GET /api/events` stream open.
+   * Default 15,000; 10..3,600,000.
+   */
+  heartbeatMs?: number;
+  /** Options of {@link runtimeInspectorSource} when the handler is given a runtime. */
+  runtimeSource?: RuntimeInspectorSourceOptions;
+}
+
+/**
+ * A Node request handler serving the inspector page and its JSON API, for an app's own
+ * `http.createServer` (or anything that passes Node's `IncomingMessage`/`ServerResponse`).
+ */
+export interface InspectorRequestHandler {
+  (request: IncomingMessage, response: ServerResponse): void;
+  /** Where the handler reads sessions from. */
+  readonly source: InspectorSource;
+}
 
 /** Options of {@link startInspectorServer}. */
 export interface InspectorServerOptions {
@@ -70,9 +118,23 @@ const STATIC_FILES: Record<string, { file: string; type: string }> = {
   '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/favicon.ico': { file: 'favicon.ico', type: 'image/x-icon' },
 };
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const LOOPBACK_HOST_HEADER = /^(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?$/i;
 const MAX_BODY_BYTES = 16 * 1024;
+
+const handlerOptionsSchema = z.object({
+  allowApprovals: z.boolean().optional(),
+  allowedHosts: z.array(z.string().min(1)).optional(),
+  allowAnyHost: z.boolean().optional(),
+  basePath: z
+    .string()
+    .regex(/^(?:\/[A-Za-z0-9._~-]+)+$/, 'basePath is a path such as /inspector (no trailing /)')
+    .optional(),
+  heartbeatMs: z.number().int().min(10).max(3_600_000).optional(),
+  runtimeSource: z.looseObject({}).optional(),
+});
 
 class HttpError extends Error {
   readonly status: number;
@@ -85,41 +147,82 @@ class HttpError extends Error {
 }
 
 /**
- * Starts the inspector: a small HTTP server for the page (`/`) and its JSON API (`/api/...`).
- * Read-only unless `allowApprovals` is set; listens on 127.0.0.1 unless `host` says otherwise.
+ * The inspector as a Node `(request, response)` handler, to serve it from an app's own HTTP
+ * server: give it the app's {@link InProcessRuntime} (its contexts are recorded from now on) or
+ * any {@link InspectorSource}. Read-only unless `allowApprovals` is set; only loopback `Host`
+ * headers are served unless `allowedHosts` or `allowAnyHost` say otherwise. Where the server
+ * listens is the app's choice: keep it on 127.0.0.1 unless the page is guarded.
+ *
+ * @example
+ * ```ts
+ * const handler = createInspectorHandler(runtime, { basePath: '/inspector' });
+ * createServer((req, res) => {
+ *   if (req.url?.startsWith('/inspector')) return handler(req, res);
+ *   res.end('my app');
+ * }).listen(3000, '127.0.0.1');
+ * ```
  */
-export async function startInspectorServer(
-  options: InspectorServerOptions,
-): Promise<InspectorServer> {
-  const host = options.host ?? '127.0.0.1';
-  const allowApprovals = options.allowApprovals === true;
-  const { source } = options;
-  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 10 || heartbeatMs > 3_600_000) {
-    throw everrunsError('INVALID_INPUT', 'heartbeatMs must be an integer in 10..3600000', {
-      details: { heartbeatMs },
+export function createInspectorHandler(
+  target: InProcessRuntime | InspectorSource,
+  options: InspectorHandlerOptions = {},
+): InspectorRequestHandler {
+  const parsed = handlerOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw everrunsError('INVALID_INPUT', `Invalid inspector options: ${parsed.error.message}`, {
+      details: { issues: parsed.error.issues },
     });
   }
-  let port = 0;
-  const allowedHosts = () => {
-    const hosts = new Set(options.allowedHosts ?? []);
-    for (const name of ['127.0.0.1', 'localhost', '[::1]']) hosts.add(`${name}:${port}`);
-    if (!LOOPBACK.has(host)) hosts.add(`${host.includes(':') ? `[${host}]` : host}:${port}`);
-    return hosts;
-  };
-
-  const server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => sendError(response, error));
+  const source = isInspectorSource(target)
+    ? target
+    : runtimeInspectorSource(target, options.runtimeSource);
+  const allowed = new Set(options.allowedHosts ?? []);
+  const handle = requestHandler({
+    source,
+    allowApprovals: options.allowApprovals === true,
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    basePath: options.basePath ?? '',
+    hostAllowed: (hostHeader) =>
+      options.allowAnyHost === true ||
+      LOOPBACK_HOST_HEADER.test(hostHeader) ||
+      allowed.has(hostHeader),
   });
+  const handler = ((request: IncomingMessage, response: ServerResponse) => {
+    handle(request, response).catch((error: unknown) => sendError(response, error));
+  }) as InspectorRequestHandler;
+  Object.defineProperty(handler, 'source', { value: source, enumerable: true });
+  return handler;
+}
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+function isInspectorSource(target: InProcessRuntime | InspectorSource): target is InspectorSource {
+  return typeof (target as Partial<InspectorSource>).listSessions === 'function';
+}
+
+interface HandlerParts {
+  source: InspectorSource;
+  allowApprovals: boolean;
+  heartbeatMs: number;
+  basePath: string;
+  hostAllowed(hostHeader: string): boolean;
+}
+
+function requestHandler(parts: HandlerParts) {
+  const { source, allowApprovals, heartbeatMs, basePath } = parts;
+  return async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const hostHeader = request.headers.host ?? '';
-    if (LOOPBACK.has(host) && !allowedHosts().has(hostHeader)) {
+    if (!parts.hostAllowed(hostHeader)) {
       throw new HttpError(421, 'HOST_NOT_ALLOWED', `Host ${hostHeader} is not served here`);
     }
     const url = new URL(request.url ?? '/', `http://${hostHeader || 'localhost'}`);
-    const path = url.pathname;
     const method = request.method ?? 'GET';
+    if (basePath && url.pathname === basePath && method === 'GET') {
+      response.writeHead(308, { location: `${basePath}/${url.search}` });
+      response.end();
+      return;
+    }
+    if (basePath && !url.pathname.startsWith(`${basePath}/`)) {
+      throw new HttpError(404, 'NOT_FOUND', `No page at ${url.pathname}`);
+    }
+    const path = url.pathname.slice(basePath.length);
 
     if (method === 'GET' && STATIC_FILES[path]) {
       const entry = STATIC_FILES[path];
@@ -238,7 +341,42 @@ export async function startInspectorServer(
       }
     }
     throw new HttpError(404, 'NOT_FOUND', `No endpoint GET ${path}`);
+  };
+}
+
+/**
+ * Starts the inspector: a small HTTP server for the page (`/`) and its JSON API (`/api/...`).
+ * Read-only unless `allowApprovals` is set; listens on 127.0.0.1 unless `host` says otherwise.
+ * To serve the page from your own server instead, use {@link createInspectorHandler}.
+ */
+export async function startInspectorServer(
+  options: InspectorServerOptions,
+): Promise<InspectorServer> {
+  const host = options.host ?? '127.0.0.1';
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 10 || heartbeatMs > 3_600_000) {
+    throw everrunsError('INVALID_INPUT', 'heartbeatMs must be an integer in 10..3600000', {
+      details: { heartbeatMs },
+    });
   }
+  let port = 0;
+  const allowedHosts = () => {
+    const hosts = new Set(options.allowedHosts ?? []);
+    for (const name of ['127.0.0.1', 'localhost', '[::1]']) hosts.add(`${name}:${port}`);
+    if (!LOOPBACK.has(host)) hosts.add(`${host.includes(':') ? `[${host}]` : host}:${port}`);
+    return hosts;
+  };
+  const handle = requestHandler({
+    source: options.source,
+    allowApprovals: options.allowApprovals === true,
+    heartbeatMs,
+    basePath: '',
+    // On a loopback address only this port's loopback names (and the allowed ones) are served.
+    hostAllowed: (hostHeader) => !LOOPBACK.has(host) || allowedHosts().has(hostHeader),
+  });
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => sendError(response, error));
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,7 +1,9 @@
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EverrunsError } from '@everruns-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInspectorDemo, type InspectorDemo } from './demo.js';
-import { type InspectorServer, startInspectorServer } from './server.js';
+import { createInspectorHandler, type InspectorServer, startInspectorServer } from './server.js';
 
 interface RawResponse {
   status: number;
@@ -68,9 +70,13 @@ describe('the inspector server', () => {
     expect(readOnly.url).toBe(`http://127.0.0.1:${readOnly.port}/`);
     const page = await raw(readOnly, { path: '/' });
     expect(page.status).toBe(200);
-    expect(page.body).toContain('<script type="module" src="/app.js"></script>');
+    // Relative asset paths: the same page works under an app's base path (createInspectorHandler).
+    expect(page.body).toContain('<script type="module" src="app.js"></script>');
     expect(page.headers['content-security-policy']).toContain("script-src 'self'");
     expect((await raw(readOnly, { path: '/app.js' })).status).toBe(200);
+    const icon = await raw(readOnly, { path: '/favicon.ico' });
+    expect(icon.status).toBe(200);
+    expect(icon.headers['content-type']).toBe('image/x-icon');
   });
 
   it('refuses requests whose Host header names another site (DNS rebinding)', async () => {
@@ -206,5 +212,91 @@ describe('the inspector server', () => {
     });
     expect(detail.approvals.decided).toHaveLength(1);
     expect(detail.hostPlan.plan.kind).toBe('complete');
+  });
+});
+
+describe('createInspectorHandler in an app server', () => {
+  let demo: InspectorDemo;
+  const servers: Server[] = [];
+
+  beforeAll(async () => {
+    demo = await createInspectorDemo();
+  });
+
+  afterAll(async () => {
+    for (const server of servers) await new Promise((resolve) => server.close(resolve));
+    await demo?.close();
+  });
+
+  async function serve(handler: ReturnType<typeof createInspectorHandler>) {
+    const server = createServer(handler);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    return { port } as InspectorServer;
+  }
+
+  it('serves loopback Host headers on any port and refuses other names unless allowed', async () => {
+    const server = await serve(createInspectorHandler(demo.source));
+    const get = (host: string) => raw(server, { path: '/api/sessions', headers: { host } });
+    expect((await get(`127.0.0.1:${server.port}`)).status).toBe(200);
+    expect((await get('localhost:8080')).status).toBe(200);
+    expect((await get(`[::1]:${server.port}`)).status).toBe(200);
+    const refused = await get(`attacker.example:${server.port}`);
+    expect(refused.status).toBe(421);
+    expect(JSON.parse(refused.body).error.code).toBe('HOST_NOT_ALLOWED');
+    expect((await get('localhost.attacker.example')).status).toBe(421);
+
+    const proxied = await serve(
+      createInspectorHandler(demo.source, { allowedHosts: ['inspector.internal:443'] }),
+    );
+    const viaProxy = await raw(proxied, {
+      path: '/api/sessions',
+      headers: { host: 'inspector.internal:443' },
+    });
+    expect(viaProxy.status).toBe(200);
+    expect(JSON.parse(viaProxy.body).map((session: { id: string }) => session.id)).toContain(
+      demo.mathSessionId,
+    );
+  });
+
+  it('is read-only by default and checks the origin of decisions like the server', async () => {
+    const server = await serve(createInspectorHandler(demo.source, { allowApprovals: true }));
+    const id = encodeURIComponent((await demo.approvals.pending())[0]?.id as string);
+    const crossOrigin = await raw(server, {
+      method: 'POST',
+      path: `/api/approvals/${id}`,
+      headers: { ...json, origin: 'http://attacker.example' },
+      body: JSON.stringify({ decision: 'deny' }),
+    });
+    expect(crossOrigin.status).toBe(403);
+    const readOnly = await serve(createInspectorHandler(demo.source));
+    const refused = await raw(readOnly, {
+      method: 'POST',
+      path: `/api/approvals/${id}`,
+      headers: json,
+      body: JSON.stringify({ decision: 'deny' }),
+    });
+    expect(refused.status).toBe(403);
+    expect(await demo.approvals.pending()).toHaveLength(1);
+  });
+
+  it('takes a runtime and records its turns; refuses invalid options with INVALID_INPUT', async () => {
+    const handler = createInspectorHandler(demo.runtime);
+    expect(handler.source.label).toBe('in-process runtime');
+    const server = await serve(handler);
+    const info = JSON.parse((await raw(server, { path: '/api/info' })).body);
+    expect(info.label).toBe('in-process runtime');
+    for (const options of [{ basePath: 'inspector' }, { basePath: '/a/' }, { heartbeatMs: 1 }]) {
+      let caught: unknown;
+      try {
+        createInspectorHandler(demo.source, options);
+      } catch (error) {
+        caught = error;
+      }
+      expect(EverrunsError.isInstance(caught) && caught.code, JSON.stringify(options)).toBe(
+        'INVALID_INPUT',
+      );
+    }
   });
 });

@@ -1,23 +1,28 @@
+#!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { createInspectorDemo } from './demo.js';
 import type { InspectorSource } from './inspector-source.js';
-import { openPostgresSource } from './postgres-source.js';
+import { openPostgresSource, parseSecretKey } from './postgres-source.js';
 import { startInspectorServer } from './server.js';
 
 const HELP = `everruns-ts inspector: a local web page to look inside sessions and turns.
 
-Usage: pnpm inspector [options]
+Usage: everruns-inspector [options]   (npx @everruns-ts/inspector [options])
 
   --database-url <url>   read sessions from PostgreSQL (stores-postgres) instead of the demo
   --schema <name>        PostgreSQL schema of the stores (default everruns)
+  --secret-key <key>     the 32-byte key the stores encrypt model API keys with (hex or base64;
+                         default EVERRUNS_SECRET_KEY); only needed to show contexts of models
+                         that carry an API key
+  --secret-key-id <id>   the id of that key (default EVERRUNS_SECRET_KEY_ID, else k1)
   --port <n>             port (default 4780; 0 picks a free one)
   --host <address>       address to listen on (default 127.0.0.1, this machine only)
   --allow-approvals      let the page approve or deny pending file operations (default: read-only)
   -h, --help             this help
 
 Without --database-url the inspector starts its demo: an in-memory runtime with a finished math
-turn and a workspace turn waiting for approval to delete a file. EVERRUNS_SECRET_KEY (32 bytes,
-hex or base64) and EVERRUNS_SECRET_KEY_ID decrypt stored model API keys when PostgreSQL is used.
+turn and a workspace turn waiting for approval to delete a file. Prefer EVERRUNS_SECRET_KEY to
+--secret-key on shared machines (a command line is visible to other users).
 
 The page follows sessions live over GET /api/events (server-sent events): running turns grow as
 the model streams, and the lists update without a refresh (with PostgreSQL, for turns any process
@@ -28,6 +33,8 @@ async function main(): Promise<void> {
     options: {
       'database-url': { type: 'string' },
       schema: { type: 'string' },
+      'secret-key': { type: 'string' },
+      'secret-key-id': { type: 'string' },
       port: { type: 'string' },
       host: { type: 'string' },
       'allow-approvals': { type: 'boolean' },
@@ -49,6 +56,14 @@ async function main(): Promise<void> {
     source = await openPostgresSource({
       connectionString: values['database-url'],
       ...(values.schema ? { schema: values.schema } : {}),
+      ...(values['secret-key']
+        ? {
+            secretKey: parseSecretKey(
+              values['secret-key'],
+              values['secret-key-id'] ?? process.env.EVERRUNS_SECRET_KEY_ID ?? 'k1',
+            ),
+          }
+        : {}),
     });
   } else {
     const demo = await createInspectorDemo();

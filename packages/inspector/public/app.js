@@ -67,7 +67,7 @@ function statusKind(status) {
 }
 
 async function api(path, options) {
-  const response = await fetch(`/api/${path}`, options);
+  const response = await fetch(`api/${path}`, options);
   const body = await response.json();
   if (!response.ok) {
     const error = new Error(body.error?.message ?? `HTTP ${response.status}`);
@@ -551,7 +551,8 @@ function fillContext(section, turnId, view) {
   section.replaceChildren(
     h('h2', {}, 'Context sent to the model ', h('span', { class: 'muted mono' }, turnId)),
     h('p', { class: 'muted', dataset: { testid: 'context-source' } }, SOURCE_NOTES[view.source]),
-    view.contexts.length > 1 ? tabs : null,
+    // replaceChildren would print a null as the text "null": a single step has no tabs.
+    ...(view.contexts.length > 1 ? [tabs] : []),
     body,
   );
   show(view.contexts.length - 1);
@@ -916,7 +917,7 @@ function setLiveStatus(status) {
 /** Follows every session over /api/events; the browser reconnects by itself. */
 function follow() {
   setLiveStatus('connecting');
-  const events = new EventSource('/api/events');
+  const events = new EventSource('api/events');
   events.addEventListener('ready', () => {
     setLiveStatus('live');
     // Whatever happened before the subscription (or while disconnected) is fetched now.

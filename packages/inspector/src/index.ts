@@ -26,6 +26,9 @@ export {
 } from './live-events.js';
 export { openPostgresSource, type PostgresSourceOptions } from './postgres-source.js';
 export {
+  createInspectorHandler,
+  type InspectorHandlerOptions,
+  type InspectorRequestHandler,
   type InspectorServer,
   type InspectorServerOptions,
   startInspectorServer,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { registerBuiltins } from '@everruns-ts/builtins';
-import { CapabilityRegistry } from '@everruns-ts/core';
+import { CapabilityRegistry, everrunsError } from '@everruns-ts/core';
 import { DurableFileApprovals } from '@everruns-ts/runtime/host';
 import { postgresBackends, type SecretKey } from '@everruns-ts/stores-postgres';
 import { durableApprovalsView } from './inspector-approvals.js';
@@ -57,8 +57,22 @@ export async function openPostgresSource(options: PostgresSourceOptions): Promis
 function secretKeyFromEnvironment(): SecretKey {
   const value = process.env.EVERRUNS_SECRET_KEY;
   if (!value) return { id: 'inspector-throwaway', key: randomBytes(32) };
+  return parseSecretKey(value, process.env.EVERRUNS_SECRET_KEY_ID ?? 'k1');
+}
+
+/**
+ * A stores secret key from its text form: 64 hex digits or base64 of 32 bytes (what
+ * `EVERRUNS_SECRET_KEY` holds). Throws `INVALID_INPUT` for anything else.
+ */
+export function parseSecretKey(value: string, id: string): SecretKey {
   const key = /^[0-9a-f]{64}$/i.test(value)
     ? Buffer.from(value, 'hex')
     : Buffer.from(value, 'base64');
-  return { id: process.env.EVERRUNS_SECRET_KEY_ID ?? 'k1', key };
+  if (key.length !== 32) {
+    throw everrunsError(
+      'INVALID_INPUT',
+      'The secret key must be 32 bytes, written as 64 hex digits or base64',
+    );
+  }
+  return { id, key };
 }

@@ -282,6 +282,8 @@ describe('the bash tool keeps to the workspace', () => {
     const everything = [...results.values()].map((result) => result.content).join('\n');
     expect(everything).not.toContain('TOP-SECRET');
     expect(everything).not.toContain('root:x:0');
+    // Messages name workspace paths only, never where the workspace is on the host.
+    expect(everything).not.toContain(root);
     for (const id of ['dotdot', 'passwd', 'environ', 'absolute', 'link-dir', 'link-file']) {
       const result = bashResult(results, id);
       expect(result.exit_code, id).not.toBe(0);
@@ -314,6 +316,23 @@ describe('the bash tool keeps to the workspace', () => {
     expect(programs.stderr).toMatch(/python3: command not/);
     expect(programs.stderr).toMatch(/node: command not found/);
     expect(programs.stderr).toMatch(/js-exec: command not found/);
+  });
+
+  it('on the in-memory workspace, host paths name nothing either', async () => {
+    const { results } = await runSteps([
+      [
+        bash(
+          'host',
+          'cat /etc/passwd /proc/self/environ ../../../etc/hostname; ls /usr /home /tmp',
+        ),
+        bash('listing', 'cd ../..; ls -a /; pwd'),
+      ],
+    ]);
+    const host = bashResult(results, 'host');
+    expect(host.stdout).toBe('');
+    expect(host.exit_code).not.toBe(0);
+    expect(host.stderr.trimEnd().split('\n')).toHaveLength(6);
+    expect(bashResult(results, 'listing').stdout).toBe('.\n..\n/\n');
   });
 
   it('writes only where the approval gate and the write blocklist allow', async () => {

@@ -598,5 +598,102 @@ export function messageStoreTests(initializer: RuntimeStoreInitializer): void {
         },
       });
     });
+
+    it('sumUsage (when offered) with a turnId sums only that turn’s model calls, for the latest and for earlier turns', async () => {
+      const { messages } = backends();
+      if (!messages.sumUsage) return;
+      const sessionId = randomId('session');
+      const [turnA, turnB, turnC] = [randomId('turn'), randomId('turn'), randomId('turn')];
+      const user = (turnId: string | undefined, extra: Partial<NewMessage> = {}): NewMessage => ({
+        role: 'user',
+        content: [{ type: 'text', text: 'question' }],
+        ...(turnId === undefined ? {} : { turnId }),
+        ...extra,
+      });
+      const call = (turnId: string | undefined, model: string, usage: unknown): NewMessage =>
+        agentText('answer', {
+          ...(turnId === undefined ? {} : { turnId }),
+          metadata: { model, usage },
+        });
+      const toolResult = (turnId: string): NewMessage => ({
+        role: 'tool_result',
+        turnId,
+        content: [
+          { type: 'tool_result', toolCallId: randomId('call'), content: 'r', isError: false },
+        ],
+        metadata: { usage: { inputTokens: 1000, outputTokens: 1000 } },
+      });
+      await messages.storeMessages(sessionId, [
+        // Turn A: two model calls around a tool result.
+        user(turnA),
+        call(turnA, 'model-a', { inputTokens: 100, outputTokens: 10, cachedInputTokens: 60 }),
+        toolResult(turnA),
+        call(turnA, 'model-a', { inputTokens: 120, outputTokens: 12 }),
+        // A message without a turn (stored by hand) counts for the session only.
+        call(undefined, 'model-a', { inputTokens: 7, outputTokens: 7 }),
+        // Turn B: a steering message of the same turn in between, and two models.
+        user(turnB),
+        call(turnB, 'model-b', { inputTokens: 300, outputTokens: 30, reasoningTokens: 20 }),
+        user(turnB, { metadata: { steering: true, usage: { inputTokens: 5, outputTokens: 5 } } }),
+        call(turnB, 'model-a', { inputTokens: 50, outputTokens: 5 }),
+        // Turn C: no model call (stopped before it).
+        user(turnC),
+      ]);
+      // Another session with the same turn id is not counted.
+      await messages.storeMessage(
+        randomId('session'),
+        call(turnA, 'model-a', { inputTokens: 9999, outputTokens: 9999 }),
+      );
+
+      const turnATotals = [
+        {
+          model: 'model-a',
+          modelCalls: 2,
+          usage: { inputTokens: 220, outputTokens: 22, cachedInputTokens: 60 },
+        },
+      ];
+      const turnBTotals = [
+        { model: 'model-a', modelCalls: 1, usage: { inputTokens: 50, outputTokens: 5 } },
+        {
+          model: 'model-b',
+          modelCalls: 1,
+          usage: { inputTokens: 300, outputTokens: 30, reasoningTokens: 20 },
+        },
+      ];
+      expect(await messages.sumUsage(sessionId, { turnId: turnA })).toEqual(turnATotals);
+      expect(await messages.sumUsage(sessionId, { turnId: turnB })).toEqual(turnBTotals);
+      expect(await messages.sumUsage(sessionId, { turnId: turnC })).toEqual([]);
+      expect(await messages.sumUsage(sessionId, { turnId: randomId('turn') })).toEqual([]);
+      expect(await messages.sumUsage(randomId('session'), { turnId: turnA })).toEqual([]);
+      // The same as adding up the stored messages of the turn.
+      const all = await messages.load(sessionId);
+      for (const [turnId, expected] of [
+        [turnA, turnATotals],
+        [turnB, turnBTotals],
+      ] as const) {
+        const tally = new UsageTally();
+        for (const message of all) if (message.turnId === turnId) tally.add(message);
+        expect(tally.totals()).toEqual(expected);
+      }
+      // Without the option: the whole session, the call without a turn included.
+      expect(await messages.sumUsage(sessionId)).toEqual([
+        {
+          model: 'model-a',
+          modelCalls: 4,
+          usage: { inputTokens: 277, outputTokens: 34, cachedInputTokens: 60 },
+        },
+        turnBTotals[1],
+      ]);
+      // A call stored later for turn C shows in its sum at once; the others do not change.
+      await messages.storeMessage(
+        sessionId,
+        call(turnC, 'model-b', { inputTokens: 1, outputTokens: 2 }),
+      );
+      expect(await messages.sumUsage(sessionId, { turnId: turnC })).toEqual([
+        { model: 'model-b', modelCalls: 1, usage: { inputTokens: 1, outputTokens: 2 } },
+      ]);
+      expect(await messages.sumUsage(sessionId, { turnId: turnA })).toEqual(turnATotals);
+      expect(await messages.sumUsage(sessionId, { turnId: turnB })).toEqual(turnBTotals);
+    });
   });
 }

@@ -25,6 +25,7 @@ const BUILTIN_IDS = [
   'session_storage',
   'stateless_todo_list',
   'web_fetch',
+  'memory',
   'persistent_memory',
   'test_math',
   'test_weather',

@@ -1,7 +1,7 @@
 import { agentInstructionsCapability } from '@everruns-ts/capabilities-agent-instructions';
 import { currentTimeCapability } from '@everruns-ts/capabilities-current-time';
 import { fileSystemCapability } from '@everruns-ts/capabilities-file-system';
-import { memoryCapability } from '@everruns-ts/capabilities-memory';
+import { memoryCapability, persistentMemoryCapability } from '@everruns-ts/capabilities-memory';
 import { sessionCapability, sessionStorageCapability } from '@everruns-ts/capabilities-session';
 import { skillsCapability } from '@everruns-ts/capabilities-skills';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
@@ -13,8 +13,8 @@ import { type Capability, type CapabilityRegistry, PlatformDefinition } from '@e
 /**
  * The built-in capabilities, as upstream's `CapabilityRegistry::with_builtins()` registers them:
  * `current_time`, `session_file_system`, `agent_instructions`, `skills`, `session`,
- * `session_storage`, `stateless_todo_list`, `web_fetch`, `persistent_memory`, `test_math` and
- * `test_weather`. Registering them switches nothing on: a harness, agent or session still names
+ * `session_storage`, `stateless_todo_list`, `web_fetch`, `memory` (with its former id
+ * `persistent_memory` as an alias), `test_math` and `test_weather`. Registering them switches nothing on: a harness, agent or session still names
  * each one it uses by id.
  */
 export const BUILTIN_CAPABILITIES: readonly Capability[] = Object.freeze([
@@ -27,6 +27,7 @@ export const BUILTIN_CAPABILITIES: readonly Capability[] = Object.freeze([
   todoCapability,
   webFetchCapability as Capability,
   memoryCapability as Capability,
+  persistentMemoryCapability as Capability,
   testMathCapability,
   testWeatherCapability as Capability,
 ]);

@@ -1,9 +1,15 @@
 export {
+  DEFAULT_MEMORY_IMPORTANCE,
   MAX_MEMORY_CONTENT_CHARS,
   MEMORY_CAPABILITY_ID,
+  MEMORY_KINDS,
   type MemoryCapabilityConfig,
+  type MemoryKind,
   type MemoryView,
   memoryCapability,
   memoryCapabilityConfigSchema,
   memoryScope,
+  PERSISTENT_MEMORY_CAPABILITY_ID,
+  persistentMemoryCapability,
+  RESERVED_MEMORY_TAG_PREFIX,
 } from './memory-capability.js';

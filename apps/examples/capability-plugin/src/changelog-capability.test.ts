@@ -210,11 +210,12 @@ describe('built-ins and a user PlatformDefinition', () => {
       'session_storage',
       'stateless_todo_list',
       'web_fetch',
+      'memory',
       'persistent_memory',
       'test_math',
       'test_weather',
     ]);
-    expect(BUILTIN_CAPABILITIES).toHaveLength(11);
+    expect(BUILTIN_CAPABILITIES).toHaveLength(12);
   });
 
   it('uses only what a given platform registers, so a missing dependency fails the build', async () => {

@@ -4,6 +4,7 @@ import { ephemeralEventTests, eventBusTests } from './event-bus-tests.js';
 import { harnessStoreTests } from './harness-store-tests.js';
 import { mcpServerDefinitionTests } from './mcp-server-definition-tests.js';
 import { memoryStoreTests } from './memory-store-tests.js';
+import { messageSearchTests } from './message-search-tests.js';
 import { messageStoreTests } from './message-store-tests.js';
 import { providerStoreTests } from './provider-store-tests.js';
 import { asPartOfAggregate, defineRuntimeArea } from './runtime-area.js';
@@ -34,6 +35,7 @@ export function runtimeStoreConformance(initializer: RuntimeStoreInitializer): v
       sessionStoreTests(initializer);
       mcpServerDefinitionTests(initializer);
       messageStoreTests(initializer);
+      messageSearchTests(initializer);
       providerStoreTests(initializer);
       sessionStorageTests(initializer);
       memoryStoreTests(initializer);

@@ -9,9 +9,13 @@ import {
   type MessagePage,
   type MessagePageRequest,
   type MessageRole,
+  type MessageSearchPage,
+  type MessageSearchRequest,
   type ModelUsageTotal,
+  messageSearchText,
   type NewMessage,
   newId,
+  parseMessageSearchRequest,
   type RuntimeMessageStore,
   type StoreMessageOptions,
   type SumUsageOptions,
@@ -32,6 +36,18 @@ interface SessionMessages {
 }
 
 const EMPTY: readonly Message[] = Object.freeze([]);
+
+/** Lower-cased search text of each stored message, computed on a message's first search. */
+const SEARCH_TEXT = new WeakMap<Message, string>();
+
+function loweredSearchText(message: Message): string {
+  let text = SEARCH_TEXT.get(message);
+  if (text === undefined) {
+    text = messageSearchText(message).toLowerCase();
+    SEARCH_TEXT.set(message, text);
+  }
+  return text;
+}
 
 /**
  * Append-only message histories kept in memory.
@@ -157,6 +173,32 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
       else if (message.role === 'user' && message.turnId !== undefined) break;
     }
     return tally.totals();
+  }
+
+  /**
+   * Messages whose search text contains the query, case-insensitively, oldest first (see
+   * `RuntimeMessageStore.searchMessages`): a scan of the session's list, each message's
+   * lower-cased text computed once and kept. Throws `INVALID_INPUT` for a bad request.
+   */
+  async searchMessages(
+    sessionId: string,
+    request: MessageSearchRequest,
+  ): Promise<MessageSearchPage> {
+    const { query, roles, offset, limit } = parseMessageSearchRequest(request);
+    const needle = query.toLowerCase();
+    const found: Message[] = [];
+    let skipped = 0;
+    for (const message of this.#sessions.get(sessionId)?.list ?? EMPTY) {
+      if (roles && !roles.includes(message.role)) continue;
+      if (!loweredSearchText(message).includes(needle)) continue;
+      if (skipped < offset) {
+        skipped++;
+        continue;
+      }
+      if (found.length === limit) return { messages: found, hasMore: true };
+      found.push(message);
+    }
+    return { messages: found, hasMore: false };
   }
 
   /**

@@ -137,6 +137,49 @@ export const MIGRATIONS: readonly PostgresMigration[] = Object.freeze([
          ADD COLUMN turn_lease_expires_at timestamptz`,
     ],
   },
+  {
+    version: 3,
+    name: 'message search text',
+    // Additive: older code never reads the column and leaves it NULL on the rows it writes; such
+    // rows (and every row written before this version) are filled on their session's next search.
+    breaking: false,
+    statements: [
+      // The message's search text (`messageSearchText` of core), lower-cased by JavaScript's
+      // `toLowerCase` when the row is written, so the database's `lower()` never decides case.
+      `ALTER TABLE {schema}.messages ADD COLUMN search_text text`,
+      // The rows still to fill, found without reading the session's other rows.
+      `CREATE INDEX messages_search_pending ON {schema}.messages (session_hash)
+         WHERE search_text IS NULL`,
+      // A trigram index for the search's LIKE '%…%'. pg_trgm is a trusted extension (PostgreSQL
+      // 13+: a role with CREATE on the database may install it); when the role may not, or the
+      // server lacks it, the migration goes on without the index and searches read the session's
+      // rows through the primary key instead (still in SQL). An administrator can add it later:
+      // CREATE EXTENSION pg_trgm; CREATE INDEX messages_search_trgm ON <schema>.messages
+      // USING gin (search_text gin_trgm_ops);
+      `DO $migration$
+       DECLARE
+         trgm_schema name;
+       BEGIN
+         BEGIN
+           CREATE EXTENSION IF NOT EXISTS pg_trgm;
+         EXCEPTION WHEN OTHERS THEN
+           RAISE NOTICE 'pg_trgm could not be installed (%): message search runs without its index', SQLERRM;
+         END;
+         SELECT n.nspname INTO trgm_schema
+           FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = 'pg_trgm';
+         IF trgm_schema IS NOT NULL THEN
+           BEGIN
+             EXECUTE $sql$CREATE INDEX messages_search_trgm ON {schema}.messages USING gin (search_text $sql$
+               || quote_ident(trgm_schema) || $sql$.gin_trgm_ops)$sql$;
+           EXCEPTION WHEN insufficient_privilege OR undefined_object THEN
+             RAISE NOTICE 'the trigram index could not be created (%): message search runs without it', SQLERRM;
+           END;
+         END IF;
+       END
+       $migration$`,
+    ],
+  },
 ]);
 
 /** The newest schema version this code knows. */

@@ -9,9 +9,13 @@ import {
   type MessagePage,
   type MessagePageRequest,
   type MessageRole,
+  type MessageSearchPage,
+  type MessageSearchRequest,
   type ModelUsageTotal,
+  messageSearchText,
   type NewMessage,
   newId,
+  parseMessageSearchRequest,
   type RuntimeMessageStore,
   type StoreMessageOptions,
   type SumUsageOptions,
@@ -38,6 +42,56 @@ const MAX_SEQ = 2 ** 31 - 1;
  * escapes only unpaired ones), as a POSIX regular expression.
  */
 const UNSUPPORTED_ESCAPE = '\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})';
+
+/** Positions a search reads per statement at most. */
+const SEARCH_CHUNK = 5000;
+/** Rows filled per statement by a search that finds rows without `search_text`. */
+const FILL_BATCH = 500;
+
+/**
+ * The statement that finds a search's candidate positions: `$1` session hash, `$2` after this
+ * seq, `$3` the LIKE pattern, `$4` roles or NULL, `$5` whether every row's text comes back for a
+ * check in JavaScript (else only rows holding an escape), `$6` the row limit. Exported for the
+ * test that EXPLAINs it.
+ */
+export function searchCandidatesSql(table: string): string {
+  return `SELECT seq,
+                 CASE WHEN $5::boolean OR strpos(search_text, chr(1)) > 0 THEN search_text END
+                   AS check_text
+            FROM ${table}
+           WHERE session_hash = $1 AND seq > $2 AND search_text LIKE $3
+             AND ($4::text[] IS NULL OR role = ANY($4::text[]))
+           ORDER BY seq LIMIT $6`;
+}
+
+/** The `search_text` of a message: its search text lower-cased by JavaScript, encoded. */
+function storedSearchText(content: unknown): string {
+  const parts = Array.isArray(content)
+    ? content.filter((part) => part !== null && typeof part === 'object')
+    : [];
+  return encodeText(messageSearchText({ content: parts as Message['content'] }).toLowerCase());
+}
+
+/**
+ * The LIKE pattern of a lower-cased query. A query that starts with a low surrogate or ends with
+ * a high surrogate may match half of a stored pair, which the encoded text keeps whole: that code
+ * unit is left out of the pattern and every candidate is checked in JavaScript.
+ */
+export function searchPattern(needle: string): { pattern: string; verifyAll: boolean } {
+  let core = needle;
+  let verifyAll = false;
+  const first = core.charCodeAt(0);
+  if (first >= 0xdc00 && first <= 0xdfff) {
+    core = core.slice(1);
+    verifyAll = true;
+  }
+  const last = core.charCodeAt(core.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) {
+    core = core.slice(0, -1);
+    verifyAll = true;
+  }
+  return { pattern: `%${encodeText(core).replace(/[\\%_]/g, '\\$&')}%`, verifyAll };
+}
 
 /** A row of {@link PostgresMessageStore.sumUsage}'s aggregate (sums as numeric text). */
 interface UsageRow {
@@ -100,6 +154,8 @@ interface PreparedMessage {
   idempotencyKey: string | undefined;
   idempotencyHash: Buffer | null;
   row: Omit<MessageRow, 'seq'>;
+  /** The `search_text` column: the lower-cased search text, encoded. */
+  searchText: string;
 }
 
 const CONSTRAINT_SEQ = 'messages_session_seq';
@@ -158,9 +214,9 @@ export class PostgresMessageStore implements RuntimeMessageStore {
           const result = await client.query<{ seq: number }>(
             `INSERT INTO ${db.table('messages')}
                (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
-                content, metadata, created_at)
+                content, metadata, created_at, search_text)
              SELECT $1, COALESCE($2::integer, COALESCE(MAX(seq), 0) + 1), $3, $4, $5, $6, $7, $8,
-                    $9, $10, $11
+                    $9, $10, $11, $12
                FROM ${db.table('messages')} WHERE session_hash = $1
              HAVING $2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer
              RETURNING seq`,
@@ -176,6 +232,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
               prepared.row.content,
               prepared.row.metadata,
               prepared.row.created_at,
+              prepared.searchText,
             ],
           );
           const inserted = result.rows[0];
@@ -279,16 +336,16 @@ export class PostgresMessageStore implements RuntimeMessageStore {
              )
              INSERT INTO ${db.table('messages')}
                (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
-                content, metadata, created_at)
+                content, metadata, created_at, search_text)
              SELECT $1, base.last_seq + input.ordinality, input.id_hash, input.id,
                     input.idempotency_hash, input.idempotency_key, input.turn_id, input.role,
-                    input.content, input.metadata, input.created_at
+                    input.content, input.metadata, input.created_at, input.search_text
                FROM base,
                     unnest($2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-                           $8::text[], $9::text[], $10::text[])
+                           $8::text[], $9::text[], $10::text[], $11::text[])
                       WITH ORDINALITY AS input(id_hash, id, idempotency_hash, idempotency_key,
                                                turn_id, role, content, metadata, created_at,
-                                               ordinality)
+                                               search_text, ordinality)
              RETURNING seq`,
             [
               sessionHash,
@@ -301,6 +358,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
               fresh.map((entry) => entry.row.content),
               fresh.map((entry) => entry.row.metadata),
               fresh.map((entry) => entry.row.created_at),
+              fresh.map((entry) => entry.searchText),
             ],
           );
           const seqs = result.rows.map((row) => row.seq).sort((left, right) => left - right);
@@ -542,6 +600,91 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     return tally.totals();
   }
 
+  /**
+   * Messages whose search text (`messageSearchText` of core: text parts, tool results, tool call
+   * names and JSON arguments) contains the query, case-insensitively, oldest first, paged (see
+   * `RuntimeMessageStore.searchMessages`). Throws `INVALID_INPUT` for a bad request.
+   *
+   * Each row keeps its search text lower-cased by JavaScript in `search_text` (written with the
+   * message; rows from before schema version 3 are filled here on the session's first search),
+   * and the query, lower-cased the same way, is matched with `LIKE '%…%'`, which the trigram
+   * index `messages_search_trgm` serves; only the matching positions are read, then the page's
+   * messages. A row whose stored text holds an escape (NUL, U+0001, a lone surrogate) is checked
+   * again in JavaScript, so the answers are exactly the reference's.
+   */
+  async searchMessages(
+    sessionId: string,
+    request: MessageSearchRequest,
+  ): Promise<MessageSearchPage> {
+    requireString(sessionId, 'sessionId');
+    const { query, roles, offset, limit } = parseMessageSearchRequest(request);
+    const needle = query.toLowerCase();
+    const { pattern, verifyAll } = searchPattern(needle);
+    const sessionHash = textDigest(sessionId);
+    const { db } = this.#context;
+    const chunk = Math.min(Math.max(offset + limit + 1, 100), SEARCH_CHUNK);
+    return db.run('searchMessages', async (client) => {
+      await this.#fillSearchText(client, sessionHash);
+      const matched: number[] = [];
+      let skipped = 0;
+      let afterSeq = 0;
+      for (;;) {
+        const result = await client.query<{ seq: number; check_text: string | null }>(
+          searchCandidatesSql(db.table('messages')),
+          [sessionHash, afterSeq, pattern, roles ?? null, verifyAll, chunk],
+        );
+        for (const row of result.rows) {
+          if (row.check_text !== null && !decodeText(row.check_text).includes(needle)) continue;
+          if (skipped < offset) {
+            skipped++;
+            continue;
+          }
+          matched.push(row.seq);
+          if (matched.length > limit) break;
+        }
+        if (matched.length > limit || result.rows.length < chunk) break;
+        afterSeq = result.rows[result.rows.length - 1]!.seq;
+      }
+      const seqs = matched.slice(0, limit);
+      if (seqs.length === 0) return { messages: [], hasMore: false };
+      const rows = await client.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM ${db.table('messages')}
+          WHERE session_hash = $1 AND seq = ANY($2::integer[]) ORDER BY seq`,
+        [sessionHash, seqs],
+      );
+      return {
+        messages: rows.rows.map((row) => messageFromRow(sessionId, row)),
+        hasMore: matched.length > limit,
+      };
+    });
+  }
+
+  /** Fills `search_text` of the session's rows written without it (before schema version 3). */
+  async #fillSearchText(client: Queryable, sessionHash: Buffer): Promise<void> {
+    const { db } = this.#context;
+    for (;;) {
+      const pending = await client.query<{ seq: number; content: string }>(
+        `SELECT seq, content FROM ${db.table('messages')}
+          WHERE session_hash = $1 AND search_text IS NULL ORDER BY seq LIMIT ${FILL_BATCH}`,
+        [sessionHash],
+      );
+      if (pending.rows.length === 0) return;
+      await client.query(
+        `UPDATE ${db.table('messages')} AS m SET search_text = v.search_text
+           FROM unnest($2::integer[], $3::text[]) AS v(seq, search_text)
+          WHERE m.session_hash = $1 AND m.seq = v.seq AND m.search_text IS NULL`,
+        [
+          sessionHash,
+          pending.rows.map((row) => row.seq),
+          pending.rows.map((row) =>
+            storedSearchText(parseStored<unknown>(row.content, 'message content')),
+          ),
+        ],
+      );
+      if (pending.rows.length < FILL_BATCH) return;
+    }
+  }
+
   #prepare(sessionId: string, message: NewMessage, now: string): PreparedMessage {
     if (message === null || typeof message !== 'object') {
       throw everrunsError('INVALID_INPUT', 'A message must be an object');
@@ -576,6 +719,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
         metadata,
         created_at: encodeText(message.createdAt ?? now),
       },
+      searchText: storedSearchText(message.content),
     };
   }
 

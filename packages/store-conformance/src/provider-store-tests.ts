@@ -21,6 +21,22 @@ export function providerStoreTests(initializer: RuntimeStoreInitializer): void {
       expect(await providers.getModelWithProvider(randomId('model'))).toBeNull();
     });
 
+    it('keeps a model’s context window, registered and as the default', async () => {
+      const { providers } = backends();
+      const modelId = randomId('model');
+      const model: ModelWithProvider = {
+        model: 'gpt-4o-mini',
+        providerType: 'openai',
+        contextWindow: 128_000,
+      };
+      await providers.addModel(modelId, model);
+      expect(await providers.getModelWithProvider(modelId)).toEqual(model);
+      await withFreshBackends(async (fresh) => {
+        await fresh.providers.setDefaultModel({ ...model, contextWindow: 2_000 });
+        expect((await fresh.providers.getDefaultModel())?.contextWindow).toBe(2_000);
+      });
+    });
+
     it('replaces a model registered under the same id', async () => {
       const { providers } = backends();
       const modelId = randomId('model');

@@ -46,6 +46,9 @@ export {
   agentSchema,
   type CapabilityConfig,
   capabilityConfigSchema,
+  type DeclaredTool,
+  type DeclaredToolInput,
+  declaredToolSchema,
   definitionStatusSchema,
   type FileEncoding,
   fileEncodingSchema,
@@ -54,6 +57,8 @@ export {
   harnessSchema,
   type InitialFile,
   initialFileSchema,
+  type NetworkAccessList,
+  networkAccessListSchema,
   type Session,
   type SessionInput,
   type SessionStatus,
@@ -350,6 +355,11 @@ export {
   type ValidateTurnInputRequest,
   validateTurnInput,
 } from './engine/validate-turn-input.js';
+export {
+  foldNetworkAccess,
+  isUrlAllowed,
+  NETWORK_ACCESS_NONE,
+} from './network-access.js';
 export { redactSecretValues, secretValueForms } from './redact-secret-values.js';
 export {
   createSecretRedactor,

@@ -1,5 +1,14 @@
-import type { Agent, CapabilityConfig, Harness, InitialFile, Session } from '../domain.js';
+import type {
+  Agent,
+  CapabilityConfig,
+  DeclaredTool,
+  Harness,
+  InitialFile,
+  NetworkAccessList,
+  Session,
+} from '../domain.js';
 import type { McpServerConfig, McpServers } from '../mcp.js';
+import { foldNetworkAccess } from '../network-access.js';
 
 /** A session's effective settings: harness chain (root first), then agent, then session. */
 export interface SessionOverlay {
@@ -17,8 +26,18 @@ export interface SessionOverlay {
   maxIterations: number | undefined;
   /** Initial files by path; a later layer's file replaces an earlier one at the same path. */
   initialFiles: InitialFile[];
-  /** Tool allow-list of the agent (empty = every tool of the enabled capabilities). */
+  /** Tool allow-list of the agent: its string `tools` (empty = every tool of the enabled capabilities). */
   toolAllowList: string[];
+  /**
+   * The tools the agent and session declare (their `DeclaredTool`s), agent first; a session
+   * tool replaces an agent tool of the same name.
+   */
+  declaredTools: DeclaredTool[];
+  /**
+   * The folded network access list (see `foldNetworkAccess`), or undefined when no layer sets
+   * one: a later layer only narrows `allowed` and adds to `blocked`.
+   */
+  networkAccess: NetworkAccessList | undefined;
   /**
    * The enabled MCP servers by name, in overlay order: a later layer's entry of a name replaces
    * the earlier one, and an entry with `disabled: true` switches the server off.
@@ -39,6 +58,7 @@ export function foldOverlay(
     maxIterations?: number | undefined;
     modelId?: string | undefined;
     mcpServers?: McpServers | undefined;
+    networkAccess?: NetworkAccessList | undefined;
   }> = [
     ...harnessChain.map((harness) => ({ ...harness, modelId: harness.defaultModelId })),
     ...(agent ? [{ ...agent, modelId: agent.defaultModelId }] : []),
@@ -50,7 +70,9 @@ export function foldOverlay(
   const mcpServers = new Map<string, McpServerConfig>();
   let maxIterations: number | undefined;
   let modelId: string | undefined;
+  let networkAccess: NetworkAccessList | undefined;
   for (const layer of layers) {
+    networkAccess = foldNetworkAccess(networkAccess, layer.networkAccess);
     if (layer.systemPrompt?.trim()) systemPrompts.push(layer.systemPrompt);
     for (const capability of layer.capabilities) {
       capabilities.delete(capability.id);
@@ -74,9 +96,22 @@ export function foldOverlay(
     modelId,
     maxIterations,
     initialFiles: [...files.values()],
-    toolAllowList: agent?.tools ?? [],
+    toolAllowList: (agent?.tools ?? []).filter((tool): tool is string => typeof tool === 'string'),
+    declaredTools: foldDeclaredTools(agent, session),
+    networkAccess,
     mcpServers: Object.fromEntries(
       [...mcpServers].filter(([, server]) => server.disabled !== true),
     ),
   };
+}
+
+function foldDeclaredTools(agent: Agent | null, session: Session): DeclaredTool[] {
+  const tools = new Map<string, DeclaredTool>();
+  for (const tool of agent?.tools ?? []) if (typeof tool !== 'string') tools.set(tool.name, tool);
+  // Sessions stored before declared tools existed have no `tools`.
+  for (const tool of session.tools ?? []) {
+    tools.delete(tool.name);
+    tools.set(tool.name, tool);
+  }
+  return [...tools.values()];
 }

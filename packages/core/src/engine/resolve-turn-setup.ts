@@ -1,6 +1,7 @@
+import { z } from 'zod';
 import type { ToolDefinition, ToolSpec } from '../capability.js';
 import { toolSpec } from '../capability-kit.js';
-import type { Agent, Harness } from '../domain.js';
+import type { Agent, DeclaredTool, Harness } from '../domain.js';
 import { EverrunsError } from '../errors.js';
 import type { SessionSetupSnapshot, TurnSnapshot } from '../stores.js';
 import { type DependencyBlocker, detectDependencyBlocker } from './detect-dependency-blocker.js';
@@ -61,6 +62,7 @@ export async function resolveTurnSetup(
       toolSpecs.push(toolSpec(tool));
     }
   }
+  addDeclaredTools(dependencies, overlay.declaredTools, tools, toolSpecs);
   const mcp =
     dependencies.mcp && Object.keys(overlay.mcpServers).length > 0
       ? await addMcpTools(
@@ -100,4 +102,65 @@ export function dependencyBlockedError(blocker: DependencyBlocker): EverrunsErro
     message: blocker.message,
     details: { blocker },
   });
+}
+
+/** Where a declared tool runs: a client-side one belongs to this pseudo-capability id. */
+export const DECLARED_TOOL_CAPABILITY_ID = 'declared_tools';
+
+/**
+ * Adds the agent's and session's declared tools: a client-side one as a tool the turn waits on
+ * (its parameters shown to the model as written), a built-in one as the tool of that name of a
+ * registered capability (default configuration) unless an enabled capability already offers it.
+ * A declared tool replaces a capability tool of the same name. Throws `CAPABILITY_NOT_FOUND` for
+ * a built-in name no registered capability has.
+ */
+function addDeclaredTools(
+  dependencies: AtomDependencies,
+  declared: readonly DeclaredTool[],
+  tools: Map<string, TurnTool>,
+  toolSpecs: ToolSpec[],
+): void {
+  for (const entry of declared) {
+    let turnTool: TurnTool;
+    if (entry.type === 'client_side') {
+      turnTool = {
+        tool: {
+          name: entry.name,
+          description: entry.description,
+          inputSchema: z.record(z.string(), z.unknown()),
+          inputJsonSchema: entry.parameters,
+          clientSide: true,
+          execute: () => {
+            throw new EverrunsError({
+              code: 'STATE_INVALID',
+              message: `Tool ${entry.name} is client-side: the host submits its result`,
+            });
+          },
+        },
+        capabilityId: DECLARED_TOOL_CAPABILITY_ID,
+        config: undefined,
+      };
+    } else {
+      if (tools.has(entry.name)) continue;
+      const found = dependencies.capabilities
+        .list()
+        .find((capability) => capability.tools.some((tool) => tool.name === entry.name));
+      const tool = found?.tools.find((candidate) => candidate.name === entry.name);
+      if (!found || !tool) {
+        throw new EverrunsError({
+          code: 'CAPABILITY_NOT_FOUND',
+          message: `No registered capability has the built-in tool ${entry.name}`,
+          details: { toolName: entry.name },
+        });
+      }
+      const resolved = dependencies.capabilities
+        .resolve([{ id: found.id }])
+        .find((candidate) => candidate.capability.id === found.id);
+      turnTool = { tool: tool as ToolDefinition, capabilityId: found.id, config: resolved?.config };
+    }
+    const index = toolSpecs.findIndex((spec) => spec.name === entry.name);
+    if (index >= 0) toolSpecs.splice(index, 1);
+    tools.set(entry.name, turnTool);
+    toolSpecs.push(toolSpec(turnTool.tool));
+  }
 }

@@ -222,6 +222,46 @@ describe.each(Object.keys(backendsByName))('budgeting on %s', (backendName) => {
     await runtime.close();
   });
 
+  it('check_budget says warning when little of a limit is left, and exhausted when the next call will be refused', async () => {
+    const check = (id: string) => [{ id, name: 'check_budget', arguments: {} }];
+    // 15 of 18 tokens per turn after the first call: 16.7% left, under the warning threshold.
+    const low = await build(
+      { turn: { maxTokens: PER_CALL + 3 } },
+      LlmSimConfig.fixed('ok')
+        .withUsage(USAGE)
+        .withToolCallSequence([check('w1'), []]),
+    );
+    expect((await low.runtime.runTextTurn(low.sessionId, 'check')).success).toBe(true);
+    const [warning] = toolResults(await low.runtime.backends.messages.load(low.sessionId));
+    const warned = JSON.parse(warning?.content ?? '{}') as CheckBudgetResult;
+    expect(warned.status).toBe('warning');
+    expect(warned.budgets[0]).toMatchObject({
+      used: PER_CALL,
+      remaining: 3,
+      percentRemaining: Math.round((3 / (PER_CALL + 3)) * 1000) / 10,
+      status: 'active',
+    });
+    expect(warned.hint).toContain('finish the core task');
+    await low.runtime.close();
+
+    // The first call uses the whole session budget: the tool says so, and the next call is refused.
+    const spent = await build(
+      { session: { maxTokens: PER_CALL } },
+      LlmSimConfig.fixed('ok')
+        .withUsage(USAGE)
+        .withToolCallSequence([check('x1'), []]),
+    );
+    const stopped = await spent.runtime.runTextTurn(spent.sessionId, 'check');
+    expect(stopped.stopReason).toBe('budget_exhausted');
+    const [exhausted] = toolResults(await spent.runtime.backends.messages.load(spent.sessionId));
+    expect(JSON.parse(exhausted?.content ?? '{}')).toMatchObject({
+      status: 'exhausted',
+      budgets: [{ name: 'session.maxTokens', used: PER_CALL, remaining: 0, status: 'exhausted' }],
+    });
+    expect(spent.driver.requests).toHaveLength(1);
+    await spent.runtime.close();
+  });
+
   it('a cost budget stops the turn once the priced usage reaches it', async () => {
     const price = { inputPerMillion: 2000, outputPerMillion: 8000 };
     const perCall = usageCost(USAGE, price);

@@ -38,7 +38,18 @@ beforeAll(async () => {
   );
   await backends.migrate();
   await backends.providers.setDefaultModel(LLMSIM_DEFAULT_MODEL);
-  driver = new LlmSimDriver(LlmSimConfig.fixed('durable ok').withUsage(USAGE));
+  // Calls check_budget when the latest user message asks for it, else answers.
+  driver = new LlmSimDriver(
+    LlmSimConfig.fromFunction((request) => {
+      const last = request.messages.at(-1);
+      const asks =
+        last?.role === 'user' &&
+        last.content.some((part) => part.type === 'text' && part.text.includes('check_budget'));
+      return asks
+        ? { toolCalls: [{ id: 'budget_1', name: 'check_budget', arguments: {} }], usage: USAGE }
+        : { text: 'durable ok', usage: USAGE };
+    }),
+  );
   const drivers = new DriverRegistry();
   drivers.register(driver);
   const platform = new PlatformDefinition(
@@ -126,6 +137,22 @@ describe('budgeting in host-pgboss', () => {
       error: { details: { limitName: 'session.maxTokens', used: 2 * PER_CALL, limit } },
     });
     expect((await backends.sessions.getSession(sessionId))?.status).toBe('idle');
+  });
+
+  it('check_budget runs in a durable act step with the session’s usage', async () => {
+    const limit = 10 * PER_CALL;
+    const sessionId = await createSession({ session: { maxTokens: limit } });
+    expect(await runDurableTurn(sessionId, 'warm up')).toMatchObject({ success: true });
+    expect(await runDurableTurn(sessionId, 'please check_budget')).toMatchObject({
+      success: true,
+    });
+    const result = (await backends.messages.load(sessionId))
+      .flatMap((message) => message.content)
+      .find((part) => part.type === 'tool_result');
+    expect(result?.type === 'tool_result' && JSON.parse(result.content)).toMatchObject({
+      status: 'active',
+      budgets: [{ name: 'session.maxTokens', used: 2 * PER_CALL, limit }],
+    });
   });
 
   it('a cost budget is priced with the host’s prices option', async () => {

@@ -104,8 +104,9 @@ export function countedTokens(totals: readonly ModelUsageTotal[]): number {
 }
 
 /**
- * The cost of some totals at `prices`, or the models without a price (`null` for stored calls
- * that name no model is reported as `(unnamed)`).
+ * The cost of some totals at `prices` (see `findModelPrice` and `usageCost` of
+ * `@everruns-ts/core`), or the models without a price; calls whose messages name no model are
+ * reported as `(unnamed)`.
  */
 export function pricedCost(
   totals: readonly ModelUsageTotal[],

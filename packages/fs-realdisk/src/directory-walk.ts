@@ -15,6 +15,12 @@ import { fileError, systemCode } from './errors.js';
 import { readBounded } from './file-content.js';
 import type { HandleScope } from './handle-scope.js';
 import {
+  enterIgnoreDirectory,
+  type IgnoreChain,
+  ignoreEverythingChain,
+  isIgnored,
+} from './ignore-rules.js';
+import {
   childPath,
   type DirectoryRef,
   openExistingDirectory,
@@ -25,6 +31,17 @@ import { type DiskLimits, toFileStat } from './stat-checks.js';
 
 /** Deepest directory level a recursive walk descends to. */
 const MAX_WALK_DEPTH = 256;
+
+/** Options of {@link walkDirectory}. */
+export interface WalkOptions {
+  maxEntries: number;
+  signal: AbortSignal | undefined;
+  /**
+   * Told of each directory the walk enters (the start too), with its sorted names, before any
+   * of them is visited.
+   */
+  onEnter?: (directory: DirectoryRef, path: string, names: readonly string[]) => Promise<void>;
+}
 
 /** One entry a walk visits: its workspace path, the open directory holding it, its `lstat`. */
 export interface WalkEntry {
@@ -59,7 +76,8 @@ interface WalkFrame {
  * Depth-first walk under `start` in name order, never following links, each directory opened
  * inside its parent and checked. Stops with `LIMIT_EXCEEDED` past `maxEntries` entries or
  * {@link MAX_WALK_DEPTH} levels; a directory seen twice (a bind-mount loop) is not re-entered;
- * a directory swapped while it is opened is skipped. `visit` returning `'stop'` ends the walk.
+ * a directory swapped while it is opened is skipped. `visit` returning `'stop'` ends the walk;
+ * returning `'skip'` for a directory leaves it unentered.
  * The walk keeps its own stack of open directories (no recursion), so its depth costs no call
  * stack; every directory it opened is closed however it ends.
  */
@@ -68,7 +86,7 @@ export async function walkDirectory(
   scope: HandleScope,
   start: DirectoryRef,
   startPath: string,
-  options: { maxEntries: number; signal: AbortSignal | undefined },
+  options: WalkOptions,
   visit: (entry: WalkEntry) => unknown,
 ): Promise<void> {
   let visited = 0;
@@ -84,6 +102,7 @@ export async function walkDirectory(
       seen.add(key);
       const names = (await readdir(resolver.directoryPath(directory))).sort();
       await resolver.verifyChain(directory, path);
+      await options.onEnter?.(directory, path, names);
       stack.push({ directory, path, depth, names, next: 0, owned });
     } catch (error) {
       if (owned) await scope.release(directory.handle);
@@ -113,8 +132,9 @@ export async function walkDirectory(
         throw error;
       }
       const entryPath = childPath(path, name);
-      if ((await visit({ path: entryPath, parent: directory, name, stat })) === 'stop') return;
-      if (!stat.isDirectory()) continue;
+      const outcome = await visit({ path: entryPath, parent: directory, name, stat });
+      if (outcome === 'stop') return;
+      if (outcome === 'skip' || !stat.isDirectory()) continue;
       if (depth >= MAX_WALK_DEPTH) throw walkLimitExceeded(startPath, options.maxEntries);
       let child: DirectoryRef;
       try {
@@ -280,15 +300,34 @@ export async function grepFiles(
     pathMatcher: PathMatcher | undefined;
     scan: GrepScan;
     signal: AbortSignal | undefined;
+    /** The ignore rules above the workspace root; absent: ignore files are not honoured. */
+    ignoreRoot?: IgnoreChain;
   },
   limits: DiskLimits,
 ): Promise<GrepMatch[]> {
   const { matcher, pathMatcher, scan } = search;
   const directory = await openWalkStart(resolver, scope, search.start);
   if (!directory) return [];
-  const options = { maxEntries: limits.maxWalkEntries, signal: search.signal };
+  const options: WalkOptions = { maxEntries: limits.maxWalkEntries, signal: search.signal };
+  // The chain in force in each directory entered, by workspace path.
+  const chains = new Map<string, IgnoreChain>();
+  const ignoreRoot = search.ignoreRoot;
+  if (ignoreRoot) {
+    const above = await ancestorIgnoreChain(resolver, scope, search.start, ignoreRoot);
+    options.onEnter = async (entered, path, names) => {
+      const parent = path === search.start ? above : chains.get(parentPath(path));
+      chains.set(
+        path,
+        await enterIgnoreDirectory(resolver, scope, entered, path, names, parent ?? above),
+      );
+    };
+  }
   await walkDirectory(resolver, scope, directory, search.start, options, async (entry) => {
     if (!(await scan.checkpoint())) return 'stop';
+    if (ignoreRoot) {
+      const chain = chains.get(parentPath(entry.path));
+      if (chain && isIgnored(chain, entry.path, entry.stat.isDirectory())) return 'skip';
+    }
     if (!entry.stat.isFile()) return;
     if (pathMatcher && !pathMatcher.test(entry.path)) return;
     if (entry.stat.size > BigInt(limits.maxFileBytes)) return;
@@ -326,4 +365,37 @@ export async function grepFiles(
   return scan.matches.sort((left, right) =>
     left.path === right.path ? left.lineNumber - right.lineNumber : left.path < right.path ? -1 : 1,
   );
+}
+
+function parentPath(path: string): string {
+  const index = path.lastIndexOf('/');
+  return index <= 0 ? '/' : path.slice(0, index);
+}
+
+/**
+ * The ignore chain in force above `start`: the rules of every directory from the root down to
+ * `start`'s parent, read as a walk from the root would (a grep whose glob starts below the root
+ * still honours the ignore files above it). A directory on the way that is itself ignored makes
+ * everything under it ignored; the caller's walk then finds nothing, as a walk from the root
+ * would not have entered it.
+ */
+async function ancestorIgnoreChain(
+  resolver: PathResolver,
+  scope: HandleScope,
+  start: string,
+  root: IgnoreChain,
+): Promise<IgnoreChain> {
+  if (start === '/') return root;
+  let chain = root;
+  let path = '/';
+  for (const segment of start.slice(1).split('/')) {
+    const directory = await openWalkStart(resolver, scope, path);
+    if (!directory) return chain;
+    const names = (await readdir(resolver.directoryPath(directory))).sort();
+    chain = await enterIgnoreDirectory(resolver, scope, directory, path, names, chain);
+    const next = path === '/' ? `/${segment}` : `${path}/${segment}`;
+    if (isIgnored(chain, next, true)) return ignoreEverythingChain();
+    path = next;
+  }
+  return chain;
 }

@@ -44,6 +44,16 @@ export interface RealDiskFileStoreOptions {
    * `DEFAULT_GREP_LIMITS` (1,000 characters, 100,000 characters, 100 MiB, 10 s, 20 ms).
    */
   grepLimits?: Partial<GrepLimits>;
+  /**
+   * Whether `grepFiles` honours ignore files, as upstream's real-disk store does: `.ignore` files
+   * always, `.gitignore` files when the workspace is inside a git repository (a `.git` in the root
+   * or a directory above it, or in the directory holding the `.gitignore` or above it), each for
+   * the paths under its own directory, a deeper file (and `.ignore` over `.gitignore`) overriding
+   * a shallower one, `!` rules re-including, nothing under an ignored directory searched.
+   * `.git/info/exclude` and global git excludes are not read. Default `true`; `globFiles`,
+   * listings and reads are never filtered.
+   */
+  honorIgnoreFiles?: boolean;
   /** Create `root` (and its parents) when it does not exist. Default `false`: a missing root is `CONFIGURATION`. */
   createRoot?: boolean;
   /**

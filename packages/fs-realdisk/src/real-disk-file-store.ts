@@ -43,6 +43,7 @@ import {
 } from './errors.js';
 import { encodeContent, readBounded } from './file-content.js';
 import { HandleScope } from './handle-scope.js';
+import { rootIgnoreChain } from './ignore-rules.js';
 import {
   CREATE_PARENTS,
   childPath,
@@ -102,6 +103,8 @@ export class RealDiskFileStore implements SessionFileSystem {
   readonly maxWalkEntries: number;
   /** The resolution mode in use: `descriptor` (race-free) or `path`. */
   readonly resolution: 'descriptor' | 'path';
+  /** See {@link RealDiskFileStoreOptions.honorIgnoreFiles}. */
+  readonly honorIgnoreFiles: boolean;
   readonly #resolver: PathResolver;
   readonly #limits: DiskLimits;
   readonly #grepLimits: GrepLimits;
@@ -132,6 +135,7 @@ export class RealDiskFileStore implements SessionFileSystem {
       DEFAULT_MAX_WALK_ENTRIES,
     );
     this.#grepLimits = resolveGrepLimits(options.grepLimits);
+    this.honorIgnoreFiles = options.honorIgnoreFiles ?? true;
     const allowHardLinks = options.allowHardLinks ?? false;
     this.#limits = {
       maxFileBytes: this.maxFileBytes,
@@ -401,7 +405,8 @@ export class RealDiskFileStore implements SessionFileSystem {
    * Lines matching a regular expression (RE2 syntax, matched in linear time by
    * `options.regexEngine` when given, else by `re2js`) in UTF-8 files whose path matches
    * `pathPattern`, sorted by path and line. Skips files over `maxFileBytes`, non-UTF-8 files and
-   * files that cannot be read safely (links, FIFOs, multiply linked files). Bounded by `grepLimits` (bytes, time, line length; reported through
+   * files that cannot be read safely (links, FIFOs, multiply linked files), and what ignore
+   * files exclude (see {@link RealDiskFileStoreOptions.honorIgnoreFiles}). Bounded by `grepLimits` (bytes, time, line length; reported through
    * `onLimitReached`), yielding to the event loop every `grepLimits.sliceMs`. Throws
    * `INVALID_INPUT` for a bad pattern or a backreference or lookaround, `LIMIT_EXCEEDED` for a
    * pattern or glob too long.
@@ -428,7 +433,8 @@ export class RealDiskFileStore implements SessionFileSystem {
       signal: options.signal,
       onLimitReached: options.onLimitReached,
     });
-    const search = { start, matcher, pathMatcher, scan, signal: options.signal };
+    const ignoreRoot = this.honorIgnoreFiles ? await rootIgnoreChain(this.root) : undefined;
+    const search = { start, matcher, pathMatcher, scan, signal: options.signal, ignoreRoot };
     return this.#withScope(start, (scope) =>
       grepFiles(this.#resolver, scope, search, this.#limits),
     );

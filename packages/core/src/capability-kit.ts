@@ -29,6 +29,20 @@ const capabilityShape = z.object({
       'must be a function',
     )
     .optional(),
+  commands: z
+    .array(
+      z.object({
+        name: z
+          .string()
+          .regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-" (no "/")'),
+        description: z.string(),
+        execute: z.custom<(...args: unknown[]) => unknown>(
+          (value) => typeof value === 'function',
+          'must be a function',
+        ),
+      }),
+    )
+    .optional(),
   tools: z.array(
     z.object({
       name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"'),
@@ -43,8 +57,15 @@ const capabilityShape = z.object({
 });
 
 /**
- * Declares a capability, validating its shape (ids, tool names, schemas). Throws
- * `EverrunsError` `INVALID_INPUT` naming the bad field.
+ * Declares a capability, validating its shape (ids, tool and command names, schemas, that each
+ * hook and `execute` is a function). Throws `EverrunsError` `INVALID_INPUT` naming the bad field,
+ * `DUPLICATE_ID` for a tool or command declared twice.
+ *
+ * Hooks (`beforeModelCall`, `beforeToolCall`, `afterToolCall`) run in the order the session's
+ * capabilities resolve (harness, agent, session layers; dependencies first), each seeing the
+ * changes of the ones before it. A hook that throws is contained: it fails what it wraps (the
+ * model call ends the turn with `CAPABILITY_FAILED`; a tool call becomes a tool error the model
+ * sees), never the runtime.
  */
 export function defineCapability<TConfig = unknown>(
   capability: Capability<TConfig>,
@@ -66,7 +87,21 @@ export function defineCapability<TConfig = unknown>(
     }
     names.add(tool.name);
   }
-  return Object.freeze({ ...capability, tools: Object.freeze([...capability.tools]) });
+  const commandNames = new Set<string>();
+  for (const command of capability.commands ?? []) {
+    if (commandNames.has(command.name)) {
+      throw new EverrunsError({
+        code: 'DUPLICATE_ID',
+        message: `Capability ${capability.id} declares command /${command.name} twice`,
+      });
+    }
+    commandNames.add(command.name);
+  }
+  return Object.freeze({
+    ...capability,
+    tools: Object.freeze([...capability.tools]),
+    ...(capability.commands ? { commands: Object.freeze([...capability.commands]) } : {}),
+  });
 }
 
 /** Declares one tool with its input type inferred from the zod schema. */

@@ -1,7 +1,8 @@
 import type { z } from 'zod';
 import type { CapabilityHooks, UsageSnapshot } from './capability-hooks.js';
-import type { Session } from './domain.js';
+import type { CapabilityConfig, Session } from './domain.js';
 import type { SessionFileSystem } from './file-system.js';
+import type { Message } from './message.js';
 import type {
   MemoryStore,
   MessageSearchPage,
@@ -40,6 +41,12 @@ export interface ToolContext<TConfig = unknown> {
    * prices (the `check_budget` tool of `budgeting`). Set by the runtime's act step; optional.
    */
   usage?(): Promise<UsageSnapshot>;
+  /**
+   * Switches capabilities of this session on and off (persisted; seen from the next reason
+   * step). Set by the runtime's act step; a tool offering it to the model must check what the
+   * embedder allows (see `capabilities-session`'s `capability_requests`).
+   */
+  capabilityChanges?: SessionCapabilityChanges;
   /** This capability's validated configuration for the session. */
   config: TConfig;
   /** Fires when the turn is cancelled or the tool's timeout passes. */
@@ -123,6 +130,60 @@ export interface Capability<TConfig = unknown> extends CapabilityHooks<TConfig> 
       ) => Promise<string | null | undefined> | string | null | undefined);
   /** Tools the capability provides. */
   tools: readonly ToolDefinition<never, TConfig>[];
+  /**
+   * Slash commands (`/todos`, …) the embedder lists and runs for a session without a model call
+   * (`runtime.listCommands` / `runtime.executeCommand`). Names are unique within a capability;
+   * across a session's capabilities the first in capability order wins.
+   */
+  commands?: readonly CapabilityCommand<TConfig>[];
+}
+
+/** What a {@link CapabilityCommand} sees when it runs. */
+export interface CommandContext<TConfig = unknown> {
+  sessionId: string;
+  /** The command's name as declared (without the `/`). */
+  command: string;
+  /** This capability's validated configuration for the session. */
+  config: TConfig;
+  /** The session's workspace. */
+  fileSystem: SessionFileSystem;
+  /** The session's key/value storage. */
+  storage: SessionStorageStore;
+  /** Long-lived memory. */
+  memory: MemoryStore;
+  /** The session store. */
+  sessions: RuntimeSessionStore;
+  /** The session's history, oldest first (read when called). */
+  messages(): Promise<Message[]>;
+  /** Fires when the caller cancels the command. */
+  signal?: AbortSignal;
+}
+
+/** What a command returns: text for the user, and optional structured data. */
+export interface CommandResult {
+  /** What to show the user. */
+  text: string;
+  /** Structured data for an embedder's own display (JSON-serialisable). */
+  data?: unknown;
+}
+
+/**
+ * A slash command of a capability: run by the embedder for a session, outside any turn and
+ * without a model call (upstream's `execute_command`). Nothing is written to the history.
+ */
+export interface CapabilityCommand<TConfig = unknown> {
+  /** The name typed after `/`: 1-64 letters, digits, `_` or `-` (`todos` for `/todos`). */
+  name: string;
+  /** What the command does, for a command palette. */
+  description: string;
+  /**
+   * Runs the command with the text after its name (trimmed, `''` when none). Return a string or
+   * a {@link CommandResult}; throwing makes `executeCommand` reject with `CAPABILITY_FAILED`.
+   */
+  execute(
+    args: string,
+    context: CommandContext<TConfig>,
+  ): Promise<CommandResult | string> | CommandResult | string;
 }
 
 /** The session's history as a tool reads it: a text search with paging. */
@@ -133,4 +194,31 @@ export interface SessionHistoryAccess {
    * scan page by page.
    */
   search(request: MessageSearchRequest): Promise<MessageSearchPage>;
+}
+
+/** What a live capability change of a session changed (`runtime.activateCapability` / `deactivateCapability`). */
+export interface CapabilityChange {
+  sessionId: string;
+  capabilityId: string;
+  action: 'activated' | 'deactivated';
+  /** False when the session's capability list was already so (nothing written, no event). */
+  changed: boolean;
+  /** Tool names the model is offered from now on, and no longer. */
+  toolsAdded: string[];
+  toolsRemoved: string[];
+  /** Ids of the capabilities whose `<capability id="…">` system-prompt section appears, or goes. */
+  promptSectionsAdded: string[];
+  promptSectionsRemoved: string[];
+  /** The session's own capability list now (as stored). */
+  capabilities: CapabilityConfig[];
+}
+
+/**
+ * Live capability changes of one session, for a tool (see {@link ToolContext.capabilityChanges}):
+ * the act step binds it to the running turn, so the events carry its turn id. A change is
+ * persisted on the session and seen from the turn's next reason step.
+ */
+export interface SessionCapabilityChanges {
+  activate(capabilityId: string, config?: unknown): Promise<CapabilityChange>;
+  deactivate(capabilityId: string): Promise<CapabilityChange>;
 }

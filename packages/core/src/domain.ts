@@ -9,8 +9,16 @@ export const capabilityConfigSchema = z.object({
   id: z.string().min(1),
   /** Capability-specific settings, validated by the capability's own schema. */
   config: z.unknown().optional(),
+  /**
+   * `true` switches off a capability an earlier layer (harness, agent) switched on: the entry a
+   * session gets from `deactivateCapability` for an inherited capability. Absent means on.
+   */
+  disabled: z.boolean().optional(),
 });
-/** A capability switched on for a harness, agent or session, with its settings. */
+/**
+ * A capability switched on for a harness, agent or session, with its settings; or, with
+ * `disabled: true`, switched off for this layer and the ones after it.
+ */
 export type CapabilityConfig = z.infer<typeof capabilityConfigSchema>;
 
 /** Encodings of file content. `base64` carries bytes; `text` carries UTF-8 text. */

@@ -16,6 +16,8 @@ export const ERROR_CODES = [
   'MODEL_NOT_FOUND',
   'DRIVER_NOT_FOUND',
   'CAPABILITY_NOT_FOUND',
+  /** No capability of the session declares the slash command (details: `command`, `available`). */
+  'COMMAND_NOT_FOUND',
   /** Capability dependencies form a cycle. */
   'CAPABILITY_CYCLE',
   /** Two things were registered under the same id. */

@@ -19,6 +19,8 @@ export const EVENT_TYPES = [
   'reason.thinking.delta',
   'tool.call.delta',
   'context.compacted',
+  'capability.activated',
+  'capability.deactivated',
 ] as const;
 /** One event type. */
 export type EventType = (typeof EVENT_TYPES)[number];

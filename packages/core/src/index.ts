@@ -9,8 +9,13 @@
 // Capabilities and tools, their registry, and the platform a host brings.
 export type {
   Capability,
+  CapabilityChange,
+  CapabilityCommand,
   CapabilityPromptContext,
+  CommandContext,
+  CommandResult,
   JsonSchema,
+  SessionCapabilityChanges,
   SessionHistoryAccess,
   ToolContext,
   ToolDefinition,
@@ -330,6 +335,19 @@ export {
   repairHistory,
 } from './engine/repair-history.js';
 export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
+export {
+  activateSessionCapability,
+  type CapabilityChangeOptions,
+  deactivateSessionCapability,
+  sessionCapabilityChanges,
+} from './engine/session-capability-changes.js';
+export {
+  type ExecuteSessionCommandOptions,
+  executeSessionCommand,
+  listSessionCommands,
+  type SessionCommandInfo,
+  type SessionCommandResult,
+} from './engine/session-commands.js';
 export {
   definitionWithoutSecrets,
   mcpServersWithoutSecrets,

@@ -7,6 +7,7 @@ import {
 } from './bound-tool-call-arguments.js';
 import { executeToolCall, type ToolCallOutcome, truncateResult } from './execute-tool-call.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
+import { sessionCapabilityChanges } from './session-capability-changes.js';
 import type { AtomDependencies } from './turn-types.js';
 
 /** Input of the {@link act} atom. */
@@ -123,6 +124,10 @@ export async function act(
         iteration,
         fileSystem: setup.fileSystem,
         capabilities: setup.capabilities,
+        capabilityChanges: sessionCapabilityChanges(dependencies, sessionId, {
+          turnId,
+          source: `tool:${call.name}`,
+        }),
         ...(request.signal ? { signal: request.signal } : {}),
       });
     }

@@ -1,4 +1,4 @@
-import type { ToolContext } from '../capability.js';
+import type { SessionCapabilityChanges, ToolContext } from '../capability.js';
 import type { UsageSnapshot } from '../capability-hooks.js';
 import { isToolError } from '../capability-kit.js';
 import type { ResolvedCapability } from '../capability-registry.js';
@@ -50,6 +50,8 @@ export interface ExecuteToolCallRequest {
    * wrap the call. Without it no hook runs.
    */
   capabilities?: readonly ResolvedCapability[];
+  /** Live capability changes of the session, handed to the tool as `context.capabilityChanges`. */
+  capabilityChanges?: SessionCapabilityChanges;
 }
 
 /** What the model sees of one call: the result text and whether it is an error. */
@@ -366,6 +368,7 @@ async function runToolCall(
     storage: recordingSecrets(dependencies.backends.storage, secrets),
     sessions: dependencies.backends.sessions,
     memory: dependencies.backends.memory,
+    ...(request.capabilityChanges ? { capabilityChanges: request.capabilityChanges } : {}),
     ...(messages
       ? {
           history: {

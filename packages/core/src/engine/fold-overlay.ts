@@ -76,7 +76,8 @@ export function foldOverlay(
     if (layer.systemPrompt?.trim()) systemPrompts.push(layer.systemPrompt);
     for (const capability of layer.capabilities) {
       capabilities.delete(capability.id);
-      capabilities.set(capability.id, capability);
+      // A `disabled` entry switches off what an earlier layer switched on.
+      if (capability.disabled !== true) capabilities.set(capability.id, capability);
     }
     for (const file of layer.initialFiles) files.set(file.path, file);
     // Definitions written before MCP servers existed have no `mcpServers`.

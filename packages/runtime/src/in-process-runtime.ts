@@ -1,15 +1,21 @@
 import {
   type Agent,
   type AssembledTurnContext,
+  activateSessionCapability,
   agentSchema,
   assembleTurnContext,
+  type CapabilityChange,
+  deactivateSessionCapability,
   EverrunsError,
+  type ExecuteSessionCommandOptions,
+  executeSessionCommand,
   type FileContent,
   type Harness,
   harnessSchema,
   type InputMessage,
   inputMessageSchema,
   type LlmRequestOptions,
+  listSessionCommands,
   type Message,
   type ModelPrices,
   newId,
@@ -18,6 +24,8 @@ import {
   type RuntimeBackends,
   type RuntimeEvent,
   type Session,
+  type SessionCommandInfo,
+  type SessionCommandResult,
   type SessionFileSystem,
   type SessionFileSystemFactory,
   type SessionInput,
@@ -780,6 +788,58 @@ export class InProcessRuntime {
   /** Writes a text file into a session's workspace. */
   async seedTextFile(sessionId: string, path: string, content: string): Promise<void> {
     await (await this.fileSystem(sessionId)).writeFile(path, content, 'text');
+  }
+
+  /**
+   * Switches a capability on for a live session and returns what changed (tools and system-prompt
+   * sections added or removed, computed by resolving the session's setup before and after). The
+   * change is stored in the session's capability list (with `config`, checked by the capability's
+   * `configSchema`), emitted as `capability.activated`, and seen from the next reason step, also
+   * by a turn running now. Throws `INVALID_INPUT`, `CAPABILITY_NOT_FOUND`, `SESSION_NOT_FOUND`,
+   * `DEPENDENCY_BLOCKED`, `RUNTIME_CLOSED`. See `activateSessionCapability` for the rules.
+   */
+  activateCapability(
+    sessionId: string,
+    capabilityId: string,
+    config?: unknown,
+  ): Promise<CapabilityChange> {
+    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    return activateSessionCapability(this.#adapter, sessionId, capabilityId, config);
+  }
+
+  /**
+   * Switches a capability off for a live session (an inherited one through a `disabled` entry in
+   * the session's list) and returns what changed; emits `capability.deactivated`; seen from the
+   * next reason step. Throws `INVALID_INPUT`, `CAPABILITY_NOT_FOUND`, `SESSION_NOT_FOUND`,
+   * `DEPENDENCY_BLOCKED`, `RUNTIME_CLOSED`.
+   */
+  deactivateCapability(sessionId: string, capabilityId: string): Promise<CapabilityChange> {
+    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    return deactivateSessionCapability(this.#adapter, sessionId, capabilityId);
+  }
+
+  /**
+   * The slash commands a session's capabilities declare (`/todos`, …), in capability order.
+   * Throws `INVALID_INPUT`, `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED`.
+   */
+  listCommands(sessionId: string): Promise<SessionCommandInfo[]> {
+    return listSessionCommands(this.#adapter, sessionId);
+  }
+
+  /**
+   * Runs a slash command of a session without a model call: `command` is `/name` with optional
+   * arguments after it (`'/todos'`, `'/todos pending'`); `args` are appended. Nothing is stored
+   * in the history. Throws `INVALID_INPUT`, `COMMAND_NOT_FOUND` (details list what is available),
+   * `CAPABILITY_FAILED` (the command threw), `ABORTED`, `SESSION_NOT_FOUND`, `RUNTIME_CLOSED`.
+   */
+  executeCommand(
+    sessionId: string,
+    command: string,
+    args?: string,
+    options: ExecuteSessionCommandOptions = {},
+  ): Promise<SessionCommandResult> {
+    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    return executeSessionCommand(this.#adapter, sessionId, command, args, options);
   }
 
   /** Adds a harness at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */

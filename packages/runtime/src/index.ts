@@ -8,6 +8,10 @@
  */
 export {
   type AssembledTurnContext,
+  type CapabilityChange,
+  type CapabilityCommand,
+  type CommandContext,
+  type CommandResult,
   InputMessage,
   type McpServerConfig,
   type McpTool,
@@ -17,6 +21,8 @@ export {
   type ModelWithProvider,
   PlatformDefinition,
   type RuntimeBackends,
+  type SessionCommandInfo,
+  type SessionCommandResult,
 } from '@everruns-ts/core';
 export { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 export { inMemoryBackends } from '@everruns-ts/stores-memory';

@@ -353,6 +353,17 @@ function turnCard(sessionId, turn) {
     turn.error
       ? h('p', { class: 'error-text' }, `${turn.error.code}: ${turn.error.message}`)
       : null,
+    ...(turn.compactions ?? []).map((point) =>
+      h(
+        'p',
+        {
+          class: 'compaction',
+          dataset: { testid: 'compaction-point', throughSeq: point.throughSeq },
+        },
+        badge('compacted', 'info'),
+        ` ${compactionText(point)}`,
+      ),
+    ),
     turn.response
       ? h(
           'p',
@@ -569,6 +580,14 @@ function contextBody(context) {
       h('code', { dataset: { testid: 'context-model' } }, context.model.model),
       ` (${context.model.providerType}) · max iterations ${context.maxIterations}`,
     ),
+    context.compaction
+      ? h(
+          'p',
+          { dataset: { testid: 'context-compaction' } },
+          badge('compacted', 'info'),
+          ` messages through #${context.compaction.throughSeq} are sent as the summary at the end of the system prompt`,
+        )
+      : null,
     h('h3', {}, 'System prompt'),
     h('pre', { dataset: { testid: 'system-prompt' } }, context.systemPrompt),
     context.capabilityPrompts.length > 0
@@ -794,7 +813,7 @@ function timelineRow(entry) {
   return h(
     'li',
     {
-      class: 'kind-event',
+      class: event.type === 'context.compacted' ? 'kind-event compaction' : 'kind-event',
       dataset: { testid: 'timeline-entry', kind: 'event', eventType: event.type },
     },
     h('span', { class: 'mono muted' }, time(entry.at)),
@@ -808,9 +827,20 @@ function timelineRow(entry) {
   );
 }
 
+/** One line about a compaction point (a turn's or a `context.compacted` event's data). */
+function compactionText(point) {
+  const tokens =
+    typeof point.tokensBefore === 'number' && typeof point.tokensAfter === 'number'
+      ? ` · ${point.tokensBefore} → ${point.tokensAfter} tokens`
+      : '';
+  return `history through message #${point.throughSeq} summarised${tokens}`;
+}
+
 function eventSummary(event) {
   const data = event.data;
   switch (event.type) {
+    case 'context.compacted':
+      return compactionText(data);
     case 'tool.started':
       return `${data.toolName} (${data.toolCallId})`;
     case 'tool.completed':

@@ -54,6 +54,22 @@ export interface TurnView {
   usage?: LlmUsage;
   /** Models named by the turn's `reason.started` events. */
   models: string[];
+  /**
+   * Where the turn compacted the session's history (`context.compacted` events), oldest first;
+   * absent when it did not.
+   */
+  compactions?: CompactionPointView[];
+}
+
+/** One compaction point: the history through `throughSeq` was summarised for the model. */
+export interface CompactionPointView {
+  at: string;
+  iteration?: number;
+  throughSeq: number;
+  previousThroughSeq?: number;
+  tokensBefore?: number;
+  tokensAfter?: number;
+  summary: string;
 }
 
 /** One row of a session's timeline: a message or an event, in the order they happened. */
@@ -217,6 +233,22 @@ function foldTurn(turnId: string, messages: Message[], events: RuntimeEvent[]): 
       case 'reason.started':
         if (typeof data.model === 'string' && !view.models.includes(data.model))
           view.models.push(data.model);
+        break;
+      case 'context.compacted':
+        if (typeof data.throughSeq === 'number') {
+          const point: CompactionPointView = {
+            at: event.ts,
+            throughSeq: data.throughSeq,
+            summary: typeof data.summary === 'string' ? data.summary : '',
+          };
+          if (typeof data.iteration === 'number') point.iteration = data.iteration;
+          if (typeof data.previousThroughSeq === 'number') {
+            point.previousThroughSeq = data.previousThroughSeq;
+          }
+          if (typeof data.tokensBefore === 'number') point.tokensBefore = data.tokensBefore;
+          if (typeof data.tokensAfter === 'number') point.tokensAfter = data.tokensAfter;
+          view.compactions = [...(view.compactions ?? []), point];
+        }
         break;
       case 'tool.started': {
         const call = calls.get(String(data.toolCallId));

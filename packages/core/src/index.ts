@@ -198,7 +198,9 @@ export {
   checkLatestLimit,
   loadLatestMessages,
   loadMessagesAfter,
+  messagePageStart,
 } from './message-range.js';
+export { readFileIfExists } from './read-file-if-exists.js';
 // Models.
 export {
   LLM_PROVIDER_TYPES,

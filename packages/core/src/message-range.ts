@@ -59,3 +59,28 @@ export function checkLatestLimit(limit: unknown): asserts limit is number {
     });
   }
 }
+
+/**
+ * Where a `loadPage` request starts: the `seq` its first message follows, from `offset` or
+ * `afterSeq` (the same thing, positions being gapless from 1). Throws `INVALID_INPUT` when either
+ * is not a non-negative integer, or both are given with different values.
+ */
+export function messagePageStart(page: { afterSeq?: number; offset?: number }): number {
+  const { afterSeq, offset } = page;
+  if (offset !== undefined) {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw everrunsError('INVALID_INPUT', 'offset must be a non-negative integer', {
+        details: { offset: String(offset) },
+      });
+    }
+    if (afterSeq !== undefined && afterSeq !== offset) {
+      throw everrunsError('INVALID_INPUT', 'give either offset or afterSeq, not both', {
+        details: { offset, afterSeq: String(afterSeq) },
+      });
+    }
+    return offset;
+  }
+  const start = afterSeq ?? 0;
+  checkAfterSeq(start);
+  return start;
+}

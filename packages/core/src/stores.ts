@@ -8,6 +8,10 @@ import type { ModelWithProvider } from './model.js';
 /**
  * Harness definitions. Throws `EverrunsError` codes: `DUPLICATE_ID` from `addHarness` when the
  * id exists; `HARNESS_NOT_FOUND` from `getHarnessChain` for a missing harness or parent.
+ *
+ * `addHarness` is a strict insert (the runtime uses it, so a definition seeded earlier into
+ * durable backends is never overwritten by accident); `upsertHarness` inserts or replaces, as
+ * upstream's `add_harness` does.
  */
 export interface RuntimeHarnessStore {
   /** The harness, or `null`. */
@@ -19,14 +23,23 @@ export interface RuntimeHarnessStore {
   getHarnessChain(harnessId: string): Promise<Harness[]>;
   /** Stores a new harness. */
   addHarness(harness: Harness): Promise<void>;
+  /** Stores the harness, replacing one with the same id (upstream's `add_harness`). */
+  upsertHarness(harness: Harness): Promise<void>;
   /** Every harness, sorted by id. */
   listHarnesses(): Promise<Harness[]>;
 }
 
-/** Agent definitions. `addAgent` throws `DUPLICATE_ID` when the id exists. */
+/**
+ * Agent definitions. `addAgent` throws `DUPLICATE_ID` when the id exists (a strict insert, the
+ * one the runtime uses); `upsertAgent` inserts or replaces, as upstream's `add_agent`.
+ */
 export interface RuntimeAgentStore {
+  /** The agent, or `null`. */
   getAgent(agentId: string): Promise<Agent | null>;
+  /** Stores a new agent. */
   addAgent(agent: Agent): Promise<void>;
+  /** Stores the agent, replacing one with the same id (upstream's `add_agent`). */
+  upsertAgent(agent: Agent): Promise<void>;
   /** Every agent, sorted by id. */
   listAgents(): Promise<Agent[]>;
 }
@@ -74,6 +87,12 @@ export interface RuntimeSessionStore {
   getSession(sessionId: string): Promise<Session | null>;
   /** Stores a new session and returns the stored copy. Throws `DUPLICATE_ID` when the id exists. */
   createSession(session: Session): Promise<Session>;
+  /**
+   * Stores the session, replacing one with the same id (upstream's `add_session`), and returns
+   * the stored copy. The session's turn lease is left as it is. The runtime itself creates
+   * sessions with the strict {@link createSession}.
+   */
+  upsertSession(session: Session): Promise<Session>;
   /** Sets the title and returns the updated session. Throws `SESSION_NOT_FOUND`. */
   updateSessionTitle(sessionId: string, title: string): Promise<Session>;
   /**
@@ -137,10 +156,17 @@ export interface StoreMessageOptions {
   expectedSeq?: number;
 }
 
-/** A page request of {@link RuntimeMessageStore.loadPage}. */
+/**
+ * A page request of {@link RuntimeMessageStore.loadPage}: by cursor (`afterSeq`) or by position
+ * (`offset`, upstream's `load_page(offset, limit)`). Positions are gapless from 1, so skipping
+ * `offset` messages is the page after `seq` `offset`; giving both with different values is
+ * `INVALID_INPUT`.
+ */
 export interface MessagePageRequest {
   /** Return messages with `seq` greater than this. Default 0. */
   afterSeq?: number;
+  /** Skip this many messages (a non-negative integer). Default 0. */
+  offset?: number;
   /** Page size, 1..1000. */
   limit: number;
 }
@@ -150,7 +176,8 @@ export interface MessagePage {
   messages: Message[];
   /**
    * `afterSeq` of the next page (the `seq` of this page's last message), or `null` when this
-   * page reaches the end of the history: paging never ends on an empty page.
+   * page reaches the end of the history: paging never ends on an empty page. It is also the
+   * `offset` of the next page.
    */
   nextAfterSeq: number | null;
 }

@@ -26,3 +26,4 @@ export type {
   SessionFileSystemInitializer,
   SessionFileSystemTestContext,
 } from './types.js';
+export { upsertAndPagingTests } from './upsert-and-paging-tests.js';

@@ -11,6 +11,7 @@ import { asPartOfAggregate, defineRuntimeArea } from './runtime-area.js';
 import { sessionStorageTests } from './session-storage-tests.js';
 import { sessionStoreTests } from './session-store-tests.js';
 import type { RuntimeStoreInitializer } from './types.js';
+import { upsertAndPagingTests } from './upsert-and-paging-tests.js';
 
 /**
  * Registers the whole runtime-store conformance suite for a backend: every area
@@ -36,6 +37,7 @@ export function runtimeStoreConformance(initializer: RuntimeStoreInitializer): v
       mcpServerDefinitionTests(initializer);
       messageStoreTests(initializer);
       messageSearchTests(initializer);
+      upsertAndPagingTests(initializer);
       providerStoreTests(initializer);
       sessionStorageTests(initializer);
       memoryStoreTests(initializer);

@@ -1,4 +1,4 @@
-import type { SessionFileSystem } from '@everruns-ts/core';
+import { readFileIfExists, type SessionFileSystem } from '@everruns-ts/core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectErrorCode, TRICKY_TEXT } from './helpers.js';
 import { sessionFileSystemAttackTests } from './session-file-system-attack-tests.js';
@@ -172,6 +172,17 @@ export function sessionFileSystemConformance(initializer: SessionFileSystemIniti
         await expectErrorCode(files.writeFile('/', 'x'), 'IS_A_DIRECTORY');
         await expectErrorCode(files.writeFile('/file/child', 'x'), 'NOT_A_DIRECTORY');
         expect((await files.readFile('/file')).content).toBe('x');
+      });
+
+      it('reads a missing file as null with readFileIfExists, other failures still throwing', async () => {
+        const files = fileSystem();
+        await files.writeFile('/file', 'x');
+        await files.createDirectory('/dir');
+        expect(await readFileIfExists(files, '/missing')).toBeNull();
+        expect(await readFileIfExists(files, '/dir/missing.txt')).toBeNull();
+        expect((await readFileIfExists(files, '/file'))?.content).toBe('x');
+        await expectErrorCode(readFileIfExists(files, '/dir'), 'IS_A_DIRECTORY');
+        await expectErrorCode(readFileIfExists(files, '..'), 'INVALID_PATH');
       });
 
       it('pages a text read by lines, keeping line ends', async () => {

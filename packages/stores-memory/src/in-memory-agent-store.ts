@@ -20,6 +20,11 @@ export class InMemoryAgentStore implements RuntimeAgentStore {
     this.#agents.set(agent.id, freezeCopy(agent));
   }
 
+  /** Stores the agent, replacing one with the same id. */
+  async upsertAgent(agent: Agent): Promise<void> {
+    this.#agents.set(agent.id, freezeCopy(agent));
+  }
+
   /** Every agent, sorted by id. */
   async listAgents(): Promise<Agent[]> {
     return [...this.#agents.values()].sort((left, right) => compareStrings(left.id, right.id));

@@ -55,6 +55,11 @@ export class InMemoryHarnessStore implements RuntimeHarnessStore {
     this.#harnesses.set(harness.id, freezeCopy(harness));
   }
 
+  /** Stores the harness, replacing one with the same id. */
+  async upsertHarness(harness: Harness): Promise<void> {
+    this.#harnesses.set(harness.id, freezeCopy(harness));
+  }
+
   /** Every harness, sorted by id. */
   async listHarnesses(): Promise<Harness[]> {
     return [...this.#harnesses.values()].sort((left, right) => compareStrings(left.id, right.id));

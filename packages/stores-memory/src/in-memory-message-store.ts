@@ -12,6 +12,7 @@ import {
   type MessageSearchPage,
   type MessageSearchRequest,
   type ModelUsageTotal,
+  messagePageStart,
   messageSearchText,
   type NewMessage,
   newId,
@@ -102,9 +103,12 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
     return (this.#sessions.get(sessionId)?.list ?? EMPTY).slice();
   }
 
-  /** A page in `seq` order. Throws `INVALID_INPUT` for a limit outside 1..1000 or a negative `afterSeq`. */
+  /**
+   * A page in `seq` order, after `afterSeq` or `offset`. Throws `INVALID_INPUT` for a limit
+   * outside 1..1000, a negative start, or an `offset` and `afterSeq` that disagree.
+   */
   async loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage> {
-    const afterSeq = page.afterSeq ?? 0;
+    const afterSeq = messagePageStart(page);
     const { limit } = page;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       throw everrunsError('INVALID_INPUT', `limit must be an integer in 1..${MAX_PAGE_SIZE}`, {

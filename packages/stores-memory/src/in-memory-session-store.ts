@@ -42,6 +42,13 @@ export class InMemorySessionStore implements RuntimeSessionStore {
     return stored;
   }
 
+  /** Stores the session, replacing one with the same id (its turn lease is kept). */
+  async upsertSession(session: Session): Promise<Session> {
+    const stored = freezeCopy(session);
+    this.#sessions.set(session.id, stored);
+    return stored;
+  }
+
   /** Sets the title. Throws `SESSION_NOT_FOUND`. */
   async updateSessionTitle(sessionId: string, title: string): Promise<Session> {
     return this.#update(sessionId, { title });

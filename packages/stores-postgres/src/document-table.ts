@@ -113,4 +113,40 @@ export class DocumentTable<T extends { id: string }> {
       }
     });
   }
+
+  /**
+   * Inserts a document with extra column values, or replaces the document and those columns
+   * when the id exists (one `INSERT … ON CONFLICT DO UPDATE` statement).
+   */
+  async upsert(
+    document: T,
+    operation: string,
+    extraColumns: Record<string, unknown> = {},
+  ): Promise<void> {
+    const data = stringifyForStore(
+      this.#codec ? this.#codec.toStored(document) : document,
+      this.#kind,
+    );
+    const label = `${this.#kind[0]?.toUpperCase()}${this.#kind.slice(1)}`;
+    checkSize(this.#context, data, `${label} ${document.id}`);
+    const columns = ['id_hash', 'id', ...Object.keys(extraColumns), 'data'];
+    const values = [
+      textDigest(document.id),
+      encodeText(document.id),
+      ...Object.values(extraColumns),
+      data,
+    ];
+    const updates = [...Object.keys(extraColumns), 'data']
+      .map((column) => `${column} = EXCLUDED.${column}`)
+      .join(', ');
+    const { db } = this.#context;
+    await db.run(operation, (client) =>
+      client.query(
+        `INSERT INTO ${db.table(this.#table)} (${columns.join(', ')}) VALUES (${columns
+          .map((_, index) => `$${index + 1}`)
+          .join(', ')}) ON CONFLICT (id_hash) DO UPDATE SET ${updates}`,
+        values,
+      ),
+    );
+  }
 }

@@ -29,6 +29,12 @@ export class PostgresAgentStore implements RuntimeAgentStore {
     await this.#agents.insert(agent, 'addAgent');
   }
 
+  /** Stores the agent, replacing one with the same id. */
+  async upsertAgent(agent: Agent): Promise<void> {
+    requireString(agent?.id, 'agent.id');
+    await this.#agents.upsert(agent, 'upsertAgent');
+  }
+
   /** Every agent, sorted by id. */
   async listAgents(): Promise<Agent[]> {
     return this.#agents.list('listAgents');

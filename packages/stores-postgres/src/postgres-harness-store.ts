@@ -50,6 +50,15 @@ export class PostgresHarnessStore implements RuntimeHarnessStore {
     });
   }
 
+  /** Stores the harness, replacing one with the same id. */
+  async upsertHarness(harness: Harness): Promise<void> {
+    requireString(harness?.id, 'harness.id');
+    await this.#harnesses.upsert(harness, 'upsertHarness', {
+      parent_hash:
+        harness.parentHarnessId === undefined ? null : textDigest(harness.parentHarnessId),
+    });
+  }
+
   /** Every harness, sorted by id. */
   async listHarnesses(): Promise<Harness[]> {
     return this.#harnesses.list('listHarnesses');

@@ -12,6 +12,7 @@ import {
   type MessageSearchPage,
   type MessageSearchRequest,
   type ModelUsageTotal,
+  messagePageStart,
   messageSearchText,
   type NewMessage,
   newId,
@@ -445,7 +446,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
   /** A page in `seq` order. Throws `INVALID_INPUT` for a limit outside 1..1000 or a negative `afterSeq`. */
   async loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage> {
     requireString(sessionId, 'sessionId');
-    const afterSeq = page.afterSeq ?? 0;
+    const afterSeq = messagePageStart(page);
     const { limit } = page;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       throw everrunsError('INVALID_INPUT', `limit must be an integer in 1..${MAX_PAGE_SIZE}`, {

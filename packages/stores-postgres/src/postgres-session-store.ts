@@ -157,6 +157,53 @@ export class PostgresSessionStore implements RuntimeSessionStore {
     return sessionFromRow(row, this.#context);
   }
 
+  /**
+   * Stores the session, replacing one with the same id, in one `INSERT … ON CONFLICT DO UPDATE`;
+   * the turn lease columns are left as they are.
+   */
+  async upsertSession(session: Session): Promise<Session> {
+    requireString(session?.id, 'session.id');
+    const { title, status, capabilities, updatedAt, ...rest } = session;
+    const data = stringifyForStore(
+      sealMcpSecrets(this.#context, 'session', { ...rest, id: session.id }),
+      'session',
+    );
+    const capabilitiesJson = stringifyForStore(capabilities ?? [], 'session capabilities');
+    checkSize(this.#context, data, `Session ${session.id}`);
+    checkSize(this.#context, capabilitiesJson, `Capabilities of session ${session.id}`);
+    const row: SessionRow = {
+      title: encodeOptionalText(title),
+      status: status ?? 'started',
+      capabilities: capabilitiesJson,
+      updated_at: updatedAt ?? new Date().toISOString(),
+      data,
+    };
+    const { db } = this.#context;
+    await db.run('upsertSession', (client) =>
+      client.query(
+        `INSERT INTO ${db.table('sessions')}
+           (id_hash, id, harness_hash, agent_hash, title, status, capabilities, updated_at, data)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (id_hash) DO UPDATE SET harness_hash = EXCLUDED.harness_hash,
+           agent_hash = EXCLUDED.agent_hash, title = EXCLUDED.title, status = EXCLUDED.status,
+           capabilities = EXCLUDED.capabilities, updated_at = EXCLUDED.updated_at,
+           data = EXCLUDED.data`,
+        [
+          textDigest(session.id),
+          encodeText(session.id),
+          textDigest(String(session.harnessId)),
+          session.agentId === undefined ? null : textDigest(session.agentId),
+          row.title,
+          row.status,
+          row.capabilities,
+          row.updated_at,
+          row.data,
+        ],
+      ),
+    );
+    return sessionFromRow(row, this.#context);
+  }
+
   /** Sets the title. Throws `SESSION_NOT_FOUND`. */
   updateSessionTitle(sessionId: string, title: string): Promise<Session> {
     requireString(title, 'title');

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { CapabilityHooks, UsageSnapshot } from './capability-hooks.js';
 import type { CapabilityConfig, Session } from './domain.js';
 import type { SessionFileSystem } from './file-system.js';
+import type { SessionSchedules } from './session-schedules.js';
 import type { Message } from './message.js';
 import type {
   MemoryStore,
@@ -10,6 +11,7 @@ import type {
   RuntimeSessionStore,
   SessionStorageStore,
 } from './stores.js';
+import type { SessionSubagents } from './subagents.js';
 
 /** What a tool sees when it runs. */
 export interface ToolContext<TConfig = unknown> {
@@ -47,6 +49,16 @@ export interface ToolContext<TConfig = unknown> {
    * embedder allows (see `capabilities-session`'s `capability_requests`).
    */
   capabilityChanges?: SessionCapabilityChanges;
+  /**
+   * Child sessions of this session (`capabilities-subagents`): run a turn in a child and get its
+   * answer. Set by a host that can run children (the in-process runtime); optional.
+   */
+  subagents?: SessionSubagents;
+  /**
+   * Messages this session schedules to itself (`capabilities-schedule`). Set by a host that
+   * delivers them (the in-process runtime's timers); optional.
+   */
+  schedules?: SessionSchedules;
   /** This capability's validated configuration for the session. */
   config: TConfig;
   /** Fires when the turn is cancelled or the tool's timeout passes. */

@@ -19,6 +19,8 @@ export const EVENT_TYPES = [
   'reason.thinking.delta',
   'tool.call.delta',
   'context.compacted',
+  'subagent.started',
+  'subagent.completed',
   'capability.activated',
   'capability.deactivated',
 ] as const;

@@ -7,6 +7,24 @@
 // ---------------------------------------------------------------------------------------------
 
 // Capabilities and tools, their registry, and the platform a host brings.
+export {
+  bindSubagents,
+  type SessionSubagents,
+  type SubagentCallScope,
+  type SubagentHost,
+  type SubagentRunRequest,
+  type SubagentRunResult,
+} from './subagents.js';
+export {
+  bindSchedules,
+  SCHEDULED_MESSAGE_METADATA_KEY,
+  type ScheduledMessageMetadata,
+  type ScheduleHost,
+  type SessionSchedule,
+  type SessionScheduleRequest,
+  type SessionSchedules,
+  sessionScheduleSchema,
+} from './session-schedules.js';
 export type {
   Capability,
   CapabilityChange,

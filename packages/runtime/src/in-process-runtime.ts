@@ -44,6 +44,8 @@ import {
   storeClientToolResults,
 } from './client-tool-results.js';
 import { createAndSeedSession } from './create-and-seed-session.js';
+import { InProcessSchedules } from './in-process-schedules.js';
+import { InProcessSubagents, workspaceLinkingFileSystems } from './in-process-subagents.js';
 import { endFailedTurn } from './end-failed-turn.js';
 import {
   HeldTurnLease,
@@ -234,6 +236,9 @@ export class InProcessRuntime {
   #closing: Promise<void> | undefined;
   /** The listener of each session's streaming turn, fed by the tapped event bus. */
   readonly #streamListeners = new Map<string, (event: RuntimeEvent) => void>();
+  /** Scheduled messages of sessions (`ToolContext.schedules`): timers, cleared by {@link close}. */
+  readonly #schedules: InProcessSchedules;
+  #rearmed: Promise<number> | undefined;
 
   /** @internal Use {@link InProcessRuntimeBuilder}. */
   constructor(
@@ -255,7 +260,8 @@ export class InProcessRuntime {
       backends: { ...backends, events: tapEventBus(backends.events, this.#streamListeners) },
       capabilities: platform.capabilities,
       drivers: platform.drivers,
-      fileSystems,
+      // A subagent sharing its parent's files (`workspaceSessionId`) gets the parent's workspace.
+      fileSystems: workspaceLinkingFileSystems(fileSystems, backends.sessions),
       limits,
       setupCache: new Map<string, TurnSetup>(),
       ...(platform.mcpToolSource ? { mcp: platform.mcpToolSource } : {}),
@@ -264,6 +270,53 @@ export class InProcessRuntime {
         if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
       },
     };
+    this.#adapter.subagents = new InProcessSubagents({
+      backends: this.#adapter.backends,
+      fileSystems: this.#adapter.fileSystems,
+      ...(this.#adapter.setupCache ? { setupCache: this.#adapter.setupCache } : {}),
+      runTurn: (sessionId, input, signal) => this.runTurn(sessionId, input, { signal }),
+    });
+    this.#schedules = new InProcessSchedules({
+      backends,
+      deliver: (sessionId, input) => this.#deliverScheduled(sessionId, input),
+    });
+    this.#adapter.schedules = this.#schedules;
+    // Schedules stored by an earlier runtime on the same stores fire again.
+    if (platform.capabilities.has('session_schedule')) {
+      this.#rearmed = this.#schedules.rearm().catch(() => 0);
+    }
+  }
+
+  /**
+   * Arms the stored schedules of every session (`capabilities-schedule`): what a runtime does by
+   * itself at start when the `session_schedule` capability is registered. Resolves with how many
+   * schedules were armed by that pass (an already armed schedule is not armed twice).
+   */
+  rearmSchedules(): Promise<number> {
+    this.#rearmed = (this.#rearmed ?? Promise.resolve(0)).then(() =>
+      this.#closer.signal.aborted ? 0 : this.#schedules.rearm(),
+    );
+    return this.#rearmed;
+  }
+
+  /**
+   * Starts the turn of a due scheduled message; while the session runs a turn elsewhere
+   * (`TURN_IN_PROGRESS`), tries again a little later until the runtime closes. The turn records
+   * its own failure; nothing is thrown.
+   */
+  async #deliverScheduled(sessionId: string, input: InputMessage): Promise<void> {
+    for (let attempt = 0; !this.#closer.signal.aborted; attempt++) {
+      try {
+        await this.runTurn(sessionId, input);
+        return;
+      } catch (error) {
+        if (!EverrunsError.hasCode(error, 'TURN_IN_PROGRESS')) return;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
+        timer.unref?.();
+      });
+    }
   }
 
   /** The adapter this runtime runs turns with; a durable host can reuse the same pieces. */
@@ -882,6 +935,7 @@ export class InProcessRuntime {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#schedules.close();
       this.#closer.abort(runtimeClosedError());
       for (const abortTurn of [...this.#turnClosers]) abortTurn(this.#closer.signal.reason);
       await Promise.all([...this.#turns]);

@@ -9,7 +9,9 @@ import type { ModelPrices } from '../llm-usage.js';
 import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
 import { searchSessionMessages, sumSessionUsage } from '../session-history.js';
+import { bindSchedules, type ScheduleHost } from '../session-schedules.js';
 import type { MessageSearchRequest, RuntimeBackends, SessionStorageStore } from '../stores.js';
+import { bindSubagents, type SubagentHost } from '../subagents.js';
 import {
   countValues,
   MAX_TOOL_ARGUMENTS_DEPTH,
@@ -29,6 +31,10 @@ export interface ToolExecutionDependencies {
   fileSystems: Pick<SessionFileSystemFactory, 'forToolCall'>;
   /** The default timeout of a call and the longest result the model sees. */
   limits: Pick<TurnLimits, 'toolTimeoutMs' | 'maxToolResultChars'>;
+  /** Runs child sessions, handed to the tool bound to its call as `context.subagents`. */
+  subagents?: SubagentHost;
+  /** Keeps scheduled messages, handed to the tool bound to its session as `context.schedules`. */
+  schedules?: ScheduleHost;
 }
 
 /** One tool call to run, with the turn it belongs to. */
@@ -397,6 +403,19 @@ async function runToolCall(
       return controller.signal;
     },
   };
+  if (dependencies.subagents) {
+    context.subagents = bindSubagents(dependencies.subagents, {
+      sessionId: request.sessionId,
+      turnId: request.turnId,
+      toolCallId: call.id,
+      get signal() {
+        return context.signal;
+      },
+    });
+  }
+  if (dependencies.schedules) {
+    context.schedules = bindSchedules(dependencies.schedules, request.sessionId);
+  }
   try {
     const execution = Promise.resolve().then(() => turnTool.tool.execute(input as never, context));
     const value = await Promise.race([execution, interrupted]);

@@ -7,7 +7,9 @@ import type { ModelPrices } from '../llm-usage.js';
 import type { McpToolSource } from '../mcp.js';
 import type { Message } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
+import type { ScheduleHost } from '../session-schedules.js';
 import type { RuntimeBackends } from '../stores.js';
+import type { SubagentHost } from '../subagents.js';
 import type { SessionOverlay } from './fold-overlay.js';
 
 // The data the engine works with: its limits, its dependencies, a turn's resolved setup and the
@@ -61,6 +63,10 @@ export interface AtomDependencies {
    * through their usage snapshot (budgets in cost). Optional; no prices are built in.
    */
   prices?: ModelPrices;
+  /** Runs child sessions for tools (`ToolContext.subagents`); without it tools get none. */
+  subagents?: SubagentHost;
+  /** Keeps and delivers scheduled messages for tools (`ToolContext.schedules`); optional. */
+  schedules?: ScheduleHost;
 }
 
 /** A tool available in a turn, with the capability that provides it. */

@@ -1,0 +1,267 @@
+import {
+  EverrunsError,
+  type InputMessage,
+  type RuntimeBackends,
+  SCHEDULED_MESSAGE_METADATA_KEY,
+  type ScheduledMessageMetadata,
+  type ScheduleHost,
+  type SessionSchedule,
+  type SessionScheduleRequest,
+  sessionScheduleSchema,
+} from '@everruns-ts/core';
+import cronParser from 'cron-parser';
+
+/** The session storage prefix under which schedules are kept (`schedules/<scheduleId>`). */
+export const SCHEDULE_STORAGE_PREFIX = 'schedules/';
+
+/** The longest a Node timer may wait; longer waits are chained. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** What {@link InProcessSchedules} needs of its runtime. */
+export interface InProcessSchedulesOptions {
+  backends: Pick<RuntimeBackends, 'sessions' | 'storage'>;
+  /** Delivers a due message to its session (starts a turn); errors are the deliverer's to keep. */
+  deliver(sessionId: string, input: InputMessage): Promise<void>;
+  /** The clock, in epoch milliseconds. Default `Date.now`. */
+  now?: () => number;
+}
+
+function invalid(message: string, details: Record<string, unknown> = {}): EverrunsError {
+  return new EverrunsError({ code: 'INVALID_INPUT', message, details });
+}
+
+/** Whether `timezone` is an IANA time zone this Node knows. */
+function isKnownTimeZone(timezone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The first match of a five-field cron expression strictly after `after`, in `timezone`. Throws
+ * `INVALID_INPUT` for an expression that is not five fields or does not parse.
+ */
+export function nextCronRun(expression: string, timezone: string, after: Date): Date {
+  const fields = expression.trim().split(/\s+/);
+  if (fields.length !== 5) {
+    throw invalid(
+      `Invalid cron expression ${JSON.stringify(expression)}: expected 5 fields (minute hour day-of-month month day-of-week), got ${fields.length}`,
+      { cronExpression: expression },
+    );
+  }
+  try {
+    return cronParser
+      .parseExpression(fields.join(' '), { currentDate: after, tz: timezone })
+      .next()
+      .toDate();
+  } catch (error) {
+    throw invalid(
+      `Invalid cron expression ${JSON.stringify(expression)}: ${(error as Error).message}`,
+      { cronExpression: expression },
+    );
+  }
+}
+
+/**
+ * The in-process {@link ScheduleHost}: schedules are kept in each session's storage under
+ * {@link SCHEDULE_STORAGE_PREFIX} (so another runtime on the same stores finds them: see
+ * {@link rearm}) and armed as timers that never keep the process alive (`unref`). A due schedule
+ * is marked fired (a one-shot one disabled, a cron one moved to its next match) before its
+ * message is delivered, so a restart delivers it at most once.
+ */
+export class InProcessSchedules implements ScheduleHost {
+  readonly #options: InProcessSchedulesOptions;
+  readonly #now: () => number;
+  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
+  #closed = false;
+
+  constructor(options: InProcessSchedulesOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async create(sessionId: string, request: SessionScheduleRequest): Promise<SessionSchedule> {
+    const description = typeof request?.description === 'string' ? request.description.trim() : '';
+    if (description === '') throw invalid('A schedule needs a non-empty description');
+    const hasRunAt = request.runAt !== undefined;
+    const hasCron = request.cronExpression !== undefined;
+    if (hasRunAt === hasCron) {
+      throw invalid('Give exactly one of runAt (one-shot) and cronExpression (recurring)');
+    }
+    const timezone = request.timezone ?? 'UTC';
+    if (!isKnownTimeZone(timezone)) {
+      throw invalid(`Unknown time zone ${JSON.stringify(timezone)}`, { timezone });
+    }
+    if (!(await this.#options.backends.sessions.getSession(sessionId))) {
+      throw new EverrunsError({
+        code: 'SESSION_NOT_FOUND',
+        message: `Session ${sessionId} does not exist`,
+        details: { sessionId },
+      });
+    }
+    const now = new Date(this.#now());
+    let nextRunAt: Date;
+    if (hasRunAt) {
+      const runAt = new Date(request.runAt as string);
+      if (Number.isNaN(runAt.getTime())) {
+        throw invalid(`Invalid runAt ${JSON.stringify(request.runAt)}: expected ISO 8601`);
+      }
+      nextRunAt = runAt;
+    } else {
+      nextRunAt = nextCronRun(request.cronExpression as string, timezone, now);
+    }
+    const schedule: SessionSchedule = {
+      id: `schedule_${crypto.randomUUID().replaceAll('-', '')}`,
+      sessionId,
+      description,
+      kind: hasRunAt ? 'once' : 'cron',
+      ...(hasRunAt ? { runAt: nextRunAt.toISOString() } : {}),
+      ...(hasCron ? { cronExpression: (request.cronExpression as string).trim() } : {}),
+      timezone,
+      enabled: true,
+      nextRunAt: nextRunAt.toISOString(),
+      runCount: 0,
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+    };
+    await this.#save(schedule);
+    this.#arm(schedule);
+    return schedule;
+  }
+
+  async list(sessionId: string): Promise<SessionSchedule[]> {
+    const { storage } = this.#options.backends;
+    const keys = await storage.listKeys(sessionId, SCHEDULE_STORAGE_PREFIX);
+    const schedules: SessionSchedule[] = [];
+    for (const key of keys) {
+      const schedule = await this.#load(sessionId, key.slice(SCHEDULE_STORAGE_PREFIX.length));
+      if (schedule) schedules.push(schedule);
+    }
+    return schedules.sort(
+      (left, right) =>
+        left.createdAt.localeCompare(right.createdAt) || left.id.localeCompare(right.id),
+    );
+  }
+
+  async cancel(sessionId: string, scheduleId: string): Promise<SessionSchedule | null> {
+    const schedule = await this.#load(sessionId, scheduleId);
+    if (!schedule) return null;
+    this.#disarm(scheduleId);
+    if (!schedule.enabled) return schedule;
+    const cancelled: SessionSchedule = {
+      ...schedule,
+      enabled: false,
+      nextRunAt: null,
+      updatedAt: new Date(this.#now()).toISOString(),
+    };
+    await this.#save(cancelled);
+    return cancelled;
+  }
+
+  /**
+   * Arms every enabled schedule of every session in the stores (a runtime started on stores that
+   * outlived the last one); one that came due meanwhile fires at once. Resolves with how many
+   * were armed.
+   */
+  async rearm(): Promise<number> {
+    let armed = 0;
+    for (const session of await this.#options.backends.sessions.listSessions()) {
+      for (const schedule of await this.list(session.id)) {
+        if (this.#closed) return armed;
+        if (schedule.enabled && schedule.nextRunAt !== null && !this.#timers.has(schedule.id)) {
+          this.#arm(schedule);
+          armed++;
+        }
+      }
+    }
+    return armed;
+  }
+
+  /** Clears every timer; nothing fires afterwards. */
+  close(): void {
+    this.#closed = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  #arm(schedule: SessionSchedule): void {
+    if (this.#closed || !schedule.enabled || schedule.nextRunAt === null) return;
+    this.#disarm(schedule.id);
+    const due = Date.parse(schedule.nextRunAt);
+    const wait = Math.max(0, due - this.#now());
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(schedule.id);
+        if (wait > MAX_TIMER_MS) this.#arm(schedule);
+        else void this.#fire(schedule.sessionId, schedule.id).catch(() => {});
+      },
+      Math.min(wait, MAX_TIMER_MS),
+    );
+    timer.unref?.();
+    this.#timers.set(schedule.id, timer);
+  }
+
+  #disarm(scheduleId: string): void {
+    const timer = this.#timers.get(scheduleId);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#timers.delete(scheduleId);
+  }
+
+  async #fire(sessionId: string, scheduleId: string): Promise<void> {
+    if (this.#closed) return;
+    const schedule = await this.#load(sessionId, scheduleId);
+    if (!schedule?.enabled || schedule.nextRunAt === null) return;
+    const firedAt = new Date(this.#now());
+    const next =
+      schedule.kind === 'cron' && schedule.cronExpression
+        ? nextCronRun(schedule.cronExpression, schedule.timezone, firedAt).toISOString()
+        : null;
+    const fired: SessionSchedule = {
+      ...schedule,
+      enabled: next !== null,
+      nextRunAt: next,
+      lastRunAt: firedAt.toISOString(),
+      runCount: schedule.runCount + 1,
+      updatedAt: firedAt.toISOString(),
+    };
+    await this.#save(fired);
+    this.#arm(fired);
+    const metadata: ScheduledMessageMetadata = {
+      scheduleId,
+      firedAt: firedAt.toISOString(),
+      kind: schedule.kind,
+    };
+    await this.#options.deliver(sessionId, {
+      role: 'user',
+      content: [{ type: 'text', text: schedule.description }],
+      metadata: { [SCHEDULED_MESSAGE_METADATA_KEY]: metadata },
+    });
+  }
+
+  async #load(sessionId: string, scheduleId: string): Promise<SessionSchedule | null> {
+    const raw = await this.#options.backends.storage.getValue(
+      sessionId,
+      `${SCHEDULE_STORAGE_PREFIX}${scheduleId}`,
+    );
+    if (raw === null) return null;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return null;
+    }
+    const parsed = sessionScheduleSchema.safeParse(value);
+    return parsed.success ? parsed.data : null;
+  }
+
+  async #save(schedule: SessionSchedule): Promise<void> {
+    await this.#options.backends.storage.setValue(
+      schedule.sessionId,
+      `${SCHEDULE_STORAGE_PREFIX}${schedule.id}`,
+      JSON.stringify(schedule),
+    );
+  }
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EverrunsError } from './errors.js';
 import { globToRegExp } from './file-system.js';
-import { compileGlob } from './glob-matcher.js';
+import { compileGlob, stripWorkspaceGlobPrefix } from './glob-matcher.js';
 
 const PATHS = [
   '/',
@@ -77,5 +77,19 @@ describe('compileGlob', () => {
     );
     expect(() => compileGlob('*'.repeat(11), { maxLength: 10 })).toThrow(EverrunsError);
     expect(compileGlob('*'.repeat(10), { maxLength: 10 }).test('/abc')).toBe(true);
+  });
+
+  it('drops a leading /workspace segment, as normalizeWorkspacePath does from paths', () => {
+    expect(stripWorkspaceGlobPrefix('/workspace/src/*.ts')).toBe('/src/*.ts');
+    expect(stripWorkspaceGlobPrefix('/workspace')).toBe('/');
+    expect(stripWorkspaceGlobPrefix('/workspace/')).toBe('/');
+    expect(stripWorkspaceGlobPrefix('/workspaces/a')).toBe('/workspaces/a');
+    expect(stripWorkspaceGlobPrefix('workspace/a')).toBe('workspace/a');
+    expect(stripWorkspaceGlobPrefix('**/*.ts')).toBe('**/*.ts');
+    const matcher = compileGlob('/workspace/src/**/*.ts');
+    expect(matcher.pattern).toBe('/workspace/src/**/*.ts');
+    expect(matcher.test('/src/a/b.ts')).toBe(true);
+    expect(matcher.test('/workspace/src/a/b.ts')).toBe(false);
+    expect(compileGlob('/workspaces/*.ts').test('/workspaces/a.ts')).toBe(true);
   });
 });

@@ -35,7 +35,8 @@ type GlobStep =
  * matches at any depth. The same language as {@link globToRegExp}, but matched by simulating
  * every position of the pattern at once (no backtracking), so a test costs at most the path's
  * length times the pattern's length however many `**` the pattern holds. Throws `LIMIT_EXCEEDED`
- * for a pattern longer than `maxLength`.
+ * for a pattern longer than `maxLength`. A leading `/workspace` segment is dropped, as from
+ * paths (`/workspace/src/*.ts` is `/src/*.ts`; see {@link stripWorkspaceGlobPrefix}).
  */
 export function compileGlob(pattern: string, options: GlobOptions = {}): PathMatcher {
   if (typeof pattern !== 'string') throw new TypeError('pattern must be a string');
@@ -47,8 +48,9 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): PathMat
       details: { limit: 'maxGlobLength', maxLength, length: pattern.length },
     });
   }
-  const anchored = pattern.startsWith('/');
-  const body = anchored ? pattern.slice(1) : pattern;
+  const glob = stripWorkspaceGlobPrefix(pattern);
+  const anchored = glob.startsWith('/');
+  const body = anchored ? glob.slice(1) : glob;
   // Anchored: the path's leading slash, then the body. Otherwise `(?:.*/)?` then the body: the
   // body may start after any `/` of the path.
   const steps: GlobStep[] = [
@@ -68,6 +70,17 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): PathMat
     else steps.push({ kind: 'literal', char });
   }
   return new GlobMatcher(pattern, steps);
+}
+
+/**
+ * A glob with its leading `/workspace` segment dropped (`/workspace` alone is `/`), as
+ * `normalizeWorkspacePath` drops it from paths: workspace paths never start with it, so such a
+ * glob (upstream's spelling of the workspace root) would otherwise match nothing. Other globs are
+ * returned unchanged.
+ */
+export function stripWorkspaceGlobPrefix(pattern: string): string {
+  if (pattern === '/workspace' || pattern === '/workspace/') return '/';
+  return pattern.startsWith('/workspace/') ? pattern.slice('/workspace'.length) : pattern;
 }
 
 /**

@@ -301,6 +301,7 @@ export {
   DEFAULT_MAX_GLOB_LENGTH,
   type GlobOptions,
   type PathMatcher,
+  stripWorkspaceGlobPrefix,
 } from './glob-matcher.js';
 export {
   DEFAULT_GREP_LIMITS,

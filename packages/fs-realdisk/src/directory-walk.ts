@@ -9,6 +9,7 @@ import {
   type LineMatcher,
   normalizeWorkspacePath,
   type PathMatcher,
+  stripWorkspaceGlobPrefix,
   throwIfAborted,
 } from '@everruns-ts/core';
 import { fileError, systemCode } from './errors.js';
@@ -228,8 +229,9 @@ export async function removeDirectoryContents(
 
 /** The directory a glob can start walking from: its leading segments without wildcards. */
 export function globStart(pattern: string): string {
-  if (!pattern.startsWith('/')) return '/';
-  const segments = pattern.slice(1).split('/');
+  const glob = stripWorkspaceGlobPrefix(pattern);
+  if (!glob.startsWith('/')) return '/';
+  const segments = glob.slice(1).split('/');
   segments.pop();
   const literal: string[] = [];
   for (const segment of segments) {

@@ -532,6 +532,25 @@ export function sessionFileSystemConformance(initializer: SessionFileSystemIniti
       it('refuses an invalid regular expression with INVALID_INPUT', async () => {
         await expectErrorCode(fileSystem().grepFiles('(unclosed'), 'INVALID_INPUT');
       });
+
+      it('reads a leading /workspace in grep and glob path patterns as the root, as upstream', async () => {
+        const files = fileSystem();
+        await seed(files);
+        await files.writeFile('/workspace/inner.ts', 'TODO under a directory named workspace\n');
+        expect(paths(await files.grepFiles('TODO', '/workspace/src/lib/*.ts'))).toEqual([
+          '/src/lib/c.test.ts',
+          '/src/lib/c.ts',
+          '/src/lib/c.ts',
+        ]);
+        expect(paths(await files.grepFiles('TODO', '/workspace/**/*.md'))).toEqual(['/README.md']);
+        expect(paths(await files.globFiles('/workspace/src/*.ts'))).toEqual([
+          '/src/a.ts',
+          '/src/b.ts',
+        ]);
+        // The workspace path /workspace/inner.ts is /inner.ts; the glob means the same.
+        expect(paths(await files.globFiles('/workspace/*.ts'))).toEqual(['/inner.ts']);
+        expect(paths(await files.globFiles('/workspace/inner.ts'))).toEqual(['/inner.ts']);
+      });
     });
 
     sessionFileSystemAttackTests(fileSystem, maxFileBytes);

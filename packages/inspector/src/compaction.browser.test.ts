@@ -48,7 +48,12 @@ const compactAfterTwoTurns = defineCapability({
 const echoDriver: LlmDriver = {
   providerType: 'echo-test',
   async generate(request): Promise<LlmResponse> {
-    return { text: `seen ${request.messages.length}`, toolCalls: [], stopReason: 'end_turn' };
+    return {
+      text: `seen ${request.messages.length}`,
+      toolCalls: [],
+      usage: { inputTokens: 10, outputTokens: 2 },
+      stopReason: 'end_turn',
+    };
   },
 };
 

@@ -1,4 +1,11 @@
 export {
+  CAPABILITY_REQUESTS_CAPABILITY_ID,
+  type CapabilityRequestResult,
+  type CapabilityRequestsConfig,
+  capabilityRequestsCapability,
+  capabilityRequestsConfigSchema,
+} from './capability-requests-capability.js';
+export {
   redactSecretValues,
   resolveSecretReferences,
   SECRET_REFERENCE_PREFIX,

@@ -1,6 +1,8 @@
 export {
+  latestTodos,
   TODO_CAPABILITY_ID,
   type TodoItem,
+  type TodosCommandData,
   todoCapability,
   todoItemSchema,
   type WriteTodosResult,

@@ -1,4 +1,11 @@
-import { type Capability, defineCapability, defineTool } from '@everruns-ts/core';
+import {
+  type Capability,
+  type CapabilityCommand,
+  type CommandResult,
+  defineCapability,
+  defineTool,
+  type Message,
+} from '@everruns-ts/core';
 import { z } from 'zod';
 
 /** Id of the {@link todoCapability}, as upstream (`stateless_todo_list`). */
@@ -56,6 +63,69 @@ const writeTodosTool = defineTool({
   },
 });
 
+/** What the `/todos` command returns as `data`: the current list, or `null` before any. */
+export interface TodosCommandData {
+  todos: TodoItem[] | null;
+}
+
+const STATUS_MARKS: Record<TodoItem['status'], string> = {
+  pending: '[ ]',
+  in_progress: '[~]',
+  completed: '[x]',
+};
+
+/**
+ * The current list: the arguments of the latest `write_todos` call of the history whose result
+ * was not an error (a call the tool refused did not change the list).
+ */
+export function latestTodos(messages: readonly Message[]): TodoItem[] | null {
+  const failed = new Set<string>();
+  for (const message of messages)
+    for (const part of message.content)
+      if (part.type === 'tool_result' && part.isError) failed.add(part.toolCallId);
+  for (let index = messages.length - 1; index >= 0; index--) {
+    const content = (messages[index] as Message).content;
+    for (let partIndex = content.length - 1; partIndex >= 0; partIndex--) {
+      const part = content[partIndex];
+      if (part?.type !== 'tool_call' || part.name !== writeTodosTool.name || failed.has(part.id))
+        continue;
+      const args = typeof part.arguments === 'string' ? safeJson(part.arguments) : part.arguments;
+      const parsed = writeTodosTool.inputSchema.safeParse(args);
+      if (parsed.success) return (parsed.data as { todos: TodoItem[] }).todos;
+    }
+  }
+  return null;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `/todos`: shows the current task list without a model call; `/todos <status>` filters it. */
+const todosCommand: CapabilityCommand = {
+  name: 'todos',
+  description: 'Show the current task list (optionally only pending, in_progress or completed).',
+  async execute(args, context): Promise<CommandResult> {
+    const filter = args.trim();
+    if (filter !== '' && !(filter in STATUS_MARKS)) {
+      return { text: `Unknown status "${filter}": use pending, in_progress or completed.` };
+    }
+    const todos = latestTodos(await context.messages());
+    if (todos === null) return { text: 'No task list yet.', data: { todos: null } };
+    const shown = filter === '' ? todos : todos.filter((todo) => todo.status === filter);
+    const done = todos.filter((todo) => todo.status === 'completed').length;
+    const lines = shown.map((todo) => `${STATUS_MARKS[todo.status]} ${todo.content}`);
+    return {
+      text: [`Tasks (${done}/${todos.length} completed):`, ...lines].join('\n'),
+      data: { todos: shown } satisfies TodosCommandData,
+    };
+  },
+};
+
 const SYSTEM_PROMPT = [
   'For work of three or more steps, keep a task list with write_todos; skip it for simple requests.',
   'Each call replaces the whole list. Mark a task in_progress before you start it (one at a time) and completed as soon as it is fully done; add follow-up tasks as you find them.',
@@ -65,6 +135,8 @@ const SYSTEM_PROMPT = [
 /**
  * The `stateless_todo_list` capability: `write_todos` validates and echoes the model's task list.
  * Nothing is stored outside the conversation (hence "stateless"): the latest call is the list.
+ * The `/todos` command shows that list to the user without a model call
+ * (`runtime.executeCommand(sessionId, '/todos')`).
  */
 export const todoCapability: Capability = defineCapability({
   id: TODO_CAPABILITY_ID,
@@ -73,4 +145,5 @@ export const todoCapability: Capability = defineCapability({
     'Lets the agent keep a structured task list for multi-step work; the state lives in the conversation history.',
   systemPrompt: SYSTEM_PROMPT,
   tools: [writeTodosTool],
+  commands: [todosCommand],
 });

@@ -1,16 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import {
+  type AtomDependencies,
   COMPACTION_STORAGE_KEY,
+  DEFAULT_TURN_LIMITS,
+  defineCapability,
   type LlmRequest,
   type Message,
   type ModelWithProvider,
   parseCompactionRecord,
   type RuntimeBackends,
+  reason,
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { type InProcessRuntime, InProcessRuntimeBuilder } from '@everruns-ts/runtime';
-import { inMemoryBackends } from '@everruns-ts/stores-memory';
+import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts/stores-memory';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPACTION_CAPABILITY_ID, type CompactionConfig, compactionCapability } from './index.js';
@@ -265,6 +269,93 @@ describe.each(Object.keys(backendsByName))('compaction on %s', (backendName) => 
       const stored = await runtime.backends.messages.load(sessionId);
       expect(stored.map((message) => message.seq)).toEqual(stored.map((_, index) => index + 1));
       expectPairedToolCalls(stored);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('a retried reason step of a compacted session finds its stored answer (the current turn is never cut)', async () => {
+    const { runtime, sessionId, driver } = await build(simulatedModel(), {
+      contextWindowTokens: 1_500,
+    });
+    try {
+      let last: { turnId: string } | undefined;
+      for (let turn = 1; turn <= 25; turn++) {
+        // Turn 25 calls a tool: its answer is the reason step of iteration 2.
+        last = await runtime.runTextTurn(sessionId, `Turn ${turn}: add. ${FILLER}`);
+      }
+      const record = parseCompactionRecord(
+        await runtime.backends.storage.getValue(sessionId, COMPACTION_STORAGE_KEY),
+      );
+      expect(record).not.toBeNull();
+      const dependencies: AtomDependencies = {
+        backends: runtime.backends,
+        capabilities: runtime.platform.capabilities,
+        drivers: runtime.platform.drivers,
+        fileSystems: new InMemorySessionFileSystemFactory(),
+        limits: { ...DEFAULT_TURN_LIMITS },
+      };
+      const calls = driver.requests.length;
+      for (const iteration of [1, 2]) {
+        const replay = await reason(dependencies, {
+          sessionId,
+          turnId: last?.turnId as string,
+          iteration,
+        });
+        expect(replay.replayed).toBe(true);
+        expect(replay.success).toBe(true);
+      }
+      expect(driver.requests.length).toBe(calls);
+      const stored = await runtime.backends.messages.load(sessionId);
+      expect(stored.filter((message) => message.turnId === last?.turnId)).toHaveLength(4);
+      expect(
+        stored
+          .filter((message) => message.turnId === last?.turnId)
+          .every((message) => message.seq > (record?.throughSeq ?? 0)),
+      ).toBe(true);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('a hook whose record would cut into the current turn fails the step and nothing is sent', async () => {
+    const cutter = defineCapability({
+      id: 'bad_cut',
+      name: 'Bad cut',
+      description: 'Returns a record that covers the current turn.',
+      tools: [],
+      async beforeModelCall(context) {
+        const throughSeq = context.messages.at(-1)?.seq ?? 1;
+        return {
+          messages: [],
+          compaction: {
+            version: 1,
+            throughSeq,
+            summary: 'everything',
+            createdAt: new Date().toISOString(),
+          },
+        };
+      },
+    });
+    const driver = new LlmSimDriver(LlmSimConfig.fixed('ok'));
+    const runtime = await new InProcessRuntimeBuilder()
+      .backends(await backendsByName[backendName]!())
+      .capability(cutter)
+      .driver(driver)
+      .defaultModel(MODEL)
+      .singleSession((session) =>
+        session
+          .harness(`h_${randomBytes(6).toString('hex')}`, 'Be brief.')
+          .withCapability('bad_cut'),
+      )
+      .build();
+    try {
+      const sessionId = runtime.defaultSessionId() as string;
+      const result = await runtime.runTextTurn(sessionId, 'hello');
+      expect(result.success).toBe(false);
+      expect(result.error?.code).toBe('CAPABILITY_FAILED');
+      expect(result.error?.message).toContain('cuts into the current turn');
+      expect(driver.requests).toHaveLength(0);
     } finally {
       await runtime.close();
     }

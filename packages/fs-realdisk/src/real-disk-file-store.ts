@@ -497,6 +497,25 @@ export class RealDiskFileStore implements SessionFileSystem {
   }
 
   /**
+   * Where the workspace root shows to people and models, as upstream's real-disk store shows it:
+   * the host-absolute root ({@link root}), for example `/home/me/project`.
+   */
+  displayRoot(): string {
+    return this.root;
+  }
+
+  /**
+   * Where a workspace path shows, as upstream's real-disk store shows it: the host-absolute path
+   * under {@link root} (`/src/a.ts` and `/workspace/src/a.ts` → `<root>/src/a.ts`, `/` → the
+   * root). Only the spelling changes: nothing is read. Throws `INVALID_PATH` as
+   * `normalizeWorkspacePath` does.
+   */
+  displayPath(path: string): string {
+    const normalized = normalizeWorkspacePath(path);
+    return normalized === '/' ? this.root : `${this.root.replace(/\/+$/, '')}${normalized}`;
+  }
+
+  /**
    * The real workspace path `path` leads to, with every symbolic link resolved (for example
    * `/alias/HEAD` → `/.git/HEAD`); a missing tail is appended as written. Throws
    * `PATH_OUTSIDE_ROOT` when a link leaves the workspace. Used by `WriteBlocklistFileStore` to

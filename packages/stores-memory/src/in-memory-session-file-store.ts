@@ -93,6 +93,24 @@ export class InMemorySessionFileStore implements SessionFileSystem {
   readonly #regexEngine: LinearRegexEngine | undefined;
   readonly #loadRegexEngine: () => Promise<LinearRegexEngine>;
 
+  /**
+   * Where the workspace root shows to people and models, as upstream's in-memory store shows it:
+   * `/workspace`.
+   */
+  displayRoot(): string {
+    return '/workspace';
+  }
+
+  /**
+   * Where a workspace path shows: under `/workspace` (`/src/a.ts` → `/workspace/src/a.ts`, `/` →
+   * `/workspace`). Only the spelling changes: nothing is read. Throws `INVALID_PATH` as
+   * `normalizeWorkspacePath` does.
+   */
+  displayPath(path: string): string {
+    const normalized = normalizeWorkspacePath(path);
+    return normalized === '/' ? '/workspace' : `/workspace${normalized}`;
+  }
+
   constructor(options: InMemorySessionFileStoreOptions = {}) {
     this.#maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.#maxGrepFiles = options.maxGrepFiles ?? DEFAULT_MAX_GREP_FILES;

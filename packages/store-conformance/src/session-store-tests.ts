@@ -57,7 +57,12 @@ export function sessionStoreTests(initializer: RuntimeStoreInitializer): void {
       expect(titled.title).toBe(TRICKY_TEXT);
       const active = await sessions.updateSessionStatus(session.id, 'waiting_for_tool_results');
       expect(active).toMatchObject({ title: TRICKY_TEXT, status: 'waiting_for_tool_results' });
-      const capabilities = [{ id: 'test_math' }, { id: 'memory', config: { scope: 'agent' } }];
+      const capabilities = [
+        { id: 'test_math' },
+        { id: 'memory', config: { scope: 'agent' } },
+        // A session switching off an inherited capability (`deactivateCapability`) stores this.
+        { id: 'web_fetch', disabled: true },
+      ];
       const updated = await sessions.updateSessionCapabilities(session.id, capabilities);
       expect(updated).toMatchObject({
         id: session.id,

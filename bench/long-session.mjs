@@ -105,7 +105,9 @@ async function longSession(store, backends, turns, queryCount) {
       driver.reset();
     }
     if (turn % 1000 === 0) {
-      process.stderr.write(`${store}: ${turn} turns, ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+      process.stderr.write(
+        `${store}: ${turn} turns, ${((performance.now() - started) / 1000).toFixed(0)} s\n`,
+      );
     }
   }
   summaries += driver.requests.filter((request) => request.tools.length === 0).length;
@@ -142,9 +144,7 @@ const backends = postgresBackends(
 );
 try {
   await backends.migrate();
-  rows.push(
-    await longSession('postgres', backends, PG_TURNS, () => backends.queryCount()),
-  );
+  rows.push(await longSession('postgres', backends, PG_TURNS, () => backends.queryCount()));
 } finally {
   await backends.close();
   const admin = new pg.Client({ connectionString: DATABASE_URL });

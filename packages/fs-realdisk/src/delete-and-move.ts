@@ -36,7 +36,7 @@ export async function deleteEntry(
           throw fileError(
             'IS_A_DIRECTORY',
             path,
-            `Directory ${path} is not empty; delete it with recursive`,
+            `Directory is not empty. Use recursive=true to delete: ${path}`,
             { cause: error },
           );
         }

@@ -317,6 +317,11 @@ export function sessionFileSystemConformance(initializer: SessionFileSystemIniti
         await files.writeFile('/full/sub/a.txt', 'a');
         await files.writeFile('/full/b.txt', 'b');
         await expectErrorCode(files.deleteFile('/full'), 'IS_A_DIRECTORY');
+        // Upstream's store words it so; the model reads the message.
+        await expect(files.deleteFile('/workspace/full')).rejects.toMatchObject({
+          message: 'Directory is not empty. Use recursive=true to delete: /full',
+          details: expect.objectContaining({ path: '/full' }),
+        });
         expect((await files.readFile('/full/sub/a.txt')).content).toBe('a');
         expect(await files.deleteFile('/full', true)).toBe(true);
         for (const path of ['/full', '/full/sub', '/full/sub/a.txt', '/full/b.txt']) {

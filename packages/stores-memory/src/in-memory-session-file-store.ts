@@ -229,7 +229,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
       if (node.children.size > 0 && !recursive) {
         throw everrunsError(
           'IS_A_DIRECTORY',
-          `${normalized} is a non-empty directory; delete it recursively`,
+          `Directory is not empty. Use recursive=true to delete: ${normalized}`,
           { details: { path: normalized } },
         );
       }

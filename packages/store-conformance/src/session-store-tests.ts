@@ -38,6 +38,32 @@ export function sessionStoreTests(initializer: RuntimeStoreInitializer): void {
       expect(await sessions.getSession(randomId('session'))).toBeNull();
     });
 
+    it('keeps the subagent links (parentSessionId, workspaceSessionId) through every update and listing', async () => {
+      const { sessions } = backends();
+      const parent = makeSession({ title: 'parent' });
+      await sessions.createSession(parent);
+      const child = makeSession({
+        title: 'child',
+        parentSessionId: parent.id,
+        workspaceSessionId: parent.id,
+      });
+      expect(await sessions.createSession(child)).toEqual(child);
+      expect(await sessions.getSession(child.id)).toEqual(child);
+      await sessions.updateSessionTitle(child.id, 'renamed');
+      await sessions.updateSessionStatus(child.id, 'idle');
+      await sessions.updateSessionCapabilities(child.id, [{ id: 'subagents' }]);
+      expect(await sessions.getSession(child.id)).toMatchObject({
+        parentSessionId: parent.id,
+        workspaceSessionId: parent.id,
+        title: 'renamed',
+      });
+      const listed = await sessions.listSessions();
+      expect(listed.find((session) => session.id === child.id)?.parentSessionId).toBe(parent.id);
+      const top = await sessions.getSession(parent.id);
+      expect(top?.parentSessionId).toBeUndefined();
+      expect(top?.workspaceSessionId).toBeUndefined();
+    });
+
     it('throws DUPLICATE_ID when creating an existing id and keeps the first', async () => {
       const { sessions } = backends();
       const session = makeSession({ title: 'first' });

@@ -2,10 +2,12 @@ import type { z } from 'zod';
 import type { CapabilityHooks, UsageSnapshot } from './capability-hooks.js';
 import type { CapabilityConfig, Session } from './domain.js';
 import type { SessionFileSystem } from './file-system.js';
-import type { SessionSchedules } from './session-schedules.js';
 import type { Message } from './message.js';
+import type { SessionSchedules } from './session-schedules.js';
 import type {
   MemoryStore,
+  MessagePage,
+  MessagePageRequest,
   MessageSearchPage,
   MessageSearchRequest,
   RuntimeSessionStore,
@@ -206,6 +208,13 @@ export interface SessionHistoryAccess {
    * scan page by page.
    */
   search(request: MessageSearchRequest): Promise<MessageSearchPage>;
+  /**
+   * A page of the history in `seq` order (the store's `loadPage`: `afterSeq` or `offset`, `limit`
+   * 1..1000), for reading messages by position. Optional: set by the runtime's act step.
+   */
+  page?(request: MessagePageRequest): Promise<MessagePage>;
+  /** The number of messages in the session. Optional, as `page`. */
+  count?(): Promise<number>;
 }
 
 /** What a live capability change of a session changed (`runtime.activateCapability` / `deactivateCapability`). */

@@ -10,7 +10,12 @@ import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
 import { searchSessionMessages, sumSessionUsage } from '../session-history.js';
 import { bindSchedules, type ScheduleHost } from '../session-schedules.js';
-import type { MessageSearchRequest, RuntimeBackends, SessionStorageStore } from '../stores.js';
+import type {
+  MessagePageRequest,
+  MessageSearchRequest,
+  RuntimeBackends,
+  SessionStorageStore,
+} from '../stores.js';
 import { bindSubagents, type SubagentHost } from '../subagents.js';
 import {
   countValues,
@@ -380,6 +385,8 @@ async function runToolCall(
           history: {
             search: (search: MessageSearchRequest) =>
               searchSessionMessages(messages, request.sessionId, search),
+            page: (page: MessagePageRequest) => messages.loadPage(request.sessionId, page),
+            count: () => messages.count(request.sessionId),
           },
           usage: async (): Promise<UsageSnapshot> => {
             const [session, turn] = await Promise.all([

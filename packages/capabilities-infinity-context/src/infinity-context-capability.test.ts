@@ -233,6 +233,55 @@ describe.each(Object.keys(backendsByName))('query_history on %s', (backendName) 
     }
   });
 
+  it('reads messages by position (messageRange, 0-based, end exclusive) and the latest messages without a query', async () => {
+    const { runtime, sessionId, ask } = await build();
+    try {
+      for (const word of ['alpha', 'beta', 'gamma']) await runtime.runTextTurn(sessionId, word);
+      // 1 alpha, 2 noted, 3 beta, 4 noted, 5 gamma, 6 noted; then each ask adds its user message,
+      // the agent's call, the result and "done".
+      const range = await ask({ messageRange: { from: 2, to: 4 } });
+      expect(range.result.messages.map((message) => [message.seq, message.content])).toEqual([
+        [3, 'beta'],
+        [4, 'noted'],
+      ]);
+      expect(range.result).toMatchObject({
+        count: 2,
+        range: '3-4',
+        hasMore: false,
+        totalInHistory: 8,
+      });
+      const limited = await ask({ messageRange: { from: 0, to: 100 }, limit: 2 });
+      expect(limited.result.messages.map((message) => message.content)).toEqual([
+        'alpha',
+        'noted',
+      ]);
+      expect(limited.result).toMatchObject({
+        range: '1-2',
+        hasMore: true,
+        nextRange: { from: 2, to: 12 },
+        totalInHistory: 12,
+      });
+      const latest = await ask({ limit: 3 });
+      expect(latest.result.messages.map((message) => [message.seq, message.role])).toEqual([
+        [14, 'agent'],
+        [15, 'user'],
+        [16, 'agent'],
+      ]);
+      expect(latest.result).toMatchObject({ range: '14-16', hasMore: false, totalInHistory: 16 });
+      expect(latest.result.message).toContain('messageRange');
+      const outside = await ask({ messageRange: { from: 99, to: 100 } });
+      expect(outside.result).toEqual({
+        count: 0,
+        messages: [],
+        totalInHistory: 20,
+        hasMore: false,
+        message: 'No messages in the requested range.',
+      });
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('reports bad arguments to the model as a tool error; the turn goes on', async () => {
     const { runtime, ask } = await build();
     try {
@@ -240,7 +289,7 @@ describe.each(Object.keys(backendsByName))('query_history on %s', (backendName) 
         { query: '' },
         { query: 'x', limit: 0 },
         { query: 'x', roles: ['system'] },
-        {},
+        { messageRange: { from: 1 } },
       ]) {
         const { part } = await ask(args);
         expect(part.isError).toBe(true);

@@ -5,6 +5,7 @@ import {
   type Message,
   type MessageRole,
   messageSearchText,
+  type ToolContext,
   toolError,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -67,20 +68,27 @@ export interface QueryHistoryMessage {
 
 /** What `query_history` returns. */
 export interface QueryHistoryResult {
-  query: string;
+  /** The query searched for; absent when messages were read by position. */
+  query?: string;
   /** Messages in this result. */
   count: number;
-  /** Matches, oldest first. */
+  /** The messages, oldest first. */
   messages: QueryHistoryMessage[];
-  /** The `offset` of this call. */
-  offset: number;
-  /** True when more matches follow: call again with `offset: nextOffset`. */
+  /** Messages in the whole history (when the runtime can count them). */
+  totalInHistory?: number;
+  /** The `offset` of a search. */
+  offset?: number;
+  /** The positions read, 1-based and inclusive (`"3-7"`), for `messageRange` and the latest. */
+  range?: string;
+  /** True when more follow: for a search call again with `offset: nextOffset`, for a range with `messageRange: nextRange`. */
   hasMore: boolean;
-  /** Where the next page starts; only with `hasMore`. */
+  /** Where the next page of a search starts; only with `hasMore`. */
   nextOffset?: number;
-  /** True when the page ended early to keep the result within `maxResultChars`. */
+  /** The rest of a `messageRange` not returned; only with `hasMore`. */
+  nextRange?: { from: number; to: number };
+  /** True when the result ended early to stay within `maxResultChars`. */
   truncated?: true;
-  /** Set when nothing matched. */
+  /** Set when nothing was found, or to say how to read more. */
   message?: string;
 }
 
@@ -89,85 +97,168 @@ const queryHistoryInput = z.strictObject({
     .string()
     .min(1)
     .max(1000)
+    .optional()
     .describe('Text to find in earlier messages; case-insensitive substring match.'),
+  messageRange: z
+    .strictObject({
+      from: z.number().int().min(0).describe('First position, 0-based, inclusive.'),
+      to: z.number().int().min(0).describe('End position, 0-based, exclusive.'),
+    })
+    .optional()
+    .describe('Read messages by position instead of searching (wins over query).'),
   roles: z
     .array(z.enum(['user', 'agent', 'tool_result']))
     .min(1)
     .optional()
-    .describe('Only messages of these roles (user, agent, tool_result). Default: all.'),
+    .describe(
+      'Only messages of these roles (user, agent, tool_result); for a query. Default: all.',
+    ),
   offset: z
     .number()
     .int()
     .min(0)
     .max(1_000_000)
     .optional()
-    .describe('Skip this many matches (for the next page use the nextOffset of the last result).'),
+    .describe('Skip this many matches of a query (use the nextOffset of the last result).'),
   limit: z
     .number()
     .int()
     .min(1)
     .optional()
     .describe(
-      `Most matches to return (default ${QUERY_HISTORY_DEFAULT_LIMIT}, at most ${QUERY_HISTORY_MAX_LIMIT}).`,
+      `Most messages to return (default ${QUERY_HISTORY_DEFAULT_LIMIT}, at most ${QUERY_HISTORY_MAX_LIMIT}).`,
     ),
 });
+
+type QueryHistoryInput = z.infer<typeof queryHistoryInput>;
+type HistoryAccess = NonNullable<ToolContext['history']>;
 
 /** Per-message overhead counted against `maxResultChars` (the JSON around the text). */
 const MESSAGE_OVERHEAD = 120;
 
+/** Messages described until `maxResultChars` is reached (the first one always fits). */
+function describeBounded(
+  messages: readonly Message[],
+  needle: string,
+  config: { maxMessageChars: number; maxResultChars: number },
+  skip: (message: Message) => boolean = () => false,
+): { entries: QueryHistoryMessage[]; consumed: number; truncated: boolean } {
+  const entries: QueryHistoryMessage[] = [];
+  let consumed = 0;
+  let used = 0;
+  for (const message of messages) {
+    if (skip(message)) {
+      consumed++;
+      continue;
+    }
+    const entry = describeMessage(message, needle, config.maxMessageChars);
+    const size = entry.content.length + MESSAGE_OVERHEAD;
+    if (entries.length > 0 && used + size > config.maxResultChars) {
+      return { entries, consumed, truncated: true };
+    }
+    used += size;
+    entries.push(entry);
+    consumed++;
+  }
+  return { entries, consumed, truncated: false };
+}
+
+async function searchHistory(
+  history: HistoryAccess,
+  input: QueryHistoryInput & { query: string },
+  limit: number,
+  toolCallId: string,
+  config: { maxMessageChars: number; maxResultChars: number },
+): Promise<QueryHistoryResult> {
+  const offset = input.offset ?? 0;
+  const page = await history.search({
+    query: input.query,
+    ...(input.roles ? { roles: input.roles } : {}),
+    offset,
+    limit,
+  });
+  // The message holding this very call matches its own arguments: leave it out.
+  const { entries, consumed, truncated } = describeBounded(
+    page.messages,
+    input.query.toLowerCase(),
+    config,
+    (message) => holdsToolCall(message, toolCallId),
+  );
+  const hasMore = truncated || page.hasMore;
+  const result: QueryHistoryResult = {
+    query: input.query,
+    count: entries.length,
+    messages: entries,
+    offset,
+    hasMore,
+  };
+  if (hasMore) result.nextOffset = offset + consumed;
+  if (truncated) result.truncated = true;
+  if (entries.length === 0 && !hasMore) result.message = 'No message of this session matches.';
+  return result;
+}
+
+/** Messages `[from, to)` by 0-based position (at most `limit`), or the latest `limit`. */
+async function readByPosition(
+  history: HistoryAccess,
+  range: { from: number; to: number } | undefined,
+  limit: number,
+  config: { maxMessageChars: number; maxResultChars: number },
+): Promise<QueryHistoryResult | ReturnType<typeof toolError>> {
+  if (!history.page || !history.count) {
+    return toolError('This runtime can only search the history: give a query.');
+  }
+  const total = await history.count();
+  const from = range ? Math.min(range.from, total) : Math.max(0, total - limit);
+  const to = range ? Math.max(from, Math.min(range.to, total)) : total;
+  const wanted = Math.min(to - from, limit);
+  const page =
+    wanted === 0 ? { messages: [] } : await history.page({ afterSeq: from, limit: wanted });
+  const { entries, truncated } = describeBounded(page.messages, '', config);
+  const end = from + entries.length;
+  const result: QueryHistoryResult = {
+    count: entries.length,
+    messages: entries,
+    totalInHistory: total,
+    hasMore: end < to,
+  };
+  if (entries.length > 0) result.range = `${from + 1}-${end}`;
+  if (end < to) result.nextRange = { from: end, to };
+  if (truncated) result.truncated = true;
+  if (entries.length === 0) {
+    result.message = total === 0 ? 'The history is empty.' : 'No messages in the requested range.';
+  } else if (!range) {
+    result.message =
+      'The latest messages. Give a query to search, or messageRange to read older ones.';
+  }
+  return result;
+}
+
 const queryHistoryTool = defineTool<typeof queryHistoryInput, InfinityContextConfig | undefined>({
   name: 'query_history',
   description:
-    'Search the whole history of this conversation, including messages no longer in your context. Finds messages whose text, tool calls or tool results contain the query (case-insensitive), oldest first, with their position; page with offset.',
+    'Search or read the whole history of this conversation, including messages no longer in your context. With query: messages whose text, tool calls or tool results contain it (case-insensitive), oldest first, paged with offset. With messageRange: messages by position. With neither: the latest messages.',
   inputSchema: queryHistoryInput,
   idempotent: true,
   async execute(input, context): Promise<QueryHistoryResult | ReturnType<typeof toolError>> {
     if (!context.history) {
       return toolError('This runtime gives tools no access to the session history.');
     }
-    const maxMessageChars = context.config?.maxMessageChars ?? DEFAULT_MAX_MESSAGE_CHARS;
-    const maxResultChars = context.config?.maxResultChars ?? DEFAULT_MAX_RESULT_CHARS;
-    const offset = input.offset ?? 0;
-    const limit = Math.min(input.limit ?? QUERY_HISTORY_DEFAULT_LIMIT, QUERY_HISTORY_MAX_LIMIT);
-    const page = await context.history.search({
-      query: input.query,
-      ...(input.roles ? { roles: input.roles } : {}),
-      offset,
-      limit,
-    });
-    const needle = input.query.toLowerCase();
-    const messages: QueryHistoryMessage[] = [];
-    let consumed = 0;
-    let used = 0;
-    let truncated = false;
-    for (const message of page.messages) {
-      // The message holding this very call matches its own arguments: leave it out.
-      if (holdsToolCall(message, context.toolCallId)) {
-        consumed++;
-        continue;
-      }
-      const entry = describeMessage(message, needle, maxMessageChars);
-      const size = entry.content.length + MESSAGE_OVERHEAD;
-      if (messages.length > 0 && used + size > maxResultChars) {
-        truncated = true;
-        break;
-      }
-      used += size;
-      messages.push(entry);
-      consumed++;
-    }
-    const hasMore = truncated || page.hasMore;
-    const result: QueryHistoryResult = {
-      query: input.query,
-      count: messages.length,
-      messages,
-      offset,
-      hasMore,
+    const config = {
+      maxMessageChars: context.config?.maxMessageChars ?? DEFAULT_MAX_MESSAGE_CHARS,
+      maxResultChars: context.config?.maxResultChars ?? DEFAULT_MAX_RESULT_CHARS,
     };
-    if (hasMore) result.nextOffset = offset + consumed;
-    if (truncated) result.truncated = true;
-    if (messages.length === 0 && !hasMore) result.message = 'No message of this session matches.';
-    return result;
+    const limit = Math.min(input.limit ?? QUERY_HISTORY_DEFAULT_LIMIT, QUERY_HISTORY_MAX_LIMIT);
+    if (input.messageRange === undefined && input.query !== undefined) {
+      return searchHistory(
+        context.history,
+        { ...input, query: input.query },
+        limit,
+        context.toolCallId,
+        config,
+      );
+    }
+    return readByPosition(context.history, input.messageRange, limit, config);
   },
 });
 

@@ -251,10 +251,7 @@ describe.each(Object.keys(backendsByName))('query_history on %s', (backendName) 
         totalInHistory: 8,
       });
       const limited = await ask({ messageRange: { from: 0, to: 100 }, limit: 2 });
-      expect(limited.result.messages.map((message) => message.content)).toEqual([
-        'alpha',
-        'noted',
-      ]);
+      expect(limited.result.messages.map((message) => message.content)).toEqual(['alpha', 'noted']);
       expect(limited.result).toMatchObject({
         range: '1-2',
         hasMore: true,

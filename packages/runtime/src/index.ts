@@ -24,7 +24,12 @@ export {
   type SessionCommandInfo,
   type SessionCommandResult,
 } from '@everruns-ts/core';
-export { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
+export {
+  LlmSimConfig,
+  LlmSimDriver,
+  type LlmSimOnExhausted,
+  LlmSimTurn,
+} from '@everruns-ts/driver-llmsim';
 export { inMemoryBackends } from '@everruns-ts/stores-memory';
 export {
   ApprovalGatingFileStore,

@@ -8,6 +8,7 @@ import {
   defineTool,
   type Message,
   type RuntimeBackends,
+  type SessionFileSystem,
   type SessionFileSystemFactory,
   type ToolResultPart,
   toolError,
@@ -251,28 +252,57 @@ describe.each([
     expect(await workspace.statFile('/.tool-outputs/call_small.txt')).toBeNull();
   });
 
-  it('when the file cannot be written, the result gets the runtime’s usual cut and says it was not saved', async () => {
-    const { factory } = await workspaces[workspaceName]!();
-    const { results: found } = await runSteps([[{ id: 'call_big', name: 'dump', arguments: {} }]], {
-      backends: stores[storeName]!(),
-      factory,
-      maxToolResultChars: 20_000,
-      // A file where the directory should be: the write fails.
-      beforeTurn: async (sessionId) => {
-        await (await factory.forSession(sessionId)).writeFile('/.tool-outputs', 'in the way');
-      },
-    });
-    const stored = found.get('call_big')!;
-    expect(stored.isError).toBe(false);
-    expect(stored.content).toMatch(
-      new RegExp(
-        `^\\[tool_output_persistence: the full output \\(${EXPECTED.length} characters\\) could not be saved to /\\.tool-outputs/call_big\\.txt \\(.+\\); it is cut to the runtime's result limit below and the rest is lost\\.\\]\\nline 000001: `,
-      ),
-    );
-    expect(stored.content).toContain('…[truncated: the result was');
-    expect(stored.content).toContain('the limit is 20000]');
-    expect(stored.content).not.toContain(SECRET);
-  });
+  it.each([
+    [
+      'a file where the directory should be',
+      (workspace: SessionFileSystem) => workspace.writeFile('/.tool-outputs', 'in the way'),
+      /.+/,
+    ],
+    [
+      'a read-only file at the path',
+      (workspace: SessionFileSystem) =>
+        workspace.seedInitialFile({
+          path: '/.tool-outputs/call_big.txt',
+          content: 'kept',
+          encoding: 'text',
+          isReadonly: true,
+        }),
+      /read-only|read only|FILE_READ_ONLY/i,
+    ],
+  ])(
+    'when the file cannot be written (%s), the result gets the runtime’s usual cut and says it was not saved',
+    async (_name, obstruct, reason) => {
+      const { factory } = await workspaces[workspaceName]!();
+      const { results: found, workspace } = await runSteps(
+        [[{ id: 'call_big', name: 'dump', arguments: {} }]],
+        {
+          backends: stores[storeName]!(),
+          factory,
+          maxToolResultChars: 20_000,
+          beforeTurn: async (sessionId) => {
+            await obstruct(await factory.forSession(sessionId));
+          },
+        },
+      );
+      const stored = found.get('call_big')!;
+      expect(stored.isError).toBe(false);
+      const [notice] = stored.content.split('\n');
+      expect(notice).toMatch(
+        new RegExp(
+          `^\\[tool_output_persistence: the full output \\(${EXPECTED.length} characters\\) could not be saved to /\\.tool-outputs/call_big\\.txt \\(.+\\); it is cut to the runtime's result limit below and the rest is lost\\.\\]$`,
+        ),
+      );
+      expect(notice).toMatch(reason);
+      expect(stored.content).toContain(`]\nline 000001: ${'x'.repeat(64)}\n`);
+      expect(stored.content).toContain('…[truncated: the result was');
+      expect(stored.content).toContain('the limit is 20000]');
+      expect(stored.content).not.toContain(SECRET);
+      // Nothing was replaced in the workspace.
+      const kept = await workspace.statFile('/.tool-outputs/call_big.txt');
+      if (kept)
+        expect((await workspace.readFile('/.tool-outputs/call_big.txt')).content).toBe('kept');
+    },
+  );
 });
 
 describe('tool_output_persistence pieces', () => {

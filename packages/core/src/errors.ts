@@ -89,6 +89,11 @@ export const ERROR_CODES = [
    * model call (stop reason `budget_exhausted`; details: what was used and the limit).
    */
   'BUDGET_EXHAUSTED',
+  /**
+   * The model's provider is not set up: no API key, no driver for its provider type. A turn whose
+   * model call fails so ends with stop reason `provider_not_configured`.
+   */
+  'PROVIDER_NOT_CONFIGURED',
   /** Anything else: a bug or an unexpected failure of a dependency. */
   'INTERNAL',
 ] as const;

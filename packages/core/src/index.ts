@@ -219,6 +219,12 @@ export {
   messagePageStart,
 } from './message-range.js';
 export { readFileIfExists } from './read-file-if-exists.js';
+export {
+  isProviderNotConfigured,
+  LLM_ERROR_FAILURE,
+  modelFailureText,
+  PROVIDER_NOT_CONFIGURED_FAILURE,
+} from './model-failure-text.js';
 // Models.
 export {
   LLM_PROVIDER_TYPES,

@@ -406,7 +406,7 @@ export function replayHostPlan(
       };
       plan = decide('reason', {
         success: false,
-        text: '',
+        text: typeof failed.data.text === 'string' ? failed.data.text : '',
         toolCalls: [],
         replayed: false,
         error,

@@ -84,6 +84,8 @@ export class RuntimeSessionLifecycle {
         turnId,
         data: {
           ...summary,
+          // The user-facing text of the failure (a failed model call's), kept for whoever shows it.
+          response: outcome.response,
           error: outcome.error,
           errorCode: blocker?.code ?? outcome.error?.code ?? outcome.stopReason,
         },

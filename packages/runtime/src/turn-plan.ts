@@ -20,6 +20,7 @@ export const turnStopReasonSchema = z.enum([
   'repeated_tool_calls',
   'waiting_for_tool_results',
   'llm_error',
+  'provider_not_configured',
   'dependency_blocked',
   'budget_exhausted',
   'aborted',
@@ -402,8 +403,9 @@ export function planResumeAfterToolResults(
 
 /**
  * The stop reason of a failed reason step, from its error code: a dependency blocker, a budget a
- * capability found used up, the model's failure (`llm_error`, the code of every driver failure),
- * or any other capability failure or stop (`error`).
+ * capability found used up, a model call without a set-up provider (`provider_not_configured`),
+ * the model's failure (`llm_error`, the code of every other driver failure), or any other
+ * capability failure or stop (`error`).
  */
 function reasonFailureStopReason(code: string | undefined): TurnStopReason {
   switch (code) {
@@ -414,6 +416,8 @@ function reasonFailureStopReason(code: string | undefined): TurnStopReason {
     case undefined:
     case 'llm_error':
       return 'llm_error';
+    case 'provider_not_configured':
+      return 'provider_not_configured';
     default:
       return 'error';
   }

@@ -192,8 +192,8 @@ export class TurnEventTranslator {
     if (!success) {
       const error = turnErrorOf(data.error, 'llm_error');
       this.#lastError = error;
-      // A failed step's turn answers with no text (the planner's `response` of an `llm_error`).
-      this.#lastText = '';
+      // A failed step's turn answers with the step's user-facing text (the planner's `response`).
+      this.#lastText = typeof data.text === 'string' ? data.text : '';
       parts.push({ type: 'error', error });
     }
     const usage = usageOf(data.usage);

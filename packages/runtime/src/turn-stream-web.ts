@@ -220,6 +220,7 @@ function finishReasonOf(result: TurnResultOfStream): string {
     case 'waiting_for_tool_results':
       return 'tool-calls';
     case 'llm_error':
+    case 'provider_not_configured':
     case 'error':
     case 'dependency_blocked':
       return 'error';

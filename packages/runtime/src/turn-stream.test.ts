@@ -13,6 +13,7 @@ import {
   type LlmStreamEvent,
   type Message,
   messageText,
+  modelFailureText,
   type RuntimeEvent,
 } from '@everruns-ts/core';
 import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
@@ -728,7 +729,13 @@ describe('TurnEventTranslator', () => {
       toolTurn()[0] as ScriptedAnswer,
       { text: ['Half '], failWith: new EverrunsError({ code: 'LLM_ERROR', message: 'boom' }) },
     ]);
-    expect(result).toMatchObject({ success: false, stopReason: 'llm_error', response: '' });
+    // The failed turn answers with the user-facing failure text and keeps its tool-call count.
+    expect(result).toMatchObject({
+      success: false,
+      stopReason: 'llm_error',
+      response: modelFailureText('llm_error'),
+      toolCallsCount: 1,
+    });
     expect(translated(delivered, (result as TurnResult).turnId)).toEqual(parts);
   });
 

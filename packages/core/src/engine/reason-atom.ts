@@ -16,6 +16,12 @@ import {
   messageToolCalls,
   type ToolCall,
 } from '../message.js';
+import {
+  isProviderNotConfigured,
+  LLM_ERROR_FAILURE,
+  modelFailureText,
+  PROVIDER_NOT_CONFIGURED_FAILURE,
+} from '../model-failure-text.js';
 import { assembleTurnContextWithSetup } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
@@ -70,7 +76,10 @@ export interface ReasonAtomResult {
  * again for that step. Tool calls of the history left without a result get a synthetic error
  * result stored first. A tool call whose id repeats one the session already holds is stored under
  * a fresh id (metadata `rekeyedToolCallIds` maps new to original) and runs as a new call; a
- * repeat inside one response is renamed as a duplicate and answered with a tool error. A model failure resolves with `success: false` and code `llm_error`; a
+ * repeat inside one response is renamed as a duplicate and answered with a tool error. A model
+ * failure resolves with `success: false`, code `llm_error` (`provider_not_configured` when no
+ * provider is set up: see `isProviderNotConfigured`) and a user-facing `text`
+ * (`modelFailureText`), stored nowhere; a
  * dependency blocker stores the blocker's message and resolves with code `DEPENDENCY_BLOCKED`; a
  * capability whose prompt function throws resolves with code `CAPABILITY_FAILED` (details name
  * the capability) and stores nothing. Throws only for programmer or store errors and `ABORTED`.
@@ -201,8 +210,11 @@ export async function reason(
         ? error
         : new EverrunsError({ code: 'ABORTED', message: 'The turn was aborted', cause: error });
     }
+    const failureCode = isProviderNotConfigured(error)
+      ? PROVIDER_NOT_CONFIGURED_FAILURE
+      : LLM_ERROR_FAILURE;
     const failure = {
-      code: 'llm_error',
+      code: failureCode,
       message: redactApiKey(errorMessage(error), context.model.apiKey),
       ...(EverrunsError.isInstance(error)
         ? {
@@ -213,13 +225,15 @@ export async function reason(
           }
         : {}),
     };
+    // The person using the agent gets a plain answer; the error beside it says what failed.
+    const text = modelFailureText(failureCode);
     await backends.events.emit({
       type: 'reason.completed',
       sessionId,
       turnId,
-      data: { iteration, success: false, error: failure },
+      data: { iteration, success: false, text, error: failure },
     });
-    return { success: false, text: '', toolCalls: [], replayed: false, error: failure };
+    return { success: false, text, toolCalls: [], replayed: false, error: failure };
   }
   const content: ContentPart[] = [];
   // Reasoning first, in the order it came: the providers that want it back want it there.

@@ -110,9 +110,15 @@ function view(entry: MemoryEntry): MemoryView {
 
 /**
  * The scope a call works in: the configured one, else the session's agent, else its harness, else
- * (no session store in the context) the session itself.
+ * (no session store in the context) the session itself; inside `org:<id>/` when the host runs
+ * the turn for an organisation (`ToolContext.organizationId`), so tenants never share memories.
  */
 export async function memoryScope(context: ToolContext<unknown>): Promise<string> {
+  const scope = await unscopedMemoryScope(context);
+  return context.organizationId === undefined ? scope : `org:${context.organizationId}/${scope}`;
+}
+
+async function unscopedMemoryScope(context: ToolContext<unknown>): Promise<string> {
   const config = context.config as MemoryCapabilityConfig | undefined;
   if (config?.scope) return config.scope;
   const session = await context.sessions?.getSession(context.sessionId);

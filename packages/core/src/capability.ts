@@ -24,6 +24,12 @@ export interface ToolContext<TConfig = unknown> {
   idempotencyKey: string;
   /** 1-based reason/act iteration of the turn. */
   iteration: number;
+  /**
+   * The tenant the turn runs for, set by a multi-tenant host (`AtomDependencies.organizationId`);
+   * absent in a single-tenant runtime. Tools that keep data beyond the session (memory) scope it
+   * by this.
+   */
+  organizationId?: string;
   /** The session's workspace; capabilities never touch `node:fs` directly. */
   fileSystem: SessionFileSystem;
   /** Key/value and secret storage (secrets reach tools only through here). */

@@ -361,7 +361,11 @@ export {
   type OpenToolCall,
   repairHistory,
 } from './engine/repair-history.js';
-export { resolveTurnSetup } from './engine/resolve-turn-setup.js';
+export {
+  DECLARED_TOOL_CAPABILITY_ID,
+  HOST_CAPABILITY_ID,
+  resolveTurnSetup,
+} from './engine/resolve-turn-setup.js';
 export {
   activateSessionCapability,
   type CapabilityChangeOptions,
@@ -386,8 +390,11 @@ export {
 export {
   type AssembledTurnContext,
   type AtomDependencies,
+  type BudgetCheckResult,
+  type BudgetCheckScope,
   type CapabilityPromptContribution,
   DEFAULT_TURN_LIMITS,
+  type ToolRegistryScope,
   type TurnLimits,
   type TurnMcpIssue,
   type TurnMcpTool,

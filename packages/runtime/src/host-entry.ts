@@ -36,7 +36,13 @@ export {
   type FileApprovalRecord,
   fileApprovalId,
 } from './durable-file-approvals.js';
-export { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
+export {
+  forOrganization,
+  type RuntimeHostAdapter,
+  type RuntimeHostOverrides,
+  toolCallJournalOf,
+  withHostOverrides,
+} from './runtime-host-adapter.js';
 export { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 export {
   type CompletePlan,

@@ -55,6 +55,8 @@ describe('the public faces of the runtime', () => {
       'executeActActivity',
       'RuntimeSessionLifecycle',
       'toolCallJournalOf',
+      'withHostOverrides',
+      'forOrganization',
       'planNextHostTurn',
       'planResumeAfterToolResults',
       'initialTurnState',

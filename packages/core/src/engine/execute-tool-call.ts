@@ -32,6 +32,8 @@ export interface ToolExecutionDependencies {
     Partial<Pick<RuntimeBackends, 'messages'>>;
   /** The embedder's prices, for the usage snapshot tools read (see `ToolContext.usage`). */
   prices?: ModelPrices;
+  /** The tenant of the turn, handed to tools as `ToolContext.organizationId`. */
+  organizationId?: string;
   /** Decorates the session's workspace per call, when the factory offers it. */
   fileSystems: Pick<SessionFileSystemFactory, 'forToolCall'>;
   /** The default timeout of a call and the longest result the model sees. */
@@ -352,6 +354,9 @@ async function runToolCall(
     toolCallId: call.id,
     idempotencyKey: `${request.sessionId}/${request.turnId}/${call.id}`,
     iteration: request.iteration,
+    ...(dependencies.organizationId !== undefined
+      ? { organizationId: dependencies.organizationId }
+      : {}),
     fileSystem:
       dependencies.fileSystems.forToolCall?.(
         request.fileSystem,

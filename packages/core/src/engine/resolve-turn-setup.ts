@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ToolDefinition, ToolSpec } from '../capability.js';
+import type { Capability, ToolDefinition, ToolSpec } from '../capability.js';
 import { toolSpec } from '../capability-kit.js';
 import type { Agent, DeclaredTool, Harness } from '../domain.js';
 import { EverrunsError } from '../errors.js';
@@ -63,6 +63,29 @@ export async function resolveTurnSetup(
     }
   }
   addDeclaredTools(dependencies, overlay.declaredTools, tools, toolSpecs);
+  if (dependencies.buildToolRegistry) {
+    const built = await dependencies.buildToolRegistry({
+      ...(dependencies.organizationId !== undefined
+        ? { organizationId: dependencies.organizationId }
+        : {}),
+      sessionId,
+      harnessChain: chain ?? [],
+      agent,
+      session,
+      tools: new Map(tools),
+      capabilities,
+    });
+    if (built) {
+      tools.clear();
+      toolSpecs.length = 0;
+      for (const turnTool of built.values()) {
+        tools.set(turnTool.tool.name, turnTool);
+        toolSpecs.push(toolSpec(turnTool.tool));
+      }
+    }
+  }
+  const host = hostCapability(dependencies, session.agentId);
+  if (host) capabilities.push({ capability: host, config: undefined });
   const mcp =
     dependencies.mcp && Object.keys(overlay.mcpServers).length > 0
       ? await addMcpTools(
@@ -163,4 +186,60 @@ function addDeclaredTools(
     tools.set(entry.name, turnTool);
     toolSpecs.push(toolSpec(turnTool.tool));
   }
+}
+
+/** The id under which the host's hooks and budget checker run (see {@link hostCapability}). */
+export const HOST_CAPABILITY_ID = 'host';
+
+/**
+ * The host's hooks and budget checker as a capability that runs after every capability of the
+ * session (so the engine's hook machinery runs them), or `undefined` when the host has none.
+ */
+function hostCapability(
+  dependencies: AtomDependencies,
+  agentId: string | undefined,
+): Capability | undefined {
+  const hooks = dependencies.hostHooks;
+  const checker = dependencies.budgetChecker;
+  if (!hooks && !checker) return undefined;
+  const { organizationId } = dependencies;
+  const capability: Capability = {
+    id: HOST_CAPABILITY_ID,
+    name: 'Host',
+    description: "The host's hooks",
+    tools: [],
+  };
+  if (hooks?.beforeToolCall) {
+    const hook = hooks.beforeToolCall.bind(hooks);
+    capability.beforeToolCall = (context) => hook({ ...context, config: undefined });
+  }
+  if (hooks?.afterToolCall) {
+    const hook = hooks.afterToolCall.bind(hooks);
+    capability.afterToolCall = (context) => hook({ ...context, config: undefined });
+  }
+  if (hooks?.beforeModelCall || checker) {
+    const hook = hooks?.beforeModelCall?.bind(hooks);
+    capability.beforeModelCall = async (context) => {
+      const changed = hook ? await hook({ ...context, config: undefined }) : undefined;
+      if (changed?.stop || !checker) return changed;
+      const verdict = await checker({
+        ...(organizationId !== undefined ? { organizationId } : {}),
+        sessionId: context.sessionId,
+        turnId: context.turnId,
+        iteration: context.iteration,
+        ...(agentId !== undefined ? { agentId } : {}),
+        usage: () => context.usage(),
+      });
+      if (!verdict?.exhausted) return changed;
+      return {
+        ...(changed ?? {}),
+        stop: {
+          code: 'BUDGET_EXHAUSTED',
+          message: verdict.message ?? 'The budget of this session is used up',
+          ...(verdict.details ? { details: verdict.details } : {}),
+        },
+      };
+    };
+  }
+  return capability;
 }

@@ -1,6 +1,8 @@
 import type { ToolDefinition, ToolSpec } from '../capability.js';
+import type { CapabilityHooks, UsageSnapshot } from '../capability-hooks.js';
 import type { CapabilityRegistry, ResolvedCapability } from '../capability-registry.js';
 import type { CompactionRecord } from '../compaction.js';
+import type { Agent, Harness, Session } from '../domain.js';
 import type { DriverRegistry } from '../driver.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import type { ModelPrices } from '../llm-usage.js';
@@ -67,6 +69,72 @@ export interface AtomDependencies {
   subagents?: SubagentHost;
   /** Keeps and delivers scheduled messages for tools (`ToolContext.schedules`); optional. */
   schedules?: ScheduleHost;
+  /**
+   * The tenant the turns run for, in a multi-tenant host (upstream's `org_id`): handed to tools
+   * as `ToolContext.organizationId` (the memory tools keep each organisation's memories apart)
+   * and to {@link buildToolRegistry} and {@link budgetChecker}. A host serving several
+   * organisations uses one adapter per organisation (see `forOrganization` of the runtime).
+   */
+  organizationId?: string;
+  /**
+   * Builds the turn's tool registry (upstream's `build_tool_registry_for_agent` /
+   * `_for_harness`): given the tools the session's capabilities and declared tools provide, return
+   * the map of tools to offer instead (add, remove or replace tools), or `undefined` to keep them.
+   * Called once per turn setup, before MCP tools are added. Throwing fails the step.
+   */
+  buildToolRegistry?(
+    scope: ToolRegistryScope,
+  ): Promise<Map<string, TurnTool> | undefined> | Map<string, TurnTool> | undefined;
+  /**
+   * Hooks of the host, run for every session after the capabilities' own hooks (upstream's
+   * post-tool hooks of the host): the same shape and rules as `CapabilityHooks`, with
+   * `config` undefined. Shown in hook contexts as the capability `host`.
+   */
+  hostHooks?: CapabilityHooks<undefined>;
+  /**
+   * Checked before every model call (upstream's `budget_checker`): a result with `exhausted`
+   * stops the turn before the call with `BUDGET_EXHAUSTED` (stop reason `budget_exhausted`) and
+   * the result's message. Runs after the capabilities' `beforeModelCall` hooks.
+   */
+  budgetChecker?(
+    scope: BudgetCheckScope,
+  ): Promise<BudgetCheckResult | undefined> | BudgetCheckResult | undefined;
+}
+
+/** What {@link AtomDependencies.buildToolRegistry} is told. */
+export interface ToolRegistryScope {
+  organizationId?: string;
+  sessionId: string;
+  /** The session's harness chain, root first. */
+  harnessChain: readonly Harness[];
+  /** The session's agent, or `null`. */
+  agent: Agent | null;
+  session: Session;
+  /** The tools resolved so far (a copy: change it freely and return it). */
+  tools: Map<string, TurnTool>;
+  /** The capabilities switched on, with their configuration. */
+  capabilities: readonly ResolvedCapability[];
+}
+
+/** What {@link AtomDependencies.budgetChecker} is told before a model call. */
+export interface BudgetCheckScope {
+  organizationId?: string;
+  sessionId: string;
+  turnId: string;
+  iteration: number;
+  /** The session's agent id, if it has one. */
+  agentId?: string;
+  /** Usage of the session and the turn so far (with the runtime's prices). */
+  usage(): Promise<UsageSnapshot>;
+}
+
+/** What {@link AtomDependencies.budgetChecker} answers. */
+export interface BudgetCheckResult {
+  /** True stops the turn before the model call. */
+  exhausted: boolean;
+  /** Why, for the turn's error. */
+  message?: string;
+  details?: Record<string, unknown>;
 }
 
 /** A tool available in a turn, with the capability that provides it. */

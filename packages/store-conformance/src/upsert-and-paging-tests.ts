@@ -39,7 +39,13 @@ export function upsertAndPagingTests(initializer: RuntimeStoreInitializer): void
       const agent = makeAgent({ name: 'first' });
       await agents.upsertAgent(agent);
       expect(await agents.getAgent(agent.id)).toEqual(agent);
-      const replaced = makeAgent({ id: agent.id, name: 'second', systemPrompt: 'new' });
+      const replaced = makeAgent({
+        id: agent.id,
+        name: 'second',
+        systemPrompt: 'new',
+        tools: ['add', { type: 'builtin', name: 'subtract', description: '', parameters: {} }],
+        networkAccess: { allowed: [], blocked: ['evil.example.com'] },
+      });
       await agents.upsertAgent(replaced);
       expect(await agents.getAgent(agent.id)).toEqual(replaced);
       expect((await agents.listAgents()).filter((a) => a.id === agent.id)).toHaveLength(1);
@@ -60,6 +66,15 @@ export function upsertAndPagingTests(initializer: RuntimeStoreInitializer): void
         status: 'idle',
         capabilities: [{ id: 'test_math' }],
         tags: ['t'],
+        tools: [
+          {
+            type: 'client_side',
+            name: 'ask_user',
+            description: 'asks',
+            parameters: { type: 'object', properties: { q: { type: 'string' } } },
+          },
+        ],
+        networkAccess: { allowed: ['*.example.com'], blocked: ['evil.example.com'] },
       });
       expect(await sessions.upsertSession(replaced)).toEqual(replaced);
       expect(await sessions.getSession(session.id)).toEqual(replaced);

@@ -237,6 +237,41 @@ describe('web_fetch against a local server, private networks allowed', () => {
     );
   });
 
+  it("honours the session's network access list, redirects included", async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(webFetchCapability)
+      .llmSim(
+        LlmSimConfig.sequence(['', 'done']).withToolCallSequence([
+          [
+            fetchCall('ok', { url: `http://localhost:${port}/plain` }),
+            fetchCall('blocked', { url: `${base}/plain` }),
+            fetchCall('redirect', { url: `http://localhost:${port}/hop2` }),
+          ],
+          [],
+        ]),
+      )
+      .singleSession((session) =>
+        session
+          .harness('web', '')
+          .withCapability(WEB_FETCH_CAPABILITY_ID, LOCAL)
+          .harnessNetworkAccess({ allowed: ['localhost', '127.0.0.1'] })
+          .sessionNetworkAccess({ allowed: ['localhost'] }),
+      )
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    await runtime.runTextTurn(sessionId, 'fetch');
+    const results = toolResults(await runtime.messages(sessionId));
+    expect(results.get('ok')?.json).toMatchObject({ content: 'just text' });
+    expect(results.get('blocked')).toMatchObject({
+      isError: true,
+      content: expect.stringContaining("the session's network access list does not allow"),
+    });
+    expect(results.get('redirect')?.content).toContain(
+      "the session's network access list does not allow http://127.0.0.1",
+    );
+    await runtime.close();
+  });
+
   it('stops after too many redirects and refuses binary content', async () => {
     const { results } = await fetchCalls(
       [fetchCall('loop', { url: `${base}/loop` }), fetchCall('image', { url: `${base}/image` })],

@@ -6,6 +6,7 @@ import {
   createSecretRedactor,
   defineCapability,
   defineTool,
+  isUrlAllowed,
   SECRET_PLACEHOLDER,
   type ToolContext,
   toolError,
@@ -316,6 +317,10 @@ const webFetchTool = defineTool({
       let response: Response;
       for (;;) {
         checkHost(url.hostname, config);
+        // The session's network access list (harness, agent, session), redirects included.
+        if (!isUrlAllowed(context.networkAccess, url.href)) {
+          throw new NetworkRefusal(`the session's network access list does not allow ${url.href}`);
+        }
         const privateAllowed =
           config.allowPrivateNetwork === true ||
           (Array.isArray(config.allowPrivateNetwork) &&

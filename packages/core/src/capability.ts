@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { CapabilityHooks, UsageSnapshot } from './capability-hooks.js';
-import type { CapabilityConfig, Session } from './domain.js';
+import type { CapabilityConfig, NetworkAccessList, Session } from './domain.js';
 import type { SessionFileSystem } from './file-system.js';
 import type { Message } from './message.js';
 import type { SessionSchedules } from './session-schedules.js';
@@ -30,6 +30,12 @@ export interface ToolContext<TConfig = unknown> {
    * by this.
    */
   organizationId?: string;
+  /**
+   * The session's network access list, folded over harness, agent and session (see
+   * `foldNetworkAccess`); absent when no layer sets one. Tools that reach the network check a URL
+   * with `isUrlAllowed` before fetching it.
+   */
+  networkAccess?: NetworkAccessList;
   /** The session's workspace; capabilities never touch `node:fs` directly. */
   fileSystem: SessionFileSystem;
   /** Key/value and secret storage (secrets reach tools only through here). */

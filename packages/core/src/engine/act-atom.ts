@@ -124,6 +124,7 @@ export async function act(
         iteration,
         fileSystem: setup.fileSystem,
         capabilities: setup.capabilities,
+        ...(setup.overlay.networkAccess ? { networkAccess: setup.overlay.networkAccess } : {}),
         capabilityChanges: sessionCapabilityChanges(dependencies, sessionId, {
           turnId,
           source: `tool:${call.name}`,

@@ -2,6 +2,7 @@ import type { SessionCapabilityChanges, ToolContext } from '../capability.js';
 import type { UsageSnapshot } from '../capability-hooks.js';
 import { isToolError } from '../capability-kit.js';
 import type { ResolvedCapability } from '../capability-registry.js';
+import type { NetworkAccessList } from '../domain.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import { formatZodError } from '../format-zod-error.js';
@@ -65,6 +66,8 @@ export interface ExecuteToolCallRequest {
   capabilities?: readonly ResolvedCapability[];
   /** Live capability changes of the session, handed to the tool as `context.capabilityChanges`. */
   capabilityChanges?: SessionCapabilityChanges;
+  /** The session's folded network access list, handed to the tool as `context.networkAccess`. */
+  networkAccess?: NetworkAccessList;
 }
 
 /** What the model sees of one call: the result text and whether it is an error. */
@@ -385,6 +388,7 @@ async function runToolCall(
     sessions: dependencies.backends.sessions,
     memory: dependencies.backends.memory,
     ...(request.capabilityChanges ? { capabilityChanges: request.capabilityChanges } : {}),
+    ...(request.networkAccess ? { networkAccess: request.networkAccess } : {}),
     ...(messages
       ? {
           history: {

@@ -1,9 +1,17 @@
 import {
+  activateSessionCapability,
+  type CapabilityChange,
   DEFAULT_TURN_LIMITS,
+  deactivateSessionCapability,
+  type ExecuteSessionCommandOptions,
+  executeSessionCommand,
   formatZodError,
   type InputMessage,
+  listSessionCommands,
   type ModelPrices,
   modelPricesSchema,
+  type SessionCommandInfo,
+  type SessionCommandResult,
   type TurnLimits,
 } from '@everruns-ts/core';
 import type { ClientToolResult, RuntimeHostAdapter } from '@everruns-ts/runtime/host';
@@ -237,6 +245,49 @@ export class PgBossHost {
    */
   resumeTurn(turnId: string): Promise<void> {
     return this.#submission.resumeTurn(turnId);
+  }
+
+  /**
+   * Switches a capability on for a session (live capability changes, as
+   * `InProcessRuntime.activateCapability`): stored in the session's capability list, emitted as
+   * `capability.activated`, and seen by the next step any worker runs (each step resolves the
+   * session's setup afresh). Returns the tools and prompt sections added or removed. Throws
+   * `INVALID_INPUT` (also a `config` the capability's schema refuses), `CAPABILITY_NOT_FOUND`,
+   * `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED`.
+   */
+  activateCapability(
+    sessionId: string,
+    capabilityId: string,
+    config?: unknown,
+  ): Promise<CapabilityChange> {
+    return activateSessionCapability(this.#context.adapter, sessionId, capabilityId, config);
+  }
+
+  /**
+   * Switches a capability off for a session (an inherited one through a `disabled` entry), emits
+   * `capability.deactivated`; seen by the next step. Throws as {@link activateCapability}.
+   */
+  deactivateCapability(sessionId: string, capabilityId: string): Promise<CapabilityChange> {
+    return deactivateSessionCapability(this.#context.adapter, sessionId, capabilityId);
+  }
+
+  /** The slash commands of a session's capabilities. Throws `SESSION_NOT_FOUND`, `INVALID_INPUT`. */
+  listCommands(sessionId: string): Promise<SessionCommandInfo[]> {
+    return listSessionCommands(this.#context.adapter, sessionId);
+  }
+
+  /**
+   * Runs a slash command of a session in this process, without a model call or a job (`'/todos'`,
+   * arguments after the name or in `args`). Throws `INVALID_INPUT`, `COMMAND_NOT_FOUND`,
+   * `CAPABILITY_FAILED`, `ABORTED`, `SESSION_NOT_FOUND`.
+   */
+  executeCommand(
+    sessionId: string,
+    command: string,
+    args?: string,
+    options: ExecuteSessionCommandOptions = {},
+  ): Promise<SessionCommandResult> {
+    return executeSessionCommand(this.#context.adapter, sessionId, command, args, options);
   }
 
   /** Deletes tool-call journal entries older than `before` (they are kept after turns end). */

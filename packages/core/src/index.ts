@@ -408,6 +408,15 @@ export {
   validateTurnInput,
 } from './engine/validate-turn-input.js';
 export {
+  type ConsoleLike,
+  consoleLogger,
+  type EverrunsLogger,
+  errorLogFields,
+  everrunsLoggerSchema,
+  parseLogger,
+  silentLogger,
+} from './logger.js';
+export {
   foldNetworkAccess,
   isUrlAllowed,
   NETWORK_ACCESS_NONE,

@@ -1,3 +1,4 @@
+import type { EverrunsLogger } from '@everruns-ts/core';
 import type { RuntimeHostAdapter } from '@everruns-ts/runtime/host';
 import { configurationError } from './host-errors.js';
 import type { StepQueue } from './step-queue.js';
@@ -18,6 +19,8 @@ export interface HostContext {
   readonly turnLeaseMs: number;
   /** Receives errors that have no caller to go to. */
   readonly onError: (error: unknown) => void;
+  /** Where retries, fenced-off steps and lease take-overs are reported (silent by default). */
+  readonly logger: EverrunsLogger;
   /** True once `stop()` began. */
   readonly stopped: boolean;
 }

@@ -1,4 +1,4 @@
-import type { RuntimeSessionStore } from '@everruns-ts/core';
+import { type EverrunsLogger, type RuntimeSessionStore, silentLogger } from '@everruns-ts/core';
 
 /** How long a host turn's session lease lasts without renewal, by default: 60 seconds. */
 export const DEFAULT_HOST_TURN_LEASE_MS = 60_000;
@@ -36,14 +36,25 @@ export async function holdTurnLease(
   sessionId: string,
   turnId: string,
   durationMs: number,
+  logger: EverrunsLogger = silentLogger,
 ): Promise<() => void> {
   const holder = turnLeaseHolder(turnId);
   const renewed = await sessions.renewTurnLease(sessionId, holder, durationMs);
   if (!renewed) await sessions.claimTurnLease(sessionId, holder, durationMs);
-  const timer = setInterval(
-    () => void sessions.renewTurnLease(sessionId, holder, durationMs).catch(() => null),
-    Math.max(1, Math.floor(durationMs / 3)),
-  );
+  let lost = false;
+  const renew = async () => {
+    const lease = await sessions.renewTurnLease(sessionId, holder, durationMs).catch(() => null);
+    if (lease !== null || lost) return;
+    // Released or taken over: reported once, with the holder now on the session, if any.
+    lost = true;
+    const current = await sessions.getTurnLease(sessionId).catch(() => null);
+    if (current?.holderId === holder) return;
+    logger.warn(
+      { sessionId, turnId, holder, ...(current ? { takenBy: current.holderId } : {}) },
+      'host turn lease taken over by another holder; the step can no longer write to the session',
+    );
+  };
+  const timer = setInterval(() => void renew(), Math.max(1, Math.floor(durationMs / 3)));
   timer.unref?.();
   return () => clearInterval(timer);
 }

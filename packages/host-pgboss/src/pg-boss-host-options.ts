@@ -1,4 +1,5 @@
 import type {
+  EverrunsLogger,
   ModelPrices,
   PlatformDefinition,
   RuntimeBackends,
@@ -86,6 +87,15 @@ export interface PgBossHostOptions {
   poolSize?: number;
   /** Receives errors that have no caller to go to (queue polling, notifications). */
   onError?: (error: unknown) => void;
+  /**
+   * Where the host reports what happens to turns on their way (the pino/console shape,
+   * `level(obj, msg)`): a failed step pg-boss will retry (`warn`), a step fenced off because
+   * another attempt took its turn and a session lease taken over by another holder (`warn`), a
+   * step that failed every retry (`error`). Entries carry ids, counts and error codes, never
+   * message content or secrets. Validated (`CONFIGURATION` without the four functions). Default:
+   * silent. The stores' own logger is `postgresBackends(…, { events: { logger } })`.
+   */
+  logger?: EverrunsLogger;
 }
 
 /** Options of `PgBossHost.work`. */

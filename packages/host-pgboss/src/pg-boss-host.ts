@@ -4,6 +4,7 @@ import {
   DEFAULT_TURN_LIMITS,
   deactivateSessionCapability,
   type ExecuteSessionCommandOptions,
+  everrunsLoggerSchema,
   executeSessionCommand,
   formatZodError,
   type InputMessage,
@@ -12,6 +13,7 @@ import {
   modelPricesSchema,
   type SessionCommandInfo,
   type SessionCommandResult,
+  silentLogger,
   type TurnLimits,
 } from '@everruns-ts/core';
 import type { ClientToolResult, RuntimeHostAdapter } from '@everruns-ts/runtime/host';
@@ -99,6 +101,7 @@ export class PgBossHost {
       notifications: this.#notifications,
       turnLeaseMs: options.turnLeaseMs ?? DEFAULT_HOST_TURN_LEASE_MS,
       onError,
+      logger: options.logger ?? silentLogger,
       get stopped() {
         return host.#stopped;
       },
@@ -114,6 +117,9 @@ export class PgBossHost {
    */
   static async start(options: PgBossHostOptions): Promise<PgBossHost> {
     const names = resolveHostNames(options);
+    if (options.logger !== undefined && !everrunsLoggerSchema.safeParse(options.logger).success) {
+      throw configurationError('logger must have debug, info, warn and error functions');
+    }
     const leaseMs = options.turnLeaseMs ?? DEFAULT_HOST_TURN_LEASE_MS;
     if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
       throw configurationError(`turnLeaseMs must be a positive integer, got ${String(leaseMs)}`);

@@ -119,6 +119,7 @@ export class StepWorker {
         claim.sessionId,
         turnId,
         this.#context.turnLeaseMs,
+        this.#context.logger,
       );
       let outcome: TurnStepOutcome;
       try {
@@ -137,7 +138,13 @@ export class StepWorker {
       ending = true;
       await this.#end(claim, { kind: 'settle', plan: outcome.plan });
     } catch (error) {
-      if (StaleStepError.isInstance(error)) return;
+      if (StaleStepError.isInstance(error)) {
+        this.#context.logger.warn(
+          { turnId, sessionId: claim.sessionId, step: turnStepKey(step), fence: claim.fence },
+          'host step fenced off: another attempt took its turn; this one writes nothing more',
+        );
+        return;
+      }
       const recorded = recordedError(error);
       if (
         step.activity === 'input' &&
@@ -154,6 +161,17 @@ export class StepWorker {
         return;
       }
       await turns.recordError(turnId, claim.fence, recorded).catch(() => {});
+      this.#context.logger.warn(
+        {
+          turnId,
+          sessionId: claim.sessionId,
+          step: turnStepKey(step),
+          attempt: job.retryCount + 1,
+          retryLimit: job.retryLimit,
+          errorCode: recorded.code,
+        },
+        'host step failed; pg-boss retries it',
+      );
       throw error;
     }
   }
@@ -187,12 +205,20 @@ export class StepWorker {
       stepOrder(step),
     );
     if (!claim) return;
-    await this.#settleDead(
-      claim,
-      step.state,
-      claim.error ?? { code: 'INTERNAL', message: `Step ${turnStepKey(step)} failed every retry` },
-      false,
+    const error = claim.error ?? {
+      code: 'INTERNAL',
+      message: `Step ${turnStepKey(step)} failed every retry`,
+    };
+    this.#context.logger.error(
+      {
+        turnId: step.state.turnId,
+        sessionId: claim.sessionId,
+        step: turnStepKey(step),
+        errorCode: error.code,
+      },
+      'host step failed every retry; the turn fails',
     );
+    await this.#settleDead(claim, step.state, error, false);
   }
 
   async #failFromRawStep(

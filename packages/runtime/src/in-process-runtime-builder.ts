@@ -6,6 +6,7 @@ import {
   DEFAULT_TURN_LIMITS,
   DriverRegistry,
   EverrunsError,
+  type EverrunsLogger,
   type Harness,
   harnessSchema,
   type InitialFile,
@@ -16,6 +17,7 @@ import {
   type ModelWithProvider,
   modelWithProviderSchema,
   PlatformDefinition,
+  parseLogger,
   type RuntimeBackends,
   type Session,
   type SessionFileSystemFactory,
@@ -157,6 +159,17 @@ export class InProcessRuntimeBuilder {
    */
   prices(prices: ModelPrices): this {
     this.#options = { ...this.#options, prices: parseModelPrices(prices) };
+    return this;
+  }
+  /**
+   * Where the runtime reports turns (the pino/console shape, `level(obj, msg)`; `console` fits
+   * through `consoleLogger()` from core): each turn's end (`debug`), a failed turn with its error
+   * code (`warn`), a lost turn lease (`warn`, code `TURN_IN_PROGRESS`). Entries carry ids, counts
+   * and codes, never message content or API keys. Throws `INVALID_INPUT` at once for a value
+   * without the four functions; shorthand for `options({ logger })`.
+   */
+  logger(logger: EverrunsLogger): this {
+    this.#options = { ...this.#options, logger: parseLogger(logger, 'logger') as EverrunsLogger };
     return this;
   }
   /** Seeds a harness (kept as it is when the backends already hold its id). Throws `INVALID_INPUT`. */

@@ -7,7 +7,9 @@ import {
   type CapabilityChange,
   deactivateSessionCapability,
   EverrunsError,
+  type EverrunsLogger,
   type ExecuteSessionCommandOptions,
+  errorLogFields,
   executeSessionCommand,
   type FileContent,
   type Harness,
@@ -21,6 +23,7 @@ import {
   newId,
   type PlatformDefinition,
   parseLlmRequestOptions,
+  parseLogger,
   type RuntimeBackends,
   type RuntimeEvent,
   type Session,
@@ -30,6 +33,7 @@ import {
   type SessionFileSystemFactory,
   type SessionInput,
   sessionSchema,
+  silentLogger,
   type TurnLimits,
   type TurnSetup,
   turnContextWithoutSecrets,
@@ -44,8 +48,6 @@ import {
   storeClientToolResults,
 } from './client-tool-results.js';
 import { createAndSeedSession } from './create-and-seed-session.js';
-import { InProcessSchedules } from './in-process-schedules.js';
-import { InProcessSubagents, workspaceLinkingFileSystems } from './in-process-subagents.js';
 import { endFailedTurn } from './end-failed-turn.js';
 import {
   HeldTurnLease,
@@ -53,6 +55,8 @@ import {
   resolveTurnLeaseOptions,
   type TurnLeaseOptions,
 } from './held-turn-lease.js';
+import { InProcessSchedules } from './in-process-schedules.js';
+import { InProcessSubagents, workspaceLinkingFileSystems } from './in-process-subagents.js';
 import { leaseConditionedAdapter } from './lease-conditioned-adapter.js';
 import { abortedError, invalidInputError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
@@ -129,6 +133,13 @@ export interface InProcessRuntimeOptions {
    * renewed every 20 s while the turn runs.
    */
   turnLease?: TurnLeaseOptions;
+  /**
+   * Where the runtime reports turns: each turn's end (`debug`: ids, success, iterations, tool
+   * calls, stop reason) and a failed turn (`warn`: its error code; a lost turn lease is
+   * `TURN_IN_PROGRESS`). Never message content, tool data or API keys. See
+   * `InProcessRuntimeBuilder.logger`. Validated: `INVALID_INPUT` without the four functions.
+   */
+  logger?: EverrunsLogger;
 }
 
 const sessionIdSchema = z.string().min(1, 'must not be empty');
@@ -238,6 +249,7 @@ export class InProcessRuntime {
   readonly #streamListeners = new Map<string, (event: RuntimeEvent) => void>();
   /** Scheduled messages of sessions (`ToolContext.schedules`): timers, cleared by {@link close}. */
   readonly #schedules: InProcessSchedules;
+  readonly #logger: EverrunsLogger;
   #rearmed: Promise<number> | undefined;
 
   /** @internal Use {@link InProcessRuntimeBuilder}. */
@@ -254,6 +266,7 @@ export class InProcessRuntime {
     this.#defaultSessionId = defaultSessionId;
     this.#keepTurnContexts = options.keepTurnContexts ?? 100;
     this.#turnLease = resolveTurnLeaseOptions(options.turnLease);
+    this.#logger = parseLogger(options.logger, 'InProcessRuntime options') ?? silentLogger;
     this.#prices = options.prices === undefined ? undefined : parseModelPrices(options.prices);
     this.#adapter = {
       // Events emitted through the runtime also reach the session's streaming turn, if any.
@@ -348,9 +361,18 @@ export class InProcessRuntime {
     input: InputMessage,
     options: RunTurnOptions<Output> = {},
   ): Promise<TurnResult<z.output<Output>>> {
-    return this.#track(() => this.#runTurn(sessionId, input, options)) as Promise<
-      TurnResult<z.output<Output>>
-    >;
+    return this.#track(() =>
+      this.#runTurn(sessionId, input, options).then(
+        (result) => this.#logTurn(sessionId, result),
+        (error: unknown) => {
+          this.#logger.warn(
+            { sessionId, errorCode: errorLogFields(error).code ?? 'INTERNAL' },
+            'turn refused or aborted',
+          );
+          throw error;
+        },
+      ),
+    ) as Promise<TurnResult<z.output<Output>>>;
   }
 
   async #runTurn(
@@ -439,7 +461,7 @@ export class InProcessRuntime {
           for (const part of translator.translate(event)) sink.push(part);
         };
         this.#track(() => this.#runTurn(sessionId, input, runOptions, onEvent)).then(
-          (result) => sink.end(result),
+          (result) => sink.end(this.#logTurn(sessionId, result)),
           (error: unknown) => sink.fail(error),
         );
       },
@@ -946,6 +968,21 @@ export class InProcessRuntime {
       }
     })();
     return this.#closing;
+  }
+
+  /** Reports a finished turn to the logger (ids, counts and codes only); returns it. */
+  #logTurn<T extends TurnResult>(sessionId: string, result: T): T {
+    const fields = {
+      sessionId,
+      turnId: result.turnId,
+      success: result.success,
+      iterations: result.iterations,
+      toolCallsCount: result.toolCallsCount,
+      stopReason: result.stopReason,
+    };
+    if (result.success) this.#logger.debug(fields, 'turn ended');
+    else this.#logger.warn({ ...fields, errorCode: result.error?.code }, 'turn failed');
+    return result;
   }
 
   #finishTurn(sessionId: string, turnId: string): void {

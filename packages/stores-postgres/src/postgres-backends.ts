@@ -66,7 +66,9 @@ export interface PostgresBackendsOptions {
    * position. Default 100.
    */
   maxAppendAttempts?: number;
-  /** Event bus options. */
+  /**
+   * Event bus options. Their `logger` also receives the stores' statement retries (`warn`).
+   */
   events?: PostgresEventBusOptions;
   /**
    * Called when an idle pooled connection fails (for example its server process was terminated).
@@ -174,6 +176,7 @@ export function postgresBackends(
   pool.on('error', onPoolError);
 
   const db = new PostgresDatabase(pool, schema, options.retry);
+  if (options.events?.logger) db.logger = options.events.logger;
   const context: StoreContext = { db, cipher, maxValueBytes };
   let closing: Promise<void> | undefined;
 

@@ -1,4 +1,9 @@
-import { EverrunsError } from '@everruns-ts/core';
+import {
+  EverrunsError,
+  type EverrunsLogger,
+  errorLogFields,
+  silentLogger,
+} from '@everruns-ts/core';
 import type pg from 'pg';
 import { isConnectionError, isTransactionRetryable, translateError } from './postgres-errors.js';
 
@@ -63,6 +68,9 @@ export class PostgresDatabase {
   readonly #maxDelayMs: number;
   #queries = 0;
   #closed = false;
+
+  /** Where retries are reported (`warn`); silent by default. */
+  logger: EverrunsLogger = silentLogger;
 
   constructor(pool: pg.Pool, schemaName: string, retry: PostgresRetryOptions = {}) {
     this.pool = pool;
@@ -165,7 +173,18 @@ export class PostgresDatabase {
           throw translated;
         }
         if (connectionLost) afterConnectionLoss = true;
-        await sleep(this.backoff(number));
+        const delayMs = this.backoff(number);
+        this.logger.warn(
+          {
+            operation,
+            attempt: number,
+            delayMs,
+            reason: connectionLost ? 'connection_lost' : 'transaction_conflict',
+            error: errorLogFields(error),
+          },
+          'PostgreSQL store: retrying a statement',
+        );
+        await sleep(delayMs);
       }
     }
   }

@@ -3,11 +3,15 @@ import {
   type EventBus,
   type EventRequest,
   type EventType,
+  type EverrunsLogger,
+  errorLogFields,
   everrunsError,
+  everrunsLoggerSchema,
   formatZodError,
   isEphemeralEventType,
   newId,
   type RuntimeEvent,
+  silentLogger,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import {
@@ -69,6 +73,13 @@ export interface PostgresEventBusOptions {
    * bus reconnects with back-off), a notification that could not be sent or read. Never thrown.
    */
   onError?: (error: unknown) => void;
+  /**
+   * Where the bus reports, besides `onError`: a lost `LISTEN` connection (`warn`), its reconnect
+   * (`info`), notifications that could not be sent (`warn`: other processes miss those events)
+   * and a subscriber that threw (`warn`: the event was dropped for it). Entries carry the channel,
+   * event types, ids and counts, never event data. Default: silent.
+   */
+  logger?: EverrunsLogger;
 }
 
 const optionsSchema = z
@@ -85,6 +96,7 @@ const optionsSchema = z
     persistEphemeral: z.boolean().optional(),
     maxPendingNotifications: z.number().int().positive().optional(),
     onError: z.function().optional(),
+    logger: everrunsLoggerSchema.optional(),
   })
   .strict();
 
@@ -171,6 +183,7 @@ export class PostgresEventBus implements EventBus {
   readonly #keepEvents: boolean;
   readonly #onListenerError: ((error: unknown, event: RuntimeEvent) => void) | undefined;
   readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #logger: EverrunsLogger;
   readonly #kept: RuntimeEvent[] = [];
   readonly #busId = randomBytes(8).toString('hex');
   readonly #publish: boolean;
@@ -203,6 +216,7 @@ export class PostgresEventBus implements EventBus {
     this.#keepEvents = options.keepEvents ?? false;
     this.#onListenerError = options.onListenerError;
     this.#onError = options.onError;
+    this.#logger = options.logger ?? silentLogger;
     this.#publish = options.publish ?? true;
     this.#persistEphemeral = options.persistEphemeral ?? false;
     this.#maxPending = options.maxPendingNotifications ?? 10_000;
@@ -213,6 +227,16 @@ export class PostgresEventBus implements EventBus {
       this.#channel,
       {
         beforeListen: (listening, restored) => {
+          if (restored) {
+            listening.then(
+              () =>
+                this.#logger.info(
+                  { channel: this.#channel },
+                  'PostgreSQL event bus: LISTEN reconnected',
+                ),
+              () => {},
+            );
+          }
           this.#decoder.reset();
           if (restored) {
             this.#enqueueInbox(async () => {
@@ -223,7 +247,13 @@ export class PostgresEventBus implements EventBus {
           }
         },
         onPayload: (payload) => this.#enqueueInbox(() => this.#receive(payload)),
-        onError: (error) => this.#reportError(error),
+        onError: (error) => {
+          this.#logger.warn(
+            { channel: this.#channel, error: errorLogFields(error) },
+            'PostgreSQL event bus: LISTEN connection lost or failed; reconnecting',
+          );
+          this.#reportError(error);
+        },
       },
       (failures) => context.db.backoff(failures),
     );
@@ -509,6 +539,14 @@ export class PostgresEventBus implements EventBus {
           ]),
         );
       } catch (error) {
+        this.#logger.warn(
+          {
+            channel: this.#channel,
+            notifications: batch.length,
+            error: errorLogFields(error),
+          },
+          'PostgreSQL event bus: notifications not sent; other processes miss these events',
+        );
         this.#reportError(error);
       } finally {
         this.#outboxCount -= batch.length;
@@ -543,6 +581,16 @@ export class PostgresEventBus implements EventBus {
       try {
         subscriber.listener(event);
       } catch (error) {
+        this.#logger.warn(
+          {
+            eventType: event.type,
+            eventId: event.id,
+            sessionId: event.sessionId,
+            seq: event.seq,
+            error: errorLogFields(error),
+          },
+          'PostgreSQL event bus: a subscriber threw; the event was dropped for it',
+        );
         try {
           this.#onListenerError?.(error, event);
         } catch {

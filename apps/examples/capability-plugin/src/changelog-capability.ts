@@ -1,4 +1,6 @@
 import {
+  type BeforeToolCallContext,
+  type BeforeToolCallResult,
   type Capability,
   type CapabilityPromptContext,
   defineCapability,
@@ -99,11 +101,29 @@ async function changelogPrompt(context: CapabilityPromptContext<ChangelogConfig>
   return `The changelog is ${path}; its versions, newest first: ${versions.join(', ') || '(none yet)'}. Record each user-visible change with add_changelog_entry.`;
 }
 
+/** The file tools that change a file; the changelog goes through `add_changelog_entry` only. */
+const WRITING_FILE_TOOLS = new Set(['write_file', 'edit_file', 'delete_file']);
+
+/**
+ * A `beforeToolCall` hook: the file tools may not change the changelog behind the capability's
+ * back (the model gets the veto as the tool's error and the tool does not run). Hooks of every
+ * capability run in capability order around every tool call, whoever owns the tool.
+ */
+function guardChangelog(
+  context: BeforeToolCallContext<ChangelogConfig>,
+): BeforeToolCallResult | undefined {
+  if (!WRITING_FILE_TOOLS.has(context.toolName)) return undefined;
+  const target = String(context.arguments.path ?? '').replace(/^\/*/, '/');
+  if (target !== context.config.path) return undefined;
+  return { veto: `${context.config.path} is kept by add_changelog_entry; use that tool instead.` };
+}
+
 /**
  * A third-party capability, written against `@everruns-ts/core` only: one tool that records
  * changes in a changelog file of the session workspace, and a system-prompt contribution that
  * tells the model what the changelog holds. It depends on the built-in `session_file_system`
- * capability, so switching `changelog` on also gives the model the file tools.
+ * capability, so switching `changelog` on also gives the model the file tools; its
+ * `beforeToolCall` hook keeps those tools from writing the changelog itself.
  */
 export const changelogCapability: Capability<ChangelogConfig> = defineCapability<ChangelogConfig>({
   id: CHANGELOG_CAPABILITY_ID,
@@ -113,4 +133,5 @@ export const changelogCapability: Capability<ChangelogConfig> = defineCapability
   configSchema: changelogConfigSchema,
   systemPrompt: changelogPrompt,
   tools: [addChangelogEntry],
+  beforeToolCall: guardChangelog,
 });

@@ -218,6 +218,14 @@ function sessionHeader(detail) {
       { class: 'muted mono' },
       `${session.id} · harness ${session.harnessId}${session.agentId ? ` · agent ${session.agentId}` : ''}`,
     ),
+    session.parentSessionId
+      ? h(
+          'div',
+          { class: 'muted', dataset: { testid: 'parent-session' } },
+          'subagent of ',
+          h('a', { href: sessionHref(session.parentSessionId) }, session.parentSessionId),
+        )
+      : null,
     detail.contextError
       ? h(
           'p',

@@ -213,6 +213,26 @@ describe('the inspector server', () => {
     expect(detail.approvals.decided).toHaveLength(1);
     expect(detail.hostPlan.plan.kind).toBe('complete');
   });
+  it('lists and serves the parent of a subagent session (parentSessionId)', async () => {
+    const parent = await demo.runtime.getSession(demo.mathSessionId);
+    const child = await demo.runtime.createSession({
+      harnessId: parent?.harnessId as string,
+      parentSessionId: demo.mathSessionId,
+      title: 'a subagent',
+    });
+    const listed = JSON.parse((await raw(readOnly, { path: '/api/sessions' })).body) as {
+      id: string;
+      parentSessionId?: string;
+    }[];
+    expect(listed.find((session) => session.id === child.id)?.parentSessionId).toBe(
+      demo.mathSessionId,
+    );
+    expect(
+      listed.find((session) => session.id === demo.mathSessionId)?.parentSessionId,
+    ).toBeUndefined();
+    const detail = JSON.parse((await raw(readOnly, { path: `/api/sessions/${child.id}` })).body);
+    expect(detail.session.parentSessionId).toBe(demo.mathSessionId);
+  });
 });
 
 describe('createInspectorHandler in an app server', () => {

@@ -308,6 +308,7 @@ function requestHandler(parts: HandlerParts) {
           status: session.status,
           harnessId: session.harnessId,
           agentId: session.agentId,
+          parentSessionId: session.parentSessionId,
           createdAt: session.createdAt,
           updatedAt: session.updatedAt,
           pendingApprovals: pendingBySession.get(session.id) ?? 0,

@@ -274,6 +274,37 @@ describe.each(Object.keys(backendsByName))('session_schedule on %s', (backendNam
   });
 
   if (backendName === 'postgres') {
+    it('two runtimes on one database both arm a schedule; it is delivered once', async () => {
+      const first = await build();
+      const second = await new InProcessRuntimeBuilder()
+        .backends(openPostgres())
+        .capability(scheduleCapability)
+        .driver(scriptedModel())
+        .defaultModel(LLMSIM_DEFAULT_MODEL)
+        .build();
+      const created = await call(first.runtime, first.sessionId, 'create_schedule', {
+        description: 'ring once',
+        delay_seconds: 0.6,
+      });
+      const { schedule_id: scheduleId } = JSON.parse(created.content) as ScheduleView;
+      // The second runtime arms what the first stored.
+      expect(await second.rearmSchedules()).toBe(1);
+      await vi.waitFor(async () => {
+        const [stored] = (await second.hostAdapter.schedules?.list(first.sessionId)) ?? [];
+        expect(stored).toMatchObject({ id: scheduleId, enabled: false, runCount: 1 });
+        const messages = await first.runtime.messages(first.sessionId);
+        expect(scheduledMessages(messages)).toHaveLength(1);
+        expect(messages.at(-1)?.role).toBe('agent');
+        expect((await first.runtime.getSession(first.sessionId))?.status).toBe('idle');
+      }, WAIT);
+      await first.runtime.close();
+      await second.close();
+      // After both runtimes closed: still exactly one delivery.
+      const reader = openPostgres();
+      expect(scheduledMessages(await reader.messages.load(first.sessionId))).toHaveLength(1);
+      await reader.close();
+    });
+
     it('a schedule stored before close fires once in the next runtime on the same database', async () => {
       const first = await build();
       const created = await call(first.runtime, first.sessionId, 'create_schedule', {

@@ -14,6 +14,12 @@ import cronParser from 'cron-parser';
 /** The session storage prefix under which schedules are kept (`schedules/<scheduleId>`). */
 export const SCHEDULE_STORAGE_PREFIX = 'schedules/';
 
+/**
+ * The session storage prefix of run claims (`schedule-runs/<scheduleId>/<due instant>`): of the
+ * runtimes sharing the stores, the one that stores the claim delivers that run.
+ */
+export const SCHEDULE_RUN_CLAIM_PREFIX = 'schedule-runs/';
+
 /** The longest a Node timer may wait; longer waits are chained. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -214,6 +220,18 @@ export class InProcessSchedules implements ScheduleHost {
     if (this.#closed) return;
     const schedule = await this.#load(sessionId, scheduleId);
     if (!schedule?.enabled || schedule.nextRunAt === null) return;
+    // Runtimes sharing the stores all arm the schedule; the one that claims this run delivers it.
+    const { storage } = this.#options.backends;
+    if (
+      storage.setValueIfAbsent &&
+      !(await storage.setValueIfAbsent(
+        sessionId,
+        `${SCHEDULE_RUN_CLAIM_PREFIX}${scheduleId}/${schedule.nextRunAt}`,
+        new Date(this.#now()).toISOString(),
+      ))
+    ) {
+      return;
+    }
     const firedAt = new Date(this.#now());
     const next =
       schedule.kind === 'cron' && schedule.cronExpression

@@ -218,13 +218,6 @@ export {
   loadMessagesAfter,
   messagePageStart,
 } from './message-range.js';
-export { readFileIfExists } from './read-file-if-exists.js';
-export {
-  isProviderNotConfigured,
-  LLM_ERROR_FAILURE,
-  modelFailureText,
-  PROVIDER_NOT_CONFIGURED_FAILURE,
-} from './model-failure-text.js';
 // Models.
 export {
   LLM_PROVIDER_TYPES,
@@ -235,6 +228,13 @@ export {
   modelWithProviderSchema,
 } from './model.js';
 export { PlatformDefinition, type PlatformDefinitionOptions } from './platform.js';
+export { readFileIfExists } from './read-file-if-exists.js';
+export {
+  isProviderNotConfigured,
+  LLM_ERROR_FAILURE,
+  modelFailureText,
+  PROVIDER_NOT_CONFIGURED_FAILURE,
+} from './model-failure-text.js';
 export {
   messageMatchesSearch,
   messageSearchRequestSchema,

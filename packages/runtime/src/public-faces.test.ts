@@ -17,6 +17,7 @@ describe('the public faces of the runtime', () => {
       'InputMessage',
       'LlmSimConfig',
       'LlmSimDriver',
+      'LlmSimTurn',
       'NamedDefinitionBuilder',
       'OUTPUT_FEEDBACK_METADATA_KEY',
       'PlatformDefinition',

@@ -17,14 +17,14 @@ import { type InProcessRuntime, InProcessRuntimeBuilder } from './index.js';
 
 async function buildRuntime(
   driver: LlmSimDriver,
-  capabilities: Capability<never>[],
+  capabilities: Capability[],
   options: { prices?: Record<string, { inputPerMillion: number; outputPerMillion: number }> } = {},
 ): Promise<{ runtime: InProcessRuntime; sessionId: string }> {
   let builder = new InProcessRuntimeBuilder()
     .capability(testMathCapability)
     .driver(driver)
     .defaultModel(LLMSIM_DEFAULT_MODEL);
-  for (const capability of capabilities) builder = builder.capability(capability as Capability);
+  for (const capability of capabilities) builder = builder.capability(capability);
   if (options.prices) builder = builder.prices(options.prices);
   const runtime = await builder
     .singleSession((session) => {

@@ -6,25 +6,6 @@
 // Contracts and data
 // ---------------------------------------------------------------------------------------------
 
-// Capabilities and tools, their registry, and the platform a host brings.
-export {
-  bindSubagents,
-  type SessionSubagents,
-  type SubagentCallScope,
-  type SubagentHost,
-  type SubagentRunRequest,
-  type SubagentRunResult,
-} from './subagents.js';
-export {
-  bindSchedules,
-  SCHEDULED_MESSAGE_METADATA_KEY,
-  type ScheduledMessageMetadata,
-  type ScheduleHost,
-  type SessionSchedule,
-  type SessionScheduleRequest,
-  type SessionSchedules,
-  sessionScheduleSchema,
-} from './session-schedules.js';
 export type {
   Capability,
   CapabilityChange,
@@ -61,7 +42,6 @@ export {
   compactionSection,
   parseCompactionRecord,
 } from './compaction.js';
-
 // Definitions and sessions.
 export {
   type Agent,
@@ -227,14 +207,14 @@ export {
   type ModelWithProvider,
   modelWithProviderSchema,
 } from './model.js';
-export { PlatformDefinition, type PlatformDefinitionOptions } from './platform.js';
-export { readFileIfExists } from './read-file-if-exists.js';
 export {
   isProviderNotConfigured,
   LLM_ERROR_FAILURE,
   modelFailureText,
   PROVIDER_NOT_CONFIGURED_FAILURE,
 } from './model-failure-text.js';
+export { PlatformDefinition, type PlatformDefinitionOptions } from './platform.js';
+export { readFileIfExists } from './read-file-if-exists.js';
 export {
   messageMatchesSearch,
   messageSearchRequestSchema,
@@ -243,6 +223,16 @@ export {
   searchSessionMessages,
   sumSessionUsage,
 } from './session-history.js';
+export {
+  bindSchedules,
+  SCHEDULED_MESSAGE_METADATA_KEY,
+  type ScheduledMessageMetadata,
+  type ScheduleHost,
+  type SessionSchedule,
+  type SessionScheduleRequest,
+  type SessionSchedules,
+  sessionScheduleSchema,
+} from './session-schedules.js';
 // Stores.
 export type {
   BatchingEventBus,
@@ -267,6 +257,15 @@ export type {
   TurnSnapshot,
   UpdateSessionStatusOptions,
 } from './stores.js';
+// Capabilities and tools, their registry, and the platform a host brings.
+export {
+  bindSubagents,
+  type SessionSubagents,
+  type SubagentCallScope,
+  type SubagentHost,
+  type SubagentRunRequest,
+  type SubagentRunResult,
+} from './subagents.js';
 export { isoNow } from './time.js';
 
 // ---------------------------------------------------------------------------------------------

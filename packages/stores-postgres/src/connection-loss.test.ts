@@ -146,7 +146,9 @@ describe('postgres stores: connections terminated every 200 ms', () => {
         }
       } finally {
         const terminated = await terminator.stop();
-        expect(terminated).toBeGreaterThan(intervalMs === 10 ? 20 : 0);
+        // The run really lost connections; how many depends on the machine's speed (a loaded
+        // machine runs fewer terminator rounds per turn), so only "several" is asserted.
+        expect(terminated).toBeGreaterThan(intervalMs === 10 ? 5 : 0);
       }
 
       const messages = await backends.messages.load(sessionId);

@@ -52,7 +52,9 @@ describe('postgres stores: connections terminated every 200 ms', () => {
   beforeAll(async () => {
     backends = await createTestBackends({
       poolConfig: { max: 4, application_name: applicationName },
-      retry: { maxAttempts: 12, initialDelayMs: 10, maxDelayMs: 250 },
+      // Generous: at the harsh interval a statement must connect and finish between two rounds of
+      // the terminator, which a loaded 2-core machine often misses a dozen times in a row.
+      retry: { maxAttempts: 40, initialDelayMs: 10, maxDelayMs: 250 },
       onPoolError: (error) => poolErrors.push(error),
     });
   });
@@ -61,8 +63,11 @@ describe('postgres stores: connections terminated every 200 ms', () => {
   });
 
   // The spec's interval (200 ms) and a much harsher one, so that many statements, commits and
-  // batch inserts really lose their connection mid-flight.
-  for (const intervalMs of [200, 10]) {
+  // batch inserts really lose their connection mid-flight. The harsh one leaves a fresh backend
+  // just long enough to connect, load pg_trgm for the message search index (every backend loads
+  // the library on first use; a pooled connection pays it once) and run one statement: at 10 ms
+  // no attempt ever finished on the 2-core machine.
+  for (const intervalMs of [200, 25]) {
     it(`runs 100 turns of input, agent, tool and final messages with events, terminated every ${intervalMs} ms, without crashing, losing or duplicating anything`, async () => {
       // The turns are written with the stores alone (as the runtime's input, reason and act steps
       // write them).
@@ -148,7 +153,7 @@ describe('postgres stores: connections terminated every 200 ms', () => {
         const terminated = await terminator.stop();
         // The run really lost connections; how many depends on the machine's speed (a loaded
         // machine runs fewer terminator rounds per turn), so only "several" is asserted.
-        expect(terminated).toBeGreaterThan(intervalMs === 10 ? 5 : 0);
+        expect(terminated).toBeGreaterThan(intervalMs === 25 ? 5 : 0);
       }
 
       const messages = await backends.messages.load(sessionId);

@@ -11,6 +11,12 @@ import {
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { type InProcessRuntime, InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import {
+  DATABASE_URL,
+  dropSchemas,
+  randomSchemaName,
+  storedEvents,
+} from '@everruns-ts/runtime-suites';
 import { inMemoryBackends } from '@everruns-ts/stores-memory';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +27,6 @@ import {
   budgetingConfigSchema,
   type CheckBudgetResult,
 } from './index.js';
-import { DATABASE_URL, dropSchemas, randomSchemaName, storedEvents } from './test-support.js';
 
 // The budgeting capability through real turns, on the in-memory stores and on PostgreSQL: the
 // budget is read from the store before every model call.

@@ -9,10 +9,15 @@ import {
   SessionBuilder,
   type TurnResult,
 } from '@everruns-ts/runtime';
+import {
+  DATABASE_URL,
+  dropSchemas,
+  randomSchemaName,
+  storedEvents,
+} from '@everruns-ts/runtime-suites';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { budgetingCapability } from './index.js';
-import { DATABASE_URL, dropSchemas, randomSchemaName, storedEvents } from './test-support.js';
 
 // Issue 17: budgets are enforced across two processes sharing PostgreSQL. The budget lives in the
 // store (the usage stored with each agent message), so a second Node process, with its own

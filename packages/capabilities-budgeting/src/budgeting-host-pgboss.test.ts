@@ -11,10 +11,15 @@ import {
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { PgBossHost } from '@everruns-ts/host-pgboss';
+import {
+  DATABASE_URL,
+  dropSchemas,
+  randomSchemaName,
+  storedEvents,
+} from '@everruns-ts/runtime-suites';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BudgetingConfig, budgetingCapability } from './index.js';
-import { DATABASE_URL, dropSchemas, randomSchemaName, storedEvents } from './test-support.js';
 
 // A budget stops a durable turn of host-pgboss exactly as an in-process one: the reason step's
 // hook reads the usage from the store, the planner ends the turn with budget_exhausted, and the

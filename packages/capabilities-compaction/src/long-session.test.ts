@@ -14,11 +14,16 @@ import {
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { type InProcessRuntime, InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import {
+  DATABASE_URL,
+  dropSchemas,
+  randomSchemaName,
+  storedEvents,
+} from '@everruns-ts/runtime-suites';
 import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts/stores-memory';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPACTION_CAPABILITY_ID, type CompactionConfig, compactionCapability } from './index.js';
-import { DATABASE_URL, dropSchemas, randomSchemaName, storedEvents } from './test-support.js';
 import { TokenCounter } from './token-count.js';
 
 // A long session through the compaction capability on the in-memory stores and on PostgreSQL:

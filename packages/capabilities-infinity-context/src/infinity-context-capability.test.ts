@@ -8,6 +8,7 @@ import {
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { type InProcessRuntime, InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { DATABASE_URL, dropSchemas, randomSchemaName } from '@everruns-ts/runtime-suites';
 import { inMemoryBackends } from '@everruns-ts/stores-memory';
 import { type PostgresBackends, postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,6 @@ import {
   infinityContextConfigSchema,
   type QueryHistoryResult,
 } from './index.js';
-import { DATABASE_URL, dropSchema, randomSchemaName } from './test-support.js';
 
 // query_history through real turns, on the in-memory stores and on PostgreSQL (whose search is
 // an indexed query): the model (llmsim) calls the tool when the user's message says
@@ -41,7 +41,7 @@ beforeAll(async () => {
   await backends.close();
 });
 afterAll(async () => {
-  await dropSchema(schema);
+  await dropSchemas(schema);
 });
 
 const backendsByName: Record<string, () => RuntimeBackends> = {

@@ -16,6 +16,7 @@ import {
 import { LlmSimConfig, type LlmSimToolCall } from '@everruns-ts/driver-llmsim';
 import { RealDiskSessionFileSystemFactory } from '@everruns-ts/fs-realdisk';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { DATABASE_URL, dropSchemas, randomSchemaName } from '@everruns-ts/runtime-suites';
 import { InMemorySessionFileSystemFactory, inMemoryBackends } from '@everruns-ts/stores-memory';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +30,6 @@ import {
   toolOutputPersistenceConfigSchema,
   toolOutputPreview,
 } from './index.js';
-import { DATABASE_URL, dropSchema, randomSchemaName } from './test-support.js';
 
 // tool_output_persistence through real turns: a tool returns 5 MB (one line holding a secret it
 // read), the afterToolCall hook writes it to the workspace and the model gets a preview; the model
@@ -81,7 +81,7 @@ beforeAll(async () => {
   await backends.close();
 });
 afterAll(async () => {
-  await dropSchema(schema);
+  await dropSchemas(schema);
   for (const directory of directories) await rm(directory, { recursive: true, force: true });
 });
 

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { RuntimeBackends, RuntimeEvent } from '@everruns-ts/core';
 import pg from 'pg';
 
-// Shared by this package's tests (not exported by the package).
+// For tests of capability packages that run on PostgreSQL stores: the test server, fresh schema
+// names, dropping them, and reading a session's events back from either backend.
 
 /** The server the PostgreSQL tests use: `DATABASE_URL`, default the machine's local one. */
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -12,7 +13,7 @@ export function randomSchemaName(prefix: string): string {
   return `${prefix}_${randomBytes(6).toString('hex')}`;
 }
 
-/** Drops schemas and everything in them. */
+/** Drops schemas and everything in them (`IF EXISTS`). */
 export async function dropSchemas(...schemas: string[]): Promise<void> {
   const client = new pg.Client({ connectionString: DATABASE_URL });
   client.on('error', () => {});
@@ -23,6 +24,7 @@ export async function dropSchemas(...schemas: string[]): Promise<void> {
     await client.end().catch(() => {});
   }
 }
+
 interface PagedEventBus {
   loadEvents(
     sessionId: string,

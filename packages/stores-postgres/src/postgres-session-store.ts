@@ -103,22 +103,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
 
   /** Stores a new session and returns the stored copy. Throws `DUPLICATE_ID` when the id exists. */
   async createSession(session: Session): Promise<Session> {
-    requireString(session?.id, 'session.id');
-    const { title, status, capabilities, updatedAt, ...rest } = session;
-    const data = stringifyForStore(
-      sealMcpSecrets(this.#context, 'session', { ...rest, id: session.id }),
-      'session',
-    );
-    const capabilitiesJson = stringifyForStore(capabilities ?? [], 'session capabilities');
-    checkSize(this.#context, data, `Session ${session.id}`);
-    checkSize(this.#context, capabilitiesJson, `Capabilities of session ${session.id}`);
-    const row: SessionRow = {
-      title: encodeOptionalText(title),
-      status: status ?? 'started',
-      capabilities: capabilitiesJson,
-      updated_at: updatedAt ?? new Date().toISOString(),
-      data,
-    };
+    const row = this.#sessionRow(session);
     const { db } = this.#context;
     await db.run('createSession', async (client, attempt) => {
       try {
@@ -126,17 +111,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
           `INSERT INTO ${db.table('sessions')}
              (id_hash, id, harness_hash, agent_hash, title, status, capabilities, updated_at, data)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-          [
-            textDigest(session.id),
-            encodeText(session.id),
-            textDigest(String(session.harnessId)),
-            session.agentId === undefined ? null : textDigest(session.agentId),
-            row.title,
-            row.status,
-            row.capabilities,
-            row.updated_at,
-            row.data,
-          ],
+          sessionRowParameters(session, row),
         );
       } catch (error) {
         if (violatedConstraint(error) === undefined) throw error;
@@ -162,22 +137,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
    * the turn lease columns are left as they are.
    */
   async upsertSession(session: Session): Promise<Session> {
-    requireString(session?.id, 'session.id');
-    const { title, status, capabilities, updatedAt, ...rest } = session;
-    const data = stringifyForStore(
-      sealMcpSecrets(this.#context, 'session', { ...rest, id: session.id }),
-      'session',
-    );
-    const capabilitiesJson = stringifyForStore(capabilities ?? [], 'session capabilities');
-    checkSize(this.#context, data, `Session ${session.id}`);
-    checkSize(this.#context, capabilitiesJson, `Capabilities of session ${session.id}`);
-    const row: SessionRow = {
-      title: encodeOptionalText(title),
-      status: status ?? 'started',
-      capabilities: capabilitiesJson,
-      updated_at: updatedAt ?? new Date().toISOString(),
-      data,
-    };
+    const row = this.#sessionRow(session);
     const { db } = this.#context;
     await db.run('upsertSession', (client) =>
       client.query(
@@ -188,20 +148,33 @@ export class PostgresSessionStore implements RuntimeSessionStore {
            agent_hash = EXCLUDED.agent_hash, title = EXCLUDED.title, status = EXCLUDED.status,
            capabilities = EXCLUDED.capabilities, updated_at = EXCLUDED.updated_at,
            data = EXCLUDED.data`,
-        [
-          textDigest(session.id),
-          encodeText(session.id),
-          textDigest(String(session.harnessId)),
-          session.agentId === undefined ? null : textDigest(session.agentId),
-          row.title,
-          row.status,
-          row.capabilities,
-          row.updated_at,
-          row.data,
-        ],
+        sessionRowParameters(session, row),
       ),
     );
     return sessionFromRow(row, this.#context);
+  }
+
+  /**
+   * The stored columns of a session (sealed MCP secrets, size-checked), for `createSession` and
+   * `upsertSession`. Throws `INVALID_INPUT` for a missing id, `LIMIT_EXCEEDED` for a row too big.
+   */
+  #sessionRow(session: Session): SessionRow {
+    requireString(session?.id, 'session.id');
+    const { title, status, capabilities, updatedAt, ...rest } = session;
+    const data = stringifyForStore(
+      sealMcpSecrets(this.#context, 'session', { ...rest, id: session.id }),
+      'session',
+    );
+    const capabilitiesJson = stringifyForStore(capabilities ?? [], 'session capabilities');
+    checkSize(this.#context, data, `Session ${session.id}`);
+    checkSize(this.#context, capabilitiesJson, `Capabilities of session ${session.id}`);
+    return {
+      title: encodeOptionalText(title),
+      status: status ?? 'started',
+      capabilities: capabilitiesJson,
+      updated_at: updatedAt ?? new Date().toISOString(),
+      data,
+    };
   }
 
   /** Sets the title. Throws `SESSION_NOT_FOUND`. */
@@ -413,4 +386,19 @@ export class PostgresSessionStore implements RuntimeSessionStore {
     }
     return sessionFromRow(row, this.#context);
   }
+}
+
+/** The insert parameters of a session row: `$1`–`$9` of `createSession` and `upsertSession`. */
+function sessionRowParameters(session: Session, row: SessionRow): unknown[] {
+  return [
+    textDigest(session.id),
+    encodeText(session.id),
+    textDigest(String(session.harnessId)),
+    session.agentId === undefined ? null : textDigest(session.agentId),
+    row.title,
+    row.status,
+    row.capabilities,
+    row.updated_at,
+    row.data,
+  ];
 }

@@ -34,6 +34,7 @@ import {
   type SessionInput,
   sessionSchema,
   silentLogger,
+  sumSessionUsage,
   type TurnLimits,
   type TurnSetup,
   turnContextWithoutSecrets,
@@ -65,7 +66,6 @@ import {
   type SessionUsage,
   sessionUsageOf,
   turnCostOf,
-  usageTotalsOf,
 } from './session-usage.js';
 import { StructuredOutput, type TurnOutputSchema } from './structured-output.js';
 import {
@@ -832,7 +832,7 @@ export class InProcessRuntime {
         details: { sessionId },
       });
     }
-    return sessionUsageOf(await usageTotalsOf(this.backends.messages, sessionId), this.#prices);
+    return sessionUsageOf(await sumSessionUsage(this.backends.messages, sessionId), this.#prices);
   }
 
   /** The messages of a session, oldest first. */

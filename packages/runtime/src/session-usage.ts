@@ -5,8 +5,8 @@ import {
   type ModelUsageTotal,
   modelPricesSchema,
   type RuntimeMessageStore,
+  sumSessionUsage,
   totalLlmUsage,
-  UsageTally,
   usageCost,
 } from '@everruns-ts/core';
 import { invalidInputError } from './runtime-errors.js';
@@ -34,27 +34,6 @@ export interface SessionUsage {
    * that have a price still carry their own `cost`).
    */
   cost?: number;
-}
-
-const PAGE = 1000;
-
-/**
- * The session's model calls per model: the store's `sumUsage` (one query on PostgreSQL) when it
- * has one, else a scan of the history page by page, with the same counting rules.
- */
-export async function usageTotalsOf(
-  store: RuntimeMessageStore,
-  sessionId: string,
-): Promise<ModelUsageTotal[]> {
-  if (store.sumUsage) return store.sumUsage(sessionId);
-  const tally = new UsageTally();
-  let afterSeq: number | null = 0;
-  while (afterSeq !== null) {
-    const page = await store.loadPage(sessionId, { afterSeq, limit: PAGE });
-    for (const message of page.messages) tally.add(message);
-    afterSeq = page.nextAfterSeq;
-  }
-  return tally.totals();
 }
 
 /** Builds a {@link SessionUsage} from per-model totals, pricing each model when `prices` has it. */
@@ -92,11 +71,7 @@ export async function turnCostOf(
   turnId: string,
   prices: ModelPrices,
 ): Promise<number | undefined> {
-  const tally = new UsageTally();
-  for (const message of await store.loadFiltered(sessionId, { roles: ['agent'], turnId })) {
-    tally.add(message);
-  }
-  return sessionUsageOf(tally.totals(), prices).cost;
+  return sessionUsageOf(await sumSessionUsage(store, sessionId, { turnId }), prices).cost;
 }
 
 /** Validates a price table (`INVALID_INPUT` when malformed) and returns a copy. */

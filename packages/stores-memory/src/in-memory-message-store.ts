@@ -34,6 +34,8 @@ interface SessionMessages {
   readonly byIdempotencyKey: Map<string, Message>;
   /** The model calls of `list` summed per model, kept up to date on append. */
   readonly usage: UsageTally;
+  /** The same per turn id, for `sumUsage(sessionId, { turnId })`. */
+  readonly usageByTurn: Map<string, UsageTally>;
 }
 
 const EMPTY: readonly Message[] = Object.freeze([]);
@@ -165,18 +167,7 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
     const session = this.#sessions.get(sessionId);
     if (!session) return [];
     if (options.turnId === undefined) return session.usage.totals();
-    // One turn's calls: the turn's messages are the tail of the history, so scan from the end
-    // back to the turn's first message.
-    const tally = new UsageTally();
-    const list = session.list;
-    let index = list.length - 1;
-    while (index >= 0 && list[index]?.turnId !== options.turnId) index--;
-    for (; index >= 0; index--) {
-      const message = list[index] as Message;
-      if (message.turnId === options.turnId) tally.add(message);
-      else if (message.role === 'user' && message.turnId !== undefined) break;
-    }
-    return tally.totals();
+    return session.usageByTurn.get(options.turnId)?.totals() ?? [];
   }
 
   /**
@@ -279,13 +270,21 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
           byId: new Map(),
           byIdempotencyKey: new Map(),
           usage: new UsageTally(),
+          usageByTurn: new Map(),
         };
         this.#sessions.set(sessionId, session);
       }
       for (const message of fresh) {
         session.list.push(message);
         session.byId.set(message.id, message);
-        session.usage.add(message);
+        if (session.usage.add(message) && message.turnId !== undefined) {
+          let turn = session.usageByTurn.get(message.turnId);
+          if (!turn) {
+            turn = new UsageTally();
+            session.usageByTurn.set(message.turnId, turn);
+          }
+          turn.add(message);
+        }
         if (message.idempotencyKey !== undefined) {
           session.byIdempotencyKey.set(message.idempotencyKey, message);
         }

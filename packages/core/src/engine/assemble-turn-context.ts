@@ -174,7 +174,11 @@ async function loadHistory(
   return { history, compaction };
 }
 
-async function resolveModel(
+/**
+ * The model `modelId` names in the provider store (`MODEL_NOT_FOUND` when it names none), else the
+ * default model (`loadedDefault` when the caller already loaded it; `CONFIGURATION` when none).
+ */
+export async function resolveModel(
   dependencies: AtomDependencies,
   modelId: string | undefined,
   loadedDefault: ModelWithProvider | null | undefined,

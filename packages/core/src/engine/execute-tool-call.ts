@@ -128,11 +128,7 @@ export async function executeToolCall(
   // A hook sees the whole result (a hook may keep what the model will not see), so every secret
   // is redacted from all of it first.
   let content =
-    secrets.size === 0
-      ? outcome.content
-      : createSecretRedactor(
-          [...secrets].map(([name, value]) => ({ value, replacement: `secret://${name}` })),
-        ).redact(outcome.content);
+    secrets.size === 0 ? outcome.content : secretRedactor(secrets).redact(outcome.content);
   let isError = outcome.isError;
   for (const { capability, config } of after) {
     throwIfAborted(request.signal);
@@ -187,9 +183,7 @@ function redactAndTruncate(
   limit: number,
 ): string {
   if (secrets.size === 0) return truncateResult(content, limit);
-  const redactor = createSecretRedactor(
-    [...secrets].map(([name, value]) => ({ value, replacement: `secret://${name}` })),
-  );
+  const redactor = secretRedactor(secrets);
   const room = Math.max(0, limit) + redactor.longestForm;
   if (content.length <= room) return truncateResult(redactor.redact(content), limit);
   return cutWithMarker(redactor.redactCut(content.slice(0, room)), limit, content.length);
@@ -459,4 +453,11 @@ async function runToolCall(
     clearTimeout(timer);
     if (onAbort) request.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The redactor of the secrets (name → value) a tool read: each form becomes `secret://<name>`. */
+function secretRedactor(secrets: ReadonlyMap<string, string>) {
+  return createSecretRedactor(
+    [...secrets].map(([name, value]) => ({ value, replacement: `secret://${name}` })),
+  );
 }

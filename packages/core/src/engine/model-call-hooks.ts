@@ -11,6 +11,7 @@ import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { Message } from '../message.js';
 import { messageSchema } from '../message.js';
 import { sumSessionUsage } from '../session-history.js';
+import { resolveModel } from './assemble-turn-context.js';
 import { repairHistory } from './repair-history.js';
 import type { AssembledTurnContext, AtomDependencies, TurnSetup } from './turn-types.js';
 
@@ -195,18 +196,10 @@ async function callModelForHook(
   request: { turnId: string; iteration: number; signal?: AbortSignal },
   call: HookModelCallRequest,
 ): Promise<LlmResponse> {
-  let model = context.model;
-  if (call.modelId !== undefined) {
-    const found = await dependencies.backends.providers.getModelWithProvider(call.modelId);
-    if (!found) {
-      throw new EverrunsError({
-        code: 'MODEL_NOT_FOUND',
-        message: `Model ${call.modelId} is not registered in the provider store`,
-        details: { modelId: call.modelId },
-      });
-    }
-    model = found;
-  }
+  const model =
+    call.modelId === undefined
+      ? context.model
+      : await resolveModel(dependencies, call.modelId, undefined);
   const driver = dependencies.drivers.get(model.providerType);
   const signal = call.signal ?? request.signal;
   return driver.generate(

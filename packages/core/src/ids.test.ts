@@ -16,6 +16,15 @@ describe('ids', () => {
     expect(Number.parseInt(hex.slice(0, 12), 16)).toBeGreaterThanOrEqual(before);
   });
 
+  it('makes well-formed ids when prefixes of different lengths alternate', () => {
+    for (const prefix of ['session', 'msg', 'harness', 'evt', 'appr', 'msg'] as const) {
+      const id = newId(prefix);
+      expect(id).toMatch(new RegExp(`^${prefix}_[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}$`));
+      expect(isIdWithPrefix(id, prefix)).toBe(true);
+    }
+    expect(uuidV7Hex()).toMatch(/^[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}$/);
+  });
+
   it('recognises generated ids by prefix', () => {
     expect(isIdWithPrefix(newId('session'), 'session')).toBe(true);
     expect(isIdWithPrefix(newId('session'), 'agent')).toBe(false);

@@ -216,10 +216,12 @@ export {
 export { PlatformDefinition, type PlatformDefinitionOptions } from './platform.js';
 export { readFileIfExists } from './read-file-if-exists.js';
 export {
+  MAX_USAGE_SESSIONS,
   messageMatchesSearch,
   messageSearchRequestSchema,
   messageSearchText,
   parseMessageSearchRequest,
+  readUsageSnapshot,
   searchSessionMessages,
   sumSessionUsage,
 } from './session-history.js';
@@ -261,10 +263,12 @@ export type {
 export {
   bindSubagents,
   type SessionSubagents,
+  SUBAGENT_LINK_PREFIX,
   type SubagentCallScope,
   type SubagentHost,
   type SubagentRunRequest,
   type SubagentRunResult,
+  subagentLinkKey,
 } from './subagents.js';
 export { isoNow } from './time.js';
 

@@ -1,14 +1,17 @@
 import { z } from 'zod';
+import type { UsageSnapshot } from './capability-hooks.js';
 import { everrunsError } from './errors.js';
 import { formatZodError } from './format-zod-error.js';
-import { type ModelUsageTotal, UsageTally } from './llm-usage.js';
+import { type ModelPrices, type ModelUsageTotal, UsageTally } from './llm-usage.js';
 import { type Message, messageRoleSchema } from './message.js';
 import type {
   MessageSearchPage,
   MessageSearchRequest,
   RuntimeMessageStore,
+  SessionStorageStore,
   SumUsageOptions,
 } from './stores.js';
+import { SUBAGENT_LINK_PREFIX } from './subagents.js';
 
 const PAGE = 1000;
 
@@ -121,4 +124,66 @@ export async function sumSessionUsage(
     afterSeq = page.nextAfterSeq;
   }
   return tally.totals();
+}
+
+/** Bound on the sessions one usage snapshot reads (a session and its subagents, at any depth). */
+export const MAX_USAGE_SESSIONS = 1_000;
+
+/**
+ * Usage of a session and of one of its turns as a budget sees it: the session's own model calls
+ * plus those of every subagent it started (children linked under `subagents/` in its session
+ * storage, at any depth), and for the turn, its own calls plus the whole usage of the children
+ * its tool calls started. Without a storage store, only the session's own calls count. Reads at
+ * most {@link MAX_USAGE_SESSIONS} sessions (a cycle of links is read once).
+ */
+export async function readUsageSnapshot(
+  backends: { messages: RuntimeMessageStore; storage?: SessionStorageStore | undefined },
+  sessionId: string,
+  turnId: string,
+  prices?: ModelPrices,
+): Promise<UsageSnapshot> {
+  const [ownSession, ownTurn, links] = await Promise.all([
+    sumSessionUsage(backends.messages, sessionId),
+    sumSessionUsage(backends.messages, sessionId, { turnId }),
+    childLinks(backends.storage, sessionId),
+  ]);
+  const withPrices = prices ? { prices } : {};
+  if (links.length === 0) return { session: ownSession, turn: ownTurn, ...withPrices };
+  const session = new UsageTally();
+  const turn = new UsageTally();
+  for (const total of ownSession) session.addTotal(total);
+  for (const total of ownTurn) turn.addTotal(total);
+  const seen = new Set([sessionId]);
+  const turnPrefix = `${SUBAGENT_LINK_PREFIX}${turnId}/`;
+  let frontier = links.map((link) => ({ ...link, inTurn: link.key.startsWith(turnPrefix) }));
+  while (frontier.length > 0 && seen.size < MAX_USAGE_SESSIONS) {
+    const next: typeof frontier = [];
+    for (const link of frontier) {
+      if (seen.has(link.childId) || seen.size >= MAX_USAGE_SESSIONS) continue;
+      seen.add(link.childId);
+      const [totals, grandchildren] = await Promise.all([
+        sumSessionUsage(backends.messages, link.childId),
+        childLinks(backends.storage, link.childId),
+      ]);
+      for (const total of totals) {
+        session.addTotal(total);
+        if (link.inTurn) turn.addTotal(total);
+      }
+      for (const grandchild of grandchildren) next.push({ ...grandchild, inTurn: link.inTurn });
+    }
+    frontier = next;
+  }
+  return { session: session.totals(), turn: turn.totals(), ...withPrices };
+}
+
+async function childLinks(
+  storage: SessionStorageStore | undefined,
+  sessionId: string,
+): Promise<{ key: string; childId: string }[]> {
+  if (!storage) return [];
+  const keys = await storage.listKeys(sessionId, SUBAGENT_LINK_PREFIX);
+  const links = await Promise.all(
+    keys.map(async (key) => ({ key, childId: await storage.getValue(sessionId, key) })),
+  );
+  return links.filter((link): link is { key: string; childId: string } => link.childId !== null);
 }

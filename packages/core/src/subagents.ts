@@ -84,6 +84,18 @@ export interface SubagentHost {
   children(sessionId: string): Promise<Session[]>;
 }
 
+/** The parent's session storage prefix under which its children are linked (see {@link subagentLinkKey}). */
+export const SUBAGENT_LINK_PREFIX = 'subagents/';
+
+/**
+ * The parent's session storage key under which a tool call's child session id is kept: a re-run of
+ * the call (after a crash) finds the child an earlier attempt created. Every host links children
+ * this way, so usage accounting (`readUsageSnapshot`) finds a session's children in any host.
+ */
+export function subagentLinkKey(turnId: string, toolCallId: string): string {
+  return `${SUBAGENT_LINK_PREFIX}${turnId}/${toolCallId}`;
+}
+
 /** {@link SessionSubagents} of one tool call. */
 export function bindSubagents(host: SubagentHost, scope: SubagentCallScope): SessionSubagents {
   return {

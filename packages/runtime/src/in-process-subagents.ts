@@ -10,15 +10,14 @@ import {
   type SubagentHost,
   type SubagentRunRequest,
   type SubagentRunResult,
+  subagentLinkKey,
   type TurnSetup,
 } from '@everruns-ts/core';
 import { createAndSeedSession } from './create-and-seed-session.js';
 import type { TurnResult } from './turn-step.js';
 
-/** The parent's storage key under which a tool call's child session id is kept. */
-export function subagentLinkKey(turnId: string, toolCallId: string): string {
-  return `subagents/${turnId}/${toolCallId}`;
-}
+/** The parent's storage key under which a tool call's child session id is kept (from core). */
+export { subagentLinkKey };
 
 /** What {@link InProcessSubagents} needs of its runtime. */
 export interface InProcessSubagentsOptions {

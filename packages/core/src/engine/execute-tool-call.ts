@@ -9,7 +9,7 @@ import { formatZodError } from '../format-zod-error.js';
 import type { ModelPrices } from '../llm-usage.js';
 import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
-import { searchSessionMessages, sumSessionUsage } from '../session-history.js';
+import { readUsageSnapshot, searchSessionMessages } from '../session-history.js';
 import { bindSchedules, type ScheduleHost } from '../session-schedules.js';
 import type {
   MessagePageRequest,
@@ -391,17 +391,13 @@ async function runToolCall(
             page: (page: MessagePageRequest) => messages.loadPage(request.sessionId, page),
             count: () => messages.count(request.sessionId),
           },
-          usage: async (): Promise<UsageSnapshot> => {
-            const [session, turn] = await Promise.all([
-              sumSessionUsage(messages, request.sessionId),
-              sumSessionUsage(messages, request.sessionId, { turnId: request.turnId }),
-            ]);
-            return {
-              session,
-              turn,
-              ...(dependencies.prices ? { prices: dependencies.prices } : {}),
-            };
-          },
+          usage: (): Promise<UsageSnapshot> =>
+            readUsageSnapshot(
+              { messages, storage: dependencies.backends.storage },
+              request.sessionId,
+              request.turnId,
+              dependencies.prices,
+            ),
         }
       : {}),
     config: turnTool.config,

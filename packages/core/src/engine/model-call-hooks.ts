@@ -10,7 +10,7 @@ import type { LlmResponse } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { Message } from '../message.js';
 import { messageSchema } from '../message.js';
-import { sumSessionUsage } from '../session-history.js';
+import { readUsageSnapshot } from '../session-history.js';
 import { resolveModel } from './assemble-turn-context.js';
 import { repairHistory } from './repair-history.js';
 import type { AssembledTurnContext, AtomDependencies, TurnSetup } from './turn-types.js';
@@ -47,14 +47,7 @@ export async function runBeforeModelCallHooks(
   let context = assembled;
   let usage: Promise<UsageSnapshot> | undefined;
   const readUsage = (): Promise<UsageSnapshot> => {
-    usage ??= Promise.all([
-      sumSessionUsage(backends.messages, sessionId),
-      sumSessionUsage(backends.messages, sessionId, { turnId: request.turnId }),
-    ]).then(([session, turn]) => ({
-      session,
-      turn,
-      ...(dependencies.prices ? { prices: dependencies.prices } : {}),
-    }));
+    usage ??= readUsageSnapshot(backends, sessionId, request.turnId, dependencies.prices);
     return usage;
   };
   const { apiKey: _apiKey, ...model } = assembled.model;

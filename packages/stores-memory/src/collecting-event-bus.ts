@@ -1,6 +1,7 @@
 import {
   type EventBus,
   type EventRequest,
+  everrunsError,
   isEphemeralEventType,
   isoNow,
   newId,
@@ -12,6 +13,13 @@ import { freezeCopy } from './freeze-copy.js';
 export interface CollectingEventBusOptions {
   /** Keep emitted events for {@link CollectingEventBus.collectedEvents}. Default true. */
   keepEvents?: boolean;
+  /**
+   * How many of a session's latest events are kept (default
+   * {@link DEFAULT_MAX_EVENTS_PER_SESSION}, 1,000); older ones are forgotten, so a long-running
+   * session's log does not grow without bound. A positive integer, or `Infinity` to keep every
+   * event.
+   */
+  maxEventsPerSession?: number;
   /**
    * Called when a listener throws. The error never reaches the emitter. By default it is
    * ignored.
@@ -41,6 +49,15 @@ function copyData(data: Record<string, unknown> | undefined): Record<string, unk
   return Object.freeze(copy);
 }
 
+/** The default of {@link CollectingEventBusOptions.maxEventsPerSession}: 1,000 events. */
+export const DEFAULT_MAX_EVENTS_PER_SESSION = 1000;
+
+/** The kept events of one session, with the bus-wide emission number of each. */
+interface SessionLog {
+  readonly events: RuntimeEvent[];
+  readonly orders: number[];
+}
+
 /** Two hex digits per byte value. */
 const HEX: readonly string[] = Array.from({ length: 256 }, (_, byte) =>
   byte.toString(16).padStart(2, '0'),
@@ -54,8 +71,9 @@ const HEX: readonly string[] = Array.from({ length: 256 }, (_, byte) =>
  * first), never kept and never numbered.
  */
 export class CollectingEventBus implements EventBus {
-  readonly #events: RuntimeEvent[] = [];
-  readonly #bySession = new Map<string, RuntimeEvent[]>();
+  readonly #bySession = new Map<string, SessionLog>();
+  /** Numbers kept events across sessions, so {@link collectedEvents} can merge them in order. */
+  #order = 0;
   readonly #seqs = new Map<string, number>();
   readonly #listeners = new Set<(event: RuntimeEvent) => void>();
   /** {@link #listeners} as an array, replaced (never changed) when a listener comes or goes. */
@@ -64,10 +82,20 @@ export class CollectingEventBus implements EventBus {
   #ephemeralIdBase: string | undefined;
   #ephemeralCount = 0;
   readonly #keepEvents: boolean;
+  readonly #maxEventsPerSession: number;
   readonly #onListenerError: ((error: unknown, event: RuntimeEvent) => void) | undefined;
 
   constructor(options: CollectingEventBusOptions = {}) {
     this.#keepEvents = options.keepEvents ?? true;
+    const max = options.maxEventsPerSession ?? DEFAULT_MAX_EVENTS_PER_SESSION;
+    if (!(max === Number.POSITIVE_INFINITY || (Number.isInteger(max) && max > 0))) {
+      throw everrunsError(
+        'INVALID_INPUT',
+        'maxEventsPerSession must be a positive integer or Infinity',
+        { details: { maxEventsPerSession: max } },
+      );
+    }
+    this.#maxEventsPerSession = max;
     this.#onListenerError = options.onListenerError;
   }
 
@@ -108,15 +136,7 @@ export class CollectingEventBus implements EventBus {
         : { id, type, sessionId, seq, ts, data, turnId };
     }
     Object.freeze(event);
-    if (this.#keepEvents && !ephemeral) {
-      this.#events.push(event);
-      let sessionEvents = this.#bySession.get(request.sessionId);
-      if (sessionEvents === undefined) {
-        sessionEvents = [];
-        this.#bySession.set(request.sessionId, sessionEvents);
-      }
-      sessionEvents.push(event);
-    }
+    if (this.#keepEvents && !ephemeral) this.#keep(event);
     // A snapshot replaced on (un)subscribe: a listener (un)subscribing during delivery changes
     // the next emit's listeners, not this one's.
     const listeners = this.#listenerList;
@@ -154,10 +174,51 @@ export class CollectingEventBus implements EventBus {
     );
   }
 
-  /** Events kept so far in emission order, of one session or of all. */
+  /**
+   * Adds a kept event to its session's log. Past the bound, the oldest events are dropped in
+   * batches of half the bound (so a drop costs O(1) per event), and reads show only the latest
+   * `maxEventsPerSession`.
+   */
+  #keep(event: RuntimeEvent): void {
+    let log = this.#bySession.get(event.sessionId);
+    if (log === undefined) {
+      log = { events: [], orders: [] };
+      this.#bySession.set(event.sessionId, log);
+    }
+    log.events.push(event);
+    log.orders.push(++this.#order);
+    const max = this.#maxEventsPerSession;
+    if (log.events.length >= max + Math.ceil(max / 2)) {
+      const drop = log.events.length - max;
+      log.events.splice(0, drop);
+      log.orders.splice(0, drop);
+    }
+  }
+
+  /** The kept events of a session's log that reads show (its latest `maxEventsPerSession`). */
+  #visible(log: SessionLog): { events: RuntimeEvent[]; orders: number[] } {
+    const from = Math.max(0, log.events.length - this.#maxEventsPerSession);
+    return { events: log.events.slice(from), orders: log.orders.slice(from) };
+  }
+
+  /**
+   * Events kept so far in emission order, of one session or of all: at most the latest
+   * `maxEventsPerSession` of each session.
+   */
   collectedEvents(sessionId?: string): RuntimeEvent[] {
-    if (sessionId === undefined) return this.#events.slice();
-    return (this.#bySession.get(sessionId) ?? []).slice();
+    if (sessionId !== undefined) {
+      const log = this.#bySession.get(sessionId);
+      return log === undefined ? [] : this.#visible(log).events;
+    }
+    const numbered: { order: number; event: RuntimeEvent }[] = [];
+    for (const log of this.#bySession.values()) {
+      const { events, orders } = this.#visible(log);
+      for (let index = 0; index < events.length; index++) {
+        numbered.push({ order: orders[index] as number, event: events[index] as RuntimeEvent });
+      }
+    }
+    numbered.sort((left, right) => left.order - right.order);
+    return numbered.map((entry) => entry.event);
   }
 
   /** Calls `listener` for every event emitted from now on; returns the unsubscribe function. */
@@ -173,7 +234,6 @@ export class CollectingEventBus implements EventBus {
 
   /** Forgets the kept events (sequence numbers keep counting). */
   clear(): void {
-    this.#events.length = 0;
     this.#bySession.clear();
   }
 }

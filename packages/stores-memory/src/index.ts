@@ -1,4 +1,8 @@
-export { CollectingEventBus, type CollectingEventBusOptions } from './collecting-event-bus.js';
+export {
+  CollectingEventBus,
+  type CollectingEventBusOptions,
+  DEFAULT_MAX_EVENTS_PER_SESSION,
+} from './collecting-event-bus.js';
 export { InMemoryAgentStore } from './in-memory-agent-store.js';
 export {
   type InMemoryBackendsOptions,

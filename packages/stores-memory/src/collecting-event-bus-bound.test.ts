@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { CollectingEventBus, DEFAULT_MAX_EVENTS_PER_SESSION } from './index.js';
+
+const emitMany = async (bus: CollectingEventBus, sessionId: string, count: number) => {
+  for (let index = 0; index < count; index++) {
+    await bus.emit({ type: 'turn.started', sessionId, data: { index } });
+  }
+};
+
+describe('CollectingEventBus bound per session', () => {
+  it('keeps the latest maxEventsPerSession events of each session, numbered on', async () => {
+    const bus = new CollectingEventBus({ maxEventsPerSession: 4 });
+    await emitMany(bus, 'session_a', 11);
+    await emitMany(bus, 'session_b', 2);
+    const kept = bus.collectedEvents('session_a');
+    expect(kept.map((event) => event.seq)).toEqual([8, 9, 10, 11]);
+    expect(kept.map((event) => event.data.index)).toEqual([7, 8, 9, 10]);
+    expect(bus.collectedEvents('session_b').map((event) => event.seq)).toEqual([1, 2]);
+    await emitMany(bus, 'session_a', 1);
+    expect(bus.collectedEvents('session_a').map((event) => event.seq)).toEqual([9, 10, 11, 12]);
+  });
+
+  it('merges the sessions in emission order for collectedEvents()', async () => {
+    const bus = new CollectingEventBus({ maxEventsPerSession: 2 });
+    await bus.emit({ type: 'turn.started', sessionId: 'session_a', data: {} });
+    await bus.emit({ type: 'turn.started', sessionId: 'session_b', data: {} });
+    await bus.emit({ type: 'turn.started', sessionId: 'session_a', data: {} });
+    await bus.emit({ type: 'turn.started', sessionId: 'session_a', data: {} });
+    await bus.emit({ type: 'turn.started', sessionId: 'session_b', data: {} });
+    expect(bus.collectedEvents().map((event) => `${event.sessionId}:${event.seq}`)).toEqual([
+      'session_b:1',
+      'session_a:2',
+      'session_a:3',
+      'session_b:2',
+    ]);
+  });
+
+  it('keeps 1,000 events per session by default and every event with Infinity', async () => {
+    expect(DEFAULT_MAX_EVENTS_PER_SESSION).toBe(1000);
+    const bounded = new CollectingEventBus();
+    const unbounded = new CollectingEventBus({ maxEventsPerSession: Number.POSITIVE_INFINITY });
+    await emitMany(bounded, 'session_a', 1600);
+    await emitMany(unbounded, 'session_a', 1600);
+    const kept = bounded.collectedEvents('session_a');
+    expect(kept).toHaveLength(1000);
+    expect(kept[0]?.seq).toBe(601);
+    expect(unbounded.collectedEvents('session_a')).toHaveLength(1600);
+  });
+
+  it('rejects a bound that is not a positive integer', () => {
+    for (const maxEventsPerSession of [0, -1, 1.5, Number.NaN]) {
+      expect(() => new CollectingEventBus({ maxEventsPerSession })).toThrow(
+        expect.objectContaining({ code: 'INVALID_INPUT' }),
+      );
+    }
+  });
+});

@@ -37,6 +37,22 @@ export {
   fileApprovalId,
 } from './durable-file-approvals.js';
 export {
+  cancelledSessionSchedule,
+  firedSessionSchedule,
+  listSessionSchedules,
+  loadSessionSchedule,
+  newSessionSchedule,
+  nextCronRun,
+  SCHEDULE_STORAGE_PREFIX,
+  saveSessionSchedule,
+  scheduledMessage,
+} from './in-process-schedules.js';
+export {
+  InProcessSubagents,
+  type InProcessSubagentsOptions,
+  workspaceLinkingFileSystems,
+} from './in-process-subagents.js';
+export {
   forOrganization,
   type RuntimeHostAdapter,
   type RuntimeHostOverrides,

@@ -90,66 +90,19 @@ export class InProcessSchedules implements ScheduleHost {
   }
 
   async create(sessionId: string, request: SessionScheduleRequest): Promise<SessionSchedule> {
-    const description = typeof request?.description === 'string' ? request.description.trim() : '';
-    if (description === '') throw invalid('A schedule needs a non-empty description');
-    const hasRunAt = request.runAt !== undefined;
-    const hasCron = request.cronExpression !== undefined;
-    if (hasRunAt === hasCron) {
-      throw invalid('Give exactly one of runAt (one-shot) and cronExpression (recurring)');
-    }
-    const timezone = request.timezone ?? 'UTC';
-    if (!isKnownTimeZone(timezone)) {
-      throw invalid(`Unknown time zone ${JSON.stringify(timezone)}`, { timezone });
-    }
-    if (!(await this.#options.backends.sessions.getSession(sessionId))) {
-      throw new EverrunsError({
-        code: 'SESSION_NOT_FOUND',
-        message: `Session ${sessionId} does not exist`,
-        details: { sessionId },
-      });
-    }
-    const now = new Date(this.#now());
-    let nextRunAt: Date;
-    if (hasRunAt) {
-      const runAt = new Date(request.runAt as string);
-      if (Number.isNaN(runAt.getTime())) {
-        throw invalid(`Invalid runAt ${JSON.stringify(request.runAt)}: expected ISO 8601`);
-      }
-      nextRunAt = runAt;
-    } else {
-      nextRunAt = nextCronRun(request.cronExpression as string, timezone, now);
-    }
-    const schedule: SessionSchedule = {
-      id: `schedule_${crypto.randomUUID().replaceAll('-', '')}`,
+    const schedule = await newSessionSchedule(
+      this.#options.backends,
       sessionId,
-      description,
-      kind: hasRunAt ? 'once' : 'cron',
-      ...(hasRunAt ? { runAt: nextRunAt.toISOString() } : {}),
-      ...(hasCron ? { cronExpression: (request.cronExpression as string).trim() } : {}),
-      timezone,
-      enabled: true,
-      nextRunAt: nextRunAt.toISOString(),
-      runCount: 0,
-      createdAt: now.toISOString(),
-      updatedAt: now.toISOString(),
-    };
-    await this.#save(schedule);
+      request,
+      new Date(this.#now()),
+    );
+    await saveSessionSchedule(this.#options.backends.storage, schedule);
     this.#arm(schedule);
     return schedule;
   }
 
-  async list(sessionId: string): Promise<SessionSchedule[]> {
-    const { storage } = this.#options.backends;
-    const keys = await storage.listKeys(sessionId, SCHEDULE_STORAGE_PREFIX);
-    const schedules: SessionSchedule[] = [];
-    for (const key of keys) {
-      const schedule = await this.#load(sessionId, key.slice(SCHEDULE_STORAGE_PREFIX.length));
-      if (schedule) schedules.push(schedule);
-    }
-    return schedules.sort(
-      (left, right) =>
-        left.createdAt.localeCompare(right.createdAt) || left.id.localeCompare(right.id),
-    );
+  list(sessionId: string): Promise<SessionSchedule[]> {
+    return listSessionSchedules(this.#options.backends.storage, sessionId);
   }
 
   async cancel(sessionId: string, scheduleId: string): Promise<SessionSchedule | null> {
@@ -157,13 +110,8 @@ export class InProcessSchedules implements ScheduleHost {
     if (!schedule) return null;
     this.#disarm(scheduleId);
     if (!schedule.enabled) return schedule;
-    const cancelled: SessionSchedule = {
-      ...schedule,
-      enabled: false,
-      nextRunAt: null,
-      updatedAt: new Date(this.#now()).toISOString(),
-    };
-    await this.#save(cancelled);
+    const cancelled = cancelledSessionSchedule(schedule, new Date(this.#now()));
+    await saveSessionSchedule(this.#options.backends.storage, cancelled);
     return cancelled;
   }
 
@@ -233,53 +181,166 @@ export class InProcessSchedules implements ScheduleHost {
       return;
     }
     const firedAt = new Date(this.#now());
-    const next =
-      schedule.kind === 'cron' && schedule.cronExpression
-        ? nextCronRun(schedule.cronExpression, schedule.timezone, firedAt).toISOString()
-        : null;
-    const fired: SessionSchedule = {
-      ...schedule,
-      enabled: next !== null,
-      nextRunAt: next,
-      lastRunAt: firedAt.toISOString(),
-      runCount: schedule.runCount + 1,
-      updatedAt: firedAt.toISOString(),
-    };
-    await this.#save(fired);
+    const fired = firedSessionSchedule(schedule, firedAt);
+    await saveSessionSchedule(storage, fired);
     this.#arm(fired);
-    const metadata: ScheduledMessageMetadata = {
-      scheduleId,
-      firedAt: firedAt.toISOString(),
-      kind: schedule.kind,
-    };
-    await this.#options.deliver(sessionId, {
-      role: 'user',
-      content: [{ type: 'text', text: schedule.description }],
-      metadata: { [SCHEDULED_MESSAGE_METADATA_KEY]: metadata },
+    await this.#options.deliver(sessionId, scheduledMessage(schedule, firedAt));
+  }
+
+  #load(sessionId: string, scheduleId: string): Promise<SessionSchedule | null> {
+    return loadSessionSchedule(this.#options.backends.storage, sessionId, scheduleId);
+  }
+}
+
+/**
+ * A new, enabled schedule of `sessionId` for `request` (not yet stored), its first run computed
+ * at `now`. Throws `INVALID_INPUT` (no description, both or neither of `runAt` and
+ * `cronExpression`, a bad instant, cron expression or time zone) and `SESSION_NOT_FOUND`. Shared
+ * by every host's {@link ScheduleHost}, so they validate and store schedules alike.
+ */
+export async function newSessionSchedule(
+  backends: Pick<RuntimeBackends, 'sessions'>,
+  sessionId: string,
+  request: SessionScheduleRequest,
+  now: Date,
+): Promise<SessionSchedule> {
+  const description = typeof request?.description === 'string' ? request.description.trim() : '';
+  if (description === '') throw invalid('A schedule needs a non-empty description');
+  const hasRunAt = request.runAt !== undefined;
+  const hasCron = request.cronExpression !== undefined;
+  if (hasRunAt === hasCron) {
+    throw invalid('Give exactly one of runAt (one-shot) and cronExpression (recurring)');
+  }
+  const timezone = request.timezone ?? 'UTC';
+  if (!isKnownTimeZone(timezone)) {
+    throw invalid(`Unknown time zone ${JSON.stringify(timezone)}`, { timezone });
+  }
+  if (!(await backends.sessions.getSession(sessionId))) {
+    throw new EverrunsError({
+      code: 'SESSION_NOT_FOUND',
+      message: `Session ${sessionId} does not exist`,
+      details: { sessionId },
     });
   }
-
-  async #load(sessionId: string, scheduleId: string): Promise<SessionSchedule | null> {
-    const raw = await this.#options.backends.storage.getValue(
-      sessionId,
-      `${SCHEDULE_STORAGE_PREFIX}${scheduleId}`,
-    );
-    if (raw === null) return null;
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      return null;
+  let nextRunAt: Date;
+  if (hasRunAt) {
+    const runAt = new Date(request.runAt as string);
+    if (Number.isNaN(runAt.getTime())) {
+      throw invalid(`Invalid runAt ${JSON.stringify(request.runAt)}: expected ISO 8601`);
     }
-    const parsed = sessionScheduleSchema.safeParse(value);
-    return parsed.success ? parsed.data : null;
+    nextRunAt = runAt;
+  } else {
+    nextRunAt = nextCronRun(request.cronExpression as string, timezone, now);
   }
+  return {
+    id: `schedule_${crypto.randomUUID().replaceAll('-', '')}`,
+    sessionId,
+    description,
+    kind: hasRunAt ? 'once' : 'cron',
+    ...(hasRunAt ? { runAt: nextRunAt.toISOString() } : {}),
+    ...(hasCron ? { cronExpression: (request.cronExpression as string).trim() } : {}),
+    timezone,
+    enabled: true,
+    nextRunAt: nextRunAt.toISOString(),
+    runCount: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+}
 
-  async #save(schedule: SessionSchedule): Promise<void> {
-    await this.#options.backends.storage.setValue(
-      schedule.sessionId,
-      `${SCHEDULE_STORAGE_PREFIX}${schedule.id}`,
-      JSON.stringify(schedule),
-    );
+/**
+ * `schedule` after firing at `firedAt`: one run more, a one-shot schedule disabled, a cron one
+ * moved to its first match after `after` (default `firedAt`, so matches missed while nothing ran
+ * are skipped rather than delivered in a burst).
+ */
+export function firedSessionSchedule(
+  schedule: SessionSchedule,
+  firedAt: Date,
+  after: Date = firedAt,
+): SessionSchedule {
+  const next =
+    schedule.kind === 'cron' && schedule.cronExpression
+      ? nextCronRun(schedule.cronExpression, schedule.timezone, after).toISOString()
+      : null;
+  return {
+    ...schedule,
+    enabled: next !== null,
+    nextRunAt: next,
+    lastRunAt: firedAt.toISOString(),
+    runCount: schedule.runCount + 1,
+    updatedAt: firedAt.toISOString(),
+  };
+}
+
+/** `schedule` cancelled at `now`: disabled, with no next run. */
+export function cancelledSessionSchedule(schedule: SessionSchedule, now: Date): SessionSchedule {
+  return { ...schedule, enabled: false, nextRunAt: null, updatedAt: now.toISOString() };
+}
+
+/**
+ * The user message a due schedule delivers: its description, marked with
+ * {@link SCHEDULED_MESSAGE_METADATA_KEY} (`{ scheduleId, firedAt, kind }`).
+ */
+export function scheduledMessage(schedule: SessionSchedule, firedAt: Date): InputMessage {
+  const metadata: ScheduledMessageMetadata = {
+    scheduleId: schedule.id,
+    firedAt: firedAt.toISOString(),
+    kind: schedule.kind,
+  };
+  return {
+    role: 'user',
+    content: [{ type: 'text', text: schedule.description }],
+    metadata: { [SCHEDULED_MESSAGE_METADATA_KEY]: metadata },
+  };
+}
+
+/** A schedule kept in its session's storage, or `null` (absent, or not a schedule). */
+export async function loadSessionSchedule(
+  storage: RuntimeBackends['storage'],
+  sessionId: string,
+  scheduleId: string,
+): Promise<SessionSchedule | null> {
+  const raw = await storage.getValue(sessionId, `${SCHEDULE_STORAGE_PREFIX}${scheduleId}`);
+  if (raw === null) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return null;
   }
+  const parsed = sessionScheduleSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+/** Stores `schedule` in its session's storage under {@link SCHEDULE_STORAGE_PREFIX}. */
+export async function saveSessionSchedule(
+  storage: RuntimeBackends['storage'],
+  schedule: SessionSchedule,
+): Promise<void> {
+  await storage.setValue(
+    schedule.sessionId,
+    `${SCHEDULE_STORAGE_PREFIX}${schedule.id}`,
+    JSON.stringify(schedule),
+  );
+}
+
+/** Every schedule kept in a session's storage, oldest first. */
+export async function listSessionSchedules(
+  storage: RuntimeBackends['storage'],
+  sessionId: string,
+): Promise<SessionSchedule[]> {
+  const keys = await storage.listKeys(sessionId, SCHEDULE_STORAGE_PREFIX);
+  const schedules: SessionSchedule[] = [];
+  for (const key of keys) {
+    const schedule = await loadSessionSchedule(
+      storage,
+      sessionId,
+      key.slice(SCHEDULE_STORAGE_PREFIX.length),
+    );
+    if (schedule) schedules.push(schedule);
+  }
+  return schedules.sort(
+    (left, right) =>
+      left.createdAt.localeCompare(right.createdAt) || left.id.localeCompare(right.id),
+  );
 }

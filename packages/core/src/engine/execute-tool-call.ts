@@ -329,21 +329,26 @@ async function runToolCall(
     abortReason = reason;
     controller?.abort(reason);
   };
-  // The interruption is a tagged object, never a value a tool could return.
+  // The interruption is a tagged object, never a value a tool could return. It is armed (a
+  // timer and an abort listener) only for a tool that is still running when `execute` returns:
+  // a tool that answers synchronously cannot be interrupted, so it needs neither.
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
-  const interrupted = new Promise<Interruption>((resolve) => {
-    timer = setTimeout(() => {
-      abort(new EverrunsError({ code: 'LIMIT_EXCEEDED', message: 'tool timeout' }));
-      resolve(TIMED_OUT);
-    }, timeoutMs);
-    onAbort = () => {
-      abort(request.signal?.reason);
-      resolve(ABORTED);
-    };
-    if (request.signal?.aborted) onAbort();
-    else request.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  const interruption = () =>
+    new Promise<Interruption>((resolve) => {
+      // Resolved before the tool's signal fires, so the interruption wins the race against a
+      // tool that rejects as soon as its signal fires.
+      timer = setTimeout(() => {
+        resolve(TIMED_OUT);
+        abort(new EverrunsError({ code: 'LIMIT_EXCEEDED', message: 'tool timeout' }));
+      }, timeoutMs);
+      onAbort = () => {
+        resolve(ABORTED);
+        abort(request.signal?.reason);
+      };
+      if (request.signal?.aborted) onAbort();
+      else request.signal?.addEventListener('abort', onAbort, { once: true });
+    });
   const messages = dependencies.backends.messages;
   const context: ToolContext = {
     sessionId: request.sessionId,
@@ -422,18 +427,36 @@ async function runToolCall(
   if (dependencies.schedules) {
     context.schedules = bindSchedules(dependencies.schedules, request.sessionId);
   }
+  const abortedError = () =>
+    new EverrunsError({
+      code: 'ABORTED',
+      message: 'The turn was aborted',
+      cause: request.signal?.reason,
+    });
   try {
-    const execution = Promise.resolve().then(() => turnTool.tool.execute(input as never, context));
-    const value = await Promise.race([execution, interrupted]);
+    let value: unknown;
+    if (request.signal?.aborted) {
+      // Aborted before the call: the tool still starts (as it always has), aborted.
+      const interrupted = interruption();
+      const execution = Promise.resolve().then(() =>
+        turnTool.tool.execute(input as never, context),
+      );
+      value = await Promise.race([execution, interrupted]);
+      if (value === ABORTED) execution.catch(() => {});
+    } else {
+      const returned: unknown = turnTool.tool.execute(input as never, context);
+      if (isThenable(returned)) {
+        // Still running: the timeout and an abort may end the wait.
+        const execution = Promise.resolve(returned);
+        value = await Promise.race([execution, interruption()]);
+        if (value === TIMED_OUT || value === ABORTED) execution.catch(() => {});
+      } else if (request.signal?.aborted) {
+        // The turn was aborted while the tool ran (synchronously).
+        throw abortedError();
+      } else value = returned;
+    }
     if (value === TIMED_OUT || value === ABORTED) {
-      execution.catch(() => {});
-      if (value === ABORTED) {
-        throw new EverrunsError({
-          code: 'ABORTED',
-          message: 'The turn was aborted',
-          cause: request.signal?.reason,
-        });
-      }
+      if (value === ABORTED) throw abortedError();
       return failAfterRun(
         `Tool ${call.name} did not finish within ${timeoutMs} ms and was cancelled.`,
       );
@@ -449,6 +472,15 @@ async function runToolCall(
     clearTimeout(timer);
     if (onAbort) request.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** True for a promise or any object with a `then` method (what `await` would wait for). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** The redactor of the secrets (name → value) a tool read: each form becomes `secret://<name>`. */

@@ -243,7 +243,9 @@ function describeToolsOn(backend: string, makeFactory: () => Promise<SessionFile
       expect(error('dir')).toContain('read_file failed (IS_A_DIRECTORY)');
       expect(error('delete-missing')).toContain('delete_file failed (FILE_NOT_FOUND)');
       expect(error('delete-root')).toContain('delete_file failed (INVALID_PATH)');
-      expect(error('non-empty')).toContain('delete_file failed');
+      expect(error('non-empty')).toContain(
+        'delete_file failed (IS_A_DIRECTORY): Directory is not empty. Use recursive=true to delete: /docs',
+      );
       expect(error('bad-regex')).toContain('grep_files failed (INVALID_INPUT)');
       expect(error('list-file')).toContain('list_directory failed (NOT_A_DIRECTORY)');
     });

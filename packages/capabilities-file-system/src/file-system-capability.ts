@@ -269,6 +269,14 @@ const deleteFileTool = defineTool({
     reported('delete_file', async () => {
       const deleted = await context.fileSystem.deleteFile(input.path, input.recursive ?? false);
       if (!deleted) {
+        // The store deletes nothing and answers false for a non-empty directory without
+        // `recursive` (as upstream's); the model learns which of the two it was.
+        const stat = await context.fileSystem.statFile(input.path);
+        if (stat?.isDirectory) {
+          return toolError(
+            `delete_file failed (IS_A_DIRECTORY): Directory is not empty. Use recursive=true to delete: ${stat.path}`,
+          );
+        }
         return toolError(`delete_file failed (FILE_NOT_FOUND): nothing exists at ${input.path}`);
       }
       return { path: input.path, deleted: true };
@@ -337,7 +345,9 @@ const grepFilesTool = defineTool({
     path_pattern: z
       .string()
       .optional()
-      .describe('Glob limiting the files searched, for example "*.md" or "/src/**/*.ts".'),
+      .describe(
+        'Glob limiting the files searched, for example "*.md" or "/src/**/*.ts"; without glob characters, a part of the path ("docs").',
+      ),
     ignore_case: z.boolean().optional().describe('Match case-insensitively. Default false.'),
   }),
   idempotent: true,

@@ -284,7 +284,12 @@ export class WorkspaceShellFiles {
       workspacePath(path),
       options?.recursive === true,
     );
-    if (!removed && options?.force !== true) {
+    if (removed) return;
+    // A non-empty directory without `recursive` is kept and answered with false by the store.
+    if ((await this.#fileSystem.statFile(workspacePath(path)))?.isDirectory) {
+      throw new ShellFileError('ENOTEMPTY', `directory not empty: ${path}`);
+    }
+    if (options?.force !== true) {
       throw new ShellFileError('ENOENT', `no such file or directory: ${path}`);
     }
   }

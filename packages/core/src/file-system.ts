@@ -130,7 +130,8 @@ export interface SessionFileSystem {
    */
   globFiles(pattern: string, options?: { signal?: AbortSignal }): Promise<FileStat[]>;
   /**
-   * Lines matching a regular expression, in files whose path matches `pathPattern` (a glob).
+   * Lines matching a regular expression, in files whose path matches `pathPattern` (a glob, or,
+   * without glob characters, a substring of the path; see `compileGrepPathPattern`).
    * Patterns are RE2 syntax on a linear-time engine: backreferences and lookaround are
    * `INVALID_INPUT` naming the construct; a pattern or glob past the length limit is
    * `LIMIT_EXCEEDED`. The search is bounded by the backend's {@link GrepLimits} (bytes, time,

@@ -73,6 +73,22 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): PathMat
 }
 
 /**
+ * Compiles the path filter of a grep (`grepFiles`' `pathPattern`) as upstream's stores read it:
+ * a pattern with a glob character (`*`, `?`, `[`, `{`) is a glob ({@link compileGlob}); one
+ * without is matched as a substring of the workspace path without its leading `/` (so `docs`
+ * keeps `/docs/readme.md` and `/api/docs.md`), after a leading `/workspace` is dropped. An
+ * empty pattern, or `/`, matches every path. Throws `LIMIT_EXCEEDED` as {@link compileGlob}.
+ */
+export function compileGrepPathPattern(pattern: string, options: GlobOptions = {}): PathMatcher {
+  // Compiled either way, so the length limit applies to both forms.
+  const glob = compileGlob(pattern, options);
+  if (/[*?[{]/.test(pattern)) return glob;
+  const needle = stripWorkspaceGlobPrefix(pattern).replace(/^\/+/, '');
+  if (needle === '') return { pattern, test: () => true };
+  return { pattern, test: (path: string) => path.slice(1).includes(needle) };
+}
+
+/**
  * A glob with its leading `/workspace` segment dropped (`/workspace` alone is `/`), as
  * `normalizeWorkspacePath` drops it from paths: workspace paths never start with it, so such a
  * glob (upstream's spelling of the workspace root) would otherwise match nothing. Other globs are

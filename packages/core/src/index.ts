@@ -307,6 +307,7 @@ export { formatZodError } from './format-zod-error.js';
 // Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
 export {
   compileGlob,
+  compileGrepPathPattern,
   DEFAULT_MAX_GLOB_LENGTH,
   type GlobOptions,
   type PathMatcher,

@@ -9,9 +9,10 @@ import { isReadonlyStat, toFileStat } from './stat-checks.js';
 /**
  * Deletes the entry at the normalised `path`: a file, a symbolic link (the link, not its
  * target) or a directory (non-empty only with `recursive`, and then only when no read-only file
- * is anywhere inside, checked before anything goes). Resolves to false when nothing is there.
- * Throws `INVALID_PATH` (the root), `IS_A_DIRECTORY` (non-empty without `recursive`),
- * `FILE_READ_ONLY`, `LIMIT_EXCEEDED` (a tree over `maxWalkEntries`).
+ * is anywhere inside, checked before anything goes). Resolves to false when nothing is there,
+ * and, deleting nothing, for a non-empty directory without `recursive` (as upstream's stores).
+ * Throws `INVALID_PATH` (the root), `FILE_READ_ONLY`, `LIMIT_EXCEEDED` (a tree over
+ * `maxWalkEntries`).
  */
 export async function deleteEntry(
   resolver: PathResolver,
@@ -32,14 +33,7 @@ export async function deleteEntry(
       try {
         await rmdir(entry);
       } catch (error) {
-        if (systemCode(error) === 'ENOTEMPTY' || systemCode(error) === 'EEXIST') {
-          throw fileError(
-            'IS_A_DIRECTORY',
-            path,
-            `Directory is not empty. Use recursive=true to delete: ${path}`,
-            { cause: error },
-          );
-        }
+        if (systemCode(error) === 'ENOTEMPTY' || systemCode(error) === 'EEXIST') return false;
         throw error;
       }
       return true;

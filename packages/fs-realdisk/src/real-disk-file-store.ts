@@ -4,6 +4,7 @@ import { lstat, mkdir, readdir } from 'node:fs/promises';
 import {
   compileGlob,
   compileGrepMatcher,
+  compileGrepPathPattern,
   EverrunsError,
   type FileContent,
   type FileEncoding,
@@ -294,7 +295,8 @@ export class RealDiskFileStore implements SessionFileSystem {
 
   /**
    * Deletes a file, a symbolic link (the link, not its target) or a directory (non-empty only
-   * with `recursive`; a read-only file inside refuses the whole delete before anything goes).
+   * with `recursive`: without it nothing is deleted and the result is false, as upstream's
+   * stores; a read-only file inside refuses the whole delete before anything goes).
    */
   async deleteFile(path: string, recursive = false): Promise<boolean> {
     const normalized = normalizeWorkspacePath(path);
@@ -425,9 +427,10 @@ export class RealDiskFileStore implements SessionFileSystem {
     const maxMatches = options.maxMatches ?? 1000;
     if (!(maxMatches > 0)) return [];
     const pathMatcher = pathPattern
-      ? compileGlob(pathPattern, { maxLength: limits.maxPatternLength })
+      ? compileGrepPathPattern(pathPattern, { maxLength: limits.maxPatternLength })
       : undefined;
-    const start = pathPattern ? globStart(pathPattern) : '/';
+    // A pattern without glob characters is a substring anywhere in the path: walk everything.
+    const start = pathPattern && /[*?[{]/.test(pathPattern) ? globStart(pathPattern) : '/';
     const scan = new GrepScan(limits, {
       maxMatches,
       signal: options.signal,

@@ -316,13 +316,12 @@ export function sessionFileSystemConformance(initializer: SessionFileSystemIniti
         expect(await files.deleteFile('/empty')).toBe(true);
         await files.writeFile('/full/sub/a.txt', 'a');
         await files.writeFile('/full/b.txt', 'b');
-        await expectErrorCode(files.deleteFile('/full'), 'IS_A_DIRECTORY');
-        // Upstream's store words it so; the model reads the message.
-        await expect(files.deleteFile('/workspace/full')).rejects.toMatchObject({
-          message: 'Directory is not empty. Use recursive=true to delete: /full',
-          details: expect.objectContaining({ path: '/full' }),
-        });
+        // Without `recursive`, as upstream's stores: false, and nothing is deleted.
+        expect(await files.deleteFile('/full')).toBe(false);
+        expect(await files.deleteFile('/workspace/full/sub')).toBe(false);
         expect((await files.readFile('/full/sub/a.txt')).content).toBe('a');
+        expect((await files.readFile('/full/b.txt')).content).toBe('b');
+        expect((await files.statFile('/full/sub'))?.isDirectory).toBe(true);
         expect(await files.deleteFile('/full', true)).toBe(true);
         for (const path of ['/full', '/full/sub', '/full/sub/a.txt', '/full/b.txt']) {
           expect(await files.statFile(path)).toBeNull();

@@ -74,7 +74,8 @@ describe('InMemorySessionFileStore', () => {
     await files.writeFile('/d/e/f.txt', 'x');
     expect(await codeOf(files.deleteFile('/'))).toBe('INVALID_PATH');
     expect(await codeOf(files.deleteFile('/workspace', true))).toBe('INVALID_PATH');
-    expect(await codeOf(files.deleteFile('/d'))).toBe('IS_A_DIRECTORY');
+    expect(await files.deleteFile('/d')).toBe(false);
+    expect((await files.readFile('/d/e/f.txt')).content).toBe('x');
     expect(await files.deleteFile('/d', true)).toBe(true);
     expect(await files.deleteFile('/d', true)).toBe(false);
     expect(await files.listDirectory('/')).toEqual([]);

@@ -1,6 +1,7 @@
 import {
   compileGlob,
   compileGrepMatcher,
+  compileGrepPathPattern,
   everrunsError,
   type FileContent,
   type FileEncoding,
@@ -213,8 +214,8 @@ export class InMemorySessionFileStore implements SessionFileSystem {
 
   /**
    * Deletes a file or directory; false when nothing was there. A non-empty directory needs
-   * `recursive` (else `IS_A_DIRECTORY`); a read-only file anywhere below refuses the delete
-   * (`FILE_READ_ONLY`); `/` is `INVALID_PATH`.
+   * `recursive`: without it nothing is deleted and the result is false, as upstream's stores;
+   * a read-only file anywhere below refuses the delete (`FILE_READ_ONLY`); `/` is `INVALID_PATH`.
    */
   async deleteFile(path: string, recursive = false): Promise<boolean> {
     const normalized = normalizeWorkspacePath(path);
@@ -226,13 +227,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     const node = this.#lookup(normalized);
     if (node === undefined) return false;
     if (node.kind === 'directory') {
-      if (node.children.size > 0 && !recursive) {
-        throw everrunsError(
-          'IS_A_DIRECTORY',
-          `Directory is not empty. Use recursive=true to delete: ${normalized}`,
-          { details: { path: normalized } },
-        );
-      }
+      if (node.children.size > 0 && !recursive) return false;
       const locked = firstReadonly(normalized, node);
       if (locked !== undefined) throw readOnly(locked);
     } else if (node.isReadonly) {
@@ -366,7 +361,7 @@ export class InMemorySessionFileStore implements SessionFileSystem {
     const pathMatcher =
       pathPattern === undefined || pathPattern === ''
         ? undefined
-        : compileGlob(pathPattern, { maxLength: limits.maxPatternLength });
+        : compileGrepPathPattern(pathPattern, { maxLength: limits.maxPatternLength });
     const scan = new GrepScan(limits, {
       maxMatches: options.maxMatches ?? DEFAULT_MAX_MATCHES,
       maxFiles: this.#maxGrepFiles,

@@ -68,7 +68,11 @@ export class InProcessRuntimeBuilder {
     this.#platform = platform;
     return this;
   }
-  /** Registers one more capability (on top of the platform's). */
+  /**
+   * Registers one more capability (on top of the platform's). One with the id of a capability
+   * registered before (by an earlier call or by the platform) replaces it, as upstream's
+   * registry does.
+   */
   capability<TConfig>(capability: Capability<TConfig>): this {
     this.#capabilities.push(capability as Capability);
     return this;
@@ -213,22 +217,24 @@ export class InProcessRuntimeBuilder {
     // platform or registries, so one definition can build any number of runtimes.
     const given = this.#platform ?? new PlatformDefinition();
     const mcpToolSource = this.#mcpToolSource ?? given.mcpToolSource;
+    // The last capability given for an id wins, over an earlier one and over the platform's.
+    const ownById = new Map<string, Capability>();
+    for (const capability of this.#capabilities) ownById.set(capability.id, capability);
     const platform = new PlatformDefinition(
-      copyCapabilityRegistry(given.capabilities),
+      copyCapabilityRegistry(given.capabilities, ownById),
       copyDriverRegistry(this.#driverRegistry ?? given.drivers),
       {
         ...(given.fileSystemFactory ? { fileSystemFactory: given.fileSystemFactory } : {}),
         ...(mcpToolSource ? { mcpToolSource } : {}),
       },
     );
-    const own = new Set(this.#capabilities.map((capability) => capability.id));
     for (const builtin of this.#builtins) {
-      if (!own.has(builtin.id) && !platform.capabilities.has(builtin.id)) {
+      if (!ownById.has(builtin.id) && !platform.capabilities.has(builtin.id)) {
         platform.capabilities.register(builtin);
       }
     }
     const drivers = platform.drivers;
-    for (const capability of this.#capabilities) platform.capabilities.register(capability);
+    for (const capability of ownById.values()) platform.capabilities.register(capability);
     platform.capabilities.validate();
     for (const driver of this.#drivers) drivers.register(driver);
     let defaultModel = this.#defaultModel;
@@ -300,9 +306,14 @@ export class InProcessRuntimeBuilder {
   }
 }
 
-function copyCapabilityRegistry(registry: CapabilityRegistry): CapabilityRegistry {
+function copyCapabilityRegistry(
+  registry: CapabilityRegistry,
+  replaced: ReadonlyMap<string, Capability>,
+): CapabilityRegistry {
   const copy = new CapabilityRegistry();
-  for (const capability of registry.list()) copy.register(capability);
+  for (const capability of registry.list()) {
+    if (!replaced.has(capability.id)) copy.register(capability);
+  }
   return copy;
 }
 

@@ -80,7 +80,10 @@ function finiteOrZero(value: unknown): number {
  * {@link UsageTally.add}, read the totals with {@link UsageTally.totals}.
  */
 export class UsageTally {
-  readonly #byModel = new Map<string | null, ModelUsageTotal>();
+  // Most sessions and turns use one model: its entry is held alone, and a Map is made only when
+  // a second model appears (a Map costs ~270 bytes, and a session keeps a tally per turn).
+  #first: ModelUsageTotal | undefined;
+  #others: Map<string | null, ModelUsageTotal> | undefined;
 
   /** Counts the message when it records a model call; returns whether it did. */
   add(message: { role: string; metadata?: Record<string, unknown> | undefined }): boolean {
@@ -92,25 +95,32 @@ export class UsageTally {
 
   /** Adds an already summed total (merging it into the entry of its model). */
   addTotal(total: ModelUsageTotal): void {
-    const current = this.#byModel.get(total.model);
-    this.#byModel.set(
-      total.model,
-      current
-        ? {
-            model: total.model,
-            usage: addLlmUsage(current.usage, total.usage),
-            modelCalls: current.modelCalls + total.modelCalls,
-          }
-        : { model: total.model, usage: { ...total.usage }, modelCalls: total.modelCalls },
-    );
+    if (this.#first === undefined || this.#first.model === total.model) {
+      this.#first = merged(this.#first, total);
+      return;
+    }
+    this.#others ??= new Map();
+    this.#others.set(total.model, merged(this.#others.get(total.model), total));
   }
 
   /** One entry per model, sorted by model name (code-unit order), the entry without a name last. */
   totals(): ModelUsageTotal[] {
-    return [...this.#byModel.values()]
+    if (this.#first === undefined) return [];
+    return [this.#first, ...(this.#others?.values() ?? [])]
       .map((total) => ({ ...total, usage: { ...total.usage } }))
       .sort(compareModels);
   }
+}
+
+/** `total` added to `current` (the entry of the same model), as a new entry. */
+function merged(current: ModelUsageTotal | undefined, total: ModelUsageTotal): ModelUsageTotal {
+  return current
+    ? {
+        model: total.model,
+        usage: addLlmUsage(current.usage, total.usage),
+        modelCalls: current.modelCalls + total.modelCalls,
+      }
+    : { model: total.model, usage: { ...total.usage }, modelCalls: total.modelCalls };
 }
 
 function compareModels(left: ModelUsageTotal, right: ModelUsageTotal): number {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   EverrunsError,
   type EverrunsLogger,
@@ -41,6 +42,52 @@ export interface Attempt {
 }
 
 const NOOP = () => {};
+
+/** At most this many distinct statement texts are prepared by name (per process). */
+const MAX_NAMED_STATEMENTS = 2000;
+/** Statement text → its prepared-statement name; `null` for a text never sent by name. */
+const statementNames = new Map<string, string | null>();
+
+/**
+ * The name a statement with parameters is prepared under on each connection (so the server parses
+ * and plans it once per connection instead of on every call): derived from its text, so one text
+ * has one name in every pool and schema. `undefined` for a text sent unnamed: one without
+ * parameters (sent with the simple protocol; it may hold several statements), one seen after
+ * {@link MAX_NAMED_STATEMENTS} distinct texts, or one whose prepared plan the server refused.
+ */
+function statementName(text: string, values: unknown[] | undefined): string | undefined {
+  if (values === undefined) return undefined;
+  const known = statementNames.get(text);
+  if (known !== undefined) return known ?? undefined;
+  if (statementNames.size >= MAX_NAMED_STATEMENTS) return undefined;
+  const name = `everruns_${createHash('sha256').update(text).digest('base64url').slice(0, 24)}`;
+  statementNames.set(text, name);
+  return name;
+}
+
+/**
+ * Sends `text` on `target` (a pool or a client), by name when {@link statementName} gives one.
+ * When the server refuses a prepared plan because a table it reads changed shape (`0A000`,
+ * "cached plan must not change result type"), the text is sent unnamed from then on and this call
+ * is sent again unnamed (outside a transaction, where nothing was aborted).
+ */
+async function sendStatement<Row extends pg.QueryResultRow>(
+  target: pg.Pool | pg.PoolClient,
+  text: string,
+  values: unknown[] | undefined,
+  inTransaction: boolean,
+): Promise<pg.QueryResult<Row>> {
+  const name = statementName(text, values);
+  if (name === undefined) return target.query<Row>(text, values);
+  try {
+    return await target.query<Row>({ name, text, values: values as unknown[] });
+  } catch (error) {
+    if ((error as { code?: unknown })?.code !== '0A000') throw error;
+    statementNames.set(text, null);
+    if (inTransaction) throw error;
+    return target.query<Row>(text, values);
+  }
+}
 
 /** Waits `milliseconds`. */
 export function sleep(milliseconds: number): Promise<void> {
@@ -104,7 +151,7 @@ export class PostgresDatabase {
     const db: Queryable = {
       query: (text, values) => {
         this.#queries++;
-        return this.pool.query(text, values);
+        return sendStatement(this.pool, text, values, false);
       },
     };
     return this.#withRetries(operation, (attempt) => work(db, attempt));
@@ -123,7 +170,7 @@ export class PostgresDatabase {
       const db: Queryable = {
         query: (text, values) => {
           this.#queries++;
-          return client.query(text, values);
+          return sendStatement(client, text, values, true);
         },
       };
       try {

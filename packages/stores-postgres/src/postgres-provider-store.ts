@@ -74,6 +74,7 @@ export class PostgresProviderStore implements RuntimeProviderStore {
     const result = await db.run('getDefaultModel', (client) =>
       client.query<ModelRow>(
         `SELECT data, api_key_id, api_key_sealed FROM ${db.table('default_model')}`,
+        [],
       ),
     );
     const row = result.rows[0];

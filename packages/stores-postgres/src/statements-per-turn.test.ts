@@ -1,0 +1,150 @@
+// How many statements a math turn (a user message, one tool call, its result, the answer: two
+// model calls) sends to PostgreSQL through the in-process runtime, counted exactly so that a
+// change adding a round trip fails here; and that each statement with parameters is sent as a
+// named prepared statement (parsed and planned once per connection, not on every call).
+import {
+  defineCapability,
+  defineTool,
+  type LlmResponse,
+  PlatformDefinition,
+} from '@everruns-ts/core';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { PostgresBackends } from './postgres-backends.js';
+import { createTestBackends, destroyTestBackends } from './test-support/database.js';
+
+/** The statements sent on `pool` while recording: text and whether it went by name. */
+function recordStatements(pool: pg.Pool) {
+  const sent: { text: string; named: boolean }[] = [];
+  let recording = false;
+  const record = (config: unknown) => {
+    if (!recording) return;
+    const named = typeof config === 'object' && config !== null && 'name' in config;
+    const text = named ? (config as unknown as { text: string }).text : String(config);
+    sent.push({ text: text.replace(/\s+/g, ' ').trim(), named });
+  };
+  const poolQuery = pool.query.bind(pool);
+  let inPoolQuery = false;
+  pool.query = ((config: unknown, ...rest: unknown[]) => {
+    record(config);
+    inPoolQuery = true;
+    try {
+      return (poolQuery as (...args: unknown[]) => unknown)(config, ...rest);
+    } finally {
+      inPoolQuery = false;
+    }
+  }) as typeof pool.query;
+  const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+  pool.connect = ((...args: unknown[]) => {
+    // pool.query checks a client out with a callback: its statement is recorded above.
+    if (inPoolQuery || args.length > 0) return connect(...args);
+    return wrapClient(connect() as Promise<pg.PoolClient>);
+  }) as typeof pool.connect;
+  const wrapClient = async (checkout: Promise<pg.PoolClient>) => {
+    const client = await checkout;
+    const clientQuery = client.query.bind(client);
+    client.query = ((config: unknown, ...rest: unknown[]) => {
+      record(config);
+      return (clientQuery as (...args: unknown[]) => unknown)(config, ...rest);
+    }) as typeof client.query;
+    return client;
+  };
+  return {
+    sent,
+    start() {
+      sent.length = 0;
+      recording = true;
+    },
+    stop() {
+      recording = false;
+      return [...sent];
+    },
+  };
+}
+
+function mathRuntime(backends: PostgresBackends, idempotent: boolean) {
+  const calculator = defineCapability({
+    id: 'calculator',
+    name: 'Calculator',
+    description: 'Adds numbers',
+    tools: [
+      defineTool({
+        name: 'add',
+        description: 'Add two numbers',
+        inputSchema: z.object({ a: z.number(), b: z.number() }),
+        idempotent,
+        execute: ({ a, b }) => a + b,
+      }),
+    ],
+  });
+  let calls = 0;
+  const platform = new PlatformDefinition();
+  platform.capabilities.register(calculator);
+  platform.drivers.register({
+    providerType: 'fake',
+    async generate(request): Promise<LlmResponse> {
+      const last = request.messages[request.messages.length - 1];
+      if (last?.role === 'tool_result') {
+        return {
+          text: '4',
+          toolCalls: [],
+          usage: { inputTokens: 1, outputTokens: 1 },
+          stopReason: 'end_turn',
+        };
+      }
+      return {
+        text: '',
+        toolCalls: [{ id: `call_${++calls}`, name: 'add', arguments: { a: 2, b: 2 } }],
+        usage: { inputTokens: 1, outputTokens: 1 },
+        stopReason: 'tool_calls',
+      };
+    },
+  });
+  return new InProcessRuntimeBuilder()
+    .platformDefinition(platform)
+    .defaultModel({ model: 'fake-model', providerType: 'fake' })
+    .backends(backends)
+    .harness({ id: 'math', name: 'math', capabilities: [{ id: 'calculator' }] })
+    .options({ keepTurnContexts: 0 })
+    .build();
+}
+
+describe('statements of a math turn on PostgreSQL', () => {
+  let backends: PostgresBackends;
+  let recorder: ReturnType<typeof recordStatements>;
+
+  beforeAll(async () => {
+    backends = await createTestBackends();
+    recorder = recordStatements(backends.pool);
+  });
+  afterAll(() => destroyTestBackends(backends));
+
+  for (const idempotent of [false, true]) {
+    it(`counts the statements of a turn with ${idempotent ? 'an idempotent' : 'a non-idempotent'} tool, each with parameters sent by name`, async () => {
+      const runtime = await mathRuntime(backends, idempotent);
+      const session = await runtime.createSession({ harnessId: 'math' });
+      // The first turn also sets up the session's event sequence; the second is the steady state.
+      await runtime.runTextTurn(session.id, 'What is 2 + 2?');
+      const before = backends.queryCount();
+      recorder.start();
+      const result = await runtime.runTextTurn(session.id, 'What is 2 + 2?');
+      const sent = recorder.stop();
+      expect(result.response).toBe('4');
+      const statements = backends.queryCount() - before;
+      expect(sent).toHaveLength(statements);
+      expect(statements).toBe(STATEMENTS_PER_MATH_TURN);
+      expect(
+        sent.filter((statement) => !statement.named).map((statement) => statement.text),
+      ).toEqual(
+        sent
+          .filter((statement) => /^(BEGIN|COMMIT|ROLLBACK)/.test(statement.text))
+          .map((statement) => statement.text),
+      );
+    });
+  }
+});
+
+/** Statements a math turn sends (the journal claim of a non-idempotent tool is one of them). */
+const STATEMENTS_PER_MATH_TURN = 30;

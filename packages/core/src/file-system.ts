@@ -116,7 +116,11 @@ export interface SessionFileSystem {
   ): Promise<FileStat>;
   /** Appends text, creating the file when absent. */
   appendFile(path: string, content: string): Promise<FileStat>;
-  /** Deletes a file, or a directory (non-empty only with `recursive`). Deleting `/` is `INVALID_PATH`. Returns false when nothing existed. */
+  /**
+   * Deletes a file, or a directory (non-empty only with `recursive`). Deleting `/` is
+   * `INVALID_PATH`. Returns false when nothing existed, and, deleting nothing, for a non-empty
+   * directory without `recursive` (as upstream's stores).
+   */
   deleteFile(path: string, recursive?: boolean): Promise<boolean>;
   /** Moves or renames. Throws `FILE_ALREADY_EXISTS` unless `overwrite`. */
   moveFile(from: string, to: string, options?: { overwrite?: boolean }): Promise<FileStat>;

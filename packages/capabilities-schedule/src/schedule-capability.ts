@@ -172,7 +172,7 @@ const cancelScheduleTool = defineTool<typeof cancelScheduleInput, ScheduleConfig
  * instant or after a delay) or recurring (five-field cron, in a time zone). A due schedule sends
  * its description as a user message marked `metadata.scheduled`, which starts a turn like user
  * input. At most `maxActiveSchedules` (default 5) enabled at once. Needs a host that offers
- * `ToolContext.schedules` (the in-process runtime does).
+ * `ToolContext.schedules` (the in-process runtime and `host-pgboss` do).
  */
 export const scheduleCapability: Capability<ScheduleConfig> = defineCapability<ScheduleConfig>({
   id: SCHEDULE_CAPABILITY_ID,

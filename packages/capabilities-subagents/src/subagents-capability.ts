@@ -269,7 +269,7 @@ function describeAgents(config: SubagentsConfig): string {
  * result. Depth and fan-out are limited (`maxSubagentDepth`, `maxChildrenPerTurn`,
  * `maxChildrenPerSession`; an exceeded limit is a tool error the model reads). Children inherit
  * the parent's model and workspace only when configured. Needs a host that offers
- * `ToolContext.subagents` (the in-process runtime does).
+ * `ToolContext.subagents` (the in-process runtime and `host-pgboss` do).
  */
 export const subagentsCapability: Capability<SubagentsConfig> = defineCapability<SubagentsConfig>({
   id: SUBAGENTS_CAPABILITY_ID,

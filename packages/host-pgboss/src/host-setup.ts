@@ -8,6 +8,7 @@ import PgBoss from 'pg-boss';
 import { configurationError } from './host-errors.js';
 import { createHostTables } from './host-tables.js';
 import type { PgBossHostOptions } from './pg-boss-host-options.js';
+import { scheduleQueueOf } from './pg-boss-schedules.js';
 import { deadLetterQueueOf, isValidQueueName } from './step-jobs.js';
 
 /** The names a host works with, defaults applied. */
@@ -68,8 +69,8 @@ export function createBoss(pool: pg.Pool, options: PgBossHostOptions, bossSchema
 }
 
 /**
- * Creates the host's tables, starts pg-boss (creating its schema) and creates the step queue and
- * its dead-letter queue when missing. pg-boss creates its schema and each queue's partition
+ * Creates the host's tables, starts pg-boss (creating its schema) and creates the step queue, its
+ * dead-letter queue and its schedule queue when missing. pg-boss creates its schema and each queue's partition
  * without IF NOT EXISTS, so processes starting at the same time take turns under a session-level
  * advisory lock held on a dedicated connection.
  */
@@ -93,6 +94,8 @@ export async function startQueues(
     await createQueues(boss, [
       { name: deadQueue, ...queueOptions },
       { name: names.queue, ...queueOptions, deadLetter: deadQueue },
+      // Due scheduled messages (capabilities-schedule), one job per due time.
+      { name: scheduleQueueOf(names.queue), ...queueOptions },
     ]);
   });
 }

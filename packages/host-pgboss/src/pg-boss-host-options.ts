@@ -7,6 +7,7 @@ import type {
   TurnLimits,
 } from '@everruns-ts/core';
 import type pg from 'pg';
+import type { HostClock } from './pg-boss-schedules.js';
 
 /** How failing steps are retried. */
 export interface PgBossRetryOptions {
@@ -96,6 +97,13 @@ export interface PgBossHostOptions {
    * silent. The stores' own logger is `postgresBackends(…, { events: { logger } })`.
    */
   logger?: EverrunsLogger;
+  /**
+   * The clock scheduled messages (`capabilities-schedule`) are computed on: when a one-shot
+   * schedule is due, a cron schedule's next match. Default the system clock. A clock that runs
+   * faster than real time (tests, simulations) gives `millisecondsUntil`; pg-boss waits count
+   * from the database's clock.
+   */
+  clock?: HostClock;
 }
 
 /** Options of `PgBossHost.work`. */

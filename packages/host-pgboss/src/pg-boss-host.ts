@@ -16,7 +16,11 @@ import {
   silentLogger,
   type TurnLimits,
 } from '@everruns-ts/core';
-import type { ClientToolResult, RuntimeHostAdapter } from '@everruns-ts/runtime/host';
+import {
+  type ClientToolResult,
+  type RuntimeHostAdapter,
+  workspaceLinkingFileSystems,
+} from '@everruns-ts/runtime/host';
 import { InMemorySessionFileSystemFactory } from '@everruns-ts/stores-memory';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
@@ -32,6 +36,7 @@ import {
 } from './host-setup.js';
 import { DEFAULT_HOST_TURN_LEASE_MS } from './host-turn-lease.js';
 import type { PgBossHostOptions, PgBossWorkOptions } from './pg-boss-host-options.js';
+import { PgBossSchedules, type ScheduleJobData, scheduleQueueOf } from './pg-boss-schedules.js';
 import { PostgresToolCallJournal } from './postgres-tool-call-journal.js';
 import { StepQueue } from './step-queue.js';
 import { StepWorker } from './step-worker.js';
@@ -69,6 +74,8 @@ export class PgBossHost {
   readonly #submission: TurnSubmission;
   readonly #clientTools: ClientToolSubmission;
   readonly #worker: StepWorker;
+  readonly #schedules: PgBossSchedules;
+  readonly #scheduleQueue: string;
   #stopped = false;
 
   private constructor(
@@ -108,7 +115,18 @@ export class PgBossHost {
     };
     this.#submission = new TurnSubmission(this.#context);
     this.#clientTools = new ClientToolSubmission(this.#context);
-    this.#worker = new StepWorker(this.#context, boss, names.queue);
+    this.#worker = new StepWorker(this.#context, boss, names.queue, this.#submission);
+    this.#scheduleQueue = scheduleQueueOf(names.queue);
+    this.#schedules = new PgBossSchedules({
+      context: this.#context,
+      boss,
+      queue: this.#scheduleQueue,
+      submission: this.#submission,
+      clock: options.clock ?? { now: Date.now },
+    });
+    // Tools of capabilities-schedule get `context.schedules` (capabilities-subagents get
+    // `context.subagents` per step, from the step worker).
+    adapter.schedules = this.#schedules;
   }
 
   /**
@@ -130,10 +148,13 @@ export class PgBossHost {
       backends: options.backends,
       capabilities: options.platform.capabilities,
       drivers: options.platform.drivers,
-      fileSystems:
+      // A subagent sharing its parent's files (`workspaceSessionId`) gets the parent's workspace.
+      fileSystems: workspaceLinkingFileSystems(
         options.fileSystems ??
-        options.platform.fileSystemFactory ??
-        new InMemorySessionFileSystemFactory(),
+          options.platform.fileSystemFactory ??
+          new InMemorySessionFileSystemFactory(),
+        options.backends.sessions,
+      ),
       limits,
       toolCallJournal: new PostgresToolCallJournal(pool, names.schema),
       // Workers list a session's MCP tools on demand, in each step, from the platform's source.
@@ -157,11 +178,24 @@ export class PgBossHost {
   }
 
   /**
-   * Makes this process a worker: it runs up to `concurrency` steps at once, and marks turns whose
-   * steps exhausted their retries as failed.
+   * Makes this process a worker: it runs up to `concurrency` steps at once, marks turns whose
+   * steps exhausted their retries as failed, and delivers due scheduled messages. A step waiting
+   * for a subagent's turn lends its slot (one more step loop runs meanwhile), so `concurrency: 1`
+   * cannot deadlock on a parent and its children.
    */
-  work(options: PgBossWorkOptions = {}): Promise<void> {
-    return this.#worker.work(options.concurrency ?? 4);
+  async work(options: PgBossWorkOptions = {}): Promise<void> {
+    await this.#worker.work(options.concurrency ?? 4);
+    await this.boss.work<ScheduleJobData>(this.#scheduleQueue, { batchSize: 1 }, async ([job]) => {
+      if (job) await this.#schedules.deliver(job.data);
+    });
+  }
+
+  /**
+   * The schedules of sessions on this host (`capabilities-schedule`'s `ScheduleHost`, as the
+   * tools see it through `context.schedules`): create, list and cancel them from the embedder.
+   */
+  get schedules(): PgBossSchedules {
+    return this.#schedules;
   }
 
   /**

@@ -43,8 +43,8 @@ export function stepJobId(queue: string, step: RuntimeTurnStep, generation: numb
   return uuidOf(`${queue}\n${turnStepKey(step)}\n${generation}`);
 }
 
-/** A UUID (version 8) derived from `text`. */
-function uuidOf(text: string): string {
+/** A UUID (version 8) derived from `text`: the same text gives the same job id. */
+export function uuidOf(text: string): string {
   const hex = createHash('sha256').update(text).digest('hex').slice(0, 32).split('');
   hex[12] = '8';
   hex[16] = ((Number.parseInt(hex[16] as string, 16) & 0x3) | 0x8).toString(16);

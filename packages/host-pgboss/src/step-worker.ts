@@ -18,10 +18,12 @@ import {
   StaleStepError,
 } from './host-errors.js';
 import { holdTurnLease } from './host-turn-lease.js';
+import { stepSubagents } from './pg-boss-subagents.js';
 import { type DeadJobData, deadLetterQueueOf, type StepJobData } from './step-jobs.js';
 import type { StepLoop } from './step-queue.js';
 import { deliverEnding } from './turn-ending.js';
 import { type PendingEnding, type StepClaim, stepOrder } from './turn-records.js';
+import type { TurnSubmission } from './turn-submission.js';
 
 /**
  * The pg-boss side of the host: step loops that claim the turn of each step job (a new fencing
@@ -35,11 +37,15 @@ export class StepWorker {
   readonly #context: HostContext;
   readonly #boss: PgBoss;
   readonly #queue: string;
+  readonly #submission: TurnSubmission;
+  /** True once {@link work} started the step loops. */
+  #working = false;
 
-  constructor(context: HostContext, boss: PgBoss, queue: string) {
+  constructor(context: HostContext, boss: PgBoss, queue: string, submission: TurnSubmission) {
     this.#context = context;
     this.#boss = boss;
     this.#queue = queue;
+    this.#submission = submission;
   }
 
   /**
@@ -54,10 +60,44 @@ export class StepWorker {
     const workOptions = { batchSize: 1, includeMetadata: true as const };
     // Steps other processes enqueue wake this one through NOTIFY instead of waiting for a poll.
     await this.#context.notifications.listen();
-    for (let index = 0; index < concurrency; index++) {
-      const loop: StepLoop = { id: undefined, busy: false };
-      this.#context.steps.loops.push(loop);
-      loop.id = await this.#boss.work<StepJobData>(this.#queue, workOptions, async ([job]) => {
+    for (let index = 0; index < concurrency; index++) await this.#startLoop();
+    this.#working = true;
+    await this.#boss.work<DeadJobData>(
+      deadLetterQueueOf(this.#queue),
+      workOptions,
+      async ([job]) => {
+        if (job) await this.#onDeadStep(job.data);
+      },
+    );
+  }
+
+  /**
+   * Lends the slot of a step that waits for other steps (a parent's act job waiting for its
+   * subagent's turn): starts one more step loop in this process and resolves with the function
+   * that stops it (a step it runs meanwhile finishes first). Nothing is started in a process that
+   * does not work the queue, or once the host stopped.
+   */
+  async lendSlot(): Promise<() => Promise<void>> {
+    if (!this.#working || this.#context.stopped) return async () => {};
+    const loop = await this.#startLoop();
+    return async () => {
+      const { loops } = this.#context.steps;
+      const index = loops.indexOf(loop);
+      if (index >= 0) loops.splice(index, 1);
+      if (loop.id && !this.#context.stopped) {
+        await this.#boss.offWork({ id: loop.id }).catch(this.#context.onError);
+      }
+    };
+  }
+
+  /** Starts one step loop on the step queue and registers it for wake-ups. */
+  async #startLoop(): Promise<StepLoop> {
+    const loop: StepLoop = { id: undefined, busy: false };
+    this.#context.steps.loops.push(loop);
+    loop.id = await this.#boss.work<StepJobData>(
+      this.#queue,
+      { batchSize: 1, includeMetadata: true as const },
+      async ([job]) => {
         if (!job) return;
         loop.busy = true;
         try {
@@ -68,15 +108,9 @@ export class StepWorker {
           // waiting (this step's successor among them). An empty fetch ends the streak.
           if (loop.id) this.#boss.notifyWorker(loop.id);
         }
-      });
-    }
-    await this.#boss.work<DeadJobData>(
-      deadLetterQueueOf(this.#queue),
-      workOptions,
-      async ([job]) => {
-        if (job) await this.#onDeadStep(job.data);
       },
     );
+    return loop;
   }
 
   async #runStepJob(job: PgBoss.JobWithMetadata<StepJobData>): Promise<void> {
@@ -104,14 +138,21 @@ export class StepWorker {
         await deliverEnding(this.#context.adapter, turns, { ...claim, ending: claim.ending });
         return;
       }
+      const setupCache = new Map<string, TurnSetup>();
       const adapter = fencedStepAdapter(
-        { ...this.#context.adapter, setupCache: new Map<string, TurnSetup>() },
+        { ...this.#context.adapter, setupCache },
         turns,
         turnId,
         claim.fence,
         // The input step's first claim takes fence 1; a later one replays it.
         { replay: step.activity === 'input' && claim.fence > 1 },
       );
+      // Child sessions of this step's tool calls: their turns are jobs too (see stepSubagents).
+      adapter.subagents = stepSubagents({
+        adapter: { ...adapter, setupCache },
+        submission: this.#submission,
+        lendSlot: () => this.lendSlot(),
+      });
       // The session's lease, renewed while the step runs (TURN_IN_PROGRESS, retried, when another
       // runtime took the session after the lease lapsed).
       const stopRenewing = await holdTurnLease(

@@ -3,6 +3,9 @@
  * side effects are rows, and kill points that end the process with SIGKILL at a chosen moment.
  * Used in the test process and in the worker processes it starts (`worker.ts`).
  */
+
+import { scheduleCapability } from '@everruns-ts/capabilities-schedule';
+import { subagentsCapability } from '@everruns-ts/capabilities-subagents';
 import {
   CapabilityRegistry,
   DriverRegistry,
@@ -19,6 +22,7 @@ import {
   type NewMessage,
   PlatformDefinition,
   type RuntimeMessageStore,
+  SCHEDULED_MESSAGE_METADATA_KEY,
   type SessionFileSystemFactory,
   type SessionStatus,
 } from '@everruns-ts/core';
@@ -44,7 +48,8 @@ export type KillPointName =
   | 'after-session-idle-status'
   | 'after-session-idled-emitted'
   | 'after-turn-failed-emitted'
-  | 'after-waiting-status';
+  | 'after-waiting-status'
+  | 'in-child-turn';
 
 /** A kill point, optionally only at one iteration. */
 export interface KillPoint {
@@ -77,6 +82,11 @@ export interface FixtureConfig {
   poolSize?: number;
   /** Kill the process (SIGKILL) this many milliseconds after it starts working. */
   killAfterMs?: number;
+  /**
+   * The schedules' clock runs this many times faster than real time from when the host starts
+   * (so a `* * * * *` cron fires about every 60/clockSpeed seconds). Default: the real clock.
+   */
+  clockSpeed?: number;
 }
 
 /** The model id the fixture registers as default. */
@@ -291,6 +301,10 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     providerType: SCRIPTED_MODEL.providerType,
     async generate(request: LlmRequest): Promise<LlmResponse> {
       killAt('before-model-call', request.iteration);
+      const childUser = request.messages.find((message) => message.role === 'user');
+      if (childUser && messageText(childUser).startsWith('child')) {
+        killAt('in-child-turn', request.iteration);
+      }
       const stored = await backends.messages.getByIdempotencyKey(
         request.sessionId,
         `${request.turnId}/reason/${request.iteration}`,
@@ -328,7 +342,10 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     },
   };
 
-  const capabilities = new CapabilityRegistry().register(effects);
+  const capabilities = new CapabilityRegistry()
+    .register(effects)
+    .register(subagentsCapability)
+    .register(scheduleCapability);
   const drivers = new DriverRegistry().register(driver);
   const approvals = new DurableFileApprovals({
     storage: backends.storage,
@@ -362,6 +379,7 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     maintenanceIntervalSeconds: 1,
     pollingIntervalSeconds: 0.5,
     retry: config.retry ?? { limit: 5, delaySeconds: 0, backoff: false },
+    ...(config.clockSpeed ? { clock: fastClock(config.clockSpeed) } : {}),
     ...(config.maxIterations ? { limits: { maxIterations: config.maxIterations } } : {}),
   });
   return {
@@ -376,6 +394,13 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       await pool.end().catch(() => {});
     },
   };
+}
+
+/** A clock `speed` times faster than real time from now on. */
+function fastClock(speed: number): { now(): number; millisecondsUntil(instant: number): number } {
+  const start = Date.now();
+  const now = () => start + (Date.now() - start) * speed;
+  return { now, millisecondsUntil: (instant) => (instant - now()) / speed };
 }
 
 /** The final answer of a `stream big` turn: far larger than a NOTIFY payload. */
@@ -459,6 +484,67 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
       ),
     );
     return { text: `answered ${answers.join(',')}`, toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  const scheduled = firstUser?.metadata?.[SCHEDULED_MESSAGE_METADATA_KEY];
+  if (firstUser && scheduled) {
+    // A scheduled message: answered at once.
+    return { text: `got ${messageText(firstUser)}`, toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  if (firstUser && messageText(firstUser).startsWith('remind')) {
+    // `remind once` schedules `ping` in a second, `remind cron` a `tick` every minute.
+    if (request.iteration === 1) {
+      const cron = messageText(firstUser).startsWith('remind cron');
+      return {
+        text: 'scheduling',
+        toolCalls: [
+          {
+            id: 'schedule',
+            name: 'create_schedule',
+            arguments: cron
+              ? { description: 'tick', cron_expression: '* * * * *' }
+              : { description: 'ping', delay_seconds: 1 },
+          },
+        ],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    }
+    return { text: 'scheduled', toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  if (firstUser && messageText(firstUser).startsWith('delegate')) {
+    // `delegate` turns start one subagent (whose task is `child task`), then report its answer.
+    if (request.iteration === 1) {
+      return {
+        text: 'delegating',
+        toolCalls: [
+          {
+            id: 'spawn',
+            name: 'spawn_agent',
+            arguments: { name: 'helper', instructions: 'child task', system_prompt: 'You help.' },
+          },
+        ],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    }
+    const results = request.messages.flatMap((message) =>
+      message.content.flatMap((part) =>
+        part.type === 'tool_result' && part.toolCallId === 'spawn' ? [part.content] : [],
+      ),
+    );
+    return { text: `delegated ${results.join(',')}`, toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  if (firstUser && messageText(firstUser).startsWith('child')) {
+    // A subagent's turn: sets a flag at iteration 1, answers `child done` at iteration 2.
+    if (request.iteration === 1) {
+      return {
+        text: 'child working',
+        toolCalls: [{ id: 'childflag', name: 'set_flag', arguments: { flag: 'c' } }],
+        usage,
+        stopReason: 'tool_calls',
+      };
+    }
+    return { text: 'child done', toolCalls: [], usage, stopReason: 'end_turn' };
   }
   if (firstUser && messageText(firstUser).startsWith('loop')) {
     return {

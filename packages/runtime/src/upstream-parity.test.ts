@@ -255,6 +255,19 @@ describe('upstream parity: the in-process runtime', () => {
 });
 
 describe('upstream parity: capability commands and registration', () => {
+  it('refuses a capability id nothing registers (upstream resolves without it; see the differences page)', async () => {
+    const runtime = await new InProcessRuntimeBuilder()
+      .llmSim(LlmSimConfig.fixed('ok'))
+      .singleSession((s) =>
+        s.harness('platform', '').withCapability('platform_management').agent('a', ''),
+      )
+      .build();
+    const sessionId = runtime.defaultSessionId()!;
+    expect(await rejectionCode(runtime.loadContext(sessionId))).toBe('CAPABILITY_NOT_FOUND');
+    expect(await rejectionCode(runtime.runTextTurn(sessionId, 'hi'))).toBe('CAPABILITY_NOT_FOUND');
+    expect(await runtime.messages(sessionId)).toEqual([]);
+  });
+
   function echoCapability(seen: string[]): Capability {
     return defineCapability({
       id: 'echo',

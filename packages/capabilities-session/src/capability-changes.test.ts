@@ -229,6 +229,26 @@ describe.each(Object.keys(backendsByName))('live capability changes on %s', (bac
     }
   });
 
+  it('concurrent changes of one session in one process both land (one at a time, not last-writer-wins)', async () => {
+    const { runtime, sessionId, backends } = await build();
+    try {
+      const [on, off] = await Promise.all([
+        runtime.activateCapability(sessionId, 'notes'),
+        runtime.deactivateCapability(sessionId, 'clock'),
+      ]);
+      expect(on.changed && off.changed).toBe(true);
+      // The second change read the list the first one wrote.
+      expect(off.capabilities).toEqual([{ id: 'notes' }, { id: 'clock', disabled: true }]);
+      expect((await backends.sessions.getSession(sessionId))?.capabilities).toEqual([
+        { id: 'notes' },
+        { id: 'clock', disabled: true },
+      ]);
+      expect(await toolNames(runtime, sessionId)).toEqual(['lookup_note']);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('refuses an unknown id and a configuration the schema refuses, writing nothing', async () => {
     const { runtime, sessionId, backends } = await build();
     try {

@@ -4,6 +4,7 @@ import {
   EverrunsError,
   LLMSIM_DEFAULT_MODEL,
   type RuntimeBackends,
+  type RuntimeEvent,
 } from '@everruns-ts/core';
 import { LlmSimConfig, LlmSimDriver } from '@everruns-ts/driver-llmsim';
 import { type InProcessRuntime, InProcessRuntimeBuilder } from '@everruns-ts/runtime';
@@ -184,9 +185,26 @@ describe.each(Object.keys(backendsByName))('/todos on %s', (backendName) => {
         capabilityId: 'ops',
       });
 
-      // No model call and nothing stored.
+      // No model call and nothing stored; each command that ran is an event (never its text).
       expect(driver.requests).toHaveLength(calls);
       expect(await runtime.messages(sessionId)).toHaveLength(messages);
+      // The PostgreSQL bus loads what it stored; the in-memory one is read through the runtime.
+      const bus = runtime.backends.events as Partial<{
+        loadEvents(id: string, options: { limit: number }): Promise<RuntimeEvent[]>;
+      }>;
+      const stored = bus.loadEvents
+        ? await bus.loadEvents(sessionId, { limit: 1000 })
+        : runtime.events(sessionId);
+      const executed = stored
+        .filter((event) => event.type === 'command.executed')
+        .map((event) => event.data);
+      expect(executed).toHaveLength(6);
+      expect(executed.at(-1)).toEqual({ command: 'echo', capabilityId: 'ops', hasArgs: true });
+      expect(executed[0]).toEqual({
+        command: 'todos',
+        capabilityId: TODO_CAPABILITY_ID,
+        hasArgs: false,
+      });
     } finally {
       await runtime.close();
     }

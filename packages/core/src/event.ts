@@ -23,6 +23,7 @@ export const EVENT_TYPES = [
   'subagent.completed',
   'capability.activated',
   'capability.deactivated',
+  'command.executed',
 ] as const;
 /** One event type. */
 export type EventType = (typeof EVENT_TYPES)[number];

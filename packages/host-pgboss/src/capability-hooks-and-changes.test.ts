@@ -214,6 +214,10 @@ describe('PgBossHost with capability hooks and live changes', () => {
     expect((await host.executeCommand(sessionId, '/notes', 'all')).text).toBe(
       `notes of ${sessionId} (all)`,
     );
+    const commands = (await backends.events.loadEvents(sessionId, { afterSeq: 0, limit: 1000 }))
+      .filter((event) => event.type === 'command.executed')
+      .map((event) => event.data);
+    expect(commands).toEqual([{ command: 'notes', capabilityId: 'notes', hasArgs: true }]);
     const off = await host.deactivateCapability(sessionId, 'guard');
     expect(off).toMatchObject({
       changed: true,

@@ -13,6 +13,11 @@ import type { AtomDependencies } from './turn-types.js';
 // and emit `capability.activated` / `capability.deactivated`. A turn running on the session sees
 // the change from its next reason step: the resolved setups of the session are dropped from the
 // cache, and every step of a durable host resolves its setup afresh.
+//
+// Each change reads the session's list, then writes the new one. Changes of one session in one
+// process run one at a time (queued by session id), so concurrent changes there compose (both
+// land). Processes sharing the stores do not coordinate: two changes of one session made at the
+// same moment in two processes are last-writer-wins (one of them may be lost).
 
 /** Options of {@link activateSessionCapability} and {@link deactivateSessionCapability}. */
 export interface CapabilityChangeOptions {
@@ -36,6 +41,8 @@ const idsSchema = z.object({
  * The configuration is checked by the capability's `configSchema` before anything is written.
  * Throws `INVALID_INPUT` (bad ids, a configuration the schema refuses or a configuration for a
  * capability without schema), `CAPABILITY_NOT_FOUND`, `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED`.
+ * Changes of one session in this process run one at a time; across processes sharing the stores
+ * they are last-writer-wins.
  */
 export async function activateSessionCapability(
   dependencies: AtomDependencies,
@@ -48,7 +55,25 @@ export async function activateSessionCapability(
   const capability = dependencies.capabilities.get(capabilityId);
   if (!capability) throw capabilityNotFound(capabilityId);
   if (config !== undefined) checkConfig(capability, config);
-  const setup = await loadSetup(dependencies, sessionId);
+  return oneAtATime(sessionId, async () => {
+    const setup = await loadSetup(dependencies, sessionId);
+    return applyChange(
+      dependencies,
+      setup,
+      capabilityId,
+      'activated',
+      activatedList(setup, capabilityId, config),
+      options,
+    );
+  });
+}
+
+/** The session's own capability list once `capabilityId` is switched on (see above). */
+function activatedList(
+  setup: SessionSetupSnapshot,
+  capabilityId: string,
+  config: unknown,
+): CapabilityConfig[] {
   const own = setup.session.capabilities;
   let next: CapabilityConfig[];
   const current = own.find((entry) => entry.id === capabilityId);
@@ -60,7 +85,7 @@ export async function activateSessionCapability(
     next = own.filter((entry) => entry.id !== capabilityId);
     if (!foldIncludes(setup, next, capabilityId)) next = [...next, { id: capabilityId }];
   }
-  return applyChange(dependencies, setup, capabilityId, 'activated', next, options);
+  return next;
 }
 
 /**
@@ -69,6 +94,7 @@ export async function activateSessionCapability(
  * capability that another active capability depends on stays resolved as that one's dependency
  * (the change then reports no tool removed). Throws `INVALID_INPUT`, `CAPABILITY_NOT_FOUND` (an
  * id neither registered nor in the session's list), `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED`.
+ * One at a time per session in this process, as {@link activateSessionCapability}.
  */
 export async function deactivateSessionCapability(
   dependencies: AtomDependencies,
@@ -77,19 +103,39 @@ export async function deactivateSessionCapability(
   options: CapabilityChangeOptions = {},
 ): Promise<CapabilityChange> {
   parseIds(sessionId, capabilityId);
-  const setup = await loadSetup(dependencies, sessionId);
-  const own = setup.session.capabilities;
-  if (
-    !dependencies.capabilities.has(capabilityId) &&
-    !own.some((entry) => entry.id === capabilityId)
-  ) {
-    throw capabilityNotFound(capabilityId);
-  }
-  let next = own.filter((entry) => entry.id !== capabilityId);
-  if (foldIncludes(setup, next, capabilityId)) {
-    next = [...next, { id: capabilityId, disabled: true }];
-  }
-  return applyChange(dependencies, setup, capabilityId, 'deactivated', next, options);
+  return oneAtATime(sessionId, async () => {
+    const setup = await loadSetup(dependencies, sessionId);
+    const own = setup.session.capabilities;
+    if (
+      !dependencies.capabilities.has(capabilityId) &&
+      !own.some((entry) => entry.id === capabilityId)
+    ) {
+      throw capabilityNotFound(capabilityId);
+    }
+    let next = own.filter((entry) => entry.id !== capabilityId);
+    if (foldIncludes(setup, next, capabilityId)) {
+      next = [...next, { id: capabilityId, disabled: true }];
+    }
+    return applyChange(dependencies, setup, capabilityId, 'deactivated', next, options);
+  });
+}
+
+/** The change of each session running in this process now (the tail of its queue). */
+const changesInFlight = new Map<string, Promise<void>>();
+
+/** Runs `task` once the changes of `sessionId` queued before it in this process have ended. */
+function oneAtATime<T>(sessionId: string, task: () => Promise<T>): Promise<T> {
+  const previous = changesInFlight.get(sessionId) ?? Promise.resolve();
+  const run = previous.then(task);
+  const done = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  changesInFlight.set(sessionId, done);
+  void done.then(() => {
+    if (changesInFlight.get(sessionId) === done) changesInFlight.delete(sessionId);
+  });
+  return run;
 }
 
 /** {@link SessionCapabilityChanges} of a session, bound to a turn (for a tool's context). */

@@ -62,7 +62,8 @@ export async function listSessionCommands(
 /**
  * Runs a slash command of a session: `line` is `/name` (the `/` may be left out) optionally
  * followed by its arguments; `args`, when given, are appended to them. Nothing is stored in the
- * history and no model is called. Throws `INVALID_INPUT` (a malformed line),
+ * history and no model is called; a command that succeeded is recorded as a `command.executed`
+ * event (`{ command, capabilityId, hasArgs }`, never its arguments or answer). Throws `INVALID_INPUT` (a malformed line),
  * `COMMAND_NOT_FOUND` (no capability of the session declares it; details list the available
  * names), `CAPABILITY_FAILED` (the command threw or returned something else than text or a
  * `CommandResult`), `ABORTED`, and the errors of {@link listSessionCommands}.
@@ -133,6 +134,12 @@ export async function executeSessionCommand(
       details: { capabilityId: found.capabilityId, command: name },
     });
   }
+  // Recorded without its arguments or answer (they may hold anything the user typed).
+  await backends.events.emit({
+    type: 'command.executed',
+    sessionId,
+    data: { command: name, capabilityId: found.capabilityId, hasArgs: commandArgs !== '' },
+  });
   return { ...result, command: name, capabilityId: found.capabilityId };
 }
 

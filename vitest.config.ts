@@ -29,6 +29,11 @@ export default defineConfig({
         },
       ],
     ],
+    // Two test files at once. Vitest's default on a 2-core machine is one (cores - 1), but most
+    // files wait on PostgreSQL, child processes or timers rather than the CPU; the latency run of
+    // the attack suites (`pnpm run test:latency`) stays one file at a time.
+    maxWorkers: 2,
+    minWorkers: 1,
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

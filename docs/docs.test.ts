@@ -35,6 +35,15 @@ const DOCS = join(ROOT, 'docs');
 const MODULES = join(DOCS, 'node_modules');
 const WORK = join(MODULES, '.doc-snippets');
 const RUN_TIMEOUT_MS = 90_000;
+/**
+ * Node's arguments for a TypeScript child process. Under `pnpm test`, which builds every package
+ * first (`EVERRUNS_TEST_BUILT=1`), workspace packages load from their fresh `dist`, so the child
+ * does not transpile every package's sources on start; a direct vitest run loads the sources.
+ */
+const TSX_ARGS =
+  process.env.EVERRUNS_TEST_BUILT === '1'
+    ? ['--import', 'tsx']
+    : ['--conditions=@everruns-ts/source', '--import', 'tsx'];
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 // The guide's PostgreSQL pages read the stores' secret key from the environment, as a reader who
 // followed them exported it; every block of a run shares this one (a test-only key).
@@ -336,11 +345,9 @@ describe('docs', () => {
               ],
               { timeout: RUN_TIMEOUT_MS },
             )
-          : await exec(
-              process.execPath,
-              ['--conditions=@everruns-ts/source', '--import', 'tsx', join(WORK, snippet.file)],
-              { timeout: RUN_TIMEOUT_MS },
-            );
+          : await exec(process.execPath, [...TSX_ARGS, join(WORK, snippet.file)], {
+              timeout: RUN_TIMEOUT_MS,
+            });
         if (result.code !== 0) {
           throw new Error(
             `${snippet.page}:${snippet.line} exited with ${result.code}\n${result.stderr}${result.stdout}`,

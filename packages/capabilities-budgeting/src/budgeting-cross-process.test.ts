@@ -19,6 +19,16 @@ import { postgresBackends } from '@everruns-ts/stores-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { budgetingCapability } from './index.js';
 
+/**
+ * Node's arguments for a TypeScript child process. Under `pnpm test`, which builds every package
+ * first (`EVERRUNS_TEST_BUILT=1`), workspace packages load from their fresh `dist`, so the child
+ * does not transpile every package's sources on start; a direct vitest run loads the sources.
+ */
+const TSX_ARGS =
+  process.env.EVERRUNS_TEST_BUILT === '1'
+    ? ['--import', 'tsx']
+    : ['--conditions=@everruns-ts/source', '--import', 'tsx'];
+
 // Issue 17: budgets are enforced across two processes sharing PostgreSQL. The budget lives in the
 // store (the usage stored with each agent message), so a second Node process, with its own
 // runtime and nothing in memory, sees what the first one used, and the other way round.
@@ -41,11 +51,10 @@ interface ChildResult {
 /** Runs the turns in a new Node process and returns what it printed. */
 function runInSecondProcess(input: Record<string, unknown>): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=@everruns-ts/source', '--import', 'tsx', SCRIPT, JSON.stringify(input)],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, [...TSX_ARGS, SCRIPT, JSON.stringify(input)], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

@@ -8,7 +8,8 @@ import { RealDiskFileStore } from './real-disk-file-store.js';
 import { makeSandbox, type Sandbox, SECRET } from './test-support.js';
 
 /**
- * A separate process that keeps swapping, as fast as it can until `stop` exists:
+ * A separate process that keeps swapping, as fast as it can until `stop` exists or the test
+ * process that started it is gone (so a killed test run leaves no swapper behind):
  * - `d` between a real directory (holding `f`, `victim`, `victim2`) and a link to `outside`;
  * - `g` between a regular file and a link to `outside/secret.txt`;
  * - `k` between a regular file and a hard link to `outside/secret.txt`.
@@ -18,6 +19,8 @@ const ATTACKER = `
 const fs = require('node:fs');
 const path = require('node:path');
 const [root, outside, stop] = process.argv.slice(1);
+const parent = process.ppid;
+const parentAlive = () => { if (process.ppid !== parent) return false; try { process.kill(parent, 0); return true; } catch { return false; } };
 const D = path.join(root, 'd'), DREAL = path.join(root, 'd.real');
 const G = path.join(root, 'g'), GREAL = path.join(root, 'g.real');
 const K = path.join(root, 'k'), KREAL = path.join(root, 'k.real');
@@ -25,7 +28,7 @@ const kind = (p) => { try { const s = fs.lstatSync(p); return s.isSymbolicLink()
 const quietly = (action) => { try { action(); } catch {} };
 let swaps = 0;
 for (let i = 0; ; i++) {
-  if (i % 64 === 0 && fs.existsSync(stop)) break;
+  if (i % 64 === 0 && (fs.existsSync(stop) || !parentAlive())) break;
   // d: directory -> link to outside
   if (kind(D) === 'dir') { if (kind(DREAL) === 'none') quietly(() => fs.renameSync(D, DREAL)); else quietly(() => fs.rmSync(D, { recursive: true, force: true })); }
   quietly(() => fs.symlinkSync(outside, D));
@@ -128,5 +131,6 @@ describe('RealDiskFileStore under a concurrent swapping attacker (descriptor res
     expect(leaks).toEqual([]);
     expect(outcomes.ok + outcomes.refused).toBe(300 * 16);
     expect(sandbox.outsideSnapshot()).toEqual(baseline);
-  });
+    // About 4 s on an idle 2-core machine; far longer when the machine is busy.
+  }, 120_000);
 });

@@ -4,6 +4,16 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
+/**
+ * Node's arguments for a TypeScript child process. Under `pnpm test`, which builds every package
+ * first (`EVERRUNS_TEST_BUILT=1`), workspace packages load from their fresh `dist`, so the child
+ * does not transpile every package's sources on start; a direct vitest run loads the sources.
+ */
+const TSX_ARGS =
+  process.env.EVERRUNS_TEST_BUILT === '1'
+    ? ['--import', 'tsx']
+    : ['--conditions=@everruns-ts/source', '--import', 'tsx'];
+
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `everruns_durable_example_${randomBytes(5).toString('hex')}`;
 
@@ -35,12 +45,7 @@ describe('durable-host example', () => {
     await adminQuery('SELECT 1');
     const run = spawnSync(
       process.execPath,
-      [
-        '--conditions=@everruns-ts/source',
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('./main.ts', import.meta.url)),
-      ],
+      [...TSX_ARGS, fileURLToPath(new URL('./main.ts', import.meta.url))],
       {
         cwd: fileURLToPath(new URL('../../../../', import.meta.url)),
         encoding: 'utf8',

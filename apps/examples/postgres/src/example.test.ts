@@ -13,6 +13,16 @@ import {
   type SessionReadBack,
 } from './example.js';
 
+/**
+ * Node's arguments for a TypeScript child process. Under `pnpm test`, which builds every package
+ * first (`EVERRUNS_TEST_BUILT=1`), workspace packages load from their fresh `dist`, so the child
+ * does not transpile every package's sources on start; a direct vitest run loads the sources.
+ */
+const TSX_ARGS =
+  process.env.EVERRUNS_TEST_BUILT === '1'
+    ? ['--import', 'tsx']
+    : ['--conditions=@everruns-ts/source', '--import', 'tsx'];
+
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const range = (count: number) => Array.from({ length: count }, (_, index) => index + 1);
 
@@ -58,14 +68,7 @@ describe('postgres example', () => {
 
     const child = spawnSync(
       process.execPath,
-      [
-        '--conditions=@everruns-ts/source',
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('./read-back.ts', import.meta.url)),
-        sessionId,
-        '--json',
-      ],
+      [...TSX_ARGS, fileURLToPath(new URL('./read-back.ts', import.meta.url)), sessionId, '--json'],
       {
         cwd: fileURLToPath(new URL('../../../../', import.meta.url)),
         encoding: 'utf8',

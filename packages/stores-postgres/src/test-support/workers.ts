@@ -1,6 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+/**
+ * Node's arguments for a TypeScript child process. Under `pnpm test`, which builds every package
+ * first (`EVERRUNS_TEST_BUILT=1`), workspace packages load from their fresh `dist`, so the child
+ * does not transpile every package's sources on start; a direct vitest run loads the sources.
+ */
+const TSX_ARGS =
+  process.env.EVERRUNS_TEST_BUILT === '1'
+    ? ['--import', 'tsx']
+    : ['--conditions=@everruns-ts/source', '--import', 'tsx'];
+
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const WORKER = fileURLToPath(new URL('./append-worker.ts', import.meta.url));
 
@@ -22,11 +32,10 @@ export interface Worker {
 export function startWorker(task: Record<string, unknown>, script = 'append-worker.ts'): Worker {
   const worker =
     script === 'append-worker.ts' ? WORKER : fileURLToPath(new URL(`./${script}`, import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@everruns-ts/source', '--import', 'tsx', worker, JSON.stringify(task)],
-    { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, [...TSX_ARGS, worker, JSON.stringify(task)], {
+    cwd: REPO_ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let markReady: () => void = () => {};

@@ -223,7 +223,13 @@ console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
 
 // The stores (memory vs PostgreSQL), the memory of open streams and, when present, the durable
 // host, in the same run.
-for (const script of ['stores.mjs', 'streams-memory.mjs', 'host-pgboss.mjs', 'long-session.mjs']) {
+for (const script of [
+  'stores.mjs',
+  'postgres-history.mjs',
+  'streams-memory.mjs',
+  'host-pgboss.mjs',
+  'long-session.mjs',
+]) {
   const file = path.join(root, 'bench', script);
   if (!existsSync(file)) continue;
   console.log(`\n## ${script}\n`);

@@ -18,6 +18,7 @@ import {
   type StoreContext,
 } from './store-context.js';
 import {
+  HistoryCache,
   loadSessionSetup,
   loadTurnSnapshot,
   type SessionSetupSnapshot,
@@ -100,7 +101,9 @@ export interface PostgresBackends extends RuntimeBackends {
   migrate(): Promise<MigrationResult>;
   /**
    * The session, its harness chain, its agent and its messages in one round trip; `null` for an
-   * unknown session.
+   * unknown session. The bundle keeps the last history it read of recent sessions, so a later
+   * snapshot of the same session reads only the messages stored since; the messages are
+   * deep-frozen and shared between snapshots.
    */
   loadTurnSnapshot(sessionId: string): Promise<TurnSnapshot | null>;
   /** The session, its harness chain and its agent (no history) in one round trip; `null` for an unknown session. */
@@ -181,6 +184,7 @@ export function postgresBackends(
   let closing: Promise<void> | undefined;
 
   const events = new PostgresEventBus(context, options.events);
+  const histories = new HistoryCache();
 
   return {
     harnesses: new PostgresHarnessStore(context),
@@ -198,13 +202,14 @@ export function postgresBackends(
     pool,
     schema,
     migrate: () => migrate(db),
-    loadTurnSnapshot: (sessionId) => loadTurnSnapshot(context, sessionId),
+    loadTurnSnapshot: (sessionId) => loadTurnSnapshot(context, sessionId, histories),
     loadSessionSetup: (sessionId) => loadSessionSetup(context, sessionId),
     queryCount: () => db.queryCount,
     close() {
       closing ??= (async () => {
         await events.close();
         db.markClosed();
+        histories.clear();
         if (ownsPool) {
           try {
             await pool.end();

@@ -48,7 +48,7 @@ export interface TurnSnapshot {
 }
 
 interface SnapshotRow {
-  kind: 'agent' | 'compaction' | 'default_model' | 'harness' | 'message' | 'session';
+  kind: 'agent' | 'compaction' | 'default_model' | 'harness' | 'known' | 'message' | 'session';
   ord: number;
   a: string | null;
   b: string | null;
@@ -58,6 +58,75 @@ interface SnapshotRow {
   f: string | null;
   g: string | null;
   flag: boolean | null;
+}
+
+/** What a {@link HistoryCache} keeps of one session: its messages after `cut`, deep-frozen. */
+interface CachedHistory {
+  /** The compaction cut these messages follow (0 for none). */
+  cut: number;
+  /** The messages after `cut`, in `seq` order, each deep-frozen. */
+  messages: readonly Message[];
+  /** The `seq` and id of the last message read (0 and `null` before the first). */
+  lastSeq: number;
+  lastId: string | null;
+}
+
+/** Sessions whose history a {@link HistoryCache} keeps (least recently used dropped first). */
+const CACHED_SESSIONS = 256;
+/** A history longer than this is not kept (it is read whole on each snapshot instead). */
+const CACHED_MESSAGES_PER_SESSION = 50_000;
+
+/**
+ * The histories `loadTurnSnapshot` read last, per session, so the next snapshot of a session
+ * reads only the messages stored since (one index range scan), not its whole history again: the
+ * store only ever appends messages, and a later `seq` only becomes visible after every earlier
+ * one. Before reusing a history the snapshot checks, in the same statement, that the last message
+ * it holds is still stored at its `seq` with its id (else the history is read again). The
+ * messages handed out are deep-frozen and shared between snapshots (the in-memory store hands out
+ * frozen messages as well).
+ */
+export class HistoryCache {
+  readonly #sessions = new Map<string, CachedHistory>();
+
+  /** The kept history of `sessionId` (marked as recently used), if any. */
+  get(sessionId: string): CachedHistory | undefined {
+    const cached = this.#sessions.get(sessionId);
+    if (cached) {
+      this.#sessions.delete(sessionId);
+      this.#sessions.set(sessionId, cached);
+    }
+    return cached;
+  }
+
+  /** Keeps `messages` (after `cut`) as the history of `sessionId`. */
+  set(sessionId: string, cut: number, messages: readonly Message[]): void {
+    this.#sessions.delete(sessionId);
+    if (messages.length > CACHED_MESSAGES_PER_SESSION) return;
+    const last = messages[messages.length - 1];
+    this.#sessions.set(sessionId, {
+      cut,
+      messages,
+      lastSeq: last?.seq ?? 0,
+      lastId: last?.id ?? null,
+    });
+    if (this.#sessions.size > CACHED_SESSIONS) {
+      this.#sessions.delete(this.#sessions.keys().next().value as string);
+    }
+  }
+
+  /** Forgets every kept history. */
+  clear(): void {
+    this.#sessions.clear();
+  }
+}
+
+/** Freezes `value` and everything reachable from it; returns it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  }
+  return value;
 }
 
 /**
@@ -70,8 +139,9 @@ interface SnapshotRow {
 export function loadTurnSnapshot(
   context: StoreContext,
   sessionId: string,
+  cache?: HistoryCache,
 ): Promise<TurnSnapshot | null> {
-  return loadSnapshot(context, sessionId, true);
+  return loadSnapshot(context, sessionId, true, cache);
 }
 
 /**
@@ -96,9 +166,12 @@ async function loadSnapshot(
   context: StoreContext,
   sessionId: string,
   withHistory: boolean,
+  cache?: HistoryCache,
 ): Promise<TurnSnapshot | null> {
   requireString(sessionId, 'sessionId');
   const { db } = context;
+  const cached = withHistory ? cache?.get(sessionId) : undefined;
+  const knownSeq = cached?.lastId ? cached.lastSeq : 0;
   // The cut is read from the record's JSON in SQL without casting the document (a malformed
   // value must not fail the statement); the record parsed in JS must agree with it, else the
   // messages are read again (see below).
@@ -121,7 +194,11 @@ async function loadSnapshot(
        SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
          FROM ${db.table('messages')}
         WHERE session_hash = $1
-          AND seq > COALESCE((SELECT through_seq FROM compaction_row), 0)`
+          AND seq > GREATEST(COALESCE((SELECT through_seq FROM compaction_row), 0), $3::integer)
+       UNION ALL
+       SELECT 'known', seq, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM ${db.table('messages')}
+        WHERE session_hash = $1 AND seq = $3::integer AND $3::integer > 0`
     : '';
   const result = await db.run('loadTurnSnapshot', (client) =>
     client.query<SnapshotRow>(
@@ -144,7 +221,7 @@ async function loadSnapshot(
        ${historyRows}
        ORDER BY kind DESC, ord`,
       withHistory
-        ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY)]
+        ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY), knownSeq]
         : [textDigest(sessionId)],
     ),
   );
@@ -155,6 +232,7 @@ async function loadSnapshot(
   let defaultModel: ModelWithProvider | null | undefined = null;
   let compaction: CompactionRecord | null = null;
   let cut = 0;
+  let knownId: string | null = null;
   for (const row of result.rows) {
     if (row.kind === 'session') {
       session = sessionFromRow(
@@ -182,6 +260,8 @@ async function loadSnapshot(
     } else if (row.kind === 'compaction') {
       compaction = parseCompactionRecord(decodeText(row.a!));
       cut = Number(row.ord);
+    } else if (row.kind === 'known') {
+      knownId = decodeText(row.a!);
     } else if (row.kind === 'agent') {
       agent = openMcpSecrets(context, 'agent', parseStored<Agent>(row.a!, 'agent'));
     } else {
@@ -210,13 +290,31 @@ async function loadSnapshot(
   const snapshot: TurnSnapshot = { session, harnessChain, agent, messages };
   if (withHistory) {
     snapshot.compaction = compaction;
-    if (cut !== (compaction?.throughSeq ?? 0)) {
+    const recordCut = compaction?.throughSeq ?? 0;
+    let reused = false;
+    if (cut !== recordCut) {
       // The value is not a record the core accepts, or its JSON put `throughSeq` where the
       // pattern did not find it: the history is read again after the cut the record gives.
-      snapshot.messages = await new PostgresMessageStore(context).loadAfter(
-        sessionId,
-        compaction?.throughSeq ?? 0,
-      );
+      snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, recordCut);
+    } else if (knownSeq > 0) {
+      if (cached && knownId === cached.lastId && cut >= cached.cut) {
+        // Only the messages stored since the kept history were read.
+        const kept =
+          cut > cached.cut
+            ? cached.messages.filter((message) => message.seq > cut)
+            : cached.messages;
+        for (const message of messages) deepFreeze(message);
+        snapshot.messages = kept.length === 0 ? messages : [...kept, ...messages];
+        reused = true;
+      } else {
+        // The kept history no longer matches the store (or the cut moved back): read it whole.
+        snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, cut);
+      }
+    }
+    if (cache) {
+      if (!reused) for (const message of snapshot.messages) deepFreeze(message);
+      cache.set(sessionId, recordCut, snapshot.messages);
+      snapshot.messages = [...snapshot.messages];
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// History-length benchmark on PostgreSQL (issue 21): the math turn (2 model calls + 1 tool call)
+// through the in-process runtime, without compaction, in sessions that already hold 100, 4,000
+// and 10,000 messages (seeded directly through the message store). Prints ms per turn at each
+// length, the ratios to 100 messages, and, for the 10,000-message session, the per-turn time of
+// its first and last turns measured (flat when no step re-reads the whole history).
+//
+//   node bench/postgres-history.mjs            (after `pnpm build`; `pnpm bench` runs it)
+//   TURNS=40 DATABASE_URL=postgres://… node bench/postgres-history.mjs
+import { randomBytes } from 'node:crypto';
+import { PlatformDefinition } from '@everruns-ts/core';
+import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { postgresBackends } from '@everruns-ts/stores-postgres';
+import pg from 'pg';
+import { createScenario } from './peer-adapter/scenario.mjs';
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const TURNS = Number(process.env.TURNS ?? 40);
+const LENGTHS = [100, 4_000, 10_000];
+
+const { calculator, fakeModel } = createScenario();
+const schema = `bench_${randomBytes(5).toString('hex')}`;
+const backends = postgresBackends(
+  { connectionString: DATABASE_URL, poolConfig: { max: 4 } },
+  { schema, secretKey: { id: 'bench', key: randomBytes(32) } },
+);
+
+/** Stores `count` messages (user and agent text, alternating) in batches. */
+async function seed(sessionId, count) {
+  for (let stored = 0; stored < count; ) {
+    const batch = [];
+    for (; batch.length < 500 && stored < count; stored++) {
+      batch.push(
+        stored % 2 === 0
+          ? { role: 'user', content: [{ type: 'text', text: `What is ${stored} + 1?` }] }
+          : { role: 'agent', content: [{ type: 'text', text: `${stored}` }] },
+      );
+    }
+    await backends.messages.storeMessages(sessionId, batch);
+  }
+}
+
+const rows = [];
+try {
+  await backends.migrate();
+  const platform = new PlatformDefinition();
+  platform.capabilities.register(calculator);
+  platform.drivers.register(fakeModel);
+  const runtime = await new InProcessRuntimeBuilder()
+    .platformDefinition(platform)
+    .defaultModel({ model: 'fake-model', providerType: 'fake' })
+    .backends(backends)
+    .harness({ id: 'harness_bench', name: 'bench', capabilities: [{ id: 'calculator' }] })
+    .options({ keepTurnContexts: 0 })
+    .build();
+  for (const length of LENGTHS) {
+    const { id } = await runtime.createSession({ harnessId: 'harness_bench' });
+    await seed(id, length);
+    for (let turn = 0; turn < 3; turn++) await runtime.runTextTurn(id, 'What is 2 + 2?'); // warm-up
+    const times = [];
+    const before = backends.queryCount();
+    for (let turn = 0; turn < TURNS; turn++) {
+      const started = performance.now();
+      const result = await runtime.runTextTurn(id, 'What is 2 + 2?');
+      times.push(performance.now() - started);
+      if (result.response !== '4') throw new Error(`unexpected answer ${result.response}`);
+    }
+    const statements = (backends.queryCount() - before) / TURNS;
+    const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    const half = Math.floor(TURNS / 2);
+    rows.push({
+      length,
+      ms: median(times),
+      first: median(times.slice(0, half)),
+      last: median(times.slice(half)),
+      statements,
+    });
+  }
+} finally {
+  await backends.close();
+  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin.end();
+}
+
+const base = rows[0].ms;
+let table =
+  '| messages before | ms/turn (median) | ÷ at 100 | first half ms | last half ms | statements/turn |\n|---|---|---|---|---|---|\n';
+for (const row of rows) {
+  table += `| ${row.length} | ${row.ms.toFixed(2)} | ${(row.ms / base).toFixed(2)} | ${row.first.toFixed(2)} | ${row.last.toFixed(2)} | ${row.statements.toFixed(1)} |\n`;
+}
+console.log(`PostgreSQL, math turn, no compaction, ${TURNS} turns per length\n\n${table}`);

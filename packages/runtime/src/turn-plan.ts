@@ -236,7 +236,7 @@ export function planNextHostTurn(
         });
       }
       // A turn starts a new chain of model answers (upstream clears `previous_response_id`).
-      const { previousResponseId: _cleared, ...fresh } = current;
+      const fresh = withoutPreviousResponseId(current);
       return {
         kind: 'scheduleReason',
         state: {
@@ -257,7 +257,7 @@ export function planNextHostTurn(
         'reason output',
         trusted,
       ) as ReasonAtomResult;
-      const { previousResponseId: _previous, ...rest } = current;
+      const rest = withoutPreviousResponseId(current);
       const next: RuntimeTurnState = {
         ...rest,
         lastResponseText: result.text,
@@ -399,6 +399,19 @@ export function planResumeAfterToolResults(
     };
   }
   return { kind: 'scheduleReason', state: current };
+}
+
+/**
+ * `state` without its `previousResponseId`: the state itself when it has no such key (most
+ * turns; a rest pattern would copy it through V8's slow path), a copy without it otherwise.
+ * Callers spread the result into a new state.
+ */
+function withoutPreviousResponseId(
+  state: RuntimeTurnState,
+): Omit<RuntimeTurnState, 'previousResponseId'> {
+  if (!Object.hasOwn(state, 'previousResponseId')) return state;
+  const { previousResponseId: _previous, ...rest } = state;
+  return rest;
 }
 
 /**

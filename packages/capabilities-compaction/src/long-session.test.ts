@@ -66,7 +66,10 @@ async function openPostgres(): Promise<PostgresBackends> {
 }
 
 const backendsByName: Record<string, () => Promise<RuntimeBackends>> = {
-  memory: async () => inMemoryBackends(),
+  // Every event kept: a 300-turn session emits more than the log's default bound, and the test
+  // reads each compaction point back.
+  memory: async () =>
+    inMemoryBackends({ events: { maxEventsPerSession: Number.POSITIVE_INFINITY } }),
   postgres: openPostgres,
 };
 

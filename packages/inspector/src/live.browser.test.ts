@@ -77,7 +77,6 @@ describe('the inspector page in Chromium: live sessions', () => {
         const before = driver.yielded.length;
         driver.step();
         await expect.poll(() => driver.yielded.length, POLL).toBeGreaterThan(before);
-        // A finish event needs no permit: it may come with the piece.
         const pieces = driver.yielded.slice(before);
         for (const piece of pieces) {
           if (piece.type === 'reasoning_delta') {

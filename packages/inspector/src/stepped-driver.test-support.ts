@@ -25,7 +25,9 @@ export class SteppedDriver implements LlmDriver {
 
   async *stream(request: LlmRequest, options?: LlmCallOptions): AsyncIterable<LlmStreamEvent> {
     for await (const piece of this.#sim.stream(request, options)) {
-      if (piece.type !== 'finish') await this.#permit();
+      // Every piece waits for its permit, the finish too: otherwise the finish would follow the
+      // last delta at once and the page could move on before the test saw that delta.
+      await this.#permit();
       this.yielded.push(piece);
       yield piece;
     }

@@ -47,7 +47,7 @@ export function pageTextLines(
 /**
  * {@link pageTextLines} for large texts without holding the event loop: the same scan, cut into
  * slices of at most `sliceMs` milliseconds (default 20) with a yield to the event loop between
- * them. Small texts (under 256 KiB) are paged at once.
+ * them, and one before the first. Small texts (under 256 KiB) are paged at once.
  */
 export async function pageTextLinesInSlices(
   text: string,
@@ -55,6 +55,9 @@ export async function pageTextLinesInSlices(
   sliceMs = 20,
 ): Promise<TextPage> {
   if (text.length < 262_144) return pageTextLines(text, options);
+  // The caller has just read or decoded the text, synchronous work of its own: the loop gets a
+  // turn before the first slice rather than after it.
+  await yieldToEventLoop();
   const scan = scanPage(text, options);
   let sliceStarted = performance.now();
   let step = scan.next();

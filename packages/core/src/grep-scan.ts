@@ -14,10 +14,15 @@ export interface GrepScanOptions {
   onLimitReached?: (reached: GrepLimitReached) => void;
 }
 
-/** Lets timers and I/O run before the caller goes on: the pause between slices of long work. */
+/**
+ * Lets timers and I/O run before the caller goes on: the pause between slices of long work.
+ * Two `setImmediate`s: work resumed from an I/O callback that queued only one would go on in the
+ * same turn of the loop (the check phase follows the poll phase) before any timer ran, so a
+ * timer could wait two slices; the second queues past the next timers phase, at no clock cost.
+ */
 export const yieldToEventLoop: () => Promise<void> =
   typeof setImmediate === 'function'
-    ? () => new Promise((resolve) => setImmediate(resolve))
+    ? () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)))
     : () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**

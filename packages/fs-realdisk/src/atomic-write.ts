@@ -134,7 +134,7 @@ export async function writeIfContentMatches(
     stat,
     O_RDONLY,
   );
-  const current = await readBounded(handle, path, limits.maxFileBytes);
+  const current = await readBounded(handle, path, limits.maxFileBytes, Number(stat.size));
   const wanted = expectedBytes(expected, encoding);
   if (!wanted || !current.equals(wanted)) throw mismatch('differs from the expected content');
   if (isReadonlyStat(stat)) throw readOnly(path);

@@ -351,7 +351,7 @@ export async function grepFiles(
     try {
       let bytes: Buffer;
       try {
-        bytes = await readBounded(handle, entry.path, limits.maxFileBytes);
+        bytes = await readBounded(handle, entry.path, limits.maxFileBytes, Number(entry.stat.size));
       } catch (error) {
         if (EverrunsError.hasCode(error, 'FILE_TOO_LARGE')) return;
         throw error;

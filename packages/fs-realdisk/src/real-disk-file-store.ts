@@ -23,6 +23,7 @@ import {
   resolveGrepLimits,
   type SessionFileSystem,
   throwIfAborted,
+  yieldToEventLoop,
 } from '@everruns-ts/core';
 import {
   replaceFile,
@@ -172,8 +173,10 @@ export class RealDiskFileStore implements SessionFileSystem {
         stat,
         O_RDONLY,
       );
-      const bytes = await readBounded(handle, normalized, this.maxFileBytes);
+      const bytes = await readBounded(handle, normalized, this.maxFileBytes, Number(stat.size));
       const encoding: FileEncoding = options.encoding ?? (isUtf8(bytes) ? 'text' : 'base64');
+      // Checking and decoding a large file are each synchronous work: the loop gets a turn between.
+      if (bytes.length >= 1024 * 1024) await yieldToEventLoop();
       const content = encoding === 'text' ? bytes.toString('utf8') : bytes.toString('base64');
       const result: FileContent = {
         ...toFileStat(normalized, stat),
@@ -252,7 +255,7 @@ export class RealDiskFileStore implements SessionFileSystem {
         stat,
         O_RDONLY,
       );
-      const bytes = await readBounded(handle, normalized, this.maxFileBytes);
+      const bytes = await readBounded(handle, normalized, this.maxFileBytes, Number(stat.size));
       if (!isUtf8(bytes)) {
         throw fileError('INVALID_INPUT', normalized, `${normalized} is not a UTF-8 text file`);
       }

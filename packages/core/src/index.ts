@@ -238,6 +238,7 @@ export {
 // Stores.
 export type {
   BatchingEventBus,
+  LoadSessionSetupOptions,
   MemoryEntry,
   MemoryStore,
   MessageFilter,
@@ -245,6 +246,8 @@ export type {
   MessagePageRequest,
   MessageSearchPage,
   MessageSearchRequest,
+  MessageWriteLease,
+  MessageWriteOptions,
   RuntimeAgentStore,
   RuntimeBackends,
   RuntimeHarnessStore,

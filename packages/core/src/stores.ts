@@ -147,8 +147,41 @@ export interface RuntimeSessionStore {
   getTurnLease(sessionId: string): Promise<TurnLease | null>;
 }
 
+/**
+ * The turn lease a message write is conditioned on (see {@link MessageWriteOptions.lease}): the
+ * holder that must hold the session's lease, and how long the write renews it for.
+ */
+export interface MessageWriteLease {
+  /** The holder id the turn claimed the lease with. */
+  holderId: string;
+  /** How long the write extends the lease from now (store clock), in milliseconds. */
+  durationMs: number;
+}
+
+/**
+ * Options of every message write ({@link RuntimeMessageStore.addInputMessage},
+ * {@link RuntimeMessageStore.storeMessage}, {@link RuntimeMessageStore.storeMessages}).
+ */
+export interface MessageWriteOptions {
+  /**
+   * Write only while `lease.holderId` holds the session's turn lease (lapsed or not, as long as
+   * nobody released it or took it over, as {@link RuntimeSessionStore.renewTurnLease}), and
+   * renew it to `lease.durationMs` from now, in the same atomic step as the write (one statement
+   * on a database): a turn that lost its lease cannot land a message in the new holder's
+   * history, and its writes keep its lease alive without a separate renewal. The lease is checked
+   * first, also for a write answered with a stored message (same idempotency key). When the
+   * holder does not hold it, nothing is written or renewed and the write throws
+   * `TURN_IN_PROGRESS` (details `{ sessionId, holder?, expiresAt? }` name the current holder
+   * while its lease runs); `INVALID_INPUT` for an empty holder id or a duration that is not a
+   * positive integer. Honoured only by a store whose
+   * {@link RuntimeMessageStore.leaseConditionedWrites} is `true`; pass it to no other (a
+   * caller then renews the lease itself before writing).
+   */
+  lease?: MessageWriteLease;
+}
+
 /** Options of {@link RuntimeMessageStore.storeMessage}. */
-export interface StoreMessageOptions {
+export interface StoreMessageOptions extends MessageWriteOptions {
   /**
    * The position the caller expects the message to take. When another writer took it first the
    * store throws `STORE_CONFLICT` (retryable) and writes nothing.
@@ -194,8 +227,20 @@ export interface MessageFilter {
  * on an empty one (sessions live in the session store).
  */
 export interface RuntimeMessageStore {
-  /** Appends the user's input as a `user` message. */
-  addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message>;
+  /**
+   * True when the store honours {@link MessageWriteOptions.lease} on its writes (renewing the
+   * session's turn lease and writing in one atomic step); absent or false otherwise. Optional: a
+   * backend sharing the session store's data offers it so a leased turn's message write costs one
+   * request instead of a renewal and a write.
+   */
+  readonly leaseConditionedWrites?: boolean;
+  /** Appends the user's input as a `user` message (`options` as {@link storeMessage}'s). */
+  addInputMessage(
+    sessionId: string,
+    input: InputMessage,
+    turnId?: string,
+    options?: MessageWriteOptions,
+  ): Promise<Message>;
   /**
    * Appends a message at the next position. When `message.idempotencyKey` is set and a message
    * with that key exists in the session, returns the existing message and appends nothing (this
@@ -207,8 +252,15 @@ export interface RuntimeMessageStore {
     message: NewMessage,
     options?: StoreMessageOptions,
   ): Promise<Message>;
-  /** Appends several messages atomically (all or none), in order; idempotency as `storeMessage`. */
-  storeMessages(sessionId: string, messages: NewMessage[]): Promise<Message[]>;
+  /**
+   * Appends several messages atomically (all or none), in order; idempotency and `options` as
+   * `storeMessage`'s.
+   */
+  storeMessages(
+    sessionId: string,
+    messages: NewMessage[],
+    options?: MessageWriteOptions,
+  ): Promise<Message[]>;
   /** One message, or `null`. */
   get(sessionId: string, messageId: string): Promise<Message | null>;
   /** The message with this idempotency key, or `null`. */
@@ -373,8 +425,29 @@ export interface BatchingEventBus extends EventBus {
   emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]>;
 }
 
-/** The part of a {@link TurnSnapshot} that defines a session's turn setup (no history). */
-export type SessionSetupSnapshot = Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent'>;
+/**
+ * The part of a {@link TurnSnapshot} that defines a session's turn setup (no history), as
+ * {@link RuntimeBackends.loadSessionSetup} loads it.
+ */
+export interface SessionSetupSnapshot
+  extends Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent' | 'defaultModel'> {
+  /**
+   * The session storage's value keys starting with {@link LoadSessionSetupOptions.storageKeyPrefix}
+   * (literally), sorted, as `SessionStorageStore.listKeys` lists them, when the backend read them in
+   * the same round trip; left out (`undefined`) otherwise, and the caller lists them itself.
+   */
+  storageKeys?: string[];
+}
+
+/** Options of {@link RuntimeBackends.loadSessionSetup}. */
+export interface LoadSessionSetupOptions {
+  /**
+   * Also read the session storage's value keys starting with this prefix into
+   * {@link SessionSetupSnapshot.storageKeys} (a backend may leave them out). The runtime reads
+   * the keys of turns waiting for client tool results this way when a turn starts.
+   */
+  storageKeyPrefix?: string;
+}
 
 /** Every store the runtime needs, as one bundle. */
 export interface RuntimeBackends {
@@ -395,8 +468,29 @@ export interface RuntimeBackends {
   /**
    * Loads session, harness chain and agent (no history) in one round trip (`null` for an unknown
    * session). Optional, as `loadTurnSnapshot`: resolving a turn's setup then costs one request.
+   * A backend may also read, in the same round trip, the default model
+   * ({@link SessionSetupSnapshot.defaultModel}) and the storage keys `options.storageKeyPrefix`
+   * asks for ({@link SessionSetupSnapshot.storageKeys}); what it leaves out, callers read from the
+   * single stores.
    */
-  loadSessionSetup?(sessionId: string): Promise<SessionSetupSnapshot | null>;
+  loadSessionSetup?(
+    sessionId: string,
+    options?: LoadSessionSetupOptions,
+  ): Promise<SessionSetupSnapshot | null>;
+  /**
+   * Releases the turn lease of `holderId` (as `sessions.releaseTurnLease`: resolves `false`,
+   * releasing nothing, when it does not hold it) and deletes the session storage values whose
+   * keys start with `prefix` (as `storage.deleteValuesWithPrefix`, whatever the release found;
+   * `INVALID_INPUT` for an empty prefix), in one round trip. Optional: a backend whose session
+   * store and session storage share one database offers it so a turn's end (its tool-call
+   * journal forgotten, its lease released) costs one request; the runtime calls the two stores
+   * without it.
+   */
+  releaseTurnLeaseAndDeleteValues?(
+    sessionId: string,
+    holderId: string,
+    prefix: string,
+  ): Promise<boolean>;
   /** Releases connections; optional. */
   close?(): Promise<void>;
 }

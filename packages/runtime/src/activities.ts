@@ -15,7 +15,7 @@ import {
   type ToolCall,
   toolResultIdempotencyKey,
 } from '@everruns-ts/core';
-import { assertNoTurnWaitsForToolResults } from './client-tool-results.js';
+import { assertNoTurnWaitsForToolResults, WAITING_TURN_KEY_PREFIX } from './client-tool-results.js';
 import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 import type { RuntimeActPlan, RuntimeTurnState } from './turn-plan.js';
@@ -30,14 +30,28 @@ export interface InputActivityResult extends InputAtomResult {
  * starts the turn (status active, `session.activated`, `turn.started`). Throws
  * `SESSION_NOT_FOUND`, `INVALID_INPUT` or `TURN_WAITING_FOR_TOOL_RESULTS` (another turn of the
  * session waits for client-side tool results) before writing anything. Replaying it for the same turn
- * id stores nothing new.
+ * id stores nothing new. When the backends offer `loadSessionSetup`, the session's setup, the
+ * default model and the keys of waiting turns are read with it in one round trip.
  */
 export async function executeInputActivity(
   adapter: RuntimeHostAdapter,
   request: { sessionId: string; input: InputMessage; turnId?: string; modelOptions?: unknown },
 ): Promise<InputActivityResult> {
-  await assertNoTurnWaitsForToolResults(adapter, request.sessionId, request.turnId ?? '');
-  const result: InputActivityResult = await input(adapter, request);
+  const { backends } = adapter;
+  // A failed read leaves every check to the single stores, which report it where they did.
+  const setup = backends.loadSessionSetup
+    ? await backends
+        .loadSessionSetup(request.sessionId, { storageKeyPrefix: WAITING_TURN_KEY_PREFIX })
+        .catch(() => null)
+    : null;
+  await assertNoTurnWaitsForToolResults(
+    adapter,
+    request.sessionId,
+    request.turnId ?? '',
+    setup?.storageKeys,
+  );
+  // An unknown session (no setup) is reported by the input atom, after its own checks.
+  const result: InputActivityResult = await input(adapter, setup ? { ...request, setup } : request);
   try {
     const setup = await resolveTurnSetup(adapter, request.sessionId, result.turnId);
     result.maxIterations = setup.maxIterations;

@@ -85,13 +85,17 @@ export async function loadWaitingTurn(
  * nothing. The waiting turn's calls keep waiting until the client submits their results (results
  * with `isError: true` abandon them), so a stored tool call never goes without its result.
  * `turnId` is the new turn's id (a replayed input step of the waiting turn itself passes).
+ * `waitingKeys` are the session storage keys under {@link WAITING_TURN_KEY_PREFIX} when the
+ * caller already read them (`SessionSetupSnapshot.storageKeys`); listed here otherwise.
  */
 export async function assertNoTurnWaitsForToolResults(
   adapter: RuntimeHostAdapter,
   sessionId: string,
   turnId: string,
+  waitingKeys?: readonly string[],
 ): Promise<void> {
-  const keys = await adapter.backends.storage.listKeys(sessionId, WAITING_TURN_KEY_PREFIX);
+  const keys =
+    waitingKeys ?? (await adapter.backends.storage.listKeys(sessionId, WAITING_TURN_KEY_PREFIX));
   for (const key of keys) {
     const waitingTurnId = key.slice(WAITING_TURN_KEY_PREFIX.length);
     if (waitingTurnId === turnId) continue;

@@ -136,15 +136,22 @@ export class HeldTurnLease {
   }
 
   /**
-   * Stops renewing and releases the lease. Never throws: when the store cannot be reached the
-   * lease lapses on its own after `durationMs`.
+   * Stops renewing and releases the lease, through `releaser` when given (a release that does
+   * more in the same round trip, such as forgetting the turn's tool-call journal), else the
+   * session store's `releaseTurnLease`. Never throws: when the store cannot be reached the lease
+   * lapses on its own after `durationMs`.
    */
-  async release(): Promise<void> {
+  async release(
+    releaser?: (sessionId: string, holderId: string) => Promise<unknown>,
+  ): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     this.#stop();
+    const { sessionId, holderId } = this.#lease;
     try {
-      await this.#sessions.releaseTurnLease(this.#lease.sessionId, this.#lease.holderId);
+      await (releaser
+        ? releaser(sessionId, holderId)
+        : this.#sessions.releaseTurnLease(sessionId, holderId));
     } catch {
       // The lease lapses by itself.
     }

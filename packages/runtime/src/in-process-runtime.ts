@@ -68,6 +68,7 @@ import {
   turnCostOf,
 } from './session-usage.js';
 import { StructuredOutput, type TurnOutputSchema } from './structured-output.js';
+import { ReleaseForgetsToolCallJournal } from './tool-call-journal.js';
 import {
   initialTurnState,
   planResumeAfterToolResults,
@@ -600,18 +601,32 @@ export class InProcessRuntime {
       stopWatchingLease = held.whenLost(abort);
       turnClosers.add(abort);
     }
+    const adapter = leaseConditionedAdapter(this.#adapter, {
+      holderId,
+      durationMs: this.#turnLease.durationMs,
+      onLost: (error) => held.markLost(error),
+    });
+    // With the default journal on backends that can, the turn's journal records go with the
+    // lease's release, in one round trip.
+    const { backends } = this.#adapter;
+    const journal =
+      this.#adapter.toolCallJournal === undefined && backends.releaseTurnLeaseAndDeleteValues
+        ? new ReleaseForgetsToolCallJournal(backends.storage)
+        : undefined;
     return {
       signal: controller.signal,
-      adapter: leaseConditionedAdapter(this.#adapter, {
-        holderId,
-        durationMs: this.#turnLease.durationMs,
-        onLost: (error) => held.markLost(error),
-      }),
+      adapter: journal ? { ...adapter, toolCallJournal: journal } : adapter,
       async release() {
         signal?.removeEventListener('abort', onCaller);
         stopWatchingLease?.();
         turnClosers.delete(abort);
-        await held.release();
+        const prefix = journal?.forgottenPrefix;
+        await held.release(
+          prefix === undefined
+            ? undefined
+            : (sessionId, leaseHolder) =>
+                backends.releaseTurnLeaseAndDeleteValues!(sessionId, leaseHolder, prefix),
+        );
       },
     };
   }

@@ -1,4 +1,6 @@
 import {
+  EverrunsError,
+  type MessageWriteLease,
   type RuntimeMessageStore,
   type RuntimeSessionStore,
   turnInProgressError,
@@ -22,8 +24,10 @@ export interface HeldLeaseIdentity {
  * finds the lease gone (another holder took it over), the write is refused with
  * `TURN_IN_PROGRESS` (and `onLost` is told, so the turn stops as when its renewal timer finds the
  * lease gone) instead of landing in the new holder's history. A renewal that fails (store
- * unreachable) lets the write go on, as the renewal timer does. Everything else is the given
- * adapter's.
+ * unreachable) lets the write go on, as the renewal timer does. When the message store offers
+ * `leaseConditionedWrites`, the renewal is the write's own `lease` option instead (one atomic
+ * step, one request): a write it refuses with `TURN_IN_PROGRESS` tells `onLost` the same way.
+ * Everything else is the given adapter's.
  */
 export function leaseConditionedAdapter(
   adapter: RuntimeHostAdapter,
@@ -54,22 +58,47 @@ export function leaseConditionedAdapter(
         ...options,
       })) satisfies RuntimeSessionStore['updateSessionStatus'],
   });
-  const conditionedMessages = replaceMethods(messages, {
-    addInputMessage: (async (sessionId, input, turnId) => {
-      await stillHeld(sessionId);
-      return messages.addInputMessage(sessionId, input, turnId);
-    }) satisfies RuntimeMessageStore['addInputMessage'],
-    storeMessage: (async (sessionId, message, options) => {
-      await stillHeld(sessionId);
-      return options === undefined
-        ? messages.storeMessage(sessionId, message)
-        : messages.storeMessage(sessionId, message, options);
-    }) satisfies RuntimeMessageStore['storeMessage'],
-    storeMessages: (async (sessionId, batch) => {
-      await stillHeld(sessionId);
-      return messages.storeMessages(sessionId, batch);
-    }) satisfies RuntimeMessageStore['storeMessages'],
-  });
+  const writeLease: MessageWriteLease = { holderId, durationMs };
+  /** Runs a leased write; a `TURN_IN_PROGRESS` refusal means the lease was taken over. */
+  const leased = async <T>(write: Promise<T>): Promise<T> => {
+    try {
+      return await write;
+    } catch (error) {
+      if (EverrunsError.hasCode(error, 'TURN_IN_PROGRESS')) lease.onLost?.(error);
+      throw error;
+    }
+  };
+  const conditionedMessages = messages.leaseConditionedWrites
+    ? replaceMethods(messages, {
+        addInputMessage: ((sessionId, input, turnId, options) =>
+          leased(
+            messages.addInputMessage(sessionId, input, turnId, { ...options, lease: writeLease }),
+          )) satisfies RuntimeMessageStore['addInputMessage'],
+        storeMessage: ((sessionId, message, options) =>
+          leased(
+            messages.storeMessage(sessionId, message, { ...options, lease: writeLease }),
+          )) satisfies RuntimeMessageStore['storeMessage'],
+        storeMessages: ((sessionId, batch, options) =>
+          leased(
+            messages.storeMessages(sessionId, batch, { ...options, lease: writeLease }),
+          )) satisfies RuntimeMessageStore['storeMessages'],
+      })
+    : replaceMethods(messages, {
+        addInputMessage: (async (sessionId, input, turnId) => {
+          await stillHeld(sessionId);
+          return messages.addInputMessage(sessionId, input, turnId);
+        }) satisfies RuntimeMessageStore['addInputMessage'],
+        storeMessage: (async (sessionId, message, options) => {
+          await stillHeld(sessionId);
+          return options === undefined
+            ? messages.storeMessage(sessionId, message)
+            : messages.storeMessage(sessionId, message, options);
+        }) satisfies RuntimeMessageStore['storeMessage'],
+        storeMessages: (async (sessionId, batch) => {
+          await stillHeld(sessionId);
+          return messages.storeMessages(sessionId, batch);
+        }) satisfies RuntimeMessageStore['storeMessages'],
+      });
   return {
     ...adapter,
     backends: { ...adapter.backends, sessions: conditionedSessions, messages: conditionedMessages },

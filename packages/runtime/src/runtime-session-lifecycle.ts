@@ -1,4 +1,4 @@
-import { type DependencyBlocker, emitEvents } from '@everruns-ts/core';
+import { type DependencyBlocker, type EventRequest, emitEvents } from '@everruns-ts/core';
 import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 import type { RuntimeTurnOutcome, RuntimeTurnState } from './turn-plan.js';
 
@@ -49,7 +49,9 @@ export class RuntimeSessionLifecycle {
   /**
    * Ends the turn. Success: status idle, `turn.completed`, `session.idled`. Failure: status idle,
    * `turn.failed`, `session.idled`; a dependency blocker emits its message as
-   * `output.message.completed` first. Then forgets the turn's tool-call journal entries.
+   * `output.message.completed` first. The two end events go as one batch (in one round trip,
+   * stored both or neither) when the bus batches. Then forgets the turn's tool-call journal
+   * entries.
    */
   async turnEnded(state: RuntimeTurnState, outcome: RuntimeTurnOutcome): Promise<void> {
     const { sessions, events } = this.#adapter.backends;
@@ -63,10 +65,11 @@ export class RuntimeSessionLifecycle {
       usage: state.usage,
       stopReason: outcome.stopReason,
     };
+    let ended: EventRequest;
     if (outcome.success) {
       // Status first: a turn that lost its lease is refused here, before announcing anything.
       await sessions.updateSessionStatus(sessionId, 'idle');
-      await events.emit({ type: 'turn.completed', sessionId, turnId, data: summary });
+      ended = { type: 'turn.completed', sessionId, turnId, data: summary };
     } else {
       const blocker = outcome.error?.details?.blocker as DependencyBlocker | undefined;
       if (outcome.stopReason === 'dependency_blocked' && blocker) {
@@ -78,7 +81,7 @@ export class RuntimeSessionLifecycle {
         });
       }
       await sessions.updateSessionStatus(sessionId, 'idle');
-      await events.emit({
+      ended = {
         type: 'turn.failed',
         sessionId,
         turnId,
@@ -89,14 +92,17 @@ export class RuntimeSessionLifecycle {
           error: outcome.error,
           errorCode: blocker?.code ?? outcome.error?.code ?? outcome.stopReason,
         },
-      });
+      };
     }
-    await events.emit({
-      type: 'session.idled',
-      sessionId,
-      turnId,
-      data: { turnId, iterations: state.iteration, usage: state.usage },
-    });
+    await emitEvents(events, [
+      ended,
+      {
+        type: 'session.idled',
+        sessionId,
+        turnId,
+        data: { turnId, iterations: state.iteration, usage: state.usage },
+      },
+    ]);
     if (state.toolCallsCount > 0) {
       await toolCallJournalOf(this.#adapter).forgetTurn?.(sessionId, turnId);
     }

@@ -72,7 +72,7 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
   }
 
   async forgetTurn(sessionId: string, turnId: string): Promise<void> {
-    const prefix = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/`;
+    const prefix = toolCallJournalTurnPrefix(turnId);
     if (this.#storage.deleteValuesWithPrefix) {
       await this.#storage.deleteValuesWithPrefix(sessionId, prefix);
       return;
@@ -80,5 +80,38 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
     for (const key of await this.#storage.listKeys(sessionId, prefix)) {
       await this.#storage.deleteValue(sessionId, key);
     }
+  }
+}
+
+/** The session-storage key prefix of a turn's records in {@link SessionStorageToolCallJournal}. */
+export function toolCallJournalTurnPrefix(turnId: string): string {
+  return `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/`;
+}
+
+/**
+ * A {@link SessionStorageToolCallJournal} for one leased turn whose `forgetTurn` only notes the
+ * turn's key prefix ({@link forgottenPrefix}): whoever releases the turn's lease then deletes the
+ * records in the same round trip (`RuntimeBackends.releaseTurnLeaseAndDeleteValues`). Claims are
+ * the wrapped journal's.
+ */
+export class ReleaseForgetsToolCallJournal implements ToolCallJournal {
+  readonly #journal: SessionStorageToolCallJournal;
+  #prefix: string | undefined;
+
+  constructor(storage: SessionStorageStore) {
+    this.#journal = new SessionStorageToolCallJournal(storage);
+  }
+
+  /** The key prefix of the turn whose records `forgetTurn` asked to drop, if it was called. */
+  get forgottenPrefix(): string | undefined {
+    return this.#prefix;
+  }
+
+  claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
+    return this.#journal.claim(sessionId, turnId, toolCallId);
+  }
+
+  async forgetTurn(_sessionId: string, turnId: string): Promise<void> {
+    this.#prefix = toolCallJournalTurnPrefix(turnId);
   }
 }

@@ -199,6 +199,47 @@ describe('InProcessRuntime turn lease', () => {
     expect(EverrunsError.hasCode((failure as EverrunsError).cause, 'TURN_IN_PROGRESS')).toBe(true);
   });
 
+  for (const conditioned of [true, false]) {
+    it(`refuses the message write of a turn whose lease was taken over before its timer noticed (${conditioned ? 'the write renews the lease itself' : 'a store without leaseConditionedWrites: a renewal first'}); nothing stored`, async () => {
+      const backends = inMemoryBackends();
+      expect(backends.messages.leaseConditionedWrites).toBe(true);
+      const messages = conditioned
+        ? backends.messages
+        : new Proxy(backends.messages, {
+            get(target, property) {
+              if (property === 'leaseConditionedWrites') return undefined;
+              const value = Reflect.get(target, property, target);
+              return typeof value === 'function' ? value.bind(target) : value;
+            },
+          });
+      const model = gatedModel();
+      const { runtime, sessionId } = await runtimeOn({ ...backends, messages }, model.config);
+      const running = runtime.runTextTurn(sessionId, 'q1');
+      await waitFor(() => model.calls() === 1);
+      // Another holder takes the session over; the turn's renewal timer (every 20 s) has not run.
+      const stale = await backends.sessions.getTurnLease(sessionId);
+      expect(await backends.sessions.releaseTurnLease(sessionId, stale?.holderId as string)).toBe(
+        true,
+      );
+      const taken = await backends.sessions.claimTurnLease(sessionId, 'elsewhere/turn', 60_000);
+      model.open();
+      let failure: unknown;
+      await running.catch((error) => {
+        failure = error;
+      });
+      const refusal = EverrunsError.hasCode(failure, 'ABORTED')
+        ? (failure as EverrunsError).cause
+        : failure;
+      expect(EverrunsError.hasCode(refusal, 'TURN_IN_PROGRESS'), String(failure)).toBe(true);
+      expect((refusal as EverrunsError).details).toMatchObject({
+        sessionId,
+        holder: 'elsewhere/turn',
+      });
+      expect((await backends.messages.load(sessionId)).map(messageText)).toEqual(['q1']);
+      expect(await backends.sessions.getTurnLease(sessionId)).toEqual(taken);
+    });
+  }
+
   it('refuses runTurn and submitToolResults while another process holds the lease; the pause released it', async () => {
     const browser = defineCapability({
       id: 'browser',

@@ -8,6 +8,7 @@ import {
   TRICKY_TEXT,
   tryToMutate,
 } from './helpers.js';
+import { leaseConditionedWriteTests } from './lease-conditioned-write-tests.js';
 import { defineRuntimeArea } from './runtime-area.js';
 import { turnLeaseTests } from './turn-lease-tests.js';
 import type { RuntimeStoreInitializer } from './types.js';
@@ -15,7 +16,8 @@ import type { RuntimeStoreInitializer } from './types.js';
 /**
  * Tests of `RuntimeSessionStore`: create and get, `DUPLICATE_ID`, the three updates (returning
  * and persisting the new session, `SESSION_NOT_FOUND` for unknown ids), sorted listings,
- * hostile ids, and the turn lease (see `turnLeaseTests`).
+ * hostile ids, the turn lease (see `turnLeaseTests`) and message writes conditioned on it (see
+ * `leaseConditionedWriteTests`).
  */
 export function sessionStoreTests(initializer: RuntimeStoreInitializer): void {
   defineRuntimeArea(initializer, 'session store', ({ backends }) => {
@@ -155,5 +157,6 @@ export function sessionStoreTests(initializer: RuntimeStoreInitializer): void {
     });
 
     turnLeaseTests(backends);
+    leaseConditionedWriteTests(backends);
   });
 }

@@ -32,11 +32,13 @@ export interface InMemoryBackendsOptions {
 
 /** A fresh, empty set of in-memory stores: the runtime's default backends. */
 export function inMemoryBackends(options: InMemoryBackendsOptions = {}): InMemoryRuntimeBackends {
+  const sessions = new InMemorySessionStore();
   return {
     harnesses: new InMemoryHarnessStore(),
     agents: new InMemoryAgentStore(),
-    sessions: new InMemorySessionStore(),
-    messages: new InMemoryMessageStore(),
+    sessions,
+    // Message writes may be conditioned on the sessions' turn leases (`options.lease`).
+    messages: new InMemoryMessageStore({ leases: sessions }),
     providers: new InMemoryProviderStore(options.providers),
     storage: new InMemorySessionStorageStore(),
     memory: new InMemoryMemoryStore(),

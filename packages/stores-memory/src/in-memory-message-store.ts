@@ -11,6 +11,8 @@ import {
   type MessageRole,
   type MessageSearchPage,
   type MessageSearchRequest,
+  type MessageWriteLease,
+  type MessageWriteOptions,
   type ModelUsageTotal,
   messagePageStart,
   messageSearchText,
@@ -20,6 +22,8 @@ import {
   type RuntimeMessageStore,
   type StoreMessageOptions,
   type SumUsageOptions,
+  type TurnLease,
+  turnInProgressError,
   UsageTally,
 } from '@everruns-ts/core';
 import { freezeCopy } from './freeze-copy.js';
@@ -88,6 +92,27 @@ function storedMessage(
 }
 
 /**
+ * The turn leases an {@link InMemoryMessageStore} conditions leased writes on, read and renewed
+ * synchronously: the in-memory session store is one.
+ */
+export interface InMemoryTurnLeases {
+  /** Renews the lease of `holderId` now; `null` when it does not hold it. */
+  renewTurnLeaseNow(sessionId: string, holderId: string, durationMs: number): TurnLease | null;
+  /** The lease while it has not lapsed, or `null`. */
+  turnLeaseNow(sessionId: string): TurnLease | null;
+}
+
+/** Options of {@link InMemoryMessageStore}. */
+export interface InMemoryMessageStoreOptions {
+  /**
+   * The turn leases of the sessions (the bundle's in-memory session store): with them the store
+   * honours `options.lease` of its writes (`leaseConditionedWrites` is true). Without them a
+   * write with a lease throws `CONFIGURATION`.
+   */
+  leases?: InMemoryTurnLeases;
+}
+
+/**
  * Append-only message histories kept in memory.
  *
  * Messages are frozen copies made once when stored, so reads hand out the stored objects without
@@ -96,13 +121,27 @@ function storedMessage(
  * index n - 1) and `sumUsage` reads a tally kept up to date on append.
  */
 export class InMemoryMessageStore implements RuntimeMessageStore {
+  /** True when the store was given `leases`: its writes then honour `options.lease`. */
+  readonly leaseConditionedWrites: boolean;
   readonly #sessions = new Map<string, SessionMessages>();
+  readonly #leases: InMemoryTurnLeases | undefined;
 
-  /** Appends the user's input as a `user` message. */
-  async addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message> {
+  constructor(options: InMemoryMessageStoreOptions = {}) {
+    this.#leases = options.leases;
+    this.leaseConditionedWrites = options.leases !== undefined;
+  }
+
+  /** Appends the user's input as a `user` message (`options` as {@link storeMessage}'s). */
+  async addInputMessage(
+    sessionId: string,
+    input: InputMessage,
+    turnId?: string,
+    options: MessageWriteOptions = {},
+  ): Promise<Message> {
     const message: NewMessage = { role: 'user', content: input.content };
     if (turnId !== undefined) message.turnId = turnId;
     if (input.metadata !== undefined) message.metadata = input.metadata;
+    this.#holdLease(sessionId, options.lease);
     return this.#append(sessionId, [message])[0] as Message;
   }
 
@@ -110,19 +149,53 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
    * Appends a message at the next position, or returns the existing message with the same
    * idempotency key. Throws `STORE_CONFLICT` (retryable) when `options.expectedSeq` is not the
    * next position, `DUPLICATE_ID` when a message with the given id exists in the session and
-   * `INVALID_INPUT` for a message without a known role or a content array.
+   * `INVALID_INPUT` for a message without a known role or a content array. With
+   * `options.lease`, the lease is renewed in the same synchronous step as the append, and
+   * `TURN_IN_PROGRESS` (nothing written) when its holder no longer holds it.
    */
   async storeMessage(
     sessionId: string,
     message: NewMessage,
     options: StoreMessageOptions = {},
   ): Promise<Message> {
+    this.#holdLease(sessionId, options.lease);
     return this.#append(sessionId, [message], options.expectedSeq)[0] as Message;
   }
 
-  /** Appends several messages in order, all or none. Errors as {@link storeMessage}. */
-  async storeMessages(sessionId: string, messages: NewMessage[]): Promise<Message[]> {
+  /** Appends several messages in order, all or none. Errors and `options` as {@link storeMessage}. */
+  async storeMessages(
+    sessionId: string,
+    messages: NewMessage[],
+    options: MessageWriteOptions = {},
+  ): Promise<Message[]> {
+    this.#holdLease(sessionId, options.lease);
     return this.#append(sessionId, messages);
+  }
+
+  /**
+   * Renews `lease` (when given) before a write in the same synchronous step: `TURN_IN_PROGRESS`
+   * when its holder no longer holds it, `CONFIGURATION` for a store made without `leases`.
+   */
+  #holdLease(sessionId: string, lease: MessageWriteLease | undefined): void {
+    if (lease === undefined) return;
+    if (this.#leases === undefined) {
+      throw everrunsError(
+        'CONFIGURATION',
+        'This in-memory message store has no turn leases (give it the session store as `leases`); it cannot honour a write lease',
+      );
+    }
+    if (lease === null || typeof lease !== 'object') {
+      throw everrunsError(
+        'INVALID_INPUT',
+        'A write lease must be an object { holderId, durationMs }',
+      );
+    }
+    if (this.#leases.renewTurnLeaseNow(sessionId, lease.holderId, lease.durationMs)) return;
+    const current = this.#leases.turnLeaseNow(sessionId);
+    throw turnInProgressError({
+      sessionId,
+      ...(current ? { holder: current.holderId, expiresAt: current.expiresAt } : {}),
+    });
   }
 
   /** One message, or `null`. */

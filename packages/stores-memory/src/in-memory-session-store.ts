@@ -127,6 +127,16 @@ export class InMemorySessionStore implements RuntimeSessionStore {
     holderId: string,
     durationMs: number,
   ): Promise<TurnLease | null> {
+    return this.renewTurnLeaseNow(sessionId, holderId, durationMs);
+  }
+
+  /**
+   * {@link renewTurnLease} done synchronously, so a store that conditions its own writes on the
+   * lease (the in-memory message store given this store as its `leases`) renews and writes in one
+   * step that nothing can interleave with. `null` when `holderId` does not hold the lease; throws
+   * `INVALID_INPUT` for an empty holder id or a bad duration.
+   */
+  renewTurnLeaseNow(sessionId: string, holderId: string, durationMs: number): TurnLease | null {
     checkLeaseRequest(holderId, durationMs);
     const current = this.#leases.get(sessionId);
     if (!current || current.holderId !== holderId) return null;
@@ -144,6 +154,11 @@ export class InMemorySessionStore implements RuntimeSessionStore {
 
   /** The lease while it has not lapsed, or `null`. */
   async getTurnLease(sessionId: string): Promise<TurnLease | null> {
+    return this.turnLeaseNow(sessionId);
+  }
+
+  /** {@link getTurnLease} done synchronously: the lease while it has not lapsed, or `null`. */
+  turnLeaseNow(sessionId: string): TurnLease | null {
     const current = this.#leases.get(sessionId);
     if (!current || current.expiresAt <= Date.now()) return null;
     return leaseOf(sessionId, current);

@@ -11,7 +11,11 @@ export {
 } from './in-memory-backends.js';
 export { InMemoryHarnessStore } from './in-memory-harness-store.js';
 export { InMemoryMemoryStore } from './in-memory-memory-store.js';
-export { InMemoryMessageStore } from './in-memory-message-store.js';
+export {
+  InMemoryMessageStore,
+  type InMemoryMessageStoreOptions,
+  type InMemoryTurnLeases,
+} from './in-memory-message-store.js';
 export {
   InMemoryProviderStore,
   type InMemoryProviderStoreOptions,

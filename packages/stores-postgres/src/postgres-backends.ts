@@ -1,4 +1,8 @@
-import { EverrunsError, type RuntimeBackends } from '@everruns-ts/core';
+import {
+  EverrunsError,
+  type LoadSessionSetupOptions,
+  type RuntimeBackends,
+} from '@everruns-ts/core';
 import pg from 'pg';
 import { type MigrationResult, migrate } from './migrations.js';
 import { PostgresAgentStore } from './postgres-agent-store.js';
@@ -10,7 +14,7 @@ import { PostgresMessageStore } from './postgres-message-store.js';
 import { createPostgresPool, isValidSchemaName } from './postgres-pool.js';
 import { PostgresProviderStore } from './postgres-provider-store.js';
 import { PostgresSessionStorageStore } from './postgres-session-storage-store.js';
-import { PostgresSessionStore } from './postgres-session-store.js';
+import { PostgresSessionStore, releaseTurnLeaseAndDeleteValues } from './postgres-session-store.js';
 import { SecretCipher, type SecretKey, type SecretKeyring } from './secret-cipher.js';
 import {
   DEFAULT_MAX_VALUE_BYTES,
@@ -106,8 +110,25 @@ export interface PostgresBackends extends RuntimeBackends {
    * deep-frozen and shared between snapshots.
    */
   loadTurnSnapshot(sessionId: string): Promise<TurnSnapshot | null>;
-  /** The session, its harness chain and its agent (no history) in one round trip; `null` for an unknown session. */
-  loadSessionSetup(sessionId: string): Promise<SessionSetupSnapshot | null>;
+  /**
+   * The session, its harness chain, its agent, the default model and, with
+   * `options.storageKeyPrefix`, the session storage keys starting with it (no history) in one
+   * round trip; `null` for an unknown session.
+   */
+  loadSessionSetup(
+    sessionId: string,
+    options?: LoadSessionSetupOptions,
+  ): Promise<SessionSetupSnapshot | null>;
+  /**
+   * Releases the turn lease of `holderId` and deletes the session storage values under `prefix`
+   * in one statement; `true` when the lease was released (see
+   * `RuntimeBackends.releaseTurnLeaseAndDeleteValues`).
+   */
+  releaseTurnLeaseAndDeleteValues(
+    sessionId: string,
+    holderId: string,
+    prefix: string,
+  ): Promise<boolean>;
   /** Statements sent to the server so far by this bundle (for benchmarks). */
   queryCount(): number;
   /** Ends the pool when the bundle created it; later calls fail with `STORE_UNAVAILABLE`. */
@@ -185,25 +206,30 @@ export function postgresBackends(
 
   const events = new PostgresEventBus(context, options.events);
   const histories = new HistoryCache();
+  const sessions = new PostgresSessionStore(context);
+  const storage = new PostgresSessionStorageStore(context);
 
   return {
     harnesses: new PostgresHarnessStore(context),
     agents: new PostgresAgentStore(context),
-    sessions: new PostgresSessionStore(context),
+    sessions,
     messages: new PostgresMessageStore(context, {
       ...(options.maxAppendAttempts === undefined
         ? {}
         : { maxAppendAttempts: options.maxAppendAttempts }),
     }),
     providers: new PostgresProviderStore(context),
-    storage: new PostgresSessionStorageStore(context),
+    storage,
     memory: new PostgresMemoryStore(context),
     events,
     pool,
     schema,
     migrate: () => migrate(db),
     loadTurnSnapshot: (sessionId) => loadTurnSnapshot(context, sessionId, histories),
-    loadSessionSetup: (sessionId) => loadSessionSetup(context, sessionId),
+    loadSessionSetup: (sessionId, setupOptions) =>
+      loadSessionSetup(context, sessionId, setupOptions),
+    releaseTurnLeaseAndDeleteValues: (sessionId, holderId, prefix) =>
+      releaseTurnLeaseAndDeleteValues(context, sessions, storage, sessionId, holderId, prefix),
     queryCount: () => db.queryCount,
     close() {
       closing ??= (async () => {

@@ -11,6 +11,8 @@ import {
   type MessageRole,
   type MessageSearchPage,
   type MessageSearchRequest,
+  type MessageWriteLease,
+  type MessageWriteOptions,
   type ModelUsageTotal,
   messagePageStart,
   messageSearchText,
@@ -25,6 +27,12 @@ import {
 import type { Attempt, Queryable } from './postgres-database.js';
 import { sleep } from './postgres-database.js';
 import { violatedConstraint } from './postgres-errors.js';
+import {
+  checkLeaseRequest,
+  renewedLeaseCte,
+  renewLeaseOrRefuse,
+  turnLeaseRefusal,
+} from './postgres-session-store.js';
 import {
   checkSize,
   parseStored,
@@ -169,8 +177,12 @@ const CONSTRAINT_IDEMPOTENCY = 'messages_session_idempotency';
  * another writer got there first the INSERT fails on the key and the append is retried (or, with
  * `expectedSeq`, reported as `STORE_CONFLICT` with nothing written). Idempotency keys and message
  * ids are unique per session, so a retried write after a lost connection never duplicates.
+ * A write with `options.lease` renews the session's turn lease in the same statement as its
+ * INSERT (a data-modifying CTE on the `sessions` table of the same schema).
  */
 export class PostgresMessageStore implements RuntimeMessageStore {
+  /** Writes honour `options.lease`: the lease renewal and the INSERT are one statement. */
+  readonly leaseConditionedWrites = true;
   readonly #context: StoreContext;
   readonly #maxAppendAttempts: number;
 
@@ -179,12 +191,17 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     this.#maxAppendAttempts = Math.max(1, options.maxAppendAttempts ?? 100);
   }
 
-  /** Appends the user's input as a `user` message. */
-  addInputMessage(sessionId: string, input: InputMessage, turnId?: string): Promise<Message> {
+  /** Appends the user's input as a `user` message (`options` as {@link storeMessage}'s). */
+  addInputMessage(
+    sessionId: string,
+    input: InputMessage,
+    turnId?: string,
+    options: MessageWriteOptions = {},
+  ): Promise<Message> {
     const message: NewMessage = { role: 'user', content: input.content };
     if (turnId !== undefined) message.turnId = turnId;
     if (input.metadata !== undefined) message.metadata = input.metadata;
-    return this.storeMessage(sessionId, message);
+    return this.storeMessage(sessionId, message, options.lease ? { lease: options.lease } : {});
   }
 
   /**
@@ -192,7 +209,8 @@ export class PostgresMessageStore implements RuntimeMessageStore {
    * idempotency key. Throws `STORE_CONFLICT` (retryable, nothing written) when
    * `options.expectedSeq` is not the next position, `DUPLICATE_ID` when a message with the given
    * id exists in the session, `INVALID_INPUT` for a malformed message and `VALUE_TOO_LARGE` above
-   * the size limit.
+   * the size limit. With `options.lease`, the lease is renewed in the INSERT's statement, and
+   * `TURN_IN_PROGRESS` (nothing written) when its holder no longer holds it.
    */
   async storeMessage(
     sessionId: string,
@@ -200,44 +218,59 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     options: StoreMessageOptions = {},
   ): Promise<Message> {
     requireString(sessionId, 'sessionId');
-    const { expectedSeq } = options;
+    const { expectedSeq, lease } = options;
     if (expectedSeq !== undefined && (!Number.isInteger(expectedSeq) || expectedSeq < 1)) {
       throw everrunsError('INVALID_INPUT', 'expectedSeq must be a positive integer', {
         details: { expectedSeq },
       });
     }
+    if (lease !== undefined) checkWriteLease(lease);
     const prepared = this.#prepare(sessionId, message, new Date().toISOString());
     const sessionHash = textDigest(sessionId);
     const { db } = this.#context;
-    return db.run('storeMessage', async (client, attempt) => {
-      for (let round = 1; ; round++) {
-        try {
-          const result = await client.query<{ seq: number }>(
-            `INSERT INTO ${db.table('messages')}
+    const insert = `INSERT INTO ${db.table('messages')}
                (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
                 content, metadata, created_at, search_text)
              SELECT $1, COALESCE($2::integer, COALESCE(MAX(seq), 0) + 1), $3, $4, $5, $6, $7, $8,
                     $9, $10, $11, $12
                FROM ${db.table('messages')} WHERE session_hash = $1
-             HAVING $2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer
-             RETURNING seq`,
-            [
-              sessionHash,
-              expectedSeq ?? null,
-              prepared.idHash,
-              prepared.row.id,
-              prepared.idempotencyHash,
-              prepared.row.idempotency_key,
-              prepared.row.turn_id,
-              prepared.row.role,
-              prepared.row.content,
-              prepared.row.metadata,
-              prepared.row.created_at,
-              prepared.searchText,
-            ],
-          );
+             HAVING ($2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer)`;
+    // With a lease: the renewal, then the INSERT only when it renewed, in one statement; `held`
+    // tells a refused lease from a position that was not the expected one.
+    const text =
+      lease === undefined
+        ? `${insert} RETURNING seq`
+        : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},
+           inserted AS (
+             ${insert} AND EXISTS (SELECT 1 FROM renewed)
+             RETURNING seq
+           )
+           SELECT (SELECT seq FROM inserted) AS seq, EXISTS (SELECT 1 FROM renewed) AS held`;
+    return db.run('storeMessage', async (client, attempt) => {
+      for (let round = 1; ; round++) {
+        try {
+          const result = await client.query<{ seq: number | null; held?: boolean }>(text, [
+            sessionHash,
+            expectedSeq ?? null,
+            prepared.idHash,
+            prepared.row.id,
+            prepared.idempotencyHash,
+            prepared.row.idempotency_key,
+            prepared.row.turn_id,
+            prepared.row.role,
+            prepared.row.content,
+            prepared.row.metadata,
+            prepared.row.created_at,
+            prepared.searchText,
+            ...(lease === undefined ? [] : [encodeText(lease.holderId), lease.durationMs]),
+          ]);
           const inserted = result.rows[0];
-          if (inserted) return messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq });
+          if (inserted?.held === false) {
+            throw await turnLeaseRefusal(client, db.table('sessions'), sessionId);
+          }
+          if (inserted && inserted.seq !== null) {
+            return messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq });
+          }
           // Only with expectedSeq: the next position is not the expected one.
           const existing = await this.#existingForKey(client, sessionHash, sessionId, prepared);
           if (existing) return existing;
@@ -245,6 +278,8 @@ export class PostgresMessageStore implements RuntimeMessageStore {
         } catch (error) {
           const constraint = violatedConstraint(error);
           if (constraint === undefined) throw error;
+          // The statement, renewal included, was undone: the lease is checked before the answer.
+          if (lease !== undefined) await this.#renewOrRefuse(client, sessionId, lease);
           const existing = await this.#resolveViolation(
             client,
             attempt,
@@ -273,18 +308,56 @@ export class PostgresMessageStore implements RuntimeMessageStore {
   /**
    * Appends several messages in order, all or none, in one statement. A message whose
    * idempotency key exists is not appended again: its stored copy takes its place in the result.
+   * With `options.lease`, the lease is renewed in the INSERT's statement (in a statement of its
+   * own when nothing is left to insert), and `TURN_IN_PROGRESS` (nothing written) when its
+   * holder no longer holds it.
    */
-  async storeMessages(sessionId: string, messages: NewMessage[]): Promise<Message[]> {
+  async storeMessages(
+    sessionId: string,
+    messages: NewMessage[],
+    options: MessageWriteOptions = {},
+  ): Promise<Message[]> {
     requireString(sessionId, 'sessionId');
     if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+    const { lease } = options;
+    if (lease !== undefined) checkWriteLease(lease);
     const now = new Date().toISOString();
     const prepared = messages.map((message) => this.#prepare(sessionId, message, now));
-    if (prepared.length === 0) return [];
     const sessionHash = textDigest(sessionId);
     const { db } = this.#context;
+    if (prepared.length === 0) {
+      if (lease !== undefined) {
+        await db.run('storeMessages', (client) => this.#renewOrRefuse(client, sessionId, lease));
+      }
+      return [];
+    }
     const keyHashes = prepared.flatMap((entry) =>
       entry.idempotencyHash === null ? [] : [entry.idempotencyHash],
     );
+    const insert = `INSERT INTO ${db.table('messages')}
+               (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
+                content, metadata, created_at, search_text)
+             SELECT $1, base.last_seq + input.ordinality, input.id_hash, input.id,
+                    input.idempotency_hash, input.idempotency_key, input.turn_id, input.role,
+                    input.content, input.metadata, input.created_at, input.search_text
+               FROM base,
+                    unnest($2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
+                           $8::text[], $9::text[], $10::text[], $11::text[])
+                      WITH ORDINALITY AS input(id_hash, id, idempotency_hash, idempotency_key,
+                                               turn_id, role, content, metadata, created_at,
+                                               search_text, ordinality)`;
+    const base = `base AS (
+               SELECT COALESCE(MAX(seq), 0) AS last_seq FROM ${db.table('messages')}
+                WHERE session_hash = $1
+             )`;
+    // With a lease: the renewal, then the INSERT only when it renewed (no row comes back when
+    // the lease is gone: a batch inserts all its rows or fails).
+    const text =
+      lease === undefined
+        ? `WITH ${base} ${insert} RETURNING seq`
+        : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 12, 13)}, ${base},
+           inserted AS (${insert} WHERE EXISTS (SELECT 1 FROM renewed) RETURNING seq)
+           SELECT seq FROM inserted`;
     return db.run('storeMessages', async (client, attempt) => {
       for (let round = 1; ; round++) {
         const existingByKey = new Map<string, Message>();
@@ -327,41 +400,28 @@ export class PostgresMessageStore implements RuntimeMessageStore {
           plan.push({ fresh: fresh.length });
           fresh.push(entry);
         }
-        if (fresh.length === 0)
+        if (fresh.length === 0) {
+          if (lease !== undefined) await this.#renewOrRefuse(client, sessionId, lease);
           return plan.map((step) => ('existing' in step ? step.existing : unreachable()));
+        }
         try {
-          const result = await client.query<{ seq: number; ordinality: string }>(
-            `WITH base AS (
-               SELECT COALESCE(MAX(seq), 0) AS last_seq FROM ${db.table('messages')}
-                WHERE session_hash = $1
-             )
-             INSERT INTO ${db.table('messages')}
-               (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
-                content, metadata, created_at, search_text)
-             SELECT $1, base.last_seq + input.ordinality, input.id_hash, input.id,
-                    input.idempotency_hash, input.idempotency_key, input.turn_id, input.role,
-                    input.content, input.metadata, input.created_at, input.search_text
-               FROM base,
-                    unnest($2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[],
-                           $8::text[], $9::text[], $10::text[], $11::text[])
-                      WITH ORDINALITY AS input(id_hash, id, idempotency_hash, idempotency_key,
-                                               turn_id, role, content, metadata, created_at,
-                                               search_text, ordinality)
-             RETURNING seq`,
-            [
-              sessionHash,
-              fresh.map((entry) => entry.idHash),
-              fresh.map((entry) => entry.row.id),
-              fresh.map((entry) => entry.idempotencyHash),
-              fresh.map((entry) => entry.row.idempotency_key),
-              fresh.map((entry) => entry.row.turn_id),
-              fresh.map((entry) => entry.row.role),
-              fresh.map((entry) => entry.row.content),
-              fresh.map((entry) => entry.row.metadata),
-              fresh.map((entry) => entry.row.created_at),
-              fresh.map((entry) => entry.searchText),
-            ],
-          );
+          const result = await client.query<{ seq: number }>(text, [
+            sessionHash,
+            fresh.map((entry) => entry.idHash),
+            fresh.map((entry) => entry.row.id),
+            fresh.map((entry) => entry.idempotencyHash),
+            fresh.map((entry) => entry.row.idempotency_key),
+            fresh.map((entry) => entry.row.turn_id),
+            fresh.map((entry) => entry.row.role),
+            fresh.map((entry) => entry.row.content),
+            fresh.map((entry) => entry.row.metadata),
+            fresh.map((entry) => entry.row.created_at),
+            fresh.map((entry) => entry.searchText),
+            ...(lease === undefined ? [] : [encodeText(lease.holderId), lease.durationMs]),
+          ]);
+          if (lease !== undefined && result.rows.length === 0) {
+            throw await turnLeaseRefusal(client, db.table('sessions'), sessionId);
+          }
           const seqs = result.rows.map((row) => row.seq).sort((left, right) => left - right);
           const stored = fresh.map((entry, index) =>
             messageFromRow(sessionId, { ...entry.row, seq: seqs[index]! }),
@@ -370,6 +430,8 @@ export class PostgresMessageStore implements RuntimeMessageStore {
         } catch (error) {
           const constraint = violatedConstraint(error);
           if (constraint === undefined) throw error;
+          // The statement, renewal included, was undone: the lease is checked before the answer.
+          if (lease !== undefined) await this.#renewOrRefuse(client, sessionId, lease);
           if (constraint === CONSTRAINT_ID) {
             if (attempt.afterConnectionLoss) {
               const committed = await this.#loadByIds(client, sessionHash, sessionId, fresh);
@@ -724,6 +786,17 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     };
   }
 
+  /** Renews `lease` in a statement of its own; `TURN_IN_PROGRESS` when its holder lost it. */
+  #renewOrRefuse(client: Queryable, sessionId: string, lease: MessageWriteLease): Promise<void> {
+    return renewLeaseOrRefuse(
+      client,
+      this.#context.db.table('sessions'),
+      sessionId,
+      lease.holderId,
+      lease.durationMs,
+    );
+  }
+
   /** The stored message with the prepared message's idempotency key, if any. */
   async #existingForKey(
     client: Queryable,
@@ -825,6 +898,17 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     }
     return messages;
   }
+}
+
+/** Checks the lease of a leased write: `INVALID_INPUT` for a malformed one. */
+function checkWriteLease(lease: MessageWriteLease): void {
+  if (lease === null || typeof lease !== 'object') {
+    throw everrunsError(
+      'INVALID_INPUT',
+      'A write lease must be an object { holderId, durationMs }',
+    );
+  }
+  checkLeaseRequest(lease.holderId, lease.durationMs);
 }
 
 function unreachable(): never {

@@ -1,5 +1,6 @@
 import {
   type CapabilityConfig,
+  type EverrunsError,
   everrunsError,
   type RuntimeSessionStore,
   type Session,
@@ -9,6 +10,7 @@ import {
   type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
 import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
+import type { Queryable } from './postgres-database.js';
 import { violatedConstraint } from './postgres-errors.js';
 import {
   checkSize,
@@ -67,7 +69,129 @@ function leaseFromRow(sessionId: string, row: LeaseRow): TurnLease {
   };
 }
 
-function checkLeaseRequest(holderId: string, durationMs: number): void {
+/**
+ * The data-modifying CTE `renewed` (one row when it renewed) that extends the turn lease of the
+ * session whose `id_hash` is parameter `$<session>` while the holder `$<holder>` (encoded) holds
+ * it, to `$<duration>` milliseconds from now. A message write conditioned on the lease puts it
+ * before its INSERT and inserts only `WHERE EXISTS (SELECT 1 FROM renewed)`: the row lock of the
+ * renewal makes a racing claim wait for the write, and a lease taken over lets nothing through.
+ */
+export function renewedLeaseCte(
+  sessionsTable: string,
+  session: number,
+  holder: number,
+  duration: number,
+): string {
+  return `renewed AS (
+       UPDATE ${sessionsTable}
+          SET turn_lease_expires_at =
+                date_trunc('milliseconds', now() + $${duration}::float8 * interval '1 millisecond')
+        WHERE id_hash = $${session} AND turn_lease_holder = $${holder}
+       RETURNING 1 AS held
+     )`;
+}
+
+/**
+ * Renews the lease of `holderId` on `client` (one statement, as `renewTurnLease`) and throws the
+ * `TURN_IN_PROGRESS` error of {@link turnLeaseRefusal} when it does not hold it. For a leased
+ * write answered without its INSERT (a stored message with the same idempotency key).
+ */
+export async function renewLeaseOrRefuse(
+  client: Queryable,
+  sessionsTable: string,
+  sessionId: string,
+  holderId: string,
+  durationMs: number,
+): Promise<void> {
+  const idHash = textDigest(sessionId);
+  const result = await client.query(
+    `UPDATE ${sessionsTable} SET turn_lease_expires_at = ${LEASE_EXPIRY}
+      WHERE id_hash = $1 AND turn_lease_holder = $2`,
+    [idHash, encodeText(holderId), durationMs],
+  );
+  if (result.rowCount !== 1) throw await turnLeaseRefusal(client, sessionsTable, sessionId);
+}
+
+/**
+ * The `TURN_IN_PROGRESS` error of a leased write whose holder no longer holds the lease: reads
+ * the current lease (details `{ sessionId, holder?, expiresAt? }` name its holder while it runs).
+ */
+export async function turnLeaseRefusal(
+  client: Queryable,
+  sessionsTable: string,
+  sessionId: string,
+): Promise<EverrunsError> {
+  const current = await client.query<LeaseRow & { live: boolean | null }>(
+    `SELECT ${LEASE_COLUMNS}, turn_lease_expires_at > now() AS live
+       FROM ${sessionsTable} WHERE id_hash = $1`,
+    [textDigest(sessionId)],
+  );
+  const found = current.rows[0];
+  const lease =
+    found?.live === true && found.turn_lease_holder !== null
+      ? leaseFromRow(sessionId, found)
+      : null;
+  return turnInProgressError({
+    sessionId,
+    ...(lease ? { holder: lease.holderId, expiresAt: lease.expiresAt } : {}),
+  });
+}
+
+/**
+ * Releases the turn lease of `holderId` and deletes the session's storage values whose keys start
+ * with `prefix`, in one statement (two data-modifying CTEs, each run to completion whatever the
+ * other found); `true` when the lease was released. Throws `INVALID_INPUT` for an empty prefix.
+ * A prefix ending in a high surrogate cannot be cut in the encoded keys: the values then go key
+ * by key through `storage`'s `deleteValuesWithPrefix`, and the release in a statement of its own.
+ */
+export async function releaseTurnLeaseAndDeleteValues(
+  context: StoreContext,
+  sessions: RuntimeSessionStore,
+  storage: { deleteValuesWithPrefix(sessionId: string, prefix: string): Promise<number> },
+  sessionId: string,
+  holderId: string,
+  prefix: string,
+): Promise<boolean> {
+  requireString(sessionId, 'sessionId');
+  requireString(holderId, 'holderId');
+  requireString(prefix, 'prefix');
+  if (prefix === '') {
+    throw everrunsError(
+      'INVALID_INPUT',
+      'releaseTurnLeaseAndDeleteValues needs a non-empty prefix',
+    );
+  }
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) {
+    await storage.deleteValuesWithPrefix(sessionId, prefix);
+    return sessions.releaseTurnLease(sessionId, holderId);
+  }
+  const { db } = context;
+  const sessionHash = textDigest(sessionId);
+  const result = await db.run('releaseTurnLeaseAndDeleteValues', (client) =>
+    client.query<{ released: boolean }>(
+      `WITH released AS (
+         UPDATE ${db.table('sessions')}
+            SET turn_lease_holder = NULL, turn_lease_expires_at = NULL
+          WHERE id_hash = $1 AND turn_lease_holder = $2
+         RETURNING 1
+       ), deleted AS (
+         DELETE FROM ${db.table('session_values')}
+          WHERE session_hash = $1 AND starts_with(key, $3::text)
+         RETURNING 1
+       )
+       SELECT EXISTS (SELECT 1 FROM released) AS released`,
+      [sessionHash, encodeText(holderId), encodeText(prefix)],
+    ),
+  );
+  return result.rows[0]?.released === true;
+}
+
+/**
+ * Checks a lease request: `INVALID_INPUT` for an empty holder id or a duration that is not a
+ * positive safe integer of milliseconds.
+ */
+export function checkLeaseRequest(holderId: string, durationMs: number): void {
   if (typeof holderId !== 'string' || holderId.length === 0) {
     throw everrunsError('INVALID_INPUT', 'A turn lease holderId must be a non-empty string');
   }

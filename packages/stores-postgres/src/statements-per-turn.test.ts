@@ -131,6 +131,7 @@ describe('statements of a math turn on PostgreSQL', () => {
       recorder.start();
       const result = await runtime.runTextTurn(session.id, 'What is 2 + 2?');
       const sent = recorder.stop();
+      if (process.env.SHOW_SQL) console.log(sent.map((s, i) => `${i} ${s.named ? "N" : "-"} ${s.text.slice(0, 160)}`).join("\n"));
       expect(result.response).toBe('4');
       const statements = backends.queryCount() - before;
       expect(sent).toHaveLength(statements);
@@ -146,5 +147,13 @@ describe('statements of a math turn on PostgreSQL', () => {
   }
 });
 
-/** Statements a math turn sends (the journal claim of a non-idempotent tool is one of them). */
-const STATEMENTS_PER_MATH_TURN = 30;
+/**
+ * Statements a math turn sends (the journal claim of a tool call is one of them), in order: the
+ * lease claim; the session's setup with the default model and the keys of waiting turns; the user
+ * message (its write renews the lease, as every message write below); `input.message`; status
+ * active; `session.activated` + `turn.started`; the reason step's snapshot; `reason.started`; the
+ * agent message; its events; the act step's replay check; the journal claim; `tool.started`; the
+ * tool result; `tool.completed`; the second snapshot; `reason.started`; the answer; its events;
+ * status idle; `turn.completed` + `session.idled`; the lease released with the journal deleted.
+ */
+const STATEMENTS_PER_MATH_TURN = 22;

@@ -104,7 +104,7 @@ describe('postgres loadTurnSnapshot', () => {
     expect(await backends.loadSessionSetup(`session_${random()}`)).toBeNull();
   });
 
-  it('loadSessionSetup gives session, harness chain and agent without the history, in one statement', async () => {
+  it('loadSessionSetup gives session, harness chain, agent and default model without the history, in one statement', async () => {
     const root = harness({ systemPrompt: 'root' });
     const leaf = harness({ parentHarnessId: root.id });
     for (const entry of [root, leaf]) await backends.harnesses.addHarness(entry);
@@ -120,7 +120,21 @@ describe('postgres loadTurnSnapshot', () => {
       session: await backends.sessions.getSession(theSession.id),
       harnessChain: await backends.harnesses.getHarnessChain(leaf.id),
       agent: await backends.agents.getAgent(theAgent.id),
+      defaultModel: await backends.providers.getDefaultModel(),
     });
+
+    // Storage keys under a prefix come in the same statement, sorted, only when asked for.
+    for (const key of ['wait/b', 'wait/a', 'waiting', 'other/wait/c']) {
+      await backends.storage.setValue(theSession.id, key, 'x');
+    }
+    const withKeys = backends.queryCount();
+    const keyed = await backends.loadSessionSetup(theSession.id, { storageKeyPrefix: 'wait/' });
+    expect(backends.queryCount() - withKeys).toBe(1);
+    expect(keyed?.storageKeys).toEqual(await backends.storage.listKeys(theSession.id, 'wait/'));
+    expect(keyed?.storageKeys).toEqual(['wait/a', 'wait/b']);
+    expect(
+      (await backends.loadSessionSetup(theSession.id, { storageKeyPrefix: 'none/' }))?.storageKeys,
+    ).toEqual([]);
 
     const orphan = session({ harnessId: `harness_${random()}` });
     await backends.sessions.createSession(orphan);
@@ -174,5 +188,35 @@ describe('postgres loadTurnSnapshot', () => {
     const chain = await backends.harnesses.getHarnessChain(parent!);
     expect(backends.queryCount() - before).toBe(1);
     expect(chain.map((entry) => entry.id)).toEqual(ids);
+  });
+
+  it('releaseTurnLeaseAndDeleteValues releases the lease and deletes the values under a prefix in one statement', async () => {
+    const root = harness();
+    await backends.harnesses.addHarness(root);
+    const theSession = session({ harnessId: root.id });
+    await backends.sessions.createSession(theSession);
+    for (const key of ['journal/turn_1/a', 'journal/turn_1/b', 'journal/turn_2/a']) {
+      await backends.storage.setValue(theSession.id, key, 'x');
+    }
+    await backends.sessions.claimTurnLease(theSession.id, 'holder_1', 60_000);
+    const before = backends.queryCount();
+    expect(
+      await backends.releaseTurnLeaseAndDeleteValues(theSession.id, 'holder_1', 'journal/turn_1/'),
+    ).toBe(true);
+    expect(backends.queryCount() - before).toBe(1);
+    expect(await backends.sessions.getTurnLease(theSession.id)).toBeNull();
+    expect(await backends.storage.listKeys(theSession.id, 'journal/')).toEqual([
+      'journal/turn_2/a',
+    ]);
+    // Not the holder (any more): nothing released, the values go all the same.
+    await backends.sessions.claimTurnLease(theSession.id, 'holder_2', 60_000);
+    expect(
+      await backends.releaseTurnLeaseAndDeleteValues(theSession.id, 'holder_1', 'journal/'),
+    ).toBe(false);
+    expect((await backends.sessions.getTurnLease(theSession.id))?.holderId).toBe('holder_2');
+    expect(await backends.storage.listKeys(theSession.id, 'journal/')).toEqual([]);
+    await expect(
+      backends.releaseTurnLeaseAndDeleteValues(theSession.id, 'holder_2', ''),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
   });
 });

@@ -4,6 +4,7 @@ import {
   type CompactionRecord,
   EverrunsError,
   type Harness,
+  type LoadSessionSetupOptions,
   type Message,
   type ModelWithProvider,
   parseCompactionRecord,
@@ -14,11 +15,21 @@ import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-har
 import { messageFromRow, PostgresMessageStore } from './postgres-message-store.js';
 import { defaultModelFromRow } from './postgres-provider-store.js';
 import { sessionFromRow } from './postgres-session-store.js';
-import { parseStored, requireString, type StoreContext } from './store-context.js';
-import { decodeText, textDigest } from './text-codec.js';
+import { compareStrings, parseStored, requireString, type StoreContext } from './store-context.js';
+import { decodeText, encodePrefix, textDigest } from './text-codec.js';
 
-/** A session's turn setup (session, harness chain, agent), loaded together. */
-export type SessionSetupSnapshot = Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent'>;
+/**
+ * A session's turn setup (session, harness chain, agent), loaded together with the default model
+ * and, when asked for, storage keys.
+ */
+export interface SessionSetupSnapshot
+  extends Pick<TurnSnapshot, 'session' | 'harnessChain' | 'agent' | 'defaultModel'> {
+  /**
+   * The session storage's value keys starting with the `storageKeyPrefix` asked for, sorted (as
+   * `listKeys`); set only when a prefix was given.
+   */
+  storageKeys?: string[];
+}
 
 /** Everything a turn reads about its session, loaded together. */
 export interface TurnSnapshot {
@@ -48,7 +59,15 @@ export interface TurnSnapshot {
 }
 
 interface SnapshotRow {
-  kind: 'agent' | 'compaction' | 'default_model' | 'harness' | 'known' | 'message' | 'session';
+  kind:
+    | 'agent'
+    | 'compaction'
+    | 'default_model'
+    | 'harness'
+    | 'known'
+    | 'message'
+    | 'session'
+    | 'storage_key';
   ord: number;
   a: string | null;
   b: string | null;
@@ -145,21 +164,29 @@ export function loadTurnSnapshot(
 }
 
 /**
- * Loads a session, its harness chain and its agent (no history) in one statement; `null` for an
- * unknown session, `INVALID_INPUT` for a harness cycle.
+ * Loads a session, its harness chain, its agent, the default model and, with
+ * `options.storageKeyPrefix`, the session storage keys starting with it (no history) in one
+ * statement; `null` for an unknown session, `INVALID_INPUT` for a harness cycle or a prefix that
+ * is not a string. The default model is left out when its API key cannot be decrypted (the
+ * provider store then reports the typed error).
  */
 export async function loadSessionSetup(
   context: StoreContext,
   sessionId: string,
+  options: LoadSessionSetupOptions = {},
 ): Promise<SessionSetupSnapshot | null> {
-  const snapshot = await loadSnapshot(context, sessionId, false);
-  return (
-    snapshot && {
-      session: snapshot.session,
-      harnessChain: snapshot.harnessChain,
-      agent: snapshot.agent,
-    }
-  );
+  const prefix = options.storageKeyPrefix;
+  if (prefix !== undefined) requireString(prefix, 'storageKeyPrefix');
+  const snapshot = await loadSnapshot(context, sessionId, false, undefined, prefix);
+  if (!snapshot) return null;
+  const setup: SessionSetupSnapshot = {
+    session: snapshot.session,
+    harnessChain: snapshot.harnessChain,
+    agent: snapshot.agent,
+  };
+  if (snapshot.defaultModel !== undefined) setup.defaultModel = snapshot.defaultModel;
+  if (snapshot.storageKeys !== undefined) setup.storageKeys = snapshot.storageKeys;
+  return setup;
 }
 
 async function loadSnapshot(
@@ -167,7 +194,8 @@ async function loadSnapshot(
   sessionId: string,
   withHistory: boolean,
   cache?: HistoryCache,
-): Promise<TurnSnapshot | null> {
+  storageKeyPrefix?: string,
+): Promise<(TurnSnapshot & { storageKeys?: string[] }) | null> {
   requireString(sessionId, 'sessionId');
   const { db } = context;
   const cached = withHistory ? cache?.get(sessionId) : undefined;
@@ -182,14 +210,24 @@ async function loadSnapshot(
            FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2
        )`
     : '';
+  const defaultModelRow = `UNION ALL
+       SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
+              NULL, NULL, NULL
+         FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)`;
+  // The setup (no history) reads the default model too, and the storage keys asked for ($2).
+  const setupRows = withHistory
+    ? ''
+    : `${defaultModelRow}
+       UNION ALL
+       SELECT 'storage_key', 0, key, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM ${db.table('session_values')}
+        WHERE session_hash = $1 AND $2::text IS NOT NULL AND starts_with(key, $2::text)
+          AND EXISTS (SELECT 1 FROM snapshot_session)`;
   const historyRows = withHistory
     ? `UNION ALL
        SELECT 'compaction', through_seq, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL
          FROM compaction_row WHERE EXISTS (SELECT 1 FROM snapshot_session)
-       UNION ALL
-       SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
-              NULL, NULL, NULL
-         FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)
+       ${defaultModelRow}
        UNION ALL
        SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
          FROM ${db.table('messages')}
@@ -219,12 +257,17 @@ async function loadSnapshot(
          FROM snapshot_session JOIN ${db.table('agents')} agent
            ON agent.id_hash = snapshot_session.agent_hash
        ${historyRows}
+       ${setupRows}
        ORDER BY kind DESC, ord`,
       withHistory
         ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY), knownSeq]
-        : [textDigest(sessionId)],
+        : [
+            textDigest(sessionId),
+            storageKeyPrefix === undefined ? null : encodePrefix(storageKeyPrefix),
+          ],
     ),
   );
+  const storageKeys: string[] = [];
   let session: Session | null = null;
   const chainRows: ChainRow[] = [];
   let agent: Agent | null = null;
@@ -262,6 +305,10 @@ async function loadSnapshot(
       cut = Number(row.ord);
     } else if (row.kind === 'known') {
       knownId = decodeText(row.a!);
+    } else if (row.kind === 'storage_key') {
+      const key = decodeText(row.a!);
+      // The encoded prefix may stop short of a trailing high surrogate: checked here.
+      if (key.startsWith(storageKeyPrefix!)) storageKeys.push(key);
     } else if (row.kind === 'agent') {
       agent = openMcpSecrets(context, 'agent', parseStored<Agent>(row.a!, 'agent'));
     } else {
@@ -318,5 +365,6 @@ async function loadSnapshot(
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;
-  return snapshot;
+  if (storageKeyPrefix === undefined) return snapshot;
+  return { ...snapshot, storageKeys: storageKeys.sort(compareStrings) };
 }

@@ -1,5 +1,6 @@
 import { newId } from '../ids.js';
 import type { InputMessage } from '../message.js';
+import type { SessionSetupSnapshot } from '../stores.js';
 import type { AtomDependencies } from './turn-types.js';
 import { validateTurnInput } from './validate-turn-input.js';
 
@@ -11,6 +12,11 @@ export interface InputAtomInput {
   turnId?: string;
   /** The turn's request options, checked with the model's before anything is stored. */
   modelOptions?: unknown;
+  /**
+   * The session's setup as the caller just loaded it (`RuntimeBackends.loadSessionSetup`), so
+   * checking the input does not load it again (see `validateTurnInput`). Default: loaded here.
+   */
+  setup?: SessionSetupSnapshot;
 }
 
 /** Output of the {@link input} atom (plain JSON). */
@@ -36,6 +42,7 @@ export async function input(
     input: request.input,
     turnId,
     ...(request.modelOptions !== undefined ? { modelOptions: request.modelOptions } : {}),
+    ...(request.setup !== undefined ? { setup: request.setup } : {}),
   });
   const { backends } = dependencies;
   const message = await backends.messages.storeMessage(request.sessionId, {

@@ -3,14 +3,15 @@ import type { Capability, ToolDefinition, ToolSpec } from '../capability.js';
 import { toolSpec } from '../capability-kit.js';
 import type { Agent, DeclaredTool, Harness } from '../domain.js';
 import { EverrunsError } from '../errors.js';
-import type { SessionSetupSnapshot, TurnSnapshot } from '../stores.js';
+import type { SessionSetupSnapshot } from '../stores.js';
 import { type DependencyBlocker, detectDependencyBlocker } from './detect-dependency-blocker.js';
 import { foldOverlay } from './fold-overlay.js';
 import { addMcpTools } from './resolve-mcp-tools.js';
 import type { AtomDependencies, TurnSetup, TurnTool } from './turn-types.js';
 
 /**
- * Loads the session, its harness chain and agent, folds the overlay and resolves the
+ * Loads the session, its harness chain and agent (or takes them from `snapshot`: a turn
+ * snapshot, or a `loadSessionSetup` result the caller read), folds the overlay and resolves the
  * capabilities and tools. When the session has enabled MCP servers and the dependencies an MCP
  * tool source, the servers' tools follow the capability tools (a name a capability tool has is
  * left out; an unreachable server is noted in `mcpIssues`, the turn goes on); `signal` cancels
@@ -21,7 +22,7 @@ export async function resolveTurnSetup(
   dependencies: AtomDependencies,
   sessionId: string,
   turnId?: string,
-  snapshot?: TurnSnapshot,
+  snapshot?: SessionSetupSnapshot,
   signal?: AbortSignal,
 ): Promise<TurnSetup> {
   const cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;

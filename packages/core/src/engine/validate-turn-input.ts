@@ -3,6 +3,7 @@ import { formatZodError } from '../format-zod-error.js';
 import { mergeLlmRequestOptions, parseLlmRequestOptions } from '../llm-request-options.js';
 import { type InputMessage, inputMessageSchema } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
+import type { SessionSetupSnapshot } from '../stores.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
 import { type AtomDependencies, DEFAULT_TURN_LIMITS, type TurnSetup } from './turn-types.js';
 
@@ -15,6 +16,12 @@ export interface ValidateTurnInputRequest {
   turnId?: string;
   /** The turn's request options (`runTurn`'s `modelOptions`), not yet validated. */
   modelOptions?: unknown;
+  /**
+   * The session's setup as the caller just loaded it (`RuntimeBackends.loadSessionSetup`), so it
+   * is not loaded again; its `defaultModel`, when the backend read it, stands in for the provider
+   * store's. Default: loaded here.
+   */
+  setup?: SessionSetupSnapshot;
 }
 
 /** What {@link validateTurnInput} resolved: the parsed message and the session's setup. */
@@ -78,13 +85,17 @@ export async function validateTurnInput(
   }
   let setup: TurnSetup;
   try {
-    setup = await resolveTurnSetup(dependencies, request.sessionId, request.turnId);
+    setup = await resolveTurnSetup(dependencies, request.sessionId, request.turnId, request.setup);
   } catch (error) {
     if (EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) return { input };
     throw error;
   }
   try {
-    const model = await resolveTurnModel(dependencies, setup.overlay.modelId);
+    const model = await resolveTurnModel(
+      dependencies,
+      setup.overlay.modelId,
+      request.setup?.defaultModel,
+    );
     if (!dependencies.drivers.has(model.providerType)) {
       throw new EverrunsError({
         code: 'DRIVER_NOT_FOUND',
@@ -121,9 +132,14 @@ export async function validateTurnInput(
   }
 }
 
+/**
+ * The session's model, else the default model: `loadedDefault` when the caller's snapshot read
+ * it (`null` for none), else the provider store's.
+ */
 async function resolveTurnModel(
   dependencies: AtomDependencies,
   modelId: string | undefined,
+  loadedDefault: ModelWithProvider | null | undefined,
 ): Promise<ModelWithProvider> {
   const { providers } = dependencies.backends;
   if (modelId !== undefined) {
@@ -137,7 +153,7 @@ async function resolveTurnModel(
     }
     return model;
   }
-  const fallback = await providers.getDefaultModel();
+  const fallback = loadedDefault !== undefined ? loadedDefault : await providers.getDefaultModel();
   if (!fallback) {
     throw new EverrunsError({
       code: 'CONFIGURATION',

@@ -7,6 +7,7 @@
 import { scheduleCapability } from '@everruns-ts/capabilities-schedule';
 import { subagentsCapability } from '@everruns-ts/capabilities-subagents';
 import {
+  type BatchingEventBus,
   CapabilityRegistry,
   DriverRegistry,
   defineCapability,
@@ -21,6 +22,7 @@ import {
   messageText,
   type NewMessage,
   PlatformDefinition,
+  type RuntimeEvent,
   type RuntimeMessageStore,
   SCHEDULED_MESSAGE_METADATA_KEY,
   type SessionFileSystemFactory,
@@ -177,15 +179,30 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       }
     },
   });
+  const killAfterEmitted = (event: RuntimeEvent) => {
+    if (event.type === 'turn.completed') killAt('after-turn-completed-emitted');
+    if (event.type === 'turn.failed') killAt('after-turn-failed-emitted');
+    if (event.type === 'session.idled') killAt('after-session-idled-emitted');
+  };
   const events = new Proxy(backends.events, {
     get(target, property) {
       if (property === 'emit') {
         return async (request: EventRequest) => {
           const event = await target.emit(request);
-          if (event.type === 'turn.completed') killAt('after-turn-completed-emitted');
-          if (event.type === 'turn.failed') killAt('after-turn-failed-emitted');
-          if (event.type === 'session.idled') killAt('after-session-idled-emitted');
+          killAfterEmitted(event);
           return event;
+        };
+      }
+      const batching = target as Partial<BatchingEventBus>;
+      if (property === 'emitMany' && typeof batching.emitMany === 'function') {
+        // A batch is stored whole: a kill point after any of its events hits after all of them.
+        return async (requests: EventRequest[]) => {
+          const stored = await (batching.emitMany as BatchingEventBus['emitMany']).call(
+            target,
+            requests,
+          );
+          for (const event of stored) killAfterEmitted(event);
+          return stored;
         };
       }
       const value = Reflect.get(target, property, target);

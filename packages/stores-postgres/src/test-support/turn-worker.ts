@@ -11,6 +11,7 @@ import {
   EverrunsError,
   type Message,
   messageText,
+  type RuntimeMessageStore,
   type RuntimeSessionStore,
   type TurnLease,
 } from '@everruns-ts/core';
@@ -67,6 +68,20 @@ function grantingLease(sessions: RuntimeSessionStore): RuntimeSessionStore {
   });
 }
 
+/**
+ * The message store without its lease-conditioned writes, so the runtime renews through the
+ * granting session store before each write instead of asking the database's lease.
+ */
+function unconditionedWrites(messages: RuntimeMessageStore): RuntimeMessageStore {
+  return new Proxy(messages, {
+    get(target, property) {
+      if (property === 'leaseConditionedWrites') return false;
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 function sleep(milliseconds: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, milliseconds));
 }
@@ -80,7 +95,13 @@ async function main(): Promise<void> {
   const runtime = await new InProcessRuntimeBuilder()
     .llmSim(model)
     .backends(
-      task.bypassLease ? { ...backends, sessions: grantingLease(backends.sessions) } : backends,
+      task.bypassLease
+        ? {
+            ...backends,
+            sessions: grantingLease(backends.sessions),
+            messages: unconditionedWrites(backends.messages),
+          }
+        : backends,
     )
     .build();
   process.stdout.write('ready\n');

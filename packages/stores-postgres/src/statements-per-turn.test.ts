@@ -131,7 +131,10 @@ describe('statements of a math turn on PostgreSQL', () => {
       recorder.start();
       const result = await runtime.runTextTurn(session.id, 'What is 2 + 2?');
       const sent = recorder.stop();
-      if (process.env.SHOW_SQL) console.log(sent.map((s, i) => `${i} ${s.named ? "N" : "-"} ${s.text.slice(0, 160)}`).join("\n"));
+      if (process.env.SHOW_SQL)
+        console.log(
+          sent.map((s, i) => `${i} ${s.named ? 'N' : '-'} ${s.text.slice(0, 160)}`).join('\n'),
+        );
       expect(result.response).toBe('4');
       const statements = backends.queryCount() - before;
       expect(sent).toHaveLength(statements);

@@ -36,14 +36,14 @@ const MODULES = join(DOCS, 'node_modules');
 const WORK = join(MODULES, '.doc-snippets');
 const RUN_TIMEOUT_MS = 90_000;
 /**
- * Node's arguments for a TypeScript child process. Under `pnpm test`, which builds every package
- * first (`EVERRUNS_TEST_BUILT=1`), workspace packages load from their fresh `dist`, so the child
- * does not transpile every package's sources on start; a direct vitest run loads the sources.
+ * Under `pnpm test`, which builds every package first (`EVERRUNS_TEST_BUILT=1`), the one tsc run
+ * that type-checks the blocks also emits their JavaScript, and each block runs with
+ * Node alone, loading the packages' fresh `dist` (a loader such as tsx costs about a second of
+ * CPU per process, a hundred blocks over). A direct vitest run type-checks only and runs each
+ * block through tsx against the packages' sources, so it needs no build.
  */
-const TSX_ARGS =
-  process.env.EVERRUNS_TEST_BUILT === '1'
-    ? ['--import', 'tsx']
-    : ['--conditions=@everruns-ts/source', '--import', 'tsx'];
+const BUILT = process.env.EVERRUNS_TEST_BUILT === '1';
+const TSX_ARGS = ['--conditions=@everruns-ts/source', '--import', 'tsx'];
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 // The guide's PostgreSQL pages read the stores' secret key from the environment, as a reader who
 // followed them exported it; every block of a run shares this one (a test-only key).
@@ -260,7 +260,15 @@ beforeAll(() => {
     JSON.stringify(
       {
         extends: '../../tsconfig.json',
-        compilerOptions: { noEmit: true, incremental: false },
+        compilerOptions: BUILT
+          ? {
+              noEmit: false,
+              declaration: false,
+              incremental: false,
+              rootDir: '.',
+              outDir: EMIT_DIR,
+            }
+          : { noEmit: true, incremental: false },
         files: snippets.map((snippet) => snippet.file),
         include: [],
       },
@@ -270,13 +278,24 @@ beforeAll(() => {
   );
 });
 
+/**
+ * Where tsc writes the blocks' JavaScript, inside WORK: the packages resolve from there as from
+ * the blocks, and a `vitest` block's imports of its page's other blocks still find the TypeScript.
+ */
+const EMIT_DIR = '.emitted';
+
+/** The JavaScript tsc emits for a block: `.ts` as `.js`, `.mts` as `.mjs`, under EMIT_DIR. */
+function emittedJavaScript(file: string): string {
+  return join(EMIT_DIR, file.replace(/\.(m?)ts$/, '.$1js'));
+}
+
 let typeCheckRun: Promise<{ problems: string[]; failure: string | undefined }> | undefined;
 
 /**
  * One tsc run over every block (started by the first page that needs it, shared by the rest):
  * the errors in the blocks, at their line in the page (`page:line: error …`); errors inside the
  * packages' own sources are their typecheck's business. `failure` is set when tsc failed
- * without any diagnostic.
+ * without any diagnostic. Under `pnpm test` the same run emits the blocks' JavaScript.
  */
 function typeCheck(): Promise<{ problems: string[]; failure: string | undefined }> {
   typeCheckRun ??= (async () => {
@@ -345,9 +364,15 @@ describe('docs', () => {
               ],
               { timeout: RUN_TIMEOUT_MS },
             )
-          : await exec(process.execPath, [...TSX_ARGS, join(WORK, snippet.file)], {
-              timeout: RUN_TIMEOUT_MS,
-            });
+          : BUILT
+            ? await typeCheck().then(() =>
+                exec(process.execPath, [join(WORK, emittedJavaScript(snippet.file))], {
+                  timeout: RUN_TIMEOUT_MS,
+                }),
+              )
+            : await exec(process.execPath, [...TSX_ARGS, join(WORK, snippet.file)], {
+                timeout: RUN_TIMEOUT_MS,
+              });
         if (result.code !== 0) {
           throw new Error(
             `${snippet.page}:${snippet.line} exited with ${result.code}\n${result.stderr}${result.stdout}`,

@@ -231,7 +231,9 @@ export interface RuntimeMessageStore {
    * True when the store honours {@link MessageWriteOptions.lease} on its writes (renewing the
    * session's turn lease and writing in one atomic step); absent or false otherwise. Optional: a
    * backend sharing the session store's data offers it so a leased turn's message write costs one
-   * request instead of a renewal and a write.
+   * request instead of a renewal and a write. The leases it checks are those of its own backend's
+   * session store: a bundle that pairs it with another backend's session store must hide the flag
+   * (the runtime then renews through that session store before each write).
    */
   readonly leaseConditionedWrites?: boolean;
   /** Appends the user's input as a `user` message (`options` as {@link storeMessage}'s). */

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import {
   EverrunsError,
   type InputMessage,
@@ -9,7 +10,6 @@ import {
   type SessionScheduleRequest,
   sessionScheduleSchema,
 } from '@everruns-ts/core';
-import cronParser from 'cron-parser';
 
 /** The session storage prefix under which schedules are kept (`schedules/<scheduleId>`). */
 export const SCHEDULE_STORAGE_PREFIX = 'schedules/';
@@ -19,6 +19,18 @@ export const SCHEDULE_STORAGE_PREFIX = 'schedules/';
  * runtimes sharing the stores, the one that stores the claim delivers that run.
  */
 export const SCHEDULE_RUN_CLAIM_PREFIX = 'schedule-runs/';
+
+/**
+ * cron-parser (CommonJS, with luxon) is loaded on the first cron expression rather than with the
+ * runtime: it takes ~20 ms to load, which every process would pay at start for a feature most
+ * never use.
+ */
+let cronParser: typeof import('cron-parser') | undefined;
+const requireFromHere = createRequire(import.meta.url);
+function loadCronParser(): typeof import('cron-parser') {
+  cronParser ??= requireFromHere('cron-parser') as typeof import('cron-parser');
+  return cronParser;
+}
 
 /** The longest a Node timer may wait; longer waits are chained. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -59,7 +71,7 @@ export function nextCronRun(expression: string, timezone: string, after: Date): 
     );
   }
   try {
-    return cronParser
+    return loadCronParser()
       .parseExpression(fields.join(' '), { currentDate: after, tz: timezone })
       .next()
       .toDate();

@@ -95,9 +95,13 @@ export function mcpServerDefinitionTests(initializer: RuntimeStoreInitializer): 
       await all.harnesses.addHarness(harness);
       await all.agents.addAgent(agent);
       await all.sessions.createSession(session);
-      for (const load of [all.loadTurnSnapshot, all.loadSessionSetup]) {
+      const loads = [
+        all.loadTurnSnapshot && (() => all.loadTurnSnapshot?.(session.id)),
+        all.loadSessionSetup && (() => all.loadSessionSetup?.(session.id)),
+      ];
+      for (const load of loads) {
         if (!load) continue;
-        const snapshot = await load.call(all, session.id);
+        const snapshot = await load();
         expect(snapshot?.session).toEqual(session);
         expect(snapshot?.harnessChain).toEqual([harness]);
         expect(snapshot?.agent).toEqual(agent);

@@ -35,6 +35,31 @@ describe('CollectingEventBus bound per session', () => {
     ]);
   });
 
+  it('merges in emission order when a second session follows a long single one', async () => {
+    // A single session's log keeps no emission numbers until a second session appears.
+    const bus = new CollectingEventBus({ maxEventsPerSession: 3 });
+    await emitMany(bus, 'session_a', 5);
+    expect(bus.collectedEvents().map((event) => event.seq)).toEqual([3, 4, 5]);
+    await emitMany(bus, 'session_b', 1);
+    await emitMany(bus, 'session_a', 1);
+    expect(bus.collectedEvents().map((event) => `${event.sessionId}:${event.seq}`)).toEqual([
+      'session_a:4',
+      'session_a:5',
+      'session_b:1',
+      'session_a:6',
+    ]);
+    bus.clear();
+    await emitMany(bus, 'session_b', 2);
+    await emitMany(bus, 'session_c', 1);
+    await emitMany(bus, 'session_b', 1);
+    expect(bus.collectedEvents().map((event) => `${event.sessionId}:${event.seq}`)).toEqual([
+      'session_b:2',
+      'session_b:3',
+      'session_c:1',
+      'session_b:4',
+    ]);
+  });
+
   it('keeps 1,000 events per session by default and every event with Infinity', async () => {
     expect(DEFAULT_MAX_EVENTS_PER_SESSION).toBe(1000);
     const bounded = new CollectingEventBus();

@@ -7,7 +7,7 @@ import {
   newId,
   type RuntimeEvent,
 } from '@everruns-ts/core';
-import { freezeCopy } from './freeze-copy.js';
+import { freezeCopy, plainObjectFor } from './freeze-copy.js';
 
 /** Options of {@link CollectingEventBus}. */
 export interface CollectingEventBusOptions {
@@ -36,7 +36,8 @@ function copyData(data: Record<string, unknown> | undefined): Record<string, unk
   const prototype = Object.getPrototypeOf(data);
   if (prototype !== Object.prototype && prototype !== null) return freezeCopy(data);
   const keys = Object.keys(data);
-  const copy: Record<string, unknown> = {};
+  // Sized for its keys: no separate property array past four keys (see `plainObjectFor`).
+  const copy = plainObjectFor(keys.length);
   for (let index = 0; index < keys.length; index++) {
     const key = keys[index] as string;
     const value = data[key];
@@ -52,10 +53,14 @@ function copyData(data: Record<string, unknown> | undefined): Record<string, unk
 /** The default of {@link CollectingEventBusOptions.maxEventsPerSession}: 1,000 events. */
 export const DEFAULT_MAX_EVENTS_PER_SESSION = 1000;
 
-/** The kept events of one session, with the bus-wide emission number of each. */
+/**
+ * The kept events of one session, with the bus-wide emission number of each. While the bus keeps
+ * a single session's log, `orders` is left out (its events are the bus's latest, numbered on
+ * demand), which saves a number per event for a runtime of one session.
+ */
 interface SessionLog {
   readonly events: RuntimeEvent[];
-  readonly orders: number[];
+  orders: number[] | undefined;
 }
 
 /** Two hex digits per byte value. */
@@ -182,23 +187,33 @@ export class CollectingEventBus implements EventBus {
   #keep(event: RuntimeEvent): void {
     let log = this.#bySession.get(event.sessionId);
     if (log === undefined) {
-      log = { events: [], orders: [] };
+      // A second log: the first gets its numbers now (its events were the bus's latest).
+      for (const other of this.#bySession.values()) other.orders ??= this.#ordersOf(other);
+      log = { events: [], orders: this.#bySession.size === 0 ? undefined : [] };
       this.#bySession.set(event.sessionId, log);
     }
     log.events.push(event);
-    log.orders.push(++this.#order);
+    ++this.#order;
+    log.orders?.push(this.#order);
     const max = this.#maxEventsPerSession;
     if (log.events.length >= max + Math.ceil(max / 2)) {
       const drop = log.events.length - max;
       log.events.splice(0, drop);
-      log.orders.splice(0, drop);
+      log.orders?.splice(0, drop);
     }
+  }
+
+  /** The emission numbers of a log's events: its own, or (the only log) the bus's latest ones. */
+  #ordersOf(log: SessionLog): number[] {
+    if (log.orders !== undefined) return log.orders;
+    const first = this.#order - log.events.length + 1;
+    return Array.from({ length: log.events.length }, (_, index) => first + index);
   }
 
   /** The kept events of a session's log that reads show (its latest `maxEventsPerSession`). */
   #visible(log: SessionLog): { events: RuntimeEvent[]; orders: number[] } {
     const from = Math.max(0, log.events.length - this.#maxEventsPerSession);
-    return { events: log.events.slice(from), orders: log.orders.slice(from) };
+    return { events: log.events.slice(from), orders: this.#ordersOf(log).slice(from) };
   }
 
   /**
@@ -208,7 +223,8 @@ export class CollectingEventBus implements EventBus {
   collectedEvents(sessionId?: string): RuntimeEvent[] {
     if (sessionId !== undefined) {
       const log = this.#bySession.get(sessionId);
-      return log === undefined ? [] : this.#visible(log).events;
+      if (log === undefined) return [];
+      return log.events.slice(Math.max(0, log.events.length - this.#maxEventsPerSession));
     }
     const numbered: { order: number; event: RuntimeEvent }[] = [];
     for (const log of this.#bySession.values()) {

@@ -19,6 +19,22 @@ describe('freezeCopy', () => {
   });
 });
 
+describe('freezeCopy objects', () => {
+  it('are plain objects of any key count, keys in order', () => {
+    for (const count of [0, 1, 4, 5, 16, 17, 40]) {
+      const value = Object.fromEntries(
+        Array.from({ length: count }, (_, index) => [`k${index}`, { v: index }]),
+      );
+      const copy = freezeCopy(value);
+      expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+      expect(copy.constructor).toBe(Object);
+      expect(Object.keys(copy)).toEqual(Object.keys(value));
+      expect(copy).toStrictEqual(value);
+      expect(copy).not.toBe(value);
+    }
+  });
+});
+
 describe('InMemoryMessageStore and hostile keys', () => {
   it('stores and loads tool-call arguments with a __proto__ key unchanged', async () => {
     const store = new InMemoryMessageStore();

@@ -16,9 +16,37 @@ interface CopyFrame {
 }
 
 function frameOf(source: Record<string, unknown> | unknown[]): CopyFrame {
-  return Array.isArray(source)
-    ? { source, copy: new Array(source.length), keys: undefined, next: 0 }
-    : { source, copy: {}, keys: Object.keys(source), next: 0 };
+  if (Array.isArray(source)) {
+    return { source, copy: new Array(source.length), keys: undefined, next: 0 };
+  }
+  const keys = Object.keys(source);
+  return { source, copy: plainObjectFor(keys.length), keys, next: 0 };
+}
+
+/**
+ * One constructor per key count (0 to 16) whose instances are plain objects (their prototype is
+ * `Object.prototype`, so `constructor` is `Object`): V8 sizes a constructor's instances to the
+ * properties they are given (in-object slack tracking), whereas `{}` always reserves four slots
+ * and keeps a fifth key onwards in a separate property array. A copy of two keys then takes 40
+ * bytes instead of 56, one of six 72 instead of 96.
+ */
+const PLAIN_OBJECT_MAKERS: ReadonlyArray<new () => Record<string, unknown>> = Array.from(
+  { length: 17 },
+  () => {
+    const maker = function PlainObject() {} as unknown as new () => Record<string, unknown>;
+    maker.prototype = Object.prototype;
+    return maker;
+  },
+);
+
+/**
+ * An empty plain object sized for `keyCount` properties (see {@link PLAIN_OBJECT_MAKERS}); `{}`
+ * past 16 keys. Set its keys by assignment (define `__proto__`, as assigning it would set the
+ * prototype).
+ */
+export function plainObjectFor(keyCount: number): Record<string, unknown> {
+  const Maker = PLAIN_OBJECT_MAKERS[keyCount];
+  return Maker === undefined ? {} : new Maker();
 }
 
 /**
@@ -65,8 +93,9 @@ function quickFreezeCopy(
     }
     copy = array;
   } else {
-    const object: Record<string, unknown> = {};
-    for (const key of Object.keys(source)) {
+    const keys = Object.keys(source);
+    const object = plainObjectFor(keys.length);
+    for (const key of keys) {
       let child = source[key];
       if (isPlainData(child)) {
         const copied = quickFreezeCopy(child, ancestors);

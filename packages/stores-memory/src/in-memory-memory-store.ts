@@ -7,9 +7,9 @@ interface StoredEntry {
   version: number;
 }
 
-/** The memory capability's long-lived entries, per scope, in memory. */
+/** The memory capability's long-lived entries, per scope, in memory (maps made on the first write). */
 export class InMemoryMemoryStore implements MemoryStore {
-  readonly #scopes = new Map<string, Map<string, StoredEntry>>();
+  #scopes: Map<string, Map<string, StoredEntry>> | undefined;
   #version = 0;
 
   /** Creates or replaces the entry under `entry.key`, keeping the original `createdAt`. */
@@ -17,6 +17,7 @@ export class InMemoryMemoryStore implements MemoryStore {
     scope: string,
     entry: { key: string; content: string; tags?: string[] },
   ): Promise<MemoryEntry> {
+    this.#scopes ??= new Map();
     let entries = this.#scopes.get(scope);
     if (entries === undefined) {
       entries = new Map();
@@ -41,7 +42,7 @@ export class InMemoryMemoryStore implements MemoryStore {
    * written first, at most `limit` of them (all by default).
    */
   async recall(scope: string, query?: string, limit?: number): Promise<MemoryEntry[]> {
-    const entries = this.#scopes.get(scope);
+    const entries = this.#scopes?.get(scope);
     if (entries === undefined) return [];
     const needle = query?.toLowerCase() ?? '';
     const found: StoredEntry[] = [];
@@ -63,6 +64,6 @@ export class InMemoryMemoryStore implements MemoryStore {
 
   /** Deletes the entry; false when nothing was stored under `key`. */
   async forget(scope: string, key: string): Promise<boolean> {
-    return this.#scopes.get(scope)?.delete(key) ?? false;
+    return this.#scopes?.get(scope)?.delete(key) ?? false;
   }
 }

@@ -13,21 +13,21 @@ export interface InMemoryProviderStoreOptions {
   models?: Record<string, ModelWithProvider>;
 }
 
-/** Models and the default model, kept in memory as frozen copies. */
+/** Models and the default model, kept in memory as frozen copies (the model map made on the first model). */
 export class InMemoryProviderStore implements RuntimeProviderStore {
-  readonly #models = new Map<string, ModelWithProvider>();
+  #models: Map<string, ModelWithProvider> | undefined;
   #defaultModel: ModelWithProvider | null = null;
 
   constructor(options: InMemoryProviderStoreOptions = {}) {
     if (options.defaultModel !== undefined) this.#defaultModel = freezeCopy(options.defaultModel);
     for (const [modelId, model] of Object.entries(options.models ?? {})) {
-      this.#models.set(modelId, freezeCopy(model));
+      this.#map().set(modelId, freezeCopy(model));
     }
   }
 
   /** The model registered under `modelId`, or `null`. */
   async getModelWithProvider(modelId: string): Promise<ModelWithProvider | null> {
-    return this.#models.get(modelId) ?? null;
+    return this.#models?.get(modelId) ?? null;
   }
 
   /**
@@ -36,7 +36,13 @@ export class InMemoryProviderStore implements RuntimeProviderStore {
    */
   async addModel(modelId: string, model: ModelWithProvider): Promise<void> {
     checkModelOptions(model);
-    this.#models.set(modelId, freezeCopy(model));
+    this.#map().set(modelId, freezeCopy(model));
+  }
+
+  /** The model map, made on first use. */
+  #map(): Map<string, ModelWithProvider> {
+    this.#models ??= new Map();
+    return this.#models;
   }
 
   /** The default model, or `null` when none was set. */

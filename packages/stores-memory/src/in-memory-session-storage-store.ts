@@ -7,7 +7,8 @@ import { sortedKeysWithPrefix } from './freeze-copy.js';
  */
 export class InMemorySessionStorageStore implements SessionStorageStore {
   readonly #values = new Map<string, Map<string, string>>();
-  readonly #secrets = new Map<string, Map<string, string>>();
+  /** Made on the first secret: most sessions store none. */
+  #secrets: Map<string, Map<string, string>> | undefined;
 
   /** The value under `key`, or `null`. */
   async getValue(sessionId: string, key: string): Promise<string | null> {
@@ -53,22 +54,23 @@ export class InMemorySessionStorageStore implements SessionStorageStore {
 
   /** The secret under `key`, or `null`. */
   async getSecret(sessionId: string, key: string): Promise<string | null> {
-    return this.#secrets.get(sessionId)?.get(key) ?? null;
+    return this.#secrets?.get(sessionId)?.get(key) ?? null;
   }
 
   /** Creates or replaces the secret under `key`. */
   async setSecret(sessionId: string, key: string, value: string): Promise<void> {
+    this.#secrets ??= new Map();
     mapOf(this.#secrets, sessionId).set(key, value);
   }
 
   /** Deletes the secret; false when nothing was stored. */
   async deleteSecret(sessionId: string, key: string): Promise<boolean> {
-    return this.#secrets.get(sessionId)?.delete(key) ?? false;
+    return this.#secrets?.get(sessionId)?.delete(key) ?? false;
   }
 
   /** Secret keys starting with `prefix`, sorted. */
   async listSecretKeys(sessionId: string, prefix?: string): Promise<string[]> {
-    return sortedKeysWithPrefix(this.#secrets.get(sessionId), prefix);
+    return sortedKeysWithPrefix(this.#secrets?.get(sessionId), prefix);
   }
 }
 

@@ -229,15 +229,20 @@ export class InProcessRuntime {
   readonly #adapter: RuntimeHostAdapter;
   readonly #defaultSessionId: string | undefined;
   readonly #running = new Map<string, RunningTurn>();
-  readonly #turnContexts = new Map<string, AssembledTurnContext>();
+  /** Made on the first kept context (none with `keepTurnContexts: 0`). */
+  #turnContexts: Map<string, AssembledTurnContext> | undefined;
   readonly #latestContext = new Map<string, AssembledTurnContext>();
   readonly #keepTurnContexts: number;
   readonly #turnLease: ResolvedTurnLeaseOptions;
   readonly #prices: ModelPrices | undefined;
   /** Names this runtime in the turn leases it holds (`<instance>/<turnId>`). */
   readonly #instanceId = `runtime_${crypto.randomUUID().replaceAll('-', '')}`;
-  /** Fires when {@link close} is called: running turns stop (`ABORTED`), new ones are refused. */
-  readonly #closer = new AbortController();
+  /**
+   * Set by {@link close} (the `RUNTIME_CLOSED` error running turns are aborted with): running
+   * turns stop (`ABORTED`), new ones are refused. A plain field rather than an `AbortController`,
+   * which would hold an event target and two maps per runtime for a signal nobody listens to.
+   */
+  #closedReason: EverrunsError | undefined;
   /**
    * How {@link close} aborts each running turn (one function per turn), so however many turns run
    * at once no listener gathers on a long-lived signal; a turn removes its own when it ends.
@@ -308,7 +313,7 @@ export class InProcessRuntime {
    */
   rearmSchedules(): Promise<number> {
     this.#rearmed = (this.#rearmed ?? Promise.resolve(0)).then(() =>
-      this.#closer.signal.aborted ? 0 : this.#schedules.rearm(),
+      this.#closedReason !== undefined ? 0 : this.#schedules.rearm(),
     );
     return this.#rearmed;
   }
@@ -319,7 +324,7 @@ export class InProcessRuntime {
    * its own failure; nothing is thrown.
    */
   async #deliverScheduled(sessionId: string, input: InputMessage): Promise<void> {
-    for (let attempt = 0; !this.#closer.signal.aborted; attempt++) {
+    for (let attempt = 0; this.#closedReason === undefined; attempt++) {
       try {
         await this.runTurn(sessionId, input);
         return;
@@ -593,7 +598,7 @@ export class InProcessRuntime {
     const onCaller = () => abort(signal?.reason);
     const turnClosers = this.#turnClosers;
     if (signal?.aborted) abort(signal.reason);
-    else if (this.#closer.signal.aborted) abort(this.#closer.signal.reason);
+    else if (this.#closedReason !== undefined) abort(this.#closedReason);
     else if (held.isLost) abort(held.lostReason);
     let stopWatchingLease: (() => void) | undefined;
     if (!controller.signal.aborted) {
@@ -636,7 +641,7 @@ export class InProcessRuntime {
    * settles so {@link close} can wait for it.
    */
   #track<T>(run: () => Promise<T>): Promise<T> {
-    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    if (this.#closedReason !== undefined) return Promise.reject(runtimeClosedError());
     const turn = run();
     const settled = turn.then(
       () => undefined,
@@ -656,7 +661,7 @@ export class InProcessRuntime {
    * `INVALID_INPUT` when the turn ends or pauses for client tool results before taking it.
    */
   steer(sessionId: string, input: InputMessage): Promise<SteeringReceipt> {
-    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    if (this.#closedReason !== undefined) return Promise.reject(runtimeClosedError());
     const parsedInput = inputMessageSchema.safeParse(input);
     if (!parsedInput.success)
       return Promise.reject(invalidInputError('input message', parsedInput.error));
@@ -825,7 +830,7 @@ export class InProcessRuntime {
    * the model's `apiKey`, or `undefined`.
    */
   turnContext(turnId: string): AssembledTurnContext | undefined {
-    const context = this.#turnContexts.get(turnId);
+    const context = this.#turnContexts?.get(turnId);
     return context && turnContextWithoutSecrets(context);
   }
 
@@ -893,7 +898,7 @@ export class InProcessRuntime {
     capabilityId: string,
     config?: unknown,
   ): Promise<CapabilityChange> {
-    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    if (this.#closedReason !== undefined) return Promise.reject(runtimeClosedError());
     return activateSessionCapability(this.#adapter, sessionId, capabilityId, config);
   }
 
@@ -904,7 +909,7 @@ export class InProcessRuntime {
    * `DEPENDENCY_BLOCKED`, `RUNTIME_CLOSED`.
    */
   deactivateCapability(sessionId: string, capabilityId: string): Promise<CapabilityChange> {
-    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    if (this.#closedReason !== undefined) return Promise.reject(runtimeClosedError());
     return deactivateSessionCapability(this.#adapter, sessionId, capabilityId);
   }
 
@@ -928,7 +933,7 @@ export class InProcessRuntime {
     args?: string,
     options: ExecuteSessionCommandOptions = {},
   ): Promise<SessionCommandResult> {
-    if (this.#closer.signal.aborted) return Promise.reject(runtimeClosedError());
+    if (this.#closedReason !== undefined) return Promise.reject(runtimeClosedError());
     return executeSessionCommand(this.#adapter, sessionId, command, args, options);
   }
 
@@ -973,8 +978,9 @@ export class InProcessRuntime {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#schedules.close();
-      this.#closer.abort(runtimeClosedError());
-      for (const abortTurn of [...this.#turnClosers]) abortTurn(this.#closer.signal.reason);
+      const reason = runtimeClosedError();
+      this.#closedReason = reason;
+      for (const abortTurn of [...this.#turnClosers]) abortTurn(reason);
       await Promise.all([...this.#turns]);
       try {
         await this.platform.mcpToolSource?.close();
@@ -1005,6 +1011,8 @@ export class InProcessRuntime {
     const context = this.#latestContext.get(turnId);
     this.#latestContext.delete(turnId);
     if (!context) return;
+    if (this.#keepTurnContexts === 0) return;
+    this.#turnContexts ??= new Map();
     this.#turnContexts.set(turnId, context);
     if (this.#turnContexts.size > this.#keepTurnContexts) {
       const oldest = this.#turnContexts.keys().next().value;

@@ -93,7 +93,8 @@ export function nextCronRun(expression: string, timezone: string, after: Date): 
 export class InProcessSchedules implements ScheduleHost {
   readonly #options: InProcessSchedulesOptions;
   readonly #now: () => number;
-  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Armed timers by schedule id, made on the first (most runtimes arm none). */
+  #timers: Map<string, ReturnType<typeof setTimeout>> | undefined;
   #closed = false;
 
   constructor(options: InProcessSchedulesOptions) {
@@ -137,7 +138,7 @@ export class InProcessSchedules implements ScheduleHost {
     for (const session of await this.#options.backends.sessions.listSessions()) {
       for (const schedule of await this.list(session.id)) {
         if (this.#closed) return armed;
-        if (schedule.enabled && schedule.nextRunAt !== null && !this.#timers.has(schedule.id)) {
+        if (schedule.enabled && schedule.nextRunAt !== null && !this.#timers?.has(schedule.id)) {
           this.#arm(schedule);
           armed++;
         }
@@ -149,8 +150,8 @@ export class InProcessSchedules implements ScheduleHost {
   /** Clears every timer; nothing fires afterwards. */
   close(): void {
     this.#closed = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    for (const timer of this.#timers?.values() ?? []) clearTimeout(timer);
+    this.#timers?.clear();
   }
 
   #arm(schedule: SessionSchedule): void {
@@ -160,20 +161,21 @@ export class InProcessSchedules implements ScheduleHost {
     const wait = Math.max(0, due - this.#now());
     const timer = setTimeout(
       () => {
-        this.#timers.delete(schedule.id);
+        this.#timers?.delete(schedule.id);
         if (wait > MAX_TIMER_MS) this.#arm(schedule);
         else void this.#fire(schedule.sessionId, schedule.id).catch(() => {});
       },
       Math.min(wait, MAX_TIMER_MS),
     );
     timer.unref?.();
+    this.#timers ??= new Map();
     this.#timers.set(schedule.id, timer);
   }
 
   #disarm(scheduleId: string): void {
-    const timer = this.#timers.get(scheduleId);
+    const timer = this.#timers?.get(scheduleId);
     if (timer !== undefined) clearTimeout(timer);
-    this.#timers.delete(scheduleId);
+    this.#timers?.delete(scheduleId);
   }
 
   async #fire(sessionId: string, scheduleId: string): Promise<void> {

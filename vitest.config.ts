@@ -20,6 +20,13 @@ export default defineConfig({
         test: {
           name: 'packages',
           include: ['packages/*/src/**/*.test.ts', 'internal/*/src/**/*.test.ts'],
+          // The attack suites assert event-loop stalls, so they run on their own, one file at a
+          // time (`pnpm run test:latency` sets EVERRUNS_ATTACK_SUITES=only); a CLI --exclude
+          // does not reach a project's files.
+          exclude:
+            process.env.EVERRUNS_ATTACK_SUITES === 'only'
+              ? ['**/node_modules/**', '**/dist/**']
+              : ['**/node_modules/**', '**/dist/**', '**/*-attacks.test.ts'],
           isolate: false,
         },
       },

@@ -9,39 +9,13 @@ export default defineConfig({
   resolve: { conditions: ['@everruns-ts/source'] },
   ssr: { resolve: { conditions: ['@everruns-ts/source'] } },
   test: {
-    // Two projects. The packages' own tests share each worker's module graph between files
-    // (`isolate: false`): their files import the same sources, and importing them again for every
-    // file cost more CPU than the tests themselves (a 60-file slice: 76 s -> 15 s). The docs,
-    // examples, benchmarks and scripts keep a fresh module graph per file (the scripts load
-    // CommonJS tools whose dependencies differ by version from file to file).
-    projects: [
-      {
-        extends: true,
-        test: {
-          name: 'packages',
-          include: ['packages/*/src/**/*.test.ts', 'internal/*/src/**/*.test.ts'],
-          // The attack suites assert event-loop stalls, so they run on their own, one file at a
-          // time (`pnpm run test:latency` sets EVERRUNS_ATTACK_SUITES=only); a CLI --exclude
-          // does not reach a project's files.
-          exclude:
-            process.env.EVERRUNS_ATTACK_SUITES === 'only'
-              ? ['**/node_modules/**', '**/dist/**']
-              : ['**/node_modules/**', '**/dist/**', '**/*-attacks.test.ts'],
-          isolate: false,
-        },
-      },
-      {
-        extends: true,
-        test: {
-          name: 'docs-apps-scripts',
-          include: [
-            'apps/**/*.test.ts',
-            'docs/**/*.test.ts',
-            'bench/**/*.test.ts',
-            'scripts/**/*.test.ts',
-          ],
-        },
-      },
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'internal/*/src/**/*.test.ts',
+      'apps/**/*.test.ts',
+      'docs/**/*.test.ts',
+      'bench/**/*.test.ts',
+      'scripts/**/*.test.ts',
     ],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // The JSON report feeds the closing line CI prints (scripts/print-test-summary.mjs).

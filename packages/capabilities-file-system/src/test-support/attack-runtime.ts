@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Message, SessionFileSystemFactory, ToolResultPart } from '@everruns-ts/core';
 import { LlmSimConfig, type LlmSimToolCall } from '@everruns-ts/driver-llmsim';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { type InProcessRuntime, InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { afterAll } from 'vitest';
 import { FILE_SYSTEM_CAPABILITY_ID, fileSystemCapability } from '../index.js';
 
@@ -77,7 +77,34 @@ export async function attackRuntime(factory: SessionFileSystemFactory) {
     .build();
   const attacker = runtime.defaultSessionId() as string;
   const harnessId = (await runtime.getSession(attacker))?.harnessId as string;
+  await warmUp(runtime, script, harnessId);
   return { runtime, script, attacker, harnessId };
+}
+
+/**
+ * One ordinary turn with a file tool call in a session of its own, before any probe: the first
+ * turn of a process compiles the runtime's and the tools' code (and their schemas) once, work that
+ * measured up to ~100 ms of CPU when it fell inside the first attack's probe. The bounds are about
+ * what a hostile call costs, not that one-time start.
+ */
+async function warmUp(
+  runtime: InProcessRuntime,
+  script: Map<string, LlmSimToolCall[]>,
+  harnessId: string,
+): Promise<void> {
+  const session = (await runtime.createSession({ harnessId })).id;
+  script.set(session, [
+    { id: 'warm-write', name: 'write_file', arguments: { path: '/warm.txt', content: 'a\nb\n' } },
+    { id: 'warm-read', name: 'read_file', arguments: { path: '/warm.txt', offset: 1 } },
+    {
+      id: 'warm-edit',
+      name: 'edit_file',
+      arguments: { path: '/warm.txt', old_text: 'a', new_text: 'c' },
+    },
+  ]);
+  const result = await runtime.runTextTurn(session, 'warm up');
+  script.delete(session);
+  if (!result.success) throw new Error(`the warm-up turn failed: ${JSON.stringify(result.error)}`);
 }
 
 export function toolResult(

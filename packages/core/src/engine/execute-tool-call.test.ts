@@ -423,6 +423,34 @@ describe('executeToolCall', () => {
     ]);
   });
 
+  it('gives the context an enumerable signal and the scope a hidden one, the same signal', async () => {
+    let context: ToolContext | undefined;
+    let scope: { signal?: AbortSignal } | undefined;
+    const tool = defineTool({
+      name: 'inspect',
+      description: 'Records its context',
+      inputSchema: z.object({}),
+      execute: (_input, toolContext) => {
+        context = toolContext;
+      },
+    });
+    const deps = dependencies({}, (fileSystem, callScope) => {
+      scope = callScope;
+      return fileSystem;
+    });
+    await executeToolCall(deps, request(toolsOf(tool), { name: 'inspect', arguments: {} }));
+    expect(Object.keys(context ?? {})).toContain('signal');
+    expect(Object.keys(scope ?? {})).not.toContain('signal');
+    expect(JSON.parse(JSON.stringify(scope))).toEqual({
+      sessionId: context?.sessionId,
+      turnId: context?.turnId,
+      toolCallId: context?.toolCallId,
+      iteration: context?.iteration,
+    });
+    expect(scope?.signal).toBe(context?.signal);
+    expect({ ...context }.signal).toBe(context?.signal);
+  });
+
   it('hands the session workspace itself when the factory does not decorate per call', async () => {
     let seen: SessionFileSystem | undefined;
     const tool = defineTool({

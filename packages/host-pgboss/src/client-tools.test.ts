@@ -1,5 +1,5 @@
 import { newId } from '@everruns-ts/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestEnvironment,
   historyProblems,
@@ -22,8 +22,14 @@ beforeAll(async () => {
   environment = await createTestEnvironment('hostclient');
 });
 
+// Each test's hosts close when it ends: one pool of a few connections per host, so keeping them
+// to the end of the file held dozens of connections while another file ran beside it.
+afterEach(async () => {
+  const ending = started.splice(0);
+  for (const fixture of ending) await fixture.close().catch(() => {});
+});
+
 afterAll(async () => {
-  for (const fixture of started) await fixture.close().catch(() => {});
   await environment?.destroy();
 });
 

@@ -6,7 +6,7 @@ import {
 } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { initialTurnState, initialTurnStep, rememberWaitingTurn } from '@everruns-ts/runtime/host';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
 import { adminQuery } from './test-support/database.js';
 import {
@@ -30,8 +30,14 @@ beforeAll(async () => {
   environment = await createTestEnvironment('hostpgb');
 });
 
+// Each test's hosts close when it ends: one pool of a few connections per host, so keeping them
+// to the end of the file held dozens of connections while another file ran beside it.
+afterEach(async () => {
+  const ending = started.splice(0);
+  for (const fixture of ending) await fixture.close().catch(() => {});
+});
+
 afterAll(async () => {
-  for (const fixture of started) await fixture.close().catch(() => {});
   await environment?.destroy();
 });
 

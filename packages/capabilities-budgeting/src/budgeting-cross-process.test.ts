@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LLMSIM_DEFAULT_MODEL, type LlmUsage, messageText } from '@everruns-ts/core';
 import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
@@ -17,24 +16,9 @@ import {
   storedEvents,
 } from '@everruns-ts/runtime-suites';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
+import { nodeArgsFor } from '@everruns-ts/test-processes';
 import { afterAll, describe, expect, it } from 'vitest';
 import { budgetingCapability } from './index.js';
-
-/**
- * Node's arguments to run the TypeScript script at `source` in a child process. Under
- * `pnpm test`, which builds every package first (`EVERRUNS_TEST_BUILT=1`), the script's compiled
- * JavaScript in the package's fresh `dist` runs with Node alone (a loader such as tsx costs about
- * a second of CPU per process); a direct vitest run needs no build: tsx runs the source against
- * the workspace packages' sources.
- */
-function nodeArgsFor(source: URL): string[] {
-  const path = fileURLToPath(source);
-  if (process.env.EVERRUNS_TEST_BUILT !== '1') {
-    return ['--conditions=@everruns-ts/source', '--import', 'tsx', path];
-  }
-  const at = path.lastIndexOf(`${sep}src${sep}`);
-  return [`${path.slice(0, at)}${sep}dist${sep}${path.slice(at + 5).replace(/\.ts$/, '.js')}`];
-}
 
 // Issue 17: budgets are enforced across two processes sharing PostgreSQL. The budget lives in the
 // store (the usage stored with each agent message), so a second Node process, with its own

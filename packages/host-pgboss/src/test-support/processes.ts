@@ -1,23 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeArgsFor } from '@everruns-ts/test-processes';
 import type { FixtureConfig } from './fixture.js';
-
-/**
- * Node's arguments to run the TypeScript script at `source` in a child process. Under
- * `pnpm test`, which builds every package first (`EVERRUNS_TEST_BUILT=1`), the script's compiled
- * JavaScript in the package's fresh `dist` runs with Node alone (a loader such as tsx costs about
- * a second of CPU per process); a direct vitest run needs no build: tsx runs the source against
- * the workspace packages' sources.
- */
-function nodeArgsFor(source: URL): string[] {
-  const path = fileURLToPath(source);
-  if (process.env.EVERRUNS_TEST_BUILT !== '1') {
-    return ['--conditions=@everruns-ts/source', '--import', 'tsx', path];
-  }
-  const at = path.lastIndexOf(`${sep}src${sep}`);
-  return [`${path.slice(0, at)}${sep}dist${sep}${path.slice(at + 5).replace(/\.ts$/, '.js')}`];
-}
 
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const WORKER = new URL('./worker.ts', import.meta.url);

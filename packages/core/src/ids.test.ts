@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { uuidV7Hex } from './ids.js';
-import { isIdWithPrefix, newId } from './index.js';
+import { idFromWords, isIdWithPrefix, newId, newIdWithWords } from './index.js';
 
 describe('ids', () => {
   it('makes prefixed UUID v7 ids that sort in creation order', () => {
@@ -29,5 +29,20 @@ describe('ids', () => {
     expect(isIdWithPrefix(newId('session'), 'session')).toBe(true);
     expect(isIdWithPrefix(newId('session'), 'agent')).toBe(false);
     expect(isIdWithPrefix('session_1', 'session')).toBe(false);
+  });
+
+  it('gives an id as four words that make the same id again', () => {
+    const words = new Uint32Array(4 * 3000);
+    const ids = [];
+    // Enough ids to cross a refill of the random pool and many within one millisecond.
+    for (let index = 0; index < 3000; index++) {
+      ids.push(newIdWithWords(index % 2 === 0 ? 'evt' : 'session', words, index * 4));
+    }
+    for (const [index, id] of ids.entries()) {
+      expect(idFromWords(index % 2 === 0 ? 'evt' : 'session', words, index * 4)).toBe(id);
+    }
+    expect(idFromWords('evt', new Uint32Array([0xffffffff, 0, 0x80000001, 0x0a0b0c0d]), 0)).toBe(
+      'evt_ffffffff00000000800000010a0b0c0d',
+    );
   });
 });

@@ -76,9 +76,17 @@ function putUuidV7(at: number): number {
   for (let offset = 1; offset < 8; offset++) {
     index = putHex(index, pool[poolOffset + offset] as number);
   }
+  lastHigh = high;
+  lastLow = low;
+  lastPoolOffset = poolOffset;
   poolOffset += 8;
   return index;
 }
+
+/** What the last {@link putUuidV7} was made of, for {@link newIdWithWords}. */
+let lastHigh = 0;
+let lastLow = 0;
+let lastPoolOffset = 0;
 
 /**
  * The string of the first `length` codes of {@link codes}, made in one piece: a flat string of
@@ -104,6 +112,45 @@ export function newId(prefix: IdPrefix): string {
   for (let index = 0; index < length; index++) codes[index] = prefix.charCodeAt(index);
   codes[length] = 0x5f; // '_'
   return codesToString(putUuidV7(length + 1));
+}
+
+/**
+ * {@link newId}, also writing the id's 32 hex digits as four 32-bit words (the first eight digits
+ * in the first word) into `words` from `offset`, so a store can keep the id in 16 bytes and make
+ * it again with {@link idFromWords}.
+ */
+export function newIdWithWords(prefix: IdPrefix, words: Uint32Array, offset: number): string {
+  const id = newId(prefix);
+  const random = lastPoolOffset;
+  words[offset] = ((lastHigh & 0xffff) * 0x10000 + (lastLow >>> 16)) >>> 0;
+  words[offset + 1] = ((lastLow & 0xffff) * 0x10000 + 0x7000 + (sequence & 0xfff)) >>> 0;
+  words[offset + 2] =
+    (0x80 | ((pool[random] as number) & 0x3f)) * 0x1000000 +
+    (pool[random + 1] as number) * 0x10000 +
+    (pool[random + 2] as number) * 0x100 +
+    (pool[random + 3] as number);
+  words[offset + 3] =
+    (pool[random + 4] as number) * 0x1000000 +
+    (pool[random + 5] as number) * 0x10000 +
+    (pool[random + 6] as number) * 0x100 +
+    (pool[random + 7] as number);
+  return id;
+}
+
+/** The id `prefix_` and the 32 hex digits of the four words of `words` from `offset`. */
+export function idFromWords(prefix: IdPrefix, words: Uint32Array, offset: number): string {
+  const length = prefix.length;
+  for (let index = 0; index < length; index++) codes[index] = prefix.charCodeAt(index);
+  codes[length] = 0x5f; // '_'
+  let at = length + 1;
+  for (let word = 0; word < 4; word++) {
+    const value = words[offset + word] as number;
+    at = putHex(at, value >>> 24);
+    at = putHex(at, (value >>> 16) & 0xff);
+    at = putHex(at, (value >>> 8) & 0xff);
+    at = putHex(at, value & 0xff);
+  }
+  return codesToString(at);
 }
 
 /** True when `value` is a well-formed generated id with the given prefix. */

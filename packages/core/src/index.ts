@@ -122,10 +122,12 @@ export {
   type HarnessId,
   ID_PREFIXES,
   type IdPrefix,
+  idFromWords,
   idSchema,
   isIdWithPrefix,
   type MessageId,
   newId,
+  newIdWithWords,
   type SessionId,
   type TurnId,
 } from './ids.js';

@@ -79,4 +79,59 @@ describe('CollectingEventBus bound per session', () => {
       );
     }
   });
+
+  it('reads back every kept event as it was emitted (ids, times, seqs, turn ids, data)', async () => {
+    const bus = new CollectingEventBus({ maxEventsPerSession: 5 });
+    const emitted = [];
+    for (let index = 0; index < 12; index++) {
+      emitted.push(
+        await bus.emit({
+          type: index % 2 === 0 ? 'turn.started' : 'tool.completed',
+          sessionId: 'session_a',
+          ...(index % 3 === 0 ? {} : { turnId: `turn_${index}` }),
+          data: { index, nested: { list: [index, 'x'] } },
+        }),
+      );
+      // Events a few milliseconds apart as well as many in one millisecond.
+      if (index % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const kept = bus.collectedEvents('session_a');
+    expect(kept).toEqual(emitted.slice(-5));
+    expect(kept.map((event) => Object.keys(event))).toEqual(
+      emitted.slice(-5).map((event) => Object.keys(event)),
+    );
+    for (const [index, event] of kept.entries()) {
+      expect(Object.isFrozen(event)).toBe(true);
+      expect(event.data).toBe(emitted[7 + index]?.data);
+    }
+    expect(bus.collectedEvents()).toEqual(emitted.slice(-5));
+  });
+
+  it('keeps the seq of each event when an emit that failed used up a number', async () => {
+    const bus = new CollectingEventBus();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await bus.emit({ type: 'turn.started', sessionId: 'session_a', data: {} });
+    await expect(
+      bus.emit({ type: 'turn.started', sessionId: 'session_a', data: { cyclic } }),
+    ).rejects.toThrow(TypeError);
+    const after = await bus.emit({ type: 'turn.started', sessionId: 'session_a', data: {} });
+    expect(bus.collectedEvents('session_a').map((event) => event.seq)).toEqual([1, after.seq]);
+  });
+
+  it('reads back turn ids and types across many turns past the bound', async () => {
+    const bus = new CollectingEventBus({ maxEventsPerSession: 4 });
+    const emitted = [];
+    for (let index = 0; index < 40; index++) {
+      const request = {
+        // A type outside EVENT_TYPES (a JavaScript caller may send one) is kept as it is.
+        type: (index % 7 === 3 ? 'custom.kind' : 'tool.started') as 'tool.started',
+        sessionId: 'session_a',
+        ...(index % 5 === 4 ? {} : { turnId: `turn_${Math.floor(index / 3)}` }),
+        data: { index },
+      };
+      emitted.push(await bus.emit(request));
+      expect(bus.collectedEvents('session_a')).toEqual(emitted.slice(-4));
+    }
+  });
 });

@@ -315,8 +315,9 @@ export class CollectingEventBus implements EventBus {
         firstSeq: seq,
         seqs: undefined,
         count: 0,
-        words: new Uint32Array(WORDS_PER_EVENT * 8),
-        datas: new Array(8),
+        // Room for the 13 events of a math turn; a typed array is dear to make, so one at first.
+        words: new Uint32Array(WORDS_PER_EVENT * 16),
+        datas: new Array(16),
         turnIds: [],
         otherTypes: undefined,
         orders: this.#bySession.size === 0 ? undefined : [],
@@ -325,7 +326,7 @@ export class CollectingEventBus implements EventBus {
     }
     const index = log.count;
     if (log.datas.length <= index) {
-      // A quarter more (and 16): a log of 130 events has room for 135.
+      // A quarter more (and 16): a log of 130 events has room for 131.
       const room = index + (index >> 2) + 16;
       const words = new Uint32Array(WORDS_PER_EVENT * room);
       words.set(log.words);

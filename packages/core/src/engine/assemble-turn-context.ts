@@ -124,24 +124,50 @@ export async function assembleTurnContextWithSetup(
     }
   }
   if (compaction) parts.push(compactionSection(compaction));
+  const systemPrompt = parts.join('\n\n');
+  const { turnId, iteration } = options;
+  const withMcp = hasOwnKeys(setup.overlay.mcpServers);
+  if (!withMcp && !compaction && turnId !== undefined && iteration !== undefined) {
+    // A reason step's context (no MCP servers, no compaction) made whole in one literal, with the
+    // keys in the order the general case below gives them.
+    const context: AssembledTurnContext = {
+      sessionId,
+      overlay: setup.overlay,
+      systemPrompt,
+      capabilityPrompts,
+      tools: setup.toolSpecs,
+      messages,
+      model,
+      maxIterations: setup.maxIterations,
+      turnId,
+      iteration,
+    };
+    return { context, setup };
+  }
   const context: AssembledTurnContext = {
     sessionId,
     overlay: setup.overlay,
-    systemPrompt: parts.join('\n\n'),
+    systemPrompt,
     capabilityPrompts,
     tools: setup.toolSpecs,
     messages,
     model,
     maxIterations: setup.maxIterations,
   };
-  if (Object.keys(setup.overlay.mcpServers).length > 0) {
+  if (withMcp) {
     context.mcpTools = setup.mcpTools;
     context.mcpIssues = setup.mcpIssues;
   }
   if (compaction) context.compaction = compaction;
-  if (options.turnId !== undefined) context.turnId = options.turnId;
-  if (options.iteration !== undefined) context.iteration = options.iteration;
+  if (turnId !== undefined) context.turnId = turnId;
+  if (iteration !== undefined) context.iteration = iteration;
   return { context, setup };
+}
+
+/** True when `record` has an own enumerable key (without making the array of its keys). */
+function hasOwnKeys(record: object): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return true;
+  return false;
 }
 
 /**

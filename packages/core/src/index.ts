@@ -240,9 +240,11 @@ export {
 // Stores.
 export type {
   BatchingEventBus,
+  JointMessageWrite,
   LoadSessionSetupOptions,
   MemoryEntry,
   MemoryStore,
+  MessageEventBus,
   MessageFilter,
   MessagePage,
   MessagePageRequest,
@@ -258,6 +260,7 @@ export type {
   RuntimeSessionStore,
   SessionSetupSnapshot,
   SessionStorageStore,
+  StoredMessageAndEvents,
   StoreMessageOptions,
   SumUsageOptions,
   TurnLease,
@@ -358,7 +361,10 @@ export {
   type DependencyBlocker,
   detectDependencyBlocker,
 } from './engine/detect-dependency-blocker.js';
-export { emitEvents } from './engine/emit-events.js';
+export {
+  emitEvents,
+  storeMessageAndEmit,
+} from './engine/emit-events.js';
 export { truncateResult } from './engine/execute-tool-call.js';
 export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';
 // The atoms: input → reason → (act → reason)*.

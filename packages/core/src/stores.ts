@@ -427,6 +427,50 @@ export interface BatchingEventBus extends EventBus {
   emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]>;
 }
 
+/** What `storeMessageAndEmit` of `@everruns-ts/core` resolves with. */
+export interface StoredMessageAndEvents {
+  /** The stored message (or the one already stored with its idempotency key). */
+  message: Message;
+  /** The events emitted after it, in order. */
+  events: RuntimeEvent[];
+}
+
+/**
+ * What {@link MessageEventBus.storeMessageAndEmit} resolves with: the message, and the events
+ * when the bus wrote them with it (`null` when it did not: the caller emits them).
+ */
+export interface JointMessageWrite {
+  message: Message;
+  events: RuntimeEvent[] | null;
+}
+
+/**
+ * An {@link EventBus} that can store a message and the events announcing it in one round trip
+ * (`storeMessageAndEmit` of `@everruns-ts/core` uses it when the bus has it).
+ */
+export interface MessageEventBus extends EventBus {
+  /**
+   * Stores `message` and the events `events(stored)` builds in one atomic step, when `messages`
+   * is the message store of the bus's own backend and the message is appended: both or neither,
+   * the message as `messages.storeMessage(sessionId, message, options)` stores it (the lease of
+   * `options.lease` checked and renewed in the same step), the events as `emitEvents` emits them
+   * (in order, numbered consecutively, delivered to subscribers). Resolves `null`, changing
+   * nothing, when `messages` is another store (or a wrapper around one); and
+   * `{ message, events: null }` when it stored or found the message but did not write the
+   * events (an answered idempotent write, events it cannot write with it): the caller then emits
+   * them. `events` must build the same requests from equal messages: it may be called more than
+   * once (with other `seq` values) to prepare the write. A refused or failed write throws and
+   * emits nothing.
+   */
+  storeMessageAndEmit(
+    messages: RuntimeMessageStore,
+    sessionId: string,
+    message: NewMessage,
+    events: (stored: Message) => EventRequest[],
+    options?: StoreMessageOptions,
+  ): Promise<JointMessageWrite | null>;
+}
+
 /**
  * The part of a {@link TurnSnapshot} that defines a session's turn setup (no history), as
  * {@link RuntimeBackends.loadSessionSetup} loads it.

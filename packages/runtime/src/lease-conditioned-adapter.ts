@@ -1,5 +1,6 @@
 import {
   EverrunsError,
+  type MessageEventBus,
   type MessageWriteLease,
   type RuntimeMessageStore,
   type RuntimeSessionStore,
@@ -99,9 +100,39 @@ export function leaseConditionedAdapter(
           return messages.storeMessages(sessionId, batch);
         }) satisfies RuntimeMessageStore['storeMessages'],
       });
+  // A bus that stores a message with its events (`MessageEventBus`) writes through the message
+  // store it is given: the lease goes with the write as with `storeMessage`. A store without
+  // leased writes needs its renewal first, so its bus writes the two apart (the method hidden).
+  const { events } = adapter.backends;
+  const joint = events as Partial<MessageEventBus>;
+  const jointReplacements: Record<string, unknown> = {};
+  if (typeof joint.storeMessageAndEmit === 'function') {
+    jointReplacements.storeMessageAndEmit = messages.leaseConditionedWrites
+      ? (((_messages, sessionId, message, build, options) =>
+          leased(
+            (joint.storeMessageAndEmit as MessageEventBus['storeMessageAndEmit']).call(
+              events,
+              messages,
+              sessionId,
+              message,
+              build,
+              { ...options, lease: writeLease },
+            ),
+          )) satisfies MessageEventBus['storeMessageAndEmit'])
+      : undefined;
+  }
+  const conditionedEvents =
+    Object.keys(jointReplacements).length === 0
+      ? events
+      : replaceMethods(events, jointReplacements);
   return {
     ...adapter,
-    backends: { ...adapter.backends, sessions: conditionedSessions, messages: conditionedMessages },
+    backends: {
+      ...adapter.backends,
+      sessions: conditionedSessions,
+      messages: conditionedMessages,
+      events: conditionedEvents,
+    },
   };
 }
 

@@ -3,6 +3,7 @@ import type {
   EventBus,
   EventRequest,
   LlmUsage,
+  MessageEventBus,
   RuntimeEvent,
 } from '@everruns-ts/core';
 import type { TurnStopReason } from './turn-plan.js';
@@ -352,6 +353,23 @@ export function tapEventBus(
           });
         }
       : undefined;
+  const joint = bus as Partial<MessageEventBus>;
+  const storeMessageAndEmit: MessageEventBus['storeMessageAndEmit'] | undefined =
+    typeof joint.storeMessageAndEmit === 'function'
+      ? (...args) => {
+          const stored = (
+            joint.storeMessageAndEmit as MessageEventBus['storeMessageAndEmit']
+          ).apply(bus, args);
+          if (listeners.size === 0) return stored;
+          return stored.then((result) => {
+            for (const event of result?.events ?? []) {
+              const listener = listeners.get(event.sessionId);
+              if (listener !== undefined) deliver(listener, event);
+            }
+            return result;
+          });
+        }
+      : undefined;
   // The bus's other methods, bound to it once each.
   const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
   return new Proxy(bus, {
@@ -359,6 +377,9 @@ export function tapEventBus(
       if (property === 'emit') return emit;
       if (property === 'emitMany' && emitMany !== undefined) return emitMany;
       if (property === 'emitSync' && emitSync !== undefined) return emitSync;
+      if (property === 'storeMessageAndEmit' && storeMessageAndEmit !== undefined) {
+        return storeMessageAndEmit;
+      }
       const value = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
       const known = bound.get(property);

@@ -12,6 +12,7 @@ export {
 } from './helpers.js';
 export { mcpServerDefinitionTests, sampleMcpServers } from './mcp-server-definition-tests.js';
 export { memoryStoreTests } from './memory-store-tests.js';
+export { messageAndEventsTests } from './message-and-events-tests.js';
 export { messageSearchTests } from './message-search-tests.js';
 export { messageStoreTests } from './message-store-tests.js';
 export { providerStoreTests } from './provider-store-tests.js';

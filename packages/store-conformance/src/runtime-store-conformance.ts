@@ -4,6 +4,7 @@ import { ephemeralEventTests, eventBusTests } from './event-bus-tests.js';
 import { harnessStoreTests } from './harness-store-tests.js';
 import { mcpServerDefinitionTests } from './mcp-server-definition-tests.js';
 import { memoryStoreTests } from './memory-store-tests.js';
+import { messageAndEventsTests } from './message-and-events-tests.js';
 import { messageSearchTests } from './message-search-tests.js';
 import { messageStoreTests } from './message-store-tests.js';
 import { providerStoreTests } from './provider-store-tests.js';
@@ -42,6 +43,7 @@ export function runtimeStoreConformance(initializer: RuntimeStoreInitializer): v
       sessionStorageTests(initializer);
       memoryStoreTests(initializer);
       eventBusTests(initializer);
+      messageAndEventsTests(initializer);
       if (initializer.ephemeralEvents === true) ephemeralEventTests(initializer);
       const { additionalTests } = initializer;
       if (additionalTests !== undefined) {

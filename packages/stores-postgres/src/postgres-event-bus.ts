@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import {
-  type EventBus,
   type EventRequest,
   type EventType,
   type EverrunsLogger,
@@ -9,8 +8,14 @@ import {
   everrunsLoggerSchema,
   formatZodError,
   isEphemeralEventType,
+  type JointMessageWrite,
+  type Message,
+  type MessageEventBus,
+  type NewMessage,
   newId,
   type RuntimeEvent,
+  type RuntimeMessageStore,
+  type StoreMessageOptions,
   silentLogger,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -25,6 +30,7 @@ import {
   type RemoteNotification,
 } from './event-notifications.js';
 import { violatedConstraint } from './postgres-errors.js';
+import { type JointRows, PostgresMessageStore } from './postgres-message-store.js';
 import {
   checkSize,
   parseStored,
@@ -154,6 +160,13 @@ interface PendingNotification {
   sent: () => void;
 }
 
+/** Events prepared to be written with a message (see `PostgresEventBus.storeMessageAndEmit`). */
+interface JointEvents {
+  rows: JointRows;
+  /** The stored events, delivered: the message's `seq` in their data, theirs from `firstSeq`. */
+  finish(messageSeq: number, firstSeq: number): RuntimeEvent[];
+}
+
 /** Sessions whose last kept `seq` the bus remembers (for the `seq` of ephemeral events). */
 const REMEMBERED_SESSIONS = 10_000;
 /** Payloads sent per `NOTIFY` statement. */
@@ -177,7 +190,7 @@ const NOTIFY_BATCH = 200;
  * transaction. The `LISTEN` connection is opened by the first subscriber, closed when the last one
  * leaves, and reopened after a loss.
  */
-export class PostgresEventBus implements EventBus {
+export class PostgresEventBus implements MessageEventBus {
   readonly #context: StoreContext;
   readonly #subscribers = new Set<Subscriber>();
   readonly #keepEvents: boolean;
@@ -367,6 +380,193 @@ export class PostgresEventBus implements EventBus {
     this.#remember(sessionId, Math.max(...events.map((event) => event.seq)));
     for (const event of events) this.#deliver(event);
     return events;
+  }
+
+  /**
+   * Stores `message` and the events `events(stored)` builds in the INSERT's statement (see
+   * `MessageEventBus`) when `messages` is the message store of this bus's backend and the message
+   * is appended: one round trip, both or neither, the lease of `options.lease` renewed in it, the
+   * events' `NOTIFY` with them. To write them together the events are built twice, for two marker
+   * `seq` values, and their data must differ only where the marker stands (the statement puts
+   * the message's `seq` there). Resolves `null`, doing nothing, for another store (or a wrapper
+   * around one), and `{ message, events: null }` when the events were not written with the
+   * message (an answered write; ephemeral events, events of another session or data that would
+   * not match): the caller emits them.
+   */
+  async storeMessageAndEmit(
+    messages: RuntimeMessageStore,
+    sessionId: string,
+    message: NewMessage,
+    events: (stored: Message) => EventRequest[],
+    options?: StoreMessageOptions,
+  ): Promise<JointMessageWrite | null> {
+    if (typeof events !== 'function') throw new TypeError('events must be a function');
+    const own = PostgresMessageStore.sameBackend(messages, this.#context);
+    if (own === null) return null;
+    let prepared: JointEvents | null = null;
+    const { message: stored, joined } = await own.storeJointly(
+      sessionId,
+      message,
+      options,
+      (storedAt) => {
+        prepared = this.#prepareJoint(
+          sessionId,
+          storedAt,
+          events as (stored: Message | null) => EventRequest[],
+        );
+        return prepared?.rows ?? null;
+      },
+    );
+    const joint = prepared as JointEvents | null;
+    if (joint === null || joined === null) return { message: stored, events: null };
+    return { message: stored, events: joint.finish(stored.seq, Number(joined.joint_first_seq)) };
+  }
+
+  /**
+   * The events `build` makes for a message, prepared to be written in its INSERT's statement:
+   * `null` when they cannot be (none, ephemeral ones, another session's, data that depends on
+   * the message's `seq` other than by the number itself).
+   */
+  #prepareJoint(
+    sessionId: string,
+    storedAt: ((seq: number) => Message) | null,
+    build: (stored: Message | null) => EventRequest[],
+  ): JointEvents | null {
+    // Two markers of the same length that no id, time or count of a turn looks like.
+    const base = 100_000_000_000_000 + Math.floor(Math.random() * 400_000_000_000_000);
+    const marker = String(base);
+    const other = String(base + 500_000_000_000_000);
+    const requests = build(storedAt ? storedAt(base) : null);
+    const check = storedAt ? build(storedAt(base + 500_000_000_000_000)) : requests;
+    if (
+      !Array.isArray(requests) ||
+      requests.length === 0 ||
+      !Array.isArray(check) ||
+      check.length !== requests.length
+    ) {
+      return null;
+    }
+    const swap = (text: string) => text.split(marker).join(other);
+    const rows: { request: EventRequest; id: string; ts: string; data: string }[] = [];
+    for (const [index, request] of requests.entries()) {
+      const twin = check[index];
+      if (
+        request?.sessionId !== sessionId ||
+        this.#isEphemeral(request.type) ||
+        twin?.sessionId !== sessionId ||
+        twin.type !== request.type ||
+        twin.turnId !== request.turnId
+      ) {
+        return null;
+      }
+      requireString(request.type, 'request.type');
+      const data = stringifyForStore(request.data ?? {}, 'event data');
+      // Without a message the data must not hold the marker (it would be replaced).
+      if (swap(data) !== (storedAt ? stringifyForStore(twin.data ?? {}, 'event data') : data)) {
+        return null;
+      }
+      checkSize(this.#context, data, 'Event data');
+      rows.push({ request, id: newId('evt'), ts: new Date().toISOString(), data });
+    }
+    const withSeq = (text: string, seq: number) => text.split(marker).join(String(seq));
+    const eventsAt = (dataOf: (data: string) => string) =>
+      rows.map((row) => {
+        const event: RuntimeEvent = {
+          id: row.id,
+          type: row.request.type,
+          sessionId,
+          seq: 0,
+          ts: row.ts,
+          data: parseStored<Record<string, unknown>>(dataOf(row.data), 'event data'),
+        };
+        if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
+        return event;
+      });
+    const sessionHash = textDigest(sessionId);
+    const dataSize = rows.reduce((total, row) => total + row.data.length, 0);
+    const note = this.#keptNotification(
+      sessionHash,
+      eventsAt((data) => data),
+      dataSize,
+    );
+    if (note !== null) {
+      const twinNote = this.#keptNotification(sessionHash, eventsAt(swap), dataSize);
+      if (twinNote === null || swap(note.suffix) !== twinNote.suffix) return null;
+    }
+    const { db } = this.#context;
+    const count = rows.length;
+    const ids = rows.map((row) => row.id);
+    return {
+      rows: {
+        ctes: (first, driver) => {
+          const p = (offset: number) => `$${first + offset}`;
+          // The message's seq where the marker stands; without a message the marker stays (the
+          // data holds none), the parameter still typed.
+          const seqInto = (text: string) =>
+            `replace(${text}, ${p(8)}::text, ${storedAt ? `${driver}.seq::text` : `${p(8)}::text`})`;
+          return `event_next AS (
+             INSERT INTO ${db.table('event_sequences')} AS counter (session_hash, last_seq)
+             SELECT ${p(0)}::bytea, ${p(1)}::integer FROM ${driver}
+             ON CONFLICT (session_hash) DO UPDATE SET last_seq = counter.last_seq + ${p(1)}::integer
+             RETURNING last_seq
+           ),
+           event_input AS (
+             SELECT * FROM unnest(${p(2)}::text[], ${p(3)}::text[], ${p(4)}::text[], ${p(5)}::text[],
+                                  ${p(6)}::text[])
+               WITH ORDINALITY AS entry(id, type, turn_id, ts, data, ord)
+           ),
+           event_stored AS (
+             INSERT INTO ${db.table('events')} (session_hash, seq, id, session_id, type, turn_id, ts, data)
+             SELECT ${p(0)}::bytea, event_next.last_seq - ${p(1)}::integer + event_input.ord::integer,
+                    event_input.id, ${p(7)}, event_input.type, event_input.turn_id, event_input.ts,
+                    ${seqInto('event_input.data')}
+               FROM event_next, event_input, ${driver}
+             RETURNING seq
+           )${
+             note
+               ? `,
+           event_announced AS (
+             SELECT pg_notify(${p(9)}, ${p(10)}::text
+                      || (event_next.last_seq - ${p(1)}::integer + 1)::text
+                      || ${seqInto(`${p(11)}::text`)})
+               FROM event_next, ${driver}
+           )`
+               : ''
+           }`;
+        },
+        select: `(SELECT min(seq) FROM event_stored) AS joint_first_seq${
+          note ? ', (SELECT count(*) FROM event_announced) AS joint_announced' : ''
+        }`,
+        params: [
+          sessionHash,
+          count,
+          ids,
+          rows.map((row) => encodeText(row.request.type)),
+          rows.map((row) => encodeOptionalText(row.request.turnId)),
+          rows.map((row) => row.ts),
+          rows.map((row) => row.data),
+          encodeText(sessionId),
+          marker,
+          ...(note ? [this.#channel, note.prefix, note.suffix] : []),
+        ],
+        // Ephemeral events of this session emitted before must reach other processes first.
+        ...(this.#sessionSent.has(sessionId) ? { ready: this.#sessionSent.get(sessionId)! } : {}),
+        committed: async (client) => {
+          const stored = await client.query<{ seq: number }>(
+            `SELECT seq FROM ${db.table('events')} WHERE id = ANY($1::text[]) ORDER BY seq`,
+            [ids],
+          );
+          return stored.rows.length === count ? { joint_first_seq: stored.rows[0]!.seq } : null;
+        },
+      },
+      finish: (messageSeq, firstSeq) => {
+        const stored = eventsAt((data) => withSeq(data, messageSeq));
+        for (const [index, event] of stored.entries()) event.seq = firstSeq + index;
+        this.#remember(sessionId, firstSeq + count - 1);
+        for (const event of stored) this.#deliver(event);
+        return stored;
+      },
+    };
   }
 
   /**

@@ -147,6 +147,29 @@ export function messageFromRow(sessionId: string, row: MessageRow): Message {
   return message;
 }
 
+/**
+ * Rows written in the statement of another write (a message's INSERT, see
+ * `PostgresMessageStore.storeJointly`; a status UPDATE): CTEs placed after the write's CTE
+ * `driver` (one row when it wrote, none otherwise, which must then leave them without effect;
+ * for a message, its `seq` in column `seq`), numbering their parameters from the given one, and
+ * the expressions they add to the final SELECT.
+ * @internal
+ */
+export interface JointRows {
+  ctes(firstParam: number, driver: string): string;
+  /** Named expressions of the final SELECT (`… AS name`, comma-separated). */
+  select: string;
+  params: unknown[];
+  /** Awaited before the statement. */
+  ready?: Promise<void>;
+  /**
+   * After an attempt that lost its connection found the message stored: the final SELECT's row
+   * as the earlier attempt's statement would have returned it when that attempt wrote the rows,
+   * `null` when it did not.
+   */
+  committed(client: Queryable): Promise<Record<string, unknown> | null>;
+}
+
 /** Options of {@link PostgresMessageStore}. */
 export interface PostgresMessageStoreOptions {
   /**
@@ -166,6 +189,9 @@ interface PreparedMessage {
   /** The `search_text` column: the lower-cased search text, encoded. */
   searchText: string;
 }
+
+/** The message stores made by this package (wrappers around them are not in it). */
+const ownStores = new WeakSet<object>();
 
 const CONSTRAINT_SEQ = 'messages_session_seq';
 const CONSTRAINT_ID = 'messages_session_id';
@@ -189,6 +215,18 @@ export class PostgresMessageStore implements RuntimeMessageStore {
   constructor(context: StoreContext, options: PostgresMessageStoreOptions = {}) {
     this.#context = context;
     this.#maxAppendAttempts = Math.max(1, options.maxAppendAttempts ?? 100);
+    ownStores.add(this);
+  }
+
+  /**
+   * `store` itself when it is a message store of this package (not a wrapper around one) on the
+   * same database connection and schema as `context`, else `null`.
+   * @internal
+   */
+  static sameBackend(store: unknown, context: StoreContext): PostgresMessageStore | null {
+    if (typeof store !== 'object' || store === null || !ownStores.has(store)) return null;
+    const own = store as PostgresMessageStore;
+    return own.#context.db === context.db ? own : null;
   }
 
   /** Appends the user's input as a `user` message (`options` as {@link storeMessage}'s). */
@@ -217,6 +255,25 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     message: NewMessage,
     options: StoreMessageOptions = {},
   ): Promise<Message> {
+    return (await this.storeJointly(sessionId, message, options)).message;
+  }
+
+  /**
+   * {@link storeMessage} with, when `joint` is given, the rows it prepares written in
+   * the same statement as the INSERT (only when the message is appended: an answered write, a
+   * refused one or a failed one writes none of them). Resolves with the message and the final
+   * SELECT's row when the joint rows were written (in this statement, or by an earlier attempt
+   * that committed before its connection dropped), `null` otherwise. For the event bus of the same
+   * backend (`PostgresEventBus.storeMessageAndEmit`). `joint` gets the message as it would be
+   * stored at a given `seq` (the rows may depend on it); `null` from it writes no joint rows.
+   * @internal
+   */
+  async storeJointly(
+    sessionId: string,
+    message: NewMessage,
+    options: StoreMessageOptions = {},
+    joint?: (storedAt: (seq: number) => Message) => JointRows | null,
+  ): Promise<{ message: Message; joined: Record<string, unknown> | null }> {
     requireString(sessionId, 'sessionId');
     const { expectedSeq, lease } = options;
     if (expectedSeq !== undefined && (!Number.isInteger(expectedSeq) || expectedSeq < 1)) {
@@ -226,6 +283,8 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     }
     if (lease !== undefined) checkWriteLease(lease);
     const prepared = this.#prepare(sessionId, message, new Date().toISOString());
+    const rows = joint?.((seq) => messageFromRow(sessionId, { ...prepared.row, seq })) ?? null;
+    if (rows?.ready) await rows.ready;
     const sessionHash = textDigest(sessionId);
     const { db } = this.#context;
     const insert = `INSERT INTO ${db.table('messages')}
@@ -236,11 +295,23 @@ export class PostgresMessageStore implements RuntimeMessageStore {
                FROM ${db.table('messages')} WHERE session_hash = $1
              HAVING ($2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer)`;
     // With a lease: the renewal, then the INSERT only when it renewed, in one statement; `held`
-    // tells a refused lease from a position that was not the expected one.
+    // tells a refused lease from a position that was not the expected one. Joint rows come in
+    // CTEs after the INSERT's, written only when it inserted.
+    const firstJointParam = lease === undefined ? 13 : 15;
     const text =
-      lease === undefined
-        ? `${insert} RETURNING seq`
-        : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},
+      rows !== null
+        ? `WITH ${lease === undefined ? '' : `${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},`}
+           inserted AS (
+             ${insert}${lease === undefined ? '' : ' AND EXISTS (SELECT 1 FROM renewed)'}
+             RETURNING seq
+           ),
+           ${rows.ctes(firstJointParam, 'inserted')}
+           SELECT (SELECT seq FROM inserted) AS seq${
+             lease === undefined ? '' : ', EXISTS (SELECT 1 FROM renewed) AS held'
+           }, ${rows.select}`
+        : lease === undefined
+          ? `${insert} RETURNING seq`
+          : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},
            inserted AS (
              ${insert} AND EXISTS (SELECT 1 FROM renewed)
              RETURNING seq
@@ -249,7 +320,9 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     return db.run('storeMessage', async (client, attempt) => {
       for (let round = 1; ; round++) {
         try {
-          const result = await client.query<{ seq: number | null; held?: boolean }>(text, [
+          const result = await client.query<
+            { seq: number | null; held?: boolean } & Record<string, unknown>
+          >(text, [
             sessionHash,
             expectedSeq ?? null,
             prepared.idHash,
@@ -263,17 +336,21 @@ export class PostgresMessageStore implements RuntimeMessageStore {
             prepared.row.created_at,
             prepared.searchText,
             ...(lease === undefined ? [] : [encodeText(lease.holderId), lease.durationMs]),
+            ...(rows === null ? [] : rows.params),
           ]);
           const inserted = result.rows[0];
           if (inserted?.held === false) {
             throw await turnLeaseRefusal(client, db.table('sessions'), sessionId);
           }
           if (inserted && inserted.seq !== null) {
-            return messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq });
+            return {
+              message: messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq }),
+              joined: rows === null ? null : inserted,
+            };
           }
           // Only with expectedSeq: the next position is not the expected one.
           const existing = await this.#existingForKey(client, sessionHash, sessionId, prepared);
-          if (existing) return existing;
+          if (existing) return { message: existing, joined: null };
           throw await this.#seqConflict(client, sessionHash, sessionId, expectedSeq!);
         } catch (error) {
           const constraint = violatedConstraint(error);
@@ -288,7 +365,14 @@ export class PostgresMessageStore implements RuntimeMessageStore {
             sessionId,
             prepared,
           );
-          if (existing) return existing;
+          if (existing) {
+            // An earlier attempt may have committed the joint rows with the message.
+            const joined =
+              rows !== null && attempt.afterConnectionLoss && existing.id === prepared.id
+                ? await rows.committed(client)
+                : null;
+            return { message: existing, joined };
+          }
           if (expectedSeq !== undefined) {
             throw await this.#seqConflict(client, sessionHash, sessionId, expectedSeq, error);
           }

@@ -153,10 +153,12 @@ describe('statements of a math turn on PostgreSQL', () => {
 /**
  * Statements a math turn sends (the journal claim of a tool call is one of them), in order: the
  * lease claim; the session's setup with the default model and the keys of waiting turns; the user
- * message (its write renews the lease, as every message write below); `input.message`; status
- * active; `session.activated` + `turn.started`; the reason step's snapshot; `reason.started`; the
- * agent message; its events; the act step's replay check; the journal claim; `tool.started`; the
- * tool result; `tool.completed`; the second snapshot; `reason.started`; the answer; its events;
- * status idle; `turn.completed` + `session.idled`; the lease released with the journal deleted.
+ * message with `input.message` (its write renews the lease, as every message write below, and
+ * stores the events announcing the message in the same statement); status active;
+ * `session.activated` + `turn.started`; the reason step's snapshot; `reason.started`; the agent
+ * message with `output.message.completed` + `reason.completed`; the act step's replay check; the
+ * journal claim; `tool.started`; the tool result with `tool.completed`; the second snapshot;
+ * `reason.started`; the answer with its events; status idle; `turn.completed` + `session.idled`;
+ * the lease released with the journal deleted.
  */
-const STATEMENTS_PER_MATH_TURN = 22;
+const STATEMENTS_PER_MATH_TURN = 18;

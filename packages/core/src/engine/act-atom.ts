@@ -5,6 +5,7 @@ import {
   MAX_TOOL_ARGUMENTS_DEPTH,
   nestingDepth,
 } from './bound-tool-call-arguments.js';
+import { storeMessageAndEmit } from './emit-events.js';
 import { executeToolCall, type ToolCallOutcome, truncateResult } from './execute-tool-call.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
 import { sessionCapabilityChanges } from './session-capability-changes.js';
@@ -147,23 +148,31 @@ export async function act(
       ],
       metadata: { toolName: call.name, iteration },
     };
-    const stored = await backends.messages.storeMessage(sessionId, newMessage);
+    // The tool's time, up to its result (the write of the result is not part of it).
     const durationMs = Date.now() - started;
-    await backends.events.emit({
-      type: 'tool.completed',
+    // The result and its `tool.completed` in one round trip where the bus can write both.
+    const { message: stored } = await storeMessageAndEmit(
+      backends,
       sessionId,
-      turnId,
-      data: {
-        toolCallId: call.id,
-        toolName: call.name,
-        isError: outcome.isError,
-        durationMs,
-        messageId: stored.id,
-        iteration,
-        // The result as stored for the model (bounded by maxToolResultChars, secrets redacted).
-        result: outcome.content,
-      },
-    });
+      newMessage,
+      (result) => [
+        {
+          type: 'tool.completed',
+          sessionId,
+          turnId,
+          data: {
+            toolCallId: call.id,
+            toolName: call.name,
+            isError: outcome.isError,
+            durationMs,
+            messageId: result.id,
+            iteration,
+            // The result as stored for the model (bounded by maxToolResultChars, secrets redacted).
+            result: outcome.content,
+          },
+        },
+      ],
+    );
     results.push({
       toolCallId: call.id,
       toolName: call.name,

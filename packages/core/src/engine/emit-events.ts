@@ -1,5 +1,12 @@
 import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
-import type { BatchingEventBus } from '../stores.js';
+import type { Message, NewMessage } from '../message.js';
+import type {
+  BatchingEventBus,
+  MessageEventBus,
+  RuntimeBackends,
+  StoredMessageAndEvents,
+  StoreMessageOptions,
+} from '../stores.js';
 
 /**
  * Emits events in order: in one call when the bus is a {@link BatchingEventBus}, otherwise one
@@ -13,4 +20,39 @@ export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promi
   const events: RuntimeEvent[] = [];
   for (const request of requests) events.push(await bus.emit(request));
   return events;
+}
+
+/**
+ * Stores a message and then emits the events `events(stored)` builds (as `storeMessage` then
+ * {@link emitEvents}): in one round trip when the bus is a {@link MessageEventBus} that can write
+ * both together, otherwise as the two calls. `events` must build the same requests from equal
+ * messages (it may be called more than once).
+ */
+export async function storeMessageAndEmit(
+  backends: Pick<RuntimeBackends, 'messages' | 'events'>,
+  sessionId: string,
+  message: NewMessage,
+  events: (stored: Message) => EventRequest[],
+  options?: StoreMessageOptions,
+): Promise<StoredMessageAndEvents> {
+  const bus = backends.events as Partial<MessageEventBus>;
+  const joint =
+    typeof bus.storeMessageAndEmit === 'function'
+      ? await bus.storeMessageAndEmit.call(
+          backends.events,
+          backends.messages,
+          sessionId,
+          message,
+          events,
+          options,
+        )
+      : null;
+  if (joint?.events) return { message: joint.message, events: joint.events };
+  const stored =
+    joint !== null
+      ? joint.message
+      : options === undefined
+        ? await backends.messages.storeMessage(sessionId, message)
+        : await backends.messages.storeMessage(sessionId, message, options);
+  return { message: stored, events: await emitEvents(backends.events, events(stored)) };
 }

@@ -1,6 +1,7 @@
 import { newId } from '../ids.js';
 import type { InputMessage } from '../message.js';
 import type { SessionSetupSnapshot } from '../stores.js';
+import { storeMessageAndEmit } from './emit-events.js';
 import type { AtomDependencies } from './turn-types.js';
 import { validateTurnInput } from './validate-turn-input.js';
 
@@ -44,19 +45,25 @@ export async function input(
     ...(request.modelOptions !== undefined ? { modelOptions: request.modelOptions } : {}),
     ...(request.setup !== undefined ? { setup: request.setup } : {}),
   });
-  const { backends } = dependencies;
-  const message = await backends.messages.storeMessage(request.sessionId, {
-    role: 'user',
-    turnId,
-    content: parsed.input.content,
-    idempotencyKey: `${turnId}/input`,
-    ...(parsed.input.metadata ? { metadata: parsed.input.metadata } : {}),
-  });
-  await backends.events.emit({
-    type: 'input.message',
-    sessionId: request.sessionId,
-    turnId,
-    data: { messageId: message.id, seq: message.seq },
-  });
+  // The message and its `input.message` in one round trip where the bus can write both.
+  const { message } = await storeMessageAndEmit(
+    dependencies.backends,
+    request.sessionId,
+    {
+      role: 'user',
+      turnId,
+      content: parsed.input.content,
+      idempotencyKey: `${turnId}/input`,
+      ...(parsed.input.metadata ? { metadata: parsed.input.metadata } : {}),
+    },
+    (stored) => [
+      {
+        type: 'input.message',
+        sessionId: request.sessionId,
+        turnId,
+        data: { messageId: stored.id, seq: stored.seq },
+      },
+    ],
+  );
   return { turnId, messageId: message.id, seq: message.seq };
 }

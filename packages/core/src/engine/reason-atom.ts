@@ -25,7 +25,7 @@ import {
 import { assembleTurnContextWithSetup } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
-import { emitEvents } from './emit-events.js';
+import { storeMessageAndEmit } from './emit-events.js';
 import type { ModelCallHooksOutcome } from './model-call-hooks.js';
 import { runBeforeModelCallHooks } from './model-call-hooks.js';
 import {
@@ -258,47 +258,49 @@ export async function reason(
   };
   if (Object.keys(rekeyed).length > 0) metadata.rekeyedToolCallIds = rekeyed;
   if (response.responseId !== undefined) metadata.responseId = response.responseId;
-  const stored = await backends.messages.storeMessage(sessionId, {
-    role: 'agent',
-    turnId,
-    content,
-    idempotencyKey,
-    metadata,
-  });
+  // The answer and the events announcing it in one round trip where the bus can write them.
+  const { message: stored } = await storeMessageAndEmit(
+    backends,
+    sessionId,
+    { role: 'agent', turnId, content, idempotencyKey, metadata },
+    (answer) => {
+      const announced = resultFromStored(answer, false);
+      return [
+        {
+          type: 'output.message.completed',
+          sessionId,
+          turnId,
+          data: {
+            messageId: answer.id,
+            seq: answer.seq,
+            text: announced.text,
+            toolCalls: announced.toolCalls.length,
+            iteration,
+            // The stored calls themselves (ids as stored, bounded arguments), so a subscriber can
+            // show them without loading the message.
+            calls: announced.toolCalls.map((call) => ({
+              id: call.id,
+              name: call.name,
+              arguments: call.arguments,
+            })),
+          },
+        },
+        {
+          type: 'reason.completed',
+          sessionId,
+          turnId,
+          data: {
+            iteration,
+            success: true,
+            toolCalls: announced.toolCalls.length,
+            usage: response.usage,
+            stopReason: response.stopReason,
+          },
+        },
+      ];
+    },
+  );
   const result = resultFromStored(stored, false);
-  await emitEvents(backends.events, [
-    {
-      type: 'output.message.completed',
-      sessionId,
-      turnId,
-      data: {
-        messageId: stored.id,
-        seq: stored.seq,
-        text: result.text,
-        toolCalls: result.toolCalls.length,
-        iteration,
-        // The stored calls themselves (ids as stored, bounded arguments), so a subscriber can
-        // show them without loading the message.
-        calls: result.toolCalls.map((call) => ({
-          id: call.id,
-          name: call.name,
-          arguments: call.arguments,
-        })),
-      },
-    },
-    {
-      type: 'reason.completed',
-      sessionId,
-      turnId,
-      data: {
-        iteration,
-        success: true,
-        toolCalls: result.toolCalls.length,
-        usage: response.usage,
-        stopReason: response.stopReason,
-      },
-    },
-  ]);
   return result;
 }
 

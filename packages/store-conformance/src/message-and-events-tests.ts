@@ -1,0 +1,253 @@
+import {
+  type EventRequest,
+  type Message,
+  type MessageEventBus,
+  type NewMessage,
+  type RuntimeBackends,
+  type RuntimeEvent,
+  storeMessageAndEmit,
+} from '@everruns-ts/core';
+import { expect, it } from 'vitest';
+import { expectErrorCode, makeSession, randomId, TRICKY_TEXT } from './helpers.js';
+import { defineRuntimeArea } from './runtime-area.js';
+import type { RuntimeStoreInitializer } from './types.js';
+
+const agentText = (text: string, extra: Partial<NewMessage> = {}): NewMessage => ({
+  role: 'agent',
+  content: [{ type: 'text', text }],
+  ...extra,
+});
+
+/** The events announcing a message, as the reason step builds them. */
+const announce =
+  (sessionId: string, turnId: string) =>
+  (stored: Message): EventRequest[] => [
+    {
+      type: 'output.message.completed',
+      sessionId,
+      turnId,
+      data: { messageId: stored.id, seq: stored.seq, text: TRICKY_TEXT, calls: [{ a: [1, 2] }] },
+    },
+    { type: 'reason.completed', sessionId, turnId, data: { success: true, seq: stored.seq } },
+  ];
+
+/** The `seq` the session's next event takes (an event emitted to find out). */
+async function nextEventSeq(backends: RuntimeBackends, sessionId: string): Promise<number> {
+  return (await backends.events.emit({ type: 'tool.started', sessionId, data: {} })).seq;
+}
+
+/**
+ * Tests of a message stored with the events announcing it (`storeMessageAndEmit` of core, through
+ * the bus's own `storeMessageAndEmit` where it is a `MessageEventBus`): the same message and
+ * events as `storeMessage` then `emitEvents`, in order and numbered consecutively, the stored
+ * message's id and `seq` in their data; an answered write announces the stored message; a write
+ * refused for a lost lease writes neither; data that uses the `seq` in other ways, and a message
+ * store the bus does not own, still come out right.
+ */
+export function messageAndEventsTests(initializer: RuntimeStoreInitializer): void {
+  defineRuntimeArea(initializer, 'a message stored with its events', ({ backends }) => {
+    it('stores the message and emits the built events after it, in order, numbered consecutively', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const turnId = randomId('turn');
+      await store.messages.storeMessage(session.id, agentText('before'));
+      const first = await nextEventSeq(store, session.id);
+      const heard: RuntimeEvent[] = [];
+      const stop = store.events.subscribe?.((event) => {
+        if (event.sessionId === session.id) heard.push(event);
+      });
+      try {
+        const { message, events } = await storeMessageAndEmit(
+          store,
+          session.id,
+          agentText(TRICKY_TEXT, { turnId, idempotencyKey: `${turnId}/reason/1` }),
+          announce(session.id, turnId),
+        );
+        expect(message).toMatchObject({ sessionId: session.id, seq: 2, role: 'agent', turnId });
+        expect(await store.messages.load(session.id)).toEqual([
+          expect.objectContaining({ seq: 1 }),
+          message,
+        ]);
+        expect(events.map((event) => [event.type, event.seq, event.turnId])).toEqual([
+          ['output.message.completed', first + 1, turnId],
+          ['reason.completed', first + 2, turnId],
+        ]);
+        expect(events[0]!.data).toEqual({
+          messageId: message.id,
+          seq: 2,
+          text: TRICKY_TEXT,
+          calls: [{ a: [1, 2] }],
+        });
+        expect(events[1]!.data).toEqual({ success: true, seq: 2 });
+        expect(new Set(events.map((event) => event.id)).size).toBe(2);
+        for (const event of events) expect(new Date(event.ts).toISOString()).toBe(event.ts);
+        if (stop !== undefined) {
+          expect(heard.slice(-2).map((event) => event.id)).toEqual(events.map((e) => e.id));
+        }
+        if (store.events.collectedEvents !== undefined) {
+          const kept = store.events.collectedEvents(session.id).slice(-2);
+          if (kept.length > 0) expect(kept).toEqual(events);
+        }
+        expect(await nextEventSeq(store, session.id)).toBe(first + 3);
+      } finally {
+        stop?.();
+      }
+    });
+
+    it('announces the stored message when the idempotency key answers the write', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const turnId = randomId('turn');
+      const key = `${turnId}/input`;
+      const stored = await store.messages.storeMessage(
+        session.id,
+        agentText('first', { turnId, idempotencyKey: key }),
+      );
+      const { message, events } = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('second', { turnId, idempotencyKey: key }),
+        (answer) => [
+          {
+            type: 'input.message',
+            sessionId: session.id,
+            turnId,
+            data: { messageId: answer.id, seq: answer.seq },
+          },
+        ],
+      );
+      expect(message).toEqual(stored);
+      expect(events).toHaveLength(1);
+      expect(events[0]!.data).toEqual({ messageId: stored.id, seq: 1 });
+      expect(await store.messages.count(session.id)).toBe(1);
+    });
+
+    it('puts the seq into data that uses it in other ways too', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      for (const text of ['a', 'b', 'c'])
+        await store.messages.storeMessage(session.id, agentText(text));
+      const { message, events } = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('d'),
+        (stored) => [
+          {
+            type: 'tool.completed',
+            sessionId: session.id,
+            data: {
+              seq: stored.seq,
+              text: `at ${stored.seq}`,
+              double: stored.seq * 2,
+              [`key${stored.seq}`]: true,
+            },
+          },
+        ],
+      );
+      expect(message.seq).toBe(4);
+      expect(events[0]!.data).toEqual({ seq: 4, text: 'at 4', double: 8, key4: true });
+    });
+
+    it('stores through a message store the bus does not own, and emits the events', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const calls: string[] = [];
+      const messages = new Proxy(store.messages, {
+        get(target, property) {
+          const value = Reflect.get(target, property, target);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.push(String(property));
+            return value.apply(target, args);
+          };
+        },
+      });
+      const { message, events } = await storeMessageAndEmit(
+        { messages, events: store.events },
+        session.id,
+        agentText('through a wrapper'),
+        (stored) => [{ type: 'input.message', sessionId: session.id, data: { seq: stored.seq } }],
+      );
+      expect(calls).toContain('storeMessage');
+      expect(message.seq).toBe(1);
+      expect(events[0]!.data).toEqual({ seq: 1 });
+    });
+
+    it('writes neither the message nor its events for a holder that lost the lease', async (context) => {
+      const store = backends();
+      if (store.messages.leaseConditionedWrites !== true) {
+        context.skip();
+        return;
+      }
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const holderId = randomId('holder');
+      await store.sessions.claimTurnLease(session.id, holderId, 60_000);
+      const lease = { holderId, durationMs: 60_000 };
+      const first = await nextEventSeq(store, session.id);
+      const { events } = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('held'),
+        announce(session.id, 'turn_1'),
+        { lease },
+      );
+      expect(events.map((event) => event.seq)).toEqual([first + 1, first + 2]);
+      const renewed = await store.sessions.getTurnLease(session.id);
+      expect(renewed?.holderId).toBe(holderId);
+      await store.sessions.releaseTurnLease(session.id, holderId);
+      await store.sessions.claimTurnLease(session.id, randomId('other'), 60_000);
+      await expectErrorCode(
+        storeMessageAndEmit(store, session.id, agentText('lost'), announce(session.id, 'turn_1'), {
+          lease,
+        }),
+        'TURN_IN_PROGRESS',
+      );
+      expect(await store.messages.count(session.id)).toBe(1);
+      expect(await nextEventSeq(store, session.id)).toBe(first + 3);
+    });
+
+    it("is the bus's storeMessageAndEmit where the bus offers it: its own store jointly, another store not at all", async (context) => {
+      const store = backends();
+      const bus = store.events as Partial<MessageEventBus>;
+      if (typeof bus.storeMessageAndEmit !== 'function') {
+        context.skip();
+        return;
+      }
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const first = await nextEventSeq(store, session.id);
+      const wrapper = new Proxy(store.messages, {});
+      const declined = await bus.storeMessageAndEmit(
+        wrapper,
+        session.id,
+        agentText('not here'),
+        announce(session.id, 'turn_2'),
+      );
+      expect(declined).toBeNull();
+      expect(await store.messages.count(session.id)).toBe(0);
+      const joint = await bus.storeMessageAndEmit(
+        store.messages,
+        session.id,
+        agentText('direct'),
+        announce(session.id, 'turn_2'),
+      );
+      expect(await store.messages.load(session.id)).toEqual([joint?.message]);
+      expect(joint?.message.seq).toBe(1);
+      if (joint?.events) {
+        expect(joint.events.map((event) => [event.seq, event.data.seq])).toEqual([
+          [first + 1, 1],
+          [first + 2, 1],
+        ]);
+        expect(joint.events[0]!.data.messageId).toBe(joint.message.id);
+        expect(await nextEventSeq(store, session.id)).toBe(first + 3);
+      } else {
+        expect(await nextEventSeq(store, session.id)).toBe(first + 1);
+      }
+    });
+  });
+}

@@ -1,0 +1,98 @@
+// A message and the events announcing it stored in one statement (`storeMessageAndEmit` of the
+// bus): the stored rows and the notifications other processes' buses read carry the message's
+// `seq`, large events included; a refused write leaves no trace.
+import { type Message, type RuntimeEvent, storeMessageAndEmit } from '@everruns-ts/core';
+import { makeSession } from '@everruns-ts/store-conformance';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresBackends, postgresBackends } from './postgres-backends.js';
+import {
+  createTestBackends,
+  DATABASE_URL,
+  destroyTestBackends,
+  TEST_SECRET_KEY,
+} from './test-support/database.js';
+
+describe('postgres: a message stored with its events', () => {
+  let backends: PostgresBackends;
+  let other: PostgresBackends;
+
+  beforeAll(async () => {
+    backends = await createTestBackends();
+    other = postgresBackends(
+      { connectionString: DATABASE_URL },
+      { schema: backends.schema, secretKey: TEST_SECRET_KEY },
+    );
+  });
+  afterAll(async () => {
+    await other?.close();
+    await destroyTestBackends(backends);
+  });
+
+  const announce = (sessionId: string, large: string) => (stored: Message) => [
+    {
+      type: 'output.message.completed' as const,
+      sessionId,
+      turnId: 'turn_1',
+      data: { messageId: stored.id, seq: stored.seq, text: large },
+    },
+    {
+      type: 'reason.completed' as const,
+      sessionId,
+      turnId: 'turn_1',
+      data: { seq: stored.seq, note: `seq ${stored.seq}` },
+    },
+  ];
+
+  for (const [name, size] of [
+    ['small', 10],
+    ['large (notified by reference)', 20_000],
+  ] as const) {
+    it(`writes both in one statement and other processes hear them with the seq: ${name}`, async () => {
+      const session = makeSession();
+      await backends.sessions.createSession(session);
+      await backends.messages.storeMessage(session.id, {
+        role: 'user',
+        content: [{ type: 'text', text: 'hi' }],
+      });
+      const heard: RuntimeEvent[] = [];
+      const stop = other.events.subscribe((event) => heard.push(event), { sessionId: session.id });
+      try {
+        await stop.ready;
+        const before = backends.queryCount();
+        const { message, events } = await storeMessageAndEmit(
+          backends,
+          session.id,
+          { role: 'agent', content: [{ type: 'text', text: 'answer' }], idempotencyKey: 'k' },
+          announce(session.id, 'x'.repeat(size)),
+        );
+        expect(backends.queryCount() - before).toBe(1);
+        expect(message.seq).toBe(2);
+        expect(events[0]!.data).toEqual({ messageId: message.id, seq: 2, text: 'x'.repeat(size) });
+        expect(events[1]!.data).toEqual({ seq: 2, note: 'seq 2' });
+        expect(await backends.events.loadEvents(session.id)).toEqual(events);
+        await other.events.caughtUp();
+        expect(heard).toEqual(events);
+      } finally {
+        stop();
+      }
+    });
+  }
+
+  it('answers a repeated write with the stored message and announces it again', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const write = () =>
+      storeMessageAndEmit(
+        backends,
+        session.id,
+        { role: 'agent', content: [{ type: 'text', text: 'once' }], idempotencyKey: 'same' },
+        announce(session.id, 'y'),
+      );
+    const first = await write();
+    const again = await write();
+    expect(again.message).toEqual(first.message);
+    expect(again.events.map((event) => event.seq)).toEqual([3, 4]);
+    expect(again.events[1]!.data).toEqual({ seq: 1, note: 'seq 1' });
+    expect(await backends.messages.count(session.id)).toBe(1);
+  });
+});

@@ -34,7 +34,11 @@ const MAX_PAGE_SIZE = 1000;
 interface SessionMessages {
   /** Messages in `seq` order: the message with `seq` n is at index n - 1. */
   readonly list: Message[];
-  readonly byId: Map<string, Message>;
+  /**
+   * Made on the first `get` or the first message stored with an id of the caller's (only such an
+   * id can clash: a generated one is new), then kept up to date; most sessions never need it.
+   */
+  byId: Map<string, Message> | undefined;
   readonly byIdempotencyKey: Map<string, Message>;
   /** The model calls of `list` summed per model, kept up to date on append. */
   readonly usage: UsageTally;
@@ -200,7 +204,8 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
 
   /** One message, or `null`. */
   async get(sessionId: string, messageId: string): Promise<Message | null> {
-    return this.#sessions.get(sessionId)?.byId.get(messageId) ?? null;
+    const session = this.#sessions.get(sessionId);
+    return session === undefined ? null : (messagesById(session).get(messageId) ?? null);
   }
 
   /** The message stored with this idempotency key, or `null`. */
@@ -313,8 +318,9 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
     const list = session?.list ?? EMPTY;
     const results: Message[] = [];
     const fresh: Message[] = [];
-    const batchIds = new Set<string>();
-    const batchKeys = new Map<string, Message>();
+    // Ids of the caller's and idempotency keys within this batch, made only for a batch.
+    const batchIds = messages.length > 1 ? new Set<string>() : undefined;
+    const batchKeys = messages.length > 1 ? new Map<string, Message>() : undefined;
     let nextSeq = list.length + 1;
     const now = isoNow();
 
@@ -324,7 +330,7 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
       }
       const key = message.idempotencyKey;
       if (key !== undefined) {
-        const existing = session?.byIdempotencyKey.get(key) ?? batchKeys.get(key);
+        const existing = session?.byIdempotencyKey.get(key) ?? batchKeys?.get(key);
         if (existing !== undefined) {
           results.push(existing);
           continue;
@@ -343,7 +349,10 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
         );
       }
       const id = message.id ?? newId('msg');
-      if (session?.byId.has(id) || batchIds.has(id)) {
+      if (
+        message.id !== undefined &&
+        ((session !== undefined && messagesById(session).has(id)) || batchIds?.has(id))
+      ) {
         throw everrunsError(
           'DUPLICATE_ID',
           `Message ${id} already exists in session ${sessionId}`,
@@ -368,8 +377,8 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
         ),
       );
       nextSeq++;
-      batchIds.add(id);
-      if (key !== undefined) batchKeys.set(key, frozen);
+      if (message.id !== undefined) batchIds?.add(id);
+      if (key !== undefined) batchKeys?.set(key, frozen);
       fresh.push(frozen);
       results.push(frozen);
     }
@@ -378,7 +387,7 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
       if (session === undefined) {
         session = {
           list: [],
-          byId: new Map(),
+          byId: undefined,
           byIdempotencyKey: new Map(),
           usage: new UsageTally(),
           usageByTurn: new Map(),
@@ -387,7 +396,7 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
       }
       for (const message of fresh) {
         session.list.push(message);
-        session.byId.set(message.id, message);
+        session.byId?.set(message.id, message);
         if (session.usage.add(message) && message.turnId !== undefined) {
           let turn = session.usageByTurn.get(message.turnId);
           if (!turn) {
@@ -403,4 +412,13 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
     }
     return results;
   }
+}
+
+/** The session's messages by id, made from its list on first use (see `SessionMessages.byId`). */
+function messagesById(session: SessionMessages): Map<string, Message> {
+  if (session.byId === undefined) {
+    session.byId = new Map();
+    for (const message of session.list) session.byId.set(message.id, message);
+  }
+  return session.byId;
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Bundles the JavaScript of the package in the current directory: one module per entry point of
+// its `exports` map (plus shared chunks when there are several), built from `src` by esbuild, with
+// every bare import (other packages, Node's modules) left external. tsc still writes the `.d.ts`
+// files (`emitDeclarationOnly` in the package's tsconfig.build.json).
+//
+// Why: Node's ESM loader resolves, reads, parses and links every module on its own, and a
+// package of forty small modules cost a cold process more in loading than in running. The
+// packages on every app's import path (core, runtime, stores-memory, driver-llmsim) ship bundled;
+// `bench/RESULTS.md` has the cold start before and after.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const manifest = JSON.parse(readFileSync('package.json', 'utf8'));
+const entryPoints = {};
+for (const [subpath, target] of Object.entries(manifest.exports ?? {})) {
+  if (typeof target !== 'object' || target === null) continue;
+  const source = target['@everruns-ts/source'];
+  const output = target.default;
+  if (typeof source !== 'string' || typeof output !== 'string') continue;
+  if (!output.startsWith('./dist/') || !output.endsWith('.js')) {
+    throw new Error(`${manifest.name}: export ${subpath} points outside dist: ${output}`);
+  }
+  entryPoints[output.slice('./dist/'.length, -'.js'.length)] = source;
+}
+if (Object.keys(entryPoints).length === 0) {
+  throw new Error(`${manifest.name}: no export has both a source and a dist entry to bundle`);
+}
+
+await build({
+  entryPoints,
+  outdir: 'dist',
+  bundle: true,
+  // Several entry points share their modules through chunks, so a class exists once however the
+  // package is imported (`instanceof` holds across `.` and `./host`).
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  // Functions and classes keep their names when the bundle renames a clashing identifier.
+  keepNames: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  absWorkingDir: path.resolve('.'),
+});

@@ -241,6 +241,7 @@ export {
 export type {
   BatchingEventBus,
   JointMessageWrite,
+  JointStatusWrite,
   LoadSessionSetupOptions,
   MemoryEntry,
   MemoryStore,
@@ -260,6 +261,7 @@ export type {
   RuntimeSessionStore,
   SessionSetupSnapshot,
   SessionStorageStore,
+  StatusEventBus,
   StoredMessageAndEvents,
   StoreMessageOptions,
   SumUsageOptions,
@@ -364,6 +366,7 @@ export {
 export {
   emitEvents,
   storeMessageAndEmit,
+  updateSessionStatusAndEmit,
 } from './engine/emit-events.js';
 export { truncateResult } from './engine/execute-tool-call.js';
 export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';

@@ -427,6 +427,40 @@ export interface BatchingEventBus extends EventBus {
   emitMany(requests: EventRequest[]): Promise<RuntimeEvent[]>;
 }
 
+/**
+ * What {@link StatusEventBus.updateSessionStatusAndEmit} resolves with: the updated session, and
+ * the events when the bus wrote them with the status (`null` when it did not: the caller emits
+ * them).
+ */
+export interface JointStatusWrite {
+  session: Session;
+  events: RuntimeEvent[] | null;
+}
+
+/**
+ * An {@link EventBus} that can set a session's status and store the events announcing it in one
+ * round trip (`updateSessionStatusAndEmit` of `@everruns-ts/core` uses it when the bus has it).
+ */
+export interface StatusEventBus extends EventBus {
+  /**
+   * Sets the session's status as `sessions.updateSessionStatus(sessionId, status, options)` does
+   * (`options.leaseHolder` checked in the same step) and stores the `events` (one session's, in
+   * order, numbered consecutively, delivered to subscribers as `emitEvents` does) in one atomic
+   * step, when `sessions` is the session store of the bus's own backend: both or neither.
+   * Resolves `null`, changing nothing, when `sessions` is another store (or a wrapper around one);
+   * `{ session, events: null }` when it set the status but did not write the events (events it
+   * cannot write with it): the caller then emits them. A refused or failed update throws (as
+   * `updateSessionStatus`) and emits nothing.
+   */
+  updateSessionStatusAndEmit(
+    sessions: RuntimeSessionStore,
+    sessionId: string,
+    status: SessionStatus,
+    events: EventRequest[],
+    options?: UpdateSessionStatusOptions,
+  ): Promise<JointStatusWrite | null>;
+}
+
 /** What `storeMessageAndEmit` of `@everruns-ts/core` resolves with. */
 export interface StoredMessageAndEvents {
   /** The stored message (or the one already stored with its idempotency key). */

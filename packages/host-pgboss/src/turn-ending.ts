@@ -84,6 +84,9 @@ export async function deliverEnding(
         ),
     }),
     events: intercept(events, {
+      // A status set with its events in one step (`StatusEventBus`) would skip the effect
+      // records: hidden, so the status and the events go through them one by one.
+      updateSessionStatusAndEmit: undefined,
       emit: (request: EventRequest) =>
         effect(
           () => events.emit(request),

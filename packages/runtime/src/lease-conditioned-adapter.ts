@@ -4,6 +4,7 @@ import {
   type MessageWriteLease,
   type RuntimeMessageStore,
   type RuntimeSessionStore,
+  type StatusEventBus,
   turnInProgressError,
 } from '@everruns-ts/core';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
@@ -103,8 +104,10 @@ export function leaseConditionedAdapter(
   // A bus that stores a message with its events (`MessageEventBus`) writes through the message
   // store it is given: the lease goes with the write as with `storeMessage`. A store without
   // leased writes needs its renewal first, so its bus writes the two apart (the method hidden).
+  // A bus that sets a status with its events (`StatusEventBus`) writes through the session store
+  // it is given: conditioned on the holder as `updateSessionStatus` is.
   const { events } = adapter.backends;
-  const joint = events as Partial<MessageEventBus>;
+  const joint = events as Partial<MessageEventBus & StatusEventBus>;
   const jointReplacements: Record<string, unknown> = {};
   if (typeof joint.storeMessageAndEmit === 'function') {
     jointReplacements.storeMessageAndEmit = messages.leaseConditionedWrites
@@ -120,6 +123,23 @@ export function leaseConditionedAdapter(
             ),
           )) satisfies MessageEventBus['storeMessageAndEmit'])
       : undefined;
+  }
+  if (typeof joint.updateSessionStatusAndEmit === 'function') {
+    jointReplacements.updateSessionStatusAndEmit = ((
+      _sessions,
+      sessionId,
+      status,
+      requests,
+      options,
+    ) =>
+      (joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']).call(
+        events,
+        sessions,
+        sessionId,
+        status,
+        requests,
+        { leaseHolder: holderId, ...options },
+      )) satisfies StatusEventBus['updateSessionStatusAndEmit'];
   }
   const conditionedEvents =
     Object.keys(jointReplacements).length === 0

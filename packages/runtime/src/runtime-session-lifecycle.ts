@@ -1,4 +1,8 @@
-import { type DependencyBlocker, type EventRequest, emitEvents } from '@everruns-ts/core';
+import {
+  type DependencyBlocker,
+  type EventRequest,
+  updateSessionStatusAndEmit,
+} from '@everruns-ts/core';
 import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 import type { RuntimeTurnOutcome, RuntimeTurnState } from './turn-plan.js';
 
@@ -20,9 +24,8 @@ export class RuntimeSessionLifecycle {
 
   /** Marks the session active, then emits `session.activated` and `turn.started`. */
   async turnStarted(turnId: string, inputMessageId: string, inputContent?: string): Promise<void> {
-    const { sessions, events } = this.#adapter.backends;
-    await sessions.updateSessionStatus(this.#sessionId, 'active');
-    await emitEvents(events, [
+    // The status and the events in one round trip where the bus can write them together.
+    await updateSessionStatusAndEmit(this.#adapter.backends, this.#sessionId, 'active', [
       {
         type: 'session.activated',
         sessionId: this.#sessionId,
@@ -54,7 +57,7 @@ export class RuntimeSessionLifecycle {
    * entries.
    */
   async turnEnded(state: RuntimeTurnState, outcome: RuntimeTurnOutcome): Promise<void> {
-    const { sessions, events } = this.#adapter.backends;
+    const { events } = this.#adapter.backends;
     const sessionId = this.#sessionId;
     const { turnId } = state;
     const summary = {
@@ -67,8 +70,6 @@ export class RuntimeSessionLifecycle {
     };
     let ended: EventRequest;
     if (outcome.success) {
-      // Status first: a turn that lost its lease is refused here, before announcing anything.
-      await sessions.updateSessionStatus(sessionId, 'idle');
       ended = { type: 'turn.completed', sessionId, turnId, data: summary };
     } else {
       const blocker = outcome.error?.details?.blocker as DependencyBlocker | undefined;
@@ -80,7 +81,6 @@ export class RuntimeSessionLifecycle {
           data: { text: blocker.message, toolCalls: 0, blocker },
         });
       }
-      await sessions.updateSessionStatus(sessionId, 'idle');
       ended = {
         type: 'turn.failed',
         sessionId,
@@ -94,7 +94,9 @@ export class RuntimeSessionLifecycle {
         },
       };
     }
-    await emitEvents(events, [
+    // Status first (in the same atomic step where the bus writes both): a turn that lost its
+    // lease is refused there, before announcing anything.
+    await updateSessionStatusAndEmit(this.#adapter.backends, sessionId, 'idle', [
       ended,
       {
         type: 'session.idled',

@@ -5,6 +5,7 @@ import type {
   LlmUsage,
   MessageEventBus,
   RuntimeEvent,
+  StatusEventBus,
 } from '@everruns-ts/core';
 import type { TurnStopReason } from './turn-plan.js';
 import type { TurnResult } from './turn-step.js';
@@ -370,6 +371,23 @@ export function tapEventBus(
           });
         }
       : undefined;
+  const status = bus as Partial<StatusEventBus>;
+  const updateSessionStatusAndEmit: StatusEventBus['updateSessionStatusAndEmit'] | undefined =
+    typeof status.updateSessionStatusAndEmit === 'function'
+      ? (...args) => {
+          const updated = (
+            status.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
+          ).apply(bus, args);
+          if (listeners.size === 0) return updated;
+          return updated.then((result) => {
+            for (const event of result?.events ?? []) {
+              const listener = listeners.get(event.sessionId);
+              if (listener !== undefined) deliver(listener, event);
+            }
+            return result;
+          });
+        }
+      : undefined;
   // The bus's other methods, bound to it once each.
   const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
   return new Proxy(bus, {
@@ -379,6 +397,9 @@ export function tapEventBus(
       if (property === 'emitSync' && emitSync !== undefined) return emitSync;
       if (property === 'storeMessageAndEmit' && storeMessageAndEmit !== undefined) {
         return storeMessageAndEmit;
+      }
+      if (property === 'updateSessionStatusAndEmit' && updateSessionStatusAndEmit !== undefined) {
+        return updateSessionStatusAndEmit;
       }
       const value = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;

@@ -5,7 +5,9 @@ import {
   type NewMessage,
   type RuntimeBackends,
   type RuntimeEvent,
+  type StatusEventBus,
   storeMessageAndEmit,
+  updateSessionStatusAndEmit,
 } from '@everruns-ts/core';
 import { expect, it } from 'vitest';
 import { expectErrorCode, makeSession, randomId, TRICKY_TEXT } from './helpers.js';
@@ -42,7 +44,8 @@ async function nextEventSeq(backends: RuntimeBackends, sessionId: string): Promi
  * events as `storeMessage` then `emitEvents`, in order and numbered consecutively, the stored
  * message's id and `seq` in their data; an answered write announces the stored message; a write
  * refused for a lost lease writes neither; data that uses the `seq` in other ways, and a message
- * store the bus does not own, still come out right.
+ * store the bus does not own, still come out right. Likewise a session's status set with the
+ * events announcing it (`updateSessionStatusAndEmit`): a refused update emits nothing.
  */
 export function messageAndEventsTests(initializer: RuntimeStoreInitializer): void {
   defineRuntimeArea(initializer, 'a message stored with its events', ({ backends }) => {
@@ -245,6 +248,87 @@ export function messageAndEventsTests(initializer: RuntimeStoreInitializer): voi
         ]);
         expect(joint.events[0]!.data.messageId).toBe(joint.message.id);
         expect(await nextEventSeq(store, session.id)).toBe(first + 3);
+      } else {
+        expect(await nextEventSeq(store, session.id)).toBe(first + 1);
+      }
+    });
+
+    it('sets a status and emits its events after it, in order, numbered consecutively', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const first = await nextEventSeq(store, session.id);
+      const turnId = randomId('turn');
+      const { session: updated, events } = await updateSessionStatusAndEmit(
+        store,
+        session.id,
+        'active',
+        [
+          { type: 'session.activated', sessionId: session.id, turnId, data: { turnId } },
+          { type: 'turn.started', sessionId: session.id, turnId, data: { text: TRICKY_TEXT } },
+        ],
+      );
+      expect(updated.status).toBe('active');
+      expect((await store.sessions.getSession(session.id))?.status).toBe('active');
+      expect(events.map((event) => [event.type, event.seq, event.turnId])).toEqual([
+        ['session.activated', first + 1, turnId],
+        ['turn.started', first + 2, turnId],
+      ]);
+      expect(events[1]!.data).toEqual({ text: TRICKY_TEXT });
+      expect(await nextEventSeq(store, session.id)).toBe(first + 3);
+    });
+
+    it('changes nothing and emits nothing for a holder without the lease or an unknown session', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      await store.sessions.claimTurnLease(session.id, randomId('holder'), 60_000);
+      const first = await nextEventSeq(store, session.id);
+      const idled = [{ type: 'session.idled' as const, sessionId: session.id, data: {} }];
+      await expectErrorCode(
+        updateSessionStatusAndEmit(store, session.id, 'idle', idled, {
+          leaseHolder: randomId('other'),
+        }),
+        'TURN_IN_PROGRESS',
+      );
+      expect((await store.sessions.getSession(session.id))?.status).toBe(session.status);
+      expect(await nextEventSeq(store, session.id)).toBe(first + 1);
+      const missing = randomId('session');
+      await expectErrorCode(
+        updateSessionStatusAndEmit(store, missing, 'idle', [
+          { type: 'session.idled', sessionId: missing, data: {} },
+        ]),
+        'SESSION_NOT_FOUND',
+      );
+      expect(await nextEventSeq(store, missing)).toBe(1);
+    });
+
+    it("is the bus's updateSessionStatusAndEmit where the bus offers it: its own store jointly, another store not at all", async (context) => {
+      const store = backends();
+      const bus = store.events as Partial<StatusEventBus>;
+      if (typeof bus.updateSessionStatusAndEmit !== 'function') {
+        context.skip();
+        return;
+      }
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const first = await nextEventSeq(store, session.id);
+      const idled = [{ type: 'session.idled' as const, sessionId: session.id, data: { n: 1 } }];
+      const declined = await bus.updateSessionStatusAndEmit(
+        new Proxy(store.sessions, {}),
+        session.id,
+        'idle',
+        idled,
+      );
+      expect(declined).toBeNull();
+      expect((await store.sessions.getSession(session.id))?.status).toBe(session.status);
+      const joint = await bus.updateSessionStatusAndEmit(store.sessions, session.id, 'idle', idled);
+      expect(joint?.session.status).toBe('idle');
+      if (joint?.events) {
+        expect(joint.events.map((event) => [event.type, event.seq])).toEqual([
+          ['session.idled', first + 1],
+        ]);
+        expect(await nextEventSeq(store, session.id)).toBe(first + 2);
       } else {
         expect(await nextEventSeq(store, session.id)).toBe(first + 1);
       }

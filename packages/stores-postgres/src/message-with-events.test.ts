@@ -1,8 +1,13 @@
 // A message and the events announcing it stored in one statement (`storeMessageAndEmit` of the
 // bus): the stored rows and the notifications other processes' buses read carry the message's
-// `seq`, large events included; a refused write leaves no trace.
-import { type Message, type RuntimeEvent, storeMessageAndEmit } from '@everruns-ts/core';
-import { makeSession } from '@everruns-ts/store-conformance';
+// `seq`, large events included; likewise a session's status with its events.
+import {
+  type Message,
+  type RuntimeEvent,
+  storeMessageAndEmit,
+  updateSessionStatusAndEmit,
+} from '@everruns-ts/core';
+import { expectErrorCode, makeSession } from '@everruns-ts/store-conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresBackends, postgresBackends } from './postgres-backends.js';
 import {
@@ -94,5 +99,43 @@ describe('postgres: a message stored with its events', () => {
     expect(again.events.map((event) => event.seq)).toEqual([3, 4]);
     expect(again.events[1]!.data).toEqual({ seq: 1, note: 'seq 1' });
     expect(await backends.messages.count(session.id)).toBe(1);
+  });
+
+  it('sets a status and stores its events in one statement, heard by other processes; a refused holder writes neither', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    await backends.sessions.claimTurnLease(session.id, 'holder_1', 60_000);
+    const heard: RuntimeEvent[] = [];
+    const stop = other.events.subscribe((event) => heard.push(event), { sessionId: session.id });
+    try {
+      await stop.ready;
+      const started = (turnId: string) => [
+        { type: 'session.activated' as const, sessionId: session.id, turnId, data: { turnId } },
+        { type: 'turn.started' as const, sessionId: session.id, turnId, data: { turnId } },
+      ];
+      const before = backends.queryCount();
+      const { session: updated, events } = await updateSessionStatusAndEmit(
+        backends,
+        session.id,
+        'active',
+        started('turn_1'),
+        { leaseHolder: 'holder_1' },
+      );
+      expect(backends.queryCount() - before).toBe(1);
+      expect(updated.status).toBe('active');
+      expect(events.map((event) => event.seq)).toEqual([1, 2]);
+      await expectErrorCode(
+        updateSessionStatusAndEmit(backends, session.id, 'idle', started('turn_2'), {
+          leaseHolder: 'holder_2',
+        }),
+        'TURN_IN_PROGRESS',
+      );
+      expect((await backends.sessions.getSession(session.id))?.status).toBe('active');
+      expect(await backends.events.loadEvents(session.id)).toEqual(events);
+      await other.events.caughtUp();
+      expect(heard).toEqual(events);
+    } finally {
+      stop();
+    }
   });
 });

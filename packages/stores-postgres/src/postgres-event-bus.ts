@@ -9,14 +9,19 @@ import {
   formatZodError,
   isEphemeralEventType,
   type JointMessageWrite,
+  type JointStatusWrite,
   type Message,
   type MessageEventBus,
   type NewMessage,
   newId,
   type RuntimeEvent,
   type RuntimeMessageStore,
+  type RuntimeSessionStore,
+  type SessionStatus,
+  type StatusEventBus,
   type StoreMessageOptions,
   silentLogger,
+  type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import {
@@ -31,6 +36,7 @@ import {
 } from './event-notifications.js';
 import { violatedConstraint } from './postgres-errors.js';
 import { type JointRows, PostgresMessageStore } from './postgres-message-store.js';
+import { PostgresSessionStore } from './postgres-session-store.js';
 import {
   checkSize,
   parseStored,
@@ -190,7 +196,7 @@ const NOTIFY_BATCH = 200;
  * transaction. The `LISTEN` connection is opened by the first subscriber, closed when the last one
  * leaves, and reopened after a loss.
  */
-export class PostgresEventBus implements MessageEventBus {
+export class PostgresEventBus implements MessageEventBus, StatusEventBus {
   readonly #context: StoreContext;
   readonly #subscribers = new Set<Subscriber>();
   readonly #keepEvents: boolean;
@@ -420,6 +426,36 @@ export class PostgresEventBus implements MessageEventBus {
     const joint = prepared as JointEvents | null;
     if (joint === null || joined === null) return { message: stored, events: null };
     return { message: stored, events: joint.finish(stored.seq, Number(joined.joint_first_seq)) };
+  }
+
+  /**
+   * Sets the session's status and stores `events` in the UPDATE's statement (see
+   * `StatusEventBus`) when `sessions` is the session store of this bus's backend: one round trip,
+   * both or neither, `options.leaseHolder` checked in it, the events' `NOTIFY` with them.
+   * Resolves `null`, doing nothing, for another store (or a wrapper around one), and
+   * `{ session, events: null }` when the events were not written with the status (none,
+   * ephemeral ones, another session's): the caller emits them.
+   */
+  async updateSessionStatusAndEmit(
+    sessions: RuntimeSessionStore,
+    sessionId: string,
+    status: SessionStatus,
+    events: EventRequest[],
+    options?: UpdateSessionStatusOptions,
+  ): Promise<JointStatusWrite | null> {
+    if (!Array.isArray(events)) throw new TypeError('events must be an array');
+    const own = PostgresSessionStore.sameBackend(sessions, this.#context);
+    if (own === null) return null;
+    requireString(sessionId, 'sessionId');
+    const joint = this.#prepareJoint(sessionId, null, () => events);
+    const { session, joined } = await own.updateStatusJointly(
+      sessionId,
+      status,
+      options,
+      joint?.rows ?? null,
+    );
+    if (joint === null || joined === null) return { session, events: null };
+    return { session, events: joint.finish(0, Number(joined.joint_first_seq)) };
   }
 
   /**

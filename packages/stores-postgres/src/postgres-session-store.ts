@@ -12,6 +12,7 @@ import {
 import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
 import type { Queryable } from './postgres-database.js';
 import { violatedConstraint } from './postgres-errors.js';
+import type { JointRows } from './postgres-message-store.js';
 import {
   checkSize,
   compareStrings,
@@ -203,12 +204,27 @@ export function checkLeaseRequest(holderId: string, durationMs: number): void {
   }
 }
 
+/** The session stores made by this package (wrappers around them are not in it). */
+const ownStores = new WeakSet<object>();
+
 /** Sessions in the `sessions` table. */
 export class PostgresSessionStore implements RuntimeSessionStore {
   readonly #context: StoreContext;
 
   constructor(context: StoreContext) {
     this.#context = context;
+    ownStores.add(this);
+  }
+
+  /**
+   * `store` itself when it is a session store of this package (not a wrapper around one) on the
+   * same database connection and schema as `context`, else `null`.
+   * @internal
+   */
+  static sameBackend(store: unknown, context: StoreContext): PostgresSessionStore | null {
+    if (typeof store !== 'object' || store === null || !ownStores.has(store)) return null;
+    const own = store as PostgresSessionStore;
+    return own.#context.db === context.db ? own : null;
   }
 
   /** The session, or `null`. */
@@ -359,6 +375,66 @@ export class PostgresSessionStore implements RuntimeSessionStore {
       sessionId,
       ...(lease ? { holder: lease.holderId, expiresAt: lease.expiresAt } : {}),
     });
+  }
+
+  /**
+   * {@link updateSessionStatus} with the `joint` rows written in the UPDATE's statement (CTEs
+   * after the CTE `updated`, see `JointRows`): resolves with the session and the final SELECT's
+   * row when the rows were written (in this statement, or by an earlier attempt that committed
+   * before its connection dropped), `null` without `joint`. For the event bus of the same
+   * backend (`PostgresEventBus.updateSessionStatusAndEmit`).
+   * @internal
+   */
+  async updateStatusJointly(
+    sessionId: string,
+    status: SessionStatus,
+    options: UpdateSessionStatusOptions = {},
+    joint: JointRows | null,
+  ): Promise<{ session: Session; joined: Record<string, unknown> | null }> {
+    if (joint === null) {
+      return { session: await this.updateSessionStatus(sessionId, status, options), joined: null };
+    }
+    requireString(status, 'status');
+    requireString(sessionId, 'sessionId');
+    const { leaseHolder } = options;
+    if (leaseHolder !== undefined) requireString(leaseHolder, 'leaseHolder');
+    if (joint.ready) await joint.ready;
+    const { db } = this.#context;
+    const idHash = textDigest(sessionId);
+    const first = leaseHolder === undefined ? 4 : 5;
+    const text = `WITH updated AS (
+         UPDATE ${db.table('sessions')} SET status = $2, updated_at = $3
+          WHERE id_hash = $1${leaseHolder === undefined ? '' : ' AND turn_lease_holder = $4'}
+         RETURNING ${SESSION_COLUMNS}
+       ),
+       ${joint.ctes(first, 'updated')}
+       SELECT updated.*, ${joint.select} FROM updated`;
+    const params = [
+      idHash,
+      status,
+      new Date().toISOString(),
+      ...(leaseHolder === undefined ? [] : [encodeText(leaseHolder)]),
+      ...joint.params,
+    ];
+    const result = await db.run('updateSessionStatusAndEmit', async (client, attempt) => {
+      try {
+        return await client.query<SessionRow & Record<string, unknown>>(text, params);
+      } catch (error) {
+        if (violatedConstraint(error) !== 'events_id' || !attempt.afterConnectionLoss) throw error;
+        // An earlier attempt committed (status and events) before its connection dropped.
+        const joined = await joint.committed(client);
+        const row = await client.query<SessionRow>(
+          `SELECT ${SESSION_COLUMNS} FROM ${db.table('sessions')} WHERE id_hash = $1`,
+          [idHash],
+        );
+        return { rows: row.rows.map((found) => ({ ...found, ...joined })) };
+      }
+    });
+    const row = result.rows[0];
+    if (row) return { session: sessionFromRow(row, this.#context), joined: row };
+    // Nothing updated: the session is unknown or the holder lost the lease; the plain update
+    // tells which, writing nothing (it finds the same).
+    return { session: await this.updateSessionStatus(sessionId, status, options), joined: null };
   }
 
   /** Replaces the session's capabilities. Throws `SESSION_NOT_FOUND`. */

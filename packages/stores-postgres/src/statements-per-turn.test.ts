@@ -154,11 +154,12 @@ describe('statements of a math turn on PostgreSQL', () => {
  * Statements a math turn sends (the journal claim of a tool call is one of them), in order: the
  * lease claim; the session's setup with the default model and the keys of waiting turns; the user
  * message with `input.message` (its write renews the lease, as every message write below, and
- * stores the events announcing the message in the same statement); status active;
- * `session.activated` + `turn.started`; the reason step's snapshot; `reason.started`; the agent
- * message with `output.message.completed` + `reason.completed`; the act step's replay check; the
- * journal claim; `tool.started`; the tool result with `tool.completed`; the second snapshot;
- * `reason.started`; the answer with its events; status idle; `turn.completed` + `session.idled`;
- * the lease released with the journal deleted.
+ * stores the events announcing the message in the same statement); status active with
+ * `session.activated` + `turn.started` (one statement, conditioned on the lease); the reason
+ * step's snapshot; `reason.started`; the agent message with `output.message.completed` +
+ * `reason.completed`; the act step's replay check; the journal claim; `tool.started`; the tool
+ * result with `tool.completed`; the second snapshot; `reason.started`; the answer with its
+ * events; status idle with `turn.completed` + `session.idled`; the lease released with the
+ * journal deleted.
  */
-const STATEMENTS_PER_MATH_TURN = 18;
+const STATEMENTS_PER_MATH_TURN = 16;

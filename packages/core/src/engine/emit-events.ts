@@ -1,11 +1,14 @@
+import type { Session, SessionStatus } from '../domain.js';
 import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
 import type { Message, NewMessage } from '../message.js';
 import type {
   BatchingEventBus,
   MessageEventBus,
   RuntimeBackends,
+  StatusEventBus,
   StoredMessageAndEvents,
   StoreMessageOptions,
+  UpdateSessionStatusOptions,
 } from '../stores.js';
 
 /**
@@ -55,4 +58,38 @@ export async function storeMessageAndEmit(
         ? await backends.messages.storeMessage(sessionId, message)
         : await backends.messages.storeMessage(sessionId, message, options);
   return { message: stored, events: await emitEvents(backends.events, events(stored)) };
+}
+
+/**
+ * Sets a session's status and then emits `events` (as `updateSessionStatus` then
+ * {@link emitEvents}): in one round trip when the bus is a {@link StatusEventBus} that can write
+ * both together, otherwise as the two calls.
+ */
+export async function updateSessionStatusAndEmit(
+  backends: Pick<RuntimeBackends, 'sessions' | 'events'>,
+  sessionId: string,
+  status: SessionStatus,
+  events: EventRequest[],
+  options?: UpdateSessionStatusOptions,
+): Promise<{ session: Session; events: RuntimeEvent[] }> {
+  const bus = backends.events as Partial<StatusEventBus>;
+  const joint =
+    typeof bus.updateSessionStatusAndEmit === 'function'
+      ? await bus.updateSessionStatusAndEmit.call(
+          backends.events,
+          backends.sessions,
+          sessionId,
+          status,
+          events,
+          options,
+        )
+      : null;
+  if (joint?.events) return { session: joint.session, events: joint.events };
+  const session =
+    joint !== null
+      ? joint.session
+      : options === undefined
+        ? await backends.sessions.updateSessionStatus(sessionId, status)
+        : await backends.sessions.updateSessionStatus(sessionId, status, options);
+  return { session, events: await emitEvents(backends.events, events) };
 }

@@ -60,9 +60,9 @@ export function plainObjectFor(keyCount: number): Record<string, unknown> {
 export function freezeCopy<T>(value: T): T {
   if (!isPlainData(value)) return value;
   // Most data is shallow: copy it recursively, and only data nested deeper than a few levels
-  // takes the slower copy that keeps its own stack.
-  const ancestors: object[] = [];
-  const quick = quickFreezeCopy(value, ancestors);
+  // takes the slower copy that keeps its own stack. A value that contains itself nests without
+  // end, so it reaches that copy too, which finds the cycle and throws.
+  const quick = quickFreezeCopy(value, 0);
   return (quick === TOO_DEEP ? stackFreezeCopy(value) : quick) as T;
 }
 
@@ -72,21 +72,22 @@ const TOO_DEEP: unique symbol = Symbol('too deep');
 /** How deep {@link quickFreezeCopy} goes on the call stack before giving up. */
 const QUICK_DEPTH = 32;
 
-/** {@link freezeCopy} by recursion, for plain data nested at most {@link QUICK_DEPTH} levels. */
+/**
+ * {@link freezeCopy} by recursion, for plain data nested at most {@link QUICK_DEPTH} levels
+ * (`depth` is the level of `source`); no list of ancestors is kept, since a cycle ends up too deep.
+ */
 function quickFreezeCopy(
   source: Record<string, unknown> | unknown[],
-  ancestors: object[],
+  depth: number,
 ): Record<string, unknown> | unknown[] | typeof TOO_DEEP {
-  if (ancestors.length >= QUICK_DEPTH) return TOO_DEEP;
-  if (ancestors.includes(source)) throw new TypeError('freezeCopy: the value contains itself');
-  ancestors.push(source);
+  if (depth >= QUICK_DEPTH) return TOO_DEEP;
   let copy: Record<string, unknown> | unknown[];
   if (Array.isArray(source)) {
     const array = new Array(source.length);
     for (let index = 0; index < source.length; index++) {
       const child = source[index];
       if (isPlainData(child)) {
-        const copied = quickFreezeCopy(child, ancestors);
+        const copied = quickFreezeCopy(child, depth + 1);
         if (copied === TOO_DEEP) return TOO_DEEP;
         array[index] = copied;
       } else array[index] = child;
@@ -98,7 +99,7 @@ function quickFreezeCopy(
     for (const key of keys) {
       let child = source[key];
       if (isPlainData(child)) {
-        const copied = quickFreezeCopy(child, ancestors);
+        const copied = quickFreezeCopy(child, depth + 1);
         if (copied === TOO_DEEP) return TOO_DEEP;
         child = copied;
       }
@@ -114,7 +115,6 @@ function quickFreezeCopy(
     }
     copy = object;
   }
-  ancestors.pop();
   Object.freeze(copy);
   return copy;
 }

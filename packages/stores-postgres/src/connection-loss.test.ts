@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { InputMessage, newId } from '@everruns-ts/core';
+import {
+  InputMessage,
+  newId,
+  storeMessageAndEmit,
+  updateSessionStatusAndEmit,
+} from '@everruns-ts/core';
+import { makeSession } from '@everruns-ts/store-conformance';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PostgresBackends, postgresBackends } from './postgres-backends.js';
@@ -243,6 +249,56 @@ describe('postgres stores: a committed write whose answer is lost', () => {
     expect(proxy.answersLost).toBe(lostBefore + 2);
     expect([first.seq, second.seq]).toEqual([1, 2]);
     expect(await backends.messages.load(sessionId)).toEqual([first, second]);
+  });
+
+  it('a message stored with its events (one statement) is stored once, its events once', async () => {
+    const sessionId = `session_${randomBytes(8).toString('hex')}`;
+    const lostBefore = proxy.answersLost;
+    proxy.loseNextAnswerTo(table('messages'));
+    const { message, events } = await storeMessageAndEmit(
+      backends,
+      sessionId,
+      {
+        role: 'agent',
+        content: [{ type: 'text', text: 'once' }],
+        idempotencyKey: 'turn_1/reason/1',
+      },
+      (stored) => [
+        {
+          type: 'output.message.completed',
+          sessionId,
+          data: { messageId: stored.id, seq: stored.seq },
+        },
+        { type: 'reason.completed', sessionId, data: { seq: stored.seq } },
+      ],
+    );
+    expect(proxy.answersLost).toBe(lostBefore + 1);
+    expect(await backends.messages.load(sessionId)).toEqual([message]);
+    expect(events.map((event) => [event.seq, event.data.seq])).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+    expect(await backends.events.loadEvents(sessionId)).toEqual(events);
+  });
+
+  it('a status set with its events (one statement) stores the events once', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const lostBefore = proxy.answersLost;
+    proxy.loseNextAnswerTo(table('events'));
+    const { session: updated, events } = await updateSessionStatusAndEmit(
+      backends,
+      session.id,
+      'active',
+      [
+        { type: 'session.activated', sessionId: session.id, data: {} },
+        { type: 'turn.started', sessionId: session.id, data: {} },
+      ],
+    );
+    expect(proxy.answersLost).toBe(lostBefore + 1);
+    expect(updated.status).toBe('active');
+    expect(events.map((event) => event.seq)).toEqual([1, 2]);
+    expect(await backends.events.loadEvents(session.id)).toEqual(events);
   });
 
   it('storeMessages is stored once', async () => {

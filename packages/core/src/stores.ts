@@ -440,6 +440,8 @@ export interface JointStatusWrite {
 /**
  * An {@link EventBus} that can set a session's status and store the events announcing it in one
  * round trip (`updateSessionStatusAndEmit` of `@everruns-ts/core` uses it when the bus has it).
+ * As with {@link MessageEventBus}, a wrapper that acts on what `emit` emits must wrap this method
+ * too, or hide it.
  */
 export interface StatusEventBus extends EventBus {
   /**
@@ -480,7 +482,9 @@ export interface JointMessageWrite {
 
 /**
  * An {@link EventBus} that can store a message and the events announcing it in one round trip
- * (`storeMessageAndEmit` of `@everruns-ts/core` uses it when the bus has it).
+ * (`storeMessageAndEmit` of `@everruns-ts/core` uses it when the bus has it). A wrapper of a bus
+ * that acts on what `emit` emits (a tracer, a tap) must wrap this method too, or hide it: the
+ * events it writes never pass through `emit`.
  */
 export interface MessageEventBus extends EventBus {
   /**

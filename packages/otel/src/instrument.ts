@@ -3,7 +3,9 @@ import {
   type EventBus,
   type EventRequest,
   everrunsError,
+  type MessageEventBus,
   type RuntimeEvent,
+  type StatusEventBus,
 } from '@everruns-ts/core';
 import { type OtelTracingOptions, TurnTracer } from './turn-tracer.js';
 
@@ -135,11 +137,44 @@ export function instrumentEventBus<B extends EventBus>(
           return event;
         }
       : undefined;
+  // A message or a status written with its events in one round trip: the events the bus wrote
+  // with it are recorded as an emit's would be (when it wrote none, the caller emits them through
+  // `emit`/`emitMany` above).
+  const joint = bus as Partial<MessageEventBus & StatusEventBus>;
+  const storeMessageAndEmit =
+    typeof joint.storeMessageAndEmit === 'function'
+      ? async (...args: Parameters<MessageEventBus['storeMessageAndEmit']>) => {
+          const result = await (
+            joint.storeMessageAndEmit as MessageEventBus['storeMessageAndEmit']
+          ).apply(bus, args);
+          if (result?.events) await recordJoint(result.events);
+          return result;
+        }
+      : undefined;
+  const updateSessionStatusAndEmit =
+    typeof joint.updateSessionStatusAndEmit === 'function'
+      ? async (...args: Parameters<StatusEventBus['updateSessionStatusAndEmit']>) => {
+          if (args[3].some((request) => request.type === 'turn.started')) listen();
+          const result = await (
+            joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
+          ).apply(bus, args);
+          if (result?.events) await recordJoint(result.events);
+          return result;
+        }
+      : undefined;
+  const recordJoint = (events: readonly RuntimeEvent[]) => {
+    if (events.some((event) => event.type === 'turn.started')) listen();
+    return recordInOrder(events);
+  };
   return new Proxy(bus, {
     get(target, property) {
       if (property === 'emit') return emit;
       if (property === 'emitMany' && emitMany) return emitMany;
       if (property === 'emitSync' && emitSync) return emitSync;
+      if (property === 'storeMessageAndEmit' && storeMessageAndEmit) return storeMessageAndEmit;
+      if (property === 'updateSessionStatusAndEmit' && updateSessionStatusAndEmit) {
+        return updateSessionStatusAndEmit;
+      }
       if (property === 'turnTracer') return tracer;
       const value = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;

@@ -161,6 +161,12 @@ describe('postgres event bus: events of other buses (LISTEN/NOTIFY)', () => {
           }),
         );
       }
+      // A turn's last event is a kept one, and its NOTIFY waits for the ephemeral ones of the
+      // session emitted before it; an ephemeral event's own emit resolves before its NOTIFY is
+      // sent (they go out in batches), so it is not "committed" when emit resolves.
+      emitted.push(
+        await emitting.events.emit({ type: 'turn.completed', sessionId, data: { index: 5 } }),
+      );
       await listening.events.caughtUp();
       expect(received).toEqual(emitted);
     } finally {

@@ -180,6 +180,21 @@ export const MIGRATIONS: readonly PostgresMigration[] = Object.freeze([
        $migration$`,
     ],
   },
+  {
+    version: 4,
+    name: 'session key head index',
+    // Additive: an index only. Older code lists keys without it, as before.
+    breaking: false,
+    statements: [
+      // Prefix listings read a range of this index instead of every key of the session (dead
+      // ones included until a vacuum): see key-range.ts. The first 64 characters keep the entries
+      // small whatever a key's length; "C" orders them by code point, as the range needs.
+      `CREATE INDEX session_values_key_head
+         ON {schema}.session_values (session_hash, (left(key, 64) COLLATE "C"))`,
+      `CREATE INDEX session_secrets_key_head
+         ON {schema}.session_secrets (session_hash, (left(key, 64) COLLATE "C"))`,
+    ],
+  },
 ]);
 
 /** The newest schema version this code knows. */

@@ -1,12 +1,14 @@
 import { everrunsError, type SessionStorageStore } from '@everruns-ts/core';
+import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { checkSize, compareStrings, requireString, type StoreContext } from './store-context.js';
-import { decodeText, encodePrefix, encodeText, textDigest } from './text-codec.js';
+import { decodeText, encodeText, textDigest } from './text-codec.js';
 
 /**
  * Per-session key/value storage (`session_values`) and secrets (`session_secrets`). Secrets are
  * encrypted with AES-256-GCM under the configured key, whose id is stored beside each value; the
  * ciphertext is bound to its session and key, so it cannot be moved to another row. Prefix
- * listings compare the prefix literally (`starts_with`), so `%`, `_` and `\` are plain characters.
+ * listings compare the prefix literally (`starts_with`), so `%`, `_` and `\` are plain characters,
+ * and read a range of the key-head index (see `key-range.ts`).
  */
 export class PostgresSessionStorageStore implements SessionStorageStore {
   readonly #context: StoreContext;
@@ -105,11 +107,12 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
       return deleted;
     }
     const { db } = this.#context;
+    const range = keyHeadRange(prefix)!;
     const result = await db.run('deleteValuesWithPrefix', (client) =>
       client.query(
         `DELETE FROM ${db.table('session_values')}
-          WHERE session_hash = $1 AND starts_with(key, $2::text)`,
-        [textDigest(sessionId), encodeText(prefix)],
+          WHERE session_hash = $1 AND ${keyPrefixCondition(range, 2, 3, 4)}`,
+        [textDigest(sessionId), ...keyPrefixParams(range)],
       ),
     );
     return result.rowCount ?? 0;
@@ -211,15 +214,18 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
     requireString(sessionId, 'sessionId');
     if (prefix !== undefined) requireString(prefix, 'prefix');
     const { db } = this.#context;
+    const range = prefix === undefined ? null : keyHeadRange(prefix);
     const result = await db.run(operation, (client) =>
-      client.query<{ key: string }>(
-        `SELECT key FROM ${db.table(table)}
-          WHERE session_hash = $1 AND ($2::text IS NULL OR starts_with(key, $2::text))`,
-        [
-          textDigest(sessionId),
-          prefix === undefined || prefix === '' ? null : encodePrefix(prefix),
-        ],
-      ),
+      range === null
+        ? client.query<{ key: string }>(
+            `SELECT key FROM ${db.table(table)} WHERE session_hash = $1`,
+            [textDigest(sessionId)],
+          )
+        : client.query<{ key: string }>(
+            `SELECT key FROM ${db.table(table)}
+              WHERE session_hash = $1 AND ${keyPrefixCondition(range, 2, 3, 4)}`,
+            [textDigest(sessionId), ...keyPrefixParams(range)],
+          ),
     );
     const keys = result.rows.map((row) => decodeText(row.key));
     return (prefix ? keys.filter((key) => key.startsWith(prefix)) : keys).sort(compareStrings);

@@ -9,6 +9,7 @@ import {
   turnInProgressError,
   type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
+import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
 import type { Queryable } from './postgres-database.js';
 import { violatedConstraint } from './postgres-errors.js';
@@ -169,6 +170,7 @@ export async function releaseTurnLeaseAndDeleteValues(
   }
   const { db } = context;
   const sessionHash = textDigest(sessionId);
+  const range = keyHeadRange(prefix)!;
   const result = await db.run('releaseTurnLeaseAndDeleteValues', (client) =>
     client.query<{ released: boolean }>(
       `WITH released AS (
@@ -178,11 +180,11 @@ export async function releaseTurnLeaseAndDeleteValues(
          RETURNING 1
        ), deleted AS (
          DELETE FROM ${db.table('session_values')}
-          WHERE session_hash = $1 AND starts_with(key, $3::text)
+          WHERE session_hash = $1 AND ${keyPrefixCondition(range, 3, 4, 5)}
          RETURNING 1
        )
        SELECT EXISTS (SELECT 1 FROM released) AS released`,
-      [sessionHash, encodeText(holderId), encodeText(prefix)],
+      [sessionHash, encodeText(holderId), ...keyPrefixParams(range)],
     ),
   );
   return result.rows[0]?.released === true;

@@ -10,13 +10,14 @@ import {
   parseCompactionRecord,
   type Session,
 } from '@everruns-ts/core';
+import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { openMcpSecrets } from './mcp-secrets.js';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
 import { messageFromRow, PostgresMessageStore } from './postgres-message-store.js';
 import { defaultModelFromRow } from './postgres-provider-store.js';
 import { sessionFromRow } from './postgres-session-store.js';
 import { compareStrings, parseStored, requireString, type StoreContext } from './store-context.js';
-import { decodeText, encodePrefix, textDigest } from './text-codec.js';
+import { decodeText, textDigest } from './text-codec.js';
 
 /**
  * A session's turn setup (session, harness chain, agent), loaded together with the default model
@@ -214,15 +215,22 @@ async function loadSnapshot(
        SELECT 'default_model', 0, data, api_key_id, encode(api_key_sealed, 'base64'), NULL, NULL,
               NULL, NULL, NULL
          FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)`;
-  // The setup (no history) reads the default model too, and the storage keys asked for ($2).
+  // The setup (no history) reads the default model too, and the storage keys asked for (a range
+  // of the key-head index, $2 to $4; every key for an empty prefix).
+  const storageKeyRange =
+    storageKeyPrefix === undefined || withHistory ? undefined : keyHeadRange(storageKeyPrefix);
+  const storageKeyRows =
+    storageKeyRange === undefined
+      ? ''
+      : `UNION ALL
+       SELECT 'storage_key', 0, key, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM ${db.table('session_values')}
+        WHERE session_hash = $1 AND ${storageKeyRange === null ? 'true' : keyPrefixCondition(storageKeyRange, 2, 3, 4)}
+          AND EXISTS (SELECT 1 FROM snapshot_session)`;
   const setupRows = withHistory
     ? ''
     : `${defaultModelRow}
-       UNION ALL
-       SELECT 'storage_key', 0, key, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-         FROM ${db.table('session_values')}
-        WHERE session_hash = $1 AND $2::text IS NOT NULL AND starts_with(key, $2::text)
-          AND EXISTS (SELECT 1 FROM snapshot_session)`;
+       ${storageKeyRows}`;
   const historyRows = withHistory
     ? `UNION ALL
        SELECT 'compaction', through_seq, value, NULL, NULL, NULL, NULL, NULL, NULL, NULL
@@ -261,10 +269,9 @@ async function loadSnapshot(
        ORDER BY kind DESC, ord`,
       withHistory
         ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY), knownSeq]
-        : [
-            textDigest(sessionId),
-            storageKeyPrefix === undefined ? null : encodePrefix(storageKeyPrefix),
-          ],
+        : storageKeyRange
+          ? [textDigest(sessionId), ...keyPrefixParams(storageKeyRange)]
+          : [textDigest(sessionId)],
     ),
   );
   const storageKeys: string[] = [];

@@ -204,6 +204,11 @@ async function loadSnapshot(
   // The cut is read from the record's JSON in SQL without casting the document (a malformed
   // value must not fail the statement); the record parsed in JS must agree with it, else the
   // messages are read again (see below).
+  // The messages after the cut, from the kept history's last one when it comes after the cut
+  // (seq $3: its id only, as a 'known' row, to check that it is still the one kept). The read is ordered by seq so the
+  // server always reads the primary key's range: this is a named statement, and a plan made
+  // while the table had no statistics (a new schema, autovacuum off) would otherwise pick any
+  // index that starts with the session and read the whole history on every turn.
   const compactionCte = withHistory
     ? `, compaction_row AS (
          SELECT value, COALESCE(
@@ -237,14 +242,17 @@ async function loadSnapshot(
          FROM compaction_row WHERE EXISTS (SELECT 1 FROM snapshot_session)
        ${defaultModelRow}
        UNION ALL
-       SELECT 'message', seq, content, id, idempotency_key, turn_id, role, metadata, created_at, NULL
-         FROM ${db.table('messages')}
-        WHERE session_hash = $1
-          AND seq > GREATEST(COALESCE((SELECT through_seq FROM compaction_row), 0), $3::integer)
-       UNION ALL
-       SELECT 'known', seq, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-         FROM ${db.table('messages')}
-        WHERE session_hash = $1 AND seq = $3::integer AND $3::integer > 0`
+       SELECT CASE WHEN seq = $3::integer THEN 'known' ELSE 'message' END, seq,
+              CASE WHEN seq = $3::integer THEN NULL ELSE content END, id, idempotency_key,
+              turn_id, role, metadata, created_at, NULL
+         FROM (
+           SELECT seq, content, id, idempotency_key, turn_id, role, metadata, created_at
+             FROM ${db.table('messages')}
+            WHERE session_hash = $1
+              AND seq > GREATEST(COALESCE((SELECT through_seq FROM compaction_row), 0),
+                                 $3::integer - 1)
+            ORDER BY seq
+         ) window_messages`
     : '';
   const result = await db.run('loadTurnSnapshot', (client) =>
     client.query<SnapshotRow>(
@@ -311,7 +319,7 @@ async function loadSnapshot(
       compaction = parseCompactionRecord(decodeText(row.a!));
       cut = Number(row.ord);
     } else if (row.kind === 'known') {
-      knownId = decodeText(row.a!);
+      knownId = decodeText(row.b!);
     } else if (row.kind === 'storage_key') {
       const key = decodeText(row.a!);
       // The encoded prefix may stop short of a trailing high surrogate: checked here.
@@ -351,6 +359,8 @@ async function loadSnapshot(
       // pattern did not find it: the history is read again after the cut the record gives.
       snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, recordCut);
     } else if (knownSeq > 0) {
+      // A cut at or after the kept history's last message leaves none of it to check.
+      if (knownId === null && cut >= knownSeq) knownId = cached?.lastId ?? null;
       if (cached && knownId === cached.lastId && cut >= cached.cut) {
         // Only the messages stored since the kept history were read.
         const kept =

@@ -365,8 +365,11 @@ export {
 } from './engine/detect-dependency-blocker.js';
 export {
   emitEvents,
+  type JointWriteMethods,
   storeMessageAndEmit,
   updateSessionStatusAndEmit,
+  type WrapJointWritesOptions,
+  wrapJointWrites,
 } from './engine/emit-events.js';
 export { truncateResult } from './engine/execute-tool-call.js';
 export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';
@@ -397,6 +400,7 @@ export {
   type SessionCommandInfo,
   type SessionCommandResult,
 } from './engine/session-commands.js';
+export { type ToolCompletion, toolCompletedRequest } from './engine/tool-completed.js';
 export {
   definitionWithoutSecrets,
   mcpServersWithoutSecrets,

@@ -3,9 +3,8 @@ import {
   type EventBus,
   type EventRequest,
   everrunsError,
-  type MessageEventBus,
   type RuntimeEvent,
-  type StatusEventBus,
+  wrapJointWrites,
 } from '@everruns-ts/core';
 import { type OtelTracingOptions, TurnTracer } from './turn-tracer.js';
 
@@ -140,32 +139,18 @@ export function instrumentEventBus<B extends EventBus>(
   // A message or a status written with its events in one round trip: the events the bus wrote
   // with it are recorded as an emit's would be (when it wrote none, the caller emits them through
   // `emit`/`emitMany` above).
-  const joint = bus as Partial<MessageEventBus & StatusEventBus>;
-  const storeMessageAndEmit =
-    typeof joint.storeMessageAndEmit === 'function'
-      ? async (...args: Parameters<MessageEventBus['storeMessageAndEmit']>) => {
-          const result = await (
-            joint.storeMessageAndEmit as MessageEventBus['storeMessageAndEmit']
-          ).apply(bus, args);
-          if (result?.events) await recordJoint(result.events);
-          return result;
-        }
-      : undefined;
-  const updateSessionStatusAndEmit =
-    typeof joint.updateSessionStatusAndEmit === 'function'
-      ? async (...args: Parameters<StatusEventBus['updateSessionStatusAndEmit']>) => {
-          if (args[3].some((request) => request.type === 'turn.started')) listen();
-          const result = await (
-            joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
-          ).apply(bus, args);
-          if (result?.events) await recordJoint(result.events);
-          return result;
-        }
-      : undefined;
-  const recordJoint = (events: readonly RuntimeEvent[]) => {
-    if (events.some((event) => event.type === 'turn.started')) listen();
-    return recordInOrder(events);
-  };
+  const { storeMessageAndEmit, updateSessionStatusAndEmit } = wrapJointWrites(
+    bus,
+    (events) => {
+      if (events.some((event) => event.type === 'turn.started')) listen();
+      return recordInOrder(events);
+    },
+    {
+      beforeStatusWrite: (requests) => {
+        if (requests.some((request) => request.type === 'turn.started')) listen();
+      },
+    },
+  );
   return new Proxy(bus, {
     get(target, property) {
       if (property === 'emit') return emit;

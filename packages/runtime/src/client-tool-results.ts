@@ -3,7 +3,9 @@ import {
   formatZodError,
   type Message,
   messageToolCalls,
+  storeMessageAndEmit,
   type ToolCall,
+  toolCompletedRequest,
   truncateResult,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -195,33 +197,36 @@ export async function storeClientToolResults(
   for (const result of parsed.data) {
     const call = byId.get(result.toolCallId) as ToolCall;
     const isError = result.isError ?? false;
-    const message = await adapter.backends.messages.storeMessage(sessionId, {
-      role: 'tool_result',
-      turnId,
-      idempotencyKey: `${turnId}/tool/${call.id}`,
-      content: [
-        {
-          type: 'tool_result',
-          toolCallId: call.id,
-          content: truncateResult(result.content, adapter.limits.maxToolResultChars),
-          isError,
-        },
-      ],
-      metadata: { toolName: call.name, iteration, clientSide: true },
-    });
-    await adapter.backends.events.emit({
-      type: 'tool.completed',
+    const { message } = await storeMessageAndEmit(
+      adapter.backends,
       sessionId,
-      turnId,
-      data: {
-        toolCallId: call.id,
-        toolName: call.name,
-        isError,
-        durationMs: 0,
-        messageId: message.id,
-        clientSide: true,
+      {
+        role: 'tool_result',
+        turnId,
+        idempotencyKey: `${turnId}/tool/${call.id}`,
+        content: [
+          {
+            type: 'tool_result',
+            toolCallId: call.id,
+            content: truncateResult(result.content, adapter.limits.maxToolResultChars),
+            isError,
+          },
+        ],
+        metadata: { toolName: call.name, iteration, clientSide: true },
       },
-    });
+      (written) => [
+        toolCompletedRequest({
+          sessionId,
+          turnId,
+          toolCallId: call.id,
+          toolName: call.name,
+          isError,
+          durationMs: 0,
+          messageId: written.id,
+          clientSide: true,
+        }),
+      ],
+    );
     stored.push(message);
     byId.delete(call.id);
   }

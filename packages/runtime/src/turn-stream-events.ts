@@ -1,11 +1,10 @@
-import type {
-  BatchingEventBus,
-  EventBus,
-  EventRequest,
-  LlmUsage,
-  MessageEventBus,
-  RuntimeEvent,
-  StatusEventBus,
+import {
+  type BatchingEventBus,
+  type EventBus,
+  type EventRequest,
+  type LlmUsage,
+  type RuntimeEvent,
+  wrapJointWrites,
 } from '@everruns-ts/core';
 import type { TurnStopReason } from './turn-plan.js';
 import type { TurnResult } from './turn-step.js';
@@ -354,40 +353,16 @@ export function tapEventBus(
           });
         }
       : undefined;
-  const joint = bus as Partial<MessageEventBus>;
-  const storeMessageAndEmit: MessageEventBus['storeMessageAndEmit'] | undefined =
-    typeof joint.storeMessageAndEmit === 'function'
-      ? (...args) => {
-          const stored = (
-            joint.storeMessageAndEmit as MessageEventBus['storeMessageAndEmit']
-          ).apply(bus, args);
-          if (listeners.size === 0) return stored;
-          return stored.then((result) => {
-            for (const event of result?.events ?? []) {
-              const listener = listeners.get(event.sessionId);
-              if (listener !== undefined) deliver(listener, event);
-            }
-            return result;
-          });
-        }
-      : undefined;
-  const status = bus as Partial<StatusEventBus>;
-  const updateSessionStatusAndEmit: StatusEventBus['updateSessionStatusAndEmit'] | undefined =
-    typeof status.updateSessionStatusAndEmit === 'function'
-      ? (...args) => {
-          const updated = (
-            status.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
-          ).apply(bus, args);
-          if (listeners.size === 0) return updated;
-          return updated.then((result) => {
-            for (const event of result?.events ?? []) {
-              const listener = listeners.get(event.sessionId);
-              if (listener !== undefined) deliver(listener, event);
-            }
-            return result;
-          });
-        }
-      : undefined;
+  const { storeMessageAndEmit, updateSessionStatusAndEmit } = wrapJointWrites(
+    bus,
+    (events) => {
+      for (const event of events) {
+        const listener = listeners.get(event.sessionId);
+        if (listener !== undefined) deliver(listener, event);
+      }
+    },
+    { active: () => listeners.size > 0 },
+  );
   // The bus's other methods, bound to it once each.
   const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
   return new Proxy(bus, {

@@ -303,24 +303,8 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
     }
     const sessionId = first!.sessionId;
     requireString(sessionId, 'request.sessionId');
-    const rows = requests.map((request) => {
-      requireString(request.type, 'request.type');
-      const data = stringifyForStore(request.data ?? {}, 'event data');
-      checkSize(this.#context, data, 'Event data');
-      return { request, id: newId('evt'), ts: new Date().toISOString(), data };
-    });
-    const events = rows.map((row) => {
-      const event: RuntimeEvent = {
-        id: row.id,
-        type: row.request.type,
-        sessionId,
-        seq: 0,
-        ts: row.ts,
-        data: parseStored<Record<string, unknown>>(row.data, 'event data'),
-      };
-      if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
-      return event;
-    });
+    const rows = requests.map((request) => this.#prepareRow(request));
+    const events = rows.map((row) => preparedEvent(row, sessionId, row.data));
     const sessionHash = textDigest(sessionId);
     const note = this.#keptNotification(
       sessionHash,
@@ -483,7 +467,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
       return null;
     }
     const swap = (text: string) => text.split(marker).join(other);
-    const rows: { request: EventRequest; id: string; ts: string; data: string }[] = [];
+    const rows: PreparedEventRow[] = [];
     for (const [index, request] of requests.entries()) {
       const twin = check[index];
       if (
@@ -495,29 +479,18 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
       ) {
         return null;
       }
-      requireString(request.type, 'request.type');
-      const data = stringifyForStore(request.data ?? {}, 'event data');
+      const row = this.#prepareRow(request);
       // Without a message the data must not hold the marker (it would be replaced).
-      if (swap(data) !== (storedAt ? stringifyForStore(twin.data ?? {}, 'event data') : data)) {
+      if (
+        swap(row.data) !== (storedAt ? stringifyForStore(twin.data ?? {}, 'event data') : row.data)
+      ) {
         return null;
       }
-      checkSize(this.#context, data, 'Event data');
-      rows.push({ request, id: newId('evt'), ts: new Date().toISOString(), data });
+      rows.push(row);
     }
     const withSeq = (text: string, seq: number) => text.split(marker).join(String(seq));
     const eventsAt = (dataOf: (data: string) => string) =>
-      rows.map((row) => {
-        const event: RuntimeEvent = {
-          id: row.id,
-          type: row.request.type,
-          sessionId,
-          seq: 0,
-          ts: row.ts,
-          data: parseStored<Record<string, unknown>>(dataOf(row.data), 'event data'),
-        };
-        if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
-        return event;
-      });
+      rows.map((row) => preparedEvent(row, sessionId, dataOf(row.data)));
     const sessionHash = textDigest(sessionId);
     const dataSize = rows.reduce((total, row) => total + row.data.length, 0);
     const note = this.#keptNotification(
@@ -605,6 +578,14 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
     };
   }
 
+  /** A kept event's row: an id, the time and the data as stored (checked against the size limit). */
+  #prepareRow(request: EventRequest): PreparedEventRow {
+    requireString(request.type, 'request.type');
+    const data = stringifyForStore(request.data ?? {}, 'event data');
+    checkSize(this.#context, data, 'Event data');
+    return { request, id: newId('evt'), ts: new Date().toISOString(), data };
+  }
+
   /**
    * Numbers, stamps and stores one event, then delivers it to subscribers. An ephemeral event is
    * not stored (unless `persistEphemeral`): it is delivered at once and sent to other processes
@@ -614,21 +595,10 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
     requireString(request?.sessionId, 'request.sessionId');
     requireString(request.type, 'request.type');
     if (this.#isEphemeral(request.type)) return this.#emitEphemeral(request);
-    const id = newId('evt');
-    const ts = new Date().toISOString();
-    const eventData = request.data ?? {};
-    const data = stringifyForStore(eventData, 'event data');
-    checkSize(this.#context, data, 'Event data');
+    const row = this.#prepareRow(request);
+    const { id, ts, data } = row;
     const sessionHash = textDigest(request.sessionId);
-    const event: RuntimeEvent = {
-      id,
-      type: request.type,
-      sessionId: request.sessionId,
-      seq: 0,
-      ts,
-      data: parseStored<Record<string, unknown>>(data, 'event data'),
-    };
-    if (request.turnId !== undefined) event.turnId = request.turnId;
+    const event = preparedEvent(row, request.sessionId, data);
     const note = this.#keptNotification(sessionHash, [event], data.length);
     // Ephemeral events of this session emitted before must reach other processes first.
     await this.#sessionSent.get(request.sessionId);
@@ -1021,6 +991,29 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
     );
     return result.rows.map((row) => eventFromRow(row, sessionId));
   }
+}
+
+/** An event prepared to be stored, before the statement numbers it. */
+interface PreparedEventRow {
+  request: EventRequest;
+  id: string;
+  ts: string;
+  /** The data as stored (JSON). */
+  data: string;
+}
+
+/** The event a prepared row stands for, with `data` (its stored JSON) parsed; `seq` is still 0. */
+function preparedEvent(row: PreparedEventRow, sessionId: string, data: string): RuntimeEvent {
+  const event: RuntimeEvent = {
+    id: row.id,
+    type: row.request.type,
+    sessionId,
+    seq: 0,
+    ts: row.ts,
+    data: parseStored<Record<string, unknown>>(data, 'event data'),
+  };
+  if (row.request.turnId !== undefined) event.turnId = row.request.turnId;
+  return event;
 }
 
 function eventFromRow(row: EventRow, sessionId: string): RuntimeEvent {

@@ -9,6 +9,7 @@ import { storeMessageAndEmit } from './emit-events.js';
 import { executeToolCall, type ToolCallOutcome, truncateResult } from './execute-tool-call.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
 import { sessionCapabilityChanges } from './session-capability-changes.js';
+import { toolCompletedRequest } from './tool-completed.js';
 import type { AtomDependencies } from './turn-types.js';
 
 /** Input of the {@link act} atom. */
@@ -156,21 +157,18 @@ export async function act(
       sessionId,
       newMessage,
       (result) => [
-        {
-          type: 'tool.completed',
+        toolCompletedRequest({
           sessionId,
           turnId,
-          data: {
-            toolCallId: call.id,
-            toolName: call.name,
-            isError: outcome.isError,
-            durationMs,
-            messageId: result.id,
-            iteration,
-            // The result as stored for the model (bounded by maxToolResultChars, secrets redacted).
-            result: outcome.content,
-          },
-        },
+          toolCallId: call.id,
+          toolName: call.name,
+          isError: outcome.isError,
+          durationMs,
+          messageId: result.id,
+          iteration,
+          // The result as stored for the model (bounded by maxToolResultChars, secrets redacted).
+          result: outcome.content,
+        }),
       ],
     );
     results.push({

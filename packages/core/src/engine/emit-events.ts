@@ -93,3 +93,57 @@ export async function updateSessionStatusAndEmit(
         : await backends.sessions.updateSessionStatus(sessionId, status, options);
   return { session, events: await emitEvents(backends.events, events) };
 }
+
+/** The joint-write methods of a bus, as {@link wrapJointWrites} gives them. */
+export type JointWriteMethods = Partial<
+  Pick<MessageEventBus, 'storeMessageAndEmit'> & Pick<StatusEventBus, 'updateSessionStatusAndEmit'>
+>;
+
+/** Options of {@link wrapJointWrites}. */
+export interface WrapJointWritesOptions {
+  /** Called with the event requests of a status write before the bus is asked to write them. */
+  beforeStatusWrite?: (requests: readonly EventRequest[]) => void;
+  /**
+   * Whether `onEvents` needs calling at all, asked on each write (a wrapper with no listeners
+   * returns the bus's own promise).
+   */
+  active?: () => boolean;
+}
+
+/**
+ * For a bus wrapper (a tap, a tracer) that acts on the events the bus emits: the bus's joint-write
+ * methods ({@link MessageEventBus.storeMessageAndEmit}, {@link StatusEventBus.updateSessionStatusAndEmit}),
+ * each calling the bus's own and then handing the events it wrote to `onEvents` (awaited when it
+ * returns a promise) before resolving. A method the bus lacks is left out, so the wrapper hides it
+ * as well. When the bus wrote no events (`events: null`) the caller emits them through `emit`,
+ * which the wrapper already sees.
+ */
+export function wrapJointWrites(
+  bus: EventBus,
+  onEvents: (events: readonly RuntimeEvent[]) => void | Promise<void>,
+  options: WrapJointWritesOptions = {},
+): JointWriteMethods {
+  const { beforeStatusWrite, active } = options;
+  const after = <T extends { events: RuntimeEvent[] | null } | null>(written: Promise<T>) => {
+    if (active !== undefined && !active()) return written;
+    return written.then((result) => {
+      if (!result?.events) return result;
+      const pending = onEvents(result.events);
+      return pending instanceof Promise ? pending.then(() => result) : result;
+    });
+  };
+  const joint = bus as Partial<MessageEventBus & StatusEventBus>;
+  const methods: JointWriteMethods = {};
+  const store = joint.storeMessageAndEmit;
+  if (typeof store === 'function') {
+    methods.storeMessageAndEmit = (...args) => after(store.apply(bus, args));
+  }
+  const update = joint.updateSessionStatusAndEmit;
+  if (typeof update === 'function') {
+    methods.updateSessionStatusAndEmit = (...args) => {
+      beforeStatusWrite?.(args[3]);
+      return after(update.apply(bus, args));
+    };
+  }
+  return methods;
+}

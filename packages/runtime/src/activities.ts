@@ -134,6 +134,13 @@ export interface ActActivityOptions {
   wasStarted?(toolCallId: string): Promise<boolean> | boolean;
   /** Called right before a tool runs, to record that it started. */
   onToolStarted?(toolCallId: string): Promise<void> | void;
+  /**
+   * The plan's calls come from a reason step the caller has just run in this process, whose
+   * answer it stored itself (`replayed: false`), so no result can be stored yet and none is
+   * looked for (see the core act atom's `freshCalls`). Never set for a step read back from a
+   * queue, retried or resumed.
+   */
+  freshCalls?: boolean;
 }
 
 /** Output of {@link executeActActivity}: the act atom's result, plus the blocker of a blocked session. */
@@ -184,6 +191,7 @@ export async function executeActActivity(
     ...(signal ? { signal } : {}),
     ...(wasStarted ? { wasStarted } : {}),
     ...(onToolStarted ? { onToolStarted: (call: ToolCall) => onToolStarted(call.id) } : {}),
+    ...(options.freshCalls ? { freshCalls: true } : {}),
   });
 }
 

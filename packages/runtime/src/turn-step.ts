@@ -173,6 +173,8 @@ export interface RunTurnStepOptions {
   signal?: AbortSignal;
   /** How many user messages arrived while the activity ran, given its output. Default 0. */
   pendingUserMessages?(output: unknown): number | Promise<number>;
+  /** For an act step: its calls come from a reason step just run here (see `freshCalls`). */
+  freshCalls?: boolean;
 }
 
 /**
@@ -199,7 +201,11 @@ export async function runTurnStep(
       output = await executeReasonActivity(adapter, step.state, signal);
       break;
     case 'act':
-      output = await executeActActivity(adapter, step.act, signal);
+      output = await executeActActivity(
+        adapter,
+        step.act,
+        options.freshCalls ? { ...signal, freshCalls: true } : signal,
+      );
       break;
   }
   const pending = (await options.pendingUserMessages?.(output)) ?? 0;
@@ -305,6 +311,9 @@ export async function driveTurn(
 ): Promise<TurnResult> {
   const { steering } = options;
   let plan = first;
+  // Whether the last step was a reason step that stored its answer itself (so the act step after
+  // it has no stored results to look for).
+  let freshAnswer = false;
   for (;;) {
     if (plan.kind === 'complete' && plan.outcome.success && options.reviewCompletion) {
       plan = (await options.reviewCompletion(plan, adapter)) ?? plan;
@@ -324,7 +333,10 @@ export async function driveTurn(
         answersWithoutToolCalls(output as ReasonAtomResult)
           ? steering.take()
           : 0,
+      ...(step.activity === 'act' && freshAnswer ? { freshCalls: true } : {}),
     });
+    freshAnswer =
+      step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;
     plan = outcome.plan;
   }
 }

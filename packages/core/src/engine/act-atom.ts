@@ -28,6 +28,13 @@ export interface ActAtomInput {
   wasStarted?(toolCallId: string): Promise<boolean> | boolean;
   /** Called right before a tool runs (a host records "started" here). */
   onToolStarted?(call: ToolCall): Promise<void> | void;
+  /**
+   * The calls come from a reason step this caller has just run in the same process, which
+   * stored its answer itself (`replayed: false`): no result of them can be stored yet, so the
+   * atom does not look for one (one read per call less). Never set it for a step read back from
+   * a queue, retried or resumed: those must look.
+   */
+  freshCalls?: boolean;
 }
 
 /** One call's outcome in {@link ActAtomResult}. */
@@ -84,7 +91,9 @@ export async function act(
   let waitingForToolResults = false;
   for (const call of request.toolCalls) {
     const idempotencyKey = `${turnId}/tool/${call.id}`;
-    const existing = await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
+    const existing = request.freshCalls
+      ? null
+      : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
     if (existing) {
       const part = existing.content.find((entry) => entry.type === 'tool_result');
       results.push({
@@ -105,7 +114,9 @@ export async function act(
     throwIfAborted(request.signal);
     const started = Date.now();
     let outcome: ToolCallOutcome;
-    if (request.wasStarted && (await request.wasStarted(call.id)) && !turnTool?.tool.idempotent) {
+    // An idempotent tool runs again after a crash whether or not it started: it is not asked
+    // about (nor claimed in a journal).
+    if (!turnTool?.tool.idempotent && request.wasStarted && (await request.wasStarted(call.id))) {
       outcome = {
         content: truncateResult(INTERRUPTED_TOOL_RESULT_TEXT, limits.maxToolResultChars),
         isError: true,

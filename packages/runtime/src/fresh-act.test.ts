@@ -1,0 +1,142 @@
+// The act step after a reason step that just stored its answer in this process does not look for
+// stored results of its calls (none can exist), while a step run again from its plan (a host's
+// retry) still finds them and runs nothing twice; an idempotent tool is never claimed in the
+// tool-call journal (it runs again after a crash either way).
+import { defineCapability, defineTool, InputMessage, newId } from '@everruns-ts/core';
+import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  executeActActivity,
+  executeInputActivity,
+  executeReasonActivity,
+  initialTurnState,
+  planNextHostTurn,
+  type RuntimeActPlan,
+} from './host-entry.js';
+import { InProcessRuntimeBuilder, inMemoryBackends } from './index.js';
+
+function calculator(runs: string[]) {
+  const tool = (name: string, idempotent: boolean) =>
+    defineTool({
+      name,
+      description: `${name} two numbers`,
+      inputSchema: z.object({ a: z.number(), b: z.number() }),
+      idempotent,
+      execute: ({ a, b }) => {
+        runs.push(name);
+        return name === 'add' ? a + b : a * b;
+      },
+    });
+  return defineCapability({
+    id: 'calc',
+    name: 'Calc',
+    description: 'Numbers',
+    // add may run twice after a crash; multiply may not.
+    tools: [tool('add', true), tool('multiply', false)],
+  });
+}
+
+async function setup() {
+  const runs: string[] = [];
+  const backends = inMemoryBackends();
+  const lookups: string[] = [];
+  const getByIdempotencyKey = backends.messages.getByIdempotencyKey.bind(backends.messages);
+  backends.messages.getByIdempotencyKey = (sessionId: string, key: string) => {
+    lookups.push(key);
+    return getByIdempotencyKey(sessionId, key);
+  };
+  const runtime = await new InProcessRuntimeBuilder()
+    .backends(backends)
+    .capability(calculator(runs))
+    .llmSim(
+      LlmSimConfig.fromFunction((request) =>
+        request.messages.at(-1)?.role === 'user'
+          ? {
+              toolCalls: [
+                { name: 'add', arguments: { a: 2, b: 2 } },
+                { name: 'multiply', arguments: { a: 3, b: 3 } },
+              ],
+            }
+          : 'done',
+      ),
+    )
+    .singleSession((s) => s.harness('h', 'You compute.').withCapability('calc'))
+    .build();
+  return { runtime, sessionId: runtime.defaultSessionId() as string, runs, lookups };
+}
+
+describe('the act step after a fresh answer', () => {
+  it('runs each call once without looking for stored results in an in-process turn', async () => {
+    const { runtime, sessionId, runs, lookups } = await setup();
+    const result = await runtime.runTextTurn(sessionId, 'compute');
+    expect(result.success).toBe(true);
+    expect(runs).toEqual(['add', 'multiply']);
+    expect(lookups.filter((key) => key.includes('/tool/'))).toEqual([]);
+    const messages = await runtime.backends.messages.load(sessionId);
+    expect(messages.map((message) => message.role)).toEqual([
+      'user',
+      'agent',
+      'tool_result',
+      'tool_result',
+      'agent',
+    ]);
+    await runtime.close();
+  });
+
+  it('a step run again from its plan finds the stored results and runs nothing twice', async () => {
+    const { runtime, sessionId, runs } = await setup();
+    const adapter = runtime.hostAdapter;
+    const turnId = newId('turn');
+    let state = initialTurnState({ sessionId, turnId, maxIterations: 5 });
+    const input = await executeInputActivity(adapter, {
+      sessionId,
+      turnId,
+      input: InputMessage.user('compute'),
+    });
+    let plan = planNextHostTurn('input', state, input);
+    state = plan.state;
+    const reason = await executeReasonActivity(adapter, state);
+    plan = planNextHostTurn('reason', state, reason);
+    expect(plan.kind).toBe('scheduleAct');
+    const act = (plan as { act: RuntimeActPlan }).act;
+    const first = await executeActActivity(adapter, act, { freshCalls: true });
+    expect(first.results.map((entry) => entry.replayed)).toEqual([false, false]);
+    // The host's queue delivers the step again (its ack was lost): a retry never says fresh.
+    const again = await executeActActivity(adapter, act);
+    expect(again.results.map((entry) => entry.replayed)).toEqual([true, true]);
+    expect(again.results.map((entry) => entry.messageId)).toEqual(
+      first.results.map((entry) => entry.messageId),
+    );
+    expect(runs).toEqual(['add', 'multiply']);
+    await runtime.close();
+  });
+
+  it('claims only the non-idempotent calls in the journal', async () => {
+    const { runtime, sessionId, runs } = await setup();
+    const adapter = runtime.hostAdapter;
+    const turnId = newId('turn');
+    const state = initialTurnState({ sessionId, turnId, maxIterations: 5 });
+    await executeInputActivity(adapter, { sessionId, turnId, input: InputMessage.user('go') });
+    const reason = await executeReasonActivity(adapter, state);
+    const plan = planNextHostTurn('reason', state, reason);
+    const act = (plan as { act: RuntimeActPlan }).act;
+    const asked: string[] = [];
+    // As after a crash: every call is reported as started.
+    const result = await executeActActivity(adapter, act, {
+      wasStarted: (toolCallId) => {
+        asked.push(act.toolCalls.find((call) => call.id === toolCallId)!.name);
+        return true;
+      },
+      onToolStarted: () => {},
+    });
+    expect(asked).toEqual(['multiply']);
+    // The idempotent call ran again; the other got the "interrupted" error result.
+    expect(runs).toEqual(['add']);
+    expect(result.results.map((entry) => [entry.toolName, entry.isError])).toEqual([
+      ['add', false],
+      ['multiply', true],
+    ]);
+    await runtime.close();
+  });
+});

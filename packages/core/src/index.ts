@@ -241,6 +241,7 @@ export {
 export type {
   BatchingEventBus,
   JointMessageWrite,
+  JointStatusOptions,
   JointStatusWrite,
   LoadSessionSetupOptions,
   MemoryEntry,

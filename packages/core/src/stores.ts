@@ -435,6 +435,20 @@ export interface BatchingEventBus extends EventBus {
 export interface JointStatusWrite {
   session: Session;
   events: RuntimeEvent[] | null;
+  /** True when the write also released the turn lease, as `options.releaseLease` asked. */
+  leaseReleased?: boolean;
+}
+
+/** Options of {@link StatusEventBus.updateSessionStatusAndEmit}. */
+export interface JointStatusOptions extends UpdateSessionStatusOptions {
+  /**
+   * With `leaseHolder`: also release that holder's turn lease in the same atomic step, and delete
+   * the session storage values whose keys start with `deleteValuesWithPrefix` when given (as
+   * {@link RuntimeBackends.releaseTurnLeaseAndDeleteValues} does): a turn's last write. A bus
+   * that did so resolves `leaseReleased: true`; one that did not (it cannot, or does not know
+   * the option) leaves the lease held, for the caller to release.
+   */
+  releaseLease?: { deleteValuesWithPrefix?: string };
 }
 
 /**
@@ -459,7 +473,7 @@ export interface StatusEventBus extends EventBus {
     sessionId: string,
     status: SessionStatus,
     events: EventRequest[],
-    options?: UpdateSessionStatusOptions,
+    options?: JointStatusOptions,
   ): Promise<JointStatusWrite | null>;
 }
 

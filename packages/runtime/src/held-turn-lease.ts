@@ -158,6 +158,16 @@ export class HeldTurnLease {
   }
 
   /**
+   * Records that the lease was released by a write that did it in the same step (the turn's
+   * last status write): stops renewing; {@link release} then sends nothing.
+   */
+  markReleased(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#stop();
+  }
+
+  /**
    * Records that the lease was found lost elsewhere (a write's renewal found it taken over):
    * stops renewing and fires {@link signal} with `error` (a `TURN_IN_PROGRESS` error).
    */

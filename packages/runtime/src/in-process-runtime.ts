@@ -68,7 +68,7 @@ import {
   turnCostOf,
 } from './session-usage.js';
 import { StructuredOutput, type TurnOutputSchema } from './structured-output.js';
-import { ReleaseForgetsToolCallJournal } from './tool-call-journal.js';
+import { ReleaseForgetsToolCallJournal, toolCallJournalTurnPrefix } from './tool-call-journal.js';
 import {
   initialTurnState,
   planResumeAfterToolResults,
@@ -606,11 +606,6 @@ export class InProcessRuntime {
       stopWatchingLease = held.whenLost(abort);
       turnClosers.add(abort);
     }
-    const adapter = leaseConditionedAdapter(this.#adapter, {
-      holderId,
-      durationMs: this.#turnLease.durationMs,
-      onLost: (error) => held.markLost(error),
-    });
     // With the default journal on backends that can, the turn's journal records go with the
     // lease's release, in one round trip.
     const { backends } = this.#adapter;
@@ -618,6 +613,18 @@ export class InProcessRuntime {
       this.#adapter.toolCallJournal === undefined && backends.releaseTurnLeaseAndDeleteValues
         ? new ReleaseForgetsToolCallJournal(backends.storage)
         : undefined;
+    const adapter = leaseConditionedAdapter(this.#adapter, {
+      holderId,
+      durationMs: this.#turnLease.durationMs,
+      onLost: (error) => held.markLost(error),
+      // Where the bus can, the turn's last write (status idle with its end events) releases the
+      // lease and forgets the journal too: one round trip, and the session is never seen idle
+      // while still leased.
+      releaseWithIdle: {
+        ...(journal ? { deleteValuesWithPrefix: toolCallJournalTurnPrefix(turnId) } : {}),
+        onReleased: () => held.markReleased(),
+      },
+    });
     return {
       signal: controller.signal,
       adapter: journal ? { ...adapter, toolCallJournal: journal } : adapter,

@@ -17,6 +17,16 @@ export interface HeldLeaseIdentity {
   durationMs: number;
   /** Called with the `TURN_IN_PROGRESS` error when a write's renewal finds the lease taken over. */
   onLost?(error: unknown): void;
+  /**
+   * The turn's end: its status write to `idle` (the turn's last write) asks a bus that sets a
+   * status with its events to release the lease in the same step too, deleting the values under
+   * `deleteValuesWithPrefix` (the turn's tool-call journal) when given; `onReleased` is called
+   * when the bus did.
+   */
+  releaseWithIdle?: {
+    deleteValuesWithPrefix?: string;
+    onReleased(): void;
+  };
 }
 
 /**
@@ -131,15 +141,28 @@ export function leaseConditionedAdapter(
       status,
       requests,
       options,
-    ) =>
-      (joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']).call(
-        events,
-        sessions,
-        sessionId,
-        status,
-        requests,
-        { leaseHolder: holderId, ...options },
-      )) satisfies StatusEventBus['updateSessionStatusAndEmit'];
+    ) => {
+      const release = status === 'idle' ? lease.releaseWithIdle : undefined;
+      const written = (
+        joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
+      ).call(events, sessions, sessionId, status, requests, {
+        leaseHolder: holderId,
+        ...(release
+          ? {
+              releaseLease:
+                release.deleteValuesWithPrefix === undefined
+                  ? {}
+                  : { deleteValuesWithPrefix: release.deleteValuesWithPrefix },
+            }
+          : {}),
+        ...options,
+      });
+      if (!release) return written;
+      return written.then((result) => {
+        if (result?.leaseReleased === true) release.onReleased();
+        return result;
+      });
+    }) satisfies StatusEventBus['updateSessionStatusAndEmit'];
   }
   const conditionedEvents =
     Object.keys(jointReplacements).length === 0

@@ -301,6 +301,35 @@ describe('postgres stores: a committed write whose answer is lost', () => {
     expect(await backends.events.loadEvents(session.id)).toEqual(events);
   });
 
+  it('a turn end that released the lease with its status is found committed, its events once', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const journal = 'everruns:runtime/tool-started/turn_1/';
+    await backends.storage.setValue(session.id, `${journal}call_1`, 'started');
+    await backends.sessions.claimTurnLease(session.id, 'holder_1', 60_000);
+    const lostBefore = proxy.answersLost;
+    proxy.loseNextAnswerTo(table('events'));
+    // The retry finds the lease released (by the lost attempt): the write stands, it is no
+    // lease refusal.
+    const result = await updateSessionStatusAndEmit(
+      backends,
+      session.id,
+      'idle',
+      [
+        { type: 'turn.completed', sessionId: session.id, data: {} },
+        { type: 'session.idled', sessionId: session.id, data: {} },
+      ],
+      { leaseHolder: 'holder_1', releaseLease: { deleteValuesWithPrefix: journal } },
+    );
+    expect(proxy.answersLost).toBe(lostBefore + 1);
+    expect(result.leaseReleased).toBe(true);
+    expect(result.session.status).toBe('idle');
+    expect(result.events.map((event) => event.seq)).toEqual([1, 2]);
+    expect(await backends.events.loadEvents(session.id)).toEqual(result.events);
+    expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
+    expect(await backends.storage.listKeys(session.id)).toEqual([]);
+  });
+
   it('storeMessages is stored once', async () => {
     const sessionId = `session_${randomBytes(8).toString('hex')}`;
     const lostBefore = proxy.answersLost;

@@ -138,4 +138,83 @@ describe('postgres: a message stored with its events', () => {
       stop();
     }
   });
+
+  it('ends a turn in one statement: status, its events, the lease released and the journal deleted', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const journal = 'everruns:runtime/tool-started/turn_1/';
+    for (const key of [
+      `${journal}call_1`,
+      `${journal}call_2`,
+      'keep/me',
+      'everruns:runtime/tool-started/turn_2/call_1',
+    ]) {
+      await backends.storage.setValue(session.id, key, 'x');
+    }
+    const ended = (turnId: string) => [
+      { type: 'turn.completed' as const, sessionId: session.id, turnId, data: { turnId } },
+      { type: 'session.idled' as const, sessionId: session.id, turnId, data: { turnId } },
+    ];
+    await backends.sessions.claimTurnLease(session.id, 'holder_1', 60_000);
+    // Another holder's end is refused: nothing changes.
+    await expectErrorCode(
+      updateSessionStatusAndEmit(backends, session.id, 'idle', ended('turn_1'), {
+        leaseHolder: 'holder_2',
+        releaseLease: { deleteValuesWithPrefix: journal },
+      }),
+      'TURN_IN_PROGRESS',
+    );
+    expect((await backends.sessions.getTurnLease(session.id))?.holderId).toBe('holder_1');
+    expect(await backends.storage.listKeys(session.id)).toHaveLength(4);
+    expect(await backends.events.loadEvents(session.id)).toEqual([]);
+
+    const before = backends.queryCount();
+    const result = await updateSessionStatusAndEmit(backends, session.id, 'idle', ended('turn_1'), {
+      leaseHolder: 'holder_1',
+      releaseLease: { deleteValuesWithPrefix: journal },
+    });
+    expect(backends.queryCount() - before).toBe(1);
+    expect(result.leaseReleased).toBe(true);
+    expect(result.session.status).toBe('idle');
+    expect(result.events.map((event) => event.type)).toEqual(['turn.completed', 'session.idled']);
+    expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
+    expect(await backends.storage.listKeys(session.id)).toEqual([
+      'everruns:runtime/tool-started/turn_2/call_1',
+      'keep/me',
+    ]);
+    // The session is free: another runtime claims it at once.
+    expect((await other.sessions.claimTurnLease(session.id, 'holder_3', 60_000)).holderId).toBe(
+      'holder_3',
+    );
+
+    // Without a holder there is no lease to release: the status and events are written, the
+    // lease and the values are left alone.
+    const plain = await updateSessionStatusAndEmit(
+      backends,
+      session.id,
+      'active',
+      ended('turn_3'),
+      {
+        releaseLease: { deleteValuesWithPrefix: 'keep/' },
+      },
+    );
+    expect(plain.leaseReleased).toBe(false);
+    expect((await backends.sessions.getTurnLease(session.id))?.holderId).toBe('holder_3');
+    expect(await backends.storage.listKeys(session.id, 'keep/')).toEqual(['keep/me']);
+  });
+
+  it('a bus of another backend leaves the lease to the caller, who still holds it', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    await backends.sessions.claimTurnLease(session.id, 'holder_1', 60_000);
+    // The status store is not the bus's own: the helper writes the two apart and releases nothing.
+    const split = { sessions: other.sessions, events: backends.events };
+    const result = await updateSessionStatusAndEmit(split, session.id, 'idle', [], {
+      leaseHolder: 'holder_1',
+      releaseLease: {},
+    });
+    expect(result.leaseReleased).toBe(false);
+    expect(result.session.status).toBe('idle');
+    expect((await backends.sessions.getTurnLease(session.id))?.holderId).toBe('holder_1');
+  });
 });

@@ -9,6 +9,7 @@ import {
   formatZodError,
   isEphemeralEventType,
   type JointMessageWrite,
+  type JointStatusOptions,
   type JointStatusWrite,
   type Message,
   type MessageEventBus,
@@ -21,7 +22,6 @@ import {
   type StatusEventBus,
   type StoreMessageOptions,
   silentLogger,
-  type UpdateSessionStatusOptions,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import {
@@ -418,28 +418,33 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
    * both or neither, `options.leaseHolder` checked in it, the events' `NOTIFY` with them.
    * Resolves `null`, doing nothing, for another store (or a wrapper around one), and
    * `{ session, events: null }` when the events were not written with the status (none,
-   * ephemeral ones, another session's): the caller emits them.
+   * ephemeral ones, another session's): the caller emits them. With `options.releaseLease` (and
+   * `leaseHolder`) the same statement releases the lease and deletes the values under the prefix
+   * (`leaseReleased: true`); not when the events were not written with it.
    */
   async updateSessionStatusAndEmit(
     sessions: RuntimeSessionStore,
     sessionId: string,
     status: SessionStatus,
     events: EventRequest[],
-    options?: UpdateSessionStatusOptions,
+    options?: JointStatusOptions,
   ): Promise<JointStatusWrite | null> {
     if (!Array.isArray(events)) throw new TypeError('events must be an array');
     const own = PostgresSessionStore.sameBackend(sessions, this.#context);
     if (own === null) return null;
     requireString(sessionId, 'sessionId');
     const joint = this.#prepareJoint(sessionId, null, () => events);
-    const { session, joined } = await own.updateStatusJointly(
+    const { session, joined, leaseReleased } = await own.updateStatusJointly(
       sessionId,
       status,
       options,
       joint?.rows ?? null,
     );
     if (joint === null || joined === null) return { session, events: null };
-    return { session, events: joint.finish(0, Number(joined.joint_first_seq)) };
+    const written = joint.finish(0, Number(joined.joint_first_seq));
+    return leaseReleased
+      ? { session, events: written, leaseReleased: true }
+      : { session, events: written };
   }
 
   /**

@@ -2,6 +2,7 @@ import {
   type CapabilityConfig,
   type EverrunsError,
   everrunsError,
+  type JointStatusOptions,
   type RuntimeSessionStore,
   type Session,
   type SessionStatus,
@@ -390,26 +391,56 @@ export class PostgresSessionStore implements RuntimeSessionStore {
   async updateStatusJointly(
     sessionId: string,
     status: SessionStatus,
-    options: UpdateSessionStatusOptions = {},
+    options: JointStatusOptions = {},
     joint: JointRows | null,
-  ): Promise<{ session: Session; joined: Record<string, unknown> | null }> {
+  ): Promise<{
+    session: Session;
+    joined: Record<string, unknown> | null;
+    leaseReleased: boolean;
+  }> {
+    const { releaseLease, ...update } = options;
     if (joint === null) {
-      return { session: await this.updateSessionStatus(sessionId, status, options), joined: null };
+      const session = await this.updateSessionStatus(sessionId, status, update);
+      return { session, joined: null, leaseReleased: false };
     }
     requireString(status, 'status');
     requireString(sessionId, 'sessionId');
-    const { leaseHolder } = options;
+    const { leaseHolder } = update;
     if (leaseHolder !== undefined) requireString(leaseHolder, 'leaseHolder');
+    const prefix = releaseLease?.deleteValuesWithPrefix;
+    if (prefix !== undefined) requireString(prefix, 'releaseLease.deleteValuesWithPrefix');
+    // The lease goes with the status only for its holder, and the values only for a prefix the
+    // key-head range can express exactly (not an empty one, not one cut inside a surrogate pair).
+    const last = prefix?.charCodeAt(prefix.length - 1) ?? 0;
+    const release =
+      releaseLease !== undefined &&
+      leaseHolder !== undefined &&
+      prefix !== '' &&
+      !(last >= 0xd800 && last <= 0xdbff);
+    const range = release && prefix !== undefined ? keyHeadRange(prefix) : null;
     if (joint.ready) await joint.ready;
     const { db } = this.#context;
     const idHash = textDigest(sessionId);
     const first = leaseHolder === undefined ? 4 : 5;
+    const rangeFirst = first + joint.params.length;
     const text = `WITH updated AS (
-         UPDATE ${db.table('sessions')} SET status = $2, updated_at = $3
+         UPDATE ${db.table('sessions')} SET status = $2, updated_at = $3${
+           release ? ', turn_lease_holder = NULL, turn_lease_expires_at = NULL' : ''
+         }
           WHERE id_hash = $1${leaseHolder === undefined ? '' : ' AND turn_lease_holder = $4'}
          RETURNING ${SESSION_COLUMNS}
        ),
-       ${joint.ctes(first, 'updated')}
+       ${joint.ctes(first, 'updated')}${
+         range
+           ? `,
+       forgotten AS (
+         DELETE FROM ${db.table('session_values')}
+          WHERE session_hash = $1 AND ${keyPrefixCondition(range, rangeFirst, rangeFirst + 1, rangeFirst + 2)}
+            AND EXISTS (SELECT 1 FROM updated)
+         RETURNING 1
+       )`
+           : ''
+       }
        SELECT updated.*, ${joint.select} FROM updated`;
     const params = [
       idHash,
@@ -417,26 +448,40 @@ export class PostgresSessionStore implements RuntimeSessionStore {
       new Date().toISOString(),
       ...(leaseHolder === undefined ? [] : [encodeText(leaseHolder)]),
       ...joint.params,
+      ...(range ? keyPrefixParams(range) : []),
     ];
     const result = await db.run('updateSessionStatusAndEmit', async (client, attempt) => {
-      try {
-        return await client.query<SessionRow & Record<string, unknown>>(text, params);
-      } catch (error) {
-        if (violatedConstraint(error) !== 'events_id' || !attempt.afterConnectionLoss) throw error;
+      const earlier = async () => {
         // An earlier attempt committed (status and events) before its connection dropped.
         const joined = await joint.committed(client);
+        if (joined === null) return null;
         const row = await client.query<SessionRow>(
           `SELECT ${SESSION_COLUMNS} FROM ${db.table('sessions')} WHERE id_hash = $1`,
           [idHash],
         );
         return { rows: row.rows.map((found) => ({ ...found, ...joined })) };
+      };
+      let written: { rows: (SessionRow & Record<string, unknown>)[] };
+      try {
+        written = await client.query<SessionRow & Record<string, unknown>>(text, params);
+      } catch (error) {
+        if (violatedConstraint(error) !== 'events_id' || !attempt.afterConnectionLoss) throw error;
+        return (await earlier()) ?? { rows: [] };
       }
+      // An earlier attempt that released the lease leaves nothing for this one to match.
+      if (written.rows.length === 0 && release && attempt.afterConnectionLoss) {
+        return (await earlier()) ?? written;
+      }
+      return written;
     });
     const row = result.rows[0];
-    if (row) return { session: sessionFromRow(row, this.#context), joined: row };
+    if (row) {
+      return { session: sessionFromRow(row, this.#context), joined: row, leaseReleased: release };
+    }
     // Nothing updated: the session is unknown or the holder lost the lease; the plain update
     // tells which, writing nothing (it finds the same).
-    return { session: await this.updateSessionStatus(sessionId, status, options), joined: null };
+    const session = await this.updateSessionStatus(sessionId, status, update);
+    return { session, joined: null, leaseReleased: false };
   }
 
   /** Replaces the session's capabilities. Throws `SESSION_NOT_FOUND`. */

@@ -160,7 +160,7 @@ describe('statements of a math turn on PostgreSQL', () => {
  * `reason.started`; the agent message with `output.message.completed` + `reason.completed`; the
  * journal claim (not for an idempotent tool); `tool.started`; the tool result with
  * `tool.completed`; the second snapshot; `reason.started`; the answer with its events; status
- * idle with `turn.completed` + `session.idled`; the lease released with the journal deleted. The
- * act step does not look for stored results of calls the reason step just stored.
+ * idle with `turn.completed` + `session.idled`, the lease released and the journal deleted (one
+ * statement). The act step does not look for stored results of calls the reason step just stored.
  */
-const STATEMENTS_PER_MATH_TURN = 15;
+const STATEMENTS_PER_MATH_TURN = 14;

@@ -3,12 +3,12 @@ import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
 import type { Message, NewMessage } from '../message.js';
 import type {
   BatchingEventBus,
+  JointStatusOptions,
   MessageEventBus,
   RuntimeBackends,
   StatusEventBus,
   StoredMessageAndEvents,
   StoreMessageOptions,
-  UpdateSessionStatusOptions,
 } from '../stores.js';
 
 /**
@@ -63,15 +63,17 @@ export async function storeMessageAndEmit(
 /**
  * Sets a session's status and then emits `events` (as `updateSessionStatus` then
  * {@link emitEvents}): in one round trip when the bus is a {@link StatusEventBus} that can write
- * both together, otherwise as the two calls.
+ * both together, otherwise as the two calls. `options.releaseLease` is passed to such a bus only
+ * (see {@link JointStatusOptions}); `leaseReleased` says whether it released the lease (when
+ * `false` the caller still holds it).
  */
 export async function updateSessionStatusAndEmit(
   backends: Pick<RuntimeBackends, 'sessions' | 'events'>,
   sessionId: string,
   status: SessionStatus,
   events: EventRequest[],
-  options?: UpdateSessionStatusOptions,
-): Promise<{ session: Session; events: RuntimeEvent[] }> {
+  options?: JointStatusOptions,
+): Promise<{ session: Session; events: RuntimeEvent[]; leaseReleased: boolean }> {
   const bus = backends.events as Partial<StatusEventBus>;
   const joint =
     typeof bus.updateSessionStatusAndEmit === 'function'
@@ -84,14 +86,18 @@ export async function updateSessionStatusAndEmit(
           options,
         )
       : null;
-  if (joint?.events) return { session: joint.session, events: joint.events };
-  const session =
-    joint !== null
-      ? joint.session
-      : options === undefined
-        ? await backends.sessions.updateSessionStatus(sessionId, status)
-        : await backends.sessions.updateSessionStatus(sessionId, status, options);
-  return { session, events: await emitEvents(backends.events, events) };
+  const leaseReleased = joint?.leaseReleased === true;
+  if (joint?.events) return { session: joint.session, events: joint.events, leaseReleased };
+  let session: Session;
+  if (joint !== null) {
+    session = joint.session;
+  } else if (options === undefined) {
+    session = await backends.sessions.updateSessionStatus(sessionId, status);
+  } else {
+    const { releaseLease: _release, ...update } = options;
+    session = await backends.sessions.updateSessionStatus(sessionId, status, update);
+  }
+  return { session, events: await emitEvents(backends.events, events), leaseReleased };
 }
 
 /** The joint-write methods of a bus, as {@link wrapJointWrites} gives them. */

@@ -240,6 +240,7 @@ export {
 // Stores.
 export type {
   BatchingEventBus,
+  JointMessageOptions,
   JointMessageWrite,
   JointStatusOptions,
   JointStatusWrite,

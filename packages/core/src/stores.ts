@@ -483,6 +483,8 @@ export interface StoredMessageAndEvents {
   message: Message;
   /** The events emitted after it, in order. */
   events: RuntimeEvent[];
+  /** True when the session's status was set with the message (see {@link JointMessageOptions}). */
+  statusSet?: boolean;
 }
 
 /**
@@ -492,6 +494,20 @@ export interface StoredMessageAndEvents {
 export interface JointMessageWrite {
   message: Message;
   events: RuntimeEvent[] | null;
+  /** True when the write also set the session's status, as `options.sessionStatus` asked. */
+  statusSet?: boolean;
+}
+
+/** Options of {@link MessageEventBus.storeMessageAndEmit}. */
+export interface JointMessageOptions extends StoreMessageOptions {
+  /**
+   * Also set the session's status in the same atomic step when the message is appended (with
+   * `lease`, conditioned on its holder as the write is), as `updateSessionStatus` would: a
+   * turn's first write. A bus that did so resolves `statusSet: true`; one that did not (an
+   * answered write, events it did not write with the message, a bus that does not know the
+   * option) leaves the status to the caller.
+   */
+  sessionStatus?: SessionStatus;
 }
 
 /**
@@ -519,7 +535,7 @@ export interface MessageEventBus extends EventBus {
     sessionId: string,
     message: NewMessage,
     events: (stored: Message) => EventRequest[],
-    options?: StoreMessageOptions,
+    options?: JointMessageOptions,
   ): Promise<JointMessageWrite | null>;
 }
 

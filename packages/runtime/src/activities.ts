@@ -50,19 +50,31 @@ export async function executeInputActivity(
     request.turnId ?? '',
     setup?.storageKeys,
   );
-  // An unknown session (no setup) is reported by the input atom, after its own checks.
-  const result: InputActivityResult = await input(adapter, setup ? { ...request, setup } : request);
+  const lifecycle = new RuntimeSessionLifecycle(adapter, request.sessionId);
+  const inputContent = messageText(request.input);
+  let started = false;
+  // An unknown session (no setup) is reported by the input atom, after its own checks. The turn
+  // starts with the message where the bus writes them together (status active first in that
+  // step, then `input.message`, `session.activated`, `turn.started`).
+  const result: InputActivityResult = await input(adapter, {
+    ...request,
+    ...(setup ? { setup } : {}),
+    startTurn: {
+      sessionStatus: 'active',
+      events: (stored) =>
+        lifecycle.turnStartedRequests(stored.turnId ?? '', stored.id, inputContent),
+      onWritten: () => {
+        started = true;
+      },
+    },
+  });
   try {
     const setup = await resolveTurnSetup(adapter, request.sessionId, result.turnId);
     result.maxIterations = setup.maxIterations;
   } catch (error) {
     if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
   }
-  await new RuntimeSessionLifecycle(adapter, request.sessionId).turnStarted(
-    result.turnId,
-    result.messageId,
-    messageText(request.input),
-  );
+  if (!started) await lifecycle.turnStarted(result.turnId, result.messageId, inputContent);
   return result;
 }
 

@@ -25,7 +25,21 @@ export class RuntimeSessionLifecycle {
   /** Marks the session active, then emits `session.activated` and `turn.started`. */
   async turnStarted(turnId: string, inputMessageId: string, inputContent?: string): Promise<void> {
     // The status and the events in one round trip where the bus can write them together.
-    await updateSessionStatusAndEmit(this.#adapter.backends, this.#sessionId, 'active', [
+    await updateSessionStatusAndEmit(
+      this.#adapter.backends,
+      this.#sessionId,
+      'active',
+      this.turnStartedRequests(turnId, inputMessageId, inputContent),
+    );
+  }
+
+  /** The events announcing a turn's start: `session.activated`, then `turn.started`. */
+  turnStartedRequests(
+    turnId: string,
+    inputMessageId: string,
+    inputContent?: string,
+  ): EventRequest[] {
+    return [
       {
         type: 'session.activated',
         sessionId: this.#sessionId,
@@ -38,7 +52,7 @@ export class RuntimeSessionLifecycle {
         turnId,
         data: { turnId, inputMessageId, ...(inputContent !== undefined ? { inputContent } : {}) },
       },
-    ]);
+    ];
   }
 
   /** Marks the session as waiting for client-side tool results. */

@@ -333,5 +333,84 @@ export function messageAndEventsTests(initializer: RuntimeStoreInitializer): voi
         expect(await nextEventSeq(store, session.id)).toBe(first + 1);
       }
     });
+
+    it('ends a turn with releaseLease: released and its values deleted with the status, or left for the caller', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const holder = randomId('holder');
+      await store.sessions.claimTurnLease(session.id, holder, 60_000);
+      const journal = `journal/${randomId('turn')}/`;
+      await store.storage.setValue(session.id, `${journal}call_1`, 'started');
+      await store.storage.setValue(session.id, 'kept/value', 'kept');
+      const first = await nextEventSeq(store, session.id);
+      const {
+        session: updated,
+        events,
+        leaseReleased,
+      } = await updateSessionStatusAndEmit(
+        store,
+        session.id,
+        'idle',
+        [{ type: 'session.idled', sessionId: session.id, data: {} }],
+        { leaseHolder: holder, releaseLease: { deleteValuesWithPrefix: journal } },
+      );
+      expect(updated.status).toBe('idle');
+      expect(events.map((event) => event.seq)).toEqual([first + 1]);
+      if (leaseReleased) {
+        expect(await store.sessions.getTurnLease(session.id)).toBeNull();
+        expect(await store.storage.listKeys(session.id)).toEqual(['kept/value']);
+      } else {
+        // Nothing of the release happened: the caller still holds the lease and its values.
+        expect((await store.sessions.getTurnLease(session.id))?.holderId).toBe(holder);
+        expect(await store.storage.listKeys(session.id)).toEqual([
+          `${journal}call_1`,
+          'kept/value',
+        ]);
+      }
+    });
+
+    it('starts a turn with sessionStatus: the status is set with the message and its events, or left for the caller', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const turnId = randomId('turn');
+      const bus = store.events as Partial<MessageEventBus>;
+      const message = agentText('hi', { role: 'user', turnId, idempotencyKey: `${turnId}/input` });
+      const written =
+        typeof bus.storeMessageAndEmit === 'function'
+          ? await bus.storeMessageAndEmit(
+              store.messages,
+              session.id,
+              message,
+              announce(session.id, turnId),
+              { sessionStatus: 'active' },
+            )
+          : null;
+      const stored = await store.messages.getByIdempotencyKey(session.id, `${turnId}/input`);
+      if (written === null) {
+        expect(stored).toBeNull();
+      } else {
+        expect(written.message).toEqual(stored);
+        // The events are written only with the status.
+        expect(written.events === null || written.statusSet === true).toBe(true);
+      }
+      expect((await store.sessions.getSession(session.id))?.status).toBe(
+        written?.statusSet === true ? 'active' : session.status,
+      );
+      // Through core's helper: the status is never set without the bus saying so.
+      const other = randomId('turn');
+      const helped = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('again', { turnId: other, idempotencyKey: `${other}/input` }),
+        announce(session.id, other),
+        { sessionStatus: 'active' },
+      );
+      expect(helped.events).toHaveLength(2);
+      if (helped.statusSet !== true && written?.statusSet !== true) {
+        expect((await store.sessions.getSession(session.id))?.status).toBe(session.status);
+      }
+    });
   });
 }

@@ -217,4 +217,88 @@ describe('postgres: a message stored with its events', () => {
     expect(result.session.status).toBe('idle');
     expect((await backends.sessions.getTurnLease(session.id))?.holderId).toBe('holder_1');
   });
+
+  it('starts a turn with its message in one statement: status, the message and its events; a refused lease writes nothing', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    await backends.sessions.claimTurnLease(session.id, 'holder_1', 60_000);
+    const start = (stored: Message) => [
+      {
+        type: 'input.message' as const,
+        sessionId: session.id,
+        turnId: 'turn_1',
+        data: { messageId: stored.id, seq: stored.seq },
+      },
+      {
+        type: 'turn.started' as const,
+        sessionId: session.id,
+        turnId: 'turn_1',
+        data: { inputMessageId: stored.id },
+      },
+    ];
+    const input = (key: string) => ({
+      role: 'user' as const,
+      turnId: 'turn_1',
+      content: [{ type: 'text' as const, text: 'hi' }],
+      idempotencyKey: key,
+    });
+    const lease = (holderId: string) => ({ holderId, durationMs: 60_000 });
+    // Another holder: nothing is written, the status stays.
+    await expectErrorCode(
+      backends.events.storeMessageAndEmit(
+        backends.messages,
+        session.id,
+        input('turn_1/input'),
+        start,
+        {
+          lease: lease('holder_2'),
+          sessionStatus: 'active',
+        },
+      ),
+      'TURN_IN_PROGRESS',
+    );
+    expect((await backends.sessions.getSession(session.id))?.status).toBe(session.status);
+    expect(await backends.messages.count(session.id)).toBe(0);
+
+    const before = backends.queryCount();
+    const written = await backends.events.storeMessageAndEmit(
+      backends.messages,
+      session.id,
+      input('turn_1/input'),
+      start,
+      { lease: lease('holder_1'), sessionStatus: 'active' },
+    );
+    expect(backends.queryCount() - before).toBe(1);
+    expect(written?.statusSet).toBe(true);
+    expect(written?.events?.map((event) => event.type)).toEqual(['input.message', 'turn.started']);
+    expect((await backends.sessions.getSession(session.id))?.status).toBe('active');
+
+    // An answered write (the same key): no events, no status.
+    await backends.sessions.updateSessionStatus(session.id, 'idle');
+    const again = await backends.events.storeMessageAndEmit(
+      backends.messages,
+      session.id,
+      input('turn_1/input'),
+      start,
+      { lease: lease('holder_1'), sessionStatus: 'active' },
+    );
+    expect(again?.events).toBeNull();
+    expect(again?.statusSet).toBeUndefined();
+    expect((await backends.sessions.getSession(session.id))?.status).toBe('idle');
+
+    // Without a lease the status is set in a statement part of its own, still one statement.
+    const plain = await backends.events.storeMessageAndEmit(
+      backends.messages,
+      session.id,
+      input('turn_2/input'),
+      start,
+      { sessionStatus: 'active' },
+    );
+    expect(plain?.statusSet).toBe(true);
+    expect((await backends.sessions.getSession(session.id))?.status).toBe('active');
+    expect(await backends.events.loadEvents(session.id)).toEqual([
+      ...(written?.events ?? []),
+      ...(plain?.events ?? []),
+    ]);
+  });
 });

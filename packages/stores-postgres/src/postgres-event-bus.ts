@@ -8,6 +8,7 @@ import {
   everrunsLoggerSchema,
   formatZodError,
   isEphemeralEventType,
+  type JointMessageOptions,
   type JointMessageWrite,
   type JointStatusOptions,
   type JointStatusWrite,
@@ -20,7 +21,6 @@ import {
   type RuntimeSessionStore,
   type SessionStatus,
   type StatusEventBus,
-  type StoreMessageOptions,
   silentLogger,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -381,35 +381,38 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
    * the message's `seq` there). Resolves `null`, doing nothing, for another store (or a wrapper
    * around one), and `{ message, events: null }` when the events were not written with the
    * message (an answered write; ephemeral events, events of another session or data that would
-   * not match): the caller emits them.
+   * not match): the caller emits them. With `options.sessionStatus` the statement sets the status
+   * too, only when it writes the events (`statusSet: true`); never with `expectedSeq`.
    */
   async storeMessageAndEmit(
     messages: RuntimeMessageStore,
     sessionId: string,
     message: NewMessage,
     events: (stored: Message) => EventRequest[],
-    options?: StoreMessageOptions,
+    options?: JointMessageOptions,
   ): Promise<JointMessageWrite | null> {
     if (typeof events !== 'function') throw new TypeError('events must be a function');
     const own = PostgresMessageStore.sameBackend(messages, this.#context);
     if (own === null) return null;
     let prepared: JointEvents | null = null;
-    const { message: stored, joined } = await own.storeJointly(
-      sessionId,
-      message,
-      options,
-      (storedAt) => {
-        prepared = this.#prepareJoint(
-          sessionId,
-          storedAt,
-          events as (stored: Message | null) => EventRequest[],
-        );
-        return prepared?.rows ?? null;
-      },
-    );
+    const {
+      message: stored,
+      joined,
+      statusSet,
+    } = await own.storeJointly(sessionId, message, options, (storedAt) => {
+      prepared = this.#prepareJoint(
+        sessionId,
+        storedAt,
+        events as (stored: Message | null) => EventRequest[],
+      );
+      return prepared?.rows ?? null;
+    });
     const joint = prepared as JointEvents | null;
     if (joint === null || joined === null) return { message: stored, events: null };
-    return { message: stored, events: joint.finish(stored.seq, Number(joined.joint_first_seq)) };
+    const written = joint.finish(stored.seq, Number(joined.joint_first_seq));
+    return statusSet
+      ? { message: stored, events: written, statusSet: true }
+      : { message: stored, events: written };
   }
 
   /**

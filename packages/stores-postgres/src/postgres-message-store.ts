@@ -4,6 +4,7 @@ import {
   EverrunsError,
   everrunsError,
   type InputMessage,
+  type JointMessageOptions,
   type Message,
   type MessageFilter,
   type MessagePage,
@@ -271,11 +272,12 @@ export class PostgresMessageStore implements RuntimeMessageStore {
   async storeJointly(
     sessionId: string,
     message: NewMessage,
-    options: StoreMessageOptions = {},
+    options: JointMessageOptions = {},
     joint?: (storedAt: (seq: number) => Message) => JointRows | null,
-  ): Promise<{ message: Message; joined: Record<string, unknown> | null }> {
+  ): Promise<{ message: Message; joined: Record<string, unknown> | null; statusSet: boolean }> {
     requireString(sessionId, 'sessionId');
-    const { expectedSeq, lease } = options;
+    const { expectedSeq, lease, sessionStatus } = options;
+    if (sessionStatus !== undefined) requireString(sessionStatus, 'sessionStatus');
     if (expectedSeq !== undefined && (!Number.isInteger(expectedSeq) || expectedSeq < 1)) {
       throw everrunsError('INVALID_INPUT', 'expectedSeq must be a positive integer', {
         details: { expectedSeq },
@@ -283,7 +285,13 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     }
     if (lease !== undefined) checkWriteLease(lease);
     const prepared = this.#prepare(sessionId, message, new Date().toISOString());
-    const rows = joint?.((seq) => messageFromRow(sessionId, { ...prepared.row, seq })) ?? null;
+    // The status goes with the joint rows only, and never with an expected position (the
+    // renewal that carries it runs whether or not that position was free).
+    const rows =
+      sessionStatus !== undefined && expectedSeq !== undefined
+        ? null
+        : (joint?.((seq) => messageFromRow(sessionId, { ...prepared.row, seq })) ?? null);
+    const setStatus = rows !== null && sessionStatus !== undefined;
     if (rows?.ready) await rows.ready;
     const sessionHash = textDigest(sessionId);
     const { db } = this.#context;
@@ -298,14 +306,26 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     // tells a refused lease from a position that was not the expected one. Joint rows come in
     // CTEs after the INSERT's, written only when it inserted.
     const firstJointParam = lease === undefined ? 13 : 15;
+    // The status's parameters come after the joint rows'.
+    const statusParam = firstJointParam + (rows?.params.length ?? 0);
+    const statusSet = setStatus ? `status = $${statusParam}, updated_at = $${statusParam + 1}` : '';
     const text =
       rows !== null
-        ? `WITH ${lease === undefined ? '' : `${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},`}
+        ? `WITH ${lease === undefined ? '' : `${renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet)},`}
            inserted AS (
              ${insert}${lease === undefined ? '' : ' AND EXISTS (SELECT 1 FROM renewed)'}
              RETURNING seq
            ),
-           ${rows.ctes(firstJointParam, 'inserted')}
+           ${rows.ctes(firstJointParam, 'inserted')}${
+             setStatus && lease === undefined
+               ? `,
+           status_set AS (
+             UPDATE ${db.table('sessions')} SET ${statusSet}
+              WHERE id_hash = $1 AND EXISTS (SELECT 1 FROM inserted)
+             RETURNING 1
+           )`
+               : ''
+           }
            SELECT (SELECT seq FROM inserted) AS seq${
              lease === undefined ? '' : ', EXISTS (SELECT 1 FROM renewed) AS held'
            }, ${rows.select}`
@@ -337,6 +357,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
             prepared.searchText,
             ...(lease === undefined ? [] : [encodeText(lease.holderId), lease.durationMs]),
             ...(rows === null ? [] : rows.params),
+            ...(setStatus ? [sessionStatus, prepared.row.created_at] : []),
           ]);
           const inserted = result.rows[0];
           if (inserted?.held === false) {
@@ -346,11 +367,12 @@ export class PostgresMessageStore implements RuntimeMessageStore {
             return {
               message: messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq }),
               joined: rows === null ? null : inserted,
+              statusSet: setStatus,
             };
           }
           // Only with expectedSeq: the next position is not the expected one.
           const existing = await this.#existingForKey(client, sessionHash, sessionId, prepared);
-          if (existing) return { message: existing, joined: null };
+          if (existing) return { message: existing, joined: null, statusSet: false };
           throw await this.#seqConflict(client, sessionHash, sessionId, expectedSeq!);
         } catch (error) {
           const constraint = violatedConstraint(error);
@@ -371,7 +393,8 @@ export class PostgresMessageStore implements RuntimeMessageStore {
               rows !== null && attempt.afterConnectionLoss && existing.id === prepared.id
                 ? await rows.committed(client)
                 : null;
-            return { message: existing, joined };
+            // The earlier attempt's status went with its rows.
+            return { message: existing, joined, statusSet: setStatus && joined !== null };
           }
           if (expectedSeq !== undefined) {
             throw await this.#seqConflict(client, sessionHash, sessionId, expectedSeq, error);

@@ -78,17 +78,22 @@ function leaseFromRow(sessionId: string, row: LeaseRow): TurnLease {
  * it, to `$<duration>` milliseconds from now. A message write conditioned on the lease puts it
  * before its INSERT and inserts only `WHERE EXISTS (SELECT 1 FROM renewed)`: the row lock of the
  * renewal makes a racing claim wait for the write, and a lease taken over lets nothing through.
+ * `alsoSet` (`column = $n, …`) sets more of the row in the same UPDATE (a turn's first write sets
+ * the status there: a row is updated once per statement).
  */
 export function renewedLeaseCte(
   sessionsTable: string,
   session: number,
   holder: number,
   duration: number,
+  alsoSet = '',
 ): string {
   return `renewed AS (
        UPDATE ${sessionsTable}
           SET turn_lease_expires_at =
-                date_trunc('milliseconds', now() + $${duration}::float8 * interval '1 millisecond')
+                date_trunc('milliseconds', now() + $${duration}::float8 * interval '1 millisecond')${
+                  alsoSet === '' ? '' : `, ${alsoSet}`
+                }
         WHERE id_hash = $${session} AND turn_lease_holder = $${holder}
        RETURNING 1 AS held
      )`;

@@ -3,12 +3,12 @@ import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
 import type { Message, NewMessage } from '../message.js';
 import type {
   BatchingEventBus,
+  JointMessageOptions,
   JointStatusOptions,
   MessageEventBus,
   RuntimeBackends,
   StatusEventBus,
   StoredMessageAndEvents,
-  StoreMessageOptions,
 } from '../stores.js';
 
 /**
@@ -29,14 +29,16 @@ export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promi
  * Stores a message and then emits the events `events(stored)` builds (as `storeMessage` then
  * {@link emitEvents}): in one round trip when the bus is a {@link MessageEventBus} that can write
  * both together, otherwise as the two calls. `events` must build the same requests from equal
- * messages (it may be called more than once).
+ * messages (it may be called more than once). `options.sessionStatus` is passed to such a bus
+ * only (see {@link JointMessageOptions}); `statusSet` says whether it set the status (when not,
+ * the caller sets it).
  */
 export async function storeMessageAndEmit(
   backends: Pick<RuntimeBackends, 'messages' | 'events'>,
   sessionId: string,
   message: NewMessage,
   events: (stored: Message) => EventRequest[],
-  options?: StoreMessageOptions,
+  options?: JointMessageOptions,
 ): Promise<StoredMessageAndEvents> {
   const bus = backends.events as Partial<MessageEventBus>;
   const joint =
@@ -50,13 +52,20 @@ export async function storeMessageAndEmit(
           options,
         )
       : null;
-  if (joint?.events) return { message: joint.message, events: joint.events };
-  const stored =
-    joint !== null
-      ? joint.message
-      : options === undefined
-        ? await backends.messages.storeMessage(sessionId, message)
-        : await backends.messages.storeMessage(sessionId, message, options);
+  if (joint?.events) {
+    return joint.statusSet === true
+      ? { message: joint.message, events: joint.events, statusSet: true }
+      : { message: joint.message, events: joint.events };
+  }
+  let stored: Message;
+  if (joint !== null) {
+    stored = joint.message;
+  } else if (options === undefined) {
+    stored = await backends.messages.storeMessage(sessionId, message);
+  } else {
+    const { sessionStatus: _status, ...store } = options;
+    stored = await backends.messages.storeMessage(sessionId, message, store);
+  }
   return { message: stored, events: await emitEvents(backends.events, events(stored)) };
 }
 

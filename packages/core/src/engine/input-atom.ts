@@ -1,7 +1,9 @@
+import type { SessionStatus } from '../domain.js';
+import type { EventRequest } from '../event.js';
 import { newId } from '../ids.js';
-import type { InputMessage } from '../message.js';
-import type { SessionSetupSnapshot } from '../stores.js';
-import { storeMessageAndEmit } from './emit-events.js';
+import type { InputMessage, Message, NewMessage } from '../message.js';
+import type { MessageEventBus, SessionSetupSnapshot } from '../stores.js';
+import { emitEvents, storeMessageAndEmit } from './emit-events.js';
 import type { AtomDependencies } from './turn-types.js';
 import { validateTurnInput } from './validate-turn-input.js';
 
@@ -18,6 +20,16 @@ export interface InputAtomInput {
    * checking the input does not load it again (see `validateTurnInput`). Default: loaded here.
    */
   setup?: SessionSetupSnapshot;
+  /**
+   * The turn's start, written with the message where the bus can (one round trip): the session's
+   * status and the events `events` builds from the stored message, after its `input.message`.
+   * `onWritten` is called when they were; otherwise the caller writes them.
+   */
+  startTurn?: {
+    sessionStatus: SessionStatus;
+    events(stored: Message): EventRequest[];
+    onWritten(): void;
+  };
 }
 
 /** Output of the {@link input} atom (plain JSON). */
@@ -45,25 +57,52 @@ export async function input(
     ...(request.modelOptions !== undefined ? { modelOptions: request.modelOptions } : {}),
     ...(request.setup !== undefined ? { setup: request.setup } : {}),
   });
-  // The message and its `input.message` in one round trip where the bus can write both.
-  const { message } = await storeMessageAndEmit(
-    dependencies.backends,
-    request.sessionId,
+  const { startTurn } = request;
+  const newMessage: NewMessage = {
+    role: 'user',
+    turnId,
+    content: parsed.input.content,
+    idempotencyKey: `${turnId}/input`,
+    ...(parsed.input.metadata ? { metadata: parsed.input.metadata } : {}),
+  };
+  const announce = (stored: Message): EventRequest[] => [
     {
-      role: 'user',
+      type: 'input.message',
+      sessionId: request.sessionId,
       turnId,
-      content: parsed.input.content,
-      idempotencyKey: `${turnId}/input`,
-      ...(parsed.input.metadata ? { metadata: parsed.input.metadata } : {}),
+      data: { messageId: stored.id, seq: stored.seq },
     },
-    (stored) => [
-      {
-        type: 'input.message',
-        sessionId: request.sessionId,
-        turnId,
-        data: { messageId: stored.id, seq: stored.seq },
-      },
-    ],
-  );
+  ];
+  const { backends } = dependencies;
+  const bus = backends.events as Partial<MessageEventBus>;
+  // The turn's start with the message, where the bus writes them together (it then writes the
+  // events only with the status): one round trip.
+  const joint =
+    startTurn && typeof bus.storeMessageAndEmit === 'function'
+      ? await bus.storeMessageAndEmit.call(
+          backends.events,
+          backends.messages,
+          request.sessionId,
+          newMessage,
+          (stored) => [...announce(stored), ...startTurn.events(stored)],
+          { sessionStatus: startTurn.sessionStatus },
+        )
+      : null;
+  let message: Message;
+  if (startTurn && joint?.events) {
+    message = joint.message;
+    // A bus that wrote the events without the status (it should not): the status follows.
+    if (joint.statusSet !== true) {
+      await backends.sessions.updateSessionStatus(request.sessionId, startTurn.sessionStatus);
+    }
+    startTurn.onWritten();
+  } else if (joint !== null) {
+    // Stored (or found stored) without the start: announced here, started by the caller.
+    message = joint.message;
+    await emitEvents(backends.events, announce(message));
+  } else {
+    // The message and its `input.message` in one round trip where the bus can write both.
+    ({ message } = await storeMessageAndEmit(backends, request.sessionId, newMessage, announce));
+  }
   return { turnId, messageId: message.id, seq: message.seq };
 }

@@ -592,6 +592,20 @@ export interface RuntimeBackends {
     options?: LoadSessionSetupOptions,
   ): Promise<SessionSetupSnapshot | null>;
   /**
+   * Claims the session's turn lease for `holderId` (as `sessions.claimTurnLease`, with its
+   * errors: `TURN_IN_PROGRESS`, `SESSION_NOT_FOUND`, `INVALID_INPUT`) and loads the session's
+   * setup (as {@link loadSessionSetup}) in one round trip where it can: a new turn's first two
+   * requests as one. Optional; the runtime falls back to the two calls without it. It claims the
+   * lease `sessions` keeps: a bundle that replaces `sessions` with a wrapper must leave this out
+   * (or wrap it the same way).
+   */
+  claimTurnLeaseAndLoadSetup?(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+    options?: LoadSessionSetupOptions,
+  ): Promise<{ lease: TurnLease; setup: SessionSetupSnapshot | null }>;
+  /**
    * Releases the turn lease of `holderId` (as `sessions.releaseTurnLease`: resolves `false`,
    * releasing nothing, when it does not hold it) and deletes the session storage values whose
    * keys start with `prefix` (as `storage.deleteValuesWithPrefix`, whatever the release found;

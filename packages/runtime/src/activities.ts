@@ -12,6 +12,7 @@ import {
   type ReasonAtomResult,
   reason,
   resolveTurnSetup,
+  type SessionSetupSnapshot,
   type ToolCall,
   toolResultIdempotencyKey,
 } from '@everruns-ts/core';
@@ -35,15 +36,28 @@ export interface InputActivityResult extends InputAtomResult {
  */
 export async function executeInputActivity(
   adapter: RuntimeHostAdapter,
-  request: { sessionId: string; input: InputMessage; turnId?: string; modelOptions?: unknown },
+  request: {
+    sessionId: string;
+    input: InputMessage;
+    turnId?: string;
+    modelOptions?: unknown;
+    /**
+     * The session's setup as the caller just loaded it, with the keys of waiting turns
+     * (`loadSessionSetup` with `storageKeyPrefix` {@link WAITING_TURN_KEY_PREFIX}, or
+     * `claimTurnLeaseAndLoadSetup`): not loaded again.
+     */
+    setup?: SessionSetupSnapshot;
+  },
 ): Promise<InputActivityResult> {
   const { backends } = adapter;
   // A failed read leaves every check to the single stores, which report it where they did.
-  const setup = backends.loadSessionSetup
-    ? await backends
-        .loadSessionSetup(request.sessionId, { storageKeyPrefix: WAITING_TURN_KEY_PREFIX })
-        .catch(() => null)
-    : null;
+  const setup =
+    request.setup ??
+    (backends.loadSessionSetup
+      ? await backends
+          .loadSessionSetup(request.sessionId, { storageKeyPrefix: WAITING_TURN_KEY_PREFIX })
+          .catch(() => null)
+      : null);
   await assertNoTurnWaitsForToolResults(
     adapter,
     request.sessionId,

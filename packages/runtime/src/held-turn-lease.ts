@@ -92,6 +92,15 @@ export class HeldTurnLease {
     return new HeldTurnLease(sessions, lease, options);
   }
 
+  /** Holds a lease claimed by other means (a claim that loaded more in the same round trip). */
+  static held(
+    sessions: RuntimeSessionStore,
+    lease: TurnLease,
+    options: ResolvedTurnLeaseOptions,
+  ): HeldTurnLease {
+    return new HeldTurnLease(sessions, lease, options);
+  }
+
   /** The lease as last claimed or renewed. */
   get lease(): TurnLease {
     return this.#lease;

@@ -32,6 +32,7 @@ import {
   type SessionFileSystem,
   type SessionFileSystemFactory,
   type SessionInput,
+  type SessionSetupSnapshot,
   sessionSchema,
   silentLogger,
   sumSessionUsage,
@@ -47,6 +48,7 @@ import {
   forgetWaitingTurn,
   loadWaitingTurn,
   storeClientToolResults,
+  WAITING_TURN_KEY_PREFIX,
 } from './client-tool-results.js';
 import { createAndSeedSession } from './create-and-seed-session.js';
 import { endFailedTurn } from './end-failed-turn.js';
@@ -200,6 +202,8 @@ interface LeasedTurn {
   signal: AbortSignal;
   /** The runtime's adapter with every status write conditional on holding the lease. */
   adapter: RuntimeHostAdapter;
+  /** The session's setup, when the claim loaded it in the same round trip (a new turn's). */
+  setup?: SessionSetupSnapshot;
   release(): Promise<void>;
 }
 
@@ -406,22 +410,26 @@ export class InProcessRuntime {
     let lease: LeasedTurn | undefined;
     try {
       if (signal?.aborted) throw abortedError(signal);
-      lease = await this.#claimLease(sessionId, turnId, signal);
+      lease = await this.#claimLease(sessionId, turnId, signal, true);
       signal = lease.signal;
-      const { plan } = await runTurnStep(lease.adapter, {
-        activity: 'input',
-        input: parsedInput.data,
-        state: {
-          ...initialTurnState({
-            sessionId,
-            turnId,
-            maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
-            maxIterations: this.#adapter.limits.maxIterations,
-            ...(modelOptions ? { modelOptions } : {}),
-          }),
-          ...(listener ? { stream: true } : {}),
+      const { plan } = await runTurnStep(
+        lease.adapter,
+        {
+          activity: 'input',
+          input: parsedInput.data,
+          state: {
+            ...initialTurnState({
+              sessionId,
+              turnId,
+              maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+              maxIterations: this.#adapter.limits.maxIterations,
+              ...(modelOptions ? { modelOptions } : {}),
+            }),
+            ...(listener ? { stream: true } : {}),
+          },
         },
-      });
+        lease.setup ? { inputSetup: lease.setup } : {},
+      );
       return await this.#drive(lease.adapter, entry, plan, holder, signal, structured);
     } catch (error) {
       throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, true);
@@ -583,14 +591,26 @@ export class InProcessRuntime {
     sessionId: string,
     turnId: string,
     signal: AbortSignal | undefined,
+    withSetup = false,
   ): Promise<LeasedTurn> {
     const holderId = `${this.#instanceId}/${turnId}`;
-    const held = await HeldTurnLease.claim(
-      this.backends.sessions,
-      sessionId,
-      holderId,
-      this.#turnLease,
-    );
+    const { sessions, claimTurnLeaseAndLoadSetup } = this.backends;
+    let setup: SessionSetupSnapshot | null | undefined;
+    let held: HeldTurnLease;
+    if (withSetup && claimTurnLeaseAndLoadSetup) {
+      // A new turn's claim and its input step's setup read in one round trip.
+      const claimed = await claimTurnLeaseAndLoadSetup.call(
+        this.backends,
+        sessionId,
+        holderId,
+        this.#turnLease.durationMs,
+        { storageKeyPrefix: WAITING_TURN_KEY_PREFIX },
+      );
+      setup = claimed.setup;
+      held = HeldTurnLease.held(sessions, claimed.lease, this.#turnLease);
+    } else {
+      held = await HeldTurnLease.claim(sessions, sessionId, holderId, this.#turnLease);
+    }
     // One controller per turn fires with the caller's signal, close() or the lease's loss (the
     // first of them); its listeners go when the turn releases the lease.
     const controller = new AbortController();
@@ -628,6 +648,7 @@ export class InProcessRuntime {
     return {
       signal: controller.signal,
       adapter: journal ? { ...adapter, toolCallJournal: journal } : adapter,
+      ...(setup ? { setup } : {}),
       async release() {
         signal?.removeEventListener('abort', onCaller);
         stopWatchingLease?.();

@@ -6,6 +6,7 @@ import {
   inputMessageSchema,
   type LlmUsage,
   type ReasonAtomResult,
+  type SessionSetupSnapshot,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import { executeActActivity, executeInputActivity, executeReasonActivity } from './activities.js';
@@ -175,6 +176,8 @@ export interface RunTurnStepOptions {
   pendingUserMessages?(output: unknown): number | Promise<number>;
   /** For an act step: its calls come from a reason step just run here (see `freshCalls`). */
   freshCalls?: boolean;
+  /** For an input step: the session's setup the caller just loaded (see `executeInputActivity`). */
+  inputSetup?: SessionSetupSnapshot;
 }
 
 /**
@@ -195,6 +198,7 @@ export async function runTurnStep(
         turnId: step.state.turnId,
         input: step.input,
         ...(step.state.modelOptions ? { modelOptions: step.state.modelOptions } : {}),
+        ...(options.inputSetup ? { setup: options.inputSetup } : {}),
       });
       break;
     case 'reason':

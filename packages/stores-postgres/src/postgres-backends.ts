@@ -2,6 +2,7 @@ import {
   EverrunsError,
   type LoadSessionSetupOptions,
   type RuntimeBackends,
+  type TurnLease,
 } from '@everruns-ts/core';
 import pg from 'pg';
 import { type MigrationResult, migrate } from './migrations.js';
@@ -22,6 +23,7 @@ import {
   type StoreContext,
 } from './store-context.js';
 import {
+  claimTurnLeaseAndLoadSetup,
   HistoryCache,
   loadSessionSetup,
   loadTurnSnapshot,
@@ -119,6 +121,16 @@ export interface PostgresBackends extends RuntimeBackends {
     sessionId: string,
     options?: LoadSessionSetupOptions,
   ): Promise<SessionSetupSnapshot | null>;
+  /**
+   * Claims the turn lease of `holderId` and loads the session's setup (as `loadSessionSetup`) in
+   * one statement (see `RuntimeBackends.claimTurnLeaseAndLoadSetup`).
+   */
+  claimTurnLeaseAndLoadSetup(
+    sessionId: string,
+    holderId: string,
+    durationMs: number,
+    options?: LoadSessionSetupOptions,
+  ): Promise<{ lease: TurnLease; setup: SessionSetupSnapshot | null }>;
   /**
    * Releases the turn lease of `holderId` and deletes the session storage values under `prefix`
    * in one statement; `true` when the lease was released (see
@@ -228,6 +240,8 @@ export function postgresBackends(
     loadTurnSnapshot: (sessionId) => loadTurnSnapshot(context, sessionId, histories),
     loadSessionSetup: (sessionId, setupOptions) =>
       loadSessionSetup(context, sessionId, setupOptions),
+    claimTurnLeaseAndLoadSetup: (sessionId, holderId, durationMs, setupOptions) =>
+      claimTurnLeaseAndLoadSetup(context, sessions, sessionId, holderId, durationMs, setupOptions),
     releaseTurnLeaseAndDeleteValues: (sessionId, holderId, prefix) =>
       releaseTurnLeaseAndDeleteValues(context, sessions, storage, sessionId, holderId, prefix),
     queryCount: () => db.queryCount,

@@ -219,4 +219,59 @@ describe('postgres loadTurnSnapshot', () => {
       backends.releaseTurnLeaseAndDeleteValues(theSession.id, 'holder_2', ''),
     ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
   });
+
+  it('claimTurnLeaseAndLoadSetup claims the lease and loads the setup in one statement, or says why not', async () => {
+    const theHarness = harness();
+    await backends.harnesses.addHarness(theHarness);
+    const theSession = session({ harnessId: theHarness.id });
+    await backends.sessions.createSession(theSession);
+    await backends.storage.setValue(theSession.id, 'wait/a', 'x');
+    const options = { storageKeyPrefix: 'wait/' };
+    const before = backends.queryCount();
+    const claimed = await backends.claimTurnLeaseAndLoadSetup(
+      theSession.id,
+      'holder_1',
+      60_000,
+      options,
+    );
+    expect(backends.queryCount() - before).toBe(1);
+    expect(claimed.lease).toEqual(await backends.sessions.getTurnLease(theSession.id));
+    expect(claimed.lease.holderId).toBe('holder_1');
+    expect(claimed.setup).toEqual(await backends.loadSessionSetup(theSession.id, options));
+    expect(claimed.setup?.storageKeys).toEqual(['wait/a']);
+
+    // The same holder renews; another is refused while the lease lives, changing nothing.
+    const again = await backends.claimTurnLeaseAndLoadSetup(theSession.id, 'holder_1', 60_000);
+    expect(again.lease.holderId).toBe('holder_1');
+    await expect(
+      backends.claimTurnLeaseAndLoadSetup(theSession.id, 'holder_2', 60_000, options),
+    ).rejects.toMatchObject({ code: 'TURN_IN_PROGRESS', details: { holder: 'holder_1' } });
+    expect((await backends.sessions.getTurnLease(theSession.id))?.holderId).toBe('holder_1');
+
+    // A lapsed lease is taken over.
+    await backends.sessions.releaseTurnLease(theSession.id, 'holder_1');
+    await backends.sessions.claimTurnLease(theSession.id, 'holder_3', 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const taken = await backends.claimTurnLeaseAndLoadSetup(theSession.id, 'holder_4', 60_000);
+    expect(taken.lease.holderId).toBe('holder_4');
+
+    await expect(
+      backends.claimTurnLeaseAndLoadSetup(`session_${random()}`, 'holder_1', 60_000),
+    ).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
+    await expect(
+      backends.claimTurnLeaseAndLoadSetup(theSession.id, '', 60_000),
+    ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+
+  it('claimTurnLeaseAndLoadSetup keeps the lease it claimed when the setup cannot be read (a harness cycle)', async () => {
+    const [first, second] = [`harness_${random()}`, `harness_${random()}`];
+    await backends.harnesses.addHarness(harness({ id: first, parentHarnessId: second }));
+    await backends.harnesses.addHarness(harness({ id: second, parentHarnessId: first }));
+    const cyclic = session({ harnessId: first });
+    await backends.sessions.createSession(cyclic);
+    const claimed = await backends.claimTurnLeaseAndLoadSetup(cyclic.id, 'holder_1', 60_000);
+    expect(claimed.setup).toBeNull();
+    expect(claimed.lease.holderId).toBe('holder_1');
+    expect((await backends.sessions.getTurnLease(cyclic.id))?.holderId).toBe('holder_1');
+  });
 });

@@ -9,15 +9,20 @@ import {
   type ModelWithProvider,
   parseCompactionRecord,
   type Session,
+  type TurnLease,
 } from '@everruns-ts/core';
 import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { openMcpSecrets } from './mcp-secrets.js';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
 import { messageFromRow, PostgresMessageStore } from './postgres-message-store.js';
 import { defaultModelFromRow } from './postgres-provider-store.js';
-import { sessionFromRow } from './postgres-session-store.js';
+import {
+  checkLeaseRequest,
+  type PostgresSessionStore,
+  sessionFromRow,
+} from './postgres-session-store.js';
 import { compareStrings, parseStored, requireString, type StoreContext } from './store-context.js';
-import { decodeText, textDigest } from './text-codec.js';
+import { decodeText, encodeText, textDigest } from './text-codec.js';
 
 /**
  * A session's turn setup (session, harness chain, agent), loaded together with the default model
@@ -66,6 +71,7 @@ interface SnapshotRow {
     | 'default_model'
     | 'harness'
     | 'known'
+    | 'lease'
     | 'message'
     | 'session'
     | 'storage_key';
@@ -190,13 +196,57 @@ export async function loadSessionSetup(
   return setup;
 }
 
+/**
+ * Claims the session's turn lease for `holderId` and loads its setup (as {@link loadSessionSetup})
+ * in one statement. When the claim is refused there, `sessions.claimTurnLease` claims again on
+ * its own (a lease released or lapsed meanwhile is taken) or throws its typed error
+ * (`TURN_IN_PROGRESS`, `SESSION_NOT_FOUND`); the setup read stands either way. A setup that
+ * cannot be read or parsed comes back `null` (the lease is still claimed).
+ */
+export async function claimTurnLeaseAndLoadSetup(
+  context: StoreContext,
+  sessions: PostgresSessionStore,
+  sessionId: string,
+  holderId: string,
+  durationMs: number,
+  options: LoadSessionSetupOptions = {},
+): Promise<{ lease: TurnLease; setup: SessionSetupSnapshot | null }> {
+  requireString(sessionId, 'sessionId');
+  checkLeaseRequest(holderId, durationMs);
+  const prefix = options.storageKeyPrefix;
+  if (prefix !== undefined) requireString(prefix, 'storageKeyPrefix');
+  let snapshot: Awaited<ReturnType<typeof loadSnapshot>>;
+  try {
+    snapshot = await loadSnapshot(context, sessionId, false, undefined, prefix, {
+      holder: encodeText(holderId),
+      durationMs,
+    });
+  } catch {
+    // The statement failed, or its setup did not parse (a harness cycle…) after it claimed: the
+    // plain claim takes the lease (or renews this holder's) or says why not; the setup is left
+    // to the single stores, which report what is wrong with it where they do.
+    return { lease: await sessions.claimTurnLease(sessionId, holderId, durationMs), setup: null };
+  }
+  const lease = snapshot?.lease ?? (await sessions.claimTurnLease(sessionId, holderId, durationMs));
+  if (!snapshot) return { lease, setup: null };
+  const setup: SessionSetupSnapshot = {
+    session: snapshot.session,
+    harnessChain: snapshot.harnessChain,
+    agent: snapshot.agent,
+  };
+  if (snapshot.defaultModel !== undefined) setup.defaultModel = snapshot.defaultModel;
+  if (snapshot.storageKeys !== undefined) setup.storageKeys = snapshot.storageKeys;
+  return { lease, setup };
+}
+
 async function loadSnapshot(
   context: StoreContext,
   sessionId: string,
   withHistory: boolean,
   cache?: HistoryCache,
   storageKeyPrefix?: string,
-): Promise<(TurnSnapshot & { storageKeys?: string[] }) | null> {
+  claim?: { holder: string; durationMs: number },
+): Promise<(TurnSnapshot & { storageKeys?: string[]; lease?: TurnLease }) | null> {
   requireString(sessionId, 'sessionId');
   const { db } = context;
   const cached = withHistory ? cache?.get(sessionId) : undefined;
@@ -254,9 +304,37 @@ async function loadSnapshot(
             ORDER BY seq
          ) window_messages`
     : '';
+  const params: unknown[] = withHistory
+    ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY), knownSeq]
+    : storageKeyRange
+      ? [textDigest(sessionId), ...keyPrefixParams(storageKeyRange)]
+      : [textDigest(sessionId)];
+  // A turn lease claimed in the same statement (as `claimTurnLease` claims it: free, lapsed or
+  // already this holder's); the snapshot reads the session as it was before, which the lease
+  // columns it does not read are the only difference from.
+  const holderParam = params.length + 1;
+  const claimCte = claim
+    ? `claimed AS (
+         UPDATE ${db.table('sessions')}
+            SET turn_lease_holder = $${holderParam},
+                turn_lease_expires_at = date_trunc('milliseconds',
+                  now() + $${holderParam + 1}::float8 * interval '1 millisecond')
+          WHERE id_hash = $1
+            AND (turn_lease_holder IS NULL OR turn_lease_holder = $${holderParam}
+                 OR turn_lease_expires_at <= now())
+         RETURNING turn_lease_holder,
+                   (extract(epoch FROM turn_lease_expires_at) * 1000)::float8 AS expires_ms
+       ),`
+    : '';
+  const claimRow = claim
+    ? `UNION ALL
+       SELECT 'lease', 0, turn_lease_holder, expires_ms::text, NULL, NULL, NULL, NULL, NULL, NULL
+         FROM claimed`
+    : '';
+  if (claim) params.push(claim.holder, claim.durationMs);
   const result = await db.run('loadTurnSnapshot', (client) =>
     client.query<SnapshotRow>(
-      `WITH RECURSIVE snapshot_session AS (
+      `WITH RECURSIVE ${claimCte} snapshot_session AS (
          SELECT harness_hash, agent_hash, title, status, capabilities, updated_at, data
            FROM ${db.table('sessions')} WHERE id_hash = $1
        ),
@@ -274,14 +352,12 @@ async function loadSnapshot(
            ON agent.id_hash = snapshot_session.agent_hash
        ${historyRows}
        ${setupRows}
+       ${claimRow}
        ORDER BY kind DESC, ord`,
-      withHistory
-        ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY), knownSeq]
-        : storageKeyRange
-          ? [textDigest(sessionId), ...keyPrefixParams(storageKeyRange)]
-          : [textDigest(sessionId)],
+      params,
     ),
   );
+  let lease: TurnLease | undefined;
   const storageKeys: string[] = [];
   let session: Session | null = null;
   const chainRows: ChainRow[] = [];
@@ -318,6 +394,12 @@ async function loadSnapshot(
     } else if (row.kind === 'compaction') {
       compaction = parseCompactionRecord(decodeText(row.a!));
       cut = Number(row.ord);
+    } else if (row.kind === 'lease') {
+      lease = {
+        sessionId,
+        holderId: decodeText(row.a ?? ''),
+        expiresAt: new Date(Math.round(Number(row.b))).toISOString(),
+      };
     } else if (row.kind === 'known') {
       knownId = decodeText(row.b!);
     } else if (row.kind === 'storage_key') {
@@ -382,6 +464,7 @@ async function loadSnapshot(
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;
-  if (storageKeyPrefix === undefined) return snapshot;
-  return { ...snapshot, storageKeys: storageKeys.sort(compareStrings) };
+  const withLease = lease === undefined ? snapshot : { ...snapshot, lease };
+  if (storageKeyPrefix === undefined) return withLease;
+  return { ...withLease, storageKeys: storageKeys.sort(compareStrings) };
 }

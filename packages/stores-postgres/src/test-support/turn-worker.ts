@@ -100,6 +100,8 @@ async function main(): Promise<void> {
             ...backends,
             sessions: grantingLease(backends.sessions),
             messages: unconditionedWrites(backends.messages),
+            // The database's own claim would hold the lease the control goes around.
+            claimTurnLeaseAndLoadSetup: undefined,
           }
         : backends,
     )

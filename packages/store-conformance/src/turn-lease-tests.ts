@@ -287,5 +287,36 @@ export function turnLeaseTests(backends: () => RuntimeBackends): void {
         'SESSION_NOT_FOUND',
       );
     });
+
+    it('claimTurnLeaseAndLoadSetup, where the bundle offers it, claims as claimTurnLease does and loads the setup', async (context) => {
+      const store = backends();
+      if (typeof store.claimTurnLeaseAndLoadSetup !== 'function') {
+        context.skip();
+        return;
+      }
+      const sessionId = await newSession(store);
+      await store.storage.setValue(sessionId, 'wait/a', 'x');
+      const holder = randomId('holder');
+      const claimed = await store.claimTurnLeaseAndLoadSetup(sessionId, holder, LONG_MS, {
+        storageKeyPrefix: 'wait/',
+      });
+      expect(claimed.lease).toMatchObject({ sessionId, holderId: holder });
+      expect(await store.sessions.getTurnLease(sessionId)).toEqual(claimed.lease);
+      expect(claimed.setup?.session.id).toBe(sessionId);
+      // A bundle may leave the keys out (callers then list them); when it reads them they are right.
+      if (claimed.setup?.storageKeys !== undefined) {
+        expect(claimed.setup.storageKeys).toEqual(['wait/a']);
+      }
+      const error = await expectErrorCode(
+        store.claimTurnLeaseAndLoadSetup(sessionId, randomId('holder'), LONG_MS),
+        'TURN_IN_PROGRESS',
+      );
+      expect(error.details).toMatchObject({ sessionId, holder });
+      expect(await store.sessions.getTurnLease(sessionId)).toEqual(claimed.lease);
+      await expectErrorCode(
+        store.claimTurnLeaseAndLoadSetup(randomId('session'), holder, LONG_MS),
+        'SESSION_NOT_FOUND',
+      );
+    });
   });
 }

@@ -89,7 +89,7 @@ export class HeldTurnLease {
     options: ResolvedTurnLeaseOptions,
   ): Promise<HeldTurnLease> {
     const lease = await sessions.claimTurnLease(sessionId, holderId, options.durationMs);
-    return new HeldTurnLease(sessions, lease, options);
+    return HeldTurnLease.held(sessions, lease, options);
   }
 
   /** Holds a lease claimed by other means (a claim that loaded more in the same round trip). */

@@ -640,7 +640,7 @@ export class InProcessRuntime {
       // Where the bus can, the turn's last write (status idle with its end events) releases the
       // lease and forgets the journal too: one round trip, and the session is never seen idle
       // while still leased.
-      releaseWithIdle: {
+      releaseWithTurnEnd: {
         ...(journal ? { deleteValuesWithPrefix: toolCallJournalTurnPrefix(turnId) } : {}),
         onReleased: () => held.markReleased(),
       },

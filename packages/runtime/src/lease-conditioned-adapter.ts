@@ -18,12 +18,12 @@ export interface HeldLeaseIdentity {
   /** Called with the `TURN_IN_PROGRESS` error when a write's renewal finds the lease taken over. */
   onLost?(error: unknown): void;
   /**
-   * The turn's end: its status write to `idle` (the turn's last write) asks a bus that sets a
-   * status with its events to release the lease in the same step too, deleting the values under
-   * `deleteValuesWithPrefix` (the turn's tool-call journal) when given; `onReleased` is called
-   * when the bus did.
+   * The turn's end: a status write that asks to release the lease (`releaseLease`, the turn's
+   * last write) gets this holder and the values to delete with it, `deleteValuesWithPrefix` (the
+   * turn's tool-call journal) when given; `onReleased` is called when the bus released it.
+   * Without it such a request is dropped and the lease is released apart.
    */
-  releaseWithIdle?: {
+  releaseWithTurnEnd?: {
     deleteValuesWithPrefix?: string;
     onReleased(): void;
   };
@@ -142,20 +142,17 @@ export function leaseConditionedAdapter(
       requests,
       options,
     ) => {
-      const release = status === 'idle' ? lease.releaseWithIdle : undefined;
+      const { releaseLease, ...update } = options ?? {};
+      const release = releaseLease ? lease.releaseWithTurnEnd : undefined;
+      const { deleteValuesWithPrefix } = release ?? {};
       const written = (
         joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
       ).call(events, sessions, sessionId, status, requests, {
         leaseHolder: holderId,
+        ...update,
         ...(release
-          ? {
-              releaseLease:
-                release.deleteValuesWithPrefix === undefined
-                  ? {}
-                  : { deleteValuesWithPrefix: release.deleteValuesWithPrefix },
-            }
+          ? { releaseLease: deleteValuesWithPrefix === undefined ? {} : { deleteValuesWithPrefix } }
           : {}),
-        ...options,
       });
       if (!release) return written;
       return written.then((result) => {

@@ -110,15 +110,23 @@ export class RuntimeSessionLifecycle {
     }
     // Status first (in the same atomic step where the bus writes both): a turn that lost its
     // lease is refused there, before announcing anything.
-    await updateSessionStatusAndEmit(this.#adapter.backends, sessionId, 'idle', [
-      ended,
-      {
-        type: 'session.idled',
-        sessionId,
-        turnId,
-        data: { turnId, iterations: state.iteration, usage: state.usage },
-      },
-    ]);
+    // The turn's last write: where a lease is held and the bus can, it is released here too
+    // (the leased adapter fills in the holder and the journal's prefix).
+    await updateSessionStatusAndEmit(
+      this.#adapter.backends,
+      sessionId,
+      'idle',
+      [
+        ended,
+        {
+          type: 'session.idled',
+          sessionId,
+          turnId,
+          data: { turnId, iterations: state.iteration, usage: state.usage },
+        },
+      ],
+      { releaseLease: {} },
+    );
     if (state.toolCallsCount > 0) {
       await toolCallJournalOf(this.#adapter).forgetTurn?.(sessionId, turnId);
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Session } from '@everruns-ts/core';
+import { makeSession } from '@everruns-ts/store-conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEY_HEAD_LENGTH, keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import type { PostgresBackends } from './postgres-backends.js';
@@ -8,20 +8,6 @@ import { adminQuery, createTestBackends, destroyTestBackends } from './test-supp
 import { textDigest } from './text-codec.js';
 
 const random = () => randomBytes(8).toString('hex');
-
-function session(id: string): Session {
-  const now = new Date().toISOString();
-  return {
-    id,
-    harnessId: `harness_${random()}`,
-    tags: [],
-    capabilities: [],
-    initialFiles: [],
-    status: 'started',
-    createdAt: now,
-    updatedAt: now,
-  };
-}
 
 describe('keyHeadRange', () => {
   it('bounds the heads of the keys that start with a prefix', () => {
@@ -107,7 +93,7 @@ describe('prefix listings on PostgreSQL', () => {
   it('lists, loads and deletes exactly the keys starting with the prefix', async () => {
     for (const prefix of prefixes) {
       const id = `session_${random()}`;
-      await backends.sessions.createSession(session(id));
+      await backends.sessions.createSession(makeSession({ id }));
       for (const key of keys) await backends.storage.setValue(id, key, 'v');
       for (const key of keys) await backends.storage.setSecret(id, key, 's');
       const expected = matching(prefix);
@@ -131,7 +117,7 @@ describe('prefix listings on PostgreSQL', () => {
 
   it('reads only the range of its prefix, however many keys were deleted under another', async () => {
     const id = `session_${random()}`;
-    await backends.sessions.createSession(session(id));
+    await backends.sessions.createSession(makeSession({ id }));
     await backends.storage.setValue(id, 'everruns:runtime/waiting-turn/t1', 'w');
     // As a long session's tool-call journal does: one entry written and deleted per turn. Without
     // a vacuum, each deleted row stays in the table and in its indexes.

@@ -4,6 +4,7 @@ import type { Message, NewMessage } from '../message.js';
 import type {
   BatchingEventBus,
   JointMessageOptions,
+  JointMessageWrite,
   JointStatusOptions,
   MessageEventBus,
   RuntimeBackends,
@@ -40,18 +41,7 @@ export async function storeMessageAndEmit(
   events: (stored: Message) => EventRequest[],
   options?: JointMessageOptions,
 ): Promise<StoredMessageAndEvents> {
-  const bus = backends.events as Partial<MessageEventBus>;
-  const joint =
-    typeof bus.storeMessageAndEmit === 'function'
-      ? await bus.storeMessageAndEmit.call(
-          backends.events,
-          backends.messages,
-          sessionId,
-          message,
-          events,
-          options,
-        )
-      : null;
+  const joint = await jointMessageWrite(backends, sessionId, message, events, options);
   if (joint?.events) {
     return joint.statusSet === true
       ? { message: joint.message, events: joint.events, statusSet: true }
@@ -67,6 +57,31 @@ export async function storeMessageAndEmit(
     stored = await backends.messages.storeMessage(sessionId, message, store);
   }
   return { message: stored, events: await emitEvents(backends.events, events(stored)) };
+}
+
+/**
+ * The bus's own {@link MessageEventBus.storeMessageAndEmit} (message and events in one round
+ * trip), or `null` without calling anything when the bus has none: the one dispatch
+ * {@link storeMessageAndEmit} and the input atom share.
+ */
+export function jointMessageWrite(
+  backends: Pick<RuntimeBackends, 'messages' | 'events'>,
+  sessionId: string,
+  message: NewMessage,
+  events: (stored: Message) => EventRequest[],
+  options?: JointMessageOptions,
+): Promise<JointMessageWrite | null> {
+  const bus = backends.events as Partial<MessageEventBus>;
+  return typeof bus.storeMessageAndEmit === 'function'
+    ? bus.storeMessageAndEmit.call(
+        backends.events,
+        backends.messages,
+        sessionId,
+        message,
+        events,
+        options,
+      )
+    : Promise.resolve(null);
 }
 
 /**

@@ -2,8 +2,8 @@ import type { SessionStatus } from '../domain.js';
 import type { EventRequest } from '../event.js';
 import { newId } from '../ids.js';
 import type { InputMessage, Message, NewMessage } from '../message.js';
-import type { MessageEventBus, SessionSetupSnapshot } from '../stores.js';
-import { emitEvents, storeMessageAndEmit } from './emit-events.js';
+import type { SessionSetupSnapshot } from '../stores.js';
+import { emitEvents, jointMessageWrite, storeMessageAndEmit } from './emit-events.js';
 import type { AtomDependencies } from './turn-types.js';
 import { validateTurnInput } from './validate-turn-input.js';
 
@@ -74,20 +74,17 @@ export async function input(
     },
   ];
   const { backends } = dependencies;
-  const bus = backends.events as Partial<MessageEventBus>;
   // The turn's start with the message, where the bus writes them together (it then writes the
   // events only with the status): one round trip.
-  const joint =
-    startTurn && typeof bus.storeMessageAndEmit === 'function'
-      ? await bus.storeMessageAndEmit.call(
-          backends.events,
-          backends.messages,
-          request.sessionId,
-          newMessage,
-          (stored) => [...announce(stored), ...startTurn.events(stored)],
-          { sessionStatus: startTurn.sessionStatus },
-        )
-      : null;
+  const joint = startTurn
+    ? await jointMessageWrite(
+        backends,
+        request.sessionId,
+        newMessage,
+        (stored) => [...announce(stored), ...startTurn.events(stored)],
+        { sessionStatus: startTurn.sessionStatus },
+      )
+    : null;
   let message: Message;
   if (startTurn && joint?.events) {
     message = joint.message;

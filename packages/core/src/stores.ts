@@ -485,6 +485,8 @@ export interface StoredMessageAndEvents {
   events: RuntimeEvent[];
   /** True when the session's status was set with the message (see {@link JointMessageOptions}). */
   statusSet?: boolean;
+  /** The turn snapshot read with the write (see {@link JointMessageWrite.turnSnapshot}). */
+  turnSnapshot?: TurnSnapshot;
 }
 
 /**
@@ -496,6 +498,12 @@ export interface JointMessageWrite {
   events: RuntimeEvent[] | null;
   /** True when the write also set the session's status, as `options.sessionStatus` asked. */
   statusSet?: boolean;
+  /**
+   * The session's turn snapshot as it stands with the message stored, when
+   * `options.loadTurnSnapshot` asked for it and the bus read it in the same round trip (left
+   * out otherwise: the caller loads it when it needs it).
+   */
+  turnSnapshot?: TurnSnapshot;
 }
 
 /** Options of {@link MessageEventBus.storeMessageAndEmit}. */
@@ -508,6 +516,13 @@ export interface JointMessageOptions extends StoreMessageOptions {
    * option) leaves the status to the caller.
    */
   sessionStatus?: SessionStatus;
+  /**
+   * Also read the session's turn snapshot (what {@link RuntimeBackends.loadTurnSnapshot} loads)
+   * in the same round trip, as it stands once the message is stored, and resolve it as
+   * {@link JointMessageWrite.turnSnapshot}: a turn's write that the next reason step follows.
+   * Only for a message the write appends with its events; a bus may always leave it out.
+   */
+  loadTurnSnapshot?: boolean;
 }
 
 /**

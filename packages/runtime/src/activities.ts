@@ -14,6 +14,7 @@ import {
   resolveTurnSetup,
   type SessionSetupSnapshot,
   type ToolCall,
+  type TurnSnapshot,
   toolResultIdempotencyKey,
 } from '@everruns-ts/core';
 import { assertNoTurnWaitsForToolResults, WAITING_TURN_KEY_PREFIX } from './client-tool-results.js';
@@ -47,6 +48,11 @@ export async function executeInputActivity(
      * `claimTurnLeaseAndLoadSetup`): not loaded again.
      */
     setup?: SessionSetupSnapshot;
+    /**
+     * Called with the session's turn snapshot when the bus read it with the turn's start (see
+     * `JointMessageOptions.loadTurnSnapshot`), for the reason step that follows in this process.
+     */
+    onTurnSnapshot?(snapshot: TurnSnapshot): void;
   },
 ): Promise<InputActivityResult> {
   const { backends } = adapter;
@@ -67,19 +73,23 @@ export async function executeInputActivity(
   const lifecycle = new RuntimeSessionLifecycle(adapter, request.sessionId);
   const inputContent = messageText(request.input);
   let started = false;
+  let turnSnapshot: TurnSnapshot | undefined;
+  const { onTurnSnapshot, ...atomRequest } = request;
   // An unknown session (no setup) is reported by the input atom, after its own checks. The turn
   // starts with the message where the bus writes them together (status active first in that
   // step, then `input.message`, `session.activated`, `turn.started`).
   const result: InputActivityResult = await input(adapter, {
-    ...request,
+    ...atomRequest,
     ...(setup ? { setup } : {}),
     startTurn: {
       sessionStatus: 'active',
       events: (stored) =>
         lifecycle.turnStartedRequests(stored.turnId ?? '', stored.id, inputContent),
-      onWritten: () => {
+      onWritten: (snapshot) => {
         started = true;
+        turnSnapshot = snapshot;
       },
+      ...(onTurnSnapshot ? { loadTurnSnapshot: true } : {}),
     },
   });
   try {
@@ -89,6 +99,7 @@ export async function executeInputActivity(
     if (!EverrunsError.hasCode(error, 'DEPENDENCY_BLOCKED')) throw error;
   }
   if (!started) await lifecycle.turnStarted(result.turnId, result.messageId, inputContent);
+  else if (turnSnapshot) onTurnSnapshot?.(turnSnapshot);
   return result;
 }
 
@@ -99,7 +110,14 @@ export async function executeInputActivity(
 export function executeReasonActivity(
   adapter: RuntimeHostAdapter,
   state: RuntimeTurnState,
-  options: { signal?: AbortSignal } = {},
+  options: {
+    signal?: AbortSignal;
+    /**
+     * The session's turn snapshot as the step just before read it with its last write (nothing
+     * written since), used instead of loading one.
+     */
+    turnSnapshot?: TurnSnapshot;
+  } = {},
 ): Promise<ReasonAtomResult> {
   const running = reason(adapter, {
     sessionId: state.sessionId,
@@ -111,6 +129,7 @@ export function executeReasonActivity(
       ? { previousResponseId: state.previousResponseId }
       : {}),
     ...(state.stream ? { stream: true } : {}),
+    ...(options.turnSnapshot ? { snapshot: options.turnSnapshot } : {}),
   });
   return options.signal ? settleOnAbort(running, options.signal) : running;
 }
@@ -167,6 +186,11 @@ export interface ActActivityOptions {
    * queue, retried or resumed.
    */
   freshCalls?: boolean;
+  /**
+   * Called with the session's turn snapshot when the bus read it with the step's last write (see
+   * the core act atom's `onTurnSnapshot`), for the reason step that follows in this process.
+   */
+  onTurnSnapshot?(snapshot: TurnSnapshot): void;
 }
 
 /** Output of {@link executeActActivity}: the act atom's result, plus the blocker of a blocked session. */
@@ -218,6 +242,7 @@ export async function executeActActivity(
     ...(wasStarted ? { wasStarted } : {}),
     ...(onToolStarted ? { onToolStarted: (call: ToolCall) => onToolStarted(call.id) } : {}),
     ...(options.freshCalls ? { freshCalls: true } : {}),
+    ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
   });
 }
 

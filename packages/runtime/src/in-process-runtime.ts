@@ -38,6 +38,7 @@ import {
   sumSessionUsage,
   type TurnLimits,
   type TurnSetup,
+  type TurnSnapshot,
   turnContextWithoutSecrets,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -412,6 +413,7 @@ export class InProcessRuntime {
       if (signal?.aborted) throw abortedError(signal);
       lease = await this.#claimLease(sessionId, turnId, signal, true);
       signal = lease.signal;
+      let turnSnapshot: TurnSnapshot | undefined;
       const { plan } = await runTurnStep(
         lease.adapter,
         {
@@ -428,9 +430,22 @@ export class InProcessRuntime {
             ...(listener ? { stream: true } : {}),
           },
         },
-        lease.setup ? { inputSetup: lease.setup } : {},
+        {
+          ...(lease.setup ? { inputSetup: lease.setup } : {}),
+          onTurnSnapshot: (snapshot) => {
+            turnSnapshot = snapshot;
+          },
+        },
       );
-      return await this.#drive(lease.adapter, entry, plan, holder, signal, structured);
+      return await this.#drive(
+        lease.adapter,
+        entry,
+        plan,
+        holder,
+        signal,
+        structured,
+        turnSnapshot,
+      );
     } catch (error) {
       throw await this.#onTurnError(lease, sessionId, turnId, holder, error, signal, true);
     } finally {
@@ -782,9 +797,11 @@ export class InProcessRuntime {
     holder: TurnHolder,
     signal: AbortSignal | undefined,
     structured?: StructuredOutput,
+    turnSnapshot?: TurnSnapshot,
   ): Promise<TurnResult> {
     const result = await driveTurn(adapter, first, {
       ...(signal ? { signal } : {}),
+      ...(turnSnapshot ? { turnSnapshot } : {}),
       steering: { take: () => this.#takeSteering(entry) },
       onPlan: (plan) => {
         holder.state = plan.state;

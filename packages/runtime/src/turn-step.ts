@@ -7,6 +7,7 @@ import {
   type LlmUsage,
   type ReasonAtomResult,
   type SessionSetupSnapshot,
+  type TurnSnapshot,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import { executeActActivity, executeInputActivity, executeReasonActivity } from './activities.js';
@@ -178,6 +179,16 @@ export interface RunTurnStepOptions {
   freshCalls?: boolean;
   /** For an input step: the session's setup the caller just loaded (see `executeInputActivity`). */
   inputSetup?: SessionSetupSnapshot;
+  /**
+   * For a reason step: the session's turn snapshot the step just before read with its last write
+   * (nothing written to the session since), used instead of loading one.
+   */
+  turnSnapshot?: TurnSnapshot;
+  /**
+   * For an input or act step: called with the session's turn snapshot when the bus read it with
+   * the step's last write, for a reason step run next in this process.
+   */
+  onTurnSnapshot?(snapshot: TurnSnapshot): void;
 }
 
 /**
@@ -199,17 +210,22 @@ export async function runTurnStep(
         input: step.input,
         ...(step.state.modelOptions ? { modelOptions: step.state.modelOptions } : {}),
         ...(options.inputSetup ? { setup: options.inputSetup } : {}),
+        ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
       });
       break;
     case 'reason':
-      output = await executeReasonActivity(adapter, step.state, signal);
+      output = await executeReasonActivity(
+        adapter,
+        step.state,
+        options.turnSnapshot ? { ...signal, turnSnapshot: options.turnSnapshot } : signal,
+      );
       break;
     case 'act':
-      output = await executeActActivity(
-        adapter,
-        step.act,
-        options.freshCalls ? { ...signal, freshCalls: true } : signal,
-      );
+      output = await executeActActivity(adapter, step.act, {
+        ...signal,
+        ...(options.freshCalls ? { freshCalls: true } : {}),
+        ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
+      });
       break;
   }
   const pending = (await options.pendingUserMessages?.(output)) ?? 0;
@@ -299,6 +315,11 @@ export interface DriveTurnOptions {
     plan: Extract<RuntimeTurnPlan, { kind: 'complete' }>,
     adapter: RuntimeHostAdapter,
   ): Promise<RuntimeTurnPlan | undefined>;
+  /**
+   * The session's turn snapshot the step that planned `first` read with its last write (see
+   * {@link RunTurnStepOptions.onTurnSnapshot}), for `first`'s reason step.
+   */
+  turnSnapshot?: TurnSnapshot;
 }
 
 /**
@@ -318,15 +339,29 @@ export async function driveTurn(
   // Whether the last step was a reason step that stored its answer itself (so the act step after
   // it has no stored results to look for).
   let freshAnswer = false;
+  // The snapshot the last step read with its last write, for a reason step right after it.
+  let carried = options.turnSnapshot;
+  const onTurnSnapshot = (snapshot: TurnSnapshot) => {
+    carried = snapshot;
+  };
   for (;;) {
     if (plan.kind === 'complete' && plan.outcome.success && options.reviewCompletion) {
-      plan = (await options.reviewCompletion(plan, adapter)) ?? plan;
+      const reviewed = await options.reviewCompletion(plan, adapter);
+      if (reviewed) {
+        plan = reviewed;
+        carried = undefined;
+      }
     }
     options.onPlan?.(plan);
     const step = nextTurnStep(plan);
     if (!step) return settleTurn(adapter, plan);
-    // Steering messages that arrived during the previous step join the history first.
-    if (step.activity === 'reason') await steering?.take();
+    let turnSnapshot = carried;
+    carried = undefined;
+    // Steering messages that arrived during the previous step join the history first (a
+    // snapshot read before them is then out of date).
+    if (step.activity === 'reason' && steering && (await steering.take()) > 0) {
+      turnSnapshot = undefined;
+    }
     const outcome = await runTurnStep(adapter, step, {
       ...signalOf(options.signal),
       // Messages that arrived while the model answered: stored now unless tool calls must get
@@ -338,6 +373,8 @@ export async function driveTurn(
           ? steering.take()
           : 0,
       ...(step.activity === 'act' && freshAnswer ? { freshCalls: true } : {}),
+      ...(step.activity === 'reason' && turnSnapshot ? { turnSnapshot } : {}),
+      ...(step.activity === 'act' ? { onTurnSnapshot } : {}),
     });
     freshAnswer =
       step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;

@@ -412,5 +412,39 @@ export function messageAndEventsTests(initializer: RuntimeStoreInitializer): voi
         expect((await store.sessions.getSession(session.id))?.status).toBe(session.status);
       }
     });
+
+    it('reads the turn snapshot with the write when asked: what loadTurnSnapshot loads right after, or none', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      await store.messages.storeMessage(session.id, agentText('before'));
+      const turnId = randomId('turn');
+      const written = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('hi', { role: 'user', turnId, idempotencyKey: `${turnId}/input` }),
+        announce(session.id, turnId),
+        { sessionStatus: 'active', loadTurnSnapshot: true },
+      );
+      expect(written.events).toHaveLength(2);
+      if (written.turnSnapshot !== undefined) {
+        // Only a backend that loads snapshots can read one with a write.
+        expect(store.loadTurnSnapshot).toBeTypeOf('function');
+        expect(written.statusSet).toBe(true);
+        expect(written.turnSnapshot.session.status).toBe('active');
+        expect(written.turnSnapshot.messages.at(-1)).toEqual(written.message);
+        expect(written.turnSnapshot).toEqual(await store.loadTurnSnapshot!(session.id));
+      }
+      // An answered write (the same idempotency key) reads none: its caller loads one if needed.
+      const again = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('hi', { role: 'user', turnId, idempotencyKey: `${turnId}/input` }),
+        announce(session.id, turnId),
+        { loadTurnSnapshot: true },
+      );
+      expect(again.message.id).toBe(written.message.id);
+      expect(again.turnSnapshot).toBeUndefined();
+    });
   });
 }

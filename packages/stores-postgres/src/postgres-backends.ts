@@ -24,7 +24,7 @@ import {
 } from './store-context.js';
 import {
   claimTurnLeaseAndLoadSetup,
-  HistoryCache,
+  historyCacheOf,
   loadSessionSetup,
   loadTurnSnapshot,
   type SessionSetupSnapshot,
@@ -217,7 +217,7 @@ export function postgresBackends(
   let closing: Promise<void> | undefined;
 
   const events = new PostgresEventBus(context, options.events);
-  const histories = new HistoryCache();
+  const histories = historyCacheOf(context);
   const sessions = new PostgresSessionStore(context);
   const storage = new PostgresSessionStorageStore(context);
 

@@ -45,6 +45,7 @@ import {
   stringifyForStore,
 } from './store-context.js';
 import { decodeText, encodeOptionalText, encodeText, textDigest } from './text-codec.js';
+import { jointTurnSnapshot } from './turn-snapshot.js';
 
 /** Options of {@link PostgresEventBus}. */
 export interface PostgresEventBusOptions {
@@ -399,20 +400,28 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
       message: stored,
       joined,
       statusSet,
-    } = await own.storeJointly(sessionId, message, options, (storedAt) => {
-      prepared = this.#prepareJoint(
-        sessionId,
-        storedAt,
-        events as (stored: Message | null) => EventRequest[],
-      );
-      return prepared?.rows ?? null;
-    });
+      turnSnapshot,
+    } = await own.storeJointly(
+      sessionId,
+      message,
+      options,
+      (storedAt) => {
+        prepared = this.#prepareJoint(
+          sessionId,
+          storedAt,
+          events as (stored: Message | null) => EventRequest[],
+        );
+        return prepared?.rows ?? null;
+      },
+      options?.loadTurnSnapshot === true ? jointTurnSnapshot(this.#context, sessionId) : undefined,
+    );
     const joint = prepared as JointEvents | null;
     if (joint === null || joined === null) return { message: stored, events: null };
     const written = joint.finish(stored.seq, Number(joined.joint_first_seq));
-    return statusSet
-      ? { message: stored, events: written, statusSet: true }
-      : { message: stored, events: written };
+    const result: JointMessageWrite = { message: stored, events: written };
+    if (statusSet) result.statusSet = true;
+    if (turnSnapshot) result.turnSnapshot = turnSnapshot;
+    return result;
   }
 
   /**

@@ -21,8 +21,10 @@ import {
   newId,
   parseMessageSearchRequest,
   type RuntimeMessageStore,
+  type SessionStatus,
   type StoreMessageOptions,
   type SumUsageOptions,
+  type TurnSnapshot,
   UsageTally,
 } from '@everruns-ts/core';
 import type { Attempt, Queryable } from './postgres-database.js';
@@ -171,6 +173,26 @@ export interface JointRows {
   committed(client: Queryable): Promise<Record<string, unknown> | null>;
 }
 
+/**
+ * A turn snapshot read in the statement of a message's write (see `JointMessageOptions`'s
+ * `loadTurnSnapshot`): its statement parts, and how its rows become the snapshot. Built by the
+ * event bus from the turn-snapshot module.
+ * @internal
+ */
+export interface JointSnapshot {
+  /** CTEs, rows SELECT and parameters, numbered from `firstParam` (the session digest is `$1`). */
+  query(firstParam: number): { ctes: string; select: string; params: unknown[] };
+  /**
+   * The snapshot from the statement's rows (ordered by kind descending, then `ord`), which were
+   * read before the write: `appended` and the status set are what they do not show. `null` when
+   * they cannot give it (the caller then loads it on its own).
+   */
+  read(
+    rows: readonly Record<string, unknown>[],
+    write: { appended: Message; status?: { status: SessionStatus; updatedAt: string } },
+  ): Promise<TurnSnapshot | null>;
+}
+
 /** Options of {@link PostgresMessageStore}. */
 export interface PostgresMessageStoreOptions {
   /**
@@ -274,7 +296,13 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     message: NewMessage,
     options: JointMessageOptions = {},
     joint?: (storedAt: (seq: number) => Message) => JointRows | null,
-  ): Promise<{ message: Message; joined: Record<string, unknown> | null; statusSet: boolean }> {
+    jointSnapshot?: JointSnapshot,
+  ): Promise<{
+    message: Message;
+    joined: Record<string, unknown> | null;
+    statusSet: boolean;
+    turnSnapshot?: TurnSnapshot;
+  }> {
     requireString(sessionId, 'sessionId');
     const { expectedSeq, lease, sessionStatus } = options;
     if (sessionStatus !== undefined) requireString(sessionStatus, 'sessionStatus');
@@ -309,9 +337,19 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     // The status's parameters come after the joint rows'.
     const statusParam = firstJointParam + (rows?.params.length ?? 0);
     const statusSet = setStatus ? `status = $${statusParam}, updated_at = $${statusParam + 1}` : '';
+    // The turn snapshot read in the same statement (its rows joined to the write's row): it sees
+    // the tables as they were before the statement, which the message appended and the status set
+    // are the only differences from (filled in by readSnapshot).
+    const snapshot =
+      rows !== null &&
+      jointSnapshot !== undefined &&
+      options.loadTurnSnapshot === true &&
+      expectedSeq === undefined
+        ? jointSnapshot.query(statusParam + (setStatus ? 2 : 0))
+        : null;
     const text =
       rows !== null
-        ? `WITH ${lease === undefined ? '' : `${renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet)},`}
+        ? `WITH ${snapshot ? 'RECURSIVE ' : ''}${lease === undefined ? '' : `${renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet)},`}
            inserted AS (
              ${insert}${lease === undefined ? '' : ' AND EXISTS (SELECT 1 FROM renewed)'}
              RETURNING seq
@@ -326,9 +364,15 @@ export class PostgresMessageStore implements RuntimeMessageStore {
            )`
                : ''
            }
-           SELECT (SELECT seq FROM inserted) AS seq${
+           ${snapshot ? `, ${snapshot.ctes}` : ''}
+           ${snapshot ? 'SELECT written.*, snapshot.* FROM (' : ''}SELECT (SELECT seq FROM inserted) AS seq${
              lease === undefined ? '' : ', EXISTS (SELECT 1 FROM renewed) AS held'
-           }, ${rows.select}`
+           }, ${rows.select}${
+             snapshot
+               ? `) written LEFT JOIN LATERAL (${snapshot.select}) snapshot ON true
+           ORDER BY snapshot.kind DESC, snapshot.ord`
+               : ''
+           }`
         : lease === undefined
           ? `${insert} RETURNING seq`
           : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},
@@ -337,7 +381,12 @@ export class PostgresMessageStore implements RuntimeMessageStore {
              RETURNING seq
            )
            SELECT (SELECT seq FROM inserted) AS seq, EXISTS (SELECT 1 FROM renewed) AS held`;
-    return db.run('storeMessage', async (client, attempt) => {
+    const written: {
+      message: Message;
+      joined: Record<string, unknown> | null;
+      statusSet: boolean;
+      snapshotRows?: Record<string, unknown>[] | undefined;
+    } = await db.run('storeMessage', async (client, attempt) => {
       for (let round = 1; ; round++) {
         try {
           const result = await client.query<
@@ -358,6 +407,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
             ...(lease === undefined ? [] : [encodeText(lease.holderId), lease.durationMs]),
             ...(rows === null ? [] : rows.params),
             ...(setStatus ? [sessionStatus, prepared.row.created_at] : []),
+            ...(snapshot ? snapshot.params : []),
           ]);
           const inserted = result.rows[0];
           if (inserted?.held === false) {
@@ -368,6 +418,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
               message: messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq }),
               joined: rows === null ? null : inserted,
               statusSet: setStatus,
+              snapshotRows: snapshot ? result.rows : undefined,
             };
           }
           // Only with expectedSeq: the next position is not the expected one.
@@ -410,6 +461,19 @@ export class PostgresMessageStore implements RuntimeMessageStore {
         }
       }
     });
+    const { snapshotRows, ...result } = written;
+    if (!snapshot || !snapshotRows) return result;
+    // A snapshot that cannot be read is left to the reader's own load, which reports the problem
+    // where it does; the write stands.
+    const turnSnapshot = await jointSnapshot!
+      .read(snapshotRows, {
+        appended: result.message,
+        ...(setStatus
+          ? { status: { status: sessionStatus!, updatedAt: prepared.row.created_at } }
+          : {}),
+      })
+      .catch(() => null);
+    return turnSnapshot ? { ...result, turnSnapshot } : result;
   }
 
   /**

@@ -154,13 +154,14 @@ describe('statements of a math turn on PostgreSQL', () => {
 /**
  * Statements a math turn with a non-idempotent tool sends, in order: the lease claim with the
  * session's setup (the default model and the keys of waiting turns) in one statement; the user
- * message with status active, `input.message`, `session.activated` and `turn.started` (its write
- * renews the lease, as every message write below, and stores the events announcing the message
- * in the same statement); the reason step's snapshot; `reason.started`; the agent message with
- * `output.message.completed` + `reason.completed`; the journal claim (not for an idempotent
- * tool); `tool.started`; the tool result with `tool.completed`; the second snapshot;
- * `reason.started`; the answer with its events; status idle with `turn.completed` +
- * `session.idled`, the lease released and the journal deleted (one statement). The act step does
- * not look for stored results of calls the reason step just stored.
+ * message with status active, `input.message`, `session.activated` and `turn.started`, reading
+ * the turn snapshot for the first reason step in the same statement (its write renews the lease,
+ * as every message write below, and stores the events announcing the message with it);
+ * `reason.started`; the agent message with `output.message.completed` + `reason.completed`; the
+ * journal claim (not for an idempotent tool); `tool.started`; the tool result with
+ * `tool.completed`, reading the snapshot for the second reason step; `reason.started`; the answer
+ * with its events; status idle with `turn.completed` + `session.idled`, the lease released and
+ * the journal deleted (one statement). The act step does not look for stored results of calls the
+ * reason step just stored.
  */
-const STATEMENTS_PER_MATH_TURN = 12;
+const STATEMENTS_PER_MATH_TURN = 10;

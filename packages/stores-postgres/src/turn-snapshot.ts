@@ -14,7 +14,11 @@ import {
 import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { openMcpSecrets } from './mcp-secrets.js';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
-import { messageFromRow, PostgresMessageStore } from './postgres-message-store.js';
+import {
+  type JointSnapshot,
+  messageFromRow,
+  PostgresMessageStore,
+} from './postgres-message-store.js';
 import { defaultModelFromRow } from './postgres-provider-store.js';
 import {
   checkLeaseRequest,
@@ -64,7 +68,8 @@ export interface TurnSnapshot {
   defaultModel?: ModelWithProvider | null;
 }
 
-interface SnapshotRow {
+/** A row of a snapshot's SELECT (`kind` null: a write's row that carried none). @internal */
+export interface SnapshotRow {
   kind:
     | 'agent'
     | 'compaction'
@@ -74,7 +79,8 @@ interface SnapshotRow {
     | 'lease'
     | 'message'
     | 'session'
-    | 'storage_key';
+    | 'storage_key'
+    | null;
   ord: number;
   a: string | null;
   b: string | null;
@@ -144,6 +150,41 @@ export class HistoryCache {
   clear(): void {
     this.#sessions.clear();
   }
+}
+
+const historyCaches = new WeakMap<object, HistoryCache>();
+
+/**
+ * The {@link HistoryCache} of a backend (one per database handle), shared by `loadTurnSnapshot`
+ * and the snapshots read with message writes.
+ * @internal
+ */
+export function historyCacheOf(context: StoreContext): HistoryCache {
+  let cache = historyCaches.get(context.db);
+  if (!cache) {
+    cache = new HistoryCache();
+    historyCaches.set(context.db, cache);
+  }
+  return cache;
+}
+
+/**
+ * The turn snapshot a message write of `sessionId` reads in its own statement (see
+ * `PostgresMessageStore.storeJointly`), kept in the backend's history cache.
+ * @internal
+ */
+export function jointTurnSnapshot(context: StoreContext, sessionId: string): JointSnapshot {
+  let query: SnapshotQuery | undefined;
+  return {
+    query(firstParam) {
+      query = snapshotQuery(context, sessionId, true, firstParam, historyCacheOf(context));
+      return query;
+    },
+    async read(rows, write) {
+      if (!query) return null;
+      return readSnapshot(context, sessionId, rows as unknown as SnapshotRow[], query, write);
+    },
+  };
 }
 
 /** Freezes `value` and everything reachable from it; returns it. */
@@ -239,31 +280,60 @@ export async function claimTurnLeaseAndLoadSetup(
   return { lease, setup };
 }
 
-async function loadSnapshot(
+/** What {@link snapshotQuery} built: SQL parts, parameters and what reading the rows needs. */
+export interface SnapshotQuery {
+  /** CTEs (comma-separated, for a `WITH RECURSIVE` list; a claim's first). */
+  ctes: string;
+  /** The rows' SELECT (a `UNION ALL` of {@link SnapshotRow}s), without `ORDER BY`. */
+  select: string;
+  /** Parameters numbered from the `firstParam` given (the session's digest is always `$1`). */
+  params: unknown[];
+  withHistory: boolean;
+  cache: HistoryCache | undefined;
+  cached: CachedHistory | undefined;
+  knownSeq: number;
+  storageKeyPrefix: string | undefined;
+}
+
+/**
+ * Builds the snapshot's statement parts, for a statement of its own ({@link loadSnapshot}) or
+ * riding in a write's (`PostgresMessageStore.storeJointly`): the session's digest is `$1`, the
+ * other parameters are numbered from `firstParam`.
+ * @internal
+ */
+export function snapshotQuery(
   context: StoreContext,
   sessionId: string,
   withHistory: boolean,
+  firstParam: number,
   cache?: HistoryCache,
   storageKeyPrefix?: string,
   claim?: { holder: string; durationMs: number },
-): Promise<(TurnSnapshot & { storageKeys?: string[]; lease?: TurnLease }) | null> {
-  requireString(sessionId, 'sessionId');
+): SnapshotQuery {
   const { db } = context;
   const cached = withHistory ? cache?.get(sessionId) : undefined;
   const knownSeq = cached?.lastId ? cached.lastSeq : 0;
+  const params: unknown[] = [];
+  const param = (value: unknown): string => {
+    params.push(value);
+    return `$${firstParam + params.length - 1}`;
+  };
   // The cut is read from the record's JSON in SQL without casting the document (a malformed
   // value must not fail the statement); the record parsed in JS must agree with it, else the
-  // messages are read again (see below).
+  // messages are read again (see readSnapshot).
   // The messages after the cut, from the kept history's last one when it comes after the cut
-  // (seq $3: its id only, as a 'known' row, to check that it is still the one kept). The read is ordered by seq so the
-  // server always reads the primary key's range: this is a named statement, and a plan made
-  // while the table had no statistics (a new schema, autovacuum off) would otherwise pick any
-  // index that starts with the session and read the whole history on every turn.
+  // (that one by its id only, as a 'known' row, to check that it is still the one kept). The
+  // read is ordered by seq so the server always reads the primary key's range: this is a named
+  // statement, and a plan made while the table had no statistics (a new schema, autovacuum off)
+  // would otherwise pick any index that starts with the session and read the whole history on
+  // every turn.
+  const compactionKey = withHistory ? param(textDigest(COMPACTION_STORAGE_KEY)) : '';
+  const known = withHistory ? param(knownSeq) : '';
   const compactionCte = withHistory
     ? `, compaction_row AS (
          SELECT value, COALESCE(
                   substring(value from '"throughSeq":([0-9]{1,9})[,}]')::integer, 0) AS through_seq
-           FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2
+           FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = ${compactionKey}
        )`
     : '';
   const defaultModelRow = `UNION ALL
@@ -271,17 +341,24 @@ async function loadSnapshot(
               NULL, NULL, NULL
          FROM ${db.table('default_model')} WHERE EXISTS (SELECT 1 FROM snapshot_session)`;
   // The setup (no history) reads the default model too, and the storage keys asked for (a range
-  // of the key-head index, $2 to $4; every key for an empty prefix).
+  // of the key-head index; every key for an empty prefix).
   const storageKeyRange =
     storageKeyPrefix === undefined || withHistory ? undefined : keyHeadRange(storageKeyPrefix);
-  const storageKeyRows =
-    storageKeyRange === undefined
-      ? ''
-      : `UNION ALL
+  let storageKeyRows = '';
+  if (storageKeyRange !== undefined) {
+    let condition = 'true';
+    if (storageKeyRange !== null) {
+      const range = keyPrefixParams(storageKeyRange);
+      const first = firstParam + params.length;
+      params.push(...range);
+      condition = keyPrefixCondition(storageKeyRange, first, first + 1, first + 2);
+    }
+    storageKeyRows = `UNION ALL
        SELECT 'storage_key', 0, key, NULL, NULL, NULL, NULL, NULL, NULL, NULL
          FROM ${db.table('session_values')}
-        WHERE session_hash = $1 AND ${storageKeyRange === null ? 'true' : keyPrefixCondition(storageKeyRange, 2, 3, 4)}
+        WHERE session_hash = $1 AND ${condition}
           AND EXISTS (SELECT 1 FROM snapshot_session)`;
+  }
   const setupRows = withHistory
     ? ''
     : `${defaultModelRow}
@@ -292,56 +369,50 @@ async function loadSnapshot(
          FROM compaction_row WHERE EXISTS (SELECT 1 FROM snapshot_session)
        ${defaultModelRow}
        UNION ALL
-       SELECT CASE WHEN seq = $3::integer THEN 'known' ELSE 'message' END, seq,
-              CASE WHEN seq = $3::integer THEN NULL ELSE content END, id, idempotency_key,
+       SELECT CASE WHEN seq = ${known}::integer THEN 'known' ELSE 'message' END, seq,
+              CASE WHEN seq = ${known}::integer THEN NULL ELSE content END, id, idempotency_key,
               turn_id, role, metadata, created_at, NULL
          FROM (
            SELECT seq, content, id, idempotency_key, turn_id, role, metadata, created_at
              FROM ${db.table('messages')}
             WHERE session_hash = $1
               AND seq > GREATEST(COALESCE((SELECT through_seq FROM compaction_row), 0),
-                                 $3::integer - 1)
+                                 ${known}::integer - 1)
             ORDER BY seq
          ) window_messages`
     : '';
-  const params: unknown[] = withHistory
-    ? [textDigest(sessionId), textDigest(COMPACTION_STORAGE_KEY), knownSeq]
-    : storageKeyRange
-      ? [textDigest(sessionId), ...keyPrefixParams(storageKeyRange)]
-      : [textDigest(sessionId)];
   // A turn lease claimed in the same statement (as `claimTurnLease` claims it: free, lapsed or
   // already this holder's); the snapshot reads the session as it was before, which the lease
   // columns it does not read are the only difference from.
-  const holderParam = params.length + 1;
-  const claimCte = claim
-    ? `claimed AS (
+  let claimCte = '';
+  let claimRow = '';
+  if (claim) {
+    const holder = param(claim.holder);
+    const duration = param(claim.durationMs);
+    claimCte = `claimed AS (
          UPDATE ${db.table('sessions')}
-            SET turn_lease_holder = $${holderParam},
+            SET turn_lease_holder = ${holder},
                 turn_lease_expires_at = date_trunc('milliseconds',
-                  now() + $${holderParam + 1}::float8 * interval '1 millisecond')
+                  now() + ${duration}::float8 * interval '1 millisecond')
           WHERE id_hash = $1
-            AND (turn_lease_holder IS NULL OR turn_lease_holder = $${holderParam}
+            AND (turn_lease_holder IS NULL OR turn_lease_holder = ${holder}
                  OR turn_lease_expires_at <= now())
          RETURNING turn_lease_holder,
                    (extract(epoch FROM turn_lease_expires_at) * 1000)::float8 AS expires_ms
-       ),`
-    : '';
-  const claimRow = claim
-    ? `UNION ALL
+       ),`;
+    claimRow = `UNION ALL
        SELECT 'lease', 0, turn_lease_holder, expires_ms::text, NULL, NULL, NULL, NULL, NULL, NULL
-         FROM claimed`
-    : '';
-  if (claim) params.push(claim.holder, claim.durationMs);
-  const result = await db.run('loadTurnSnapshot', (client) =>
-    client.query<SnapshotRow>(
-      `WITH RECURSIVE ${claimCte} snapshot_session AS (
+         FROM claimed`;
+  }
+  const ctes = `${claimCte} snapshot_session AS (
          SELECT harness_hash, agent_hash, title, status, capabilities, updated_at, data
            FROM ${db.table('sessions')} WHERE id_hash = $1
        ),
        ${harnessChainCte(db.table('harnesses'), '(SELECT harness_hash FROM snapshot_session)')}
-       ${compactionCte}
-       SELECT 'session' AS kind, 0 AS ord, data AS a, title AS b, status AS c, capabilities AS d,
-              updated_at AS e, NULL::text AS f, NULL::text AS g, NULL::boolean AS flag
+       ${compactionCte}`;
+  const select = `SELECT 'session' AS kind, 0 AS ord, data AS a, title AS b, status AS c,
+              capabilities AS d, updated_at AS e, NULL::text AS f, NULL::text AS g,
+              NULL::boolean AS flag
          FROM snapshot_session
        UNION ALL
        SELECT 'harness', depth, data, NULL, NULL, NULL, NULL, NULL, NULL, cycle
@@ -352,11 +423,55 @@ async function loadSnapshot(
            ON agent.id_hash = snapshot_session.agent_hash
        ${historyRows}
        ${setupRows}
-       ${claimRow}
+       ${claimRow}`;
+  return { ctes, select, params, withHistory, cache, cached, knownSeq, storageKeyPrefix };
+}
+
+async function loadSnapshot(
+  context: StoreContext,
+  sessionId: string,
+  withHistory: boolean,
+  cache?: HistoryCache,
+  storageKeyPrefix?: string,
+  claim?: { holder: string; durationMs: number },
+): Promise<(TurnSnapshot & { storageKeys?: string[]; lease?: TurnLease }) | null> {
+  requireString(sessionId, 'sessionId');
+  const { db } = context;
+  const query = snapshotQuery(context, sessionId, withHistory, 2, cache, storageKeyPrefix, claim);
+  const result = await db.run('loadTurnSnapshot', (client) =>
+    client.query<SnapshotRow>(
+      `WITH RECURSIVE ${query.ctes}
+       ${query.select}
        ORDER BY kind DESC, ord`,
-      params,
+      [textDigest(sessionId), ...query.params],
     ),
   );
+  return readSnapshot(context, sessionId, result.rows, query);
+}
+
+/** What a write that carried a snapshot's rows changed that the rows cannot show. */
+export interface SnapshotWrite {
+  /** The message the write appended (after every message the rows hold). */
+  appended: Message;
+  /** The session's status and `updatedAt` the write set, if it set them. */
+  status?: { status: Session['status']; updatedAt: string };
+}
+
+/**
+ * Reads the rows of a {@link snapshotQuery} (sorted by kind descending, then `ord`) into the
+ * snapshot, keeping the history in the query's cache; `null` when they hold no session. With
+ * `write`, the rows were read in the statement of that write (which they do not show): its
+ * message is appended to the history and its status set on the session.
+ * @internal
+ */
+export async function readSnapshot(
+  context: StoreContext,
+  sessionId: string,
+  rows: readonly SnapshotRow[],
+  query: SnapshotQuery,
+  write?: SnapshotWrite,
+): Promise<(TurnSnapshot & { storageKeys?: string[]; lease?: TurnLease }) | null> {
+  const { withHistory, cache, cached, knownSeq, storageKeyPrefix } = query;
   let lease: TurnLease | undefined;
   const storageKeys: string[] = [];
   let session: Session | null = null;
@@ -367,7 +482,8 @@ async function loadSnapshot(
   let compaction: CompactionRecord | null = null;
   let cut = 0;
   let knownId: string | null = null;
-  for (const row of result.rows) {
+  for (const row of rows) {
+    if (row.kind === null) continue;
     if (row.kind === 'session') {
       session = sessionFromRow(
         {
@@ -424,6 +540,10 @@ async function loadSnapshot(
     }
   }
   if (session === null) return null;
+  if (write?.status) {
+    session.status = write.status.status;
+    session.updatedAt = write.status.updatedAt;
+  }
   let harnessChain: Harness[] | null;
   try {
     harnessChain = foldHarnessChain(session.harnessId, chainRows, context);
@@ -438,7 +558,9 @@ async function loadSnapshot(
     let reused = false;
     if (cut !== recordCut) {
       // The value is not a record the core accepts, or its JSON put `throughSeq` where the
-      // pattern did not find it: the history is read again after the cut the record gives.
+      // pattern did not find it: the history is read again after the cut the record gives (a
+      // write's snapshot is then left to a read of its own).
+      if (write) return null;
       snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, recordCut);
     } else if (knownSeq > 0) {
       // A cut at or after the kept history's last message leaves none of it to check.
@@ -454,8 +576,14 @@ async function loadSnapshot(
         reused = true;
       } else {
         // The kept history no longer matches the store (or the cut moved back): read it whole.
+        if (write) return null;
         snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, cut);
       }
+    }
+    if (write) {
+      // The rows were read before the write's INSERT: its message comes after all of them.
+      const appended = structuredClone(write.appended);
+      snapshot.messages = [...snapshot.messages, cache ? deepFreeze(appended) : appended];
     }
     if (cache) {
       if (!reused) for (const message of snapshot.messages) deepFreeze(message);

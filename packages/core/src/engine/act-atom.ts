@@ -1,5 +1,6 @@
 import { EverrunsError, throwIfAborted } from '../errors.js';
 import type { NewMessage, ToolCall } from '../message.js';
+import type { TurnSnapshot } from '../stores.js';
 import {
   copyCutAtDepth,
   MAX_TOOL_ARGUMENTS_DEPTH,
@@ -35,6 +36,12 @@ export interface ActAtomInput {
    * a queue, retried or resumed: those must look.
    */
   freshCalls?: boolean;
+  /**
+   * Called with the session's turn snapshot as it stands after the step's last write, when the
+   * bus read it with that write (see `JointMessageOptions.loadTurnSnapshot`): for the reason step
+   * that follows in the same process. Not called when the step waits for client-side results.
+   */
+  onTurnSnapshot?(snapshot: TurnSnapshot): void;
 }
 
 /** One call's outcome in {@link ActAtomResult}. */
@@ -89,6 +96,8 @@ export async function act(
   if (!setup) return { results: [], waitingForToolResults: false, blocked: true, callSignature };
   const results: ActCallOutcome[] = [];
   let waitingForToolResults = false;
+  let turnSnapshot: TurnSnapshot | undefined;
+  const lastCall = request.toolCalls[request.toolCalls.length - 1];
   for (const call of request.toolCalls) {
     const idempotencyKey = `${turnId}/tool/${call.id}`;
     const existing = request.freshCalls
@@ -163,7 +172,9 @@ export async function act(
     // The tool's time, up to its result (the write of the result is not part of it).
     const durationMs = Date.now() - started;
     // The result and its `tool.completed` in one round trip where the bus can write both.
-    const { message: stored } = await storeMessageAndEmit(
+    // The step's last write also reads the snapshot the next reason step needs, where it can.
+    const wantsSnapshot = request.onTurnSnapshot !== undefined && call === lastCall;
+    const { message: stored, turnSnapshot: written } = await storeMessageAndEmit(
       backends,
       sessionId,
       newMessage,
@@ -181,7 +192,9 @@ export async function act(
           result: outcome.content,
         }),
       ],
+      wantsSnapshot ? { loadTurnSnapshot: true } : undefined,
     );
+    turnSnapshot = written;
     results.push({
       toolCallId: call.id,
       toolName: call.name,
@@ -191,6 +204,7 @@ export async function act(
       durationMs,
     });
   }
+  if (turnSnapshot && !waitingForToolResults) request.onTurnSnapshot?.(turnSnapshot);
   return { results, waitingForToolResults, blocked: false, callSignature };
 }
 

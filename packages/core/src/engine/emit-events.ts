@@ -30,9 +30,10 @@ export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promi
  * Stores a message and then emits the events `events(stored)` builds (as `storeMessage` then
  * {@link emitEvents}): in one round trip when the bus is a {@link MessageEventBus} that can write
  * both together, otherwise as the two calls. `events` must build the same requests from equal
- * messages (it may be called more than once). `options.sessionStatus` is passed to such a bus
- * only (see {@link JointMessageOptions}); `statusSet` says whether it set the status (when not,
- * the caller sets it).
+ * messages (it may be called more than once). `options.sessionStatus` and
+ * `options.loadTurnSnapshot` are passed to such a bus only (see {@link JointMessageOptions});
+ * `statusSet` says whether it set the status (when not, the caller sets it), `turnSnapshot` is the
+ * snapshot it read with the write.
  */
 export async function storeMessageAndEmit(
   backends: Pick<RuntimeBackends, 'messages' | 'events'>,
@@ -43,9 +44,10 @@ export async function storeMessageAndEmit(
 ): Promise<StoredMessageAndEvents> {
   const joint = await jointMessageWrite(backends, sessionId, message, events, options);
   if (joint?.events) {
-    return joint.statusSet === true
-      ? { message: joint.message, events: joint.events, statusSet: true }
-      : { message: joint.message, events: joint.events };
+    const result: StoredMessageAndEvents = { message: joint.message, events: joint.events };
+    if (joint.statusSet === true) result.statusSet = true;
+    if (joint.turnSnapshot) result.turnSnapshot = joint.turnSnapshot;
+    return result;
   }
   let stored: Message;
   if (joint !== null) {
@@ -53,7 +55,7 @@ export async function storeMessageAndEmit(
   } else if (options === undefined) {
     stored = await backends.messages.storeMessage(sessionId, message);
   } else {
-    const { sessionStatus: _status, ...store } = options;
+    const { sessionStatus: _status, loadTurnSnapshot: _snapshot, ...store } = options;
     stored = await backends.messages.storeMessage(sessionId, message, store);
   }
   return { message: stored, events: await emitEvents(backends.events, events(stored)) };

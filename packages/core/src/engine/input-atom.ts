@@ -2,7 +2,7 @@ import type { SessionStatus } from '../domain.js';
 import type { EventRequest } from '../event.js';
 import { newId } from '../ids.js';
 import type { InputMessage, Message, NewMessage } from '../message.js';
-import type { SessionSetupSnapshot } from '../stores.js';
+import type { SessionSetupSnapshot, TurnSnapshot } from '../stores.js';
 import { emitEvents, jointMessageWrite, storeMessageAndEmit } from './emit-events.js';
 import type { AtomDependencies } from './turn-types.js';
 import { validateTurnInput } from './validate-turn-input.js';
@@ -28,7 +28,14 @@ export interface InputAtomInput {
   startTurn?: {
     sessionStatus: SessionStatus;
     events(stored: Message): EventRequest[];
-    onWritten(): void;
+    /**
+     * Called when the start was written with the message; with the session's turn snapshot as
+     * it stands after the write when `loadTurnSnapshot` asked for it and the bus read it with the
+     * write (see `JointMessageOptions.loadTurnSnapshot`).
+     */
+    onWritten(turnSnapshot?: TurnSnapshot): void;
+    /** Ask the bus for the turn snapshot with the write (for the reason step that follows). */
+    loadTurnSnapshot?: boolean;
   };
 }
 
@@ -82,7 +89,9 @@ export async function input(
         request.sessionId,
         newMessage,
         (stored) => [...announce(stored), ...startTurn.events(stored)],
-        { sessionStatus: startTurn.sessionStatus },
+        startTurn.loadTurnSnapshot
+          ? { sessionStatus: startTurn.sessionStatus, loadTurnSnapshot: true }
+          : { sessionStatus: startTurn.sessionStatus },
       )
     : null;
   let message: Message;
@@ -91,8 +100,10 @@ export async function input(
     // A bus that wrote the events without the status (it should not): the status follows.
     if (joint.statusSet !== true) {
       await backends.sessions.updateSessionStatus(request.sessionId, startTurn.sessionStatus);
+      startTurn.onWritten();
+    } else {
+      startTurn.onWritten(joint.turnSnapshot);
     }
-    startTurn.onWritten();
   } else if (joint !== null) {
     // Stored (or found stored) without the start: announced here, started by the caller.
     message = joint.message;

@@ -22,6 +22,7 @@ import {
   modelFailureText,
   PROVIDER_NOT_CONFIGURED_FAILURE,
 } from '../model-failure-text.js';
+import type { TurnSnapshot } from '../stores.js';
 import { assembleTurnContextWithSetup } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
@@ -52,6 +53,13 @@ export interface ReasonAtomInput {
    * `tool.call.delta`) while it arrives. What is stored is the same either way.
    */
   stream?: boolean;
+  /**
+   * The session's turn snapshot as the caller's previous write read it (see
+   * `JointMessageOptions.loadTurnSnapshot`), used instead of loading one. Only for a snapshot
+   * nothing has written to the session since (the in-process turn driver passes it straight from
+   * the step before).
+   */
+  snapshot?: TurnSnapshot;
 }
 
 /** Output of the {@link reason} atom (plain JSON). */
@@ -98,9 +106,11 @@ export async function reason(
   const { sessionId, turnId, iteration } = request;
   const idempotencyKey = `${turnId}/reason/${iteration}`;
   // With a snapshot loader the history it loads answers the replay check too (one round trip).
-  const snapshot = backends.loadTurnSnapshot
-    ? ((await backends.loadTurnSnapshot(sessionId)) ?? undefined)
-    : undefined;
+  const snapshot =
+    request.snapshot ??
+    (backends.loadTurnSnapshot
+      ? ((await backends.loadTurnSnapshot(sessionId)) ?? undefined)
+      : undefined);
   const existing = snapshot
     ? snapshot.messages.find((message) => message.idempotencyKey === idempotencyKey)
     : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);

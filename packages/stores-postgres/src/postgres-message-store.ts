@@ -43,7 +43,13 @@ import {
   type StoreContext,
   stringifyForStore,
 } from './store-context.js';
-import { decodeText, encodeOptionalText, encodeText, textDigest } from './text-codec.js';
+import {
+  decodeText,
+  encodeOptionalText,
+  encodeText,
+  endsInHighSurrogate,
+  textDigest,
+} from './text-codec.js';
 
 const ROLES: ReadonlySet<MessageRole> = new Set(['user', 'agent', 'tool_result']);
 const MAX_PAGE_SIZE = 1000;
@@ -97,8 +103,7 @@ export function searchPattern(needle: string): { pattern: string; verifyAll: boo
     core = core.slice(1);
     verifyAll = true;
   }
-  const last = core.charCodeAt(core.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) {
+  if (endsInHighSurrogate(core)) {
     core = core.slice(0, -1);
     verifyAll = true;
   }

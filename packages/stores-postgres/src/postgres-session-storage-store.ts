@@ -1,7 +1,7 @@
 import { everrunsError, type SessionStorageStore } from '@everruns-ts/core';
 import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { checkSize, compareStrings, requireString, type StoreContext } from './store-context.js';
-import { decodeText, encodeText, textDigest } from './text-codec.js';
+import { decodeText, encodeText, endsInHighSurrogate, textDigest } from './text-codec.js';
 
 /**
  * Per-session key/value storage (`session_values`) and secrets (`session_secrets`). Secrets are
@@ -97,8 +97,7 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
     if (prefix === '') {
       throw everrunsError('INVALID_INPUT', 'deleteValuesWithPrefix needs a non-empty prefix');
     }
-    const last = prefix.charCodeAt(prefix.length - 1);
-    if (last >= 0xd800 && last <= 0xdbff) {
+    if (endsInHighSurrogate(prefix)) {
       // The encoded prefix cannot express a cut inside a surrogate pair: delete key by key.
       let deleted = 0;
       for (const key of await this.listKeys(sessionId, prefix)) {

@@ -23,7 +23,13 @@ import {
   type StoreContext,
   stringifyForStore,
 } from './store-context.js';
-import { decodeText, encodeOptionalText, encodeText, textDigest } from './text-codec.js';
+import {
+  decodeText,
+  encodeOptionalText,
+  encodeText,
+  endsInHighSurrogate,
+  textDigest,
+} from './text-codec.js';
 
 /** Columns a session is read from. */
 export const SESSION_COLUMNS = 'title, status, capabilities, updated_at, data';
@@ -169,8 +175,7 @@ export async function releaseTurnLeaseAndDeleteValues(
       'releaseTurnLeaseAndDeleteValues needs a non-empty prefix',
     );
   }
-  const last = prefix.charCodeAt(prefix.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) {
+  if (endsInHighSurrogate(prefix)) {
     await storage.deleteValuesWithPrefix(sessionId, prefix);
     return sessions.releaseTurnLease(sessionId, holderId);
   }
@@ -416,12 +421,11 @@ export class PostgresSessionStore implements RuntimeSessionStore {
     if (prefix !== undefined) requireString(prefix, 'releaseLease.deleteValuesWithPrefix');
     // The lease goes with the status only for its holder, and the values only for a prefix the
     // key-head range can express exactly (not an empty one, not one cut inside a surrogate pair).
-    const last = prefix?.charCodeAt(prefix.length - 1) ?? 0;
     const release =
       releaseLease !== undefined &&
       leaseHolder !== undefined &&
       prefix !== '' &&
-      !(last >= 0xd800 && last <= 0xdbff);
+      !(prefix !== undefined && endsInHighSurrogate(prefix));
     const range = release && prefix !== undefined ? keyHeadRange(prefix) : null;
     if (joint.ready) await joint.ready;
     const { db } = this.#context;

@@ -66,8 +66,16 @@ export function decodeText(value: string): string {
  * `String.prototype.startsWith`.
  */
 export function encodePrefix(prefix: string): string {
-  const last = prefix.charCodeAt(prefix.length - 1);
-  return encodeText(last >= 0xd800 && last <= 0xdbff ? prefix.slice(0, -1) : prefix);
+  return encodeText(endsInHighSurrogate(prefix) ? prefix.slice(0, -1) : prefix);
+}
+
+/**
+ * Whether `text` ends in a high surrogate: as a prefix, it may stop inside a surrogate pair of a
+ * stored string, which no encoded or byte-ordered form of it can express.
+ */
+export function endsInHighSurrogate(text: string): boolean {
+  const last = text.charCodeAt(text.length - 1);
+  return last >= 0xd800 && last <= 0xdbff;
 }
 
 /** Encodes an optional string; `undefined` and `null` become SQL `NULL`. */

@@ -240,6 +240,8 @@ export {
 // Stores.
 export type {
   BatchingEventBus,
+  ClaimEventBus,
+  JointClaimWrite,
   JointMessageOptions,
   JointMessageWrite,
   JointStatusOptions,
@@ -368,6 +370,7 @@ export {
 export {
   emitEvents,
   type JointWriteMethods,
+  setValueIfAbsentAndEmit,
   storeMessageAndEmit,
   updateSessionStatusAndEmit,
   type WrapJointWritesOptions,

@@ -477,6 +477,42 @@ export interface StatusEventBus extends EventBus {
   ): Promise<JointStatusWrite | null>;
 }
 
+/** What {@link ClaimEventBus.setValueIfAbsentAndEmit} resolves with. */
+export interface JointClaimWrite {
+  /** True when the value was set now (the key had none). */
+  set: boolean;
+  /**
+   * The events written with the value (only when `set`); `null` when the bus did not write them
+   * with it (none were set, or events it cannot write so): the caller emits them when `set`.
+   */
+  events: RuntimeEvent[] | null;
+}
+
+/**
+ * An {@link EventBus} that can set a session-storage value where the key has none and store
+ * events with it in one round trip (`setValueIfAbsentAndEmit` of `@everruns-ts/core` uses it when
+ * the bus has it: the runtime's tool-call journal claims a call and stores its `tool.started`
+ * together). As with {@link MessageEventBus}, a wrapper that acts on what `emit` emits must wrap
+ * this method too, or hide it.
+ */
+export interface ClaimEventBus extends EventBus {
+  /**
+   * Sets `key` to `value` as `storage.setValueIfAbsent` does and, only when it set it, stores
+   * `events` (one session's, in order, numbered consecutively, delivered to subscribers) in the
+   * same atomic step, when `storage` is the session storage of the bus's own backend. Resolves
+   * `null`, changing nothing, for another store (or a wrapper around one); `{ set: false, events:
+   * null }` when the key had a value (nothing emitted); `{ set: true, events: null }` when it set
+   * the value without the events (events it cannot write with it): the caller emits them.
+   */
+  setValueIfAbsentAndEmit(
+    storage: SessionStorageStore,
+    sessionId: string,
+    key: string,
+    value: string,
+    events: EventRequest[],
+  ): Promise<JointClaimWrite | null>;
+}
+
 /** What `storeMessageAndEmit` of `@everruns-ts/core` resolves with. */
 export interface StoredMessageAndEvents {
   /** The stored message (or the one already stored with its idempotency key). */

@@ -66,6 +66,7 @@ export function fencedStepAdapter(
     // A status set with its events in one step (`StatusEventBus`) would skip the fence and the
     // start events' replay check: hidden, so the status and the events go through the above.
     updateSessionStatusAndEmit: undefined,
+    setValueIfAbsentAndEmit: undefined,
     emit: async (request: EventRequest) => {
       if (LIFECYCLE_EVENTS.has(request?.type)) await check();
       return (await storedStart(request)) ?? events.emit(request);

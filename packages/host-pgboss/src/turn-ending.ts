@@ -87,6 +87,7 @@ export async function deliverEnding(
       // A status set with its events in one step (`StatusEventBus`) would skip the effect
       // records: hidden, so the status and the events go through them one by one.
       updateSessionStatusAndEmit: undefined,
+      setValueIfAbsentAndEmit: undefined,
       emit: (request: EventRequest) =>
         effect(
           () => events.emit(request),

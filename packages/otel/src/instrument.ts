@@ -139,18 +139,19 @@ export function instrumentEventBus<B extends EventBus>(
   // A message or a status written with its events in one round trip: the events the bus wrote
   // with it are recorded as an emit's would be (when it wrote none, the caller emits them through
   // `emit`/`emitMany` above).
-  const { storeMessageAndEmit, updateSessionStatusAndEmit } = wrapJointWrites(
-    bus,
-    (events) => {
-      if (events.some((event) => event.type === 'turn.started')) listen();
-      return recordInOrder(events);
-    },
-    {
-      beforeStatusWrite: (requests) => {
-        if (requests.some((request) => request.type === 'turn.started')) listen();
+  const { storeMessageAndEmit, updateSessionStatusAndEmit, setValueIfAbsentAndEmit } =
+    wrapJointWrites(
+      bus,
+      (events) => {
+        if (events.some((event) => event.type === 'turn.started')) listen();
+        return recordInOrder(events);
       },
-    },
-  );
+      {
+        beforeStatusWrite: (requests) => {
+          if (requests.some((request) => request.type === 'turn.started')) listen();
+        },
+      },
+    );
   return new Proxy(bus, {
     get(target, property) {
       if (property === 'emit') return emit;
@@ -159,6 +160,9 @@ export function instrumentEventBus<B extends EventBus>(
       if (property === 'storeMessageAndEmit' && storeMessageAndEmit) return storeMessageAndEmit;
       if (property === 'updateSessionStatusAndEmit' && updateSessionStatusAndEmit) {
         return updateSessionStatusAndEmit;
+      }
+      if (property === 'setValueIfAbsentAndEmit' && setValueIfAbsentAndEmit) {
+        return setValueIfAbsentAndEmit;
       }
       if (property === 'turnTracer') return tracer;
       const value = Reflect.get(target, property, target);

@@ -3,6 +3,7 @@ import {
   act,
   closeOpenToolCalls,
   type DependencyBlocker,
+  type EventRequest,
   EverrunsError,
   type InputAtomResult,
   type InputMessage,
@@ -228,10 +229,19 @@ export async function executeActActivity(
     };
   }
   let wasStarted = options.wasStarted;
+  let startCall: ((call: ToolCall, started: EventRequest) => Promise<boolean>) | undefined;
   if (!wasStarted && !onToolStarted) {
     const journal = toolCallJournalOf(adapter);
-    wasStarted = async (toolCallId) =>
-      !(await journal.claim(plan.sessionId, plan.turnId, toolCallId));
+    if (journal.claimAndEmit) {
+      // The claim and the call's `tool.started` in one round trip where the bus can.
+      startCall = (call, started) =>
+        journal.claimAndEmit!(plan.sessionId, plan.turnId, call.id, adapter.backends.events, [
+          started,
+        ]);
+    } else {
+      wasStarted = async (toolCallId) =>
+        !(await journal.claim(plan.sessionId, plan.turnId, toolCallId));
+    }
   }
   return act(adapter, {
     sessionId: plan.sessionId,
@@ -240,6 +250,7 @@ export async function executeActActivity(
     toolCalls: plan.toolCalls,
     ...(signal ? { signal } : {}),
     ...(wasStarted ? { wasStarted } : {}),
+    ...(startCall ? { startCall } : {}),
     ...(onToolStarted ? { onToolStarted: (call: ToolCall) => onToolStarted(call.id) } : {}),
     ...(options.freshCalls ? { freshCalls: true } : {}),
     ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),

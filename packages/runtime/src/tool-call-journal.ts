@@ -1,4 +1,9 @@
-import type { SessionStorageStore } from '@everruns-ts/core';
+import {
+  type EventBus,
+  type EventRequest,
+  type SessionStorageStore,
+  setValueIfAbsentAndEmit,
+} from '@everruns-ts/core';
 
 /**
  * Where a host records that a tool call started, so that a host resuming the turn after a crash
@@ -14,6 +19,18 @@ export interface ToolCallJournal {
    * insert-if-absent so two hosts racing on one call cannot both get `true`.
    */
   claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean>;
+  /**
+   * Claims as {@link claim} does and, only when this caller made the record, emits `events` on
+   * `bus` with it (one round trip where the bus can write both: `setValueIfAbsentAndEmit` of core).
+   * Optional: without it the act step claims, then emits.
+   */
+  claimAndEmit?(
+    sessionId: string,
+    turnId: string,
+    toolCallId: string,
+    bus: EventBus,
+    events: EventRequest[],
+  ): Promise<boolean>;
   /** Drops the records of a finished turn; optional, best effort. */
   forgetTurn?(sessionId: string, turnId: string): Promise<void>;
 }
@@ -39,6 +56,16 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
   }
 
   claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
+    return this.claimAndEmit(sessionId, turnId, toolCallId);
+  }
+
+  claimAndEmit(
+    sessionId: string,
+    turnId: string,
+    toolCallId: string,
+    bus?: EventBus,
+    events: EventRequest[] = [],
+  ): Promise<boolean> {
     const key = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/${toolCallId}`;
     // Claims of one key through one store are serialised inside this process, so concurrent
     // hosts sharing a store object cannot both win.
@@ -49,7 +76,7 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
     }
     const lockKey = `${sessionId}\u0000${key}`;
     const previous = pending.get(lockKey) ?? Promise.resolve();
-    const claim = previous.then(() => this.#claimOnce(sessionId, key));
+    const claim = previous.then(() => this.#claimOnce(sessionId, key, bus, events));
     const done: Promise<void> = claim.then(
       () => undefined,
       () => undefined,
@@ -61,8 +88,19 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
     return claim;
   }
 
-  async #claimOnce(sessionId: string, key: string): Promise<boolean> {
+  async #claimOnce(
+    sessionId: string,
+    key: string,
+    bus: EventBus | undefined,
+    events: EventRequest[],
+  ): Promise<boolean> {
     const stamp = new Date().toISOString();
+    if (bus) {
+      const storage = this.#storage;
+      return (
+        await setValueIfAbsentAndEmit({ storage, events: bus }, sessionId, key, stamp, events)
+      ).set;
+    }
     if (this.#storage.setValueIfAbsent) {
       return this.#storage.setValueIfAbsent(sessionId, key, stamp);
     }
@@ -109,6 +147,16 @@ export class ReleaseForgetsToolCallJournal implements ToolCallJournal {
 
   claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
     return this.#journal.claim(sessionId, turnId, toolCallId);
+  }
+
+  claimAndEmit(
+    sessionId: string,
+    turnId: string,
+    toolCallId: string,
+    bus: EventBus,
+    events: EventRequest[],
+  ): Promise<boolean> {
+    return this.#journal.claimAndEmit(sessionId, turnId, toolCallId, bus, events);
   }
 
   async forgetTurn(_sessionId: string, turnId: string): Promise<void> {

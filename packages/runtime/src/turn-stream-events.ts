@@ -353,16 +353,17 @@ export function tapEventBus(
           });
         }
       : undefined;
-  const { storeMessageAndEmit, updateSessionStatusAndEmit } = wrapJointWrites(
-    bus,
-    (events) => {
-      for (const event of events) {
-        const listener = listeners.get(event.sessionId);
-        if (listener !== undefined) deliver(listener, event);
-      }
-    },
-    { active: () => listeners.size > 0 },
-  );
+  const { storeMessageAndEmit, updateSessionStatusAndEmit, setValueIfAbsentAndEmit } =
+    wrapJointWrites(
+      bus,
+      (events) => {
+        for (const event of events) {
+          const listener = listeners.get(event.sessionId);
+          if (listener !== undefined) deliver(listener, event);
+        }
+      },
+      { active: () => listeners.size > 0 },
+    );
   // The bus's other methods, bound to it once each.
   const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
   return new Proxy(bus, {
@@ -375,6 +376,9 @@ export function tapEventBus(
       }
       if (property === 'updateSessionStatusAndEmit' && updateSessionStatusAndEmit !== undefined) {
         return updateSessionStatusAndEmit;
+      }
+      if (property === 'setValueIfAbsentAndEmit' && setValueIfAbsentAndEmit !== undefined) {
+        return setValueIfAbsentAndEmit;
       }
       const value = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;

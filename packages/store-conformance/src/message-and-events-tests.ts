@@ -1,4 +1,5 @@
 import {
+  type ClaimEventBus,
   type EventRequest,
   type Message,
   type MessageEventBus,
@@ -6,6 +7,7 @@ import {
   type RuntimeBackends,
   type RuntimeEvent,
   type StatusEventBus,
+  setValueIfAbsentAndEmit,
   storeMessageAndEmit,
   updateSessionStatusAndEmit,
 } from '@everruns-ts/core';
@@ -251,6 +253,86 @@ export function messageAndEventsTests(initializer: RuntimeStoreInitializer): voi
       } else {
         expect(await nextEventSeq(store, session.id)).toBe(first + 1);
       }
+    });
+
+    it('claims a value with its events: emitted once, only by the claim that set it', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const first = await nextEventSeq(store, session.id);
+      const key = `everruns:runtime/tool-started/${randomId('turn')}/call_1`;
+      const started = (toolCallId: string): EventRequest[] => [
+        { type: 'tool.started', sessionId: session.id, data: { toolCallId, text: TRICKY_TEXT } },
+      ];
+      const heard: RuntimeEvent[] = [];
+      const stop = store.events.subscribe?.((event) => {
+        if (event.sessionId === session.id) heard.push(event);
+      });
+      try {
+        const claimed = await setValueIfAbsentAndEmit(store, session.id, key, 'one', started('a'));
+        expect(claimed.set).toBe(true);
+        expect(claimed.events.map((event) => [event.seq, event.data.toolCallId])).toEqual([
+          [first + 1, 'a'],
+        ]);
+        expect(claimed.events[0]!.data.text).toBe(TRICKY_TEXT);
+        const again = await setValueIfAbsentAndEmit(store, session.id, key, 'two', started('b'));
+        expect(again).toEqual({ set: false, events: [] });
+        expect(await store.storage.getValue(session.id, key)).toBe('one');
+        expect(await nextEventSeq(store, session.id)).toBe(first + 2);
+        if (stop) {
+          expect(heard.map((event) => event.data.toolCallId)).toEqual(
+            expect.arrayContaining(['a']),
+          );
+          expect(heard.some((event) => event.data.toolCallId === 'b')).toBe(false);
+        }
+      } finally {
+        stop?.();
+      }
+    });
+
+    it("is the bus's setValueIfAbsentAndEmit where the bus offers it: its own storage jointly, another not at all", async (context) => {
+      const store = backends();
+      const bus = store.events as Partial<ClaimEventBus>;
+      if (typeof bus.setValueIfAbsentAndEmit !== 'function') {
+        context.skip();
+        return;
+      }
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const first = await nextEventSeq(store, session.id);
+      const started: EventRequest[] = [
+        { type: 'tool.started', sessionId: session.id, data: { toolCallId: 'call_1' } },
+      ];
+      const declined = await bus.setValueIfAbsentAndEmit(
+        new Proxy(store.storage, {}),
+        session.id,
+        'claim/1',
+        'v',
+        started,
+      );
+      expect(declined).toBeNull();
+      expect(await store.storage.getValue(session.id, 'claim/1')).toBeNull();
+      const joint = await bus.setValueIfAbsentAndEmit(
+        store.storage,
+        session.id,
+        'claim/1',
+        'v',
+        started,
+      );
+      expect(joint?.set).toBe(true);
+      expect(await store.storage.getValue(session.id, 'claim/1')).toBe('v');
+      if (joint?.events) {
+        expect(joint.events.map((event) => event.seq)).toEqual([first + 1]);
+        expect(await nextEventSeq(store, session.id)).toBe(first + 2);
+      }
+      const taken = await bus.setValueIfAbsentAndEmit(
+        store.storage,
+        session.id,
+        'claim/1',
+        'w',
+        started,
+      );
+      expect(taken).toEqual({ set: false, events: null });
     });
 
     it('sets a status and emits its events after it, in order, numbered consecutively', async () => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import {
   InputMessage,
   newId,
+  setValueIfAbsentAndEmit,
   storeMessageAndEmit,
   updateSessionStatusAndEmit,
 } from '@everruns-ts/core';
@@ -328,6 +329,39 @@ describe('postgres stores: a committed write whose answer is lost', () => {
     expect(await backends.events.loadEvents(session.id)).toEqual(result.events);
     expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
     expect(await backends.storage.listKeys(session.id)).toEqual([]);
+  });
+
+  it('a value claimed with its events (one statement) is found claimed by the retry, its events once', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const key = 'everruns:runtime/tool-started/turn_1/call_1';
+    const started = [
+      {
+        type: 'tool.started' as const,
+        sessionId: session.id,
+        turnId: 'turn_1',
+        data: { toolCallId: 'call_1' },
+      },
+    ];
+    const lostBefore = proxy.answersLost;
+    proxy.loseNextAnswerTo(table('session_values'));
+    // The lost attempt set the value: the retry must not report the call as started by another.
+    const claimed = await setValueIfAbsentAndEmit(
+      backends,
+      session.id,
+      key,
+      '2026-12-02T00:00:00.000Z',
+      started,
+    );
+    expect(proxy.answersLost).toBe(lostBefore + 1);
+    expect(claimed.set).toBe(true);
+    expect(claimed.events.map((event) => [event.seq, event.type])).toEqual([[1, 'tool.started']]);
+    expect(await backends.events.loadEvents(session.id)).toEqual(claimed.events);
+    // A second claim of the key finds it taken and emits nothing.
+    const again = await setValueIfAbsentAndEmit(backends, session.id, key, 'later', started);
+    expect(again).toEqual({ set: false, events: [] });
+    expect(await backends.events.loadEvents(session.id)).toHaveLength(1);
+    expect(await backends.storage.getValue(session.id, key)).toBe('2026-12-02T00:00:00.000Z');
   });
 
   it('storeMessages is stored once', async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  type ClaimEventBus,
   type EventRequest,
   type EventType,
   type EverrunsLogger,
@@ -8,6 +9,7 @@ import {
   everrunsLoggerSchema,
   formatZodError,
   isEphemeralEventType,
+  type JointClaimWrite,
   type JointMessageOptions,
   type JointMessageWrite,
   type JointStatusOptions,
@@ -20,6 +22,7 @@ import {
   type RuntimeMessageStore,
   type RuntimeSessionStore,
   type SessionStatus,
+  type SessionStorageStore,
   type StatusEventBus,
   silentLogger,
 } from '@everruns-ts/core';
@@ -36,6 +39,7 @@ import {
 } from './event-notifications.js';
 import { violatedConstraint } from './postgres-errors.js';
 import { type JointRows, PostgresMessageStore } from './postgres-message-store.js';
+import { PostgresSessionStorageStore } from './postgres-session-storage-store.js';
 import { PostgresSessionStore } from './postgres-session-store.js';
 import {
   checkSize,
@@ -197,7 +201,7 @@ const NOTIFY_BATCH = 200;
  * transaction. The `LISTEN` connection is opened by the first subscriber, closed when the last one
  * leaves, and reopened after a loss.
  */
-export class PostgresEventBus implements MessageEventBus, StatusEventBus {
+export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimEventBus {
   readonly #context: StoreContext;
   readonly #subscribers = new Set<Subscriber>();
   readonly #keepEvents: boolean;
@@ -457,6 +461,36 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus {
     return leaseReleased
       ? { session, events: written, leaseReleased: true }
       : { session, events: written };
+  }
+
+  /**
+   * Sets a session-storage value where its key has none and stores `events` in the INSERT's
+   * statement (see `ClaimEventBus`) when `storage` is the session storage of this bus's backend:
+   * one round trip, both or neither, the events' `NOTIFY` with them. Resolves `null`, doing
+   * nothing, for another store (or a wrapper around one); `{ set, events: null }` when the events
+   * were not written with the value (none, ephemeral ones, another session's): the caller emits
+   * them when `set`.
+   */
+  async setValueIfAbsentAndEmit(
+    storage: SessionStorageStore,
+    sessionId: string,
+    key: string,
+    value: string,
+    events: EventRequest[],
+  ): Promise<JointClaimWrite | null> {
+    if (!Array.isArray(events)) throw new TypeError('events must be an array');
+    const own = PostgresSessionStorageStore.sameBackend(storage, this.#context);
+    if (own === null) return null;
+    requireString(sessionId, 'sessionId');
+    const joint = this.#prepareJoint(sessionId, null, () => events);
+    const { set, joined } = await own.setValueIfAbsentJointly(
+      sessionId,
+      key,
+      value,
+      joint?.rows ?? null,
+    );
+    if (!set || joint === null || joined === null) return { set, events: null };
+    return { set: true, events: joint.finish(0, Number(joined.joint_first_seq)) };
   }
 
   /**

@@ -1,7 +1,11 @@
 import { everrunsError, type SessionStorageStore } from '@everruns-ts/core';
 import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
+import type { JointRows } from './postgres-message-store.js';
 import { checkSize, compareStrings, requireString, type StoreContext } from './store-context.js';
 import { decodeText, encodeText, endsInHighSurrogate, textDigest } from './text-codec.js';
+
+/** The session storage stores made by this package (wrappers around them are not in it). */
+const ownStores = new WeakSet<object>();
 
 /**
  * Per-session key/value storage (`session_values`) and secrets (`session_secrets`). Secrets are
@@ -15,6 +19,72 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
 
   constructor(context: StoreContext) {
     this.#context = context;
+    ownStores.add(this);
+  }
+
+  /**
+   * `store` itself when it is a session storage store of this package (not a wrapper around one)
+   * on the same database connection and schema as `context`, else `null`.
+   * @internal
+   */
+  static sameBackend(store: unknown, context: StoreContext): PostgresSessionStorageStore | null {
+    if (typeof store !== 'object' || store === null || !ownStores.has(store)) return null;
+    const own = store as PostgresSessionStorageStore;
+    return own.#context.db === context.db ? own : null;
+  }
+
+  /**
+   * {@link setValueIfAbsent} with, when `rows` is given, the rows it prepares written in the same
+   * statement, only when the value was set (for the event bus of the same backend:
+   * `PostgresEventBus.setValueIfAbsentAndEmit`). Resolves whether the value was set and the final
+   * SELECT's row when the rows were written (in this statement, or by an earlier attempt that
+   * committed before its connection dropped).
+   * @internal
+   */
+  async setValueIfAbsentJointly(
+    sessionId: string,
+    key: string,
+    value: string,
+    rows: JointRows | null,
+  ): Promise<{ set: boolean; joined: Record<string, unknown> | null }> {
+    if (rows === null) {
+      return { set: await this.setValueIfAbsent(sessionId, key, value), joined: null };
+    }
+    requireString(sessionId, 'sessionId');
+    requireString(key, 'key');
+    requireString(value, 'value');
+    const encodedKey = encodeText(key);
+    const encodedValue = encodeText(value);
+    checkSize(this.#context, encodedKey, 'Storage key');
+    checkSize(this.#context, encodedValue, `Value of ${key}`);
+    if (rows.ready) await rows.ready;
+    const { db } = this.#context;
+    const sessionHash = textDigest(sessionId);
+    const keyHash = textDigest(key);
+    return db.run('setValueIfAbsent', async (client, attempt) => {
+      const result = await client.query<{ set: boolean } & Record<string, unknown>>(
+        `WITH claimed AS (
+           INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (session_hash, key_hash) DO NOTHING
+           RETURNING 1
+         ),
+         ${rows.ctes(5, 'claimed')}
+         SELECT EXISTS (SELECT 1 FROM claimed) AS set, ${rows.select}`,
+        [sessionHash, keyHash, encodedKey, encodedValue, ...rows.params],
+      );
+      const row = result.rows[0];
+      if (row?.set === true) return { set: true, joined: row };
+      if (!attempt.afterConnectionLoss) return { set: false, joined: null };
+      // As in setValueIfAbsent: the row holding exactly our value is an earlier attempt's, which
+      // wrote the rows with it.
+      const stored = await client.query<{ value: string }>(
+        `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
+        [sessionHash, keyHash],
+      );
+      if (stored.rows[0]?.value !== encodedValue) return { set: false, joined: null };
+      return { set: true, joined: await rows.committed(client) };
+    });
   }
 
   /** The value under `key`, or `null`. */

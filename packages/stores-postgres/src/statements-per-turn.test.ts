@@ -138,8 +138,15 @@ describe('statements of a math turn on PostgreSQL', () => {
       expect(result.response).toBe('4');
       const statements = backends.queryCount() - before;
       expect(sent).toHaveLength(statements);
-      // An idempotent tool is not claimed in the journal (it may run again after a crash).
-      expect(statements).toBe(STATEMENTS_PER_MATH_TURN - (idempotent ? 1 : 0));
+      // An idempotent tool is not claimed in the journal (it may run again after a crash); another
+      // is claimed in the statement that stores its `tool.started`: the same count either way.
+      expect(statements).toBe(STATEMENTS_PER_MATH_TURN);
+      const claimsWithEvents = sent.filter(
+        (statement) =>
+          statement.text.includes('claimed AS ( INSERT INTO') &&
+          statement.text.includes('event_stored'),
+      );
+      expect(claimsWithEvents).toHaveLength(idempotent ? 0 : 1);
       expect(
         sent.filter((statement) => !statement.named).map((statement) => statement.text),
       ).toEqual(
@@ -152,16 +159,16 @@ describe('statements of a math turn on PostgreSQL', () => {
 });
 
 /**
- * Statements a math turn with a non-idempotent tool sends, in order: the lease claim with the
- * session's setup (the default model and the keys of waiting turns) in one statement; the user
- * message with status active, `input.message`, `session.activated` and `turn.started`, reading
- * the turn snapshot for the first reason step in the same statement (its write renews the lease,
- * as every message write below, and stores the events announcing the message with it);
- * `reason.started`; the agent message with `output.message.completed` + `reason.completed`; the
- * journal claim (not for an idempotent tool); `tool.started`; the tool result with
+ * Statements a math turn sends, in order: the lease claim with the session's setup (the default
+ * model and the keys of waiting turns) in one statement; the user message with status active,
+ * `input.message`, `session.activated` and `turn.started`, reading the turn snapshot for the first
+ * reason step in the same statement (its write renews the lease, as every message write below,
+ * and stores the events announcing the message with it); `reason.started`; the agent message with
+ * `output.message.completed` + `reason.completed`; `tool.started` (for a tool that is not
+ * idempotent, with the call's claim in the tool-call journal); the tool result with
  * `tool.completed`, reading the snapshot for the second reason step; `reason.started`; the answer
- * with its events; status idle with `turn.completed` + `session.idled`, the lease released and
- * the journal deleted (one statement). The act step does not look for stored results of calls the
+ * with its events; status idle with `turn.completed` + `session.idled`, the lease released and the
+ * journal deleted (one statement). The act step does not look for stored results of calls the
  * reason step just stored.
  */
-const STATEMENTS_PER_MATH_TURN = 10;
+const STATEMENTS_PER_MATH_TURN = 9;

@@ -1,4 +1,5 @@
 import { EverrunsError, throwIfAborted } from '../errors.js';
+import type { EventRequest } from '../event.js';
 import type { NewMessage, ToolCall } from '../message.js';
 import type { TurnSnapshot } from '../stores.js';
 import {
@@ -29,6 +30,14 @@ export interface ActAtomInput {
   wasStarted?(toolCallId: string): Promise<boolean> | boolean;
   /** Called right before a tool runs (a host records "started" here). */
   onToolStarted?(call: ToolCall): Promise<void> | void;
+  /**
+   * Crash recovery in one step: claims a call of a tool that is not idempotent and emits its
+   * `tool.started` (`started`) with the claim, in one round trip where the backends can
+   * (`setValueIfAbsentAndEmit` of core). Resolves `false`, emitting nothing, when the call was
+   * started before (it then gets the interrupted result). Used instead of `wasStarted` and
+   * `onToolStarted` for such calls.
+   */
+  startCall?(call: ToolCall, started: EventRequest): Promise<boolean>;
   /**
    * The calls come from a reason step this caller has just run in the same process, which
    * stored its answer itself (`replayed: false`): no result of them can be stored yet, so the
@@ -123,21 +132,33 @@ export async function act(
     throwIfAborted(request.signal);
     const started = Date.now();
     let outcome: ToolCallOutcome;
+    const startedEvent: EventRequest = {
+      type: 'tool.started',
+      sessionId,
+      turnId,
+      data: { toolCallId: call.id, toolName: call.name, iteration },
+    };
     // An idempotent tool runs again after a crash whether or not it started: it is not asked
-    // about (nor claimed in a journal).
-    if (!turnTool?.tool.idempotent && request.wasStarted && (await request.wasStarted(call.id))) {
+    // about (nor claimed in a journal). Another is claimed with its `tool.started` where the
+    // caller can (`startCall`), else asked about, then announced.
+    const claims = !turnTool?.tool.idempotent;
+    let interrupted: boolean;
+    if (claims && request.startCall) {
+      interrupted = !(await request.startCall(call, startedEvent));
+    } else {
+      interrupted =
+        claims && request.wasStarted !== undefined && (await request.wasStarted(call.id));
+      if (!interrupted) {
+        await request.onToolStarted?.(call);
+        await backends.events.emit(startedEvent);
+      }
+    }
+    if (interrupted) {
       outcome = {
         content: truncateResult(INTERRUPTED_TOOL_RESULT_TEXT, limits.maxToolResultChars),
         isError: true,
       };
     } else {
-      await request.onToolStarted?.(call);
-      await backends.events.emit({
-        type: 'tool.started',
-        sessionId,
-        turnId,
-        data: { toolCallId: call.id, toolName: call.name, iteration },
-      });
       outcome = await executeToolCall(dependencies, {
         call,
         tools: setup.tools,

@@ -3,6 +3,7 @@ import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
 import type { Message, NewMessage } from '../message.js';
 import type {
   BatchingEventBus,
+  ClaimEventBus,
   JointMessageOptions,
   JointMessageWrite,
   JointStatusOptions,
@@ -87,6 +88,48 @@ export function jointMessageWrite(
 }
 
 /**
+ * Sets a session-storage value where its key has none and, only then, emits `events` (as
+ * `storage.setValueIfAbsent` then {@link emitEvents}; a store without `setValueIfAbsent` reads
+ * then writes): in one round trip when the bus is a {@link ClaimEventBus} that can write both
+ * together. Resolves whether the value was set now, and the events emitted (none when not).
+ */
+export async function setValueIfAbsentAndEmit(
+  backends: Pick<RuntimeBackends, 'storage' | 'events'>,
+  sessionId: string,
+  key: string,
+  value: string,
+  events: EventRequest[],
+): Promise<{ set: boolean; events: RuntimeEvent[] }> {
+  const bus = backends.events as Partial<ClaimEventBus>;
+  const joint =
+    typeof bus.setValueIfAbsentAndEmit === 'function'
+      ? await bus.setValueIfAbsentAndEmit.call(
+          backends.events,
+          backends.storage,
+          sessionId,
+          key,
+          value,
+          events,
+        )
+      : null;
+  if (joint !== null) {
+    if (!joint.set) return { set: false, events: [] };
+    if (joint.events) return { set: true, events: joint.events };
+  } else {
+    const { storage } = backends;
+    let set: boolean;
+    if (storage.setValueIfAbsent) {
+      set = await storage.setValueIfAbsent(sessionId, key, value);
+    } else {
+      set = (await storage.getValue(sessionId, key)) === null;
+      if (set) await storage.setValue(sessionId, key, value);
+    }
+    if (!set) return { set: false, events: [] };
+  }
+  return { set: true, events: await emitEvents(backends.events, events) };
+}
+
+/**
  * Sets a session's status and then emits `events` (as `updateSessionStatus` then
  * {@link emitEvents}): in one round trip when the bus is a {@link StatusEventBus} that can write
  * both together, otherwise as the two calls. `options.releaseLease` is passed to such a bus only
@@ -128,7 +171,9 @@ export async function updateSessionStatusAndEmit(
 
 /** The joint-write methods of a bus, as {@link wrapJointWrites} gives them. */
 export type JointWriteMethods = Partial<
-  Pick<MessageEventBus, 'storeMessageAndEmit'> & Pick<StatusEventBus, 'updateSessionStatusAndEmit'>
+  Pick<MessageEventBus, 'storeMessageAndEmit'> &
+    Pick<StatusEventBus, 'updateSessionStatusAndEmit'> &
+    Pick<ClaimEventBus, 'setValueIfAbsentAndEmit'>
 >;
 
 /** Options of {@link wrapJointWrites}. */
@@ -144,7 +189,8 @@ export interface WrapJointWritesOptions {
 
 /**
  * For a bus wrapper (a tap, a tracer) that acts on the events the bus emits: the bus's joint-write
- * methods ({@link MessageEventBus.storeMessageAndEmit}, {@link StatusEventBus.updateSessionStatusAndEmit}),
+ * methods ({@link MessageEventBus.storeMessageAndEmit}, {@link StatusEventBus.updateSessionStatusAndEmit},
+ * {@link ClaimEventBus.setValueIfAbsentAndEmit}),
  * each calling the bus's own and then handing the events it wrote to `onEvents` (awaited when it
  * returns a promise) before resolving. A method the bus lacks is left out, so the wrapper hides it
  * as well. When the bus wrote no events (`events: null`) the caller emits them through `emit`,
@@ -164,11 +210,15 @@ export function wrapJointWrites(
       return pending instanceof Promise ? pending.then(() => result) : result;
     });
   };
-  const joint = bus as Partial<MessageEventBus & StatusEventBus>;
+  const joint = bus as Partial<MessageEventBus & StatusEventBus & ClaimEventBus>;
   const methods: JointWriteMethods = {};
   const store = joint.storeMessageAndEmit;
   if (typeof store === 'function') {
     methods.storeMessageAndEmit = (...args) => after(store.apply(bus, args));
+  }
+  const claim = joint.setValueIfAbsentAndEmit;
+  if (typeof claim === 'function') {
+    methods.setValueIfAbsentAndEmit = (...args) => after(claim.apply(bus, args));
   }
   const update = joint.updateSessionStatusAndEmit;
   if (typeof update === 'function') {

@@ -47,9 +47,51 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
     value: string,
     rows: JointRows | null,
   ): Promise<{ set: boolean; joined: Record<string, unknown> | null }> {
-    if (rows === null) {
-      return { set: await this.setValueIfAbsent(sessionId, key, value), joined: null };
-    }
+    const { encodedKey, encodedValue } = this.#encodeValue(sessionId, key, value);
+    if (rows?.ready) await rows.ready;
+    const { db } = this.#context;
+    const sessionHash = textDigest(sessionId);
+    const keyHash = textDigest(key);
+    const insert = `INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (session_hash, key_hash) DO NOTHING`;
+    return db.run('setValueIfAbsent', async (client, attempt) => {
+      let inserted: boolean;
+      let joined: Record<string, unknown> | null = null;
+      if (rows === null) {
+        inserted =
+          ((await client.query(insert, [sessionHash, keyHash, encodedKey, encodedValue]))
+            .rowCount ?? 0) > 0;
+      } else {
+        const result = await client.query<{ set: boolean } & Record<string, unknown>>(
+          `WITH claimed AS (${insert} RETURNING 1),
+           ${rows.ctes(5, 'claimed')}
+           SELECT EXISTS (SELECT 1 FROM claimed) AS set, ${rows.select}`,
+          [sessionHash, keyHash, encodedKey, encodedValue, ...rows.params],
+        );
+        inserted = result.rows[0]?.set === true;
+        if (inserted) joined = result.rows[0]!;
+      }
+      if (inserted) return { set: true, joined };
+      if (!attempt.afterConnectionLoss) return { set: false, joined: null };
+      // An earlier attempt may have committed before its connection dropped: the row holding
+      // exactly our value is then ours (claims carry a unique value, such as a timestamp), and
+      // it wrote the joint rows with it.
+      const stored = await client.query<{ value: string }>(
+        `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
+        [sessionHash, keyHash],
+      );
+      if (stored.rows[0]?.value !== encodedValue) return { set: false, joined: null };
+      return { set: true, joined: rows === null ? null : await rows.committed(client) };
+    });
+  }
+
+  /** Checks a value's session, key and value and encodes them (`VALUE_TOO_LARGE` above the limit). */
+  #encodeValue(
+    sessionId: string,
+    key: string,
+    value: string,
+  ): { encodedKey: string; encodedValue: string } {
     requireString(sessionId, 'sessionId');
     requireString(key, 'key');
     requireString(value, 'value');
@@ -57,34 +99,7 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
     const encodedValue = encodeText(value);
     checkSize(this.#context, encodedKey, 'Storage key');
     checkSize(this.#context, encodedValue, `Value of ${key}`);
-    if (rows.ready) await rows.ready;
-    const { db } = this.#context;
-    const sessionHash = textDigest(sessionId);
-    const keyHash = textDigest(key);
-    return db.run('setValueIfAbsent', async (client, attempt) => {
-      const result = await client.query<{ set: boolean } & Record<string, unknown>>(
-        `WITH claimed AS (
-           INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (session_hash, key_hash) DO NOTHING
-           RETURNING 1
-         ),
-         ${rows.ctes(5, 'claimed')}
-         SELECT EXISTS (SELECT 1 FROM claimed) AS set, ${rows.select}`,
-        [sessionHash, keyHash, encodedKey, encodedValue, ...rows.params],
-      );
-      const row = result.rows[0];
-      if (row?.set === true) return { set: true, joined: row };
-      if (!attempt.afterConnectionLoss) return { set: false, joined: null };
-      // As in setValueIfAbsent: the row holding exactly our value is an earlier attempt's, which
-      // wrote the rows with it.
-      const stored = await client.query<{ value: string }>(
-        `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
-        [sessionHash, keyHash],
-      );
-      if (stored.rows[0]?.value !== encodedValue) return { set: false, joined: null };
-      return { set: true, joined: await rows.committed(client) };
-    });
+    return { encodedKey, encodedValue };
   }
 
   /** The value under `key`, or `null`. */
@@ -104,13 +119,7 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
 
   /** Creates or replaces the value under `key`. Throws `VALUE_TOO_LARGE` above the limit. */
   async setValue(sessionId: string, key: string, value: string): Promise<void> {
-    requireString(sessionId, 'sessionId');
-    requireString(key, 'key');
-    requireString(value, 'value');
-    const encodedKey = encodeText(key);
-    const encodedValue = encodeText(value);
-    checkSize(this.#context, encodedKey, 'Storage key');
-    checkSize(this.#context, encodedValue, `Value of ${key}`);
+    const { encodedKey, encodedValue } = this.#encodeValue(sessionId, key, value);
     const { db } = this.#context;
     await db.run('setValue', (client) =>
       client.query(
@@ -128,33 +137,7 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
    * the limit.
    */
   async setValueIfAbsent(sessionId: string, key: string, value: string): Promise<boolean> {
-    requireString(sessionId, 'sessionId');
-    requireString(key, 'key');
-    requireString(value, 'value');
-    const encodedKey = encodeText(key);
-    const encodedValue = encodeText(value);
-    checkSize(this.#context, encodedKey, 'Storage key');
-    checkSize(this.#context, encodedValue, `Value of ${key}`);
-    const { db } = this.#context;
-    const sessionHash = textDigest(sessionId);
-    const keyHash = textDigest(key);
-    return db.run('setValueIfAbsent', async (client, attempt) => {
-      const result = await client.query(
-        `INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (session_hash, key_hash) DO NOTHING`,
-        [sessionHash, keyHash, encodedKey, encodedValue],
-      );
-      if ((result.rowCount ?? 0) > 0) return true;
-      if (!attempt.afterConnectionLoss) return false;
-      // An earlier attempt may have committed before its connection dropped: the row holding
-      // exactly our value is then ours (claims carry a unique value, such as a timestamp).
-      const stored = await client.query<{ value: string }>(
-        `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
-        [sessionHash, keyHash],
-      );
-      return stored.rows[0]?.value === encodedValue;
-    });
+    return (await this.setValueIfAbsentJointly(sessionId, key, value, null)).set;
   }
 
   /**

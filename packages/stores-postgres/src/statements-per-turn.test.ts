@@ -143,7 +143,7 @@ describe('statements of a math turn on PostgreSQL', () => {
       expect(statements).toBe(STATEMENTS_PER_MATH_TURN);
       const claimsWithEvents = sent.filter(
         (statement) =>
-          statement.text.includes('claimed AS ( INSERT INTO') &&
+          /claimed AS \(\s*INSERT INTO/.test(statement.text) &&
           statement.text.includes('event_stored'),
       );
       expect(claimsWithEvents).toHaveLength(idempotent ? 0 : 1);

@@ -227,6 +227,11 @@ export async function loadSessionSetup(
   if (prefix !== undefined) requireString(prefix, 'storageKeyPrefix');
   const snapshot = await loadSnapshot(context, sessionId, false, undefined, prefix);
   if (!snapshot) return null;
+  return setupOf(snapshot);
+}
+
+/** The setup part of a snapshot read without history. */
+function setupOf(snapshot: TurnSnapshot & { storageKeys?: string[] }): SessionSetupSnapshot {
   const setup: SessionSetupSnapshot = {
     session: snapshot.session,
     harnessChain: snapshot.harnessChain,
@@ -270,14 +275,7 @@ export async function claimTurnLeaseAndLoadSetup(
   }
   const lease = snapshot?.lease ?? (await sessions.claimTurnLease(sessionId, holderId, durationMs));
   if (!snapshot) return { lease, setup: null };
-  const setup: SessionSetupSnapshot = {
-    session: snapshot.session,
-    harnessChain: snapshot.harnessChain,
-    agent: snapshot.agent,
-  };
-  if (snapshot.defaultModel !== undefined) setup.defaultModel = snapshot.defaultModel;
-  if (snapshot.storageKeys !== undefined) setup.storageKeys = snapshot.storageKeys;
-  return { lease, setup };
+  return { lease, setup: setupOf(snapshot) };
 }
 
 /** What {@link snapshotQuery} built: SQL parts, parameters and what reading the rows needs. */

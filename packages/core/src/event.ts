@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { EverrunsError } from './errors.js';
+import { isoNow } from './time.js';
 
 /** Every event type the runtime emits. */
 export const EVENT_TYPES = [
@@ -78,6 +80,30 @@ export interface EventRequest {
   sessionId: string;
   turnId?: string;
   data: Record<string, unknown>;
+  /**
+   * When the event happened, for an event stored after the fact (the reason step stores its
+   * `reason.started` with the model's answer, stamped with the time the model was called). An
+   * ISO 8601 time; a bus keeps it as `Date.prototype.toISOString` writes it (see
+   * {@link eventTimeOf}). Default: the time the bus records the event.
+   */
+  ts?: string;
+}
+
+/**
+ * The time stamp a bus gives the event of `request`: its `ts` as `toISOString` writes it, or now
+ * when it has none. Throws `INVALID_INPUT` for a `ts` that is not a time.
+ */
+export function eventTimeOf(request: Pick<EventRequest, 'ts'>): string {
+  const { ts } = request;
+  if (ts === undefined) return isoNow();
+  const millis = typeof ts === 'string' ? Date.parse(ts) : Number.NaN;
+  if (!Number.isFinite(millis) || millis < 0) {
+    throw new EverrunsError({
+      code: 'INVALID_INPUT',
+      message: `An event's ts must be an ISO 8601 time, got ${JSON.stringify(ts)?.slice(0, 80)}`,
+    });
+  }
+  return new Date(millis).toISOString();
 }
 
 /**

@@ -99,6 +99,7 @@ export {
   type EventBus,
   type EventRequest,
   type EventType,
+  eventTimeOf,
   isEphemeralEventType,
   type RuntimeEvent,
   runtimeEventSchema,

@@ -41,6 +41,35 @@ export function eventBusTests(initializer: RuntimeStoreInitializer): void {
       expect(second.turnId).toBeUndefined();
     });
 
+    it("keeps a request's own ts (an event stored after the fact) and refuses one that is not a time", async () => {
+      const { events } = backends();
+      const sessionId = randomId('session');
+      const earlier = new Date(Date.now() - 60_000).toISOString();
+      const kept = await events.emit({ type: 'reason.started', sessionId, data: {}, ts: earlier });
+      expect(kept.ts).toBe(earlier);
+      // Another way of writing the same time is kept as `toISOString` writes it.
+      const offset = '2026-01-02T03:04:05.678+01:00';
+      const [batched] = await emitEvents(events, [
+        { type: 'reason.completed', sessionId, data: {}, ts: offset },
+        { type: 'turn.completed', sessionId, data: {} },
+      ]);
+      expect(batched?.ts).toBe('2026-01-02T02:04:05.678Z');
+      const unstamped = await events.emit({ type: 'turn.completed', sessionId, data: {} });
+      expect(Date.parse(unstamped.ts)).toBeGreaterThan(Date.parse(earlier));
+      await expect(
+        events.emit({ type: 'turn.started', sessionId, data: {}, ts: 'yesterday' }),
+      ).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+      if (events.collectedEvents) {
+        const collected = events.collectedEvents(sessionId);
+        expect(collected.map((event) => event.ts).slice(0, 2)).toEqual([
+          earlier,
+          '2026-01-02T02:04:05.678Z',
+        ]);
+        // The refused request stored nothing.
+        expect(collected).toHaveLength(4);
+      }
+    });
+
     it('numbers concurrent emits of one session contiguously', async () => {
       const { events } = backends();
       const sessionId = randomId('session');

@@ -3,6 +3,7 @@ import {
   type EventBus,
   type EventRequest,
   type EventType,
+  eventTimeOf,
   everrunsError,
   idFromWords,
   isEphemeralEventType,
@@ -178,7 +179,7 @@ export class CollectingEventBus implements EventBus {
       : log === undefined
         ? newId('evt')
         : newIdWithWords('evt', log.words, log.count * WORDS_PER_EVENT);
-    const ts = isoNow();
+    const ts = request.ts === undefined ? isoNow() : eventTimeOf(request);
     const data = copyData(request.data);
     const { type, sessionId, turnId } = request;
     // Every field in the literal (no property added afterwards): a kept event then takes no

@@ -5,6 +5,7 @@ import {
   type EventType,
   type EverrunsLogger,
   errorLogFields,
+  eventTimeOf,
   everrunsError,
   everrunsLoggerSchema,
   formatZodError,
@@ -634,7 +635,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
     requireString(request.type, 'request.type');
     const data = stringifyForStore(request.data ?? {}, 'event data');
     checkSize(this.#context, data, 'Event data');
-    return { request, id: newId('evt'), ts: new Date().toISOString(), data };
+    return { request, id: newId('evt'), ts: eventTimeOf(request), data };
   }
 
   /**
@@ -728,7 +729,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
       type: request.type,
       sessionId: request.sessionId,
       seq: this.#lastSeq.get(request.sessionId) ?? (await this.#loadLastSeq(request.sessionId)),
-      ts: new Date().toISOString(),
+      ts: eventTimeOf(request),
       data: parseStored<Record<string, unknown>>(data, 'event data'),
       ephemeral: true,
     };

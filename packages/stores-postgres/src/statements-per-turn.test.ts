@@ -163,12 +163,12 @@ describe('statements of a math turn on PostgreSQL', () => {
  * model and the keys of waiting turns) in one statement; the user message with status active,
  * `input.message`, `session.activated` and `turn.started`, reading the turn snapshot for the first
  * reason step in the same statement (its write renews the lease, as every message write below,
- * and stores the events announcing the message with it); `reason.started`; the agent message with
- * `output.message.completed` + `reason.completed`; `tool.started` (for a tool that is not
- * idempotent, with the call's claim in the tool-call journal); the tool result with
- * `tool.completed`, reading the snapshot for the second reason step; `reason.started`; the answer
- * with its events; status idle with `turn.completed` + `session.idled`, the lease released and the
- * journal deleted (one statement). The act step does not look for stored results of calls the
- * reason step just stored.
+ * and stores the events announcing the message with it); the agent message with
+ * `reason.started` (stamped when the model was called) + `output.message.completed` +
+ * `reason.completed`; `tool.started` (for a tool that is not idempotent, with the call's claim in
+ * the tool-call journal); the tool result with `tool.completed`, reading the snapshot for the
+ * second reason step; the answer with its three events; status idle with `turn.completed` +
+ * `session.idled`, the lease released and the journal deleted (one statement). The act step does
+ * not look for stored results of calls the reason step just stored.
  */
-const STATEMENTS_PER_MATH_TURN = 9;
+const STATEMENTS_PER_MATH_TURN = 7;

@@ -22,11 +22,12 @@ import {
   modelFailureText,
   PROVIDER_NOT_CONFIGURED_FAILURE,
 } from '../model-failure-text.js';
-import type { TurnSnapshot } from '../stores.js';
+import type { MessageEventBus, TurnSnapshot } from '../stores.js';
+import { isoNow } from '../time.js';
 import { assembleTurnContextWithSetup } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
-import { storeMessageAndEmit } from './emit-events.js';
+import { emitEvents, storeMessageAndEmit } from './emit-events.js';
 import type { ModelCallHooksOutcome } from './model-call-hooks.js';
 import { runBeforeModelCallHooks } from './model-call-hooks.js';
 import {
@@ -97,6 +98,11 @@ export interface ReasonAtomResult {
  * the `iteration`); its `finish` response is then stored and announced exactly as `generate`'s
  * answer would be. A driver without `stream` is called with `generate`. `output.message.completed`
  * carries the stored calls (`calls`: id, name, arguments) and `reason.completed` the `stopReason`.
+ *
+ * `reason.started` is stamped when the model is called. On a bus that stores a message with its
+ * events in one round trip (`MessageEventBus`) and for an answer that is not streamed, it is
+ * stored with the step's end (the answer's events, or a failed call's `reason.completed`): one
+ * round trip less, the same events in the same order. An aborted model call then leaves none.
  */
 export async function reason(
   dependencies: AtomDependencies,
@@ -178,7 +184,7 @@ export async function reason(
   }
   // What the hook sees is shown to people: never the provider key (only the driver gets it).
   dependencies.onContextAssembled?.(turnContextWithoutSecrets(context));
-  await backends.events.emit({
+  const startedRequest: EventRequest = {
     type: 'reason.started',
     sessionId,
     turnId,
@@ -189,10 +195,26 @@ export async function reason(
       ...(context.compaction ? { compactedThroughSeq: context.compaction.throughSeq } : {}),
       ...(context.hookChanges ? { hooks: context.hookChanges } : {}),
     },
-  });
+  };
+  let driver: LlmDriver;
+  try {
+    driver = dependencies.drivers.get(context.model.providerType);
+  } catch (error) {
+    return modelFailure(backends.events, request, context, error, [startedRequest]);
+  }
+  const streams = request.stream === true && typeof driver.stream === 'function';
+  // Where the bus writes a message with its events in one round trip, `reason.started` (stamped
+  // now) is stored with what ends the step: the answer, or the failure's `reason.completed`; it
+  // comes before them all the same, and nothing else of the step is emitted in between. A
+  // streamed answer's pieces must follow it, so it is emitted first then, as on any other bus.
+  const joinsEnd =
+    !streams &&
+    typeof (backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
+  let pendingStarted: EventRequest[] = [];
+  if (joinsEnd) pendingStarted = [{ ...startedRequest, ts: isoNow() }];
+  else await backends.events.emit(startedRequest);
   let response: LlmResponse;
   try {
-    const driver = dependencies.drivers.get(context.model.providerType);
     const options = mergeLlmRequestOptions(context.model.options, request.modelOptions);
     const llmRequest: LlmRequest = {
       model: context.model,
@@ -208,10 +230,9 @@ export async function reason(
         : {}),
     };
     const callOptions = request.signal ? { signal: request.signal } : {};
-    response =
-      request.stream === true && typeof driver.stream === 'function'
-        ? await streamAnswer(driver, llmRequest, callOptions, backends.events)
-        : await driver.generate(llmRequest, callOptions);
+    response = streams
+      ? await streamAnswer(driver, llmRequest, callOptions, backends.events)
+      : await driver.generate(llmRequest, callOptions);
   } catch (error) {
     // A delta the bus could not take is a store error, not the model's.
     if (error instanceof DeltaEmitFailure) throw error.cause;
@@ -220,30 +241,7 @@ export async function reason(
         ? error
         : new EverrunsError({ code: 'ABORTED', message: 'The turn was aborted', cause: error });
     }
-    const failureCode = isProviderNotConfigured(error)
-      ? PROVIDER_NOT_CONFIGURED_FAILURE
-      : LLM_ERROR_FAILURE;
-    const failure = {
-      code: failureCode,
-      message: redactApiKey(errorMessage(error), context.model.apiKey),
-      ...(EverrunsError.isInstance(error)
-        ? {
-            details: redactApiKeyInData(
-              { ...error.details, errorCode: error.code },
-              context.model.apiKey,
-            ),
-          }
-        : {}),
-    };
-    // The person using the agent gets a plain answer; the error beside it says what failed.
-    const text = modelFailureText(failureCode);
-    await backends.events.emit({
-      type: 'reason.completed',
-      sessionId,
-      turnId,
-      data: { iteration, success: false, text, error: failure },
-    });
-    return { success: false, text, toolCalls: [], replayed: false, error: failure };
+    return modelFailure(backends.events, request, context, error, pendingStarted);
   }
   const content: ContentPart[] = [];
   // Reasoning first, in the order it came: the providers that want it back want it there.
@@ -276,6 +274,7 @@ export async function reason(
     (answer) => {
       const announced = resultFromStored(answer, false);
       return [
+        ...pendingStarted,
         {
           type: 'output.message.completed',
           sessionId,
@@ -312,6 +311,46 @@ export async function reason(
   );
   const result = resultFromStored(stored, false);
   return result;
+}
+
+/**
+ * A failed model call: its `reason.completed` (after `started`, the step's `reason.started` when
+ * it was held back to be stored with the step's end) and the result with the user-facing text.
+ */
+async function modelFailure(
+  events: EventBus,
+  request: ReasonAtomInput,
+  context: AssembledTurnContext,
+  error: unknown,
+  started: EventRequest[],
+): Promise<ReasonAtomResult> {
+  const failureCode = isProviderNotConfigured(error)
+    ? PROVIDER_NOT_CONFIGURED_FAILURE
+    : LLM_ERROR_FAILURE;
+  const failure = {
+    code: failureCode,
+    message: redactApiKey(errorMessage(error), context.model.apiKey),
+    ...(EverrunsError.isInstance(error)
+      ? {
+          details: redactApiKeyInData(
+            { ...error.details, errorCode: error.code },
+            context.model.apiKey,
+          ),
+        }
+      : {}),
+  };
+  // The person using the agent gets a plain answer; the error beside it says what failed.
+  const text = modelFailureText(failureCode);
+  await emitEvents(events, [
+    ...started,
+    {
+      type: 'reason.completed',
+      sessionId: request.sessionId,
+      turnId: request.turnId,
+      data: { iteration: request.iteration, success: false, text, error: failure },
+    },
+  ]);
+  return { success: false, text, toolCalls: [], replayed: false, error: failure };
 }
 
 function resultFromStored(message: Message, replayed: boolean): ReasonAtomResult {

@@ -381,7 +381,12 @@ export { truncateResult } from './engine/execute-tool-call.js';
 export { foldOverlay, type SessionOverlay } from './engine/fold-overlay.js';
 // The atoms: input → reason → (act → reason)*.
 export { type InputAtomInput, type InputAtomResult, input } from './engine/input-atom.js';
-export { type ReasonAtomInput, type ReasonAtomResult, reason } from './engine/reason-atom.js';
+export {
+  type ReasonAtomInput,
+  type ReasonAtomResult,
+  type ReasonTurnEnd,
+  reason,
+} from './engine/reason-atom.js';
 export {
   findOpenToolCalls,
   MISSING_TOOL_RESULT_TEXT,

@@ -523,6 +523,8 @@ export interface StoredMessageAndEvents {
   statusSet?: boolean;
   /** The turn snapshot read with the write (see {@link JointMessageWrite.turnSnapshot}). */
   turnSnapshot?: TurnSnapshot;
+  /** True when the turn lease was released with the message (see {@link JointMessageOptions}). */
+  leaseReleased?: boolean;
 }
 
 /**
@@ -540,6 +542,8 @@ export interface JointMessageWrite {
    * out otherwise: the caller loads it when it needs it).
    */
   turnSnapshot?: TurnSnapshot;
+  /** True when the write also released the turn lease, as `options.releaseLease` asked. */
+  leaseReleased?: boolean;
 }
 
 /** Options of {@link MessageEventBus.storeMessageAndEmit}. */
@@ -559,6 +563,15 @@ export interface JointMessageOptions extends StoreMessageOptions {
    * Only for a message the write appends with its events; a bus may always leave it out.
    */
   loadTurnSnapshot?: boolean;
+  /**
+   * With `sessionStatus` and `lease`: the write ends the turn. The same atomic step releases the
+   * lease of `lease`'s holder instead of renewing it, and deletes the session storage values
+   * whose keys start with `deleteValuesWithPrefix` when given (as
+   * {@link JointStatusOptions.releaseLease} does with a status write): a turn's final answer
+   * written with its end. A bus that did so resolves `leaseReleased: true` (and `statusSet`);
+   * one that did not leaves the lease held and the status to the caller.
+   */
+  releaseLease?: { deleteValuesWithPrefix?: string };
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   input,
   messageText,
   type OpenToolCall,
+  type ReasonAtomInput,
   type ReasonAtomResult,
   reason,
   resolveTurnSetup,
@@ -118,6 +119,8 @@ export function executeReasonActivity(
      * written since), used instead of loading one.
      */
     turnSnapshot?: TurnSnapshot;
+    /** The turn's end, written with an answer that ends it (see the core reason atom's `endTurn`). */
+    endTurn?: ReasonAtomInput['endTurn'];
   } = {},
 ): Promise<ReasonAtomResult> {
   const running = reason(adapter, {
@@ -131,6 +134,7 @@ export function executeReasonActivity(
       : {}),
     ...(state.stream ? { stream: true } : {}),
     ...(options.turnSnapshot ? { snapshot: options.turnSnapshot } : {}),
+    ...(options.endTurn ? { endTurn: options.endTurn } : {}),
   });
   return options.signal ? settleOnAbort(running, options.signal) : running;
 }

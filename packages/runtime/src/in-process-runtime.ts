@@ -802,7 +802,7 @@ export class InProcessRuntime {
     const result = await driveTurn(adapter, first, {
       ...(signal ? { signal } : {}),
       ...(turnSnapshot ? { turnSnapshot } : {}),
-      steering: { take: () => this.#takeSteering(entry) },
+      steering: { take: () => this.#takeSteering(entry), waiting: () => entry.queue.length },
       onPlan: (plan) => {
         holder.state = plan.state;
         holder.settling = plan.kind === 'complete' || plan.kind === 'waitForToolResults';

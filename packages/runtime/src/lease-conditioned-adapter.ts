@@ -18,8 +18,8 @@ export interface HeldLeaseIdentity {
   /** Called with the `TURN_IN_PROGRESS` error when a write's renewal finds the lease taken over. */
   onLost?(error: unknown): void;
   /**
-   * The turn's end: a status write that asks to release the lease (`releaseLease`, the turn's
-   * last write) gets this holder and the values to delete with it, `deleteValuesWithPrefix` (the
+   * The turn's end: a status or message write that asks to release the lease (`releaseLease`, the
+   * turn's last write) gets this holder and the values to delete with it, `deleteValuesWithPrefix` (the
    * turn's tool-call journal) when given; `onReleased` is called when the bus released it.
    * Without it such a request is dropped and the lease is released apart.
    */
@@ -121,17 +121,30 @@ export function leaseConditionedAdapter(
   const jointReplacements: Record<string, unknown> = {};
   if (typeof joint.storeMessageAndEmit === 'function') {
     jointReplacements.storeMessageAndEmit = messages.leaseConditionedWrites
-      ? (((_messages, sessionId, message, build, options) =>
-          leased(
+      ? (((_messages, sessionId, message, build, options) => {
+          // A write that ends the turn releases the lease as the status write below does.
+          const { releaseLease, ...write } = options ?? {};
+          const release = releaseLease ? lease.releaseWithTurnEnd : undefined;
+          const written = leased(
             (joint.storeMessageAndEmit as MessageEventBus['storeMessageAndEmit']).call(
               events,
               messages,
               sessionId,
               message,
               build,
-              { ...options, lease: writeLease },
+              {
+                ...write,
+                lease: writeLease,
+                ...(release ? { releaseLease: releaseOf(release) } : {}),
+              },
             ),
-          )) satisfies MessageEventBus['storeMessageAndEmit'])
+          );
+          if (!release) return written;
+          return written.then((result) => {
+            if (result?.leaseReleased === true) release.onReleased();
+            return result;
+          });
+        }) satisfies MessageEventBus['storeMessageAndEmit'])
       : undefined;
   }
   if (typeof joint.updateSessionStatusAndEmit === 'function') {
@@ -144,15 +157,12 @@ export function leaseConditionedAdapter(
     ) => {
       const { releaseLease, ...update } = options ?? {};
       const release = releaseLease ? lease.releaseWithTurnEnd : undefined;
-      const { deleteValuesWithPrefix } = release ?? {};
       const written = (
         joint.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
       ).call(events, sessions, sessionId, status, requests, {
         leaseHolder: holderId,
         ...update,
-        ...(release
-          ? { releaseLease: deleteValuesWithPrefix === undefined ? {} : { deleteValuesWithPrefix } }
-          : {}),
+        ...(release ? { releaseLease: releaseOf(release) } : {}),
       });
       if (!release) return written;
       return written.then((result) => {
@@ -174,6 +184,14 @@ export function leaseConditionedAdapter(
       events: conditionedEvents,
     },
   };
+}
+
+/** The `releaseLease` option of a turn's last write: the journal's values go with the lease. */
+function releaseOf(release: NonNullable<HeldLeaseIdentity['releaseWithTurnEnd']>): {
+  deleteValuesWithPrefix?: string;
+} {
+  const { deleteValuesWithPrefix } = release;
+  return deleteValuesWithPrefix === undefined ? {} : { deleteValuesWithPrefix };
 }
 
 /** `target` with some methods replaced; every other member is `target`'s (methods bound to it). */

@@ -74,6 +74,36 @@ export class RuntimeSessionLifecycle {
     const { events } = this.#adapter.backends;
     const sessionId = this.#sessionId;
     const { turnId } = state;
+    const blocker = outcome.error?.details?.blocker as DependencyBlocker | undefined;
+    if (!outcome.success && outcome.stopReason === 'dependency_blocked' && blocker) {
+      await events.emit({
+        type: 'output.message.completed',
+        sessionId,
+        turnId,
+        data: { text: blocker.message, toolCalls: 0, blocker },
+      });
+    }
+    // Status first (in the same atomic step where the bus writes both): a turn that lost its
+    // lease is refused there, before announcing anything.
+    // The turn's last write: where a lease is held and the bus can, it is released here too
+    // (the leased adapter fills in the holder and the journal's prefix).
+    await updateSessionStatusAndEmit(
+      this.#adapter.backends,
+      sessionId,
+      'idle',
+      this.turnEndedRequests(state, outcome),
+      { releaseLease: {} },
+    );
+    await this.forgetTurnJournal(state);
+  }
+
+  /**
+   * The events that end a turn, after its status is set idle: `turn.completed` (success) or
+   * `turn.failed`, then `session.idled` (see {@link turnEnded}).
+   */
+  turnEndedRequests(state: RuntimeTurnState, outcome: RuntimeTurnOutcome): EventRequest[] {
+    const sessionId = this.#sessionId;
+    const { turnId } = state;
     const summary = {
       turnId,
       inputMessageId: state.inputMessageId,
@@ -87,14 +117,6 @@ export class RuntimeSessionLifecycle {
       ended = { type: 'turn.completed', sessionId, turnId, data: summary };
     } else {
       const blocker = outcome.error?.details?.blocker as DependencyBlocker | undefined;
-      if (outcome.stopReason === 'dependency_blocked' && blocker) {
-        await events.emit({
-          type: 'output.message.completed',
-          sessionId,
-          turnId,
-          data: { text: blocker.message, toolCalls: 0, blocker },
-        });
-      }
       ended = {
         type: 'turn.failed',
         sessionId,
@@ -108,27 +130,21 @@ export class RuntimeSessionLifecycle {
         },
       };
     }
-    // Status first (in the same atomic step where the bus writes both): a turn that lost its
-    // lease is refused there, before announcing anything.
-    // The turn's last write: where a lease is held and the bus can, it is released here too
-    // (the leased adapter fills in the holder and the journal's prefix).
-    await updateSessionStatusAndEmit(
-      this.#adapter.backends,
-      sessionId,
-      'idle',
-      [
-        ended,
-        {
-          type: 'session.idled',
-          sessionId,
-          turnId,
-          data: { turnId, iterations: state.iteration, usage: state.usage },
-        },
-      ],
-      { releaseLease: {} },
-    );
+    return [
+      ended,
+      {
+        type: 'session.idled',
+        sessionId,
+        turnId,
+        data: { turnId, iterations: state.iteration, usage: state.usage },
+      },
+    ];
+  }
+
+  /** Forgets the tool-call journal entries of a turn that ended (when it made calls). */
+  async forgetTurnJournal(state: RuntimeTurnState): Promise<void> {
     if (state.toolCallsCount > 0) {
-      await toolCallJournalOf(this.#adapter).forgetTurn?.(sessionId, turnId);
+      await toolCallJournalOf(this.#adapter).forgetTurn?.(this.#sessionId, state.turnId);
     }
   }
 }

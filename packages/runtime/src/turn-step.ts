@@ -5,6 +5,7 @@ import {
   type InputMessage,
   inputMessageSchema,
   type LlmUsage,
+  type ReasonAtomInput,
   type ReasonAtomResult,
   type SessionSetupSnapshot,
   type TurnSnapshot,
@@ -189,6 +190,8 @@ export interface RunTurnStepOptions {
    * the step's last write, for a reason step run next in this process.
    */
   onTurnSnapshot?(snapshot: TurnSnapshot): void;
+  /** For a reason step: the turn's end, written with an answer that ends it (see `endTurn` of the core reason atom). */
+  endTurn?: ReasonAtomInput['endTurn'];
 }
 
 /**
@@ -214,11 +217,11 @@ export async function runTurnStep(
       });
       break;
     case 'reason':
-      output = await executeReasonActivity(
-        adapter,
-        step.state,
-        options.turnSnapshot ? { ...signal, turnSnapshot: options.turnSnapshot } : signal,
-      );
+      output = await executeReasonActivity(adapter, step.state, {
+        ...signal,
+        ...(options.turnSnapshot ? { turnSnapshot: options.turnSnapshot } : {}),
+        ...(options.endTurn ? { endTurn: options.endTurn } : {}),
+      });
       break;
     case 'act':
       output = await executeActActivity(adapter, step.act, {
@@ -293,6 +296,11 @@ export function turnResultOf(state: RuntimeTurnState, outcome: RuntimeTurnOutcom
 export interface TurnSteering {
   /** Stores the messages waiting now; resolves how many it stored. */
   take(): Promise<number>;
+  /**
+   * How many messages wait to be taken now. Without it a final answer is never written with the
+   * turn's end (a message could be waiting for it).
+   */
+  waiting?(): number;
 }
 
 /** Options of {@link driveTurn}. */
@@ -344,6 +352,13 @@ export async function driveTurn(
   const onTurnSnapshot = (snapshot: TurnSnapshot) => {
     carried = snapshot;
   };
+  // Set when a reason step wrote the turn's end with its final answer (see `endTurnWith`).
+  let endedWithAnswer = false;
+  const endTurn = options.reviewCompletion
+    ? undefined
+    : endTurnWith(adapter, steering, () => {
+        endedWithAnswer = true;
+      });
   for (;;) {
     if (plan.kind === 'complete' && plan.outcome.success && options.reviewCompletion) {
       const reviewed = await options.reviewCompletion(plan, adapter);
@@ -354,7 +369,17 @@ export async function driveTurn(
     }
     options.onPlan?.(plan);
     const step = nextTurnStep(plan);
-    if (!step) return settleTurn(adapter, plan);
+    if (!step) {
+      if (!endedWithAnswer) return settleTurn(adapter, plan);
+      // Its end went with the final answer: what settling does after the end's write is left.
+      await new RuntimeSessionLifecycle(adapter, plan.state.sessionId).forgetTurnJournal(
+        plan.state,
+      );
+      return turnResultOf(
+        plan.state,
+        (plan as Extract<RuntimeTurnPlan, { kind: 'complete' }>).outcome,
+      );
+    }
     let turnSnapshot = carried;
     carried = undefined;
     // Steering messages that arrived during the previous step join the history first (a
@@ -366,20 +391,50 @@ export async function driveTurn(
       ...signalOf(options.signal),
       // Messages that arrived while the model answered: stored now unless tool calls must get
       // their results first (they are then stored before the next reason step).
+      // Not after the turn's end was written with the answer: a message that came since is
+      // left for the turn that comes next.
       pendingUserMessages: (output) =>
         steering &&
         step.activity === 'reason' &&
+        !endedWithAnswer &&
         answersWithoutToolCalls(output as ReasonAtomResult)
           ? steering.take()
           : 0,
       ...(step.activity === 'act' && freshAnswer ? { freshCalls: true } : {}),
       ...(step.activity === 'reason' && turnSnapshot ? { turnSnapshot } : {}),
       ...(step.activity === 'act' ? { onTurnSnapshot } : {}),
+      ...(step.activity === 'reason' && endTurn ? { endTurn: endTurn(step.state) } : {}),
     });
     freshAnswer =
       step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;
     plan = outcome.plan;
   }
+}
+
+/**
+ * For a reason step of `state`: the turn's end to write with an answer that ends the turn, as
+ * `settleTurn` would write it once the planner completes the turn successfully. `undefined`
+ * (the end left to settling) when the planner would not complete it or steering messages wait.
+ * `onWritten` is told once the end is written.
+ */
+function endTurnWith(
+  adapter: RuntimeHostAdapter,
+  steering: TurnSteering | undefined,
+  onWritten: () => void,
+): ((state: RuntimeTurnState) => ReasonAtomInput['endTurn']) | undefined {
+  if (steering && !steering.waiting) return undefined;
+  return (state) => (answer) => {
+    if (steering?.waiting && steering.waiting() > 0) return undefined;
+    const plan = planNextHostTurn('reason', state, answer, 0, { trusted: true });
+    if (plan.kind !== 'complete' || !plan.outcome.success) return undefined;
+    const lifecycle = new RuntimeSessionLifecycle(adapter, state.sessionId);
+    return {
+      sessionStatus: 'idle',
+      events: lifecycle.turnEndedRequests(plan.state, plan.outcome),
+      releaseLease: {},
+      onWritten,
+    };
+  };
 }
 
 function answersWithoutToolCalls(output: ReasonAtomResult): boolean {

@@ -452,6 +452,73 @@ export function messageAndEventsTests(initializer: RuntimeStoreInitializer): voi
       }
     });
 
+    it('ends a turn with a message write (sessionStatus + releaseLease): all of the end with the message, or none of it', async (context) => {
+      const store = backends();
+      if (store.messages.leaseConditionedWrites !== true) {
+        context.skip();
+        return;
+      }
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const holderId = randomId('holder');
+      await store.sessions.claimTurnLease(session.id, holderId, 60_000);
+      const journal = `journal/${randomId('turn')}/`;
+      await store.storage.setValue(session.id, `${journal}call_1`, 'started');
+      await store.storage.setValue(session.id, 'kept/value', 'kept');
+      const first = await nextEventSeq(store, session.id);
+      const lease = { holderId, durationMs: 60_000 };
+      const end = {
+        lease,
+        sessionStatus: 'idle' as const,
+        releaseLease: { deleteValuesWithPrefix: journal },
+      };
+      const written = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('the answer', { idempotencyKey: `${randomId('turn')}/reason/1` }),
+        announce(session.id, 'turn_1'),
+        end,
+      );
+      expect(written.events.map((event) => event.seq)).toEqual([first + 1, first + 2]);
+      if (written.leaseReleased === true) {
+        expect(written.statusSet).toBe(true);
+        expect((await store.sessions.getSession(session.id))?.status).toBe('idle');
+        expect(await store.sessions.getTurnLease(session.id)).toBeNull();
+        expect(await store.storage.listKeys(session.id)).toEqual(['kept/value']);
+        // The released holder writes nothing more.
+        await expectErrorCode(
+          storeMessageAndEmit(
+            store,
+            session.id,
+            agentText('late'),
+            announce(session.id, 'turn_1'),
+            end,
+          ),
+          'TURN_IN_PROGRESS',
+        );
+        expect(await store.messages.count(session.id)).toBe(1);
+      } else {
+        // Nothing of the release happened: the caller still holds the lease and its values.
+        expect((await store.sessions.getTurnLease(session.id))?.holderId).toBe(holderId);
+        expect(await store.storage.listKeys(session.id)).toEqual([
+          `${journal}call_1`,
+          'kept/value',
+        ]);
+        if (written.statusSet !== true) {
+          expect((await store.sessions.getSession(session.id))?.status).toBe(session.status);
+        }
+      }
+      // Without the status nothing is released: the lease is renewed as by any leased write.
+      const other = makeSession();
+      await store.sessions.createSession(other);
+      await store.sessions.claimTurnLease(other.id, holderId, 60_000);
+      await storeMessageAndEmit(store, other.id, agentText('kept'), announce(other.id, 'turn_2'), {
+        lease,
+        releaseLease: {},
+      });
+      expect((await store.sessions.getTurnLease(other.id))?.holderId).toBe(holderId);
+    });
+
     it('starts a turn with sessionStatus: the status is set with the message and its events, or left for the caller', async () => {
       const store = backends();
       const session = makeSession();

@@ -331,6 +331,45 @@ describe('postgres stores: a committed write whose answer is lost', () => {
     expect(await backends.storage.listKeys(session.id)).toEqual([]);
   });
 
+  it('a final answer that ended the turn with it (lease released, journal forgotten) is found committed, once', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const journal = 'everruns:runtime/tool-started/turn_1/';
+    await backends.storage.setValue(session.id, `${journal}call_1`, 'started');
+    await backends.sessions.claimTurnLease(session.id, 'holder_1', 60_000);
+    const lostBefore = proxy.answersLost;
+    proxy.loseNextAnswerTo(table('messages'));
+    // The retry's INSERT finds the message and the lease gone (the lost attempt released it):
+    // the write stands, it is no lease refusal.
+    const result = await storeMessageAndEmit(
+      backends,
+      session.id,
+      {
+        role: 'agent',
+        content: [{ type: 'text', text: '4' }],
+        idempotencyKey: 'turn_1/reason/2',
+      },
+      (stored) => [
+        { type: 'output.message.completed', sessionId: session.id, data: { seq: stored.seq } },
+        { type: 'turn.completed', sessionId: session.id, data: {} },
+        { type: 'session.idled', sessionId: session.id, data: {} },
+      ],
+      {
+        lease: { holderId: 'holder_1', durationMs: 60_000 },
+        sessionStatus: 'idle',
+        releaseLease: { deleteValuesWithPrefix: journal },
+      },
+    );
+    expect(proxy.answersLost).toBe(lostBefore + 1);
+    expect(result).toMatchObject({ statusSet: true, leaseReleased: true });
+    expect(result.events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(await backends.events.loadEvents(session.id)).toEqual(result.events);
+    expect(await backends.messages.load(session.id)).toEqual([result.message]);
+    expect((await backends.sessions.getSession(session.id))?.status).toBe('idle');
+    expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
+    expect(await backends.storage.listKeys(session.id)).toEqual([]);
+  });
+
   it('a value claimed with its events (one statement) is found claimed by the retry, its events once', async () => {
     const session = makeSession();
     await backends.sessions.createSession(session);

@@ -388,7 +388,9 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
    * around one), and `{ message, events: null }` when the events were not written with the
    * message (an answered write; ephemeral events, events of another session or data that would
    * not match): the caller emits them. With `options.sessionStatus` the statement sets the status
-   * too, only when it writes the events (`statusSet: true`); never with `expectedSeq`.
+   * too, only when it writes the events (`statusSet: true`); never with `expectedSeq`. With
+   * `options.releaseLease` as well (and `options.lease`) it releases the lease instead of renewing
+   * it and deletes the values under the prefix (`leaseReleased: true`).
    */
   async storeMessageAndEmit(
     messages: RuntimeMessageStore,
@@ -406,6 +408,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
       joined,
       statusSet,
       turnSnapshot,
+      leaseReleased,
     } = await own.storeJointly(
       sessionId,
       message,
@@ -426,6 +429,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
     const result: JointMessageWrite = { message: stored, events: written };
     if (statusSet) result.statusSet = true;
     if (turnSnapshot) result.turnSnapshot = turnSnapshot;
+    if (leaseReleased === true) result.leaseReleased = true;
     return result;
   }
 

@@ -27,11 +27,13 @@ import {
   type TurnSnapshot,
   UsageTally,
 } from '@everruns-ts/core';
+import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import type { Attempt, Queryable } from './postgres-database.js';
 import { sleep } from './postgres-database.js';
 import { violatedConstraint } from './postgres-errors.js';
 import {
   checkLeaseRequest,
+  releasedLeaseCte,
   renewedLeaseCte,
   renewLeaseOrRefuse,
   turnLeaseRefusal,
@@ -307,9 +309,10 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     joined: Record<string, unknown> | null;
     statusSet: boolean;
     turnSnapshot?: TurnSnapshot;
+    leaseReleased?: boolean;
   }> {
     requireString(sessionId, 'sessionId');
-    const { expectedSeq, lease, sessionStatus } = options;
+    const { expectedSeq, lease, sessionStatus, releaseLease } = options;
     if (sessionStatus !== undefined) requireString(sessionStatus, 'sessionStatus');
     if (expectedSeq !== undefined && (!Number.isInteger(expectedSeq) || expectedSeq < 1)) {
       throw everrunsError('INVALID_INPUT', 'expectedSeq must be a positive integer', {
@@ -325,6 +328,17 @@ export class PostgresMessageStore implements RuntimeMessageStore {
         ? null
         : (joint?.((seq) => messageFromRow(sessionId, { ...prepared.row, seq })) ?? null);
     const setStatus = rows !== null && sessionStatus !== undefined;
+    const prefix = releaseLease?.deleteValuesWithPrefix;
+    if (prefix !== undefined) requireString(prefix, 'releaseLease.deleteValuesWithPrefix');
+    // The lease is released (instead of renewed) with the status only, and the values deleted
+    // only for a prefix the key-head range can express exactly (as a status write's release).
+    const release =
+      setStatus &&
+      lease !== undefined &&
+      releaseLease !== undefined &&
+      prefix !== '' &&
+      !(prefix !== undefined && endsInHighSurrogate(prefix));
+    const range = release && prefix !== undefined ? keyHeadRange(prefix) : null;
     if (rows?.ready) await rows.ready;
     const sessionHash = textDigest(sessionId);
     const { db } = this.#context;
@@ -338,10 +352,17 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     // With a lease: the renewal, then the INSERT only when it renewed, in one statement; `held`
     // tells a refused lease from a position that was not the expected one. Joint rows come in
     // CTEs after the INSERT's, written only when it inserted.
-    const firstJointParam = lease === undefined ? 13 : 15;
+    // A release takes the holder only, a renewal the holder and the duration.
+    const firstJointParam = lease === undefined ? 13 : release ? 14 : 15;
     // The status's parameters come after the joint rows'.
     const statusParam = firstJointParam + (rows?.params.length ?? 0);
     const statusSet = setStatus ? `status = $${statusParam}, updated_at = $${statusParam + 1}` : '';
+    const leaseCte =
+      lease === undefined
+        ? ''
+        : release
+          ? releasedLeaseCte(db.table('sessions'), 1, 13, statusSet)
+          : renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet);
     // The turn snapshot read in the same statement (its rows joined to the write's row): it sees
     // the tables as they were before the statement, which the message appended and the status set
     // are the only differences from (filled in by readSnapshot).
@@ -352,9 +373,19 @@ export class PostgresMessageStore implements RuntimeMessageStore {
       expectedSeq === undefined
         ? jointSnapshot.query(statusParam + (setStatus ? 2 : 0))
         : null;
+    const rangeParam = statusParam + (setStatus ? 2 : 0) + (snapshot?.params.length ?? 0);
+    const forgotten = range
+      ? `,
+           forgotten AS (
+             DELETE FROM ${db.table('session_values')}
+              WHERE session_hash = $1 AND ${keyPrefixCondition(range, rangeParam, rangeParam + 1, rangeParam + 2)}
+                AND EXISTS (SELECT 1 FROM inserted)
+             RETURNING 1
+           )`
+      : '';
     const text =
       rows !== null
-        ? `WITH ${snapshot ? 'RECURSIVE ' : ''}${lease === undefined ? '' : `${renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet)},`}
+        ? `WITH ${snapshot ? 'RECURSIVE ' : ''}${lease === undefined ? '' : `${leaseCte},`}
            inserted AS (
              ${insert}${lease === undefined ? '' : ' AND EXISTS (SELECT 1 FROM renewed)'}
              RETURNING seq
@@ -369,7 +400,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
            )`
                : ''
            }
-           ${snapshot ? `, ${snapshot.ctes}` : ''}
+           ${snapshot ? `, ${snapshot.ctes}` : ''}${forgotten}
            ${snapshot ? 'SELECT written.*, snapshot.* FROM (' : ''}SELECT (SELECT seq FROM inserted) AS seq${
              lease === undefined ? '' : ', EXISTS (SELECT 1 FROM renewed) AS held'
            }, ${rows.select}${
@@ -390,6 +421,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
       message: Message;
       joined: Record<string, unknown> | null;
       statusSet: boolean;
+      leaseReleased?: boolean;
       snapshotRows?: Record<string, unknown>[] | undefined;
     } = await db.run('storeMessage', async (client, attempt) => {
       for (let round = 1; ; round++) {
@@ -409,13 +441,27 @@ export class PostgresMessageStore implements RuntimeMessageStore {
             prepared.row.metadata,
             prepared.row.created_at,
             prepared.searchText,
-            ...(lease === undefined ? [] : [encodeText(lease.holderId), lease.durationMs]),
+            ...(lease === undefined
+              ? []
+              : release
+                ? [encodeText(lease.holderId)]
+                : [encodeText(lease.holderId), lease.durationMs]),
             ...(rows === null ? [] : rows.params),
             ...(setStatus ? [sessionStatus, prepared.row.created_at] : []),
             ...(snapshot ? snapshot.params : []),
+            ...(range ? keyPrefixParams(range) : []),
           ]);
           const inserted = result.rows[0];
           if (inserted?.held === false) {
+            // An earlier attempt that committed released the lease with its rows (its answer was
+            // lost): the lease is gone because the write stands.
+            if (release && attempt.afterConnectionLoss) {
+              const earlier = await this.#existingForKey(client, sessionHash, sessionId, prepared);
+              const joined = earlier?.id === prepared.id ? await rows!.committed(client) : null;
+              if (joined !== null) {
+                return { message: earlier!, joined, statusSet: true, leaseReleased: true };
+              }
+            }
             throw await turnLeaseRefusal(client, db.table('sessions'), sessionId);
           }
           if (inserted && inserted.seq !== null) {
@@ -423,6 +469,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
               message: messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq }),
               joined: rows === null ? null : inserted,
               statusSet: setStatus,
+              leaseReleased: release,
               snapshotRows: snapshot ? result.rows : undefined,
             };
           }

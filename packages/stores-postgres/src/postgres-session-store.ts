@@ -106,6 +106,28 @@ export function renewedLeaseCte(
 }
 
 /**
+ * The CTE `released` counterpart of {@link renewedLeaseCte} for a turn's last write: it ends the
+ * lease of the holder (parameter `holder`) instead of extending it, setting `alsoSet` too, and
+ * returns a row (`held`) only when that holder held it. Named `renewed` so the write's other CTEs
+ * are conditioned on it the same way.
+ */
+export function releasedLeaseCte(
+  sessionsTable: string,
+  session: number,
+  holder: number,
+  alsoSet = '',
+): string {
+  return `renewed AS (
+       UPDATE ${sessionsTable}
+          SET turn_lease_holder = NULL, turn_lease_expires_at = NULL${
+            alsoSet === '' ? '' : `, ${alsoSet}`
+          }
+        WHERE id_hash = $${session} AND turn_lease_holder = $${holder}
+       RETURNING 1 AS held
+     )`;
+}
+
+/**
  * Renews the lease of `holderId` on `client` (one statement, as `renewTurnLease`) and throws the
  * `TURN_IN_PROGRESS` error of {@link turnLeaseRefusal} when it does not hold it. For a leased
  * write answered without its INSERT (a stored message with the same idempotency key).

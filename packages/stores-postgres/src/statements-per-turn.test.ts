@@ -147,6 +147,14 @@ describe('statements of a math turn on PostgreSQL', () => {
           statement.text.includes('event_stored'),
       );
       expect(claimsWithEvents).toHaveLength(idempotent ? 0 : 1);
+      // The answer's write ends the turn: it releases the lease and forgets the turn's journal.
+      const last = sent[sent.length - 1]!.text;
+      expect(last).toMatch(/INSERT INTO \S+"messages"/);
+      expect(last).toContain('turn_lease_holder = NULL');
+      expect(last).toContain('forgotten AS ( DELETE FROM');
+      expect((await backends.sessions.getSession(session.id))?.status).toBe('idle');
+      expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
+      expect(await backends.storage.listKeys(session.id)).toEqual([]);
       expect(
         sent.filter((statement) => !statement.named).map((statement) => statement.text),
       ).toEqual(
@@ -167,8 +175,8 @@ describe('statements of a math turn on PostgreSQL', () => {
  * `reason.started` (stamped when the model was called) + `output.message.completed` +
  * `reason.completed`; `tool.started` (for a tool that is not idempotent, with the call's claim in
  * the tool-call journal); the tool result with `tool.completed`, reading the snapshot for the
- * second reason step; the answer with its three events; status idle with `turn.completed` +
- * `session.idled`, the lease released and the journal deleted (one statement). The act step does
- * not look for stored results of calls the reason step just stored.
+ * second reason step; the answer with its three events and the turn's end: status idle,
+ * `turn.completed` + `session.idled`, the lease released and the journal deleted (one statement).
+ * The act step does not look for stored results of calls the reason step just stored.
  */
-const STATEMENTS_PER_MATH_TURN = 7;
+const STATEMENTS_PER_MATH_TURN = 6;

@@ -32,9 +32,10 @@ export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promi
  * {@link emitEvents}): in one round trip when the bus is a {@link MessageEventBus} that can write
  * both together, otherwise as the two calls. `events` must build the same requests from equal
  * messages (it may be called more than once). `options.sessionStatus` and
- * `options.loadTurnSnapshot` are passed to such a bus only (see {@link JointMessageOptions});
- * `statusSet` says whether it set the status (when not, the caller sets it), `turnSnapshot` is the
- * snapshot it read with the write.
+ * `options.loadTurnSnapshot` and `options.releaseLease` are passed to such a bus only (see
+ * {@link JointMessageOptions}); `statusSet` says whether it set the status (when not, the caller
+ * sets it), `turnSnapshot` is the snapshot it read with the write, `leaseReleased` whether it
+ * released the turn lease.
  */
 export async function storeMessageAndEmit(
   backends: Pick<RuntimeBackends, 'messages' | 'events'>,
@@ -48,6 +49,7 @@ export async function storeMessageAndEmit(
     const result: StoredMessageAndEvents = { message: joint.message, events: joint.events };
     if (joint.statusSet === true) result.statusSet = true;
     if (joint.turnSnapshot) result.turnSnapshot = joint.turnSnapshot;
+    if (joint.leaseReleased === true) result.leaseReleased = true;
     return result;
   }
   let stored: Message;
@@ -56,7 +58,12 @@ export async function storeMessageAndEmit(
   } else if (options === undefined) {
     stored = await backends.messages.storeMessage(sessionId, message);
   } else {
-    const { sessionStatus: _status, loadTurnSnapshot: _snapshot, ...store } = options;
+    const {
+      sessionStatus: _status,
+      loadTurnSnapshot: _snapshot,
+      releaseLease: _release,
+      ...store
+    } = options;
     stored = await backends.messages.storeMessage(sessionId, message, store);
   }
   return { message: stored, events: await emitEvents(backends.events, events(stored)) };

@@ -1,3 +1,4 @@
+import type { SessionStatus } from '../domain.js';
 import type {
   LlmCallOptions,
   LlmDriver,
@@ -61,6 +62,28 @@ export interface ReasonAtomInput {
    * the step before).
    */
   snapshot?: TurnSnapshot;
+  /**
+   * The turn's end, to write with an answer that ends it. Asked only where the bus writes a
+   * message with its events in one round trip (`MessageEventBus`) and the answer is not streamed,
+   * before the write, with what the answer will be (success, no tool calls, no `messageId` yet);
+   * it returns the end to write, or `undefined` to leave the end to the caller. The answer, its
+   * events, then `end.events`, the status and (with `releaseLease`) the lease's release then go
+   * in that one write (the status apart when the bus did not set it with them), and
+   * `end.onWritten` is called: the caller must not end the turn again.
+   */
+  endTurn?(answer: ReasonAtomResult): ReasonTurnEnd | undefined;
+}
+
+/** The end of a turn written with its final answer (see {@link ReasonAtomInput.endTurn}). */
+export interface ReasonTurnEnd {
+  /** The status the turn leaves the session in. */
+  sessionStatus: SessionStatus;
+  /** The events that end the turn, stored after the answer's own. */
+  events: EventRequest[];
+  /** Release the turn lease with the write (see `JointMessageOptions.releaseLease`). */
+  releaseLease?: { deleteValuesWithPrefix?: string };
+  /** Called once the end was written with the answer; `leaseReleased` as the bus reports. */
+  onWritten(written: { leaseReleased: boolean }): void;
 }
 
 /** Output of the {@link reason} atom (plain JSON). */
@@ -266,8 +289,13 @@ export async function reason(
   };
   if (Object.keys(rekeyed).length > 0) metadata.rekeyedToolCallIds = rekeyed;
   if (response.responseId !== undefined) metadata.responseId = response.responseId;
+  // An answer that ends the turn may carry the end (see `endTurn`), where the bus can write it.
+  const end =
+    joinsEnd && calls.length === 0 && request.endTurn
+      ? request.endTurn(answerToBe(response, metadata))
+      : undefined;
   // The answer and the events announcing it in one round trip where the bus can write them.
-  const { message: stored } = await storeMessageAndEmit(
+  const written = await storeMessageAndEmit(
     backends,
     sessionId,
     { role: 'agent', turnId, content, idempotencyKey, metadata },
@@ -306,10 +334,38 @@ export async function reason(
             stopReason: response.stopReason,
           },
         },
+        ...(end ? end.events : []),
       ];
     },
+    end
+      ? {
+          sessionStatus: end.sessionStatus,
+          ...(end.releaseLease ? { releaseLease: end.releaseLease } : {}),
+        }
+      : undefined,
   );
-  const result = resultFromStored(stored, false);
+  if (end) {
+    // The end's events went out with the answer's either way: a bus that did not set the status
+    // with them (it wrote the events apart, or found the answer stored) leaves it to this step.
+    if (written.statusSet !== true) {
+      await backends.sessions.updateSessionStatus(sessionId, end.sessionStatus);
+    }
+    end.onWritten({ leaseReleased: written.leaseReleased === true });
+  }
+  return resultFromStored(written.message, false);
+}
+
+/** The result an answer without tool calls will have once stored (no `messageId` yet). */
+function answerToBe(response: LlmResponse, metadata: Record<string, unknown>): ReasonAtomResult {
+  const result: ReasonAtomResult = {
+    success: true,
+    text: response.text ?? '',
+    toolCalls: [],
+    replayed: false,
+  };
+  if (metadata.usage) result.usage = metadata.usage as LlmUsage;
+  if (metadata.stopReason) result.stopReason = metadata.stopReason as LlmStopReason;
+  if (typeof metadata.responseId === 'string') result.responseId = metadata.responseId;
   return result;
 }
 

@@ -525,6 +525,8 @@ export interface StoredMessageAndEvents {
   turnSnapshot?: TurnSnapshot;
   /** True when the turn lease was released with the message (see {@link JointMessageOptions}). */
   leaseReleased?: boolean;
+  /** True when the value of `options.claimValue` was set with the message (see {@link JointMessageOptions}). */
+  valueClaimed?: boolean;
 }
 
 /**
@@ -544,6 +546,8 @@ export interface JointMessageWrite {
   turnSnapshot?: TurnSnapshot;
   /** True when the write also released the turn lease, as `options.releaseLease` asked. */
   leaseReleased?: boolean;
+  /** True when the write also set the value of `options.claimValue` (its key had none). */
+  valueClaimed?: boolean;
 }
 
 /** Options of {@link MessageEventBus.storeMessageAndEmit}. */
@@ -572,6 +576,13 @@ export interface JointMessageOptions extends StoreMessageOptions {
    * one that did not leaves the lease held and the status to the caller.
    */
   releaseLease?: { deleteValuesWithPrefix?: string };
+  /**
+   * Also set a session-storage value where its key has none (as `storage.setValueIfAbsent`: a
+   * tool call's journal claim, written with the answer that makes the call) in the same atomic
+   * step, when the message is appended with its events. A bus that did so, through its own
+   * backend's `storage`, resolves `valueClaimed: true`; otherwise the caller claims it apart.
+   */
+  claimValue?: { storage: SessionStorageStore; key: string; value: string };
 }
 
 /**

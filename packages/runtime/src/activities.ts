@@ -121,6 +121,8 @@ export function executeReasonActivity(
     turnSnapshot?: TurnSnapshot;
     /** The turn's end, written with an answer that ends it (see the core reason atom's `endTurn`). */
     endTurn?: ReasonAtomInput['endTurn'];
+    /** The first call's start, written with the answer (see the core reason atom's `startFirstCall`). */
+    startFirstCall?: ReasonAtomInput['startFirstCall'];
   } = {},
 ): Promise<ReasonAtomResult> {
   const running = reason(adapter, {
@@ -135,6 +137,7 @@ export function executeReasonActivity(
     ...(state.stream ? { stream: true } : {}),
     ...(options.turnSnapshot ? { snapshot: options.turnSnapshot } : {}),
     ...(options.endTurn ? { endTurn: options.endTurn } : {}),
+    ...(options.startFirstCall ? { startFirstCall: options.startFirstCall } : {}),
   });
   return options.signal ? settleOnAbort(running, options.signal) : running;
 }
@@ -196,6 +199,11 @@ export interface ActActivityOptions {
    * the core act atom's `onTurnSnapshot`), for the reason step that follows in this process.
    */
   onTurnSnapshot?(snapshot: TurnSnapshot): void;
+  /**
+   * Calls whose `tool.started` and journal claim the reason step just run here wrote with its
+   * answer (its `startedCallIds`; see the core act atom's `startedCalls`).
+   */
+  startedCalls?: readonly string[];
 }
 
 /** Output of {@link executeActActivity}: the act atom's result, plus the blocker of a blocked session. */
@@ -258,6 +266,7 @@ export async function executeActActivity(
     ...(onToolStarted ? { onToolStarted: (call: ToolCall) => onToolStarted(call.id) } : {}),
     ...(options.freshCalls ? { freshCalls: true } : {}),
     ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
+    ...(options.startedCalls ? { startedCalls: options.startedCalls } : {}),
   });
 }
 

@@ -33,6 +33,17 @@ export interface ToolCallJournal {
   ): Promise<boolean>;
   /** Drops the records of a finished turn; optional, best effort. */
   forgetTurn?(sessionId: string, turnId: string): Promise<void>;
+  /**
+   * For a journal kept in session storage: the value that records the call's start (its store,
+   * key and a value unique to this claim), for a caller that sets it with another write in one
+   * round trip (the answer that makes the call: `JointMessageOptions.claimValue` of core) where
+   * {@link claim} would. Optional: without it every claim goes through {@link claim}.
+   */
+  claimRecord?(
+    sessionId: string,
+    turnId: string,
+    toolCallId: string,
+  ): { storage: SessionStorageStore; key: string; value: string };
 }
 
 const claimsInFlight = new WeakMap<SessionStorageStore, Map<string, Promise<void>>>();
@@ -59,6 +70,18 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
     return this.claimAndEmit(sessionId, turnId, toolCallId);
   }
 
+  claimRecord(
+    _sessionId: string,
+    turnId: string,
+    toolCallId: string,
+  ): { storage: SessionStorageStore; key: string; value: string } {
+    return {
+      storage: this.#storage,
+      key: `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/${toolCallId}`,
+      value: new Date().toISOString(),
+    };
+  }
+
   claimAndEmit(
     sessionId: string,
     turnId: string,
@@ -66,7 +89,7 @@ export class SessionStorageToolCallJournal implements ToolCallJournal {
     bus?: EventBus,
     events: EventRequest[] = [],
   ): Promise<boolean> {
-    const key = `${TOOL_CALL_JOURNAL_KEY_PREFIX}${turnId}/${toolCallId}`;
+    const { key } = this.claimRecord(sessionId, turnId, toolCallId);
     // Claims of one key through one store are serialised inside this process, so concurrent
     // hosts sharing a store object cannot both win.
     let pending = claimsInFlight.get(this.#storage);
@@ -157,6 +180,14 @@ export class ReleaseForgetsToolCallJournal implements ToolCallJournal {
     events: EventRequest[],
   ): Promise<boolean> {
     return this.#journal.claimAndEmit(sessionId, turnId, toolCallId, bus, events);
+  }
+
+  claimRecord(
+    sessionId: string,
+    turnId: string,
+    toolCallId: string,
+  ): { storage: SessionStorageStore; key: string; value: string } {
+    return this.#journal.claimRecord(sessionId, turnId, toolCallId);
   }
 
   async forgetTurn(_sessionId: string, turnId: string): Promise<void> {

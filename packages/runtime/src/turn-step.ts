@@ -13,7 +13,7 @@ import {
 import { z } from 'zod';
 import { executeActActivity, executeInputActivity, executeReasonActivity } from './activities.js';
 import { rememberWaitingTurn } from './client-tool-results.js';
-import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
+import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
 import {
   initialTurnState,
@@ -192,6 +192,10 @@ export interface RunTurnStepOptions {
   onTurnSnapshot?(snapshot: TurnSnapshot): void;
   /** For a reason step: the turn's end, written with an answer that ends it (see `endTurn` of the core reason atom). */
   endTurn?: ReasonAtomInput['endTurn'];
+  /** For a reason step: the first call's start, written with the answer (see `startFirstCall` of the core reason atom). */
+  startFirstCall?: ReasonAtomInput['startFirstCall'];
+  /** For an act step: the calls the reason step just run here started with its answer. */
+  startedCalls?: readonly string[];
 }
 
 /**
@@ -221,6 +225,7 @@ export async function runTurnStep(
         ...signal,
         ...(options.turnSnapshot ? { turnSnapshot: options.turnSnapshot } : {}),
         ...(options.endTurn ? { endTurn: options.endTurn } : {}),
+        ...(options.startFirstCall ? { startFirstCall: options.startFirstCall } : {}),
       });
       break;
     case 'act':
@@ -228,6 +233,7 @@ export async function runTurnStep(
         ...signal,
         ...(options.freshCalls ? { freshCalls: true } : {}),
         ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
+        ...(options.startedCalls ? { startedCalls: options.startedCalls } : {}),
       });
       break;
   }
@@ -347,6 +353,12 @@ export async function driveTurn(
   // Whether the last step was a reason step that stored its answer itself (so the act step after
   // it has no stored results to look for).
   let freshAnswer = false;
+  // The calls that reason step started with its answer (see `startFirstCall`).
+  let startedCalls: readonly string[] | undefined;
+  const journal = toolCallJournalOf(adapter);
+  const startFirstCall: ReasonAtomInput['startFirstCall'] = {
+    claimOf: (call) => journal.claimRecord?.(plan.state.sessionId, plan.state.turnId, call.id),
+  };
   // The snapshot the last step read with its last write, for a reason step right after it.
   let carried = options.turnSnapshot;
   const onTurnSnapshot = (snapshot: TurnSnapshot) => {
@@ -404,9 +416,12 @@ export async function driveTurn(
       ...(step.activity === 'reason' && turnSnapshot ? { turnSnapshot } : {}),
       ...(step.activity === 'act' ? { onTurnSnapshot } : {}),
       ...(step.activity === 'reason' && endTurn ? { endTurn: endTurn(step.state) } : {}),
+      ...(step.activity === 'reason' ? { startFirstCall } : {}),
+      ...(step.activity === 'act' && freshAnswer && startedCalls ? { startedCalls } : {}),
     });
     freshAnswer =
       step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;
+    startedCalls = freshAnswer ? (outcome.output as ReasonAtomResult).startedCallIds : undefined;
     plan = outcome.plan;
   }
 }

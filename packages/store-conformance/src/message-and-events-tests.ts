@@ -519,6 +519,39 @@ export function messageAndEventsTests(initializer: RuntimeStoreInitializer): voi
       expect((await store.sessions.getTurnLease(other.id))?.holderId).toBe(holderId);
     });
 
+    it('claims a value with a message write (claimValue): set with it, or left for the caller; a set key is kept', async () => {
+      const store = backends();
+      const session = makeSession();
+      await store.sessions.createSession(session);
+      const key = `journal/${randomId('turn')}/call_1`;
+      const written = await storeMessageAndEmit(
+        store,
+        session.id,
+        agentText('calls a tool', { idempotencyKey: `${randomId('turn')}/reason/1` }),
+        announce(session.id, 'turn_1'),
+        { claimValue: { storage: store.storage, key, value: 'first' } },
+      );
+      expect(written.events).toHaveLength(2);
+      if (written.valueClaimed === true) {
+        expect(await store.storage.getValue(session.id, key)).toBe('first');
+        // A key that holds a value keeps it: the write stands, the claim says it did not set it.
+        const again = await storeMessageAndEmit(
+          store,
+          session.id,
+          agentText('again', { idempotencyKey: `${randomId('turn')}/reason/1` }),
+          announce(session.id, 'turn_1'),
+          { claimValue: { storage: store.storage, key, value: 'second' } },
+        );
+        expect(again.valueClaimed).not.toBe(true);
+        expect(again.events).toHaveLength(2);
+        expect(await store.storage.getValue(session.id, key)).toBe('first');
+        expect(await store.messages.count(session.id)).toBe(2);
+      } else {
+        // Nothing was claimed: the caller claims it apart.
+        expect(await store.storage.getValue(session.id, key)).toBeNull();
+      }
+    });
+
     it('starts a turn with sessionStatus: the status is set with the message and its events, or left for the caller', async () => {
       const store = backends();
       const session = makeSession();

@@ -370,6 +370,33 @@ describe('postgres stores: a committed write whose answer is lost', () => {
     expect(await backends.storage.listKeys(session.id)).toEqual([]);
   });
 
+  it('an answer stored with a journal claim (one statement) is found with its claim by the retry, once', async () => {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    const key = 'everruns:runtime/tool-started/turn_1/call_1';
+    const lostBefore = proxy.answersLost;
+    proxy.loseNextAnswerTo(table('messages'));
+    const result = await storeMessageAndEmit(
+      backends,
+      session.id,
+      {
+        role: 'agent',
+        content: [{ type: 'tool_call', id: 'call_1', name: 'add', arguments: {} }],
+        idempotencyKey: 'turn_1/reason/1',
+      },
+      (stored) => [
+        { type: 'output.message.completed', sessionId: session.id, data: { seq: stored.seq } },
+        { type: 'tool.started', sessionId: session.id, data: { toolCallId: 'call_1' } },
+      ],
+      { claimValue: { storage: backends.storage, key, value: '2026-12-02T00:00:00.000Z' } },
+    );
+    expect(proxy.answersLost).toBe(lostBefore + 1);
+    expect(result.valueClaimed).toBe(true);
+    expect(result.events.map((event) => event.seq)).toEqual([1, 2]);
+    expect(await backends.events.loadEvents(session.id)).toEqual(result.events);
+    expect(await backends.storage.getValue(session.id, key)).toBe('2026-12-02T00:00:00.000Z');
+  });
+
   it('a value claimed with its events (one statement) is found claimed by the retry, its events once', async () => {
     const session = makeSession();
     await backends.sessions.createSession(session);

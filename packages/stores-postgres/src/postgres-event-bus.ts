@@ -179,6 +179,28 @@ interface JointEvents {
   finish(messageSeq: number, firstSeq: number): RuntimeEvent[];
 }
 
+/**
+ * Two sets of joint rows written in one statement: `first`'s CTEs then `second`'s (its
+ * parameters numbered after `first`'s), both SELECTs; committed when `first` is, with what
+ * `second` says.
+ */
+function bothJointRows(first: JointRows, second: JointRows): JointRows {
+  const rows: JointRows = {
+    ctes: (from, driver) =>
+      `${first.ctes(from, driver)},
+           ${second.ctes(from + first.params.length, driver)}`,
+    select: `${first.select}, ${second.select}`,
+    params: [...first.params, ...second.params],
+    committed: async (client) => {
+      const earlier = await first.committed(client);
+      return earlier === null ? null : { ...earlier, ...(await second.committed(client)) };
+    },
+  };
+  const ready = [first.ready, second.ready].filter((entry) => entry !== undefined);
+  if (ready.length > 0) rows.ready = Promise.all(ready).then(() => undefined);
+  return rows;
+}
+
 /** Sessions whose last kept `seq` the bus remembers (for the `seq` of ephemeral events). */
 const REMEMBERED_SESSIONS = 10_000;
 /** Payloads sent per `NOTIFY` statement. */
@@ -402,6 +424,14 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
     if (typeof events !== 'function') throw new TypeError('events must be a function');
     const own = PostgresMessageStore.sameBackend(messages, this.#context);
     if (own === null) return null;
+    // A value to claim with the message goes in the same statement through this backend's own
+    // storage only (the caller claims it apart otherwise).
+    const claim = options?.claimValue;
+    const claimStore = claim
+      ? PostgresSessionStorageStore.sameBackend(claim.storage, this.#context)
+      : null;
+    const claimRows =
+      claim && claimStore ? claimStore.claimRows(sessionId, claim.key, claim.value) : null;
     let prepared: JointEvents | null = null;
     const {
       message: stored,
@@ -419,7 +449,8 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
           storedAt,
           events as (stored: Message | null) => EventRequest[],
         );
-        return prepared?.rows ?? null;
+        const rows = prepared?.rows ?? null;
+        return rows && claimRows ? bothJointRows(rows, claimRows) : rows;
       },
       options?.loadTurnSnapshot === true ? jointTurnSnapshot(this.#context, sessionId) : undefined,
     );
@@ -430,6 +461,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
     if (statusSet) result.statusSet = true;
     if (turnSnapshot) result.turnSnapshot = turnSnapshot;
     if (leaseReleased === true) result.leaseReleased = true;
+    if (claimRows && joined.value_claimed === true) result.valueClaimed = true;
     return result;
   }
 

@@ -86,6 +86,37 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
     });
   }
 
+  /**
+   * The rows that set `value` under `key` where the key has none, written in the statement of
+   * another write (see `JointRows`; the session digest is `$1`): `value_claimed` in the final
+   * SELECT says whether they set it. An earlier attempt whose answer was lost set it when the row
+   * holds exactly `value` (claims carry a unique value). For the event bus of the same backend.
+   * @internal
+   */
+  claimRows(sessionId: string, key: string, value: string): JointRows {
+    const { encodedKey, encodedValue } = this.#encodeValue(sessionId, key, value);
+    const { db } = this.#context;
+    const keyHash = textDigest(key);
+    return {
+      ctes: (first, driver) => `value_claimed AS (
+             INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
+             SELECT $1, $${first}::bytea, $${first + 1}::text, $${first + 2}::text
+              WHERE EXISTS (SELECT 1 FROM ${driver})
+             ON CONFLICT (session_hash, key_hash) DO NOTHING
+             RETURNING 1
+           )`,
+      select: 'EXISTS (SELECT 1 FROM value_claimed) AS value_claimed',
+      params: [keyHash, encodedKey, encodedValue],
+      committed: async (client) => {
+        const stored = await client.query<{ value: string }>(
+          `SELECT value FROM ${db.table('session_values')} WHERE session_hash = $1 AND key_hash = $2`,
+          [textDigest(sessionId), keyHash],
+        );
+        return { value_claimed: stored.rows[0]?.value === encodedValue };
+      },
+    };
+  }
+
   /** Checks a value's session, key and value and encodes them (`VALUE_TOO_LARGE` above the limit). */
   #encodeValue(
     sessionId: string,

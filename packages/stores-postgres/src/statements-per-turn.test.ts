@@ -139,14 +139,18 @@ describe('statements of a math turn on PostgreSQL', () => {
       const statements = backends.queryCount() - before;
       expect(sent).toHaveLength(statements);
       // An idempotent tool is not claimed in the journal (it may run again after a crash); another
-      // is claimed in the statement that stores its `tool.started`: the same count either way.
+      // is claimed in the statement that stores the answer making the call, with its
+      // `tool.started`: the same count either way.
       expect(statements).toBe(STATEMENTS_PER_MATH_TURN);
-      const claimsWithEvents = sent.filter(
+      const claimsWithAnswer = sent.filter(
         (statement) =>
-          /claimed AS \(\s*INSERT INTO/.test(statement.text) &&
-          statement.text.includes('event_stored'),
+          statement.text.includes('value_claimed AS ( INSERT INTO') &&
+          /INSERT INTO \S+"messages"/.test(statement.text),
       );
-      expect(claimsWithEvents).toHaveLength(idempotent ? 0 : 1);
+      expect(claimsWithAnswer).toHaveLength(idempotent ? 0 : 1);
+      expect(
+        sent.filter((statement) => /claimed AS \(\s*INSERT INTO/.test(statement.text)),
+      ).toEqual(claimsWithAnswer);
       // The answer's write ends the turn: it releases the lease and forgets the turn's journal.
       const last = sent[sent.length - 1]!.text;
       expect(last).toMatch(/INSERT INTO \S+"messages"/);
@@ -173,10 +177,11 @@ describe('statements of a math turn on PostgreSQL', () => {
  * reason step in the same statement (its write renews the lease, as every message write below,
  * and stores the events announcing the message with it); the agent message with
  * `reason.started` (stamped when the model was called) + `output.message.completed` +
- * `reason.completed`; `tool.started` (for a tool that is not idempotent, with the call's claim in
- * the tool-call journal); the tool result with `tool.completed`, reading the snapshot for the
- * second reason step; the answer with its three events and the turn's end: status idle,
- * `turn.completed` + `session.idled`, the lease released and the journal deleted (one statement).
- * The act step does not look for stored results of calls the reason step just stored.
+ * `reason.completed` + the call's `tool.started` (for a tool that is not idempotent, with the
+ * call's claim in the tool-call journal); the tool result with `tool.completed`, reading the
+ * snapshot for the second reason step; the answer with its three events and the turn's end:
+ * status idle, `turn.completed` + `session.idled`, the lease released and the journal deleted
+ * (one statement). The act step does not look for stored results of calls the reason step just
+ * stored.
  */
-const STATEMENTS_PER_MATH_TURN = 6;
+const STATEMENTS_PER_MATH_TURN = 5;

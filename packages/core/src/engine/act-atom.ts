@@ -11,7 +11,7 @@ import { storeMessageAndEmit } from './emit-events.js';
 import { executeToolCall, type ToolCallOutcome, truncateResult } from './execute-tool-call.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
 import { sessionCapabilityChanges } from './session-capability-changes.js';
-import { toolCompletedRequest } from './tool-completed.js';
+import { toolCompletedRequest, toolStartedRequest } from './tool-completed.js';
 import type { AtomDependencies } from './turn-types.js';
 
 /** Input of the {@link act} atom. */
@@ -45,6 +45,12 @@ export interface ActAtomInput {
    * a queue, retried or resumed: those must look.
    */
   freshCalls?: boolean;
+  /**
+   * Calls whose `tool.started` (and journal claim) the reason step just wrote with its answer in
+   * this process (its result's `startedCallIds`): they run without being started again. Never
+   * set for a step read back from a queue, retried or resumed.
+   */
+  startedCalls?: readonly string[];
   /**
    * Called with the session's turn snapshot as it stands after the step's last write, when the
    * bus read it with that write (see `JointMessageOptions.loadTurnSnapshot`): for the reason step
@@ -132,18 +138,16 @@ export async function act(
     throwIfAborted(request.signal);
     const started = Date.now();
     let outcome: ToolCallOutcome;
-    const startedEvent: EventRequest = {
-      type: 'tool.started',
-      sessionId,
-      turnId,
-      data: { toolCallId: call.id, toolName: call.name, iteration },
-    };
+    const startedEvent = toolStartedRequest(sessionId, turnId, call, iteration);
     // An idempotent tool runs again after a crash whether or not it started: it is not asked
     // about (nor claimed in a journal). Another is claimed with its `tool.started` where the
-    // caller can (`startCall`), else asked about, then announced.
+    // caller can (`startCall`), else asked about, then announced. A call whose start the reason
+    // step wrote with its answer (`startedCalls`) is started already.
     const claims = !turnTool?.tool.idempotent;
     let interrupted: boolean;
-    if (claims && request.startCall) {
+    if (request.startedCalls?.includes(call.id)) {
+      interrupted = false;
+    } else if (claims && request.startCall) {
       interrupted = !(await request.startCall(call, startedEvent));
     } else {
       interrupted =

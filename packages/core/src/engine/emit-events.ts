@@ -32,10 +32,10 @@ export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promi
  * {@link emitEvents}): in one round trip when the bus is a {@link MessageEventBus} that can write
  * both together, otherwise as the two calls. `events` must build the same requests from equal
  * messages (it may be called more than once). `options.sessionStatus` and
- * `options.loadTurnSnapshot` and `options.releaseLease` are passed to such a bus only (see
- * {@link JointMessageOptions}); `statusSet` says whether it set the status (when not, the caller
- * sets it), `turnSnapshot` is the snapshot it read with the write, `leaseReleased` whether it
- * released the turn lease.
+ * `options.loadTurnSnapshot`, `options.releaseLease` and `options.claimValue` are passed to such a
+ * bus only (see {@link JointMessageOptions}); `statusSet` says whether it set the status (when
+ * not, the caller sets it), `turnSnapshot` is the snapshot it read with the write,
+ * `leaseReleased` whether it released the turn lease, `valueClaimed` whether it set the value.
  */
 export async function storeMessageAndEmit(
   backends: Pick<RuntimeBackends, 'messages' | 'events'>,
@@ -50,6 +50,7 @@ export async function storeMessageAndEmit(
     if (joint.statusSet === true) result.statusSet = true;
     if (joint.turnSnapshot) result.turnSnapshot = joint.turnSnapshot;
     if (joint.leaseReleased === true) result.leaseReleased = true;
+    if (joint.valueClaimed === true) result.valueClaimed = true;
     return result;
   }
   let stored: Message;
@@ -62,6 +63,7 @@ export async function storeMessageAndEmit(
       sessionStatus: _status,
       loadTurnSnapshot: _snapshot,
       releaseLease: _release,
+      claimValue: _claim,
       ...store
     } = options;
     stored = await backends.messages.storeMessage(sessionId, message, store);

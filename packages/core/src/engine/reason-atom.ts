@@ -23,7 +23,7 @@ import {
   modelFailureText,
   PROVIDER_NOT_CONFIGURED_FAILURE,
 } from '../model-failure-text.js';
-import type { MessageEventBus, TurnSnapshot } from '../stores.js';
+import type { MessageEventBus, SessionStorageStore, TurnSnapshot } from '../stores.js';
 import { isoNow } from '../time.js';
 import { assembleTurnContextWithSetup } from './assemble-turn-context.js';
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
@@ -31,12 +31,13 @@ import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents, storeMessageAndEmit } from './emit-events.js';
 import type { ModelCallHooksOutcome } from './model-call-hooks.js';
 import { runBeforeModelCallHooks } from './model-call-hooks.js';
+import { toolStartedRequest } from './tool-completed.js';
 import {
   redactApiKey,
   redactApiKeyInData,
   turnContextWithoutSecrets,
 } from './turn-context-without-secrets.js';
-import type { AssembledTurnContext, AtomDependencies } from './turn-types.js';
+import type { AssembledTurnContext, AtomDependencies, TurnSetup } from './turn-types.js';
 
 /** Input of the {@link reason} atom. */
 export interface ReasonAtomInput {
@@ -72,6 +73,18 @@ export interface ReasonAtomInput {
    * `end.onWritten` is called: the caller must not end the turn again.
    */
   endTurn?(answer: ReasonAtomResult): ReasonTurnEnd | undefined;
+  /**
+   * The act step that follows runs the answer's calls at once in this process and takes the
+   * result's `startedCallIds` (see the act atom's `startedCalls`): the first call's `tool.started`
+   * may then go with the answer's write (where the bus writes a message with its events in one
+   * round trip and the answer is not streamed), with the call's journal claim that `claimOf`
+   * gives for a tool that is not idempotent (`undefined`: that call is left to the act step).
+   */
+  startFirstCall?: {
+    claimOf(
+      call: ToolCall,
+    ): { storage: SessionStorageStore; key: string; value: string } | undefined;
+  };
 }
 
 /** The end of a turn written with its final answer (see {@link ReasonAtomInput.endTurn}). */
@@ -99,6 +112,11 @@ export interface ReasonAtomResult {
   responseId?: string;
   /** True when the answer was already stored and the model was not called again. */
   replayed: boolean;
+  /**
+   * Calls whose `tool.started` (and journal claim) were written with the answer (see
+   * `startFirstCall`): the act step must not start them again.
+   */
+  startedCallIds?: string[];
   error?: { code: string; message: string; details?: Record<string, unknown> };
 }
 
@@ -146,6 +164,7 @@ export async function reason(
   if (existing) return resultFromStored(existing, true);
   throwIfAborted(request.signal);
   let context: AssembledTurnContext;
+  let setup: TurnSetup;
   let hookStop: ModelCallHooksOutcome['stop'];
   try {
     const assembled = await assembleTurnContextWithSetup(dependencies, sessionId, {
@@ -161,6 +180,7 @@ export async function reason(
       ...(request.signal ? { signal: request.signal } : {}),
     });
     context = hooked.context;
+    setup = assembled.setup;
     hookStop = hooked.stop;
   } catch (error) {
     if (EverrunsError.hasCode(error, 'CAPABILITY_FAILED')) {
@@ -289,6 +309,8 @@ export async function reason(
   };
   if (Object.keys(rekeyed).length > 0) metadata.rekeyedToolCallIds = rekeyed;
   if (response.responseId !== undefined) metadata.responseId = response.responseId;
+  // The first call's start may go with the answer (see `startFirstCall`), where the bus can.
+  const firstCall = joinsEnd ? firstCallStart(request, setup, content) : undefined;
   // An answer that ends the turn may carry the end (see `endTurn`), where the bus can write it.
   const end =
     joinsEnd && calls.length === 0 && request.endTurn
@@ -335,6 +357,7 @@ export async function reason(
           },
         },
         ...(end ? end.events : []),
+        ...(firstCall ? [firstCall.started] : []),
       ];
     },
     end
@@ -342,7 +365,9 @@ export async function reason(
           sessionStatus: end.sessionStatus,
           ...(end.releaseLease ? { releaseLease: end.releaseLease } : {}),
         }
-      : undefined,
+      : firstCall?.claim
+        ? { claimValue: firstCall.claim }
+        : undefined,
   );
   if (end) {
     // The end's events went out with the answer's either way: a bus that did not set the status
@@ -352,7 +377,55 @@ export async function reason(
     }
     end.onWritten({ leaseReleased: written.leaseReleased === true });
   }
-  return resultFromStored(written.message, false);
+  const result = resultFromStored(written.message, false);
+  if (firstCall) {
+    // Its `tool.started` went out with the answer's events either way; a claim the bus did not
+    // write with them is made here (a call claimed before is left to the act step).
+    const { claim } = firstCall;
+    if (!claim || written.valueClaimed === true || (await claimApart(claim, sessionId))) {
+      result.startedCallIds = [firstCall.started.data.toolCallId as string];
+    }
+  }
+  return result;
+}
+
+/**
+ * The `tool.started` of the answer's first call, and its journal claim, to write with the answer
+ * (see `startFirstCall`): none for a client-side tool, nor for a claim the caller cannot give.
+ */
+function firstCallStart(
+  request: ReasonAtomInput,
+  setup: TurnSetup,
+  content: readonly ContentPart[],
+):
+  | {
+      started: EventRequest;
+      claim?: { storage: SessionStorageStore; key: string; value: string };
+    }
+  | undefined {
+  if (!request.startFirstCall) return undefined;
+  const part = content.find((entry) => entry.type === 'tool_call');
+  if (part?.type !== 'tool_call') return undefined;
+  const call: ToolCall = { id: part.id, name: part.name, arguments: part.arguments };
+  const tool = setup.tools.get(call.name)?.tool;
+  if (tool?.clientSide) return undefined;
+  const started = toolStartedRequest(request.sessionId, request.turnId, call, request.iteration);
+  // An idempotent tool is not claimed (it runs again after a crash); another tool is.
+  if (tool?.idempotent) return { started };
+  const claim = request.startFirstCall.claimOf(call);
+  return claim ? { started, claim } : undefined;
+}
+
+/** `storage.setValueIfAbsent` (read then write where the store has none): whether it set it. */
+async function claimApart(
+  claim: { storage: SessionStorageStore; key: string; value: string },
+  sessionId: string,
+): Promise<boolean> {
+  const { storage, key, value } = claim;
+  if (storage.setValueIfAbsent) return storage.setValueIfAbsent(sessionId, key, value);
+  if ((await storage.getValue(sessionId, key)) !== null) return false;
+  await storage.setValue(sessionId, key, value);
+  return true;
 }
 
 /** The result an answer without tool calls will have once stored (no `messageId` yet). */

@@ -1,4 +1,5 @@
 import type { EventRequest } from '../event.js';
+import type { ToolCall } from '../message.js';
 
 /** What a `tool.completed` event says, as {@link toolCompletedRequest} builds it. */
 export interface ToolCompletion {
@@ -39,5 +40,20 @@ export function toolCompletedRequest(completion: ToolCompletion): EventRequest {
     sessionId: completion.sessionId,
     turnId: completion.turnId,
     data,
+  };
+}
+
+/** The `tool.started` event request of a call the act step is about to run. */
+export function toolStartedRequest(
+  sessionId: string,
+  turnId: string,
+  call: Pick<ToolCall, 'id' | 'name'>,
+  iteration: number,
+): EventRequest {
+  return {
+    type: 'tool.started',
+    sessionId,
+    turnId,
+    data: { toolCallId: call.id, toolName: call.name, iteration },
   };
 }

@@ -355,9 +355,10 @@ export async function driveTurn(
   let freshAnswer = false;
   // The calls that reason step started with its answer (see `startFirstCall`).
   let startedCalls: readonly string[] | undefined;
-  const journal = toolCallJournalOf(adapter);
+  // Asked only for an answer with calls, on a bus that writes them with it.
   const startFirstCall: ReasonAtomInput['startFirstCall'] = {
-    claimOf: (call) => journal.claimRecord?.(plan.state.sessionId, plan.state.turnId, call.id),
+    claimOf: (call) =>
+      toolCallJournalOf(adapter).claimRecord?.(plan.state.sessionId, plan.state.turnId, call.id),
   };
   // The snapshot the last step read with its last write, for a reason step right after it.
   let carried = options.turnSnapshot;

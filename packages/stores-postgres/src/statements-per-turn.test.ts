@@ -101,6 +101,12 @@ function mathRuntime(backends: PostgresBackends, idempotent: boolean) {
         stopReason: 'tool_calls',
       };
     },
+    // A streamed answer: one text piece, then the answer `generate` gives.
+    async *stream(request) {
+      const response = await this.generate(request);
+      if (response.text) yield { type: 'text_delta' as const, text: response.text };
+      yield { type: 'finish' as const, response };
+    },
   });
   return new InProcessRuntimeBuilder()
     .platformDefinition(platform)
@@ -168,6 +174,29 @@ describe('statements of a math turn on PostgreSQL', () => {
       );
     });
   }
+
+  it('sends two statements more for a streamed turn: each reason.started goes before its pieces', async () => {
+    const runtime = await mathRuntime(backends, false);
+    const session = await runtime.createSession({ harnessId: 'math' });
+    await runtime.runTextTurn(session.id, 'What is 2 + 2?');
+    recorder.start();
+    const stream = runtime.streamTextTurn(session.id, 'What is 2 + 2?');
+    for await (const _part of stream) {
+      // drained
+    }
+    const result = await stream.result;
+    const sent = recorder.stop();
+    expect(result.response).toBe('4');
+    // The answer's text piece goes to other processes in a background NOTIFY of its own.
+    const turn = sent.filter((statement) => !statement.text.startsWith('SELECT pg_notify('));
+    expect(turn).toHaveLength(STATEMENTS_PER_MATH_TURN + 2);
+    // The two extra ones store an event on its own (the `reason.started` of each model call).
+    expect(
+      turn.filter((statement) => statement.text.startsWith('WITH next AS ( INSERT INTO')),
+    ).toHaveLength(2);
+    expect((await backends.sessions.getSession(session.id))?.status).toBe('idle');
+    expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
+  });
 });
 
 /**

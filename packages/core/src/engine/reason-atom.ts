@@ -65,8 +65,7 @@ export interface ReasonAtomInput {
   snapshot?: TurnSnapshot;
   /**
    * The turn's end, to write with an answer that ends it. Asked only where the bus writes a
-   * message with its events in one round trip (`MessageEventBus`) and the answer is not streamed,
-   * before the write, with what the answer will be (success, no tool calls, no `messageId` yet);
+   * message with its events in one round trip (`MessageEventBus`), before the write, with what the answer will be (success, no tool calls, no `messageId` yet);
    * it returns the end to write, or `undefined` to leave the end to the caller. The answer, its
    * events, then `end.events`, the status and (with `releaseLease`) the lease's release then go
    * in that one write (the status apart when the bus did not set it with them), and
@@ -77,7 +76,7 @@ export interface ReasonAtomInput {
    * The act step that follows runs the answer's calls at once in this process and takes the
    * result's `startedCallIds` (see the act atom's `startedCalls`): the first call's `tool.started`
    * may then go with the answer's write (where the bus writes a message with its events in one
-   * round trip and the answer is not streamed), with the call's journal claim that `claimOf`
+   * round trip), with the call's journal claim that `claimOf`
    * gives for a tool that is not idempotent (`undefined`: that call is left to the act step).
    */
   startFirstCall?: {
@@ -159,7 +158,7 @@ export async function reason(
       ? ((await backends.loadTurnSnapshot(sessionId)) ?? undefined)
       : undefined);
   const existing = snapshot
-    ? snapshot.messages.find((message) => message.idempotencyKey === idempotencyKey)
+    ? storedSinceInput(snapshot.messages, turnId, idempotencyKey)
     : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
   if (existing) return resultFromStored(existing, true);
   throwIfAborted(request.signal);
@@ -250,11 +249,10 @@ export async function reason(
   // now) is stored with what ends the step: the answer, or the failure's `reason.completed`; it
   // comes before them all the same, and nothing else of the step is emitted in between. A
   // streamed answer's pieces must follow it, so it is emitted first then, as on any other bus.
-  const joinsEnd =
-    !streams &&
+  const jointBus =
     typeof (backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
   let pendingStarted: EventRequest[] = [];
-  if (joinsEnd) pendingStarted = [{ ...startedRequest, ts: isoNow() }];
+  if (jointBus && !streams) pendingStarted = [{ ...startedRequest, ts: isoNow() }];
   else await backends.events.emit(startedRequest);
   let response: LlmResponse;
   try {
@@ -310,10 +308,10 @@ export async function reason(
   if (Object.keys(rekeyed).length > 0) metadata.rekeyedToolCallIds = rekeyed;
   if (response.responseId !== undefined) metadata.responseId = response.responseId;
   // The first call's start may go with the answer (see `startFirstCall`), where the bus can.
-  const firstCall = joinsEnd ? firstCallStart(request, setup, content) : undefined;
+  const firstCall = jointBus ? firstCallStart(request, setup, content) : undefined;
   // An answer that ends the turn may carry the end (see `endTurn`), where the bus can write it.
   const end =
-    joinsEnd && calls.length === 0 && request.endTurn
+    jointBus && calls.length === 0 && request.endTurn
       ? request.endTurn(answerToBe(response, metadata))
       : undefined;
   // The answer and the events announcing it in one round trip where the bus can write them.
@@ -480,6 +478,25 @@ async function modelFailure(
     },
   ]);
   return { success: false, text, toolCalls: [], replayed: false, error: failure };
+}
+
+/**
+ * The message stored under `idempotencyKey`, one of turn `turnId`'s: looked for from the end of
+ * the history back to the turn's input message (the turn's writes all come after it), so the cost
+ * is the turn's, not the session's history's.
+ */
+function storedSinceInput(
+  messages: readonly Message[],
+  turnId: string,
+  idempotencyKey: string,
+): Message | undefined {
+  const inputKey = `${turnId}/input`;
+  for (let index = messages.length - 1; index >= 0; index--) {
+    const message = messages[index] as Message;
+    if (message.idempotencyKey === idempotencyKey) return message;
+    if (message.idempotencyKey === inputKey) return undefined;
+  }
+  return undefined;
 }
 
 function resultFromStored(message: Message, replayed: boolean): ReasonAtomResult {

@@ -525,7 +525,7 @@ export interface StoredMessageAndEvents {
   turnSnapshot?: TurnSnapshot;
   /** True when the turn lease was released with the message (see {@link JointMessageOptions}). */
   leaseReleased?: boolean;
-  /** True when the value of `options.claimValue` was set with the message (see {@link JointMessageOptions}). */
+  /** True when the value of `options.claimValue` was set with the message. */
   valueClaimed?: boolean;
 }
 

@@ -119,9 +119,9 @@ export function executeReasonActivity(
      * written since), used instead of loading one.
      */
     turnSnapshot?: TurnSnapshot;
-    /** The turn's end, written with an answer that ends it (see the core reason atom's `endTurn`). */
+    /** The turn's end, written with an answer that ends it (the core reason atom's `endTurn`). */
     endTurn?: ReasonAtomInput['endTurn'];
-    /** The first call's start, written with the answer (see the core reason atom's `startFirstCall`). */
+    /** The first call's start, written with the answer (the reason atom's `startFirstCall`). */
     startFirstCall?: ReasonAtomInput['startFirstCall'];
   } = {},
 ): Promise<ReasonAtomResult> {

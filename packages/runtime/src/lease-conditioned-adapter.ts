@@ -18,9 +18,9 @@ export interface HeldLeaseIdentity {
   /** Called with the `TURN_IN_PROGRESS` error when a write's renewal finds the lease taken over. */
   onLost?(error: unknown): void;
   /**
-   * The turn's end: a status or message write that asks to release the lease (`releaseLease`, the
-   * turn's last write) gets this holder and the values to delete with it, `deleteValuesWithPrefix` (the
-   * turn's tool-call journal) when given; `onReleased` is called when the bus released it.
+   * The turn's end: a status or message write that asks to release the lease (`releaseLease`,
+   * the turn's last write) gets this holder and the values to delete with it,
+   * `deleteValuesWithPrefix` (the turn's tool-call journal) when given; `onReleased` is called when the bus released it.
    * Without it such a request is dropped and the lease is released apart.
    */
   releaseWithTurnEnd?: {

@@ -190,9 +190,15 @@ export interface RunTurnStepOptions {
    * the step's last write, for a reason step run next in this process.
    */
   onTurnSnapshot?(snapshot: TurnSnapshot): void;
-  /** For a reason step: the turn's end, written with an answer that ends it (see `endTurn` of the core reason atom). */
+  /**
+   * For a reason step: the turn's end, written with an answer that ends it (see `endTurn` of the
+   * core reason atom).
+   */
   endTurn?: ReasonAtomInput['endTurn'];
-  /** For a reason step: the first call's start, written with the answer (see `startFirstCall` of the core reason atom). */
+  /**
+   * For a reason step: the first call's start, written with the answer (see `startFirstCall` of
+   * the core reason atom).
+   */
   startFirstCall?: ReasonAtomInput['startFirstCall'];
   /** For an act step: the calls the reason step just run here started with its answer. */
   startedCalls?: readonly string[];
@@ -383,15 +389,12 @@ export async function driveTurn(
     options.onPlan?.(plan);
     const step = nextTurnStep(plan);
     if (!step) {
-      if (!endedWithAnswer) return settleTurn(adapter, plan);
+      if (!endedWithAnswer || plan.kind !== 'complete') return settleTurn(adapter, plan);
       // Its end went with the final answer: what settling does after the end's write is left.
       await new RuntimeSessionLifecycle(adapter, plan.state.sessionId).forgetTurnJournal(
         plan.state,
       );
-      return turnResultOf(
-        plan.state,
-        (plan as Extract<RuntimeTurnPlan, { kind: 'complete' }>).outcome,
-      );
+      return turnResultOf(plan.state, plan.outcome);
     }
     let turnSnapshot = carried;
     carried = undefined;

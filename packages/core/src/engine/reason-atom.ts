@@ -65,19 +65,20 @@ export interface ReasonAtomInput {
   snapshot?: TurnSnapshot;
   /**
    * The turn's end, to write with an answer that ends it. Asked only where the bus writes a
-   * message with its events in one round trip (`MessageEventBus`), before the write, with what the answer will be (success, no tool calls, no `messageId` yet);
-   * it returns the end to write, or `undefined` to leave the end to the caller. The answer, its
-   * events, then `end.events`, the status and (with `releaseLease`) the lease's release then go
-   * in that one write (the status apart when the bus did not set it with them), and
-   * `end.onWritten` is called: the caller must not end the turn again.
+   * message with its events in one round trip (`MessageEventBus`), before the write, with what
+   * the answer will be (success, no tool calls, no `messageId` yet); it returns the end to write,
+   * or `undefined` to leave the end to the caller. The answer, its events, then `end.events`, the
+   * status and (with `releaseLease`) the lease's release then go in that one write (the status
+   * apart when the bus did not set it with them), and `end.onWritten` is called: the caller must
+   * not end the turn again.
    */
   endTurn?(answer: ReasonAtomResult): ReasonTurnEnd | undefined;
   /**
    * The act step that follows runs the answer's calls at once in this process and takes the
    * result's `startedCallIds` (see the act atom's `startedCalls`): the first call's `tool.started`
    * may then go with the answer's write (where the bus writes a message with its events in one
-   * round trip), with the call's journal claim that `claimOf`
-   * gives for a tool that is not idempotent (`undefined`: that call is left to the act step).
+   * round trip), with the call's journal claim that `claimOf` gives for a tool that is not
+   * idempotent (`undefined`: that call is left to the act step).
    */
   startFirstCall?: {
     claimOf(

@@ -94,7 +94,7 @@ export class RuntimeSessionLifecycle {
       this.turnEndedRequests(state, outcome),
       { releaseLease: {} },
     );
-    await this.forgetTurnJournal(state);
+    if (state.toolCallsCount > 0) await this.forgetTurnJournal(state);
   }
 
   /**

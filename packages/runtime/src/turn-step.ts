@@ -5,6 +5,7 @@ import {
   type InputMessage,
   inputMessageSchema,
   type LlmUsage,
+  type MessageEventBus,
   type ReasonAtomInput,
   type ReasonAtomResult,
   type SessionSetupSnapshot,
@@ -361,11 +362,20 @@ export async function driveTurn(
   let freshAnswer = false;
   // The calls that reason step started with its answer (see `startFirstCall`).
   let startedCalls: readonly string[] | undefined;
-  // Asked only for an answer with calls, on a bus that writes them with it.
-  const startFirstCall: ReasonAtomInput['startFirstCall'] = {
-    claimOf: (call) =>
-      toolCallJournalOf(adapter).claimRecord?.(plan.state.sessionId, plan.state.turnId, call.id),
-  };
+  // The answer's write can carry the first call's start and the turn's end only on a bus that
+  // writes a message with its events (the reason atom asks for neither on another).
+  const jointBus =
+    typeof (adapter.backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
+  const startFirstCall: ReasonAtomInput['startFirstCall'] | undefined = jointBus
+    ? {
+        claimOf: (call) =>
+          toolCallJournalOf(adapter).claimRecord?.(
+            plan.state.sessionId,
+            plan.state.turnId,
+            call.id,
+          ),
+      }
+    : undefined;
   // The snapshot the last step read with its last write, for a reason step right after it.
   let carried = options.turnSnapshot;
   const onTurnSnapshot = (snapshot: TurnSnapshot) => {
@@ -373,11 +383,12 @@ export async function driveTurn(
   };
   // Set when a reason step wrote the turn's end with its final answer (see `endTurnWith`).
   let endedWithAnswer = false;
-  const endTurn = options.reviewCompletion
-    ? undefined
-    : endTurnWith(adapter, steering, () => {
-        endedWithAnswer = true;
-      });
+  const endTurn =
+    options.reviewCompletion || !jointBus
+      ? undefined
+      : endTurnWith(adapter, steering, () => {
+          endedWithAnswer = true;
+        });
   for (;;) {
     if (plan.kind === 'complete' && plan.outcome.success && options.reviewCompletion) {
       const reviewed = await options.reviewCompletion(plan, adapter);
@@ -420,7 +431,7 @@ export async function driveTurn(
       ...(step.activity === 'reason' && turnSnapshot ? { turnSnapshot } : {}),
       ...(step.activity === 'act' ? { onTurnSnapshot } : {}),
       ...(step.activity === 'reason' && endTurn ? { endTurn: endTurn(step.state) } : {}),
-      ...(step.activity === 'reason' ? { startFirstCall } : {}),
+      ...(step.activity === 'reason' && startFirstCall ? { startFirstCall } : {}),
       ...(step.activity === 'act' && freshAnswer && startedCalls ? { startedCalls } : {}),
     });
     freshAnswer =

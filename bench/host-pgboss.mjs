@@ -16,6 +16,7 @@ import { PgBossHost } from '@everruns-ts/host-pgboss';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
+import { recordGoal } from './goals.mjs';
 import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -154,6 +155,7 @@ async function main() {
       const sessions = await createSessions(runtime, count);
       const result = await measure(sessions, count === 1 ? Math.min(TURNS, 50) : TURNS, viaHost);
       rows.push({ mode: `host-pgboss, ${WORKERS} worker processes`, sessions: count, ...result });
+      if (count === 32) recordGoal('host_pgboss_turns_per_second_32', result.turnsPerSecond);
     }
   } finally {
     for (const entry of workers) entry.child.kill('SIGTERM');

@@ -1,17 +1,18 @@
 #!/usr/bin/env node
-// History-length benchmark on PostgreSQL (issue 21): the math turn (2 model calls + 1 tool call)
-// through the in-process runtime, without compaction, in sessions that already hold 100, 4,000
-// and 10,000 messages (seeded directly through the message store). Prints ms per turn at each
-// length, the ratios to 100 messages, and, for the 10,000-message session, the per-turn time of
-// its first and last turns measured (flat when no step re-reads the whole history).
+// History-length benchmark (issue 21): the math turn (2 model calls + 1 tool call) through the
+// in-process runtime, without compaction, in sessions that already hold 100, 4,000 and 10,000
+// messages (seeded directly through the message store), on PostgreSQL and on the in-memory stores.
+// Prints ms per turn at each length, the ratios to 100 messages, and the per-turn time of the
+// first and last halves of the turns measured (flat when no step re-reads the whole history).
 //
 //   node bench/postgres-history.mjs            (after `pnpm build`; `pnpm bench` runs it)
 //   TURNS=40 DATABASE_URL=postgres://… node bench/postgres-history.mjs
 import { randomBytes } from 'node:crypto';
 import { PlatformDefinition } from '@everruns-ts/core';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
+import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
+import { recordGoal } from './goals.mjs';
 import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -20,13 +21,13 @@ const LENGTHS = [100, 4_000, 10_000];
 
 const { calculator, fakeModel } = createScenario();
 const schema = `bench_${randomBytes(5).toString('hex')}`;
-const backends = postgresBackends(
+const postgres = postgresBackends(
   { connectionString: DATABASE_URL, poolConfig: { max: 4 } },
   { schema, secretKey: { id: 'bench', key: randomBytes(32) } },
 );
 
 /** Stores `count` messages (user and agent text, alternating) in batches. */
-async function seed(sessionId, count) {
+async function seed(backends, sessionId, count) {
   for (let stored = 0; stored < count; ) {
     const batch = [];
     for (; batch.length < 500 && stored < count; stored++) {
@@ -40,9 +41,8 @@ async function seed(sessionId, count) {
   }
 }
 
-const rows = [];
-try {
-  await backends.migrate();
+/** Runs TURNS math turns at each length on `backends`; `queryCount` counts statements sent. */
+async function measureLengths(store, backends, queryCount) {
   const platform = new PlatformDefinition();
   platform.capabilities.register(calculator);
   platform.drivers.register(fakeModel);
@@ -53,22 +53,27 @@ try {
     .harness({ id: 'harness_bench', name: 'bench', capabilities: [{ id: 'calculator' }] })
     .options({ keepTurnContexts: 0 })
     .build();
+  // Warm-up on a session of its own, so the first length measured is not the one that compiles.
+  const warm = await runtime.createSession({ harnessId: 'harness_bench' });
+  for (let turn = 0; turn < 50; turn++) await runtime.runTextTurn(warm.id, 'What is 2 + 2?');
+  const rows = [];
   for (const length of LENGTHS) {
     const { id } = await runtime.createSession({ harnessId: 'harness_bench' });
-    await seed(id, length);
+    await seed(backends, id, length);
     for (let turn = 0; turn < 3; turn++) await runtime.runTextTurn(id, 'What is 2 + 2?'); // warm-up
     const times = [];
-    const before = backends.queryCount();
+    const before = queryCount();
     for (let turn = 0; turn < TURNS; turn++) {
       const started = performance.now();
       const result = await runtime.runTextTurn(id, 'What is 2 + 2?');
       times.push(performance.now() - started);
       if (result.response !== '4') throw new Error(`unexpected answer ${result.response}`);
     }
-    const statements = (backends.queryCount() - before) / TURNS;
+    const statements = (queryCount() - before) / TURNS;
     const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
     const half = Math.floor(TURNS / 2);
     rows.push({
+      store,
       length,
       ms: median(times),
       first: median(times.slice(0, half)),
@@ -76,18 +81,30 @@ try {
       statements,
     });
   }
+  return rows;
+}
+
+const rows = [];
+rows.push(
+  ...(await measureLengths('memory', inMemoryBackends({ events: { keepEvents: false } }), () => 0)),
+);
+try {
+  await postgres.migrate();
+  rows.push(...(await measureLengths('postgres', postgres, () => postgres.queryCount())));
 } finally {
-  await backends.close();
+  await postgres.close();
   const admin = new pg.Client({ connectionString: DATABASE_URL });
   await admin.connect();
   await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await admin.end();
 }
 
-const base = rows[0].ms;
 let table =
-  '| messages before | ms/turn (median) | ÷ at 100 | first half ms | last half ms | statements/turn |\n|---|---|---|---|---|---|\n';
+  '| store | messages before | ms/turn (median) | ÷ at 100 | first half ms | last half ms | statements/turn |\n|---|---|---|---|---|---|---|\n';
 for (const row of rows) {
-  table += `| ${row.length} | ${row.ms.toFixed(2)} | ${(row.ms / base).toFixed(2)} | ${row.first.toFixed(2)} | ${row.last.toFixed(2)} | ${row.statements.toFixed(1)} |\n`;
+  const base = rows.find((other) => other.store === row.store && other.length === LENGTHS[0]).ms;
+  const ratio = row.ms / base;
+  if (row.length !== LENGTHS[0]) recordGoal(`${row.store}_history_${row.length}_over_100`, ratio);
+  table += `| ${row.store} | ${row.length} | ${row.ms.toFixed(2)} | ${ratio.toFixed(2)} | ${row.first.toFixed(2)} | ${row.last.toFixed(2)} | ${row.store === 'memory' ? '-' : row.statements.toFixed(1)} |\n`;
 }
-console.log(`PostgreSQL, math turn, no compaction, ${TURNS} turns per length\n\n${table}`);
+console.log(`Math turn, no compaction, ${TURNS} turns per length\n\n${table}`);

@@ -7,6 +7,7 @@
 //   pnpm bench                      # REPS=1, measures A B C and cold start D
 //   REPS=3 pnpm bench               # what RESULTS.md used
 //   BENCH_CONFIGS="x:y ..." pnpm bench
+//   BENCH_SCRIPTS="stores.mjs ..." pnpm bench   # only these of the scripts run after the peers
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   cpSync,
@@ -190,6 +191,7 @@ const pickCold = (column) =>
 const rows = [
   ['A median µs/turn', (column) => pick(column, 'A', 'median_us')],
   ['A p99 µs/turn', (column) => pick(column, 'A', 'p99_us')],
+  ['A p99 ÷ median', (column) => pick(column, 'A', 'p99_us') / pick(column, 'A', 'median_us')],
   ['A heap KB kept/turn', (column) => pick(column, 'A', 'heap_growth_kb_per_turn')],
   ['B turn 10 µs (10-turn median)', (column) => pick(column, 'B', 'w10_us')],
   ['B turn 500 µs (10-turn median)', (column) => pick(column, 'B', 'w500_us')],
@@ -223,13 +225,16 @@ console.log(`\n${table}\nwritten to ${path.join(resultDir, 'ratios.md')}`);
 
 // The stores (memory vs PostgreSQL), the memory of open streams and, when present, the durable
 // host, in the same run.
-for (const script of [
+const goalsFile = path.join(resultDir, 'goals.jsonl');
+rmSync(goalsFile, { force: true });
+const scripts = process.env.BENCH_SCRIPTS?.split(/\s+/).filter(Boolean) ?? [
   'stores.mjs',
   'postgres-history.mjs',
   'streams-memory.mjs',
   'host-pgboss.mjs',
   'long-session.mjs',
-]) {
+];
+for (const script of scripts) {
   const file = path.join(root, 'bench', script);
   if (!existsSync(file)) continue;
   console.log(`\n## ${script}\n`);
@@ -237,7 +242,74 @@ for (const script of [
   const result = spawnSync(process.execPath, [...flags, file], {
     cwd: root,
     stdio: 'inherit',
-    env: process.env,
+    env: { ...process.env, BENCH_GOALS_FILE: goalsFile },
   });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
+
+// Every row of issue 21's goals table from this one run: the peer measures against the AI SDK
+// (ratios), the stores' figures as measured.
+const measured = new Map(lines(goalsFile).map((entry) => [entry.key, entry.value]));
+const figure = (key) => measured.get(key) ?? Number.NaN;
+const ratioOf = (get) => get(oursColumn) / get(aiSdkColumn);
+const rowGetter = (label) => rows.find(([rowLabel]) => rowLabel === label)[1];
+const aMedian = rowGetter('A median µs/turn');
+const aP99OverMedian = rowGetter('A p99 ÷ median');
+const cHeap = rowGetter('C heap KB retained/conversation');
+const dCold = rowGetter('D cold start ms');
+const goals = [
+  ['A µs/turn, in-memory, as shipped (÷ AI SDK)', ratioOf(aMedian), '≤ 0.15', (v) => v <= 0.15],
+  ['A p99 ÷ median (ours)', aP99OverMedian(oursColumn), '≤ 5', (v) => v <= 5],
+  ['C heap per live conversation (÷ AI SDK)', ratioOf(cHeap), '≤ 1', (v) => v <= 1],
+  ['D cold start (÷ AI SDK)', ratioOf(dCold), '≤ 0.7', (v) => v <= 0.7],
+  [
+    'PostgreSQL statements per math turn',
+    figure('postgres_statements_per_turn'),
+    '≤ 5',
+    (v) => v <= 5.05,
+  ],
+  [
+    'PostgreSQL turns/s, 1 session',
+    figure('postgres_turns_per_second_1'),
+    '≥ 300',
+    (v) => v >= 300,
+  ],
+  [
+    'PostgreSQL turns/s, 32 sessions',
+    figure('postgres_turns_per_second_32'),
+    '≥ 1,000',
+    (v) => v >= 1000,
+  ],
+  [
+    'PostgreSQL turn time at 4,000 messages ÷ at 100',
+    figure('postgres_history_4000_over_100'),
+    '≤ 1.2',
+    (v) => v <= 1.2,
+  ],
+  [
+    'PostgreSQL turn time at 10,000 messages ÷ at 100',
+    figure('postgres_history_10000_over_100'),
+    '≤ 1.2',
+    (v) => v <= 1.2,
+  ],
+  [
+    'memory turn time at 10,000 messages ÷ at 100',
+    figure('memory_history_10000_over_100'),
+    '≤ 1.2',
+    (v) => v <= 1.2,
+  ],
+  [
+    'host-pgboss turns/s, 32 sessions, 2 workers',
+    figure('host_pgboss_turns_per_second_32'),
+    '≥ 300',
+    (v) => v >= 300,
+  ],
+];
+let goalTable = '| measure (issue 21) | this run | goal | met |\n|---|---|---|---|\n';
+for (const [label, value, goal, met] of goals) {
+  goalTable += `| ${label} | ${fmt(value)} | ${goal} | ${Number.isFinite(value) ? (met(value) ? 'yes' : 'no') : '-'} |\n`;
+}
+writeFileSync(path.join(resultDir, 'goals.md'), goalTable);
+console.log(
+  `\n## Goals of issue 21, this run\n\n${goalTable}\nwritten to ${path.join(resultDir, 'goals.md')}`,
+);

@@ -10,6 +10,7 @@ import { PlatformDefinition } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
+import { recordGoal } from './goals.mjs';
 import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -81,6 +82,12 @@ try {
   await admin.connect();
   await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await admin.end();
+}
+
+for (const row of rows) {
+  if (row.store !== 'postgres') continue;
+  recordGoal(`postgres_turns_per_second_${row.sessions}`, row.turnsPerSecond);
+  if (row.sessions === 1) recordGoal('postgres_statements_per_turn', row.queriesPerTurn);
 }
 
 let table =

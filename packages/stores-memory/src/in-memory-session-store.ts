@@ -177,11 +177,27 @@ export class InMemorySessionStore implements RuntimeSessionStore {
   }
 }
 
+/** The last lapse time formatted by {@link isoOfLapse}, and its text. */
+let lastLapseMillis = Number.NaN;
+let lastLapseIso = '';
+
+/**
+ * `new Date(millis).toISOString()`, remembering the last one: a turn claims and renews its lease
+ * several times within the same millisecond, for the same duration.
+ */
+function isoOfLapse(millis: number): string {
+  if (millis !== lastLapseMillis) {
+    lastLapseIso = new Date(millis).toISOString();
+    lastLapseMillis = millis;
+  }
+  return lastLapseIso;
+}
+
 function leaseOf(sessionId: string, lease: HeldLease): TurnLease {
   return {
     sessionId,
     holderId: lease.holderId,
-    expiresAt: new Date(lease.expiresAt).toISOString(),
+    expiresAt: isoOfLapse(lease.expiresAt),
   };
 }
 

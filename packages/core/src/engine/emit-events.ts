@@ -14,13 +14,22 @@ import type {
 } from '../stores.js';
 
 /**
- * Emits events in order: in one call when the bus is a {@link BatchingEventBus}, otherwise one
- * by one (each stored before the next is emitted).
+ * Emits events in order: in one call when the bus is a {@link BatchingEventBus}, through its
+ * `emitSync` when it has one (the in-memory bus: no promise per event), otherwise one by one
+ * (each stored before the next is emitted).
  */
 export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promise<RuntimeEvent[]> {
   const batching = bus as Partial<BatchingEventBus>;
   if (requests.length > 1 && typeof batching.emitMany === 'function') {
     return batching.emitMany.call(bus, requests);
+  }
+  const emitSync = bus.emitSync;
+  if (typeof emitSync === 'function') {
+    const events = new Array<RuntimeEvent>(requests.length);
+    for (let index = 0; index < requests.length; index++) {
+      events[index] = emitSync.call(bus, requests[index] as EventRequest);
+    }
+    return events;
   }
   const events: RuntimeEvent[] = [];
   for (const request of requests) events.push(await bus.emit(request));

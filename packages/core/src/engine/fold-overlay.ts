@@ -45,68 +45,90 @@ export interface SessionOverlay {
   mcpServers: Record<string, McpServerConfig>;
 }
 
+/** What one layer (a harness, the agent or the session) contributes to the overlay. */
+interface OverlayLayer {
+  systemPrompt?: string | undefined;
+  capabilities: CapabilityConfig[];
+  initialFiles: InitialFile[];
+  maxIterations?: number | undefined;
+  mcpServers?: McpServers | undefined;
+  networkAccess?: NetworkAccessList | undefined;
+}
+
+/** The overlay being folded, layer by layer. */
+interface OverlayFold {
+  systemPrompts: string[];
+  capabilities: Map<string, CapabilityConfig>;
+  files: Map<string, InitialFile>;
+  mcpServers: Map<string, McpServerConfig> | undefined;
+  maxIterations: number | undefined;
+  modelId: string | undefined;
+  networkAccess: NetworkAccessList | undefined;
+}
+
+/** Folds one layer into `fold`; `modelId` is the layer's model (a harness's default model). */
+function foldLayer(fold: OverlayFold, layer: OverlayLayer, modelId: string | undefined): void {
+  fold.networkAccess = foldNetworkAccess(fold.networkAccess, layer.networkAccess);
+  if (layer.systemPrompt?.trim()) fold.systemPrompts.push(layer.systemPrompt);
+  for (const capability of layer.capabilities) {
+    fold.capabilities.delete(capability.id);
+    // A `disabled` entry switches off what an earlier layer switched on.
+    if (capability.disabled !== true) fold.capabilities.set(capability.id, capability);
+  }
+  for (const file of layer.initialFiles) fold.files.set(file.path, file);
+  // Definitions written before MCP servers existed have no `mcpServers`.
+  if (layer.mcpServers) {
+    for (const [name, server] of Object.entries(layer.mcpServers)) {
+      fold.mcpServers ??= new Map();
+      fold.mcpServers.delete(name);
+      fold.mcpServers.set(name, server);
+    }
+  }
+  if (layer.maxIterations !== undefined) fold.maxIterations = layer.maxIterations;
+  if (modelId !== undefined) fold.modelId = modelId;
+}
+
 /** Folds harness chain → agent → session into one {@link SessionOverlay}. */
 export function foldOverlay(
   harnessChain: readonly Harness[],
   agent: Agent | null,
   session: Session,
 ): SessionOverlay {
-  const layers: Array<{
-    systemPrompt?: string | undefined;
-    capabilities: CapabilityConfig[];
-    initialFiles: InitialFile[];
-    maxIterations?: number | undefined;
-    modelId?: string | undefined;
-    mcpServers?: McpServers | undefined;
-    networkAccess?: NetworkAccessList | undefined;
-  }> = [
-    ...harnessChain.map((harness) => ({ ...harness, modelId: harness.defaultModelId })),
-    ...(agent ? [{ ...agent, modelId: agent.defaultModelId }] : []),
-    { ...session, modelId: session.modelId },
-  ];
-  const systemPrompts: string[] = [];
-  const capabilities = new Map<string, CapabilityConfig>();
-  const files = new Map<string, InitialFile>();
-  const mcpServers = new Map<string, McpServerConfig>();
-  let maxIterations: number | undefined;
-  let modelId: string | undefined;
-  let networkAccess: NetworkAccessList | undefined;
-  for (const layer of layers) {
-    networkAccess = foldNetworkAccess(networkAccess, layer.networkAccess);
-    if (layer.systemPrompt?.trim()) systemPrompts.push(layer.systemPrompt);
-    for (const capability of layer.capabilities) {
-      capabilities.delete(capability.id);
-      // A `disabled` entry switches off what an earlier layer switched on.
-      if (capability.disabled !== true) capabilities.set(capability.id, capability);
-    }
-    for (const file of layer.initialFiles) files.set(file.path, file);
-    // Definitions written before MCP servers existed have no `mcpServers`.
-    for (const [name, server] of Object.entries(layer.mcpServers ?? {})) {
-      mcpServers.delete(name);
-      mcpServers.set(name, server);
-    }
-    if (layer.maxIterations !== undefined) maxIterations = layer.maxIterations;
-    if (layer.modelId !== undefined) modelId = layer.modelId;
-  }
+  const fold: OverlayFold = {
+    systemPrompts: [],
+    capabilities: new Map(),
+    files: new Map(),
+    mcpServers: undefined,
+    maxIterations: undefined,
+    modelId: undefined,
+    networkAccess: undefined,
+  };
+  for (const harness of harnessChain) foldLayer(fold, harness, harness.defaultModelId);
+  if (agent) foldLayer(fold, agent, agent.defaultModelId);
+  foldLayer(fold, session, session.modelId);
+  // Object.fromEntries, not assignment: a server may be named `__proto__`.
+  const mcpServers: Record<string, McpServerConfig> = fold.mcpServers
+    ? Object.fromEntries([...fold.mcpServers].filter(([, server]) => server.disabled !== true))
+    : {};
   return {
     harnessChain,
     agent,
     session,
-    systemPrompts,
-    capabilities: [...capabilities.values()],
-    modelId,
-    maxIterations,
-    initialFiles: [...files.values()],
+    systemPrompts: fold.systemPrompts,
+    capabilities: [...fold.capabilities.values()],
+    modelId: fold.modelId,
+    maxIterations: fold.maxIterations,
+    initialFiles: fold.files.size === 0 ? [] : [...fold.files.values()],
     toolAllowList: (agent?.tools ?? []).filter((tool): tool is string => typeof tool === 'string'),
     declaredTools: foldDeclaredTools(agent, session),
-    networkAccess,
-    mcpServers: Object.fromEntries(
-      [...mcpServers].filter(([, server]) => server.disabled !== true),
-    ),
+    networkAccess: fold.networkAccess,
+    mcpServers,
   };
 }
 
 function foldDeclaredTools(agent: Agent | null, session: Session): DeclaredTool[] {
+  // Sessions stored before declared tools existed have no `tools`.
+  if (!agent?.tools?.length && !session.tools?.length) return [];
   const tools = new Map<string, DeclaredTool>();
   for (const tool of agent?.tools ?? []) if (typeof tool !== 'string') tools.set(tool.name, tool);
   // Sessions stored before declared tools existed have no `tools`.

@@ -6,7 +6,7 @@
 // first and last halves of the turns measured (flat when no step re-reads the whole history).
 //
 //   node bench/postgres-history.mjs            (after `pnpm build`; `pnpm bench` runs it)
-//   TURNS=40 DATABASE_URL=postgres://… node bench/postgres-history.mjs
+//   TURNS=100 DATABASE_URL=postgres://… node bench/postgres-history.mjs
 import { randomBytes } from 'node:crypto';
 import { PlatformDefinition } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
@@ -16,7 +16,7 @@ import { recordGoal } from './goals.mjs';
 import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const TURNS = Number(process.env.TURNS ?? 40);
+const TURNS = Number(process.env.TURNS ?? 100);
 // A memory turn takes well under a millisecond: more of them make its medians steady.
 const MEMORY_TURNS = Number(process.env.MEMORY_TURNS ?? 400);
 const LENGTHS = [100, 4_000, 10_000];

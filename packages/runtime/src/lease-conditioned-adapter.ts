@@ -72,14 +72,11 @@ export function leaseConditionedAdapter(
   });
   const writeLease: MessageWriteLease = { holderId, durationMs };
   /** Runs a leased write; a `TURN_IN_PROGRESS` refusal means the lease was taken over. */
-  const leased = async <T>(write: Promise<T>): Promise<T> => {
-    try {
-      return await write;
-    } catch (error) {
-      if (EverrunsError.hasCode(error, 'TURN_IN_PROGRESS')) lease.onLost?.(error);
-      throw error;
-    }
+  const refused = (error: unknown): never => {
+    if (EverrunsError.hasCode(error, 'TURN_IN_PROGRESS')) lease.onLost?.(error);
+    throw error;
   };
+  const leased = <T>(write: Promise<T>): Promise<T> => write.catch(refused);
   const conditionedMessages = messages.leaseConditionedWrites
     ? replaceMethods(messages, {
         addInputMessage: ((sessionId, input, turnId, options) =>

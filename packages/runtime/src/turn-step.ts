@@ -244,7 +244,9 @@ export async function runTurnStep(
       });
       break;
   }
-  const pending = (await options.pendingUserMessages?.(output)) ?? 0;
+  // No promise to wait for when the count is known at once (no steering message waits).
+  const counted = options.pendingUserMessages?.(output);
+  const pending = counted === undefined ? 0 : typeof counted === 'number' ? counted : await counted;
   const plan = planNextHostTurn(step.activity, step.state, output, pending, { trusted: true });
   return { output, plan, next: nextTurnStep(plan) };
 }
@@ -314,6 +316,11 @@ export interface TurnSteering {
    * turn's end (a message could be waiting for it).
    */
   waiting?(): number;
+}
+
+/** Whether `steering` may have messages to take: always, unless it can tell none wait. */
+function hasWaiting(steering: TurnSteering): boolean {
+  return steering.waiting === undefined || steering.waiting() > 0;
 }
 
 /** Options of {@link driveTurn}. */
@@ -411,7 +418,12 @@ export async function driveTurn(
     carried = undefined;
     // Steering messages that arrived during the previous step join the history first (a
     // snapshot read before them is then out of date).
-    if (step.activity === 'reason' && steering && (await steering.take()) > 0) {
+    if (
+      step.activity === 'reason' &&
+      steering &&
+      hasWaiting(steering) &&
+      (await steering.take()) > 0
+    ) {
       turnSnapshot = undefined;
     }
     const outcome = await runTurnStep(adapter, step, {
@@ -424,7 +436,8 @@ export async function driveTurn(
         steering &&
         step.activity === 'reason' &&
         !endedWithAnswer &&
-        answersWithoutToolCalls(output as ReasonAtomResult)
+        answersWithoutToolCalls(output as ReasonAtomResult) &&
+        hasWaiting(steering)
           ? steering.take()
           : 0,
       ...(step.activity === 'act' && freshAnswer ? { freshCalls: true } : {}),

@@ -19,6 +19,17 @@ import type {
  * (each stored before the next is emitted).
  */
 export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promise<RuntimeEvent[]> {
+  return emitEventsNow(bus, requests);
+}
+
+/**
+ * {@link emitEvents}, returning the events themselves (no promise) when the bus emitted them
+ * through its `emitSync`.
+ */
+function emitEventsNow(
+  bus: EventBus,
+  requests: EventRequest[],
+): RuntimeEvent[] | Promise<RuntimeEvent[]> {
   const batching = bus as Partial<BatchingEventBus>;
   if (requests.length > 1 && typeof batching.emitMany === 'function') {
     return batching.emitMany.call(bus, requests);
@@ -31,6 +42,10 @@ export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promi
     }
     return events;
   }
+  return emitOneByOne(bus, requests);
+}
+
+async function emitOneByOne(bus: EventBus, requests: EventRequest[]): Promise<RuntimeEvent[]> {
   const events: RuntimeEvent[] = [];
   for (const request of requests) events.push(await bus.emit(request));
   return events;
@@ -53,7 +68,11 @@ export async function storeMessageAndEmit(
   events: (stored: Message) => EventRequest[],
   options?: JointMessageOptions,
 ): Promise<StoredMessageAndEvents> {
-  const joint = await jointMessageWrite(backends, sessionId, message, events, options);
+  // No promise to wait for on a bus without joint writes.
+  const joint =
+    typeof (backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function'
+      ? await jointMessageWrite(backends, sessionId, message, events, options)
+      : null;
   if (joint?.events) {
     const result: StoredMessageAndEvents = { message: joint.message, events: joint.events };
     if (joint.statusSet === true) result.statusSet = true;
@@ -77,7 +96,8 @@ export async function storeMessageAndEmit(
     } = options;
     stored = await backends.messages.storeMessage(sessionId, message, store);
   }
-  return { message: stored, events: await emitEvents(backends.events, events(stored)) };
+  const emitted = emitEventsNow(backends.events, events(stored));
+  return { message: stored, events: Array.isArray(emitted) ? emitted : await emitted };
 }
 
 /**
@@ -144,7 +164,8 @@ export async function setValueIfAbsentAndEmit(
     }
     if (!set) return { set: false, events: [] };
   }
-  return { set: true, events: await emitEvents(backends.events, events) };
+  const emitted = emitEventsNow(backends.events, events);
+  return { set: true, events: Array.isArray(emitted) ? emitted : await emitted };
 }
 
 /**
@@ -184,7 +205,8 @@ export async function updateSessionStatusAndEmit(
     const { releaseLease: _release, ...update } = options;
     session = await backends.sessions.updateSessionStatus(sessionId, status, update);
   }
-  return { session, events: await emitEvents(backends.events, events), leaseReleased };
+  const emitted = emitEventsNow(backends.events, events);
+  return { session, events: Array.isArray(emitted) ? emitted : await emitted, leaseReleased };
 }
 
 /** The joint-write methods of a bus, as {@link wrapJointWrites} gives them. */

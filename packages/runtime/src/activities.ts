@@ -125,20 +125,20 @@ export function executeReasonActivity(
     startFirstCall?: ReasonAtomInput['startFirstCall'];
   } = {},
 ): Promise<ReasonAtomResult> {
-  const running = reason(adapter, {
+  // Built by assignment, not conditional spreads: one object per step on the hot path.
+  const request: ReasonAtomInput = {
     sessionId: state.sessionId,
     turnId: state.turnId,
     iteration: state.iteration,
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(state.modelOptions ? { modelOptions: state.modelOptions } : {}),
-    ...(state.previousResponseId !== undefined
-      ? { previousResponseId: state.previousResponseId }
-      : {}),
-    ...(state.stream ? { stream: true } : {}),
-    ...(options.turnSnapshot ? { snapshot: options.turnSnapshot } : {}),
-    ...(options.endTurn ? { endTurn: options.endTurn } : {}),
-    ...(options.startFirstCall ? { startFirstCall: options.startFirstCall } : {}),
-  });
+  };
+  if (options.signal) request.signal = options.signal;
+  if (state.modelOptions) request.modelOptions = state.modelOptions;
+  if (state.previousResponseId !== undefined) request.previousResponseId = state.previousResponseId;
+  if (state.stream) request.stream = true;
+  if (options.turnSnapshot) request.snapshot = options.turnSnapshot;
+  if (options.endTurn) request.endTurn = options.endTurn;
+  if (options.startFirstCall) request.startFirstCall = options.startFirstCall;
+  const running = reason(adapter, request);
   return options.signal ? settleOnAbort(running, options.signal) : running;
 }
 

@@ -12,7 +12,12 @@ import {
   type TurnSnapshot,
 } from '@everruns-ts/core';
 import { z } from 'zod';
-import { executeActActivity, executeInputActivity, executeReasonActivity } from './activities.js';
+import {
+  type ActActivityOptions,
+  executeActActivity,
+  executeInputActivity,
+  executeReasonActivity,
+} from './activities.js';
 import { rememberWaitingTurn } from './client-tool-results.js';
 import { type RuntimeHostAdapter, toolCallJournalOf } from './runtime-host-adapter.js';
 import { RuntimeSessionLifecycle } from './runtime-session-lifecycle.js';
@@ -214,35 +219,39 @@ export async function runTurnStep(
   step: RuntimeTurnStep,
   options: RunTurnStepOptions = {},
 ): Promise<TurnStepOutcome> {
-  const signal = signalOf(options.signal);
+  // The activities' options are built by assignment, not conditional spreads (the hot path).
   let output: unknown;
   switch (step.activity) {
-    case 'input':
-      output = await executeInputActivity(adapter, {
+    case 'input': {
+      const request: Parameters<typeof executeInputActivity>[1] = {
         sessionId: step.state.sessionId,
         turnId: step.state.turnId,
         input: step.input,
-        ...(step.state.modelOptions ? { modelOptions: step.state.modelOptions } : {}),
-        ...(options.inputSetup ? { setup: options.inputSetup } : {}),
-        ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
-      });
+      };
+      if (step.state.modelOptions) request.modelOptions = step.state.modelOptions;
+      if (options.inputSetup) request.setup = options.inputSetup;
+      if (options.onTurnSnapshot) request.onTurnSnapshot = options.onTurnSnapshot;
+      output = await executeInputActivity(adapter, request);
       break;
-    case 'reason':
-      output = await executeReasonActivity(adapter, step.state, {
-        ...signal,
-        ...(options.turnSnapshot ? { turnSnapshot: options.turnSnapshot } : {}),
-        ...(options.endTurn ? { endTurn: options.endTurn } : {}),
-        ...(options.startFirstCall ? { startFirstCall: options.startFirstCall } : {}),
-      });
+    }
+    case 'reason': {
+      const reasonOptions: Parameters<typeof executeReasonActivity>[2] = {};
+      if (options.signal) reasonOptions.signal = options.signal;
+      if (options.turnSnapshot) reasonOptions.turnSnapshot = options.turnSnapshot;
+      if (options.endTurn) reasonOptions.endTurn = options.endTurn;
+      if (options.startFirstCall) reasonOptions.startFirstCall = options.startFirstCall;
+      output = await executeReasonActivity(adapter, step.state, reasonOptions);
       break;
-    case 'act':
-      output = await executeActActivity(adapter, step.act, {
-        ...signal,
-        ...(options.freshCalls ? { freshCalls: true } : {}),
-        ...(options.onTurnSnapshot ? { onTurnSnapshot: options.onTurnSnapshot } : {}),
-        ...(options.startedCalls ? { startedCalls: options.startedCalls } : {}),
-      });
+    }
+    case 'act': {
+      const actOptions: ActActivityOptions = {};
+      if (options.signal) actOptions.signal = options.signal;
+      if (options.freshCalls) actOptions.freshCalls = true;
+      if (options.onTurnSnapshot) actOptions.onTurnSnapshot = options.onTurnSnapshot;
+      if (options.startedCalls) actOptions.startedCalls = options.startedCalls;
+      output = await executeActActivity(adapter, step.act, actOptions);
       break;
+    }
   }
   // No promise to wait for when the count is known at once (no steering message waits).
   const counted = options.pendingUserMessages?.(output);
@@ -426,8 +435,7 @@ export async function driveTurn(
     ) {
       turnSnapshot = undefined;
     }
-    const outcome = await runTurnStep(adapter, step, {
-      ...signalOf(options.signal),
+    const stepOptions: RunTurnStepOptions = {
       // Messages that arrived while the model answered: stored now unless tool calls must get
       // their results first (they are then stored before the next reason step).
       // Not after the turn's end was written with the answer: a message that came since is
@@ -440,13 +448,20 @@ export async function driveTurn(
         hasWaiting(steering)
           ? steering.take()
           : 0,
-      ...(step.activity === 'act' && freshAnswer ? { freshCalls: true } : {}),
-      ...(step.activity === 'reason' && turnSnapshot ? { turnSnapshot } : {}),
-      ...(step.activity === 'act' ? { onTurnSnapshot } : {}),
-      ...(step.activity === 'reason' && endTurn ? { endTurn: endTurn(step.state) } : {}),
-      ...(step.activity === 'reason' && startFirstCall ? { startFirstCall } : {}),
-      ...(step.activity === 'act' && freshAnswer && startedCalls ? { startedCalls } : {}),
-    });
+    };
+    if (options.signal) stepOptions.signal = options.signal;
+    if (step.activity === 'reason') {
+      if (turnSnapshot) stepOptions.turnSnapshot = turnSnapshot;
+      if (endTurn) stepOptions.endTurn = endTurn(step.state);
+      if (startFirstCall) stepOptions.startFirstCall = startFirstCall;
+    } else if (step.activity === 'act') {
+      stepOptions.onTurnSnapshot = onTurnSnapshot;
+      if (freshAnswer) {
+        stepOptions.freshCalls = true;
+        if (startedCalls) stepOptions.startedCalls = startedCalls;
+      }
+    }
+    const outcome = await runTurnStep(adapter, step, stepOptions);
     freshAnswer =
       step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;
     startedCalls = freshAnswer ? (outcome.output as ReasonAtomResult).startedCallIds : undefined;

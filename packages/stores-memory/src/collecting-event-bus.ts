@@ -32,6 +32,8 @@ export interface CollectingEventBusOptions {
   onListenerError?: (error: unknown, event: RuntimeEvent) => void;
 }
 
+const ownKey = Object.prototype.hasOwnProperty;
+
 /**
  * A frozen copy of an event's data: a shallow copy when every value is a primitive (the streamed
  * deltas, most events), a deep frozen copy otherwise.
@@ -40,18 +42,20 @@ function copyData(data: Record<string, unknown> | undefined): Record<string, unk
   if (data === undefined) return Object.freeze({});
   const prototype = Object.getPrototypeOf(data);
   if (prototype !== Object.prototype && prototype !== null) return freezeCopy(data);
-  const keys = Object.keys(data);
-  // Sized for its keys: no separate property array past four keys (see `plainObjectFor`).
-  const copy = plainObjectFor(keys.length);
-  for (let index = 0; index < keys.length; index++) {
-    const key = keys[index] as string;
+  // Own enumerable keys by `for…in` (the order `Object.keys` gives) without the array of them.
+  let count = 0;
+  for (const key in data) {
+    if (!ownKey.call(data, key)) continue;
     const value = data[key];
     // Nested data, or a key that needs defining rather than assigning: the deep copy.
     if ((value !== null && typeof value === 'object') || key === '__proto__') {
       return freezeCopy(data);
     }
-    copy[key] = value;
+    count++;
   }
+  // Sized for its keys: no separate property array past four keys (see `plainObjectFor`).
+  const copy = plainObjectFor(count);
+  for (const key in data) if (ownKey.call(data, key)) copy[key] = data[key];
   return Object.freeze(copy);
 }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CollectingEventBus } from './collecting-event-bus.js';
 import { freezeCopy } from './freeze-copy.js';
 import { InMemoryMessageStore } from './in-memory-message-store.js';
 
@@ -31,6 +32,35 @@ describe('freezeCopy objects', () => {
       expect(Object.keys(copy)).toEqual(Object.keys(value));
       expect(copy).toStrictEqual(value);
       expect(copy).not.toBe(value);
+    }
+  });
+});
+
+describe('copies and inherited keys', () => {
+  it('copy own keys only, in Object.keys order, when Object.prototype has an enumerable key', () => {
+    const bus = new CollectingEventBus();
+    const polluted = Object.prototype as Record<string, unknown>;
+    polluted.injected = 'from the prototype';
+    try {
+      const value = { 2: 'two', b: { nested: [1, { c: 3 }] }, 1: 'one', a: 'x' };
+      const copy = freezeCopy(value);
+      expect(Object.keys(copy)).toEqual(['1', '2', 'b', 'a']);
+      expect(Object.hasOwn(copy, 'injected')).toBe(false);
+      expect(Object.hasOwn((copy as typeof value).b, 'injected')).toBe(false);
+      // Event data: the flat copy and the deep one alike.
+      const flat = bus.emitSync({ type: 'turn.started', sessionId: 's', data: { z: 1, y: 'y' } });
+      const deep = bus.emitSync({
+        type: 'turn.started',
+        sessionId: 's',
+        data: { z: 1, y: { w: 2 } },
+      });
+      expect(Object.keys(flat.data)).toEqual(['z', 'y']);
+      expect(Object.hasOwn(flat.data, 'injected')).toBe(false);
+      expect(Object.hasOwn(deep.data, 'injected')).toBe(false);
+      expect(Object.hasOwn(deep.data.y as object, 'injected')).toBe(false);
+      expect(JSON.stringify(deep.data)).toBe('{"z":1,"y":{"w":2}}');
+    } finally {
+      delete polluted.injected;
     }
   });
 });

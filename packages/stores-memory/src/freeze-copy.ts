@@ -1,3 +1,5 @@
+const ownKey = Object.prototype.hasOwnProperty;
+
 /** A plain object or array: what {@link freezeCopy} copies (anything else is kept as it is). */
 function isPlainData(value: unknown): value is Record<string, unknown> | unknown[] {
   if (value === null || typeof value !== 'object') return false;
@@ -94,9 +96,13 @@ function quickFreezeCopy(
     }
     copy = array;
   } else {
-    const keys = Object.keys(source);
-    const object = plainObjectFor(keys.length);
-    for (const key of keys) {
+    // Own enumerable keys by `for…in` (as `Object.keys` lists them, in the same order) without
+    // the array of them: counted first, for the copy's size.
+    let count = 0;
+    for (const key in source) if (ownKey.call(source, key)) count++;
+    const object = plainObjectFor(count);
+    for (const key in source) {
+      if (!ownKey.call(source, key)) continue;
       let child = source[key];
       if (isPlainData(child)) {
         const copied = quickFreezeCopy(child, depth + 1);

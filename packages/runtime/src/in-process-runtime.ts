@@ -290,10 +290,13 @@ export class InProcessRuntime {
       setupCache: new Map<string, TurnSetup>(),
       ...(platform.mcpToolSource ? { mcp: platform.mcpToolSource } : {}),
       ...(this.#prices ? { prices: this.#prices } : {}),
-      onContextAssembled: (context) => {
-        if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
-      },
     };
+    // Contexts are only gathered when some are kept (a copy without secrets per reason step).
+    if (this.#keepTurnContexts > 0) {
+      this.#adapter.onContextAssembled = (context) => {
+        if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
+      };
+    }
     this.#adapter.subagents = new InProcessSubagents({
       backends: this.#adapter.backends,
       fileSystems: this.#adapter.fileSystems,

@@ -107,6 +107,33 @@ export function eventTimeOf(request: Pick<EventRequest, 'ts'>): string {
 }
 
 /**
+ * The mark of an `emit` function that does what its bus's `emitSync` does, returning the event as
+ * a resolved promise (the in-memory bus's own `emit`). Where a bus's `emit` carries it,
+ * `emitEvents` and the joint writes emit through `emitSync`: no promise per event. A wrapper that
+ * replaces `emit` without the mark (to watch or fail emits) is called through its `emit`, as
+ * always; mark a wrapper's `emit` (with {@link markEmitThroughSync}) only when its `emitSync` does
+ * the same as it.
+ */
+export const EMIT_THROUGH_SYNC: unique symbol = Symbol.for('everruns-ts.emitThroughSync');
+
+/** Marks `emit` with {@link EMIT_THROUGH_SYNC}; returns it. */
+export function markEmitThroughSync<T extends EventBus['emit']>(emit: T): T {
+  Object.defineProperty(emit, EMIT_THROUGH_SYNC, { value: true });
+  return emit;
+}
+
+/**
+ * The bus's `emitSync` when its `emit` is marked as doing the same ({@link EMIT_THROUGH_SYNC});
+ * `undefined` otherwise.
+ */
+export function syncEmitOf(bus: EventBus): EventBus['emitSync'] {
+  const emit = bus.emit as EventBus['emit'] & { [EMIT_THROUGH_SYNC]?: boolean };
+  return typeof bus.emitSync === 'function' && emit?.[EMIT_THROUGH_SYNC] === true
+    ? bus.emitSync
+    : undefined;
+}
+
+/**
  * Where the runtime sends events. Implementations assign `seq` per session in call order.
  * `emit` must not throw for a delivery problem of one subscriber.
  */

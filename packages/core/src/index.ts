@@ -93,6 +93,7 @@ export {
 } from './errors.js';
 // Events and the event bus.
 export {
+  EMIT_THROUGH_SYNC,
   EPHEMERAL_EVENT_TYPES,
   type EphemeralEventType,
   EVENT_TYPES,
@@ -101,8 +102,10 @@ export {
   type EventType,
   eventTimeOf,
   isEphemeralEventType,
+  markEmitThroughSync,
   type RuntimeEvent,
   runtimeEventSchema,
+  syncEmitOf,
 } from './event.js';
 // The session file system.
 export {

@@ -3,7 +3,9 @@ import {
   type EventBus,
   type EventRequest,
   type LlmUsage,
+  markEmitThroughSync,
   type RuntimeEvent,
+  syncEmitOf,
   wrapJointWrites,
 } from '@everruns-ts/core';
 import type { TurnStopReason } from './turn-plan.js';
@@ -338,6 +340,8 @@ export function tapEventBus(
       return event;
     });
   };
+  // The tap's `emit` does what its `emitSync` does when the bus's own two do the same.
+  if (emitSync !== undefined && syncEmitOf(bus) !== undefined) markEmitThroughSync(emit);
   const batching = bus as Partial<BatchingEventBus>;
   const emitMany: BatchingEventBus['emitMany'] | undefined =
     typeof batching.emitMany === 'function'

@@ -8,6 +8,7 @@ import {
   idFromWords,
   isEphemeralEventType,
   isoNow,
+  markEmitThroughSync,
   newId,
   newIdWithWords,
   type RuntimeEvent,
@@ -439,6 +440,11 @@ export class CollectingEventBus implements EventBus {
     this.#bySession.clear();
   }
 }
+
+// This bus's `emit` is its `emitSync` made a promise: callers that may emit through `emitSync`
+// instead do (see `EMIT_THROUGH_SYNC`). A subclass that overrides `emit` has its own function,
+// unmarked, and is called through it.
+markEmitThroughSync(CollectingEventBus.prototype.emit);
 
 /**
  * How many of a log's turn ids its first `kept` events do not refer to: those before the first

@@ -1,5 +1,5 @@
 import type { Session, SessionStatus } from '../domain.js';
-import type { EventBus, EventRequest, RuntimeEvent } from '../event.js';
+import { type EventBus, type EventRequest, type RuntimeEvent, syncEmitOf } from '../event.js';
 import type { Message, NewMessage } from '../message.js';
 import type {
   BatchingEventBus,
@@ -15,8 +15,8 @@ import type {
 
 /**
  * Emits events in order: in one call when the bus is a {@link BatchingEventBus}, through its
- * `emitSync` when it has one (the in-memory bus: no promise per event), otherwise one by one
- * (each stored before the next is emitted).
+ * `emitSync` when its `emit` is marked as doing the same (`EMIT_THROUGH_SYNC`: the in-memory bus;
+ * no promise per event), otherwise one by one (each stored before the next is emitted).
  */
 export async function emitEvents(bus: EventBus, requests: EventRequest[]): Promise<RuntimeEvent[]> {
   return emitEventsNow(bus, requests);
@@ -34,8 +34,8 @@ function emitEventsNow(
   if (requests.length > 1 && typeof batching.emitMany === 'function') {
     return batching.emitMany.call(bus, requests);
   }
-  const emitSync = bus.emitSync;
-  if (typeof emitSync === 'function') {
+  const emitSync = syncEmitOf(bus);
+  if (emitSync !== undefined) {
     const events = new Array<RuntimeEvent>(requests.length);
     for (let index = 0; index < requests.length; index++) {
       events[index] = emitSync.call(bus, requests[index] as EventRequest);

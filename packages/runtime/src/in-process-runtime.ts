@@ -236,7 +236,7 @@ export class InProcessRuntime {
   readonly #running = new Map<string, RunningTurn>();
   /** Made on the first kept context (none with `keepTurnContexts: 0`). */
   #turnContexts: Map<string, AssembledTurnContext> | undefined;
-  readonly #latestContext = new Map<string, AssembledTurnContext>();
+  #latestContext: Map<string, AssembledTurnContext> | undefined;
   readonly #keepTurnContexts: number;
   readonly #turnLease: ResolvedTurnLeaseOptions;
   readonly #prices: ModelPrices | undefined;
@@ -294,7 +294,9 @@ export class InProcessRuntime {
     // Contexts are only gathered when some are kept (a copy without secrets per reason step).
     if (this.#keepTurnContexts > 0) {
       this.#adapter.onContextAssembled = (context) => {
-        if (context.turnId !== undefined) this.#latestContext.set(context.turnId, context);
+        if (context.turnId !== undefined) {
+          (this.#latestContext ??= new Map()).set(context.turnId, context);
+        }
       };
     }
     this.#adapter.subagents = new InProcessSubagents({
@@ -1056,8 +1058,8 @@ export class InProcessRuntime {
 
   #finishTurn(sessionId: string, turnId: string): void {
     this.#adapter.setupCache?.delete(`${sessionId}/${turnId}`);
-    const context = this.#latestContext.get(turnId);
-    this.#latestContext.delete(turnId);
+    const context = this.#latestContext?.get(turnId);
+    this.#latestContext?.delete(turnId);
     if (!context) return;
     if (this.#keepTurnContexts === 0) return;
     this.#turnContexts ??= new Map();

@@ -369,7 +369,7 @@ export function tapEventBus(
       { active: () => listeners.size > 0 },
     );
   // The bus's other methods, bound to it once each.
-  const bound = new Map<PropertyKey, { method: unknown; bound: unknown }>();
+  let bound: Map<PropertyKey, { method: unknown; bound: unknown }> | undefined;
   return new Proxy(bus, {
     get(target, property) {
       if (property === 'emit') return emit;
@@ -386,10 +386,10 @@ export function tapEventBus(
       }
       const value = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
-      const known = bound.get(property);
+      const known = bound?.get(property);
       if (known !== undefined && known.method === value) return known.bound;
       const method = value.bind(target);
-      bound.set(property, { method: value, bound: method });
+      (bound ??= new Map()).set(property, { method: value, bound: method });
       return method;
     },
   });

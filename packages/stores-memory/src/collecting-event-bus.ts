@@ -127,7 +127,8 @@ export class CollectingEventBus implements EventBus {
   /** Numbers kept events across sessions, so {@link collectedEvents} can merge them in order. */
   #order = 0;
   readonly #seqs = new Map<string, number>();
-  readonly #listeners = new Set<(event: RuntimeEvent) => void>();
+  /** Made on the first subscription. */
+  #listeners: Set<(event: RuntimeEvent) => void> | undefined;
   /** {@link #listeners} as an array, replaced (never changed) when a listener comes or goes. */
   #listenerList: ReadonlyArray<(event: RuntimeEvent) => void> = [];
   /** See {@link #ephemeralId}; reset by every kept event. */
@@ -428,10 +429,11 @@ export class CollectingEventBus implements EventBus {
   subscribe(listener: (event: RuntimeEvent) => void): () => void {
     // Wrap so that subscribing the same function twice yields two independent subscriptions.
     const wrapper = (event: RuntimeEvent) => listener(event);
-    this.#listeners.add(wrapper);
-    this.#listenerList = [...this.#listeners];
+    const listeners = (this.#listeners ??= new Set());
+    listeners.add(wrapper);
+    this.#listenerList = [...listeners];
     return () => {
-      if (this.#listeners.delete(wrapper)) this.#listenerList = [...this.#listeners];
+      if (listeners.delete(wrapper)) this.#listenerList = [...listeners];
     };
   }
 

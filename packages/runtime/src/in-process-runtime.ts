@@ -295,7 +295,8 @@ export class InProcessRuntime {
     if (this.#keepTurnContexts > 0) {
       this.#adapter.onContextAssembled = (context) => {
         if (context.turnId !== undefined) {
-          (this.#latestContext ??= new Map()).set(context.turnId, context);
+          this.#latestContext ??= new Map();
+          this.#latestContext.set(context.turnId, context);
         }
       };
     }

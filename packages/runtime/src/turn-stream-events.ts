@@ -389,7 +389,8 @@ export function tapEventBus(
       const known = bound?.get(property);
       if (known !== undefined && known.method === value) return known.bound;
       const method = value.bind(target);
-      (bound ??= new Map()).set(property, { method: value, bound: method });
+      bound ??= new Map();
+      bound.set(property, { method: value, bound: method });
       return method;
     },
   });

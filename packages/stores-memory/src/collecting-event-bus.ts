@@ -429,7 +429,8 @@ export class CollectingEventBus implements EventBus {
   subscribe(listener: (event: RuntimeEvent) => void): () => void {
     // Wrap so that subscribing the same function twice yields two independent subscriptions.
     const wrapper = (event: RuntimeEvent) => listener(event);
-    const listeners = (this.#listeners ??= new Set());
+    this.#listeners ??= new Set();
+    const listeners = this.#listeners;
     listeners.add(wrapper);
     this.#listenerList = [...listeners];
     return () => {

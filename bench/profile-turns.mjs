@@ -8,6 +8,8 @@
 //   node --expose-gc --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile-turns.mjs
 //   node --expose-gc --trace-gc bench/profile-turns.mjs
 //   HEAP=1 node --expose-gc bench/profile-turns.mjs   # also C: heap kept per conversation
+//   COUNT=1 node --expose-gc bench/profile-turns.mjs  # also promises made and bytes allocated
+//                                                     # per turn: counts, steady on a noisy machine
 //
 // Uses the workspace build (pnpm turbo run build --filter=@everruns-ts/peer-adapter...).
 import { PerformanceObserver, performance } from 'node:perf_hooks';
@@ -90,6 +92,45 @@ if (process.env.HEAP) {
       heap_kb_per_conversation: kb(held.heap - base.heap),
       with_array_buffers_kb: kb(held.all - base.all),
       freed_on_drop_kb: kb(held.heap - dropped.heap),
+    }),
+  );
+}
+
+if (process.env.COUNT) {
+  const { createHook } = await import('node:async_hooks');
+  const { Session } = await import('node:inspector/promises');
+  const counted = 1000;
+  let promises = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') promises++;
+    },
+  });
+  hook.enable();
+  for (let i = 0; i < counted; i++) await oneTurn();
+  hook.disable();
+  // Every allocation, those the next scavenge frees included, sampled every 256 bytes.
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 256,
+    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMajorGC: true,
+  });
+  for (let i = 0; i < counted; i++) await oneTurn();
+  const { profile } = await session.post('HeapProfiler.stopSampling');
+  session.disconnect();
+  let bytes = 0;
+  const walk = (node) => {
+    bytes += node.selfSize;
+    for (const child of node.children) walk(child);
+  };
+  walk(profile.head);
+  console.log(
+    JSON.stringify({
+      promises_per_turn: +(promises / counted).toFixed(1),
+      allocated_kb_per_turn: +(bytes / counted / 1024).toFixed(1),
     }),
   );
 }

@@ -282,6 +282,9 @@ describe.each(Object.keys(backendsByName))('session_schedule on %s', (backendNam
         .driver(scriptedModel())
         .defaultModel(LLMSIM_DEFAULT_MODEL)
         .build();
+      // The second runtime's own pass at start (and any schedule of earlier tests) is over
+      // before the schedule exists: a pass still reading the sessions could arm it first.
+      await second.rearmSchedules();
       const created = await call(first.runtime, first.sessionId, 'create_schedule', {
         description: 'ring once',
         delay_seconds: 0.6,

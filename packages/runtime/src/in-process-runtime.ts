@@ -1061,8 +1061,8 @@ export class InProcessRuntime {
     this.#adapter.setupCache?.delete(`${sessionId}/${turnId}`);
     const context = this.#latestContext?.get(turnId);
     this.#latestContext?.delete(turnId);
+    // Gathered only when contexts are kept (see the constructor).
     if (!context) return;
-    if (this.#keepTurnContexts === 0) return;
     this.#turnContexts ??= new Map();
     this.#turnContexts.set(turnId, context);
     if (this.#turnContexts.size > this.#keepTurnContexts) {

@@ -13,7 +13,7 @@ import {
   newIdWithWords,
   type RuntimeEvent,
 } from '@everruns-ts/core';
-import { freezeCopy, plainObjectFor } from './freeze-copy.js';
+import { freezeCopy, ownKey, plainObjectFor } from './freeze-copy.js';
 
 /** Options of {@link CollectingEventBus}. */
 export interface CollectingEventBusOptions {
@@ -32,8 +32,6 @@ export interface CollectingEventBusOptions {
    */
   onListenerError?: (error: unknown, event: RuntimeEvent) => void;
 }
-
-const ownKey = Object.prototype.hasOwnProperty;
 
 /**
  * A frozen copy of an event's data: a shallow copy when every value is a primitive (the streamed

@@ -1,4 +1,5 @@
-const ownKey = Object.prototype.hasOwnProperty;
+/** `Object.prototype.hasOwnProperty`, for `for…in` loops over plain data (call it with the object). */
+export const ownKey = Object.prototype.hasOwnProperty;
 
 /** A plain object or array: what {@link freezeCopy} copies (anything else is kept as it is). */
 function isPlainData(value: unknown): value is Record<string, unknown> | unknown[] {

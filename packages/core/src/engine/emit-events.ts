@@ -69,10 +69,8 @@ export async function storeMessageAndEmit(
   options?: JointMessageOptions,
 ): Promise<StoredMessageAndEvents> {
   // No promise to wait for on a bus without joint writes.
-  const joint =
-    typeof (backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function'
-      ? await jointMessageWrite(backends, sessionId, message, events, options)
-      : null;
+  const writing = jointMessageWrite(backends, sessionId, message, events, options);
+  const joint = writing === null ? null : await writing;
   if (joint?.events) {
     const result: StoredMessageAndEvents = { message: joint.message, events: joint.events };
     if (joint.statusSet === true) result.statusSet = true;
@@ -102,7 +100,7 @@ export async function storeMessageAndEmit(
 
 /**
  * The bus's own {@link MessageEventBus.storeMessageAndEmit} (message and events in one round
- * trip), or `null` without calling anything when the bus has none: the one dispatch
+ * trip), or `null` (no promise) without calling anything when the bus has none: the one dispatch
  * {@link storeMessageAndEmit} and the input atom share.
  */
 export function jointMessageWrite(
@@ -111,7 +109,7 @@ export function jointMessageWrite(
   message: NewMessage,
   events: (stored: Message) => EventRequest[],
   options?: JointMessageOptions,
-): Promise<JointMessageWrite | null> {
+): Promise<JointMessageWrite | null> | null {
   const bus = backends.events as Partial<MessageEventBus>;
   return typeof bus.storeMessageAndEmit === 'function'
     ? bus.storeMessageAndEmit.call(
@@ -122,7 +120,7 @@ export function jointMessageWrite(
         events,
         options,
       )
-    : Promise.resolve(null);
+    : null;
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 } from '@everruns-ts/core';
 import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { openMcpSecrets, sealMcpSecrets } from './mcp-secrets.js';
-import type { Queryable } from './postgres-database.js';
+import { COMMIT_WITHOUT_FLUSH, type Queryable } from './postgres-database.js';
 import { violatedConstraint } from './postgres-errors.js';
 import type { JointRows } from './postgres-message-store.js';
 import {
@@ -559,6 +559,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
             WHERE id_hash = $1
               AND (turn_lease_holder IS NULL OR turn_lease_holder = $2
                    OR turn_lease_expires_at <= now())
+              AND ${COMMIT_WITHOUT_FLUSH}
             RETURNING ${LEASE_COLUMNS}`,
           [idHash, holder, durationMs],
         ),
@@ -600,7 +601,7 @@ export class PostgresSessionStore implements RuntimeSessionStore {
     const result = await db.run('renewTurnLease', (client) =>
       client.query<LeaseRow>(
         `UPDATE ${db.table('sessions')} SET turn_lease_expires_at = ${LEASE_EXPIRY}
-          WHERE id_hash = $1 AND turn_lease_holder = $2
+          WHERE id_hash = $1 AND turn_lease_holder = $2 AND ${COMMIT_WITHOUT_FLUSH}
           RETURNING ${LEASE_COLUMNS}`,
         [textDigest(sessionId), encodeText(holderId), durationMs],
       ),

@@ -13,6 +13,7 @@ import {
 } from '@everruns-ts/core';
 import { keyHeadRange, keyPrefixCondition, keyPrefixParams } from './key-range.js';
 import { openMcpSecrets } from './mcp-secrets.js';
+import { COMMIT_WITHOUT_FLUSH } from './postgres-database.js';
 import { type ChainRow, foldHarnessChain, harnessChainCte } from './postgres-harness-store.js';
 import {
   type JointSnapshot,
@@ -395,6 +396,7 @@ export function snapshotQuery(
           WHERE id_hash = $1
             AND (turn_lease_holder IS NULL OR turn_lease_holder = ${holder}
                  OR turn_lease_expires_at <= now())
+            AND ${COMMIT_WITHOUT_FLUSH}
          RETURNING turn_lease_holder,
                    (extract(epoch FROM turn_lease_expires_at) * 1000)::float8 AS expires_ms
        ),`;

@@ -96,6 +96,33 @@ describe('PgBossHost', () => {
     }
   });
 
+  it("claims a submitted turn's lease and reads the setup its checks need in one statement", async () => {
+    const { host, backends } = await fixtureHost();
+    const sessionId = await environment.createSession();
+    const sent: string[] = [];
+    const query = backends.pool.query.bind(backends.pool) as (...args: unknown[]) => unknown;
+    backends.pool.query = ((config: unknown, ...rest: unknown[]) => {
+      sent.push(String((config as { text?: unknown })?.text ?? config));
+      return query(config, ...rest);
+    }) as typeof backends.pool.query;
+    let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
+    try {
+      handle = await host.submitTextTurn(sessionId, 'counted');
+    } finally {
+      backends.pool.query = query as typeof backends.pool.query;
+    }
+    // The claim and the session's setup (harness chain, default model) are one statement; no
+    // statement reads the setup or the default model again.
+    expect(sent[0]).toMatch(/claimed AS \(\s*UPDATE \S+"sessions"/);
+    expect(sent[0]).toContain('snapshot_session');
+    expect(
+      sent.filter((text) => /turn_lease_holder|snapshot_session|default_model/.test(text)),
+    ).toEqual([sent[0]]);
+    expect(await environment.backends.sessions.getTurnLease(sessionId)).toMatchObject({
+      holderId: expect.stringContaining(handle.turnId),
+    });
+  });
+
   it('refuses bad input, an unknown session and a second running turn before running anything', async () => {
     const { host } = await fixtureHost();
     const sessionId = await environment.createSession();
@@ -109,9 +136,13 @@ describe('PgBossHost', () => {
     await expect(host.submitTextTurn(sessionId, 'second')).rejects.toMatchObject({
       code: 'TURN_IN_PROGRESS',
     });
+    const other = await environment.createSession();
     await expect(
-      host.submitTextTurn(await environment.createSession(), 'again', { turnId: handle.turnId }),
+      host.submitTextTurn(other, 'again', { turnId: handle.turnId }),
     ).rejects.toMatchObject({ code: 'DUPLICATE_ID' });
+    // The refused submission claimed the other session's lease before its turn record failed:
+    // it released it.
+    expect(await environment.backends.sessions.getTurnLease(other)).toBeNull();
     expect(await handle.status()).toMatchObject({
       status: 'running',
       step: `${handle.turnId}/input/0`,

@@ -6,6 +6,7 @@ import {
   inputMessageSchema,
   newId,
   type RuntimeEvent,
+  type SessionSetupSnapshot,
   validateTurnInput,
 } from '@everruns-ts/core';
 import {
@@ -23,7 +24,7 @@ import {
 import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
-import { claimTurnLease, releaseTurnLease } from './host-turn-lease.js';
+import { claimTurnLease, releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
 import type { HostTurnStatus } from './turn-records.js';
 
 /** Options of `PgBossHost.submitTurn`. */
@@ -137,17 +138,11 @@ export class TurnSubmission {
         message: `Invalid input message: ${formatZodError(parsed.error)}`,
       });
     }
-    if (!(await adapter.backends.sessions.getSession(sessionId))) {
-      throw new EverrunsError({
-        code: 'SESSION_NOT_FOUND',
-        message: `Session ${sessionId} does not exist`,
-        details: { sessionId },
-      });
-    }
-    // Everything the input step would check before writing, checked here first: a refused turn
-    // is never recorded (its size, capabilities, model and driver).
-    await validateTurnInput(adapter, { sessionId, input: parsed.data });
     const turnId = parsedOptions.data.turnId ?? newId('turn');
+    const { sessions } = adapter.backends;
+    // The session's lease first: no other runtime on these stores runs a turn on it meanwhile.
+    // Where the backends can, the claim reads the session's setup in the same round trip.
+    await this.#claimAndValidate(sessionId, turnId, parsed.data);
     const initial = initialTurnStep({
       sessionId,
       turnId,
@@ -157,32 +152,21 @@ export class TurnSubmission {
     });
     const streaming = parsedOptions.data.stream === true;
     const step = streaming ? { ...initial, state: { ...initial.state, stream: true } } : initial;
-    // A streamed turn's subscriber listens before anything is enqueued, so no event is missed.
-    const listener = streaming ? await this.#listen(sessionId, turnId) : undefined;
+    let listener: TurnListener | undefined;
     try {
-      // The session's lease first: no other runtime on these stores runs a turn on it meanwhile.
-      const { sessions } = adapter.backends;
-      await claimTurnLease(sessions, sessionId, turnId, this.#context.turnLeaseMs);
-      let waiting: string | null;
-      try {
-        waiting = await turns.insert(turnId, sessionId, step);
-      } catch (error) {
-        await releaseTurnLease(sessions, sessionId, turnId);
-        throw error;
-      }
-      if (waiting !== null) {
-        await releaseTurnLease(sessions, sessionId, turnId);
-        throw await waitingForToolResultsError(adapter, sessionId, waiting);
-      }
+      // A streamed turn's subscriber listens before anything is enqueued, so no event is missed.
+      if (streaming) listener = await this.#listen(sessionId, turnId);
+      const waiting = await turns.insert(turnId, sessionId, step);
+      if (waiting !== null) throw await waitingForToolResultsError(adapter, sessionId, waiting);
       try {
         await steps.send(step, 0, true);
       } catch (error) {
         await turns.delete(turnId).catch(() => {});
-        await releaseTurnLease(sessions, sessionId, turnId);
         throw error;
       }
     } catch (error) {
       listener?.unsubscribe();
+      await releaseTurnLease(sessions, sessionId, turnId);
       throw error;
     }
     const handle = this.handle(turnId, sessionId);
@@ -197,6 +181,44 @@ export class TurnSubmission {
       stream,
       [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
     };
+  }
+
+  /**
+   * Claims the session's turn lease for `turnId`, then checks everything the input step would
+   * check before writing (the input's size, the session's capabilities, model and driver), so a
+   * refused turn is never recorded; a refused turn releases the lease. With backends that offer
+   * `claimTurnLeaseAndLoadSetup`, the claim reads the setup the checks need in the same round
+   * trip. Throws `SESSION_NOT_FOUND`, `TURN_IN_PROGRESS` and the checks' errors.
+   */
+  async #claimAndValidate(sessionId: string, turnId: string, input: InputMessage): Promise<void> {
+    const { adapter, turnLeaseMs } = this.#context;
+    const { backends } = adapter;
+    const { sessions, claimTurnLeaseAndLoadSetup } = backends;
+    let setup: SessionSetupSnapshot | undefined;
+    if (claimTurnLeaseAndLoadSetup) {
+      const claimed = await claimTurnLeaseAndLoadSetup.call(
+        backends,
+        sessionId,
+        turnLeaseHolder(turnId),
+        turnLeaseMs,
+      );
+      setup = claimed.setup ?? undefined;
+    } else {
+      if (!(await sessions.getSession(sessionId))) {
+        throw new EverrunsError({
+          code: 'SESSION_NOT_FOUND',
+          message: `Session ${sessionId} does not exist`,
+          details: { sessionId },
+        });
+      }
+      await claimTurnLease(sessions, sessionId, turnId, turnLeaseMs);
+    }
+    try {
+      await validateTurnInput(adapter, { sessionId, input, ...(setup ? { setup } : {}) });
+    } catch (error) {
+      await releaseTurnLease(sessions, sessionId, turnId);
+      throw error;
+    }
   }
 
   /**

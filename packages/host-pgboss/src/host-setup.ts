@@ -7,6 +7,7 @@ import type pg from 'pg';
 import PgBoss from 'pg-boss';
 import { configurationError } from './host-errors.js';
 import { createHostTables } from './host-tables.js';
+import { sendStatement } from './named-statements.js';
 import type { PgBossHostOptions } from './pg-boss-host-options.js';
 import { scheduleQueueOf } from './pg-boss-schedules.js';
 import { deadLetterQueueOf, isValidQueueName } from './step-jobs.js';
@@ -57,7 +58,7 @@ export function hostPool(options: PgBossHostOptions): { pool: pg.Pool; ownsPool:
 /** A pg-boss instance that runs its statements on `pool` (not yet started). */
 export function createBoss(pool: pg.Pool, options: PgBossHostOptions, bossSchema: string): PgBoss {
   const boss = new PgBoss({
-    db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
+    db: { executeSql: (text: string, values: unknown[]) => sendStatement(pool, text, values) },
     schema: bossSchema,
     schedule: false,
     supervise: options.supervise ?? true,

@@ -1,6 +1,7 @@
 import type { ToolCallJournal } from '@everruns-ts/runtime/host';
 import { quoteIdentifier } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
+import { sendStatement } from './named-statements.js';
 
 /**
  * A tool-call journal in the host's `tool_calls` table. A claim is one `INSERT … ON CONFLICT DO
@@ -20,7 +21,8 @@ export class PostgresToolCallJournal implements ToolCallJournal {
 
   /** Claims a tool call: true for the first claim of it, false for every later one. */
   async claim(sessionId: string, turnId: string, toolCallId: string): Promise<boolean> {
-    const result = await this.#pool.query(
+    const result = await sendStatement(
+      this.#pool,
       `INSERT INTO ${this.#table} (session_id, turn_id, tool_call_id) VALUES ($1, $2, $3)
        ON CONFLICT DO NOTHING`,
       [sessionId, turnId, toolCallId],
@@ -30,9 +32,11 @@ export class PostgresToolCallJournal implements ToolCallJournal {
 
   /** Deletes the entries claimed before `before`; returns how many were deleted. */
   async prune(before: Date): Promise<number> {
-    const result = await this.#pool.query(`DELETE FROM ${this.#table} WHERE claimed_at < $1`, [
-      before,
-    ]);
+    const result = await sendStatement(
+      this.#pool,
+      `DELETE FROM ${this.#table} WHERE claimed_at < $1`,
+      [before],
+    );
     return result.rowCount ?? 0;
   }
 }

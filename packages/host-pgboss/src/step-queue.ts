@@ -1,6 +1,7 @@
 import type { RuntimeTurnStep } from '@everruns-ts/runtime/host';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
+import { sendStatement } from './named-statements.js';
 import { endingJobId, type StepJobData, stepJobId } from './step-jobs.js';
 import { STEP_CHANNEL } from './turn-notifications.js';
 
@@ -83,9 +84,9 @@ export class StepQueue {
     const { pool, stepPayload, onError } = this.#options;
     const wokeLocal = wakeOthers ? this.wakeIdleLoop() : this.#hasIdleLoop();
     if (wakeOthers || !wokeLocal) {
-      await pool
-        .query('SELECT pg_notify($1, $2)', [STEP_CHANNEL, stepPayload])
-        .catch((error: unknown) => onError(error));
+      await sendStatement(pool, 'SELECT pg_notify($1, $2)', [STEP_CHANNEL, stepPayload]).catch(
+        (error: unknown) => onError(error),
+      );
     }
   }
 

@@ -10,6 +10,7 @@ import { errorState, quoteIdentifier, violatedConstraint } from '@everruns-ts/st
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import { unknownTurnError } from './host-errors.js';
+import { sendStatement } from './named-statements.js';
 
 /** Where a turn of the durable host stands. */
 export type HostTurnStatusName =
@@ -136,7 +137,8 @@ export class TurnRecords {
   async insert(turnId: string, sessionId: string, step: RuntimeTurnStep): Promise<string | null> {
     let rowCount: number | null;
     try {
-      ({ rowCount } = await this.#pool.query(
+      ({ rowCount } = await sendStatement(
+        this.#pool,
         `INSERT INTO ${this.#table} (turn_id, session_id, status, step, step_order)
          SELECT $1, $2, 'running', $3, $4
           WHERE NOT EXISTS (
@@ -148,7 +150,8 @@ export class TurnRecords {
       throw uniqueViolation(error, sessionId, turnId) ?? error;
     }
     if (rowCount === 1) return null;
-    const { rows } = await this.#pool.query<{ turn_id: string }>(
+    const { rows } = await sendStatement<{ turn_id: string }>(
+      this.#pool,
       `SELECT turn_id FROM ${this.#table}
         WHERE session_id = $1 AND status = 'waiting_for_tool_results' ORDER BY created_at LIMIT 1`,
       [sessionId],
@@ -159,12 +162,13 @@ export class TurnRecords {
 
   /** Removes a turn that never got its first job. */
   async delete(turnId: string): Promise<void> {
-    await this.#pool.query(`DELETE FROM ${this.#table} WHERE turn_id = $1`, [turnId]);
+    await sendStatement(this.#pool, `DELETE FROM ${this.#table} WHERE turn_id = $1`, [turnId]);
   }
 
   /** The turn's row, or `null` for an unknown turn. */
   async get(turnId: string): Promise<TurnRow | null> {
-    const { rows } = await this.#pool.query<RawRow>(
+    const { rows } = await sendStatement<RawRow>(
+      this.#pool,
       `SELECT turn_id, session_id, status, step, generation, result, error, created_at, updated_at
          FROM ${this.#table} WHERE turn_id = $1`,
       [turnId],
@@ -199,7 +203,8 @@ export class TurnRecords {
     generation: number | null,
     order: number | null,
   ): Promise<StepClaim | null> {
-    const { rows } = await this.#pool.query<RawClaim>(
+    const { rows } = await sendStatement<RawClaim>(
+      this.#pool,
       `UPDATE ${this.#table} SET fence = fence + 1, updated_at = now()
         WHERE turn_id = $1 AND status = 'running'
           AND ($2::integer IS NULL OR generation = $2)
@@ -224,7 +229,8 @@ export class TurnRecords {
 
   /** True while `fence` is the turn's fencing token and the turn runs. */
   async holdsFence(turnId: string, fence: number): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(
+    const { rowCount } = await sendStatement(
+      this.#pool,
       `SELECT 1 FROM ${this.#table} WHERE turn_id = $1 AND fence = $2 AND status = 'running'`,
       [turnId, fence],
     );
@@ -259,12 +265,14 @@ export class TurnRecords {
     const client = await this.#pool.connect();
     try {
       await client.query('BEGIN');
-      const { rowCount } = await client.query(update, values);
+      const { rowCount } = await sendStatement(client, update, values, true);
       if (rowCount !== 1) {
         await client.query('ROLLBACK');
         return false;
       }
-      await enqueue({ executeSql: (text, parameters) => client.query(text, parameters) });
+      await enqueue({
+        executeSql: (text, parameters) => sendStatement(client, text, parameters, true),
+      });
       await client.query('COMMIT');
       return true;
     } catch (error) {
@@ -281,7 +289,8 @@ export class TurnRecords {
     fence: number,
     error: { code: string; message: string },
   ): Promise<void> {
-    await this.#pool.query(
+    await sendStatement(
+      this.#pool,
       `UPDATE ${this.#table} SET error = $3, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running'`,
       [turnId, fence, JSON.stringify(error)],
@@ -305,7 +314,7 @@ export class TurnRecords {
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`;
     const values = [turnId, fence, JSON.stringify(ending)];
     if (enqueue) return this.#writeThenEnqueue(update, values, enqueue);
-    const { rowCount } = await this.#pool.query(update, values);
+    const { rowCount } = await sendStatement(this.#pool, update, values);
     return rowCount === 1;
   }
 
@@ -314,7 +323,8 @@ export class TurnRecords {
    * writing nothing, when `fence` no longer holds (the caller must not deliver the effect).
    */
   async beginEffect(turnId: string, fence: number, index: number): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(
+    const { rowCount } = await sendStatement(
+      this.#pool,
       `UPDATE ${this.#table} SET ending_done = $3, ending_started = $3 + 1, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NOT NULL`,
       [turnId, fence, index],
@@ -334,7 +344,8 @@ export class TurnRecords {
     result: TurnResult | null,
     error: { code: string; message: string } | null,
   ): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(
+    const { rowCount } = await sendStatement(
+      this.#pool,
       `WITH ended AS (
          UPDATE ${this.#table}
             SET status = $3, result = $4, error = $5, ending = NULL, ending_started = 0,
@@ -358,7 +369,8 @@ export class TurnRecords {
 
   /** The id of the turn running on a session, or `null`. */
   async runningTurnOf(sessionId: string): Promise<string | null> {
-    const { rows } = await this.#pool.query<{ turn_id: string }>(
+    const { rows } = await sendStatement<{ turn_id: string }>(
+      this.#pool,
       `SELECT turn_id FROM ${this.#table} WHERE session_id = $1 AND status = 'running'`,
       [sessionId],
     );
@@ -378,7 +390,8 @@ export class TurnRecords {
   ): Promise<{ generation: number; fence: number } | null> {
     let rows: Array<{ generation: number; fence: string }>;
     try {
-      ({ rows } = await this.#pool.query(
+      ({ rows } = await sendStatement(
+        this.#pool,
         `UPDATE ${this.#table}
             SET status = 'running', step = $2, step_order = $3, result = NULL, error = NULL,
                 fence = fence + 1, updated_at = now()
@@ -402,7 +415,8 @@ export class TurnRecords {
   async nextGeneration(turnId: string): Promise<{ generation: number; step: unknown } | null> {
     let rows: Array<{ generation: number; step: unknown }>;
     try {
-      ({ rows } = await this.#pool.query(
+      ({ rows } = await sendStatement(
+        this.#pool,
         `UPDATE ${this.#table}
             SET generation = generation + 1, fence = fence + 1, status = 'running', error = NULL,
                 updated_at = now()

@@ -74,6 +74,48 @@ describe('PgBossHost', () => {
     expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
   });
 
+  it("sends every statement with parameters of a turn by name, the host's and pg-boss's", async () => {
+    const { host, pool } = await fixtureHost();
+    const sent: { text: string; named: boolean }[] = [];
+    const record = (config: unknown, values: unknown) => {
+      const named = typeof config === 'object' && config !== null && 'name' in config;
+      const parameters = named ? (config as { values?: unknown[] }).values : values;
+      if (!Array.isArray(parameters) || parameters.length === 0) return;
+      sent.push({ text: String((config as { text?: unknown })?.text ?? config), named });
+    };
+    const poolQuery = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+    pool.query = ((config: unknown, ...rest: unknown[]) => {
+      record(config, rest[0]);
+      return poolQuery(config, ...rest);
+    }) as typeof pool.query;
+    // Statements of transactions go through checked-out clients.
+    pool.on('acquire', (client) => {
+      const marked = client as typeof client & { recorded?: boolean };
+      if (marked.recorded) return;
+      marked.recorded = true;
+      const clientQuery = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((config: unknown, ...rest: unknown[]) => {
+        record(config, rest[0]);
+        return clientQuery(config, ...rest);
+      }) as typeof client.query;
+    });
+    await host.work({ concurrency: 1 });
+    const sessionId = await environment.createSession();
+    const handle = await host.submitTextTurn(sessionId, 'append and flag');
+    expect((await handle.result({ timeoutMs: 20_000 })).success).toBe(true);
+    // The job's fetch, insert and completion of pg-boss, the host's turn records and the stores.
+    expect(sent.some((statement) => /\bjob\b/.test(statement.text))).toBe(true);
+    expect(sent.some((statement) => /\.turns\b/.test(statement.text))).toBe(true);
+    // The fixture's scripted model and tools record their calls in tables of the test's own.
+    const fixtureOwn = /"\.(model_calls|effects)\b/;
+    expect(
+      sent
+        .filter((statement) => !statement.named && !fixtureOwn.test(statement.text))
+        .map((statement) => statement.text),
+    ).toEqual([]);
+    expect(sent.some((statement) => fixtureOwn.test(statement.text))).toBe(true);
+  });
+
   it('shares the steps of many turns between two worker hosts', async () => {
     const config = environment.configFor();
     const first = await startFixtureHost(config);

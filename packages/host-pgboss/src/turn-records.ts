@@ -256,8 +256,52 @@ export class TurnRecords {
     );
   }
 
-  /** Runs `update`; when it changed one row, `enqueue` too, in the same transaction. */
+  /**
+   * Runs `update`; when it changed one row, `enqueue` too, atomically. pg-boss's job `INSERT`
+   * (the one statement its `send` runs through the `db` it is given) is sent together with
+   * `update` as one statement whose `INSERT` runs only when the `UPDATE` found its row: one round
+   * trip instead of four. A statement from pg-boss that is not that `INSERT` as this code knows it
+   * (another pg-boss version) takes the transaction path: `BEGIN`, `update`, `enqueue`, `COMMIT`.
+   */
   async #writeThenEnqueue(
+    update: string,
+    values: unknown[],
+    enqueue: (db: PgBoss.Db) => Promise<void>,
+  ): Promise<boolean> {
+    let moved: boolean | undefined;
+    const joint: PgBoss.Db = {
+      executeSql: async (text, parameters) => {
+        const insert = moved === undefined ? guardedJobInsert(text) : undefined;
+        if (insert === undefined) throw new NotJointInsert();
+        const offset = parameters.length;
+        const { rows } = await sendStatement<{ moved: number; id: string | null }>(
+          this.#pool,
+          `WITH moved AS (${renumberParameters(update, offset)} RETURNING 1),
+           job AS (${insert})
+           SELECT (SELECT count(*) FROM moved)::integer AS moved, (SELECT id FROM job) AS id`,
+          [...parameters, ...values],
+        );
+        const row = rows[0];
+        moved = row?.moved === 1;
+        // What pg-boss reads of its INSERT's answer: the new job's id, none when the id was taken.
+        return { rows: row?.id ? [{ id: row.id }] : [] };
+      },
+    };
+    try {
+      await enqueue(joint);
+    } catch (error) {
+      if (!(error instanceof NotJointInsert)) throw error;
+      return this.#writeThenEnqueueInTransaction(update, values, enqueue);
+    }
+    if (moved === undefined) {
+      // pg-boss sent no statement (a send always sends its INSERT): the transaction path.
+      return this.#writeThenEnqueueInTransaction(update, values, enqueue);
+    }
+    return moved;
+  }
+
+  /** Runs `update`; when it changed one row, `enqueue` too, in the same transaction. */
+  async #writeThenEnqueueInTransaction(
     update: string,
     values: unknown[],
     enqueue: (db: PgBoss.Db) => Promise<void>,
@@ -450,4 +494,34 @@ function uniqueViolation(error: unknown, sessionId: string, turnId: string): Eve
     details: { sessionId },
     cause: error,
   });
+}
+
+/** Thrown to pg-boss by the joint `db` for a statement it cannot send with the update. */
+class NotJointInsert extends Error {
+  constructor() {
+    super('not the job INSERT the host sends with its update');
+  }
+}
+
+/** How pg-boss 10's job INSERT ends: its job row joined with the queue's, then the conflict clause. */
+const JOB_INSERT_END =
+  /\)\s+j\s+JOIN\s+\S+\s+q\s+ON\s+j\.name\s*=\s*q\.name\s+ON CONFLICT DO NOTHING\s+RETURNING id\s*$/;
+
+/**
+ * pg-boss's job `INSERT … SELECT … FROM (…) j JOIN <schema>.queue q ON j.name = q.name ON CONFLICT
+ * DO NOTHING RETURNING id`, made to insert only when the `moved` CTE before it returned a row;
+ * `undefined` for any other text.
+ */
+export function guardedJobInsert(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (!/^INSERT INTO \S+\.job\s*\(/.test(trimmed)) return undefined;
+  const end = JOB_INSERT_END.exec(trimmed);
+  if (!end) return undefined;
+  const at = trimmed.lastIndexOf('ON CONFLICT DO NOTHING');
+  return `${trimmed.slice(0, at)}WHERE EXISTS (SELECT 1 FROM moved)\n    ${trimmed.slice(at)}`;
+}
+
+/** `text` with each parameter `$n` renumbered `$(n + offset)` (texts of this file: no `$` else). */
+function renumberParameters(text: string, offset: number): string {
+  return text.replace(/\$(\d+)/g, (_match, index: string) => `$${Number(index) + offset}`);
 }

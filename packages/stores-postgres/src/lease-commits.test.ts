@@ -92,11 +92,17 @@ function mathRuntime(backends: PostgresBackends) {
     async generate(request): Promise<LlmResponse> {
       const last = request.messages[request.messages.length - 1];
       return last?.role === 'tool_result'
-        ? { text: '4', toolCalls: [], usage: { inputTokens: 1, outputTokens: 1 } }
+        ? {
+            text: '4',
+            toolCalls: [],
+            usage: { inputTokens: 1, outputTokens: 1 },
+            stopReason: 'end_turn',
+          }
         : {
             text: '',
             toolCalls: [{ id: `call_${++calls}`, name: 'add', arguments: { a: 2, b: 2 } }],
             usage: { inputTokens: 1, outputTokens: 1 },
+            stopReason: 'tool_calls',
           };
     },
   });

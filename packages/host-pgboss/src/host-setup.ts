@@ -2,12 +2,13 @@ import {
   createPostgresPool,
   isValidSchemaName,
   openDedicatedConnection,
+  sendStatement,
 } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 import PgBoss from 'pg-boss';
 import { configurationError } from './host-errors.js';
 import { createHostTables } from './host-tables.js';
-import { sendStatement } from './named-statements.js';
+
 import type { PgBossHostOptions } from './pg-boss-host-options.js';
 import { scheduleQueueOf } from './pg-boss-schedules.js';
 import { deadLetterQueueOf, isValidQueueName } from './step-jobs.js';

@@ -1,7 +1,6 @@
 import type { ToolCallJournal } from '@everruns-ts/runtime/host';
-import { quoteIdentifier } from '@everruns-ts/stores-postgres';
+import { quoteIdentifier, sendStatement } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
-import { sendStatement } from './named-statements.js';
 
 /**
  * A tool-call journal in the host's `tool_calls` table. A claim is one `INSERT … ON CONFLICT DO

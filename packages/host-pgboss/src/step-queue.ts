@@ -1,7 +1,8 @@
 import type { RuntimeTurnStep } from '@everruns-ts/runtime/host';
+import { sendStatement } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
-import { sendStatement } from './named-statements.js';
+
 import { endingJobId, type StepJobData, stepJobId } from './step-jobs.js';
 import { STEP_CHANNEL } from './turn-notifications.js';
 

@@ -6,11 +6,15 @@ import type {
   RuntimeTurnStep,
   TurnResult,
 } from '@everruns-ts/runtime/host';
-import { errorState, quoteIdentifier, violatedConstraint } from '@everruns-ts/stores-postgres';
+import {
+  errorState,
+  quoteIdentifier,
+  sendStatement,
+  violatedConstraint,
+} from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import { unknownTurnError } from './host-errors.js';
-import { sendStatement } from './named-statements.js';
 
 /** Where a turn of the durable host stands. */
 export type HostTurnStatusName =
@@ -291,13 +295,9 @@ export class TurnRecords {
       await enqueue(joint);
     } catch (error) {
       if (!(error instanceof NotJointInsert)) throw error;
-      return this.#writeThenEnqueueInTransaction(update, values, enqueue);
     }
-    if (moved === undefined) {
-      // pg-boss sent no statement (a send always sends its INSERT): the transaction path.
-      return this.#writeThenEnqueueInTransaction(update, values, enqueue);
-    }
-    return moved;
+    // Not sent jointly (a statement it does not know, or none at all): the transaction path.
+    return moved ?? this.#writeThenEnqueueInTransaction(update, values, enqueue);
   }
 
   /** Runs `update`; when it changed one row, `enqueue` too, in the same transaction. */
@@ -503,9 +503,12 @@ class NotJointInsert extends Error {
   }
 }
 
-/** How pg-boss 10's job INSERT ends: its job row joined with the queue's, then the conflict clause. */
+/**
+ * How pg-boss 10's job INSERT ends: its job row joined with the queue's (group 1), then the
+ * conflict clause (group 2).
+ */
 const JOB_INSERT_END =
-  /\)\s+j\s+JOIN\s+\S+\s+q\s+ON\s+j\.name\s*=\s*q\.name\s+ON CONFLICT DO NOTHING\s+RETURNING id\s*$/;
+  /(\)\s+j\s+JOIN\s+\S+\s+q\s+ON\s+j\.name\s*=\s*q\.name)(\s+ON CONFLICT DO NOTHING\s+RETURNING id\s*)$/;
 
 /**
  * pg-boss's job `INSERT … SELECT … FROM (…) j JOIN <schema>.queue q ON j.name = q.name ON CONFLICT
@@ -517,8 +520,7 @@ export function guardedJobInsert(text: string): string | undefined {
   if (!/^INSERT INTO \S+\.job\s*\(/.test(trimmed)) return undefined;
   const end = JOB_INSERT_END.exec(trimmed);
   if (!end) return undefined;
-  const at = trimmed.lastIndexOf('ON CONFLICT DO NOTHING');
-  return `${trimmed.slice(0, at)}WHERE EXISTS (SELECT 1 FROM moved)\n    ${trimmed.slice(at)}`;
+  return `${trimmed.slice(0, end.index)}${end[1]}\n    WHERE EXISTS (SELECT 1 FROM moved)${end[2]}`;
 }
 
 /** `text` with each parameter `$n` renumbered `$(n + offset)` (texts of this file: no `$` else). */

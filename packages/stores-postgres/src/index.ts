@@ -11,7 +11,7 @@ export {
   type PostgresConnection,
   postgresBackends,
 } from './postgres-backends.js';
-export { type PostgresRetryOptions, quoteIdentifier } from './postgres-database.js';
+export { type PostgresRetryOptions, quoteIdentifier, sendStatement } from './postgres-database.js';
 export { errorState, violatedConstraint } from './postgres-errors.js';
 export {
   type EventPageRequest,

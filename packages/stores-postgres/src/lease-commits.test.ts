@@ -1,20 +1,9 @@
-// Which writes wait for the disk flush at commit. A turn lease's claim and renewal commit without
-// waiting (`synchronous_commit` off for their own transaction): the next message write, which
-// waits, makes them durable with it, and every message write re-checks the holder. Every message
-// write keeps the server's setting, and no pooled connection keeps the claim's setting afterwards.
-import {
-  defineCapability,
-  defineTool,
-  type LlmResponse,
-  PlatformDefinition,
-} from '@everruns-ts/core';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { makeSession } from '@everruns-ts/store-conformance';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import type { PostgresBackends } from './postgres-backends.js';
 import { createTestBackends, DATABASE_URL, destroyTestBackends } from './test-support/database.js';
+import { mathRuntime } from './test-support/math-runtime.js';
 
 interface Sent {
   text: string;
@@ -68,50 +57,6 @@ async function commitSettingOf(statement: Sent): Promise<string> {
     await client.query('ROLLBACK').catch(() => {});
     await client.end();
   }
-}
-
-function mathRuntime(backends: PostgresBackends) {
-  const calculator = defineCapability({
-    id: 'calculator',
-    name: 'Calculator',
-    description: 'Adds numbers',
-    tools: [
-      defineTool({
-        name: 'add',
-        description: 'Add two numbers',
-        inputSchema: z.object({ a: z.number(), b: z.number() }),
-        execute: ({ a, b }) => a + b,
-      }),
-    ],
-  });
-  let calls = 0;
-  const platform = new PlatformDefinition();
-  platform.capabilities.register(calculator);
-  platform.drivers.register({
-    providerType: 'fake',
-    async generate(request): Promise<LlmResponse> {
-      const last = request.messages[request.messages.length - 1];
-      return last?.role === 'tool_result'
-        ? {
-            text: '4',
-            toolCalls: [],
-            usage: { inputTokens: 1, outputTokens: 1 },
-            stopReason: 'end_turn',
-          }
-        : {
-            text: '',
-            toolCalls: [{ id: `call_${++calls}`, name: 'add', arguments: { a: 2, b: 2 } }],
-            usage: { inputTokens: 1, outputTokens: 1 },
-            stopReason: 'tool_calls',
-          };
-    },
-  });
-  return new InProcessRuntimeBuilder()
-    .platformDefinition(platform)
-    .defaultModel({ model: 'fake-model', providerType: 'fake' })
-    .backends(backends)
-    .harness({ id: 'math', name: 'math', capabilities: [{ id: 'calculator' }] })
-    .build();
 }
 
 describe('lease writes commit without waiting for the disk; message writes wait', () => {

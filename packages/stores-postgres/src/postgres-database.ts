@@ -52,11 +52,11 @@ const statementNames = new Map<string, string | null>();
  * The name a statement with parameters is prepared under on each connection (so the server parses
  * and plans it once per connection instead of on every call): derived from its text, so one text
  * has one name in every pool and schema. `undefined` for a text sent unnamed: one without
- * parameters (sent with the simple protocol; it may hold several statements), one seen after
- * {@link MAX_NAMED_STATEMENTS} distinct texts, or one whose prepared plan the server refused.
+ * parameters (`pg` sends it with the simple protocol; it may hold several statements), one seen
+ * after {@link MAX_NAMED_STATEMENTS} distinct texts, or one whose prepared plan the server refused.
  */
-function statementName(text: string, values: unknown[] | undefined): string | undefined {
-  if (values === undefined) return undefined;
+function statementName(text: string, values: readonly unknown[] | undefined): string | undefined {
+  if (values === undefined || values.length === 0) return undefined;
   const known = statementNames.get(text);
   if (known !== undefined) return known ?? undefined;
   if (statementNames.size >= MAX_NAMED_STATEMENTS) return undefined;
@@ -66,26 +66,31 @@ function statementName(text: string, values: unknown[] | undefined): string | un
 }
 
 /**
- * Sends `text` on `target` (a pool or a client), by name when {@link statementName} gives one.
- * When the server refuses a prepared plan because a table it reads changed shape (`0A000`,
- * "cached plan must not change result type"), the text is sent unnamed from then on and this call
- * is sent again unnamed (outside a transaction, where nothing was aborted).
+ * Runs one statement on `target` (a pool or a checked-out client) as the stores do: a text with
+ * parameters goes as a named prepared statement (the name derives from the text), so the server
+ * parses and plans it once per connection instead of on every call; a text without parameters
+ * goes unnamed. For code that shares the stores' database and wants the same (the durable host
+ * sends its own statements and pg-boss's through it). When the server refuses a prepared plan
+ * because a table it reads changed shape (`0A000`, "cached plan must not change result type"),
+ * the text is sent unnamed from then on, and this call is sent again unnamed unless it ran inside
+ * a transaction (`inTransaction`), which the refusal aborted. Errors are `pg`'s, untranslated.
  */
-async function sendStatement<Row extends pg.QueryResultRow>(
-  target: pg.Pool | pg.PoolClient,
+export async function sendStatement<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+  target: Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>,
   text: string,
-  values: unknown[] | undefined,
-  inTransaction: boolean,
+  values?: readonly unknown[],
+  inTransaction = false,
 ): Promise<pg.QueryResult<Row>> {
-  const name = statementName(text, values);
-  if (name === undefined) return target.query<Row>(text, values);
+  const parameters = values as unknown[] | undefined;
+  const name = statementName(text, parameters);
+  if (name === undefined) return target.query<Row>(text, parameters);
   try {
-    return await target.query<Row>({ name, text, values: values as unknown[] });
+    return await target.query<Row>({ name, text, values: parameters });
   } catch (error) {
     if ((error as { code?: unknown })?.code !== '0A000') throw error;
     statementNames.set(text, null);
     if (inTransaction) throw error;
-    return target.query<Row>(text, values);
+    return target.query<Row>(text, parameters);
   }
 }
 

@@ -5,8 +5,6 @@
 // was called (not the time it was stored), delivered before the answer's events; and a streamed
 // answer's pieces still follow their `reason.started`.
 import {
-  defineCapability,
-  defineTool,
   EverrunsError,
   type LlmDriver,
   type LlmResponse,
@@ -16,9 +14,9 @@ import {
 } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import type { PostgresBackends } from './postgres-backends.js';
 import { createTestBackends, destroyTestBackends } from './test-support/database.js';
+import { calculatorCapability } from './test-support/math-runtime.js';
 
 const MODEL_MS = 40;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -68,21 +66,7 @@ async function mathRuntime(
   mode: 'answer' | 'fail' | 'stream',
 ) {
   const platform = new PlatformDefinition();
-  platform.capabilities.register(
-    defineCapability({
-      id: 'calculator',
-      name: 'Calculator',
-      description: 'Adds numbers',
-      tools: [
-        defineTool({
-          name: 'add',
-          description: 'Add two numbers',
-          inputSchema: z.object({ a: z.number(), b: z.number() }),
-          execute: ({ a, b }) => a + b,
-        }),
-      ],
-    }),
-  );
+  platform.capabilities.register(calculatorCapability());
   platform.drivers.register(mathDriver(calls, mode));
   const runtime = await new InProcessRuntimeBuilder()
     .platformDefinition(platform)

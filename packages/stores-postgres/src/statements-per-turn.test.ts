@@ -1,19 +1,8 @@
-// How many statements a math turn (a user message, one tool call, its result, the answer: two
-// model calls) sends to PostgreSQL through the in-process runtime, counted exactly so that a
-// change adding a round trip fails here; and that each statement with parameters is sent as a
-// named prepared statement (parsed and planned once per connection, not on every call).
-import {
-  defineCapability,
-  defineTool,
-  type LlmResponse,
-  PlatformDefinition,
-} from '@everruns-ts/core';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import type { PostgresBackends } from './postgres-backends.js';
 import { createTestBackends, destroyTestBackends } from './test-support/database.js';
+import { mathRuntime } from './test-support/math-runtime.js';
 
 /** The statements sent on `pool` while recording: text and whether it went by name. */
 function recordStatements(pool: pg.Pool) {
@@ -64,59 +53,6 @@ function recordStatements(pool: pg.Pool) {
   };
 }
 
-function mathRuntime(backends: PostgresBackends, idempotent: boolean) {
-  const calculator = defineCapability({
-    id: 'calculator',
-    name: 'Calculator',
-    description: 'Adds numbers',
-    tools: [
-      defineTool({
-        name: 'add',
-        description: 'Add two numbers',
-        inputSchema: z.object({ a: z.number(), b: z.number() }),
-        idempotent,
-        execute: ({ a, b }) => a + b,
-      }),
-    ],
-  });
-  let calls = 0;
-  const platform = new PlatformDefinition();
-  platform.capabilities.register(calculator);
-  platform.drivers.register({
-    providerType: 'fake',
-    async generate(request): Promise<LlmResponse> {
-      const last = request.messages[request.messages.length - 1];
-      if (last?.role === 'tool_result') {
-        return {
-          text: '4',
-          toolCalls: [],
-          usage: { inputTokens: 1, outputTokens: 1 },
-          stopReason: 'end_turn',
-        };
-      }
-      return {
-        text: '',
-        toolCalls: [{ id: `call_${++calls}`, name: 'add', arguments: { a: 2, b: 2 } }],
-        usage: { inputTokens: 1, outputTokens: 1 },
-        stopReason: 'tool_calls',
-      };
-    },
-    // A streamed answer: one text piece, then the answer `generate` gives.
-    async *stream(request) {
-      const response = await this.generate(request);
-      if (response.text) yield { type: 'text_delta' as const, text: response.text };
-      yield { type: 'finish' as const, response };
-    },
-  });
-  return new InProcessRuntimeBuilder()
-    .platformDefinition(platform)
-    .defaultModel({ model: 'fake-model', providerType: 'fake' })
-    .backends(backends)
-    .harness({ id: 'math', name: 'math', capabilities: [{ id: 'calculator' }] })
-    .options({ keepTurnContexts: 0 })
-    .build();
-}
-
 describe('statements of a math turn on PostgreSQL', () => {
   let backends: PostgresBackends;
   let recorder: ReturnType<typeof recordStatements>;
@@ -129,7 +65,7 @@ describe('statements of a math turn on PostgreSQL', () => {
 
   for (const idempotent of [false, true]) {
     it(`counts the statements of a turn with ${idempotent ? 'an idempotent' : 'a non-idempotent'} tool, each with parameters sent by name`, async () => {
-      const runtime = await mathRuntime(backends, idempotent);
+      const runtime = await mathRuntime(backends, { idempotent });
       const session = await runtime.createSession({ harnessId: 'math' });
       // The first turn also sets up the session's event sequence; the second is the steady state.
       await runtime.runTextTurn(session.id, 'What is 2 + 2?');
@@ -176,7 +112,7 @@ describe('statements of a math turn on PostgreSQL', () => {
   }
 
   it('sends two statements more for a streamed turn: each reason.started goes before its pieces', async () => {
-    const runtime = await mathRuntime(backends, false);
+    const runtime = await mathRuntime(backends, { idempotent: false });
     const session = await runtime.createSession({ harnessId: 'math' });
     await runtime.runTextTurn(session.id, 'What is 2 + 2?');
     recorder.start();

@@ -40,7 +40,31 @@ function escapeNonAscii(char: string): string {
 
 /** `JSON.stringify` with every non-ASCII character escaped: byte length equals length. */
 export function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(NON_ASCII, escapeNonAscii);
+  return asciiText(JSON.stringify(value));
+}
+
+/** JSON text with every non-ASCII character escaped (`\uXXXX`): byte length equals length. */
+export function asciiText(json: string): string {
+  return json.replace(NON_ASCII, escapeNonAscii);
+}
+
+/**
+ * The JSON of an event as a kept payload carries it (see {@link keptPayloadEvent}), built from its
+ * stored parts: `data` is the event data's JSON as stored, put in as it is instead of being parsed
+ * and written again. Gives what `JSON.stringify(keptPayloadEvent(event))` gives for the event with
+ * those fields (`JSON.stringify` of a parsed `JSON.stringify` output is that output).
+ */
+export function keptEventJson(
+  id: string,
+  type: string,
+  sessionId: string,
+  ts: string,
+  data: string,
+  turnId: unknown,
+): string {
+  const head = `{"id":${JSON.stringify(id)},"type":${JSON.stringify(type)},"sessionId":${JSON.stringify(sessionId)},"ts":${JSON.stringify(ts)},"data":${data}`;
+  const turn = turnId === undefined ? undefined : JSON.stringify(turnId);
+  return turn === undefined ? `${head}}` : `${head},"turnId":${turn}}`;
 }
 
 /** An event as a kept payload carries it: everything but `seq`. */

@@ -132,6 +132,8 @@ export class PostgresDatabase {
   readonly #maxDelayMs: number;
   #queries = 0;
   #closed = false;
+  /** Table name → its schema-qualified, quoted form (statements are built on every call). */
+  readonly #tables = new Map<string, string>();
 
   /** Where retries are reported (`warn`); silent by default. */
   logger: EverrunsLogger = silentLogger;
@@ -152,7 +154,12 @@ export class PostgresDatabase {
 
   /** A table of the store's schema, quoted. */
   table(name: string): string {
-    return `${this.schema}.${quoteIdentifier(name)}`;
+    let qualified = this.#tables.get(name);
+    if (qualified === undefined) {
+      qualified = `${this.schema}.${quoteIdentifier(name)}`;
+      this.#tables.set(name, qualified);
+    }
+    return qualified;
   }
 
   /** Marks the database closed: later operations fail with `STORE_UNAVAILABLE`. */

@@ -29,11 +29,11 @@ import {
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import {
-  asciiJson,
+  asciiText,
   ChannelListener,
   defaultEventChannel,
   ephemeralPayloads,
-  keptPayloadEvent,
+  keptEventJson,
   NOTIFY_PAYLOAD_LIMIT,
   NotificationDecoder,
   type RemoteNotification,
@@ -336,7 +336,9 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
     const sessionHash = textDigest(sessionId);
     const note = this.#keptNotification(
       sessionHash,
-      events,
+      sessionId,
+      rows,
+      sameData,
       rows.reduce((total, row) => total + row.data.length, 0),
     );
     await this.#sessionSent.get(sessionId);
@@ -581,13 +583,9 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
       rows.map((row) => preparedEvent(row, sessionId, dataOf(row.data)));
     const sessionHash = textDigest(sessionId);
     const dataSize = rows.reduce((total, row) => total + row.data.length, 0);
-    const note = this.#keptNotification(
-      sessionHash,
-      eventsAt((data) => data),
-      dataSize,
-    );
+    const note = this.#keptNotification(sessionHash, sessionId, rows, sameData, dataSize);
     if (note !== null) {
-      const twinNote = this.#keptNotification(sessionHash, eventsAt(swap), dataSize);
+      const twinNote = this.#keptNotification(sessionHash, sessionId, rows, swap, dataSize);
       if (twinNote === null || swap(note.suffix) !== twinNote.suffix) return null;
     }
     const { db } = this.#context;
@@ -687,7 +685,13 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
     const { id, ts, data } = row;
     const sessionHash = textDigest(request.sessionId);
     const event = preparedEvent(row, request.sessionId, data);
-    const note = this.#keptNotification(sessionHash, [event], data.length);
+    const note = this.#keptNotification(
+      sessionHash,
+      request.sessionId,
+      [row],
+      sameData,
+      data.length,
+    );
     // Ephemeral events of this session emitted before must reach other processes first.
     await this.#sessionSent.get(request.sessionId);
     const { db } = this.#context;
@@ -741,19 +745,32 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
    */
   #keptNotification(
     sessionHash: Buffer,
-    events: RuntimeEvent[],
+    sessionId: string,
+    rows: readonly PreparedEventRow[],
+    dataOf: (data: string) => string,
     dataSize: number,
   ): { prefix: string; suffix: string } | null {
     if (!this.#publish) return null;
     // Cheap bound first: data larger than the limit is never inlined.
     if (dataSize < NOTIFY_PAYLOAD_LIMIT) {
-      const suffix = ` ${asciiJson(events.map(keptPayloadEvent))}`;
+      // The events' JSON from their stored parts (as `keptPayloadEvent` gives it), data unparsed.
+      const events = rows.map((row) =>
+        keptEventJson(
+          row.id,
+          row.request.type,
+          sessionId,
+          row.ts,
+          dataOf(row.data),
+          row.request.turnId,
+        ),
+      );
+      const suffix = ` ${asciiText(`[${events.join(',')}]`)}`;
       const prefix = `${this.#busId} k `;
       if (prefix.length + 10 + suffix.length <= NOTIFY_PAYLOAD_LIMIT) return { prefix, suffix };
     }
     return {
       prefix: `${this.#busId} r `,
-      suffix: ` ${events.length} ${sessionHash.toString('hex')}`,
+      suffix: ` ${rows.length} ${sessionHash.toString('hex')}`,
     };
   }
 
@@ -1091,6 +1108,9 @@ interface PreparedEventRow {
 }
 
 /** The event a prepared row stands for, with `data` (its stored JSON) parsed; `seq` is still 0. */
+/** The stored data as it is (the kept payload of events written as they are). */
+const sameData = (data: string): string => data;
+
 function preparedEvent(row: PreparedEventRow, sessionId: string, data: string): RuntimeEvent {
   const event: RuntimeEvent = {
     id: row.id,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 /**
  * PostgreSQL `text` cannot hold U+0000, and node-postgres sends strings as UTF-8, which cannot
@@ -88,8 +88,36 @@ export function encodeOptionalText(value: string | null | undefined): string | n
  * ids and keys of any length (a B-tree entry is limited to about 2.7 kB) can be looked up.
  */
 export function textDigest(value: string): Buffer {
-  return createHash('sha256').update(encodeText(value), 'utf8').digest();
+  const known = recentDigests.get(value);
+  if (known !== undefined) return known;
+  const encoded = encodeText(value);
+  const digest =
+    oneShotHash === undefined
+      ? crypto.createHash('sha256').update(encoded, 'utf8').digest()
+      : oneShotHash('sha256', encoded, 'buffer');
+  // The same ids come back several times per turn (a session's digest goes with nearly every
+  // statement of its turn): the latest short ones are kept. Callers only read the buffer.
+  if (value.length <= MAX_REMEMBERED_LENGTH) {
+    if (recentDigests.size >= MAX_REMEMBERED_DIGESTS) {
+      recentDigests.delete(recentDigests.keys().next().value as string);
+    }
+    recentDigests.set(value, digest);
+  }
+  return digest;
 }
+
+/** `crypto.hash` (Node 20.12 and later): one call, no `Hash` object; else `undefined`. */
+const oneShotHash = (
+  crypto as unknown as {
+    hash?: (algorithm: string, data: string, outputEncoding: 'buffer') => Buffer;
+  }
+).hash;
+
+/** How many digests {@link textDigest} keeps, and of strings up to which length. */
+const MAX_REMEMBERED_DIGESTS = 1024;
+const MAX_REMEMBERED_LENGTH = 256;
+/** The latest digests of short strings, oldest first. */
+const recentDigests = new Map<string, Buffer>();
 
 /** Size of a string in bytes once encoded and sent as UTF-8. */
 export function encodedByteLength(encoded: string): number {

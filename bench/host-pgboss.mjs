@@ -5,6 +5,7 @@
 //
 //   pnpm build && node bench/host-pgboss.mjs
 //   DATABASE_URL=postgres://… TURNS=400 WORKER_CONCURRENCY=16 node bench/host-pgboss.mjs
+//   CONTINUE_STEPS_SECONDS=0 node bench/host-pgboss.mjs   (every step a job of its own)
 //
 // The same file is the worker process (`node bench/host-pgboss.mjs worker '<json>'`).
 import { spawn } from 'node:child_process';
@@ -50,6 +51,10 @@ function startHost(settings, backends, extra = {}) {
     bossSchema: settings.bossSchema,
     pollingIntervalSeconds: 0.5,
     maintenanceIntervalSeconds: 5,
+    // CONTINUE_STEPS_SECONDS=0 enqueues every step as a job of its own (the host before 0.2).
+    ...(process.env.CONTINUE_STEPS_SECONDS === undefined
+      ? {}
+      : { continueStepsSeconds: Number(process.env.CONTINUE_STEPS_SECONDS) }),
     ...extra,
   });
 }

@@ -17,6 +17,11 @@ export interface HostContext {
   readonly notifications: TurnNotifications;
   /** How long a turn's session lease lasts without renewal, in milliseconds. */
   readonly turnLeaseMs: number;
+  /**
+   * How long after its start a step job goes on to run its turn's next step itself, in
+   * milliseconds (0: every step is a job of its own).
+   */
+  readonly continueStepsMs: number;
   /** Receives errors that have no caller to go to. */
   readonly onError: (error: unknown) => void;
   /** Where retries, fenced-off steps and lease take-overs are reported (silent by default). */

@@ -2,7 +2,7 @@ import { quoteIdentifier } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 
 /** Version of the host tables this code writes. */
-export const HOST_TABLES_VERSION = 2;
+export const HOST_TABLES_VERSION = 3;
 
 /**
  * Creates the host's tables when missing, under a transaction-scoped advisory lock so that many
@@ -10,8 +10,9 @@ export const HOST_TABLES_VERSION = 2;
  * - `turns`: one row per submitted turn with its status, the next step (checkpoint), its result; a
  *   fencing token (`fence`, raised each time a step job claims the turn, so a stale step's
  *   writes match no row) and the ending being delivered (`ending` with its progress
- *   `ending_started` / `ending_done`, so end events go out once); a partial unique index allows
- *   one running turn per session;
+ *   `ending_started` / `ending_done`, so end events go out once); `job_order`, set while a step
+ *   job runs its turn's later steps itself, is the order of that job's own step (the job a retry
+ *   claims the turn with); a partial unique index allows one running turn per session;
  * - `tool_calls`: the tool-call journal (a primary key makes each claim an atomic insert).
  */
 export async function createHostTables(pool: pg.Pool, schema: string): Promise<void> {
@@ -41,7 +42,8 @@ export async function createHostTables(pool: pg.Pool, schema: string): Promise<v
         ADD COLUMN IF NOT EXISTS fence bigint NOT NULL DEFAULT 0,
         ADD COLUMN IF NOT EXISTS ending jsonb,
         ADD COLUMN IF NOT EXISTS ending_started integer NOT NULL DEFAULT 0,
-        ADD COLUMN IF NOT EXISTS ending_done integer NOT NULL DEFAULT 0`);
+        ADD COLUMN IF NOT EXISTS ending_done integer NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS job_order integer`);
     await client.query(`
       CREATE UNIQUE INDEX IF NOT EXISTS turns_one_running_turn_per_session
         ON ${quoted}.turns (session_id) WHERE status = 'running'`);

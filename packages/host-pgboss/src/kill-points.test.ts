@@ -263,16 +263,16 @@ describe('limits, races and approvals across processes', () => {
         if (issues.length > 0) problems.push(`${sessionId}: ${issues.join('; ')}`);
       }
       expect(problems).toEqual([]);
-      // The generations really raced: every turn got two more generations, each with a job. A
-      // generation that lost its claim stops at once (its writes are fenced), so far fewer jobs
-      // run than when every generation ran every step.
+      // The generations really raced: every turn got two more generations, each with a job of
+      // its own (whose later steps may run in that job). A generation that lost its claim stops
+      // at once (its writes are fenced).
       const jobs = await environment.pool.query<{ count: string; resumed: string }>(
         `SELECT count(*), count(*) FILTER (WHERE (data->>'generation')::int > 0) AS resumed
            FROM "${config.bossSchema}".job WHERE name = $1`,
         [config.queue],
       );
       expect(Number(jobs.rows[0]?.resumed)).toBeGreaterThanOrEqual(200);
-      expect(Number(jobs.rows[0]?.count)).toBeGreaterThanOrEqual(600);
+      expect(Number(jobs.rows[0]?.count)).toBeGreaterThanOrEqual(300);
       for (const { handle } of trials) expect((await handle.status()).generation).toBe(2);
       // Both processes did their share of the work.
       const pids = await environment.pool.query(

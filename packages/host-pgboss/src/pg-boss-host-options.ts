@@ -68,6 +68,17 @@ export interface PgBossHostOptions {
    */
   stepTimeoutSeconds?: number;
   /**
+   * A step job whose turn has a next step runs that step itself, instead of enqueueing it as a job
+   * of its own, until this many seconds have passed since the job started; then (or while the
+   * host stops) the next step is enqueued as before. The checkpoint moves after every step either
+   * way, and a job retried after its worker died goes on from the checkpoint its steps reached.
+   * A continued step saves the queue's round trips (the job's fetch and completion, the turn's
+   * claim, the lease's first renewal); it runs within the time its job has left, so keep this well
+   * under `stepTimeoutSeconds`. 0 makes every step a job of its own. Default: a tenth of
+   * `stepTimeoutSeconds` (90).
+   */
+  continueStepsSeconds?: number;
+  /**
    * How long a turn's session lease lasts without renewal, in milliseconds (see
    * `RuntimeSessionStore.claimTurnLease`). A host turn holds the lease of its session from
    * submission to its end (not while it waits for client tool results), renewed by each step while

@@ -116,6 +116,54 @@ describe('PgBossHost', () => {
     expect(sent.some((statement) => fixtureOwn.test(statement.text))).toBe(true);
   });
 
+  it("runs a turn's later steps in its first job while continueStepsSeconds lasts; with 0 each step is a job", async () => {
+    const jobsOf = async (queue: string, turnId: string) => {
+      const { rows } = await environment.pool.query<{ step: string }>(
+        `SELECT data->'step'->>'activity' || '/' || (data->'step'->'state'->>'iteration') AS step
+           FROM "${environment.configFor().bossSchema}".job
+          WHERE name = $1 AND data->'step'->'state'->>'turnId' = $2
+          ORDER BY created_on`,
+        [queue, turnId],
+      );
+      return rows.map((row) => row.step);
+    };
+    const outcomes = [];
+    for (const continueStepsSeconds of [2.5, 0]) {
+      const config = environment.configFor({ continueStepsSeconds });
+      const fixture = await startFixtureHost(config);
+      started.push(fixture);
+      await fixture.host.work({ concurrency: 1 });
+      const sessionId = await environment.createSession();
+      const handle = await fixture.host.submitTextTurn(sessionId, 'append and flag');
+      const result = await handle.result({ timeoutMs: 20_000 });
+      const messages = await environment.backends.messages.load(sessionId);
+      expect(historyProblems(messages)).toEqual([]);
+      outcomes.push({
+        continueStepsSeconds,
+        jobs: await jobsOf(config.queue, handle.turnId),
+        result: { ...result, turnId: undefined },
+        roles: messages.map((message) => message.role),
+        // The checkpoint moved after every step, in the job or not: it ends at the last one.
+        step: (await handle.status())?.step,
+      });
+    }
+    expect(outcomes.map((outcome) => outcome.jobs)).toEqual([
+      ['input/0'],
+      ['input/0', 'reason/1', 'act/1', 'reason/2'],
+    ]);
+    expect(outcomes[0]?.result).toEqual(outcomes[1]?.result);
+    expect(outcomes[0]?.roles).toEqual(outcomes[1]?.roles);
+    for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);
+  });
+
+  it('refuses a continueStepsSeconds that is not from 0 to under stepTimeoutSeconds', async () => {
+    for (const continueStepsSeconds of [-1, Number.NaN, Number.POSITIVE_INFINITY, 3, 4]) {
+      await expect(fixtureHost({ continueStepsSeconds })).rejects.toMatchObject({
+        code: 'CONFIGURATION',
+      });
+    }
+  });
+
   it('shares the steps of many turns between two worker hosts', async () => {
     const config = environment.configFor();
     const first = await startFixtureHost(config);

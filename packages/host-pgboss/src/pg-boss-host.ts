@@ -107,6 +107,7 @@ export class PgBossHost {
       steps,
       notifications: this.#notifications,
       turnLeaseMs: options.turnLeaseMs ?? DEFAULT_HOST_TURN_LEASE_MS,
+      continueStepsMs: continueStepsSecondsOf(options) * 1000,
       onError,
       logger: options.logger ?? silentLogger,
       get stopped() {
@@ -142,6 +143,7 @@ export class PgBossHost {
     if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
       throw configurationError(`turnLeaseMs must be a positive integer, got ${String(leaseMs)}`);
     }
+    continueStepsSecondsOf(options);
     const limits: TurnLimits = { ...DEFAULT_TURN_LIMITS, ...options.limits };
     const { pool, ownsPool } = hostPool(options);
     const adapter: RuntimeHostAdapter = {
@@ -355,4 +357,24 @@ function parseHostPrices(prices: unknown): ModelPrices {
     throw configurationError(`prices are invalid: ${formatZodError(parsed.error)}`);
   }
   return parsed.data;
+}
+
+/**
+ * `continueStepsSeconds`, defaulted to a tenth of `stepTimeoutSeconds`; `CONFIGURATION` unless it
+ * is a finite number from 0 to under `stepTimeoutSeconds`.
+ */
+function continueStepsSecondsOf(options: PgBossHostOptions): number {
+  const timeout = options.stepTimeoutSeconds ?? 900;
+  const seconds = options.continueStepsSeconds ?? timeout / 10;
+  if (
+    typeof seconds !== 'number' ||
+    !Number.isFinite(seconds) ||
+    seconds < 0 ||
+    !(seconds < timeout)
+  ) {
+    throw configurationError(
+      `continueStepsSeconds must be a number from 0 to under stepTimeoutSeconds (${String(timeout)}), got ${String(seconds)}`,
+    );
+  }
+  return seconds;
 }

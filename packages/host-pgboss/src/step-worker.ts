@@ -3,6 +3,7 @@ import {
   executeTurnStep,
   initialTurnState,
   parseRuntimeTurnStep,
+  type RuntimeHostAdapter,
   type RuntimeTurnState,
   type RuntimeTurnStep,
   type TurnStepOutcome,
@@ -114,6 +115,7 @@ export class StepWorker {
   }
 
   async #runStepJob(job: PgBoss.JobWithMetadata<StepJobData>): Promise<void> {
+    const started = Date.now();
     const { turns, steps } = this.#context;
     const data = job.data;
     let step: RuntimeTurnStep;
@@ -138,22 +140,19 @@ export class StepWorker {
         await deliverEnding(this.#context.adapter, turns, { ...claim, ending: claim.ending });
         return;
       }
-      const setupCache = new Map<string, TurnSetup>();
-      const adapter = fencedStepAdapter(
-        { ...this.#context.adapter, setupCache },
-        turns,
-        turnId,
-        claim.fence,
-        // The input step's first claim takes fence 1; a later one replays it.
-        { replay: step.activity === 'input' && claim.fence > 1 },
-      );
-      // Child sessions of this step's tool calls: their turns are jobs too (see stepSubagents).
-      adapter.subagents = stepSubagents({
-        adapter: { ...adapter, setupCache },
-        submission: this.#submission,
-        lendSlot: () => this.lendSlot(),
-      });
-      // The session's lease, renewed while the step runs (TURN_IN_PROGRESS, retried, when another
+      // A job that ran its turn's later steps itself before its worker stopped goes on from the
+      // checkpoint those steps reached.
+      const checkpoint = checkpointOf(claim, step);
+      if (checkpoint === undefined) {
+        throw new EverrunsError({
+          code: 'STATE_INVALID',
+          message: `The checkpoint of turn ${turnId} is not a step of it`,
+        });
+      }
+      // The input step's first claim takes fence 1; a later one replays it.
+      const replay = checkpoint.activity === 'input' && claim.fence > 1;
+      step = checkpoint;
+      // The session's lease, renewed while the steps run (TURN_IN_PROGRESS, retried, when another
       // runtime took the session after the lease lapsed).
       const stopRenewing = await holdTurnLease(
         this.#context.adapter.backends.sessions,
@@ -164,7 +163,18 @@ export class StepWorker {
       );
       let outcome: TurnStepOutcome;
       try {
-        outcome = await executeTurnStep(adapter, step);
+        for (let first = true; ; first = false) {
+          outcome = await executeTurnStep(
+            this.#stepAdapter(turnId, claim.fence, replay && first),
+            step,
+          );
+          const next = outcome.next;
+          if (!next || !this.#continuesSteps(started)) break;
+          // The next step runs in this job: the checkpoint moves first, so that a retry of this
+          // job (its worker died) goes on from there.
+          if (!(await turns.move(turnId, claim.fence, next))) throw new StaleStepError(turnId);
+          step = next;
+        }
       } finally {
         stopRenewing();
       }
@@ -217,6 +227,38 @@ export class StepWorker {
     }
   }
 
+  /**
+   * The adapter one step of a claimed turn runs with: fenced by the claim's token, with its own
+   * setup cache and the subagents of its tool calls (their turns are jobs too, see
+   * `stepSubagents`). `replay` for an input step claimed again (its first attempt may have
+   * written).
+   */
+  #stepAdapter(turnId: string, fence: number, replay: boolean): RuntimeHostAdapter {
+    const setupCache = new Map<string, TurnSetup>();
+    const adapter = fencedStepAdapter(
+      { ...this.#context.adapter, setupCache },
+      this.#context.turns,
+      turnId,
+      fence,
+      { replay },
+    );
+    adapter.subagents = stepSubagents({
+      adapter: { ...adapter, setupCache },
+      submission: this.#submission,
+      lendSlot: () => this.lendSlot(),
+    });
+    return adapter;
+  }
+
+  /**
+   * Whether a step job that started at `started` runs its turn's next step itself (see
+   * `continueStepsSeconds`): not once that long has passed, nor while the host stops (the step is
+   * then enqueued for another worker).
+   */
+  #continuesSteps(started: number): boolean {
+    return !this.#context.stopped && Date.now() - started < this.#context.continueStepsMs;
+  }
+
   /** Records how the claimed turn ends, then delivers it; a stale claim records nothing. */
   async #end(claim: StepClaim, ending: PendingEnding): Promise<void> {
     const { adapter, turns } = this.#context;
@@ -246,9 +288,11 @@ export class StepWorker {
       stepOrder(step),
     );
     if (!claim) return;
+    // The job may have gone on to run later steps itself: the turn failed where they got to.
+    const reached = checkpointOf(claim, step) ?? step;
     const error = claim.error ?? {
       code: 'INTERNAL',
-      message: `Step ${turnStepKey(step)} failed every retry`,
+      message: `Step ${turnStepKey(reached)} failed every retry`,
     };
     this.#context.logger.error(
       {
@@ -259,7 +303,7 @@ export class StepWorker {
       },
       'host step failed every retry; the turn fails',
     );
-    await this.#settleDead(claim, step.state, error, false);
+    await this.#settleDead(claim, reached.state, error, false, data?.step);
   }
 
   async #failFromRawStep(
@@ -280,13 +324,16 @@ export class StepWorker {
    * job delivers the ending itself (`deliverHere`); the dead-letter queue's handler only records
    * it and sends a job of the step queue to deliver it, because pg-boss gives dead-letter jobs
    * its default expiry (15 minutes) rather than `stepTimeoutSeconds`, so a handler killed while
-   * delivering would hold the session that long.
+   * delivering would hold the session that long. That job carries `jobStep`, the step of the job
+   * that claimed the turn (the one the turn's claims go by while a job runs later steps itself),
+   * else the checkpoint.
    */
   async #settleDead(
     claim: StepClaim,
     state: RuntimeTurnState | null,
     error: RecordedError,
     deliverHere: boolean,
+    jobStep: unknown = claim.step,
   ): Promise<void> {
     const { adapter, turns, steps } = this.#context;
     try {
@@ -296,7 +343,7 @@ export class StepWorker {
         return;
       }
       const enqueue = (db?: PgBoss.Db) =>
-        steps.enqueueEnding(claim.turnId, claim.fence, claim.step, claim.generation, db);
+        steps.enqueueEnding(claim.turnId, claim.fence, jobStep, claim.generation, db);
       if (claim.ending) await enqueue();
       else if (
         !(await turns.beginEnding(
@@ -366,5 +413,25 @@ async function ignoreStale(task: Promise<void>): Promise<void> {
     await task;
   } catch (error) {
     if (!StaleStepError.isInstance(error)) throw error;
+  }
+}
+
+/**
+ * The step a claimed job runs: its own, or the checkpoint the turn reached when the job (its
+ * worker died) had gone on to run later steps itself; `undefined` when the checkpoint does not
+ * parse or is not a step of the job's turn.
+ */
+function checkpointOf(claim: StepClaim, own: RuntimeTurnStep): RuntimeTurnStep | undefined {
+  const stored = claim.step as { activity?: unknown; state?: { iteration?: unknown } } | null;
+  if (stored?.activity === own.activity && stored?.state?.iteration === own.state.iteration) {
+    return own;
+  }
+  try {
+    const step = parseRuntimeTurnStep(claim.step);
+    return step.state.turnId === own.state.turnId && step.state.sessionId === own.state.sessionId
+      ? step
+      : undefined;
+  } catch {
+    return undefined;
   }
 }

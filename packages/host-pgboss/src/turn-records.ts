@@ -196,8 +196,10 @@ export class TurnRecords {
 
   /**
    * Claims a running turn for a step job and returns the claim with its new fencing token; `null`
-   * (claiming nothing) when the turn is not running, runs another generation, or its checkpoint is
-   * another step than `order` (the job is stale). Every claim raises the turn's `fence`, so the
+   * (claiming nothing) when the turn is not running, runs another generation, or is not the job's
+   * of step `order` (the job is stale): the turn is the job's whose step its checkpoint is, or
+   * the job's that went on to run the steps after its own itself (`job_order`, see
+   * {@link TurnRecords.move}); the claim then carries the checkpoint to go on from. Every claim raises the turn's `fence`, so the
    * writes of the step that held it before (a step still running past `stepTimeoutSeconds`, an
    * older generation) match no row from then on. `generation` and `order` may be `null` for a
    * step that does not parse.
@@ -212,7 +214,7 @@ export class TurnRecords {
       `UPDATE ${this.#table} SET fence = fence + 1, updated_at = now()
         WHERE turn_id = $1 AND status = 'running'
           AND ($2::integer IS NULL OR generation = $2)
-          AND ($3::integer IS NULL OR step_order = $3)
+          AND ($3::integer IS NULL OR COALESCE(job_order, step_order) = $3)
         RETURNING session_id, generation, step, fence, error, ending, ending_started, ending_done`,
       [turnId, generation, order],
     );
@@ -253,11 +255,29 @@ export class TurnRecords {
     enqueue: (db: PgBoss.Db) => Promise<void>,
   ): Promise<boolean> {
     return this.#writeThenEnqueue(
-      `UPDATE ${this.#table} SET step = $3, step_order = $4, updated_at = now()
+      `UPDATE ${this.#table} SET step = $3, step_order = $4, job_order = NULL, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`,
       [turnId, fence, JSON.stringify(step), stepOrder(step)],
       enqueue,
     );
+  }
+
+  /**
+   * Moves the checkpoint of a running turn to `step` for the job that holds it under `fence` to
+   * run next itself (no job is enqueued): the turn stays the job's (`job_order` keeps the order of
+   * the job's own step, so that job, retried after its worker died, claims the turn again and goes
+   * on from the checkpoint). Returns false, writing nothing, when `fence` is no longer the turn's.
+   */
+  async move(turnId: string, fence: number, step: RuntimeTurnStep): Promise<boolean> {
+    const { rowCount } = await sendStatement(
+      this.#pool,
+      `UPDATE ${this.#table}
+          SET step = $3, step_order = $4, job_order = COALESCE(job_order, step_order),
+              updated_at = now()
+        WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`,
+      [turnId, fence, JSON.stringify(step), stepOrder(step)],
+    );
+    return rowCount === 1;
   }
 
   /**
@@ -437,8 +457,8 @@ export class TurnRecords {
       ({ rows } = await sendStatement(
         this.#pool,
         `UPDATE ${this.#table}
-            SET status = 'running', step = $2, step_order = $3, result = NULL, error = NULL,
-                fence = fence + 1, updated_at = now()
+            SET status = 'running', step = $2, step_order = $3, job_order = NULL, result = NULL,
+                error = NULL, fence = fence + 1, updated_at = now()
           WHERE turn_id = $1 AND status = 'waiting_for_tool_results'
           RETURNING generation, fence`,
         [turnId, JSON.stringify(step), stepOrder(step)],
@@ -463,7 +483,7 @@ export class TurnRecords {
         this.#pool,
         `UPDATE ${this.#table}
             SET generation = generation + 1, fence = fence + 1, status = 'running', error = NULL,
-                updated_at = now()
+                job_order = NULL, updated_at = now()
           WHERE turn_id = $1 AND status IN ('running', 'failed')
           RETURNING generation, step`,
         [turnId],

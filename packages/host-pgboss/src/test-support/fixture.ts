@@ -73,6 +73,8 @@ export interface FixtureConfig {
   concurrency?: number;
   maxIterations?: number;
   stepTimeoutSeconds?: number;
+  /** The host's `continueStepsSeconds` (default: the host's own). */
+  continueStepsSeconds?: number;
   retry?: { limit?: number; delaySeconds?: number; backoff?: boolean };
   /** The first N stores of agent messages fail with STORE_UNAVAILABLE (in this process). */
   failAgentStores?: number;
@@ -393,6 +395,9 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     schema: config.hostSchema,
     bossSchema: config.bossSchema,
     stepTimeoutSeconds: config.stepTimeoutSeconds ?? 3,
+    ...(config.continueStepsSeconds === undefined
+      ? {}
+      : { continueStepsSeconds: config.continueStepsSeconds }),
     maintenanceIntervalSeconds: 1,
     pollingIntervalSeconds: 0.5,
     retry: config.retry ?? { limit: 5, delaySeconds: 0, backoff: false },

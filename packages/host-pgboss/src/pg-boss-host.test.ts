@@ -6,6 +6,8 @@ import {
 } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { initialTurnState, initialTurnStep, rememberWaitingTurn } from '@everruns-ts/runtime/host';
+import { postgresBackends } from '@everruns-ts/stores-postgres';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PgBossHost, type PgBossHostOptions, stepJobId } from './index.js';
 import { adminQuery } from './test-support/database.js';
@@ -40,6 +42,23 @@ afterEach(async () => {
 afterAll(async () => {
   await environment?.destroy();
 });
+
+/**
+ * Calls `record` once with every statement sent through `pool`: each goes through a client the
+ * pool hands out (`pool.query` checks one out too).
+ */
+function onEveryStatement(pool: pg.Pool, record: (config: unknown, values: unknown) => void) {
+  pool.on('acquire', (client) => {
+    const marked = client as typeof client & { recorded?: boolean };
+    if (marked.recorded) return;
+    marked.recorded = true;
+    const clientQuery = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((config: unknown, ...rest: unknown[]) => {
+      record(config, rest[0]);
+      return clientQuery(config, ...rest);
+    }) as typeof client.query;
+  });
+}
 
 describe('PgBossHost', () => {
   it('runs a turn as jobs and resolves the handle with the result', async () => {
@@ -83,22 +102,7 @@ describe('PgBossHost', () => {
       if (!Array.isArray(parameters) || parameters.length === 0) return;
       sent.push({ text: String((config as { text?: unknown })?.text ?? config), named });
     };
-    const poolQuery = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-    pool.query = ((config: unknown, ...rest: unknown[]) => {
-      record(config, rest[0]);
-      return poolQuery(config, ...rest);
-    }) as typeof pool.query;
-    // Statements of transactions go through checked-out clients.
-    pool.on('acquire', (client) => {
-      const marked = client as typeof client & { recorded?: boolean };
-      if (marked.recorded) return;
-      marked.recorded = true;
-      const clientQuery = client.query.bind(client) as (...args: unknown[]) => unknown;
-      client.query = ((config: unknown, ...rest: unknown[]) => {
-        record(config, rest[0]);
-        return clientQuery(config, ...rest);
-      }) as typeof client.query;
-    });
+    onEveryStatement(pool, record);
     await host.work({ concurrency: 1 });
     const sessionId = await environment.createSession();
     const handle = await host.submitTextTurn(sessionId, 'append and flag');
@@ -132,15 +136,45 @@ describe('PgBossHost', () => {
       const config = environment.configFor({ continueStepsSeconds });
       const fixture = await startFixtureHost(config);
       started.push(fixture);
-      await fixture.host.work({ concurrency: 1 });
+      // A host on the fixture's platform and the stores as they are (the fixture's own wraps
+      // the message store to inject faults, which leaves the bus no joint writes).
+      const stores = postgresBackends(
+        { pool: fixture.pool },
+        { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
+      );
+      const host = await PgBossHost.start({
+        pool: fixture.pool,
+        backends: stores,
+        platform: fixture.platform,
+        queue: config.queue,
+        schema: config.hostSchema,
+        bossSchema: config.bossSchema,
+        stepTimeoutSeconds: 3,
+        continueStepsSeconds,
+        pollingIntervalSeconds: 0.5,
+      });
+      // The statements that read a session's turn snapshot on their own (not with a write).
+      let snapshotReads = 0;
+      onEveryStatement(fixture.pool, (statement) => {
+        const text = String((statement as { text?: unknown })?.text ?? statement);
+        if (/^\s*WITH\s+RECURSIVE\s+snapshot_session\b/.test(text)) snapshotReads++;
+      });
+      let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
+      let result: Awaited<ReturnType<typeof handle.result>>;
       const sessionId = await environment.createSession();
-      const handle = await fixture.host.submitTextTurn(sessionId, 'append and flag');
-      const result = await handle.result({ timeoutMs: 20_000 });
+      try {
+        await host.work({ concurrency: 1 });
+        handle = await host.submitTextTurn(sessionId, 'append and flag');
+        result = await handle.result({ timeoutMs: 20_000 });
+      } finally {
+        await host.stop({ timeoutMs: 2_000 });
+      }
       const messages = await environment.backends.messages.load(sessionId);
       expect(historyProblems(messages)).toEqual([]);
       outcomes.push({
         continueStepsSeconds,
         jobs: await jobsOf(config.queue, handle.turnId),
+        snapshotReads,
         result: { ...result, turnId: undefined },
         roles: messages.map((message) => message.role),
         // The checkpoint moved after every step, in the job or not: it ends at the last one.
@@ -151,6 +185,9 @@ describe('PgBossHost', () => {
       ['input/0'],
       ['input/0', 'reason/1', 'act/1', 'reason/2'],
     ]);
+    // A step run after another in one job uses the snapshot that one read with its last write,
+    // and the job's setup: only the input step reads the snapshot on its own.
+    expect(outcomes.map((outcome) => outcome.snapshotReads)).toEqual([1, 4]);
     expect(outcomes[0]?.result).toEqual(outcomes[1]?.result);
     expect(outcomes[0]?.roles).toEqual(outcomes[1]?.roles);
     for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);

@@ -6,6 +6,7 @@ import {
   type RuntimeHostAdapter,
   type RuntimeTurnState,
   type RuntimeTurnStep,
+  TurnStepChain,
   type TurnStepOutcome,
   turnStepKey,
 } from '@everruns-ts/runtime/host';
@@ -162,11 +163,18 @@ export class StepWorker {
         this.#context.logger,
       );
       let outcome: TurnStepOutcome;
+      // Steps after the first use what the one before read with its last write (this job holds
+      // the turn's fence and the session's lease meanwhile).
+      const chain = new TurnStepChain();
+      // One setup cache for the steps of this job, as the in-process runtime keeps one per turn
+      // (a capability change a step makes drops the session's entries).
+      const setupCache = new Map<string, TurnSetup>();
       try {
         for (let first = true; ; first = false) {
           outcome = await executeTurnStep(
-            this.#stepAdapter(turnId, claim.fence, replay && first),
+            this.#stepAdapter(turnId, claim.fence, replay && first, setupCache),
             step,
+            { chain },
           );
           const next = outcome.next;
           if (!next || !this.#continuesSteps(started)) break;
@@ -228,13 +236,17 @@ export class StepWorker {
   }
 
   /**
-   * The adapter one step of a claimed turn runs with: fenced by the claim's token, with its own
+   * The adapter one step of a claimed turn runs with: fenced by the claim's token, with the job's
    * setup cache and the subagents of its tool calls (their turns are jobs too, see
    * `stepSubagents`). `replay` for an input step claimed again (its first attempt may have
    * written).
    */
-  #stepAdapter(turnId: string, fence: number, replay: boolean): RuntimeHostAdapter {
-    const setupCache = new Map<string, TurnSetup>();
+  #stepAdapter(
+    turnId: string,
+    fence: number,
+    replay: boolean,
+    setupCache: Map<string, TurnSetup>,
+  ): RuntimeHostAdapter {
     const adapter = fencedStepAdapter(
       { ...this.#context.adapter, setupCache },
       this.#context.turns,

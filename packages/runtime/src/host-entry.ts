@@ -98,6 +98,7 @@ export {
   runtimeTurnStepSchema,
   settleTurn,
   type TurnResult,
+  TurnStepChain,
   type TurnStepOutcome,
   turnResultOf,
   turnStepKey,

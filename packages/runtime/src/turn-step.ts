@@ -147,6 +147,85 @@ export interface ExecuteTurnStepOptions {
   signal?: AbortSignal;
   /** User messages that arrived while the turn ran (see `planNextHostTurn`). Default 0. */
   pendingUserMessages?: number;
+  /**
+   * The chain of steps this one belongs to: steps of one turn run one after another by one caller
+   * in this process (a host job that runs its turn's next steps itself). See {@link TurnStepChain}.
+   */
+  chain?: TurnStepChain;
+}
+
+/**
+ * What a step of a turn leaves to the step run right after it by the same caller in this process,
+ * with nothing written to the session between them (as `InProcessRuntime` runs a turn): a reason
+ * step uses the turn snapshot the step before it read with its last write instead of loading one,
+ * and an act step right after a reason step that stored a new answer skips looking for stored
+ * results of the calls that answer has just made. Pass one chain to {@link executeTurnStep} for
+ * each step of a run; start a new chain for a step read back from storage (a retried or resumed
+ * job) or after anything else may have written to the session. A chain only carries over to the
+ * very step the previous one planned next, so passing it to any other step changes nothing.
+ */
+export class TurnStepChain {
+  constructor() {
+    chainStates.set(this, { expected: undefined, turnSnapshot: undefined, freshAnswer: false });
+  }
+}
+
+/** What a {@link TurnStepChain} holds between two steps (kept off its public face). */
+interface ChainState {
+  /** The key ({@link turnStepKey}) of the step the last step planned next. */
+  expected: string | undefined;
+  /** The turn snapshot the last step read with its last write. */
+  turnSnapshot: TurnSnapshot | undefined;
+  /** True when the last step was a reason step that stored a new answer. */
+  freshAnswer: boolean;
+}
+
+const chainStates = new WeakMap<TurnStepChain, ChainState>();
+
+/** The options `chain` gives `step` (added to `options`); the chain is emptied meanwhile. */
+function chainedOptions(
+  chain: TurnStepChain,
+  step: RuntimeTurnStep,
+  options: RunTurnStepOptions,
+): RunTurnStepOptions {
+  let state = chainStates.get(chain);
+  if (state === undefined) {
+    // A chain made without its constructor (`Object.create`): it carries nothing over.
+    state = { expected: undefined, turnSnapshot: undefined, freshAnswer: false };
+    chainStates.set(chain, state);
+  }
+  const follows = state.expected !== undefined && state.expected === turnStepKey(step);
+  if (step.activity === 'reason') {
+    if (follows && state.turnSnapshot) options.turnSnapshot = state.turnSnapshot;
+  } else {
+    if (step.activity === 'act' && follows && state.freshAnswer) options.freshCalls = true;
+    const kept = state;
+    options.onTurnSnapshot = (snapshot) => {
+      kept.turnSnapshot = snapshot;
+    };
+  }
+  state.expected = undefined;
+  state.turnSnapshot = undefined;
+  state.freshAnswer = false;
+  return options;
+}
+
+/** Records in `chain` what `step` leaves to the next (nothing once user messages arrived). */
+function recordInChain(
+  chain: TurnStepChain,
+  step: RuntimeTurnStep,
+  outcome: TurnStepOutcome,
+  pendingUserMessages: number,
+): void {
+  const state = chainStates.get(chain);
+  if (state === undefined) return;
+  if (pendingUserMessages > 0 || !outcome.next) {
+    state.turnSnapshot = undefined;
+    return;
+  }
+  state.expected = turnStepKey(outcome.next);
+  state.freshAnswer =
+    step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;
 }
 
 /** What {@link executeTurnStep} did and what comes next. */
@@ -171,10 +250,18 @@ export async function executeTurnStep(
 ): Promise<TurnStepOutcome> {
   const step = parseRuntimeTurnStep(persisted);
   const pending = options.pendingUserMessages ?? 0;
-  return runTurnStep(adapter, step, {
+  const stepOptions: RunTurnStepOptions = {
     ...signalOf(options.signal),
     pendingUserMessages: () => pending,
-  });
+  };
+  const { chain } = options;
+  if (chain === undefined) return runTurnStep(adapter, step, stepOptions);
+  if (typeof chain !== 'object' || chain === null) {
+    throw new TypeError('options.chain must be a TurnStepChain');
+  }
+  const outcome = await runTurnStep(adapter, step, chainedOptions(chain, step, stepOptions));
+  recordInChain(chain, step, outcome, pending);
+  return outcome;
 }
 
 /** Options of {@link runTurnStep}. */

@@ -50,10 +50,11 @@ import {
 } from './turn-submission.js';
 
 /**
- * A durable, multi-process host on pg-boss: each step of a turn (`input`, `reason`, `act`) is a
- * job; after a step, `planNextHostTurn` decides and the next step is enqueued with an id derived
- * from the step, so a step replayed after a crash enqueues nothing twice. Any number of worker
- * processes may call {@link PgBossHost.work} on the same queue.
+ * A durable, multi-process host on pg-boss: the steps of a turn (`input`, `reason`, `act`) run in
+ * jobs; after a step, `planNextHostTurn` decides and the turn's checkpoint moves to the next step,
+ * which the same job runs while `continueStepsSeconds` last, else a job of its own with an id
+ * derived from the step (so a step replayed after a crash enqueues nothing twice). Any number of
+ * worker processes may call {@link PgBossHost.work} on the same queue.
  *
  * Crash safety: every write of a step is idempotent by a deterministic key, tool calls are claimed
  * in the `tool_calls` table before they run, and a step whose worker died is retried by pg-boss

@@ -126,13 +126,14 @@ export class ClientToolSubmission {
       }
       // The pause used the last iteration: the turn completes here.
       const ending: PendingEnding = { kind: 'settle', plan };
-      if (!(await turns.beginEnding(turnId, resumed.fence, ending))) return true;
+      const recorded = await turns.beginEnding(turnId, resumed.fence, ending);
+      if (!recorded) return true;
       try {
         await deliverEnding(adapter, turns, {
           turnId,
           sessionId,
           fence: resumed.fence,
-          ending,
+          ending: recorded,
           endingStarted: 0,
           endingDone: 0,
         });

@@ -64,7 +64,7 @@ describe('fencedStepAdapter', () => {
         kind: 'reject',
         error: { code: 'INTERNAL', message: 'stale' },
       }),
-    ).toBe(false);
+    ).toBeNull();
     expect(await turns.get(turnId)).toMatchObject({ status: 'running', step: `${turnId}/input/0` });
   });
   it('emits session.activated and turn.started once per turn when the input step is replayed', async () => {

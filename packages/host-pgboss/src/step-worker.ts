@@ -274,10 +274,11 @@ export class StepWorker {
   /** Records how the claimed turn ends, then delivers it; a stale claim records nothing. */
   async #end(claim: StepClaim, ending: PendingEnding): Promise<void> {
     const { adapter, turns } = this.#context;
-    if (!(await turns.beginEnding(claim.turnId, claim.fence, ending))) return;
+    const recorded = await turns.beginEnding(claim.turnId, claim.fence, ending);
+    if (!recorded) return;
     await deliverEnding(adapter, turns, {
       ...claim,
-      ending,
+      ending: recorded,
       endingStarted: 0,
       endingDone: 0,
     });

@@ -1,4 +1,13 @@
-import type { EventRequest, RuntimeBackends, RuntimeEvent } from '@everruns-ts/core';
+import {
+  type EventRequest,
+  isEphemeralEventType,
+  type JointStatusOptions,
+  type RuntimeBackends,
+  type RuntimeEvent,
+  type Session,
+  type SessionStatus,
+  type StatusEventBus,
+} from '@everruns-ts/core';
 import {
   type RuntimeHostAdapter,
   RuntimeSessionLifecycle,
@@ -32,7 +41,9 @@ export interface EndingDelivery {
  * deliverer's fencing token; a deliverer that resumes a crashed delivery skips the effects known
  * done, and for the one effect that may have happened before the crash it looks the event up when
  * the bus can load events (as `PostgresEventBus.loadEvents`) instead of emitting it again. Status
- * and storage writes are idempotent and are simply repeated.
+ * and storage writes are idempotent and are simply repeated. In an ending this version recorded
+ * (`numbering` 2), a status the bus writes with its events in one statement is one effect, looked
+ * up by its first event.
  *
  * Throws {@link StaleStepError} when the token is taken over (the new holder delivers the rest).
  */
@@ -71,6 +82,22 @@ export async function deliverEnding(
       data: request.data,
     };
   const batching = events as { emitMany?: (requests: EventRequest[]) => Promise<RuntimeEvent[]> };
+  const statusBus = events as Partial<StatusEventBus>;
+  // An ending this version recorded writes a status with its events as one effect, where the bus
+  // does so atomically with these very stores (it says so beforehand: `writesJointlyWith`, as
+  // `PostgresEventBus`) and can look its events up: the event found (the first, the batch is
+  // stored whole) tells whether the effect happened. Elsewhere the two are two effects.
+  const jointStatus =
+    ending.numbering === 2 &&
+    typeof statusBus.updateSessionStatusAndEmit === 'function' &&
+    typeof (events as { loadEvents?: unknown }).loadEvents === 'function' &&
+    (events as { writesJointlyWith?: (store: unknown) => boolean }).writesJointlyWith?.(
+      sessions,
+    ) === true;
+  /** Whether the bus writes `requests` with the status (kept events of the session, some). */
+  const writtenWithStatus = (id: string, requests: EventRequest[]) =>
+    requests.length > 0 &&
+    requests.every((request) => request.sessionId === id && !isEphemeralEventType(request.type));
   const backends: RuntimeBackends = {
     ...adapter.backends,
     sessions: intercept(sessions, {
@@ -84,9 +111,35 @@ export async function deliverEnding(
         ),
     }),
     events: intercept(events, {
-      // A status set with its events in one step (`StatusEventBus`) would skip the effect
-      // records: hidden, so the status and the events go through them one by one.
-      updateSessionStatusAndEmit: undefined,
+      // A status set with its events in one step (`StatusEventBus`): one effect in an ending
+      // that numbers it so, else hidden (the status and the events go as two effects, as the
+      // code that recorded the ending numbered them). The store itself gets the sessions store
+      // as it is (a wrapped one would make it write nothing jointly).
+      updateSessionStatusAndEmit: jointStatus
+        ? (
+            _sessions: unknown,
+            id: string,
+            status: SessionStatus,
+            requests: EventRequest[],
+            options?: JointStatusOptions,
+          ) =>
+            effect(
+              () =>
+                (
+                  statusBus.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
+                ).call(events, sessions, id, status, requests, options),
+              async () => ({
+                session: (await sessions.getSession(id)) as Session,
+                events: writtenWithStatus(id, requests)
+                  ? requests.map((request) => skippedEvent(request, null))
+                  : null,
+              }),
+              async () =>
+                writtenWithStatus(id, requests) && requests[0]
+                  ? findStoredEvent(events, requests[0])
+                  : null,
+            )
+        : undefined,
       setValueIfAbsentAndEmit: undefined,
       emit: (request: EventRequest) =>
         effect(

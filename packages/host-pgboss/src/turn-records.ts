@@ -66,7 +66,7 @@ interface RawRow {
  * `settle` applies a final plan of the planner (complete, or wait for client tool results);
  * `reject` fails a turn that never started; `fail` ends the turn with `turn.failed` because its steps could not succeed.
  */
-export type PendingEnding =
+export type PendingEnding = (
   | { kind: 'settle'; plan: RuntimeTurnPlan }
   /** The turn was refused before it wrote anything: it fails with `error` and emits nothing. */
   | { kind: 'reject'; error: { code: string; message: string } }
@@ -75,7 +75,15 @@ export type PendingEnding =
       state: RuntimeTurnState;
       outcome: RuntimeTurnOutcome;
       error: { code: string; message: string };
-    };
+    }
+) & {
+  /**
+   * How its effects are numbered (see `deliverEnding`): 2 when a status is written with its
+   * events as one effect (set by {@link TurnRecords.beginEnding}); absent in an ending older code
+   * recorded, whose status and events are two effects.
+   */
+  numbering?: 2;
+};
 
 /** A step job's claim on its running turn (see {@link TurnRecords.claimStep}). */
 export interface StepClaim {
@@ -362,24 +370,26 @@ export class TurnRecords {
   }
 
   /**
-   * Decides how a running turn ends: records `ending` (the effects still to deliver) unless the
-   * turn has an ending already. True for the one caller whose `fence` holds; false, writing
-   * nothing, for a stale one. The turn stays `running` until {@link finishEnding}. With
-   * `enqueue`, the job that will deliver the ending is sent in the same transaction.
+   * Decides how a running turn ends: records `ending` (the effects still to deliver, numbered as
+   * this version delivers them) unless the turn has an ending already. Resolves the ending as
+   * recorded for the one caller whose `fence` holds; `null`, writing nothing, for a stale one.
+   * The turn stays `running` until {@link finishEnding}. With `enqueue`, the job that will deliver
+   * the ending is sent in the same transaction.
    */
   async beginEnding(
     turnId: string,
     fence: number,
     ending: PendingEnding,
     enqueue?: (db: PgBoss.Db) => Promise<void>,
-  ): Promise<boolean> {
+  ): Promise<PendingEnding | null> {
+    const recorded: PendingEnding = { ...ending, numbering: 2 };
     const update = `UPDATE ${this.#table}
           SET ending = $3, ending_started = 0, ending_done = 0, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`;
-    const values = [turnId, fence, JSON.stringify(ending)];
-    if (enqueue) return this.#writeThenEnqueue(update, values, enqueue);
+    const values = [turnId, fence, JSON.stringify(recorded)];
+    if (enqueue) return (await this.#writeThenEnqueue(update, values, enqueue)) ? recorded : null;
     const { rowCount } = await sendStatement(this.#pool, update, values);
-    return rowCount === 1;
+    return rowCount === 1 ? recorded : null;
   }
 
   /**

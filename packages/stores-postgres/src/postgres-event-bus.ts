@@ -468,6 +468,16 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
   }
 
   /**
+   * True when `sessions` is the session store of this bus's backend (not a wrapper around one):
+   * {@link updateSessionStatusAndEmit} then writes a status with its events in one statement
+   * instead of resolving `null`. Writes nothing; for a caller that must know beforehand (the
+   * durable host numbers the effects of a turn's ending by it).
+   */
+  writesJointlyWith(sessions: unknown): boolean {
+    return PostgresSessionStore.sameBackend(sessions, this.#context) !== null;
+  }
+
+  /**
    * Sets the session's status and stores `events` in the UPDATE's statement (see
    * `StatusEventBus`) when `sessions` is the session store of this bus's backend: one round trip,
    * both or neither, `options.leaseHolder` checked in it, the events' `NOTIFY` with them.

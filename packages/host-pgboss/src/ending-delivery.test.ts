@@ -1,0 +1,125 @@
+// A turn's ending, as this version records it, writes the session's status with its end events in
+// one statement (one numbered effect) where the bus does so with these very stores. A worker that
+// dies before or after that statement leaves the turn to another, which writes the status and the
+// events once: it looks the first event up before writing them again.
+import { type EventRequest, newId, type RuntimeBackends } from '@everruns-ts/core';
+import { initialTurnState, initialTurnStep } from '@everruns-ts/runtime/host';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnvironment, type TestEnvironment } from './test-support/environment.js';
+import { type FixtureHost, startFixtureHost } from './test-support/fixture.js';
+import { deliverEnding } from './turn-ending.js';
+import { type PendingEnding, TurnRecords } from './turn-records.js';
+
+let environment: TestEnvironment;
+let fixture: FixtureHost;
+
+beforeAll(async () => {
+  environment = await createTestEnvironment('hostend');
+  fixture = await startFixtureHost(environment.configFor());
+});
+
+afterAll(async () => {
+  await fixture?.close();
+  await environment?.destroy();
+});
+
+class Killed extends Error {}
+
+/** The bus, with its joint status write killing the worker before or after it happens. */
+function dyingBus(events: RuntimeBackends['events'], when: 'before' | 'after') {
+  return new Proxy(events, {
+    get(target, property) {
+      if (property === 'updateSessionStatusAndEmit') {
+        return async (...args: unknown[]) => {
+          if (when === 'before') throw new Killed('killed before the status write');
+          const write = Reflect.get(target, 'updateSessionStatusAndEmit', target) as (
+            ...a: unknown[]
+          ) => Promise<unknown>;
+          await write.apply(target, args);
+          throw new Killed('killed after the status write');
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+describe('a turn ending with its status and events in one statement', () => {
+  it.each(['before', 'after'] as const)(
+    'is delivered once when the worker dies %s that statement',
+    async (when) => {
+      const config = environment.configFor();
+      const turns = new TurnRecords(environment.pool, config.hostSchema);
+      const sessionId = await environment.createSession();
+      const turnId = newId('turn');
+      const step = initialTurnStep({ sessionId, turnId, input: { role: 'user', content: [] } });
+      expect(await turns.insert(turnId, sessionId, step)).toBeNull();
+      const claim = await turns.claimStep(turnId, 0, 0);
+      const error = { code: 'INTERNAL', message: 'the turn fails' };
+      const ending: PendingEnding = {
+        kind: 'fail',
+        state: initialTurnState({ sessionId, turnId }),
+        outcome: { success: false, response: '', stopReason: 'error', error },
+        error,
+      };
+      const recorded = await turns.beginEnding(turnId, claim?.fence ?? 0, ending);
+      expect(recorded).toMatchObject({ kind: 'fail', numbering: 2 });
+      // The stores as they are (the fixture's own wrap the session store to inject faults).
+      const adapter = { ...fixture.host.hostAdapter, backends: environment.backends };
+      const statements: string[] = [];
+      const events = environment.backends.events as RuntimeBackends['events'] & {
+        updateSessionStatusAndEmit(...args: unknown[]): Promise<unknown>;
+      };
+      const counting = new Proxy(events, {
+        get(target, property) {
+          if (property === 'updateSessionStatusAndEmit') {
+            return (...args: unknown[]) => {
+              statements.push(String((args[3] as EventRequest[]).map((request) => request.type)));
+              return target.updateSessionStatusAndEmit(...args);
+            };
+          }
+          const value = Reflect.get(target, property, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      await expect(
+        deliverEnding(
+          {
+            ...adapter,
+            backends: { ...environment.backends, events: dyingBus(counting, when) },
+          },
+          turns,
+          {
+            turnId,
+            sessionId,
+            fence: claim?.fence ?? 0,
+            ending: recorded as PendingEnding,
+            endingStarted: 0,
+            endingDone: 0,
+          },
+        ),
+      ).rejects.toThrow(Killed);
+      // Another worker claims the turn and delivers the rest.
+      const resumed = await turns.claimStep(turnId, 0, 0);
+      expect(resumed).toMatchObject({ endingStarted: 1, endingDone: 0 });
+      await deliverEnding(
+        { ...adapter, backends: { ...environment.backends, events: counting } },
+        turns,
+        {
+          ...(resumed as NonNullable<typeof resumed>),
+          ending: resumed?.ending as PendingEnding,
+        },
+      );
+      const types = (await environment.backends.events.loadEvents(sessionId)).map(
+        (event) => event.type,
+      );
+      expect(types).toEqual(['turn.failed', 'session.idled']);
+      // One joint write in all: by the second worker when the first died before it; by the first
+      // when it died after it, the second finding its first event and writing nothing again.
+      expect(statements).toEqual(['turn.failed,session.idled']);
+      expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+      expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error });
+    },
+  );
+});

@@ -136,6 +136,7 @@ export class ClientToolSubmission {
           ending: recorded,
           endingStarted: 0,
           endingDone: 0,
+          firstEffectBegun: true,
         });
       } catch (error) {
         if (StaleStepError.isInstance(error)) throw error;

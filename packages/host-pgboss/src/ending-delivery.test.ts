@@ -97,6 +97,8 @@ describe('a turn ending with its status and events in one statement', () => {
             ending: recorded as PendingEnding,
             endingStarted: 0,
             endingDone: 0,
+            // As the step job that recorded it: `beginEnding` marked the first effect begun.
+            firstEffectBegun: true,
           },
         ),
       ).rejects.toThrow(Killed);

@@ -156,9 +156,13 @@ describe('PgBossHost', () => {
       });
       // The statements that read a session's turn snapshot on their own (not with a write).
       let snapshotReads = 0;
+      // The ending's effects marked on their own (its record marks the first, its only one here:
+      // the status with the end events in one statement).
+      let effectMarks = 0;
       onEveryStatement(fixture.pool, (statement) => {
         const text = String((statement as { text?: unknown })?.text ?? statement);
         if (/^\s*WITH\s+RECURSIVE\s+snapshot_session\b/.test(text)) snapshotReads++;
+        if (/SET ending_done = \$3, ending_started = \$3 \+ 1/.test(text)) effectMarks++;
       });
       let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
       let result: Awaited<ReturnType<typeof handle.result>>;
@@ -176,6 +180,7 @@ describe('PgBossHost', () => {
         continueStepsSeconds,
         jobs: await jobsOf(config.queue, handle.turnId),
         snapshotReads,
+        effectMarks,
         result: { ...result, turnId: undefined },
         roles: messages.map((message) => message.role),
         // The checkpoint moved after every step, in the job or not: it ends at the last one.
@@ -189,6 +194,7 @@ describe('PgBossHost', () => {
     // A step run after another in one job uses the snapshot that one read with its last write,
     // and the job's setup: only the input step reads the snapshot on its own.
     expect(outcomes.map((outcome) => outcome.snapshotReads)).toEqual([1, 4]);
+    expect(outcomes.map((outcome) => outcome.effectMarks)).toEqual([0, 0]);
     expect(outcomes[0]?.result).toEqual(outcomes[1]?.result);
     expect(outcomes[0]?.roles).toEqual(outcomes[1]?.roles);
     for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);

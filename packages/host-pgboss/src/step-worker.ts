@@ -281,6 +281,7 @@ export class StepWorker {
       ending: recorded,
       endingStarted: 0,
       endingDone: 0,
+      firstEffectBegun: true,
     });
   }
 

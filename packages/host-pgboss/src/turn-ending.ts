@@ -32,6 +32,11 @@ export interface EndingDelivery {
   endingStarted: number;
   /** Effects known done. */
   endingDone: number;
+  /**
+   * True for the caller whose `beginEnding` has just recorded the ending: that statement marked
+   * the first effect begun (so it is not marked again) and nothing has happened yet.
+   */
+  firstEffectBegun?: boolean;
 }
 
 /**
@@ -64,7 +69,10 @@ export async function deliverEnding(
     if (index < delivery.endingDone) return skipped(null);
     const mayHaveHappened =
       index === delivery.endingDone && delivery.endingStarted > delivery.endingDone;
-    if (!(await turns.beginEffect(turnId, fence, index))) throw new StaleStepError(turnId);
+    const marked = index === 0 && delivery.firstEffectBegun === true;
+    if (!marked && !(await turns.beginEffect(turnId, fence, index))) {
+      throw new StaleStepError(turnId);
+    }
     if (mayHaveHappened && lookUp) {
       const found = await lookUp();
       if (found) return skipped(found);

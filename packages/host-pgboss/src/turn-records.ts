@@ -371,7 +371,7 @@ export class TurnRecords {
 
   /**
    * Decides how a running turn ends: records `ending` (the effects still to deliver, numbered as
-   * this version delivers them) unless the turn has an ending already. Resolves the ending as
+   * this version delivers them, the first marked begun) unless the turn has an ending already. Resolves the ending as
    * recorded for the one caller whose `fence` holds; `null`, writing nothing, for a stale one.
    * The turn stays `running` until {@link finishEnding}. With `enqueue`, the job that will deliver
    * the ending is sent in the same transaction.
@@ -383,8 +383,10 @@ export class TurnRecords {
     enqueue?: (db: PgBoss.Db) => Promise<void>,
   ): Promise<PendingEnding | null> {
     const recorded: PendingEnding = { ...ending, numbering: 2 };
+    // Its first effect is marked begun in the same statement (see `EndingDelivery`): a deliverer
+    // that takes over treats it as one that may have happened, which every effect allows.
     const update = `UPDATE ${this.#table}
-          SET ending = $3, ending_started = 0, ending_done = 0, updated_at = now()
+          SET ending = $3, ending_started = 1, ending_done = 0, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`;
     const values = [turnId, fence, JSON.stringify(recorded)];
     if (enqueue) return (await this.#writeThenEnqueue(update, values, enqueue)) ? recorded : null;

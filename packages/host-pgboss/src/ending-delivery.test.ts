@@ -5,6 +5,7 @@
 import { type EventRequest, newId, type RuntimeBackends } from '@everruns-ts/core';
 import { initialTurnState, initialTurnStep } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { intercept } from './fenced-step-adapter.js';
 import { createTestEnvironment, type TestEnvironment } from './test-support/environment.js';
 import { type FixtureHost, startFixtureHost } from './test-support/fixture.js';
 import { deliverEnding } from './turn-ending.js';
@@ -25,23 +26,25 @@ afterAll(async () => {
 
 class Killed extends Error {}
 
+/** The bus's joint status write, with `around` run about it. */
+function aroundJointWrite(
+  events: RuntimeBackends['events'],
+  around: (write: () => Promise<unknown>, requests: EventRequest[]) => Promise<unknown>,
+): RuntimeBackends['events'] {
+  const write = (events as unknown as { updateSessionStatusAndEmit(...a: unknown[]): unknown })
+    .updateSessionStatusAndEmit;
+  return intercept(events, {
+    updateSessionStatusAndEmit: (...args: unknown[]) =>
+      around(async () => write.apply(events, args), args[3] as EventRequest[]),
+  });
+}
+
 /** The bus, with its joint status write killing the worker before or after it happens. */
 function dyingBus(events: RuntimeBackends['events'], when: 'before' | 'after') {
-  return new Proxy(events, {
-    get(target, property) {
-      if (property === 'updateSessionStatusAndEmit') {
-        return async (...args: unknown[]) => {
-          if (when === 'before') throw new Killed('killed before the status write');
-          const write = Reflect.get(target, 'updateSessionStatusAndEmit', target) as (
-            ...a: unknown[]
-          ) => Promise<unknown>;
-          await write.apply(target, args);
-          throw new Killed('killed after the status write');
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  return aroundJointWrite(events, async (write) => {
+    if (when === 'before') throw new Killed('killed before the status write');
+    await write();
+    throw new Killed('killed after the status write');
   });
 }
 
@@ -68,20 +71,9 @@ describe('a turn ending with its status and events in one statement', () => {
       // The stores as they are (the fixture's own wrap the session store to inject faults).
       const adapter = { ...fixture.host.hostAdapter, backends: environment.backends };
       const statements: string[] = [];
-      const events = environment.backends.events as RuntimeBackends['events'] & {
-        updateSessionStatusAndEmit(...args: unknown[]): Promise<unknown>;
-      };
-      const counting = new Proxy(events, {
-        get(target, property) {
-          if (property === 'updateSessionStatusAndEmit') {
-            return (...args: unknown[]) => {
-              statements.push(String((args[3] as EventRequest[]).map((request) => request.type)));
-              return target.updateSessionStatusAndEmit(...args);
-            };
-          }
-          const value = Reflect.get(target, property, target);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
+      const counting = aroundJointWrite(environment.backends.events, (write, requests) => {
+        statements.push(String(requests.map((request) => request.type)));
+        return write();
       });
       await expect(
         deliverEnding(

@@ -8,8 +8,7 @@ import type pg from 'pg';
 import PgBoss from 'pg-boss';
 import { configurationError } from './host-errors.js';
 import { createHostTables } from './host-tables.js';
-
-import type { PgBossHostOptions } from './pg-boss-host-options.js';
+import { DEFAULT_STEP_TIMEOUT_SECONDS, type PgBossHostOptions } from './pg-boss-host-options.js';
 import { scheduleQueueOf } from './pg-boss-schedules.js';
 import { deadLetterQueueOf, isValidQueueName } from './step-jobs.js';
 
@@ -87,7 +86,7 @@ export async function startQueues(
     retryLimit: retry.limit ?? 5,
     retryDelay: retry.delaySeconds ?? 1,
     retryBackoff: retry.backoff ?? true,
-    expireInSeconds: options.stepTimeoutSeconds ?? 900,
+    expireInSeconds: options.stepTimeoutSeconds ?? DEFAULT_STEP_TIMEOUT_SECONDS,
   };
   const deadQueue = deadLetterQueueOf(names.queue);
   await withAdvisoryLock(pool, `everruns-host-pgboss-start:${names.bossSchema}`, async () => {

@@ -117,6 +117,9 @@ export interface PgBossHostOptions {
   clock?: HostClock;
 }
 
+/** The default of {@link PgBossHostOptions.stepTimeoutSeconds}. */
+export const DEFAULT_STEP_TIMEOUT_SECONDS = 900;
+
 /** Options of `PgBossHost.work`. */
 export interface PgBossWorkOptions {
   /** How many steps this process runs at once. Default 4. */

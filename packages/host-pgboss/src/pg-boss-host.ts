@@ -35,7 +35,11 @@ import {
   startQueues,
 } from './host-setup.js';
 import { DEFAULT_HOST_TURN_LEASE_MS } from './host-turn-lease.js';
-import type { PgBossHostOptions, PgBossWorkOptions } from './pg-boss-host-options.js';
+import {
+  DEFAULT_STEP_TIMEOUT_SECONDS,
+  type PgBossHostOptions,
+  type PgBossWorkOptions,
+} from './pg-boss-host-options.js';
 import { PgBossSchedules, type ScheduleJobData, scheduleQueueOf } from './pg-boss-schedules.js';
 import { PostgresToolCallJournal } from './postgres-tool-call-journal.js';
 import { StepQueue } from './step-queue.js';
@@ -365,7 +369,7 @@ function parseHostPrices(prices: unknown): ModelPrices {
  * is a finite number from 0 to under `stepTimeoutSeconds`.
  */
 function continueStepsSecondsOf(options: PgBossHostOptions): number {
-  const timeout = options.stepTimeoutSeconds ?? 900;
+  const timeout = options.stepTimeoutSeconds ?? DEFAULT_STEP_TIMEOUT_SECONDS;
   const seconds = options.continueStepsSeconds ?? timeout / 10;
   if (
     typeof seconds !== 'number' ||

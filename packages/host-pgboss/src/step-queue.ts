@@ -2,7 +2,6 @@ import type { RuntimeTurnStep } from '@everruns-ts/runtime/host';
 import { sendStatement } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
-
 import { endingJobId, type StepJobData, stepJobId } from './step-jobs.js';
 import { STEP_CHANNEL } from './turn-notifications.js';
 

@@ -207,10 +207,10 @@ export class TurnRecords {
    * (claiming nothing) when the turn is not running, runs another generation, or is not the job's
    * of step `order` (the job is stale): the turn is the job's whose step its checkpoint is, or
    * the job's that went on to run the steps after its own itself (`job_order`, see
-   * {@link TurnRecords.move}); the claim then carries the checkpoint to go on from. Every claim raises the turn's `fence`, so the
-   * writes of the step that held it before (a step still running past `stepTimeoutSeconds`, an
-   * older generation) match no row from then on. `generation` and `order` may be `null` for a
-   * step that does not parse.
+   * {@link TurnRecords.move}); the claim then carries the checkpoint to go on from. Every claim
+   * raises the turn's `fence`, so the writes of the step that held it before (a step still
+   * running past `stepTimeoutSeconds`, an older generation) match no row from then on.
+   * `generation` and `order` may be `null` for a step that does not parse.
    */
   async claimStep(
     turnId: string,
@@ -371,8 +371,9 @@ export class TurnRecords {
 
   /**
    * Decides how a running turn ends: records `ending` (the effects still to deliver, numbered as
-   * this version delivers them, the first marked begun) unless the turn has an ending already. Resolves the ending as
-   * recorded for the one caller whose `fence` holds; `null`, writing nothing, for a stale one.
+   * this version delivers them, the first marked begun) unless the turn has an ending already.
+   * Resolves the ending as recorded for the one caller whose `fence` holds; `null`, writing
+   * nothing, for a stale one.
    * The turn stays `running` until {@link finishEnding}. With `enqueue`, the job that will deliver
    * the ending is sent in the same transaction.
    */

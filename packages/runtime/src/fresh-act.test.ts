@@ -2,10 +2,8 @@
 // stored results of its calls (none can exist), while a step run again from its plan (a host's
 // retry) still finds them and runs nothing twice; an idempotent tool is never claimed in the
 // tool-call journal (it runs again after a crash either way).
-import { defineCapability, defineTool, InputMessage, newId } from '@everruns-ts/core';
-import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
+import { InputMessage, newId } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   executeActActivity,
   executeInputActivity,
@@ -14,61 +12,11 @@ import {
   planNextHostTurn,
   type RuntimeActPlan,
 } from './host-entry.js';
-import { InProcessRuntimeBuilder, inMemoryBackends } from './index.js';
-
-function calculator(runs: string[]) {
-  const tool = (name: string, idempotent: boolean) =>
-    defineTool({
-      name,
-      description: `${name} two numbers`,
-      inputSchema: z.object({ a: z.number(), b: z.number() }),
-      idempotent,
-      execute: ({ a, b }) => {
-        runs.push(name);
-        return name === 'add' ? a + b : a * b;
-      },
-    });
-  return defineCapability({
-    id: 'calc',
-    name: 'Calc',
-    description: 'Numbers',
-    // add may run twice after a crash; multiply may not.
-    tools: [tool('add', true), tool('multiply', false)],
-  });
-}
-
-async function setup() {
-  const runs: string[] = [];
-  const backends = inMemoryBackends();
-  const lookups: string[] = [];
-  const getByIdempotencyKey = backends.messages.getByIdempotencyKey.bind(backends.messages);
-  backends.messages.getByIdempotencyKey = (sessionId: string, key: string) => {
-    lookups.push(key);
-    return getByIdempotencyKey(sessionId, key);
-  };
-  const runtime = await new InProcessRuntimeBuilder()
-    .backends(backends)
-    .capability(calculator(runs))
-    .llmSim(
-      LlmSimConfig.fromFunction((request) =>
-        request.messages.at(-1)?.role === 'user'
-          ? {
-              toolCalls: [
-                { name: 'add', arguments: { a: 2, b: 2 } },
-                { name: 'multiply', arguments: { a: 3, b: 3 } },
-              ],
-            }
-          : 'done',
-      ),
-    )
-    .singleSession((s) => s.harness('h', 'You compute.').withCapability('calc'))
-    .build();
-  return { runtime, sessionId: runtime.defaultSessionId() as string, runs, lookups };
-}
+import { computeRuntime } from './test-support.js';
 
 describe('the act step after a fresh answer', () => {
   it('runs each call once without looking for stored results in an in-process turn', async () => {
-    const { runtime, sessionId, runs, lookups } = await setup();
+    const { runtime, sessionId, runs, lookups } = await computeRuntime();
     const result = await runtime.runTextTurn(sessionId, 'compute');
     expect(result.success).toBe(true);
     expect(runs).toEqual(['add', 'multiply']);
@@ -85,7 +33,7 @@ describe('the act step after a fresh answer', () => {
   });
 
   it('a step run again from its plan finds the stored results and runs nothing twice', async () => {
-    const { runtime, sessionId, runs } = await setup();
+    const { runtime, sessionId, runs } = await computeRuntime();
     const adapter = runtime.hostAdapter;
     const turnId = newId('turn');
     let state = initialTurnState({ sessionId, turnId, maxIterations: 5 });
@@ -113,7 +61,7 @@ describe('the act step after a fresh answer', () => {
   });
 
   it('claims only the non-idempotent calls in the journal', async () => {
-    const { runtime, sessionId, runs } = await setup();
+    const { runtime, sessionId, runs } = await computeRuntime();
     const adapter = runtime.hostAdapter;
     const turnId = newId('turn');
     const state = initialTurnState({ sessionId, turnId, maxIterations: 5 });

@@ -3,10 +3,8 @@
 // step that stored a new answer does not look for stored results of its calls. A step read back
 // (a new chain) or a replayed reason step leaves nothing, so the act step looks them up and still
 // runs nothing twice.
-import { defineCapability, defineTool, InputMessage, newId } from '@everruns-ts/core';
-import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
+import { InputMessage, newId } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import {
   executeTurnStep,
   initialTurnStep,
@@ -15,52 +13,10 @@ import {
   TurnStepChain,
   turnStepKey,
 } from './host-entry.js';
-import { InProcessRuntimeBuilder, inMemoryBackends } from './index.js';
+import { computeRuntime } from './test-support.js';
 
 async function setup() {
-  const runs: string[] = [];
-  const tool = (name: string) =>
-    defineTool({
-      name,
-      description: `${name} two numbers`,
-      inputSchema: z.object({ a: z.number(), b: z.number() }),
-      execute: ({ a, b }) => {
-        runs.push(name);
-        return name === 'add' ? a + b : a * b;
-      },
-    });
-  const backends = inMemoryBackends();
-  const lookups: string[] = [];
-  const getByIdempotencyKey = backends.messages.getByIdempotencyKey.bind(backends.messages);
-  backends.messages.getByIdempotencyKey = (sessionId: string, key: string) => {
-    lookups.push(key);
-    return getByIdempotencyKey(sessionId, key);
-  };
-  const runtime = await new InProcessRuntimeBuilder()
-    .backends(backends)
-    .capability(
-      defineCapability({
-        id: 'calc',
-        name: 'Calc',
-        description: 'Numbers',
-        tools: [tool('add'), tool('multiply')],
-      }),
-    )
-    .llmSim(
-      LlmSimConfig.fromFunction((request) =>
-        request.messages.at(-1)?.role === 'user'
-          ? {
-              toolCalls: [
-                { name: 'add', arguments: { a: 2, b: 2 } },
-                { name: 'multiply', arguments: { a: 3, b: 3 } },
-              ],
-            }
-          : 'done',
-      ),
-    )
-    .singleSession((s) => s.harness('h', 'You compute.').withCapability('calc'))
-    .build();
-  const sessionId = runtime.defaultSessionId() as string;
+  const { runtime, sessionId, runs, lookups } = await computeRuntime();
   const firstStep = initialTurnStep({
     sessionId,
     turnId: newId('turn'),

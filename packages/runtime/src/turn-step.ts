@@ -164,11 +164,7 @@ export interface ExecuteTurnStepOptions {
  * job) or after anything else may have written to the session. A chain only carries over to the
  * very step the previous one planned next, so passing it to any other step changes nothing.
  */
-export class TurnStepChain {
-  constructor() {
-    chainStates.set(this, { expected: undefined, turnSnapshot: undefined, freshAnswer: false });
-  }
-}
+export class TurnStepChain {}
 
 /** What a {@link TurnStepChain} holds between two steps (kept off its public face). */
 interface ChainState {
@@ -182,26 +178,30 @@ interface ChainState {
 
 const chainStates = new WeakMap<TurnStepChain, ChainState>();
 
+/** The state of `chain`, empty on its first step. */
+function chainStateOf(chain: TurnStepChain): ChainState {
+  let state = chainStates.get(chain);
+  if (state === undefined) {
+    state = { expected: undefined, turnSnapshot: undefined, freshAnswer: false };
+    chainStates.set(chain, state);
+  }
+  return state;
+}
+
 /** The options `chain` gives `step` (added to `options`); the chain is emptied meanwhile. */
 function chainedOptions(
   chain: TurnStepChain,
   step: RuntimeTurnStep,
   options: RunTurnStepOptions,
 ): RunTurnStepOptions {
-  let state = chainStates.get(chain);
-  if (state === undefined) {
-    // A chain made without its constructor (`Object.create`): it carries nothing over.
-    state = { expected: undefined, turnSnapshot: undefined, freshAnswer: false };
-    chainStates.set(chain, state);
-  }
+  const state = chainStateOf(chain);
   const follows = state.expected !== undefined && state.expected === turnStepKey(step);
   if (step.activity === 'reason') {
     if (follows && state.turnSnapshot) options.turnSnapshot = state.turnSnapshot;
   } else {
     if (step.activity === 'act' && follows && state.freshAnswer) options.freshCalls = true;
-    const kept = state;
     options.onTurnSnapshot = (snapshot) => {
-      kept.turnSnapshot = snapshot;
+      state.turnSnapshot = snapshot;
     };
   }
   state.expected = undefined;
@@ -217,8 +217,7 @@ function recordInChain(
   outcome: TurnStepOutcome,
   pendingUserMessages: number,
 ): void {
-  const state = chainStates.get(chain);
-  if (state === undefined) return;
+  const state = chainStateOf(chain);
   if (pendingUserMessages > 0 || !outcome.next) {
     state.turnSnapshot = undefined;
     return;

@@ -49,10 +49,10 @@ export function asciiText(json: string): string {
 }
 
 /**
- * The JSON of an event as a kept payload carries it (see {@link keptPayloadEvent}), built from its
- * stored parts: `data` is the event data's JSON as stored, put in as it is instead of being parsed
- * and written again. Gives what `JSON.stringify(keptPayloadEvent(event))` gives for the event with
- * those fields (`JSON.stringify` of a parsed `JSON.stringify` output is that output).
+ * The JSON of an event as a kept payload carries it (every field but `seq`), built from its stored
+ * parts: `data` is the event data's JSON as stored, put in as it is instead of being parsed and
+ * written again. Gives what `JSON.stringify` gives for the event without `seq` (`JSON.stringify` of
+ * a parsed `JSON.stringify` output is that output).
  */
 export function keptEventJson(
   id: string,
@@ -65,12 +65,6 @@ export function keptEventJson(
   const head = `{"id":${JSON.stringify(id)},"type":${JSON.stringify(type)},"sessionId":${JSON.stringify(sessionId)},"ts":${JSON.stringify(ts)},"data":${data}`;
   const turn = turnId === undefined ? undefined : JSON.stringify(turnId);
   return turn === undefined ? `${head}}` : `${head},"turnId":${turn}}`;
-}
-
-/** An event as a kept payload carries it: everything but `seq`. */
-export function keptPayloadEvent(event: RuntimeEvent): Omit<RuntimeEvent, 'seq'> {
-  const { seq: _seq, ...rest } = event;
-  return rest;
 }
 
 /** The payloads that carry one ephemeral event: one, or ordered fragments. */

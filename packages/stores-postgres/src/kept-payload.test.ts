@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RuntimeEvent } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
-import { asciiJson, asciiText, keptEventJson, keptPayloadEvent } from './event-notifications.js';
+import { asciiJson, asciiText, keptEventJson } from './event-notifications.js';
 import { encodeText, textDigest } from './text-codec.js';
 
 /** Data of the shapes events carry, with what JSON makes hard: escapes, odd keys, deep nesting. */
@@ -14,6 +14,12 @@ const datas: unknown[] = [
   { numbers: [0, -0, 1e21, 1.5e-7, -12.25, Number.MAX_SAFE_INTEGER], flags: [true, false, null] },
   { calls: [{ id: 'call_1', name: 'add', arguments: { a: 2, b: 2 } }], text: '' },
 ];
+
+/** An event as a kept payload carries it: everything but `seq`. */
+function keptPayloadEvent(event: RuntimeEvent): Omit<RuntimeEvent, 'seq'> {
+  const { seq: _seq, ...rest } = event;
+  return rest;
+}
 
 /** The event a stored row stands for, as the bus builds it (`data` parsed from its JSON). */
 function eventOf(data: string, turnId: string | undefined): RuntimeEvent {

@@ -8,10 +8,10 @@
  * (kept and ephemeral, in order) and the turn's result.
  */
 import { createInterface } from 'node:readline';
-import { defineCapability, defineTool, type RuntimeEvent } from '@everruns-ts/core';
+import type { RuntimeEvent } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, LlmSimConfig } from '@everruns-ts/runtime';
-import { z } from 'zod';
 import { postgresBackends } from '../postgres-backends.js';
+import { calculatorCapability } from './math-runtime.js';
 import { FINAL_CHUNKS, type StreamTurnReport } from './stream-turn.js';
 
 interface StreamTurnTask {
@@ -38,22 +38,8 @@ async function main(): Promise<void> {
   ).withStreaming({ chunkSize: 5 });
   const runtime = await new InProcessRuntimeBuilder()
     .llmSim(model)
-    .capability(
-      defineCapability({
-        id: 'adder',
-        name: 'Adder',
-        description: 'Adds numbers',
-        tools: [
-          defineTool({
-            name: 'add',
-            description: 'Add two numbers',
-            inputSchema: z.object({ a: z.number(), b: z.number() }),
-            execute: ({ a, b }) => a + b,
-          }),
-        ],
-      }),
-    )
-    .harness({ id: 'harness_adder', name: 'adder', capabilities: [{ id: 'adder' }] })
+    .capability(calculatorCapability())
+    .harness({ id: 'harness_adder', name: 'adder', capabilities: [{ id: 'calculator' }] })
     .backends(backends)
     .build();
   const session = await runtime.createSession({ harnessId: 'harness_adder' });

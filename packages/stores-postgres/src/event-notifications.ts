@@ -33,6 +33,8 @@ export function defaultEventChannel(schema: string): string {
 }
 
 const NON_ASCII = /[\u0080-\uffff]/g;
+/** {@link NON_ASCII} without the global flag: a test that keeps no state between calls. */
+const ANY_NON_ASCII = /[\u0080-\uffff]/;
 
 function escapeNonAscii(char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -45,7 +47,7 @@ export function asciiJson(value: unknown): string {
 
 /** JSON text with every non-ASCII character escaped (`\uXXXX`): byte length equals length. */
 export function asciiText(json: string): string {
-  return json.replace(NON_ASCII, escapeNonAscii);
+  return ANY_NON_ASCII.test(json) ? json.replace(NON_ASCII, escapeNonAscii) : json;
 }
 
 /**

@@ -83,6 +83,58 @@ describe('postgres: a message stored with its events', () => {
     });
   }
 
+  for (const [name, build, joint] of [
+    [
+      'the seq beside escaped characters: one statement',
+      (stored: Message) => ({
+        note: `№${stored.seq}é ${stored.seq}😀 "q" \\ \u0000 \ud800`,
+        seq: stored.seq,
+      }),
+      true,
+    ],
+    [
+      'data computed from the seq: the events written after the message',
+      (stored: Message) => ({ next: stored.seq + 1, label: `after ${stored.seq * 10}` }),
+      false,
+    ],
+  ] as const) {
+    it(`stores and announces event data that holds the seq: ${name}`, async () => {
+      const session = makeSession();
+      await backends.sessions.createSession(session);
+      await backends.messages.storeMessage(session.id, {
+        role: 'user',
+        content: [{ type: 'text', text: 'hi' }],
+      });
+      const heard: RuntimeEvent[] = [];
+      const stop = other.events.subscribe((event) => heard.push(event), { sessionId: session.id });
+      try {
+        await stop.ready;
+        const before = backends.queryCount();
+        const { message, events } = await storeMessageAndEmit(
+          backends,
+          session.id,
+          { role: 'agent', content: [{ type: 'text', text: 'answer ü' }] },
+          (stored) => [
+            {
+              type: 'reason.completed',
+              sessionId: session.id,
+              turnId: 'turn_1',
+              data: build(stored),
+            },
+          ],
+        );
+        expect(backends.queryCount() - before).toBe(joint ? 1 : 2);
+        expect(message.seq).toBe(2);
+        expect(events[0]!.data).toEqual(build(message));
+        expect(await backends.events.loadEvents(session.id)).toEqual(events);
+        await other.events.caughtUp();
+        expect(heard).toEqual(events);
+      } finally {
+        stop();
+      }
+    });
+  }
+
   it('answers a repeated write with the stored message and announces it again', async () => {
     const session = makeSession();
     await backends.sessions.createSession(session);

@@ -43,6 +43,9 @@ export interface Attempt {
 
 const NOOP = () => {};
 
+/** Statement texts a {@link PostgresDatabase} keeps by shape (see `PostgresDatabase.text`). */
+const MAX_KEPT_TEXTS = 256;
+
 /** At most this many distinct statement texts are prepared by name (per process). */
 const MAX_NAMED_STATEMENTS = 2000;
 /** Statement text → its prepared-statement name; `null` for a text never sent by name. */
@@ -134,6 +137,7 @@ export class PostgresDatabase {
   #closed = false;
   /** Table name → its schema-qualified, quoted form (statements are built on every call). */
   readonly #tables = new Map<string, string>();
+  readonly #texts = new Map<string, string>();
 
   /** Where retries are reported (`warn`); silent by default. */
   logger: EverrunsLogger = silentLogger;
@@ -160,6 +164,23 @@ export class PostgresDatabase {
       this.#tables.set(name, qualified);
     }
     return qualified;
+  }
+
+  /**
+   * The statement text `build` gives for `shape` (a key naming everything the text depends on
+   * besides this database's schema), built on the first call and kept: later calls get the very
+   * same string, whose hash the named-statement lookup then finds ready, where a text built again
+   * is hashed again character by character. Without a shape `build` runs every time. At most
+   * {@link MAX_KEPT_TEXTS} shapes are kept.
+   */
+  text(shape: string | undefined, build: () => string): string {
+    if (shape === undefined) return build();
+    let text = this.#texts.get(shape);
+    if (text === undefined) {
+      text = build();
+      if (this.#texts.size < MAX_KEPT_TEXTS) this.#texts.set(shape, text);
+    }
+    return text;
   }
 
   /** Marks the database closed: later operations fail with `STORE_UNAVAILABLE`. */

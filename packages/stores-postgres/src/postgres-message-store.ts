@@ -167,6 +167,12 @@ export function messageFromRow(sessionId: string, row: MessageRow): Message {
  */
 export interface JointRows {
   ctes(firstParam: number, driver: string): string;
+  /**
+   * What `ctes` and `select` depend on besides the first parameter's number and the driver (rows
+   * of the same shape give the same texts for those), so the statement's text is built once per
+   * shape and kept. Left out: the statement is built on every call.
+   */
+  shape?: string;
   /** Named expressions of the final SELECT (`… AS name`, comma-separated). */
   select: string;
   params: unknown[];
@@ -187,8 +193,11 @@ export interface JointRows {
  * @internal
  */
 export interface JointSnapshot {
-  /** CTEs, rows SELECT and parameters, numbered from `firstParam` (the session digest is `$1`). */
-  query(firstParam: number): { ctes: string; select: string; params: unknown[] };
+  /**
+   * CTEs, rows SELECT and parameters, numbered from `firstParam` (the session digest is `$1`);
+   * `shape` as {@link JointRows.shape}.
+   */
+  query(firstParam: number): { ctes: string; select: string; params: unknown[]; shape?: string };
   /**
    * The snapshot from the statement's rows (ordered by kind descending, then `ord`), which were
    * read before the write: `appended` and the status set are what they do not show. `null` when
@@ -323,10 +332,15 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     const prepared = this.#prepare(sessionId, message, new Date().toISOString());
     // The status goes with the joint rows only, and never with an expected position (the
     // renewal that carries it runs whether or not that position was free).
+    // The message as stored at a given `seq`, for the joint rows' builder (which reads it twice):
+    // its content and metadata parsed once and shared by both, the result read from neither.
+    let parsed: Message | undefined;
+    const storedAt = (seq: number): Message => {
+      parsed ??= messageFromRow(sessionId, { ...prepared.row, seq });
+      return { ...parsed, seq };
+    };
     const rows =
-      sessionStatus !== undefined && expectedSeq !== undefined
-        ? null
-        : (joint?.((seq) => messageFromRow(sessionId, { ...prepared.row, seq })) ?? null);
+      sessionStatus !== undefined && expectedSeq !== undefined ? null : (joint?.(storedAt) ?? null);
     const setStatus = rows !== null && sessionStatus !== undefined;
     const prefix = releaseLease?.deleteValuesWithPrefix;
     if (prefix !== undefined) requireString(prefix, 'releaseLease.deleteValuesWithPrefix');
@@ -342,13 +356,6 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     if (rows?.ready) await rows.ready;
     const sessionHash = textDigest(sessionId);
     const { db } = this.#context;
-    const insert = `INSERT INTO ${db.table('messages')}
-               (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
-                content, metadata, created_at, search_text)
-             SELECT $1, COALESCE($2::integer, COALESCE(MAX(seq), 0) + 1), $3, $4, $5, $6, $7, $8,
-                    $9, $10, $11, $12
-               FROM ${db.table('messages')} WHERE session_hash = $1
-             HAVING ($2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer)`;
     // With a lease: the renewal, then the INSERT only when it renewed, in one statement; `held`
     // tells a refused lease from a position that was not the expected one. Joint rows come in
     // CTEs after the INSERT's, written only when it inserted.
@@ -356,13 +363,6 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     const firstJointParam = lease === undefined ? 13 : release ? 14 : 15;
     // The status's parameters come after the joint rows'.
     const statusParam = firstJointParam + (rows?.params.length ?? 0);
-    const statusSet = setStatus ? `status = $${statusParam}, updated_at = $${statusParam + 1}` : '';
-    const leaseCte =
-      lease === undefined
-        ? ''
-        : release
-          ? releasedLeaseCte(db.table('sessions'), 1, 13, statusSet)
-          : renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet);
     // The turn snapshot read in the same statement (its rows joined to the write's row): it sees
     // the tables as they were before the statement, which the message appended and the status set
     // are the only differences from (filled in by readSnapshot).
@@ -374,18 +374,43 @@ export class PostgresMessageStore implements RuntimeMessageStore {
         ? jointSnapshot.query(statusParam + (setStatus ? 2 : 0))
         : null;
     const rangeParam = statusParam + (setStatus ? 2 : 0) + (snapshot?.params.length ?? 0);
-    const forgotten = range
-      ? `,
+    const buildText = (): string => {
+      const insert = `INSERT INTO ${db.table('messages')}
+               (session_hash, seq, id_hash, id, idempotency_hash, idempotency_key, turn_id, role,
+                content, metadata, created_at, search_text)
+             SELECT $1, COALESCE($2::integer, COALESCE(MAX(seq), 0) + 1), $3, $4, $5, $6, $7, $8,
+                    $9, $10, $11, $12
+               FROM ${db.table('messages')} WHERE session_hash = $1
+             HAVING ($2::integer IS NULL OR COALESCE(MAX(seq), 0) + 1 = $2::integer)`;
+      if (rows === null) {
+        return lease === undefined
+          ? `${insert} RETURNING seq`
+          : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},
+           inserted AS (
+             ${insert} AND EXISTS (SELECT 1 FROM renewed)
+             RETURNING seq
+           )
+           SELECT (SELECT seq FROM inserted) AS seq, EXISTS (SELECT 1 FROM renewed) AS held`;
+      }
+      const statusSet = setStatus
+        ? `status = $${statusParam}, updated_at = $${statusParam + 1}`
+        : '';
+      const leaseCte =
+        lease === undefined
+          ? ''
+          : release
+            ? releasedLeaseCte(db.table('sessions'), 1, 13, statusSet)
+            : renewedLeaseCte(db.table('sessions'), 1, 13, 14, statusSet);
+      const forgotten = range
+        ? `,
            forgotten AS (
              DELETE FROM ${db.table('session_values')}
               WHERE session_hash = $1 AND ${keyPrefixCondition(range, rangeParam, rangeParam + 1, rangeParam + 2)}
                 AND EXISTS (SELECT 1 FROM inserted)
              RETURNING 1
            )`
-      : '';
-    const text =
-      rows !== null
-        ? `WITH ${snapshot ? 'RECURSIVE ' : ''}${lease === undefined ? '' : `${leaseCte},`}
+        : '';
+      return `WITH ${snapshot ? 'RECURSIVE ' : ''}${lease === undefined ? '' : `${leaseCte},`}
            inserted AS (
              ${insert}${lease === undefined ? '' : ' AND EXISTS (SELECT 1 FROM renewed)'}
              RETURNING seq
@@ -408,15 +433,20 @@ export class PostgresMessageStore implements RuntimeMessageStore {
                ? `) written LEFT JOIN LATERAL (${snapshot.select}) snapshot ON true
            ORDER BY snapshot.kind DESC, snapshot.ord`
                : ''
-           }`
-        : lease === undefined
-          ? `${insert} RETURNING seq`
-          : `WITH ${renewedLeaseCte(db.table('sessions'), 1, 13, 14)},
-           inserted AS (
-             ${insert} AND EXISTS (SELECT 1 FROM renewed)
-             RETURNING seq
-           )
-           SELECT (SELECT seq FROM inserted) AS seq, EXISTS (SELECT 1 FROM renewed) AS held`;
+           }`;
+    };
+    // Everything the text depends on (the schema's tables are this store's): with it, the text
+    // is built once per shape and kept, the same string every time.
+    const lockKind = lease === undefined ? 'none' : release ? 'release' : 'renew';
+    const textKey =
+      rows === null
+        ? `plain|${lockKind}`
+        : rows.shape === undefined || (snapshot !== null && snapshot.shape === undefined)
+          ? undefined
+          : `${lockKind}|${rows.shape}|${rows.params.length}|${setStatus ? 1 : 0}|${
+              snapshot === null ? '-' : `${snapshot.shape}|${snapshot.params.length}`
+            }|${range === null ? '-' : range.high === null ? 'low' : 'low-high'}`;
+    const text = db.text(textKey, buildText);
     const written: {
       message: Message;
       joined: Record<string, unknown> | null;

@@ -98,6 +98,7 @@ export class PostgresSessionStorageStore implements SessionStorageStore {
     const { db } = this.#context;
     const keyHash = textDigest(key);
     return {
+      shape: 'claim',
       ctes: (first, driver) => `value_claimed AS (
              INSERT INTO ${db.table('session_values')} (session_hash, key_hash, key, value)
              SELECT $1, $${first}::bytea, $${first + 1}::text, $${first + 2}::text

@@ -133,6 +133,34 @@ describe('statements of a math turn on PostgreSQL', () => {
     expect((await backends.sessions.getSession(session.id))?.status).toBe('idle');
     expect(await backends.sessions.getTurnLease(session.id)).toBeNull();
   });
+
+  it('sends the same statement texts whatever its process sent before (texts are kept by shape)', async () => {
+    // This process has sent every kind of turn above; another one on the same schema has not.
+    const fresh = await createTestBackends({ schema: backends.schema, skipMigrate: true });
+    const freshRecorder = recordStatements(fresh.pool);
+    try {
+      const turnTexts = async (
+        on: PostgresBackends,
+        onRecorder: ReturnType<typeof recordStatements>,
+        idempotent: boolean,
+      ) => {
+        const runtime = await mathRuntime(on, { idempotent });
+        const session = await runtime.createSession({ harnessId: 'math' });
+        await runtime.runTextTurn(session.id, 'What is 2 + 2?');
+        onRecorder.start();
+        expect((await runtime.runTextTurn(session.id, 'What is 2 + 2?')).response).toBe('4');
+        return onRecorder.stop().map((statement) => statement.text);
+      };
+      for (const idempotent of [true, false]) {
+        const warm = await turnTexts(backends, recorder, idempotent);
+        const cold = await turnTexts(fresh, freshRecorder, idempotent);
+        expect(warm).toHaveLength(STATEMENTS_PER_MATH_TURN);
+        expect(warm).toEqual(cold);
+      }
+    } finally {
+      await fresh.close();
+    }
+  });
 });
 
 /**

@@ -179,7 +179,8 @@ export function jointTurnSnapshot(context: StoreContext, sessionId: string): Joi
   return {
     query(firstParam) {
       query = snapshotQuery(context, sessionId, true, firstParam, historyCacheOf(context));
-      return query;
+      // With history and nothing else asked: the texts depend on `firstParam` only.
+      return { ...query, shape: 'history' };
     },
     async read(rows, write) {
       if (!query) return null;
@@ -553,6 +554,10 @@ export async function readSnapshot(
   }
   const snapshot: TurnSnapshot = { session, harnessChain, agent, messages };
   if (withHistory) {
+    // The rows were read before the write's INSERT: its message comes after all of them.
+    const appended = write ? structuredClone(write.appended) : undefined;
+    if (appended !== undefined && cache) deepFreeze(appended);
+    let appendedPlaced = false;
     snapshot.compaction = compaction;
     const recordCut = compaction?.throughSeq ?? 0;
     let reused = false;
@@ -572,7 +577,10 @@ export async function readSnapshot(
             ? cached.messages.filter((message) => message.seq > cut)
             : cached.messages;
         for (const message of messages) deepFreeze(message);
-        snapshot.messages = kept.length === 0 ? messages : [...kept, ...messages];
+        if (appended !== undefined) messages.push(appended);
+        appendedPlaced = true;
+        // One copy of the kept history (which stays as it is) with the new messages after it.
+        snapshot.messages = kept.length === 0 ? messages : kept.concat(messages);
         reused = true;
       } else {
         // The kept history no longer matches the store (or the cut moved back): read it whole.
@@ -580,15 +588,13 @@ export async function readSnapshot(
         snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, cut);
       }
     }
-    if (write) {
-      // The rows were read before the write's INSERT: its message comes after all of them.
-      const appended = structuredClone(write.appended);
-      snapshot.messages = [...snapshot.messages, cache ? deepFreeze(appended) : appended];
-    }
+    // Every path above made `snapshot.messages` a new array (never the kept one).
+    if (appended !== undefined && !appendedPlaced) snapshot.messages.push(appended);
     if (cache) {
       if (!reused) for (const message of snapshot.messages) deepFreeze(message);
       cache.set(sessionId, recordCut, snapshot.messages);
-      snapshot.messages = [...snapshot.messages];
+      // The caller gets an array of its own; the kept one is never changed.
+      snapshot.messages = snapshot.messages.slice();
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;

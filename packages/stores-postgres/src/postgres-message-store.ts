@@ -330,15 +330,16 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     }
     if (lease !== undefined) checkWriteLease(lease);
     const prepared = this.#prepare(sessionId, message, new Date().toISOString());
-    // The status goes with the joint rows only, and never with an expected position (the
-    // renewal that carries it runs whether or not that position was free).
-    // The message as stored at a given `seq`, for the joint rows' builder (which reads it twice):
-    // its content and metadata parsed once and shared by both, the result read from neither.
+    // The message as stored at a given `seq`, for the joint rows' builder (which asks for it at
+    // two `seq`s): its content and metadata parsed once for both; the message this write returns
+    // is parsed apart, so it shares nothing with what the builder saw.
     let parsed: Message | undefined;
     const storedAt = (seq: number): Message => {
       parsed ??= messageFromRow(sessionId, { ...prepared.row, seq });
       return { ...parsed, seq };
     };
+    // The status goes with the joint rows only, and never with an expected position (the
+    // renewal that carries it runs whether or not that position was free).
     const rows =
       sessionStatus !== undefined && expectedSeq !== undefined ? null : (joint?.(storedAt) ?? null);
     const setStatus = rows !== null && sessionStatus !== undefined;

@@ -179,8 +179,7 @@ export function jointTurnSnapshot(context: StoreContext, sessionId: string): Joi
   return {
     query(firstParam) {
       query = snapshotQuery(context, sessionId, true, firstParam, historyCacheOf(context));
-      // With history and nothing else asked: the texts depend on `firstParam` only.
-      return { ...query, shape: 'history' };
+      return query;
     },
     async read(rows, write) {
       if (!query) return null;
@@ -288,6 +287,8 @@ export interface SnapshotQuery {
   select: string;
   /** Parameters numbered from the `firstParam` given (the session's digest is always `$1`). */
   params: unknown[];
+  /** Everything `ctes` and `select` depend on (see `PostgresDatabase.text`). */
+  shape: string;
   withHistory: boolean;
   cache: HistoryCache | undefined;
   cached: CachedHistory | undefined;
@@ -425,7 +426,16 @@ export function snapshotQuery(
        ${historyRows}
        ${setupRows}
        ${claimRow}`;
-  return { ctes, select, params, withHistory, cache, cached, knownSeq, storageKeyPrefix };
+  const shape = `snapshot|${withHistory ? 'history' : 'setup'}|${firstParam}|${
+    storageKeyRange === undefined
+      ? '-'
+      : storageKeyRange === null
+        ? 'all'
+        : storageKeyRange.high === null
+          ? 'low'
+          : 'low-high'
+  }|${claim ? 'claim' : '-'}`;
+  return { ctes, select, params, shape, withHistory, cache, cached, knownSeq, storageKeyPrefix };
 }
 
 async function loadSnapshot(
@@ -439,13 +449,14 @@ async function loadSnapshot(
   requireString(sessionId, 'sessionId');
   const { db } = context;
   const query = snapshotQuery(context, sessionId, withHistory, 2, cache, storageKeyPrefix, claim);
-  const result = await db.run('loadTurnSnapshot', (client) =>
-    client.query<SnapshotRow>(
-      `WITH RECURSIVE ${query.ctes}
+  const text = db.text(
+    query.shape,
+    () => `WITH RECURSIVE ${query.ctes}
        ${query.select}
        ORDER BY kind DESC, ord`,
-      [textDigest(sessionId), ...query.params],
-    ),
+  );
+  const result = await db.run('loadTurnSnapshot', (client) =>
+    client.query<SnapshotRow>(text, [textDigest(sessionId), ...query.params]),
   );
   return readSnapshot(context, sessionId, result.rows, query);
 }

@@ -118,7 +118,8 @@ describe('postgres: a message stored with its events', () => {
             {
               type: 'reason.completed',
               sessionId: session.id,
-              turnId: 'turn_1',
+              // A turn id no PostgreSQL text holds as it is (U+0000, a lone surrogate).
+              turnId: 'turn_\u0000\ud800é',
               data: build(stored),
             },
           ],
@@ -126,6 +127,7 @@ describe('postgres: a message stored with its events', () => {
         expect(backends.queryCount() - before).toBe(joint ? 1 : 2);
         expect(message.seq).toBe(2);
         expect(events[0]!.data).toEqual(build(message));
+        expect(events[0]!.turnId).toBe('turn_\u0000\ud800é');
         expect(await backends.events.loadEvents(session.id)).toEqual(events);
         await other.events.caughtUp();
         expect(heard).toEqual(events);

@@ -351,8 +351,11 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
       try {
         const result = await client.query<{ id: string; seq: number }>(
           `WITH input AS (
-             SELECT * FROM ROWS FROM (unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
-                                      unnest($5::text[]), json_array_elements_text($6::json))
+             SELECT * FROM ROWS FROM (json_array_elements_text($2::json),
+                                      json_array_elements_text($3::json),
+                                      json_array_elements_text($4::json),
+                                      json_array_elements_text($5::json),
+                                      json_array_elements_text($6::json))
                WITH ORDINALITY AS entry(id, type, turn_id, ts, data, ord)
            ),
            next AS (
@@ -379,11 +382,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
            }`,
           [
             sessionHash,
-            rows.map((row) => row.id),
-            rows.map((row) => encodeText(row.request.type)),
-            rows.map((row) => encodeOptionalText(row.request.turnId)),
-            rows.map((row) => row.ts),
-            dataArrayJson(rows),
+            ...eventColumnsJson(rows),
             count,
             encodeText(sessionId),
             ...(note ? [this.#channel, note.prefix, note.suffix] : []),
@@ -632,8 +631,10 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
              RETURNING last_seq
            ),
            event_input AS (
-             SELECT * FROM ROWS FROM (unnest(${p(2)}::text[]), unnest(${p(3)}::text[]),
-                                      unnest(${p(4)}::text[]), unnest(${p(5)}::text[]),
+             SELECT * FROM ROWS FROM (json_array_elements_text(${p(2)}::json),
+                                      json_array_elements_text(${p(3)}::json),
+                                      json_array_elements_text(${p(4)}::json),
+                                      json_array_elements_text(${p(5)}::json),
                                       json_array_elements_text(${p(6)}::json))
                WITH ORDINALITY AS entry(id, type, turn_id, ts, data, ord)
            ),
@@ -662,11 +663,7 @@ export class PostgresEventBus implements MessageEventBus, StatusEventBus, ClaimE
         params: [
           sessionHash,
           count,
-          ids,
-          rows.map((row) => encodeText(row.request.type)),
-          rows.map((row) => encodeOptionalText(row.request.turnId)),
-          rows.map((row) => row.ts),
-          dataArrayJson(rows),
+          ...eventColumnsJson(rows),
           encodeText(sessionId),
           marker,
           ...(note ? [this.#channel, note.prefix, note.suffix] : []),
@@ -1155,13 +1152,20 @@ interface KeptNotification {
 }
 
 /**
- * The rows' data as one JSON array of strings, for `json_array_elements_text`: escaped by the
- * native `JSON.stringify` in one pass, where a `text[]` parameter is escaped element by element in
- * JavaScript (`pg`'s array literal). Exact for stored data: it is JSON text, so it holds no raw
- * control character (the one escape, `\u0000`, PostgreSQL would refuse to turn into text).
+ * The rows' columns (id, type, turn id, time, data) as five JSON arrays of strings (`null` for no
+ * turn), for `json_array_elements_text`: escaped by the native `JSON.stringify` in one pass, where
+ * a `text[]` parameter is escaped element by element in JavaScript (`pg`'s array literal). Exact
+ * for these values: they are encoded text (`encodeText`) or JSON text, which hold no U+0000 (the
+ * one escape PostgreSQL refuses to turn into text) and no lone surrogate.
  */
-function dataArrayJson(rows: readonly PreparedEventRow[]): string {
-  return JSON.stringify(rows.map((row) => row.data));
+function eventColumnsJson(rows: readonly PreparedEventRow[]): string[] {
+  return [
+    JSON.stringify(rows.map((row) => row.id)),
+    JSON.stringify(rows.map((row) => encodeText(row.request.type))),
+    JSON.stringify(rows.map((row) => encodeOptionalText(row.request.turnId))),
+    JSON.stringify(rows.map((row) => row.ts)),
+    JSON.stringify(rows.map((row) => row.data)),
+  ];
 }
 
 /** How many times `part` occurs in `text`, counted left to right without overlaps. */

@@ -15,8 +15,14 @@ const CONNECTION_STATES = new Set([
   '08004',
   '08006',
   '08007',
-  '08P01',
 ]);
+
+/**
+ * A protocol violation: the server ends the connection after one it cannot read past (a `FATAL`
+ * report), but answers a statement whose messages disagree with it (a bind with the wrong number
+ * of parameters) with an `ERROR` and goes on serving the connection.
+ */
+const PROTOCOL_VIOLATION = '08P01';
 
 const CONNECTION_ERRNOS = new Set([
   'ECONNREFUSED',
@@ -64,6 +70,9 @@ export function isConnectionError(error: unknown): boolean {
   const state = errorState(error);
   if (state !== undefined && (CONNECTION_STATES.has(state) || CONNECTION_ERRNOS.has(state)))
     return true;
+  if (state === PROTOCOL_VIOLATION) {
+    return (error as { severity?: unknown }).severity !== 'ERROR';
+  }
   if (error instanceof Error && state === undefined) {
     return CONNECTION_MESSAGES.some((text) => error.message.includes(text));
   }

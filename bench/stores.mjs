@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Stores benchmark (issue 4): the math turn (2 model calls + 1 tool call) through the in-process
 // runtime on the in-memory stores and on PostgreSQL, in one run: turns/s with 1 session and with
-// 32 concurrent sessions, and statements sent to PostgreSQL per turn.
+// 32 concurrent sessions, statements sent to PostgreSQL per turn, and what Node allocates per
+// PostgreSQL turn (sampled, in runs of their own).
 //
 //   node bench/stores.mjs            (after `pnpm build`; `pnpm bench` runs it)
 //   DATABASE_URL=postgres://… TURNS=200 node bench/stores.mjs
 import { randomBytes } from 'node:crypto';
+import { Session } from 'node:inspector/promises';
 import { PlatformDefinition } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
@@ -50,6 +52,34 @@ async function measure(runtime, sessions, turns = TURNS) {
   return { turns: perSession * sessions, turnsPerSecond: (perSession * sessions) / seconds };
 }
 
+/**
+ * KB that `run` allocates per turn, by the inspector's sampling heap profiler (a sample every
+ * 4 KiB, objects already collected included).
+ */
+async function allocatedPerTurn(run) {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    const { turns } = await run();
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    let bytes = 0;
+    const visit = (node) => {
+      bytes += node.selfSize;
+      for (const child of node.children) visit(child);
+    };
+    visit(profile.head);
+    return bytes / 1024 / turns;
+  } finally {
+    session.disconnect();
+  }
+}
+
 const rows = [];
 const memory = await runtimeOn(inMemoryBackends({ events: { keepEvents: false } }));
 for (let round = 0; round < 5; round++) await measure(memory, 32); // warm-up (JIT)
@@ -76,6 +106,11 @@ try {
     const queries = backends.queryCount() - before;
     rows.push({ store: 'postgres', sessions, ...result, queriesPerTurn: queries / result.turns });
   }
+  // What Node allocates per turn, in runs of their own (the sampling slows them): a figure that,
+  // unlike times, does not move with the machine's speed.
+  for (const row of rows.filter((entry) => entry.store === 'postgres')) {
+    row.allocatedKbPerTurn = await allocatedPerTurn(() => measure(postgres, row.sessions));
+  }
 } finally {
   await backends.close();
   const admin = new pg.Client({ connectionString: DATABASE_URL });
@@ -91,8 +126,8 @@ for (const row of rows) {
 }
 
 let table =
-  '| store | concurrent sessions | turns | turns/s | statements/turn (incl. session creation) |\n|---|---|---|---|---|\n';
+  '| store | concurrent sessions | turns | turns/s | statements/turn (incl. session creation) | Node KB allocated/turn (sampled) |\n|---|---|---|---|---|---|\n';
 for (const row of rows) {
-  table += `| ${row.store} | ${row.sessions} | ${row.turns} | ${row.turnsPerSecond.toFixed(0)} | ${row.store === 'memory' ? '-' : row.queriesPerTurn.toFixed(1)} |\n`;
+  table += `| ${row.store} | ${row.sessions} | ${row.turns} | ${row.turnsPerSecond.toFixed(0)} | ${row.store === 'memory' ? '-' : row.queriesPerTurn.toFixed(1)} | ${row.allocatedKbPerTurn === undefined ? '-' : row.allocatedKbPerTurn.toFixed(0)} |\n`;
 }
 console.log(table);

@@ -19,8 +19,8 @@ import {
   LlmSimDriver,
 } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
-import pg from 'pg';
 import { z } from 'zod';
+import { dropBenchSchema } from './math-runtime.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 5000);
@@ -147,10 +147,7 @@ try {
   rows.push(await longSession('postgres', backends, PG_TURNS, () => backends.queryCount()));
 } finally {
   await backends.close();
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await admin.end();
+  await dropBenchSchema(DATABASE_URL, schema);
 }
 
 const ms = (value) => value.toFixed(1);

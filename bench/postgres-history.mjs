@@ -8,12 +8,10 @@
 //   node bench/postgres-history.mjs            (after `pnpm build`; `pnpm bench` runs it)
 //   TURNS=100 DATABASE_URL=postgres://… node bench/postgres-history.mjs
 import { randomBytes } from 'node:crypto';
-import { PlatformDefinition } from '@everruns-ts/core';
-import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
+import { inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
-import pg from 'pg';
 import { recordGoal } from './goals.mjs';
-import { createScenario } from './peer-adapter/scenario.mjs';
+import { dropBenchSchema, MATH_HARNESS_ID, mathRuntimeOn } from './math-runtime.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 100);
@@ -21,7 +19,6 @@ const TURNS = Number(process.env.TURNS ?? 100);
 const MEMORY_TURNS = Number(process.env.MEMORY_TURNS ?? 400);
 const LENGTHS = [100, 4_000, 10_000];
 
-const { calculator, fakeModel } = createScenario();
 const schema = `bench_${randomBytes(5).toString('hex')}`;
 const postgres = postgresBackends(
   { connectionString: DATABASE_URL, poolConfig: { max: 4 } },
@@ -45,22 +42,13 @@ async function seed(backends, sessionId, count) {
 
 /** Runs `turns` math turns at each length on `backends`; `queryCount` counts statements sent. */
 async function measureLengths(store, backends, queryCount, turns) {
-  const platform = new PlatformDefinition();
-  platform.capabilities.register(calculator);
-  platform.drivers.register(fakeModel);
-  const runtime = await new InProcessRuntimeBuilder()
-    .platformDefinition(platform)
-    .defaultModel({ model: 'fake-model', providerType: 'fake' })
-    .backends(backends)
-    .harness({ id: 'harness_bench', name: 'bench', capabilities: [{ id: 'calculator' }] })
-    .options({ keepTurnContexts: 0 })
-    .build();
+  const runtime = await mathRuntimeOn(backends);
   // Warm-up on a session of its own, so the first length measured is not the one that compiles.
-  const warm = await runtime.createSession({ harnessId: 'harness_bench' });
+  const warm = await runtime.createSession({ harnessId: MATH_HARNESS_ID });
   for (let turn = 0; turn < 50; turn++) await runtime.runTextTurn(warm.id, 'What is 2 + 2?');
   const rows = [];
   for (const length of LENGTHS) {
-    const { id } = await runtime.createSession({ harnessId: 'harness_bench' });
+    const { id } = await runtime.createSession({ harnessId: MATH_HARNESS_ID });
     await seed(backends, id, length);
     for (let turn = 0; turn < 3; turn++) await runtime.runTextTurn(id, 'What is 2 + 2?'); // warm-up
     const times = [];
@@ -100,10 +88,7 @@ try {
   rows.push(...(await measureLengths('postgres', postgres, () => postgres.queryCount(), TURNS)));
 } finally {
   await postgres.close();
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await admin.end();
+  await dropBenchSchema(DATABASE_URL, schema);
 }
 
 let table =

@@ -12,11 +12,9 @@
 //   ROUNDS=4 TURNS=3000 node bench/postgres-waits.mjs
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { PlatformDefinition } from '@everruns-ts/core';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
-import { createScenario } from './peer-adapter/scenario.mjs';
+import { dropBenchSchema, MATH_HARNESS_ID, mathRuntimeOn } from './math-runtime.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 1500);
@@ -29,8 +27,6 @@ const CONFIGURATIONS = [
   { pool: 4, publish: true },
   { pool: 4, publish: false },
 ];
-
-const { calculator, fakeModel } = createScenario();
 
 /** The CPU time (ms) of every PostgreSQL server process so far, or NaN without /proc. */
 function serverCpuMs() {
@@ -66,20 +62,11 @@ async function run(configuration, schema) {
   const watcher = new pg.Client({ connectionString: DATABASE_URL });
   await watcher.connect();
   try {
-    const platform = new PlatformDefinition();
-    platform.capabilities.register(calculator);
-    platform.drivers.register(fakeModel);
-    const runtime = await new InProcessRuntimeBuilder()
-      .platformDefinition(platform)
-      .defaultModel({ model: 'fake-model', providerType: 'fake' })
-      .backends(backends)
-      .harness({ id: 'harness_bench', name: 'bench', capabilities: [{ id: 'calculator' }] })
-      .options({ keepTurnContexts: 0 })
-      .build();
+    const runtime = await mathRuntimeOn(backends);
     const turns = async (count) => {
       const ids = [];
       for (let index = 0; index < SESSIONS; index++) {
-        ids.push((await runtime.createSession({ harnessId: 'harness_bench' })).id);
+        ids.push((await runtime.createSession({ harnessId: MATH_HARNESS_ID })).id);
       }
       const perSession = Math.max(1, Math.floor(count / SESSIONS));
       await Promise.all(
@@ -152,10 +139,7 @@ try {
   }
 } finally {
   await migrator.close();
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await admin.end();
+  await dropBenchSchema(DATABASE_URL, schema);
 }
 
 let table =

@@ -8,35 +8,18 @@
 //   DATABASE_URL=postgres://… TURNS=200 node bench/stores.mjs
 import { randomBytes } from 'node:crypto';
 import { Session } from 'node:inspector/promises';
-import { PlatformDefinition } from '@everruns-ts/core';
-import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
+import { inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
-import pg from 'pg';
 import { recordGoal } from './goals.mjs';
-import { createScenario } from './peer-adapter/scenario.mjs';
+import { dropBenchSchema, MATH_HARNESS_ID, mathRuntimeOn } from './math-runtime.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 200);
 
-const { calculator, fakeModel } = createScenario();
-
-async function runtimeOn(backends) {
-  const platform = new PlatformDefinition();
-  platform.capabilities.register(calculator);
-  platform.drivers.register(fakeModel);
-  return new InProcessRuntimeBuilder()
-    .platformDefinition(platform)
-    .defaultModel({ model: 'fake-model', providerType: 'fake' })
-    .backends(backends)
-    .harness({ id: 'harness_bench', name: 'bench', capabilities: [{ id: 'calculator' }] })
-    .options({ keepTurnContexts: 0 })
-    .build();
-}
-
 async function measure(runtime, sessions, turns = TURNS) {
   const ids = [];
   for (let index = 0; index < sessions; index++) {
-    ids.push((await runtime.createSession({ harnessId: 'harness_bench' })).id);
+    ids.push((await runtime.createSession({ harnessId: MATH_HARNESS_ID })).id);
   }
   const perSession = Math.max(1, Math.floor(turns / sessions));
   const started = performance.now();
@@ -81,7 +64,7 @@ async function allocatedPerTurn(run) {
 }
 
 const rows = [];
-const memory = await runtimeOn(inMemoryBackends({ events: { keepEvents: false } }));
+const memory = await mathRuntimeOn(inMemoryBackends({ events: { keepEvents: false } }));
 for (let round = 0; round < 5; round++) await measure(memory, 32); // warm-up (JIT)
 for (const sessions of [1, 32]) {
   const result = await measure(memory, sessions);
@@ -95,7 +78,7 @@ const backends = postgresBackends(
 );
 try {
   await backends.migrate();
-  const postgres = await runtimeOn(backends);
+  const postgres = await mathRuntimeOn(backends);
   // Warm-up on as many sessions as the widest measurement, so every pooled connection has
   // prepared the statements (a server plans a named statement per connection, custom plans for its
   // first five runs) before anything is timed: the figures are a long-running process's.
@@ -113,10 +96,7 @@ try {
   }
 } finally {
   await backends.close();
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await admin.end();
+  await dropBenchSchema(DATABASE_URL, schema);
 }
 
 for (const row of rows) {

@@ -48,38 +48,53 @@ describe('postgres: a message stored with its events', () => {
     },
   ];
 
+  /**
+   * Runs `write` on a new session holding one user message while another process listens to it;
+   * checks that the events it resolves with are stored and heard there as they are, and returns
+   * them with the statements the write sent.
+   */
+  async function writtenAndHeard(
+    write: (sessionId: string) => Promise<{ message: Message; events: RuntimeEvent[] }>,
+  ) {
+    const session = makeSession();
+    await backends.sessions.createSession(session);
+    await backends.messages.storeMessage(session.id, {
+      role: 'user',
+      content: [{ type: 'text', text: 'hi' }],
+    });
+    const heard: RuntimeEvent[] = [];
+    const stop = other.events.subscribe((event) => heard.push(event), { sessionId: session.id });
+    try {
+      await stop.ready;
+      const before = backends.queryCount();
+      const written = await write(session.id);
+      const statements = backends.queryCount() - before;
+      expect(await backends.events.loadEvents(session.id)).toEqual(written.events);
+      await other.events.caughtUp();
+      expect(heard).toEqual(written.events);
+      return { ...written, statements };
+    } finally {
+      stop();
+    }
+  }
+
   for (const [name, size] of [
     ['small', 10],
     ['large (notified by reference)', 20_000],
   ] as const) {
     it(`writes both in one statement and other processes hear them with the seq: ${name}`, async () => {
-      const session = makeSession();
-      await backends.sessions.createSession(session);
-      await backends.messages.storeMessage(session.id, {
-        role: 'user',
-        content: [{ type: 'text', text: 'hi' }],
-      });
-      const heard: RuntimeEvent[] = [];
-      const stop = other.events.subscribe((event) => heard.push(event), { sessionId: session.id });
-      try {
-        await stop.ready;
-        const before = backends.queryCount();
-        const { message, events } = await storeMessageAndEmit(
+      const { message, events, statements } = await writtenAndHeard((sessionId) =>
+        storeMessageAndEmit(
           backends,
-          session.id,
+          sessionId,
           { role: 'agent', content: [{ type: 'text', text: 'answer' }], idempotencyKey: 'k' },
-          announce(session.id, 'x'.repeat(size)),
-        );
-        expect(backends.queryCount() - before).toBe(1);
-        expect(message.seq).toBe(2);
-        expect(events[0]!.data).toEqual({ messageId: message.id, seq: 2, text: 'x'.repeat(size) });
-        expect(events[1]!.data).toEqual({ seq: 2, note: 'seq 2' });
-        expect(await backends.events.loadEvents(session.id)).toEqual(events);
-        await other.events.caughtUp();
-        expect(heard).toEqual(events);
-      } finally {
-        stop();
-      }
+          announce(sessionId, 'x'.repeat(size)),
+        ),
+      );
+      expect(statements).toBe(1);
+      expect(message.seq).toBe(2);
+      expect(events[0]!.data).toEqual({ messageId: message.id, seq: 2, text: 'x'.repeat(size) });
+      expect(events[1]!.data).toEqual({ seq: 2, note: 'seq 2' });
     });
   }
 
@@ -99,41 +114,26 @@ describe('postgres: a message stored with its events', () => {
     ],
   ] as const) {
     it(`stores and announces event data that holds the seq: ${name}`, async () => {
-      const session = makeSession();
-      await backends.sessions.createSession(session);
-      await backends.messages.storeMessage(session.id, {
-        role: 'user',
-        content: [{ type: 'text', text: 'hi' }],
-      });
-      const heard: RuntimeEvent[] = [];
-      const stop = other.events.subscribe((event) => heard.push(event), { sessionId: session.id });
-      try {
-        await stop.ready;
-        const before = backends.queryCount();
-        const { message, events } = await storeMessageAndEmit(
+      const { message, events, statements } = await writtenAndHeard((sessionId) =>
+        storeMessageAndEmit(
           backends,
-          session.id,
+          sessionId,
           { role: 'agent', content: [{ type: 'text', text: 'answer ü' }] },
           (stored) => [
             {
               type: 'reason.completed',
-              sessionId: session.id,
+              sessionId,
               // A turn id no PostgreSQL text holds as it is (U+0000, a lone surrogate).
               turnId: 'turn_\u0000\ud800é',
               data: build(stored),
             },
           ],
-        );
-        expect(backends.queryCount() - before).toBe(joint ? 1 : 2);
-        expect(message.seq).toBe(2);
-        expect(events[0]!.data).toEqual(build(message));
-        expect(events[0]!.turnId).toBe('turn_\u0000\ud800é');
-        expect(await backends.events.loadEvents(session.id)).toEqual(events);
-        await other.events.caughtUp();
-        expect(heard).toEqual(events);
-      } finally {
-        stop();
-      }
+        ),
+      );
+      expect(statements).toBe(joint ? 1 : 2);
+      expect(message.seq).toBe(2);
+      expect(events[0]!.data).toEqual(build(message));
+      expect(events[0]!.turnId).toBe('turn_\u0000\ud800é');
     });
   }
 

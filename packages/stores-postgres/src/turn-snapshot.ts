@@ -565,10 +565,13 @@ export async function readSnapshot(
   }
   const snapshot: TurnSnapshot = { session, harnessChain, agent, messages };
   if (withHistory) {
-    // The rows were read before the write's INSERT: its message comes after all of them.
-    const appended = write ? structuredClone(write.appended) : undefined;
-    if (appended !== undefined && cache) deepFreeze(appended);
-    let appendedPlaced = false;
+    // The rows were read before the write's INSERT: its message comes after all of them. A
+    // write's snapshot is the kept history and these rows, or none (the paths below that would
+    // read the history again give it up), so the message joins the rows.
+    if (write) {
+      const appended = structuredClone(write.appended);
+      messages.push(cache ? deepFreeze(appended) : appended);
+    }
     snapshot.compaction = compaction;
     const recordCut = compaction?.throughSeq ?? 0;
     let reused = false;
@@ -588,8 +591,6 @@ export async function readSnapshot(
             ? cached.messages.filter((message) => message.seq > cut)
             : cached.messages;
         for (const message of messages) deepFreeze(message);
-        if (appended !== undefined) messages.push(appended);
-        appendedPlaced = true;
         // One copy of the kept history (which stays as it is) with the new messages after it.
         snapshot.messages = kept.length === 0 ? messages : kept.concat(messages);
         reused = true;
@@ -599,8 +600,6 @@ export async function readSnapshot(
         snapshot.messages = await new PostgresMessageStore(context).loadAfter(sessionId, cut);
       }
     }
-    // Every path above made `snapshot.messages` a new array (never the kept one).
-    if (appended !== undefined && !appendedPlaced) snapshot.messages.push(appended);
     if (cache) {
       if (!reused) for (const message of snapshot.messages) deepFreeze(message);
       cache.set(sessionId, recordCut, snapshot.messages);

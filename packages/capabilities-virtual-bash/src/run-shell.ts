@@ -73,24 +73,37 @@ export function runShell(options: {
   });
   return new Promise<ShellRunOutcome>((resolve) => {
     let settled = false;
+    // File operations the parent is performing for the worker: a stopped shell resolves only
+    // once they are done, so nothing it asked for lands in the workspace after the tool returned.
+    const inFlight = new Set<Promise<unknown>>();
     const finish = (outcome: ShellRunOutcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      resolve(outcome);
+      const stopped = worker.terminate().catch(() => undefined);
+      if (inFlight.size === 0 && outcome.kind === 'exited') {
+        resolve(outcome);
+        return;
+      }
+      void Promise.allSettled([stopped, ...inFlight]).then(() => resolve(outcome));
     };
     const timer = setTimeout(() => finish({ kind: 'timed_out' }), limits.timeoutMs);
     const onAbort = () => finish({ kind: 'aborted' });
     signal.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'fs') {
-        files.perform(message.op, message.args).then(
+        // A request queued before the worker was stopped is not performed.
+        if (settled) return;
+        const operation = files.perform(message.op, message.args);
+        inFlight.add(operation);
+        operation.then(
           (value) => {
+            inFlight.delete(operation);
             if (!settled) worker.postMessage({ id: message.id, ok: true, value });
           },
           (error: ShellFileError) => {
+            inFlight.delete(operation);
             if (!settled) {
               worker.postMessage({
                 id: message.id,

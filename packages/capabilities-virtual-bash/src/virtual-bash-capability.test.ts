@@ -497,6 +497,64 @@ describe('the bash tool limits', () => {
     expect((await workspace.statFile('/log.txt'))?.size).toBe(sizeAfterAbort);
   });
 
+  it('finishes the write in flight before a cancelled turn rejects, and starts none after', async () => {
+    // A workspace whose appends take 150 ms: the turn is cancelled while one is under way.
+    const inner = new InMemorySessionFileSystemFactory();
+    let appendStarted: (() => void) | undefined;
+    const firstAppend = new Promise<void>((resolve) => {
+      appendStarted = resolve;
+    });
+    const appends: string[] = [];
+    const factory: SessionFileSystemFactory = {
+      async forSession(sessionId) {
+        const workspace = await inner.forSession(sessionId);
+        return new Proxy(workspace, {
+          get(target, name) {
+            if (name === 'appendFile') {
+              return async (path: string, text: string) => {
+                appends.push('started');
+                appendStarted?.();
+                await new Promise((resolve) => setTimeout(resolve, 150));
+                await target.appendFile(path, text);
+                appends.push('done');
+              };
+            }
+            const value = Reflect.get(target, name, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      },
+    };
+    const runtime = await new InProcessRuntimeBuilder()
+      .capability(virtualBashCapability)
+      .fileSystemFactory(factory)
+      .llmSim(
+        LlmSimConfig.sequence(['', 'never']).withToolCallSequence([
+          [bash('writer', 'echo first > /log.txt; while true; do echo x >> /log.txt; done')],
+          [],
+        ]),
+      )
+      .singleSession((session) =>
+        session.harness('shell', '').withCapability(VIRTUAL_BASH_CAPABILITY_ID, {
+          maxCommands: Number.MAX_SAFE_INTEGER,
+          maxLoopIterations: Number.MAX_SAFE_INTEGER,
+        }),
+      )
+      .build();
+    const sessionId = runtime.defaultSessionId() as string;
+    const controller = new AbortController();
+    const turn = runtime.runTextTurn(sessionId, 'write forever', { signal: controller.signal });
+    await firstAppend;
+    controller.abort();
+    await expect(turn).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(appends).toEqual(['started', 'done']);
+    const workspace = await inner.forSession(sessionId);
+    expect((await workspace.readFile('/log.txt'))?.content).toBe('first\nx\n');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(appends).toEqual(['started', 'done']);
+    await runtime.close();
+  });
+
   it('stops a script that outgrows the worker heap with a tool error, the process unharmed', async () => {
     const { results } = await runSteps(
       [[bash('hog', 'x=a; while true; do x="$x$x$x$x"; y="$y$x"; done')]],

@@ -307,6 +307,71 @@ describe('executeToolCall', () => {
     if (seen.context) expect(seen.context.signal.aborted).toBe(true);
   });
 
+  /** A tool that, once its signal fires, takes `cleanupMs` to stop (or never stops) and records it. */
+  function slowToStop(cleanupMs: number | 'never') {
+    const log: string[] = [];
+    const tool = defineTool({
+      name: 'slow_stop',
+      description: 'Cleans up for a while when aborted',
+      inputSchema: z.object({}),
+      execute: (_input, context) =>
+        new Promise<string>((resolve) => {
+          const stop = () => {
+            log.push('signal');
+            if (cleanupMs === 'never') return;
+            setTimeout(() => {
+              log.push('stopped');
+              resolve('late answer');
+            }, cleanupMs);
+          };
+          if (context.signal.aborted) stop();
+          else context.signal.addEventListener('abort', stop);
+        }),
+    });
+    return { tool, log };
+  }
+
+  it('rejects an aborted call only once its tool has stopped', async () => {
+    for (const abortBefore of [false, true]) {
+      const { tool, log } = slowToStop(60);
+      const controller = new AbortController();
+      if (abortBefore) controller.abort();
+      const running = executeToolCall(
+        dependencies(),
+        request(toolsOf(tool), { name: 'slow_stop', arguments: {} }, { signal: controller.signal }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      controller.abort();
+      const error = await running.catch((caught: unknown) => {
+        log.push('rejected');
+        return caught;
+      });
+      expect(EverrunsError.hasCode(error, 'ABORTED')).toBe(true);
+      expect(log).toEqual(['signal', 'stopped', 'rejected']);
+    }
+  });
+
+  it('rejects an aborted call whose tool ignores its signal once toolAbortGraceMs has passed', async () => {
+    for (const [graceMs, least] of [
+      [40, 35],
+      [0, 0],
+    ] as const) {
+      const { tool, log } = slowToStop('never');
+      const controller = new AbortController();
+      const running = executeToolCall(
+        dependencies({ toolAbortGraceMs: graceMs }),
+        request(toolsOf(tool), { name: 'slow_stop', arguments: {} }, { signal: controller.signal }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const abortedAt = performance.now();
+      controller.abort();
+      const error = await running.catch((caught: unknown) => caught);
+      expect(EverrunsError.hasCode(error, 'ABORTED')).toBe(true);
+      expect(performance.now() - abortedAt).toBeGreaterThanOrEqual(least);
+      expect(log).toEqual(['signal']);
+    }
+  });
+
   it('reports an ABORTED error a tool throws on its own as a tool error when the turn goes on', async () => {
     const tool = defineTool({
       name: 'self_abort',

@@ -24,7 +24,7 @@ import {
   MAX_TOOL_ARGUMENTS_VALUES,
   nestingDepth,
 } from './bound-tool-call-arguments.js';
-import type { TurnLimits, TurnTool } from './turn-types.js';
+import { DEFAULT_TURN_LIMITS, type TurnLimits, type TurnTool } from './turn-types.js';
 
 /** What {@link executeToolCall} needs of the atoms' dependencies. */
 export interface ToolExecutionDependencies {
@@ -38,7 +38,7 @@ export interface ToolExecutionDependencies {
   /** Decorates the session's workspace per call, when the factory offers it. */
   fileSystems: Pick<SessionFileSystemFactory, 'forToolCall'>;
   /** The default timeout of a call and the longest result the model sees. */
-  limits: Pick<TurnLimits, 'toolTimeoutMs' | 'maxToolResultChars'>;
+  limits: Pick<TurnLimits, 'toolTimeoutMs' | 'maxToolResultChars' | 'toolAbortGraceMs'>;
   /** Runs child sessions, handed to the tool bound to its call as `context.subagents`. */
   subagents?: SubagentHost;
   /** Keeps scheduled messages, handed to the tool bound to its session as `context.schedules`. */
@@ -107,7 +107,8 @@ function cutWithMarker(content: string, limit: number, originalLength: number): 
  * {@link createSecretRedactor} knows (raw in any case, URL-encoded, hex, JSON- and HTML-escaped,
  * Base64 and base64url) and becomes `secret://<name>` before anything is stored or sent; only the
  * visible part of a huge result is searched. Throws `ABORTED`
- * only when the request's signal fires.
+ * only when the request's signal fires, once the running tool has settled (its signal fired
+ * too) or `limits.toolAbortGraceMs` has passed.
  */
 export async function executeToolCall(
   dependencies: ToolExecutionDependencies,
@@ -320,6 +321,8 @@ async function runToolCall(
     toolCapabilityId: turnTool.capabilityId,
   });
   const timeoutMs = turnTool.tool.timeoutMs ?? dependencies.limits.toolTimeoutMs;
+  const abortGraceMs =
+    dependencies.limits.toolAbortGraceMs ?? DEFAULT_TURN_LIMITS.toolAbortGraceMs ?? 0;
   // The tool's AbortController is made only when the tool reads `context.signal`.
   const toolSignal = new ToolCallSignal();
   // The interruption is a tagged object, never a value a tool could return. It is armed (a
@@ -421,14 +424,15 @@ async function runToolCall(
         turnTool.tool.execute(input as never, context),
       );
       value = await Promise.race([execution, interrupted]);
-      if (value === ABORTED) execution.catch(() => {});
+      if (value === ABORTED) await stoppedWithin(execution, abortGraceMs);
     } else {
       const returned: unknown = turnTool.tool.execute(input as never, context);
       if (isThenable(returned)) {
         // Still running: the timeout and an abort may end the wait.
         const execution = Promise.resolve(returned);
         value = await Promise.race([execution, interruption()]);
-        if (value === TIMED_OUT || value === ABORTED) execution.catch(() => {});
+        if (value === TIMED_OUT) execution.catch(() => {});
+        else if (value === ABORTED) await stoppedWithin(execution, abortGraceMs);
       } else if (request.signal?.aborted) {
         // The turn was aborted while the tool ran (synchronously).
         throw abortedError();
@@ -450,6 +454,31 @@ async function runToolCall(
   } finally {
     clearTimeout(timer);
     if (onAbort) request.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Waits until a tool interrupted by the turn's abort has settled, for at most `graceMs`: a tool
+ * that honours its signal has stopped (its last writes done) before the turn rejects, and one
+ * that ignores it delays the rejection by no more than the grace. Its outcome is dropped.
+ */
+async function stoppedWithin(execution: Promise<unknown>, graceMs: number): Promise<void> {
+  execution.catch(() => {});
+  if (graceMs <= 0) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, graceMs);
+  });
+  try {
+    await Promise.race([
+      execution.then(
+        () => undefined,
+        () => undefined,
+      ),
+      grace,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

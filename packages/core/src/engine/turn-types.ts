@@ -33,6 +33,13 @@ export interface TurnLimits {
    * stored. Default 1 MiB (1,048,576).
    */
   maxInputBytes?: number;
+  /**
+   * How long an aborted turn waits for a running tool to settle after the tool's signal fired,
+   * before the turn rejects with `ABORTED` anyway (ms). A tool that honours its signal has then
+   * stopped, its last writes done, when the caller sees the rejection; one that ignores its
+   * signal holds the rejection back by at most this much. 0 does not wait. Default 2,000.
+   */
+  toolAbortGraceMs?: number;
 }
 
 /** The defaults of {@link TurnLimits}. */
@@ -42,6 +49,7 @@ export const DEFAULT_TURN_LIMITS: Readonly<TurnLimits> = Object.freeze({
   maxToolResultChars: 50_000,
   maxRepeatedToolCalls: 5,
   maxInputBytes: 1_048_576,
+  toolAbortGraceMs: 2_000,
 });
 
 /** Everything the atoms need. A host builds it once and reuses it for every turn. */

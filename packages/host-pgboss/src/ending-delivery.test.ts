@@ -1,11 +1,14 @@
 // A turn's ending, as this version records it, writes the session's status with its end events in
 // one statement (one numbered effect) where the bus does so with these very stores. A worker that
 // dies before or after that statement leaves the turn to another, which writes the status and the
-// events once: it looks the first event up before writing them again.
+// events once: it looks the first event up before writing them again. The same statement releases
+// the turn's lease on the session; where another holder has the session, the status is written
+// without touching that holder's lease.
 import { type EventRequest, newId, type RuntimeBackends } from '@everruns-ts/core';
 import { initialTurnState, initialTurnStep } from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { intercept } from './fenced-step-adapter.js';
+import { claimTurnLease } from './host-turn-lease.js';
 import { createTestEnvironment, type TestEnvironment } from './test-support/environment.js';
 import { type FixtureHost, startFixtureHost } from './test-support/fixture.js';
 import { deliverEnding } from './turn-ending.js';
@@ -57,6 +60,8 @@ describe('a turn ending with its status and events in one statement', () => {
       const sessionId = await environment.createSession();
       const turnId = newId('turn');
       const step = initialTurnStep({ sessionId, turnId, input: { role: 'user', content: [] } });
+      // As a submission does: the turn's lease on the session, then its row.
+      await claimTurnLease(environment.backends.sessions, sessionId, turnId, 60_000);
       expect(await turns.insert(turnId, sessionId, step)).toBeNull();
       const claim = await turns.claimStep(turnId, 0, 0);
       const error = { code: 'INTERNAL', message: 'the turn fails' };
@@ -113,7 +118,46 @@ describe('a turn ending with its status and events in one statement', () => {
       // when it died after it, the second finding its first event and writing nothing again.
       expect(statements).toEqual(['turn.failed,session.idled']);
       expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
+      expect(await environment.backends.sessions.getTurnLease(sessionId)).toBeNull();
       expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error });
     },
   );
+
+  it('writes the ending without taking the lease of another holder of the session', async () => {
+    const config = environment.configFor();
+    const turns = new TurnRecords(environment.pool, config.hostSchema);
+    const sessionId = await environment.createSession();
+    const turnId = newId('turn');
+    const step = initialTurnStep({ sessionId, turnId, input: { role: 'user', content: [] } });
+    // The turn's lease lapsed and another runtime holds the session now.
+    await environment.backends.sessions.claimTurnLease(sessionId, 'another-runtime', 60_000);
+    expect(await turns.insert(turnId, sessionId, step)).toBeNull();
+    const claim = await turns.claimStep(turnId, 0, 0);
+    const error = { code: 'INTERNAL', message: 'the turn fails' };
+    const ending: PendingEnding = {
+      kind: 'fail',
+      state: initialTurnState({ sessionId, turnId }),
+      outcome: { success: false, response: '', stopReason: 'error', error },
+      error,
+    };
+    const recorded = await turns.beginEnding(turnId, claim?.fence ?? 0, ending);
+    const adapter = { ...fixture.host.hostAdapter, backends: environment.backends };
+    await deliverEnding(adapter, turns, {
+      turnId,
+      sessionId,
+      fence: claim?.fence ?? 0,
+      ending: recorded as PendingEnding,
+      endingStarted: 0,
+      endingDone: 0,
+      firstEffectBegun: true,
+    });
+    const types = (await environment.backends.events.loadEvents(sessionId)).map(
+      (event) => event.type,
+    );
+    expect(types).toEqual(['turn.failed', 'session.idled']);
+    expect(await environment.backends.sessions.getTurnLease(sessionId)).toMatchObject({
+      holderId: 'another-runtime',
+    });
+    expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error });
+  });
 });

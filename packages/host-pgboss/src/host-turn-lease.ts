@@ -29,7 +29,9 @@ export async function claimTurnLease(
  * Renews a host turn's lease for a step about to run, or claims it again when it lapsed and
  * nobody took it, then keeps renewing it every third of `durationMs` until the returned function
  * is called. Throws `TURN_IN_PROGRESS` (retryable for the step: the other runtime's turn ends
- * first) when another holder has taken the session.
+ * first) when another holder has taken the session. With `justClaimed` (the lease was claimed
+ * for this turn a small part of `durationMs` ago, so it has most of its time left), the first
+ * renewal is left to the timer.
  */
 export async function holdTurnLease(
   sessions: RuntimeSessionStore,
@@ -37,10 +39,13 @@ export async function holdTurnLease(
   turnId: string,
   durationMs: number,
   logger: EverrunsLogger = silentLogger,
+  justClaimed = false,
 ): Promise<() => void> {
   const holder = turnLeaseHolder(turnId);
-  const renewed = await sessions.renewTurnLease(sessionId, holder, durationMs);
-  if (!renewed) await sessions.claimTurnLease(sessionId, holder, durationMs);
+  if (!justClaimed) {
+    const renewed = await sessions.renewTurnLease(sessionId, holder, durationMs);
+    if (!renewed) await sessions.claimTurnLease(sessionId, holder, durationMs);
+  }
   let lost = false;
   const renew = async () => {
     const lease = await sessions.renewTurnLease(sessionId, holder, durationMs).catch(() => null);

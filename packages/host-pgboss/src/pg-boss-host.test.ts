@@ -159,10 +159,16 @@ describe('PgBossHost', () => {
       // The ending's effects marked on their own (its record marks the first, its only one here:
       // the status with the end events in one statement).
       let effectMarks = 0;
+      // Statements that renew or release the session's lease on their own (not with a write).
+      let leaseStatements = 0;
+      // The turn's row written apart from its first job.
+      let turnRowsApart = 0;
       onEveryStatement(fixture.pool, (statement) => {
         const text = String((statement as { text?: unknown })?.text ?? statement);
         if (/^\s*WITH\s+RECURSIVE\s+snapshot_session\b/.test(text)) snapshotReads++;
         if (/SET ending_done = \$3, ending_started = \$3 \+ 1/.test(text)) effectMarks++;
+        if (/^\s*UPDATE\s+\S*sessions"?\s+SET\s+turn_lease_/.test(text)) leaseStatements++;
+        if (/^\s*INSERT\s+INTO\s+\S+\.turns\b/.test(text)) turnRowsApart++;
       });
       let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
       let result: Awaited<ReturnType<typeof handle.result>>;
@@ -181,6 +187,8 @@ describe('PgBossHost', () => {
         jobs: await jobsOf(config.queue, handle.turnId),
         snapshotReads,
         effectMarks,
+        leaseStatements,
+        turnRowsApart,
         result: { ...result, turnId: undefined },
         roles: messages.map((message) => message.role),
         // The checkpoint moved after every step, in the job or not: it ends at the last one.
@@ -195,6 +203,11 @@ describe('PgBossHost', () => {
     // and the job's setup: only the input step reads the snapshot on its own.
     expect(outcomes.map((outcome) => outcome.snapshotReads)).toEqual([1, 4]);
     expect(outcomes.map((outcome) => outcome.effectMarks)).toEqual([0, 0]);
+    // The submission claimed the lease just before the turn's first job: that job leaves its
+    // renewal to the timer, each later job renews it once, and the ending's status write releases
+    // it. The turn's row goes with its first job.
+    expect(outcomes.map((outcome) => outcome.leaseStatements)).toEqual([0, 3]);
+    expect(outcomes.map((outcome) => outcome.turnRowsApart)).toEqual([0, 0]);
     expect(outcomes[0]?.result).toEqual(outcomes[1]?.result);
     expect(outcomes[0]?.roles).toEqual(outcomes[1]?.roles);
     for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);

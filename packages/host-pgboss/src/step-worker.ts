@@ -154,13 +154,16 @@ export class StepWorker {
       const replay = checkpoint.activity === 'input' && claim.fence > 1;
       step = checkpoint;
       // The session's lease, renewed while the steps run (TURN_IN_PROGRESS, retried, when another
-      // runtime took the session after the lease lapsed).
+      // runtime took the session after the lease lapsed). The turn's first claim of a job fetched
+      // soon after it was sent (both times the database's) runs right after the submission
+      // claimed the lease: the timer's renewals are enough.
       const stopRenewing = await holdTurnLease(
         this.#context.adapter.backends.sessions,
         claim.sessionId,
         turnId,
         this.#context.turnLeaseMs,
         this.#context.logger,
+        claim.fence === 1 && queuedFor(job) < this.#context.turnLeaseMs / 6,
       );
       let outcome: TurnStepOutcome;
       // Steps after the first use what the one before read with its last write (this job holds
@@ -448,4 +451,15 @@ function checkpointOf(claim: StepClaim, own: RuntimeTurnStep): RuntimeTurnStep |
   } catch {
     return undefined;
   }
+}
+
+/**
+ * How long a job waited between being sent and being fetched, in ms, by the database's clock
+ * (`Infinity` when pg-boss did not say).
+ */
+function queuedFor(job: PgBoss.JobWithMetadata<unknown>): number {
+  const sent = job.createdOn instanceof Date ? job.createdOn.getTime() : Number.NaN;
+  const fetched = job.startedOn instanceof Date ? job.startedOn.getTime() : Number.NaN;
+  const waited = fetched - sent;
+  return Number.isFinite(waited) && waited >= 0 ? waited : Number.POSITIVE_INFINITY;
 }

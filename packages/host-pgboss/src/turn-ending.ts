@@ -1,5 +1,6 @@
 import {
   type EventRequest,
+  EverrunsError,
   isEphemeralEventType,
   type JointStatusOptions,
   type RuntimeBackends,
@@ -16,7 +17,7 @@ import {
 } from '@everruns-ts/runtime/host';
 import { intercept } from './fenced-step-adapter.js';
 import { StaleStepError } from './host-errors.js';
-import { releaseTurnLease } from './host-turn-lease.js';
+import { releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
 import { findStoredEvent } from './stored-events.js';
 import type { HostTurnStatusName, PendingEnding, TurnRecords } from './turn-records.js';
 import { closeUnansweredToolCalls } from './unanswered-tool-calls.js';
@@ -102,6 +103,37 @@ export async function deliverEnding(
     (events as { writesJointlyWith?: (store: unknown) => boolean }).writesJointlyWith?.(
       sessions,
     ) === true;
+  /** True once the turn's status write released the session's lease with it. */
+  let leaseReleased = false;
+  /**
+   * The joint status write. The turn's last one (it asks `releaseLease`) releases the session's
+   * lease in the same statement, as the turn's holder (which the write then also requires); when
+   * another holder has the session (this turn's lease lapsed and was taken), it is written as
+   * before, without the holder, and the lease is left to the other holder.
+   */
+  const writeStatusReleasingLease = async (
+    id: string,
+    status: SessionStatus,
+    requests: EventRequest[],
+    options: JointStatusOptions | undefined,
+  ) => {
+    const write =
+      statusBus.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit'];
+    if (!options?.releaseLease) return write.call(events, sessions, id, status, requests, options);
+    const { releaseLease, ...plain } = options;
+    try {
+      const written = await write.call(events, sessions, id, status, requests, {
+        ...plain,
+        leaseHolder: turnLeaseHolder(turnId),
+        releaseLease,
+      });
+      if (written?.leaseReleased === true) leaseReleased = true;
+      return written;
+    } catch (error) {
+      if (!EverrunsError.hasCode(error, 'TURN_IN_PROGRESS')) throw error;
+      return write.call(events, sessions, id, status, requests, plain);
+    }
+  };
   /** Whether the bus writes `requests` with the status (kept events of the session, some). */
   const writtenWithStatus = (id: string, requests: EventRequest[]) =>
     requests.length > 0 &&
@@ -132,10 +164,7 @@ export async function deliverEnding(
             options?: JointStatusOptions,
           ) =>
             effect(
-              () =>
-                (
-                  statusBus.updateSessionStatusAndEmit as StatusEventBus['updateSessionStatusAndEmit']
-                ).call(events, sessions, id, status, requests, options),
+              () => writeStatusReleasingLease(id, status, requests, options),
               async () => ({
                 session: (await sessions.getSession(id)) as Session,
                 events: writtenWithStatus(id, requests)
@@ -215,7 +244,7 @@ export async function deliverEnding(
   }
   // Every end effect is out: another turn may start on the session (a waiting turn holds no
   // lease). Released before the row ends, so whoever sees the turn ended finds the session free.
-  await releaseTurnLease(sessions, sessionId, turnId);
+  if (!leaseReleased) await releaseTurnLease(sessions, sessionId, turnId);
   if (!(await turns.finishEnding(turnId, fence, status, result, error))) {
     throw new StaleStepError(turnId);
   }

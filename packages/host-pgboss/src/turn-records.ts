@@ -143,25 +143,31 @@ export class TurnRecords {
 
   /**
    * Records a new running turn unless a turn of the session waits for client tool results: then
-   * records nothing and returns that turn's id (else `null`). Throws `TURN_IN_PROGRESS` or
+   * records nothing and returns that turn's id (else `null`). With `enqueue`, the turn's first job
+   * is sent with the row, atomically (one statement where pg-boss's `INSERT` is known, as
+   * {@link advance}): the job exists if and only if the row does. Throws `TURN_IN_PROGRESS` or
    * `DUPLICATE_ID`.
    */
-  async insert(turnId: string, sessionId: string, step: RuntimeTurnStep): Promise<string | null> {
-    let rowCount: number | null;
-    try {
-      ({ rowCount } = await sendStatement(
-        this.#pool,
-        `INSERT INTO ${this.#table} (turn_id, session_id, status, step, step_order)
+  async insert(
+    turnId: string,
+    sessionId: string,
+    step: RuntimeTurnStep,
+    enqueue?: (db: PgBoss.Db) => Promise<void>,
+  ): Promise<string | null> {
+    const insert = `INSERT INTO ${this.#table} (turn_id, session_id, status, step, step_order)
          SELECT $1, $2, 'running', $3, $4
           WHERE NOT EXISTS (
             SELECT 1 FROM ${this.#table}
-             WHERE session_id = $2 AND status = 'waiting_for_tool_results')`,
-        [turnId, sessionId, JSON.stringify(step), stepOrder(step)],
-      ));
+             WHERE session_id = $2 AND status = 'waiting_for_tool_results')`;
+    const values = [turnId, sessionId, JSON.stringify(step), stepOrder(step)];
+    let inserted: boolean;
+    try {
+      if (enqueue) inserted = await this.#writeThenEnqueue(insert, values, enqueue);
+      else inserted = (await sendStatement(this.#pool, insert, values)).rowCount === 1;
     } catch (error) {
       throw uniqueViolation(error, sessionId, turnId) ?? error;
     }
-    if (rowCount === 1) return null;
+    if (inserted) return null;
     const { rows } = await sendStatement<{ turn_id: string }>(
       this.#pool,
       `SELECT turn_id FROM ${this.#table}
@@ -169,12 +175,7 @@ export class TurnRecords {
       [sessionId],
     );
     // The waiting turn continued meanwhile: insert again.
-    return rows[0]?.turn_id ?? this.insert(turnId, sessionId, step);
-  }
-
-  /** Removes a turn that never got its first job. */
-  async delete(turnId: string): Promise<void> {
-    await sendStatement(this.#pool, `DELETE FROM ${this.#table} WHERE turn_id = $1`, [turnId]);
+    return rows[0]?.turn_id ?? this.insert(turnId, sessionId, step, enqueue);
   }
 
   /** The turn's row, or `null` for an unknown turn. */

@@ -156,14 +156,12 @@ export class TurnSubmission {
     try {
       // A streamed turn's subscriber listens before anything is enqueued, so no event is missed.
       if (streaming) listener = await this.#listen(sessionId, turnId);
-      const waiting = await turns.insert(turnId, sessionId, step);
+      // The turn's row and its first job in one atomic write: neither exists without the other.
+      const waiting = await turns.insert(turnId, sessionId, step, (db) =>
+        steps.enqueue(step, 0, db),
+      );
       if (waiting !== null) throw await waitingForToolResultsError(adapter, sessionId, waiting);
-      try {
-        await steps.send(step, 0, true);
-      } catch (error) {
-        await turns.delete(turnId).catch(() => {});
-        throw error;
-      }
+      await steps.wake(true);
     } catch (error) {
       listener?.unsubscribe();
       await releaseTurnLease(sessions, sessionId, turnId);

@@ -163,15 +163,12 @@ describe('PgBossHost', () => {
       let leaseStatements = 0;
       // The turn's row written apart from its first job.
       let turnRowsApart = 0;
-      // Wake-ups of other processes sent on their own.
-      let notifiesApart = 0;
       onEveryStatement(fixture.pool, (statement) => {
         const text = String((statement as { text?: unknown })?.text ?? statement);
         if (/^\s*WITH\s+RECURSIVE\s+snapshot_session\b/.test(text)) snapshotReads++;
         if (/SET ending_done = \$3, ending_started = \$3 \+ 1/.test(text)) effectMarks++;
         if (/^\s*UPDATE\s+\S*sessions"?\s+SET\s+turn_lease_/.test(text)) leaseStatements++;
         if (/^\s*INSERT\s+INTO\s+\S+\.turns\b/.test(text)) turnRowsApart++;
-        if (/^\s*SELECT\s+pg_notify\(/.test(text)) notifiesApart++;
       });
       let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
       let result: Awaited<ReturnType<typeof handle.result>>;
@@ -192,7 +189,6 @@ describe('PgBossHost', () => {
         effectMarks,
         leaseStatements,
         turnRowsApart,
-        notifiesApart,
         result: { ...result, turnId: undefined },
         roles: messages.map((message) => message.role),
         // The checkpoint moved after every step, in the job or not: it ends at the last one.
@@ -212,9 +208,6 @@ describe('PgBossHost', () => {
     // it. The turn's row goes with its first job.
     expect(outcomes.map((outcome) => outcome.leaseStatements)).toEqual([0, 3]);
     expect(outcomes.map((outcome) => outcome.turnRowsApart)).toEqual([0, 0]);
-    // The submission's wake-up goes with that statement; a step job that sends the next step
-    // while this process's only loop is busy wakes the others on its own.
-    expect(outcomes.map((outcome) => outcome.notifiesApart)).toEqual([0, 3]);
     expect(outcomes[0]?.result).toEqual(outcomes[1]?.result);
     expect(outcomes[0]?.roles).toEqual(outcomes[1]?.roles);
     for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);

@@ -90,14 +90,6 @@ export class StepQueue {
     }
   }
 
-  /**
-   * The `NOTIFY` that wakes other processes for a step, for a write that sends it with the step's
-   * job (see `TurnRecords.insert`); then only an idle loop of this process is left to wake.
-   */
-  notification(): { channel: string; payload: string } {
-    return { channel: STEP_CHANNEL, payload: this.#options.stepPayload };
-  }
-
   /** Wakes one idle step loop of this process; false when none is idle. */
   wakeIdleLoop(): boolean {
     const idle = this.loops.find((loop) => !loop.busy && loop.id !== undefined);

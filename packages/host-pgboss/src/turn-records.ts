@@ -153,7 +153,6 @@ export class TurnRecords {
     sessionId: string,
     step: RuntimeTurnStep,
     enqueue?: (db: PgBoss.Db) => Promise<void>,
-    notify?: JointNotification,
   ): Promise<string | null> {
     const insert = `INSERT INTO ${this.#table} (turn_id, session_id, status, step, step_order)
          SELECT $1, $2, 'running', $3, $4
@@ -163,7 +162,7 @@ export class TurnRecords {
     const values = [turnId, sessionId, JSON.stringify(step), stepOrder(step)];
     let inserted: boolean;
     try {
-      if (enqueue) inserted = await this.#writeThenEnqueue(insert, values, enqueue, notify);
+      if (enqueue) inserted = await this.#writeThenEnqueue(insert, values, enqueue);
       else inserted = (await sendStatement(this.#pool, insert, values)).rowCount === 1;
     } catch (error) {
       throw uniqueViolation(error, sessionId, turnId) ?? error;
@@ -176,7 +175,7 @@ export class TurnRecords {
       [sessionId],
     );
     // The waiting turn continued meanwhile: insert again.
-    return rows[0]?.turn_id ?? this.insert(turnId, sessionId, step, enqueue, notify);
+    return rows[0]?.turn_id ?? this.insert(turnId, sessionId, step, enqueue);
   }
 
   /** The turn's row, or `null` for an unknown turn. */
@@ -301,7 +300,6 @@ export class TurnRecords {
     update: string,
     values: unknown[],
     enqueue: (db: PgBoss.Db) => Promise<void>,
-    notify?: JointNotification,
   ): Promise<boolean> {
     let moved: boolean | undefined;
     const joint: PgBoss.Db = {
@@ -309,24 +307,15 @@ export class TurnRecords {
         const insert = moved === undefined ? guardedJobInsert(text) : undefined;
         if (insert === undefined) throw new NotJointInsert();
         const offset = parameters.length;
-        const wake = offset + values.length;
         const { rows } = await sendStatement<{ moved: number; id: string | null }>(
           this.#pool,
           `WITH moved AS (${renumberParameters(update, offset)} RETURNING 1),
-           job AS (${insert})${
-             notify
-               ? `,
-           woken AS (SELECT pg_notify($${wake + 1}, $${wake + 2}) FROM job)`
-               : ''
-           }
-           SELECT (SELECT count(*) FROM moved)::integer AS moved, (SELECT id FROM job) AS id${
-             notify ? ', (SELECT count(*) FROM woken)::integer AS woken' : ''
-           }`,
-          [...parameters, ...values, ...(notify ? [notify.channel, notify.payload] : [])],
+           job AS (${insert})
+           SELECT (SELECT count(*) FROM moved)::integer AS moved, (SELECT id FROM job) AS id`,
+          [...parameters, ...values],
         );
         const row = rows[0];
         moved = row?.moved === 1;
-        if (notify && moved) notify.sent = true;
         // What pg-boss reads of its INSERT's answer: the new job's id, none when the id was taken.
         return { rows: row?.id ? [{ id: row.id }] : [] };
       },
@@ -539,16 +528,6 @@ function uniqueViolation(error: unknown, sessionId: string, turnId: string): Eve
     details: { sessionId },
     cause: error,
   });
-}
-
-/**
- * A `NOTIFY` sent with a joint write when its job was inserted (delivered when that write
- * commits); `sent` is set once it was. A write that took the transaction path sends none.
- */
-export interface JointNotification {
-  channel: string;
-  payload: string;
-  sent?: boolean;
 }
 
 /** Thrown to pg-boss by the joint `db` for a statement it cannot send with the update. */

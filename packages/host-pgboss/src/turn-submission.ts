@@ -25,7 +25,7 @@ import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
 import { claimTurnLease, releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
-import type { HostTurnStatus, JointNotification } from './turn-records.js';
+import type { HostTurnStatus } from './turn-records.js';
 
 /** Options of `PgBossHost.submitTurn`. */
 export interface SubmitTurnOptions {
@@ -157,18 +157,11 @@ export class TurnSubmission {
       // A streamed turn's subscriber listens before anything is enqueued, so no event is missed.
       if (streaming) listener = await this.#listen(sessionId, turnId);
       // The turn's row and its first job in one atomic write: neither exists without the other.
-      // Other processes' workers are woken by a NOTIFY the same statement sends.
-      const wake: JointNotification = steps.notification();
-      const waiting = await turns.insert(
-        turnId,
-        sessionId,
-        step,
-        (db) => steps.enqueue(step, 0, db),
-        wake,
+      const waiting = await turns.insert(turnId, sessionId, step, (db) =>
+        steps.enqueue(step, 0, db),
       );
       if (waiting !== null) throw await waitingForToolResultsError(adapter, sessionId, waiting);
-      if (wake.sent) steps.wakeIdleLoop();
-      else await steps.wake(true);
+      await steps.wake(true);
     } catch (error) {
       listener?.unsubscribe();
       await releaseTurnLease(sessions, sessionId, turnId);

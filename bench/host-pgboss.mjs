@@ -5,6 +5,7 @@
 //
 //   pnpm build && node bench/host-pgboss.mjs
 //   DATABASE_URL=postgres://… TURNS=400 WORKER_CONCURRENCY=16 node bench/host-pgboss.mjs
+//   NO_PUBLISH=1 node bench/host-pgboss.mjs   (the stores' bus sends no NOTIFY with its events)
 //   CONTINUE_STEPS_SECONDS=0 node bench/host-pgboss.mjs   (every step a job of its own)
 //
 // The same file is the worker process (`node bench/host-pgboss.mjs worker '<json>'`).
@@ -23,7 +24,10 @@ import { createScenario } from './peer-adapter/scenario.mjs';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 200);
 const WORKERS = 2;
-const WORKER_CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 16);
+// Step loops per worker process. The fake model answers at once, so a step is all database work:
+// loops beyond what PostgreSQL (two cores here) commits only queue on its NOTIFY commit lock and
+// poll while idle (see the host README's "Throughput"); 16 per worker was the default before.
+const WORKER_CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 4);
 const HARNESS_ID = 'harness_bench_host';
 
 function platform() {
@@ -37,7 +41,11 @@ function platform() {
 function openBackends(settings, poolSize) {
   return postgresBackends(
     { connectionString: DATABASE_URL, poolConfig: { max: poolSize } },
-    { schema: settings.storesSchema, secretKey: { id: 'bench', key: settings.secretKeyHex } },
+    {
+      schema: settings.storesSchema,
+      secretKey: { id: 'bench', key: settings.secretKeyHex },
+      ...(process.env.NO_PUBLISH ? { events: { publish: false } } : {}),
+    },
   );
 }
 

@@ -466,14 +466,13 @@ describe('the bash tool limits', () => {
     expect(results.get('spin')?.content).toContain('Command timed out after 300ms');
   });
 
-  it('stops the shell when the turn is cancelled', async () => {
-    const runtime = await new InProcessRuntimeBuilder()
-      .capability(virtualBashCapability)
+  /** A runtime whose one turn runs `script` (a loop that writes forever) with no count limits. */
+  function writingForever(script: string, factory?: SessionFileSystemFactory) {
+    const builder = new InProcessRuntimeBuilder().capability(virtualBashCapability);
+    if (factory) builder.fileSystemFactory(factory);
+    return builder
       .llmSim(
-        LlmSimConfig.sequence(['', 'never']).withToolCallSequence([
-          [bash('writer', 'while true; do echo x >> /log.txt; done')],
-          [],
-        ]),
+        LlmSimConfig.sequence(['', 'never']).withToolCallSequence([[bash('writer', script)], []]),
       )
       .singleSession((session) =>
         session.harness('shell', '').withCapability(VIRTUAL_BASH_CAPABILITY_ID, {
@@ -482,6 +481,10 @@ describe('the bash tool limits', () => {
         }),
       )
       .build();
+  }
+
+  it('stops the shell when the turn is cancelled', async () => {
+    const runtime = await writingForever('while true; do echo x >> /log.txt; done');
     const sessionId = runtime.defaultSessionId() as string;
     const workspace = await runtime.fileSystem(sessionId);
     const controller = new AbortController();
@@ -525,22 +528,10 @@ describe('the bash tool limits', () => {
         });
       },
     };
-    const runtime = await new InProcessRuntimeBuilder()
-      .capability(virtualBashCapability)
-      .fileSystemFactory(factory)
-      .llmSim(
-        LlmSimConfig.sequence(['', 'never']).withToolCallSequence([
-          [bash('writer', 'echo first > /log.txt; while true; do echo x >> /log.txt; done')],
-          [],
-        ]),
-      )
-      .singleSession((session) =>
-        session.harness('shell', '').withCapability(VIRTUAL_BASH_CAPABILITY_ID, {
-          maxCommands: Number.MAX_SAFE_INTEGER,
-          maxLoopIterations: Number.MAX_SAFE_INTEGER,
-        }),
-      )
-      .build();
+    const runtime = await writingForever(
+      'echo first > /log.txt; while true; do echo x >> /log.txt; done',
+      factory,
+    );
     const sessionId = runtime.defaultSessionId() as string;
     const controller = new AbortController();
     const turn = runtime.runTextTurn(sessionId, 'write forever', { signal: controller.signal });

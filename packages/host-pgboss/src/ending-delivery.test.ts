@@ -51,28 +51,45 @@ function dyingBus(events: RuntimeBackends['events'], when: 'before' | 'after') {
   });
 }
 
+/** The failure every turn here ends with. */
+const failure = { code: 'INTERNAL', message: 'the turn fails' };
+
+/**
+ * A running turn on a new session whose failed ending is recorded (the first effect marked
+ * begun), after `holder` claimed the session's lease: the turn's own holder as a submission does,
+ * or another runtime's.
+ */
+async function turnWithRecordedEnding(holder: 'the turn' | 'another-runtime') {
+  const config = environment.configFor();
+  const turns = new TurnRecords(environment.pool, config.hostSchema);
+  const sessionId = await environment.createSession();
+  const turnId = newId('turn');
+  const step = initialTurnStep({ sessionId, turnId, input: { role: 'user', content: [] } });
+  if (holder === 'the turn') {
+    await claimTurnLease(environment.backends.sessions, sessionId, turnId, 60_000);
+  } else {
+    await environment.backends.sessions.claimTurnLease(sessionId, holder, 60_000);
+  }
+  expect(await turns.insert(turnId, sessionId, step)).toBeNull();
+  const claim = await turns.claimStep(turnId, 0, 0);
+  const fence = claim?.fence ?? 0;
+  const ending: PendingEnding = {
+    kind: 'fail',
+    state: initialTurnState({ sessionId, turnId }),
+    outcome: { success: false, response: '', stopReason: 'error', error: failure },
+    error: failure,
+  };
+  const recorded = await turns.beginEnding(turnId, fence, ending);
+  expect(recorded).toMatchObject({ kind: 'fail', numbering: 2 });
+  return { turns, sessionId, turnId, fence, recorded: recorded as PendingEnding };
+}
+
 describe('a turn ending with its status and events in one statement', () => {
   it.each(['before', 'after'] as const)(
     'is delivered once when the worker dies %s that statement',
     async (when) => {
-      const config = environment.configFor();
-      const turns = new TurnRecords(environment.pool, config.hostSchema);
-      const sessionId = await environment.createSession();
-      const turnId = newId('turn');
-      const step = initialTurnStep({ sessionId, turnId, input: { role: 'user', content: [] } });
-      // As a submission does: the turn's lease on the session, then its row.
-      await claimTurnLease(environment.backends.sessions, sessionId, turnId, 60_000);
-      expect(await turns.insert(turnId, sessionId, step)).toBeNull();
-      const claim = await turns.claimStep(turnId, 0, 0);
-      const error = { code: 'INTERNAL', message: 'the turn fails' };
-      const ending: PendingEnding = {
-        kind: 'fail',
-        state: initialTurnState({ sessionId, turnId }),
-        outcome: { success: false, response: '', stopReason: 'error', error },
-        error,
-      };
-      const recorded = await turns.beginEnding(turnId, claim?.fence ?? 0, ending);
-      expect(recorded).toMatchObject({ kind: 'fail', numbering: 2 });
+      const { turns, sessionId, turnId, fence, recorded } =
+        await turnWithRecordedEnding('the turn');
       // The stores as they are (the fixture's own wrap the session store to inject faults).
       const adapter = { ...fixture.host.hostAdapter, backends: environment.backends };
       const statements: string[] = [];
@@ -90,8 +107,8 @@ describe('a turn ending with its status and events in one statement', () => {
           {
             turnId,
             sessionId,
-            fence: claim?.fence ?? 0,
-            ending: recorded as PendingEnding,
+            fence,
+            ending: recorded,
             endingStarted: 0,
             endingDone: 0,
             // As the step job that recorded it: `beginEnding` marked the first effect begun.
@@ -119,34 +136,20 @@ describe('a turn ending with its status and events in one statement', () => {
       expect(statements).toEqual(['turn.failed,session.idled']);
       expect((await environment.backends.sessions.getSession(sessionId))?.status).toBe('idle');
       expect(await environment.backends.sessions.getTurnLease(sessionId)).toBeNull();
-      expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error });
+      expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error: failure });
     },
   );
 
   it('writes the ending without taking the lease of another holder of the session', async () => {
-    const config = environment.configFor();
-    const turns = new TurnRecords(environment.pool, config.hostSchema);
-    const sessionId = await environment.createSession();
-    const turnId = newId('turn');
-    const step = initialTurnStep({ sessionId, turnId, input: { role: 'user', content: [] } });
     // The turn's lease lapsed and another runtime holds the session now.
-    await environment.backends.sessions.claimTurnLease(sessionId, 'another-runtime', 60_000);
-    expect(await turns.insert(turnId, sessionId, step)).toBeNull();
-    const claim = await turns.claimStep(turnId, 0, 0);
-    const error = { code: 'INTERNAL', message: 'the turn fails' };
-    const ending: PendingEnding = {
-      kind: 'fail',
-      state: initialTurnState({ sessionId, turnId }),
-      outcome: { success: false, response: '', stopReason: 'error', error },
-      error,
-    };
-    const recorded = await turns.beginEnding(turnId, claim?.fence ?? 0, ending);
+    const { turns, sessionId, turnId, fence, recorded } =
+      await turnWithRecordedEnding('another-runtime');
     const adapter = { ...fixture.host.hostAdapter, backends: environment.backends };
     await deliverEnding(adapter, turns, {
       turnId,
       sessionId,
-      fence: claim?.fence ?? 0,
-      ending: recorded as PendingEnding,
+      fence,
+      ending: recorded,
       endingStarted: 0,
       endingDone: 0,
       firstEffectBegun: true,
@@ -158,6 +161,6 @@ describe('a turn ending with its status and events in one statement', () => {
     expect(await environment.backends.sessions.getTurnLease(sessionId)).toMatchObject({
       holderId: 'another-runtime',
     });
-    expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error });
+    expect(await turns.get(turnId)).toMatchObject({ status: 'failed', error: failure });
   });
 });

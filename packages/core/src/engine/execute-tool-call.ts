@@ -322,7 +322,7 @@ async function runToolCall(
   });
   const timeoutMs = turnTool.tool.timeoutMs ?? dependencies.limits.toolTimeoutMs;
   const abortGraceMs =
-    dependencies.limits.toolAbortGraceMs ?? DEFAULT_TURN_LIMITS.toolAbortGraceMs ?? 0;
+    dependencies.limits.toolAbortGraceMs ?? (DEFAULT_TURN_LIMITS.toolAbortGraceMs as number);
   // The tool's AbortController is made only when the tool reads `context.signal`.
   const toolSignal = new ToolCallSignal();
   // The interruption is a tagged object, never a value a tool could return. It is armed (a
@@ -466,20 +466,14 @@ async function stoppedWithin(execution: Promise<unknown>, graceMs: number): Prom
   execution.catch(() => {});
   if (graceMs <= 0) return;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const grace = new Promise<void>((resolve) => {
+  await new Promise<void>((resolve) => {
     timer = setTimeout(resolve, graceMs);
+    execution.then(
+      () => resolve(),
+      () => resolve(),
+    );
   });
-  try {
-    await Promise.race([
-      execution.then(
-        () => undefined,
-        () => undefined,
-      ),
-      grace,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  clearTimeout(timer);
 }
 
 /**

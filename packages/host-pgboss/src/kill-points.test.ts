@@ -227,12 +227,17 @@ describe('limits, races and approvals across processes', () => {
           const sessionId = await environment.createSession();
           const handle = await submitter.host.submitTextTurn(sessionId, `race ${trial}`);
           // Two more generations of the same turn, started together (after a short pause for
-          // some trials), race the first one through the steps still to run.
+          // some trials), race the first one through the steps still to run: the model waits for
+          // the gate race-<turnId>, opened once both were started, so the turn still runs then.
           if (trial % 2 === 1) await new Promise((resolve) => setTimeout(resolve, trial % 20));
           await Promise.all([
             submitter.host.resumeTurn(handle.turnId),
             submitter.host.resumeTurn(handle.turnId),
           ]);
+          await environment.pool.query(
+            `INSERT INTO "${config.testSchema}".gates (name) VALUES ($1) ON CONFLICT DO NOTHING`,
+            [`race-${handle.turnId}`],
+          );
           const result = await handle.result({ timeoutMs: 90_000 });
           return { sessionId, handle, result };
         }),

@@ -339,6 +339,11 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
       if (firstUser && messageText(firstUser).startsWith('driver error')) {
         throw new Error('the model is down');
       }
+      // `race` turns wait for the gate race-<turnId>, so the test's new generations of the turn
+      // start while it runs.
+      if (firstUser && messageText(firstUser).startsWith('race')) {
+        await gate(`race-${request.turnId}`);
+      }
       const response = scriptedAnswer(request);
       if (response.text.startsWith('slowly answered')) await gate(`finish-${request.turnId}`);
       killAt('after-model-call', request.iteration);

@@ -10,6 +10,7 @@
 //   HEAP=1 node --expose-gc bench/profile-turns.mjs   # also C: heap kept per conversation
 //   COUNT=1 node --expose-gc bench/profile-turns.mjs  # also promises made and bytes allocated
 //                                                     # per turn: counts, steady on a noisy machine
+//   COUNT=20 node --expose-gc bench/profile-turns.mjs # ... and the 20 functions allocating most
 //
 // Uses the workspace build (pnpm turbo run build --filter=@everruns-ts/peer-adapter...).
 import { PerformanceObserver, performance } from 'node:perf_hooks';
@@ -122,8 +123,12 @@ if (process.env.COUNT) {
   const { profile } = await session.post('HeapProfiler.stopSampling');
   session.disconnect();
   let bytes = 0;
+  const byFunction = new Map();
   const walk = (node) => {
     bytes += node.selfSize;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = `${functionName || '(anonymous)'} ${url.split('/').slice(-3).join('/')}:${lineNumber + 1}`;
+    byFunction.set(where, (byFunction.get(where) ?? 0) + node.selfSize);
     for (const child of node.children) walk(child);
   };
   walk(profile.head);
@@ -133,4 +138,9 @@ if (process.env.COUNT) {
       allocated_kb_per_turn: +(bytes / counted / 1024).toFixed(1),
     }),
   );
+  // COUNT=20 also lists the 20 functions that allocate the most (KB per turn, self size).
+  const top = Number(process.env.COUNT) > 1 ? Number(process.env.COUNT) : 0;
+  for (const [where, size] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${(size / counted / 1024).toFixed(2).padStart(7)} KB  ${where}`);
+  }
 }

@@ -18,16 +18,34 @@ import type { AtomDependencies, TurnSetup, TurnTool } from './turn-types.js';
  * the listing. Throws `SESSION_NOT_FOUND`, `DEPENDENCY_BLOCKED` (details carry the
  * {@link DependencyBlocker}), `CAPABILITY_NOT_FOUND`, `INVALID_INPUT`.
  */
-export async function resolveTurnSetup(
+export function resolveTurnSetup(
   dependencies: AtomDependencies,
   sessionId: string,
   turnId?: string,
   snapshot?: SessionSetupSnapshot,
   signal?: AbortSignal,
 ): Promise<TurnSetup> {
-  const cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;
-  const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
-  if (cached) return cached;
+  // The cached setup (most calls of a turn) is answered here, without entering the loader: an
+  // async function's frame holds every register of its body, allocated on each call.
+  let cacheKey: string | undefined;
+  try {
+    cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;
+    const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
+    if (cached) return Promise.resolve(cached);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return loadTurnSetup(dependencies, sessionId, cacheKey, snapshot, signal);
+}
+
+/** {@link resolveTurnSetup} past its cache: loads, folds and resolves, then caches the setup. */
+async function loadTurnSetup(
+  dependencies: AtomDependencies,
+  sessionId: string,
+  cacheKey: string | undefined,
+  snapshot: SessionSetupSnapshot | undefined,
+  signal: AbortSignal | undefined,
+): Promise<TurnSetup> {
   const { backends } = dependencies;
   let loaded: SessionSetupSnapshot | undefined = snapshot;
   if (!loaded && backends.loadSessionSetup) {

@@ -305,8 +305,22 @@ export async function runTurnStep(
   step: RuntimeTurnStep,
   options: RunTurnStepOptions = {},
 ): Promise<TurnStepOutcome> {
+  // The work between the awaits is in plain functions: an async function's frame holds every
+  // register of its body and is allocated on each call, so this one keeps only a few.
+  const output = await startActivity(adapter, step, options);
+  // No promise to wait for when the count is known at once (no steering message waits).
+  const counted = options.pendingUserMessages?.(output);
+  const pending = counted === undefined ? 0 : typeof counted === 'number' ? counted : await counted;
+  return outcomeOf(step, output, pending);
+}
+
+/** Starts the activity of `step` with what `options` gives it; resolves its output. */
+function startActivity(
+  adapter: RuntimeHostAdapter,
+  step: RuntimeTurnStep,
+  options: RunTurnStepOptions,
+): Promise<unknown> {
   // The activities' options are built by assignment, not conditional spreads (the hot path).
-  let output: unknown;
   switch (step.activity) {
     case 'input': {
       const request: Parameters<typeof executeInputActivity>[1] = {
@@ -317,8 +331,7 @@ export async function runTurnStep(
       if (step.state.modelOptions) request.modelOptions = step.state.modelOptions;
       if (options.inputSetup) request.setup = options.inputSetup;
       if (options.onTurnSnapshot) request.onTurnSnapshot = options.onTurnSnapshot;
-      output = await executeInputActivity(adapter, request);
-      break;
+      return executeInputActivity(adapter, request);
     }
     case 'reason': {
       const reasonOptions: Parameters<typeof executeReasonActivity>[2] = {};
@@ -326,8 +339,7 @@ export async function runTurnStep(
       if (options.turnSnapshot) reasonOptions.turnSnapshot = options.turnSnapshot;
       if (options.endTurn) reasonOptions.endTurn = options.endTurn;
       if (options.startFirstCall) reasonOptions.startFirstCall = options.startFirstCall;
-      output = await executeReasonActivity(adapter, step.state, reasonOptions);
-      break;
+      return executeReasonActivity(adapter, step.state, reasonOptions);
     }
     case 'act': {
       const actOptions: ActActivityOptions = {};
@@ -335,13 +347,13 @@ export async function runTurnStep(
       if (options.freshCalls) actOptions.freshCalls = true;
       if (options.onTurnSnapshot) actOptions.onTurnSnapshot = options.onTurnSnapshot;
       if (options.startedCalls) actOptions.startedCalls = options.startedCalls;
-      output = await executeActActivity(adapter, step.act, actOptions);
-      break;
+      return executeActActivity(adapter, step.act, actOptions);
     }
   }
-  // No promise to wait for when the count is known at once (no steering message waits).
-  const counted = options.pendingUserMessages?.(output);
-  const pending = counted === undefined ? 0 : typeof counted === 'number' ? counted : await counted;
+}
+
+/** The outcome of `step` given its activity's output: the planner's decision and the next step. */
+function outcomeOf(step: RuntimeTurnStep, output: unknown, pending: number): TurnStepOutcome {
   const plan = planNextHostTurn(step.activity, step.state, output, pending, { trusted: true });
   return { output, plan, next: nextTurnStep(plan) };
 }

@@ -29,13 +29,18 @@ export function resolveTurnSetup(
   // async function's frame holds every register of its body, allocated on each call.
   let cacheKey: string | undefined;
   try {
-    cacheKey = turnId === undefined ? undefined : `${sessionId}/${turnId}`;
+    cacheKey = turnId === undefined ? undefined : turnSetupCacheKey(sessionId, turnId);
     const cached = cacheKey ? dependencies.setupCache?.get(cacheKey) : undefined;
     if (cached) return Promise.resolve(cached);
   } catch (error) {
     return Promise.reject(error);
   }
   return loadTurnSetup(dependencies, sessionId, cacheKey, snapshot, signal);
+}
+
+/** The key of a turn's setup in `AtomDependencies.setupCache`. */
+export function turnSetupCacheKey(sessionId: string, turnId: string): string {
+  return `${sessionId}/${turnId}`;
 }
 
 /** {@link resolveTurnSetup} past its cache: loads, folds and resolves, then caches the setup. */

@@ -4,7 +4,7 @@ import { mergeLlmRequestOptions, parseLlmRequestOptions } from '../llm-request-o
 import { type InputMessage, inputMessageSchema } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
 import type { SessionSetupSnapshot } from '../stores.js';
-import { resolveTurnSetup } from './resolve-turn-setup.js';
+import { resolveTurnSetup, turnSetupCacheKey } from './resolve-turn-setup.js';
 import { type AtomDependencies, DEFAULT_TURN_LIMITS, type TurnSetup } from './turn-types.js';
 
 /** What {@link validateTurnInput} checks. */
@@ -126,7 +126,7 @@ export async function validateTurnInput(
   } catch (error) {
     // The turn does not start: its cached setup goes with it.
     if (request.turnId !== undefined) {
-      dependencies.setupCache?.delete(`${request.sessionId}/${request.turnId}`);
+      dependencies.setupCache?.delete(turnSetupCacheKey(request.sessionId, request.turnId));
     }
     throw error;
   }

@@ -211,8 +211,10 @@ export function errorMessage(error: unknown): string {
   }
 }
 
-/** Throws an {@link EverrunsError} with code `ABORTED` if the signal has fired. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
+/** Throws an {@link EverrunsError} with code `ABORTED` if the signal (or a `LazySignal`) has fired. */
+export function throwIfAborted(
+  signal: { readonly aborted: boolean; readonly reason?: unknown } | undefined,
+): void {
   if (signal?.aborted) {
     throw new EverrunsError({
       code: 'ABORTED',

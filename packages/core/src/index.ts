@@ -136,6 +136,13 @@ export {
   type TurnId,
 } from './ids.js';
 export {
+  abortSignalOf,
+  LazySignal,
+  onAbortOf,
+  type SignalSource,
+  withSignalOf,
+} from './lazy-signal.js';
+export {
   LLM_REASONING_EFFORTS,
   type LlmRequestOptions,
   type LlmResponseFormat,

@@ -10,11 +10,13 @@ import {
   input,
   messageText,
   type OpenToolCall,
+  onAbortOf,
   type ReasonAtomInput,
   type ReasonAtomResult,
   reason,
   resolveTurnSetup,
   type SessionSetupSnapshot,
+  type SignalSource,
   type ToolCall,
   type TurnSnapshot,
   toolResultIdempotencyKey,
@@ -113,7 +115,8 @@ export function executeReasonActivity(
   adapter: RuntimeHostAdapter,
   state: RuntimeTurnState,
   options: {
-    signal?: AbortSignal;
+    /** Cancels the step (see {@link ActActivityOptions.signal}). */
+    signal?: SignalSource;
     /**
      * The session's turn snapshot as the step just before read it with its last write (nothing
      * written since), used instead of loading one.
@@ -147,7 +150,7 @@ export function executeReasonActivity(
  * an aborted turn (what it answers later is dropped; an in-process turn's late writes are refused
  * once its lease is released).
  */
-function settleOnAbort<T>(running: Promise<T>, signal: AbortSignal): Promise<T> {
+function settleOnAbort<T>(running: Promise<T>, signal: SignalSource): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
       running.catch(() => undefined);
@@ -163,14 +166,14 @@ function settleOnAbort<T>(running: Promise<T>, signal: AbortSignal): Promise<T> 
       onAbort();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = onAbortOf(signal, onAbort);
     running.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         reject(error);
       },
     );
@@ -179,7 +182,11 @@ function settleOnAbort<T>(running: Promise<T>, signal: AbortSignal): Promise<T> 
 
 /** Options of {@link executeActActivity}. */
 export interface ActActivityOptions {
-  signal?: AbortSignal;
+  /**
+   * Cancels the step: an `AbortSignal`, or a core `LazySignal`, which makes its `AbortSignal` only
+   * when a tool (or a hook) reads its context's `signal`.
+   */
+  signal?: SignalSource;
   /**
    * Crash recovery: whether a call was started by an earlier attempt. Overrides the adapter's
    * {@link ToolCallJournal} (together with `onToolStarted`).

@@ -4,6 +4,7 @@ import {
   errorMessage,
   findOpenToolCalls,
   type Message,
+  type SignalSource,
 } from '@everruns-ts/core';
 import { abortedError } from './runtime-errors.js';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
@@ -31,7 +32,8 @@ export interface FailedTurn {
   settling?: boolean;
   /** What the turn threw. */
   error: unknown;
-  signal?: AbortSignal;
+  /** The turn's signal (an `AbortSignal` or a core `LazySignal`). */
+  signal?: SignalSource;
   /**
    * When `state` is `undefined`: whether to look for the turn's stored user message and end the
    * turn if it is there (a new turn's input step may have failed after writing). A turn resumed
@@ -61,7 +63,7 @@ export async function endFailedTurn(
   const aborted = EverrunsError.hasCode(turn.error, 'ABORTED') || signal?.aborted === true;
   const thrown =
     aborted && !EverrunsError.hasCode(turn.error, 'ABORTED')
-      ? abortedError(signal as AbortSignal)
+      ? abortedError(signal as SignalSource)
       : typedError(turn.error);
   let state = turn.state;
   // The turn lost its lease to another holder (its renewal found it gone, or a conditional status

@@ -10,7 +10,7 @@ export function invalidInputError(what: string, error: z.ZodError): EverrunsErro
 }
 
 /** `ABORTED` for a turn whose signal fired, with the signal's reason as the cause. */
-export function abortedError(signal: AbortSignal): EverrunsError {
+export function abortedError(signal: { readonly reason?: unknown }): EverrunsError {
   return new EverrunsError({
     code: 'ABORTED',
     message: 'The turn was aborted',

@@ -9,6 +9,7 @@ import {
   type ReasonAtomInput,
   type ReasonAtomResult,
   type SessionSetupSnapshot,
+  type SignalSource,
   type TurnSnapshot,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -144,7 +145,8 @@ export function turnStepKey(step: RuntimeTurnStep): string {
 
 /** Options of {@link executeTurnStep}. */
 export interface ExecuteTurnStepOptions {
-  signal?: AbortSignal;
+  /** Cancels the step: an `AbortSignal` or a core `LazySignal`. */
+  signal?: SignalSource;
   /** User messages that arrived while the turn ran (see `planNextHostTurn`). Default 0. */
   pendingUserMessages?: number;
   /**
@@ -265,7 +267,8 @@ export async function executeTurnStep(
 
 /** Options of {@link runTurnStep}. */
 export interface RunTurnStepOptions {
-  signal?: AbortSignal;
+  /** Cancels the step: an `AbortSignal` or a core `LazySignal`. */
+  signal?: SignalSource;
   /** How many user messages arrived while the activity ran, given its output. Default 0. */
   pendingUserMessages?(output: unknown): number | Promise<number>;
   /** For an act step: its calls come from a reason step just run here (see `freshCalls`). */
@@ -358,7 +361,7 @@ function outcomeOf(step: RuntimeTurnStep, output: unknown, pending: number): Tur
   return { output, plan, next: nextTurnStep(plan) };
 }
 
-function signalOf(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+function signalOf(signal: SignalSource | undefined): { signal?: SignalSource } {
   return signal ? { signal } : {};
 }
 
@@ -432,8 +435,11 @@ function hasWaiting(steering: TurnSteering): boolean {
 
 /** Options of {@link driveTurn}. */
 export interface DriveTurnOptions {
-  /** Cancels the turn: model calls and tools see it. */
-  signal?: AbortSignal;
+  /**
+   * Cancels the turn: model calls and tools see it. A core `LazySignal` makes its `AbortSignal`
+   * only when a driver, tool or hook reads it.
+   */
+  signal?: SignalSource;
   /** Messages to steer the turn with (see {@link TurnSteering}). */
   steering?: TurnSteering;
   /** Called with each plan before it is carried out, so the caller knows the state reached. */

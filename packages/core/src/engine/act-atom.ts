@@ -1,5 +1,6 @@
 import { EverrunsError, throwIfAborted } from '../errors.js';
 import type { EventRequest } from '../event.js';
+import type { SignalSource } from '../lazy-signal.js';
 import type { NewMessage, ToolCall } from '../message.js';
 import type { TurnSnapshot } from '../stores.js';
 import {
@@ -21,7 +22,8 @@ export interface ActAtomInput {
   iteration: number;
   /** The calls of the reason step, in order. */
   toolCalls: ToolCall[];
-  signal?: AbortSignal;
+  /** Cancels the step; a `LazySignal` makes its `AbortSignal` only if a tool reads it. */
+  signal?: SignalSource;
   /**
    * How to treat a call whose `tool.started` was recorded but has no result (crash recovery):
    * `rerun` runs it again; `interrupted` stores a synthetic error result. The atom asks this

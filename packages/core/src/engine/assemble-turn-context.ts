@@ -5,6 +5,7 @@ import {
   parseCompactionRecord,
 } from '../compaction.js';
 import { EverrunsError, errorMessage } from '../errors.js';
+import { type SignalSource, withSignalOf } from '../lazy-signal.js';
 import type { Message } from '../message.js';
 import { loadMessagesAfter } from '../message-range.js';
 import type { ModelWithProvider } from '../model.js';
@@ -40,7 +41,8 @@ export async function assembleTurnContext(
 export interface AssembleTurnContextOptions {
   turnId?: string;
   iteration?: number;
-  signal?: AbortSignal;
+  /** Cancels the assembly; capabilities' prompt functions get it as their context's `signal`. */
+  signal?: SignalSource;
   /** A snapshot the caller just loaded with `backends.loadTurnSnapshot`, used instead of loading another. */
   snapshot?: TurnSnapshot;
   /**
@@ -78,12 +80,12 @@ export async function assembleTurnContextWithSetup(
     let text: string | null | undefined;
     if (typeof capability.systemPrompt === 'function') {
       try {
-        text = await capability.systemPrompt({
-          session: setup.overlay.session,
-          fileSystem: setup.fileSystem,
-          config,
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
+        text = await capability.systemPrompt(
+          withSignalOf(
+            { session: setup.overlay.session, fileSystem: setup.fileSystem, config },
+            options.signal,
+          ),
+        );
       } catch (error) {
         throw new EverrunsError({
           code: 'CAPABILITY_FAILED',

@@ -6,6 +6,7 @@ import type { NetworkAccessList } from '../domain.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import { formatZodError } from '../format-zod-error.js';
+import { abortSignalOf, LazySignal, onAbortOf, type SignalSource } from '../lazy-signal.js';
 import type { ModelPrices } from '../llm-usage.js';
 import type { ToolCall } from '../message.js';
 import { createSecretRedactor } from '../secret-redactor.js';
@@ -57,8 +58,11 @@ export interface ExecuteToolCallRequest {
   iteration: number;
   /** The session's workspace, before any per-call decoration. */
   fileSystem: SessionFileSystem;
-  /** Cancels the turn; the tool's context signal fires with it. */
-  signal?: AbortSignal;
+  /**
+   * Cancels the turn; the tool's context signal fires with it. A `LazySignal` is listened to
+   * without making its `AbortSignal`.
+   */
+  signal?: SignalSource;
   /**
    * The turn's capabilities in resolved order, whose `beforeToolCall` / `afterToolCall` hooks
    * wrap the call. Without it no hook runs.
@@ -168,7 +172,7 @@ function hookBase(
     config,
     fileSystem: request.fileSystem,
     storage: dependencies.backends.storage,
-    ...(request.signal ? { signal: request.signal } : {}),
+    ...(request.signal ? { signal: abortSignalOf(request.signal) } : {}),
   };
 }
 
@@ -324,12 +328,12 @@ async function runToolCall(
   const abortGraceMs =
     dependencies.limits.toolAbortGraceMs ?? (DEFAULT_TURN_LIMITS.toolAbortGraceMs as number);
   // The tool's AbortController is made only when the tool reads `context.signal`.
-  const toolSignal = new ToolCallSignal();
+  const toolSignal = new LazySignal();
   // The interruption is a tagged object, never a value a tool could return. It is armed (a
   // timer and an abort listener) only for a tool that is still running when `execute` returns:
   // a tool that answers synchronously cannot be interrupted, so it needs neither.
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
+  let stopListening: (() => void) | undefined;
   const interruption = () =>
     new Promise<Interruption>((resolve) => {
       // Resolved before the tool's signal fires, so the interruption wins the race against a
@@ -338,12 +342,12 @@ async function runToolCall(
         resolve(TIMED_OUT);
         toolSignal.abort(new EverrunsError({ code: 'LIMIT_EXCEEDED', message: 'tool timeout' }));
       }, timeoutMs);
-      onAbort = () => {
+      const onAbort = () => {
         resolve(ABORTED);
         toolSignal.abort(request.signal?.reason);
       };
       if (request.signal?.aborted) onAbort();
-      else request.signal?.addEventListener('abort', onAbort, { once: true });
+      else if (request.signal) stopListening = onAbortOf(request.signal, onAbort);
     });
   const messages = dependencies.backends.messages;
   const context = {
@@ -453,7 +457,7 @@ async function runToolCall(
     return failAfterRun(`Tool ${call.name} failed: ${errorMessage(error)}`);
   } finally {
     clearTimeout(timer);
-    if (onAbort) request.signal?.removeEventListener('abort', onAbort);
+    stopListening?.();
   }
 }
 
@@ -476,36 +480,11 @@ async function stoppedWithin(execution: Promise<unknown>, graceMs: number): Prom
   clearTimeout(timer);
 }
 
-/**
- * The tool's own abort signal behind `context.signal`: its `AbortController` is made on the first
- * read, already aborted when the call was interrupted before that.
- */
-class ToolCallSignal {
-  #controller: AbortController | undefined = undefined;
-  #aborted = false;
-  #reason: unknown = undefined;
-
-  /** Fires the signal (or, before anything read it, makes it fire when first read). */
-  abort(reason: unknown): void {
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-  }
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
-  }
-}
-
-/** Where a tool's context (and its scopes) keep their {@link ToolCallSignal}. */
+/** Where a tool's context (and its scopes) keep their {@link LazySignal}. */
 const TOOL_SIGNAL: unique symbol = Symbol('everruns.toolSignal');
 
 /** The `signal` getter of every tool context and scope: one function for all calls. */
-function readToolSignal(this: { [TOOL_SIGNAL]?: ToolCallSignal } | undefined): AbortSignal {
+function readToolSignal(this: { [TOOL_SIGNAL]?: LazySignal } | undefined): AbortSignal {
   const state = this?.[TOOL_SIGNAL];
   if (state === undefined)
     throw new TypeError('signal read from an object that is not a tool context');
@@ -522,7 +501,7 @@ function readToolSignal(this: { [TOOL_SIGNAL]?: ToolCallSignal } | undefined): A
  */
 function withLazySignal<T extends object>(
   target: T,
-  state: ToolCallSignal,
+  state: LazySignal,
   enumerable: boolean,
 ): T & { readonly signal: AbortSignal } {
   Object.defineProperty(target, TOOL_SIGNAL, { value: state });

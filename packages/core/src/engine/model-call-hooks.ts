@@ -8,6 +8,7 @@ import type {
 import { compactionRecordSchema, compactionSection } from '../compaction.js';
 import type { LlmResponse } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
+import { abortSignalOf, type SignalSource } from '../lazy-signal.js';
 import type { Message } from '../message.js';
 import { messageSchema } from '../message.js';
 import { readUsageSnapshot } from '../session-history.js';
@@ -36,7 +37,7 @@ export async function runBeforeModelCallHooks(
   dependencies: AtomDependencies,
   setup: Pick<TurnSetup, 'capabilities' | 'fileSystem'>,
   assembled: AssembledTurnContext,
-  request: { turnId: string; iteration: number; signal?: AbortSignal },
+  request: { turnId: string; iteration: number; signal?: SignalSource },
 ): Promise<ModelCallHooksOutcome> {
   const hooked = setup.capabilities.filter(
     ({ capability }) => typeof capability.beforeModelCall === 'function',
@@ -60,7 +61,7 @@ export async function runBeforeModelCallHooks(
       config,
       fileSystem: setup.fileSystem,
       storage: backends.storage,
-      ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.signal ? { signal: abortSignalOf(request.signal) } : {}),
       model,
       systemPrompt: context.systemPrompt,
       messages: context.messages,
@@ -186,7 +187,7 @@ function hookFailure(capabilityId: string, message: string, cause?: unknown): Ev
 async function callModelForHook(
   dependencies: AtomDependencies,
   context: AssembledTurnContext,
-  request: { turnId: string; iteration: number; signal?: AbortSignal },
+  request: { turnId: string; iteration: number; signal?: SignalSource },
   call: HookModelCallRequest,
 ): Promise<LlmResponse> {
   const model =
@@ -194,7 +195,7 @@ async function callModelForHook(
       ? context.model
       : await resolveModel(dependencies, call.modelId, undefined);
   const driver = dependencies.drivers.get(model.providerType);
-  const signal = call.signal ?? request.signal;
+  const signal = call.signal ?? abortSignalOf(request.signal);
   return driver.generate(
     {
       model,

@@ -9,6 +9,7 @@ import type {
 } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { EventBus, EventRequest } from '../event.js';
+import { type SignalSource, withSignalOf } from '../lazy-signal.js';
 import { type LlmRequestOptions, mergeLlmRequestOptions } from '../llm-request-options.js';
 import {
   type ContentPart,
@@ -45,7 +46,8 @@ export interface ReasonAtomInput {
   turnId: string;
   /** 1-based iteration. */
   iteration: number;
-  signal?: AbortSignal;
+  /** Cancels the step; a `LazySignal` makes its `AbortSignal` only if the driver reads it. */
+  signal?: SignalSource;
   /** The turn's request options; they win over the model configuration's, key by key. */
   modelOptions?: LlmRequestOptions;
   /** Passed to the driver as `LlmRequest.previousResponseId` (see there). */
@@ -271,9 +273,9 @@ export async function reason(
         ? { previousResponseId: request.previousResponseId }
         : {}),
     };
-    const callOptions = request.signal ? { signal: request.signal } : {};
+    const callOptions = withSignalOf({}, request.signal);
     response = streams
-      ? await streamAnswer(driver, llmRequest, callOptions, backends.events)
+      ? await streamAnswer(driver, llmRequest, callOptions, request.signal, backends.events)
       : await driver.generate(llmRequest, callOptions);
   } catch (error) {
     // A delta the bus could not take is a store error, not the model's.
@@ -550,6 +552,7 @@ async function streamAnswer(
   driver: LlmDriver,
   llmRequest: LlmRequest,
   callOptions: LlmCallOptions,
+  signal: SignalSource | undefined,
   events: EventBus,
 ): Promise<LlmResponse> {
   const { sessionId, turnId, iteration } = llmRequest;
@@ -565,7 +568,7 @@ async function streamAnswer(
   // any other bus is awaited piece by piece, so deltas arrive in order.
   const emitSync = events.emitSync?.bind(events);
   for await (const piece of stream) {
-    throwIfAborted(callOptions.signal);
+    throwIfAborted(signal);
     let request: EventRequest;
     switch (piece.type) {
       case 'text_delta':
@@ -618,7 +621,7 @@ async function streamAnswer(
       await emitAwaited(events, request);
     }
   }
-  throwIfAborted(callOptions.signal);
+  throwIfAborted(signal);
   throw new EverrunsError({
     code: 'LLM_ERROR',
     message: 'The model stream ended without its finish event',

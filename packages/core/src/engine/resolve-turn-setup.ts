@@ -3,6 +3,7 @@ import type { Capability, ToolDefinition, ToolSpec } from '../capability.js';
 import { toolSpec } from '../capability-kit.js';
 import type { Agent, DeclaredTool, Harness } from '../domain.js';
 import { EverrunsError } from '../errors.js';
+import { abortSignalOf, type SignalSource } from '../lazy-signal.js';
 import type { SessionSetupSnapshot } from '../stores.js';
 import { type DependencyBlocker, detectDependencyBlocker } from './detect-dependency-blocker.js';
 import { foldOverlay } from './fold-overlay.js';
@@ -23,7 +24,7 @@ export function resolveTurnSetup(
   sessionId: string,
   turnId?: string,
   snapshot?: SessionSetupSnapshot,
-  signal?: AbortSignal,
+  signal?: SignalSource,
 ): Promise<TurnSetup> {
   // The cached setup (most calls of a turn) is answered here, without entering the loader: an
   // async function's frame holds every register of its body, allocated on each call.
@@ -49,7 +50,7 @@ async function loadTurnSetup(
   sessionId: string,
   cacheKey: string | undefined,
   snapshot: SessionSetupSnapshot | undefined,
-  signal: AbortSignal | undefined,
+  signal: SignalSource | undefined,
 ): Promise<TurnSetup> {
   const { backends } = dependencies;
   let loaded: SessionSetupSnapshot | undefined = snapshot;
@@ -114,7 +115,7 @@ async function loadTurnSetup(
     dependencies.mcp && Object.keys(overlay.mcpServers).length > 0
       ? await addMcpTools(
           dependencies.mcp,
-          { sessionId, servers: overlay.mcpServers, signal, allow },
+          { sessionId, servers: overlay.mcpServers, signal: abortSignalOf(signal), allow },
           tools,
           toolSpecs,
         )

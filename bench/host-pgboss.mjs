@@ -7,6 +7,8 @@
 //   DATABASE_URL=postgres://… TURNS=400 WORKER_CONCURRENCY=16 node bench/host-pgboss.mjs
 //   NO_PUBLISH=1 node bench/host-pgboss.mjs   (the stores' bus sends no NOTIFY with its events)
 //   CONTINUE_STEPS_SECONDS=0 node bench/host-pgboss.mjs   (every step a job of its own)
+//   WARMUP=16 HOST_WARMUP=16 node bench/host-pgboss.mjs   (turns before timing, in process and through
+//                                              the host, on 32 sessions; defaults 1,024 and 512)
 //
 // The same file is the worker process (`node bench/host-pgboss.mjs worker '<json>'`).
 import { spawn } from 'node:child_process';
@@ -23,6 +25,11 @@ import { createScenario } from './peer-adapter/scenario.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 200);
+// Turns before timing, on 32 sessions: every pooled connection prepares its statements and V8
+// optimises the turn's code (Node's CPU per turn falls for about the first thousand turns of a
+// process), in this process and in the workers. 16 turns on 8 sessions before 4 December 2026.
+const WARMUP = Number(process.env.WARMUP ?? 1024);
+const HOST_WARMUP = Number(process.env.HOST_WARMUP ?? 512);
 const WORKERS = 2;
 // Step loops per worker process. The fake model answers at once, so a step is all database work:
 // loops beyond what PostgreSQL (two cores here) commits only queue on its NOTIFY commit lock and
@@ -147,7 +154,9 @@ async function main() {
       .options({ keepTurnContexts: 0 })
       .build();
 
-    await measure(await createSessions(runtime, 8), 16, (id) => runtime.runTextTurn(id, '2 + 2?'));
+    await measure(await createSessions(runtime, 32), WARMUP, (id) =>
+      runtime.runTextTurn(id, '2 + 2?'),
+    );
     for (const count of [1, 32]) {
       const sessions = await createSessions(runtime, count);
       const result = await measure(sessions, count === 1 ? Math.min(TURNS, 50) : TURNS, (id) =>
@@ -163,7 +172,7 @@ async function main() {
       const handle = await client.submitTextTurn(sessionId, 'What is 2 + 2?');
       return handle.result({ timeoutMs: 120_000 });
     };
-    await measure(await createSessions(runtime, 8), 16, viaHost);
+    await measure(await createSessions(runtime, 32), HOST_WARMUP, viaHost);
     for (const count of [1, 32]) {
       const sessions = await createSessions(runtime, count);
       const result = await measure(sessions, count === 1 ? Math.min(TURNS, 50) : TURNS, viaHost);

@@ -7,6 +7,8 @@
 //
 //   node bench/postgres-history.mjs            (after `pnpm build`; `pnpm bench` runs it)
 //   TURNS=100 DATABASE_URL=postgres://… node bench/postgres-history.mjs
+//   WARMUP=50 MEMORY_WARMUP=50 node bench/postgres-history.mjs   (turns before the first length;
+//                                              defaults 1,000 and 3,000; 50 before 4 December 2026)
 import { randomBytes } from 'node:crypto';
 import { inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
@@ -41,11 +43,14 @@ async function seed(backends, sessionId, count) {
 }
 
 /** Runs `turns` math turns at each length on `backends`; `queryCount` counts statements sent. */
-async function measureLengths(store, backends, queryCount, turns) {
+async function measureLengths(store, backends, queryCount, turns, warmup) {
   const runtime = await mathRuntimeOn(backends);
-  // Warm-up on a session of its own, so the first length measured is not the one that compiles.
+  // Warm-up on a session of its own, long enough for V8 to have optimised the turn's code (Node's
+  // CPU per turn falls for about the first thousand turns of a process): measured earlier, the
+  // first length ran on less optimised code and the ratios to it read low (0.94 / 0.88 on
+  // PostgreSQL and 0.83 / 0.66 on memory after 50 warm-up turns, against about 1.0 after 1,000).
   const warm = await runtime.createSession({ harnessId: MATH_HARNESS_ID });
-  for (let turn = 0; turn < 50; turn++) await runtime.runTextTurn(warm.id, 'What is 2 + 2?');
+  for (let turn = 0; turn < warmup; turn++) await runtime.runTextTurn(warm.id, 'What is 2 + 2?');
   const rows = [];
   for (const length of LENGTHS) {
     const { id } = await runtime.createSession({ harnessId: MATH_HARNESS_ID });
@@ -81,11 +86,20 @@ rows.push(
     inMemoryBackends({ events: { keepEvents: false } }),
     () => 0,
     MEMORY_TURNS,
+    Number(process.env.MEMORY_WARMUP ?? 3000),
   )),
 );
 try {
   await postgres.migrate();
-  rows.push(...(await measureLengths('postgres', postgres, () => postgres.queryCount(), TURNS)));
+  rows.push(
+    ...(await measureLengths(
+      'postgres',
+      postgres,
+      () => postgres.queryCount(),
+      TURNS,
+      Number(process.env.WARMUP ?? 1000),
+    )),
+  );
 } finally {
   await postgres.close();
   await dropBenchSchema(DATABASE_URL, schema);

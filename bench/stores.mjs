@@ -7,6 +7,7 @@
 //   node bench/stores.mjs            (after `pnpm build`; `pnpm bench` runs it)
 //   DATABASE_URL=postgres://… TURNS=200 node bench/stores.mjs
 //   POOL=16 node bench/stores.mjs    (the PostgreSQL pool's size; default 4)
+//   WARMUP=256 node bench/stores.mjs (turns before timing; default 1,024)
 import { randomBytes } from 'node:crypto';
 import { Session } from 'node:inspector/promises';
 import { inMemoryBackends } from '@everruns-ts/runtime';
@@ -86,8 +87,11 @@ try {
   const postgres = await mathRuntimeOn(backends);
   // Warm-up on as many sessions as the widest measurement, so every pooled connection has
   // prepared the statements (a server plans a named statement per connection, custom plans for its
-  // first five runs) before anything is timed: the figures are a long-running process's.
-  await measure(postgres, 32, 32 * 8);
+  // first five runs), and long enough for V8 to have optimised the turn's code: Node's CPU per
+  // turn falls for about the first thousand turns of a process (5.3, 4.1, 3.0, 2.7 and then
+  // 1.8–2.0 ms per turn in blocks of 200, one session). The figures are a long-running process's.
+  // WARMUP=256 gives the warm-up used before 4 December 2026.
+  await measure(postgres, 32, Number(process.env.WARMUP ?? 1024));
   for (const sessions of [1, 32]) {
     const before = backends.queryCount();
     const result = await measure(postgres, sessions);

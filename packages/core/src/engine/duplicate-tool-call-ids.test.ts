@@ -73,5 +73,27 @@ describe('rekeyRepeatedToolCallIds', () => {
     expect(calls[1]?.id).toBe('fresh');
     // The ids of the checked history are not changed by the call.
     expect(rekeyRepeatedToolCallIds([call('fresh')], checked).calls[0]?.id).toBe('fresh');
+
+    // Another array with the same messages (as the next load of the store gives) is known too.
+    const copy = checked.slice();
+    expect(rekeyRepeatedToolCallIds([call('seen')], copy).calls[0]?.id).not.toBe('seen');
+    // The history grown by a call not checked yet: its new id is found, and so is the old one.
+    const grown = [
+      ...checked,
+      frozen(21, 'agent', [{ type: 'tool_call', id: 'later', name: 'add', arguments: {} }]),
+      frozen(22, 'tool_result', [
+        { type: 'tool_result', toolCallId: 'later', content: '4', isError: false },
+      ]),
+    ];
+    const both = rekeyRepeatedToolCallIds([call('later'), call('seen')], grown).calls;
+    expect(both[0]?.id).not.toBe('later');
+    expect(both[1]?.id).not.toBe('seen');
+    // Once checked, the grown history answers from what was remembered, the new id included.
+    expect(repairHistory(grown)).toBe(grown);
+    const again = rekeyRepeatedToolCallIds([call('later'), call('other')], grown).calls;
+    expect(again[0]?.id).not.toBe('later');
+    expect(again[1]?.id).toBe('other');
+    // The first history, checked before the growth, no longer holds the newer id.
+    expect(rekeyRepeatedToolCallIds([call('later')], checked).calls[0]?.id).toBe('later');
   });
 });

@@ -80,6 +80,22 @@ interface WellFormedPrefix {
  */
 const wellFormedPrefixes = new WeakMap<Message, WellFormedPrefix>();
 
+/**
+ * The history {@link isWellFormed} last found well formed whole (its prefix covering all of it),
+ * for {@link knownToolCallIds} asked about the same array right after: the reason atom asks about
+ * the context it has just assembled. The same array object with the same length and end messages
+ * skips a second walk over the whole prefix (O(history) per step otherwise).
+ */
+let lastWhole:
+  | {
+      messages: readonly Message[];
+      length: number;
+      first: Message;
+      last: Message;
+      prefix: WellFormedPrefix;
+    }
+  | undefined;
+
 /** How long a history must be before its well-formed prefix is remembered. */
 const REMEMBER_FROM_LENGTH = 16;
 
@@ -111,6 +127,17 @@ function knownPrefixOf(messages: readonly Message[]): WellFormedPrefix | undefin
 export function knownToolCallIds(messages: readonly Message[]): ReadonlySet<string> | undefined {
   const last = messages[messages.length - 1];
   if (last === undefined) return undefined;
+  const whole = lastWhole;
+  if (
+    whole !== undefined &&
+    whole.messages === messages &&
+    whole.length === messages.length &&
+    whole.last === last &&
+    whole.first === messages[0] &&
+    whole.prefix.messages.length === messages.length
+  ) {
+    return whole.prefix.toolCallIds;
+  }
   const prefix = knownPrefixOf(messages);
   return prefix !== undefined && prefix.messages.length === messages.length
     ? prefix.toolCallIds
@@ -147,28 +174,43 @@ function isWellFormed(messages: readonly Message[]): boolean {
     }
   }
   if (pending.size > 0) return false;
-  rememberWellFormed(messages, prefix, start, seen);
+  const remembered = rememberWellFormed(messages, prefix, start, seen);
+  lastWhole =
+    remembered !== undefined && remembered.messages.length === messages.length
+      ? {
+          messages,
+          length: messages.length,
+          first: messages[0] as Message,
+          last: messages[messages.length - 1] as Message,
+          prefix: remembered,
+        }
+      : undefined;
   return true;
 }
 
-/** Records a well-formed history of frozen messages, moving on the prefix it extends. */
+/**
+ * Records a well-formed history of frozen messages, moving on the prefix it extends; returns the
+ * prefix that now ends with its last message (undefined when it is not remembered).
+ */
 function rememberWellFormed(
   messages: readonly Message[],
   prefix: WellFormedPrefix | undefined,
   start: number,
   newIds: Set<string>,
-): void {
+): WellFormedPrefix | undefined {
   const last = messages[messages.length - 1];
-  if (last === undefined || start === messages.length) return;
+  if (last === undefined) return undefined;
+  if (start === messages.length) return prefix;
   // A short history is checked whole faster than it is remembered.
-  if (prefix === undefined && messages.length < REMEMBER_FROM_LENGTH) return;
+  if (prefix === undefined && messages.length < REMEMBER_FROM_LENGTH) return undefined;
   for (let index = start; index < messages.length; index++) {
-    if (!isFrozenMessage(messages[index] as Message)) return;
+    if (!isFrozenMessage(messages[index] as Message)) return undefined;
   }
   if (prefix === undefined) {
-    for (const message of messages) if (!isFrozenMessage(message)) return;
-    wellFormedPrefixes.set(last, { messages: [...messages], toolCallIds: newIds });
-    return;
+    for (const message of messages) if (!isFrozenMessage(message)) return undefined;
+    const remembered = { messages: [...messages], toolCallIds: newIds };
+    wellFormedPrefixes.set(last, remembered);
+    return remembered;
   }
   wellFormedPrefixes.delete(prefix.messages[start - 1] as Message);
   for (let index = start; index < messages.length; index++) {
@@ -176,6 +218,7 @@ function rememberWellFormed(
   }
   for (const id of newIds) prefix.toolCallIds.add(id);
   wellFormedPrefixes.set(last, prefix);
+  return prefix;
 }
 
 /**

@@ -276,6 +276,7 @@ export type {
   RuntimeSessionStore,
   SessionSetupSnapshot,
   SessionStorageStore,
+  SourcedHistory,
   StatusEventBus,
   StoredMessageAndEvents,
   StoreMessageOptions,

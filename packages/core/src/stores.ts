@@ -221,6 +221,14 @@ export interface MessageFilter {
   turnId?: string;
 }
 
+/** A history with the list it was read from (see `RuntimeMessageStore.loadWithSource`). */
+export interface SourcedHistory {
+  /** The messages in `seq` order, deeply frozen; the array is the caller's. */
+  messages: Message[];
+  /** Stands for the list: the same object while it only grows. Compare it, never change it. */
+  source: object;
+}
+
 /**
  * Append-only messages of sessions. Positions (`seq`) are 1, 2, 3 … per session without gaps.
  * Appends to different sessions are independent. Every method on an unknown session behaves as
@@ -269,6 +277,15 @@ export interface RuntimeMessageStore {
   getByIdempotencyKey(sessionId: string, idempotencyKey: string): Promise<Message | null>;
   /** The whole history in `seq` order. */
   load(sessionId: string): Promise<Message[]>;
+  /**
+   * The whole history as {@link load} gives it (a new array of deeply frozen messages), with the
+   * `source` it was read from: an object standing for the session's list of messages in this
+   * store, the same on every call for as long as the list only grows (another after anything else,
+   * such as the session's deletion). Two histories of one source agree on their common prefix, so
+   * the engine checks a longer one only past the part it checked before instead of comparing the
+   * whole prefix message by message on every step. Optional.
+   */
+  loadWithSource?(sessionId: string): Promise<SourcedHistory>;
   /** A page in `seq` order. Throws `INVALID_INPUT` for a `limit` outside 1..1000. */
   loadPage(sessionId: string, page: MessagePageRequest): Promise<MessagePage>;
   /** Messages matching the filter, in `seq` order. */

@@ -491,6 +491,31 @@ export function messageStoreTests(initializer: RuntimeStoreInitializer): void {
       }
     });
 
+    it('loadWithSource (when offered) gives what load gives, from one source while the history grows', async () => {
+      const { messages } = backends();
+      if (!messages.loadWithSource) return;
+      const sessionId = randomId('session');
+      const other = randomId('session');
+      await messages.storeMessages(
+        sessionId,
+        range(3).map((index) => agentText(`m${index}`)),
+      );
+      await messages.storeMessages(other, [agentText('elsewhere')]);
+      const first = await messages.loadWithSource(sessionId);
+      expect(first.messages).toEqual(await messages.load(sessionId));
+      expect(typeof first.source).toBe('object');
+      await messages.storeMessage(sessionId, agentText('newest'));
+      const second = await messages.loadWithSource(sessionId);
+      expect(seqs(second.messages)).toEqual([1, 2, 3, 4]);
+      expect(second.messages.slice(0, 3)).toEqual(first.messages);
+      expect(second.source).toBe(first.source);
+      // The caller's array: changing it changes nothing stored.
+      second.messages.length = 0;
+      expect(seqs((await messages.loadWithSource(sessionId)).messages)).toEqual([1, 2, 3, 4]);
+      expect((await messages.loadWithSource(other)).source).not.toBe(first.source);
+      expect((await messages.loadWithSource(randomId('session'))).messages).toEqual([]);
+    });
+
     it('loadLatest (when offered) returns the last N messages, in order', async () => {
       const { messages } = backends();
       if (!messages.loadLatest) return;

@@ -20,6 +20,7 @@ import {
   newId,
   parseMessageSearchRequest,
   type RuntimeMessageStore,
+  type SourcedHistory,
   type StoreMessageOptions,
   type SumUsageOptions,
   type TurnLease,
@@ -44,6 +45,8 @@ interface SessionMessages {
   readonly usage: UsageTally;
   /** The same per turn id, for `sumUsage(sessionId, { turnId })`. */
   readonly usageByTurn: Map<string, UsageTally>;
+  /** What `loadWithSource` gives as this list's source: made on its first call. */
+  source: object | undefined;
 }
 
 const EMPTY: readonly Message[] = Object.freeze([]);
@@ -219,6 +222,18 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
   }
 
   /**
+   * {@link load} with the session's list as its source: one object for as long as the session's
+   * messages are kept here (the list only grows); a session without messages gets a new one on
+   * each call.
+   */
+  async loadWithSource(sessionId: string): Promise<SourcedHistory> {
+    const session = this.#sessions.get(sessionId);
+    if (session === undefined) return { messages: [], source: {} };
+    session.source ??= Object.freeze({});
+    return { messages: session.list.slice(), source: session.source };
+  }
+
+  /**
    * A page in `seq` order, after `afterSeq` or `offset`. Throws `INVALID_INPUT` for a limit
    * outside 1..1000, a negative start, or an `offset` and `afterSeq` that disagree.
    */
@@ -391,6 +406,7 @@ export class InMemoryMessageStore implements RuntimeMessageStore {
           byIdempotencyKey: new Map(),
           usage: new UsageTally(),
           usageByTurn: new Map(),
+          source: undefined,
         };
         this.#sessions.set(sessionId, session);
       }

@@ -11,7 +11,12 @@ import { loadMessagesAfter } from '../message-range.js';
 import type { ModelWithProvider } from '../model.js';
 import type { TurnSnapshot } from '../stores.js';
 import { closeOpenToolCalls } from './close-open-tool-calls.js';
-import { findOpenToolCalls, MISSING_TOOL_RESULT_TEXT, repairHistory } from './repair-history.js';
+import {
+  findOpenToolCalls,
+  MISSING_TOOL_RESULT_TEXT,
+  markHistorySource,
+  repairHistory,
+} from './repair-history.js';
 import { resolveTurnSetup, sessionNotFoundError } from './resolve-turn-setup.js';
 import type {
   AssembledTurnContext,
@@ -196,10 +201,19 @@ async function loadHistory(
       : snapshot.messages;
     return { history, compaction };
   }
-  const history = compaction
-    ? await loadMessagesAfter(backends.messages, sessionId, compaction.throughSeq)
-    : await backends.messages.load(sessionId);
-  return { history, compaction };
+  if (compaction) {
+    return {
+      history: await loadMessagesAfter(backends.messages, sessionId, compaction.throughSeq),
+      compaction,
+    };
+  }
+  if (backends.messages.loadWithSource) {
+    // With its source, the history's well-formedness check skips the part an earlier step checked.
+    const { messages, source } = await backends.messages.loadWithSource(sessionId);
+    markHistorySource(messages, source);
+    return { history: messages, compaction };
+  }
+  return { history: await backends.messages.load(sessionId), compaction };
 }
 
 /**

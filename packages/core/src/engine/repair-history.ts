@@ -72,6 +72,24 @@ export function findOpenToolCalls(messages: readonly Message[]): OpenToolCall[] 
 interface WellFormedPrefix {
   messages: Message[];
   toolCallIds: Set<string>;
+  /**
+   * The source (see {@link markHistorySource}) every message of the prefix was read from, when
+   * one was: a history of the same source starts with the same messages, without comparing them.
+   */
+  source: object | undefined;
+}
+
+/** Histories the engine read with their source (`RuntimeMessageStore.loadWithSource`). */
+const historySources = new WeakMap<readonly Message[], object>();
+
+/**
+ * Notes that `messages`, just read by the engine and not handed on yet, is the list `source`
+ * stands for as it was then: histories of one source agree on their common prefix (the store's
+ * promise), so {@link repairHistory} finds the part of it already checked without comparing it
+ * message by message. @internal
+ */
+export function markHistorySource(messages: readonly Message[], source: object): void {
+  historySources.set(messages, source);
 }
 
 /**
@@ -113,6 +131,10 @@ function knownPrefixOf(messages: readonly Message[]): WellFormedPrefix | undefin
     const prefix = wellFormedPrefixes.get(messages[index] as Message);
     if (prefix === undefined) continue;
     if (prefix.messages.length !== index + 1) return undefined;
+    // Read from the list the prefix was read from: the same messages, by the store's promise.
+    if (prefix.source !== undefined && historySources.get(messages) === prefix.source) {
+      return prefix;
+    }
     for (let at = 0; at < index; at++) if (prefix.messages[at] !== messages[at]) return undefined;
     return prefix;
   }
@@ -208,11 +230,17 @@ function rememberWellFormed(
   }
   if (prefix === undefined) {
     for (const message of messages) if (!isFrozenMessage(message)) return undefined;
-    const remembered = { messages: [...messages], toolCallIds: newIds };
+    const remembered = {
+      messages: [...messages],
+      toolCallIds: newIds,
+      source: historySources.get(messages),
+    };
     wellFormedPrefixes.set(last, remembered);
     return remembered;
   }
   wellFormedPrefixes.delete(prefix.messages[start - 1] as Message);
+  // Messages from elsewhere (or another list) end what the prefix can promise of its source.
+  if (prefix.source !== historySources.get(messages)) prefix.source = undefined;
   for (let index = start; index < messages.length; index++) {
     prefix.messages.push(messages[index] as Message);
   }

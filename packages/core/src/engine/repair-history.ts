@@ -89,7 +89,8 @@ const historySources = new WeakMap<readonly Message[], object>();
  * message by message. @internal
  */
 export function markHistorySource(messages: readonly Message[], source: object): void {
-  historySources.set(messages, source);
+  // A history too short to be remembered is checked whole anyway.
+  if (messages.length >= REMEMBER_FROM_LENGTH) historySources.set(messages, source);
 }
 
 /**

@@ -1,5 +1,6 @@
 import {
   EverrunsError,
+  LazySignal,
   type RuntimeSessionStore,
   type TurnLease,
   turnInProgressError,
@@ -57,10 +58,8 @@ export class HeldTurnLease {
   readonly #sessions: RuntimeSessionStore;
   readonly #options: ResolvedTurnLeaseOptions;
   /** Made on the first read of {@link signal}; a turn listens through {@link whenLost} instead. */
-  #lost: AbortController | undefined;
-  #lostReason: unknown;
-  #isLost = false;
-  readonly #lostListeners = new Set<(reason: unknown) => void>();
+  /** Aborted when the lease is found lost; its signal is made only if {@link signal} is read. */
+  readonly #lost = new LazySignal();
   #lease: TurnLease;
   #timer: ReturnType<typeof setInterval> | undefined;
   #renewing = false;
@@ -108,21 +107,17 @@ export class HeldTurnLease {
 
   /** Fires when the lease was lost to another holder; its reason is a `TURN_IN_PROGRESS` error. */
   get signal(): AbortSignal {
-    if (this.#lost === undefined) {
-      this.#lost = new AbortController();
-      if (this.#isLost) this.#lost.abort(this.#lostReason);
-    }
     return this.#lost.signal;
   }
 
   /** True once the lease was found lost. */
   get isLost(): boolean {
-    return this.#isLost;
+    return this.#lost.aborted;
   }
 
   /** Why the lease was lost (a `TURN_IN_PROGRESS` error), once it was. */
   get lostReason(): unknown {
-    return this.#lostReason;
+    return this.#lost.reason;
   }
 
   /**
@@ -130,18 +125,11 @@ export class HeldTurnLease {
    * making a signal. Returns the function that stops listening.
    */
   whenLost(listener: (reason: unknown) => void): () => void {
-    this.#lostListeners.add(listener);
-    return () => {
-      this.#lostListeners.delete(listener);
-    };
+    return this.#lost.onAbort(listener);
   }
 
   #markLostWith(reason: unknown): void {
-    if (this.#isLost) return;
-    this.#isLost = true;
-    this.#lostReason = reason;
-    this.#lost?.abort(reason);
-    for (const listener of [...this.#lostListeners]) listener(reason);
+    this.#lost.abort(reason);
   }
 
   /**
@@ -181,7 +169,7 @@ export class HeldTurnLease {
    * stops renewing and fires {@link signal} with `error` (a `TURN_IN_PROGRESS` error).
    */
   markLost(error: unknown): void {
-    if (this.#released || this.#isLost) return;
+    if (this.#released || this.#lost.aborted) return;
     this.#stop();
     this.#markLostWith(error);
   }

@@ -82,6 +82,19 @@ function countControllers(): () => number {
   };
 }
 
+/** A model that never answers and never reads its signal; `modelCalled` resolves once called. */
+function hangingModel() {
+  let called!: () => void;
+  const modelCalled = new Promise<void>((resolve) => {
+    called = resolve;
+  });
+  const generate = (): ReturnType<LlmDriver['generate']> => {
+    called();
+    return new Promise(() => {});
+  };
+  return { generate, modelCalled };
+}
+
 /** Resolves when `signal` fires. */
 const fired = (signal: AbortSignal) =>
   new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
@@ -102,14 +115,8 @@ describe("a turn's signal, made only when read", () => {
   });
 
   it("ends a turn with ABORTED at the caller's abort while a model that never reads its signal hangs", async () => {
-    let called!: () => void;
-    const modelCalled = new Promise<void>((resolve) => {
-      called = resolve;
-    });
-    const { runtime, sessionId } = await runtimeWith(() => {
-      called();
-      return new Promise(() => {});
-    });
+    const { generate, modelCalled } = hangingModel();
+    const { runtime, sessionId } = await runtimeWith(generate);
     const caller = new AbortController();
     const reason = new Error('user left');
     stopCounting = countControllers();
@@ -170,14 +177,8 @@ describe("a turn's signal, made only when read", () => {
   });
 
   it('close() ends a running turn whose model never read its signal', async () => {
-    let called!: () => void;
-    const modelCalled = new Promise<void>((resolve) => {
-      called = resolve;
-    });
-    const { runtime, sessionId } = await runtimeWith(() => {
-      called();
-      return new Promise(() => {});
-    });
+    const { generate, modelCalled } = hangingModel();
+    const { runtime, sessionId } = await runtimeWith(generate);
     const turn = runtime.runTextTurn(sessionId, 'What is 2 + 2?');
     await modelCalled;
     await runtime.close();

@@ -437,7 +437,10 @@ export function describeTurnIntegrity(
 
     it('a store that fails while the reason step loads the history ends the turn: turn.failed, session.idled, status idle', async () => {
       const t = await setup(() => 'unreachable');
+      // Whichever read the backends offer for the history (the snapshot, the history with its
+      // source, the plain load) fails.
       t.faults.fail('loadTurnSnapshot');
+      t.faults.fail('messages.loadWithSource');
       t.faults.fail('messages.load');
       await expectCode(t.runtime.runTextTurn(t.sessionId, 'go'), 'STORE_UNAVAILABLE');
       t.faults.heal();

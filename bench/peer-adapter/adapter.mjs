@@ -16,15 +16,17 @@
 //            default200 is the cost of streaming 200 deltas
 //   shared   one runtime for every conversation: each conversation is a session in the same
 //            in-memory stores, which keep every message and event (a store's job)
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { PlatformDefinition } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
 import { createScenario } from './scenario.mjs';
 
-const require = createRequire(import.meta.url);
+// Read as the peers' adapters read theirs (../../../shared/peer-bench/common/version.mjs): a file
+// read, not `require`, which would load Node's CommonJS loader into the cold start.
 const version = (name) => {
   try {
-    return require(`${name}/package.json`).version;
+    const url = new URL(`./node_modules/${name}/package.json`, import.meta.url);
+    return JSON.parse(readFileSync(url, 'utf8')).version;
   } catch {
     return '?';
   }

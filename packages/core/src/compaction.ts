@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema } from './lazy-schema.js';
 
 /**
  * The session-storage key under which a session's current compaction record lives (see
@@ -7,28 +8,30 @@ import { z } from 'zod';
 export const COMPACTION_STORAGE_KEY = 'compaction/current';
 
 /** Schema of {@link CompactionRecord}. */
-export const compactionRecordSchema = z.object({
-  version: z.literal(1),
-  /**
-   * Every message with `seq` up to this one is replaced, in what the model is sent, by
-   * `summary`; the messages after it are sent as stored. The cut is always before a user message,
-   * so a tool call and its result are never on different sides of it.
-   */
-  throughSeq: z.number().int().positive(),
-  /** The summary of the messages up to `throughSeq` (earlier summaries included). */
-  summary: z.string(),
-  /** When the record was written (ISO 8601). */
-  createdAt: z.string(),
-  /** The turn whose reason step wrote it. */
-  turnId: z.string().optional(),
-  /** The `throughSeq` of the record this one replaced, when there was one. */
-  previousThroughSeq: z.number().int().positive().optional(),
-  /** Estimated tokens of the history before and after this compaction. */
-  tokensBefore: z.number().int().nonnegative().optional(),
-  tokensAfter: z.number().int().nonnegative().optional(),
-  /** The model that wrote the summary. */
-  model: z.string().optional(),
-});
+export const compactionRecordSchema = lazySchema(() =>
+  z.object({
+    version: z.literal(1),
+    /**
+     * Every message with `seq` up to this one is replaced, in what the model is sent, by
+     * `summary`; the messages after it are sent as stored. The cut is always before a user message,
+     * so a tool call and its result are never on different sides of it.
+     */
+    throughSeq: z.number().int().positive(),
+    /** The summary of the messages up to `throughSeq` (earlier summaries included). */
+    summary: z.string(),
+    /** When the record was written (ISO 8601). */
+    createdAt: z.string(),
+    /** The turn whose reason step wrote it. */
+    turnId: z.string().optional(),
+    /** The `throughSeq` of the record this one replaced, when there was one. */
+    previousThroughSeq: z.number().int().positive().optional(),
+    /** Estimated tokens of the history before and after this compaction. */
+    tokensBefore: z.number().int().nonnegative().optional(),
+    tokensAfter: z.number().int().nonnegative().optional(),
+    /** The model that wrote the summary. */
+    model: z.string().optional(),
+  }),
+);
 
 /**
  * A stored compaction point of a session. Stored messages stay append-only and untouched: the

@@ -108,7 +108,7 @@ export const harnessSchema = z.object({
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
    * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: mcpServersSchema.optional(),
+  mcpServers: z.optional(mcpServersSchema),
   /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
   networkAccess: networkAccessListSchema.optional(),
   maxIterations: z.number().int().positive().optional(),
@@ -141,7 +141,7 @@ export const agentSchema = z.object({
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
    * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: mcpServersSchema.optional(),
+  mcpServers: z.optional(mcpServersSchema),
   /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
   networkAccess: networkAccessListSchema.optional(),
   maxIterations: z.number().int().positive().optional(),
@@ -191,7 +191,7 @@ export const sessionSchema = z.object({
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
    * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: mcpServersSchema.optional(),
+  mcpServers: z.optional(mcpServersSchema),
   /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
   networkAccess: networkAccessListSchema.optional(),
   maxIterations: z.number().int().positive().optional(),

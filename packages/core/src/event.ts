@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EverrunsError } from './errors.js';
+import { lazySchema } from './lazy-schema.js';
 import { isoNow } from './time.js';
 
 /** Every event type the runtime emits. */
@@ -53,24 +54,26 @@ export function isEphemeralEventType(type: string): type is EphemeralEventType {
 }
 
 /** Schema of {@link RuntimeEvent}. */
-export const runtimeEventSchema = z.object({
-  id: z.string(),
-  type: z.enum(EVENT_TYPES),
-  sessionId: z.string(),
-  turnId: z.string().optional(),
-  /**
-   * 1, 2, 3 … per session, in emission order. An ephemeral event (see
-   * {@link EPHEMERAL_EVENT_TYPES}) takes no number of its own: it carries the `seq` of the last
-   * kept event of its session (0 before the first), so it sorts after that event and before the
-   * next; only kept events are numbered without gaps.
-   */
-  seq: z.number().int().nonnegative(),
-  /** ISO timestamp. */
-  ts: z.string(),
-  data: z.record(z.string(), z.unknown()),
-  /** True on an event that is delivered but never kept (see {@link EPHEMERAL_EVENT_TYPES}). */
-  ephemeral: z.literal(true).optional(),
-});
+export const runtimeEventSchema = lazySchema(() =>
+  z.object({
+    id: z.string(),
+    type: z.enum(EVENT_TYPES),
+    sessionId: z.string(),
+    turnId: z.string().optional(),
+    /**
+     * 1, 2, 3 … per session, in emission order. An ephemeral event (see
+     * {@link EPHEMERAL_EVENT_TYPES}) takes no number of its own: it carries the `seq` of the last
+     * kept event of its session (0 before the first), so it sorts after that event and before the
+     * next; only kept events are numbered without gaps.
+     */
+    seq: z.number().int().nonnegative(),
+    /** ISO timestamp. */
+    ts: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    /** True on an event that is delivered but never kept (see {@link EPHEMERAL_EVENT_TYPES}). */
+    ephemeral: z.literal(true).optional(),
+  }),
+);
 /** Something that happened in a session, as the event bus delivers it. */
 export type RuntimeEvent = z.infer<typeof runtimeEventSchema>;
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EverrunsError } from './errors.js';
 import { formatZodError } from './format-zod-error.js';
+import { lazySchema } from './lazy-schema.js';
 
 /**
  * Body fields `extraBody` may not set: the driver owns them (the model, the history, the tools
@@ -17,10 +18,12 @@ export const RESERVED_EXTRA_BODY_KEYS = Object.freeze([
 ] as const);
 
 /** Schema of {@link LlmToolChoice}. */
-export const llmToolChoiceSchema = z.union([
-  z.enum(['auto', 'none', 'required']),
-  z.object({ type: z.literal('tool'), name: z.string().min(1) }).strict(),
-]);
+export const llmToolChoiceSchema = lazySchema(() =>
+  z.union([
+    z.enum(['auto', 'none', 'required']),
+    z.object({ type: z.literal('tool'), name: z.string().min(1) }).strict(),
+  ]),
+);
 
 /**
  * Which tools the model may or must call: `auto` (the model decides, the providers' default),
@@ -30,19 +33,21 @@ export const llmToolChoiceSchema = z.union([
 export type LlmToolChoice = z.infer<typeof llmToolChoiceSchema>;
 
 /** Schema of {@link LlmResponseFormat}. */
-export const llmResponseFormatSchema = z
-  .object({
-    type: z.literal('json_schema'),
-    /** Name of the schema: letters, digits, `_` and `-`, at most 64 characters. */
-    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ or -, 1 to 64 of them'),
-    /** What the answer is for, shown to the model where the provider supports it. */
-    description: z.string().optional(),
-    /** The JSON schema the answer must match. */
-    schema: z.record(z.string(), z.unknown()),
-    /** Whether the provider must follow the schema exactly (OpenAI's `strict`). */
-    strict: z.boolean().optional(),
-  })
-  .strict();
+export const llmResponseFormatSchema = lazySchema(() =>
+  z
+    .object({
+      type: z.literal('json_schema'),
+      /** Name of the schema: letters, digits, `_` and `-`, at most 64 characters. */
+      name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ or -, 1 to 64 of them'),
+      /** What the answer is for, shown to the model where the provider supports it. */
+      description: z.string().optional(),
+      /** The JSON schema the answer must match. */
+      schema: z.record(z.string(), z.unknown()),
+      /** Whether the provider must follow the schema exactly (OpenAI's `strict`). */
+      strict: z.boolean().optional(),
+    })
+    .strict(),
+);
 
 /** Structured output: the answer's text is JSON matching `schema`. */
 export type LlmResponseFormat = z.infer<typeof llmResponseFormatSchema>;
@@ -58,41 +63,43 @@ export const LLM_REASONING_EFFORTS = Object.freeze([
 ] as const);
 
 /** Schema of {@link LlmRequestOptions}. Unknown keys are refused. */
-export const llmRequestOptionsSchema = z
-  .object({
-    /** Sampling temperature, 0 to 2. */
-    temperature: z.number().min(0).max(2).optional(),
-    /** Nucleus sampling, greater than 0 and at most 1. */
-    topP: z.number().gt(0).max(1).optional(),
-    /** Upper bound on generated tokens; wins over the request's own `maxOutputTokens`. */
-    maxOutputTokens: z.number().int().positive().optional(),
-    /** Stop sequences, 1 to 16 non-empty strings. */
-    stop: z.array(z.string().min(1)).min(1).max(16).optional(),
-    /** Seed for repeatable sampling, where the provider supports it. */
-    seed: z.number().int().optional(),
-    /** Which tools the model may or must call. */
-    toolChoice: llmToolChoiceSchema.optional(),
-    /** Whether the model may ask for several tool calls in one answer. */
-    parallelToolCalls: z.boolean().optional(),
-    /** Structured output against a JSON schema. */
-    responseFormat: llmResponseFormatSchema.optional(),
-    /** Reasoning effort of reasoning models (OpenAI `reasoning_effort`). */
-    reasoningEffort: z.enum(LLM_REASONING_EFFORTS).optional(),
-    /** Token budget of extended thinking (Anthropic `thinking.budget_tokens`). */
-    thinkingBudgetTokens: z.number().int().positive().optional(),
-    /**
-     * Extra JSON body fields for compatible servers, merged last into the body. Keys in
-     * {@link RESERVED_EXTRA_BODY_KEYS} are refused.
-     */
-    extraBody: z
-      .record(z.string(), z.unknown())
-      .refine(
-        (body) => !RESERVED_EXTRA_BODY_KEYS.some((key) => Object.hasOwn(body, key)),
-        `must not set ${RESERVED_EXTRA_BODY_KEYS.join(', ')} (the driver owns them)`,
-      )
-      .optional(),
-  })
-  .strict();
+export const llmRequestOptionsSchema = lazySchema(() =>
+  z
+    .object({
+      /** Sampling temperature, 0 to 2. */
+      temperature: z.number().min(0).max(2).optional(),
+      /** Nucleus sampling, greater than 0 and at most 1. */
+      topP: z.number().gt(0).max(1).optional(),
+      /** Upper bound on generated tokens; wins over the request's own `maxOutputTokens`. */
+      maxOutputTokens: z.number().int().positive().optional(),
+      /** Stop sequences, 1 to 16 non-empty strings. */
+      stop: z.array(z.string().min(1)).min(1).max(16).optional(),
+      /** Seed for repeatable sampling, where the provider supports it. */
+      seed: z.number().int().optional(),
+      /** Which tools the model may or must call. */
+      toolChoice: llmToolChoiceSchema.optional(),
+      /** Whether the model may ask for several tool calls in one answer. */
+      parallelToolCalls: z.boolean().optional(),
+      /** Structured output against a JSON schema. */
+      responseFormat: llmResponseFormatSchema.optional(),
+      /** Reasoning effort of reasoning models (OpenAI `reasoning_effort`). */
+      reasoningEffort: z.enum(LLM_REASONING_EFFORTS).optional(),
+      /** Token budget of extended thinking (Anthropic `thinking.budget_tokens`). */
+      thinkingBudgetTokens: z.number().int().positive().optional(),
+      /**
+       * Extra JSON body fields for compatible servers, merged last into the body. Keys in
+       * {@link RESERVED_EXTRA_BODY_KEYS} are refused.
+       */
+      extraBody: z
+        .record(z.string(), z.unknown())
+        .refine(
+          (body) => !RESERVED_EXTRA_BODY_KEYS.some((key) => Object.hasOwn(body, key)),
+          `must not set ${RESERVED_EXTRA_BODY_KEYS.join(', ')} (the driver owns them)`,
+        )
+        .optional(),
+    })
+    .strict(),
+);
 
 /**
  * Request options of a model call: on the model configuration (`ModelWithProvider.options`), per

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ToolDefinition } from './capability.js';
+import { lazySchema } from './lazy-schema.js';
 
 // Model Context Protocol servers as definitions name them, and the seam through which a platform
 // turns them into tools. The protocol itself lives in `@everruns-ts/mcp` (on the official SDK);
@@ -17,36 +18,39 @@ const mcpServerCommonShape = {
 };
 
 /** Schema of an MCP server run as a child process speaking over stdio. */
-export const mcpStdioServerSchema = z.strictObject({
-  transport: z.literal('stdio'),
-  /** The program to run; written by the embedder, never taken from model output. */
-  command: z.string().min(1),
-  args: z.array(z.string()).optional(),
-  /**
-   * The child's whole environment besides what the SDK needs to start a process: the host's own
-   * variables are not inherited. Values may be secrets (stored encrypted on PostgreSQL, never
-   * shown in contexts, events or the inspector).
-   */
-  env: z.record(z.string(), z.string()).optional(),
-  cwd: z.string().min(1).optional(),
-  ...mcpServerCommonShape,
-});
+export const mcpStdioServerSchema = lazySchema(() =>
+  z.strictObject({
+    transport: z.literal('stdio'),
+    /** The program to run; written by the embedder, never taken from model output. */
+    command: z.string().min(1),
+    args: z.array(z.string()).optional(),
+    /**
+     * The child's whole environment besides what the SDK needs to start a process: the host's own
+     * variables are not inherited. Values may be secrets (stored encrypted on PostgreSQL, never
+     * shown in contexts, events or the inspector).
+     */
+    env: z.record(z.string(), z.string()).optional(),
+    cwd: z.string().min(1).optional(),
+    ...mcpServerCommonShape,
+  }),
+);
 
 /** Schema of an MCP server reached over Streamable HTTP (SSE as the SDK's fallback). */
-export const mcpHttpServerSchema = z.strictObject({
-  transport: z.literal('http'),
-  /** `http:` or `https:` URL; redirects to other hosts are not followed. */
-  url: z.url({ protocol: /^https?$/ }),
-  /** Request headers (an `Authorization` header is a secret: stored encrypted, never shown). */
-  headers: z.record(z.string(), z.string()).optional(),
-  ...mcpServerCommonShape,
-});
+export const mcpHttpServerSchema = lazySchema(() =>
+  z.strictObject({
+    transport: z.literal('http'),
+    /** `http:` or `https:` URL; redirects to other hosts are not followed. */
+    url: z.url({ protocol: /^https?$/ }),
+    /** Request headers (an `Authorization` header is a secret: stored encrypted, never shown). */
+    headers: z.record(z.string(), z.string()).optional(),
+    ...mcpServerCommonShape,
+  }),
+);
 
 /** Schema of {@link McpServerConfig}. */
-export const mcpServerConfigSchema = z.discriminatedUnion('transport', [
-  mcpStdioServerSchema,
-  mcpHttpServerSchema,
-]);
+export const mcpServerConfigSchema = lazySchema(() =>
+  z.discriminatedUnion('transport', [mcpStdioServerSchema, mcpHttpServerSchema]),
+);
 /** How to reach one MCP server. */
 export type McpServerConfig = z.infer<typeof mcpServerConfigSchema>;
 
@@ -54,12 +58,14 @@ export type McpServerConfig = z.infer<typeof mcpServerConfigSchema>;
  * Server names: letters, digits, `_` and `-`, at most 32 characters, so that a namespaced tool
  * name (`<server>__<tool>`) stays within every provider's tool-name rules.
  */
-export const mcpServerNameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,32}$/, 'an MCP server name is 1-32 letters, digits, _ or -');
+export const mcpServerNameSchema = lazySchema(() =>
+  z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'an MCP server name is 1-32 letters, digits, _ or -'),
+);
 
 /** Schema of {@link McpServers}. */
-export const mcpServersSchema = z.record(mcpServerNameSchema, mcpServerConfigSchema);
+export const mcpServersSchema = lazySchema(() =>
+  z.record(mcpServerNameSchema, mcpServerConfigSchema),
+);
 /**
  * MCP servers by name, on a harness, an agent or a session. Folded like capabilities (harness
  * chain, then agent, then session): a later layer's entry replaces an earlier one of the same

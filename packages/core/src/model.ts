@@ -24,7 +24,7 @@ export const modelWithProviderSchema = z.object({
   /** Base URL of an API-compatible server. */
   baseUrl: z.string().url().optional(),
   /** Request options sent with every call of this model; a turn's `modelOptions` win over them. */
-  options: llmRequestOptionsSchema.optional(),
+  options: z.optional(llmRequestOptionsSchema),
   /**
    * The model's context window in tokens (input and output together), for capabilities that
    * keep the context inside it (compaction). Optional: they fall back to their own default.

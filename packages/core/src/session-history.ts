@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { UsageSnapshot } from './capability-hooks.js';
 import { everrunsError } from './errors.js';
 import { formatZodError } from './format-zod-error.js';
+import { lazySchema } from './lazy-schema.js';
 import { type ModelPrices, type ModelUsageTotal, UsageTally } from './llm-usage.js';
 import { type Message, messageRoleSchema } from './message.js';
 import type {
@@ -16,12 +17,14 @@ import { SUBAGENT_LINK_PREFIX } from './subagents.js';
 const PAGE = 1000;
 
 /** Schema of {@link MessageSearchRequest} (defaults applied: `offset` 0, `limit` 20). */
-export const messageSearchRequestSchema = z.strictObject({
-  query: z.string().min(1).max(1000),
-  roles: z.array(messageRoleSchema).min(1).optional(),
-  offset: z.number().int().nonnegative().max(1_000_000).default(0),
-  limit: z.number().int().min(1).max(100).default(20),
-});
+export const messageSearchRequestSchema = lazySchema(() =>
+  z.strictObject({
+    query: z.string().min(1).max(1000),
+    roles: z.array(messageRoleSchema).min(1).optional(),
+    offset: z.number().int().nonnegative().max(1_000_000).default(0),
+    limit: z.number().int().min(1).max(100).default(20),
+  }),
+);
 
 /**
  * Validates a search request and applies its defaults. Throws `INVALID_INPUT` naming the field.

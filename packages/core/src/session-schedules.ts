@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema } from './lazy-schema.js';
 
 // The contract between a capability that schedules messages to its own session
 // (`capabilities-schedule`) and the host that keeps the schedules and delivers them (the
@@ -6,31 +7,33 @@ import { z } from 'zod';
 // contract through `ToolContext.schedules`.
 
 /** Schema of {@link SessionSchedule}. */
-export const sessionScheduleSchema = z.object({
-  /** `schedule_` + 32 hex digits. */
-  id: z.string().min(1),
-  sessionId: z.string().min(1),
-  /** What the agent should do when it fires; the text of the message it sends. */
-  description: z.string().min(1),
-  /** `once` (at {@link runAt}) or `cron` (every match of {@link cronExpression}). */
-  kind: z.enum(['once', 'cron']),
-  /** ISO 8601 instant of a one-shot schedule. */
-  runAt: z.string().optional(),
-  /** Five-field cron expression of a recurring schedule. */
-  cronExpression: z.string().optional(),
-  /** IANA time zone the cron expression is read in. Default `UTC`. */
-  timezone: z.string().default('UTC'),
-  /** False once cancelled, or once a one-shot schedule has fired. */
-  enabled: z.boolean(),
-  /** When it fires next (ISO 8601); `null` when it never will again. */
-  nextRunAt: z.string().nullable(),
-  /** When it last fired (ISO 8601). */
-  lastRunAt: z.string().optional(),
-  /** How many times it fired. */
-  runCount: z.number().int().nonnegative(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
+export const sessionScheduleSchema = lazySchema(() =>
+  z.object({
+    /** `schedule_` + 32 hex digits. */
+    id: z.string().min(1),
+    sessionId: z.string().min(1),
+    /** What the agent should do when it fires; the text of the message it sends. */
+    description: z.string().min(1),
+    /** `once` (at {@link runAt}) or `cron` (every match of {@link cronExpression}). */
+    kind: z.enum(['once', 'cron']),
+    /** ISO 8601 instant of a one-shot schedule. */
+    runAt: z.string().optional(),
+    /** Five-field cron expression of a recurring schedule. */
+    cronExpression: z.string().optional(),
+    /** IANA time zone the cron expression is read in. Default `UTC`. */
+    timezone: z.string().default('UTC'),
+    /** False once cancelled, or once a one-shot schedule has fired. */
+    enabled: z.boolean(),
+    /** When it fires next (ISO 8601); `null` when it never will again. */
+    nextRunAt: z.string().nullable(),
+    /** When it last fired (ISO 8601). */
+    lastRunAt: z.string().optional(),
+    /** How many times it fired. */
+    runCount: z.number().int().nonnegative(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  }),
+);
 /** A message a session scheduled to itself (one-shot or recurring). */
 export type SessionSchedule = z.infer<typeof sessionScheduleSchema>;
 

@@ -5,6 +5,7 @@ import {
   type LlmResponse,
   type LlmStopReason,
   type LlmUsage,
+  lazySchema,
   type ReasoningPart,
 } from '@everruns-ts/core';
 import { z } from 'zod';
@@ -145,33 +146,39 @@ export type LlmSimTextSource =
   | { kind: 'error'; message: string }
   | { kind: 'model_not_available' };
 
-const toolCallSchema = z.object({
-  id: z.string().min(1).optional(),
-  name: z.string(),
-  arguments: z.unknown().optional(),
-});
+const toolCallSchema = lazySchema(() =>
+  z.object({
+    id: z.string().min(1).optional(),
+    name: z.string(),
+    arguments: z.unknown().optional(),
+  }),
+);
 
-const simErrorSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('rate_limit') }),
-  z.object({ kind: z.literal('timeout') }),
-  z.object({ kind: z.literal('transport') }),
-  z.object({ kind: z.literal('overloaded') }),
-  z.object({ kind: z.literal('authentication') }),
-  z.object({ kind: z.literal('quota_exhausted') }),
-  z.object({ kind: z.literal('unsupported_model'), model: z.string() }),
-  z.object({ kind: z.literal('invalid_response'), message: z.string() }),
-  z.object({ kind: z.literal('other'), message: z.string() }),
-]);
+const simErrorSchema = lazySchema(() =>
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('rate_limit') }),
+    z.object({ kind: z.literal('timeout') }),
+    z.object({ kind: z.literal('transport') }),
+    z.object({ kind: z.literal('overloaded') }),
+    z.object({ kind: z.literal('authentication') }),
+    z.object({ kind: z.literal('quota_exhausted') }),
+    z.object({ kind: z.literal('unsupported_model'), model: z.string() }),
+    z.object({ kind: z.literal('invalid_response'), message: z.string() }),
+    z.object({ kind: z.literal('other'), message: z.string() }),
+  ]),
+);
 
-const turnSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('assistant'), text: z.string() }),
-  z.object({ kind: z.literal('tool_calls'), toolCalls: z.array(toolCallSchema) }),
-  z.object({ kind: z.literal('mixed'), text: z.string(), toolCalls: z.array(toolCallSchema) }),
-  z.object({ kind: z.literal('error'), error: simErrorSchema }),
-  z.object({ kind: z.literal('stream_stall') }),
-]);
+const turnSchema = lazySchema(() =>
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('assistant'), text: z.string() }),
+    z.object({ kind: z.literal('tool_calls'), toolCalls: z.array(toolCallSchema) }),
+    z.object({ kind: z.literal('mixed'), text: z.string(), toolCalls: z.array(toolCallSchema) }),
+    z.object({ kind: z.literal('error'), error: simErrorSchema }),
+    z.object({ kind: z.literal('stream_stall') }),
+  ]),
+);
 
-const onExhaustedSchema = z.enum(['repeat_last', 'loop', 'error']);
+const onExhaustedSchema = lazySchema(() => z.enum(['repeat_last', 'loop', 'error']));
 
 function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const parsed = schema.safeParse(value);

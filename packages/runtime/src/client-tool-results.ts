@@ -1,6 +1,7 @@
 import {
   EverrunsError,
   formatZodError,
+  lazySchema,
   type Message,
   messageToolCalls,
   storeMessageAndEmit,
@@ -13,24 +14,28 @@ import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
 import { type RuntimeTurnState, runtimeTurnStateSchema } from './turn-plan.js';
 
 /** Schema of one {@link ClientToolResult}. */
-export const clientToolResultSchema = z.object({
-  toolCallId: z.string().min(1, 'must not be empty'),
-  content: z.string(),
-  isError: z.boolean().optional(),
-});
+export const clientToolResultSchema = lazySchema(() =>
+  z.object({
+    toolCallId: z.string().min(1, 'must not be empty'),
+    content: z.string(),
+    isError: z.boolean().optional(),
+  }),
+);
 /** The result of one client-side tool call, as a host's client submits it. */
 export type ClientToolResult = z.input<typeof clientToolResultSchema>;
 
 /** Schema of a submission: at least one result, each call id once. */
-export const clientToolResultsSchema = z
-  .array(clientToolResultSchema)
-  .min(1, 'submit at least one result')
-  .refine(
-    (results) => new Set(results.map((result) => result.toolCallId)).size === results.length,
-    {
-      message: 'each toolCallId may appear once',
-    },
-  );
+export const clientToolResultsSchema = lazySchema(() =>
+  z
+    .array(clientToolResultSchema)
+    .min(1, 'submit at least one result')
+    .refine(
+      (results) => new Set(results.map((result) => result.toolCallId)).size === results.length,
+      {
+        message: 'each toolCallId may appear once',
+      },
+    ),
+);
 
 /**
  * The reserved session-storage key prefix under which a turn paused for client-side tool results

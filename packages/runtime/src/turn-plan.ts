@@ -6,6 +6,7 @@ import {
   formatZodError,
   type InputAtomResult,
   type LlmRequestOptions,
+  lazySchema,
   llmRequestOptionsSchema,
   llmUsageSchema,
   type ReasonAtomResult,
@@ -14,65 +15,71 @@ import {
 import { z } from 'zod';
 
 /** Why a turn ended. */
-export const turnStopReasonSchema = z.enum([
-  'end_turn',
-  'max_iterations',
-  'repeated_tool_calls',
-  'waiting_for_tool_results',
-  'llm_error',
-  'provider_not_configured',
-  'dependency_blocked',
-  'budget_exhausted',
-  'aborted',
-  'error',
-]);
+export const turnStopReasonSchema = lazySchema(() =>
+  z.enum([
+    'end_turn',
+    'max_iterations',
+    'repeated_tool_calls',
+    'waiting_for_tool_results',
+    'llm_error',
+    'provider_not_configured',
+    'dependency_blocked',
+    'budget_exhausted',
+    'aborted',
+    'error',
+  ]),
+);
 /** See {@link turnStopReasonSchema}. */
 export type TurnStopReason = z.infer<typeof turnStopReasonSchema>;
 
 /** Schema of {@link RuntimeTurnState}. */
-export const runtimeTurnStateSchema = z.object({
-  sessionId: z.string().min(1),
-  turnId: z.string().min(1),
-  inputMessageId: z.string().optional(),
-  /** Iteration of the next or running reason step, 1-based; 0 before the first. */
-  iteration: z.number().int().nonnegative(),
-  /** The limit in force, fixed when the turn started (a resumed host cannot reset it). */
-  maxIterations: z.number().int().positive(),
-  maxRepeatedToolCalls: z.number().int().positive(),
-  toolCallsCount: z.number().int().nonnegative(),
-  /** Signature of the last act step's calls and how many consecutive steps had it. */
-  lastCallSignature: z.string().optional(),
-  repeatedCallCount: z.number().int().nonnegative(),
-  /** Text of the last model answer. */
-  lastResponseText: z.string(),
-  /** Usage summed over the turn's model calls (detail fields present once any call reported them). */
-  usage: llmUsageSchema,
-  /** The turn's request options (`runTurn`'s `modelOptions`), sent with each of its model calls. */
-  modelOptions: llmRequestOptionsSchema.optional(),
-  /**
-   * The `responseId` of the turn's last model answer, handed to the next reason step's driver
-   * (`LlmRequest.previousResponseId`); cleared when a turn starts, as upstream's
-   * `previous_response_id`.
-   */
-  previousResponseId: z.string().min(1).optional(),
-  /**
-   * Stream the turn's model answers: reason steps emit ephemeral delta events as the answer
-   * arrives (`streamTurn`, a durable host's streaming handle). Stored results are the same.
-   */
-  stream: z.boolean().optional(),
-});
+export const runtimeTurnStateSchema = lazySchema(() =>
+  z.object({
+    sessionId: z.string().min(1),
+    turnId: z.string().min(1),
+    inputMessageId: z.string().optional(),
+    /** Iteration of the next or running reason step, 1-based; 0 before the first. */
+    iteration: z.number().int().nonnegative(),
+    /** The limit in force, fixed when the turn started (a resumed host cannot reset it). */
+    maxIterations: z.number().int().positive(),
+    maxRepeatedToolCalls: z.number().int().positive(),
+    toolCallsCount: z.number().int().nonnegative(),
+    /** Signature of the last act step's calls and how many consecutive steps had it. */
+    lastCallSignature: z.string().optional(),
+    repeatedCallCount: z.number().int().nonnegative(),
+    /** Text of the last model answer. */
+    lastResponseText: z.string(),
+    /** Usage summed over the turn's model calls (detail fields present once any call reported them). */
+    usage: llmUsageSchema,
+    /** The turn's request options (`runTurn`'s `modelOptions`), sent with each of its model calls. */
+    modelOptions: llmRequestOptionsSchema.optional(),
+    /**
+     * The `responseId` of the turn's last model answer, handed to the next reason step's driver
+     * (`LlmRequest.previousResponseId`); cleared when a turn starts, as upstream's
+     * `previous_response_id`.
+     */
+    previousResponseId: z.string().min(1).optional(),
+    /**
+     * Stream the turn's model answers: reason steps emit ephemeral delta events as the answer
+     * arrives (`streamTurn`, a durable host's streaming handle). Stored results are the same.
+     */
+    stream: z.boolean().optional(),
+  }),
+);
 /** What a host carries between the steps of one turn: plain JSON. */
 export type RuntimeTurnState = z.infer<typeof runtimeTurnStateSchema>;
 
 /** Schema of {@link RuntimeActPlan}. */
-export const runtimeActPlanSchema = z.object({
-  sessionId: z.string().min(1),
-  turnId: z.string().min(1),
-  iteration: z.number().int().positive(),
-  toolCalls: z.array(toolCallSchema),
-  /** The `responseId` of the answer whose tool calls these are (see {@link RuntimeTurnState}). */
-  previousResponseId: z.string().min(1).optional(),
-});
+export const runtimeActPlanSchema = lazySchema(() =>
+  z.object({
+    sessionId: z.string().min(1),
+    turnId: z.string().min(1),
+    iteration: z.number().int().positive(),
+    toolCalls: z.array(toolCallSchema),
+    /** The `responseId` of the answer whose tool calls these are (see {@link RuntimeTurnState}). */
+    previousResponseId: z.string().min(1).optional(),
+  }),
+);
 /** The payload of an act step. */
 export type RuntimeActPlan = z.infer<typeof runtimeActPlanSchema>;
 
@@ -179,40 +186,46 @@ function shapedState(
   };
 }
 
-const inputOutputSchema = z.object({
-  turnId: z.string().min(1),
-  messageId: z.string().min(1),
-  seq: z.number().int(),
-  maxIterations: z.number().int().positive().optional(),
-});
-const reasonOutputSchema = z.object({
-  success: z.boolean(),
-  messageId: z.string().optional(),
-  text: z.string(),
-  toolCalls: z.array(toolCallSchema),
-  usage: llmUsageSchema.optional(),
-  stopReason: z.string().optional(),
-  responseId: z.string().optional(),
-  replayed: z.boolean(),
-  error: z
-    .object({
-      code: z.string(),
-      message: z.string(),
-      details: z.record(z.string(), z.unknown()).optional(),
-    })
-    .optional(),
-});
-const actOutputSchema = z.object({
-  results: z.array(
-    z.object({ toolCallId: z.string(), toolName: z.string(), isError: z.boolean() }).loose(),
-  ),
-  waitingForToolResults: z.boolean(),
-  blocked: z.boolean(),
-  callSignature: z.string(),
-  blocker: z
-    .object({ code: z.string(), message: z.string(), dependencyId: z.string().optional() })
-    .optional(),
-});
+const inputOutputSchema = lazySchema(() =>
+  z.object({
+    turnId: z.string().min(1),
+    messageId: z.string().min(1),
+    seq: z.number().int(),
+    maxIterations: z.number().int().positive().optional(),
+  }),
+);
+const reasonOutputSchema = lazySchema(() =>
+  z.object({
+    success: z.boolean(),
+    messageId: z.string().optional(),
+    text: z.string(),
+    toolCalls: z.array(toolCallSchema),
+    usage: llmUsageSchema.optional(),
+    stopReason: z.string().optional(),
+    responseId: z.string().optional(),
+    replayed: z.boolean(),
+    error: z
+      .object({
+        code: z.string(),
+        message: z.string(),
+        details: z.record(z.string(), z.unknown()).optional(),
+      })
+      .optional(),
+  }),
+);
+const actOutputSchema = lazySchema(() =>
+  z.object({
+    results: z.array(
+      z.object({ toolCallId: z.string(), toolName: z.string(), isError: z.boolean() }).loose(),
+    ),
+    waitingForToolResults: z.boolean(),
+    blocked: z.boolean(),
+    callSignature: z.string(),
+    blocker: z
+      .object({ code: z.string(), message: z.string(), dependencyId: z.string().optional() })
+      .optional(),
+  }),
+);
 
 function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string, trusted: boolean): T {
   if (trusted) return value as T;

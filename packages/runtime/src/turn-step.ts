@@ -5,6 +5,7 @@ import {
   type InputMessage,
   inputMessageSchema,
   type LlmUsage,
+  lazySchema,
   type MessageEventBus,
   type ReasonAtomInput,
   type ReasonAtomResult,
@@ -68,19 +69,21 @@ export interface TurnResult<Output = unknown> {
 }
 
 /** Schema of {@link RuntimeTurnStep}. */
-export const runtimeTurnStepSchema = z.discriminatedUnion('activity', [
-  z.object({
-    activity: z.literal('input'),
-    state: runtimeTurnStateSchema,
-    input: inputMessageSchema,
-  }),
-  z.object({ activity: z.literal('reason'), state: runtimeTurnStateSchema }),
-  z.object({
-    activity: z.literal('act'),
-    state: runtimeTurnStateSchema,
-    act: runtimeActPlanSchema,
-  }),
-]);
+export const runtimeTurnStepSchema = lazySchema(() =>
+  z.discriminatedUnion('activity', [
+    z.object({
+      activity: z.literal('input'),
+      state: runtimeTurnStateSchema,
+      input: inputMessageSchema,
+    }),
+    z.object({ activity: z.literal('reason'), state: runtimeTurnStateSchema }),
+    z.object({
+      activity: z.literal('act'),
+      state: runtimeTurnStateSchema,
+      act: runtimeActPlanSchema,
+    }),
+  ]),
+);
 
 /**
  * One step of a turn as a host persists it before running it (a queue job, a checkpoint row):

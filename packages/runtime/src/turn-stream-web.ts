@@ -1,4 +1,4 @@
-import { EverrunsError, formatZodError } from '@everruns-ts/core';
+import { EverrunsError, formatZodError, lazySchema } from '@everruns-ts/core';
 import { z } from 'zod';
 import type { TurnStreamLike, TurnStreamPart } from './turn-stream-parts.js';
 
@@ -11,13 +11,15 @@ import type { TurnStreamLike, TurnStreamPart } from './turn-stream-parts.js';
 type TurnError = Extract<TurnStreamPart, { type: 'error' }>['error'];
 type TurnResultOfStream = Extract<TurnStreamPart, { type: 'turn-finish' }>['result'];
 
-const turnStreamInputSchema = z.custom<TurnStreamLike>(
-  (value) =>
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function' &&
-    typeof (value as { result?: { then?: unknown } }).result?.then === 'function',
-  { message: 'expected a turn stream (an async iterable of parts with a result promise)' },
+const turnStreamInputSchema = lazySchema(() =>
+  z.custom<TurnStreamLike>(
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function' &&
+      typeof (value as { result?: { then?: unknown } }).result?.then === 'function',
+    { message: 'expected a turn stream (an async iterable of parts with a result promise)' },
+  ),
 );
 
 function checkedTurnStream(stream: unknown): TurnStreamLike {
@@ -199,15 +201,17 @@ export interface UIMessageStreamResponseOptions {
   errorText?: (error: { code: string; message: string }) => string;
 }
 
-const uiOptionsSchema = z.object({
-  messageId: z.string().min(1).optional(),
-  sendReasoning: z.boolean().optional(),
-  errorText: z
-    .custom<(error: TurnError) => string>((value) => typeof value === 'function', {
-      message: 'expected a function',
-    })
-    .optional(),
-});
+const uiOptionsSchema = lazySchema(() =>
+  z.object({
+    messageId: z.string().min(1).optional(),
+    sendReasoning: z.boolean().optional(),
+    errorText: z
+      .custom<(error: TurnError) => string>((value) => typeof value === 'function', {
+        message: 'expected a function',
+      })
+      .optional(),
+  }),
+);
 
 /** One chunk of the UI message stream protocol, as this adapter sends them. */
 type UIChunk = { type: string } & Record<string, unknown>;

@@ -1,0 +1,157 @@
+import { inspect } from 'node:util';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import { harnessSchema, mcpServersSchema, runtimeEventSchema } from './index.js';
+import { lazySchema, materializeLazySchema } from './lazy-schema.js';
+
+const pointShape = () => z.object({ x: z.number(), y: z.number().int() });
+
+function counted<T>(build: () => T): { build: () => T; calls: () => number } {
+  let calls = 0;
+  return {
+    build: () => {
+      calls++;
+      return build();
+    },
+    calls: () => calls,
+  };
+}
+
+describe('lazySchema', () => {
+  it('builds on first use, once', () => {
+    const builder = counted(pointShape);
+    const point = lazySchema(builder.build);
+    expect(builder.calls()).toBe(0);
+    expect(point.parse({ x: 1, y: 2 })).toEqual({ x: 1, y: 2 });
+    expect(point.safeParse({ x: 1, y: 2.5 }).success).toBe(false);
+    expect(point.shape.x).toBeInstanceOf(z.ZodNumber);
+    expect(builder.calls()).toBe(1);
+  });
+
+  it('parses and reports issues as the schema it stands for, detached methods included', () => {
+    const lazy = lazySchema(pointShape);
+    const real = pointShape();
+    for (const input of [{ x: 1, y: 2 }, { x: '1', y: 2 }, { y: 1.5 }, null, []]) {
+      const left = lazy.safeParse(input);
+      const right = real.safeParse(input);
+      expect(left.success).toBe(right.success);
+      expect(left.error?.issues).toEqual(right.error?.issues);
+    }
+    const { parse } = lazy;
+    expect(parse({ x: 3, y: 4 })).toEqual({ x: 3, y: 4 });
+    expect(() => parse({ x: 3 })).toThrow(z.ZodError);
+  });
+
+  it('is an instance of its zod classes and composes with other schemas', () => {
+    const point = lazySchema(pointShape);
+    expect(point instanceof z.ZodType).toBe(true);
+    expect(point instanceof z.ZodObject).toBe(true);
+    expect(point instanceof z.ZodString).toBe(false);
+
+    const path = z.object({ from: point, to: z.optional(point), via: z.array(point) });
+    expect(path.parse({ from: { x: 0, y: 0 }, via: [{ x: 1, y: 1 }] })).toEqual({
+      from: { x: 0, y: 0 },
+      via: [{ x: 1, y: 1 }],
+    });
+    const failed = path.safeParse({ from: { x: 0, y: 0 }, via: [{ x: 1, y: 0.5 }] });
+    expect(failed.error?.issues[0]?.path).toEqual(['via', 0, 'y']);
+
+    const extended = point.extend({ z: z.number() });
+    expect(extended.parse({ x: 1, y: 2, z: 3 })).toEqual({ x: 1, y: 2, z: 3 });
+    expect(point.optional().parse(undefined)).toBeUndefined();
+
+    const shapes = z.discriminatedUnion('kind', [
+      lazySchema(() => z.object({ kind: z.literal('circle'), r: z.number() })),
+      lazySchema(() => z.object({ kind: z.literal('square'), side: z.number() })),
+    ]);
+    expect(shapes.parse({ kind: 'square', side: 2 })).toEqual({ kind: 'square', side: 2 });
+    expect(shapes.safeParse({ kind: 'triangle' }).success).toBe(false);
+  });
+
+  it('converts to the same JSON Schema and shows as the schema when inspected', () => {
+    const lazy = lazySchema(pointShape);
+    expect(z.toJSONSchema(lazy)).toEqual(z.toJSONSchema(pointShape()));
+    expect(inspect(lazy)).toBe(inspect(materializeLazySchema(lazy)));
+    expect(inspect(lazy)).not.toBe('{}');
+  });
+
+  it('answers reflection as the built schema does', () => {
+    const lazy = lazySchema(pointShape);
+    const built = materializeLazySchema(lazy);
+    expect(Object.keys(lazy)).toEqual(Object.keys(built));
+    expect('parse' in lazy).toBe(true);
+    expect(Object.getPrototypeOf(lazy)).toBe(Object.getPrototypeOf(built));
+    expect(Object.getOwnPropertyDescriptor(lazy, '_zod')?.value).toBe(built._zod);
+    expect({ ...lazy.shape }).toEqual({ ...built.shape });
+  });
+
+  it('gives the built value once built, and any other value as it is', () => {
+    const builder = counted(pointShape);
+    const lazy = lazySchema(builder.build);
+    const built = materializeLazySchema(lazy);
+    expect(built).not.toBe(lazy);
+    expect(built instanceof z.ZodObject).toBe(true);
+    expect(materializeLazySchema(lazy)).toBe(built);
+    expect(builder.calls()).toBe(1);
+    const plain = z.string();
+    expect(materializeLazySchema(plain)).toBe(plain);
+  });
+
+  it('keeps the type of the schema it stands for', () => {
+    const lazy = lazySchema(pointShape);
+    expectTypeOf(lazy).toEqualTypeOf<ReturnType<typeof pointShape>>();
+    expectTypeOf<z.infer<typeof lazy>>().toEqualTypeOf<{ x: number; y: number }>();
+  });
+
+  it('refuses a build that is not a function, returns no object or refers to itself', () => {
+    expect(() => lazySchema(undefined as unknown as () => object)).toThrow(TypeError);
+    const empty = lazySchema(() => undefined as unknown as z.ZodString);
+    expect(() => empty.parse('a')).toThrow(/build must return an object/);
+
+    const selfish: z.ZodObject = lazySchema(() => z.object({ inner: selfish.shape.inner }));
+    expect(() => selfish.parse({})).toThrow(/refers to itself/);
+  });
+
+  it('builds again after a build that threw', () => {
+    let attempts = 0;
+    const flaky = lazySchema(() => {
+      attempts++;
+      if (attempts === 1) throw new Error('not yet');
+      return z.string();
+    });
+    expect(() => flaky.parse('a')).toThrow('not yet');
+    expect(flaky.parse('a')).toBe('a');
+    expect(attempts).toBe(2);
+  });
+});
+
+describe('schemas core builds on first use', () => {
+  it('validates a harness with and without MCP servers through the lazy MCP schema', () => {
+    const base = { id: 'harness_one', name: 'one' };
+    expect(harnessSchema.parse(base).mcpServers).toBeUndefined();
+    const withServer = harnessSchema.parse({
+      ...base,
+      mcpServers: { docs: { transport: 'http', url: 'https://mcp.example.com/' } },
+    });
+    expect(withServer.mcpServers?.docs).toMatchObject({ transport: 'http' });
+    const bad = harnessSchema.safeParse({ ...base, mcpServers: { docs: { transport: 'smoke' } } });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path.slice(0, 2)).toEqual(['mcpServers', 'docs']);
+    expect(mcpServersSchema instanceof z.ZodRecord).toBe(true);
+  });
+
+  it('validates a runtime event through the lazy event schema', () => {
+    const event = {
+      id: 'event_1',
+      sessionId: 'session_1',
+      type: 'turn.started',
+      data: { turnId: 'turn_1' },
+      ts: new Date().toISOString(),
+      seq: 1,
+    };
+    expect(runtimeEventSchema.parse(event)).toEqual(event);
+    const wrongType = runtimeEventSchema.safeParse({ ...event, type: 'no.such.event' });
+    expect(wrongType.error?.issues[0]?.path).toEqual(['type']);
+    expect(runtimeEventSchema.safeParse({ ...event, seq: -1 }).success).toBe(false);
+  });
+});

@@ -1,0 +1,101 @@
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+const BUILDERS = new WeakMap<object, () => object>();
+
+/**
+ * A value (in practice a zod schema) built the first time anything touches it, standing in for
+ * it meanwhile with the same type.
+ *
+ * Why: a zod schema costs its construction when the module defining it is imported, whether or
+ * not the process ever parses with it. Most of the schemas our packages export (stream parts,
+ * host turn plans, schedules, MCP server configs, request options) are for features a given
+ * process may never use, and building them all at import was the largest share of what our
+ * packages add to a cold start (`bench/RESULTS.md`). A schema wrapped here is built on its first
+ * use: a parse, a method call (`.optional()`, `.extend()`), a property read (`.shape`), an
+ * `instanceof` check or a place in another schema that parses.
+ *
+ * What it is: a `Proxy` that forwards every operation to the built value. Methods read through it
+ * are the built value's own (zod binds them to the schema), so `const { parse } = schema` works;
+ * `instanceof z.ZodType` holds (the prototype is forwarded); `console.log` and `util.inspect`
+ * print the built schema. It differs from the value it stands for in identity only
+ * (`lazySchema(build) !== build()`), and it cannot be frozen or made non-extensible (a schema is
+ * not frozen either). Code that parses a schema many times a second reads it through the proxy
+ * once per parse (a few nanoseconds); a hot inner loop can take {@link materializeLazySchema}'s
+ * result once and keep it.
+ *
+ * @example
+ * ```ts
+ * import { lazySchema } from '@everruns-ts/core';
+ * import { z } from 'zod';
+ *
+ * export const reportSchema = lazySchema(() => z.object({ title: z.string(), pages: z.number() }));
+ * reportSchema.parse({ title: 'Q3', pages: 12 }); // built here, on first use
+ * ```
+ */
+export function lazySchema<T extends object>(build: () => T): T {
+  if (typeof build !== 'function') {
+    throw new TypeError('lazySchema: build must be a function returning the schema');
+  }
+  let built: T | undefined;
+  let building = false;
+  const materialize = (): T => {
+    if (built !== undefined) return built;
+    if (building) {
+      throw new TypeError(
+        'lazySchema: the schema refers to itself while it is being built (use z.lazy for recursion)',
+      );
+    }
+    building = true;
+    try {
+      const value = build();
+      if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
+        throw new TypeError('lazySchema: build must return an object');
+      }
+      built = value;
+      return value;
+    } finally {
+      building = false;
+    }
+  };
+  // util.inspect looks at a proxy's target, not through its traps: the target answers with the
+  // built schema's own inspection.
+  const target = {
+    [INSPECT](
+      depth: number,
+      options: object,
+      inspect: (value: unknown, options: object) => string,
+    ) {
+      return inspect(materialize(), { ...options, depth });
+    },
+  };
+  const proxy = new Proxy(target, {
+    // The built value is the receiver: zod's members bind to it when first read.
+    get: (_target, key) => Reflect.get(materialize(), key),
+    set: (_target, key, value) => Reflect.set(materialize(), key, value),
+    has: (_target, key) => Reflect.has(materialize(), key),
+    deleteProperty: (_target, key) => Reflect.deleteProperty(materialize(), key),
+    ownKeys: () => Reflect.ownKeys(materialize()),
+    getOwnPropertyDescriptor: (_target, key) => {
+      const descriptor = Reflect.getOwnPropertyDescriptor(materialize(), key);
+      // A proxy may not report a property non-configurable unless its target has it so.
+      if (descriptor !== undefined) descriptor.configurable = true;
+      return descriptor;
+    },
+    defineProperty: (_target, key, descriptor) =>
+      Reflect.defineProperty(materialize(), key, { ...descriptor, configurable: true }),
+    getPrototypeOf: () => Reflect.getPrototypeOf(materialize()),
+    setPrototypeOf: (_target, prototype) => Reflect.setPrototypeOf(materialize(), prototype),
+    isExtensible: () => true,
+    preventExtensions: () => false,
+  });
+  BUILDERS.set(proxy, materialize);
+  return proxy as T;
+}
+
+/**
+ * The value a {@link lazySchema} stands for, built now if it was not yet; any other value is
+ * returned as it is. For code that uses a schema in a hot loop and wants no proxy in the way.
+ */
+export function materializeLazySchema<T extends object>(schema: T): T {
+  const materialize = BUILDERS.get(schema);
+  return materialize === undefined ? schema : (materialize() as T);
+}

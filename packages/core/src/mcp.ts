@@ -6,7 +6,8 @@ import { lazySchema } from './lazy-schema.js';
 // turns them into tools. The protocol itself lives in `@everruns-ts/mcp` (on the official SDK);
 // core only knows the configuration and the interface.
 
-const mcpServerCommonShape = {
+/** The fields both transports take (a function: the schemas using it are built on first use). */
+const mcpServerCommonShape = () => ({
   /** Longest a tool call may take, in milliseconds (default 60,000: the tool timeout). */
   timeoutMs: z.number().int().positive().max(3_600_000).optional(),
   /** Longest connecting and listing tools may take, in milliseconds (default 10,000). */
@@ -15,7 +16,7 @@ const mcpServerCommonShape = {
   tools: z.array(z.string().min(1)).optional(),
   /** A later layer (agent, session) switches the server off for the session with `true`. */
   disabled: z.boolean().optional(),
-};
+});
 
 /** Schema of an MCP server run as a child process speaking over stdio. */
 export const mcpStdioServerSchema = lazySchema(() =>
@@ -31,7 +32,7 @@ export const mcpStdioServerSchema = lazySchema(() =>
      */
     env: z.record(z.string(), z.string()).optional(),
     cwd: z.string().min(1).optional(),
-    ...mcpServerCommonShape,
+    ...mcpServerCommonShape(),
   }),
 );
 
@@ -43,7 +44,7 @@ export const mcpHttpServerSchema = lazySchema(() =>
     url: z.url({ protocol: /^https?$/ }),
     /** Request headers (an `Authorization` header is a secret: stored encrypted, never shown). */
     headers: z.record(z.string(), z.string()).optional(),
-    ...mcpServerCommonShape,
+    ...mcpServerCommonShape(),
   }),
 );
 

@@ -26,9 +26,9 @@ export const SCHEDULE_RUN_CLAIM_PREFIX = 'schedule-runs/';
  * never use.
  */
 let cronParser: typeof import('cron-parser') | undefined;
-const requireFromHere = createRequire(import.meta.url);
 function loadCronParser(): typeof import('cron-parser') {
-  cronParser ??= requireFromHere('cron-parser') as typeof import('cron-parser');
+  // The `require` is made here too: making it costs ~0.6 ms, not worth paying at import.
+  cronParser ??= createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser');
   return cronParser;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { idSchema } from './ids.js';
+import { lazySchema } from './lazy-schema.js';
 import { mcpServersSchema } from './mcp.js';
 import { isoNow } from './time.js';
 
@@ -80,10 +81,12 @@ const declaredToolFields = {
  * - `builtin`: names a tool of a registered capability, offered even when that capability is not
  *   switched on (its default configuration), run by the runtime.
  */
-export const declaredToolSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('client_side'), ...declaredToolFields }),
-  z.object({ type: z.literal('builtin'), ...declaredToolFields }),
-]);
+export const declaredToolSchema = lazySchema(() =>
+  z.discriminatedUnion('type', [
+    z.object({ type: z.literal('client_side'), ...declaredToolFields }),
+    z.object({ type: z.literal('builtin'), ...declaredToolFields }),
+  ]),
+);
 /** See {@link declaredToolSchema}. */
 export type DeclaredTool = z.infer<typeof declaredToolSchema>;
 /** What a caller gives for a {@link DeclaredTool} (defaults filled in by the schema). */
@@ -121,33 +124,35 @@ export type Harness = z.infer<typeof harnessSchema>;
 export type HarnessInput = z.input<typeof harnessSchema>;
 
 /** Schema of {@link Agent}. */
-export const agentSchema = z.object({
-  id: idSchema,
-  name: z.string().min(1),
-  displayName: z.string().optional(),
-  description: z.string().optional(),
-  systemPrompt: z.string().default(''),
-  defaultModelId: z.string().optional(),
-  tags: z.array(z.string()).default([]),
-  capabilities: z.array(capabilityConfigSchema).default([]),
-  /**
-   * The agent's own tools ({@link DeclaredTool}s, as upstream's `tools`). A plain string is
-   * this package's allow-list form, kept: when any strings are given, only the capability and
-   * MCP tools they name are offered (the declared tools always are).
-   */
-  tools: z.array(z.union([z.string(), declaredToolSchema])).default([]),
-  initialFiles: z.array(initialFileSchema).default([]),
-  /**
-   * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
-   * layer's entry of the same name replaces this one. Absent means none.
-   */
-  mcpServers: z.optional(mcpServersSchema),
-  /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
-  networkAccess: networkAccessListSchema.optional(),
-  maxIterations: z.number().int().positive().optional(),
-  status: definitionStatusSchema.default('active'),
-  ...timestamps,
-});
+export const agentSchema = lazySchema(() =>
+  z.object({
+    id: idSchema,
+    name: z.string().min(1),
+    displayName: z.string().optional(),
+    description: z.string().optional(),
+    systemPrompt: z.string().default(''),
+    defaultModelId: z.string().optional(),
+    tags: z.array(z.string()).default([]),
+    capabilities: z.array(capabilityConfigSchema).default([]),
+    /**
+     * The agent's own tools ({@link DeclaredTool}s, as upstream's `tools`). A plain string is
+     * this package's allow-list form, kept: when any strings are given, only the capability and
+     * MCP tools they name are offered (the declared tools always are).
+     */
+    tools: z.array(z.union([z.string(), declaredToolSchema])).default([]),
+    initialFiles: z.array(initialFileSchema).default([]),
+    /**
+     * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
+     * layer's entry of the same name replaces this one. Absent means none.
+     */
+    mcpServers: z.optional(mcpServersSchema),
+    /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
+    networkAccess: networkAccessListSchema.optional(),
+    maxIterations: z.number().int().positive().optional(),
+    status: definitionStatusSchema.default('active'),
+    ...timestamps,
+  }),
+);
 /** The middle layer of a session's settings. */
 export type Agent = z.infer<typeof agentSchema>;
 /** What a caller gives to create an agent. */

@@ -1,17 +1,20 @@
 import { z } from 'zod';
 import type { LlmUsage } from './driver.js';
+import { lazySchema } from './lazy-schema.js';
 
 /**
  * Schema of {@link LlmUsage}, for usage carried in persisted turn state and events. The detail
  * fields are optional so usage written before they existed still validates.
  */
-export const llmUsageSchema = z.object({
-  inputTokens: z.number(),
-  outputTokens: z.number(),
-  cachedInputTokens: z.number().optional(),
-  cacheWriteInputTokens: z.number().optional(),
-  reasoningTokens: z.number().optional(),
-});
+export const llmUsageSchema = lazySchema(() =>
+  z.object({
+    inputTokens: z.number(),
+    outputTokens: z.number(),
+    cachedInputTokens: z.number().optional(),
+    cacheWriteInputTokens: z.number().optional(),
+    reasoningTokens: z.number().optional(),
+  }),
+);
 
 const DETAIL_KEYS = ['cachedInputTokens', 'cacheWriteInputTokens', 'reasoningTokens'] as const;
 
@@ -144,23 +147,25 @@ const pricePerMillion = z.number().finite().nonnegative();
  * the embedder uses (the runtime ships no prices). The cached-input, cache-write and reasoning
  * prices default to the input and output prices.
  */
-export const modelPriceSchema = z.strictObject({
-  /** Input tokens that are neither read from nor written to the prompt cache. */
-  inputPerMillion: pricePerMillion,
-  /** Output tokens that are not reasoning tokens. */
-  outputPerMillion: pricePerMillion,
-  /** Input tokens read from the prompt cache (`cachedInputTokens`). Default `inputPerMillion`. */
-  cachedInputPerMillion: pricePerMillion.optional(),
-  /** Input tokens written to the prompt cache (`cacheWriteInputTokens`). Default `inputPerMillion`. */
-  cacheWritePerMillion: pricePerMillion.optional(),
-  /** Reasoning tokens (`reasoningTokens`). Default `outputPerMillion`. */
-  reasoningPerMillion: pricePerMillion.optional(),
-});
+export const modelPriceSchema = lazySchema(() =>
+  z.strictObject({
+    /** Input tokens that are neither read from nor written to the prompt cache. */
+    inputPerMillion: pricePerMillion,
+    /** Output tokens that are not reasoning tokens. */
+    outputPerMillion: pricePerMillion,
+    /** Input tokens read from the prompt cache (`cachedInputTokens`). Default `inputPerMillion`. */
+    cachedInputPerMillion: pricePerMillion.optional(),
+    /** Input tokens written to the prompt cache (`cacheWriteInputTokens`). Default `inputPerMillion`. */
+    cacheWritePerMillion: pricePerMillion.optional(),
+    /** Reasoning tokens (`reasoningTokens`). Default `outputPerMillion`. */
+    reasoningPerMillion: pricePerMillion.optional(),
+  }),
+);
 /** See {@link modelPriceSchema}. */
 export type ModelPrice = z.infer<typeof modelPriceSchema>;
 
 /** Schema of {@link ModelPrices}: prices by model name (see {@link findModelPrice}). */
-export const modelPricesSchema = z.record(z.string().min(1), modelPriceSchema);
+export const modelPricesSchema = lazySchema(() => z.record(z.string().min(1), modelPriceSchema));
 /** Prices by model name. */
 export type ModelPrices = z.infer<typeof modelPricesSchema>;
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { everrunsError } from './errors.js';
+import { lazySchema } from './lazy-schema.js';
 
 /**
  * Where the runtime, the stores and the durable host report what happened to them (retries,
@@ -18,12 +19,14 @@ export interface EverrunsLogger {
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 /** Schema of {@link EverrunsLogger}: an object (or function) with the four level functions. */
-export const everrunsLoggerSchema = z.custom<EverrunsLogger>(
-  (value) =>
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    LEVELS.every((level) => typeof (value as Record<string, unknown>)[level] === 'function'),
-  'logger must have debug, info, warn and error functions',
+export const everrunsLoggerSchema = lazySchema(() =>
+  z.custom<EverrunsLogger>(
+    (value) =>
+      (typeof value === 'object' || typeof value === 'function') &&
+      value !== null &&
+      LEVELS.every((level) => typeof (value as Record<string, unknown>)[level] === 'function'),
+    'logger must have debug, info, warn and error functions',
+  ),
 );
 
 /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema } from './lazy-schema.js';
 
 /** Schema of {@link ToolCall}. */
 export const toolCallSchema = z.object({
@@ -75,30 +76,34 @@ export const messageRoleSchema = z.enum(['user', 'agent', 'tool_result']);
 export type MessageRole = z.infer<typeof messageRoleSchema>;
 
 /** Schema of {@link Message}. */
-export const messageSchema = z.object({
-  id: z.string().min(1),
-  sessionId: z.string().min(1),
-  /** 1, 2, 3 … per session, no gaps. */
-  seq: z.number().int().positive(),
-  turnId: z.string().optional(),
-  role: messageRoleSchema,
-  content: z.array(contentPartSchema),
-  /**
-   * Deterministic key of the step that wrote this message. A second write with the same key in
-   * the same session returns the first message instead of appending.
-   */
-  idempotencyKey: z.string().optional(),
-  /** Free-form facts such as usage or stop reason. */
-  metadata: z.record(z.string(), z.unknown()).optional(),
-  createdAt: z.string(),
-});
+export const messageSchema = lazySchema(() =>
+  z.object({
+    id: z.string().min(1),
+    sessionId: z.string().min(1),
+    /** 1, 2, 3 … per session, no gaps. */
+    seq: z.number().int().positive(),
+    turnId: z.string().optional(),
+    role: messageRoleSchema,
+    content: z.array(contentPartSchema),
+    /**
+     * Deterministic key of the step that wrote this message. A second write with the same key in
+     * the same session returns the first message instead of appending.
+     */
+    idempotencyKey: z.string().optional(),
+    /** Free-form facts such as usage or stop reason. */
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    createdAt: z.string(),
+  }),
+);
 /** A persisted, append-only message. */
 export type Message = z.infer<typeof messageSchema>;
 
 /** Schema of {@link NewMessage}. */
-export const newMessageSchema = messageSchema
-  .omit({ id: true, sessionId: true, seq: true, createdAt: true })
-  .extend({ id: z.string().min(1).optional(), createdAt: z.string().optional() });
+export const newMessageSchema = lazySchema(() =>
+  messageSchema
+    .omit({ id: true, sessionId: true, seq: true, createdAt: true })
+    .extend({ id: z.string().min(1).optional(), createdAt: z.string().optional() }),
+);
 /** A message before the store has given it a position. */
 export type NewMessage = z.infer<typeof newMessageSchema>;
 

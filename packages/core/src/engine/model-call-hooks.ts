@@ -8,6 +8,7 @@ import type {
 import { compactionRecordSchema, compactionSection } from '../compaction.js';
 import type { LlmResponse } from '../driver.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
+import { lazySchema } from '../lazy-schema.js';
 import { abortSignalOf, type SignalSource } from '../lazy-signal.js';
 import type { Message } from '../message.js';
 import { messageSchema } from '../message.js';
@@ -24,7 +25,7 @@ export interface ModelCallHooksOutcome {
   stop?: { capabilityId: string; stop: ModelCallStop };
 }
 
-const messagesSchema = messageSchema.array();
+const messagesSchema = lazySchema(() => messageSchema.array());
 
 /**
  * Runs every `beforeModelCall` hook of the turn's capabilities, in their resolved order, on the

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { CapabilityCommand, CommandResult } from '../capability.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import { formatZodError } from '../format-zod-error.js';
+import { lazySchema } from '../lazy-schema.js';
 import { resolveTurnSetup } from './resolve-turn-setup.js';
 import type { AtomDependencies, TurnSetup } from './turn-types.js';
 
@@ -34,11 +35,13 @@ export interface ExecuteSessionCommandOptions {
 
 const COMMAND_LINE = /^\/?([a-zA-Z0-9_-]{1,64})(?:\s+([\s\S]*))?$/;
 
-const executeSchema = z.object({
-  sessionId: z.string().min(1, 'must not be empty'),
-  line: z.string().trim().regex(COMMAND_LINE, 'must be "/name" followed by optional arguments'),
-  args: z.string().optional(),
-});
+const executeSchema = lazySchema(() =>
+  z.object({
+    sessionId: z.string().min(1, 'must not be empty'),
+    line: z.string().trim().regex(COMMAND_LINE, 'must be "/name" followed by optional arguments'),
+    args: z.string().optional(),
+  }),
+);
 
 /**
  * The slash commands of a session's capabilities, in capability order (a name declared by two

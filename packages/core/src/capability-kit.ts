@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Capability, ToolContext, ToolDefinition, ToolSpec } from './capability.js';
 import { EverrunsError } from './errors.js';
 import { formatZodError } from './format-zod-error.js';
+import { safeParseDeferringJit } from './lazy-schema.js';
 
 // The kit for capability authors: declare a capability and its tools, report a tool error, and
 // compute the model-facing spec of a tool.
@@ -70,7 +71,7 @@ const capabilityShape = z.object({
 export function defineCapability<TConfig = unknown>(
   capability: Capability<TConfig>,
 ): Capability<TConfig> {
-  const parsed = capabilityShape.safeParse(capability);
+  const parsed = safeParseDeferringJit(capabilityShape, capability);
   if (!parsed.success) {
     throw new EverrunsError({
       code: 'INVALID_INPUT',

@@ -135,7 +135,7 @@ export {
   type SessionId,
   type TurnId,
 } from './ids.js';
-export { lazySchema, materializeLazySchema } from './lazy-schema.js';
+export { lazySchema, materializeLazySchema, safeParseDeferringJit } from './lazy-schema.js';
 export {
   abortSignalOf,
   LazySignal,

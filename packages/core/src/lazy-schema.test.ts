@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { harnessSchema, mcpServersSchema, runtimeEventSchema } from './index.js';
-import { lazySchema, materializeLazySchema } from './lazy-schema.js';
+import { lazySchema, materializeLazySchema, safeParseDeferringJit } from './lazy-schema.js';
 
 const pointShape = () => z.object({ x: z.number(), y: z.number().int() });
 
@@ -153,5 +153,84 @@ describe('schemas core builds on first use', () => {
     const wrongType = runtimeEventSchema.safeParse({ ...event, type: 'no.such.event' });
     expect(wrongType.error?.issues[0]?.path).toEqual(['type']);
     expect(runtimeEventSchema.safeParse({ ...event, seq: -1 }).success).toBe(false);
+  });
+});
+
+describe('safeParseDeferringJit', () => {
+  const order = () =>
+    z.object({
+      id: z.string().min(1),
+      lines: z.array(z.object({ sku: z.string(), quantity: z.number().int().positive() })),
+      note: z.optional(z.string()),
+      priority: z.number().default(1),
+      total: z.string().transform((text) => Number(text)),
+    });
+  const inputs: unknown[] = [
+    { id: 'o1', lines: [{ sku: 'a', quantity: 2 }], total: '12.5' },
+    { id: 'o2', lines: [], note: 'gift', priority: 3, total: '0', extra: true },
+    { id: '', lines: [{ sku: 'a', quantity: 0 }], total: 5 },
+    { lines: 'none' },
+    null,
+    [],
+  ];
+
+  // zod generates an object schema's fast path with the Function constructor; counting
+  // constructions shows whether a parse took it.
+  function countingFunctionConstructions<T>(run: () => T): { result: T; constructions: number } {
+    const original = globalThis.Function;
+    let constructions = 0;
+    globalThis.Function = new Proxy(original, {
+      construct(target, args, newTarget) {
+        constructions++;
+        return Reflect.construct(target, args, newTarget);
+      },
+    });
+    try {
+      return { result: run(), constructions };
+    } finally {
+      globalThis.Function = original;
+    }
+  }
+
+  it('gives what safeParse gives, data and issues, on every call', () => {
+    const deferred = order();
+    const plain = order();
+    for (let round = 0; round < 3; round++) {
+      for (const input of inputs) {
+        const left = safeParseDeferringJit(deferred, input);
+        const right = plain.safeParse(input);
+        expect(left.success).toBe(right.success);
+        expect(left.data).toEqual(right.data);
+        expect(left.error?.issues).toEqual(right.error?.issues);
+      }
+    }
+  });
+
+  it('generates no parser code on the first two parses of a schema, and does from the third', () => {
+    z.object({ warm: z.string() }).parse({ warm: 'up' }); // zod's one-time eval support check
+    const schema = order();
+    const valid = inputs[0];
+    const first = countingFunctionConstructions(() => safeParseDeferringJit(schema, valid));
+    const second = countingFunctionConstructions(() => safeParseDeferringJit(schema, valid));
+    const third = countingFunctionConstructions(() => safeParseDeferringJit(schema, valid));
+    expect(first.result.success && second.result.success && third.result.success).toBe(true);
+    expect(first.constructions).toBe(0);
+    expect(second.constructions).toBe(0);
+    expect(third.constructions).toBeGreaterThan(0);
+  });
+
+  it('counts per schema, lazy schemas included', () => {
+    const lazy = lazySchema(order);
+    const other = order();
+    safeParseDeferringJit(other, inputs[0]);
+    safeParseDeferringJit(other, inputs[0]);
+    const first = countingFunctionConstructions(() => safeParseDeferringJit(lazy, inputs[1]));
+    expect(first.result.success).toBe(true);
+    expect(first.constructions).toBe(0);
+  });
+
+  it('throws as safeParse does for a schema that needs an async parse', () => {
+    const slow = z.object({ id: z.string().refine(async (id) => id.length > 0) });
+    expect(() => safeParseDeferringJit(slow, { id: 'x' })).toThrow(z.core.$ZodAsyncError);
   });
 });

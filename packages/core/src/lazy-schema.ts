@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 const BUILDERS = new WeakMap<object, () => object>();
 
@@ -98,4 +100,43 @@ export function lazySchema<T extends object>(build: () => T): T {
 export function materializeLazySchema<T extends object>(schema: T): T {
   const materialize = BUILDERS.get(schema);
   return materialize === undefined ? schema : (materialize() as T);
+}
+
+const PARSE_COUNTS = new WeakMap<object, number>();
+const WITHOUT_FAST_PATH = { jitless: true } as const;
+/** Parses of a schema made without the fast path before it gets one. */
+const PARSES_WITHOUT_FAST_PATH = 2;
+
+/**
+ * `schema.safeParse(value)`, except that the first two parses of each schema in the process skip
+ * zod's generated fast path; later parses of the same schema take it as usual.
+ *
+ * Why: on an object schema's first parse, zod writes a specialised parser for it and compiles it
+ * with `new Function` (and the first such compilation in a process also compiles zod's code
+ * generator). That pays for itself on a schema parsed many times (a message, a tool's arguments),
+ * not on one parsed once at start-up (a harness, a capability's definition, the runtime's
+ * options): together they made a few milliseconds of a cold start's first turn on this project's
+ * benchmark machine (`bench/RESULTS.md`). Two, not one, because the runtime checks a turn's input
+ * message twice (when the turn is asked for and in its input step), so a process's first turn
+ * generates no code. Parsing without the fast path gives the same result and the same issues; it
+ * is slower per call, which is why a schema parsed again gets its fast path.
+ *
+ * @example
+ * ```ts
+ * import { safeParseDeferringJit } from '@everruns-ts/core';
+ * import { z } from 'zod';
+ *
+ * const settings = z.object({ region: z.string() });
+ * const result = safeParseDeferringJit(settings, { region: 'eu' }); // no code generated yet
+ * if (result.success) console.log(result.data.region);
+ * ```
+ */
+export function safeParseDeferringJit<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+): z.ZodSafeParseResult<T> {
+  const count = PARSE_COUNTS.get(schema) ?? 0;
+  if (count >= PARSES_WITHOUT_FAST_PATH) return schema.safeParse(value);
+  PARSE_COUNTS.set(schema, count + 1);
+  return schema.safeParse(value, WITHOUT_FAST_PATH);
 }

@@ -18,12 +18,13 @@ import {
   newId,
   type Session,
   type SessionStatus,
+  safeParseDeferringJit,
   sessionSchema,
 } from '@everruns-ts/core';
 import type { z } from 'zod';
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
+  const parsed = safeParseDeferringJit(schema, value);
   if (!parsed.success) {
     throw new EverrunsError({
       code: 'INVALID_INPUT',

@@ -22,6 +22,7 @@ import {
   type Session,
   type SessionFileSystemFactory,
   type SessionInput,
+  safeParseDeferringJit,
   sessionSchema,
   type TurnLimits,
 } from '@everruns-ts/core';
@@ -250,11 +251,11 @@ export class InProcessRuntimeBuilder {
           'The in-process runtime needs a default model: call defaultModel(...) or llmSim(...) on the builder',
       });
     }
-    const parsedModel = modelWithProviderSchema.safeParse(defaultModel);
+    const parsedModel = safeParseDeferringJit(modelWithProviderSchema, defaultModel);
     if (!parsedModel.success) throw invalidInputError('default model', parsedModel.error);
     await backends.providers.setDefaultModel(parsedModel.data);
     for (const [modelId, model] of this.#models) {
-      const parsed = modelWithProviderSchema.safeParse(model);
+      const parsed = safeParseDeferringJit(modelWithProviderSchema, model);
       if (!parsed.success) throw invalidInputError(`model ${modelId}`, parsed.error);
       await backends.providers.addModel(modelId, parsed.data);
     }
@@ -333,7 +334,7 @@ async function addIfAbsent(add: () => Promise<void>): Promise<void> {
 }
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
+  const parsed = safeParseDeferringJit(schema, value);
   if (!parsed.success) throw invalidInputError(what, parsed.error);
   return parsed.data;
 }

@@ -35,6 +35,7 @@ import {
   type SessionInput,
   type SessionSetupSnapshot,
   type SignalSource,
+  safeParseDeferringJit,
   sessionSchema,
   silentLogger,
   sumSessionUsage,
@@ -402,7 +403,7 @@ export class InProcessRuntime {
   ): Promise<TurnResult> {
     const id = sessionIdSchema.safeParse(sessionId);
     if (!id.success) throw invalidInputError('session id', id.error);
-    const parsedInput = inputMessageSchema.safeParse(input);
+    const parsedInput = safeParseDeferringJit(inputMessageSchema, input);
     if (!parsedInput.success) throw invalidInputError('input message', parsedInput.error);
     assertSignalOption(options);
     const structured = StructuredOutput.of(options.output);
@@ -714,7 +715,7 @@ export class InProcessRuntime {
    */
   steer(sessionId: string, input: InputMessage): Promise<SteeringReceipt> {
     if (this.#closedReason !== undefined) return Promise.reject(runtimeClosedError());
-    const parsedInput = inputMessageSchema.safeParse(input);
+    const parsedInput = safeParseDeferringJit(inputMessageSchema, input);
     if (!parsedInput.success)
       return Promise.reject(invalidInputError('input message', parsedInput.error));
     const entry = this.#running.get(sessionId);
@@ -993,7 +994,7 @@ export class InProcessRuntime {
 
   /** Adds a harness at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */
   async createHarness(harness: z.input<typeof harnessSchema>): Promise<Harness> {
-    const parsed = harnessSchema.safeParse(harness);
+    const parsed = safeParseDeferringJit(harnessSchema, harness);
     if (!parsed.success) throw invalidInputError('harness', parsed.error);
     await this.backends.harnesses.addHarness(parsed.data);
     return parsed.data;
@@ -1001,7 +1002,7 @@ export class InProcessRuntime {
 
   /** Adds an agent at run time. Throws `INVALID_INPUT`, `DUPLICATE_ID`. */
   async createAgent(agent: z.input<typeof agentSchema>): Promise<Agent> {
-    const parsed = agentSchema.safeParse(agent);
+    const parsed = safeParseDeferringJit(agentSchema, agent);
     if (!parsed.success) throw invalidInputError('agent', parsed.error);
     await this.backends.agents.addAgent(parsed.data);
     return parsed.data;
@@ -1017,7 +1018,7 @@ export class InProcessRuntime {
   ): Promise<Session> {
     const value =
       session instanceof SessionBuilder ? session.build() : { id: newId('session'), ...session };
-    const parsed = sessionSchema.safeParse(value);
+    const parsed = safeParseDeferringJit(sessionSchema, value);
     if (!parsed.success) throw invalidInputError('session', parsed.error);
     return createAndSeedSession(this.backends, this.#adapter.fileSystems, parsed.data, []);
   }

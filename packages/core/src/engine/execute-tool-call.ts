@@ -6,6 +6,7 @@ import type { NetworkAccessList } from '../domain.js';
 import { EverrunsError, errorMessage, throwIfAborted } from '../errors.js';
 import type { SessionFileSystem, SessionFileSystemFactory } from '../file-system.js';
 import { formatZodError } from '../format-zod-error.js';
+import { safeParseDeferringJit } from '../lazy-schema.js';
 import {
   abortSignalOf,
   LazySignal,
@@ -275,7 +276,7 @@ async function runToolCall(
   }
   let parsed: ReturnType<typeof turnTool.tool.inputSchema.safeParse>;
   try {
-    parsed = turnTool.tool.inputSchema.safeParse(args);
+    parsed = safeParseDeferringJit(turnTool.tool.inputSchema, args);
   } catch (error) {
     // A schema whose refinement or transform throws fails this call only, not the step.
     return fail(`Arguments of ${call.name} could not be validated: ${errorMessage(error)}`);

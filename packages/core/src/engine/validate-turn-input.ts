@@ -1,5 +1,6 @@
 import { EverrunsError } from '../errors.js';
 import { formatZodError } from '../format-zod-error.js';
+import { safeParseDeferringJit } from '../lazy-schema.js';
 import { mergeLlmRequestOptions, parseLlmRequestOptions } from '../llm-request-options.js';
 import { type InputMessage, inputMessageSchema } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
@@ -64,7 +65,7 @@ export async function validateTurnInput(
   dependencies: AtomDependencies,
   request: ValidateTurnInputRequest,
 ): Promise<ValidatedTurnInput> {
-  const parsed = inputMessageSchema.safeParse(request.input);
+  const parsed = safeParseDeferringJit(inputMessageSchema, request.input);
   if (!parsed.success) {
     throw new EverrunsError({
       code: 'INVALID_INPUT',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { EverrunsError } from './errors.js';
 import { lazySchema } from './lazy-schema.js';
-import { isoNow } from './time.js';
+import { isoFromMillis, isoNow } from './time.js';
 
 /** Every event type the runtime emits. */
 export const EVENT_TYPES = [
@@ -106,7 +106,7 @@ export function eventTimeOf(request: Pick<EventRequest, 'ts'>): string {
       message: `An event's ts must be an ISO 8601 time, got ${JSON.stringify(ts)?.slice(0, 80)}`,
     });
   }
-  return new Date(millis).toISOString();
+  return isoFromMillis(millis);
 }
 
 /**

@@ -297,7 +297,7 @@ export {
   type SubagentRunResult,
   subagentLinkKey,
 } from './subagents.js';
-export { isoNow } from './time.js';
+export { isoFromMillis, isoNow } from './time.js';
 
 // ---------------------------------------------------------------------------------------------
 // Kits for plugin authors

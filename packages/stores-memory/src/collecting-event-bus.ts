@@ -7,6 +7,7 @@ import {
   everrunsError,
   idFromWords,
   isEphemeralEventType,
+  isoFromMillis,
   isoNow,
   markEmitThroughSync,
   newId,
@@ -366,7 +367,7 @@ export class CollectingEventBus implements EventBus {
     const millis = (typeWord & 0xffff) * 0x100000000 + (words[at + 5] as number);
     if (millis !== this.#readMillis) {
       this.#readMillis = millis;
-      this.#readTs = new Date(millis).toISOString();
+      this.#readTs = isoFromMillis(millis);
     }
     const ts = this.#readTs;
     const typeCode = typeWord >>> 16;

@@ -1,6 +1,7 @@
 import {
   type CapabilityConfig,
   everrunsError,
+  isoFromMillis,
   isoNow,
   type RuntimeSessionStore,
   type Session,
@@ -113,7 +114,7 @@ export class InMemorySessionStore implements RuntimeSessionStore {
       throw turnInProgressError({
         sessionId,
         holder: current.holderId,
-        expiresAt: new Date(current.expiresAt).toISOString(),
+        expiresAt: isoFromMillis(current.expiresAt),
       });
     }
     const lease = { holderId, expiresAt: now + durationMs };
@@ -182,12 +183,12 @@ let lastLapseMillis = Number.NaN;
 let lastLapseIso = '';
 
 /**
- * `new Date(millis).toISOString()`, remembering the last one: a turn claims and renews its lease
+ * `isoFromMillis(millis)`, remembering the last one: a turn claims and renews its lease
  * several times within the same millisecond, for the same duration.
  */
 function isoOfLapse(millis: number): string {
   if (millis !== lastLapseMillis) {
-    lastLapseIso = new Date(millis).toISOString();
+    lastLapseIso = isoFromMillis(millis);
     lastLapseMillis = millis;
   }
   return lastLapseIso;

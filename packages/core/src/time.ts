@@ -4,12 +4,12 @@ let lastIso = '';
 const twoDigits = (value: number): string => (value < 10 ? `0${value}` : `${value}`);
 
 /**
- * `new Date(millis).toISOString()`, written from the date's UTC parts. The first
- * `toISOString()` call in a Node process costs 0.7–1.2 ms (the UTC getters cost microseconds),
- * which every cold start's first turn paid. Years outside 0–9999 and invalid times go to
- * `toISOString` itself (its six-digit years, its `RangeError`).
+ * A time in milliseconds since the epoch as `new Date(millis).toISOString()` writes it, built
+ * from the date's UTC parts: the first `toISOString()` call in a Node process costs 0.7–1.2 ms
+ * (the UTC getters cost microseconds), which every cold start's first turn paid. Years outside
+ * 1000–9999 and invalid times go to `toISOString` itself (its six-digit years, its `RangeError`).
  */
-function isoOf(millis: number): string {
+export function isoFromMillis(millis: number): string {
   const date = new Date(millis);
   const year = date.getUTCFullYear();
   if (!(year >= 1000 && year <= 9999)) return date.toISOString();
@@ -29,15 +29,7 @@ export function isoNow(): string {
   const now = Date.now();
   if (now !== lastMillis) {
     lastMillis = now;
-    lastIso = isoOf(now);
+    lastIso = isoFromMillis(now);
   }
   return lastIso;
-}
-
-/**
- * A time in milliseconds since the epoch as `new Date(millis).toISOString()` writes it (a
- * `RangeError` for an invalid time), without the cost of a process's first `toISOString` call.
- */
-export function isoFromMillis(millis: number): string {
-  return isoOf(millis);
 }

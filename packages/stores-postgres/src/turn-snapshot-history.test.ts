@@ -82,8 +82,13 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     expect(third!.messages).toEqual(fresh!.messages);
     expect(Object.isFrozen(third!.messages[0])).toBe(true);
     expect(Object.isFrozen(third!.messages[0]!.content)).toBe(true);
-    // Each snapshot hands out its own array.
-    expect(third!.messages).not.toBe(second!.messages);
+    // The array is frozen and shared: a snapshot with nothing new hands out the kept one, a
+    // snapshot with new messages a new one (the earlier stays as it was).
+    expect(Object.isFrozen(third!.messages)).toBe(true);
+    expect(third!.messages).toBe(second!.messages);
+    expect(second!.messages).not.toBe(first!.messages);
+    expect(texts(first!.messages)).toEqual(['one', 'two', 'three']);
+    expect(() => (third!.messages as Message[]).push(third!.messages[0]!)).toThrow(TypeError);
   });
 
   it('follows a compaction cut that moves forward and reads again after one that moves back', async () => {

@@ -54,7 +54,8 @@ export interface TurnSnapshot {
   agent: Agent | null;
   /**
    * The history in `seq` order: the whole history, or, when `compaction` is a record, only the
-   * messages after its `throughSeq`.
+   * messages after its `throughSeq`. Frozen, array and messages alike: the backend keeps the
+   * same array for the session's next snapshot.
    */
   messages: Message[];
   /**
@@ -116,7 +117,7 @@ const CACHED_MESSAGES_PER_SESSION = 50_000;
  * one. Before reusing a history the snapshot checks, in the same statement, that the last message
  * it holds is still stored at its `seq` with its id (else the history is read again). The
  * messages handed out are deep-frozen and shared between snapshots (the in-memory store hands out
- * frozen messages as well).
+ * frozen messages as well), and so is the array holding them.
  */
 export class HistoryCache {
   readonly #sessions = new Map<string, CachedHistory>();
@@ -591,8 +592,14 @@ export async function readSnapshot(
             ? cached.messages.filter((message) => message.seq > cut)
             : cached.messages;
         for (const message of messages) deepFreeze(message);
-        // One copy of the kept history (which stays as it is) with the new messages after it.
-        snapshot.messages = kept.length === 0 ? messages : kept.concat(messages);
+        // One copy of the kept history (which stays as it is) with the new messages after it;
+        // none when nothing was stored since (the kept array is frozen).
+        snapshot.messages =
+          kept.length === 0
+            ? messages
+            : messages.length === 0
+              ? (kept as Message[])
+              : kept.concat(messages);
         reused = true;
       } else {
         // The kept history no longer matches the store (or the cut moved back): read it whole.
@@ -602,9 +609,11 @@ export async function readSnapshot(
     }
     if (cache) {
       if (!reused) for (const message of snapshot.messages) deepFreeze(message);
+      // The array is frozen and shared: the cache keeps the one the caller gets, so a snapshot
+      // copies the history once (with the messages read after it), not twice. A snapshot with
+      // no new message hands out the kept array itself.
+      Object.freeze(snapshot.messages);
       cache.set(sessionId, recordCut, snapshot.messages);
-      // The caller gets an array of its own; the kept one is never changed.
-      snapshot.messages = snapshot.messages.slice();
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;

@@ -128,8 +128,12 @@ describe('the turn snapshot read with a message write', () => {
     );
     expect(second?.turnSnapshot?.messages.map((message) => message.seq)).toEqual([1, 2, 3, 4]);
     await expectReadBack(sessionId, second?.turnSnapshot);
-    // The snapshot handed out is the caller's: changing it changes no later snapshot.
-    (second!.turnSnapshot!.messages as Message[]).length = 0;
+    // The snapshot's history is frozen (the backend keeps the same array): it cannot be changed.
+    const kept = second!.turnSnapshot!.messages as Message[];
+    expect(Object.isFrozen(kept)).toBe(true);
+    expect(() => {
+      kept.length = 0;
+    }).toThrow(TypeError);
     expect((await backends.loadTurnSnapshot(sessionId))?.messages).toHaveLength(4);
   });
 

@@ -9,6 +9,8 @@
 //   TURNS=100 DATABASE_URL=postgres://… node bench/postgres-history.mjs
 //   WARMUP=50 MEMORY_WARMUP=50 node bench/postgres-history.mjs   (turns before the first length;
 //                                              defaults 1,000 and 3,000; 50 before 4 December 2026)
+//   LENGTHS=100,20000,30000 node bench/postgres-history.mjs   (the history lengths; the first is
+//                                              the one the others are divided by)
 import { randomBytes } from 'node:crypto';
 import { inMemoryBackends } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
@@ -19,7 +21,7 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 const TURNS = Number(process.env.TURNS ?? 100);
 // A memory turn takes well under a millisecond: more of them make its medians steady.
 const MEMORY_TURNS = Number(process.env.MEMORY_TURNS ?? 400);
-const LENGTHS = [100, 4_000, 10_000];
+const LENGTHS = process.env.LENGTHS?.split(',').map(Number) ?? [100, 4_000, 10_000];
 
 const schema = `bench_${randomBytes(5).toString('hex')}`;
 const postgres = postgresBackends(

@@ -593,13 +593,9 @@ export async function readSnapshot(
             : cached.messages;
         for (const message of messages) deepFreeze(message);
         // One copy of the kept history (which stays as it is) with the new messages after it;
-        // none when nothing was stored since (the kept array is frozen).
-        snapshot.messages =
-          kept.length === 0
-            ? messages
-            : messages.length === 0
-              ? (kept as Message[])
-              : kept.concat(messages);
+        // none when either side is empty (the kept array is frozen).
+        if (messages.length === 0) snapshot.messages = kept as Message[];
+        else if (kept.length > 0) snapshot.messages = kept.concat(messages);
         reused = true;
       } else {
         // The kept history no longer matches the store (or the cut moved back): read it whole.

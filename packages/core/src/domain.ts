@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { idSchema } from './ids.js';
-import { lazySchema } from './lazy-schema.js';
+import { lazyField, lazySchema } from './lazy-schema.js';
 import { mcpServersSchema } from './mcp.js';
 import { isoNow } from './time.js';
 
@@ -111,7 +111,7 @@ export const harnessSchema = z.object({
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
    * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: z.optional(mcpServersSchema),
+  mcpServers: z.optional(lazyField(mcpServersSchema)),
   /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
   networkAccess: networkAccessListSchema.optional(),
   maxIterations: z.number().int().positive().optional(),
@@ -139,13 +139,13 @@ export const agentSchema = lazySchema(() =>
      * this package's allow-list form, kept: when any strings are given, only the capability and
      * MCP tools they name are offered (the declared tools always are).
      */
-    tools: z.array(z.union([z.string(), declaredToolSchema])).default([]),
+    tools: z.array(z.union([z.string(), lazyField(declaredToolSchema)])).default([]),
     initialFiles: z.array(initialFileSchema).default([]),
     /**
      * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
      * layer's entry of the same name replaces this one. Absent means none.
      */
-    mcpServers: z.optional(mcpServersSchema),
+    mcpServers: z.optional(lazyField(mcpServersSchema)),
     /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
     networkAccess: networkAccessListSchema.optional(),
     maxIterations: z.number().int().positive().optional(),
@@ -190,13 +190,13 @@ export const sessionSchema = z.object({
    * The session's own tools; one replaces an agent's declared tool of the same name. Absent
    * means none.
    */
-  tools: z.array(declaredToolSchema).optional(),
+  tools: z.array(lazyField(declaredToolSchema)).optional(),
   initialFiles: z.array(initialFileSchema).default([]),
   /**
    * MCP servers whose tools the session's turns get, by name (see `McpServers`); a later
    * layer's entry of the same name replaces this one. Absent means none.
    */
-  mcpServers: z.optional(mcpServersSchema),
+  mcpServers: z.optional(lazyField(mcpServersSchema)),
   /** Hosts the session's tools may reach (see {@link NetworkAccessList}). Absent means no restriction. */
   networkAccess: networkAccessListSchema.optional(),
   maxIterations: z.number().int().positive().optional(),

@@ -135,7 +135,12 @@ export {
   type SessionId,
   type TurnId,
 } from './ids.js';
-export { lazySchema, materializeLazySchema, safeParseDeferringJit } from './lazy-schema.js';
+export {
+  lazyField,
+  lazySchema,
+  materializeLazySchema,
+  safeParseDeferringJit,
+} from './lazy-schema.js';
 export {
   abortSignalOf,
   LazySignal,

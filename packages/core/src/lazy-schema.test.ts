@@ -2,7 +2,12 @@ import { inspect } from 'node:util';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { harnessSchema, mcpServersSchema, runtimeEventSchema } from './index.js';
-import { lazySchema, materializeLazySchema, safeParseDeferringJit } from './lazy-schema.js';
+import {
+  lazyField,
+  lazySchema,
+  materializeLazySchema,
+  safeParseDeferringJit,
+} from './lazy-schema.js';
 
 const pointShape = () => z.object({ x: z.number(), y: z.number().int() });
 
@@ -122,6 +127,80 @@ describe('lazySchema', () => {
     expect(() => flaky.parse('a')).toThrow('not yet');
     expect(flaky.parse('a')).toBe('a');
     expect(attempts).toBe(2);
+  });
+});
+
+describe('lazyField', () => {
+  const retryShape = () =>
+    z
+      .object({
+        attempts: z.number().int().min(1),
+        mode: z.enum(['fixed', 'backoff']).default('fixed'),
+      })
+      .strict();
+  const inputs = [
+    { name: 'a' },
+    { name: 'a', retry: { attempts: 2 } },
+    { name: 'a', retry: { attempts: 0, extra: true } },
+    { name: 'a', retry: 'often' },
+    { name: 'a', retry: null },
+    { retry: { attempts: 1, mode: 'random' } },
+    [],
+  ];
+
+  it('leaves the lazy schema unbuilt until a value for its field is parsed', () => {
+    const builder = counted(retryShape);
+    const retry = lazySchema(builder.build);
+    const job = z.object({ name: z.string(), retry: z.optional(lazyField(retry)) });
+    expect(job.parse({ name: 'nightly' })).toEqual({ name: 'nightly' });
+    expect(job.safeParse({ name: 3 }).success).toBe(false);
+    expect(builder.calls()).toBe(0);
+    expect(job.parse({ name: 'hourly', retry: { attempts: 3 } })).toEqual({
+      name: 'hourly',
+      retry: { attempts: 3, mode: 'fixed' },
+    });
+    expect(builder.calls()).toBe(1);
+  });
+
+  it('parses, reports issues and converts to JSON Schema as the schema placed directly', () => {
+    const retry = lazySchema(retryShape);
+    const deferred = z.object({ name: z.string(), retry: z.optional(lazyField(retry)) });
+    const direct = z.object({ name: z.string(), retry: z.optional(retryShape()) });
+    for (const input of inputs) {
+      const left = deferred.safeParse(input);
+      const right = direct.safeParse(input);
+      expect(left.success).toBe(right.success);
+      expect(left.data).toEqual(right.data);
+      expect(left.error?.issues).toEqual(right.error?.issues);
+    }
+    expect(z.toJSONSchema(deferred)).toEqual(z.toJSONSchema(direct));
+    expect(z.toJSONSchema(deferred, { io: 'input' })).toEqual(
+      z.toJSONSchema(direct, { io: 'input' }),
+    );
+  });
+
+  it('passes the parse options on, parses asynchronously and encodes', async () => {
+    const job = z.object({ retry: lazyField(lazySchema(retryShape)) });
+    const issue = job.safeParse({ retry: { attempts: 0 } }, { error: () => 'not allowed' }).error
+      ?.issues[0];
+    expect(issue).toMatchObject({ message: 'not allowed', path: ['retry', 'attempts'] });
+    await expect(job.parseAsync({ retry: { attempts: 4 } })).resolves.toEqual({
+      retry: { attempts: 4, mode: 'fixed' },
+    });
+    expect(z.encode(job, { retry: { attempts: 4, mode: 'backoff' } })).toEqual({
+      retry: { attempts: 4, mode: 'backoff' },
+    });
+  });
+
+  it('defers to a schema that is not lazy too, in arrays and unions', () => {
+    const tags = z.array(z.union([z.string(), lazyField(z.object({ tag: z.string() }))]));
+    expect(tags.parse(['a', { tag: 'b' }])).toEqual(['a', { tag: 'b' }]);
+    expect(tags.safeParse([{ tag: 1 }]).success).toBe(false);
+  });
+
+  it('keeps the type of the schema it defers to', () => {
+    const retry = lazySchema(retryShape);
+    expectTypeOf(lazyField(retry)).toEqualTypeOf<typeof retry>();
   });
 });
 

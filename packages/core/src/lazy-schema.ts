@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 const BUILDERS = new WeakMap<object, () => object>();
@@ -100,6 +100,75 @@ export function lazySchema<T extends object>(build: () => T): T {
 export function materializeLazySchema<T extends object>(schema: T): T {
   const materialize = BUILDERS.get(schema);
   return materialize === undefined ? schema : (materialize() as T);
+}
+
+/** The definition of a {@link lazyField}: the kind, and how to reach the schema it defers to. */
+interface DeferredDef extends z.core.$ZodTypeDef {
+  getter: () => z.core.$ZodType;
+}
+
+/**
+ * The schema kind behind {@link lazyField}: parses with the schema it stands for, built on the
+ * first parse that reaches it. Its own kind (`deferred`) is one zod treats as a user kind: the
+ * walk zod's memoizer makes on a container's first parse, looking for reference cycles, sees no
+ * children in it, and a container's first parse reads only its `optin`/`optout` (both unset, as
+ * for any required schema). JSON Schema is the deferred schema's, through zod's
+ * `processJSONSchema` hook.
+ */
+const ZodDeferred = z.core.$constructor(
+  'ZodDeferred',
+  (inst: z.core.$ZodType & { _zod: { processJSONSchema?: unknown } }, def: DeferredDef) => {
+    z.ZodType.init(inst as z.ZodType, def as z.core.$ZodTypeDef as never);
+    inst._zod.parse = (payload, context) => def.getter()._zod.run(payload, context);
+    inst._zod.processJSONSchema = (
+      context: z.core.ToJSONSchemaContext,
+      _json: unknown,
+      params: z.core.ProcessParams,
+    ) => {
+      const inner = def.getter();
+      z.core.processSchema(inner, context, params);
+      const seen = context.seen.get(inst);
+      if (seen) seen.ref = inner;
+    };
+  },
+);
+
+/**
+ * A field for a container schema (an object's property, a union's option) that keeps a
+ * {@link lazySchema} unbuilt until a value for it is parsed.
+ *
+ * Why: placed in a container as it is, a lazy schema is built on the container's first parse even
+ * when the value has no such field: zod reads every property schema's internals to know which
+ * keys are optional, and (zod 4.6 and newer) walks the container's whole subtree looking for
+ * reference cycles. A harness schema with an optional `mcpServers` field so built all ~50 MCP
+ * schemas on a process's first harness, and the model schema its ~40 request-option schemas,
+ * though neither was used (`bench/RESULTS.md`). The field parses exactly as the lazy schema does
+ * (same output, same issues at the same paths, the caller's parse options passed on) and gives
+ * the same JSON Schema. Its static type is the lazy schema's; at run time it is a zod schema of its
+ * own kind, so read the lazy schema itself (not `.shape.field`) for its methods and members.
+ * Not for recursive schemas: use `z.lazy` for a schema that contains itself.
+ *
+ * On a zod without the JSON Schema hook this relies on (`z.core.processSchema`), the lazy schema
+ * is returned as it is.
+ *
+ * @example
+ * ```ts
+ * import { lazyField, lazySchema } from '@everruns-ts/core';
+ * import { z } from 'zod';
+ *
+ * const retrySchema = lazySchema(() => z.object({ attempts: z.number().int().min(1) }));
+ * const jobSchema = z.object({ name: z.string(), retry: z.optional(lazyField(retrySchema)) });
+ * jobSchema.parse({ name: 'nightly' }); // retrySchema is still unbuilt
+ * jobSchema.parse({ name: 'hourly', retry: { attempts: 3 } }); // built here
+ * ```
+ */
+export function lazyField<T extends z.ZodType>(schema: T): T {
+  if (typeof (z.core as { processSchema?: unknown }).processSchema !== 'function') return schema;
+  const materialize = BUILDERS.get(schema);
+  const inner = schema as unknown as z.core.$ZodType;
+  const getter =
+    materialize === undefined ? () => inner : () => materialize() as unknown as z.core.$ZodType;
+  return new ZodDeferred({ type: 'deferred', getter } as unknown as DeferredDef) as unknown as T;
 }
 
 const PARSE_COUNTS = new WeakMap<object, number>();

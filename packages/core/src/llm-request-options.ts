@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { EverrunsError } from './errors.js';
 import { formatZodError } from './format-zod-error.js';
-import { lazySchema } from './lazy-schema.js';
+import { lazyField, lazySchema } from './lazy-schema.js';
 
 /**
  * Body fields `extraBody` may not set: the driver owns them (the model, the history, the tools
@@ -77,11 +77,11 @@ export const llmRequestOptionsSchema = lazySchema(() =>
       /** Seed for repeatable sampling, where the provider supports it. */
       seed: z.number().int().optional(),
       /** Which tools the model may or must call. */
-      toolChoice: llmToolChoiceSchema.optional(),
+      toolChoice: z.optional(lazyField(llmToolChoiceSchema)),
       /** Whether the model may ask for several tool calls in one answer. */
       parallelToolCalls: z.boolean().optional(),
       /** Structured output against a JSON schema. */
-      responseFormat: llmResponseFormatSchema.optional(),
+      responseFormat: z.optional(lazyField(llmResponseFormatSchema)),
       /** Reasoning effort of reasoning models (OpenAI `reasoning_effort`). */
       reasoningEffort: z.enum(LLM_REASONING_EFFORTS).optional(),
       /** Token budget of extended thinking (Anthropic `thinking.budget_tokens`). */

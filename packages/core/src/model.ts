@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { lazySchema } from './lazy-schema.js';
+import { lazyField, lazySchema } from './lazy-schema.js';
 import { llmRequestOptionsSchema } from './llm-request-options.js';
 
 /** Provider types with drivers shipped by everruns-ts. Third-party drivers may use any other name. */
@@ -26,7 +26,7 @@ export const modelWithProviderSchema = lazySchema(() =>
     /** Base URL of an API-compatible server. */
     baseUrl: z.string().url().optional(),
     /** Request options sent with every call of this model; a turn's `modelOptions` win over them. */
-    options: z.optional(llmRequestOptionsSchema),
+    options: z.optional(lazyField(llmRequestOptionsSchema)),
     /**
      * The model's context window in tokens (input and output together), for capabilities that
      * keep the context inside it (compaction). Optional: they fall back to their own default.

@@ -6,6 +6,7 @@ import {
   formatZodError,
   type InputAtomResult,
   type LlmRequestOptions,
+  lazyField,
   lazySchema,
   llmRequestOptionsSchema,
   llmUsageSchema,
@@ -52,7 +53,7 @@ export const runtimeTurnStateSchema = lazySchema(() =>
     /** Usage summed over the turn's model calls (detail fields present once any call reported them). */
     usage: llmUsageSchema,
     /** The turn's request options (`runTurn`'s `modelOptions`), sent with each of its model calls. */
-    modelOptions: llmRequestOptionsSchema.optional(),
+    modelOptions: z.optional(lazyField(llmRequestOptionsSchema)),
     /**
      * The `responseId` of the turn's last model answer, handed to the next reason step's driver
      * (`LlmRequest.previousResponseId`); cleared when a turn starts, as upstream's

@@ -164,10 +164,7 @@ const ZodDeferred = z.core.$constructor(
  */
 export function lazyField<T extends z.ZodType>(schema: T): T {
   if (typeof (z.core as { processSchema?: unknown }).processSchema !== 'function') return schema;
-  const materialize = BUILDERS.get(schema);
-  const inner = schema as unknown as z.core.$ZodType;
-  const getter =
-    materialize === undefined ? () => inner : () => materialize() as unknown as z.core.$ZodType;
+  const getter = () => materializeLazySchema(schema) as unknown as z.core.$ZodType;
   return new ZodDeferred({ type: 'deferred', getter } as unknown as DeferredDef) as unknown as T;
 }
 

@@ -1,12 +1,13 @@
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { tmpdir } from 'node:os';
 import type { SessionFileSystem } from '@everruns-ts/core';
-import { SHELL_WORKER_SOURCE } from './shell-worker-source.js';
+import { SHELL_PROCESS_SOURCE } from './shell-process-source.js';
 import { type ShellFileError, WorkspaceShellFiles } from './workspace-shell-files.js';
 
 /** Limits of one shell run, as just-bash names them, plus the wall time. */
 export interface ShellRunLimits {
-  /** Wall time of the run in milliseconds; the worker is stopped when it passes. */
+  /** Wall time of the run in milliseconds; the shell's process is killed when it passes. */
   timeoutMs: number;
   maxCommandCount: number;
   maxLoopIterations: number;
@@ -14,7 +15,7 @@ export interface ShellRunLimits {
   maxSourceBytes: number;
   /** just-bash's cap on the stdout plus stderr it buffers. */
   maxOutputSize: number;
-  /** Old-generation heap of the worker, in MiB. */
+  /** Old-generation heap of the shell's process (`--max-old-space-size`), in MiB. */
   maxWorkerMemoryMb: number;
 }
 
@@ -34,11 +35,16 @@ export type ShellRunOutcome =
 
 const justBashPath = createRequire(import.meta.url).resolve('just-bash');
 
+/** How much of the end of the child's stderr is kept to explain an early exit. */
+const STDERR_TAIL_CHARS = 4_096;
+
 /**
- * Runs `script` in just-bash on a worker thread whose file system is `fileSystem` (through
- * {@link WorkspaceShellFiles}). Resolves when the script ends, when `limits.timeoutMs` passes or
- * when `signal` fires; in the two last cases the worker is terminated, whatever it is doing, and
- * the event loop of the caller was never held by the script.
+ * Runs `script` in just-bash in a child Node process whose file system is `fileSystem` (through
+ * {@link WorkspaceShellFiles}, over the IPC channel). Resolves when the script ends, when
+ * `limits.timeoutMs` passes or when `signal` fires; in the two last cases the child is killed,
+ * whatever it is doing. The caller's event loop is never held by the script, and a script that
+ * exhausts its heap ends only its own process: the outcome is then `failed` with a message that
+ * names the memory limit.
  */
 export function runShell(options: {
   script: string;
@@ -51,37 +57,43 @@ export function runShell(options: {
   const { limits, signal } = options;
   if (signal.aborted) return Promise.resolve({ kind: 'aborted' });
   const files = new WorkspaceShellFiles(options.fileSystem, signal);
-  const worker = new Worker(SHELL_WORKER_SOURCE, {
-    eval: true,
-    workerData: {
-      justBashPath,
-      script: options.script,
-      cwd: options.cwd,
-      env: options.env,
-      limits: {
-        maxCommandCount: limits.maxCommandCount,
-        maxLoopIterations: limits.maxLoopIterations,
-        maxCallDepth: limits.maxCallDepth,
-        maxSourceBytes: limits.maxSourceBytes,
-        maxOutputSize: limits.maxOutputSize,
-        maxExecutionTimeMs: limits.timeoutMs,
-      },
+  const child = spawn(
+    process.execPath,
+    [`--max-old-space-size=${limits.maxWorkerMemoryMb}`, '-e', SHELL_PROCESS_SOURCE],
+    {
+      // The child sees no variable of the host (NODE_OPTIONS included): just-bash gets only the
+      // environment sent with the script. Node adds the IPC channel's own variables.
+      env: {},
+      cwd: tmpdir(),
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      serialization: 'advanced',
+      windowsHide: true,
     },
-    // The worker sees no variable of the host: just-bash gets only the environment given above.
-    env: {},
-    resourceLimits: { maxOldGenerationSizeMb: limits.maxWorkerMemoryMb },
+  );
+  let stderrTail = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
   });
   return new Promise<ShellRunOutcome>((resolve) => {
     let settled = false;
-    // File operations the parent is performing for the worker: a stopped shell resolves only
+    // File operations the parent is performing for the shell: a stopped shell resolves only
     // once they are done, so nothing it asked for lands in the workspace after the tool returned.
     const inFlight = new Set<Promise<unknown>>();
+    const send = (message: unknown) => {
+      if (child.connected) child.send(message as never, () => undefined);
+    };
     const finish = (outcome: ShellRunOutcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      const stopped = worker.terminate().catch(() => undefined);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      const stopped = outcome.kind === 'exited' ? Promise.resolve() : exited;
       if (inFlight.size === 0 && outcome.kind === 'exited') {
         resolve(outcome);
         return;
@@ -91,26 +103,21 @@ export function runShell(options: {
     const timer = setTimeout(() => finish({ kind: 'timed_out' }), limits.timeoutMs);
     const onAbort = () => finish({ kind: 'aborted' });
     signal.addEventListener('abort', onAbort, { once: true });
-    worker.on('message', (message: WorkerMessage) => {
+    child.on('message', (message: ShellMessage) => {
       if (message.type === 'fs') {
-        // A request queued before the worker was stopped is not performed.
+        // A request queued before the shell was stopped is not performed.
         if (settled) return;
         const operation = files.perform(message.op, message.args);
         inFlight.add(operation);
         operation.then(
           (value) => {
             inFlight.delete(operation);
-            if (!settled) worker.postMessage({ id: message.id, ok: true, value });
+            if (!settled) send({ id: message.id, ok: true, value });
           },
           (error: ShellFileError) => {
             inFlight.delete(operation);
             if (!settled) {
-              worker.postMessage({
-                id: message.id,
-                ok: false,
-                errno: error.errno,
-                message: error.message,
-              });
+              send({ id: message.id, ok: false, errno: error.errno, message: error.message });
             }
           },
         );
@@ -128,14 +135,50 @@ export function runShell(options: {
         finish({ kind: 'failed', message: message.message });
       }
     });
-    worker.on('error', (error) => finish({ kind: 'failed', message: error.message }));
-    worker.on('exit', () =>
-      finish({ kind: 'failed', message: 'the shell stopped without a result' }),
-    );
+    child.on('error', (error) => finish({ kind: 'failed', message: error.message }));
+    child.on('exit', (code, exitSignal) => {
+      // Let the stderr pipe drain first, so an out-of-memory report is read in full.
+      const explain = () =>
+        finish({
+          kind: 'failed',
+          message: earlyExitMessage(code, exitSignal, stderrTail, limits.maxWorkerMemoryMb),
+        });
+      if (child.stderr && !child.stderr.readableEnded) child.stderr.once('end', explain);
+      else explain();
+    });
+    send({
+      type: 'start',
+      justBashPath,
+      script: options.script,
+      cwd: options.cwd,
+      env: options.env,
+      limits: {
+        maxCommandCount: limits.maxCommandCount,
+        maxLoopIterations: limits.maxLoopIterations,
+        maxCallDepth: limits.maxCallDepth,
+        maxSourceBytes: limits.maxSourceBytes,
+        maxOutputSize: limits.maxOutputSize,
+        maxExecutionTimeMs: limits.timeoutMs,
+      },
+    });
   });
 }
 
-type WorkerMessage =
+/** Why the shell's process ended without sending a result, in words for the model. */
+function earlyExitMessage(
+  code: number | null,
+  exitSignal: NodeJS.Signals | null,
+  stderrTail: string,
+  memoryMb: number,
+): string {
+  if (/heap out of memory|Reached heap limit|Allocation failed/i.test(stderrTail)) {
+    return `the script ran out of memory and was stopped (memory limit ${memoryMb} MiB)`;
+  }
+  const how = exitSignal === null ? `exit code ${code}` : `signal ${exitSignal}`;
+  return `the shell stopped without a result (${how})`;
+}
+
+type ShellMessage =
   | { type: 'fs'; id: number; op: string; args: unknown[] }
   | { type: 'result'; stdout: string; stderr: string; exitCode: number }
   | { type: 'failure'; message: string };

@@ -546,9 +546,12 @@ describe('the bash tool limits', () => {
     await runtime.close();
   });
 
-  it('stops a script that outgrows the worker heap with a tool error, the process unharmed', async () => {
+  it('stops scripts that exhaust their heap with a tool error, each ending only its own process', async () => {
+    // In a worker thread with resourceLimits, an allocation past the limit could abort the whole
+    // host process; here three such scripts run at once, and the host goes on to a normal call.
+    const hog = 'x=a; while true; do x="$x$x$x$x"; y="$y$x"; done';
     const { results } = await runSteps(
-      [[bash('hog', 'x=a; while true; do x="$x$x$x$x"; y="$y$x"; done')]],
+      [[bash('hog1', hog), bash('hog2', hog), bash('hog3', hog)], [bash('after', 'echo alive')]],
       {
         config: {
           maxWorkerMemoryMb: 48,
@@ -557,10 +560,15 @@ describe('the bash tool limits', () => {
         },
       },
     );
-    expect(results.get('hog')).toMatchObject({
-      isError: true,
-      content: expect.stringMatching(/^Bash execution error: .*memory limit/),
-    });
+    for (const id of ['hog1', 'hog2', 'hog3']) {
+      expect(results.get(id)).toMatchObject({
+        isError: true,
+        content: expect.stringMatching(
+          /^Bash execution error: the script ran out of memory .*memory limit 48 MiB/,
+        ),
+      });
+    }
+    expect(bashResult(results, 'after')).toMatchObject({ stdout: 'alive\n', exit_code: 0 });
   });
 
   it('cuts long stdout and stderr to the configured size with a marker', async () => {

@@ -40,8 +40,8 @@ export const virtualBashConfigSchema = z
      * returned text is then cut to `maxOutputChars`/`maxErrorChars`). Default 16 MiB.
      */
     /**
-     * Heap of the worker thread a call runs on, in MiB; a script that needs more is stopped with
-     * a tool error instead of exhausting the process. Default 512.
+     * Heap of the child process a call runs in (`--max-old-space-size`), in MiB; a script that
+     * needs more ends only that process and gets a tool error. Default 512.
      */
     maxWorkerMemoryMb: z.number().int().min(32).max(16_384).default(512),
     maxBufferedOutputBytes: z
@@ -248,7 +248,7 @@ const SYSTEM_PROMPT = [
 
 /**
  * The `virtual_bash` capability: a `bash` tool running scripts in just-bash, a simulated bash,
- * over the session's workspace. Scripts run on a worker thread with wall-time, command, loop,
+ * over the session's workspace. Scripts run in a child process with wall-time, command, loop,
  * recursion and output limits; they reach no host process, no network and no host path (every
  * file operation goes through the session's `SessionFileSystem`, with its decorators).
  * Unlike upstream it declares no dependency on `session_file_system`: the workspace is there

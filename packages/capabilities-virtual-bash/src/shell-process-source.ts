@@ -1,24 +1,28 @@
 /**
- * The program of the worker thread that runs one `bash` call. It is evaluated as CommonJS
- * (`new Worker(source, { eval: true })`), so it works the same from the TypeScript sources under
- * test and from the built package. The worker loads just-bash, gives it a file system whose every
- * operation is a message to the parent thread (which performs it on the session workspace), runs
- * the script and posts the result. Nothing else of the host is handed to just-bash: no network,
- * no python, no JavaScript, no custom commands.
+ * The program of the child process that runs one `bash` call. It is given to Node with `-e` (as
+ * CommonJS), so it works the same from the TypeScript sources under test and from the built
+ * package. It waits for one `start` message on the IPC channel, loads just-bash, gives it a file
+ * system whose every operation is a message to the parent (which performs it on the session
+ * workspace), runs the script and sends the result. Nothing else of the host is handed to
+ * just-bash: no network, no python, no JavaScript, no custom commands.
  *
- * Why a worker: just-bash interprets synchronously between file operations, so a script such as
- * `while true; do :; done` would hold the event loop until a limit stops it. In a worker it holds
- * only the worker; the parent keeps serving other sessions and stops the worker (terminate) when
- * the wall-time limit or the turn's signal fires.
+ * Why a process: just-bash interprets synchronously between file operations, so a script such as
+ * `while true; do :; done` would hold the event loop until a limit stopped it, and a script that
+ * grows a string (`x="$x$x$x$x"`) exhausts whatever heap it runs in. A worker thread solved the
+ * first but not the second: when one allocation overshoots a worker's `resourceLimits`, V8 aborts
+ * the whole process, host included. In a child process both hold only the child, which the parent
+ * kills at the wall-time limit or when the turn's signal fires, and which dies alone when it runs
+ * out of its `--max-old-space-size`. The parent leaving (the IPC channel closing) ends it too.
  */
-export const SHELL_WORKER_SOURCE = `
+export const SHELL_PROCESS_SOURCE = `
 'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const { Bash } = require(workerData.justBashPath);
+process.on('disconnect', () => process.exit(0));
+function send(message) { if (process.connected) process.send(message); }
 
 let nextId = 0;
 const pending = new Map();
-parentPort.on('message', (message) => {
+process.on('message', (message) => {
+  if (message.type === 'start') { start(message); return; }
   const waiting = pending.get(message.id);
   if (!waiting) return;
   pending.delete(message.id);
@@ -29,7 +33,7 @@ function request(op, args) {
   return new Promise((resolve, reject) => {
     const id = ++nextId;
     pending.set(id, { resolve, reject });
-    parentPort.postMessage({ type: 'fs', id, op, args });
+    send({ type: 'fs', id, op, args });
   });
 }
 
@@ -86,21 +90,24 @@ class WorkspaceRelayFs {
 }
 function withDate(stat) { return { ...stat, mtime: new Date(stat.mtime) }; }
 
-(async () => {
-  const bash = new Bash({
-    fs: new WorkspaceRelayFs(),
-    cwd: workerData.cwd,
-    env: workerData.env,
-    executionLimits: workerData.limits,
+function start(data) {
+  (async () => {
+    const { Bash } = require(data.justBashPath);
+    const bash = new Bash({
+      fs: new WorkspaceRelayFs(),
+      cwd: data.cwd,
+      env: data.env,
+      executionLimits: data.limits,
+    });
+    const result = await bash.exec(data.script);
+    send({
+      type: 'result',
+      stdout: result.stdout,
+      stderr: result.stderr,
+      exitCode: result.exitCode,
+    });
+  })().catch((error) => {
+    send({ type: 'failure', message: String(error && error.message ? error.message : error) });
   });
-  const result = await bash.exec(workerData.script);
-  parentPort.postMessage({
-    type: 'result',
-    stdout: result.stdout,
-    stderr: result.stderr,
-    exitCode: result.exitCode,
-  });
-})().catch((error) => {
-  parentPort.postMessage({ type: 'failure', message: String(error && error.message ? error.message : error) });
-});
+}
 `;

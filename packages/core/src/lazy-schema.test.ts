@@ -198,6 +198,12 @@ describe('lazyField', () => {
     expect(tags.safeParse([{ tag: 1 }]).success).toBe(false);
   });
 
+  it('refuses an argument that is not a schema at once, as lazySchema refuses a bad build', () => {
+    for (const bad of [undefined, null, 'z.string()', 42]) {
+      expect(() => lazyField(bad as unknown as z.ZodString)).toThrow(TypeError);
+    }
+  });
+
   it('keeps the type of the schema it defers to', () => {
     const retry = lazySchema(retryShape);
     expectTypeOf(lazyField(retry)).toEqualTypeOf<typeof retry>();

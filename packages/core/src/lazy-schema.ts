@@ -163,6 +163,9 @@ const ZodDeferred = z.core.$constructor(
  * ```
  */
 export function lazyField<T extends z.ZodType>(schema: T): T {
+  if ((typeof schema !== 'object' && typeof schema !== 'function') || schema === null) {
+    throw new TypeError('lazyField: schema must be a zod schema (typically one from lazySchema)');
+  }
   if (typeof (z.core as { processSchema?: unknown }).processSchema !== 'function') return schema;
   const getter = () => materializeLazySchema(schema) as unknown as z.core.$ZodType;
   return new ZodDeferred({ type: 'deferred', getter } as unknown as DeferredDef) as unknown as T;

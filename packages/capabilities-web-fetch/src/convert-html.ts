@@ -1,8 +1,10 @@
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { limitHtmlNestingInSlices } from './limit-html-nesting.js';
 
 /** The worker script, beside `src/` and `dist/` alike. */
-const WORKER_URL = new URL('../worker/html-conversion-worker.mjs', import.meta.url);
+const WORKER_PATH = fileURLToPath(new URL('../worker/html-conversion-worker.mjs', import.meta.url));
 
 /** Why a page could not be converted: too slow, too large for the worker's memory, or it failed. */
 export class HtmlConversionError extends Error {
@@ -17,13 +19,13 @@ export interface ConvertHtmlOptions {
   format: 'markdown' | 'text';
   /** Deepest element nesting kept; deeper tags are dropped, their text kept. */
   maxDepth: number;
-  /** Time the conversion may take, in milliseconds; the worker is terminated after it. */
+  /** Time the conversion may take, in milliseconds; the converting process is killed after it. */
   timeoutMs: number;
   /** Most characters of output sent back; `cut` says when there were more. */
   maxOutputChars: number;
   /** Texts (secrets) whose rendering by the converter is returned in `renderedSamples`. */
   samples: readonly string[];
-  /** Aborts the conversion (the worker is terminated). */
+  /** Aborts the conversion (the converting process is killed). */
   signal?: AbortSignal;
 }
 
@@ -40,7 +42,7 @@ export interface ConvertedHtml {
  * Converts untrusted HTML to Markdown (`node-html-markdown`) or plain text (`html-to-text`)
  * without ever holding the event loop: the page is first rewritten by `limitHtmlNesting` in
  * slices (so the converters parse in linear time and never recurse deeply), then converted in a
- * worker thread with a 256 MB heap that is terminated at the deadline. Throws
+ * child process with a 256 MB heap that is killed at the deadline. Throws
  * {@link HtmlConversionError}, or the signal's reason when it aborts.
  */
 export async function convertHtml(
@@ -64,49 +66,56 @@ export async function convertHtml(
     const limited = await limitHtmlNestingInSlices(html, options.maxDepth, signal);
     signal.throwIfAborted();
     return await new Promise<ConvertedHtml>((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, {
-        workerData: {
-          chunks: limited,
-          format: options.format,
-          maxOutputChars: options.maxOutputChars,
-          samples: [...options.samples],
-        },
-        resourceLimits: {
-          maxOldGenerationSizeMb: 256,
-          maxYoungGenerationSizeMb: 32,
-          stackSizeMb: 4,
-        },
-        stdout: true,
-        stderr: true,
+      // A child process, not a worker thread: when one allocation overshoots a worker's heap
+      // limit V8 aborts the whole process, while a child that runs out of heap dies alone.
+      const child = fork(WORKER_PATH, [], {
+        execArgv: ['--max-old-space-size=256', '--max-semi-space-size=16'],
+        env: {},
+        cwd: tmpdir(),
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'advanced',
       });
-      worker.unref();
+      let stderrTail = '';
+      child.stderr?.setEncoding('utf8');
+      child.stderr?.on('data', (chunk: string) => {
+        stderrTail = (stderrTail + chunk).slice(-4_096);
+      });
+      child.send({
+        chunks: limited,
+        format: options.format,
+        maxOutputChars: options.maxOutputChars,
+        samples: [...options.samples],
+      });
       let settled = false;
       const finish = (action: () => void) => {
         if (settled) return;
         settled = true;
         signal.removeEventListener('abort', onAbort);
-        void worker.terminate();
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         action();
       };
       const onAbort = () => finish(() => reject(signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
-      worker.on('message', (message: ConvertedHtml) => finish(() => resolve(message)));
-      worker.on('error', (error: NodeJS.ErrnoException) =>
+      child.on('message', (message: ConvertedHtml) => finish(() => resolve(message)));
+      child.on('error', (error) =>
         finish(() =>
-          reject(
-            new HtmlConversionError(
-              error.code === 'ERR_WORKER_OUT_OF_MEMORY'
-                ? 'converting the page needed more memory than allowed'
-                : `converting the page failed: ${error.message}`,
+          reject(new HtmlConversionError(`converting the page failed: ${error.message}`)),
+        ),
+      );
+      child.on('exit', (code, exitSignal) => {
+        const explain = () =>
+          finish(() =>
+            reject(
+              new HtmlConversionError(
+                /heap out of memory|Reached heap limit|Allocation failed/i.test(stderrTail)
+                  ? 'converting the page needed more memory than allowed'
+                  : `converting the page stopped early (${exitSignal === null ? `exit code ${code}` : `signal ${exitSignal}`})`,
+              ),
             ),
-          ),
-        ),
-      );
-      worker.on('exit', (code) =>
-        finish(() =>
-          reject(new HtmlConversionError(`converting the page stopped early (exit code ${code})`)),
-        ),
-      );
+          );
+        if (child.stderr && !child.stderr.readableEnded) child.stderr.once('end', explain);
+        else explain();
+      });
     });
   } finally {
     clearTimeout(timer);

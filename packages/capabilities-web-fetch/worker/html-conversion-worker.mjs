@@ -1,13 +1,15 @@
-// Converts one HTML page to Markdown or plain text inside a worker thread, so a slow conversion
-// never holds the main event loop; the main thread terminates this worker at its deadline.
-// Input (workerData): { chunks, format: 'markdown' | 'text', maxOutputChars, samples: string[] },
+// Converts one HTML page to Markdown or plain text in a child process of its own, so a slow
+// conversion never holds the main event loop and one that exhausts its heap ends only this
+// process; the parent kills it at its deadline.
+// Input (the first IPC message): { chunks, format: 'markdown' | 'text', maxOutputChars, samples },
 // where chunks are complete HTML fragments (see limitHtmlNestingChunks), converted one by one so
 // a converter slower than linear stays linear in the page, and only until the output is long
 // enough. Output (one message): { content, cut, renderedSamples } where renderedSamples[i] is how
 // the converter renders samples[i] as paragraph text (the main thread redacts those forms too).
-import { parentPort, workerData } from 'node:worker_threads';
-
-const { chunks, format, maxOutputChars, samples } = workerData;
+process.on('disconnect', () => process.exit(0));
+const { chunks, format, maxOutputChars, samples } = await new Promise((resolve) =>
+  process.once('message', resolve),
+);
 
 function escapeHtml(text) {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
@@ -42,4 +44,4 @@ if (content.length > maxOutputChars) {
   content = content.slice(0, maxOutputChars);
   cut = true;
 }
-parentPort.postMessage({ content, cut, renderedSamples });
+process.send({ content, cut, renderedSamples });

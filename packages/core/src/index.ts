@@ -376,6 +376,8 @@ export { assembleTurnContext } from './engine/assemble-turn-context.js';
 export {
   MAX_TOOL_ARGUMENTS_DEPTH,
   MAX_TOOL_ARGUMENTS_VALUES,
+  type ToolArgumentsLimit,
+  toolArgumentsTextOverLimit,
 } from './engine/bound-tool-call-arguments.js';
 export {
   closeOpenToolCalls,

@@ -11,6 +11,7 @@ import {
   type LlmUsage,
   type ReasoningPart,
   type ToolCall,
+  toolArgumentsTextOverLimit,
 } from '@everruns-ts/core';
 
 /**
@@ -35,10 +36,12 @@ export function assertAnswerComplete(
 
 /**
  * Tool call arguments from the JSON text a model wrote: the parsed value, `{}` for empty text,
- * or the raw text itself when it is not JSON (the act step then reports it to the model).
+ * or the raw text itself when it is not JSON or passes the bounds on a tool call's arguments
+ * (the act step then reports it to the model without a long `JSON.parse`).
  */
 export function parseToolInput(input: string): unknown {
   if (input.trim() === '') return {};
+  if (toolArgumentsTextOverLimit(input) !== undefined) return input;
   try {
     return JSON.parse(input);
   } catch {

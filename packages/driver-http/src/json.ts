@@ -1,4 +1,10 @@
-import type { LlmResponse, LlmStopReason, ReasoningPart, ToolCall } from '@everruns-ts/core';
+import {
+  type LlmResponse,
+  type LlmStopReason,
+  type ReasoningPart,
+  type ToolCall,
+  toolArgumentsTextOverLimit,
+} from '@everruns-ts/core';
 
 /** A parsed JSON object, as a provider's bodies and stream events are read. */
 export type JsonObject = Record<string, unknown>;
@@ -20,11 +26,13 @@ export function tokenCount(value: unknown): number {
 
 /**
  * Parses the JSON text of a tool call's arguments. Empty text means "no arguments" (`{}`); text
- * that is not JSON is returned as the raw string, which the act step reports to the model as a
- * tool error.
+ * that is not JSON, or that nests deeper or holds more values than a tool call may (see
+ * `toolArgumentsTextOverLimit` in core), is returned as the raw string, which the act step
+ * reports to the model as a tool error, so hostile text never costs a long `JSON.parse`.
  */
 export function parseToolArgumentsText(text: string): unknown {
   if (text.trim() === '') return {};
+  if (toolArgumentsTextOverLimit(text) !== undefined) return text;
   try {
     return JSON.parse(text);
   } catch {

@@ -522,6 +522,17 @@ describe('openai driver: streaming', () => {
     expect(response.usage).toEqual({ inputTokens: 0, outputTokens: 0 });
   });
 
+  it('passes arguments nested past the bound through as the raw string, without parsing them', async () => {
+    const deep = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)},"b":2}`;
+    const body =
+      chunkEvent(toolCallDelta(0, deep, { id: 'call_deep', name: 'add' })) +
+      chunkEvent({}, 'tool_calls') +
+      DONE;
+    const server = await startServer([sse([body])]);
+    const response = await new OpenAiDriver().generate(llmRequest(server.baseUrl));
+    expect(response.toolCalls).toEqual([{ id: 'call_deep', name: 'add', arguments: deep }]);
+  });
+
   it('maps finish reasons to stop reasons', async () => {
     const server = await startServer([
       sse([chunkEvent({ content: 'cut sh' }, 'length') + DONE]),

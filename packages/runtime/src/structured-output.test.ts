@@ -155,6 +155,20 @@ describe('structured output (runTurn output option)', () => {
     expect(runtime.events(sessionId).at(-2)?.type).toBe('turn.completed');
   });
 
+  it('feeds back an answer nested 100,000 levels deep without parsing it, for any schema', async () => {
+    const deep = `{"value":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    const driver = new LlmSimDriver(LlmSimConfig.sequence([deep, JSON.stringify({ value: 1 })]));
+    const { runtime, sessionId } = await buildRuntime(driver);
+    const result = await runtime.runTextTurn(sessionId, 'Any value?', { output: z.unknown() });
+    expect(result.success).toBe(true);
+    expect(result.output).toBe(1);
+    const feedback = (await runtime.messages(sessionId))[2] as Message;
+    expect(feedback.content[0]).toMatchObject({
+      type: 'text',
+      text: expect.stringContaining('more than 100 levels deep'),
+    });
+  });
+
   it('fails the turn with OUTPUT_INVALID, the zod issues and the raw answer when the second answer fails too', async () => {
     const driver = new LlmSimDriver(
       LlmSimConfig.sequence([

@@ -3,7 +3,9 @@ import {
   formatZodError,
   type LlmRequestOptions,
   type LlmResponseFormat,
+  MAX_TOOL_ARGUMENTS_DEPTH,
   type Message,
+  toolArgumentsTextOverLimit,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 import type { RuntimeHostAdapter } from './runtime-host-adapter.js';
@@ -135,8 +137,17 @@ export class StructuredOutput {
   /** Parses and validates an answer's text against the schema. */
   check(text: string): CheckedAnswer {
     let json: unknown;
+    const body = unfenced(text);
+    // Deeper answers are refused unparsed: parsing 100,000 nested brackets holds the event loop,
+    // and code that walks the answer by recursion (JSON.stringify, zod) could overflow the stack.
+    if (toolArgumentsTextOverLimit(body, MAX_TOOL_ARGUMENTS_DEPTH, Number.POSITIVE_INFINITY)) {
+      return {
+        ok: false,
+        problem: `it nests objects and arrays more than ${MAX_TOOL_ARGUMENTS_DEPTH} levels deep`,
+      };
+    }
     try {
-      json = JSON.parse(unfenced(text));
+      json = JSON.parse(body);
     } catch (error) {
       return { ok: false, problem: `it is not valid JSON (${(error as Error).message})` };
     }

@@ -53,6 +53,87 @@ export function nestingDepth(value: unknown, limit = MAX_TOOL_ARGUMENTS_DEPTH): 
   return deepest;
 }
 
+/** Which bound a tool call's arguments text passes, as {@link toolArgumentsTextOverLimit} reports it. */
+export type ToolArgumentsLimit = 'depth' | 'values';
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
+function isJsonWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
+}
+
+/**
+ * Which limit the JSON text of a tool call's arguments passes, read from the text without
+ * parsing it: `'depth'` when it nests objects and arrays deeper than `maxDepth`, `'values'` when
+ * it holds more than `maxValues` values, `undefined` otherwise. For valid JSON the two counts are
+ * exactly those of {@link nestingDepth} and {@link countValues} on the parsed value; the point is
+ * to refuse such text before `JSON.parse` spends tens of milliseconds on it in one go (100,000
+ * nested brackets, or a million numbers, hold the event loop that long). The scan skips string
+ * contents with `indexOf`, so a long string costs little; text that is not JSON gets some answer
+ * here and is then refused by `JSON.parse`.
+ */
+export function toolArgumentsTextOverLimit(
+  text: string,
+  maxDepth = MAX_TOOL_ARGUMENTS_DEPTH,
+  maxValues = MAX_TOOL_ARGUMENTS_VALUES,
+): ToolArgumentsLimit | undefined {
+  // Fewer opening brackets and separators than either limit: nothing to count.
+  if (text.length <= Math.min(maxDepth, maxValues)) return undefined;
+  // One bit per open container, 1 for an array; the depth never passes maxDepth + 1.
+  const inArray = new Uint8Array(maxDepth + 2);
+  let depth = 0;
+  let values = 0;
+  let expectFirstItem = false;
+  let seenRoot = false;
+  const length = text.length;
+  for (let index = 0; index < length; index++) {
+    const code = text.charCodeAt(index);
+    if (isJsonWhitespace(code)) continue;
+    if (expectFirstItem) {
+      expectFirstItem = false;
+      if (code !== CLOSE_BRACKET) values++;
+    } else if (!seenRoot) {
+      seenRoot = true;
+      values++;
+    }
+    if (code === QUOTE) {
+      index = closingQuote(text, index);
+      if (index < 0) return values > maxValues ? 'values' : undefined;
+    } else if (code === OPEN_BRACKET || code === OPEN_BRACE) {
+      depth++;
+      if (depth > maxDepth) return 'depth';
+      inArray[depth] = code === OPEN_BRACKET ? 1 : 0;
+      expectFirstItem = code === OPEN_BRACKET;
+    } else if (code === CLOSE_BRACKET || code === CLOSE_BRACE) {
+      if (depth > 0) depth--;
+    } else if (code === COLON || (code === COMMA && inArray[depth] === 1)) {
+      values++;
+    }
+    if (values > maxValues) return 'values';
+  }
+  return undefined;
+}
+
+/** Index of the quote that closes the JSON string opened at `open`, or -1 when none does. */
+function closingQuote(text: string, open: number): number {
+  let from = open + 1;
+  for (;;) {
+    const quote = text.indexOf('"', from);
+    if (quote < 0) return -1;
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    from = quote + 1;
+  }
+}
+
 /**
  * A copy of `value` in which every object or array `maxDepth` levels deep is empty, made without
  * recursion: plain data only (object members are copied as own data properties, so a

@@ -31,6 +31,8 @@ import {
   MAX_TOOL_ARGUMENTS_DEPTH,
   MAX_TOOL_ARGUMENTS_VALUES,
   nestingDepth,
+  type ToolArgumentsLimit,
+  toolArgumentsTextOverLimit,
 } from './bound-tool-call-arguments.js';
 import { DEFAULT_TURN_LIMITS, type TurnLimits, type TurnTool } from './turn-types.js';
 
@@ -224,6 +226,13 @@ function recordingSecrets(
   });
 }
 
+/** The tool error for arguments past one of the bounds of `bound-tool-call-arguments.ts`. */
+function argumentsOverLimitText(toolName: string, limit: ToolArgumentsLimit): string {
+  return limit === 'depth'
+    ? `Arguments of ${toolName} are nested more than ${MAX_TOOL_ARGUMENTS_DEPTH} levels deep; this call was not run.`
+    : `Arguments of ${toolName} hold more than ${MAX_TOOL_ARGUMENTS_VALUES} values; this call was not run.`;
+}
+
 /** Why a call stopped waiting for its tool: a private tag no tool result can equal. */
 interface Interruption {
   readonly interruption: 'timeout' | 'aborted';
@@ -252,6 +261,9 @@ async function runToolCall(
   }
   let args = call.arguments;
   if (typeof args === 'string') {
+    // Text past a bound is refused before JSON.parse, which would hold the loop while it builds it.
+    const over = toolArgumentsTextOverLimit(args);
+    if (over !== undefined) return fail(argumentsOverLimitText(call.name, over));
     try {
       args = args.trim() === '' ? {} : JSON.parse(args);
     } catch (error) {
@@ -260,14 +272,10 @@ async function runToolCall(
   }
   if (args === undefined || args === null) args = {};
   if (nestingDepth(args) > MAX_TOOL_ARGUMENTS_DEPTH) {
-    return fail(
-      `Arguments of ${call.name} are nested more than ${MAX_TOOL_ARGUMENTS_DEPTH} levels deep; this call was not run.`,
-    );
+    return fail(argumentsOverLimitText(call.name, 'depth'));
   }
   if (countValues(args) > MAX_TOOL_ARGUMENTS_VALUES) {
-    return fail(
-      `Arguments of ${call.name} hold more than ${MAX_TOOL_ARGUMENTS_VALUES} values; this call was not run.`,
-    );
+    return fail(argumentsOverLimitText(call.name, 'values'));
   }
   if (typeof args !== 'object' || Array.isArray(args)) {
     return fail(

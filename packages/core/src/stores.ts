@@ -424,6 +424,14 @@ export interface TurnSnapshot {
    */
   messages: Message[];
   /**
+   * Stands for the list `messages` was read from, as `RuntimeMessageStore.loadWithSource`'s
+   * `source` does: the same object in every snapshot of the session for as long as that list only
+   * grows (the messages after one compaction cut), another after anything else. Optional: with
+   * it, the engine checks a longer history only past the part an earlier step checked, instead of
+   * comparing the whole prefix message by message on every step.
+   */
+  messagesSource?: object;
+  /**
    * The session's compaction record (see `COMPACTION_STORAGE_KEY`), when the backend reads it in
    * the same round trip: `null` for none; left out (`undefined`) when the backend does not, and
    * the runtime reads it from the session storage itself.

@@ -89,6 +89,15 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     expect(second!.messages).not.toBe(first!.messages);
     expect(texts(first!.messages)).toEqual(['one', 'two', 'three']);
     expect(() => (third!.messages as Message[]).push(third!.messages[0]!)).toThrow(TypeError);
+    // One list that only grew: one source, which another session's history does not share.
+    expect(first!.messagesSource).toBeDefined();
+    expect(second!.messagesSource).toBe(first!.messagesSource);
+    expect(third!.messagesSource).toBe(first!.messagesSource);
+    const elsewhere = await newSession();
+    await backends.messages.addInputMessage(elsewhere, InputMessage.user('x'), 'turn_1');
+    const another = await backends.loadTurnSnapshot(elsewhere);
+    expect(another!.messagesSource).toBeDefined();
+    expect(another!.messagesSource).not.toBe(first!.messagesSource);
   });
 
   it('follows a compaction cut that moves forward and reads again after one that moves back', async () => {
@@ -96,7 +105,7 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     for (const text of ['a', 'b', 'c', 'd']) {
       await backends.messages.addInputMessage(sessionId, InputMessage.user(text), 'turn_1');
     }
-    await backends.loadTurnSnapshot(sessionId);
+    const before = await backends.loadTurnSnapshot(sessionId);
     const record = (throughSeq: number) =>
       JSON.stringify({ version: 1, throughSeq, summary: 's', createdAt: new Date().toISOString() });
     await other.storage.setValue(sessionId, COMPACTION_STORAGE_KEY, record(2));
@@ -111,6 +120,9 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     const whole = await backends.loadTurnSnapshot(sessionId);
     expect(texts(whole!.messages)).toEqual(['a', 'b', 'c', 'd']);
     expect(counts[0]).toBe(0);
+    // Each cut is a list of its own: no two of these snapshots share a source.
+    const sources = [before, compacted, back, whole].map((snapshot) => snapshot!.messagesSource);
+    expect(new Set(sources).size).toBe(4);
   });
 
   it('reads the whole history again when the kept last message is no longer stored', async () => {
@@ -118,7 +130,7 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     for (const text of ['x', 'y']) {
       await backends.messages.addInputMessage(sessionId, InputMessage.user(text), 'turn_1');
     }
-    await backends.loadTurnSnapshot(sessionId);
+    const before = await backends.loadTurnSnapshot(sessionId);
     // Outside the store: the history is replaced under the same seqs.
     await adminQuery(`DELETE FROM "${backends.schema}".messages`);
     for (const text of ['p', 'q', 'r']) {
@@ -126,5 +138,6 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     }
     const snapshot = await backends.loadTurnSnapshot(sessionId);
     expect(texts(snapshot!.messages)).toEqual(['p', 'q', 'r']);
+    expect(snapshot!.messagesSource).not.toBe(before!.messagesSource);
   });
 });

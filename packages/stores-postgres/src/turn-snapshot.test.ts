@@ -64,6 +64,7 @@ describe('postgres loadTurnSnapshot', () => {
       harnessChain: await backends.harnesses.getHarnessChain(leaf.id),
       agent: await backends.agents.getAgent(theAgent.id),
       messages: await backends.messages.load(theSession.id),
+      messagesSource: expect.any(Object),
       compaction: null,
       defaultModel: await backends.providers.getDefaultModel(),
     });

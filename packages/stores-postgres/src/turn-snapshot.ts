@@ -59,6 +59,12 @@ export interface TurnSnapshot {
    */
   messages: Message[];
   /**
+   * Stands for the list `messages` was read from (core's `TurnSnapshot.messagesSource`): the same
+   * object while the session's history after the same cut only grows. Set when the backend keeps
+   * the history between snapshots.
+   */
+  messagesSource?: object;
+  /**
    * The session's compaction record (`compaction/current` in the session storage; `null` for
    * none or a malformed one), read in the same statement. Set by `loadTurnSnapshot` only.
    */
@@ -103,6 +109,11 @@ interface CachedHistory {
   /** The `seq` and id of the last message read (0 and `null` before the first). */
   lastSeq: number;
   lastId: string | null;
+  /**
+   * Stands for the list these messages were read from (`TurnSnapshot.messagesSource`): kept while
+   * the list only grows after the same cut, replaced when the history is read again.
+   */
+  source: object;
 }
 
 /** Sessions whose history a {@link HistoryCache} keeps (least recently used dropped first). */
@@ -132,8 +143,11 @@ export class HistoryCache {
     return cached;
   }
 
-  /** Keeps `messages` (after `cut`) as the history of `sessionId`. */
-  set(sessionId: string, cut: number, messages: readonly Message[]): void {
+  /**
+   * Keeps `messages` (after `cut`) as the history of `sessionId`, read from the list `source`
+   * stands for.
+   */
+  set(sessionId: string, cut: number, messages: readonly Message[], source: object): void {
     this.#sessions.delete(sessionId);
     if (messages.length > CACHED_MESSAGES_PER_SESSION) return;
     const last = messages[messages.length - 1];
@@ -142,6 +156,7 @@ export class HistoryCache {
       messages,
       lastSeq: last?.seq ?? 0,
       lastId: last?.id ?? null,
+      source,
     });
     if (this.#sessions.size > CACHED_SESSIONS) {
       this.#sessions.delete(this.#sessions.keys().next().value as string);
@@ -576,6 +591,7 @@ export async function readSnapshot(
     snapshot.compaction = compaction;
     const recordCut = compaction?.throughSeq ?? 0;
     let reused = false;
+    let source: object | undefined;
     if (cut !== recordCut) {
       // The value is not a record the core accepts, or its JSON put `throughSeq` where the
       // pattern did not find it: the history is read again after the cut the record gives (a
@@ -597,6 +613,8 @@ export async function readSnapshot(
         if (messages.length === 0) snapshot.messages = kept as Message[];
         else if (kept.length > 0) snapshot.messages = kept.concat(messages);
         reused = true;
+        // The same list grown: it keeps its source. Cut further, it is another list.
+        if (cut === cached.cut) source = cached.source;
       } else {
         // The kept history no longer matches the store (or the cut moved back): read it whole.
         if (write) return null;
@@ -609,7 +627,9 @@ export async function readSnapshot(
       // copies the history once (with the messages read after it), not twice. A snapshot with
       // no new message hands out the kept array itself.
       Object.freeze(snapshot.messages);
-      cache.set(sessionId, recordCut, snapshot.messages);
+      source ??= {};
+      snapshot.messagesSource = source;
+      cache.set(sessionId, recordCut, snapshot.messages, source);
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;

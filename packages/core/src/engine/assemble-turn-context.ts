@@ -190,16 +190,19 @@ async function loadHistory(
 ): Promise<{ history: Message[]; compaction: CompactionRecord | null }> {
   const { backends } = dependencies;
   if (snapshot && snapshot.compaction !== undefined) {
+    if (snapshot.messagesSource) markHistorySource(snapshot.messages, snapshot.messagesSource);
     return { history: snapshot.messages, compaction: snapshot.compaction };
   }
   const compaction = parseCompactionRecord(
     await backends.storage.getValue(sessionId, COMPACTION_STORAGE_KEY),
   );
   if (snapshot) {
-    const history = compaction
-      ? snapshot.messages.filter((message) => message.seq > compaction.throughSeq)
-      : snapshot.messages;
-    return { history, compaction };
+    if (compaction) {
+      const history = snapshot.messages.filter((message) => message.seq > compaction.throughSeq);
+      return { history, compaction };
+    }
+    if (snapshot.messagesSource) markHistorySource(snapshot.messages, snapshot.messagesSource);
+    return { history: snapshot.messages, compaction };
   }
   if (compaction) {
     return {

@@ -5,6 +5,7 @@ import {
   defineCapability,
   defineTool,
   type Message,
+  toolArgumentsTextOverLimit,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 
@@ -98,6 +99,8 @@ export function latestTodos(messages: readonly Message[]): TodoItem[] | null {
 }
 
 function safeJson(text: string): unknown {
+  // Arguments past the bounds were never run; parsing them would hold the event loop.
+  if (toolArgumentsTextOverLimit(text) !== undefined) return undefined;
   try {
     return JSON.parse(text);
   } catch {

@@ -1,4 +1,9 @@
-import { type ToolErrorResult, toolError } from '@everruns-ts/core';
+import {
+  MAX_TOOL_ARGUMENTS_DEPTH,
+  type ToolErrorResult,
+  toolArgumentsTextOverLimit,
+  toolError,
+} from '@everruns-ts/core';
 
 /** One content block of an MCP tool result, as far as this package reads it. */
 interface ContentBlock {
@@ -49,6 +54,10 @@ function describeBlock(block: ContentBlock): string {
 
 /** True when `text` is JSON equal to `value` (the text copy servers send with structured content). */
 function isJsonOf(text: string, value: unknown): boolean {
+  // Text nested deeper than any tool's arguments may be is not parsed (a long synchronous parse).
+  if (toolArgumentsTextOverLimit(text, MAX_TOOL_ARGUMENTS_DEPTH, Number.POSITIVE_INFINITY)) {
+    return false;
+  }
   try {
     return JSON.stringify(JSON.parse(text)) === JSON.stringify(value);
   } catch {

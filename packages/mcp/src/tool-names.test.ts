@@ -37,6 +37,22 @@ describe('mapToolResult', () => {
     );
   });
 
+  it('leaves out a text copy of the structured content and keeps text nested 100,000 levels deep, cut', () => {
+    const value = { ok: true };
+    expect(
+      mapToolResult(
+        { content: [{ type: 'text', text: '{"ok": true}' }], structuredContent: value },
+        100,
+      ),
+    ).toBe('{"ok": true}');
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const text = mapToolResult(
+      { content: [{ type: 'text', text: deep }], structuredContent: value },
+      50,
+    );
+    expect(text.startsWith(`${'['.repeat(50)}\n[… `)).toBe(true);
+  });
+
   it('describes blobs by type and size and keeps text of embedded resources', () => {
     expect(
       mapToolResult(

@@ -1,5 +1,6 @@
 // Suites a backend's own test file calls with a factory of fresh backends.
 
+export { withEventLoopProbe } from './event-loop-probe.js';
 export {
   DATABASE_URL,
   dropSchemas,

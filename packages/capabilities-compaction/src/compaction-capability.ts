@@ -114,8 +114,9 @@ async function compactIfNeeded(
   const counter = await TokenCounter.forModel(context.model.model);
   const { messages, tools } = context;
   const toolTokens = counter.tools(tools);
-  const promptTokens = counter.text(context.systemPrompt);
-  const messageTokens = messages.map((message) => counter.message(message));
+  // Counted in slices: a long message or prompt would hold the event loop in the tokenizer.
+  const promptTokens = await counter.textInSlices(context.systemPrompt, context.signal);
+  const messageTokens = await counter.eachMessageInSlices(messages, context.signal);
   const tokensBefore = promptTokens + toolTokens + sum(messageTokens);
   if (tokensBefore <= settings.threshold * settings.window) return undefined;
 
@@ -132,7 +133,10 @@ async function compactIfNeeded(
   const previousSection = context.compaction ? compactionSection(context.compaction) : '';
   const basePromptTokens =
     previousSection !== '' && context.systemPrompt.includes(previousSection)
-      ? counter.text(context.systemPrompt.replace(previousSection, ''))
+      ? await counter.textInSlices(
+          context.systemPrompt.replace(previousSection, ''),
+          context.signal,
+        )
       : promptTokens;
   const sectionOverhead = counter.text(compactionSection({ throughSeq: 1, summary: '' })) + 4;
   const fixed = basePromptTokens + toolTokens + settings.summaryMaxTokens + sectionOverhead;
@@ -161,7 +165,7 @@ async function compactIfNeeded(
   const tokensAfter =
     basePromptTokens +
     toolTokens +
-    counter.text(compactionSection(record)) +
+    (await counter.textInSlices(compactionSection(record), context.signal)) +
     2 +
     (suffix[cut] ?? 0);
   record.tokensAfter = tokensAfter;
@@ -283,7 +287,7 @@ async function summarise(
     let tokens = 0;
     while (index < lines.length) {
       const line = lines[index] as string;
-      const lineTokens = counter.text(line) + 1;
+      const lineTokens = (await counter.textInSlices(line, context.signal)) + 1;
       if (chunk.length > 0 && tokens + lineTokens > room) break;
       chunk.push(line);
       tokens += lineTokens;
@@ -309,19 +313,38 @@ async function summarise(
       ...(settings.summaryModelId !== undefined ? { modelId: settings.summaryModelId } : {}),
       ...(context.signal ? { signal: context.signal } : {}),
     });
-    summary = fitTokens(response.text.trim(), settings.summaryMaxTokens, counter);
+    summary = await fitTokens(
+      response.text.trim(),
+      settings.summaryMaxTokens,
+      counter,
+      context.signal,
+    );
   } while (index < lines.length);
   return summary === '' ? '(no summary)' : summary;
 }
 
-/** The text cut to at most `limit` tokens (whole text when it fits). */
-function fitTokens(text: string, limit: number, counter: TokenCounter): string {
-  if (counter.text(text) <= limit) return text;
+/** Characters per token above which no tokenizer goes: a longer text cannot fit. */
+const MAX_CHARS_PER_TOKEN = 128;
+
+/**
+ * The text cut to at most `limit` tokens (whole text when it fits), counted in slices. A text
+ * far longer than `limit` tokens could be (an answer that ignored its token limit) is cut first,
+ * so the search does not count a huge text again and again.
+ */
+async function fitTokens(
+  text: string,
+  limit: number,
+  counter: TokenCounter,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const fits = async (candidate: string) =>
+    (await counter.textInSlices(candidate, signal)) <= limit;
+  if (text.length <= limit * MAX_CHARS_PER_TOKEN && (await fits(text))) return text;
   let low = 0;
-  let high = text.length;
+  let high = Math.min(text.length, limit * MAX_CHARS_PER_TOKEN);
   while (low < high) {
     const middle = Math.ceil((low + high) / 2);
-    if (counter.text(`${text.slice(0, middle)}…`) <= limit) low = middle;
+    if (await fits(`${text.slice(0, middle)}…`)) low = middle;
     else high = middle - 1;
   }
   return `${text.slice(0, low)}…`;

@@ -438,6 +438,14 @@ export async function readJsonBody(
 }
 
 /**
+ * Most characters a streaming response may send without completing an event (16 Mi). A provider's
+ * events are small (a delta, a usage record), so past this the stream is not one; without a bound,
+ * an endpoint that sends data without ever ending an event would grow the parser's buffer until
+ * the process ran out of memory (no total timeout applies by default).
+ */
+export const MAX_UNFINISHED_EVENT_CHARS = 16 * 1024 * 1024;
+
+/**
  * Yields the server-sent events of a streaming response. Bytes are decoded as UTF-8 across chunk
  * boundaries. A connection that fails mid-stream is a retryable `LLM_ERROR`; an abort is
  * `ABORTED`. Stopping the iteration early cancels the response body. With `timing`, the
@@ -462,7 +470,17 @@ export async function* readServerSentEvents(
   const reader = body.getReader();
   const decoder = new TextDecoder('utf-8');
   const pending: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => pending.push(event) });
+  // Characters fed since the parser last completed an event or a comment (a keep-alive).
+  let unfinished = 0;
+  const parser = createParser({
+    onEvent: (event) => {
+      pending.push(event);
+      unfinished = 0;
+    },
+    onComment: () => {
+      unfinished = 0;
+    },
+  });
   let finished = false;
   let firstChunk = true;
   try {
@@ -499,7 +517,18 @@ export async function* readServerSentEvents(
         finished = true;
         parser.feed(decoder.decode());
       } else {
-        parser.feed(decoder.decode(chunk.value, { stream: true }));
+        const text = decoder.decode(chunk.value, { stream: true });
+        unfinished += text.length;
+        parser.feed(text);
+        if (unfinished > MAX_UNFINISHED_EVENT_CHARS) {
+          throw llmError({
+            ...context,
+            message: `${context.providerName} sent more than ${MAX_UNFINISHED_EVENT_CHARS} characters without completing a stream event`,
+            retryable: false,
+            status: response.status,
+            details: { kind: 'invalid_event', limit: MAX_UNFINISHED_EVENT_CHARS },
+          });
+        }
       }
       while (pending.length > 0) {
         if (context.signal?.aborted) throw abortedError(context.signal);

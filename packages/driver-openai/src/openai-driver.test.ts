@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import { DriverRegistry, type LlmRequest, type LlmStreamEvent } from '@everruns-ts/core';
+import { MAX_UNFINISHED_EVENT_CHARS } from '@everruns-ts/driver-http';
 import {
   ADD_TOOL,
   byteByByteFetch,
@@ -531,6 +532,30 @@ describe('openai driver: streaming', () => {
     const server = await startServer([sse([body])]);
     const response = await new OpenAiDriver().generate(llmRequest(server.baseUrl));
     expect(response.toolCalls).toEqual([{ id: 'call_deep', name: 'add', arguments: deep }]);
+  });
+
+  it('stops a stream that sends data without ever completing an event, with a typed error', async () => {
+    let written = 0;
+    const server = await startServer([
+      async (response) => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' });
+        response.write('data: ');
+        const piece = 'x'.repeat(1024 * 1024);
+        // Up to twice the bound, never a line end; the client hangs up before the end.
+        while (written <= 2 * MAX_UNFINISHED_EVENT_CHARS && !response.destroyed) {
+          const drained = response.write(piece);
+          written += piece.length;
+          if (!drained) await new Promise((resolve) => response.once('drain', resolve));
+        }
+        response.end();
+      },
+    ]);
+    const error = await new OpenAiDriver().generate(llmRequest(server.baseUrl)).catch((e) => e);
+    expect(error).toMatchObject({
+      code: 'LLM_ERROR',
+      details: { kind: 'invalid_event', limit: MAX_UNFINISHED_EVENT_CHARS, retryable: false },
+    });
+    expect(written).toBeLessThan(2 * MAX_UNFINISHED_EVENT_CHARS);
   });
 
   it('maps finish reasons to stop reasons', async () => {

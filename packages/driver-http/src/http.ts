@@ -301,7 +301,8 @@ export async function openResponse(
         return { response, attemptNumber: attempt, clock: attemptClock };
       }
       attemptClock.arm('idle');
-      const text = await response.text();
+      // An error body is read up to 1 Mi characters: enough for any provider's error.
+      const { text } = await readBodyText(response, MAX_ERROR_BODY_CHARS);
       const parsed = parseJson(text);
       const providerError = parsed === undefined ? {} : request.parseErrorBody(parsed);
       if (providerError.message === undefined && text.trim() !== '' && parsed === undefined) {
@@ -404,9 +405,20 @@ export async function readJsonBody(
   let text: string;
   try {
     timing?.attempt.arm('idle');
-    text = await response.text();
+    const read = await readBodyText(response, MAX_RESPONSE_BODY_CHARS);
     timing?.attempt.disarm();
+    if (read.cut) {
+      throw llmError({
+        ...context,
+        message: `${context.providerName} response is longer than ${MAX_RESPONSE_BODY_CHARS} characters`,
+        retryable: false,
+        status: response.status,
+        details: { kind: 'response_too_large', limit: MAX_RESPONSE_BODY_CHARS },
+      });
+    }
+    text = read.text;
   } catch (error) {
+    if (error instanceof EverrunsError) throw error;
     if (timing) {
       const interrupted = interruption(
         error,
@@ -435,6 +447,53 @@ export async function readJsonBody(
     });
   }
   return parsed;
+}
+
+/**
+ * Most characters of a provider's whole (not streamed) answer body (64 Mi); a longer body fails
+ * the call with a non-retryable `LLM_ERROR` of kind `response_too_large` instead of being held in
+ * memory whole.
+ */
+export const MAX_RESPONSE_BODY_CHARS = 64 * 1024 * 1024;
+
+/** Most characters of an error response's body that are read (the rest is not). */
+const MAX_ERROR_BODY_CHARS = 1024 * 1024;
+
+/**
+ * The body of `response` decoded as UTF-8 (as `response.text()` decodes it), read no further
+ * than `limit` characters: `cut` says the body went on (the rest is not read; the connection is
+ * closed). Errors of the read are thrown as `response.text()` throws them.
+ */
+async function readBodyText(
+  response: Response,
+  limit: number,
+): Promise<{ text: string; cut: boolean }> {
+  const body = response.body;
+  if (!body) return { text: '', cut: false };
+  const reader = body.getReader();
+  const decoder = new TextDecoder('utf-8');
+  const parts: string[] = [];
+  let length = 0;
+  let done = false;
+  try {
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) {
+        done = true;
+        parts.push(decoder.decode());
+        return { text: parts.join(''), cut: false };
+      }
+      const text = decoder.decode(chunk.value, { stream: true });
+      if (length + text.length > limit) {
+        parts.push(text.slice(0, limit - length));
+        return { text: parts.join(''), cut: true };
+      }
+      length += text.length;
+      parts.push(text);
+    }
+  } finally {
+    if (!done) await reader.cancel().catch(() => undefined);
+  }
 }
 
 /**

@@ -30,6 +30,7 @@ export {
   abortedError,
   isPermanentQuotaError,
   llmError,
+  MAX_RESPONSE_BODY_CHARS,
   MAX_UNFINISHED_EVENT_CHARS,
   PERMANENT_QUOTA_ERRORS,
   type PostRequest,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import { DriverRegistry, type LlmRequest, type LlmStreamEvent } from '@everruns-ts/core';
-import { MAX_UNFINISHED_EVENT_CHARS } from '@everruns-ts/driver-http';
+import { MAX_RESPONSE_BODY_CHARS, MAX_UNFINISHED_EVENT_CHARS } from '@everruns-ts/driver-http';
 import {
   ADD_TOOL,
   byteByByteFetch,
@@ -557,6 +557,39 @@ describe('openai driver: streaming', () => {
     });
     expect(written).toBeLessThan(2 * MAX_UNFINISHED_EVENT_CHARS);
   });
+
+  it('stops reading an answer body longer than the bound, and reads an error body only in part', async () => {
+    let written = 0;
+    const endless =
+      (status: number): Reply =>
+      async (response) => {
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.write('{"error":{"message":"');
+        const piece = 'x'.repeat(1024 * 1024);
+        while (written <= 2 * MAX_RESPONSE_BODY_CHARS && !response.destroyed) {
+          const drained = response.write(piece);
+          written += piece.length;
+          if (!drained) await new Promise((resolve) => response.once('drain', resolve));
+        }
+        response.end();
+      };
+    const server = await startServer([endless(200), endless(400)]);
+    const driver = new OpenAiDriver({ streaming: false });
+    const tooLarge = await driver.generate(llmRequest(server.baseUrl)).catch((e) => e);
+    expect(tooLarge).toMatchObject({
+      code: 'LLM_ERROR',
+      details: { kind: 'response_too_large', limit: MAX_RESPONSE_BODY_CHARS, retryable: false },
+    });
+    expect(written).toBeLessThan(2 * MAX_RESPONSE_BODY_CHARS);
+    written = 0;
+    const refused = await driver.generate(llmRequest(server.baseUrl)).catch((e) => e);
+    expect(refused).toMatchObject({
+      code: 'LLM_ERROR',
+      details: { status: 400, retryable: false },
+    });
+    expect(refused.message.length).toBeLessThan(2_000);
+    expect(written).toBeLessThan(2 * MAX_RESPONSE_BODY_CHARS);
+  }, 60_000);
 
   it('maps finish reasons to stop reasons', async () => {
     const server = await startServer([

@@ -1,6 +1,7 @@
 // Suites a backend's own test file calls with a factory of fresh backends.
 
-export { withEventLoopProbe } from './event-loop-probe.js';
+/** The probe of event-loop stalls of the attack suites (`@everruns-ts/store-conformance`'s). */
+export { withEventLoopProbe } from '@everruns-ts/store-conformance';
 export {
   DATABASE_URL,
   dropSchemas,

@@ -117,16 +117,8 @@ export class TokenCounter {
    * piece in one go; {@link textInSlices} gives the same count without holding the event loop.
    */
   text(text: string): number {
-    if (text.length === 0) return 0;
-    if (this.tokenizer === 'estimate' || text.length <= TOKENIZER_PIECE_CHARS) {
-      return this.#count(text);
-    }
     let total = 0;
-    for (let start = 0; start < text.length; ) {
-      const end = pieceEnd(text, start);
-      total += this.#count(text.slice(start, end));
-      start = end;
-    }
+    for (const piece of this.#pieces(text)) total += this.#count(piece);
     return total;
   }
 
@@ -136,18 +128,26 @@ export class TokenCounter {
    * signal's reason once it is aborted.
    */
   async textInSlices(text: string, signal?: AbortSignal): Promise<number> {
-    if (this.tokenizer === 'estimate' || text.length <= TOKENIZER_PIECE_CHARS) {
-      await this.#breathe(signal);
-      return this.text(text);
-    }
     let total = 0;
-    for (let start = 0; start < text.length; ) {
+    for (const piece of this.#pieces(text)) {
       await this.#breathe(signal);
-      const end = pieceEnd(text, start);
-      total += this.#count(text.slice(start, end));
-      start = end;
+      total += this.#count(piece);
     }
     return total;
+  }
+
+  /** The pieces {@link text} counts: the text whole when short (or estimated), else cut. */
+  *#pieces(text: string): Generator<string> {
+    if (text.length === 0) return;
+    if (this.tokenizer === 'estimate' || text.length <= TOKENIZER_PIECE_CHARS) {
+      yield text;
+      return;
+    }
+    for (let start = 0; start < text.length; ) {
+      const end = pieceEnd(text, start);
+      yield text.slice(start, end);
+      start = end;
+    }
   }
 
   /** Tokens of one message (see the class comment). */

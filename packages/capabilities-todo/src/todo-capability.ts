@@ -5,7 +5,7 @@ import {
   defineCapability,
   defineTool,
   type Message,
-  toolArgumentsTextOverLimit,
+  parseToolArgumentsText,
 } from '@everruns-ts/core';
 import { z } from 'zod';
 
@@ -90,22 +90,15 @@ export function latestTodos(messages: readonly Message[]): TodoItem[] | null {
       const part = content[partIndex];
       if (part?.type !== 'tool_call' || part.name !== writeTodosTool.name || failed.has(part.id))
         continue;
-      const args = typeof part.arguments === 'string' ? safeJson(part.arguments) : part.arguments;
+      const args =
+        typeof part.arguments === 'string'
+          ? parseToolArgumentsText(part.arguments)
+          : part.arguments;
       const parsed = writeTodosTool.inputSchema.safeParse(args);
       if (parsed.success) return (parsed.data as { todos: TodoItem[] }).todos;
     }
   }
   return null;
-}
-
-function safeJson(text: string): unknown {
-  // Arguments past the bounds were never run; parsing them would hold the event loop.
-  if (toolArgumentsTextOverLimit(text) !== undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** `/todos`: shows the current task list without a model call; `/todos <status>` filters it. */

@@ -376,6 +376,7 @@ export { assembleTurnContext } from './engine/assemble-turn-context.js';
 export {
   MAX_TOOL_ARGUMENTS_DEPTH,
   MAX_TOOL_ARGUMENTS_VALUES,
+  parseToolArgumentsText,
   type ToolArgumentsLimit,
   toolArgumentsTextOverLimit,
 } from './engine/bound-tool-call-arguments.js';

@@ -9,9 +9,9 @@ import {
   type LlmResponse,
   type LlmStopReason,
   type LlmUsage,
+  parseToolArgumentsText,
   type ReasoningPart,
   type ToolCall,
-  toolArgumentsTextOverLimit,
 } from '@everruns-ts/core';
 
 /**
@@ -32,21 +32,6 @@ export function assertAnswerComplete(
     details: { model, finishReason: unified, retryable },
     retryable,
   });
-}
-
-/**
- * Tool call arguments from the JSON text a model wrote: the parsed value, `{}` for empty text,
- * or the raw text itself when it is not JSON or passes the bounds on a tool call's arguments
- * (the act step then reports it to the model without a long `JSON.parse`).
- */
-export function parseToolInput(input: string): unknown {
-  if (input.trim() === '') return {};
-  if (toolArgumentsTextOverLimit(input) !== undefined) return input;
-  try {
-    return JSON.parse(input);
-  } catch {
-    return input;
-  }
 }
 
 /**
@@ -132,7 +117,7 @@ export function collectContent(content: readonly LanguageModelV4Content[]): {
       toolCalls.push({
         id: part.toolCallId,
         name: part.toolName,
-        arguments: parseToolInput(part.input),
+        arguments: parseToolArgumentsText(part.input),
       });
     }
   }

@@ -3,11 +3,11 @@ import {
   EverrunsError,
   type LlmResponse,
   type LlmStreamEvent,
+  parseToolArgumentsText,
   type ToolCall,
 } from '@everruns-ts/core';
 import {
   assertAnswerComplete,
-  parseToolInput,
   toLlmUsage,
   toReasoningPart,
   toStopReason,
@@ -162,7 +162,7 @@ export async function* readAiSdkStream(
           state.call = {
             id: part.toolCallId,
             name: part.toolName,
-            arguments: parseToolInput(part.input),
+            arguments: parseToolArgumentsText(part.input),
           };
           if (!state.streamed) {
             state.streamed = true;
@@ -195,7 +195,7 @@ export async function* readAiSdkStream(
                 state.call ?? {
                   id: state.id,
                   name: state.name,
-                  arguments: parseToolInput(state.input),
+                  arguments: parseToolArgumentsText(state.input),
                 },
             );
           const response: LlmResponse = {

@@ -1,10 +1,4 @@
-import {
-  type LlmResponse,
-  type LlmStopReason,
-  type ReasoningPart,
-  type ToolCall,
-  toolArgumentsTextOverLimit,
-} from '@everruns-ts/core';
+import type { LlmResponse, LlmStopReason, ReasoningPart, ToolCall } from '@everruns-ts/core';
 
 /** A parsed JSON object, as a provider's bodies and stream events are read. */
 export type JsonObject = Record<string, unknown>;
@@ -25,20 +19,11 @@ export function tokenCount(value: unknown): number {
 }
 
 /**
- * Parses the JSON text of a tool call's arguments. Empty text means "no arguments" (`{}`); text
- * that is not JSON, or that nests deeper or holds more values than a tool call may (see
- * `toolArgumentsTextOverLimit` in core), is returned as the raw string, which the act step
- * reports to the model as a tool error, so hostile text never costs a long `JSON.parse`.
+ * Parses the JSON text of a tool call's arguments: core's `parseToolArgumentsText` (empty text is
+ * `{}`; text that is not JSON or passes the bounds on arguments stays the raw string, which the
+ * act step reports to the model as a tool error), re-exported here where drivers look for it.
  */
-export function parseToolArgumentsText(text: string): unknown {
-  if (text.trim() === '') return {};
-  if (toolArgumentsTextOverLimit(text) !== undefined) return text;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
+export { parseToolArgumentsText } from '@everruns-ts/core';
 
 /** The parts of a provider's answer that {@link toLlmResponse} assembles. */
 export interface LlmResponseParts {

@@ -534,61 +534,56 @@ describe('openai driver: streaming', () => {
     expect(response.toolCalls).toEqual([{ id: 'call_deep', name: 'add', arguments: deep }]);
   });
 
+  /**
+   * A reply that starts a body with `head` and writes megabytes of `x` after it, up to twice
+   * `bound` characters, stopping early when the client hangs up; `written()` says how far it got.
+   */
+  function endlessReply(status: number, contentType: string, head: string, bound: number) {
+    let count = 0;
+    const reply: Reply = async (response) => {
+      response.writeHead(status, { 'content-type': contentType });
+      response.write(head);
+      const piece = 'x'.repeat(1024 * 1024);
+      while (count <= 2 * bound && !response.destroyed) {
+        const drained = response.write(piece);
+        count += piece.length;
+        if (!drained) await new Promise((resolve) => response.once('drain', resolve));
+      }
+      response.end();
+    };
+    return { reply, written: () => count };
+  }
+
   it('stops a stream that sends data without ever completing an event, with a typed error', async () => {
-    let written = 0;
-    const server = await startServer([
-      async (response) => {
-        response.writeHead(200, { 'content-type': 'text/event-stream' });
-        response.write('data: ');
-        const piece = 'x'.repeat(1024 * 1024);
-        // Up to twice the bound, never a line end; the client hangs up before the end.
-        while (written <= 2 * MAX_UNFINISHED_EVENT_CHARS && !response.destroyed) {
-          const drained = response.write(piece);
-          written += piece.length;
-          if (!drained) await new Promise((resolve) => response.once('drain', resolve));
-        }
-        response.end();
-      },
-    ]);
+    const endless = endlessReply(200, 'text/event-stream', 'data: ', MAX_UNFINISHED_EVENT_CHARS);
+    const server = await startServer([endless.reply]);
     const error = await new OpenAiDriver().generate(llmRequest(server.baseUrl)).catch((e) => e);
     expect(error).toMatchObject({
       code: 'LLM_ERROR',
       details: { kind: 'invalid_event', limit: MAX_UNFINISHED_EVENT_CHARS, retryable: false },
     });
-    expect(written).toBeLessThan(2 * MAX_UNFINISHED_EVENT_CHARS);
+    expect(endless.written()).toBeLessThan(2 * MAX_UNFINISHED_EVENT_CHARS);
   });
 
   it('stops reading an answer body longer than the bound, and reads an error body only in part', async () => {
-    let written = 0;
-    const endless =
-      (status: number): Reply =>
-      async (response) => {
-        response.writeHead(status, { 'content-type': 'application/json' });
-        response.write('{"error":{"message":"');
-        const piece = 'x'.repeat(1024 * 1024);
-        while (written <= 2 * MAX_RESPONSE_BODY_CHARS && !response.destroyed) {
-          const drained = response.write(piece);
-          written += piece.length;
-          if (!drained) await new Promise((resolve) => response.once('drain', resolve));
-        }
-        response.end();
-      };
-    const server = await startServer([endless(200), endless(400)]);
+    const head = '{"error":{"message":"';
+    const answer = endlessReply(200, 'application/json', head, MAX_RESPONSE_BODY_CHARS);
+    const failure = endlessReply(400, 'application/json', head, MAX_RESPONSE_BODY_CHARS);
+    const server = await startServer([answer.reply, failure.reply]);
     const driver = new OpenAiDriver({ streaming: false });
     const tooLarge = await driver.generate(llmRequest(server.baseUrl)).catch((e) => e);
     expect(tooLarge).toMatchObject({
       code: 'LLM_ERROR',
       details: { kind: 'response_too_large', limit: MAX_RESPONSE_BODY_CHARS, retryable: false },
     });
-    expect(written).toBeLessThan(2 * MAX_RESPONSE_BODY_CHARS);
-    written = 0;
+    expect(answer.written()).toBeLessThan(2 * MAX_RESPONSE_BODY_CHARS);
     const refused = await driver.generate(llmRequest(server.baseUrl)).catch((e) => e);
     expect(refused).toMatchObject({
       code: 'LLM_ERROR',
       details: { status: 400, retryable: false },
     });
     expect(refused.message.length).toBeLessThan(2_000);
-    expect(written).toBeLessThan(2 * MAX_RESPONSE_BODY_CHARS);
+    expect(failure.written()).toBeLessThan(2 * MAX_RESPONSE_BODY_CHARS);
   }, 60_000);
 
   it('maps finish reasons to stop reasons', async () => {

@@ -1,5 +1,6 @@
 export { agentStoreTests } from './agent-store-tests.js';
 export { ephemeralEventTests, eventBusTests } from './event-bus-tests.js';
+export { withEventLoopProbe } from './event-loop-probe.js';
 export { harnessStoreTests } from './harness-store-tests.js';
 export {
   expectErrorCode,

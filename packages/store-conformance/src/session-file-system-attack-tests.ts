@@ -1,43 +1,12 @@
 import type { SessionFileSystem } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
+import { withEventLoopProbe } from './event-loop-probe.js';
 import { expectErrorCode } from './helpers.js';
 
 /** Longest the event loop may stall during one call; the backends aim for about 20 ms. */
 const MAX_EVENT_LOOP_DELAY_MS = 100;
 /** A generous bound on the time one attack call may take, far below what backtracking costs. */
 const MAX_ATTACK_MS = 5_000;
-
-/**
- * Measures how long the event loop was held while `run` is under way: the longest gap between
- * ticks of a 5 ms interval, counting of each gap only the CPU time this process spent in it
- * (`process.cpuUsage`), so a gap where the operating system ran other processes (tests share a
- * loaded machine) is not taken for a stall. A synchronous stretch of work is CPU time, and
- * shows in full.
- */
-async function withEventLoopProbe<T>(
-  run: () => Promise<T>,
-): Promise<{ result: T; maxDelayMs: number; elapsedMs: number }> {
-  const started = performance.now();
-  let last = started;
-  let lastCpu = process.cpuUsage();
-  let maxDelayMs = 0;
-  const tick = () => {
-    const now = performance.now();
-    const cpu = process.cpuUsage(lastCpu);
-    const cpuMs = (cpu.user + cpu.system) / 1_000;
-    maxDelayMs = Math.max(maxDelayMs, Math.min(now - last, cpuMs));
-    last = now;
-    lastCpu = process.cpuUsage();
-  };
-  const timer = setInterval(tick, 5);
-  try {
-    const result = await run();
-    tick();
-    return { result, maxDelayMs, elapsedMs: performance.now() - started };
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 /** Lines of `aaaa…!`: `(a+)+$` backtracks exponentially on each of them. */
 function backtrackingBait(lines: number, length: number): string {

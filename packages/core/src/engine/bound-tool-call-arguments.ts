@@ -121,6 +121,23 @@ export function toolArgumentsTextOverLimit(
   return undefined;
 }
 
+/**
+ * The arguments of a tool call from the JSON text a model wrote, as drivers hand them to the act
+ * step: `{}` for empty text, the parsed value, or the text itself when it is not JSON or passes a
+ * bound ({@link toolArgumentsTextOverLimit}; it is not parsed then, since `JSON.parse` would hold
+ * the event loop on it). The act step answers a call whose arguments are still text with a tool
+ * error saying why.
+ */
+export function parseToolArgumentsText(text: string): unknown {
+  if (text.trim() === '') return {};
+  if (toolArgumentsTextOverLimit(text) !== undefined) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 /** Index of the quote that closes the JSON string opened at `open`, or -1 when none does. */
 function closingQuote(text: string, open: number): number {
   let from = open + 1;

@@ -260,8 +260,10 @@ async function runToolCall(
     return fail(`Unknown tool "${call.name}". Available tools: ${names}.`);
   }
   let args = call.arguments;
+  const fromText = typeof args === 'string';
   if (typeof args === 'string') {
-    // Text past a bound is refused before JSON.parse, which would hold the loop while it builds it.
+    // Text past a bound is refused before JSON.parse, which would hold the loop while it builds
+    // it; what the text measures is what the parsed value would (so it is not walked again).
     const over = toolArgumentsTextOverLimit(args);
     if (over !== undefined) return fail(argumentsOverLimitText(call.name, over));
     try {
@@ -271,11 +273,13 @@ async function runToolCall(
     }
   }
   if (args === undefined || args === null) args = {};
-  if (nestingDepth(args) > MAX_TOOL_ARGUMENTS_DEPTH) {
-    return fail(argumentsOverLimitText(call.name, 'depth'));
-  }
-  if (countValues(args) > MAX_TOOL_ARGUMENTS_VALUES) {
-    return fail(argumentsOverLimitText(call.name, 'values'));
+  if (!fromText) {
+    if (nestingDepth(args) > MAX_TOOL_ARGUMENTS_DEPTH) {
+      return fail(argumentsOverLimitText(call.name, 'depth'));
+    }
+    if (countValues(args) > MAX_TOOL_ARGUMENTS_VALUES) {
+      return fail(argumentsOverLimitText(call.name, 'values'));
+    }
   }
   if (typeof args !== 'object' || Array.isArray(args)) {
     return fail(

@@ -2,7 +2,8 @@
  * Measures how long the event loop was held while `run` is under way: the longest gap between
  * ticks of a 5 ms interval, counting of each gap only the CPU time this process spent in it, so
  * time the operating system gave to other processes on a shared machine is not taken for a
- * stall (a synchronous stretch of work is CPU time and shows in full).
+ * stall (a synchronous stretch of work is CPU time and shows in full). The attack suites here use
+ * it, and a backend's or capability's own hostile-input tests can too.
  */
 export async function withEventLoopProbe<T>(
   run: () => Promise<T>,

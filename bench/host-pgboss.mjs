@@ -7,6 +7,8 @@
 //   DATABASE_URL=postgres://… TURNS=400 WORKER_CONCURRENCY=16 node bench/host-pgboss.mjs
 //   NO_PUBLISH=1 node bench/host-pgboss.mjs   (the stores' bus sends no NOTIFY with its events)
 //   CONTINUE_STEPS_SECONDS=0 node bench/host-pgboss.mjs   (every step a job of its own)
+//   CHECKPOINT_INTERVAL_SECONDS=0 node bench/host-pgboss.mjs   (a checkpoint before every step)
+//   WORKER_PROF=/tmp/prof node bench/host-pgboss.mjs   (CPU profiles of the worker processes)
 //   WARMUP=16 HOST_WARMUP=16 node bench/host-pgboss.mjs   (turns before timing, in process and through
 //                                              the host, on 32 sessions; defaults 1,024 and 512)
 //
@@ -70,6 +72,9 @@ function startHost(settings, backends, extra = {}) {
     ...(process.env.CONTINUE_STEPS_SECONDS === undefined
       ? {}
       : { continueStepsSeconds: Number(process.env.CONTINUE_STEPS_SECONDS) }),
+    ...(process.env.CHECKPOINT_INTERVAL_SECONDS === undefined
+      ? {}
+      : { checkpointIntervalSeconds: Number(process.env.CHECKPOINT_INTERVAL_SECONDS) }),
     ...extra,
   });
 }
@@ -89,7 +94,14 @@ async function worker(settings) {
 function spawnWorker(settings) {
   const child = spawn(
     process.execPath,
-    [fileURLToPath(import.meta.url), 'worker', JSON.stringify(settings)],
+    [
+      ...(process.env.WORKER_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WORKER_PROF}`]
+        : []),
+      fileURLToPath(import.meta.url),
+      'worker',
+      JSON.stringify(settings),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const ready = new Promise((resolve, reject) => {

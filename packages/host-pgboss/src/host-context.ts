@@ -22,6 +22,11 @@ export interface HostContext {
    * milliseconds (0: every step is a job of its own).
    */
   readonly continueStepsMs: number;
+  /**
+   * How long, in milliseconds, a job running its turn's next steps itself lets pass before it
+   * moves the turn's checkpoint again (0: before every next step).
+   */
+  readonly checkpointIntervalMs: number;
   /** Receives errors that have no caller to go to. */
   readonly onError: (error: unknown) => void;
   /** Where retries, fenced-off steps and lease take-overs are reported (silent by default). */

@@ -95,6 +95,14 @@ const MATRIX: Array<[KillPointName, Expectation]> = [
 ];
 const RUNS_PER_POINT = 3;
 
+// The matrix runs with the host's default `checkpointIntervalSeconds`: the fixture's steps take
+// milliseconds, so the killed job has not moved its checkpoint and the rescuer replays the turn
+// from its input step. These points run once more with a checkpoint before every step.
+const MOVING_CHECKPOINT: KillPointName[] = [
+  'after-model-response-stored',
+  'after-tool-side-effect',
+];
+
 describe.concurrent('kill-point matrix', () => {
   it.each(MATRIX)(
     'a worker killed %s: the turn finishes, nothing lost or duplicated',
@@ -138,6 +146,29 @@ describe.concurrent('kill-point matrix', () => {
   );
 });
 
+describe.concurrent('kill points with a checkpoint before every step', () => {
+  it.each(MOVING_CHECKPOINT)(
+    'a worker killed %s with checkpointIntervalSeconds 0: the turn finishes the same',
+    async (point) => {
+      const expected = MATRIX.find(([name]) => name === point)?.[1];
+      const { messages, result, modelCalls, effects, ends } = await limited(() =>
+        killAndRecover(point, { checkpointIntervalSeconds: 0 }),
+      );
+      expect(result).toMatchObject({ success: true, response: 'done', iterations: 2 });
+      expect(ends).toEqual({ completed: 1, failed: 0, idled: 1 });
+      expect(historyProblems(messages)).toEqual([]);
+      expect(
+        [1, 2].map((iteration) => modelCalls.filter((call) => call.iteration === iteration).length),
+      ).toEqual(expected?.modelCalls);
+      expect({
+        append: effects.filter((effect) => effect.toolCallId === 'append').length,
+        flag: effects.filter((effect) => effect.toolCallId === 'flag').length,
+      }).toEqual(expected?.effects);
+    },
+    120_000,
+  );
+});
+
 /** At most this many kill-and-recover runs at once (each holds two processes and their pools). */
 const PARALLEL_RUNS = 6;
 let running = 0;
@@ -156,9 +187,18 @@ async function limited<T>(task: () => Promise<T>): Promise<T> {
 
 async function killAndRecover(
   point: KillPointName,
-  options: { text?: string; maxIterations?: number; iteration?: number } = {},
+  options: {
+    text?: string;
+    maxIterations?: number;
+    iteration?: number;
+    checkpointIntervalSeconds?: number;
+  } = {},
 ) {
-  const config = environment.configFor();
+  const config = environment.configFor(
+    options.checkpointIntervalSeconds === undefined
+      ? {}
+      : { checkpointIntervalSeconds: options.checkpointIntervalSeconds },
+  );
   const sessionId = await environment.createSession(
     options.maxIterations ? { maxIterations: options.maxIterations } : {},
   );

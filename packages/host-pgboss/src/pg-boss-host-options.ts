@@ -70,14 +70,28 @@ export interface PgBossHostOptions {
   /**
    * A step job whose turn has a next step runs that step itself, instead of enqueueing it as a job
    * of its own, until this many seconds have passed since the job started; then (or while the
-   * host stops) the next step is enqueued as before. The checkpoint moves after every step either
-   * way, and a job retried after its worker died goes on from the checkpoint its steps reached.
-   * A continued step saves the queue's round trips (the job's fetch and completion, the turn's
+   * host stops) the next step is enqueued as before (its checkpoint moving with it). A job retried
+   * after its worker died goes on from the checkpoint its steps reached (see
+   * `checkpointIntervalSeconds`). A continued step saves the queue's round trips (the job's fetch and completion, the turn's
    * claim, the lease's first renewal); it runs within the time its job has left, so keep this well
    * under `stepTimeoutSeconds`. 0 makes every step a job of its own. Default: a tenth of
    * `stepTimeoutSeconds` (90).
    */
   continueStepsSeconds?: number;
+  /**
+   * While a job runs its turn's next steps itself (see `continueStepsSeconds`), it moves the
+   * turn's checkpoint before a next step only once this many seconds have passed since the
+   * checkpoint last moved (or since the job claimed the turn); the turn's ending records the step
+   * it ended at either way. A job retried after its worker died goes on from the checkpoint and
+   * replays the steps after it from what they stored (their messages and tool results, kept by
+   * idempotency keys): no model call or tool runs twice for it, so a crash costs only the replayed
+   * steps' reads. Steps that answer in milliseconds (tools that compute, a fast model) then need
+   * no statement of their own for the checkpoint; a step that takes longer than this moves it
+   * before the next, as every step did before. A step fenced off by `resumeTurn` notices at its
+   * next checkpoint, status write, lifecycle event or ending. 0 moves the checkpoint before every
+   * next step. Default 1.
+   */
+  checkpointIntervalSeconds?: number;
   /**
    * How long a turn's session lease lasts without renewal, in milliseconds (see
    * `RuntimeSessionStore.claimTurnLease`). A host turn holds the lease of its session from
@@ -116,6 +130,9 @@ export interface PgBossHostOptions {
    */
   clock?: HostClock;
 }
+
+/** The default of {@link PgBossHostOptions.checkpointIntervalSeconds}: 1 second. */
+export const DEFAULT_CHECKPOINT_INTERVAL_SECONDS = 1;
 
 /** The default of {@link PgBossHostOptions.stepTimeoutSeconds}. */
 export const DEFAULT_STEP_TIMEOUT_SECONDS = 900;

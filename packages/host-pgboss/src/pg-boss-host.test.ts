@@ -120,7 +120,7 @@ describe('PgBossHost', () => {
     expect(sent.some((statement) => fixtureOwn.test(statement.text))).toBe(true);
   });
 
-  it("runs a turn's later steps in its first job while continueStepsSeconds lasts; with 0 each step is a job", async () => {
+  it("runs a turn's later steps in its first job while continueStepsSeconds lasts, moving its checkpoint only after checkpointIntervalSeconds; with 0 each step is a job", async () => {
     const jobsOf = async (queue: string, turnId: string) => {
       const { rows } = await environment.pool.query<{ step: string }>(
         `SELECT data->'step'->>'activity' || '/' || (data->'step'->'state'->>'iteration') AS step
@@ -133,7 +133,12 @@ describe('PgBossHost', () => {
     };
     const outcomes = [];
     // A generous window: a loaded machine must not split the turn into more jobs.
-    for (const continueStepsSeconds of [50, 0]) {
+    const configurations = [
+      { continueStepsSeconds: 50 },
+      { continueStepsSeconds: 0 },
+      { continueStepsSeconds: 50, checkpointIntervalSeconds: 0 },
+    ];
+    for (const { continueStepsSeconds, checkpointIntervalSeconds } of configurations) {
       const config = environment.configFor();
       const fixture = await startFixtureHost(config);
       started.push(fixture);
@@ -152,6 +157,7 @@ describe('PgBossHost', () => {
         bossSchema: config.bossSchema,
         stepTimeoutSeconds: 60,
         continueStepsSeconds,
+        ...(checkpointIntervalSeconds === undefined ? {} : { checkpointIntervalSeconds }),
         pollingIntervalSeconds: 0.5,
       });
       // The statements that read a session's turn snapshot on their own (not with a write).
@@ -163,12 +169,21 @@ describe('PgBossHost', () => {
       let leaseStatements = 0;
       // The turn's row written apart from its first job.
       let turnRowsApart = 0;
+      // The checkpoint moved on its own by a job that runs the next step itself.
+      let checkpointMoves = 0;
       onEveryStatement(fixture.pool, (statement) => {
         const text = String((statement as { text?: unknown })?.text ?? statement);
         if (/^\s*WITH\s+RECURSIVE\s+snapshot_session\b/.test(text)) snapshotReads++;
         if (/SET ending_done = \$3, ending_started = \$3 \+ 1/.test(text)) effectMarks++;
         if (/^\s*UPDATE\s+\S*sessions"?\s+SET\s+turn_lease_/.test(text)) leaseStatements++;
         if (/^\s*INSERT\s+INTO\s+\S+\.turns\b/.test(text)) turnRowsApart++;
+        if (
+          /^\s*UPDATE\s+\S+\.turns\s+SET step = \$3, step_order = \$4, job_order = COALESCE/.test(
+            text,
+          )
+        ) {
+          checkpointMoves++;
+        }
       });
       let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
       let result: Awaited<ReturnType<typeof handle.result>>;
@@ -189,33 +204,49 @@ describe('PgBossHost', () => {
         effectMarks,
         leaseStatements,
         turnRowsApart,
+        checkpointMoves,
         result: { ...result, turnId: undefined },
         roles: messages.map((message) => message.role),
-        // The checkpoint moved after every step, in the job or not: it ends at the last one.
+        // The checkpoint ends at the last step: moved before it, or recorded with the ending.
         step: (await handle.status())?.step,
       });
     }
     expect(outcomes.map((outcome) => outcome.jobs)).toEqual([
       ['input/0'],
       ['input/0', 'reason/1', 'act/1', 'reason/2'],
+      ['input/0'],
     ]);
+    // Steps of milliseconds within the default second move no checkpoint of their own; with an
+    // interval of 0 it moves before each of the three later steps; jobs of their own move it
+    // with the next job.
+    expect(outcomes.map((outcome) => outcome.checkpointMoves)).toEqual([0, 0, 3]);
     // A step run after another in one job uses the snapshot that one read with its last write,
     // and the job's setup: only the input step reads the snapshot on its own.
-    expect(outcomes.map((outcome) => outcome.snapshotReads)).toEqual([1, 4]);
-    expect(outcomes.map((outcome) => outcome.effectMarks)).toEqual([0, 0]);
+    expect(outcomes.map((outcome) => outcome.snapshotReads)).toEqual([1, 4, 1]);
+    expect(outcomes.map((outcome) => outcome.effectMarks)).toEqual([0, 0, 0]);
     // The submission claimed the lease just before the turn's first job: that job leaves its
     // renewal to the timer, each later job renews it once, and the ending's status write releases
     // it. The turn's row goes with its first job.
-    expect(outcomes.map((outcome) => outcome.leaseStatements)).toEqual([0, 3]);
-    expect(outcomes.map((outcome) => outcome.turnRowsApart)).toEqual([0, 0]);
-    expect(outcomes[0]?.result).toEqual(outcomes[1]?.result);
-    expect(outcomes[0]?.roles).toEqual(outcomes[1]?.roles);
+    expect(outcomes.map((outcome) => outcome.leaseStatements)).toEqual([0, 3, 0]);
+    expect(outcomes.map((outcome) => outcome.turnRowsApart)).toEqual([0, 0, 0]);
+    for (const outcome of outcomes.slice(1)) {
+      expect(outcome.result).toEqual(outcomes[0]?.result);
+      expect(outcome.roles).toEqual(outcomes[0]?.roles);
+    }
     for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);
   });
 
   it('refuses a continueStepsSeconds that is not from 0 to under stepTimeoutSeconds', async () => {
     for (const continueStepsSeconds of [-1, Number.NaN, Number.POSITIVE_INFINITY, 3, 4]) {
       await expect(fixtureHost({ continueStepsSeconds })).rejects.toMatchObject({
+        code: 'CONFIGURATION',
+      });
+    }
+  });
+
+  it('refuses a checkpointIntervalSeconds that is not a finite number of at least 0', async () => {
+    for (const checkpointIntervalSeconds of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await expect(fixtureHost({ checkpointIntervalSeconds })).rejects.toMatchObject({
         code: 'CONFIGURATION',
       });
     }

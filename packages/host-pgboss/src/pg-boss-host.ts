@@ -36,6 +36,7 @@ import {
 } from './host-setup.js';
 import { DEFAULT_HOST_TURN_LEASE_MS } from './host-turn-lease.js';
 import {
+  DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
   DEFAULT_STEP_TIMEOUT_SECONDS,
   type PgBossHostOptions,
   type PgBossWorkOptions,
@@ -113,6 +114,7 @@ export class PgBossHost {
       notifications: this.#notifications,
       turnLeaseMs: options.turnLeaseMs ?? DEFAULT_HOST_TURN_LEASE_MS,
       continueStepsMs: continueStepsSecondsOf(options) * 1000,
+      checkpointIntervalMs: checkpointIntervalSecondsOf(options) * 1000,
       onError,
       logger: options.logger ?? silentLogger,
       get stopped() {
@@ -149,6 +151,7 @@ export class PgBossHost {
       throw configurationError(`turnLeaseMs must be a positive integer, got ${String(leaseMs)}`);
     }
     continueStepsSecondsOf(options);
+    checkpointIntervalSecondsOf(options);
     const limits: TurnLimits = { ...DEFAULT_TURN_LIMITS, ...options.limits };
     const { pool, ownsPool } = hostPool(options);
     const adapter: RuntimeHostAdapter = {
@@ -368,6 +371,20 @@ function parseHostPrices(prices: unknown): ModelPrices {
  * `continueStepsSeconds`, defaulted to a tenth of `stepTimeoutSeconds`; `CONFIGURATION` unless it
  * is a finite number from 0 to under `stepTimeoutSeconds`.
  */
+/**
+ * `checkpointIntervalSeconds`, defaulted to {@link DEFAULT_CHECKPOINT_INTERVAL_SECONDS};
+ * `CONFIGURATION` unless it is a finite number of at least 0.
+ */
+function checkpointIntervalSecondsOf(options: PgBossHostOptions): number {
+  const seconds = options.checkpointIntervalSeconds ?? DEFAULT_CHECKPOINT_INTERVAL_SECONDS;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+    throw configurationError(
+      `checkpointIntervalSeconds must be a finite number of at least 0, got ${String(seconds)}`,
+    );
+  }
+  return seconds;
+}
+
 function continueStepsSecondsOf(options: PgBossHostOptions): number {
   const timeout = options.stepTimeoutSeconds ?? DEFAULT_STEP_TIMEOUT_SECONDS;
   const seconds = options.continueStepsSeconds ?? timeout / 10;

@@ -172,6 +172,8 @@ export class StepWorker {
       // One setup cache for the steps of this job, as the in-process runtime keeps one per turn
       // (a capability change a step makes drops the session's entries).
       const setupCache = new Map<string, TurnSetup>();
+      // When the checkpoint last moved: the claim left it at `step`.
+      let checkpointAt = Date.now();
       try {
         for (let first = true; ; first = false) {
           outcome = await executeTurnStep(
@@ -181,9 +183,13 @@ export class StepWorker {
           );
           const next = outcome.next;
           if (!next || !this.#continuesSteps(started)) break;
-          // The next step runs in this job: the checkpoint moves first, so that a retry of this
-          // job (its worker died) goes on from there.
-          if (!(await turns.move(turnId, claim.fence, next))) throw new StaleStepError(turnId);
+          // The next step runs in this job. Once `checkpointIntervalMs` have passed the checkpoint
+          // moves first, so that a retry of this job (its worker died) goes on from there; before
+          // that a retry replays the steps since the checkpoint from what they stored.
+          if (Date.now() - checkpointAt >= this.#context.checkpointIntervalMs) {
+            if (!(await turns.move(turnId, claim.fence, next))) throw new StaleStepError(turnId);
+            checkpointAt = Date.now();
+          }
           step = next;
         }
       } finally {
@@ -198,7 +204,7 @@ export class StepWorker {
         return;
       }
       ending = true;
-      await this.#end(claim, { kind: 'settle', plan: outcome.plan });
+      await this.#end(claim, { kind: 'settle', plan: outcome.plan }, step);
     } catch (error) {
       if (StaleStepError.isInstance(error)) {
         this.#context.logger.warn(
@@ -219,7 +225,7 @@ export class StepWorker {
         return;
       }
       if (isPermanentStepError(error) && !ending) {
-        await ignoreStale(this.#failTurn(claim, step.state, recorded));
+        await ignoreStale(this.#failTurn(claim, step.state, recorded, step));
         return;
       }
       await turns.recordError(turnId, claim.fence, recorded).catch(() => {});
@@ -274,10 +280,13 @@ export class StepWorker {
     return !this.#context.stopped && Date.now() - started < this.#context.continueStepsMs;
   }
 
-  /** Records how the claimed turn ends, then delivers it; a stale claim records nothing. */
-  async #end(claim: StepClaim, ending: PendingEnding): Promise<void> {
+  /**
+   * Records how the claimed turn ends (and, given `reached`, the step it got to as its
+   * checkpoint), then delivers it; a stale claim records nothing.
+   */
+  async #end(claim: StepClaim, ending: PendingEnding, reached?: RuntimeTurnStep): Promise<void> {
     const { adapter, turns } = this.#context;
-    const recorded = await turns.beginEnding(claim.turnId, claim.fence, ending);
+    const recorded = await turns.beginEnding(claim.turnId, claim.fence, ending, undefined, reached);
     if (!recorded) return;
     await deliverEnding(adapter, turns, {
       ...claim,
@@ -383,8 +392,9 @@ export class StepWorker {
     claim: StepClaim,
     known: RuntimeTurnState | null,
     error: RecordedError,
+    reached?: RuntimeTurnStep,
   ): Promise<void> {
-    await this.#end(claim, await this.#failureOf(claim, known, error));
+    await this.#end(claim, await this.#failureOf(claim, known, error), reached);
   }
 
   /**

@@ -376,21 +376,29 @@ export class TurnRecords {
    * Resolves the ending as recorded for the one caller whose `fence` holds; `null`, writing
    * nothing, for a stale one.
    * The turn stays `running` until {@link finishEnding}. With `enqueue`, the job that will deliver
-   * the ending is sent in the same transaction.
+   * the ending is sent in the same transaction; with `reached`, the checkpoint moves to that step
+   * in the same statement (a job that ran its turn's steps itself may not have moved it since).
    */
   async beginEnding(
     turnId: string,
     fence: number,
     ending: PendingEnding,
     enqueue?: (db: PgBoss.Db) => Promise<void>,
+    reached?: RuntimeTurnStep,
   ): Promise<PendingEnding | null> {
     const recorded: PendingEnding = { ...ending, numbering: 2 };
     // Its first effect is marked begun in the same statement (see `EndingDelivery`): a deliverer
-    // that takes over treats it as one that may have happened, which every effect allows.
+    // that takes over treats it as one that may have happened, which every effect allows. The
+    // checkpoint moves to the step the turn reached, as `move` would (the job keeps the turn).
+    const values: unknown[] = [turnId, fence, JSON.stringify(recorded)];
+    let checkpoint = '';
+    if (reached !== undefined) {
+      checkpoint = `step = $4, step_order = $5, job_order = COALESCE(job_order, step_order), `;
+      values.push(JSON.stringify(reached), stepOrder(reached));
+    }
     const update = `UPDATE ${this.#table}
-          SET ending = $3, ending_started = 1, ending_done = 0, updated_at = now()
+          SET ${checkpoint}ending = $3, ending_started = 1, ending_done = 0, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`;
-    const values = [turnId, fence, JSON.stringify(recorded)];
     if (enqueue) return (await this.#writeThenEnqueue(update, values, enqueue)) ? recorded : null;
     const { rowCount } = await sendStatement(this.#pool, update, values);
     return rowCount === 1 ? recorded : null;

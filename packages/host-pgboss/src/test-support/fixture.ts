@@ -75,6 +75,8 @@ export interface FixtureConfig {
   stepTimeoutSeconds?: number;
   /** The host's `continueStepsSeconds` (default: the host's own). */
   continueStepsSeconds?: number;
+  /** The host's `checkpointIntervalSeconds` (default: the host's own). */
+  checkpointIntervalSeconds?: number;
   retry?: { limit?: number; delaySeconds?: number; backoff?: boolean };
   /** The first N stores of agent messages fail with STORE_UNAVAILABLE (in this process). */
   failAgentStores?: number;
@@ -403,6 +405,9 @@ export async function startFixtureHost(config: FixtureConfig): Promise<FixtureHo
     ...(config.continueStepsSeconds === undefined
       ? {}
       : { continueStepsSeconds: config.continueStepsSeconds }),
+    ...(config.checkpointIntervalSeconds === undefined
+      ? {}
+      : { checkpointIntervalSeconds: config.checkpointIntervalSeconds }),
     maintenanceIntervalSeconds: 1,
     pollingIntervalSeconds: 0.5,
     retry: config.retry ?? { limit: 5, delaySeconds: 0, backoff: false },

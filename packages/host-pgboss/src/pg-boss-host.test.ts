@@ -244,6 +244,37 @@ describe('PgBossHost', () => {
     }
   });
 
+  it("awaits a turn it submitted itself without reading the turn's row before the turn is announced", async () => {
+    const { host, pool } = await fixtureHost();
+    await host.work({ concurrency: 1 });
+    let rowReads = 0;
+    onEveryStatement(pool, (statement) => {
+      const text = String((statement as { text?: unknown })?.text ?? statement);
+      if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads++;
+    });
+    // The host listens from the first wait on: that submission's wait reads the row first.
+    const warm = await host.submitTextTurn(await environment.createSession(), 'work');
+    await warm.result({ timeoutMs: 20_000 });
+    rowReads = 0;
+    const sessionId = await environment.createSession();
+    const started = Date.now();
+    const handle = await host.submitTextTurn(sessionId, 'work');
+    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+    // Once, after the turn's notification; the wait also reads once a second (as a fallback for a
+    // lost notification), which a loaded machine may reach before the turn ends.
+    expect(rowReads).toBeGreaterThanOrEqual(1);
+    expect(rowReads).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 1000));
+    // Asked again once the turn has ended, the handle reads the row and answers at once.
+    rowReads = 0;
+    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+    expect(rowReads).toBe(1);
+    // A handle on a turn this process did not just submit reads the row before waiting.
+    rowReads = 0;
+    const other = host.turn(handle.turnId, sessionId);
+    expect(await other.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+    expect(rowReads).toBe(1);
+  });
+
   it('refuses a checkpointIntervalSeconds that is not a finite number of at least 0', async () => {
     for (const checkpointIntervalSeconds of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
       await expect(fixtureHost({ checkpointIntervalSeconds })).rejects.toMatchObject({

@@ -19,6 +19,14 @@ export interface TurnNotificationsOptions {
   onError: (error: unknown) => void;
 }
 
+/** See {@link TurnNotifications.watch}. */
+export interface TurnWatch {
+  /** True once the turn's notification arrived. */
+  announced: boolean;
+  /** False once the `LISTEN` connection was lost before the notification arrived. */
+  live: boolean;
+}
+
 /**
  * The host's `NOTIFY` wake-ups: one `LISTEN` connection per host, opened on first use, wakes the
  * handles waiting for a turn to change ({@link TURN_CHANNEL}) and this process's idle step loops
@@ -29,6 +37,10 @@ export class TurnNotifications {
   readonly #options: TurnNotificationsOptions;
   readonly #waiters = new Map<string, Set<() => void>>();
   #listener: Promise<DedicatedConnection | null> | undefined;
+  /** True while the `LISTEN` connection is up (from its `LISTEN` to an error or `close`). */
+  #listening = false;
+  /** Watches of turns not yet announced (see {@link watch}); dropped when the connection is. */
+  readonly #watches = new Map<string, TurnWatch>();
 
   constructor(options: TurnNotificationsOptions) {
     this.#options = options;
@@ -38,6 +50,26 @@ export class TurnNotifications {
   listen(): Promise<DedicatedConnection | null> {
     this.#listener ??= this.#connect();
     return this.#listener;
+  }
+
+  /**
+   * A watch on the turn's announcements, made while the `LISTEN` connection is up (`null` when it
+   * is not): `announced` turns true when the turn's notification arrives, and `live` stays true
+   * until then unless the connection is lost (a notification may then be missed). Take it before
+   * the write whose change will be announced: a `live` watch not `announced` then means the turn
+   * has not been announced since, without reading its row.
+   */
+  watch(turnId: string): TurnWatch | null {
+    if (!this.#listening) return null;
+    const watch: TurnWatch = { announced: false, live: true };
+    this.#watches.set(turnId, watch);
+    return watch;
+  }
+
+  /** Drops the watch of a turn that was not submitted after all. */
+  unwatch(turnId: string, watch: TurnWatch): void {
+    if (this.#watches.get(turnId) === watch) this.#watches.delete(turnId);
+    watch.live = false;
   }
 
   /**
@@ -67,6 +99,7 @@ export class TurnNotifications {
 
   /** Closes the `LISTEN` connection and wakes every waiter (for `stop()`). */
   async close(): Promise<void> {
+    this.#dropWatches();
     const listener = await this.#listener?.catch(() => null);
     await listener?.close();
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
@@ -86,11 +119,13 @@ export class TurnNotifications {
     client.on('error', (error) => {
       onError(error);
       this.#listener = undefined;
+      this.#dropWatches();
       void connection.close();
     });
     client.on('notification', (message) => this.#onNotification(message));
     try {
       await client.query(`LISTEN ${TURN_CHANNEL}; LISTEN ${STEP_CHANNEL}`);
+      this.#listening = true;
       return connection;
     } catch (error) {
       onError(error);
@@ -107,7 +142,20 @@ export class TurnNotifications {
     }
     const prefix = `${this.#options.schema}:`;
     if (!message.payload?.startsWith(prefix)) return;
-    const waiters = this.#waiters.get(message.payload.slice(prefix.length));
+    const turnId = message.payload.slice(prefix.length);
+    const watch = this.#watches.get(turnId);
+    if (watch) {
+      watch.announced = true;
+      this.#watches.delete(turnId);
+    }
+    const waiters = this.#waiters.get(turnId);
     for (const wake of [...(waiters ?? [])]) wake();
+  }
+
+  /** The connection is gone: notifications may be missed, so no watch holds any more. */
+  #dropWatches(): void {
+    this.#listening = false;
+    for (const watch of this.#watches.values()) watch.live = false;
+    this.#watches.clear();
   }
 }

@@ -25,6 +25,7 @@ import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
 import { claimTurnLease, releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
+import type { TurnWatch } from './turn-notifications.js';
 import type { HostTurnStatus } from './turn-records.js';
 
 /** Options of `PgBossHost.submitTurn`. */
@@ -153,6 +154,9 @@ export class TurnSubmission {
     const streaming = parsedOptions.data.stream === true;
     const step = streaming ? { ...initial, state: { ...initial.state, stream: true } } : initial;
     let listener: TurnListener | undefined;
+    // Taken before the turn's row is written: while it holds, the turn has not ended, so the
+    // handle's first wait needs no read of the row.
+    const watch = this.#context.notifications.watch(turnId);
     try {
       // A streamed turn's subscriber listens before anything is enqueued, so no event is missed.
       if (streaming) listener = await this.#listen(sessionId, turnId);
@@ -163,11 +167,12 @@ export class TurnSubmission {
       if (waiting !== null) throw await waitingForToolResultsError(adapter, sessionId, waiting);
       await steps.wake(true);
     } catch (error) {
+      if (watch) this.#context.notifications.unwatch(turnId, watch);
       listener?.unsubscribe();
       await releaseTurnLease(sessions, sessionId, turnId);
       throw error;
     }
-    const handle = this.handle(turnId, sessionId);
+    const handle = this.#handle(turnId, sessionId, watch);
     if (!listener) return handle;
     const highWaterMark = parsedOptions.data.highWaterMark;
     const stream = new TurnStream(
@@ -289,6 +294,11 @@ export class TurnSubmission {
 
   /** A handle on a turn submitted earlier (by any process). */
   handle(turnId: string, sessionId: string): TurnHandle {
+    return this.#handle(turnId, sessionId, null);
+  }
+
+  /** {@link handle}, with the watch taken when this process submitted the turn. */
+  #handle(turnId: string, sessionId: string, watch: TurnWatch | null): TurnHandle {
     return {
       turnId,
       sessionId,
@@ -297,7 +307,7 @@ export class TurnSubmission {
         if (!status) throw unknownTurnError(turnId);
         return status;
       },
-      result: (options) => this.#awaitResult(turnId, options ?? {}),
+      result: (options) => this.#awaitResult(turnId, options ?? {}, watch),
     };
   }
 
@@ -320,11 +330,20 @@ export class TurnSubmission {
     await this.#context.steps.send(parseRuntimeTurnStep(next.step), next.generation, true);
   }
 
-  async #awaitResult(turnId: string, options: TurnResultOptions): Promise<TurnResult> {
+  /**
+   * Waits for the turn's result, reading its row after each notification of it (and at least once
+   * a second). A `watch` taken before the turn's row was written spares the first read while it
+   * holds: the turn has not been announced since, so it is still running.
+   */
+  async #awaitResult(
+    turnId: string,
+    options: TurnResultOptions,
+    watch: TurnWatch | null,
+  ): Promise<TurnResult> {
     const { notifications } = this.#context;
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     await notifications.listen();
-    for (;;) {
+    for (let first = true; ; first = false) {
       if (options.signal?.aborted) {
         throw new EverrunsError({
           code: 'ABORTED',
@@ -332,10 +351,12 @@ export class TurnSubmission {
           cause: options.signal.reason,
         });
       }
-      const status = await this.status(turnId);
-      if (!status) throw unknownTurnError(turnId);
-      if (status.result && status.status !== 'running') return status.result;
-      if (status.status === 'failed') throw failedTurnError(turnId, status.error);
+      if (!first || !watch?.live || watch.announced) {
+        const status = await this.status(turnId);
+        if (!status) throw unknownTurnError(turnId);
+        if (status.result && status.status !== 'running') return status.result;
+        if (status.status === 'failed') throw failedTurnError(turnId, status.error);
+      }
       if (this.#context.stopped) {
         throw new EverrunsError({ code: 'ABORTED', message: 'The host was stopped' });
       }

@@ -505,12 +505,23 @@ async function readBodyText(
 export const MAX_UNFINISHED_EVENT_CHARS = 16 * 1024 * 1024;
 
 /**
+ * Most characters of event data one streaming response may carry (128 Mi). A provider's answer of
+ * the longest outputs models give today (a few hundred thousand tokens, one small JSON event per
+ * piece) stays well under it; without a bound, an endpoint that streams valid events without end
+ * grows the answer the driver puts together until the process runs out of memory (no total
+ * timeout applies by default). Comments (keep-alives) do not count.
+ */
+export const MAX_STREAM_DATA_CHARS = 128 * 1024 * 1024;
+
+/**
  * Yields the server-sent events of a streaming response. Bytes are decoded as UTF-8 across chunk
  * boundaries. A connection that fails mid-stream is a retryable `LLM_ERROR`; an abort is
  * `ABORTED`. Stopping the iteration early cancels the response body. With `timing`, the
  * first-byte timeout runs until the first chunk and the idle timeout between chunks (time spent
  * by the consumer between reads does not count); either is a retryable `LLM_ERROR` of kind
- * `timeout`.
+ * `timeout`. Past {@link MAX_UNFINISHED_EVENT_CHARS} without an event's end, or
+ * {@link MAX_STREAM_DATA_CHARS} of event data in all, the stream stops with a non-retryable
+ * `LLM_ERROR` (kinds `invalid_event` and `response_too_large`).
  */
 export async function* readServerSentEvents(
   response: Response,
@@ -531,10 +542,13 @@ export async function* readServerSentEvents(
   const pending: EventSourceMessage[] = [];
   // Characters fed since the parser last completed an event or a comment (a keep-alive).
   let unfinished = 0;
+  // Characters of event data parsed so far.
+  let data = 0;
   const parser = createParser({
     onEvent: (event) => {
       pending.push(event);
       unfinished = 0;
+      data += event.data.length;
     },
     onComment: () => {
       unfinished = 0;
@@ -588,6 +602,15 @@ export async function* readServerSentEvents(
             details: { kind: 'invalid_event', limit: MAX_UNFINISHED_EVENT_CHARS },
           });
         }
+      }
+      if (data > MAX_STREAM_DATA_CHARS) {
+        throw llmError({
+          ...context,
+          message: `${context.providerName} streamed more than ${MAX_STREAM_DATA_CHARS} characters of event data`,
+          retryable: false,
+          status: response.status,
+          details: { kind: 'response_too_large', limit: MAX_STREAM_DATA_CHARS },
+        });
       }
       while (pending.length > 0) {
         if (context.signal?.aborted) throw abortedError(context.signal);

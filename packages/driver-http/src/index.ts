@@ -31,6 +31,7 @@ export {
   isPermanentQuotaError,
   llmError,
   MAX_RESPONSE_BODY_CHARS,
+  MAX_STREAM_DATA_CHARS,
   MAX_UNFINISHED_EVENT_CHARS,
   PERMANENT_QUOTA_ERRORS,
   type PostRequest,

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { testMathCapability } from '@everruns-ts/capabilities-test-math';
 import { DriverRegistry, type LlmRequest, type LlmStreamEvent } from '@everruns-ts/core';
-import { MAX_RESPONSE_BODY_CHARS, MAX_UNFINISHED_EVENT_CHARS } from '@everruns-ts/driver-http';
+import {
+  MAX_RESPONSE_BODY_CHARS,
+  MAX_STREAM_DATA_CHARS,
+  MAX_UNFINISHED_EVENT_CHARS,
+} from '@everruns-ts/driver-http';
 import {
   ADD_TOOL,
   byteByByteFetch,
@@ -564,6 +568,45 @@ describe('openai driver: streaming', () => {
     });
     expect(endless.written()).toBeLessThan(2 * MAX_UNFINISHED_EVENT_CHARS);
   });
+
+  it('stops a stream of valid events that never ends once its data passes the bound, with a typed error', async () => {
+    // Each event a text delta of one character padded with a field the driver ignores (so the
+    // answer it puts together stays small here), written until the client hangs up.
+    const event = chunkEvent({ content: 'x' }, null, { pad: 'p'.repeat(1024 * 1024) });
+    let written = 0;
+    let events = 0;
+    const endless: Reply = async (response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      while (written <= 2 * MAX_STREAM_DATA_CHARS && !response.destroyed) {
+        const drained = response.write(event);
+        written += event.length;
+        events++;
+        if (!drained) await new Promise((resolve) => response.once('drain', resolve));
+      }
+      response.end();
+    };
+    const server = await startServer([endless]);
+    let deltas = 0;
+    let error: unknown;
+    try {
+      for await (const streamed of new OpenAiDriver().stream(llmRequest(server.baseUrl))) {
+        if (streamed.type === 'text_delta') deltas++;
+      }
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toMatchObject({
+      code: 'LLM_ERROR',
+      details: { kind: 'response_too_large', limit: MAX_STREAM_DATA_CHARS, retryable: false },
+    });
+    // The events up to the bound were read as events (each one delta; those parsed in the chunk
+    // that passed it are dropped); the server stopped well short of twice the bound.
+    const withinBound = Math.floor(MAX_STREAM_DATA_CHARS / (event.length - 'data: \n\n'.length));
+    expect(deltas).toBeLessThanOrEqual(withinBound);
+    expect(deltas).toBeGreaterThan(withinBound - 4);
+    expect(events).toBeGreaterThan(deltas);
+    expect(written).toBeLessThan(2 * MAX_STREAM_DATA_CHARS);
+  }, 60_000);
 
   it('stops reading an answer body longer than the bound, and reads an error body only in part', async () => {
     const head = '{"error":{"message":"';

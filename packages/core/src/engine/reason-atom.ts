@@ -160,9 +160,13 @@ export async function reason(
     (backends.loadTurnSnapshot
       ? ((await backends.loadTurnSnapshot(sessionId)) ?? undefined)
       : undefined);
-  const existing = snapshot
-    ? storedSinceInput(snapshot.messages, turnId, idempotencyKey)
-    : await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey);
+  const found = snapshot
+    ? storedSinceInput(snapshot.messages, turnId, idempotencyKey, iteration)
+    : LOOK_UP;
+  const existing =
+    found === LOOK_UP
+      ? await backends.messages.getByIdempotencyKey(sessionId, idempotencyKey)
+      : found;
   if (existing) return resultFromStored(existing, true);
   throwIfAborted(request.signal);
   let context: AssembledTurnContext;
@@ -488,18 +492,33 @@ async function modelFailure(
  * the history back to the turn's input message (the turn's writes all come after it), so the cost
  * is the turn's, not the session's history's.
  */
+/** Returned by {@link storedSinceInput} when only the message store can tell. */
+const LOOK_UP: unique symbol = Symbol('look up');
+
+/**
+ * The answer stored under `idempotencyKey` when it is among `messages` after the turn's input;
+ * `undefined` when it is not stored; {@link LOOK_UP} when the history was cut (compacted) past the
+ * turn's input and a message of the turn from `iteration` on is kept, so the answer exists but may
+ * have been cut (a step replayed after later steps of its turn compacted the history).
+ */
 function storedSinceInput(
   messages: readonly Message[],
   turnId: string,
   idempotencyKey: string,
-): Message | undefined {
+  iteration: number,
+): Message | undefined | typeof LOOK_UP {
   const inputKey = `${turnId}/input`;
+  let later = false;
   for (let index = messages.length - 1; index >= 0; index--) {
     const message = messages[index] as Message;
     if (message.idempotencyKey === idempotencyKey) return message;
     if (message.idempotencyKey === inputKey) return undefined;
+    if (!later && message.turnId === turnId) {
+      const at = message.metadata?.iteration;
+      later = typeof at === 'number' && at >= iteration;
+    }
   }
-  return undefined;
+  return later ? LOOK_UP : undefined;
 }
 
 function resultFromStored(message: Message, replayed: boolean): ReasonAtomResult {

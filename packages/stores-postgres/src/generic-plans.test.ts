@@ -73,7 +73,8 @@ describe('named statements planned on new tables', () => {
     // The 1,500 rows fill dozens of pages; the next turn's read is the last message's page and
     // the few index pages above it, with the session, harness and default model beside.
     expect(buffers).toBeLessThan(40);
-  });
+    // 1,500 commits one after another: under a loaded run's parallel files each can take ~20 ms.
+  }, 120_000);
 
   it('the turn setup lists the storage keys of one prefix through the key-head index', async () => {
     const harnessId = `harness_${random()}`;
@@ -100,5 +101,6 @@ describe('named statements planned on new tables', () => {
       [bytea(textDigest(sessionId)), ...keyPrefixParams(range).map(literal)],
     );
     expect(buffers).toBeLessThan(20);
-  });
+    // 2,000 commits one after another (see above).
+  }, 120_000);
 });

@@ -16,14 +16,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { PlatformDefinition } from '@everruns-ts/core';
 // bench/package.json does not list the host; its build output is imported directly.
 import { PgBossHost } from '@everruns-ts/host-pgboss';
 import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
 import pg from 'pg';
 import { recordGoal } from './goals.mjs';
-import { createScenario } from './peer-adapter/scenario.mjs';
+import { mathPlatform } from './math-runtime.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const TURNS = Number(process.env.TURNS ?? 200);
@@ -38,14 +37,6 @@ const WORKERS = 2;
 // poll while idle (see the host README's "Throughput"); 16 per worker was the default before.
 const WORKER_CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 4);
 const HARNESS_ID = 'harness_bench_host';
-
-function platform() {
-  const { calculator, fakeModel } = createScenario();
-  const definition = new PlatformDefinition();
-  definition.capabilities.register(calculator);
-  definition.drivers.register(fakeModel);
-  return definition;
-}
 
 function openBackends(settings, poolSize) {
   return postgresBackends(
@@ -62,7 +53,7 @@ function startHost(settings, backends, extra = {}) {
   return PgBossHost.start({
     pool: backends.pool,
     backends,
-    platform: platform(),
+    platform: mathPlatform(),
     queue: 'bench-steps',
     schema: settings.hostSchema,
     bossSchema: settings.bossSchema,
@@ -159,7 +150,7 @@ async function main() {
   try {
     await backends.migrate();
     const runtime = await new InProcessRuntimeBuilder()
-      .platformDefinition(platform())
+      .platformDefinition(mathPlatform())
       .defaultModel({ model: 'fake-model', providerType: 'fake' })
       .backends(backends)
       .harness({ id: HARNESS_ID, name: 'bench', capabilities: [{ id: 'calculator' }] })

@@ -8,17 +8,22 @@ import { createScenario } from './peer-adapter/scenario.mjs';
 /** The harness every session of {@link mathRuntimeOn} uses. */
 export const MATH_HARNESS_ID = 'harness_bench';
 
-/**
- * An in-process runtime on `backends` with the peer scenario's calculator and fake model, and the
- * harness {@link MATH_HARNESS_ID}; it keeps no turn contexts.
- */
-export function mathRuntimeOn(backends) {
+/** A platform with the peer scenario's calculator capability and fake model (`fake`). */
+export function mathPlatform() {
   const { calculator, fakeModel } = createScenario();
   const platform = new PlatformDefinition();
   platform.capabilities.register(calculator);
   platform.drivers.register(fakeModel);
+  return platform;
+}
+
+/**
+ * An in-process runtime on `backends` with {@link mathPlatform}, and the harness
+ * {@link MATH_HARNESS_ID}; it keeps no turn contexts.
+ */
+export function mathRuntimeOn(backends) {
   return new InProcessRuntimeBuilder()
-    .platformDefinition(platform)
+    .platformDefinition(mathPlatform())
     .defaultModel({ model: 'fake-model', providerType: 'fake' })
     .backends(backends)
     .harness({ id: MATH_HARNESS_ID, name: 'bench', capabilities: [{ id: 'calculator' }] })

@@ -7,13 +7,10 @@
 //   CHECKPOINT_INTERVAL_SECONDS=0 node bench/trace-host-turn.mjs   (a checkpoint before every step)
 //   WARMUP=300 node bench/trace-host-turn.mjs                     (turns before the traced one)
 import { randomBytes } from 'node:crypto';
-import { PlatformDefinition } from '@everruns-ts/core';
 // bench/package.json does not list the host; its build output is imported directly.
 import { PgBossHost } from '@everruns-ts/host-pgboss';
-import { InProcessRuntimeBuilder } from '@everruns-ts/runtime';
 import { postgresBackends } from '@everruns-ts/stores-postgres';
-import pg from 'pg';
-import { createScenario } from './peer-adapter/scenario.mjs';
+import { dropBenchSchema, MATH_HARNESS_ID, mathPlatform, mathRuntimeOn } from './math-runtime.mjs';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WARMUP = Number(process.env.WARMUP ?? 20);
@@ -24,14 +21,6 @@ const schemas = {
   boss: `trace_host_boss_${suffix}`,
 };
 
-function platform() {
-  const { calculator, fakeModel } = createScenario();
-  const definition = new PlatformDefinition();
-  definition.capabilities.register(calculator);
-  definition.drivers.register(fakeModel);
-  return definition;
-}
-
 const backends = postgresBackends(
   { connectionString: DATABASE_URL, poolConfig: { max: 8 } },
   { schema: schemas.stores, secretKey: { id: 'trace', key: randomBytes(32) } },
@@ -39,17 +28,11 @@ const backends = postgresBackends(
 let host;
 try {
   await backends.migrate();
-  const runtime = await new InProcessRuntimeBuilder()
-    .platformDefinition(platform())
-    .defaultModel({ model: 'fake-model', providerType: 'fake' })
-    .backends(backends)
-    .harness({ id: 'harness_trace', name: 'trace', capabilities: [{ id: 'calculator' }] })
-    .options({ keepTurnContexts: 0 })
-    .build();
+  const runtime = await mathRuntimeOn(backends);
   host = await PgBossHost.start({
     pool: backends.pool,
     backends,
-    platform: platform(),
+    platform: mathPlatform(),
     queue: 'trace-steps',
     schema: schemas.host,
     bossSchema: schemas.boss,
@@ -75,7 +58,7 @@ try {
       return query(config, ...rest);
     };
   });
-  const sessionId = (await runtime.createSession({ harnessId: 'harness_trace' })).id;
+  const sessionId = (await runtime.createSession({ harnessId: MATH_HARNESS_ID })).id;
   const turn = async () => {
     const handle = await host.submitTextTurn(sessionId, 'What is 2 + 2?');
     const result = await handle.result({ timeoutMs: 20_000 });
@@ -93,10 +76,5 @@ try {
 } finally {
   await host?.stop({ timeoutMs: 2_000 });
   await backends.close();
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  for (const schema of Object.values(schemas)) {
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  }
-  await admin.end();
+  for (const schema of Object.values(schemas)) await dropBenchSchema(DATABASE_URL, schema);
 }

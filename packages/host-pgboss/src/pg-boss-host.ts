@@ -368,10 +368,6 @@ function parseHostPrices(prices: unknown): ModelPrices {
 }
 
 /**
- * `continueStepsSeconds`, defaulted to a tenth of `stepTimeoutSeconds`; `CONFIGURATION` unless it
- * is a finite number from 0 to under `stepTimeoutSeconds`.
- */
-/**
  * `checkpointIntervalSeconds`, defaulted to {@link DEFAULT_CHECKPOINT_INTERVAL_SECONDS};
  * `CONFIGURATION` unless it is a finite number of at least 0.
  */
@@ -385,6 +381,10 @@ function checkpointIntervalSecondsOf(options: PgBossHostOptions): number {
   return seconds;
 }
 
+/**
+ * `continueStepsSeconds`, defaulted to a tenth of `stepTimeoutSeconds`; `CONFIGURATION` unless it
+ * is a finite number from 0 to under `stepTimeoutSeconds`.
+ */
 function continueStepsSecondsOf(options: PgBossHostOptions): number {
   const timeout = options.stepTimeoutSeconds ?? DEFAULT_STEP_TIMEOUT_SECONDS;
   const seconds = options.continueStepsSeconds ?? timeout / 10;

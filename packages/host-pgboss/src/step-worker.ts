@@ -286,7 +286,7 @@ export class StepWorker {
    */
   async #end(claim: StepClaim, ending: PendingEnding, reached?: RuntimeTurnStep): Promise<void> {
     const { adapter, turns } = this.#context;
-    const recorded = await turns.beginEnding(claim.turnId, claim.fence, ending, undefined, reached);
+    const recorded = await turns.beginEnding(claim.turnId, claim.fence, ending, { reached });
     if (!recorded) return;
     await deliverEnding(adapter, turns, {
       ...claim,
@@ -376,7 +376,7 @@ export class StepWorker {
           claim.turnId,
           claim.fence,
           await this.#failureOf(claim, state, error),
-          enqueue,
+          { enqueue },
         ))
       ) {
         return;

@@ -383,8 +383,10 @@ export class TurnRecords {
     turnId: string,
     fence: number,
     ending: PendingEnding,
-    enqueue?: (db: PgBoss.Db) => Promise<void>,
-    reached?: RuntimeTurnStep,
+    {
+      enqueue,
+      reached,
+    }: { enqueue?: (db: PgBoss.Db) => Promise<void>; reached?: RuntimeTurnStep } = {},
   ): Promise<PendingEnding | null> {
     const recorded: PendingEnding = { ...ending, numbering: 2 };
     // Its first effect is marked begun in the same statement (see `EndingDelivery`): a deliverer

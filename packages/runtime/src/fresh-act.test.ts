@@ -12,7 +12,7 @@ import {
   planNextHostTurn,
   type RuntimeActPlan,
 } from './host-entry.js';
-import { computeRuntime } from './test-support.js';
+import { computeRuntime, firstAnswer } from './test-support.js';
 
 describe('the act step after a fresh answer', () => {
   it('runs each call once without looking for stored results in an in-process turn', async () => {
@@ -35,17 +35,7 @@ describe('the act step after a fresh answer', () => {
   it('a step run again from its plan finds the stored results and runs nothing twice', async () => {
     const { runtime, sessionId, runs } = await computeRuntime();
     const adapter = runtime.hostAdapter;
-    const turnId = newId('turn');
-    let state = initialTurnState({ sessionId, turnId, maxIterations: 5 });
-    const input = await executeInputActivity(adapter, {
-      sessionId,
-      turnId,
-      input: InputMessage.user('compute'),
-    });
-    let plan = planNextHostTurn('input', state, input);
-    state = plan.state;
-    const reason = await executeReasonActivity(adapter, state);
-    plan = planNextHostTurn('reason', state, reason);
+    const { plan } = await firstAnswer(runtime, sessionId);
     expect(plan.kind).toBe('scheduleAct');
     const act = (plan as { act: RuntimeActPlan }).act;
     const first = await executeActActivity(adapter, act, { freshCalls: true });

@@ -2,32 +2,15 @@
 // checkpoint) reads a turn snapshot whose history may have been compacted past the turn's input
 // and past the step's own answer. It finds that answer by its idempotency key instead of calling
 // the model for an iteration already answered.
-import { InputMessage, newId } from '@everruns-ts/core';
 import { describe, expect, it } from 'vitest';
-import {
-  executeActActivity,
-  executeInputActivity,
-  executeReasonActivity,
-  initialTurnState,
-  planNextHostTurn,
-  type RuntimeActPlan,
-} from './host-entry.js';
-import { computeRuntime } from './test-support.js';
+import { executeActActivity, executeReasonActivity, type RuntimeActPlan } from './host-entry.js';
+import { computeRuntime, firstAnswer } from './test-support.js';
 
 describe('a reason step replayed on a compacted history', () => {
   it('finds its answer by key when the snapshot was cut past it, and calls no model', async () => {
     const { runtime, sessionId } = await computeRuntime();
     const adapter = runtime.hostAdapter;
-    const turnId = newId('turn');
-    const state = initialTurnState({ sessionId, turnId, maxIterations: 5 });
-    const input = await executeInputActivity(adapter, {
-      sessionId,
-      turnId,
-      input: InputMessage.user('compute'),
-    });
-    const reasonState = planNextHostTurn('input', state, input).state;
-    const answer = await executeReasonActivity(adapter, reasonState);
-    const plan = planNextHostTurn('reason', reasonState, answer);
+    const { reasonState, answer, plan } = await firstAnswer(runtime, sessionId);
     await executeActActivity(adapter, (plan as { act: RuntimeActPlan }).act, { freshCalls: true });
     const messages = await runtime.backends.messages.load(sessionId);
     expect(messages.map((message) => message.role)).toEqual([

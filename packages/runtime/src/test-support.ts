@@ -1,11 +1,24 @@
 // Helpers of this package's tests (not built, not published).
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { defineCapability, defineTool, type ErrorCode, EverrunsError } from '@everruns-ts/core';
+import {
+  defineCapability,
+  defineTool,
+  type ErrorCode,
+  EverrunsError,
+  InputMessage,
+  newId,
+} from '@everruns-ts/core';
 import { LlmSimConfig } from '@everruns-ts/driver-llmsim';
 import { expect } from 'vitest';
 import { z } from 'zod';
-import { InProcessRuntimeBuilder, inMemoryBackends } from './index.js';
+import {
+  executeInputActivity,
+  executeReasonActivity,
+  initialTurnState,
+  planNextHostTurn,
+} from './host-entry.js';
+import { type InProcessRuntime, InProcessRuntimeBuilder, inMemoryBackends } from './index.js';
 
 /** Awaits a rejection with an `EverrunsError` of `code` and returns it. */
 export async function expectCode(
@@ -87,4 +100,23 @@ export async function computeRuntime() {
     .singleSession((s) => s.harness('h', 'You compute.').withCapability('calc'))
     .build();
   return { runtime, sessionId: runtime.defaultSessionId() as string, runs, lookups };
+}
+
+/**
+ * A new turn's input step and first reason step on `runtime`'s host adapter, as a host runs them
+ * (the model of {@link computeRuntime} answers with its two calls): the reason step's state, its
+ * answer and the plan after it.
+ */
+export async function firstAnswer(runtime: InProcessRuntime, sessionId: string) {
+  const adapter = runtime.hostAdapter;
+  const turnId = newId('turn');
+  const state = initialTurnState({ sessionId, turnId, maxIterations: 5 });
+  const input = await executeInputActivity(adapter, {
+    sessionId,
+    turnId,
+    input: InputMessage.user('compute'),
+  });
+  const reasonState = planNextHostTurn('input', state, input).state;
+  const answer = await executeReasonActivity(adapter, reasonState);
+  return { reasonState, answer, plan: planNextHostTurn('reason', reasonState, answer) };
 }

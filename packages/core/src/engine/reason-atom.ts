@@ -487,19 +487,16 @@ async function modelFailure(
   return { success: false, text, toolCalls: [], replayed: false, error: failure };
 }
 
-/**
- * The message stored under `idempotencyKey`, one of turn `turnId`'s: looked for from the end of
- * the history back to the turn's input message (the turn's writes all come after it), so the cost
- * is the turn's, not the session's history's.
- */
 /** Returned by {@link storedSinceInput} when only the message store can tell. */
 const LOOK_UP: unique symbol = Symbol('look up');
 
 /**
- * The answer stored under `idempotencyKey` when it is among `messages` after the turn's input;
- * `undefined` when it is not stored; {@link LOOK_UP} when the history was cut (compacted) past the
- * turn's input and a message of the turn from `iteration` on is kept, so the answer exists but may
- * have been cut (a step replayed after later steps of its turn compacted the history).
+ * The message stored under `idempotencyKey`, one of turn `turnId`'s: looked for from the end of
+ * the history back to the turn's input message (the turn's writes all come after it), so the cost
+ * is the turn's, not the session's history's. `undefined` when it is not stored; {@link LOOK_UP}
+ * when the history was cut (compacted) past the turn's input and a message of the turn from
+ * `iteration` on is kept, so the answer exists but may have been cut (a step replayed after later
+ * steps of its turn compacted the history).
  */
 function storedSinceInput(
   messages: readonly Message[],

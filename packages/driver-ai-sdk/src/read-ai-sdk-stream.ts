@@ -20,6 +20,31 @@ function mergeAnthropicMetadata(target: Record<string, unknown>, metadata: unkno
   if (typeof anthropic === 'object' && anthropic !== null) Object.assign(target, anthropic);
 }
 
+/**
+ * The most characters of a streamed answer a driver keeps: text, reasoning and tool-call input
+ * deltas, whole `tool-call` inputs, and the ids and names of its tool calls and reasoning blocks,
+ * counted over the whole stream (128 Mi, as `MAX_STREAM_DATA_CHARS` of the HTTP drivers). A
+ * stream that sends more stops with a non-retryable `LLM_ERROR` of kind `response_too_large`
+ * and its provider request is cancelled: a model (or a proxy before it) that streams without end
+ * cannot grow the answer until the process runs out of memory.
+ */
+export const MAX_STREAMED_ANSWER_CHARS = 128 * 1024 * 1024;
+
+/** The error of a stream past {@link MAX_STREAMED_ANSWER_CHARS}. */
+function answerTooLargeError(model: string): EverrunsError {
+  return new EverrunsError({
+    code: 'LLM_ERROR',
+    message: `The stream of model ${model} sent more than ${MAX_STREAMED_ANSWER_CHARS} characters of answer`,
+    details: {
+      model,
+      kind: 'response_too_large',
+      limit: MAX_STREAMED_ANSWER_CHARS,
+      retryable: false,
+    },
+    retryable: false,
+  });
+}
+
 /** Thrown out of {@link readAiSdkStream} for an `error` part, so the caller maps the error. */
 export class StreamErrorPart {
   /** The `error` part's payload, as the provider gave it. */
@@ -80,7 +105,9 @@ interface ToolCallState {
  * part, or when the provider reports in an `error` part that the stream it read had no finish
  * reason: a truncated answer is never a success. A `finish` part of reason `other` is a whole
  * answer (stop reason `other`). When `signal`
- * fires, the stream is cancelled, so the caller can report `ABORTED` at once.
+ * fires, the stream is cancelled, so the caller can report `ABORTED` at once. Past
+ * {@link MAX_STREAMED_ANSWER_CHARS} characters kept, it throws the non-retryable `LLM_ERROR` of
+ * kind `response_too_large`.
  */
 export async function* readAiSdkStream(
   stream: ReadableStream<LanguageModelV4StreamPart>,
@@ -100,9 +127,17 @@ export async function* readAiSdkStream(
   let modelId: string | undefined;
   /** Reasoning blocks by id, in order of first appearance. */
   const reasoning = new Map<string, { text: string; metadata: Record<string, unknown> }>();
+  /** Characters kept so far (see {@link MAX_STREAMED_ANSWER_CHARS}). */
+  let kept = 0;
+  const keep = (text: string): void => {
+    kept += text.length;
+    if (kept > MAX_STREAMED_ANSWER_CHARS) throw answerTooLargeError(model);
+  };
   const stateOf = (id: string, name: string): ToolCallState => {
     let state = calls.get(id);
     if (!state) {
+      keep(id);
+      keep(name);
       state = { index: calls.size, id, name, input: '', streamed: false };
       calls.set(id, state);
     }
@@ -118,11 +153,13 @@ export async function* readAiSdkStream(
         case 'reasoning-end': {
           let block = reasoning.get(part.id);
           if (!block) {
+            keep(part.id);
             block = { text: '', metadata: {} };
             reasoning.set(part.id, block);
           }
           mergeAnthropicMetadata(block.metadata, part.providerMetadata);
           if (part.type === 'reasoning-delta' && part.delta !== '') {
+            keep(part.delta);
             block.text += part.delta;
             yield { type: 'reasoning_delta', text: part.delta };
           }
@@ -130,6 +167,7 @@ export async function* readAiSdkStream(
         }
         case 'text-delta':
           if (part.delta === '') break;
+          keep(part.delta);
           text += part.delta;
           yield { type: 'text_delta', text: part.delta };
           break;
@@ -152,6 +190,7 @@ export async function* readAiSdkStream(
         case 'tool-input-delta': {
           const state = calls.get(part.id);
           if (!state || part.delta === '') break;
+          keep(part.delta);
           state.input += part.delta;
           yield { type: 'tool_call_delta', index: state.index, argumentsDelta: part.delta };
           break;
@@ -159,6 +198,7 @@ export async function* readAiSdkStream(
         case 'tool-call': {
           if (part.providerExecuted === true || providerExecuted.has(part.toolCallId)) break;
           const state = stateOf(part.toolCallId, part.toolName);
+          keep(part.input);
           state.call = {
             id: part.toolCallId,
             name: part.toolName,

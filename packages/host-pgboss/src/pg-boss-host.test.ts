@@ -17,7 +17,13 @@ import {
   type TestEnvironment,
   toolResult,
 } from './test-support/environment.js';
-import { type FixtureHost, SCRIPTED_MODEL, startFixtureHost } from './test-support/fixture.js';
+import {
+  type FixtureHost,
+  SCRIPTED_MODEL,
+  STREAMED_ANSWER,
+  startFixtureHost,
+  UNICODE_ANSWER,
+} from './test-support/fixture.js';
 
 let environment: TestEnvironment;
 const started: FixtureHost[] = [];
@@ -244,7 +250,7 @@ describe('PgBossHost', () => {
     }
   });
 
-  it("awaits a turn it submitted itself without reading the turn's row before the turn is announced", async () => {
+  it("awaits a turn it submitted itself without reading the turn's row: the turn's notification carries its result", async () => {
     const { host, pool } = await fixtureHost();
     await host.work({ concurrency: 1 });
     let rowReads = 0;
@@ -259,20 +265,63 @@ describe('PgBossHost', () => {
     const sessionId = await environment.createSession();
     const started = Date.now();
     const handle = await host.submitTextTurn(sessionId, 'work');
-    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
-    // Once, after the turn's notification; the wait also reads once a second (as a fallback for a
-    // lost notification), which a loaded machine may reach before the turn ends.
-    expect(rowReads).toBeGreaterThanOrEqual(1);
-    expect(rowReads).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 1000));
-    // Asked again once the turn has ended, the handle reads the row and answers at once.
+    const result = await handle.result({ timeoutMs: 20_000 });
+    // No read after the notification; the wait reads once a second only as a fallback for a lost
+    // notification, which a loaded machine may reach before the turn ends.
+    expect(rowReads).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 1000));
+    expect(result).toMatchObject({ response: 'done', success: true, turnId: handle.turnId });
+    // What the notification carried is what the row holds.
+    expect((await host.turnStatus(handle.turnId))?.result).toEqual(result);
     rowReads = 0;
-    expect(await handle.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
-    expect(rowReads).toBe(1);
+    // Asked again, the handle answers from the notification too: a completed turn never changes.
+    // Each call gets its own object.
+    const again = await handle.result({ timeoutMs: 20_000 });
+    expect(again).toEqual(result);
+    expect(again).not.toBe(result);
+    expect(rowReads).toBe(0);
     // A handle on a turn this process did not just submit reads the row before waiting.
-    rowReads = 0;
     const other = host.turn(handle.turnId, sessionId);
-    expect(await other.result({ timeoutMs: 20_000 })).toMatchObject({ response: 'done' });
+    expect(await other.result({ timeoutMs: 20_000 })).toEqual(result);
     expect(rowReads).toBe(1);
+  });
+
+  it('carries a result with characters outside ASCII, quotes and a newline through the notification as stored', async () => {
+    const { host, pool } = await fixtureHost();
+    await host.work({ concurrency: 1 });
+    let rowReads = 0;
+    onEveryStatement(pool, (statement) => {
+      const text = String((statement as { text?: unknown })?.text ?? statement);
+      if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads++;
+    });
+    const warm = await host.submitTextTurn(await environment.createSession(), 'work');
+    await warm.result({ timeoutMs: 20_000 });
+    rowReads = 0;
+    const started = Date.now();
+    const handle = await host.submitTextTurn(await environment.createSession(), 'unicode');
+    const result = await handle.result({ timeoutMs: 20_000 });
+    expect(rowReads).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 1000));
+    expect(result.response).toBe(UNICODE_ANSWER);
+    expect((await host.turnStatus(handle.turnId))?.result).toEqual(result);
+  });
+
+  it("reads the turn's row once when the result is too large for the turn's notification", async () => {
+    const { host, pool } = await fixtureHost();
+    await host.work({ concurrency: 1 });
+    let rowReads = 0;
+    onEveryStatement(pool, (statement) => {
+      const text = String((statement as { text?: unknown })?.text ?? statement);
+      if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads++;
+    });
+    const warm = await host.submitTextTurn(await environment.createSession(), 'work');
+    await warm.result({ timeoutMs: 20_000 });
+    rowReads = 0;
+    const started = Date.now();
+    const handle = await host.submitTextTurn(await environment.createSession(), 'stream big');
+    const result = await handle.result({ timeoutMs: 20_000 });
+    expect(result.response).toBe(STREAMED_ANSWER);
+    // Once, after the turn's notification (plus the once-a-second fallback reads, see above).
+    expect(rowReads).toBeGreaterThanOrEqual(1);
+    expect(rowReads).toBeLessThanOrEqual(1 + Math.floor((Date.now() - started) / 1000));
   });
 
   it('refuses a checkpointIntervalSeconds that is not a finite number of at least 0', async () => {

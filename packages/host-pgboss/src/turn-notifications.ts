@@ -25,6 +25,12 @@ export interface TurnWatch {
   announced: boolean;
   /** False once the `LISTEN` connection was lost before the notification arrived. */
   live: boolean;
+  /**
+   * The turn's result as JSON, when its notification announced that it completed and carried the
+   * result (see `TURN_CHANNEL`): a completed turn never changes again, so this is what a read of
+   * its row would find.
+   */
+  completed?: string;
 }
 
 /**
@@ -141,11 +147,15 @@ export class TurnNotifications {
       return;
     }
     const prefix = `${this.#options.schema}:`;
-    if (!message.payload?.startsWith(prefix)) return;
-    const turnId = message.payload.slice(prefix.length);
+    const payload = message.payload;
+    if (!payload?.startsWith(prefix)) return;
+    // `schema:turnId`, then the completed turn's result after a newline when it fits.
+    const newline = payload.indexOf('\n', prefix.length);
+    const turnId = payload.slice(prefix.length, newline === -1 ? undefined : newline);
     const watch = this.#watches.get(turnId);
     if (watch) {
       watch.announced = true;
+      if (newline !== -1) watch.completed = payload.slice(newline + 1);
       this.#watches.delete(turnId);
     }
     const waiters = this.#waiters.get(turnId);

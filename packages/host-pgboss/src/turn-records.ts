@@ -126,7 +126,12 @@ function stepName(step: unknown): string {
   return `${String(value?.state?.turnId)}/${String(value?.activity)}/${String(value?.state?.iteration)}`;
 }
 
-/** The channel turn changes are announced on (payload `schema:turnId`). */
+/**
+ * The channel turn changes are announced on. Payload: `schema:turnId`; when the change completed
+ * the turn and its result fits in a `NOTIFY` payload (under 8,000 bytes in all), followed by a
+ * newline and the result as the turn's row holds it (its JSON text), so a waiting handle needs no
+ * read of the row.
+ */
 export const TURN_CHANNEL = 'everruns_host_turn';
 
 /** The host's `turns` table. */
@@ -423,7 +428,7 @@ export class TurnRecords {
   /**
    * Ends a running turn whose ending was delivered, in one conditional statement: only while
    * `fence` holds. Returns false when it does not (nothing changes). Announces the change on
-   * {@link TURN_CHANNEL}.
+   * {@link TURN_CHANNEL} (a completed turn's result with it, when it fits).
    */
   async finishEnding(
     turnId: string,
@@ -439,9 +444,14 @@ export class TurnRecords {
             SET status = $3, result = $4, error = $5, ending = NULL, ending_started = 0,
                 ending_done = 0, updated_at = now()
           WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NOT NULL
-          RETURNING turn_id
+          RETURNING status, result::text AS result_text
        )
-       SELECT pg_notify($6, $7) FROM ended`,
+       SELECT pg_notify($6, CASE
+                WHEN status = 'completed' AND result_text IS NOT NULL
+                     AND octet_length($7::text) + 1 + octet_length(result_text) < 8000
+                THEN $7::text || chr(10) || result_text
+                ELSE $7::text END)
+         FROM ended`,
       [
         turnId,
         fence,

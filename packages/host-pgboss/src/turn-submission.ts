@@ -333,7 +333,8 @@ export class TurnSubmission {
   /**
    * Waits for the turn's result, reading its row after each notification of it (and at least once
    * a second). A `watch` taken before the turn's row was written spares the first read while it
-   * holds: the turn has not been announced since, so it is still running.
+   * holds: the turn has not been announced since, so it is still running; and when the turn's
+   * notification carried its result (a completed turn), no read at all.
    */
   async #awaitResult(
     turnId: string,
@@ -350,6 +351,12 @@ export class TurnSubmission {
           message: 'Stopped waiting for the turn',
           cause: options.signal.reason,
         });
+      }
+      if (watch?.completed !== undefined) {
+        // Parsed on each call: every caller gets its own object, as from a read of the row.
+        const completed = parseCompletedResult(watch.completed);
+        if (completed !== undefined) return completed;
+        watch.completed = undefined;
       }
       if (!first || !watch?.live || watch.announced) {
         const status = await this.status(turnId);
@@ -370,6 +377,16 @@ export class TurnSubmission {
       }
       await notifications.waitForChange(turnId, Math.min(remaining, 1_000), options.signal);
     }
+  }
+}
+
+/** A completed turn's result from its notification; `undefined` when it does not parse (the row is read). */
+function parseCompletedResult(text: string): TurnResult | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as TurnResult) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

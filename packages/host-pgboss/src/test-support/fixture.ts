@@ -438,6 +438,9 @@ function fastClock(speed: number): { now(): number; millisecondsUntil(instant: n
 /** The final answer of a `stream big` turn: far larger than a NOTIFY payload. */
 export const STREAMED_ANSWER = `done ${'é😀 streamed '.repeat(800)}`;
 
+/** The final answer of a `unicode` turn: short, with characters outside ASCII, quotes and a newline. */
+export const UNICODE_ANSWER = 'done: é, 😀, ✓\n"quoted" \\ end';
+
 function textPieces(text: string): string[] {
   if (text.length > 200) return [text.slice(0, 20), text.slice(20)];
   const pieces: string[] = [];
@@ -448,7 +451,7 @@ function textPieces(text: string): string[] {
 /**
  * The scripted model. A turn whose first user message starts with `loop` calls `set_flag` at every
  * iteration; any other turn calls `append_line` and `set_flag` once, then answers `done` (a
- * `stream big` turn answers {@link STREAMED_ANSWER}).
+ * `stream big` turn answers {@link STREAMED_ANSWER}, a `unicode` turn {@link UNICODE_ANSWER}).
  */
 export function scriptedAnswer(request: LlmRequest): LlmResponse {
   const firstUser = request.messages.findLast(
@@ -605,6 +608,9 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
   }
   if (firstUser && messageText(firstUser).startsWith('stream big')) {
     return { text: STREAMED_ANSWER, toolCalls: [], usage, stopReason: 'end_turn' };
+  }
+  if (firstUser && messageText(firstUser).startsWith('unicode')) {
+    return { text: UNICODE_ANSWER, toolCalls: [], usage, stopReason: 'end_turn' };
   }
   return { text: 'done', toolCalls: [], usage, stopReason: 'end_turn' };
 }

@@ -242,6 +242,73 @@ describe('PgBossHost', () => {
     for (const outcome of outcomes) expect(outcome.step).toMatch(/\/reason\/2$/);
   });
 
+  it("starts an idempotent first call with the model's answer, and its act job does not start it again", async () => {
+    const outcomes = [];
+    for (const continueStepsSeconds of [50, 0]) {
+      const config = environment.configFor();
+      const fixture = await startFixtureHost(config);
+      started.push(fixture);
+      // The stores as they are (the fixture's own leave the bus no joint writes, see above).
+      const stores = postgresBackends(
+        { pool: fixture.pool },
+        { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
+      );
+      const host = await PgBossHost.start({
+        pool: fixture.pool,
+        backends: stores,
+        platform: fixture.platform,
+        queue: config.queue,
+        schema: config.hostSchema,
+        bossSchema: config.bossSchema,
+        stepTimeoutSeconds: 60,
+        continueStepsSeconds,
+        pollingIntervalSeconds: 0.5,
+      });
+      // `tool.started` written on its own (its event sequence taken apart from a message).
+      let startsApart = 0;
+      onEveryStatement(fixture.pool, (statement) => {
+        const text = String((statement as { text?: unknown })?.text ?? statement);
+        if (/^\s*WITH next AS \( INSERT INTO \S+event_sequences/.test(text.replace(/\s+/g, ' '))) {
+          startsApart++;
+        }
+      });
+      const sessionId = await environment.createSession();
+      let handle: Awaited<ReturnType<PgBossHost['submitTextTurn']>>;
+      let result: Awaited<ReturnType<typeof handle.result>>;
+      try {
+        await host.work({ concurrency: 1 });
+        handle = await host.submitTextTurn(sessionId, 'flag only');
+        result = await handle.result({ timeoutMs: 20_000 });
+      } finally {
+        await host.stop({ timeoutMs: 2_000 });
+      }
+      const events = await environment.backends.events.loadEvents(sessionId);
+      const { rows } = await environment.pool.query<{ started: unknown }>(
+        `SELECT data->'startedCalls' AS started FROM "${config.bossSchema}".job
+          WHERE name = $1 AND data->'step'->'state'->>'turnId' = $2
+            AND data->'step'->>'activity' = 'act'`,
+        [config.queue, handle.turnId],
+      );
+      outcomes.push({
+        result: { ...result, turnId: undefined },
+        starts: events.filter((event) => event.type === 'tool.started').length,
+        runs: (await environment.effects(sessionId)).map((effect) => effect.tool),
+        actJobs: rows.map((row) => row.started),
+        startsApart,
+      });
+    }
+    expect(outcomes[0]?.result).toMatchObject({ success: true, response: 'done' });
+    expect(outcomes[1]?.result).toEqual(outcomes[0]?.result);
+    for (const outcome of outcomes) {
+      expect(outcome.starts).toBe(1);
+      expect(outcome.runs).toEqual(['set_flag']);
+      // Started with the answer, never on its own.
+      expect(outcome.startsApart).toBe(0);
+    }
+    // With each step a job of its own, the act step's job carries the call started with the answer.
+    expect(outcomes.map((outcome) => outcome.actJobs)).toEqual([[], [['flag']]]);
+  });
+
   it('refuses a continueStepsSeconds that is not from 0 to under stepTimeoutSeconds', async () => {
     for (const continueStepsSeconds of [-1, Number.NaN, Number.POSITIVE_INFINITY, 3, 4]) {
       await expect(fixtureHost({ continueStepsSeconds })).rejects.toMatchObject({

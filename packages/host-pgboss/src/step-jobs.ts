@@ -7,6 +7,11 @@ export interface StepJobData {
   step: unknown;
   /** The turn's generation the job belongs to (see `resumeTurn`). */
   generation: number;
+  /**
+   * For an act step: the calls whose `tool.started` the reason step wrote with its answer (its
+   * outcome's `startedCalls`), so the act step does not start them again.
+   */
+  startedCalls?: string[];
 }
 
 /** The data of a job of the dead-letter queue: the step job's data as it was. */

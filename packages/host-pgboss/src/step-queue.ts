@@ -49,9 +49,18 @@ export class StepQueue {
   /**
    * Inserts a step's job, through `db` when given (a transaction's connection: the job exists
    * once that transaction commits). Wakes nobody: call {@link StepQueue.wake} after the commit.
+   * `startedCalls`: for an act step, the calls the reason step before it started with its answer.
    */
-  async enqueue(step: RuntimeTurnStep, generation: number, db?: PgBoss.Db): Promise<void> {
-    await this.#insert({ step, generation }, stepJobId(this.#options.queue, step, generation), db);
+  async enqueue(
+    step: RuntimeTurnStep,
+    generation: number,
+    db?: PgBoss.Db,
+    startedCalls?: readonly string[],
+  ): Promise<void> {
+    const data: StepJobData = { step, generation };
+    if (startedCalls !== undefined && step.activity === 'act')
+      data.startedCalls = [...startedCalls];
+    await this.#insert(data, stepJobId(this.#options.queue, step, generation), db);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { EverrunsError, type TurnSetup } from '@everruns-ts/core';
 import {
+  type ExecuteTurnStepOptions,
   executeTurnStep,
   initialTurnState,
   parseRuntimeTurnStep,
@@ -143,6 +144,7 @@ export class StepWorker {
       }
       // A job that ran its turn's later steps itself before its worker stopped goes on from the
       // checkpoint those steps reached.
+      const ownStep = step;
       const checkpoint = checkpointOf(claim, step);
       if (checkpoint === undefined) {
         throw new EverrunsError({
@@ -174,12 +176,19 @@ export class StepWorker {
       const setupCache = new Map<string, TurnSetup>();
       // When the checkpoint last moved: the claim left it at `step`.
       let checkpointAt = Date.now();
+      // The calls the reason step before this job's act step started with its answer: only for
+      // the job's own step (a checkpoint past it is another step).
+      const ownStartedCalls = step === ownStep ? startedCallsOf(data, step) : undefined;
       try {
         for (let first = true; ; first = false) {
+          // A reason step starts the answer's first call with the answer (one write less); the
+          // act step after it gets the started calls from the chain, or from the job's data.
+          const options: ExecuteTurnStepOptions = { chain, startFirstCall: true };
+          if (first && ownStartedCalls) options.startedCalls = ownStartedCalls;
           outcome = await executeTurnStep(
             this.#stepAdapter(turnId, claim.fence, replay && first, setupCache),
             step,
-            { chain },
+            options,
           );
           const next = outcome.next;
           if (!next || !this.#continuesSteps(started)) break;
@@ -198,7 +207,7 @@ export class StepWorker {
       const next = outcome.next;
       if (next) {
         const advanced = await turns.advance(turnId, claim.fence, next, (db) =>
-          steps.enqueue(next, generation, db),
+          steps.enqueue(next, generation, db, outcome.startedCalls),
         );
         if (advanced) await steps.wake();
         return;
@@ -461,6 +470,16 @@ function checkpointOf(claim: StepClaim, own: RuntimeTurnStep): RuntimeTurnStep |
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The started calls a job of an act step carries (see `StepJobData.startedCalls`); `undefined`
+ * for another step or data that does not hold a list of ids (the act step then starts its calls).
+ */
+function startedCallsOf(data: StepJobData, step: RuntimeTurnStep): string[] | undefined {
+  const started = data.startedCalls;
+  if (step.activity !== 'act' || !Array.isArray(started)) return undefined;
+  return started.every((id) => typeof id === 'string') ? started : undefined;
 }
 
 /**

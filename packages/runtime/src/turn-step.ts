@@ -157,6 +157,23 @@ export interface ExecuteTurnStepOptions {
    * in this process (a host job that runs its turn's next steps itself). See {@link TurnStepChain}.
    */
   chain?: TurnStepChain;
+  /**
+   * For a reason step: write the `tool.started` of the answer's first call with the answer, in the
+   * same round trip, where the bus writes a message with its events (`MessageEventBus`): a call of
+   * an idempotent tool, or one whose claim the tool-call journal can give with it
+   * (`claimRecord`). The outcome's `startedCalls` lists the calls so started: give them to the act
+   * step that runs the answer's calls (its `startedCalls`, which a chain carries by itself), or
+   * that step starts them a second time (a second `tool.started` event). The in-process runtime
+   * does the same. Default false.
+   */
+  startFirstCall?: boolean;
+  /**
+   * For an act step: the calls whose `tool.started` the reason step before it wrote with its
+   * answer (that step's outcome's `startedCalls`); they run without being started again. Give
+   * them only with the act step that reason step planned: a crash between the two is no reason
+   * to drop them (the start was written with the answer, all or nothing).
+   */
+  startedCalls?: readonly string[];
 }
 
 /**
@@ -179,6 +196,8 @@ interface ChainState {
   turnSnapshot: TurnSnapshot | undefined;
   /** True when the last step was a reason step that stored a new answer. */
   freshAnswer: boolean;
+  /** The calls that reason step started with its answer (see `startFirstCall`). */
+  startedCalls: readonly string[] | undefined;
 }
 
 const chainStates = new WeakMap<TurnStepChain, ChainState>();
@@ -187,7 +206,12 @@ const chainStates = new WeakMap<TurnStepChain, ChainState>();
 function chainStateOf(chain: TurnStepChain): ChainState {
   let state = chainStates.get(chain);
   if (state === undefined) {
-    state = { expected: undefined, turnSnapshot: undefined, freshAnswer: false };
+    state = {
+      expected: undefined,
+      turnSnapshot: undefined,
+      freshAnswer: false,
+      startedCalls: undefined,
+    };
     chainStates.set(chain, state);
   }
   return state;
@@ -204,7 +228,10 @@ function chainedOptions(
   if (step.activity === 'reason') {
     if (follows && state.turnSnapshot) options.turnSnapshot = state.turnSnapshot;
   } else {
-    if (step.activity === 'act' && follows && state.freshAnswer) options.freshCalls = true;
+    if (step.activity === 'act' && follows && state.freshAnswer) {
+      options.freshCalls = true;
+      if (state.startedCalls) options.startedCalls = state.startedCalls;
+    }
     options.onTurnSnapshot = (snapshot) => {
       state.turnSnapshot = snapshot;
     };
@@ -212,6 +239,7 @@ function chainedOptions(
   state.expected = undefined;
   state.turnSnapshot = undefined;
   state.freshAnswer = false;
+  state.startedCalls = undefined;
   return options;
 }
 
@@ -230,6 +258,7 @@ function recordInChain(
   state.expected = turnStepKey(outcome.next);
   state.freshAnswer =
     step.activity === 'reason' && (outcome.output as ReasonAtomResult).replayed === false;
+  state.startedCalls = outcome.startedCalls;
 }
 
 /** What {@link executeTurnStep} did and what comes next. */
@@ -240,6 +269,11 @@ export interface TurnStepOutcome {
   plan: RuntimeTurnPlan;
   /** The step to run next, or `null` when the plan waits or completes (then call {@link settleTurn}). */
   next: RuntimeTurnStep | null;
+  /**
+   * For a reason step run with `startFirstCall`: the answer's calls whose `tool.started` went with
+   * it (give them to the act step next, see {@link ExecuteTurnStepOptions.startedCalls}).
+   */
+  startedCalls?: readonly string[];
 }
 
 /**
@@ -258,14 +292,50 @@ export async function executeTurnStep(
     ...signalOf(options.signal),
     pendingUserMessages: () => pending,
   };
-  const { chain } = options;
-  if (chain === undefined) return runTurnStep(adapter, step, stepOptions);
-  if (typeof chain !== 'object' || chain === null) {
+  const { chain, startedCalls } = options;
+  if (startedCalls !== undefined) {
+    if (!Array.isArray(startedCalls) || !startedCalls.every((id) => typeof id === 'string')) {
+      throw new TypeError('options.startedCalls must be an array of tool call ids');
+    }
+    if (step.activity === 'act') stepOptions.startedCalls = startedCalls;
+  }
+  if (options.startFirstCall === true && step.activity === 'reason') {
+    const start = startFirstCallOf(adapter, step.state);
+    if (start) stepOptions.startFirstCall = start;
+  }
+  if (chain !== undefined && (typeof chain !== 'object' || chain === null)) {
     throw new TypeError('options.chain must be a TurnStepChain');
   }
-  const outcome = await runTurnStep(adapter, step, chainedOptions(chain, step, stepOptions));
-  recordInChain(chain, step, outcome, pending);
+  const outcome = await runTurnStep(
+    adapter,
+    step,
+    chain === undefined ? stepOptions : chainedOptions(chain, step, stepOptions),
+  );
+  if (step.activity === 'reason') {
+    const answer = outcome.output as ReasonAtomResult;
+    if (answer.replayed === false && answer.startedCallIds) {
+      outcome.startedCalls = answer.startedCallIds;
+    }
+  }
+  if (chain !== undefined) recordInChain(chain, step, outcome, pending);
   return outcome;
+}
+
+/**
+ * The `startFirstCall` of a reason step of `state` (see the core reason atom): only on a bus that
+ * writes a message with its events; a call that is not idempotent needs its journal's claim.
+ */
+function startFirstCallOf(
+  adapter: RuntimeHostAdapter,
+  state: RuntimeTurnState,
+): ReasonAtomInput['startFirstCall'] | undefined {
+  const jointBus =
+    typeof (adapter.backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
+  if (!jointBus) return undefined;
+  return {
+    claimOf: (call) =>
+      toolCallJournalOf(adapter).claimRecord?.(state.sessionId, state.turnId, call.id),
+  };
 }
 
 /** Options of {@link runTurnStep}. */
@@ -489,16 +559,7 @@ export async function driveTurn(
   // writes a message with its events (the reason atom asks for neither on another).
   const jointBus =
     typeof (adapter.backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
-  const startFirstCall: ReasonAtomInput['startFirstCall'] | undefined = jointBus
-    ? {
-        claimOf: (call) =>
-          toolCallJournalOf(adapter).claimRecord?.(
-            plan.state.sessionId,
-            plan.state.turnId,
-            call.id,
-          ),
-      }
-    : undefined;
+  const startFirstCall = startFirstCallOf(adapter, first.state);
   // The snapshot the last step read with its last write, for a reason step right after it.
   let carried = options.turnSnapshot;
   const onTurnSnapshot = (snapshot: TurnSnapshot) => {

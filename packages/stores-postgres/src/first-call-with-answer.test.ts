@@ -13,12 +13,20 @@ import {
   type ToolCall,
 } from '@everruns-ts/core';
 import { InProcessRuntimeBuilder, inMemoryBackends } from '@everruns-ts/runtime';
+import {
+  executeTurnStep,
+  initialTurnStep,
+  type RuntimeTurnStep,
+  settleTurn,
+  TurnStepChain,
+} from '@everruns-ts/runtime/host';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { PostgresBackends } from './postgres-backends.js';
 import { createTestBackends, destroyTestBackends } from './test-support/database.js';
 
-async function toolRuntime(backends: RuntimeBackends, calls: ToolCall[]) {
+/** A runtime whose model answers `calls`, then `done` once a tool result is in; one session. */
+async function toolSession(backends: RuntimeBackends, calls: ToolCall[]) {
   const runs: string[] = [];
   const platform = new PlatformDefinition();
   platform.capabilities.register(
@@ -84,8 +92,14 @@ async function toolRuntime(backends: RuntimeBackends, calls: ToolCall[]) {
     .harness({ id: 'shop', name: 'shop', capabilities: [{ id: 'shop' }] })
     .build();
   const sessionId = (await runtime.createSession({ harnessId: 'shop' })).id;
-  const result = await runtime.runTextTurn(sessionId, 'buy it');
-  return { runtime, sessionId, result, runs };
+  return { runtime, sessionId, runs };
+}
+
+/** {@link toolSession} with one turn run in process. */
+async function toolRuntime(backends: RuntimeBackends, calls: ToolCall[]) {
+  const session = await toolSession(backends, calls);
+  const result = await session.runtime.runTextTurn(session.sessionId, 'buy it');
+  return { ...session, result };
 }
 
 async function kept(backends: RuntimeBackends, sessionId: string): Promise<RuntimeEvent[]> {
@@ -163,5 +177,103 @@ describe('the first call started with the answer (PostgreSQL)', () => {
       [{ toolCallId: 'call_q', content: 'the blue one' }],
     );
     expect(done).toMatchObject({ success: true, response: 'done' });
+  });
+});
+
+describe('executeTurnStep with startFirstCall (PostgreSQL): a host step chain starts the first call with the answer', () => {
+  let backends: PostgresBackends;
+
+  beforeAll(async () => {
+    backends = await createTestBackends();
+  });
+  afterAll(() => destroyTestBackends(backends));
+
+  /** The turn's steps as a host runs them, the act step in `actIn` (see the cases). */
+  async function hostTurn(calls: ToolCall[], actIn: 'the same chain' | 'a new job') {
+    const session = await toolSession(backends, calls);
+    const adapter = session.runtime.hostAdapter;
+    const stored = (step: RuntimeTurnStep): unknown => JSON.parse(JSON.stringify(step));
+    const chain = new TurnStepChain();
+    const first = initialTurnStep({
+      sessionId: session.sessionId,
+      turnId: `turn_${crypto.randomUUID().replaceAll('-', '')}`,
+      input: { role: 'user', content: [{ type: 'text', text: 'buy it' }] },
+    });
+    let outcome = await executeTurnStep(adapter, stored(first), { chain, startFirstCall: true });
+    const started: (readonly string[] | undefined)[] = [];
+    while (outcome.next) {
+      const step = outcome.next;
+      const startedCalls = outcome.startedCalls;
+      if (step.activity === 'act' && actIn === 'a new job') {
+        // Read back from the job's data, with the started calls the job carries.
+        outcome = await executeTurnStep(adapter, stored(step), {
+          chain: new TurnStepChain(),
+          ...(startedCalls ? { startedCalls: [...startedCalls] } : {}),
+        });
+      } else {
+        outcome = await executeTurnStep(adapter, stored(step), { chain, startFirstCall: true });
+      }
+      if (step.activity === 'reason') started.push(outcome.startedCalls);
+    }
+    const result = await settleTurn(adapter, outcome.plan);
+    return { ...session, result, started };
+  }
+
+  for (const actIn of ['the same chain', 'a new job'] as const) {
+    for (const [name, calls] of Object.entries(CASES)) {
+      it(`with the act step in ${actIn}: ${name}, stored and run as in process`, async () => {
+        const hosted = await hostTurn(calls, actIn);
+        const memory = inMemoryBackends();
+        const inMemory = await toolRuntime(memory, calls);
+        expect(hosted.result).toMatchObject({ success: true, response: 'done' });
+        expect(hosted.runs).toEqual(inMemory.runs);
+        const events = shape(await kept(backends, hosted.sessionId));
+        expect(events).toEqual(shape(await kept(memory, inMemory.sessionId)));
+        for (const call of calls) {
+          expect(events.filter((entry) => entry === `tool.started ${call.id}`)).toHaveLength(1);
+        }
+      });
+    }
+  }
+
+  it("names the idempotent first call it started in the reason step's outcome, and no call of the final answer", async () => {
+    const hosted = await hostTurn(
+      CASES['an idempotent call, then one that is not'] ?? [],
+      'a new job',
+    );
+    expect(hosted.started).toEqual([['call_a'], undefined]);
+  });
+
+  it('starts nothing with the answer unless asked: the act step starts every call', async () => {
+    const session = await toolSession(
+      backends,
+      CASES['an idempotent call, then one that is not'] ?? [],
+    );
+    const adapter = session.runtime.hostAdapter;
+    const chain = new TurnStepChain();
+    const first = initialTurnStep({
+      sessionId: session.sessionId,
+      turnId: `turn_${crypto.randomUUID().replaceAll('-', '')}`,
+      input: { role: 'user', content: [{ type: 'text', text: 'buy it' }] },
+    });
+    const input = await executeTurnStep(adapter, first, { chain });
+    const reason = await executeTurnStep(adapter, input.next, { chain });
+    expect(reason.startedCalls).toBeUndefined();
+    const events = shape(await kept(backends, session.sessionId));
+    expect(events.filter((entry) => entry.startsWith('tool.started'))).toEqual([]);
+  });
+
+  it('refuses startedCalls that are not an array of call ids', async () => {
+    const session = await toolSession(backends, CASES['malformed arguments first'] ?? []);
+    const first = initialTurnStep({
+      sessionId: session.sessionId,
+      turnId: `turn_${crypto.randomUUID().replaceAll('-', '')}`,
+      input: { role: 'user', content: [{ type: 'text', text: 'buy it' }] },
+    });
+    await expect(
+      executeTurnStep(session.runtime.hostAdapter, first, {
+        startedCalls: 'call_a' as unknown as string[],
+      }),
+    ).rejects.toThrow(TypeError);
   });
 });

@@ -451,7 +451,8 @@ function textPieces(text: string): string[] {
 /**
  * The scripted model. A turn whose first user message starts with `loop` calls `set_flag` at every
  * iteration; any other turn calls `append_line` and `set_flag` once, then answers `done` (a
- * `stream big` turn answers {@link STREAMED_ANSWER}, a `unicode` turn {@link UNICODE_ANSWER}).
+ * `stream big` turn answers {@link STREAMED_ANSWER}, a `unicode` turn {@link UNICODE_ANSWER}); a
+ * `flag only` turn calls `set_flag` alone, then answers `done`.
  */
 export function scriptedAnswer(request: LlmRequest): LlmResponse {
   const firstUser = request.messages.findLast(
@@ -591,6 +592,14 @@ export function scriptedAnswer(request: LlmRequest): LlmResponse {
           arguments: { flag: `f${request.iteration}` },
         },
       ],
+      usage,
+      stopReason: 'tool_calls',
+    };
+  }
+  if (request.iteration === 1 && firstUser && messageText(firstUser).startsWith('flag only')) {
+    return {
+      text: 'flagging',
+      toolCalls: [{ id: 'flag', name: 'set_flag', arguments: { flag: 'y' } }],
       usage,
       stopReason: 'tool_calls',
     };

@@ -5,6 +5,7 @@
 //
 //   pnpm build && node bench/trace-host-turn.mjs
 //   CHECKPOINT_INTERVAL_SECONDS=0 node bench/trace-host-turn.mjs   (a checkpoint before every step)
+//   CONTINUE_STEPS_SECONDS=0 node bench/trace-host-turn.mjs        (every step a job of its own)
 //   WARMUP=300 node bench/trace-host-turn.mjs                     (turns before the traced one)
 import { randomBytes } from 'node:crypto';
 // bench/package.json does not list the host; its build output is imported directly.
@@ -40,6 +41,9 @@ try {
     ...(process.env.CHECKPOINT_INTERVAL_SECONDS === undefined
       ? {}
       : { checkpointIntervalSeconds: Number(process.env.CHECKPOINT_INTERVAL_SECONDS) }),
+    ...(process.env.CONTINUE_STEPS_SECONDS === undefined
+      ? {}
+      : { continueStepsSeconds: Number(process.env.CONTINUE_STEPS_SECONDS) }),
   });
   await host.work({ concurrency: 1 });
   let tracing = false;

@@ -352,7 +352,21 @@ describe('PgBossHost', () => {
     expect(rowReads).toBe(1);
   });
 
-  it('carries a result with characters outside ASCII, quotes and a newline through the notification as stored', async () => {
+  it('keeps a NUL and the private-use characters in the input and the answer, with every step a job of its own', async () => {
+    const { host } = await fixtureHost({ continueStepsSeconds: 0, checkpointIntervalSeconds: 0 });
+    await host.work({ concurrency: 2 });
+    const sessionId = await environment.createSession();
+    const text = 'unicode \u0000 input \uE000 and \uE000\uE001';
+    const handle = await host.submitTextTurn(sessionId, text);
+    const result = await handle.result({ timeoutMs: 20_000 });
+    expect(result).toMatchObject({ success: true, response: UNICODE_ANSWER });
+    expect((await host.turnStatus(handle.turnId))?.result).toEqual(result);
+    const messages = await environment.backends.messages.load(sessionId);
+    expect(messages[0]?.content).toEqual([{ type: 'text', text }]);
+    expect(messages.at(-1)?.content).toEqual([{ type: 'text', text: UNICODE_ANSWER }]);
+  });
+
+  it('carries a result with characters outside ASCII, quotes, a newline and a NUL through the notification as stored', async () => {
     const { host, pool } = await fixtureHost();
     await host.work({ concurrency: 1 });
     let rowReads = 0;

@@ -2,6 +2,7 @@ import type { RuntimeTurnStep } from '@everruns-ts/runtime/host';
 import { sendStatement } from '@everruns-ts/stores-postgres';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
+import { toJsonbValue } from './jsonb-text.js';
 import { endingJobId, type StepJobData, stepJobId } from './step-jobs.js';
 import { STEP_CHANNEL } from './turn-notifications.js';
 
@@ -57,7 +58,7 @@ export class StepQueue {
     db?: PgBoss.Db,
     startedCalls?: readonly string[],
   ): Promise<void> {
-    const data: StepJobData = { step, generation };
+    const data: StepJobData = { step: toJsonbValue(step), generation };
     if (startedCalls !== undefined && step.activity === 'act')
       data.startedCalls = [...startedCalls];
     await this.#insert(data, stepJobId(this.#options.queue, step, generation), db);
@@ -74,7 +75,11 @@ export class StepQueue {
     generation: number,
     db?: PgBoss.Db,
   ): Promise<void> {
-    await this.#insert({ step, generation }, endingJobId(this.#options.queue, turnId, fence), db);
+    await this.#insert(
+      { step: toJsonbValue(step), generation },
+      endingJobId(this.#options.queue, turnId, fence),
+      db,
+    );
   }
 
   async #insert(data: StepJobData, id: string, db: PgBoss.Db | undefined): Promise<void> {

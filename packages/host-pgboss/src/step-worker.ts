@@ -21,6 +21,7 @@ import {
   StaleStepError,
 } from './host-errors.js';
 import { holdTurnLease } from './host-turn-lease.js';
+import { fromJsonbValue } from './jsonb-text.js';
 import { stepSubagents } from './pg-boss-subagents.js';
 import { type DeadJobData, deadLetterQueueOf, type StepJobData } from './step-jobs.js';
 import type { StepLoop } from './step-queue.js';
@@ -69,7 +70,7 @@ export class StepWorker {
       deadLetterQueueOf(this.#queue),
       workOptions,
       async ([job]) => {
-        if (job) await this.#onDeadStep(job.data);
+        if (job) await this.#onDeadStep(fromJsonbValue(job.data));
       },
     );
   }
@@ -119,7 +120,8 @@ export class StepWorker {
   async #runStepJob(job: PgBoss.JobWithMetadata<StepJobData>): Promise<void> {
     const started = Date.now();
     const { turns, steps } = this.#context;
-    const data = job.data;
+    // As the queue wrote it (see `jsonb-text.ts`).
+    const data = fromJsonbValue(job.data);
     let step: RuntimeTurnStep;
     try {
       step = parseRuntimeTurnStep(data?.step);

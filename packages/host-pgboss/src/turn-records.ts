@@ -15,6 +15,7 @@ import {
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import { unknownTurnError } from './host-errors.js';
+import { fromJsonbValue, jsonbText } from './jsonb-text.js';
 
 /** Where a turn of the durable host stands. */
 export type HostTurnStatusName =
@@ -164,7 +165,7 @@ export class TurnRecords {
           WHERE NOT EXISTS (
             SELECT 1 FROM ${this.#table}
              WHERE session_id = $2 AND status = 'waiting_for_tool_results')`;
-    const values = [turnId, sessionId, JSON.stringify(step), stepOrder(step)];
+    const values = [turnId, sessionId, jsonbText(step), stepOrder(step)];
     let inserted: boolean;
     try {
       if (enqueue) inserted = await this.#writeThenEnqueue(insert, values, enqueue);
@@ -199,12 +200,12 @@ export class TurnRecords {
       status: row.status,
       step: stepName(row.step),
       generation: row.generation,
-      stepValue: row.step,
+      stepValue: fromJsonbValue(row.step),
       createdAt: row.created_at.toISOString(),
       updatedAt: row.updated_at.toISOString(),
     };
-    if (row.result) status.result = row.result;
-    if (row.error) status.error = row.error;
+    if (row.result) status.result = fromJsonbValue(row.result);
+    if (row.error) status.error = fromJsonbValue(row.error);
     return status;
   }
 
@@ -238,10 +239,10 @@ export class TurnRecords {
       turnId,
       sessionId: row.session_id,
       generation: row.generation,
-      step: row.step,
+      step: fromJsonbValue(row.step),
       fence: Number(row.fence),
-      error: row.error,
-      ending: row.ending,
+      error: fromJsonbValue(row.error),
+      ending: fromJsonbValue(row.ending),
       endingStarted: row.ending_started,
       endingDone: row.ending_done,
     };
@@ -271,7 +272,7 @@ export class TurnRecords {
     return this.#writeThenEnqueue(
       `UPDATE ${this.#table} SET step = $3, step_order = $4, job_order = NULL, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`,
-      [turnId, fence, JSON.stringify(step), stepOrder(step)],
+      [turnId, fence, jsonbText(step), stepOrder(step)],
       enqueue,
     );
   }
@@ -289,7 +290,7 @@ export class TurnRecords {
           SET step = $3, step_order = $4, job_order = COALESCE(job_order, step_order),
               updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running' AND ending IS NULL`,
-      [turnId, fence, JSON.stringify(step), stepOrder(step)],
+      [turnId, fence, jsonbText(step), stepOrder(step)],
     );
     return rowCount === 1;
   }
@@ -371,7 +372,7 @@ export class TurnRecords {
       this.#pool,
       `UPDATE ${this.#table} SET error = $3, updated_at = now()
         WHERE turn_id = $1 AND fence = $2 AND status = 'running'`,
-      [turnId, fence, JSON.stringify(error)],
+      [turnId, fence, jsonbText(error)],
     );
   }
 
@@ -397,11 +398,11 @@ export class TurnRecords {
     // Its first effect is marked begun in the same statement (see `EndingDelivery`): a deliverer
     // that takes over treats it as one that may have happened, which every effect allows. The
     // checkpoint moves to the step the turn reached, as `move` would (the job keeps the turn).
-    const values: unknown[] = [turnId, fence, JSON.stringify(recorded)];
+    const values: unknown[] = [turnId, fence, jsonbText(recorded)];
     let checkpoint = '';
     if (reached !== undefined) {
       checkpoint = `step = $4, step_order = $5, job_order = COALESCE(job_order, step_order), `;
-      values.push(JSON.stringify(reached), stepOrder(reached));
+      values.push(jsonbText(reached), stepOrder(reached));
     }
     const update = `UPDATE ${this.#table}
           SET ${checkpoint}ending = $3, ending_started = 1, ending_done = 0, updated_at = now()
@@ -456,8 +457,8 @@ export class TurnRecords {
         turnId,
         fence,
         status,
-        result === null ? null : JSON.stringify(result),
-        error === null ? null : JSON.stringify(error),
+        result === null ? null : jsonbText(result),
+        error === null ? null : jsonbText(error),
         TURN_CHANNEL,
         `${this.#schema}:${turnId}`,
       ],
@@ -495,7 +496,7 @@ export class TurnRecords {
                 error = NULL, fence = fence + 1, updated_at = now()
           WHERE turn_id = $1 AND status = 'waiting_for_tool_results'
           RETURNING generation, fence`,
-        [turnId, JSON.stringify(step), stepOrder(step)],
+        [turnId, jsonbText(step), stepOrder(step)],
       ));
     } catch (error) {
       throw uniqueViolation(error, step.state.sessionId, turnId) ?? error;
@@ -526,7 +527,8 @@ export class TurnRecords {
       const current = await this.get(turnId);
       throw uniqueViolation(error, current?.sessionId ?? '', turnId) ?? error;
     }
-    if (rows[0]) return rows[0];
+    const row = rows[0];
+    if (row) return { generation: row.generation, step: fromJsonbValue(row.step) };
     if (!(await this.get(turnId))) throw unknownTurnError(turnId);
     return null;
   }

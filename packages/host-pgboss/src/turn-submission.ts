@@ -25,6 +25,7 @@ import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
 import { failedTurnError, unknownTurnError } from './host-errors.js';
 import { claimTurnLease, releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
+import { fromJsonbValue } from './jsonb-text.js';
 import type { TurnWatch } from './turn-notifications.js';
 import type { HostTurnStatus } from './turn-records.js';
 
@@ -383,7 +384,8 @@ export class TurnSubmission {
 /** A completed turn's result from its notification; `undefined` when it does not parse (the row is read). */
 function parseCompletedResult(text: string): TurnResult | undefined {
   try {
-    const value: unknown = JSON.parse(text);
+    // The row's JSON text, as `TurnRecords` wrote it (see `jsonb-text.ts`).
+    const value: unknown = fromJsonbValue(JSON.parse(text));
     return typeof value === 'object' && value !== null ? (value as TurnResult) : undefined;
   } catch {
     return undefined;

@@ -438,8 +438,12 @@ function fastClock(speed: number): { now(): number; millisecondsUntil(instant: n
 /** The final answer of a `stream big` turn: far larger than a NOTIFY payload. */
 export const STREAMED_ANSWER = `done ${'é😀 streamed '.repeat(800)}`;
 
-/** The final answer of a `unicode` turn: short, with characters outside ASCII, quotes and a newline. */
-export const UNICODE_ANSWER = 'done: é, 😀, ✓\n"quoted" \\ end';
+/**
+ * The final answer of a `unicode` turn: short, with characters outside ASCII, quotes, a newline, a
+ * NUL (which PostgreSQL's `jsonb` refuses) and the private-use characters the host writes it with.
+ */
+export const UNICODE_ANSWER =
+  'done: é, 😀, ✓\n"quoted" \\ nul \u0000 mark \uE000 pair \uE000\uE002 end';
 
 function textPieces(text: string): string[] {
   if (text.length > 200) return [text.slice(0, 20), text.slice(20)];

@@ -5,6 +5,7 @@ import {
   type DependencyBlocker,
   type EventRequest,
   EverrunsError,
+  type InputAtomInput,
   type InputAtomResult,
   type InputMessage,
   input,
@@ -79,23 +80,23 @@ export async function executeInputActivity(
   let started = false;
   let turnSnapshot: TurnSnapshot | undefined;
   const { onTurnSnapshot, ...atomRequest } = request;
+  const startTurn: NonNullable<InputAtomInput['startTurn']> = {
+    sessionStatus: 'active',
+    events: (stored) => lifecycle.turnStartedRequests(stored.turnId ?? '', stored.id, inputContent),
+    onWritten: (snapshot) => {
+      started = true;
+      turnSnapshot = snapshot;
+    },
+  };
+  if (onTurnSnapshot) startTurn.loadTurnSnapshot = true;
   // An unknown session (no setup) is reported by the input atom, after its own checks. The turn
   // starts with the message where the bus writes them together (status active first in that
-  // step, then `input.message`, `session.activated`, `turn.started`).
-  const result: InputActivityResult = await input(adapter, {
-    ...atomRequest,
-    ...(setup ? { setup } : {}),
-    startTurn: {
-      sessionStatus: 'active',
-      events: (stored) =>
-        lifecycle.turnStartedRequests(stored.turnId ?? '', stored.id, inputContent),
-      onWritten: (snapshot) => {
-        started = true;
-        turnSnapshot = snapshot;
-      },
-      ...(onTurnSnapshot ? { loadTurnSnapshot: true } : {}),
-    },
-  });
+  // step, then `input.message`, `session.activated`, `turn.started`). Built by `Object.assign`,
+  // not spreads followed by properties: on Node 20 those keep young objects alive through
+  // scavenges (`bench/RESULTS.md`).
+  const atomInput: InputAtomInput = Object.assign({}, atomRequest, { startTurn });
+  if (setup) atomInput.setup = setup;
+  const result: InputActivityResult = await input(adapter, atomInput);
   try {
     const setup = await resolveTurnSetup(adapter, request.sessionId, result.turnId);
     result.maxIterations = setup.maxIterations;

@@ -81,7 +81,14 @@ import {
   type RuntimeTurnPlan,
   type RuntimeTurnState,
 } from './turn-plan.js';
-import { driveTurn, runTurnStep, type TurnResult, turnResultOf } from './turn-step.js';
+import {
+  type DriveTurnOptions,
+  driveTurn,
+  type RunTurnStepOptions,
+  runTurnStep,
+  type TurnResult,
+  turnResultOf,
+} from './turn-step.js';
 import { TurnStream, type TurnStreamOptions } from './turn-stream.js';
 import { TurnEventTranslator, tapEventBus } from './turn-stream-events.js';
 
@@ -423,28 +430,29 @@ export class InProcessRuntime {
       lease = await this.#claimLease(sessionId, turnId, signal, true);
       signal = lease.signal;
       let turnSnapshot: TurnSnapshot | undefined;
+      // Objects built by assignment, not spreads followed by properties: on Node 20 those keep
+      // young objects alive through scavenges (`bench/RESULTS.md`).
+      const initial = initialTurnState({
+        sessionId,
+        turnId,
+        maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
+        maxIterations: this.#adapter.limits.maxIterations,
+        ...(modelOptions ? { modelOptions } : {}),
+      });
+      const stepOptions: RunTurnStepOptions = {
+        onTurnSnapshot: (snapshot) => {
+          turnSnapshot = snapshot;
+        },
+      };
+      if (lease.setup) stepOptions.inputSetup = lease.setup;
       const { plan } = await runTurnStep(
         lease.adapter,
         {
           activity: 'input',
           input: parsedInput.data,
-          state: {
-            ...initialTurnState({
-              sessionId,
-              turnId,
-              maxRepeatedToolCalls: this.#adapter.limits.maxRepeatedToolCalls,
-              maxIterations: this.#adapter.limits.maxIterations,
-              ...(modelOptions ? { modelOptions } : {}),
-            }),
-            ...(listener ? { stream: true } : {}),
-          },
+          state: listener ? Object.assign({}, initial, { stream: true }) : initial,
         },
-        {
-          ...(lease.setup ? { inputSetup: lease.setup } : {}),
-          onTurnSnapshot: (snapshot) => {
-            turnSnapshot = snapshot;
-          },
-        },
+        stepOptions,
       );
       return await this.#drive(
         lease.adapter,
@@ -670,10 +678,9 @@ export class InProcessRuntime {
         onReleased: () => held.markReleased(),
       },
     });
-    return {
+    const leased: LeasedTurn = {
       signal: turnSignal,
-      adapter: journal ? { ...adapter, toolCallJournal: journal } : adapter,
-      ...(setup ? { setup } : {}),
+      adapter: journal ? Object.assign({}, adapter, { toolCallJournal: journal }) : adapter,
       async release() {
         signal?.removeEventListener('abort', onCaller);
         stopWatchingLease?.();
@@ -687,6 +694,8 @@ export class InProcessRuntime {
         );
       },
     };
+    if (setup) leased.setup = setup;
+    return leased;
   }
 
   /**
@@ -809,17 +818,18 @@ export class InProcessRuntime {
     structured?: StructuredOutput,
     turnSnapshot?: TurnSnapshot,
   ): Promise<TurnResult> {
-    const result = await driveTurn(adapter, first, {
-      ...(signal ? { signal } : {}),
-      ...(turnSnapshot ? { turnSnapshot } : {}),
+    const options: DriveTurnOptions = {
       steering: { take: () => this.#takeSteering(entry), waiting: () => entry.queue.length },
       onPlan: (plan) => {
         holder.state = plan.state;
         holder.settling = plan.kind === 'complete' || plan.kind === 'waitForToolResults';
       },
-      // Structured output: the final answer is checked, and fed back once when it fails.
-      ...(structured ? { reviewCompletion: structured.review.bind(structured) } : {}),
-    });
+    };
+    if (signal) options.signal = signal;
+    if (turnSnapshot) options.turnSnapshot = turnSnapshot;
+    // Structured output: the final answer is checked, and fed back once when it fails.
+    if (structured) options.reviewCompletion = structured.review.bind(structured);
+    const result = await driveTurn(adapter, first, options);
     const finished = structured ? structured.finish(result) : result;
     if (this.#prices) {
       // The turn has ended: a store that fails to answer now leaves the cost out, nothing else.

@@ -2,6 +2,7 @@ import {
   EverrunsError,
   type MessageEventBus,
   type MessageWriteLease,
+  type MessageWriteOptions,
   type RuntimeMessageStore,
   type RuntimeSessionStore,
   type StatusEventBus,
@@ -77,19 +78,28 @@ export function leaseConditionedAdapter(
     throw error;
   };
   const leased = <T>(write: Promise<T>): Promise<T> => write.catch(refused);
+  /**
+   * The write's options with the lease. Not `{ ...options, lease }`: on Node 20 a spread followed by
+   * more properties keeps young objects alive through scavenges (`bench/RESULTS.md`).
+   */
+  const withLease = (options: MessageWriteOptions | undefined): MessageWriteOptions => {
+    const leasedOptions: MessageWriteOptions = Object.assign({}, options);
+    leasedOptions.lease = writeLease;
+    return leasedOptions;
+  };
   const conditionedMessages = messages.leaseConditionedWrites
     ? replaceMethods(messages, {
         addInputMessage: ((sessionId, input, turnId, options) =>
           leased(
-            messages.addInputMessage(sessionId, input, turnId, { ...options, lease: writeLease }),
+            messages.addInputMessage(sessionId, input, turnId, withLease(options)),
           )) satisfies RuntimeMessageStore['addInputMessage'],
         storeMessage: ((sessionId, message, options) =>
           leased(
-            messages.storeMessage(sessionId, message, { ...options, lease: writeLease }),
+            messages.storeMessage(sessionId, message, withLease(options)),
           )) satisfies RuntimeMessageStore['storeMessage'],
         storeMessages: ((sessionId, batch, options) =>
           leased(
-            messages.storeMessages(sessionId, batch, { ...options, lease: writeLease }),
+            messages.storeMessages(sessionId, batch, withLease(options)),
           )) satisfies RuntimeMessageStore['storeMessages'],
       })
     : replaceMethods(messages, {
@@ -172,15 +182,14 @@ export function leaseConditionedAdapter(
     Object.keys(jointReplacements).length === 0
       ? events
       : replaceMethods(events, jointReplacements);
-  return {
-    ...adapter,
-    backends: {
-      ...adapter.backends,
-      sessions: conditionedSessions,
-      messages: conditionedMessages,
-      events: conditionedEvents,
-    },
-  };
+  // Copies by `Object.assign`, not spreads followed by properties (see `withLease`).
+  const backends: RuntimeHostAdapter['backends'] = Object.assign({}, adapter.backends);
+  backends.sessions = conditionedSessions;
+  backends.messages = conditionedMessages;
+  backends.events = conditionedEvents;
+  const conditioned: RuntimeHostAdapter = Object.assign({}, adapter);
+  conditioned.backends = backends;
+  return conditioned;
 }
 
 /** The `releaseLease` option of a turn's last write: the journal's values go with the lease. */

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { EverrunsError, type LlmStreamEvent, type Message, type ToolSpec } from '@everruns-ts/core';
+import {
+  EverrunsError,
+  type LlmRequest,
+  type LlmStreamEvent,
+  type Message,
+  type ToolSpec,
+} from '@everruns-ts/core';
 
 // What driver tests share besides the server: tools and messages to send, and ways to read what
 // the driver gives back.
@@ -37,6 +43,27 @@ export function newMessage(
     role,
     content,
     createdAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * A request of a new session and turn: a math assistant's system prompt, one user message
+ * (`question`) and {@link ADD_TOOL}.
+ */
+export function mathRequest(
+  model: string,
+  providerType: string,
+  question = 'What is 2 + 2?',
+): LlmRequest {
+  const sessionId = `session_${randomUUID().replaceAll('-', '')}`;
+  return {
+    model: { model, providerType },
+    systemPrompt: 'You are a math assistant.',
+    messages: [newMessage(sessionId, 1, 'user', [{ type: 'text', text: question }])],
+    tools: [ADD_TOOL],
+    sessionId,
+    turnId: `turn_${randomUUID().replaceAll('-', '')}`,
+    iteration: 1,
   };
 }
 

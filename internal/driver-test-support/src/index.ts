@@ -6,6 +6,7 @@ export {
   ADD_TOOL,
   collect,
   MULTIPLY_TOOL,
+  mathRequest,
   newMessage,
   rejection,
 } from './driver-fixtures.js';

@@ -1,11 +1,10 @@
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
-import type { LlmRequest, LlmStreamEvent } from '@everruns-ts/core';
+import type { LlmStreamEvent } from '@everruns-ts/core';
 import {
-  ADD_TOOL,
   closeFakeServers,
   collect,
-  newMessage,
+  mathRequest,
   rejection,
   sse,
   startFakeServer,
@@ -25,19 +24,6 @@ const USAGE = {
   outputTokens: { total: 3, text: 3, reasoning: undefined },
 };
 
-function request(model: string): LlmRequest {
-  const sessionId = `session_${crypto.randomUUID().replaceAll('-', '')}`;
-  return {
-    model: { model, providerType: 'ai-sdk' },
-    systemPrompt: 'You are a math assistant.',
-    messages: [newMessage(sessionId, 1, 'user', [{ type: 'text', text: 'What is 2 + 2?' }])],
-    tools: [ADD_TOOL],
-    sessionId,
-    turnId: `turn_${crypto.randomUUID().replaceAll('-', '')}`,
-    iteration: 1,
-  };
-}
-
 const streamOf = (parts: LanguageModelV4StreamPart[]) => ({
   stream: convertArrayToReadableStream(parts),
 });
@@ -53,7 +39,7 @@ describe('driver-ai-sdk: a stream that closes without a finish part', () => {
     const model = new MockLanguageModelV4({ doStream: streamOf(TRUNCATED) });
     const driver = new AiSdkDriver({ models: { m: model }, maxRetries: 0 });
 
-    const error = await rejection(collect(driver.stream(request('m'))));
+    const error = await rejection(collect(driver.stream(mathRequest('m', 'ai-sdk'))));
 
     expect(error).toMatchObject({ code: 'LLM_ERROR', retryable: true });
     expect(error.details).toMatchObject({ kind: 'incomplete_stream', model: 'm', retryable: true });
@@ -71,7 +57,7 @@ describe('driver-ai-sdk: a stream that closes without a finish part', () => {
     });
     const driver = new AiSdkDriver({ models: { m: model }, retryBaseDelayMs: 1 });
 
-    const events = await collect(driver.stream(request('m')));
+    const events = await collect(driver.stream(mathRequest('m', 'ai-sdk')));
 
     expect(events.map((event) => event.type)).toEqual(['text_delta', 'finish']);
     expect(model.doStreamCalls).toHaveLength(2);
@@ -92,7 +78,7 @@ describe('driver-ai-sdk: a stream that closes without a finish part', () => {
 
     const error = await rejection(
       (async () => {
-        for await (const event of driver.stream(request('m'))) events.push(event);
+        for await (const event of driver.stream(mathRequest('m', 'ai-sdk'))) events.push(event);
       })(),
     );
 
@@ -107,7 +93,7 @@ describe('driver-ai-sdk: a stream that closes without a finish part', () => {
     });
     const driver = new AiSdkDriver({ models: { m: model }, streaming: true, maxRetries: 0 });
 
-    const error = await rejection(driver.generate(request('m')));
+    const error = await rejection(driver.generate(mathRequest('m', 'ai-sdk')));
 
     expect(error.details.kind).toBe('incomplete_stream');
   });
@@ -138,7 +124,7 @@ describe('driver-ai-sdk: a stream that closes without a finish part', () => {
     });
     const driver = new AiSdkDriver({ models: { m: provider('local-model') }, maxRetries: 0 });
 
-    const error = await rejection(collect(driver.stream(request('m'))));
+    const error = await rejection(collect(driver.stream(mathRequest('m', 'ai-sdk'))));
 
     expect(error).toMatchObject({ code: 'LLM_ERROR', retryable: true });
     expect(error.details.kind).toBe('incomplete_stream');
@@ -156,7 +142,7 @@ describe('driver-ai-sdk: a finish part of reason other', () => {
       });
       const driver = new AiSdkDriver({ models: { m: model }, maxRetries: 0 });
 
-      const events = await collect(driver.stream(request('m')));
+      const events = await collect(driver.stream(mathRequest('m', 'ai-sdk')));
 
       expect(events.at(-1)).toEqual({
         type: 'finish',

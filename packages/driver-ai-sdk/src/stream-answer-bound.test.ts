@@ -1,6 +1,6 @@
 import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
-import type { LlmRequest, LlmStreamEvent } from '@everruns-ts/core';
-import { ADD_TOOL, newMessage, rejection } from '@everruns-ts/driver-test-support';
+import type { LlmStreamEvent } from '@everruns-ts/core';
+import { mathRequest, rejection } from '@everruns-ts/driver-test-support';
 import { MockLanguageModelV4 } from 'ai/test';
 import { describe, expect, it } from 'vitest';
 import { AiSdkDriver, MAX_STREAMED_ANSWER_CHARS } from './index.js';
@@ -11,19 +11,6 @@ import { AiSdkDriver, MAX_STREAMED_ANSWER_CHARS } from './index.js';
 // provider's stream is cancelled.
 
 const PIECE = 1024 * 1024;
-
-function request(): LlmRequest {
-  const sessionId = `session_${crypto.randomUUID().replaceAll('-', '')}`;
-  return {
-    model: { model: 'm', providerType: 'ai-sdk' },
-    systemPrompt: 'You are a math assistant.',
-    messages: [newMessage(sessionId, 1, 'user', [{ type: 'text', text: 'What is 2 + 2?' }])],
-    tools: [ADD_TOOL],
-    sessionId,
-    turnId: `turn_${crypto.randomUUID().replaceAll('-', '')}`,
-    iteration: 1,
-  };
-}
 
 /** A stream without end: `first` parts, then `piece(n)` for n = 0, 1, 2 … until cancelled (or twice the bound). */
 function endlessModel(
@@ -98,7 +85,8 @@ describe('driver-ai-sdk: a stream that sends answer without end', () => {
 
       const error = await rejection(
         (async () => {
-          for await (const streamed of driver.stream(request())) events.push(streamed);
+          for await (const streamed of driver.stream(mathRequest('m', 'ai-sdk')))
+            events.push(streamed);
         })(),
       );
 
@@ -142,7 +130,7 @@ describe('driver-ai-sdk: a stream that sends answer without end', () => {
     });
     const driver = new AiSdkDriver({ models: { m: model } });
     let finish: LlmStreamEvent | undefined;
-    for await (const streamed of driver.stream(request())) {
+    for await (const streamed of driver.stream(mathRequest('m', 'ai-sdk'))) {
       if (streamed.type === 'finish') finish = streamed;
     }
     expect(finish?.type === 'finish' && finish.response.text === text).toBe(true);

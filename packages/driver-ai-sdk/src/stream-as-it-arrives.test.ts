@@ -1,12 +1,11 @@
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModelV4StreamPart } from '@ai-sdk/provider';
-import type { LlmRequest, LlmResponse, LlmStreamEvent } from '@everruns-ts/core';
+import type { LlmResponse, LlmStreamEvent } from '@everruns-ts/core';
 import {
-  ADD_TOOL,
   closeFakeServers,
   type LockstepStep,
   lockstepSse,
-  newMessage,
+  mathRequest,
   readInLockstep,
   startFakeServer,
 } from '@everruns-ts/driver-test-support';
@@ -22,19 +21,6 @@ import { AiSdkDriver } from './index.js';
 afterEach(closeFakeServers);
 
 const TIMEOUT = 30_000;
-
-function request(model: string): LlmRequest {
-  const sessionId = `session_${crypto.randomUUID().replaceAll('-', '')}`;
-  return {
-    model: { model, providerType: 'ai-sdk' },
-    systemPrompt: 'You are a math assistant.',
-    messages: [newMessage(sessionId, 1, 'user', [{ type: 'text', text: 'What is 2 + 3?' }])],
-    tools: [ADD_TOOL],
-    sessionId,
-    turnId: `turn_${crypto.randomUUID().replaceAll('-', '')}`,
-    iteration: 1,
-  };
-}
 
 const text = (expected: string): LockstepStep => ({
   label: `text_delta ${JSON.stringify(expected)}`,
@@ -125,7 +111,7 @@ describe('driver-ai-sdk: deltas reach the consumer as they arrive', () => {
       const driver = new AiSdkDriver({ models: { m: model }, maxRetries: 0 });
 
       const events = await readInLockstep(
-        driver.stream(request('m')),
+        driver.stream(mathRequest('m', 'ai-sdk', 'What is 2 + 3?')),
         [
           reasoning('Add two'),
           reasoning(' numbers.'),
@@ -201,7 +187,7 @@ describe('driver-ai-sdk: deltas reach the consumer as they arrive', () => {
       const driver = new AiSdkDriver({ models: { m: provider('local-model') }, maxRetries: 0 });
 
       const events = await readInLockstep(
-        driver.stream(request('m')),
+        driver.stream(mathRequest('m', 'ai-sdk', 'What is 2 + 3?')),
         [
           reasoning('Two plus'),
           reasoning(' three.'),

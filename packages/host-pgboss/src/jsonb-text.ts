@@ -28,9 +28,14 @@ function withoutStandIns(text: string): string {
   );
 }
 
-/** `value` with every string (keys included) passed through `map`; the same object when none changed. */
+/**
+ * `value` with every string (keys included) passed through `map`; the same object when none
+ * changed. Nothing is allocated for a value whose strings `map` leaves as they are (every step a
+ * host writes or reads, in practice): a copy is made from the first changed entry on.
+ */
 function mapStrings(value: unknown, map: (text: string) => string): unknown {
   if (typeof value === 'string') return map(value);
+  if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let index = 0; index < value.length; index++) {
@@ -43,18 +48,35 @@ function mapStrings(value: unknown, map: (text: string) => string): unknown {
     }
     return copy ?? value;
   }
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value);
-    let changed = false;
-    const mapped = entries.map(([key, item]) => {
-      const newKey = map(key);
-      const newItem = mapStrings(item, map);
-      if (newKey !== key || newItem !== item) changed = true;
-      return [newKey, newItem] as const;
-    });
-    return changed ? Object.fromEntries(mapped) : value;
+  const record = value as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined;
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) continue;
+    const item = record[key];
+    const newKey = map(key);
+    const newItem = mapStrings(item, map);
+    if (copy === undefined && newKey === key && newItem === item) continue;
+    if (copy === undefined) {
+      // The entries before this one, as they were (keys in the same order).
+      copy = {};
+      for (const earlier in record) {
+        if (earlier === key) break;
+        if (Object.hasOwn(record, earlier)) define(copy, earlier, record[earlier]);
+      }
+    }
+    define(copy, newKey, newItem);
   }
-  return value;
+  return copy ?? value;
+}
+
+/** Sets an own data property (a `__proto__` key stays a key, as `JSON.parse` makes it). */
+function define(target: Record<string, unknown>, key: string, item: unknown): void {
+  Object.defineProperty(target, key, {
+    value: item,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** `value` as it can be written to a `jsonb` column or a pg-boss job (see the module's comment). */

@@ -66,6 +66,51 @@ function onEveryStatement(pool: pg.Pool, record: (config: unknown, values: unkno
   });
 }
 
+/**
+ * A host on the fixture's platform and the stores as they are (the fixture's own wrap the message
+ * store to inject faults, which leaves the bus no joint writes), with `options` added.
+ */
+function plainStoresHost(
+  fixture: FixtureHost,
+  config: ReturnType<TestEnvironment['configFor']>,
+  options: Partial<PgBossHostOptions> = {},
+): Promise<PgBossHost> {
+  const stores = postgresBackends(
+    { pool: fixture.pool },
+    { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
+  );
+  return PgBossHost.start({
+    pool: fixture.pool,
+    backends: stores,
+    platform: fixture.platform,
+    queue: config.queue,
+    schema: config.hostSchema,
+    bossSchema: config.bossSchema,
+    stepTimeoutSeconds: 60,
+    pollingIntervalSeconds: 0.5,
+    ...options,
+  });
+}
+
+/**
+ * A fixture host working with one step loop and listening (a first turn's wait opened the
+ * `LISTEN` connection), and a count of its reads of a turn's row from then on.
+ */
+async function listeningHostCountingRowReads() {
+  const { host, pool } = await fixtureHost();
+  await host.work({ concurrency: 1 });
+  const rowReads = { count: 0 };
+  onEveryStatement(pool, (statement) => {
+    const text = String((statement as { text?: unknown })?.text ?? statement);
+    if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads.count++;
+  });
+  // The host listens from the first wait on: that submission's wait reads the row first.
+  const warm = await host.submitTextTurn(await environment.createSession(), 'work');
+  await warm.result({ timeoutMs: 20_000 });
+  rowReads.count = 0;
+  return { host, rowReads };
+}
+
 describe('PgBossHost', () => {
   it('runs a turn as jobs and resolves the handle with the result', async () => {
     const { host } = await fixtureHost();
@@ -148,23 +193,9 @@ describe('PgBossHost', () => {
       const config = environment.configFor();
       const fixture = await startFixtureHost(config);
       started.push(fixture);
-      // A host on the fixture's platform and the stores as they are (the fixture's own wraps
-      // the message store to inject faults, which leaves the bus no joint writes).
-      const stores = postgresBackends(
-        { pool: fixture.pool },
-        { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
-      );
-      const host = await PgBossHost.start({
-        pool: fixture.pool,
-        backends: stores,
-        platform: fixture.platform,
-        queue: config.queue,
-        schema: config.hostSchema,
-        bossSchema: config.bossSchema,
-        stepTimeoutSeconds: 60,
+      const host = await plainStoresHost(fixture, config, {
         continueStepsSeconds,
         ...(checkpointIntervalSeconds === undefined ? {} : { checkpointIntervalSeconds }),
-        pollingIntervalSeconds: 0.5,
       });
       // The statements that read a session's turn snapshot on their own (not with a write).
       let snapshotReads = 0;
@@ -248,22 +279,7 @@ describe('PgBossHost', () => {
       const config = environment.configFor();
       const fixture = await startFixtureHost(config);
       started.push(fixture);
-      // The stores as they are (the fixture's own leave the bus no joint writes, see above).
-      const stores = postgresBackends(
-        { pool: fixture.pool },
-        { schema: config.storesSchema, secretKey: { id: 'test', key: config.secretKeyHex } },
-      );
-      const host = await PgBossHost.start({
-        pool: fixture.pool,
-        backends: stores,
-        platform: fixture.platform,
-        queue: config.queue,
-        schema: config.hostSchema,
-        bossSchema: config.bossSchema,
-        stepTimeoutSeconds: 60,
-        continueStepsSeconds,
-        pollingIntervalSeconds: 0.5,
-      });
+      const host = await plainStoresHost(fixture, config, { continueStepsSeconds });
       // `tool.started` written on its own (its event sequence taken apart from a message).
       let startsApart = 0;
       onEveryStatement(fixture.pool, (statement) => {
@@ -318,38 +334,28 @@ describe('PgBossHost', () => {
   });
 
   it("awaits a turn it submitted itself without reading the turn's row: the turn's notification carries its result", async () => {
-    const { host, pool } = await fixtureHost();
-    await host.work({ concurrency: 1 });
-    let rowReads = 0;
-    onEveryStatement(pool, (statement) => {
-      const text = String((statement as { text?: unknown })?.text ?? statement);
-      if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads++;
-    });
-    // The host listens from the first wait on: that submission's wait reads the row first.
-    const warm = await host.submitTextTurn(await environment.createSession(), 'work');
-    await warm.result({ timeoutMs: 20_000 });
-    rowReads = 0;
+    const { host, rowReads } = await listeningHostCountingRowReads();
     const sessionId = await environment.createSession();
     const started = Date.now();
     const handle = await host.submitTextTurn(sessionId, 'work');
     const result = await handle.result({ timeoutMs: 20_000 });
     // No read after the notification; the wait reads once a second only as a fallback for a lost
     // notification, which a loaded machine may reach before the turn ends.
-    expect(rowReads).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 1000));
+    expect(rowReads.count).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 1000));
     expect(result).toMatchObject({ response: 'done', success: true, turnId: handle.turnId });
     // What the notification carried is what the row holds.
     expect((await host.turnStatus(handle.turnId))?.result).toEqual(result);
-    rowReads = 0;
+    rowReads.count = 0;
     // Asked again, the handle answers from the notification too: a completed turn never changes.
     // Each call gets its own object.
     const again = await handle.result({ timeoutMs: 20_000 });
     expect(again).toEqual(result);
     expect(again).not.toBe(result);
-    expect(rowReads).toBe(0);
+    expect(rowReads.count).toBe(0);
     // A handle on a turn this process did not just submit reads the row before waiting.
     const other = host.turn(handle.turnId, sessionId);
     expect(await other.result({ timeoutMs: 20_000 })).toEqual(result);
-    expect(rowReads).toBe(1);
+    expect(rowReads.count).toBe(1);
   });
 
   it('keeps a NUL and the private-use characters in the input and the answer, with every step a job of its own', async () => {
@@ -367,42 +373,24 @@ describe('PgBossHost', () => {
   });
 
   it('carries a result with characters outside ASCII, quotes, a newline and a NUL through the notification as stored', async () => {
-    const { host, pool } = await fixtureHost();
-    await host.work({ concurrency: 1 });
-    let rowReads = 0;
-    onEveryStatement(pool, (statement) => {
-      const text = String((statement as { text?: unknown })?.text ?? statement);
-      if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads++;
-    });
-    const warm = await host.submitTextTurn(await environment.createSession(), 'work');
-    await warm.result({ timeoutMs: 20_000 });
-    rowReads = 0;
+    const { host, rowReads } = await listeningHostCountingRowReads();
     const started = Date.now();
     const handle = await host.submitTextTurn(await environment.createSession(), 'unicode');
     const result = await handle.result({ timeoutMs: 20_000 });
-    expect(rowReads).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 1000));
+    expect(rowReads.count).toBeLessThanOrEqual(Math.floor((Date.now() - started) / 1000));
     expect(result.response).toBe(UNICODE_ANSWER);
     expect((await host.turnStatus(handle.turnId))?.result).toEqual(result);
   });
 
   it("reads the turn's row once when the result is too large for the turn's notification", async () => {
-    const { host, pool } = await fixtureHost();
-    await host.work({ concurrency: 1 });
-    let rowReads = 0;
-    onEveryStatement(pool, (statement) => {
-      const text = String((statement as { text?: unknown })?.text ?? statement);
-      if (/^\s*SELECT turn_id, session_id, status\b/.test(text)) rowReads++;
-    });
-    const warm = await host.submitTextTurn(await environment.createSession(), 'work');
-    await warm.result({ timeoutMs: 20_000 });
-    rowReads = 0;
+    const { host, rowReads } = await listeningHostCountingRowReads();
     const started = Date.now();
     const handle = await host.submitTextTurn(await environment.createSession(), 'stream big');
     const result = await handle.result({ timeoutMs: 20_000 });
     expect(result.response).toBe(STREAMED_ANSWER);
     // Once, after the turn's notification (plus the once-a-second fallback reads, see above).
-    expect(rowReads).toBeGreaterThanOrEqual(1);
-    expect(rowReads).toBeLessThanOrEqual(1 + Math.floor((Date.now() - started) / 1000));
+    expect(rowReads.count).toBeGreaterThanOrEqual(1);
+    expect(rowReads.count).toBeLessThanOrEqual(1 + Math.floor((Date.now() - started) / 1000));
   });
 
   it('refuses a checkpointIntervalSeconds that is not a finite number of at least 0', async () => {

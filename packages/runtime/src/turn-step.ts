@@ -321,6 +321,13 @@ export async function executeTurnStep(
   return outcome;
 }
 
+/** True when the adapter's bus writes a message with its events in one round trip (`MessageEventBus`). */
+function writesMessagesWithEvents(adapter: RuntimeHostAdapter): boolean {
+  return (
+    typeof (adapter.backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function'
+  );
+}
+
 /**
  * The `startFirstCall` of a reason step of `state` (see the core reason atom): only on a bus that
  * writes a message with its events; a call that is not idempotent needs its journal's claim.
@@ -329,9 +336,7 @@ function startFirstCallOf(
   adapter: RuntimeHostAdapter,
   state: RuntimeTurnState,
 ): ReasonAtomInput['startFirstCall'] | undefined {
-  const jointBus =
-    typeof (adapter.backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
-  if (!jointBus) return undefined;
+  if (!writesMessagesWithEvents(adapter)) return undefined;
   return {
     claimOf: (call) =>
       toolCallJournalOf(adapter).claimRecord?.(state.sessionId, state.turnId, call.id),
@@ -557,8 +562,7 @@ export async function driveTurn(
   let startedCalls: readonly string[] | undefined;
   // The answer's write can carry the first call's start and the turn's end only on a bus that
   // writes a message with its events (the reason atom asks for neither on another).
-  const jointBus =
-    typeof (adapter.backends.events as Partial<MessageEventBus>).storeMessageAndEmit === 'function';
+  const jointBus = writesMessagesWithEvents(adapter);
   const startFirstCall = startFirstCallOf(adapter, first.state);
   // The snapshot the last step read with its last write, for a reason step right after it.
   let carried = options.turnSnapshot;

@@ -202,8 +202,6 @@ export function workspaceLinkingFileSystems(
 ): SessionFileSystemFactory {
   const workspaceOf = new Map<string, string>();
   const resolve = async (sessionId: string): Promise<string> => {
-    const known = workspaceOf.get(sessionId);
-    if (known !== undefined) return known;
     const session = await sessions.getSession(sessionId);
     if (!session) return sessionId;
     const workspace = session.workspaceSessionId ?? sessionId;
@@ -211,7 +209,12 @@ export function workspaceLinkingFileSystems(
     return workspace;
   };
   return {
-    forSession: async (sessionId) => fileSystems.forSession(await resolve(sessionId)),
+    // A known session goes straight to the factory (no async frames on the turn's path).
+    forSession: (sessionId) => {
+      const known = workspaceOf.get(sessionId);
+      if (known !== undefined) return fileSystems.forSession(known);
+      return resolve(sessionId).then((workspace) => fileSystems.forSession(workspace));
+    },
     ...(fileSystems.forToolCall
       ? {
           forToolCall: (workspace, scope) =>

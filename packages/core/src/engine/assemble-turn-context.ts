@@ -223,24 +223,38 @@ async function loadHistory(
  * The model `modelId` names in the provider store (`MODEL_NOT_FOUND` when it names none), else the
  * default model (`loadedDefault` when the caller already loaded it; `CONFIGURATION` when none).
  */
-export async function resolveModel(
+export function resolveModel(
   dependencies: AtomDependencies,
   modelId: string | undefined,
   loadedDefault: ModelWithProvider | null | undefined,
 ): Promise<ModelWithProvider> {
+  // Continuations, not an async function: a reason step calls this each time.
   const { providers } = dependencies.backends;
   if (modelId !== undefined) {
-    const model = await providers.getModelWithProvider(modelId);
-    if (!model) {
-      throw new EverrunsError({
-        code: 'MODEL_NOT_FOUND',
-        message: `Model ${modelId} is not registered in the provider store`,
-        details: { modelId },
-      });
-    }
-    return model;
+    // `Promise.resolve` returns a store's own promise as it is (a plain value is wrapped).
+    return Promise.resolve(providers.getModelWithProvider(modelId)).then((model) => {
+      if (!model) {
+        throw new EverrunsError({
+          code: 'MODEL_NOT_FOUND',
+          message: `Model ${modelId} is not registered in the provider store`,
+          details: { modelId },
+        });
+      }
+      return model;
+    });
   }
-  const fallback = loadedDefault !== undefined ? loadedDefault : await providers.getDefaultModel();
+  if (loadedDefault !== undefined) {
+    try {
+      return Promise.resolve(requireDefaultModel(loadedDefault));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  return Promise.resolve(providers.getDefaultModel()).then(requireDefaultModel);
+}
+
+/** The default model, or `CONFIGURATION` when the provider store has none. */
+function requireDefaultModel(fallback: ModelWithProvider | null): ModelWithProvider {
   if (!fallback) {
     throw new EverrunsError({
       code: 'CONFIGURATION',

@@ -34,7 +34,26 @@ const messagesSchema = lazySchema(() => messageSchema.array());
  * of the system prompt; the first stop ends the loop. A hook that throws, or returns a malformed
  * history, throws `CAPABILITY_FAILED` naming the capability (`ABORTED` passes through).
  */
-export async function runBeforeModelCallHooks(
+export function runBeforeModelCallHooks(
+  dependencies: AtomDependencies,
+  setup: Pick<TurnSetup, 'capabilities' | 'fileSystem'>,
+  assembled: AssembledTurnContext,
+  request: { turnId: string; iteration: number; signal?: SignalSource },
+): Promise<ModelCallHooksOutcome> {
+  // Without hooks (the common case) no async function runs: one resolved promise per step.
+  let anyHook = false;
+  for (const { capability } of setup.capabilities) {
+    if (typeof capability.beforeModelCall === 'function') {
+      anyHook = true;
+      break;
+    }
+  }
+  if (!anyHook) return Promise.resolve({ context: assembled });
+  return runHooks(dependencies, setup, assembled, request);
+}
+
+/** {@link runBeforeModelCallHooks} once a capability has a hook. */
+async function runHooks(
   dependencies: AtomDependencies,
   setup: Pick<TurnSetup, 'capabilities' | 'fileSystem'>,
   assembled: AssembledTurnContext,
@@ -43,7 +62,6 @@ export async function runBeforeModelCallHooks(
   const hooked = setup.capabilities.filter(
     ({ capability }) => typeof capability.beforeModelCall === 'function',
   );
-  if (hooked.length === 0) return { context: assembled };
   const { backends } = dependencies;
   const { sessionId } = assembled;
   let context = assembled;

@@ -381,25 +381,18 @@ export interface RunTurnStepOptions {
  * Runs a parsed step's activity, then `planNextHostTurn`: the one step {@link executeTurnStep}
  * and {@link driveTurn} (so `InProcessRuntime`) share. Internal to the package.
  */
-export function runTurnStep(
+export async function runTurnStep(
   adapter: RuntimeHostAdapter,
   step: RuntimeTurnStep,
   options: RunTurnStepOptions = {},
 ): Promise<TurnStepOutcome> {
-  // A continuation, not an async function: an async function's frame holds every register of
-  // its body and is allocated on each call (four steps a math turn). A step that throws at once
-  // still gives a rejected promise.
-  try {
-    return startActivity(adapter, step, options).then((output) => {
-      // No promise to wait for when the count is known at once (no steering message waits).
-      const counted = options.pendingUserMessages?.(output);
-      if (counted === undefined) return outcomeOf(step, output, 0);
-      if (typeof counted === 'number') return outcomeOf(step, output, counted);
-      return counted.then((pending) => outcomeOf(step, output, pending));
-    });
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  // The work between the awaits is in plain functions: an async function's frame holds every
+  // register of its body and is allocated on each call, so this one keeps only a few.
+  const output = await startActivity(adapter, step, options);
+  // No promise to wait for when the count is known at once (no steering message waits).
+  const counted = options.pendingUserMessages?.(output);
+  const pending = counted === undefined ? 0 : typeof counted === 'number' ? counted : await counted;
+  return outcomeOf(step, output, pending);
 }
 
 /** Starts the activity of `step` with what `options` gives it; resolves its output. */

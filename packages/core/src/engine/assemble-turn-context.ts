@@ -183,57 +183,40 @@ function hasOwnKeys(record: object): boolean {
  * from the session storage and, without a snapshot, only the messages after its `throughSeq` are
  * read (`loadMessagesAfter`: the store's `loadAfter`, one query).
  */
-function loadHistory(
+async function loadHistory(
   dependencies: AtomDependencies,
   sessionId: string,
   snapshot: TurnSnapshot | undefined,
-): Promise<LoadedHistory> {
-  // Continuations, not an async function: every reason step reads its history here.
+): Promise<{ history: Message[]; compaction: CompactionRecord | null }> {
   const { backends } = dependencies;
   if (snapshot && snapshot.compaction !== undefined) {
     if (snapshot.messagesSource) markHistorySource(snapshot.messages, snapshot.messagesSource);
-    return Promise.resolve({ history: snapshot.messages, compaction: snapshot.compaction });
+    return { history: snapshot.messages, compaction: snapshot.compaction };
   }
-  return Promise.resolve(backends.storage.getValue(sessionId, COMPACTION_STORAGE_KEY)).then(
-    (text): LoadedHistory | Promise<LoadedHistory> => {
-      const compaction = parseCompactionRecord(text);
-      if (snapshot) {
-        if (compaction) {
-          const history = snapshot.messages.filter(
-            (message) => message.seq > compaction.throughSeq,
-          );
-          return { history, compaction };
-        }
-        if (snapshot.messagesSource) markHistorySource(snapshot.messages, snapshot.messagesSource);
-        return { history: snapshot.messages, compaction };
-      }
-      if (compaction) {
-        return loadMessagesAfter(backends.messages, sessionId, compaction.throughSeq).then(
-          (history) => ({ history, compaction }),
-        );
-      }
-      if (backends.messages.loadWithSource) {
-        // With its source, the history's well-formedness check skips the part an earlier step
-        // checked.
-        return Promise.resolve(backends.messages.loadWithSource(sessionId)).then(
-          ({ messages, source }) => {
-            markHistorySource(messages, source);
-            return { history: messages, compaction };
-          },
-        );
-      }
-      return Promise.resolve(backends.messages.load(sessionId)).then((history) => ({
-        history,
-        compaction,
-      }));
-    },
+  const compaction = parseCompactionRecord(
+    await backends.storage.getValue(sessionId, COMPACTION_STORAGE_KEY),
   );
-}
-
-/** What {@link loadHistory} reads. */
-interface LoadedHistory {
-  history: Message[];
-  compaction: CompactionRecord | null;
+  if (snapshot) {
+    if (compaction) {
+      const history = snapshot.messages.filter((message) => message.seq > compaction.throughSeq);
+      return { history, compaction };
+    }
+    if (snapshot.messagesSource) markHistorySource(snapshot.messages, snapshot.messagesSource);
+    return { history: snapshot.messages, compaction };
+  }
+  if (compaction) {
+    return {
+      history: await loadMessagesAfter(backends.messages, sessionId, compaction.throughSeq),
+      compaction,
+    };
+  }
+  if (backends.messages.loadWithSource) {
+    // With its source, the history's well-formedness check skips the part an earlier step checked.
+    const { messages, source } = await backends.messages.loadWithSource(sessionId);
+    markHistorySource(messages, source);
+    return { history: messages, compaction };
+  }
+  return { history: await backends.messages.load(sessionId), compaction };
 }
 
 /**

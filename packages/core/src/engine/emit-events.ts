@@ -61,51 +61,29 @@ async function emitOneByOne(bus: EventBus, requests: EventRequest[]): Promise<Ru
  * not, the caller sets it), `turnSnapshot` is the snapshot it read with the write,
  * `leaseReleased` whether it released the turn lease, `valueClaimed` whether it set the value.
  */
-export function storeMessageAndEmit(
+export async function storeMessageAndEmit(
   backends: Pick<RuntimeBackends, 'messages' | 'events'>,
   sessionId: string,
   message: NewMessage,
   events: (stored: Message) => EventRequest[],
   options?: JointMessageOptions,
 ): Promise<StoredMessageAndEvents> {
-  // Continuations instead of an async function (a turn writes four messages through here); a
-  // store or bus that throws at once still gives a rejected promise.
-  try {
-    const writing = jointMessageWrite(backends, sessionId, message, events, options);
-    if (writing !== null) {
-      return Promise.resolve(writing).then((joint) => {
-        if (joint?.events) return jointResult(joint, joint.events);
-        if (joint !== null) return emitAfterStore(backends.events, joint.message, events);
-        return storeThenEmit(backends, sessionId, message, events, options);
-      });
-    }
-    return storeThenEmit(backends, sessionId, message, events, options);
-  } catch (error) {
-    return Promise.reject(error);
+  // No promise to wait for on a bus without joint writes.
+  const writing = jointMessageWrite(backends, sessionId, message, events, options);
+  const joint = writing === null ? null : await writing;
+  if (joint?.events) {
+    const result: StoredMessageAndEvents = { message: joint.message, events: joint.events };
+    if (joint.statusSet === true) result.statusSet = true;
+    if (joint.turnSnapshot) result.turnSnapshot = joint.turnSnapshot;
+    if (joint.leaseReleased === true) result.leaseReleased = true;
+    if (joint.valueClaimed === true) result.valueClaimed = true;
+    return result;
   }
-}
-
-/** A joint write's result, as {@link storeMessageAndEmit} gives it. */
-function jointResult(joint: JointMessageWrite, events: RuntimeEvent[]): StoredMessageAndEvents {
-  const result: StoredMessageAndEvents = { message: joint.message, events };
-  if (joint.statusSet === true) result.statusSet = true;
-  if (joint.turnSnapshot) result.turnSnapshot = joint.turnSnapshot;
-  if (joint.leaseReleased === true) result.leaseReleased = true;
-  if (joint.valueClaimed === true) result.valueClaimed = true;
-  return result;
-}
-
-/** `storeMessage` (with the options a message store takes), then the events. */
-function storeThenEmit(
-  backends: Pick<RuntimeBackends, 'messages' | 'events'>,
-  sessionId: string,
-  message: NewMessage,
-  events: (stored: Message) => EventRequest[],
-  options: JointMessageOptions | undefined,
-): Promise<StoredMessageAndEvents> {
-  let storing: Promise<Message>;
-  if (options === undefined) {
-    storing = backends.messages.storeMessage(sessionId, message);
+  let stored: Message;
+  if (joint !== null) {
+    stored = joint.message;
+  } else if (options === undefined) {
+    stored = await backends.messages.storeMessage(sessionId, message);
   } else {
     const {
       sessionStatus: _status,
@@ -114,22 +92,10 @@ function storeThenEmit(
       claimValue: _claim,
       ...store
     } = options;
-    storing = backends.messages.storeMessage(sessionId, message, store);
+    stored = await backends.messages.storeMessage(sessionId, message, store);
   }
-  // `Promise.resolve` keeps a store's own promise as it is (and takes a plain value).
-  return Promise.resolve(storing).then((stored) => emitAfterStore(backends.events, stored, events));
-}
-
-/** The events of a stored message, emitted; with the message. */
-function emitAfterStore(
-  bus: EventBus,
-  stored: Message,
-  events: (stored: Message) => EventRequest[],
-): StoredMessageAndEvents | Promise<StoredMessageAndEvents> {
-  const emitted = emitEventsNow(bus, events(stored));
-  return Array.isArray(emitted)
-    ? { message: stored, events: emitted }
-    : emitted.then((list) => ({ message: stored, events: list }));
+  const emitted = emitEventsNow(backends.events, events(stored));
+  return { message: stored, events: Array.isArray(emitted) ? emitted : await emitted };
 }
 
 /**
@@ -207,74 +173,38 @@ export async function setValueIfAbsentAndEmit(
  * (see {@link JointStatusOptions}); `leaseReleased` says whether it released the lease (when
  * `false` the caller still holds it).
  */
-export function updateSessionStatusAndEmit(
+export async function updateSessionStatusAndEmit(
   backends: Pick<RuntimeBackends, 'sessions' | 'events'>,
   sessionId: string,
   status: SessionStatus,
   events: EventRequest[],
   options?: JointStatusOptions,
 ): Promise<{ session: Session; events: RuntimeEvent[]; leaseReleased: boolean }> {
-  // Continuations instead of an async function, as in storeMessageAndEmit.
-  try {
-    const bus = backends.events as Partial<StatusEventBus>;
-    if (typeof bus.updateSessionStatusAndEmit !== 'function') {
-      return updateThenEmit(backends, sessionId, status, events, options, false);
-    }
-    return Promise.resolve(
-      bus.updateSessionStatusAndEmit.call(
-        backends.events,
-        backends.sessions,
-        sessionId,
-        status,
-        events,
-        options,
-      ),
-    ).then((joint) => {
-      const leaseReleased = joint?.leaseReleased === true;
-      if (joint?.events) return { session: joint.session, events: joint.events, leaseReleased };
-      if (joint !== null)
-        return emitAfterStatus(backends.events, joint.session, events, leaseReleased);
-      return updateThenEmit(backends, sessionId, status, events, options, false);
-    });
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
-/** `updateSessionStatus` (with the options a session store takes), then the events. */
-function updateThenEmit(
-  backends: Pick<RuntimeBackends, 'sessions' | 'events'>,
-  sessionId: string,
-  status: SessionStatus,
-  events: EventRequest[],
-  options: JointStatusOptions | undefined,
-  leaseReleased: boolean,
-): Promise<{ session: Session; events: RuntimeEvent[]; leaseReleased: boolean }> {
-  let updating: Promise<Session>;
-  if (options === undefined) {
-    updating = backends.sessions.updateSessionStatus(sessionId, status);
+  const bus = backends.events as Partial<StatusEventBus>;
+  const joint =
+    typeof bus.updateSessionStatusAndEmit === 'function'
+      ? await bus.updateSessionStatusAndEmit.call(
+          backends.events,
+          backends.sessions,
+          sessionId,
+          status,
+          events,
+          options,
+        )
+      : null;
+  const leaseReleased = joint?.leaseReleased === true;
+  if (joint?.events) return { session: joint.session, events: joint.events, leaseReleased };
+  let session: Session;
+  if (joint !== null) {
+    session = joint.session;
+  } else if (options === undefined) {
+    session = await backends.sessions.updateSessionStatus(sessionId, status);
   } else {
     const { releaseLease: _release, ...update } = options;
-    updating = backends.sessions.updateSessionStatus(sessionId, status, update);
+    session = await backends.sessions.updateSessionStatus(sessionId, status, update);
   }
-  return Promise.resolve(updating).then((session) =>
-    emitAfterStatus(backends.events, session, events, leaseReleased),
-  );
-}
-
-/** The events of a status change, emitted; with the session. */
-function emitAfterStatus(
-  bus: EventBus,
-  session: Session,
-  events: EventRequest[],
-  leaseReleased: boolean,
-):
-  | { session: Session; events: RuntimeEvent[]; leaseReleased: boolean }
-  | Promise<{ session: Session; events: RuntimeEvent[]; leaseReleased: boolean }> {
-  const emitted = emitEventsNow(bus, events);
-  return Array.isArray(emitted)
-    ? { session, events: emitted, leaseReleased }
-    : emitted.then((list) => ({ session, events: list, leaseReleased }));
+  const emitted = emitEventsNow(backends.events, events);
+  return { session, events: Array.isArray(emitted) ? emitted : await emitted, leaseReleased };
 }
 
 /** The joint-write methods of a bus, as {@link wrapJointWrites} gives them. */

@@ -1,7 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import type { SessionFileSystem } from '@everruns-ts/core';
+import {
+  exitDescription,
+  keepStderrTail,
+  ranOutOfHeap,
+  type SessionFileSystem,
+} from '@everruns-ts/core';
 import { SHELL_PROCESS_SOURCE } from './shell-process-source.js';
 import { type ShellFileError, WorkspaceShellFiles } from './workspace-shell-files.js';
 
@@ -35,9 +40,6 @@ export type ShellRunOutcome =
 
 const justBashPath = createRequire(import.meta.url).resolve('just-bash');
 
-/** How much of the end of the child's stderr is kept to explain an early exit. */
-const STDERR_TAIL_CHARS = 4_096;
-
 /**
  * Runs `script` in just-bash in a child Node process whose file system is `fileSystem` (through
  * {@link WorkspaceShellFiles}, over the IPC channel). Resolves when the script ends, when
@@ -70,11 +72,7 @@ export function runShell(options: {
       windowsHide: true,
     },
   );
-  let stderrTail = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS);
-  });
+  const stderrTail = keepStderrTail(child.stderr);
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
     child.once('error', () => resolve());
@@ -141,7 +139,7 @@ export function runShell(options: {
       const explain = () =>
         finish({
           kind: 'failed',
-          message: earlyExitMessage(code, exitSignal, stderrTail, limits.maxWorkerMemoryMb),
+          message: earlyExitMessage(code, exitSignal, stderrTail.text, limits.maxWorkerMemoryMb),
         });
       if (child.stderr && !child.stderr.readableEnded) child.stderr.once('end', explain);
       else explain();
@@ -171,11 +169,10 @@ function earlyExitMessage(
   stderrTail: string,
   memoryMb: number,
 ): string {
-  if (/heap out of memory|Reached heap limit|Allocation failed/i.test(stderrTail)) {
+  if (ranOutOfHeap(stderrTail)) {
     return `the script ran out of memory and was stopped (memory limit ${memoryMb} MiB)`;
   }
-  const how = exitSignal === null ? `exit code ${code}` : `signal ${exitSignal}`;
-  return `the shell stopped without a result (${how})`;
+  return `the shell stopped without a result (${exitDescription(code, exitSignal)})`;
 }
 
 type ShellMessage =

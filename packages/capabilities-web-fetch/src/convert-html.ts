@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { exitDescription, keepStderrTail, ranOutOfHeap } from '@everruns-ts/core';
 import { limitHtmlNestingInSlices } from './limit-html-nesting.js';
 
 /** The worker script, beside `src/` and `dist/` alike. */
@@ -75,11 +76,7 @@ export async function convertHtml(
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',
       });
-      let stderrTail = '';
-      child.stderr?.setEncoding('utf8');
-      child.stderr?.on('data', (chunk: string) => {
-        stderrTail = (stderrTail + chunk).slice(-4_096);
-      });
+      const stderrTail = keepStderrTail(child.stderr);
       child.send({
         chunks: limited,
         format: options.format,
@@ -107,9 +104,9 @@ export async function convertHtml(
           finish(() =>
             reject(
               new HtmlConversionError(
-                /heap out of memory|Reached heap limit|Allocation failed/i.test(stderrTail)
+                ranOutOfHeap(stderrTail.text)
                   ? 'converting the page needed more memory than allowed'
-                  : `converting the page stopped early (${exitSignal === null ? `exit code ${code}` : `signal ${exitSignal}`})`,
+                  : `converting the page stopped early (${exitDescription(code, exitSignal)})`,
               ),
             ),
           );

@@ -317,6 +317,15 @@ export {
   toolError,
   toolSpec,
 } from './capability-kit.js';
+// Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
+export {
+  exitDescription,
+  keepStderrTail,
+  ranOutOfHeap,
+  STDERR_TAIL_CHARS,
+  type StderrStream,
+  type StderrTail,
+} from './child-exit.js';
 // For file-system backends: path rules and the text operations every backend performs alike.
 export {
   DEFAULT_MAX_PATH_DEPTH,
@@ -336,7 +345,6 @@ export {
   type TextPage,
 } from './file-text.js';
 export { formatZodError } from './format-zod-error.js';
-// Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
 export {
   compileGlob,
   compileGrepPathPattern,

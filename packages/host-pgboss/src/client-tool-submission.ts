@@ -11,7 +11,7 @@ import {
 } from '@everruns-ts/runtime/host';
 import { fencedStepAdapter } from './fenced-step-adapter.js';
 import { assertRunning, type HostContext } from './host-context.js';
-import { StaleStepError } from './host-errors.js';
+import { assertTurnId, StaleStepError } from './host-errors.js';
 import { claimTurnLease, releaseTurnLease } from './host-turn-lease.js';
 import { deliverEnding } from './turn-ending.js';
 import type { PendingEnding } from './turn-records.js';
@@ -41,17 +41,13 @@ export class ClientToolSubmission {
   ): Promise<void> {
     const { adapter, turns } = this.#context;
     assertRunning(this.#context);
-    for (const [name, value] of [
-      ['sessionId', sessionId],
-      ['turnId', turnId],
-    ] as const) {
-      if (typeof value !== 'string' || value.length === 0) {
-        throw new EverrunsError({
-          code: 'INVALID_INPUT',
-          message: `${name} must be a non-empty string`,
-        });
-      }
+    if (typeof sessionId !== 'string' || sessionId.length === 0) {
+      throw new EverrunsError({
+        code: 'INVALID_INPUT',
+        message: 'sessionId must be a non-empty string',
+      });
     }
+    assertTurnId(turnId);
     const parsed = clientToolResultsSchema.safeParse(results);
     if (!parsed.success) {
       throw new EverrunsError({

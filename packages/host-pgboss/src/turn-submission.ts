@@ -3,6 +3,7 @@ import {
   EverrunsError,
   formatZodError,
   type InputMessage,
+  idSchema,
   inputMessageSchema,
   newId,
   type RuntimeEvent,
@@ -23,7 +24,12 @@ import {
 } from '@everruns-ts/runtime/host';
 import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
-import { failedTurnError, unknownTurnError } from './host-errors.js';
+import {
+  assertTurnId,
+  failedTurnError,
+  isWellFormedText,
+  unknownTurnError,
+} from './host-errors.js';
 import { claimTurnLease, releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
 import { fromJsonbValue } from './jsonb-text.js';
 import type { TurnWatch } from './turn-notifications.js';
@@ -31,7 +37,11 @@ import type { HostTurnStatus } from './turn-records.js';
 
 /** Options of `PgBossHost.submitTurn`. */
 export interface SubmitTurnOptions {
-  /** The turn id; generated when absent. */
+  /**
+   * The turn id; generated when absent. 1 to 256 characters, without control characters or lone
+   * surrogates (`INVALID_INPUT` otherwise, nothing written): the host keeps it in its table and
+   * in the notification of the turn's end.
+   */
   turnId?: string;
   /**
    * Stream the turn: its reason steps call the model through the driver's `stream` and emit the
@@ -45,7 +55,8 @@ export interface SubmitTurnOptions {
 }
 
 const submitTurnOptionsSchema = z.object({
-  turnId: z.string().min(1).optional(),
+  // Kept in the host's table and the turn's NOTIFY payload: see `assertTurnId`.
+  turnId: idSchema.refine(isWellFormedText, 'must not hold a lone surrogate').optional(),
   stream: z.boolean().optional(),
   highWaterMark: z.number().int().positive().optional(),
 });
@@ -295,6 +306,7 @@ export class TurnSubmission {
 
   /** A handle on a turn submitted earlier (by any process). */
   handle(turnId: string, sessionId: string): TurnHandle {
+    assertTurnId(turnId);
     return this.#handle(turnId, sessionId, null);
   }
 
@@ -314,6 +326,7 @@ export class TurnSubmission {
 
   /** The turn as the host's table has it, or `null` for an unknown turn. */
   async status(turnId: string): Promise<HostTurnStatus | null> {
+    assertTurnId(turnId);
     const row = await this.#context.turns.get(turnId);
     if (!row) return null;
     const { stepValue: _step, ...status } = row;
@@ -326,6 +339,7 @@ export class TurnSubmission {
    */
   async resumeTurn(turnId: string): Promise<void> {
     assertRunning(this.#context);
+    assertTurnId(turnId);
     const next = await this.#context.turns.nextGeneration(turnId);
     if (!next) return;
     await this.#context.steps.send(parseRuntimeTurnStep(next.step), next.generation, true);

@@ -14,6 +14,7 @@
 //
 // Uses the workspace build (pnpm turbo run build --filter=@everruns-ts/peer-adapter...).
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { allocatedBytes, sampleAllocations } from './allocation-profile.mjs';
 import { createAdapter } from './peer-adapter/adapter.mjs';
 
 const turns = Number(process.argv[2] ?? 4000);
@@ -99,7 +100,6 @@ if (process.env.HEAP) {
 
 if (process.env.COUNT) {
   const { createHook } = await import('node:async_hooks');
-  const { Session } = await import('node:inspector/promises');
   const counted = 1000;
   let promises = 0;
   const hook = createHook({
@@ -111,27 +111,16 @@ if (process.env.COUNT) {
   for (let i = 0; i < counted; i++) await oneTurn();
   hook.disable();
   // Every allocation, those the next scavenge frees included, sampled every 256 bytes.
-  const session = new Session();
-  session.connect();
-  await session.post('HeapProfiler.enable');
-  await session.post('HeapProfiler.startSampling', {
-    samplingInterval: 256,
-    includeObjectsCollectedByMinorGC: true,
-    includeObjectsCollectedByMajorGC: true,
-  });
-  for (let i = 0; i < counted; i++) await oneTurn();
-  const { profile } = await session.post('HeapProfiler.stopSampling');
-  session.disconnect();
-  let bytes = 0;
+  const head = await sampleAllocations(oneTurn, counted);
+  const bytes = allocatedBytes(head);
   const byFunction = new Map();
   const walk = (node) => {
-    bytes += node.selfSize;
     const { functionName, url, lineNumber } = node.callFrame;
     const where = `${functionName || '(anonymous)'} ${url.split('/').slice(-3).join('/')}:${lineNumber + 1}`;
     byFunction.set(where, (byFunction.get(where) ?? 0) + node.selfSize);
     for (const child of node.children) walk(child);
   };
-  walk(profile.head);
+  walk(head);
   console.log(
     JSON.stringify({
       promises_per_turn: +(promises / counted).toFixed(1),

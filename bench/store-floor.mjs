@@ -6,9 +6,9 @@
 // what the runtime, the engine, validation, the model and the tool add.
 //
 //   pnpm build && node bench/store-floor.mjs
-import { Session } from 'node:inspector/promises';
 import { newId } from '@everruns-ts/core';
 import { inMemoryBackends } from '@everruns-ts/runtime';
+import { allocatedBytes, sampleAllocations } from './allocation-profile.mjs';
 
 const usage = () => ({ inputTokens: 0, outputTokens: 0 });
 async function turn() {
@@ -119,22 +119,7 @@ for (let i = 0; i < N; i++) {
 }
 const c = process.cpuUsage(c0);
 times.sort((a, b) => a - b);
-const ss = new Session();
-ss.connect();
-await ss.post('HeapProfiler.enable');
-await ss.post('HeapProfiler.startSampling', {
-  samplingInterval: 128,
-  includeObjectsCollectedByMinorGC: true,
-  includeObjectsCollectedByMajorGC: true,
-});
-for (let i = 0; i < 1000; i++) await turn();
-const { profile } = await ss.post('HeapProfiler.stopSampling');
-let bytes = 0;
-const w = (n) => {
-  bytes += n.selfSize;
-  n.children.forEach(w);
-};
-w(profile.head);
+const bytes = allocatedBytes(await sampleAllocations(turn, 1000, 128));
 console.log(
   JSON.stringify({
     cpu_us: +((c.user + c.system) / N).toFixed(1),

@@ -317,7 +317,7 @@ export {
   toolError,
   toolSpec,
 } from './capability-kit.js';
-// Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
+// For capabilities that run work in a child process: why it ended without an answer.
 export {
   exitDescription,
   keepStderrTail,
@@ -345,6 +345,7 @@ export {
   type TextPage,
 } from './file-text.js';
 export { formatZodError } from './format-zod-error.js';
+// Bounded search: linear-time globs, grep patterns on a linear-time engine, and the limits.
 export {
   compileGlob,
   compileGrepPathPattern,

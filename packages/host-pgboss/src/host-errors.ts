@@ -37,36 +37,30 @@ export function configurationError(
   return new EverrunsError({ code: 'CONFIGURATION', message, details });
 }
 
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /**
- * Throws `INVALID_INPUT` unless `turnId` is an id as core's `idSchema` takes them (1 to 256
- * characters, no control characters): the host keeps it in its table and in the `NOTIFY` payload
- * that announces the turn's end (`schema:turnId`, then a newline and the result), where a
- * newline would end it early, a NUL cannot go and a long one would not fit. The id is not echoed.
+ * A turn id a caller gives the host: an id as core's `idSchema` takes them (1 to 256 characters,
+ * no control characters), well-formed UTF-16. The host keeps it in its table and in the `NOTIFY`
+ * payload that announces the turn's end (`schema:turnId`, then a newline and the result), where
+ * a newline would end it early, a NUL cannot go and a long one would not fit; node-postgres
+ * sends a lone surrogate as U+FFFD, so the row would name another id than the caller's.
  */
+export const turnIdSchema = idSchema.refine(
+  (value) => !LONE_SURROGATE.test(value),
+  'must not hold a lone surrogate',
+);
+
+/** Throws `INVALID_INPUT` unless `turnId` is one {@link turnIdSchema} takes (the id is not echoed). */
 export function assertTurnId(turnId: unknown): asserts turnId is string {
-  const parsed = idSchema.safeParse(turnId);
+  const parsed = turnIdSchema.safeParse(turnId);
   if (!parsed.success) {
     throw new EverrunsError({
       code: 'INVALID_INPUT',
       message: `Invalid turnId: ${formatZodError(parsed.error)}`,
     });
   }
-  // node-postgres sends a lone surrogate as U+FFFD: the row and its notification would name
-  // another id than the caller's.
-  if (!isWellFormedText(parsed.data)) {
-    throw new EverrunsError({
-      code: 'INVALID_INPUT',
-      message: 'Invalid turnId: it holds a lone surrogate (not well-formed UTF-16)',
-    });
-  }
-}
-
-/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Whether `text` is well-formed UTF-16: no lone surrogate. */
-export function isWellFormedText(text: string): boolean {
-  return !LONE_SURROGATE.test(text);
 }
 
 /** The `INVALID_INPUT` error for a turn id the host's table does not have. */

@@ -3,7 +3,6 @@ import {
   EverrunsError,
   formatZodError,
   type InputMessage,
-  idSchema,
   inputMessageSchema,
   newId,
   type RuntimeEvent,
@@ -24,12 +23,7 @@ import {
 } from '@everruns-ts/runtime/host';
 import { z } from 'zod';
 import { assertRunning, type HostContext } from './host-context.js';
-import {
-  assertTurnId,
-  failedTurnError,
-  isWellFormedText,
-  unknownTurnError,
-} from './host-errors.js';
+import { assertTurnId, failedTurnError, turnIdSchema, unknownTurnError } from './host-errors.js';
 import { claimTurnLease, releaseTurnLease, turnLeaseHolder } from './host-turn-lease.js';
 import { fromJsonbValue } from './jsonb-text.js';
 import type { TurnWatch } from './turn-notifications.js';
@@ -55,8 +49,7 @@ export interface SubmitTurnOptions {
 }
 
 const submitTurnOptionsSchema = z.object({
-  // Kept in the host's table and the turn's NOTIFY payload: see `assertTurnId`.
-  turnId: idSchema.refine(isWellFormedText, 'must not hold a lone surrogate').optional(),
+  turnId: turnIdSchema.optional(),
   stream: z.boolean().optional(),
   highWaterMark: z.number().int().positive().optional(),
 });

@@ -243,14 +243,8 @@ export function resolveModel(
       return model;
     });
   }
-  if (loadedDefault !== undefined) {
-    try {
-      return Promise.resolve(requireDefaultModel(loadedDefault));
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-  return Promise.resolve(providers.getDefaultModel()).then(requireDefaultModel);
+  const fallback = loadedDefault !== undefined ? loadedDefault : providers.getDefaultModel();
+  return Promise.resolve(fallback).then(requireDefaultModel);
 }
 
 /** The default model, or `CONFIGURATION` when the provider store has none. */

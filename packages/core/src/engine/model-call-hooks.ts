@@ -38,18 +38,23 @@ export function runBeforeModelCallHooks(
   dependencies: AtomDependencies,
   setup: Pick<TurnSetup, 'capabilities' | 'fileSystem'>,
   assembled: AssembledTurnContext,
-  request: { turnId: string; iteration: number; signal?: SignalSource },
+  request: ModelCallHooksRequest,
 ): Promise<ModelCallHooksOutcome> {
   // Without hooks (the common case) no async function runs: one resolved promise per step.
-  let anyHook = false;
-  for (const { capability } of setup.capabilities) {
-    if (typeof capability.beforeModelCall === 'function') {
-      anyHook = true;
-      break;
-    }
-  }
-  if (!anyHook) return Promise.resolve({ context: assembled });
+  if (!setup.capabilities.some(hasModelCallHook)) return Promise.resolve({ context: assembled });
   return runHooks(dependencies, setup, assembled, request);
+}
+
+/** The step a {@link runBeforeModelCallHooks} call is for. */
+export interface ModelCallHooksRequest {
+  turnId: string;
+  iteration: number;
+  signal?: SignalSource;
+}
+
+/** Whether a resolved capability has a `beforeModelCall` hook. */
+function hasModelCallHook({ capability }: TurnSetup['capabilities'][number]): boolean {
+  return typeof capability.beforeModelCall === 'function';
 }
 
 /** {@link runBeforeModelCallHooks} once a capability has a hook. */
@@ -57,11 +62,9 @@ async function runHooks(
   dependencies: AtomDependencies,
   setup: Pick<TurnSetup, 'capabilities' | 'fileSystem'>,
   assembled: AssembledTurnContext,
-  request: { turnId: string; iteration: number; signal?: SignalSource },
+  request: ModelCallHooksRequest,
 ): Promise<ModelCallHooksOutcome> {
-  const hooked = setup.capabilities.filter(
-    ({ capability }) => typeof capability.beforeModelCall === 'function',
-  );
+  const hooked = setup.capabilities.filter(hasModelCallHook);
   const { backends } = dependencies;
   const { sessionId } = assembled;
   let context = assembled;
@@ -206,7 +209,7 @@ function hookFailure(capabilityId: string, message: string, cause?: unknown): Ev
 async function callModelForHook(
   dependencies: AtomDependencies,
   context: AssembledTurnContext,
-  request: { turnId: string; iteration: number; signal?: SignalSource },
+  request: ModelCallHooksRequest,
   call: HookModelCallRequest,
 ): Promise<LlmResponse> {
   const model =

@@ -33,7 +33,7 @@ import {
 import { boundToolCallArguments } from './bound-tool-call-arguments.js';
 import { rekeyRepeatedToolCallIds } from './duplicate-tool-call-ids.js';
 import { emitEvents, storeMessageAndEmit } from './emit-events.js';
-import type { ModelCallHooksOutcome } from './model-call-hooks.js';
+import type { ModelCallHooksOutcome, ModelCallHooksRequest } from './model-call-hooks.js';
 import { runBeforeModelCallHooks } from './model-call-hooks.js';
 import { toolStartedRequest } from './tool-completed.js';
 import {
@@ -185,7 +185,7 @@ export async function reason(
     if (snapshot) assembleOptions.snapshot = snapshot;
     if (request.signal) assembleOptions.signal = request.signal;
     const assembled = await assembleTurnContextWithSetup(dependencies, sessionId, assembleOptions);
-    const hookOptions: { turnId: string; iteration: number; signal?: SignalSource } = {
+    const hookOptions: ModelCallHooksRequest = {
       turnId,
       iteration,
     };

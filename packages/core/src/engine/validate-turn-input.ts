@@ -5,6 +5,7 @@ import { mergeLlmRequestOptions, parseLlmRequestOptions } from '../llm-request-o
 import { type InputMessage, inputMessageSchema } from '../message.js';
 import type { ModelWithProvider } from '../model.js';
 import type { SessionSetupSnapshot } from '../stores.js';
+import { resolveModel } from './assemble-turn-context.js';
 import { resolveTurnSetup, turnSetupCacheKey } from './resolve-turn-setup.js';
 import { type AtomDependencies, DEFAULT_TURN_LIMITS, type TurnSetup } from './turn-types.js';
 
@@ -92,7 +93,7 @@ export async function validateTurnInput(
     throw error;
   }
   try {
-    const model = await resolveTurnModel(
+    const model = await resolveModel(
       dependencies,
       setup.overlay.modelId,
       request.setup?.defaultModel,
@@ -131,37 +132,6 @@ export async function validateTurnInput(
     }
     throw error;
   }
-}
-
-/**
- * The session's model, else the default model: `loadedDefault` when the caller's snapshot read
- * it (`null` for none), else the provider store's.
- */
-async function resolveTurnModel(
-  dependencies: AtomDependencies,
-  modelId: string | undefined,
-  loadedDefault: ModelWithProvider | null | undefined,
-): Promise<ModelWithProvider> {
-  const { providers } = dependencies.backends;
-  if (modelId !== undefined) {
-    const model = await providers.getModelWithProvider(modelId);
-    if (!model) {
-      throw new EverrunsError({
-        code: 'MODEL_NOT_FOUND',
-        message: `Model ${modelId} is not registered in the provider store`,
-        details: { modelId },
-      });
-    }
-    return model;
-  }
-  const fallback = loadedDefault !== undefined ? loadedDefault : await providers.getDefaultModel();
-  if (!fallback) {
-    throw new EverrunsError({
-      code: 'CONFIGURATION',
-      message: 'No model is set for the session and the provider store has no default model',
-    });
-  }
-  return fallback;
 }
 
 function utf8ByteLength(text: string): number {

@@ -77,18 +77,22 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     const third = await backends.loadTurnSnapshot(sessionId);
     expect(texts(third!.messages)).toEqual(['one', 'two', 'three', 'four']);
     expect(counts).toEqual([3, 1, 0]);
-    // Equal to what a fresh process reads, and frozen (shared between snapshots).
+    // Equal to what a fresh process reads; the messages frozen (shared between snapshots).
     const fresh = await other.loadTurnSnapshot(sessionId);
     expect(third!.messages).toEqual(fresh!.messages);
     expect(Object.isFrozen(third!.messages[0])).toBe(true);
     expect(Object.isFrozen(third!.messages[0]!.content)).toBe(true);
-    // The array is frozen and shared: a snapshot with nothing new hands out the kept one, a
-    // snapshot with new messages a new one (the earlier stays as it was).
-    expect(Object.isFrozen(third!.messages)).toBe(true);
-    expect(third!.messages).toBe(second!.messages);
-    expect(second!.messages).not.toBe(first!.messages);
+    // Each snapshot's array is its own: an earlier one stays as it was read, and what a caller
+    // does to its array reaches neither the kept history nor the next snapshot.
+    expect(third!.messages).not.toBe(second!.messages);
     expect(texts(first!.messages)).toEqual(['one', 'two', 'three']);
-    expect(() => (third!.messages as Message[]).push(third!.messages[0]!)).toThrow(TypeError);
+    expect(texts(second!.messages)).toEqual(['one', 'two', 'three', 'four']);
+    third!.messages.reverse();
+    third!.messages.push(third!.messages[0]!);
+    second!.messages.length = 0;
+    const fourth = await backends.loadTurnSnapshot(sessionId);
+    expect(texts(fourth!.messages)).toEqual(['one', 'two', 'three', 'four']);
+    expect(counts).toEqual([3, 1, 0, 0]);
     // One list that only grew: one source, which another session's history does not share.
     expect(first!.messagesSource).toBeDefined();
     expect(second!.messagesSource).toBe(first!.messagesSource);
@@ -98,6 +102,28 @@ describe('postgres loadTurnSnapshot: the kept history', () => {
     const another = await backends.loadTurnSnapshot(elsewhere);
     expect(another!.messagesSource).toBeDefined();
     expect(another!.messagesSource).not.toBe(first!.messagesSource);
+  });
+
+  it('keeps each of two snapshots read from the same kept history to its own messages', async () => {
+    const sessionId = await newSession();
+    await backends.messages.addInputMessage(sessionId, InputMessage.user('one'), 'turn_1');
+    expect(texts((await backends.loadTurnSnapshot(sessionId))!.messages)).toEqual(['one']);
+    // Two snapshots in flight at once, each planned against the kept history ['one'], with a
+    // message stored before each is read: the first grows the kept history, the second must not
+    // see the first one's message in its place, nor lose its own.
+    await other.messages.addInputMessage(sessionId, InputMessage.user('two'), 'turn_2');
+    const [a, b] = await Promise.all([
+      backends.loadTurnSnapshot(sessionId),
+      backends.loadTurnSnapshot(sessionId),
+    ]);
+    expect(texts(a!.messages)).toEqual(['one', 'two']);
+    expect(texts(b!.messages)).toEqual(['one', 'two']);
+    await other.messages.addInputMessage(sessionId, InputMessage.user('three'), 'turn_3');
+    const c = await backends.loadTurnSnapshot(sessionId);
+    expect(texts(c!.messages)).toEqual(['one', 'two', 'three']);
+    expect(texts(a!.messages)).toEqual(['one', 'two']);
+    const fresh = await other.loadTurnSnapshot(sessionId);
+    expect(c!.messages).toEqual(fresh!.messages);
   });
 
   it('follows a compaction cut that moves forward and reads again after one that moves back', async () => {

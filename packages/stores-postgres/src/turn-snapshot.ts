@@ -104,8 +104,15 @@ export interface SnapshotRow {
 interface CachedHistory {
   /** The compaction cut these messages follow (0 for none). */
   cut: number;
-  /** The messages after `cut`, in `seq` order, each deep-frozen. */
-  messages: readonly Message[];
+  /**
+   * The messages after `cut`, in `seq` order, each deep-frozen: the first `length` entries of
+   * this array. The array is the cache's own (never handed out) and may be shared with the entry
+   * that replaced this one, which appended to it in place: entries past `length` are not this
+   * entry's.
+   */
+  messages: Message[];
+  /** How many entries of `messages` this entry holds. */
+  length: number;
   /** The `seq` and id of the last message read (0 and `null` before the first). */
   lastSeq: number;
   lastId: string | null;
@@ -128,7 +135,9 @@ const CACHED_MESSAGES_PER_SESSION = 50_000;
  * one. Before reusing a history the snapshot checks, in the same statement, that the last message
  * it holds is still stored at its `seq` with its id (else the history is read again). The
  * messages handed out are deep-frozen and shared between snapshots (the in-memory store hands out
- * frozen messages as well), and so is the array holding them.
+ * frozen messages as well); each snapshot gets an array of its own (a plain copy: freezing one
+ * shared array cost O(history) per step, about nine times the copy), and the cache appends the
+ * messages read since to its array in place.
  */
 export class HistoryCache {
   readonly #sessions = new Map<string, CachedHistory>();
@@ -147,13 +156,14 @@ export class HistoryCache {
    * Keeps `messages` (after `cut`) as the history of `sessionId`, read from the list `source`
    * stands for.
    */
-  set(sessionId: string, cut: number, messages: readonly Message[], source: object): void {
+  set(sessionId: string, cut: number, messages: Message[], source: object): void {
     this.#sessions.delete(sessionId);
     if (messages.length > CACHED_MESSAGES_PER_SESSION) return;
     const last = messages[messages.length - 1];
     this.#sessions.set(sessionId, {
       cut,
       messages,
+      length: messages.length,
       lastSeq: last?.seq ?? 0,
       lastId: last?.id ?? null,
       source,
@@ -591,6 +601,8 @@ export async function readSnapshot(
     snapshot.compaction = compaction;
     const recordCut = compaction?.throughSeq ?? 0;
     let reused = false;
+    // The cache's own array of the history (the caller's `snapshot.messages` is a copy of it).
+    let history: Message[] | undefined;
     let source: object | undefined;
     if (cut !== recordCut) {
       // The value is not a record the core accepts, or its JSON put `throughSeq` where the
@@ -602,16 +614,24 @@ export async function readSnapshot(
       // A cut at or after the kept history's last message leaves none of it to check.
       if (knownId === null && cut >= knownSeq) knownId = cached?.lastId ?? null;
       if (cached && knownId === cached.lastId && cut >= cached.cut) {
-        // Only the messages stored since the kept history were read.
-        const kept =
-          cut > cached.cut
-            ? cached.messages.filter((message) => message.seq > cut)
-            : cached.messages;
-        for (const message of messages) deepFreeze(message);
-        // One copy of the kept history (which stays as it is) with the new messages after it;
-        // none when either side is empty (the kept array is frozen).
-        if (messages.length === 0) snapshot.messages = kept as Message[];
-        else if (kept.length > 0) snapshot.messages = kept.concat(messages);
+        // Only the messages stored since the kept history were read. The kept array grows in
+        // place when nothing was appended to it since this entry (else another snapshot of the
+        // same entry already grew it, and its part is copied); the caller gets a copy.
+        let kept: Message[];
+        if (cut > cached.cut) {
+          kept = [];
+          for (let index = 0; index < cached.length; index++) {
+            const message = cached.messages[index]!;
+            if (message.seq > cut) kept.push(message);
+          }
+        } else if (cached.messages.length === cached.length) {
+          kept = cached.messages;
+        } else {
+          kept = cached.messages.slice(0, cached.length);
+        }
+        for (const message of messages) kept.push(deepFreeze(message));
+        history = kept;
+        snapshot.messages = kept.slice();
         reused = true;
         // The same list grown: it keeps its source. Cut further, it is another list.
         if (cut === cached.cut) source = cached.source;
@@ -622,14 +642,13 @@ export async function readSnapshot(
       }
     }
     if (cache) {
-      if (!reused) for (const message of snapshot.messages) deepFreeze(message);
-      // The array is frozen and shared: the cache keeps the one the caller gets, so a snapshot
-      // copies the history once (with the messages read after it), not twice. A snapshot with
-      // no new message hands out the kept array itself.
-      Object.freeze(snapshot.messages);
+      if (!reused) {
+        for (const message of snapshot.messages) deepFreeze(message);
+        history = snapshot.messages.slice();
+      }
       source ??= {};
       snapshot.messagesSource = source;
-      cache.set(sessionId, recordCut, snapshot.messages, source);
+      cache.set(sessionId, recordCut, history!, source);
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;

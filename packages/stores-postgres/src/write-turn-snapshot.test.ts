@@ -128,12 +128,9 @@ describe('the turn snapshot read with a message write', () => {
     );
     expect(second?.turnSnapshot?.messages.map((message) => message.seq)).toEqual([1, 2, 3, 4]);
     await expectReadBack(sessionId, second?.turnSnapshot);
-    // The snapshot's history is frozen (the backend keeps the same array): it cannot be changed.
+    // The snapshot's history array is its own: emptying it leaves the kept history whole.
     const kept = second!.turnSnapshot!.messages as Message[];
-    expect(Object.isFrozen(kept)).toBe(true);
-    expect(() => {
-      kept.length = 0;
-    }).toThrow(TypeError);
+    kept.length = 0;
     expect((await backends.loadTurnSnapshot(sessionId))?.messages).toHaveLength(4);
   });
 

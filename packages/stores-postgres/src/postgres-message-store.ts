@@ -548,9 +548,11 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     if (!snapshot || !snapshotRows) return result;
     // A snapshot that cannot be read is left to the reader's own load, which reports the problem
     // where it does; the write stands.
+    // The snapshot gets a message of its own, parsed again from the stored text (the caller holds
+    // `result.message`): cheaper than a structured clone of it.
     const turnSnapshot = await jointSnapshot!
       .read(snapshotRows, {
-        appended: result.message,
+        appended: messageFromRow(sessionId, { ...prepared.row, seq: result.message.seq }),
         ...(setStatus
           ? { status: { status: sessionStatus!, updatedAt: prepared.row.created_at } }
           : {}),

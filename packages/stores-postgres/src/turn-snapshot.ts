@@ -489,7 +489,10 @@ async function loadSnapshot(
 
 /** What a write that carried a snapshot's rows changed that the rows cannot show. */
 export interface SnapshotWrite {
-  /** The message the write appended (after every message the rows hold). */
+  /**
+   * The message the write appended (after every message the rows hold): the snapshot's own
+   * object, which nothing else holds (it is frozen and kept in the history cache as it is).
+   */
   appended: Message;
   /** The session's status and `updatedAt` the write set, if it set them. */
   status?: { status: Session['status']; updatedAt: string };
@@ -594,10 +597,7 @@ export async function readSnapshot(
     // The rows were read before the write's INSERT: its message comes after all of them. A
     // write's snapshot is the kept history and these rows, or none (the paths below that would
     // read the history again give it up), so the message joins the rows.
-    if (write) {
-      const appended = structuredClone(write.appended);
-      messages.push(cache ? deepFreeze(appended) : appended);
-    }
+    if (write) messages.push(cache ? deepFreeze(write.appended) : write.appended);
     snapshot.compaction = compaction;
     const recordCut = compaction?.throughSeq ?? 0;
     let reused = false;

@@ -132,6 +132,16 @@ describe('the turn snapshot read with a message write', () => {
     const kept = second!.turnSnapshot!.messages as Message[];
     kept.length = 0;
     expect((await backends.loadTurnSnapshot(sessionId))?.messages).toHaveLength(4);
+    // The message the write returned is not the one its snapshot (and the history cache) holds:
+    // what the caller does to it reaches neither.
+    const returned = second!.message as Message & { content: { text?: string }[] };
+    expect(Object.isFrozen(returned)).toBe(false);
+    returned.content[0]!.text = 'changed by the caller';
+    returned.content.push({ type: 'text', text: 'added by the caller' } as never);
+    const after = await backends.loadTurnSnapshot(sessionId);
+    expect(after?.messages.at(-1)?.content).toEqual([{ type: 'text', text: 'hi' }]);
+    expect(Object.isFrozen(after?.messages.at(-1)?.content)).toBe(true);
+    await expectReadBack(sessionId, after!);
   });
 
   it('reads the window after a compaction record', async () => {

@@ -330,12 +330,15 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     }
     if (lease !== undefined) checkWriteLease(lease);
     const prepared = this.#prepare(sessionId, message, new Date().toISOString());
-    // The message as stored at a given `seq`, for the joint rows' builder (which asks for it at
-    // two `seq`s): its content and metadata parsed once for both; the message this write returns
-    // is parsed apart, so it shares nothing with what the builder saw.
+    // The message as stored at `seq`, parsed from its row: a new object on each call, sharing
+    // nothing with any other (the message this write returns, its turn snapshot's).
+    const parseStoredAt = (seq: number): Message =>
+      messageFromRow(sessionId, { ...prepared.row, seq });
+    // For the joint rows' builder (which asks for it at two `seq`s): its content and metadata
+    // parsed once for both.
     let parsed: Message | undefined;
     const storedAt = (seq: number): Message => {
-      parsed ??= messageFromRow(sessionId, { ...prepared.row, seq });
+      parsed ??= parseStoredAt(seq);
       return { ...parsed, seq };
     };
     // The status goes with the joint rows only, and never with an expected position (the
@@ -497,7 +500,7 @@ export class PostgresMessageStore implements RuntimeMessageStore {
           }
           if (inserted && inserted.seq !== null) {
             return {
-              message: messageFromRow(sessionId, { ...prepared.row, seq: inserted.seq }),
+              message: parseStoredAt(inserted.seq),
               joined: rows === null ? null : inserted,
               statusSet: setStatus,
               leaseReleased: release,
@@ -548,11 +551,10 @@ export class PostgresMessageStore implements RuntimeMessageStore {
     if (!snapshot || !snapshotRows) return result;
     // A snapshot that cannot be read is left to the reader's own load, which reports the problem
     // where it does; the write stands.
-    // The snapshot gets a message of its own, parsed again from the stored text (the caller holds
-    // `result.message`): cheaper than a structured clone of it.
+    // The snapshot gets a message of its own (the caller holds `result.message`).
     const turnSnapshot = await jointSnapshot!
       .read(snapshotRows, {
-        appended: messageFromRow(sessionId, { ...prepared.row, seq: result.message.seq }),
+        appended: parseStoredAt(result.message.seq),
         ...(setStatus
           ? { status: { status: sessionStatus!, updatedAt: prepared.row.created_at } }
           : {}),

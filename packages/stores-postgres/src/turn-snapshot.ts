@@ -123,6 +123,28 @@ interface CachedHistory {
   source: object;
 }
 
+/**
+ * The cache's array of `cached`'s messages after `cut` (at or after `cached.cut`) followed by
+ * `added`: `cached`'s own array grown in place when no later entry has grown it already, else a
+ * new array with its part of it.
+ */
+function extendCachedHistory(cached: CachedHistory, cut: number, added: Message[]): Message[] {
+  let history: Message[];
+  if (cut > cached.cut) {
+    history = [];
+    for (let index = 0; index < cached.length; index++) {
+      const message = cached.messages[index]!;
+      if (message.seq > cut) history.push(message);
+    }
+  } else if (cached.messages.length === cached.length) {
+    history = cached.messages;
+  } else {
+    history = cached.messages.slice(0, cached.length);
+  }
+  for (const message of added) history.push(message);
+  return history;
+}
+
 /** Sessions whose history a {@link HistoryCache} keeps (least recently used dropped first). */
 const CACHED_SESSIONS = 256;
 /** A history longer than this is not kept (it is read whole on each snapshot instead). */
@@ -136,7 +158,7 @@ const CACHED_MESSAGES_PER_SESSION = 50_000;
  * it holds is still stored at its `seq` with its id (else the history is read again). The
  * messages handed out are deep-frozen and shared between snapshots (the in-memory store hands out
  * frozen messages as well); each snapshot gets an array of its own (a plain copy: freezing one
- * shared array cost O(history) per step, about nine times the copy), and the cache appends the
+ * shared array took V8's slow path, O(history) per step at several times the copy's cost), and the cache appends the
  * messages read since to its array in place.
  */
 export class HistoryCache {
@@ -600,8 +622,8 @@ export async function readSnapshot(
     if (write) messages.push(cache ? deepFreeze(write.appended) : write.appended);
     snapshot.compaction = compaction;
     const recordCut = compaction?.throughSeq ?? 0;
-    let reused = false;
-    // The cache's own array of the history (the caller's `snapshot.messages` is a copy of it).
+    // The cache's own array of the history when the kept one was reused (the caller's
+    // `snapshot.messages` is a copy of it).
     let history: Message[] | undefined;
     let source: object | undefined;
     if (cut !== recordCut) {
@@ -614,25 +636,10 @@ export async function readSnapshot(
       // A cut at or after the kept history's last message leaves none of it to check.
       if (knownId === null && cut >= knownSeq) knownId = cached?.lastId ?? null;
       if (cached && knownId === cached.lastId && cut >= cached.cut) {
-        // Only the messages stored since the kept history were read. The kept array grows in
-        // place when nothing was appended to it since this entry (else another snapshot of the
-        // same entry already grew it, and its part is copied); the caller gets a copy.
-        let kept: Message[];
-        if (cut > cached.cut) {
-          kept = [];
-          for (let index = 0; index < cached.length; index++) {
-            const message = cached.messages[index]!;
-            if (message.seq > cut) kept.push(message);
-          }
-        } else if (cached.messages.length === cached.length) {
-          kept = cached.messages;
-        } else {
-          kept = cached.messages.slice(0, cached.length);
-        }
-        for (const message of messages) kept.push(deepFreeze(message));
-        history = kept;
-        snapshot.messages = kept.slice();
-        reused = true;
+        // Only the messages stored since the kept history were read; the caller gets a copy.
+        for (const message of messages) deepFreeze(message);
+        history = extendCachedHistory(cached, cut, messages);
+        snapshot.messages = history.slice();
         // The same list grown: it keeps its source. Cut further, it is another list.
         if (cut === cached.cut) source = cached.source;
       } else {
@@ -642,13 +649,13 @@ export async function readSnapshot(
       }
     }
     if (cache) {
-      if (!reused) {
+      if (history === undefined) {
         for (const message of snapshot.messages) deepFreeze(message);
         history = snapshot.messages.slice();
       }
       source ??= {};
       snapshot.messagesSource = source;
-      cache.set(sessionId, recordCut, history!, source);
+      cache.set(sessionId, recordCut, history, source);
     }
   }
   if (defaultModel !== undefined) snapshot.defaultModel = defaultModel;
